@@ -1,0 +1,164 @@
+// Benchmarks of the fused DFT magnitude loss + gradient against a bare FFTW r2c + c2r pair.
+//
+// Methodology:
+//  * Workload: prilo::MagnitudeLoss<Fourier2d<T>>::value_and_gradient(x, grad) on h×w images,
+//    batch B (one image per column), measurements y = |F x_true| of a different random image, so
+//    that the residual is dense (no bin has |X_k| = y_k).
+//  * Baseline ("fft_pair"): Fourier2d::forward_half + Fourier2d::backward_half on the same batch:
+//    one r2c and one c2r with the same cached FFTW_MEASURE plans, the same column chunking over
+//    threads and the same buffers reused between iterations. This is the floor of the fused loss,
+//    which does exactly one such pair plus an elementwise pass over the half spectrum.
+//  * ratio counter on every "loss" row = (wall time per iteration of the loss) / (wall time per
+//    iteration of the baseline of the same type, size, batch and threads), measured in the same
+//    process run; the baseline is registered (hence run) immediately before its loss row.
+//    ratio_cpu: the same with process CPU time (all threads), robust on a loaded machine for
+//    single-thread rows (with 2 threads it also counts OpenMP's spin-waiting).
+//    Targets: ratio <= 1.3 at 64×64 and below, <= 1.15 at 256×256 and above.
+//  * Sizes: 28×28, 64×64, 256×256, 1024×1024 (batch 1) and 1024 images of 28×28; threads 1, and
+//    also 2 for the batch (threads set with prilo::cpu::set_threads: OpenMP and Eigen).
+//  * All times are wall-clock (UseRealTime), because the batch runs on several OpenMP threads.
+// items_processed = pixels per second (h·w·B per iteration).
+// Run: OMP_NUM_THREADS=1 ./bench_fft_loss  (add --benchmark_filter=float etc.)
+#include <prilo/backend/cpu.hpp>
+#include <prilo/operators.hpp>
+#include <prilo/random.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace {
+
+using Index = Eigen::Index;
+
+struct Config {
+  int h, w;
+  Index batch;
+  int threads;
+  std::string key(const char* type) const {
+    return std::string(type) + "/" + std::to_string(h) + "x" + std::to_string(w) + "/b" + std::to_string(batch) + "/t" +
+           std::to_string(threads);
+  }
+};
+
+/// Operator, loss and buffers of one configuration, built once (plans are created on first use).
+template <class T>
+struct Problem {
+  prilo::Fourier2d<T> op;
+  prilo::Mat<T> x, grad, out;
+  prilo::CMat<T> half;
+  std::unique_ptr<prilo::MagnitudeLoss<prilo::Fourier2d<T>>> loss;
+
+  Problem(int h, int w, Index b) : op(h, w) {
+    prilo::Rng rng(1234 + std::uint64_t(h) * 7 + std::uint64_t(b));
+    const Index n = Index(h) * w;
+    x = prilo::Mat<T>(n, b);
+    prilo::Mat<T> truth(n, b);
+    for (Index i = 0; i < x.size(); ++i) x.data()[i] = T(rng.uniform());
+    for (Index i = 0; i < truth.size(); ++i) truth.data()[i] = T(rng.uniform());
+    loss = std::make_unique<prilo::MagnitudeLoss<prilo::Fourier2d<T>>>(op, prilo::measure(op, truth));
+    grad = prilo::Mat<T>(n, b);
+  }
+};
+
+template <class T>
+Problem<T>& problem(int h, int w, Index b) {
+  static std::map<std::tuple<int, int, Index>, std::unique_ptr<Problem<T>>> cache;
+  auto& slot = cache[{h, w, b}];
+  if (!slot) slot = std::make_unique<Problem<T>>(h, w, b);
+  return *slot;
+}
+
+/// Wall and process-CPU time per iteration of the latest baseline run of each configuration.
+struct Times {
+  double wall = 0, cpu = 0;
+};
+std::map<std::string, Times>& baseline_times() {
+  static std::map<std::string, Times> m;
+  return m;
+}
+
+/// Wall and process CPU time (all threads) now, in seconds.
+Times now() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+          double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec)};
+}
+Times per_iteration(const benchmark::State& state, const Times& t0) {
+  const Times t1 = now();
+  const double n = double(std::max<benchmark::IterationCount>(1, state.iterations()));
+  return {(t1.wall - t0.wall) / n, (t1.cpu - t0.cpu) / n};
+}
+
+void set_items(benchmark::State& state, const Config& c) {
+  state.SetItemsProcessed(state.iterations() * Index(c.h) * c.w * c.batch);
+}
+
+/// Bare r2c + c2r pair with the loss's layout and plans.
+template <class T>
+void bm_fft_pair(benchmark::State& state, Config c, const char* tname) {
+  prilo::cpu::set_threads(c.threads);
+  Problem<T>& p = problem<T>(c.h, c.w, c.batch);
+  p.op.forward_half(p.x, p.half);  // warm-up: plans and buffer sizes
+  p.op.backward_half(p.half, p.out);
+  const Times t0 = now();
+  for (auto _ : state) {
+    p.op.forward_half(p.x, p.half);
+    p.op.backward_half(p.half, p.out);
+    benchmark::DoNotOptimize(p.out.data());
+    benchmark::ClobberMemory();
+  }
+  if (state.iterations() > 0) baseline_times()[c.key(tname)] = per_iteration(state, t0);
+  set_items(state, c);
+}
+
+/// Fused magnitude loss and gradient.
+template <class T>
+void bm_loss(benchmark::State& state, Config c, const char* tname) {
+  prilo::cpu::set_threads(c.threads);
+  Problem<T>& p = problem<T>(c.h, c.w, c.batch);
+  benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad));  // warm-up
+  const Times t0 = now();
+  for (auto _ : state) {
+    auto l = p.loss->value_and_gradient(p.x, p.grad);
+    benchmark::DoNotOptimize(l.data());
+    benchmark::DoNotOptimize(p.grad.data());
+    benchmark::ClobberMemory();
+  }
+  const auto it = baseline_times().find(c.key(tname));
+  if (it != baseline_times().end() && state.iterations() > 0) {
+    const Times t = per_iteration(state, t0);
+    state.counters["ratio"] = t.wall / it->second.wall;
+    state.counters["ratio_cpu"] = t.cpu / it->second.cpu;
+  }
+  set_items(state, c);
+}
+
+template <class T>
+void register_type(const char* tname) {
+  const Config configs[] = {{28, 28, 1, 1},    {64, 64, 1, 1},       {256, 256, 1, 1},
+                            {1024, 1024, 1, 1}, {28, 28, 1024, 1}, {28, 28, 1024, 2}};
+  for (const Config& c : configs) {
+    const std::string suffix = "/" + c.key(tname);
+    benchmark::RegisterBenchmark(("fft_pair" + suffix).c_str(),
+                                 [c, tname](benchmark::State& s) { bm_fft_pair<T>(s, c, tname); })
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("loss" + suffix).c_str(), [c, tname](benchmark::State& s) { bm_loss<T>(s, c, tname); })
+        ->UseRealTime();
+  }
+}
+
+const bool registered = [] {
+  register_type<float>("float");
+  register_type<double>("double");
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,262 @@
+// Benchmarks of single solver steps (DPR, PRILO step A, back-projection) and of MII scoring,
+// against the bare matrix products of a DPR step.
+//
+// Methodology:
+//  * Generator: prilo::nn::Vae<float>(784, 500, 100, 1).decoder(), randomly initialised (speed
+//    does not depend on training). Operator: Fourier2d<float>(28, 28), unitary; measurements
+//    y = |F G(z_true)| of random latents; Adam with Welling–Teh noise (η = 0.02, γ = 0.55) and
+//    the L1Ball projection (l1::newton), built by prilo::detail::make_adam exactly as the solvers
+//    do. Every iteration is one step of the same code as detail::optimise_magnitude /
+//    detail::back_project (the loop body copied, without the history recording):
+//      dpr_step:       forward(0,3) + value_and_gradient + vjp_input + Adam step (ball r=100
+//                      around 0, lr 0.1), at batch 1, 16, 1024;
+//      prilo_step_a:   the same on z2 (forward(2,3), ball r=100 around the start z2, lr 0.05),
+//                      batch 1024;
+//      back_projection: forward(0,2), diff = z2(z0) − target, vjp_input(2·diff), Adam step
+//                      (ball r=100 around 0, lr 0.1), batch 1024.
+//    The optimiser state carries over between iterations (a long phase); z stays in the ball.
+//  * mii_scores: decoder forward of 5000 N(0, I) latents in chunks of 1024 (MiiOptions::chunk)
+//    + MagnitudeLoss::scores against 64 measurements, as in prilo::mii_latents without the
+//    sampling and the sort; mii_latents: the complete prilo::mii_latents call (R = 1).
+//  * Baseline gemm_dpr: the six bare products of a DPR step at the same batch (W1 z, W2 h1,
+//    W3 h2, W3ᵀ g3, W2ᵀ g2, W1ᵀ g1) into preallocated matrices. ratio = wall time of the step /
+//    that baseline's (same batch and threads), measured in the same run; ratio_cpu: the same
+//    with process CPU time (robust on a loaded machine for single-thread rows).
+//  * Threads: 1 for everything, and 2 for the batched items (prilo::cpu::set_threads). Wall time.
+// Run: OMP_NUM_THREADS=1 ./bench_solver
+#include <prilo/backend/cpu.hpp>
+#include <prilo/init/initialisers.hpp>
+#include <prilo/nn/vae.hpp>
+#include <prilo/operators.hpp>
+#include <prilo/solvers/latent.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace {
+
+using T = float;
+using Mat = prilo::Mat<T>;
+using Index = Eigen::Index;
+using Op = prilo::Fourier2d<T>;
+using Loss = prilo::MagnitudeLoss<Op>;
+
+constexpr Index kLatent = 100, kHidden = 500, kData = 784;
+
+struct Model {
+  prilo::nn::Vae<T> vae{kData, kHidden, kLatent, 1};
+  Op op{28, 28};
+};
+Model& model() {
+  static Model m;
+  return m;
+}
+
+/// Measurements of B random decoder outputs, and a loss over them.
+struct Problem {
+  Index batch;
+  std::unique_ptr<Loss> loss;
+  Mat z0;  // a start
+  explicit Problem(Index b) : batch(b) {
+    Model& m = model();
+    prilo::Rng rng(100 + std::uint64_t(b));
+    const Mat truth = m.vae.decoder()(rng.normal_matrix<T>(kLatent, b));
+    loss = std::make_unique<Loss>(m.op, prilo::measure(m.op, truth));
+    z0 = rng.normal_matrix<T>(kLatent, b);
+  }
+};
+Problem& problem(Index b) {
+  static std::map<Index, std::unique_ptr<Problem>> cache;
+  auto& slot = cache[b];
+  if (!slot) slot = std::make_unique<Problem>(b);
+  return *slot;
+}
+
+/// Wall and process CPU time (all threads), in seconds.
+struct Times {
+  double wall = 0, cpu = 0;
+};
+Times now() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return {std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+          double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec)};
+}
+Times per_iteration(const benchmark::State& state, const Times& t0) {
+  const Times t1 = now();
+  const double n = double(std::max<benchmark::IterationCount>(1, state.iterations()));
+  return {(t1.wall - t0.wall) / n, (t1.cpu - t0.cpu) / n};
+}
+std::map<std::string, Times>& baseline_times() {
+  static std::map<std::string, Times> m;
+  return m;
+}
+std::string key(Index b, int t) { return "b" + std::to_string(b) + "/t" + std::to_string(t); }
+void set_ratio(benchmark::State& state, const Times& t, Index b, int threads) {
+  const auto it = baseline_times().find(key(b, threads));
+  if (it == baseline_times().end()) return;
+  state.counters["ratio"] = t.wall / it->second.wall;
+  state.counters["ratio_cpu"] = t.cpu / it->second.cpu;
+}
+
+prilo::NoiseOptions noise() { return {.enabled = true, .eta = 0.02, .gamma = 0.55}; }
+
+/// The six bare products of one DPR step.
+void bm_gemm_dpr(benchmark::State& state, Index b, int t) {
+  prilo::cpu::set_threads(t);
+  auto& dec = model().vae.decoder();
+  const Mat &w1 = dec.module<0>().weight(), &w2 = dec.module<1>().weight(), &w3 = dec.module<2>().weight();
+  prilo::Rng rng(5);
+  const Mat z = rng.normal_matrix<T>(kLatent, b), g3 = rng.normal_matrix<T>(kData, b);
+  Mat h1(kHidden, b), h2(kHidden, b), out(kData, b), g2(kHidden, b), g1(kHidden, b), gz(kLatent, b);
+  const Times t0 = now();
+  for (auto _ : state) {
+    h1.noalias() = w1 * z;
+    h2.noalias() = w2 * h1;
+    out.noalias() = w3 * h2;
+    g2.noalias() = w3.transpose() * g3;
+    g1.noalias() = w2.transpose() * g2;
+    gz.noalias() = w1.transpose() * g1;
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(gz.data());
+    benchmark::ClobberMemory();
+  }
+  baseline_times()[key(b, t)] = per_iteration(state, t0);
+  state.SetItemsProcessed(state.iterations() * b);
+}
+
+/// One magnitude-loss step at split point `layer` (DPR: layer 0; PRILO step A: layer 2), the
+/// body of detail::optimise_magnitude.
+void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer) {
+  prilo::cpu::set_threads(t);
+  auto& gen = model().vae.decoder();
+  Problem& p = problem(b);
+  prilo::Rng rng(11);
+  const prilo::PhaseOptions<T> ph = layer == 0 ? prilo::PhaseOptions<T>{.steps = 1000, .radius = 100, .learning_rate = T(0.1)}
+                                               : prilo::PhaseOptions<T>{.steps = 300, .radius = 100, .learning_rate = T(0.05)};
+  Mat z = layer == 0 ? p.z0 : gen.forward(0, layer, p.z0);
+  const Mat centre = layer == 0 ? Mat(Mat::Zero(kLatent, 1)) : z;
+  auto adam = prilo::detail::make_adam(ph, noise());
+  typename std::remove_cvref_t<decltype(gen)>::trace_type tr;
+  Mat gx, gz;
+  prilo::Vec<T> l;
+  auto step = [&] {
+    gen.forward(layer, gen.depth(), z, tr);
+    l = p.loss->value_and_gradient(tr.output(), gx);
+    gz = gen.vjp_input(tr, gx);
+    adam.step(z, gz, centre, rng);
+  };
+  step();  // warm-up: buffers, FFT plans
+  const Times t0 = now();
+  for (auto _ : state) {
+    step();
+    benchmark::DoNotOptimize(z.data());
+    benchmark::DoNotOptimize(l.data());
+    benchmark::ClobberMemory();
+  }
+  const Times tm = per_iteration(state, t0);
+  if (layer == 0) set_ratio(state, tm, b, t);
+  state.SetItemsProcessed(state.iterations() * b);
+}
+
+/// One back-projection step onto z2 (the body of detail::back_project).
+void bm_back_projection(benchmark::State& state, Index b, int t) {
+  prilo::cpu::set_threads(t);
+  auto& gen = model().vae.decoder();
+  Problem& p = problem(b);
+  prilo::Rng rng(13);
+  constexpr int layer = 2;
+  const Mat target = gen.forward(0, layer, rng.normal_matrix<T>(kLatent, b));
+  Mat z0 = p.z0;
+  const Mat zero = Mat::Zero(kLatent, 1);
+  auto adam = prilo::detail::make_adam(prilo::PhaseOptions<T>{.steps = 100, .radius = 100, .learning_rate = T(0.1)}, noise());
+  typename std::remove_cvref_t<decltype(gen)>::trace_type tr;
+  Mat gz;
+  auto step = [&] {
+    gen.forward(0, layer, z0, tr);
+    const Mat diff = tr.output() - target;
+    gz = gen.vjp_input(tr, T(2) * diff);
+    adam.step(z0, gz, zero, rng);
+  };
+  step();
+  for (auto _ : state) {
+    step();
+    benchmark::DoNotOptimize(z0.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * b);
+}
+
+constexpr Index kCandidates = 5000, kMiiBatch = 64;
+
+/// Decoder forward of 5000 latents (chunks of 1024) + MagnitudeLoss::scores against 64 images.
+void bm_mii_scores(benchmark::State& state, int t) {
+  prilo::cpu::set_threads(t);
+  auto& gen = model().vae.decoder();
+  Problem& p = problem(kMiiBatch);
+  prilo::Rng rng(17);
+  const Mat cand = rng.normal_matrix<T>(kLatent, kCandidates);
+  const Index chunk = prilo::MiiOptions{}.chunk;
+  Mat s(kCandidates, kMiiBatch);
+  for (auto _ : state) {
+    for (Index c = 0; c < kCandidates; c += chunk) {
+      const Index nc = std::min(chunk, kCandidates - c);
+      s.middleRows(c, nc) = p.loss->scores(gen.forward_from(0, cand.middleCols(c, nc)));
+    }
+    benchmark::DoNotOptimize(s.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kCandidates * kMiiBatch);
+}
+
+/// The complete prilo::mii_latents (sampling, scoring, selection), R = 1.
+void bm_mii_latents(benchmark::State& state, int t) {
+  prilo::cpu::set_threads(t);
+  auto& gen = model().vae.decoder();
+  Problem& p = problem(kMiiBatch);
+  prilo::Rng rng(19);
+  for (auto _ : state) {
+    Mat z = prilo::mii_latents(gen, *p.loss, 1, prilo::MiiOptions{.candidates = kCandidates}, rng);
+    benchmark::DoNotOptimize(z.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * kCandidates * kMiiBatch);
+}
+
+const bool registered = [] {
+  for (int t : {1, 2}) {
+    const std::string ts = "/t" + std::to_string(t);
+    for (Index b : {Index(1), Index(16), Index(1024)}) {
+      const std::string bs = "/float/b" + std::to_string(b) + ts;
+      benchmark::RegisterBenchmark(("gemm_dpr" + bs).c_str(), [b, t](benchmark::State& s) { bm_gemm_dpr(s, b, t); })
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("dpr_step" + bs).c_str(),
+                                   [b, t](benchmark::State& s) { bm_magnitude_step(s, b, t, 0); })
+          ->UseRealTime();
+    }
+    const std::string bs = "/float/b1024" + ts;
+    benchmark::RegisterBenchmark(("prilo_step_a_z2" + bs).c_str(),
+                                 [t](benchmark::State& s) { bm_magnitude_step(s, 1024, t, 2); })
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("back_projection_z2" + bs).c_str(),
+                                 [t](benchmark::State& s) { bm_back_projection(s, 1024, t); })
+        ->UseRealTime();
+    const std::string ms = "/float/p5000_b64" + ts;
+    benchmark::RegisterBenchmark(("mii_scores" + ms).c_str(), [t](benchmark::State& s) { bm_mii_scores(s, t); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("mii_latents" + ms).c_str(), [t](benchmark::State& s) { bm_mii_latents(s, t); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,7 @@
+# Warning flags for the project's own targets (never forced on consumers).
+add_library(prilo_warnings INTERFACE)
+target_compile_options(prilo_warnings INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic>
+  # GCC 12 reports false -W(maybe-)uninitialized warnings inside its own AVX-512 intrinsics
+  # when Eigen is built with -march=native on AVX-512 machines.
+  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>>:-Wno-maybe-uninitialized -Wno-uninitialized>)

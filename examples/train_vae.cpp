@@ -1,0 +1,106 @@
+// prilo-train-vae: trains the paper's VAE (appendix A) on MNIST or Fashion-MNIST with the
+// library's own layers, backprop and Adam, and writes the weights file the solvers load.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <prilo/backend/cpu.hpp>
+#include <prilo/io/idx.hpp>
+#include <prilo/nn/vae_io.hpp>
+#include <prilo/optim/optimizers.hpp>
+
+using namespace prilo;
+using T = float;
+
+namespace {
+double test_loss(const nn::Vae<T>& vae, const Mat<T>& x, std::uint64_t seed) {
+  Rng rng(seed);  // the same noise every epoch, so the figures are comparable
+  double total = 0;
+  const Eigen::Index bs = 1000;
+  for (Eigen::Index j = 0; j < x.cols(); j += bs) {
+    const Eigen::Index nb = std::min(bs, x.cols() - j);
+    Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
+    total += double(vae.negative_elbo(x.middleCols(j, nb), eps).sum());
+  }
+  return total / double(x.cols());
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3) with prilo"};
+  std::string dataset = "mnist", out, data_dir = io::default_data_dir();
+  int epochs = 100, batch = 100, threads = 0, log_every = 100;
+  std::uint64_t seed = 1;
+  double lr = 1e-3;
+  long limit = 0;
+  app.add_option("--dataset", dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
+  app.add_option("--epochs", epochs, "Epochs")->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", batch, "Mini-batch size")->check(CLI::PositiveNumber);
+  app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise");
+  app.add_option("--output,-o", out, "Output weights file (default models/vae-<dataset>.prw)");
+  app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
+  app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--log-every", log_every, "Print progress every N batches")->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+  if (out.empty()) out = "models/vae-" + dataset + ".prw";
+  if (threads > 0) cpu::set_threads(threads);
+
+  try {
+    auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
+    auto test = io::load_dataset<T>(data_dir, dataset, "test");
+    const Eigen::Index n = train.images.cols(), d = train.images.rows();
+    std::printf("prilo-train-vae: %s, %ld training and %ld test images of %zux%zu, %d epochs, batch %d, lr %g, seed %llu, %d threads\n",
+                dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
+                (unsigned long long)seed, cpu::threads());
+    nn::Vae<T> vae(d, 500, 100, seed);
+    AdamTrainer<T> adam({.learning_rate = T(lr)});
+    auto params = vae.parameters();
+    Rng rng(seed + 1);
+    std::vector<Eigen::Index> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    Mat<T> xb(d, batch);
+    const auto t0 = std::chrono::steady_clock::now();
+    const long batches_per_epoch = long((n + batch - 1) / batch);
+    const long total_batches = batches_per_epoch * epochs;
+    long done = 0;
+    double last_test = 0;
+    for (int epoch = 1; epoch <= epochs; ++epoch) {
+      for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
+      double epoch_loss = 0;
+      long epoch_images = 0;
+      for (long b = 0; b < batches_per_epoch; ++b) {
+        const Eigen::Index j0 = b * batch, nb = std::min<Eigen::Index>(batch, n - j0);
+        xb.resize(d, nb);
+        for (Eigen::Index j = 0; j < nb; ++j) xb.col(j) = train.images.col(order[j0 + j]);
+        Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
+        vae.zero_grad();
+        auto l = vae.loss(xb, eps, true);
+        adam.step(params);
+        epoch_loss += double(l.total) * nb;
+        epoch_images += nb;
+        ++done;
+        if ((b + 1) % log_every == 0 || b + 1 == batches_per_epoch) {
+          const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double ips = double(done) * batch / el;
+          const double left = el / double(done) * double(total_batches - done);
+          std::printf("epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
+                      epoch, epochs, b + 1, batches_per_epoch, double(l.total), double(l.bce), double(l.kl), ips, el, left);
+          std::fflush(stdout);
+        }
+      }
+      last_test = test_loss(vae, test.images, seed + 2);
+      std::printf("epoch %3d done: train loss %.3f, test loss (negative ELBO, one sample) %.3f\n", epoch,
+                  epoch_loss / double(epoch_images), last_test);
+      std::fflush(stdout);
+      nn::save_vae(out, vae);  // keep the newest weights if the run is stopped
+    }
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("wrote %s: %d epochs in %.0f s, final test loss %.3f\n", out.c_str(), epochs, el, last_test);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,25 @@
+// The CUDA backend of prilo (umbrella header; include from .cu files compiled by nvcc).
+//
+//   prilo::cuda              backend tag (satisfies prilo::Backend)
+//   prilo::gpu::DeviceMatrix move-only device batches, upload/download to prilo::Mat
+//   prilo::gpu::BlasHandle, gemm, Dense       cuBLAS products and fused dense layers
+//   prilo::gpu::Fourier2d, MagnitudeLoss      cuFFT plans and the fused DFT magnitude loss
+//   prilo::gpu::L1Ball                        batched exact l1-ball projection
+//   prilo::gpu::Adam, Philox                  Adam with Welling–Teh noise on the device
+//
+// See docs/cuda.md.
+#pragma once
+
+#include "cuda/config.cuh"
+
+#include "cuda/error.cuh"
+#include "cuda/device_matrix.cuh"
+#include "cuda/elementwise.cuh"
+#include "cuda/random.cuh"
+#include "cuda/blas.cuh"
+#include "cuda/backend.cuh"
+#include "cuda/dense.cuh"
+#include "cuda/fft.cuh"
+#include "cuda/magnitude_loss.cuh"
+#include "cuda/l1_ball.cuh"
+#include "cuda/adam.cuh"

@@ -1,0 +1,92 @@
+// cuBLAS handle (RAII, move-only) and column-major GEMM on DeviceMatrix batches.
+#pragma once
+
+#include "config.cuh"
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+
+#include "device_matrix.cuh"
+#include "error.cuh"
+
+namespace prilo::gpu {
+
+/// Owns a cublasHandle_t. Move-only; bound to the device current at construction.
+class BlasHandle {
+ public:
+  BlasHandle() { PRILO_CUBLAS_CHECK(cublasCreate(&h_)); }
+  explicit BlasHandle(cudaStream_t stream) : BlasHandle() { set_stream(stream); }
+  BlasHandle(const BlasHandle&) = delete;
+  BlasHandle& operator=(const BlasHandle&) = delete;
+  BlasHandle(BlasHandle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  BlasHandle& operator=(BlasHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
+  ~BlasHandle() { reset(); }
+
+  cublasHandle_t get() const { return h_; }
+  void set_stream(cudaStream_t s) { PRILO_CUBLAS_CHECK(cublasSetStream(h_, s)); }
+  cudaStream_t stream() const {
+    cudaStream_t s = nullptr;
+    PRILO_CUBLAS_CHECK(cublasGetStream(h_, &s));
+    return s;
+  }
+
+ private:
+  void reset() noexcept {
+    if (h_) (void)cublasDestroy(h_);
+    h_ = nullptr;
+  }
+  cublasHandle_t h_ = nullptr;
+};
+
+/// A per-host-thread handle for callers that do not manage their own (created on first use).
+inline BlasHandle& default_blas_handle() {
+  thread_local BlasHandle h;
+  return h;
+}
+
+/// C = alpha · op(A) · op(B) + beta · C (column-major, float or double). With beta == 0 C is
+/// resized to op(A).rows × op(B).cols and its old contents are ignored; otherwise its shape
+/// must already match. Asynchronous on the handle's stream.
+template <class T>
+void gemm(BlasHandle& h, bool trans_a, bool trans_b, T alpha, const DeviceMatrix<T>& a, const DeviceMatrix<T>& b,
+          T beta, DeviceMatrix<T>& c) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "gemm: float or double");
+  const Eigen::Index m = trans_a ? a.cols() : a.rows();
+  const Eigen::Index k = trans_a ? a.rows() : a.cols();
+  const Eigen::Index kb = trans_b ? b.cols() : b.rows();
+  const Eigen::Index n = trans_b ? b.rows() : b.cols();
+  if (k != kb)
+    ::prilo::detail::fail("gemm: inner dimensions differ: op(A) is ", m, "x", k, ", op(B) is ", kb, "x", n);
+  if (beta == T(0)) c.resize(m, n);
+  else require_shape(c, m, n, "gemm output C");
+  if (m == 0 || n == 0) return;
+  const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int lda = int(std::max<Eigen::Index>(1, a.rows())), ldb = int(std::max<Eigen::Index>(1, b.rows()));
+  const int ldc = int(std::max<Eigen::Index>(1, c.rows()));
+  if (k == 0) {  // empty product: C = beta · C
+    if (beta == T(0)) c.set_zero(h.stream());
+    else if constexpr (std::is_same_v<T, float>)
+      PRILO_CUBLAS_CHECK(cublasSscal(h.get(), int(c.size()), &beta, c.data(), 1));
+    else
+      PRILO_CUBLAS_CHECK(cublasDscal(h.get(), int(c.size()), &beta, c.data(), 1));
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>)
+    PRILO_CUBLAS_CHECK(cublasSgemm(h.get(), ta, tb, int(m), int(n), int(k), &alpha, a.data(), lda, b.data(), ldb,
+                                   &beta, c.data(), ldc));
+  else
+    PRILO_CUBLAS_CHECK(cublasDgemm(h.get(), ta, tb, int(m), int(n), int(k), &alpha, a.data(), lda, b.data(), ldb,
+                                   &beta, c.data(), ldc));
+}
+
+}  // namespace prilo::gpu

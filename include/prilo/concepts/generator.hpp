@@ -1,0 +1,36 @@
+// Concept of a layered generator G = G_k ∘ … ∘ G_1 with split points for PRILO.
+#pragma once
+
+#include <concepts>
+
+#include "../core.hpp"
+
+namespace prilo {
+
+/// A Generator maps a batch of latents z_0 (one per column) through k layers; the
+/// representation after layer i is z_i (split point i, 0 ≤ i ≤ k).
+template <class G>
+concept Generator = requires(G& g, const G& cg, const Mat<typename G::scalar>& z, int i,
+                             typename G::trace_type& tr, const typename G::trace_type& ctr) {
+  // its real scalar type;
+  typename G::scalar;
+  // the record of a forward pass that vector-Jacobian products consume;
+  typename G::trace_type;
+  // k, the number of layers (split points are 0 … k);
+  { cg.depth() } -> std::convertible_to<int>;
+  // the size of z_i for a split point i;
+  { cg.dim(i) } -> std::convertible_to<Eigen::Index>;
+  // G_{i+1}^{j}(z_i): a forward pass over any sub-range of layers;
+  { cg.forward(i, i, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  // the layers after split point i, up to the output;
+  { cg.forward_from(i, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  // a sub-range forward that records what the VJPs need;
+  cg.forward(i, i, z, tr);
+  // the VJP with respect to the sub-range's input;
+  { cg.vjp_input(ctr, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  // the VJP with respect to its weights (accumulated into the generator's gradient
+  // buffers), returning the input cotangent as well.
+  { g.vjp_weights(ctr, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+};
+
+}  // namespace prilo

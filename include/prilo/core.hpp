@@ -1,0 +1,83 @@
+// Basic types, error reporting and input validation shared by every prilo header.
+#pragma once
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace prilo {
+
+/// Column-major dense matrix: the batch layout of the CPU backend (one column per sample).
+template <class T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+template <class T>
+using CMat = Mat<std::complex<T>>;
+template <class T>
+using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+/// Every error the library raises for bad input derives from std::invalid_argument,
+/// and its message names the argument and the problem.
+struct invalid_input : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+/// Raised for bad files (truncated, corrupt, wrong format); the message names the file.
+struct file_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <class T>
+struct is_complex : std::false_type {};
+template <class T>
+struct is_complex<std::complex<T>> : std::true_type {};
+template <class T>
+inline constexpr bool is_complex_v = is_complex<T>::value;
+
+/// Real type underlying a (possibly complex) scalar.
+template <class T>
+struct real_of {
+  using type = T;
+};
+template <class T>
+struct real_of<std::complex<T>> {
+  using type = T;
+};
+template <class T>
+using real_t = typename real_of<T>::type;
+
+namespace detail {
+template <class... Args>
+[[noreturn]] inline void fail(Args&&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  throw invalid_input(os.str());
+}
+}  // namespace detail
+
+/// Throws invalid_input "<what>: expected R×C, got r×c" when the shape differs.
+template <class Derived>
+void require_shape(const Eigen::MatrixBase<Derived>& m, Eigen::Index rows, Eigen::Index cols,
+                   const char* what) {
+  if (m.rows() != rows || m.cols() != cols)
+    detail::fail(what, ": expected a ", rows, "x", cols, " matrix, got ", m.rows(), "x", m.cols());
+}
+
+/// Throws invalid_input when any entry is NaN or infinite.
+template <class Derived>
+void require_finite(const Eigen::MatrixBase<Derived>& m, const char* what) {
+  if (!m.allFinite()) detail::fail(what, ": contains NaN or infinite values");
+}
+
+/// Magnitudes must be finite and non-negative.
+template <class Derived>
+void require_magnitudes(const Eigen::MatrixBase<Derived>& y, const char* what) {
+  require_finite(y, what);
+  if (y.size() > 0 && y.minCoeff() < 0) detail::fail(what, ": magnitudes must be non-negative, found ", y.minCoeff());
+}
+
+}  // namespace prilo

@@ -1,0 +1,178 @@
+// Move-only RAII wrappers around FFTW plans for batched 2-D transforms, float and double.
+#pragma once
+
+#include <fftw3.h>
+
+#include <complex>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <utility>
+
+#include "../core.hpp"
+
+namespace prilo::fftw {
+
+/// FFTW's planner is not thread-safe; every plan creation and destruction holds this lock.
+inline std::mutex& planner_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+template <class T>
+struct api;
+
+template <>
+struct api<double> {
+  using plan = fftw_plan;
+  using cplx = fftw_complex;
+  static void* malloc(std::size_t n) { return fftw_malloc(n); }
+  static void free(void* p) { fftw_free(p); }
+  static void destroy(plan p) { fftw_destroy_plan(p); }
+  static plan many_r2c(int rank, const int* n, int howmany, double* in, int idist, cplx* out, int odist, unsigned flags) {
+    return fftw_plan_many_dft_r2c(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
+  }
+  static plan many_c2r(int rank, const int* n, int howmany, cplx* in, int idist, double* out, int odist, unsigned flags) {
+    return fftw_plan_many_dft_c2r(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
+  }
+  static plan many_c2c(int rank, const int* n, int howmany, cplx* in, int idist, cplx* out, int odist, int sign, unsigned flags) {
+    return fftw_plan_many_dft(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, sign, flags);
+  }
+  static void r2c(plan p, double* in, cplx* out) { fftw_execute_dft_r2c(p, in, out); }
+  static void c2r(plan p, cplx* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
+  static void c2c(plan p, cplx* in, cplx* out) { fftw_execute_dft(p, in, out); }
+  static int alignment_of(void* p) { return fftw_alignment_of(static_cast<double*>(p)); }
+};
+
+template <>
+struct api<float> {
+  using plan = fftwf_plan;
+  using cplx = fftwf_complex;
+  static void* malloc(std::size_t n) { return fftwf_malloc(n); }
+  static void free(void* p) { fftwf_free(p); }
+  static void destroy(plan p) { fftwf_destroy_plan(p); }
+  static plan many_r2c(int rank, const int* n, int howmany, float* in, int idist, cplx* out, int odist, unsigned flags) {
+    return fftwf_plan_many_dft_r2c(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
+  }
+  static plan many_c2r(int rank, const int* n, int howmany, cplx* in, int idist, float* out, int odist, unsigned flags) {
+    return fftwf_plan_many_dft_c2r(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
+  }
+  static plan many_c2c(int rank, const int* n, int howmany, cplx* in, int idist, cplx* out, int odist, int sign, unsigned flags) {
+    return fftwf_plan_many_dft(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, sign, flags);
+  }
+  static void r2c(plan p, float* in, cplx* out) { fftwf_execute_dft_r2c(p, in, out); }
+  static void c2r(plan p, cplx* in, float* out) { fftwf_execute_dft_c2r(p, in, out); }
+  static void c2c(plan p, cplx* in, cplx* out) { fftwf_execute_dft(p, in, out); }
+  static int alignment_of(void* p) { return fftwf_alignment_of(static_cast<float*>(p)); }
+};
+
+/// Kinds of batched 2-D transform a plan performs.
+enum class Kind { r2c, c2r, c2c_forward, c2c_backward };
+
+/// One FFTW plan for `howmany` contiguous h×w row-major images. Move-only: the plan is
+/// destroyed exactly once. Executed with FFTW's new-array interface, so one plan serves every
+/// buffer of the same layout and alignment (FFTW guarantees thread-safe execution).
+template <class T>
+class Plan {
+ public:
+  using A = api<T>;
+  using C = std::complex<T>;
+
+  Plan() = default;
+  Plan(Kind kind, int h, int w, int howmany, bool unaligned = false) : kind_(kind) {
+    const int n[2] = {h, w};
+    const int real_n = h * w;
+    const int half_n = h * (w / 2 + 1);
+    const int in_n = (kind == Kind::r2c) ? real_n : (kind == Kind::c2r ? half_n : real_n);
+    const int out_n = (kind == Kind::r2c) ? half_n : real_n;
+    // Plan on scratch arrays of FFTW's alignment: FFTW_MEASURE overwrites them.
+    const std::size_t in_bytes = std::size_t(in_n) * howmany * (kind == Kind::r2c ? sizeof(T) : sizeof(C));
+    const std::size_t out_bytes = std::size_t(out_n) * howmany * (kind == Kind::c2r ? sizeof(T) : sizeof(C));
+    void* in = A::malloc(in_bytes);
+    void* out = A::malloc(out_bytes);
+    // FFTW_UNALIGNED plans run on arrays of any alignment (at some SIMD cost).
+    const unsigned flags = FFTW_MEASURE | (unaligned ? FFTW_UNALIGNED : 0u);
+    {
+      std::lock_guard lock(planner_mutex());
+      switch (kind) {
+        case Kind::r2c:
+          plan_ = A::many_r2c(2, n, howmany, static_cast<T*>(in), in_n, static_cast<typename A::cplx*>(out), out_n, flags);
+          break;
+        case Kind::c2r:
+          plan_ = A::many_c2r(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<T*>(out), out_n, flags);
+          break;
+        case Kind::c2c_forward:
+          plan_ = A::many_c2c(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<typename A::cplx*>(out),
+                              out_n, FFTW_FORWARD, flags);
+          break;
+        case Kind::c2c_backward:
+          plan_ = A::many_c2c(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<typename A::cplx*>(out),
+                              out_n, FFTW_BACKWARD, flags);
+          break;
+      }
+    }
+    A::free(in);
+    A::free(out);
+    if (!plan_) throw std::runtime_error("FFTW could not create a plan");
+  }
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  Plan(Plan&& o) noexcept : plan_(std::exchange(o.plan_, nullptr)), kind_(o.kind_) {}
+  Plan& operator=(Plan&& o) noexcept {
+    if (this != &o) {
+      reset();
+      plan_ = std::exchange(o.plan_, nullptr);
+      kind_ = o.kind_;
+    }
+    return *this;
+  }
+  ~Plan() { reset(); }
+
+  /// Executes on new arrays. FFTW requires them to have the alignment the plan was made
+  /// with (FFTW's SIMD alignment, which Eigen's heap allocations satisfy); callers with
+  /// other pointers must copy through an aligned buffer (see aligned()).
+  void execute(const T* in, C* out) const { A::r2c(plan_, const_cast<T*>(in), reinterpret_cast<typename A::cplx*>(out)); }
+  void execute(C* in, T* out) const { A::c2r(plan_, reinterpret_cast<typename A::cplx*>(in), out); }
+  void execute(const C* in, C* out) const {
+    A::c2c(plan_, reinterpret_cast<typename A::cplx*>(const_cast<C*>(in)), reinterpret_cast<typename A::cplx*>(out));
+  }
+  static bool aligned(const void* p) { return A::alignment_of(const_cast<void*>(p)) == 0; }
+
+ private:
+  void reset() {
+    if (plan_) {
+      std::lock_guard lock(planner_mutex());
+      A::destroy(plan_);
+      plan_ = nullptr;
+    }
+  }
+  typename A::plan plan_ = nullptr;
+  Kind kind_ = Kind::r2c;
+};
+
+/// A cache of plans for one image size, keyed by (kind, howmany); plans are created on first
+/// use and reused. Safe to use from several threads at once.
+template <class T>
+class PlanCache {
+ public:
+  PlanCache(int h, int w) : h_(h), w_(w) {}
+  PlanCache(PlanCache&&) noexcept = default;
+  PlanCache& operator=(PlanCache&&) noexcept = default;
+
+  const Plan<T>& get(Kind kind, int howmany, bool unaligned = false) const {
+    std::lock_guard lock(*mutex_);
+    auto key = std::make_tuple(int(kind), howmany, unaligned);
+    auto it = plans_.find(key);
+    if (it == plans_.end())
+      it = plans_.emplace(key, std::make_unique<Plan<T>>(kind, h_, w_, howmany, unaligned)).first;
+    return *it->second;
+  }
+
+ private:
+  int h_, w_;
+  mutable std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
+  mutable std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan<T>>> plans_;
+};
+
+}  // namespace prilo::fftw

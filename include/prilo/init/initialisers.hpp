@@ -1,0 +1,50 @@
+// Initialisations of the latent z0: random, and the magnitude-informed initialisation (MII).
+#pragma once
+
+#include <algorithm>
+#include <numeric>
+
+#include "../concepts/generator.hpp"
+#include "../random.hpp"
+
+namespace prilo {
+
+/// z0 ~ N(0, I): `cols` independent standard-normal latents.
+template <Generator G, class T = typename G::scalar>
+Mat<T> random_latents(const G& gen, Eigen::Index cols, Rng& rng) {
+  return rng.normal_matrix<T>(gen.dim(0), cols);
+}
+
+struct MiiOptions {
+  Eigen::Index candidates = 5000;  ///< p, the number of sampled latents
+  Eigen::Index chunk = 1024;       ///< candidates scored per block (bounds memory)
+};
+
+/// MII (the paper's Eq. 8): sample p latents, score every candidate against every
+/// measurement column at once (MagnitudeLoss::scores: a matrix product), and return, for
+/// restart r = 0 … R−1 and image j, the latent with the (r+1)-th lowest magnitude error, as
+/// column r·B + j. Restarts thus start from distinct good candidates.
+template <Generator G, class Loss, class T = typename G::scalar>
+Mat<T> mii_latents(const G& gen, const Loss& loss, int restarts, const MiiOptions& opt, Rng& rng) {
+  if (opt.candidates < restarts)
+    detail::fail("mii: need at least as many candidates (", opt.candidates, ") as restarts (", restarts, ")");
+  if (opt.chunk < 1) detail::fail("mii: chunk must be >= 1");
+  const Eigen::Index B = loss.batch(), p = opt.candidates;
+  const Mat<T> cand = rng.normal_matrix<T>(gen.dim(0), p);
+  Mat<T> s(p, B);
+  for (Eigen::Index c = 0; c < p; c += opt.chunk) {
+    const Eigen::Index nc = std::min(opt.chunk, p - c);
+    s.middleRows(c, nc) = loss.scores(gen.forward_from(0, cand.middleCols(c, nc)));
+  }
+  Mat<T> z(gen.dim(0), B * restarts);
+  std::vector<Eigen::Index> idx(p);
+  for (Eigen::Index j = 0; j < B; ++j) {
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + restarts, idx.end(),
+                      [&](Eigen::Index a, Eigen::Index b) { return s(a, j) < s(b, j) || (s(a, j) == s(b, j) && a < b); });
+    for (int r = 0; r < restarts; ++r) z.col(r * B + j) = cand.col(idx[r]);
+  }
+  return z;
+}
+
+}  // namespace prilo

@@ -1,0 +1,9 @@
+// Umbrella header for the neural-network layers, containers and the VAE.
+#pragma once
+
+#include "concepts/generator.hpp"
+#include "nn/activations.hpp"
+#include "nn/linear.hpp"
+#include "nn/parameter.hpp"
+#include "nn/sequential.hpp"
+#include "nn/vae.hpp"

@@ -1,0 +1,84 @@
+// Element-wise activations with derivatives written in terms of their outputs.
+#pragma once
+
+#include <cmath>
+
+#include "../core.hpp"
+#include "parameter.hpp"
+
+namespace prilo::nn {
+
+/// Activation functions as stateless function objects: value(v) and derivative_from_output(y)
+/// (each of these activations is monotone, so its derivative is a function of its output and
+/// backprop needs only the stored outputs).
+struct Identity {
+  static constexpr const char* name = "identity";
+  template <class T>
+  static T value(T v) { return v; }
+  template <class T>
+  static T derivative_from_output(T) { return T(1); }
+};
+struct Relu {
+  static constexpr const char* name = "relu";
+  template <class T>
+  static T value(T v) { return v > T(0) ? v : T(0); }
+  template <class T>
+  static T derivative_from_output(T y) { return y > T(0) ? T(1) : T(0); }
+};
+/// Leaky ReLU with PyTorch's default slope 0.01.
+struct LeakyRelu {
+  static constexpr const char* name = "leaky_relu";
+  static constexpr double slope = 0.01;
+  template <class T>
+  static T value(T v) { return v > T(0) ? v : T(slope) * v; }
+  template <class T>
+  static T derivative_from_output(T y) { return y > T(0) ? T(1) : T(slope); }
+};
+struct Sigmoid {
+  static constexpr const char* name = "sigmoid";
+  template <class T>
+  static T value(T v) { return T(1) / (T(1) + std::exp(-v)); }
+  template <class T>
+  static T derivative_from_output(T y) { return y * (T(1) - y); }
+};
+struct Tanh {
+  static constexpr const char* name = "tanh";
+  template <class T>
+  static T value(T v) { return std::tanh(v); }
+  template <class T>
+  static T derivative_from_output(T y) { return T(1) - y * y; }
+};
+
+/// A size-preserving activation layer (a module of a Sequential).
+template <class T, class Act>
+struct Activation {
+  using scalar = T;
+  using function = Act;
+  Eigen::Index output_size(Eigen::Index in) const { return in; }
+  Eigen::Index input_size() const { return -1; }  // any
+
+  void forward(const Mat<T>& x, Mat<T>& y) const {
+    y.resize(x.rows(), x.cols());
+    y = x.unaryExpr([](T v) { return Act::value(v); });
+  }
+  /// gx = gy ⊙ act'(x), computed from the stored output y.
+  void backward(const Mat<T>&, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool) {
+    if (gx) *gx = gy.cwiseProduct(y.unaryExpr([](T v) { return Act::derivative_from_output(v); }));
+  }
+  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx) const {
+    const_cast<Activation*>(this)->backward(x, y, gy, &gx, false);
+  }
+  ParamList<T> parameters() { return {}; }
+  void zero_grad() {}
+};
+
+template <class T>
+using ReLU = Activation<T, Relu>;
+template <class T>
+using LeakyReLU = Activation<T, LeakyRelu>;
+template <class T>
+using SigmoidLayer = Activation<T, Sigmoid>;
+template <class T>
+using TanhLayer = Activation<T, Tanh>;
+
+}  // namespace prilo::nn

@@ -1,0 +1,124 @@
+// The non-oversampled 2-D DFT of h×w images (no zero padding), batched, via FFTW.
+#pragma once
+
+#include <memory>
+
+#include "../core.hpp"
+#include "../fft/fftw.hpp"
+#include "../parallel.hpp"
+
+namespace prilo {
+
+/// Scaling of the DFT. `unitary`: F = n^{-1/2} · DFT, so ‖Fx‖ = ‖x‖ (Parseval) and
+/// Fᴴ = F⁻¹. `none`: F = DFT, (Fx)_k = Σ_m x_m e^{-2πi⟨k, m/N⟩} as in numpy.fft.fft2 and
+/// torch.fft.fft2, and Fᴴ = n·F⁻¹.
+enum class FourierScaling { unitary, none };
+
+/// The 2-D DFT F of an h×w image stored row-major in a column (pixel (r, c) at r·w + c),
+/// applied to every column of a batch. Output: the full n = h·w spectrum, frequency
+/// (k1, k2) at k1·w + k2. Real input uses r2c transforms, complex input c2c. Copies share
+/// one plan cache (plans are immutable and FFTW executes them thread-safely).
+template <class T>
+class Fourier2d {
+ public:
+  using scalar = T;
+  using C = std::complex<T>;
+
+  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary)
+      : h_(h), w_(w), scaling_(scaling), plans_(make_plans(h, w)) {}
+
+  int height() const { return h_; }
+  int width() const { return w_; }
+  Eigen::Index input_size() const { return Eigen::Index(h_) * w_; }
+  Eigen::Index output_size() const { return input_size(); }
+  FourierScaling scaling() const { return scaling_; }
+  /// Factor s with F = s · DFT.
+  T scale() const { return scaling_ == FourierScaling::unitary ? T(1) / std::sqrt(T(input_size())) : T(1); }
+  Eigen::Index half_size() const { return Eigen::Index(h_) * (w_ / 2 + 1); }
+  const fftw::PlanCache<T>& plans() const { return *plans_; }
+
+  /// Full spectrum of real images: r2c into the half spectrum, then the Hermitian extension.
+  CMat<T> apply(const Mat<T>& x) const {
+    require_shape(x, input_size(), x.cols(), "Fourier2d::apply input");
+    const Eigen::Index n = input_size(), hn = half_size(), wh = w_ / 2 + 1;
+    CMat<T> half(hn, x.cols());
+    forward_half(x, half);
+    CMat<T> out(n, x.cols());
+    const T s = scale();
+    for_column_chunks(x.cols(), [&](Eigen::Index j0, Eigen::Index nb) {
+      for (Eigen::Index j = j0; j < j0 + nb; ++j) {
+        const C* hp = half.col(j).data();
+        C* o = out.col(j).data();
+        for (int k1 = 0; k1 < h_; ++k1) {
+          for (int k2 = 0; k2 < w_; ++k2) {
+            if (k2 < wh) o[k1 * w_ + k2] = hp[k1 * wh + k2] * s;
+            else o[k1 * w_ + k2] = std::conj(hp[((h_ - k1) % h_) * wh + (w_ - k2)]) * s;
+          }
+        }
+      }
+    });
+    return out;
+  }
+
+  /// Spectrum of complex images (c2c forward).
+  CMat<T> apply(const CMat<T>& x) const {
+    require_shape(x, input_size(), x.cols(), "Fourier2d::apply input");
+    return c2c(x, fftw::Kind::c2c_forward, scale());
+  }
+
+  /// Fᴴu for a batch of full spectra (c2c backward, scaled): complex images.
+  CMat<T> adjoint(const CMat<T>& u) const {
+    require_shape(u, output_size(), u.cols(), "Fourier2d::adjoint input");
+    return c2c(u, fftw::Kind::c2c_backward, scale());
+  }
+
+  /// Half spectrum (h × (w/2+1), unscaled DFT) of real images via batched r2c.
+  void forward_half(const Mat<T>& x, CMat<T>& half) const {
+    half.resize(half_size(), x.cols());
+    run_chunks(x.cols(), fftw::Kind::r2c, [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
+      p.execute(x.col(j0).data(), half.col(j0).data());
+    }, x.data(), half.data());
+  }
+
+  /// Real images from Hermitian half spectra via batched c2r (unscaled; destroys `half`).
+  void backward_half(CMat<T>& half, Mat<T>& x) const {
+    x.resize(input_size(), half.cols());
+    run_chunks(half.cols(), fftw::Kind::c2r, [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
+      p.execute(half.col(j0).data(), x.col(j0).data());
+    }, half.data(), x.data());
+  }
+
+ private:
+  static std::shared_ptr<const fftw::PlanCache<T>> make_plans(int h, int w) {
+    if (h <= 0 || w <= 0) detail::fail("Fourier2d: image size must be positive, got ", h, "x", w);
+    return std::make_shared<const fftw::PlanCache<T>>(h, w);
+  }
+
+  CMat<T> c2c(const CMat<T>& in, fftw::Kind kind, T s) const {
+    CMat<T> out(in.rows(), in.cols());
+    run_chunks(in.cols(), kind, [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
+      p.execute(in.col(j0).data(), out.col(j0).data());
+    }, in.data(), out.data());
+    if (s != T(1)) out *= s;
+    return out;
+  }
+
+  // Runs one batched plan per column chunk. A chunk's first column is aligned like the
+  // base pointer only when a column's byte size is a multiple of 16; otherwise (odd image
+  // sizes, Eigen blocks) FFTW_UNALIGNED plans are used.
+  template <class F>
+  void run_chunks(Eigen::Index cols, fftw::Kind kind, F&& f, const void* in, const void* out) const {
+    const bool base_aligned = fftw::Plan<T>::aligned(in) && fftw::Plan<T>::aligned(out);
+    const bool cols_aligned = (std::size_t(input_size()) * sizeof(T)) % 16 == 0 &&
+                              (std::size_t(half_size()) * sizeof(T)) % 16 == 0;
+    const bool unaligned = !(base_aligned && cols_aligned);
+    for_column_chunks(cols, [&](Eigen::Index j0, Eigen::Index nb) { f(plans_->get(kind, int(nb), unaligned), j0, nb); },
+                      16);
+  }
+
+  int h_, w_;
+  FourierScaling scaling_;
+  std::shared_ptr<const fftw::PlanCache<T>> plans_;
+};
+
+}  // namespace prilo

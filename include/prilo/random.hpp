@@ -1,0 +1,92 @@
+// Deterministic, seeded random numbers (identical streams on every platform).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+
+#include "core.hpp"
+
+namespace prilo {
+
+/// SplitMix64-seeded xoshiro256** generator with Box–Muller normals. Unlike
+/// std::normal_distribution, the stream is specified here, so a seed gives the same
+/// numbers with every compiler and standard library.
+class Rng {
+ public:
+  explicit Rng(std::uint64_t seed = 0) { reseed(seed); }
+
+  void reseed(std::uint64_t seed) {
+    std::uint64_t x = seed;
+    for (auto& si : s_) {
+      x += 0x9E3779B97F4A7C15ull;
+      std::uint64_t z = x;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      si = z ^ (z >> 31);
+    }
+    has_spare_ = false;
+  }
+
+  std::uint64_t next_u64() {
+    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
+    const std::uint64_t t = s_[1] << 17;
+    s_[2] ^= s_[0];
+    s_[3] ^= s_[1];
+    s_[1] ^= s_[2];
+    s_[0] ^= s_[3];
+    s_[2] ^= t;
+    s_[3] = rotl(s_[3], 45);
+    return result;
+  }
+
+  /// Uniform in [0, 1) with 53 random bits.
+  double uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+
+  /// Uniform integer in [0, n).
+  std::uint64_t below(std::uint64_t n) { return static_cast<std::uint64_t>(uniform() * static_cast<double>(n)); }
+
+  /// Standard normal N(0, 1).
+  double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double u1 = 0;
+    do u1 = uniform();
+    while (u1 <= 0.0);
+    const double u2 = uniform();
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    const double a = 2.0 * std::numbers::pi * u2;
+    spare_ = r * std::sin(a);
+    has_spare_ = true;
+    return r * std::cos(a);
+  }
+
+  /// Fills m with N(0, sigma²) samples, column by column.
+  template <class Derived>
+  void fill_normal(Eigen::MatrixBase<Derived>& m, double sigma = 1.0) {
+    using S = typename Derived::Scalar;
+    for (Eigen::Index j = 0; j < m.cols(); ++j)
+      for (Eigen::Index i = 0; i < m.rows(); ++i) m(i, j) = static_cast<S>(sigma * normal());
+  }
+
+  /// A fresh matrix of N(0, sigma²) samples.
+  template <class T>
+  Mat<T> normal_matrix(Eigen::Index rows, Eigen::Index cols, double sigma = 1.0) {
+    Mat<T> m(rows, cols);
+    fill_normal(m, sigma);
+    return m;
+  }
+
+  /// An independent generator derived from this one (for per-thread or per-restart streams).
+  Rng split() { return Rng(next_u64()); }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  std::uint64_t s_[4]{};
+  double spare_ = 0;
+  bool has_spare_ = false;
+};
+
+}  // namespace prilo

@@ -1,0 +1,77 @@
+// Result, progress and restart handling shared by every solver.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../core.hpp"
+
+namespace prilo {
+
+/// What a solver reports while it runs.
+struct Progress {
+  std::string method;  ///< "hio", "dpr", "prilo", ...
+  std::string stage;   ///< e.g. "initial", "A z2 (rep 3/9)", "B", "C"
+  int step = 0;        ///< step within the stage (1-based)
+  int steps = 0;       ///< steps of the stage
+  double mean_loss = 0;  ///< mean magnitude loss over the batch (or the stage's objective)
+};
+using ProgressFn = std::function<void(const Progress&)>;
+
+/// Per-image outcome of a solve on a batch of B measurement columns.
+template <class T>
+struct SolveResult {
+  Mat<T> x;                 ///< reconstructions, n×B
+  Mat<T> z;                 ///< latents z0, d×B (empty for ER/HIO)
+  Vec<T> magnitude_error;   ///< ‖|Ax| − y‖² / m per image
+  Mat<T> history;           ///< magnitude loss per image (columns) at recorded steps (rows)
+  std::vector<int> history_steps;  ///< global step index of each history row
+  Eigen::Index restart_of_best = 0;  ///< unused by single runs; see select_best
+  std::vector<int> chosen_restart;   ///< per image, the restart kept (with restarts)
+};
+
+namespace detail {
+/// y repeated R times column-block-wise: [y y … y] (B·R columns).
+template <class T>
+Mat<T> tile_columns(const Mat<T>& y, int repeats) {
+  Mat<T> out(y.rows(), y.cols() * repeats);
+  for (int r = 0; r < repeats; ++r) out.middleCols(r * y.cols(), y.cols()) = y;
+  return out;
+}
+
+template <class T>
+void record(SolveResult<T>& res, int step, const Vec<T>& loss, int stride) {
+  if (stride <= 0 || step % stride != 0) return;
+  res.history.conservativeResize(res.history.rows() + 1, loss.size());
+  res.history.row(res.history.rows() - 1) = loss.transpose();
+  res.history_steps.push_back(step);
+}
+}  // namespace detail
+
+/// Keeps, for each of the B images, the restart (of R, stored as column blocks r·B + j) with
+/// the lowest magnitude error.
+template <class T>
+SolveResult<T> select_best(const SolveResult<T>& all, Eigen::Index B, int R) {
+  SolveResult<T> out;
+  out.x.resize(all.x.rows(), B);
+  if (all.z.size()) out.z.resize(all.z.rows(), B);
+  out.magnitude_error.resize(B);
+  out.history.resize(all.history.rows(), B);
+  out.history_steps = all.history_steps;
+  out.chosen_restart.resize(B);
+  for (Eigen::Index j = 0; j < B; ++j) {
+    int best = 0;
+    for (int r = 1; r < R; ++r)
+      if (all.magnitude_error(r * B + j) < all.magnitude_error(best * B + j)) best = r;
+    const Eigen::Index c = best * B + j;
+    out.x.col(j) = all.x.col(c);
+    if (all.z.size()) out.z.col(j) = all.z.col(c);
+    out.magnitude_error(j) = all.magnitude_error(c);
+    if (all.history.rows()) out.history.col(j) = all.history.col(c);
+    out.chosen_restart[j] = best;
+  }
+  return out;
+}
+
+}  // namespace prilo

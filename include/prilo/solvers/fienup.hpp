@@ -1,0 +1,100 @@
+// Fienup's error reduction (ER) and hybrid input-output (HIO) for the non-oversampled DFT.
+#pragma once
+
+#include <type_traits>
+
+#include "../operators/fourier.hpp"
+#include "../operators/magnitude_loss.hpp"
+#include "../random.hpp"
+#include "common.hpp"
+
+namespace prilo {
+
+/// Options of ER and HIO (Fienup 1982).
+template <class T>
+struct FienupOptions {
+  int iterations = 1000;  ///< total iterations, the ER tail included
+  T beta = T(0.9);        ///< HIO feedback parameter β
+  int final_er = 50;      ///< HIO only: finish with this many ER iterations
+  T lo = T(0), hi = T(1); ///< object-domain constraint: real values in [lo, hi]
+  Vec<T> support;         ///< optional 0/1 support mask (n); empty = whole image (no support)
+  int history_stride = 10;
+  ProgressFn progress = {};
+};
+
+namespace detail {
+template <class T>
+bool in_object_set(T v, T lo, T hi, bool in_support) {
+  return in_support ? (v >= lo && v <= hi) : v == T(0);
+}
+template <class T>
+T project_object(T v, T lo, T hi, bool in_support) {
+  return in_support ? std::clamp(v, lo, hi) : T(0);
+}
+}  // namespace detail
+
+/// ER (hio = false) or HIO (hio = true) for y = |F x| with F the unitary-or-not DFT of
+/// `loss.op()`. Each iteration: x' = Re F⁻¹[ȳ ⊙ Fx/|Fx|] (the magnitude projection, done on
+/// the half spectrum with r2c/c2r since x is real and ȳ is the symmetrised y), then the
+/// object step: ER x ← P_C(x'); HIO x ← x' where x' ∈ C, else x − β(x' − P_C(x')), the
+/// generalisation of Fienup's x − βx' to the box C = [lo, hi] (with support: 0 outside).
+/// Without oversampling there is no support constraint worth the name, so C is the box.
+/// The start x0 is supplied (one column per measurement column of the loss).
+template <class T>
+SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identity_t<Mat<T>> x, bool hio, const FienupOptions<T>& opt) {
+  const auto& F = loss.op();
+  require_shape(x, F.input_size(), loss.batch(), "fienup start x0");
+  if (opt.iterations < 1) detail::fail("fienup: iterations must be >= 1, got ", opt.iterations);
+  if (!(opt.lo <= opt.hi)) detail::fail("fienup: need lo <= hi, got ", opt.lo, " > ", opt.hi);
+  if (opt.support.size() && opt.support.size() != F.input_size())
+    detail::fail("fienup: support mask has ", opt.support.size(), " entries, expected ", F.input_size());
+  const Eigen::Index n = F.input_size(), hn = F.half_size();
+  const T s = F.scale(), inv_n = T(1) / T(n);
+  const Mat<T>& yb = loss.half_measurements();
+  auto supp = [&](Eigen::Index i) { return opt.support.size() == 0 || opt.support(i) > T(0.5); };
+  SolveResult<T> res;
+  CMat<T> X;
+  Mat<T> xp;
+  const int hio_iters = hio ? std::max(0, opt.iterations - opt.final_er) : 0;
+  for (int it = 0; it < opt.iterations; ++it) {
+    F.forward_half(x, X);
+    // magnitude projection: X ← ȳ/s · X/|X| (unscaled spectrum of the scaled target)
+    for (Eigen::Index j = 0; j < X.cols(); ++j)
+      for (Eigen::Index i = 0; i < hn; ++i) {
+        const T a = std::abs(X(i, j));
+        const T target = yb(i, j) / s;
+        X(i, j) = a > T(0) ? X(i, j) * (target / a) : std::complex<T>(target, 0);
+      }
+    F.backward_half(X, xp);
+    xp *= inv_n;  // c2r is unnormalised: F⁻¹ = DFT⁻¹ = backward / n
+    const bool hio_step = it < hio_iters;
+    for (Eigen::Index j = 0; j < x.cols(); ++j)
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const bool sp = supp(i);
+        const T v = xp(i, j);
+        if (!hio_step || detail::in_object_set(v, opt.lo, opt.hi, sp)) x(i, j) = detail::project_object(v, opt.lo, opt.hi, sp);
+        else x(i, j) = x(i, j) - opt.beta * (v - detail::project_object(v, opt.lo, opt.hi, sp));
+      }
+    if (opt.history_stride > 0 && (it + 1) % opt.history_stride == 0) {
+      Vec<T> l = loss.value(x);
+      detail::record(res, it + 1, l, opt.history_stride);
+      if (opt.progress) opt.progress({hio ? "hio" : "er", hio_step ? "hio" : "er", it + 1, opt.iterations, double(l.mean())});
+    }
+  }
+  // the final object-domain projection makes the output feasible
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (Eigen::Index i = 0; i < n; ++i) x(i, j) = detail::project_object(x(i, j), opt.lo, opt.hi, supp(i));
+  res.magnitude_error = loss.value(x) / T(F.output_size());
+  res.x = std::move(x);
+  return res;
+}
+
+/// A batch of random starts, uniform in [lo, hi].
+template <class T>
+Mat<T> uniform_start(Eigen::Index n, Eigen::Index cols, Rng& rng, T lo = T(0), T hi = T(1)) {
+  Mat<T> x(n, cols);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = lo + (hi - lo) * T(rng.uniform());
+  return x;
+}
+
+}  // namespace prilo

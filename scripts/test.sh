@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test suite, from a fresh clone: set-up, Release build of the library's tests, examples
+# and benchmarks, the unit and end-to-end tests (CTest), a consumer project built against the
+# installed package, the unit tests again under AddressSanitizer + UBSan, and, where nvcc
+# exists, a compile of every CUDA test and benchmark (no GPU is needed: they are not run).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+jobs="${PRILO_JOBS:-$(nproc)}"
+bash scripts/setup.sh
+export PRILO_DATA="${PRILO_DATA:-$repo/data}"
+
+echo "== Release build =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON \
+      -DPRILO_BUILD_BENCHMARKS=ON -DCMAKE_INSTALL_PREFIX="$repo/build/install" >/dev/null
+cmake --build build -j "$jobs"
+
+echo "== Consumer project against the installed package =="
+cmake --install build >/dev/null
+cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$repo/build/install" >/dev/null
+cmake --build build/consumer -j "$jobs" >/dev/null
+./build/consumer/prilo_consumer
+
+echo "== Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer =="
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_BUILD_TESTS=ON \
+      -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-O1" >/dev/null
+cmake --build build-asan -j "$jobs" --target prilo_tests
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
+
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "== CUDA backend: compile every CUDA test and benchmark with nvcc (not run: no GPU needed) =="
+  export PATH="$PATH:/usr/local/cuda/bin"
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DPRILO_ENABLE_CUDA=ON -DPRILO_BUILD_TESTS=ON \
+        -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=ON >/dev/null
+  cmake --build build-cuda -j "$jobs" --target prilo_cuda_tests prilo_cuda_bench
+fi
+
+echo "== Unit and end-to-end tests (CTest) =="
+cd build
+ctest --output-on-failure -j "$jobs"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# CLI checks: every bad input gives a clear error and a non-zero exit; a tiny run works.
+set -u
+recon="$1"; train="$2"; repo="$3"; tmp="$4"
+mkdir -p "$tmp"
+fails=0; passes=0
+expect_fail() {  # expect_fail "<substring of the error>" args...
+  local want="$1"; shift
+  local out; out="$("$@" 2>&1)"; local rc=$?
+  if [ $rc -ne 0 ] && grep -qF -- "$want" <<<"$out"; then passes=$((passes+1)); else
+    echo "FAIL: '$*' should fail with '$want' (rc=$rc): $out"; fails=$((fails+1)); fi
+}
+expect_ok() {
+  local out; out="$("$@" 2>&1)"; local rc=$?
+  if [ $rc -eq 0 ]; then passes=$((passes+1)); else echo "FAIL: '$*' (rc=$rc): $out"; fails=$((fails+1)); fi
+}
+cd "$repo"
+expect_fail "--bogus" "$recon" --bogus
+expect_fail "unknown method \"foo\"" "$recon" --methods hio,foo
+expect_fail "outside the test split" "$recon" --first 9990 --count 20
+expect_fail "--dataset" "$recon" --dataset cifar
+expect_fail "file not found" "$recon" --data-dir "$tmp/no-such-dir" --count 1
+expect_fail "none.prw: file not found" "$recon" --weights "$tmp/none.prw" --count 1
+printf 'PRILOWTS-garbage' > "$tmp/bad.prw"
+expect_fail "bad.prw" "$recon" --weights "$tmp/bad.prw" --count 1
+printf '{"dpr": {"steps": "many"' > "$tmp/bad.json"
+expect_fail "bad.json" "$recon" --config "$tmp/bad.json" --count 1
+expect_fail "needs --operator fourier" "$recon" --operator gaussian-real --methods hio --count 1 --quiet
+expect_fail "--epochs" "$train" --epochs 0
+cat > "$tmp/quick.json" <<'JSON'
+{"hio": {"iterations": 50, "final_er": 10}, "dpr": {"steps": 20}, "mii": {"candidates": 50},
+ "prilo": {"initial": {"steps": 10}, "stages": [{"layer": 2, "repetitions": 1, "forward": {"steps": 10},
+           "back": {"steps": 10}, "refine": {"steps": 10}}]}}
+JSON
+expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods er,hio,dpr,prilo-mii --quiet \
+  --json "$tmp/r.json" --png "$tmp/r.png"
+expect_ok test -s "$tmp/r.json"
+expect_ok test -s "$tmp/r.png"
+expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --operator gaussian-complex --measurements 300 --methods dpr-mii,prilo --quiet
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]

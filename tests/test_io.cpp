@@ -1,0 +1,478 @@
+// Tests of prilo/io: IDX reading/writing, weights files and PNG grids.
+#include <doctest/doctest.h>
+
+#include <prilo/io/idx.hpp>
+#include <prilo/io/png.hpp>
+#include <prilo/io/weights.hpp>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <zlib.h>
+
+#ifndef PRILO_TEST_TMPDIR
+#define PRILO_TEST_TMPDIR "/tmp"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A fresh, empty directory for one test case.
+fs::path io_tmpdir(const std::string& name) {
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR) / ("prilo_test_io_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::vector<unsigned char> read_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<unsigned char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const fs::path& p, const std::vector<unsigned char>& b) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+void put_be32(std::vector<unsigned char>& out, std::uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<unsigned char>(v >> s));
+}
+
+/// Hand-built IDX image file: header + `data_bytes` bytes of pixels.
+std::vector<unsigned char> idx_image_bytes(std::uint32_t magic, std::uint32_t n, std::uint32_t rows,
+                                           std::uint32_t cols, std::size_t data_bytes) {
+  std::vector<unsigned char> b;
+  put_be32(b, magic);
+  put_be32(b, n);
+  put_be32(b, rows);
+  put_be32(b, cols);
+  for (std::size_t i = 0; i < data_bytes; ++i) b.push_back(static_cast<unsigned char>(i * 7 % 256));
+  return b;
+}
+
+/// Images whose values are exact bytes/255: image k, pixel (r, c) = (k*31 + r*5 + c*3) % 256.
+prilo::Mat<double> test_images(std::size_t rows, std::size_t cols, std::size_t n) {
+  prilo::Mat<double> m(static_cast<Eigen::Index>(rows * cols), static_cast<Eigen::Index>(n));
+  for (std::size_t k = 0; k < n; ++k)
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 0; c < cols; ++c)
+        m(static_cast<Eigen::Index>(r * cols + c), static_cast<Eigen::Index>(k)) = ((k * 31 + r * 5 + c * 3) % 256) / 255.0;
+  return m;
+}
+
+std::string idx_error(const fs::path& p) {
+  try {
+    (void)prilo::io::read_idx_images<double>(p);
+  } catch (const prilo::file_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+template <class T>
+std::string weights_error(const fs::path& p) {
+  try {
+    (void)prilo::io::load_weights<T>(p);
+  } catch (const prilo::file_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("io: IDX images round-trip, raw and gzip, with the documented layout") {
+  const auto dir = io_tmpdir("idx_roundtrip");
+  const std::size_t rows = 5, cols = 3, n = 7;
+  const auto imgs = test_images(rows, cols, n);
+  for (bool gz : {false, true}) {
+    CAPTURE(gz);
+    const fs::path p = dir / (gz ? "imgs.gz" : "imgs");
+    prilo::io::write_idx_images(p, imgs, rows, cols, gz);
+    const auto bytes = read_bytes(p);
+    REQUIRE(bytes.size() > 2);
+    CHECK((bytes[0] == 0x1f && bytes[1] == 0x8b) == gz);
+    if (!gz) {
+      CHECK(bytes.size() == 16 + rows * cols * n);
+      CHECK(bytes[3] == 0x03);
+      // pixel (r=1, c=2) of image 0 is byte 16 + 1*cols + 2
+      CHECK(bytes[16 + 1 * cols + 2] == (1 * 5 + 2 * 3));
+    }
+    const auto d = prilo::io::read_idx_images<double>(p);
+    CHECK(d.rows == rows);
+    CHECK(d.cols == cols);
+    CHECK(d.count() == n);
+    CHECK(d.images == imgs);  // exact: byte/255 both ways
+    const auto f = prilo::io::read_idx_images<float>(p);
+    CHECK(f.images == imgs.cast<float>());
+    CHECK(f.images.minCoeff() >= 0.0f);
+    CHECK(f.images.maxCoeff() <= 1.0f);
+  }
+  // Values outside [0,1] are clamped; non-finite ones rejected.
+  prilo::Mat<double> out(2, 1);
+  out << -3.0, 7.0;
+  prilo::io::write_idx_images(dir / "clamped", out, 1, 2);
+  CHECK(prilo::io::read_idx_images<double>(dir / "clamped").images == prilo::Mat<double>{{0.0}, {1.0}});
+  out(0, 0) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_AS(prilo::io::write_idx_images(dir / "nan", out, 1, 2), prilo::invalid_input);
+  CHECK_THROWS_AS(prilo::io::write_idx_images(dir / "shape", imgs, rows + 1, cols), prilo::invalid_input);
+}
+
+TEST_CASE("io: IDX subset reading") {
+  const auto dir = io_tmpdir("idx_subset");
+  const std::size_t rows = 4, cols = 6, n = 10;
+  const auto imgs = test_images(rows, cols, n);
+  std::vector<std::uint8_t> labels(n);
+  for (std::size_t i = 0; i < n; ++i) labels[i] = static_cast<std::uint8_t>(i % 10);
+  for (bool gz : {false, true}) {
+    CAPTURE(gz);
+    const fs::path pi = dir / (gz ? "i.gz" : "i"), pl = dir / (gz ? "l.gz" : "l");
+    prilo::io::write_idx_images(pi, imgs, rows, cols, gz);
+    prilo::io::write_idx_labels(pl, labels, gz);
+    const auto sub = prilo::io::read_idx_images<double>(pi, 3, 4);
+    CHECK(sub.count() == 4);
+    CHECK(sub.images == imgs.middleCols(3, 4));
+    CHECK(prilo::io::read_idx_images<double>(pi, 7).images == imgs.rightCols(3));
+    CHECK(prilo::io::read_idx_images<double>(pi, 10).count() == 0);
+    CHECK(prilo::io::read_idx_labels(pl, 3, 4) == std::vector<std::uint8_t>{3, 4, 5, 6});
+    CHECK(prilo::io::read_idx_labels(pl) == labels);
+    CHECK_THROWS_AS(prilo::io::read_idx_images<double>(pi, 8, 3), prilo::invalid_input);
+    CHECK_THROWS_AS(prilo::io::read_idx_images<double>(pi, 11), prilo::invalid_input);
+  }
+}
+
+TEST_CASE("io: IDX malformed files are rejected with a message naming the file and the problem") {
+  const auto dir = io_tmpdir("idx_bad");
+  const fs::path p = dir / "bad-images-idx3-ubyte";
+
+  SUBCASE("not found") {
+    const auto msg = idx_error(dir / "missing");
+    CHECK(contains(msg, "missing"));
+    CHECK(contains(msg, "not found"));
+    CHECK_THROWS_AS(prilo::io::read_idx_labels(dir / "missing"), prilo::file_error);
+  }
+  SUBCASE("truncated data") {
+    write_bytes(p, idx_image_bytes(0x803, 60000, 28, 28, 1000 - 16));
+    const auto msg = idx_error(p);
+    CHECK(contains(msg, p.string() + ": truncated"));
+    CHECK(contains(msg, "expected 47040016 bytes"));
+    CHECK(contains(msg, "got 1000"));
+  }
+  SUBCASE("truncated header") {
+    write_bytes(p, {0, 0, 8, 3, 0, 0});
+    CHECK(contains(idx_error(p), "truncated"));
+  }
+  SUBCASE("truncated gzip data") {
+    const auto imgs = test_images(8, 8, 50);
+    prilo::io::write_idx_images(p, imgs, 8, 8, true);
+    auto b = read_bytes(p);
+    b.resize(b.size() / 2);
+    write_bytes(p, b);
+    const auto msg = idx_error(p);
+    CHECK(contains(msg, p.string()));
+    CHECK(contains(msg, "truncated"));
+  }
+  SUBCASE("trailing bytes") {
+    write_bytes(p, idx_image_bytes(0x803, 2, 3, 3, 18 + 5));
+    const auto msg = idx_error(p);
+    CHECK(contains(msg, "trailing data"));
+    CHECK(contains(msg, "5 extra bytes"));
+  }
+  SUBCASE("trailing bytes inside a gzip stream") {
+    const auto imgs = test_images(3, 3, 4);
+    prilo::io::write_idx_images(p, imgs, 3, 3);
+    auto b = read_bytes(p);
+    b.push_back(42);  // a gzip file whose decompressed content is the image file plus one byte
+    {
+      gzFile f = gzopen(p.string().c_str(), "wb");
+      REQUIRE(f != nullptr);
+      gzwrite(f, b.data(), static_cast<unsigned>(b.size()));
+      gzclose(f);
+    }
+    CHECK(contains(idx_error(p), "trailing data"));
+  }
+  SUBCASE("wrong magic") {
+    write_bytes(p, idx_image_bytes(0x801, 1, 2, 2, 4));
+    const auto msg = idx_error(p);
+    CHECK(contains(msg, p.string() + ": bad magic number 0x00000801, expected 0x00000803"));
+    CHECK(contains(msg, "label file"));
+    // and the other way round
+    write_bytes(p, idx_image_bytes(0x803, 1, 2, 2, 4));
+    try {
+      (void)prilo::io::read_idx_labels(p);
+      FAIL("no error");
+    } catch (const prilo::file_error& e) {
+      CHECK(contains(e.what(), "bad magic number 0x00000803, expected 0x00000801"));
+    }
+    write_bytes(p, {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!', '!', '!', '!', '!'});
+    CHECK(contains(idx_error(p), "bad magic number"));
+  }
+  SUBCASE("zero and implausible dimensions") {
+    write_bytes(p, idx_image_bytes(0x803, 3, 0, 28, 0));
+    CHECK(contains(idx_error(p), "image dimension 1 is 0"));
+    write_bytes(p, idx_image_bytes(0x803, 0, 28, 28, 0));
+    CHECK(contains(idx_error(p), "item count is 0"));
+    write_bytes(p, idx_image_bytes(0x803, 1, 0xffffffffu, 28, 16));
+    CHECK(contains(idx_error(p), "implausible image dimension"));
+  }
+  SUBCASE("wrong size: the header promises more images than the file holds") {
+    write_bytes(p, idx_image_bytes(0x803, 0x7fffffffu, 28, 28, 784 * 3));
+    const auto msg = idx_error(p);
+    CHECK(contains(msg, "truncated"));
+    CHECK(contains(msg, "2147483647 images of 28x28"));
+  }
+}
+
+TEST_CASE("io: load_dataset finds raw or gz files and checks that image and label counts agree") {
+  const auto dir = io_tmpdir("dataset");
+  fs::create_directories(dir / "mnist");
+  fs::create_directories(dir / "fashion-mnist");
+  const auto imgs = test_images(28, 28, 6);
+  const std::vector<std::uint8_t> labels{0, 1, 2, 3, 4, 5};
+  prilo::io::write_idx_images(dir / "mnist" / "train-images-idx3-ubyte", imgs, 28, 28);
+  prilo::io::write_idx_labels(dir / "mnist" / "train-labels-idx1-ubyte", labels);
+  prilo::io::write_idx_images(dir / "fashion-mnist" / "t10k-images-idx3-ubyte.gz", imgs.leftCols(4), 28, 28, true);
+  prilo::io::write_idx_labels(dir / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz", {9, 8, 7, 6}, true);
+
+  const auto train = prilo::io::load_dataset<double>(dir, "mnist", "train");
+  CHECK(train.count() == 6);
+  CHECK(train.rows == 28);
+  CHECK(train.cols == 28);
+  CHECK(train.images == imgs);
+  CHECK(train.labels == labels);
+  const auto sub = prilo::io::load_dataset<float>(dir, "mnist", "train", 2, 3);
+  CHECK(sub.images == imgs.middleCols(2, 3).cast<float>());
+  CHECK(sub.labels == std::vector<std::uint8_t>{2, 3, 4});
+  const auto test = prilo::io::load_dataset<double>(dir, "fashion-mnist", "test");
+  CHECK(test.count() == 4);
+  CHECK(test.labels == std::vector<std::uint8_t>{9, 8, 7, 6});
+  CHECK(contains(test.images_path, ".gz"));
+
+  // a missing split names the file tried
+  try {
+    (void)prilo::io::load_dataset<double>(dir, "mnist", "test");
+    FAIL("no error");
+  } catch (const prilo::file_error& e) {
+    CHECK(contains(e.what(), "t10k-images-idx3-ubyte"));
+    CHECK(contains(e.what(), "not found"));
+  }
+  CHECK_THROWS_AS((void)prilo::io::load_dataset<double>(dir, "cifar", "train"), prilo::invalid_input);
+  CHECK_THROWS_AS((void)prilo::io::load_dataset<double>(dir, "mnist", "validation"), prilo::invalid_input);
+
+  // count mismatch names both files
+  prilo::io::write_idx_labels(dir / "mnist" / "train-labels-idx1-ubyte", {1, 2, 3});
+  try {
+    (void)prilo::io::load_dataset<double>(dir, "mnist", "train");
+    FAIL("no error");
+  } catch (const prilo::file_error& e) {
+    const std::string msg = e.what();
+    CHECK(contains(msg, "mismatch"));
+    CHECK(contains(msg, "train-images-idx3-ubyte has 6 images"));
+    CHECK(contains(msg, "train-labels-idx1-ubyte has 3 labels"));
+  }
+}
+
+TEST_CASE("io: default_data_dir honours PRILO_DATA") {
+  const char* old = std::getenv("PRILO_DATA");
+  const std::string saved = old ? old : "";
+  ::setenv("PRILO_DATA", "/some/where", 1);
+  CHECK(prilo::io::default_data_dir() == "/some/where");
+  ::unsetenv("PRILO_DATA");
+  CHECK(prilo::io::default_data_dir() == "data");
+  if (old) ::setenv("PRILO_DATA", saved.c_str(), 1);
+}
+
+namespace {
+template <class T>
+prilo::io::WeightsFile<T> sample_weights() {
+  prilo::io::WeightsFile<T> w;
+  w.arch = "vae-mlp";
+  w.sizes = {784, 400, 20};
+  prilo::Mat<T> a = prilo::Mat<T>::Random(7, 5);
+  a(0, 0) = std::numeric_limits<T>::denorm_min();
+  a(1, 0) = -T(0);
+  a(2, 0) = std::numeric_limits<T>::max();
+  a(3, 0) = std::numeric_limits<T>::infinity();
+  a(4, 0) = std::numeric_limits<T>::quiet_NaN();
+  w.add("enc.0.weight", a);
+  w.add("enc.0.bias", prilo::Mat<T>::Random(5, 1));
+  w.add("empty", prilo::Mat<T>(0, 3));
+  return w;
+}
+
+template <class T>
+bool bit_equal(const prilo::Mat<T>& a, const prilo::Mat<T>& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         (a.size() == 0 || std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(a.size())) == 0);
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("io: weights save/load round-trip is bit-exact", T, float, double) {
+  const auto dir = io_tmpdir(std::string("weights_rt_") + (sizeof(T) == 4 ? "f" : "d"));
+  const auto w = sample_weights<T>();
+  const fs::path p = dir / "model.prilo";
+  prilo::io::save_weights(p, w);
+  const auto bytes = read_bytes(p);
+  REQUIRE(bytes.size() > 8);
+  CHECK(std::string(bytes.begin(), bytes.begin() + 8) == "PRILOWTS");
+  CHECK(bytes[12] == (sizeof(T) == 4 ? 1 : 2));
+
+  const auto r = prilo::io::load_weights<T>(p);
+  CHECK(r.arch == "vae-mlp");
+  CHECK(r.sizes == std::vector<std::uint32_t>{784, 400, 20});
+  REQUIRE(r.tensors.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(r.tensors[i].name == w.tensors[i].name);
+    CHECK(bit_equal(r.tensors[i].value, w.tensors[i].value));
+  }
+  CHECK(r.at("enc.0.bias", 5, 1).size() == 5);
+  CHECK(r.find("nope") == nullptr);
+  CHECK_THROWS_AS((void)r.at("nope"), prilo::invalid_input);
+  CHECK_THROWS_AS((void)r.at("enc.0.bias", 4, 1), prilo::invalid_input);
+
+  const auto info = prilo::io::read_weights_info(p);
+  CHECK(info.version == 1);
+  CHECK(info.tensor_count == 3);
+  CHECK(info.header_bytes + info.payload_bytes == bytes.size());
+
+  // no temporary file left behind
+  std::size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file() ? 1 : 0;
+  CHECK(files == 1);
+
+  // with the expected architecture
+  CHECK(prilo::io::load_weights<T>(p, "vae-mlp", {784, 400, 20}).tensors.size() == 3);
+}
+
+TEST_CASE("io: weights convert between stored scalar types") {
+  const auto dir = io_tmpdir("weights_convert");
+  prilo::io::WeightsFile<float> wf;
+  wf.arch = "x";
+  wf.add("a", prilo::Mat<float>::Random(3, 4));
+  prilo::io::save_weights(dir / "f.bin", wf);
+  const auto d = prilo::io::load_weights<double>(dir / "f.bin");
+  CHECK(d.at("a") == wf.at("a").cast<double>());  // float -> double is exact
+
+  prilo::io::WeightsFile<double> wd;
+  wd.arch = "x";
+  wd.add("a", prilo::Mat<double>::Random(3, 4));
+  prilo::io::save_weights(dir / "d.bin", wd);
+  const auto f = prilo::io::load_weights<float>(dir / "d.bin");
+  CHECK(f.at("a") == wd.at("a").cast<float>());
+
+  // invalid contents are refused on save
+  prilo::io::WeightsFile<double> dup;
+  dup.add("a", prilo::Mat<double>(1, 1));
+  dup.add("a", prilo::Mat<double>(1, 1));
+  CHECK_THROWS_AS(prilo::io::save_weights(dir / "dup.bin", dup), prilo::invalid_input);
+  prilo::io::WeightsFile<double> unnamed;
+  unnamed.add("", prilo::Mat<double>(1, 1));
+  CHECK_THROWS_AS(prilo::io::save_weights(dir / "unnamed.bin", unnamed), prilo::invalid_input);
+}
+
+TEST_CASE("io: damaged or mismatched weights files are rejected with clear messages") {
+  const auto dir = io_tmpdir("weights_bad");
+  const fs::path p = dir / "model.prilo";
+  prilo::io::save_weights(p, sample_weights<double>());
+  const auto good = read_bytes(p);
+  const auto info = prilo::io::read_weights_info(p);
+
+  SUBCASE("wrong architecture") {
+    try {
+      (void)prilo::io::load_weights<double>(p, "vae-mlp", {784, 256, 20});
+      FAIL("no error");
+    } catch (const prilo::file_error& e) {
+      const std::string msg = e.what();
+      CHECK(contains(msg, p.string() + ": architecture mismatch"));
+      CHECK(contains(msg, "expected \"vae-mlp\" [784, 256, 20]"));
+      CHECK(contains(msg, "found \"vae-mlp\" [784, 400, 20]"));
+    }
+    CHECK_THROWS_AS((void)prilo::io::load_weights<double>(p, "dcgan", {784, 400, 20}), prilo::file_error);
+  }
+  SUBCASE("truncated") {
+    for (std::size_t keep : {std::size_t(0), std::size_t(5), std::size_t(20), static_cast<std::size_t>(info.header_bytes),
+                             good.size() - 1}) {
+      CAPTURE(keep);
+      write_bytes(p, std::vector<unsigned char>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(keep)));
+      const auto msg = weights_error<double>(p);
+      CHECK(contains(msg, p.string() + ": truncated"));
+    }
+  }
+  SUBCASE("trailing bytes") {
+    auto b = good;
+    b.push_back(0);
+    write_bytes(p, b);
+    CHECK(contains(weights_error<double>(p), "trailing data"));
+  }
+  SUBCASE("corrupted payload byte") {
+    auto b = good;
+    b[static_cast<std::size_t>(info.header_bytes) + 40] ^= 0x10;
+    write_bytes(p, b);
+    const auto msg = weights_error<double>(p);
+    CHECK(contains(msg, p.string() + ": bad checksum"));
+    CHECK(contains(msg, "corrupt"));
+  }
+  SUBCASE("bad magic") {
+    auto b = good;
+    b[0] = 'X';
+    write_bytes(p, b);
+    CHECK(contains(weights_error<float>(p), p.string() + ": bad magic"));
+  }
+  SUBCASE("unsupported version") {
+    auto b = good;
+    b[8] = 2;
+    write_bytes(p, b);
+    CHECK(contains(weights_error<double>(p), "unsupported format version 2"));
+  }
+  SUBCASE("payload size mismatch with a valid checksum") {
+    // A file whose payload is internally inconsistent (tensor count says 4, payload holds 3)
+    auto b = good;
+    const std::size_t count_at = static_cast<std::size_t>(info.header_bytes) - 16;  // u32 count, u64 size, u32 crc
+    b[count_at] = 4;
+    write_bytes(p, b);
+    CHECK(contains(weights_error<double>(p), "payload size mismatch"));
+  }
+  SUBCASE("not found") {
+    CHECK(contains(weights_error<double>(dir / "nothing.prilo"), "not found"));
+  }
+}
+
+TEST_CASE("io: PNG grid is written with a valid signature") {
+  const auto dir = io_tmpdir("png");
+  const auto imgs = test_images(28, 28, 10);
+  const fs::path p = dir / "grid.png";
+  prilo::io::write_png_grid(p, imgs, 28, 28, 2, 5, {2, 3, 1.0});
+  const auto b = read_bytes(p);
+  REQUIRE(b.size() > 33);
+  const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  CHECK(std::memcmp(b.data(), sig, 8) == 0);
+  // IHDR: width and height (big-endian) at bytes 16..23; 1 channel, 8 bits
+  auto be32 = [&](std::size_t at) {
+    return (std::uint32_t(b[at]) << 24) | (std::uint32_t(b[at + 1]) << 16) | (std::uint32_t(b[at + 2]) << 8) |
+           std::uint32_t(b[at + 3]);
+  };
+  CHECK(be32(16) == (5 * 28 + 4 * 2) * 3);
+  CHECK(be32(20) == (2 * 28 + 1 * 2) * 3);
+  CHECK(b[24] == 8);  // bit depth
+  CHECK(b[25] == 0);  // grayscale
+
+  // automatic grid, single image, float input
+  prilo::io::write_png_grid(dir / "auto.png", imgs.cast<float>(), 28, 28);
+  CHECK(fs::file_size(dir / "auto.png") > 0);
+  prilo::io::write_png(dir / "one.png", imgs.col(0), 28, 28, 2);
+  CHECK(fs::file_size(dir / "one.png") > 0);
+
+  CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 28, 28, 2, 2), prilo::invalid_input);
+  CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 27, 28, 2, 5), prilo::invalid_input);
+  CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "no-such-dir" / "x.png", imgs, 28, 28), prilo::file_error);
+}

@@ -1,0 +1,167 @@
+// Operators: adjoints, the DFT against a naive DFT, Parseval, magnitude-loss gradients.
+#include <doctest/doctest.h>
+
+#include <numbers>
+#include <prilo/operators.hpp>
+#include <prilo/testing/checkers.hpp>
+
+using namespace prilo;
+
+namespace {
+template <class T>
+CMat<T> naive_dft(const Mat<T>& x, int h, int w, T scale) {
+  CMat<T> out(h * w, x.cols());
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (int k1 = 0; k1 < h; ++k1)
+      for (int k2 = 0; k2 < w; ++k2) {
+        std::complex<double> acc = 0;
+        for (int r = 0; r < h; ++r)
+          for (int c = 0; c < w; ++c)
+            acc += double(x(r * w + c, j)) *
+                   std::polar(1.0, -2 * std::numbers::pi * (double(k1) * r / h + double(k2) * c / w));
+        out(k1 * w + k2, j) = std::complex<T>(acc * double(scale));
+      }
+  return out;
+}
+template <class T>
+constexpr double tol() {
+  return std::is_same_v<T, float> ? 2e-5 : 1e-12;
+}
+// magnitude loss gradient check along random directions, in double
+template <class Op>
+void check_loss_gradient(const Op& op, Rng& rng, int batch = 3) {
+  using T = typename Op::scalar;
+  Mat<T> xt = rng.normal_matrix<T>(op.input_size(), batch);
+  Mat<T> y = measure(op, xt);
+  MagnitudeLoss<Op> loss(op, y);
+  Mat<T> x = rng.normal_matrix<T>(op.input_size(), batch);
+  auto f = [&](const Mat<T>& v) { return loss.value(v).sum(); };
+  auto g = [&](const Mat<T>& v, Mat<T>& out) { loss.value_and_gradient(v, out); };
+  auto r = testing::check_gradient<T>(f, g, x, rng, 6, T(1e-6), 1e-6);
+  INFO("max relative error " << r.max_rel_error);
+  CHECK(r.ok);
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("Fourier2d matches a naive DFT for both scalings and odd and even sizes", T, float, double) {
+  Rng rng(1);
+  for (auto [h, w] : {std::pair{4, 4}, std::pair{5, 3}, std::pair{6, 7}, std::pair{28, 28}, std::pair{1, 5}}) {
+    for (auto sc : {FourierScaling::unitary, FourierScaling::none}) {
+      Fourier2d<T> F(h, w, sc);
+      Mat<T> x = rng.normal_matrix<T>(h * w, 3);
+      CMat<T> got = F.apply(x);
+      CMat<T> want = naive_dft<T>(x, h, w, F.scale());
+      CAPTURE(h);
+      CAPTURE(w);
+      CHECK((got - want).norm() <= tol<T>() * 10 * want.norm());
+      // complex input path agrees with the real one
+      CMat<T> gotc = F.apply(CMat<T>(x.template cast<std::complex<T>>()));
+      CHECK((gotc - want).norm() <= tol<T>() * 10 * want.norm());
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("Unitary Fourier2d satisfies Parseval and F^H F = I", T, float, double) {
+  Rng rng(2);
+  Fourier2d<T> F(28, 28);
+  Mat<T> x = rng.normal_matrix<T>(784, 5);
+  CMat<T> X = F.apply(x);
+  CHECK(std::abs(X.norm() - x.norm()) <= tol<T>() * 10 * x.norm());
+  Mat<T> back = F.adjoint(X).real();
+  CHECK((back - x).norm() <= tol<T>() * 10 * x.norm());
+}
+
+TEST_CASE_TEMPLATE("Every operator's adjoint passes the dot-product test", T, float, double) {
+  Rng rng(3);
+  const double t = tol<T>() * 10;
+  CHECK(testing::check_adjoint(Fourier2d<T>(6, 5), 3, rng) < t);
+  CHECK(testing::check_adjoint(Fourier2d<T>(8, 8, FourierScaling::none), 2, rng) < t);
+  CHECK(testing::check_adjoint(GaussianReal<T>(40, 30, 7), 4, rng) < t);
+  CHECK(testing::check_adjoint(GaussianComplex<T>(40, 30, 7), 4, rng) < t);
+  CHECK(testing::check_adjoint(compose(Fourier2d<T>(10, 12), ZeroPad<T>(5, 6, 10, 12)), 2, rng) < t);
+  CHECK(testing::check_adjoint(compose(Fourier2d<T>(5, 6), ComplexMask<T>::random_phase(30, 9)), 2, rng) < t);
+  CHECK(testing::check_adjoint(ZeroPad<T>(3, 4, 7, 9), 2, rng) < t);
+}
+
+TEST_CASE("Gaussian operators have the documented entry variances") {
+  GaussianReal<double> a(200, 300, 11);
+  const double m = 200;
+  CHECK(a.matrix().squaredNorm() / (200.0 * 300.0) == doctest::Approx(1.0 / m).epsilon(0.03));
+  GaussianComplex<double> c(200, 300, 11);
+  CHECK(c.real_part().squaredNorm() / (200.0 * 300.0) == doctest::Approx(1.0 / (2 * m)).epsilon(0.03));
+  CHECK(c.imag_part().squaredNorm() / (200.0 * 300.0) == doctest::Approx(1.0 / (2 * m)).epsilon(0.03));
+  // seeded: the same seed gives the same operator
+  CHECK(GaussianReal<double>(20, 10, 5).matrix() == GaussianReal<double>(20, 10, 5).matrix());
+  CHECK(GaussianReal<double>(20, 10, 5).matrix() != GaussianReal<double>(20, 10, 6).matrix());
+}
+
+TEST_CASE("Magnitude loss gradients match finite differences for every operator") {
+  Rng rng(4);
+  check_loss_gradient(Fourier2d<double>(6, 6), rng);
+  check_loss_gradient(Fourier2d<double>(5, 7, FourierScaling::none), rng);
+  check_loss_gradient(Fourier2d<double>(28, 28), rng, 2);
+  check_loss_gradient(GaussianReal<double>(50, 20, 3), rng);
+  check_loss_gradient(GaussianComplex<double>(50, 20, 3), rng);
+  check_loss_gradient(compose(Fourier2d<double>(8, 10), ZeroPad<double>(4, 5, 8, 10)), rng);
+  check_loss_gradient(compose(Fourier2d<double>(4, 5), ComplexMask<double>::random_phase(20, 2)), rng);
+}
+
+TEST_CASE_TEMPLATE("The fused DFT loss equals the generic definition, also for asymmetric y", T, float, double) {
+  Rng rng(5);
+  for (auto [h, w] : {std::pair{28, 28}, std::pair{5, 6}, std::pair{7, 5}}) {
+    Fourier2d<T> F(h, w);
+    Mat<T> x = rng.normal_matrix<T>(h * w, 4);
+    Mat<T> y = rng.normal_matrix<T>(h * w, 4).cwiseAbs();  // not the magnitudes of a real image
+    MagnitudeLoss<Fourier2d<T>> fused(F, y);
+    Mat<T> g;
+    Vec<T> v = fused.value_and_gradient(x, g);
+    // generic formula written out
+    CMat<T> X = F.apply(x);
+    Mat<T> a = X.cwiseAbs();
+    Vec<T> want = (a - y).colwise().squaredNorm().transpose();
+    CMat<T> r = ((a - y).array() / a.array()).matrix().template cast<std::complex<T>>().cwiseProduct(X);
+    Mat<T> gwant = T(2) * F.adjoint(r).real();
+    CHECK((v - want).norm() <= tol<T>() * 100 * want.norm());
+    CHECK((g - gwant).norm() <= tol<T>() * 100 * gwant.norm());
+  }
+}
+
+TEST_CASE("The magnitude loss is safe where Ax = 0 and zero at the truth") {
+  Fourier2d<double> F(4, 4);
+  Mat<double> x = Mat<double>::Zero(16, 1);
+  Mat<double> y = Mat<double>::Ones(16, 1);
+  MagnitudeLoss<Fourier2d<double>> loss(F, y);
+  Mat<double> g;
+  auto v = loss.value_and_gradient(x, g);
+  CHECK(v(0) == doctest::Approx(16.0));
+  CHECK(g.allFinite());
+  CHECK(g.norm() == 0.0);
+  GaussianReal<double> A(10, 16, 1);
+  MagnitudeLoss<GaussianReal<double>> l2(A, Mat<double>::Ones(10, 1));
+  l2.value_and_gradient(x, g);
+  CHECK(g.allFinite());
+  Rng rng(6);
+  Mat<double> xt = rng.normal_matrix<double>(16, 2);
+  MagnitudeLoss<Fourier2d<double>> l3(F, measure(F, xt));
+  CHECK(l3.value(xt).maxCoeff() < 1e-20);
+}
+
+TEST_CASE("Operators reject bad input with a message that names the problem") {
+  Fourier2d<double> F(4, 4);
+  Mat<double> y = Mat<double>::Ones(16, 2);
+  CHECK_THROWS_AS(F.apply(Mat<double>(Mat<double>::Ones(15, 2))), invalid_input);
+  CHECK_THROWS_WITH(F.apply(Mat<double>(Mat<double>::Ones(15, 2))), doctest::Contains("expected a 16x2 matrix, got 15x2"));
+  Mat<double> ynan = y;
+  ynan(3, 1) = std::nan("");
+  CHECK_THROWS_WITH(MagnitudeLoss<Fourier2d<double>>(F, ynan), doctest::Contains("NaN"));
+  Mat<double> yneg = y;
+  yneg(0, 0) = -1;
+  CHECK_THROWS_WITH(MagnitudeLoss<Fourier2d<double>>(F, yneg), doctest::Contains("non-negative"));
+  CHECK_THROWS_WITH(MagnitudeLoss<Fourier2d<double>>(F, Mat<double>::Ones(15, 2)), doctest::Contains("measurements"));
+  MagnitudeLoss<Fourier2d<double>> loss(F, y);
+  CHECK_THROWS_WITH(loss.value(Mat<double>::Ones(16, 3)), doctest::Contains("expected a 16x2"));
+  CHECK_THROWS_WITH(Fourier2d<double>(0, 3), doctest::Contains("positive"));
+  CHECK_THROWS_WITH(GaussianReal<double>(0, 3, 1), doctest::Contains("positive"));
+  CHECK_THROWS_WITH(compose(Fourier2d<double>(4, 4), ZeroPad<double>(2, 2, 3, 3)), doctest::Contains("compose"));
+  CHECK_THROWS_WITH(ZeroPad<double>(4, 4, 3, 5), doctest::Contains("ZeroPad"));
+}
