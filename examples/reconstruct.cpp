@@ -90,6 +90,7 @@ Config read_config(const fs::path& path) {
     if (j.contains("prilo")) {
       const auto& p = j["prilo"];
       if (p.contains("initial")) c.prilo.initial = read_phase(p["initial"], c.prilo.initial);
+      c.prilo.keep_best = p.value("keep_best", true);
       for (const auto& s : p.at("stages")) {
         PriloStage<T> st;
         st.layer = s.at("layer").get<int>();

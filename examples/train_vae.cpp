@@ -12,19 +12,6 @@
 using namespace prilo;
 using T = float;
 
-namespace {
-double test_loss(const nn::Vae<T>& vae, const Mat<T>& x, std::uint64_t seed) {
-  Rng rng(seed);  // the same noise every epoch, so the figures are comparable
-  double total = 0;
-  const Eigen::Index bs = 1000;
-  for (Eigen::Index j = 0; j < x.cols(); j += bs) {
-    const Eigen::Index nb = std::min(bs, x.cols() - j);
-    Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
-    total += double(vae.negative_elbo(x.middleCols(j, nb), eps).sum());
-  }
-  return total / double(x.cols());
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3) with prilo"};
@@ -43,7 +30,21 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--log-every", log_every, "Print progress every N batches")->check(CLI::PositiveNumber);
+  std::string evaluate;
+  app.add_option("--evaluate", evaluate, "Only print the test-set loss of an existing weights file (same protocol as training)");
   CLI11_PARSE(app, argc, argv);
+  if (!evaluate.empty()) {
+    try {
+      auto vae = nn::load_vae<T>(evaluate);
+      auto test = io::load_dataset<T>(data_dir, dataset, "test");
+      std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(), dataset.c_str(),
+                  (unsigned long long)(seed + 2), nn::mean_negative_elbo(vae, test.images, seed + 2));
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
+      return 1;
+    }
+  }
   if (out.empty()) out = "models/vae-" + dataset + ".prw";
   if (threads > 0) cpu::set_threads(threads);
 
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
           std::fflush(stdout);
         }
       }
-      last_test = test_loss(vae, test.images, seed + 2);
+      last_test = nn::mean_negative_elbo(vae, test.images, seed + 2);
       std::printf("epoch %3d done: train loss %.3f, test loss (negative ELBO, one sample) %.3f\n", epoch,
                   epoch_loss / double(epoch_images), last_test);
       std::fflush(stdout);

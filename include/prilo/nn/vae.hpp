@@ -135,4 +135,19 @@ class Vae {
   Trace<T> etr_, dtr_;
 };
 
+/// Mean negative ELBO of a data set with one reparameterisation sample per image, noise
+/// drawn from Rng(seed) block by block: the fixed protocol behind the test-set losses that
+/// prilo-train-vae prints and docs/training.md records.
+template <class T>
+double mean_negative_elbo(const Vae<T>& vae, const Mat<T>& x, std::uint64_t seed, Eigen::Index block = 1000) {
+  Rng rng(seed);
+  double total = 0;
+  for (Eigen::Index j = 0; j < x.cols(); j += block) {
+    const Eigen::Index nb = std::min(block, x.cols() - j);
+    const Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
+    total += double(vae.negative_elbo(x.middleCols(j, nb), eps).sum());
+  }
+  return total / double(x.cols());
+}
+
 }  // namespace prilo::nn

@@ -60,6 +60,10 @@ struct PriloOptions {
   PhaseOptions<T> initial{.steps = 150, .radius = T(100), .learning_rate = T(0.1)};  ///< initial z0
   std::vector<PriloStage<T>> stages;
   NoiseOptions noise{};
+  /// Return, per image, the z0 with the lowest magnitude error among the ends of the
+  /// initial optimisation and of every C phase (PRILO's later stages can lose what an earlier
+  /// one found; this uses only the measurements). false: the z0 after the last phase.
+  bool keep_best = true;
   int history_stride = 10;
   ProgressFn progress = {};
 };
@@ -161,6 +165,17 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
     detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, res, step, opt.history_stride,
                                opt.progress, "prilo", "initial z0");
   Mat<T> x_only_a;  // set when a stage runs A without B and C
+  Mat<T> best_z = z0;
+  Vec<T> best_loss = loss.value(gen.forward_from(0, z0));
+  auto keep = [&] {
+    if (!opt.keep_best) return;
+    const Vec<T> l = loss.value(gen.forward_from(0, z0));
+    for (Eigen::Index j = 0; j < l.size(); ++j)
+      if (l(j) < best_loss(j)) {
+        best_loss(j) = l(j);
+        best_z.col(j) = z0.col(j);
+      }
+  };
   for (const auto& st : opt.stages) {
     for (int rep = 0; rep < st.repetitions; ++rep) {
       const std::string tag = "z" + std::to_string(st.layer) + " rep " + std::to_string(rep + 1) + "/" +
@@ -184,6 +199,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
         detail::optimise_magnitude(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, res, step, opt.history_stride,
                                    opt.progress, "prilo", "C " + tag);
       }
+      keep();
     }
   }
   if (x_only_a.size()) {
@@ -191,7 +207,8 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
     res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
     return res;
   }
-  return detail::finish(gen, loss, std::move(z0), std::move(res));
+  keep();
+  return detail::finish(gen, loss, opt.keep_best ? std::move(best_z) : std::move(z0), std::move(res));
 }
 
 }  // namespace prilo
