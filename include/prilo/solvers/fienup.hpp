@@ -5,6 +5,7 @@
 
 #include "../operators/fourier.hpp"
 #include "../operators/magnitude_loss.hpp"
+#include "../parallel.hpp"
 #include "../random.hpp"
 #include "common.hpp"
 
@@ -23,10 +24,6 @@ struct FienupOptions {
 };
 
 namespace detail {
-template <class T>
-bool in_object_set(T v, T lo, T hi, bool in_support) {
-  return in_support ? (v >= lo && v <= hi) : v == T(0);
-}
 template <class T>
 T project_object(T v, T lo, T hi, bool in_support) {
   return in_support ? std::clamp(v, lo, hi) : T(0);
@@ -49,7 +46,7 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   if (opt.support.size() && opt.support.size() != F.input_size())
     detail::fail("fienup: support mask has ", opt.support.size(), " entries, expected ", F.input_size());
   const Eigen::Index n = F.input_size(), hn = F.half_size();
-  const T s = F.scale(), inv_n = T(1) / T(n);
+  const T s = F.scale(), inv_s = T(1) / s, inv_n = T(1) / T(n);
   const Mat<T>& yb = loss.half_measurements();
   auto supp = [&](Eigen::Index i) { return opt.support.size() == 0 || opt.support(i) > T(0.5); };
   SolveResult<T> res;
@@ -58,23 +55,35 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   const int hio_iters = hio ? std::max(0, opt.iterations - opt.final_er) : 0;
   for (int it = 0; it < opt.iterations; ++it) {
     F.forward_half(x, X);
-    // magnitude projection: X ← ȳ/s · X/|X| (unscaled spectrum of the scaled target)
-    for (Eigen::Index j = 0; j < X.cols(); ++j)
-      for (Eigen::Index i = 0; i < hn; ++i) {
-        const T a = std::abs(X(i, j));
-        const T target = yb(i, j) / s;
-        X(i, j) = a > T(0) ? X(i, j) * (target / a) : std::complex<T>(target, 0);
+    // magnitude projection: X ← (ȳ/s) · X/|X| (the unscaled spectrum of the scaled target)
+    for_column_chunks(X.cols(), [&](Eigen::Index j0, Eigen::Index nb) {
+      for (Eigen::Index j = j0; j < j0 + nb; ++j) {
+        std::complex<T>* xc = X.col(j).data();
+        const T* yc = yb.col(j).data();
+        for (Eigen::Index i = 0; i < hn; ++i) {
+          const T re = xc[i].real(), im = xc[i].imag();
+          const T a = std::sqrt(re * re + im * im);
+          const T target = yc[i] * inv_s;
+          xc[i] = a > T(0) ? std::complex<T>(re * (target / a), im * (target / a)) : std::complex<T>(target, 0);
+        }
       }
+    }, 64);
     F.backward_half(X, xp);
-    xp *= inv_n;  // c2r is unnormalised: F⁻¹ = DFT⁻¹ = backward / n
     const bool hio_step = it < hio_iters;
-    for (Eigen::Index j = 0; j < x.cols(); ++j)
-      for (Eigen::Index i = 0; i < n; ++i) {
-        const bool sp = supp(i);
-        const T v = xp(i, j);
-        if (!hio_step || detail::in_object_set(v, opt.lo, opt.hi, sp)) x(i, j) = detail::project_object(v, opt.lo, opt.hi, sp);
-        else x(i, j) = x(i, j) - opt.beta * (v - detail::project_object(v, opt.lo, opt.hi, sp));
+    const bool boxed = opt.support.size() == 0;
+    for_column_chunks(x.cols(), [&](Eigen::Index j0, Eigen::Index nb) {
+      for (Eigen::Index j = j0; j < j0 + nb; ++j) {
+        T* xj = x.col(j).data();
+        const T* pj = xp.col(j).data();
+        for (Eigen::Index i = 0; i < n; ++i) {
+          const T v = pj[i] * inv_n;  // c2r is unnormalised: F⁻¹ = backward / n
+          const bool sp = boxed || supp(i);
+          const T pv = detail::project_object(v, opt.lo, opt.hi, sp);
+          // ER, or HIO where x' satisfies the constraint: x ← P_C(x') (= x' there)
+          xj[i] = (!hio_step || pv == v) ? pv : xj[i] - opt.beta * (v - pv);
+        }
       }
+    }, 64);
     if (opt.history_stride > 0 && (it + 1) % opt.history_stride == 0) {
       Vec<T> l = loss.value(x);
       detail::record(res, it + 1, l, opt.history_stride);
