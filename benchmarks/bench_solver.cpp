@@ -120,7 +120,13 @@ std::map<std::string, Times>& baseline_times() {
   static std::map<std::string, Times> m;
   return m;
 }
-std::string key(Index b, int t) { return "b" + std::to_string(b) + "/t" + std::to_string(t); }
+std::string key(Index b, int t) {
+  std::string k = "b";  // appended step by step: GCC 12 warns falsely (-Wrestrict) on "b" + to_string(...)
+  k += std::to_string(b);
+  k += "/t";
+  k += std::to_string(t);
+  return k;
+}
 void set_ratio(benchmark::State& state, const Times& t, Index b, int threads) {
   const auto it = baseline_times().find(key(b, threads));
   if (it == baseline_times().end()) return;

@@ -45,11 +45,20 @@ class Dense {
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     y.resize(w_.rows(), x.cols());
     y.noalias() = w_ * x;
-    const Eigen::Index rows = y.rows();
-    for (Eigen::Index j = 0; j < y.cols(); ++j) {
-      T* c = y.col(j).data();
-      const T* b = b_.data();
-      for (Eigen::Index i = 0; i < rows; ++i) c[i] = Act::value(c[i] + b[i]);
+    if constexpr (std::is_same_v<Act, Sigmoid>) {
+      // Eigen's exp is vectorised; a scalar std::exp loop costs ~20 % of the decoder forward
+      y.colwise() += b_;
+      y.array() = T(1) / (T(1) + (-y.array()).exp());
+    } else if constexpr (std::is_same_v<Act, Tanh>) {
+      y.colwise() += b_;
+      y.array() = y.array().tanh();
+    } else {
+      const Eigen::Index rows = y.rows();
+      for (Eigen::Index j = 0; j < y.cols(); ++j) {
+        T* c = y.col(j).data();
+        const T* b = b_.data();
+        for (Eigen::Index i = 0; i < rows; ++i) c[i] = Act::value(c[i] + b[i]);
+      }
     }
   }
 

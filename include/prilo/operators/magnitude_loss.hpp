@@ -148,7 +148,7 @@ class MagnitudeLoss<Fourier2d<T>> {
     require_shape(candidates, op_->input_size(), candidates.cols(), "magnitude loss candidates");
     CMat<T> X;
     op_->forward_half(candidates, X);
-    const Mat<T> a = X.cwiseAbs() * op_->scale();
+    const Mat<T> a = (X.real().array().square() + X.imag().array().square()).sqrt().matrix() * op_->scale();  // not hypot: vectorises
     const Mat<T> wa = a.array().colwise() * weight_.array();
     Mat<T> s(a.cols(), y_.cols());
     s.noalias() = T(-2) * wa.transpose() * ybar_;
