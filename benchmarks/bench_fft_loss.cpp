@@ -175,7 +175,7 @@ void register_type(const char* tname) {
   const Config configs[] = {{28, 28, 1, 1},    {64, 64, 1, 1},       {256, 256, 1, 1},
                             {1024, 1024, 1, 1}, {28, 28, 1024, 1}, {28, 28, 1024, 2}};
   for (const Config& c : configs) {
-    const std::string suffix = "/" + c.key(tname);
+    const std::string suffix = std::string("/").append(c.key(tname));  // not "/" + s: GCC 12 -Wrestrict bug
     benchmark::RegisterBenchmark(("fft_pair" + suffix).c_str(),
                                  [c, tname](benchmark::State& s) { bm_fft_pair<T>(s, c, tname); })
         ->UseRealTime();

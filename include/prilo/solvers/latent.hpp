@@ -178,13 +178,17 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   };
   for (const auto& st : opt.stages) {
     for (int rep = 0; rep < st.repetitions; ++rep) {
-      const std::string tag = "z" + std::to_string(st.layer) + " rep " + std::to_string(rep + 1) + "/" +
-                              std::to_string(st.repetitions);
+      // built with append: GCC 12 warns falsely (-Wrestrict, bug 105329) on "literal" + string
+      std::string tag = "z";
+      tag.append(std::to_string(st.layer)).append(" rep ").append(std::to_string(rep + 1)).append("/").append(
+          std::to_string(st.repetitions));
+      const std::string tag_a = std::string("A ").append(tag), tag_b = std::string("B ").append(tag),
+                        tag_c = std::string("C ").append(tag);
       Mat<T> zi = gen.forward(0, st.layer, z0);
       if (st.forward.enabled) {
         const Mat<T> centre = zi;
         detail::optimise_magnitude(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, res, step,
-                                   opt.history_stride, opt.progress, "prilo", "A " + tag);
+                                   opt.history_stride, opt.progress, "prilo", tag_a);
       }
       if (!st.back.enabled && !st.refine.enabled) {
         x_only_a = gen.forward_from(st.layer, zi);
@@ -192,12 +196,12 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
       }
       x_only_a.resize(0, 0);
       if (st.back.enabled)
-        detail::back_project(gen, st.layer, zi, z0, st.back, opt.noise, rng, opt.progress, "prilo", "B " + tag,
+        detail::back_project(gen, st.layer, zi, z0, st.back, opt.noise, rng, opt.progress, "prilo", tag_b,
                              opt.history_stride);
       if (st.refine.enabled) {
         const Mat<T> centre = z0;
         detail::optimise_magnitude(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, res, step, opt.history_stride,
-                                   opt.progress, "prilo", "C " + tag);
+                                   opt.progress, "prilo", tag_c);
       }
       keep();
     }
