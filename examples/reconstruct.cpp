@@ -29,7 +29,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> all_methods = {"er", "hio", "dpr", "dpr-mii", "prilo", "prilo-mii", "prilo-mii-resolve"};
+const std::vector<std::string> all_methods = {"er",        "hio",          "dpr",          "dpr-mii",
+                                              "prilo",     "prilo-mii",    "prilo-rx",     "prilo-mii-rx",
+                                              "prilo-mii-resolve", "prilo-mii-rx-resolve"};
 
 struct Settings {
   std::string dataset = "mnist", op = "fourier", methods = "hio,dpr,prilo-mii", data_dir, config, weights, json_path, png_path;
@@ -91,6 +93,7 @@ Config read_config(const fs::path& path) {
       const auto& p = j["prilo"];
       if (p.contains("initial")) c.prilo.initial = read_phase(p["initial"], c.prilo.initial);
       c.prilo.keep_best = p.value("keep_best", true);
+      c.prilo.keep_best_range_extended = p.value("keep_best_range_extended", false);
       for (const auto& s : p.at("stages")) {
         PriloStage<T> st;
         st.layer = s.at("layer").get<int>();
@@ -169,25 +172,31 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
       auto opt = cfg.dpr;
       opt.progress = progress(m);
       r = select_best(dpr(gen, loss_r, std::move(z0), opt, rng), B, R);
-    } else if (m == "prilo" || m == "prilo-mii") {
-      Mat<T> z0 = m == "prilo" ? random_latents(gen, B * R, rng) : mii_latents(gen, loss, R, cfg.mii, rng);
+    } else if (m == "prilo" || m == "prilo-mii" || m == "prilo-rx" || m == "prilo-mii-rx") {
+      const bool mii = m == "prilo-mii" || m == "prilo-mii-rx";
+      Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
       auto opt = cfg.prilo;
       opt.progress = progress(m);
+      // -rx: the output may be a range-extended image G_{i+1}^k(z_i*) of a forward phase
+      opt.keep_best_range_extended = m.ends_with("-rx") || cfg.prilo.keep_best_range_extended;
       r = select_best(prilo_solve(gen, loss_r, std::move(z0), opt, rng), B, R);
-    } else if (m == "prilo-mii-resolve") {
+    } else if (m == "prilo-mii-resolve" || m == "prilo-mii-rx-resolve") {
       if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
-        auto base = done.count("prilo-mii") ? done["prilo-mii"] : SolveResult<T>{};
+        const std::string base_name = m == "prilo-mii-resolve" ? "prilo-mii" : "prilo-mii-rx";
+        SolveResult<T> base = done.count(base_name) ? done[base_name] : SolveResult<T>{};
         if (!base.x.size()) {
           Mat<T> z0 = mii_latents(gen, loss, R, cfg.mii, rng);
           auto opt = cfg.prilo;
           opt.progress = progress(m);
+          opt.keep_best_range_extended = base_name == "prilo-mii-rx";
           base = select_best(prilo_solve(gen, loss_r, std::move(z0), opt, rng), B, R);
         }
-        auto hio = done.count("hio") ? done["hio"] : SolveResult<T>{};
+        SolveResult<T> hio = done.count("hio") ? done["hio"] : SolveResult<T>{};
         if (!hio.x.size()) {
           auto opt = cfg.hio;
           opt.progress = progress(m);
-          hio = select_best(fienup(loss_r, uniform_start<T>(op.input_size(), B * R, rng), true, opt), B, R);
+          Rng hio_rng(st.seed * 1000003ull + std::hash<std::string>{}("hio") % 1000003ull);  // the hio row's starts
+          hio = select_best(fienup(loss_r, uniform_start<T>(op.input_size(), B * R, hio_rng), true, opt), B, R);
         }
         r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, ResolveOptions{}, rng);
       } else {
@@ -215,7 +224,7 @@ int main(int argc, char** argv) {
   app.add_option("--operator", st.op, "fourier (28x28 DFT, no oversampling), gaussian-real, gaussian-complex")
       ->check(CLI::IsMember({"fourier", "gaussian-real", "gaussian-complex"}));
   app.add_option("--measurements", st.measurements, "m, the number of Gaussian measurements")->check(CLI::PositiveNumber);
-  app.add_option("--methods", st.methods, "Comma-separated: er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-mii-resolve");
+  app.add_option("--methods", st.methods, "Comma-separated: er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-rx,prilo-mii-rx,prilo-mii-resolve,prilo-mii-rx-resolve");
   app.add_option("--split", st.split, "Images from the test split (reporting) or the train split (tuning)")
       ->check(CLI::IsMember({"test", "train"}));
   app.add_option("--first", st.first, "First image index")->check(CLI::NonNegativeNumber);
@@ -246,7 +255,7 @@ int main(int argc, char** argv) {
     if (methods.empty()) throw invalid_input("--methods: no method given");
     for (const auto& m : methods)
       if (std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end())
-        throw invalid_input("--methods: unknown method \"" + m + "\" (known: er, hio, dpr, dpr-mii, prilo, prilo-mii, prilo-mii-resolve)");
+        throw invalid_input("--methods: unknown method \"" + m + "\" (known: er, hio, dpr, dpr-mii, prilo, prilo-mii, prilo-rx, prilo-mii-rx, prilo-mii-resolve, prilo-mii-rx-resolve)");
     const Config cfg = read_config(config_path);
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)

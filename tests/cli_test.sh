@@ -32,7 +32,7 @@ cat > "$tmp/quick.json" <<'JSON'
  "prilo": {"initial": {"steps": 10}, "stages": [{"layer": 2, "repetitions": 1, "forward": {"steps": 10},
            "back": {"steps": 10}, "refine": {"steps": 10}}]}}
 JSON
-expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods er,hio,dpr,prilo-mii --quiet \
+expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods er,hio,dpr,prilo-mii,prilo-mii-rx-resolve --quiet \
   --json "$tmp/r.json" --png "$tmp/r.png"
 expect_ok test -s "$tmp/r.json"
 expect_ok test -s "$tmp/r.png"

@@ -64,6 +64,10 @@ struct PriloOptions {
   /// initial optimisation and of every C phase (PRILO's later stages can lose what an earlier
   /// one found; this uses only the measurements). false: the z0 after the last phase.
   bool keep_best = true;
+  /// Also consider the range-extended images G_{i+1}^k(z_i*) that the forward phases (A)
+  /// reach: keep, per image, whichever image (from z0 or from an A phase) has the lowest
+  /// magnitude error. Off in the paper's method; measured in docs/results.md.
+  bool keep_best_range_extended = false;
   int history_stride = 10;
   ProgressFn progress = {};
 };
@@ -166,15 +170,19 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
                                opt.progress, "prilo", "initial z0");
   Mat<T> x_only_a;  // set when a stage runs A without B and C
   Mat<T> best_z = z0;
-  Vec<T> best_loss = loss.value(gen.forward_from(0, z0));
-  auto keep = [&] {
-    if (!opt.keep_best) return;
-    const Vec<T> l = loss.value(gen.forward_from(0, z0));
+  Mat<T> best_x = gen.forward_from(0, z0);
+  Vec<T> best_loss = loss.value(best_x);
+  auto keep_x = [&](const Mat<T>& x, const Mat<T>* z) {
+    const Vec<T> l = loss.value(x);
     for (Eigen::Index j = 0; j < l.size(); ++j)
       if (l(j) < best_loss(j)) {
         best_loss(j) = l(j);
-        best_z.col(j) = z0.col(j);
+        best_x.col(j) = x.col(j);
+        if (z) best_z.col(j) = z->col(j);
       }
+  };
+  auto keep = [&] {
+    if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0);
   };
   for (const auto& st : opt.stages) {
     for (int rep = 0; rep < st.repetitions; ++rep) {
@@ -189,6 +197,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
         const Mat<T> centre = zi;
         detail::optimise_magnitude(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, res, step,
                                    opt.history_stride, opt.progress, "prilo", tag_a);
+        if (opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr);
       }
       if (!st.back.enabled && !st.refine.enabled) {
         x_only_a = gen.forward_from(st.layer, zi);
@@ -212,6 +221,14 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
     return res;
   }
   keep();
+  if (opt.keep_best_range_extended) {
+    // the image may come from an A phase (no latent reproduces it exactly): z is the latent
+    // kept for it by the z0 phases
+    res.x = std::move(best_x);
+    res.magnitude_error = best_loss / T(loss.op().output_size());
+    res.z = std::move(best_z);
+    return res;
+  }
   return detail::finish(gen, loss, opt.keep_best ? std::move(best_z) : std::move(z0), std::move(res));
 }
 
