@@ -62,6 +62,7 @@ struct Config {
   FienupOptions<T> er, hio;
   DprOptions<T> dpr;
   PriloOptions<T> prilo;
+  ResolveOptions resolve;
 };
 
 Config read_config(const fs::path& path) {
@@ -81,6 +82,7 @@ Config read_config(const fs::path& path) {
       c.noise.gamma = j["noise"].value("gamma", 0.55);
     }
     if (j.contains("mii")) c.mii.candidates = j["mii"].value("candidates", 5000);
+    if (j.contains("resolve")) c.resolve.consistency_threshold = j["resolve"].value("consistency_threshold", 1e-4);
     if (j.contains("er")) c.er.iterations = j["er"].value("iterations", 1000);
     if (j.contains("hio")) {
       c.hio.iterations = j["hio"].value("iterations", 1000);
@@ -198,7 +200,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
           Rng hio_rng(st.seed * 1000003ull + std::hash<std::string>{}("hio") % 1000003ull);  // the hio row's starts
           hio = select_best(fienup(loss_r, uniform_start<T>(op.input_size(), B * R, hio_rng), true, opt), B, R);
         }
-        r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, ResolveOptions{}, rng);
+        r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, cfg.resolve, rng);
       } else {
         throw invalid_input("method " + m + " needs --operator fourier");
       }
