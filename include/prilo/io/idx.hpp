@@ -2,6 +2,7 @@
 #pragma once
 
 #include <prilo/core.hpp>
+#include <prilo/io/file.hpp>
 
 #include <zlib.h>
 
@@ -277,28 +278,19 @@ inline std::vector<unsigned char> idx_read(const std::filesystem::path& path, st
 
 /// Writes `bytes` (header + data) raw or gzip-compressed, via a temporary file and a rename.
 inline void idx_write_bytes(const std::filesystem::path& path, const std::vector<unsigned char>& bytes, bool gzip) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp" + std::to_string(std::random_device{}());
+  if (!gzip) return write_file_atomic(path, bytes.data(), bytes.size());
+  const auto tmp = temporary_sibling(path);
   bool ok = false;
-  if (gzip) {
-    gzFile f = gzopen(tmp.string().c_str(), "wb6");
-    if (f) {
-      ok = true;
-      std::size_t done = 0;
-      while (ok && done < bytes.size()) {
-        const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(bytes.size() - done, 1u << 30));
-        ok = gzwrite(f, bytes.data() + done, chunk) == static_cast<int>(chunk);
-        done += chunk;
-      }
-      ok = (gzclose(f) == Z_OK) && ok;
+  gzFile f = gzopen(tmp.string().c_str(), "wb6");
+  if (f) {
+    ok = true;
+    std::size_t done = 0;
+    while (ok && done < bytes.size()) {
+      const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(bytes.size() - done, 1u << 30));
+      ok = gzwrite(f, bytes.data() + done, chunk) == static_cast<int>(chunk);
+      done += chunk;
     }
-  } else {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (f) {
-      f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-      f.close();
-      ok = !f.fail();
-    }
+    ok = (gzclose(f) == Z_OK) && ok;
   }
   std::error_code ec;
   if (!ok) {
@@ -306,12 +298,7 @@ inline void idx_write_bytes(const std::filesystem::path& path, const std::vector
     std::filesystem::remove(tmp, ec);
     idx_fail(path, "cannot write: ", std::strerror(e));
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    idx_fail(path, "cannot write: rename failed: ", ec.message());
-  }
+  commit_temporary(tmp, path);
 }
 
 }  // namespace detail

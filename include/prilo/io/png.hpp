@@ -2,6 +2,7 @@
 #pragma once
 
 #include <prilo/core.hpp>
+#include <prilo/io/file.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -155,30 +156,7 @@ void write_png_grid(const std::filesystem::path& path, const Eigen::MatrixBase<D
                                              static_cast<int>(height), 1, pixels.data(), static_cast<int>(width)))
     throw file_error(path.string() + ": PNG encoding failed");
 
-  std::filesystem::path tmp = path;
-  tmp += ".tmp" + std::to_string(std::random_device{}());
-  bool ok = false;
-  int err = 0;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (f) {
-      f.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-      f.close();
-      ok = !f.fail();
-    }
-    err = errno;
-  }
-  std::error_code ec;
-  if (!ok) {
-    std::filesystem::remove(tmp, ec);
-    throw file_error(path.string() + ": cannot write: " + std::strerror(err));
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw file_error(path.string() + ": cannot write: " + ec.message());
-  }
+  detail::write_file_atomic(path, png.data(), png.size());
 }
 
 /// Writes one h x w image (a vector of h*w values, pixel r*w + c) as a grayscale PNG.

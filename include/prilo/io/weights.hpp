@@ -2,6 +2,7 @@
 #pragma once
 
 #include <prilo/core.hpp>
+#include <prilo/io/file.hpp>
 
 #include <zlib.h>
 
@@ -212,30 +213,7 @@ inline std::string weights_describe(std::string_view arch, const std::vector<std
 
 /// Writes bytes to a temporary file next to `path`, then renames it over `path`.
 inline void weights_write_atomic(const std::filesystem::path& path, const std::vector<unsigned char>& bytes) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp" + std::to_string(std::random_device{}());
-  bool ok = false;
-  int err = 0;
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (f) {
-      f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-      f.close();
-      ok = !f.fail();
-    }
-    err = errno;
-  }
-  std::error_code ec;
-  if (!ok) {
-    std::filesystem::remove(tmp, ec);
-    weights_fail(path, "cannot write: ", std::strerror(err));
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    weights_fail(path, "cannot write: rename failed: ", ec.message());
-  }
+  write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 template <class S>
