@@ -34,7 +34,7 @@ const std::vector<std::string> all_methods = {"er",        "hio",          "dpr"
                                               "prilo-mii-resolve", "prilo-mii-rx-resolve"};
 
 struct Settings {
-  std::string dataset = "mnist", op = "fourier", methods = "hio,dpr,prilo-mii", data_dir, config, weights, json_path, png_path;
+  std::string dataset = "mnist", op = "fourier", methods = "hio,dpr,prilo-mii,prilo-mii-rx-resolve", data_dir, config, weights, json_path, png_path;
   std::string split = "test";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8;
   std::uint64_t seed = 0;
@@ -296,7 +296,7 @@ int main(int argc, char** argv) {
                    {"count", st.count}, {"restarts", st.restarts}, {"seed", st.seed}, {"backend", cpu::name},
                    {"threads", cpu::threads()}, {"methods", json::object()}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
-    std::printf("\n%-18s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
+    std::printf("\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
                 "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
     for (const auto& r : results) {
       const Vec<double> ps = metrics::psnr_batch(r.x, x);
@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
       }
       const auto sp = metrics::summary(metrics::cap_psnr(ps)), sss = metrics::summary(ss);
       const auto sm = metrics::summary(r.magnitude_error.cast<double>());
-      std::printf("%-18s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", r.name.c_str(), sp.mean, sp.ci95, sss.mean,
+      std::printf("%-22s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", r.name.c_str(), sp.mean, sp.ci95, sss.mean,
                   sss.ci95, sm.mean, r.seconds);
       json mj = {{"psnr", summary_json(sp)}, {"ssim", summary_json(sss)}, {"magnitude_error", summary_json(sm)},
                  {"seconds", r.seconds}, {"psnr_per_image", std::vector<double>(ps.data(), ps.data() + ps.size())},
