@@ -27,6 +27,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "timing.hpp"
+
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -34,6 +36,8 @@
 #include <string>
 
 namespace {
+
+using namespace prilo_bench;
 
 using Index = Eigen::Index;
 
@@ -76,47 +80,9 @@ Problem<T>& problem(int h, int w, Index b) {
 }
 
 /// Wall and process-CPU time per iteration of the latest baseline run of each configuration.
-struct Times {
-  double wall = 0, cpu = 0;
-};
 std::map<std::string, Times>& baseline_times() {
   static std::map<std::string, Times> m;
   return m;
-}
-
-/// Wall and process CPU time (all threads) now, in seconds.
-Times now() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return {std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(),
-          double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec)};
-}
-Times per_iteration(const benchmark::State& state, const Times& t0) {
-  const Times t1 = now();
-  const double n = double(std::max<benchmark::IterationCount>(1, state.iterations()));
-  return {(t1.wall - t0.wall) / n, (t1.cpu - t0.cpu) / n};
-}
-
-/// Robust ratio under other load: alternating rounds of `base` and `fn` (15 each, each round
-/// at least 0.5 ms of back-to-back calls), ratio of the fastest round of `fn` to the fastest
-/// round of `base`. Interference from other processes only adds time, so the minima of
-/// interleaved rounds estimate the undisturbed ratio. Runs after the timed loop (not timed).
-struct Interleaved {
-  double ratio, base, fn;  ///< fastest-round ratio and the fastest per-call times (s)
-};
-template <class Base, class Fn>
-Interleaved interleaved(Base&& base, Fn&& fn, double sec_per_iter) {
-  const int n = std::max(1, int(0.5e-3 / std::max(sec_per_iter, 1e-9)));
-  double best_base = 1e300, best_fn = 1e300;
-  for (int r = 0; r < 15; ++r) {
-    Times t0 = now();
-    for (int i = 0; i < n; ++i) base();
-    best_base = std::min(best_base, now().wall - t0.wall);
-    t0 = now();
-    for (int i = 0; i < n; ++i) fn();
-    best_fn = std::min(best_fn, now().wall - t0.wall);
-  }
-  return {best_fn / best_base, best_base / n, best_fn / n};
 }
 
 void set_items(benchmark::State& state, const Config& c) {
