@@ -1,7 +1,10 @@
 // The VAE: gradient of the full loss (reparameterisation included) and training on real data.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <prilo/io/idx.hpp>
 #include <prilo/nn.hpp>
+#include <prilo/nn/vae_io.hpp>
 #include <prilo/optim/optimizers.hpp>
 #include <prilo/testing/checkers.hpp>
 
@@ -48,9 +51,6 @@ TEST_CASE("VAE loss parts are consistent") {
   CHECK_THROWS_WITH(vae.loss(Mat<double>::Ones(9, 4), eps, false), doctest::Contains("VAE input"));
 }
 
-#include <cstdlib>
-#include <prilo/io/idx.hpp>
-#include <prilo/nn/vae_io.hpp>
 
 namespace {
 std::string data_dir_for_vae() {

@@ -27,7 +27,6 @@ struct SolveResult {
   Vec<T> magnitude_error;   ///< ‖|Ax| − y‖² / m per image
   Mat<T> history;           ///< magnitude loss per image (columns) at recorded steps (rows)
   std::vector<int> history_steps;  ///< global step index of each history row
-  Eigen::Index restart_of_best = 0;  ///< unused by single runs; see select_best
   std::vector<int> chosen_restart;   ///< per image, the restart kept (with restarts)
 };
 
