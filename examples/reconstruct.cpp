@@ -14,6 +14,7 @@
 #include <prilo/metrics/metrics.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/operators.hpp>
+#include <prilo/solvers/column_blocks.hpp>
 #include <prilo/solvers/fienup.hpp>
 #include <prilo/solvers/latent.hpp>
 #include <prilo/solvers/resolve.hpp>
@@ -157,6 +158,28 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
                    p.mean_loss);
     };
   };
+  // every solver runs on column blocks of the batch, one block per thread (progress from
+  // block 0, which runs on this thread)
+  auto blocks = [&](const Mat<T>& start, Rng& rng, auto&& solve) {
+    return select_best(solve_column_blocks(loss_r, start, rng,
+                                           [&](const MagnitudeLoss<Op>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
+                                             return solve(l, std::move(s), g, b.index == 0);
+                                           }),
+                       B, R);
+  };
+  auto fienup_blocks = [&](const Mat<T>& start, Rng& rng, bool hio, auto opt) {
+    return blocks(start, rng, [&](const auto& l, Mat<T> s, Rng&, bool first) {
+      if (!first) opt.progress = {};
+      return fienup(l, std::move(s), hio, opt);
+    });
+  };
+  auto prilo_blocks = [&](const Mat<T>& start, Rng& rng, const PriloOptions<T>& opt) {
+    return blocks(start, rng, [&](const auto& l, Mat<T> s, Rng& g, bool first) {
+      PriloOptions<T> o = opt;
+      if (!first) o.progress = {};
+      return prilo_solve(gen, l, std::move(s), o, g);
+    });
+  };
   for (const auto& m : methods) {
     Rng rng(st.seed * 1000003ull + std::hash<std::string>{}(m) % 1000003ull);
     const auto t0 = std::chrono::steady_clock::now();
@@ -165,7 +188,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
       if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
         auto opt = m == "er" ? cfg.er : cfg.hio;
         opt.progress = progress(m);
-        r = select_best(fienup(loss_r, uniform_start<T>(op.input_size(), B * R, rng), m == "hio", opt), B, R);
+        r = fienup_blocks(uniform_start<T>(op.input_size(), B * R, rng), rng, m == "hio", opt);
       } else {
         throw invalid_input("method " + m + " needs --operator fourier");
       }
@@ -173,7 +196,11 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
       Mat<T> z0 = m == "dpr" ? random_latents(gen, B * R, rng) : mii_latents(gen, loss, R, cfg.mii, rng);
       auto opt = cfg.dpr;
       opt.progress = progress(m);
-      r = select_best(dpr(gen, loss_r, std::move(z0), opt, rng), B, R);
+      r = blocks(z0, rng, [&](const auto& l, Mat<T> s, Rng& g, bool first) {
+        auto o = opt;
+        if (!first) o.progress = {};
+        return dpr(gen, l, std::move(s), o, g);
+      });
     } else if (m == "prilo" || m == "prilo-mii" || m == "prilo-rx" || m == "prilo-mii-rx") {
       const bool mii = m == "prilo-mii" || m == "prilo-mii-rx";
       Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
@@ -181,7 +208,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
       opt.progress = progress(m);
       // -rx: the output may be a range-extended image G_{i+1}^k(z_i*) of a forward phase
       opt.keep_best_range_extended = m.ends_with("-rx") || cfg.prilo.keep_best_range_extended;
-      r = select_best(prilo_solve(gen, loss_r, std::move(z0), opt, rng), B, R);
+      r = prilo_blocks(z0, rng, opt);
     } else if (m == "prilo-mii-resolve" || m == "prilo-mii-rx-resolve") {
       if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
         const std::string base_name = m == "prilo-mii-resolve" ? "prilo-mii" : "prilo-mii-rx";
@@ -191,14 +218,14 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
           auto opt = cfg.prilo;
           opt.progress = progress(m);
           opt.keep_best_range_extended = base_name == "prilo-mii-rx";
-          base = select_best(prilo_solve(gen, loss_r, std::move(z0), opt, rng), B, R);
+          base = prilo_blocks(z0, rng, opt);
         }
         SolveResult<T> hio = done.count("hio") ? done["hio"] : SolveResult<T>{};
         if (!hio.x.size()) {
           auto opt = cfg.hio;
           opt.progress = progress(m);
           Rng hio_rng(st.seed * 1000003ull + std::hash<std::string>{}("hio") % 1000003ull);  // the hio row's starts
-          hio = select_best(fienup(loss_r, uniform_start<T>(op.input_size(), B * R, hio_rng), true, opt), B, R);
+          hio = fienup_blocks(uniform_start<T>(op.input_size(), B * R, hio_rng), hio_rng, true, opt);
         }
         r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, cfg.resolve, rng);
       } else {

@@ -11,6 +11,16 @@
 
 namespace prilo {
 
+/// Threads available to a new parallel region here: OpenMP's maximum outside a parallel
+/// region, 1 inside one (prilo never nests regions) or without OpenMP.
+inline int max_threads() {
+#if defined(_OPENMP)
+  return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 /// Calls f(first_column, count) on contiguous column ranges covering [0, cols), one range
 /// per thread, in parallel. Ranges are at least `min_cols` wide so small batches stay on one
 /// thread. Exceptions thrown by f are rethrown on the calling thread.
@@ -18,8 +28,8 @@ template <class F>
 void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8) {
   if (cols <= 0) return;
 #if defined(_OPENMP)
-  const Eigen::Index max_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const Eigen::Index nt = std::max<Eigen::Index>(1, std::min(max_threads, cols / std::max<Eigen::Index>(1, min_cols)));
+  const Eigen::Index nt = std::max<Eigen::Index>(
+      1, std::min<Eigen::Index>(max_threads(), cols / std::max<Eigen::Index>(1, min_cols)));
   if (nt > 1) {
     std::exception_ptr error;
 #pragma omp parallel for num_threads(nt) schedule(static)

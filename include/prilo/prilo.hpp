@@ -20,6 +20,7 @@
 #include "projection.hpp"
 #include "random.hpp"
 #include "schedule/noise.hpp"
+#include "solvers/column_blocks.hpp"
 #include "solvers/common.hpp"
 #include "solvers/fienup.hpp"
 #include "solvers/latent.hpp"

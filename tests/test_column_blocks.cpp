@@ -1,0 +1,159 @@
+// solve_column_blocks: the batch split into column blocks, one per thread, and joined again.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <prilo/prilo.hpp>
+#include <stdexcept>
+
+using namespace prilo;
+using T = double;
+
+namespace {
+
+struct Problem {
+  Fourier2d<T> F{8, 8};
+  Mat<T> x;
+  Mat<T> y;
+  explicit Problem(Eigen::Index cols) {
+    Rng rng(5);
+    x = rng.normal_matrix<T>(64, cols).cwiseAbs();
+    y = measure(F, x);
+  }
+};
+
+// Restores the thread count after a test that changes it.
+struct ThreadGuard {
+  int saved = cpu::threads();
+  ~ThreadGuard() { cpu::set_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("column blocks: blocks cover the batch in order and the results are joined in column order") {
+  Problem p(10);
+  MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
+  Rng rng(1);
+  const Mat<T> start = Mat<T>::Random(3, 10);
+  std::mutex m;
+  std::vector<ColumnBlock> seen;
+  auto r = solve_column_blocks(
+      loss, start, rng,
+      [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng&, const ColumnBlock& b) {
+        {
+          std::lock_guard lock(m);
+          seen.push_back(b);
+        }
+        // the block's loss holds exactly the block's measurement columns
+        CHECK(l.measurements() == p.y.middleCols(b.first, b.columns));
+        CHECK(s == start.middleCols(b.first, b.columns));
+        SolveResult<T> out;
+        out.x = s * T(2);
+        out.z = s;
+        out.magnitude_error = Vec<T>::Constant(b.columns, T(b.index));
+        out.history = Mat<T>::Constant(2, b.columns, T(b.first));
+        out.history_steps = {5, 10};
+        return out;
+      },
+      {.blocks = 3, .min_columns = 1});
+  REQUIRE(seen.size() == 3);
+  std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  Eigen::Index next = 0;
+  for (const auto& b : seen) {
+    CHECK(b.count == 3);
+    CHECK(b.first == next);
+    CHECK(b.columns >= 3);
+    next += b.columns;
+  }
+  CHECK(next == 10);
+  CHECK(r.x == start * T(2));
+  CHECK(r.z == start);
+  CHECK(r.history_steps == std::vector<int>{5, 10});
+  for (const auto& b : seen)
+    for (Eigen::Index j = b.first; j < b.first + b.columns; ++j) {
+      CHECK(r.magnitude_error(j) == T(b.index));
+      CHECK(r.history(1, j) == T(b.first));
+    }
+}
+
+TEST_CASE("column blocks: one block is a direct call with the caller's loss and random stream") {
+  Problem p(20);
+  MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
+  Rng rng(1);
+  const Mat<T> start = Mat<T>::Random(3, 20);
+  int calls = 0;
+  // 20 columns with blocks of at least 16: one block, whatever the thread count
+  auto r = solve_column_blocks(
+      loss, start, rng,
+      [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
+        ++calls;
+        CHECK(&l == &loss);
+        CHECK(&g == &rng);
+        CHECK(b.count == 1);
+        CHECK(b.columns == 20);
+        SolveResult<T> out;
+        out.x = s;
+        out.magnitude_error = Vec<T>::Zero(s.cols());
+        return out;
+      },
+      {.blocks = 4, .min_columns = 16});
+  CHECK(calls == 1);
+  CHECK(r.x == start);
+}
+
+TEST_CASE("column blocks: an exception in any block reaches the caller") {
+  ThreadGuard guard;
+  cpu::set_threads(2);
+  Problem p(12);
+  MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
+  Rng rng(1);
+  const Mat<T> start = Mat<T>::Zero(3, 12);
+  std::atomic<int> calls{0};
+  auto solve = [&](const MagnitudeLoss<Fourier2d<T>>&, Mat<T> s, Rng&, const ColumnBlock& b) {
+    ++calls;
+    if (b.index == 2) throw invalid_input("block two failed");
+    SolveResult<T> out;
+    out.x = s;
+    out.magnitude_error = Vec<T>::Zero(s.cols());
+    return out;
+  };
+  CHECK_THROWS_WITH_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = 3, .min_columns = 1}), "block two failed",
+                       invalid_input);
+  CHECK(calls == 3);
+  CHECK_THROWS_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = -1}), invalid_input);
+  CHECK_THROWS_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = 2, .min_columns = 0}), invalid_input);
+  CHECK_THROWS_AS(solve_column_blocks(loss, Mat<T>(Mat<T>::Zero(3, 11)), rng, solve), invalid_input);
+}
+
+TEST_CASE("column blocks: DPR on fixed blocks gives the same result with 1 and 2 threads, and each block's own result") {
+  ThreadGuard guard;
+  Problem p(24);
+  MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
+  const nn::Vae<T> vae(64, 32, 6, 11);
+  DprOptions<T> opt;
+  opt.phase.steps = 30;
+  opt.history_stride = 10;
+  Rng start_rng(2);
+  const Mat<T> z0 = random_latents(vae.decoder(), 24, start_rng);
+  auto run = [&](int threads) {
+    cpu::set_threads(threads);
+    Rng rng(9);
+    return solve_column_blocks(
+        loss, z0, rng,
+        [&](const auto& l, Mat<T> s, Rng& g, const ColumnBlock&) { return dpr(vae.decoder(), l, std::move(s), opt, g); },
+        {.blocks = 2, .min_columns = 1});
+  };
+  const SolveResult<T> one = run(1), two = run(2);
+  CHECK(one.x == two.x);
+  CHECK(one.z == two.z);
+  CHECK(one.magnitude_error == two.magnitude_error);
+  REQUIRE(one.history.rows() == 3);
+  CHECK(one.history.cols() == 24);
+  // the joined magnitude errors belong to the joined images
+  const Vec<T> e = loss.value(one.x) / T(64);
+  CHECK((e - one.magnitude_error).cwiseAbs().maxCoeff() <= 1e-12 * (1 + e.cwiseAbs().maxCoeff()));
+  // the solver lowered the loss (it ran on every block)
+  const Vec<T> e0 = loss.value(vae.decoder().forward_from(0, z0)) / T(64);
+  CHECK(one.magnitude_error.head(12).mean() < e0.head(12).mean());
+  CHECK(one.magnitude_error.tail(12).mean() < e0.tail(12).mean());
+}
