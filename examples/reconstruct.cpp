@@ -8,6 +8,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <prilo/backend/cpu.hpp>
+
+#if defined(PRILO_BLAS_OPENBLAS)
+extern "C" char* openblas_get_corename(void);
+#endif
 #include <prilo/init/initialisers.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/png.hpp>
@@ -113,6 +117,15 @@ Config read_config(const fs::path& path) {
   c.dpr.noise = c.noise;
   c.prilo.noise = c.noise;
   return c;
+}
+
+/// Which kernels run Eigen's dense products (the build's PRILO_BLAS choice).
+std::string products_backend() {
+#if defined(PRILO_BLAS_OPENBLAS)
+  return std::string("OpenBLAS, ") + openblas_get_corename() + " kernels";
+#else
+  return "Eigen";
+#endif
 }
 
 struct MethodResult {
@@ -300,7 +313,8 @@ int main(int argc, char** argv) {
                 cpu::name, cpu::threads(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1,
                 st.op.c_str(), st.op == "fourier" ? "" : (" m=" + std::to_string(st.measurements)).c_str(), st.restarts,
                 (unsigned long long)st.seed);
-    std::printf("  config %s, weights %s\n", config_path.string().c_str(), weights_path.string().c_str());
+    std::printf("  config %s, weights %s, products: %s\n", config_path.string().c_str(), weights_path.string().c_str(),
+                products_backend().c_str());
     std::fflush(stdout);
 
     std::vector<MethodResult> results;

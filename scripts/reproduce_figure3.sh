@@ -7,6 +7,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 count="${1:-128}"; restarts="${2:-2}"
 bash scripts/setup.sh >/dev/null
+source scripts/openblas_env.sh   # AVX-512 kernels where OpenBLAS does not know the CPU
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target prilo-reconstruct >/dev/null
 mkdir -p docs/results

