@@ -36,7 +36,7 @@ fi
 
 echo "== build (Release, benchmarks on) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_BUILD_BENCHMARKS=ON -DPRILO_BUILD_EXAMPLES=ON >/dev/null
-cmake --build build -j "$(nproc)" --target bench_projection bench_fft_loss bench_mlp bench_solver prilo-reconstruct
+cmake --build build -j "$(nproc)" --target bench_peak bench_projection bench_fft_loss bench_mlp bench_solver prilo-reconstruct
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -48,7 +48,7 @@ cmake --build build -j "$(nproc)" --target bench_projection bench_fft_loss bench
 } > "$out/machine.txt"
 cat "$out/machine.txt"
 
-for b in projection fft_loss mlp solver; do
+for b in peak projection fft_loss mlp solver; do
   echo "== bench_$b =="
   OMP_NUM_THREADS=1 "./build/benchmarks/bench_$b" --benchmark_min_time="$min_time" \
     --benchmark_out="$out/$b.json" --benchmark_out_format=json >/dev/null
