@@ -8,7 +8,8 @@ Reads DIR/{peak,projection,fft_loss,mlp,solver}.json (Google Benchmark JSON), DI
 (prilo-reconstruct reports), DIR/compare.json (compare_pytorch.py; optional) and
 DIR/machine.txt. Missing files leave their section out and their targets "not measured".
 Ratios: `ratio` is wall time / wall time of the baseline benchmark run right before it in the
-same process; `ratio_min` the fastest interleaved round of each (robust to other load).
+same process; `ratio_min` the fastest interleaved round of each (robust to other load), which
+is the figure the ratio targets are judged by where a benchmark reports it.
 """
 import json
 import sys
@@ -102,14 +103,16 @@ def fft_loss(g):
         side = int(size.split("x")[0])
         tgt = 1.3 if side <= 64 else 1.15
         ratio = b["wall_s"] / base["wall_s"]
-        (small if side <= 64 else large).append(ratio)
+        judged = b.get("ratio_min", ratio)  # interleaved fastest rounds: robust to a transient load
+        (small if side <= 64 else large).append(judged)
         print(f"| {ty} | {size} | {batch[1:]} | {thr[1:]} | {t(base['wall_s'])} | {t(b['wall_s'])} | {ratio:.3f} | "
               f"{f(b.get('ratio_min'), 3)} | ≤ {tgt} |")
     print()
     if small:
-        judge("FFT loss + gradient ≤ 1.3× the bare pair at 64×64 and below", f"worst {max(small):.3f}×", max(small) <= 1.3)
+        judge("FFT loss + gradient ≤ 1.3× the bare pair at 64×64 and below (ratio_min)", f"worst {max(small):.3f}×",
+              max(small) <= 1.3)
     if large:
-        judge("FFT loss + gradient ≤ 1.15× the bare pair at 256×256 and above", f"worst {max(large):.3f}×",
+        judge("FFT loss + gradient ≤ 1.15× the bare pair at 256×256 and above (ratio_min)", f"worst {max(large):.3f}×",
               max(large) <= 1.15)
 
 
@@ -163,8 +166,9 @@ def solver(g):
     b = g.get("dpr_step/float/b1024/t1")
     base = g.get("gemm_dpr/float/b1024/t1")
     if b and base:
-        r = b["wall_s"] / base["wall_s"]
-        judge("full DPR step at batch 1024 within 1.15× its bare products (1 thread)", f"{r:.3f}×", r <= 1.15)
+        r = b.get("ratio_min", b["wall_s"] / base["wall_s"])
+        judge("full DPR step at batch 1024 within 1.15× its bare products (1 thread, ratio_min)",
+              f"{r:.3f}× ({t(b['wall_s'])} against {t(base['wall_s'])})", r <= 1.15)
 
 
 def scaling(d):

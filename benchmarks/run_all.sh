@@ -4,7 +4,8 @@
 # 2-thread scaling of a whole reconstruction, and the PyTorch comparison (when Debian's
 # python3-torch is installed; `--install-torch` installs it), then writes the tables.
 #
-#   bash benchmarks/run_all.sh [--out DIR] [--min-time S] [--install-torch] [--skip-torch]
+#   bash benchmarks/run_all.sh [--out DIR] [--min-time S] [--blas auto|openblas|eigen]
+#                              [--install-torch] [--skip-torch]
 #
 # Output (DIR, default benchmarks/results): <bench>.json (Google Benchmark JSON), scaling-t1/t2
 # .json (prilo-reconstruct reports), compare.json (compare_pytorch.py), machine.txt and
@@ -17,13 +18,15 @@ out=benchmarks/results
 min_time=0.5
 install_torch=0
 skip_torch=0
+blas=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --min-time) min_time="$2"; shift 2 ;;
+    --blas) blas="$2"; shift 2 ;;
     --install-torch) install_torch=1; shift ;;
     --skip-torch) skip_torch=1; shift ;;
-    *) echo "run_all.sh: unknown option $1 (known: --out DIR, --min-time S, --install-torch, --skip-torch)" >&2; exit 2 ;;
+    *) echo "run_all.sh: unknown option $1 (known: --out DIR, --min-time S, --blas B, --install-torch, --skip-torch)" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$out"
@@ -35,7 +38,8 @@ if [ "$install_torch" = 1 ] && ! /usr/bin/python3 -c "import torch" 2>/dev/null;
 fi
 
 echo "== build (Release, benchmarks on) =="
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_BUILD_BENCHMARKS=ON -DPRILO_BUILD_EXAMPLES=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_BUILD_BENCHMARKS=ON -DPRILO_BUILD_EXAMPLES=ON \
+      -DPRILO_BLAS="$blas" >/dev/null
 cmake --build build -j "$(nproc)" --target bench_peak bench_projection bench_fft_loss bench_mlp bench_solver prilo-reconstruct
 
 {

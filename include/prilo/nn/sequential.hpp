@@ -95,14 +95,23 @@ class Sequential {
  private:
   Mat<T> backprop(const Trace<T>& tr, const Mat<T>& gy, bool weights) {
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
-    Mat<T> g = gy, gx;
+    if (tr.first == tr.last) return gy;
+    // Intermediate cotangents alternate between two per-thread buffers, which keep their
+    // size from step to step: a solver step allocates only the returned matrix. (Fresh
+    // multi-MB temporaries every step made glibc map and unmap pages: 15 % of a DPR step.)
+    thread_local Mat<T> buf[2];
+    const Mat<T>* g = &gy;
+    int cur = 0;
+    Mat<T> result;
     for_each_module_reverse([&](auto& m, int k) {
       if (k >= tr.first && k < tr.last) {
-        m.backward(tr.acts[k], tr.acts[k + 1], g, &gx, weights);
-        std::swap(g, gx);
+        Mat<T>& out = k == tr.first ? result : buf[cur];
+        m.backward(tr.acts[k], tr.acts[k + 1], *g, &out, weights);
+        g = &out;
+        cur ^= 1;
       }
     });
-    return g;
+    return result;
   }
 
   void set_dims(Eigen::Index input_dim) {

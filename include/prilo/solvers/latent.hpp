@@ -114,16 +114,18 @@ void back_project(const G& gen, int layer, const Mat<T>& target, Mat<T>& z0, con
                   const NoiseOptions& noise, Rng& rng, const ProgressFn& progress, const std::string& method,
                   const std::string& stage, int stride) {
   typename G::trace_type tr;
-  Mat<T> gz;
+  Mat<T> gz, diff;
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
   auto adam = make_adam(ph, noise);
   for (int k = 0; k < ph.steps; ++k) {
     gen.forward(0, layer, z0, tr);
-    const Mat<T> diff = tr.output() - target;
-    gz = gen.vjp_input(tr, T(2) * diff);
+    diff = tr.output() - target;  // same shape every step: no allocation after the first
+    const bool report = progress && stride > 0 && (k + 1) % stride == 0;
+    const double mean_sq = report ? double(diff.colwise().squaredNorm().mean()) : 0.0;
+    diff *= T(2);
+    gz = gen.vjp_input(tr, diff);
     adam.step(z0, gz, zero, rng);
-    if (progress && stride > 0 && (k + 1) % stride == 0)
-      progress({method, stage, k + 1, ph.steps, double(diff.colwise().squaredNorm().mean())});
+    if (report) progress({method, stage, k + 1, ph.steps, mean_sq});
   }
 }
 
