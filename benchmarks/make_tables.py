@@ -12,6 +12,7 @@ same process; `ratio_min` the fastest interleaved round of each (robust to other
 is the figure the ratio targets are judged by where a benchmark reports it.
 """
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -242,31 +243,62 @@ def compare(d):
               f"at {best_t['threads']} thr.)", s >= 2)
 
 
+def run_dir(d, show):
+    """Prints d's tables when show, and returns its target verdicts."""
+    global targets
+    targets = []
+    out = sys.stdout
+    if not show:
+        sys.stdout = open(os.devnull, "w")
+    try:
+        machine = d / "machine.txt"
+        if machine.is_file():
+            print("Conditions (`machine.txt`):\n")
+            for line in machine.read_text().splitlines():
+                print(f"    {line}")
+            print()
+        peak = load_gbench(d / "peak.json")
+        for name, fn in (("projection", projection), ("fft_loss", fft_loss), ("mlp", lambda g: mlp(g, peak)),
+                         ("solver", solver)):
+            g = load_gbench(d / f"{name}.json")
+            if g is not None:
+                fn(g)
+        scaling(d)
+        compare(d)
+    finally:
+        if not show:
+            sys.stdout.close()
+            sys.stdout = out
+    return targets
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: make_tables.py DIR (the output folder of benchmarks/run_all.sh)")
-    d = Path(sys.argv[1])
-    if not d.is_dir():
-        sys.exit(f"make_tables.py: {d} is not a folder")
-    machine = d / "machine.txt"
-    if machine.is_file():
-        print("Conditions (`machine.txt`):\n")
-        for line in machine.read_text().splitlines():
-            print(f"    {line}")
-        print()
-    peak = load_gbench(d / "peak.json")
-    for name, fn in (("projection", projection), ("fft_loss", fft_loss), ("mlp", lambda g: mlp(g, peak)),
-                     ("solver", solver)):
-        g = load_gbench(d / f"{name}.json")
-        if g is not None:
-            fn(g)
-    scaling(d)
-    compare(d)
+    if len(sys.argv) < 2:
+        sys.exit("usage: make_tables.py DIR [MORE_DIRS...] (output folders of benchmarks/run_all.sh; the tables "
+                 "are DIR's, the targets are judged in every run given)")
+    dirs = [Path(a) for a in sys.argv[1:]]
+    for d in dirs:
+        if not d.is_dir():
+            sys.exit(f"make_tables.py: {d} is not a folder")
+    runs = [run_dir(d, i == 0) for i, d in enumerate(dirs)]
     print("## Targets\n")
-    print("| target | measured | verdict |")
-    print("|---|---|---|")
-    for name, fig, v in targets:
-        print(f"| {name} | {fig} | {v} |")
+    if len(runs) == 1:
+        print("| target | measured | verdict |")
+        print("|---|---|---|")
+        for name, fig, v in runs[0]:
+            print(f"| {name} | {fig} | {v} |")
+        return
+    print("One column per run (" + ", ".join(f"`{d}`" for d in dirs) + "); the first is the run whose tables are "
+          "shown above.\n")
+    print("| target | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " | met in |")
+    print("|---|" + "---|" * len(runs) + "---|")
+    for k, (name, _, _) in enumerate(runs[0]):
+        cells, met = [], 0
+        for r in runs:
+            fig, v = (r[k][1], r[k][2]) if k < len(r) and r[k][0] == name else ("–", "not measured")
+            met += v == "**met**"
+            cells.append(f"{fig}: {v.replace('**', '')}")
+        print(f"| {name} | " + " | ".join(cells) + f" | **{met} of {len(runs)}** |")
 
 
 if __name__ == "__main__":

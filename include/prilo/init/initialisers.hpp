@@ -20,6 +20,27 @@ struct MiiOptions {
   Eigen::Index chunk = 1024;       ///< candidates scored per block (bounds memory)
 };
 
+/// S(c, j) = ‖|A G(z_c)| − y_j‖² for every candidate latent z_c (columns of `candidates`)
+/// against every measurement column of `loss`: the candidates are decoded `chunk` at a time
+/// (bounding memory) into buffers reused from chunk to chunk, and scored by
+/// MagnitudeLoss::scores. The p×B matrix that MII selects from.
+template <Generator G, class Loss, class T = typename G::scalar>
+Mat<T> mii_scores(const G& gen, const Loss& loss, const Mat<T>& candidates, Eigen::Index chunk = 1024) {
+  if (chunk < 1) detail::fail("mii: chunk must be >= 1");
+  require_shape(candidates, gen.dim(0), candidates.cols(), "mii candidates");
+  const Eigen::Index p = candidates.cols();
+  Mat<T> s(p, loss.batch());
+  typename G::trace_type tr;
+  Mat<T> in;
+  for (Eigen::Index c = 0; c < p; c += chunk) {
+    const Eigen::Index nc = std::min(chunk, p - c);
+    in = candidates.middleCols(c, nc);  // same shape every full chunk: no allocation
+    gen.forward(0, gen.depth(), in, tr);
+    s.middleRows(c, nc) = loss.scores(tr.output());
+  }
+  return s;
+}
+
 /// MII (the paper's Eq. 8): sample p latents, score every candidate against every
 /// measurement column at once (MagnitudeLoss::scores: a matrix product), and return, for
 /// restart r = 0 … R−1 and image j, the latent with the (r+1)-th lowest magnitude error, as
@@ -31,11 +52,7 @@ Mat<T> mii_latents(const G& gen, const Loss& loss, int restarts, const MiiOption
   if (opt.chunk < 1) detail::fail("mii: chunk must be >= 1");
   const Eigen::Index B = loss.batch(), p = opt.candidates;
   const Mat<T> cand = rng.normal_matrix<T>(gen.dim(0), p);
-  Mat<T> s(p, B);
-  for (Eigen::Index c = 0; c < p; c += opt.chunk) {
-    const Eigen::Index nc = std::min(opt.chunk, p - c);
-    s.middleRows(c, nc) = loss.scores(gen.forward_from(0, cand.middleCols(c, nc)));
-  }
+  const Mat<T> s = mii_scores(gen, loss, cand, opt.chunk);
   Mat<T> z(gen.dim(0), B * restarts);
   std::vector<Eigen::Index> idx(p);
   for (Eigen::Index j = 0; j < B; ++j) {

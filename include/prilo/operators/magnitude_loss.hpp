@@ -146,10 +146,12 @@ class MagnitudeLoss<Fourier2d<T>> {
   /// per candidate and one matrix product on the weighted half spectrum.
   Mat<T> scores(const Mat<T>& candidates) const {
     require_shape(candidates, op_->input_size(), candidates.cols(), "magnitude loss candidates");
-    CMat<T> X;
+    // per-thread workspaces: MII calls this chunk after chunk with the same shapes
+    thread_local CMat<T> X;
+    thread_local Mat<T> a, wa;
     op_->forward_half(candidates, X);
-    const Mat<T> a = (X.real().array().square() + X.imag().array().square()).sqrt().matrix() * op_->scale();  // not hypot: vectorises
-    const Mat<T> wa = a.array().colwise() * weight_.array();
+    a = (X.real().array().square() + X.imag().array().square()).sqrt().matrix() * op_->scale();  // not hypot: vectorises
+    wa = a.array().colwise() * weight_.array();
     Mat<T> s(a.cols(), y_.cols());
     s.noalias() = T(-2) * wa.transpose() * ybar_;
     s.colwise() += (wa.array() * a.array()).colwise().sum().matrix().transpose();
