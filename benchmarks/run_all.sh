@@ -30,6 +30,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 mkdir -p "$out"
+# the source state, read before anything under $out is rewritten
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+git diff --quiet HEAD -- . ":(exclude)$out" 2>/dev/null || commit="$commit (with local changes)"
 bash scripts/setup.sh >/dev/null
 source scripts/openblas_env.sh   # AVX-512 kernels where OpenBLAS does not know the CPU
 export PRILO_DATA="${PRILO_DATA:-$repo/data}"
@@ -44,7 +47,7 @@ cmake --build build -j "$(nproc)" --target bench_peak bench_projection bench_fft
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+  echo "commit: $commit"
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs"
   echo "compiler: $(c++ --version | head -1)"
   echo "products: PRILO_BLAS=$(sed -n 's/^PRILO_BLAS:STRING=//p' build/CMakeCache.txt), OpenBLAS (OpenMP build) found: $(sed -n 's/^PRILO_OPENBLAS_OPENMP:FILEPATH=//p' build/CMakeCache.txt), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
