@@ -44,6 +44,7 @@ struct Settings {
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8;
   std::uint64_t seed = 0;
   bool quiet = false;
+  std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
 };
 
 PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p) {
@@ -281,10 +282,16 @@ int main(int argc, char** argv) {
   app.add_option("--png-count", st.png_count, "Images shown in the PNG grid")->check(CLI::PositiveNumber);
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", st.quiet, "No progress output");
+  app.add_option("--fftw-effort", st.fftw_effort,
+                 "FFTW planner: measure (default), estimate (bit-reproducible runs), patient (faster transforms, slower start); "
+                 "default $PRILO_FFTW_EFFORT or measure")
+      ->check(CLI::IsMember({"estimate", "measure", "patient"}));
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (st.threads > 0) cpu::set_threads(st.threads);
+    if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
+    const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
     const fs::path src = PRILO_SOURCE_DIR;
     auto locate = [&](const std::string& given, const std::string& rel) {
       if (!given.empty()) return fs::path(given);
@@ -313,8 +320,9 @@ int main(int argc, char** argv) {
                 cpu::name, cpu::threads(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1,
                 st.op.c_str(), st.op == "fourier" ? "" : (" m=" + std::to_string(st.measurements)).c_str(), st.restarts,
                 (unsigned long long)st.seed);
-    std::printf("  config %s, weights %s, products: %s\n", config_path.string().c_str(), weights_path.string().c_str(),
-                products_backend().c_str());
+    std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
+                weights_path.string().c_str(), products_backend().c_str(),
+                effort == fftw::Effort::estimate ? "estimate" : effort == fftw::Effort::patient ? "patient" : "measure");
     std::fflush(stdout);
 
     std::vector<MethodResult> results;

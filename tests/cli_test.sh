@@ -26,6 +26,8 @@ expect_fail "bad.prw" "$recon" --weights "$tmp/bad.prw" --count 1
 printf '{"dpr": {"steps": "many"' > "$tmp/bad.json"
 expect_fail "bad.json" "$recon" --config "$tmp/bad.json" --count 1
 expect_fail "needs --operator fourier" "$recon" --operator gaussian-real --methods hio --count 1 --quiet
+expect_fail "--fftw-effort" "$recon" --fftw-effort exhaustive --count 1
+PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
 cat > "$tmp/quick.json" <<'JSON'
 {"hio": {"iterations": 50, "final_er": 10}, "dpr": {"steps": 20}, "mii": {"candidates": 50},
@@ -37,5 +39,12 @@ expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods e
 expect_ok test -s "$tmp/r.json"
 expect_ok test -s "$tmp/r.png"
 expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --operator gaussian-complex --measurements 300 --methods dpr-mii,prilo --quiet
+# --fftw-effort estimate: two processes, 2 threads, the same seed give bit-identical results
+for k in 1 2; do
+  "$recon" --fftw-effort estimate --threads 2 --count 4 --restarts 2 --config "$tmp/quick.json" --methods hio,dpr,prilo-mii \
+    --quiet --json "$tmp/repro$k.json" >/dev/null 2>&1
+done
+expect_ok test -s "$tmp/repro2.json"
+expect_ok diff <(grep -v '"seconds"' "$tmp/repro1.json") <(grep -v '"seconds"' "$tmp/repro2.json")
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -165,3 +165,25 @@ TEST_CASE("Operators reject bad input with a message that names the problem") {
   CHECK_THROWS_WITH(compose(Fourier2d<double>(4, 4), ZeroPad<double>(2, 2, 3, 3)), doctest::Contains("compose"));
   CHECK_THROWS_WITH(ZeroPad<double>(4, 4, 3, 5), doctest::Contains("ZeroPad"));
 }
+
+TEST_CASE("FFTW planner effort: every effort gives the same transform; unknown values are rejected") {
+  const fftw::Effort saved = fftw::planner_effort();
+  Rng rng(21);
+  const Mat<double> x = rng.normal_matrix<double>(6 * 10, 5);
+  Mat<CMat<double>::Scalar> ref;
+  for (fftw::Effort e : {fftw::Effort::estimate, fftw::Effort::measure, fftw::Effort::patient}) {
+    fftw::set_planner_effort(e);
+    CHECK(fftw::planner_effort() == e);
+    const Fourier2d<double> F(6, 10);  // a fresh operator: its plans are made with effort e
+    const CMat<double> X = F.apply(x);
+    if (ref.size() == 0) ref = X;
+    CHECK((X - ref).cwiseAbs().maxCoeff() <= 1e-12 * ref.cwiseAbs().maxCoeff());
+    Mat<double> g;
+    const MagnitudeLoss<Fourier2d<double>> loss(F, measure(F, x));
+    CHECK(loss.value_and_gradient(x, g).cwiseAbs().maxCoeff() <= 1e-20);
+  }
+  fftw::set_planner_effort(saved);
+  CHECK(fftw::parse_effort("patient") == fftw::Effort::patient);
+  CHECK_THROWS_WITH_AS(fftw::parse_effort("exhaustive"),
+                       "FFTW planner effort: unknown value \"exhaustive\" (known: estimate, measure, patient)", invalid_input);
+}

@@ -3,8 +3,11 @@
 
 #include <fftw3.h>
 
+#include <atomic>
 #include <complex>
+#include <cstdlib>
 #include <map>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <tuple>
@@ -13,6 +16,55 @@
 #include "../core.hpp"
 
 namespace prilo::fftw {
+
+/// How hard FFTW's planner looks for a fast algorithm (its FFTW_ESTIMATE / FFTW_MEASURE /
+/// FFTW_PATIENT flags), for plans created from then on.
+///  * measure (default): times candidate algorithms, a few ms per plan. Processes may pick
+///    different algorithms, so results can differ between runs at rounding level (and HIO,
+///    which amplifies rounding, visibly).
+///  * estimate: no timing; the same algorithm in every process, so a seed reproduces a run
+///    bit for bit on the same machine, build and thread count.
+///  * patient: a wider search, about 0.2 s per plan.
+/// For the solvers' batches of 28×28 images the three were within 8 % of each other on the
+/// 2-core VM (bench_fft_loss, 1024 images: pair 3.29–3.46 ms, loss 3.44–3.71 ms).
+/// Set it with set_planner_effort() or the environment variable PRILO_FFTW_EFFORT
+/// (estimate, measure, patient), read when the first plan is made.
+enum class Effort { estimate, measure, patient };
+
+/// Parses "estimate", "measure" or "patient"; anything else throws invalid_input.
+inline Effort parse_effort(const std::string& s) {
+  if (s == "estimate") return Effort::estimate;
+  if (s == "measure") return Effort::measure;
+  if (s == "patient") return Effort::patient;
+  throw invalid_input("FFTW planner effort: unknown value \"" + s + "\" (known: estimate, measure, patient)");
+}
+
+namespace detail {
+inline std::atomic<int>& effort_slot() {
+  static std::atomic<int> e{-1};  // -1: not chosen yet
+  return e;
+}
+}  // namespace detail
+
+/// Chooses the planner effort of plans created from now on (existing plans are kept).
+inline void set_planner_effort(Effort e) { detail::effort_slot().store(int(e)); }
+
+/// The effort new plans get: set_planner_effort's, else $PRILO_FFTW_EFFORT, else measure.
+inline Effort planner_effort() {
+  int e = detail::effort_slot().load();
+  if (e < 0) {
+    const char* v = std::getenv("PRILO_FFTW_EFFORT");
+    const Effort chosen = (v && *v) ? parse_effort(v) : Effort::measure;
+    int expected = -1;
+    detail::effort_slot().compare_exchange_strong(expected, int(chosen));
+    e = detail::effort_slot().load();
+  }
+  return Effort(e);
+}
+
+inline unsigned planner_flags(Effort e) {
+  return e == Effort::estimate ? FFTW_ESTIMATE : e == Effort::patient ? FFTW_PATIENT : FFTW_MEASURE;
+}
 
 /// FFTW's planner is not thread-safe; every plan creation and destruction holds this lock.
 inline std::mutex& planner_mutex() {
@@ -86,13 +138,13 @@ class Plan {
     const int half_n = h * (w / 2 + 1);
     const int in_n = (kind == Kind::r2c) ? real_n : (kind == Kind::c2r ? half_n : real_n);
     const int out_n = (kind == Kind::r2c) ? half_n : real_n;
-    // Plan on scratch arrays of FFTW's alignment: FFTW_MEASURE overwrites them.
+    // Plan on scratch arrays of FFTW's alignment: FFTW_MEASURE and FFTW_PATIENT overwrite them.
     const std::size_t in_bytes = std::size_t(in_n) * howmany * (kind == Kind::r2c ? sizeof(T) : sizeof(C));
     const std::size_t out_bytes = std::size_t(out_n) * howmany * (kind == Kind::c2r ? sizeof(T) : sizeof(C));
     void* in = A::malloc(in_bytes);
     void* out = A::malloc(out_bytes);
     // FFTW_UNALIGNED plans run on arrays of any alignment (at some SIMD cost).
-    const unsigned flags = FFTW_MEASURE | (unaligned ? FFTW_UNALIGNED : 0u);
+    const unsigned flags = planner_flags(planner_effort()) | (unaligned ? FFTW_UNALIGNED : 0u);
     {
       std::lock_guard lock(planner_mutex());
       switch (kind) {
