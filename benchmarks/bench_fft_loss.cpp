@@ -29,8 +29,6 @@
 
 #include "timing.hpp"
 
-#include <chrono>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <string>

@@ -34,8 +34,6 @@
 
 #include "timing.hpp"
 
-#include <chrono>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <string>

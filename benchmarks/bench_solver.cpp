@@ -36,8 +36,6 @@
 
 #include "timing.hpp"
 
-#include <chrono>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <string>

@@ -136,6 +136,12 @@ struct MethodResult {
   double seconds = 0;
 };
 
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const auto& p : parts) out.append(out.empty() ? "" : sep).append(p);
+  return out;
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::string cur;
@@ -172,30 +178,30 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
                    p.mean_loss);
     };
   };
-  // every solver runs on column blocks of the batch, one block per thread (progress from
-  // block 0, which runs on this thread)
-  auto blocks = [&](const Mat<T>& start, Rng& rng, auto&& solve) {
+  // every solver runs on column blocks of the batch, one block per thread, with the
+  // options `opt`; progress is reported by block 0 only (it runs on this thread)
+  auto blocks = [&](const Mat<T>& start, Rng& rng, const auto& opt, auto&& solve) {
     return select_best(solve_column_blocks(loss_r, start, rng,
                                            [&](const MagnitudeLoss<Op>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
-                                             return solve(l, std::move(s), g, b.index == 0);
+                                             auto o = opt;
+                                             if (b.index != 0) o.progress = {};
+                                             return solve(l, std::move(s), g, o);
                                            }),
                        B, R);
   };
-  auto fienup_blocks = [&](const Mat<T>& start, Rng& rng, bool hio, auto opt) {
-    return blocks(start, rng, [&](const auto& l, Mat<T> s, Rng&, bool first) {
-      if (!first) opt.progress = {};
-      return fienup(l, std::move(s), hio, opt);
-    });
+  auto fienup_blocks = [&](const Mat<T>& start, Rng& rng, bool hio, const auto& opt) {
+    return blocks(start, rng, opt, [&](const auto& l, Mat<T> s, Rng&, const auto& o) { return fienup(l, std::move(s), hio, o); });
   };
   auto prilo_blocks = [&](const Mat<T>& start, Rng& rng, const PriloOptions<T>& opt) {
-    return blocks(start, rng, [&](const auto& l, Mat<T> s, Rng& g, bool first) {
-      PriloOptions<T> o = opt;
-      if (!first) o.progress = {};
-      return prilo_solve(gen, l, std::move(s), o, g);
-    });
+    return blocks(start, rng, opt,
+                  [&](const auto& l, Mat<T> s, Rng& g, const auto& o) { return prilo_solve(gen, l, std::move(s), o, g); });
+  };
+  // each method's random stream depends only on the seed and the method's name
+  auto method_rng = [&](const std::string& name) {
+    return Rng(st.seed * 1000003ull + std::hash<std::string>{}(name) % 1000003ull);
   };
   for (const auto& m : methods) {
-    Rng rng(st.seed * 1000003ull + std::hash<std::string>{}(m) % 1000003ull);
+    Rng rng = method_rng(m);
     const auto t0 = std::chrono::steady_clock::now();
     SolveResult<T> r;
     if (m == "er" || m == "hio") {
@@ -210,11 +216,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
       Mat<T> z0 = m == "dpr" ? random_latents(gen, B * R, rng) : mii_latents(gen, loss, R, cfg.mii, rng);
       auto opt = cfg.dpr;
       opt.progress = progress(m);
-      r = blocks(z0, rng, [&](const auto& l, Mat<T> s, Rng& g, bool first) {
-        auto o = opt;
-        if (!first) o.progress = {};
-        return dpr(gen, l, std::move(s), o, g);
-      });
+      r = blocks(z0, rng, opt, [&](const auto& l, Mat<T> s, Rng& g, const auto& o) { return dpr(gen, l, std::move(s), o, g); });
     } else if (m == "prilo" || m == "prilo-mii" || m == "prilo-rx" || m == "prilo-mii-rx") {
       const bool mii = m == "prilo-mii" || m == "prilo-mii-rx";
       Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
@@ -238,7 +240,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
         if (!hio.x.size()) {
           auto opt = cfg.hio;
           opt.progress = progress(m);
-          Rng hio_rng(st.seed * 1000003ull + std::hash<std::string>{}("hio") % 1000003ull);  // the hio row's starts
+          Rng hio_rng = method_rng("hio");  // the hio row's starts
           hio = fienup_blocks(uniform_start<T>(op.input_size(), B * R, hio_rng), hio_rng, true, opt);
         }
         r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, cfg.resolve, rng);
@@ -267,7 +269,7 @@ int main(int argc, char** argv) {
   app.add_option("--operator", st.op, "fourier (28x28 DFT, no oversampling), gaussian-real, gaussian-complex")
       ->check(CLI::IsMember({"fourier", "gaussian-real", "gaussian-complex"}));
   app.add_option("--measurements", st.measurements, "m, the number of Gaussian measurements")->check(CLI::PositiveNumber);
-  app.add_option("--methods", st.methods, "Comma-separated: er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-rx,prilo-mii-rx,prilo-mii-resolve,prilo-mii-rx-resolve");
+  app.add_option("--methods", st.methods, std::string("Comma-separated: ").append(join(all_methods, ",")));
   app.add_option("--split", st.split, "Images from the test split (reporting) or the train split (tuning)")
       ->check(CLI::IsMember({"test", "train"}));
   app.add_option("--first", st.first, "First image index")->check(CLI::NonNegativeNumber);
@@ -304,7 +306,7 @@ int main(int argc, char** argv) {
     if (methods.empty()) throw invalid_input("--methods: no method given");
     for (const auto& m : methods)
       if (std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end())
-        throw invalid_input("--methods: unknown method \"" + m + "\" (known: er, hio, dpr, dpr-mii, prilo, prilo-mii, prilo-rx, prilo-mii-rx, prilo-mii-resolve, prilo-mii-rx-resolve)");
+        throw invalid_input("--methods: unknown method \"" + m + "\" (known: " + join(all_methods, ", ") + ")");
     const Config cfg = read_config(config_path);
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
@@ -321,8 +323,7 @@ int main(int argc, char** argv) {
                 st.op.c_str(), st.op == "fourier" ? "" : (" m=" + std::to_string(st.measurements)).c_str(), st.restarts,
                 (unsigned long long)st.seed);
     std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
-                weights_path.string().c_str(), products_backend().c_str(),
-                effort == fftw::Effort::estimate ? "estimate" : effort == fftw::Effort::patient ? "patient" : "measure");
+                weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
     std::fflush(stdout);
 
     std::vector<MethodResult> results;

@@ -25,7 +25,10 @@ def run(cfg, methods):
                         "--methods", methods, "--config", c, "--json", j], check=True, stdout=subprocess.DEVNULL)
         return json.load(open(j))["methods"]
 
-ap2 = None
+def report(method, cfg, label):
+    m = run(cfg, method)[method]
+    print(f"{method:<8} {label} PSNR {m['psnr']['mean']:6.2f}  mag.err {m['magnitude_error']['mean']:.5f}", flush=True)
+
 print(f"# {args.dataset}: train images {args.first}..{args.first + args.count - 1}, 1 restart")
 if os.environ.get("PRILO_TUNE_STAGE") == "2":
     # second round: the back-projection (B) and refinement (C) phases
@@ -33,18 +36,13 @@ if os.environ.get("PRILO_TUNE_STAGE") == "2":
         cfg = copy.deepcopy(base)
         for st in cfg["prilo"]["stages"]:
             st["back"]["learning_rate"] = b_lr; st["back"]["steps"] = b_steps; st["refine"]["steps"] = c_steps
-        m = run(cfg, "prilo-mii")["prilo-mii"]
-        print(f"prilo-mii B.lr={b_lr:<5} B.steps={b_steps:<4} C.steps={c_steps:<4} PSNR {m['psnr']['mean']:6.2f}  "
-              f"mag.err {m['magnitude_error']['mean']:.5f}", flush=True)
+        report("prilo-mii", cfg, f"B.lr={b_lr:<5} B.steps={b_steps:<4} C.steps={c_steps:<4}")
     sys.exit(0)
 for lr in [0.03, 0.1, 0.3]:
     cfg = copy.deepcopy(base); cfg["dpr"]["learning_rate"] = lr
-    m = run(cfg, "dpr-mii")["dpr-mii"]
-    print(f"dpr-mii  lr={lr:<5} PSNR {m['psnr']['mean']:6.2f}  mag.err {m['magnitude_error']['mean']:.5f}", flush=True)
+    report("dpr-mii", cfg, f"lr={lr:<5}")
 for a_lr, c_r, c_lr in itertools.product([0.02, 0.05, 0.1], [10, 30], [0.02, 0.05]):
     cfg = copy.deepcopy(base)
     for st in cfg["prilo"]["stages"]:
         st["forward"]["learning_rate"] = a_lr; st["refine"]["radius"] = c_r; st["refine"]["learning_rate"] = c_lr
-    m = run(cfg, "prilo-mii")["prilo-mii"]
-    print(f"prilo-mii A.lr={a_lr:<5} C.radius={c_r:<3} C.lr={c_lr:<5} PSNR {m['psnr']['mean']:6.2f}  "
-          f"mag.err {m['magnitude_error']['mean']:.5f}", flush=True)
+    report("prilo-mii", cfg, f"A.lr={a_lr:<5} C.radius={c_r:<3} C.lr={c_lr:<5}")

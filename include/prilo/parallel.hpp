@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <exception>
 
 #include "core.hpp"
 
@@ -21,34 +22,48 @@ inline int max_threads() {
 #endif
 }
 
+/// Calls f(i) for i = 0 … count−1 on up to `threads` OpenMP threads (thread t takes
+/// i = t, t + threads, …, so i = 0 runs on the calling thread). Every call runs even if an
+/// earlier one throws; the first exception recorded is then rethrown on the calling thread.
+template <class F>
+void parallel_for(Eigen::Index count, int threads, F&& f) {
+  std::exception_ptr error;
+  auto call = [&](Eigen::Index i) {
+    try {
+      f(i);
+    } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(prilo_parallel_for_error)
+#endif
+      if (!error) error = std::current_exception();
+    }
+  };
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (Eigen::Index i = 0; i < count; ++i) call(i);
+  } else
+#endif
+  {
+    (void)threads;
+    for (Eigen::Index i = 0; i < count; ++i) call(i);
+  }
+  if (error) std::rethrow_exception(error);
+}
+
 /// Calls f(first_column, count) on contiguous column ranges covering [0, cols), one range
 /// per thread, in parallel. Ranges are at least `min_cols` wide so small batches stay on one
 /// thread. Exceptions thrown by f are rethrown on the calling thread.
 template <class F>
 void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8) {
   if (cols <= 0) return;
-#if defined(_OPENMP)
   const Eigen::Index nt = std::max<Eigen::Index>(
       1, std::min<Eigen::Index>(max_threads(), cols / std::max<Eigen::Index>(1, min_cols)));
-  if (nt > 1) {
-    std::exception_ptr error;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (Eigen::Index t = 0; t < nt; ++t) {
-      const Eigen::Index j0 = cols * t / nt, j1 = cols * (t + 1) / nt;
-      try {
-        f(j0, j1 - j0);
-      } catch (...) {
-#pragma omp critical(prilo_chunk_error)
-        error = std::current_exception();
-      }
-    }
-    if (error) std::rethrow_exception(error);
-    return;
-  }
-#else
-  (void)min_cols;
-#endif
-  f(Eigen::Index(0), cols);
+  if (nt == 1) return f(Eigen::Index(0), cols);
+  parallel_for(nt, int(nt), [&](Eigen::Index t) {
+    const Eigen::Index j0 = cols * t / nt, j1 = cols * (t + 1) / nt;
+    f(j0, j1 - j0);
+  });
 }
 
 }  // namespace prilo

@@ -39,6 +39,11 @@ inline Effort parse_effort(const std::string& s) {
   throw invalid_input("FFTW planner effort: unknown value \"" + s + "\" (known: estimate, measure, patient)");
 }
 
+/// The name parse_effort reads back.
+inline const char* effort_name(Effort e) {
+  return e == Effort::estimate ? "estimate" : e == Effort::patient ? "patient" : "measure";
+}
+
 namespace detail {
 inline std::atomic<int>& effort_slot() {
   static std::atomic<int> e{-1};  // -1: not chosen yet

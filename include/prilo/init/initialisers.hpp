@@ -49,7 +49,6 @@ template <Generator G, class Loss, class T = typename G::scalar>
 Mat<T> mii_latents(const G& gen, const Loss& loss, int restarts, const MiiOptions& opt, Rng& rng) {
   if (opt.candidates < restarts)
     detail::fail("mii: need at least as many candidates (", opt.candidates, ") as restarts (", restarts, ")");
-  if (opt.chunk < 1) detail::fail("mii: chunk must be >= 1");
   const Eigen::Index B = loss.batch(), p = opt.candidates;
   const Mat<T> cand = rng.normal_matrix<T>(gen.dim(0), p);
   const Mat<T> s = mii_scores(gen, loss, cand, opt.chunk);

@@ -1,6 +1,8 @@
 // The non-oversampled 2-D DFT of h×w images (no zero padding), batched, via FFTW.
 #pragma once
 
+#include <algorithm>
+#include <initializer_list>
 #include <memory>
 
 #include "../core.hpp"
@@ -36,6 +38,15 @@ class Fourier2d {
   T scale() const { return scaling_ == FourierScaling::unitary ? T(1) / std::sqrt(T(input_size())) : T(1); }
   Eigen::Index half_size() const { return Eigen::Index(h_) * (w_ / 2 + 1); }
   const fftw::PlanCache<T>& plans() const { return *plans_; }
+  /// Whether plans executed on column blocks of these batch arrays must be FFTW_UNALIGNED: a
+  /// block's first column is aligned like the base pointer only when a column's byte size
+  /// (real and half-spectrum) is a multiple of 16; otherwise (odd image sizes, Eigen blocks,
+  /// unaligned bases) FFTW_UNALIGNED plans are used.
+  bool needs_unaligned_plans(std::initializer_list<const void*> bases) const {
+    const bool cols_aligned = (std::size_t(input_size()) * sizeof(T)) % 16 == 0 &&
+                              (std::size_t(half_size()) * sizeof(T)) % 16 == 0;
+    return !(cols_aligned && std::all_of(bases.begin(), bases.end(), [](const void* p) { return fftw::Plan<T>::aligned(p); }));
+  }
 
   /// Full spectrum of real images: r2c into the half spectrum, then the Hermitian extension.
   CMat<T> apply(const Mat<T>& x) const {
@@ -103,15 +114,10 @@ class Fourier2d {
     return out;
   }
 
-  // Runs one batched plan per column chunk. A chunk's first column is aligned like the
-  // base pointer only when a column's byte size is a multiple of 16; otherwise (odd image
-  // sizes, Eigen blocks) FFTW_UNALIGNED plans are used.
+  // Runs one batched plan per column chunk, with plans chosen by needs_unaligned_plans.
   template <class F>
   void run_chunks(Eigen::Index cols, fftw::Kind kind, F&& f, const void* in, const void* out) const {
-    const bool base_aligned = fftw::Plan<T>::aligned(in) && fftw::Plan<T>::aligned(out);
-    const bool cols_aligned = (std::size_t(input_size()) * sizeof(T)) % 16 == 0 &&
-                              (std::size_t(half_size()) * sizeof(T)) % 16 == 0;
-    const bool unaligned = !(base_aligned && cols_aligned);
+    const bool unaligned = needs_unaligned_plans({in, out});
     for_column_chunks(cols, [&](Eigen::Index j0, Eigen::Index nb) { f(plans_->get(kind, int(nb), unaligned), j0, nb); },
                       16);
   }

@@ -203,11 +203,8 @@ class MagnitudeLoss<Fourier2d<T>> {
     if (grad) grad->resize(n, cols);
     const T s = op_->scale();
     Vec<T> loss(cols);
-    // Alignment as Fourier2d::run_chunks: a block's first column is aligned like the base
-    // pointers only when a column's byte size is a multiple of 16.
-    const bool cols_aligned = (std::size_t(n) * sizeof(T)) % 16 == 0 && (std::size_t(hn) * sizeof(T)) % 16 == 0;
-    const bool unaligned = !(cols_aligned && fftw::Plan<T>::aligned(x.data()) && fftw::Plan<T>::aligned(X.data()) &&
-                             (!grad || fftw::Plan<T>::aligned(grad->data())));
+    const bool unaligned = grad ? op_->needs_unaligned_plans({x.data(), X.data(), grad->data()})
+                                : op_->needs_unaligned_plans({x.data(), X.data()});
     const Eigen::Index block =
         std::clamp<Eigen::Index>(Eigen::Index(262144 / (std::size_t(hn) * sizeof(C))), 1, 64);
     const auto& plans = op_->plans();

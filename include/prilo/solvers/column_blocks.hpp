@@ -8,7 +8,6 @@
 // PRILO-MII reconstruction better than threading each kernel.
 #pragma once
 
-#include <exception>
 #include <type_traits>
 #include <vector>
 
@@ -93,26 +92,12 @@ SolveResult<T> solve_column_blocks(const Loss& loss, const Mat<T>& start, Rng& r
   std::vector<Rng> streams;
   for (Eigen::Index b = 0; b < nb; ++b) streams.push_back(rng.split());
   std::vector<SolveResult<T>> parts(static_cast<std::size_t>(nb));
-  std::exception_ptr error;
-  auto run_block = [&](Eigen::Index b) {
-    try {
-      const Eigen::Index j0 = cols * b / nb, j1 = cols * (b + 1) / nb;
-      const L block_loss(loss.op(), Mat<T>(loss.measurements().middleCols(j0, j1 - j0)));
-      parts[std::size_t(b)] = solve(block_loss, Mat<T>(start.middleCols(j0, j1 - j0)), streams[std::size_t(b)],
-                                    ColumnBlock{int(b), int(nb), j0, j1 - j0});
-    } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(prilo_column_block_error)
-#endif
-      if (!error) error = std::current_exception();
-    }
-  };
-#if defined(_OPENMP)
-  const int nt = int(std::min<Eigen::Index>(nb, max_threads()));
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-#endif
-  for (Eigen::Index b = 0; b < nb; ++b) run_block(b);
-  if (error) std::rethrow_exception(error);
+  parallel_for(nb, int(std::min<Eigen::Index>(nb, max_threads())), [&](Eigen::Index b) {
+    const Eigen::Index j0 = cols * b / nb, j1 = cols * (b + 1) / nb;
+    const L block_loss(loss.op(), Mat<T>(loss.measurements().middleCols(j0, j1 - j0)));
+    parts[std::size_t(b)] = solve(block_loss, Mat<T>(start.middleCols(j0, j1 - j0)), streams[std::size_t(b)],
+                                  ColumnBlock{int(b), int(nb), j0, j1 - j0});
+  });
   return detail::join_column_blocks(parts, cols);
 }
 

@@ -70,14 +70,13 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
     }, 64);
     F.backward_half(X, xp);
     const bool hio_step = it < hio_iters;
-    const bool boxed = opt.support.size() == 0;
     for_column_chunks(x.cols(), [&](Eigen::Index j0, Eigen::Index nb) {
       for (Eigen::Index j = j0; j < j0 + nb; ++j) {
         T* xj = x.col(j).data();
         const T* pj = xp.col(j).data();
         for (Eigen::Index i = 0; i < n; ++i) {
           const T v = pj[i] * inv_n;  // c2r is unnormalised: F⁻¹ = backward / n
-          const bool sp = boxed || supp(i);
+          const bool sp = supp(i);
           const T pv = detail::project_object(v, opt.lo, opt.hi, sp);
           // ER, or HIO where x' satisfies the constraint: x ← P_C(x') (= x' there)
           xj[i] = (!hio_step || pv == v) ? pv : xj[i] - opt.beta * (v - pv);
