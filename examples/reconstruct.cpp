@@ -20,6 +20,7 @@ extern "C" char* openblas_get_corename(void);
 #include <prilo/operators.hpp>
 #include <prilo/solvers/column_blocks.hpp>
 #include <prilo/solvers/fienup.hpp>
+#include <prilo/solvers/gaussian_baselines.hpp>
 #include <prilo/solvers/latent.hpp>
 #include <prilo/solvers/resolve.hpp>
 
@@ -34,17 +35,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> all_methods = {"er",        "hio",          "dpr",          "dpr-mii",
-                                              "prilo",     "prilo-mii",    "prilo-rx",     "prilo-mii-rx",
-                                              "prilo-mii-resolve", "prilo-mii-rx-resolve"};
+const std::vector<std::string> all_methods = {
+    "er",           "hio",           "dpr",           "dpr-mii",           "prilo",
+    "prilo-mii",    "prilo-rx",      "prilo-mii-rx",  "prilo-mii-resolve", "prilo-mii-rx-resolve",
+    "prilo-chain",  "prilo-chain-mii", "prilo-chain-mii-resolve", "spectral", "wf", "taf"};
+const std::vector<std::string> all_ablations = {"full", "init-only", "a-only", "a-b", "no-balls"};
 
 struct Settings {
-  std::string dataset = "mnist", op = "fourier", methods = "hio,dpr,prilo-mii,prilo-mii-rx-resolve", data_dir, config, weights, json_path, png_path;
+  std::string dataset = "mnist", op = "fourier", methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve", data_dir, config, weights, json_path, png_path;
   std::string split = "test";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8;
   std::uint64_t seed = 0;
   bool quiet = false;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
+  std::string ablation = "full", trace_path;
+  bool per_restart = false;
 };
 
 PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p) {
@@ -54,6 +59,12 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p) {
     else if (k == "learning_rate") p.learning_rate = v.get<T>();
     else if (k == "constrain") p.constrain = v.get<bool>();
     else if (k == "enabled") p.enabled = v.get<bool>();
+    else if (k == "optimiser") {
+      const auto o = v.get<std::string>();
+      if (o == "adam") p.optimiser = Optimiser::adam;
+      else if (o == "gradient-descent") p.optimiser = Optimiser::gradient_descent;
+      else throw invalid_input("config: optimiser must be \"adam\" or \"gradient-descent\", got \"" + o + "\"");
+    }
     else throw invalid_input("config: unknown phase option \"" + k + "\"");
   }
   if (p.steps < 0) throw invalid_input("config: steps must be >= 0");
@@ -67,9 +78,46 @@ struct Config {
   MiiOptions mii;
   FienupOptions<T> er, hio;
   DprOptions<T> dpr;
-  PriloOptions<T> prilo;
+  PriloOptions<T> prilo, prilo_chain;
   ResolveOptions resolve;
 };
+
+/// A "prilo" or "prilo_chain" section: the initial phase and the stages.
+PriloOptions<T> read_prilo(const json& p, PriloReading reading) {
+  PriloOptions<T> o;
+  o.reading = reading;
+  if (p.contains("initial")) o.initial = read_phase(p["initial"], o.initial);
+  o.keep_best = p.value("keep_best", true);
+  o.keep_best_range_extended = p.value("keep_best_range_extended", false);
+  for (const auto& s : p.at("stages")) {
+    PriloStage<T> st;
+    st.layer = s.at("layer").get<int>();
+    st.repetitions = s.value("repetitions", 1);
+    if (st.repetitions < 0) throw invalid_input("config: repetitions must be >= 0");
+    if (s.contains("forward")) st.forward = read_phase(s["forward"], st.forward);
+    if (s.contains("back")) st.back = read_phase(s["back"], st.back);
+    if (s.contains("refine")) st.refine = read_phase(s["refine"], st.refine);
+    o.stages.push_back(st);
+  }
+  return o;
+}
+
+/// The paper's Table 3 rows, applied to a PRILO configuration: the initialisation alone (no
+/// optimisation), forward phases only (A), A and B without refinement, or no l1 balls.
+PriloOptions<T> ablate(PriloOptions<T> o, const std::string& ablation) {
+  if (ablation == "init-only") {
+    o.initial.enabled = false;
+    o.stages.clear();
+  } else if (ablation == "a-only") {
+    for (auto& s : o.stages) s.back.enabled = s.refine.enabled = false;
+  } else if (ablation == "a-b") {
+    for (auto& s : o.stages) s.refine.enabled = false;
+  } else if (ablation == "no-balls") {
+    o.initial.constrain = false;
+    for (auto& s : o.stages) s.forward.constrain = s.back.constrain = s.refine.constrain = false;
+  }
+  return o;
+}
 
 Config read_config(const fs::path& path) {
   std::ifstream in(path);
@@ -88,7 +136,11 @@ Config read_config(const fs::path& path) {
       c.noise.gamma = j["noise"].value("gamma", 0.55);
     }
     if (j.contains("mii")) c.mii.candidates = j["mii"].value("candidates", 5000);
-    if (j.contains("resolve")) c.resolve.consistency_threshold = j["resolve"].value("consistency_threshold", 1e-4);
+    if (j.contains("resolve")) {
+      c.resolve.consistency_threshold = j["resolve"].value("consistency_threshold", 1e-4);
+      c.resolve.placement_weight = j["resolve"].value("placement_weight", 0.0);
+      if (!(c.resolve.placement_weight >= 0)) throw invalid_input("config: resolve.placement_weight must be >= 0");
+    }
     if (j.contains("er")) c.er.iterations = j["er"].value("iterations", 1000);
     if (j.contains("hio")) {
       c.hio.iterations = j["hio"].value("iterations", 1000);
@@ -97,26 +149,14 @@ Config read_config(const fs::path& path) {
     }
     c.er.final_er = 0;
     if (j.contains("dpr")) c.dpr.phase = read_phase(j["dpr"], c.dpr.phase);
-    if (j.contains("prilo")) {
-      const auto& p = j["prilo"];
-      if (p.contains("initial")) c.prilo.initial = read_phase(p["initial"], c.prilo.initial);
-      c.prilo.keep_best = p.value("keep_best", true);
-      c.prilo.keep_best_range_extended = p.value("keep_best_range_extended", false);
-      for (const auto& s : p.at("stages")) {
-        PriloStage<T> st;
-        st.layer = s.at("layer").get<int>();
-        st.repetitions = s.value("repetitions", 1);
-        if (s.contains("forward")) st.forward = read_phase(s["forward"], st.forward);
-        if (s.contains("back")) st.back = read_phase(s["back"], st.back);
-        if (s.contains("refine")) st.refine = read_phase(s["refine"], st.refine);
-        c.prilo.stages.push_back(st);
-      }
-    }
+    if (j.contains("prilo")) c.prilo = read_prilo(j["prilo"], PriloReading::back_project_refine);
+    if (j.contains("prilo_chain")) c.prilo_chain = read_prilo(j["prilo_chain"], PriloReading::chained);
   } catch (const json::exception& e) {
     throw file_error(path.string() + ": bad config: " + e.what());
   }
   c.dpr.noise = c.noise;
   c.prilo.noise = c.noise;
+  c.prilo_chain.noise = c.noise;
   return c;
 }
 
@@ -129,10 +169,21 @@ std::string products_backend() {
 #endif
 }
 
+/// One observed step of a solve (--trace; PSNR against the truth: analysis).
+struct TracePoint {
+  int step;
+  std::string phase;
+  char kind;
+  double magnitude_error, psnr;
+};
+
 struct MethodResult {
   std::string name;
   Mat<T> x;
   Vec<T> magnitude_error;
+  SolveResult<T> restarts;          ///< every restart (--per-restart), columns r·B + j
+  std::vector<TracePoint> trace;    ///< --trace
+  std::vector<PhaseRecord> phases;
   double seconds = 0;
 };
 
@@ -158,8 +209,8 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 
 template <class Op>
-std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::Vae<T>& vae, const Config& cfg,
-                                      const std::vector<std::string>& methods, const Settings& st) {
+std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T>& truth, const nn::Vae<T>& vae,
+                                      const Config& cfg, const std::vector<std::string>& methods, const Settings& st) {
   const auto& gen = vae.decoder();
   const Eigen::Index B = y.cols();
   const int R = st.restarts;
@@ -178,19 +229,42 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
                    p.mean_loss);
     };
   };
+  // --trace: block 0's columns (all of them with --threads 1), every history_stride steps
+  std::vector<TracePoint> trace;
+  auto observer = [&]() -> ObserverFn<T> {
+    if (st.trace_path.empty()) return {};
+    return [&](const Snapshot<T>& s) {
+      const Eigen::Index c = s.x.cols();
+      Mat<T> ref(truth.rows(), c);
+      for (Eigen::Index j = 0; j < c; ++j) ref.col(j) = truth.col(j % B);
+      trace.push_back({s.global_step, s.phase.name, s.phase.kind, double(s.loss.mean()) / double(op.output_size()),
+                       metrics::cap_psnr(metrics::psnr_batch(s.x, ref)).mean()});
+    };
+  };
   // every solver runs on column blocks of the batch, one block per thread, with the
-  // options `opt`; progress is reported by block 0 only (it runs on this thread)
+  // options `opt`; progress and the trace come from block 0 only (it runs on this thread)
+  SolveResult<T> all_restarts;
   auto blocks = [&](const Mat<T>& start, Rng& rng, const auto& opt, auto&& solve) {
-    return select_best(solve_column_blocks(loss_r, start, rng,
-                                           [&](const MagnitudeLoss<Op>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
-                                             auto o = opt;
-                                             if (b.index != 0) o.progress = {};
-                                             return solve(l, std::move(s), g, o);
-                                           }),
-                       B, R);
+    all_restarts = solve_column_blocks(loss_r, start, rng, [&](const MagnitudeLoss<Op>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
+      auto o = opt;
+      if (b.index != 0) {
+        o.progress = {};
+        if constexpr (requires { o.observe; }) o.observe = {};
+      }
+      return solve(l, std::move(s), g, o);
+    });
+    return select_best(all_restarts, B, R);
   };
   auto fienup_blocks = [&](const Mat<T>& start, Rng& rng, bool hio, const auto& opt) {
     return blocks(start, rng, opt, [&](const auto& l, Mat<T> s, Rng&, const auto& o) { return fienup(l, std::move(s), hio, o); });
+  };
+  auto prilo_options = [&](const std::string& m) {
+    const bool chain = m.starts_with("prilo-chain");
+    if (chain && cfg.prilo_chain.stages.empty()) throw invalid_input("method " + m + ": the config has no \"prilo_chain\" section");
+    auto o = ablate(chain ? cfg.prilo_chain : cfg.prilo, st.ablation);
+    o.progress = progress(m);
+    o.observe = observer();
+    return o;
   };
   auto prilo_blocks = [&](const Mat<T>& start, Rng& rng, const PriloOptions<T>& opt) {
     return blocks(start, rng, opt,
@@ -202,6 +276,8 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
   };
   for (const auto& m : methods) {
     Rng rng = method_rng(m);
+    trace.clear();
+    all_restarts = {};
     const auto t0 = std::chrono::steady_clock::now();
     SolveResult<T> r;
     if (m == "er" || m == "hio") {
@@ -216,22 +292,45 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
       Mat<T> z0 = m == "dpr" ? random_latents(gen, B * R, rng) : mii_latents(gen, loss, R, cfg.mii, rng);
       auto opt = cfg.dpr;
       opt.progress = progress(m);
+      opt.observe = observer();
       r = blocks(z0, rng, opt, [&](const auto& l, Mat<T> s, Rng& g, const auto& o) { return dpr(gen, l, std::move(s), o, g); });
     } else if (m == "prilo" || m == "prilo-mii" || m == "prilo-rx" || m == "prilo-mii-rx") {
       const bool mii = m == "prilo-mii" || m == "prilo-mii-rx";
       Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
-      auto opt = cfg.prilo;
-      opt.progress = progress(m);
+      auto opt = prilo_options(m);
       // -rx: the output may be a range-extended image G_{i+1}^k(z_i*) of a forward phase
       opt.keep_best_range_extended = m.ends_with("-rx") || cfg.prilo.keep_best_range_extended;
       r = prilo_blocks(z0, rng, opt);
-    } else if (m == "prilo-mii-resolve" || m == "prilo-mii-rx-resolve") {
+    } else if (m == "prilo-chain" || m == "prilo-chain-mii") {
+      Mat<T> z0 = m == "prilo-chain-mii" ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
+      r = prilo_blocks(z0, rng, prilo_options(m));
+    } else if (m == "spectral" || m == "wf" || m == "taf") {
       if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
-        const std::string base_name = m == "prilo-mii-resolve" ? "prilo-mii" : "prilo-mii-rx";
+        throw invalid_input("method " + m + " needs a Gaussian --operator");
+      } else {
+        // no restarts: the starts are spectral; the image is real and nonnegative, so the
+        // global sign (which the measurements cannot see) is the one with a positive sum,
+        // and the output is clipped to [0, 1] like ER/HIO's object constraint
+        if (m == "spectral") {
+          r.x = spectral_init(op, y, SpectralOptions{}, rng);
+        } else if (m == "wf") {
+          r = wirtinger_flow(op, y, spectral_init(op, y, SpectralOptions{}, rng), WirtingerFlowOptions<T>{.progress = progress(m)});
+        } else {
+          r = truncated_amplitude_flow(op, y, orthogonality_init(op, y, OrthogonalityOptions{}, rng),
+                                       AmplitudeFlowOptions<T>{.progress = progress(m)});
+        }
+        for (Eigen::Index j = 0; j < r.x.cols(); ++j)
+          if (r.x.col(j).sum() < T(0)) r.x.col(j) *= T(-1);
+        r.x = r.x.cwiseMax(T(0)).cwiseMin(T(1));
+        r.magnitude_error = loss.value(r.x) / T(op.output_size());
+      }
+    } else if (m.ends_with("-resolve")) {
+      if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
+        const std::string base_name = m.substr(0, m.size() - std::string("-resolve").size());
         SolveResult<T> base = done.count(base_name) ? done[base_name] : SolveResult<T>{};
         if (!base.x.size()) {
           Mat<T> z0 = mii_latents(gen, loss, R, cfg.mii, rng);
-          auto opt = cfg.prilo;
+          auto opt = prilo_options(base_name);
           opt.progress = progress(m);
           opt.keep_best_range_extended = base_name == "prilo-mii-rx";
           base = prilo_blocks(z0, rng, opt);
@@ -243,7 +342,14 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
           Rng hio_rng = method_rng("hio");  // the hio row's starts
           hio = fienup_blocks(uniform_start<T>(op.input_size(), B * R, hio_rng), hio_rng, true, opt);
         }
-        r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, cfg.resolve, rng);
+        ResolveOptions ro = cfg.resolve;
+        if (ro.placement_weight > 0) {
+          // the placement prior of the generator's own samples (a fixed stream: the same prior
+          // for every method and seed)
+          Rng prior_rng(0x9e3779b97f4a7c15ull);
+          ro.placement = placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
+        }
+        r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, ro, rng);
       } else {
         throw invalid_input("method " + m + " needs --operator fourier");
       }
@@ -252,7 +358,8 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const nn::V
     }
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     done[m] = r;
-    out.push_back({m, r.x, r.magnitude_error, sec});
+    out.push_back({m, r.x, r.magnitude_error, st.per_restart ? std::move(all_restarts) : SolveResult<T>{}, std::move(trace),
+                   r.phases, sec});
   }
   return out;
 }
@@ -288,6 +395,14 @@ int main(int argc, char** argv) {
                  "FFTW planner: measure (default), estimate (bit-reproducible runs), patient (faster transforms, slower start); "
                  "default $PRILO_FFTW_EFFORT or measure")
       ->check(CLI::IsMember({"estimate", "measure", "patient"}));
+  app.add_option("--ablation", st.ablation,
+                 "PRILO phases (the paper's Table 3): full, init-only (no optimisation), a-only (no B, C), a-b (no C), "
+                 "no-balls (no l1 constraints)")
+      ->check(CLI::IsMember(all_ablations));
+  app.add_option("--trace", st.trace_path,
+                 "Write per-method mean magnitude error and PSNR (analysis) every 10 steps, per phase, to this JSON file "
+                 "(block 0's columns: all of them with --threads 1)");
+  app.add_flag("--per-restart", st.per_restart, "Also write every restart's magnitude error and PSNR to --json");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -322,6 +437,7 @@ int main(int argc, char** argv) {
                 cpu::name, cpu::threads(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1,
                 st.op.c_str(), st.op == "fourier" ? "" : (" m=" + std::to_string(st.measurements)).c_str(), st.restarts,
                 (unsigned long long)st.seed);
+    if (st.ablation != "full") std::printf("  ablation: %s (PRILO methods)\n", st.ablation.c_str());
     std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
                 weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
     std::fflush(stdout);
@@ -331,20 +447,20 @@ int main(int argc, char** argv) {
     if (st.op == "fourier") {
       Fourier2d<T> op(h, w);
       y = measure(op, x);
-      results = run_methods(op, y, vae, cfg, methods, st);
+      results = run_methods(op, y, x, vae, cfg, methods, st);
     } else if (st.op == "gaussian-real") {
       GaussianReal<T> op(st.measurements, h * w, st.seed + 7);
       y = measure(op, x);
-      results = run_methods(op, y, vae, cfg, methods, st);
+      results = run_methods(op, y, x, vae, cfg, methods, st);
     } else {
       GaussianComplex<T> op(st.measurements, h * w, st.seed + 7);
       y = measure(op, x);
-      results = run_methods(op, y, vae, cfg, methods, st);
+      results = run_methods(op, y, x, vae, cfg, methods, st);
     }
 
     json report = {{"dataset", st.dataset}, {"split", st.split}, {"operator", st.op}, {"first", st.first},
                    {"count", st.count}, {"restarts", st.restarts}, {"seed", st.seed}, {"backend", cpu::name},
-                   {"threads", cpu::threads()}, {"methods", json::object()}};
+                   {"threads", cpu::threads()}, {"ablation", st.ablation}, {"methods", json::object()}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
     std::printf("\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
                 "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
@@ -371,15 +487,53 @@ int main(int argc, char** argv) {
       if (align) {
         const auto spa = metrics::summary(metrics::cap_psnr(pa)), ssa = metrics::summary(sa);
         std::printf(" %8.2f %8.4f\n", spa.mean, ssa.mean);
-        mj["analysis_aligned"] = {{"psnr", summary_json(spa)}, {"ssim", summary_json(ssa)}};
+        mj["analysis_aligned"] = {{"psnr", summary_json(spa)}, {"ssim", summary_json(ssa)},
+                                  {"psnr_per_image", std::vector<double>(pa.data(), pa.data() + pa.size())}};
       } else {
         std::printf(" %8s %8s\n", "-", "-");
+      }
+      if (r.restarts.x.size()) {
+        const Eigen::Index B = x.cols();
+        Mat<T> xt = detail::tile_columns(x, st.restarts);
+        const Vec<double> pr = metrics::psnr_batch(r.restarts.x, xt);
+        json me = json::array(), pp = json::array();
+        for (Eigen::Index j = 0; j < B; ++j) {
+          std::vector<double> a, b;
+          for (int q = 0; q < st.restarts; ++q) {
+            a.push_back(r.restarts.magnitude_error(q * B + j));
+            b.push_back(pr(q * B + j));
+          }
+          me.push_back(a);
+          pp.push_back(b);
+        }
+        mj["per_restart"] = {{"magnitude_error", me}, {"psnr", pp}};
+      }
+      if (!r.phases.empty()) {
+        json ph = json::array();
+        for (const auto& p : r.phases)
+          ph.push_back({{"name", p.name}, {"kind", std::string(1, p.kind)}, {"layer", p.layer}, {"steps", p.steps}});
+        mj["phases"] = ph;
       }
       const Eigen::Index n30 = (ps.array() >= 30.0).count();
       mj["fraction_psnr_ge_30"] = double(n30) / double(ps.size());
       report["methods"][r.name] = mj;
     }
     std::printf("(PSNR capped at 100 dB for exact recoveries; aligned columns use the ground truth: analysis only)\n");
+    if (!st.trace_path.empty()) {
+      json tj = {{"note", "mean over block 0's columns (image x restart) every 10 steps; PSNR uses the ground truth: analysis"},
+                 {"methods", json::object()}};
+      for (const auto& r : results) {
+        json pts = json::array();
+        for (const auto& p : r.trace)
+          pts.push_back({{"step", p.step}, {"phase", p.phase}, {"kind", std::string(1, p.kind)},
+                         {"magnitude_error", p.magnitude_error}, {"psnr", p.psnr}});
+        tj["methods"][r.name] = pts;
+      }
+      std::ofstream o(st.trace_path);
+      if (!o) throw file_error(st.trace_path + ": cannot write");
+      o << tj.dump() << "\n";
+      std::printf("wrote %s\n", st.trace_path.c_str());
+    }
     if (!st.json_path.empty()) {
       std::ofstream o(st.json_path);
       if (!o) throw file_error(st.json_path + ": cannot write");

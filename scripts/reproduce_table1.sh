@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
 # The paper's Table 1: every method on the first N (default 1024) test images of MNIST and
 # Fashion-MNIST, non-oversampled Fourier measurements, 4 restarts. The two data sets run side
-# by side, one thread each. Writes docs/results/table1-<dataset>.{json,log,png} and prints
-# the Markdown table (scripts/make_table.py).
+# by side, one thread each. Writes docs/results/table1-<dataset>{,-rx,-chain}.{json,log,png}
+# and prints the Markdown tables (scripts/make_table.py).
+#   usage: reproduce_table1.sh [N] [parts]   parts: a comma list of paper,rx,chain (default all)
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo"
-count="${1:-1024}"
-bash scripts/setup.sh >/dev/null
-source scripts/openblas_env.sh   # AVX-512 kernels where OpenBLAS does not know the CPU
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target prilo-reconstruct >/dev/null
-mkdir -p docs/results
+source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
+count="${1:-1024}"; parts="${2:-paper,rx,chain}"
+run() {  # run <dataset> <suffix> <methods>
+  /usr/bin/time -f "wall %e s" $reconstruct --dataset "$1" --count "$count" --restarts 4 --threads 1 \
+    --methods "$3" --json "docs/results/table1-$1$2.json" --png "docs/results/table1-$1$2.png" --png-count 12 \
+    > "docs/results/table1-$1$2.log" 2>&1
+}
 for ds in mnist fashion-mnist; do
   (
-    # the paper's methods (and -resolve over PRILO-MII), then the range-extended variants
-    /usr/bin/time -f "wall %e s" ./build/examples/prilo-reconstruct --dataset "$ds" --count "$count" --restarts 4 --threads 1 \
-      --methods er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-mii-resolve --json "docs/results/table1-$ds.json" \
-      --png "docs/results/table1-$ds.png" --png-count 12 > "docs/results/table1-$ds.log" 2>&1
-    /usr/bin/time -f "wall %e s" ./build/examples/prilo-reconstruct --dataset "$ds" --count "$count" --restarts 4 --threads 1 \
-      --methods hio,prilo-mii-rx,prilo-mii-rx-resolve --json "docs/results/table1-$ds-rx.json" \
-      --png "docs/results/table1-$ds-rx.png" --png-count 12 > "docs/results/table1-$ds-rx.log" 2>&1
+    # the paper's methods (and -resolve over PRILO-MII), the range-extended variants, and the
+    # chained reading of Tables 7/8 (forward phases only)
+    [[ ",$parts," == *,paper,* ]] && run "$ds" "" er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-mii-resolve
+    [[ ",$parts," == *,rx,* ]] && run "$ds" -rx hio,prilo-mii-rx,prilo-mii-rx-resolve
+    [[ ",$parts," == *,chain,* ]] && run "$ds" -chain hio,prilo-chain,prilo-chain-mii,prilo-chain-mii-resolve
+    true
   ) &
 done
 wait
-python3 scripts/make_table.py docs/results/table1-{mnist,fashion-mnist}{,-rx}.json
+shopt -s nullglob
+python3 scripts/make_table.py docs/results/table1-{mnist,fashion-mnist}{,-rx,-chain}.json

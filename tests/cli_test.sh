@@ -29,15 +29,35 @@ expect_fail "needs --operator fourier" "$recon" --operator gaussian-real --metho
 expect_fail "--fftw-effort" "$recon" --fftw-effort exhaustive --count 1
 PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
+expect_fail "--ablation" "$recon" --ablation half --count 1
+printf '{"prilo": {"initial": {"optimiser": "sgd"}, "stages": []}}' > "$tmp/badopt.json"
+expect_fail "optimiser must be" "$recon" --config "$tmp/badopt.json" --count 1
+printf '{"prilo": {"stages": []}}' > "$tmp/nochain.json"
+expect_fail "no \"prilo_chain\" section" "$recon" --config "$tmp/nochain.json" --methods prilo-chain --count 1 --quiet
 cat > "$tmp/quick.json" <<'JSON'
 {"hio": {"iterations": 50, "final_er": 10}, "dpr": {"steps": 20}, "mii": {"candidates": 50},
  "prilo": {"initial": {"steps": 10}, "stages": [{"layer": 2, "repetitions": 1, "forward": {"steps": 10},
-           "back": {"steps": 10}, "refine": {"steps": 10}}]}}
+           "back": {"steps": 10}, "refine": {"steps": 10}}]},
+ "prilo_chain": {"initial": {"steps": 10}, "stages": [{"layer": 1, "forward": {"steps": 10}},
+                 {"layer": 2, "repetitions": 2, "forward": {"steps": 10, "optimiser": "gradient-descent"}}]}}
 JSON
 expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods er,hio,dpr,prilo-mii,prilo-mii-rx-resolve --quiet \
   --json "$tmp/r.json" --png "$tmp/r.png"
 expect_ok test -s "$tmp/r.json"
 expect_ok test -s "$tmp/r.png"
+# the chained reading, its -resolve, an ablation, every restart and the trace in the reports
+expect_ok "$recon" --count 2 --restarts 2 --threads 1 --config "$tmp/quick.json" --methods prilo-chain-mii,prilo-chain-mii-resolve \
+  --ablation no-balls --per-restart --quiet --json "$tmp/chain.json" --trace "$tmp/trace.json"
+expect_ok python3 - "$tmp/chain.json" "$tmp/trace.json" <<'PY'
+import json, sys
+r, t = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+m = r["methods"]["prilo-chain-mii"]
+assert r["ablation"] == "no-balls"
+assert [p["kind"] for p in m["phases"]] == ["I", "A", "A", "A"], m["phases"]
+assert len(m["per_restart"]["psnr"]) == 2 and len(m["per_restart"]["psnr"][0]) == 2
+pts = t["methods"]["prilo-chain-mii"]
+assert len(pts) == 4 and [p["step"] for p in pts] == [10, 20, 30, 40], pts
+PY
 expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --operator gaussian-complex --measurements 300 --methods dpr-mii,prilo --quiet
 # --fftw-effort estimate: two processes, 2 threads, the same seed give bit-identical results
 for k in 1 2; do

@@ -154,3 +154,48 @@ TEST_CASE("Solvers reject bad input with messages naming the problem") {
   CHECK_THROWS_WITH(fienup(loss, Mat<float>::Zero(16, 2), true, fo), doctest::Contains("iterations"));
   CHECK_THROWS_WITH(mii_latents(vae.decoder(), loss, 5, MiiOptions{.candidates = 3}, rng), doctest::Contains("candidates"));
 }
+
+TEST_CASE("Placement prior: centre of mass, fitted prior and its Mahalanobis distance") {
+  Mat<double> img = Mat<double>::Zero(4 * 5, 2);
+  img(1 * 5 + 3, 0) = 2.0;  // one pixel at (1, 3)
+  img(0 * 5 + 0, 1) = 1.0;  // (0, 0) and (2, 4) with equal mass: centre (1, 2)
+  img(2 * 5 + 4, 1) = 1.0;
+  img(3 * 5 + 1, 1) = -5.0;  // negative values carry no mass
+  const auto c0 = centre_of_mass(img.col(0), 4, 5), c1 = centre_of_mass(img.col(1), 4, 5);
+  CHECK(c0[0] == doctest::Approx(1.0));
+  CHECK(c0[1] == doctest::Approx(3.0));
+  CHECK(c1[0] == doctest::Approx(1.0));
+  CHECK(c1[1] == doctest::Approx(2.0));
+  const auto empty = centre_of_mass(Vec<double>::Zero(20), 4, 5);
+  CHECK(empty[0] == doctest::Approx(1.5));
+  CHECK(empty[1] == doctest::Approx(2.0));
+  const PlacementPrior p = placement_prior(img, 4, 5);
+  CHECK(p.mean_row == doctest::Approx(1.0));
+  CHECK(p.mean_col == doctest::Approx(2.5));
+  CHECK(p.var_col == doctest::Approx(0.5));  // (0.5² + 0.5²)/(2 − 1)
+  CHECK(p.distance2(1.0, 2.5) == doctest::Approx(0.0));
+  CHECK(p.distance2(1.0, 3.5) == doctest::Approx(2.0));  // 1² / 0.5
+  CHECK_THROWS_WITH(placement_prior(Mat<double>(img.col(0)), 4, 5), doctest::Contains("at least 2"));
+}
+
+TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back in place") {
+  Fixture f;
+  // solutions: each test digit shifted by (3, 5) and point-reflected: exact up to the
+  // ambiguity, never in place
+  Mat<T> shifted(784, 8);
+  for (Eigen::Index j = 0; j < 8; ++j) shifted.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, 3, 5, true);
+  Rng rng(1);
+  ResolveOptions o;
+  o.placement_weight = 1;
+  o.placement = placement_prior<T>(f.vae.decoder().forward_from(0, random_latents(f.vae.decoder(), 2048, rng)), 28, 28);
+  MESSAGE("placement prior of the decoder's samples: centre (" << o.placement.mean_row << ", " << o.placement.mean_col
+                                                               << "), sd " << std::sqrt(o.placement.var_row) << ", "
+                                                               << std::sqrt(o.placement.var_col));
+  CHECK(std::abs(o.placement.mean_row - 14.0) < 1.0);
+  CHECK(std::abs(o.placement.mean_col - 14.0) < 1.0);
+  const auto r = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng);
+  int in_place = 0;
+  for (Eigen::Index j = 0; j < 8; ++j) in_place += (r.x.col(j) - f.data.images.col(j)).norm() < 1e-5f;
+  CHECK(in_place >= 6);
+  CHECK(r.magnitude_error.maxCoeff() < 1e-6f);
+}

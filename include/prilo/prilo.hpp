@@ -23,5 +23,6 @@
 #include "solvers/column_blocks.hpp"
 #include "solvers/common.hpp"
 #include "solvers/fienup.hpp"
+#include "solvers/gaussian_baselines.hpp"
 #include "solvers/latent.hpp"
 #include "solvers/resolve.hpp"

@@ -45,6 +45,7 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
   out.magnitude_error.resize(cols);
   out.history.resize(p0.history.rows(), cols);
   out.history_steps = p0.history_steps;
+  out.phases = p0.phases;
   Eigen::Index c = 0;
   for (auto& p : parts) {
     const Eigen::Index n = p.x.cols();

@@ -19,6 +19,30 @@ struct Progress {
 };
 using ProgressFn = std::function<void(const Progress&)>;
 
+/// One phase a solver ran, in order: what the ablation switches change, and where the
+/// phases of a history begin (Figure 7).
+struct PhaseRecord {
+  std::string name;     ///< e.g. "initial z0", "A z2 rep 3/9", "B z2 rep 3/9", "C z2 rep 3/9", "z0"
+  char kind = 'I';      ///< 'I' initial z0, 'A' forward, 'B' back-projection, 'C' refinement, 'D' DPR
+  int layer = 0;        ///< the optimised split point (0: the latent z0)
+  int steps = 0;        ///< steps run
+  int first_step = 0;   ///< global step index of its first step (B phases do not advance it)
+};
+
+/// What a solver shows an observer every `history_stride` steps: the current image of every
+/// column (before the step) and its magnitude loss. For B phases the image is G(z0) of the
+/// current back-projection iterate.
+template <class T>
+struct Snapshot {
+  const PhaseRecord& phase;
+  int step = 0;         ///< step within the phase (1-based)
+  int global_step = 0;  ///< solver-wide step of the magnitude phases
+  const Mat<T>& x;      ///< n×B images
+  const Vec<T>& loss;   ///< ‖|Ax| − y‖² per column
+};
+template <class T>
+using ObserverFn = std::function<void(const Snapshot<T>&)>;
+
 /// Per-image outcome of a solve on a batch of B measurement columns.
 template <class T>
 struct SolveResult {
@@ -28,6 +52,7 @@ struct SolveResult {
   Mat<T> history;           ///< magnitude loss per image (columns) at recorded steps (rows)
   std::vector<int> history_steps;  ///< global step index of each history row
   std::vector<int> chosen_restart;   ///< per image, the restart kept (with restarts)
+  std::vector<PhaseRecord> phases;   ///< the phases run, in order (latent solvers)
 };
 
 namespace detail {
@@ -58,6 +83,7 @@ SolveResult<T> select_best(const SolveResult<T>& all, Eigen::Index B, int R) {
   out.magnitude_error.resize(B);
   out.history.resize(all.history.rows(), B);
   out.history_steps = all.history_steps;
+  out.phases = all.phases;
   out.chosen_restart.resize(B);
   for (Eigen::Index j = 0; j < B; ++j) {
     int best = 0;

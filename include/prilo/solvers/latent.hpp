@@ -14,9 +14,13 @@
 
 namespace prilo {
 
-/// One projected-gradient phase: `steps` Adam steps with learning rate `learning_rate`,
-/// each followed by the projection onto the l1 ball of radius `radius` around the phase's
-/// centre (radius = +∞ or constrain = false: no projection).
+/// The optimiser of a phase: Adam (Kingma & Ba) or plain projected gradient descent with
+/// gradient noise (the paper's Eq. 10). Both project onto the phase's l1 ball after each step.
+enum class Optimiser { adam, gradient_descent };
+
+/// One projected-gradient phase: `steps` steps of `optimiser` with learning rate
+/// `learning_rate`, each followed by the projection onto the l1 ball of radius `radius`
+/// around the phase's centre (radius = +∞ or constrain = false: no projection).
 template <class T>
 struct PhaseOptions {
   int steps = 100;
@@ -24,6 +28,7 @@ struct PhaseOptions {
   T learning_rate = T(0.1);
   bool constrain = true;
   bool enabled = true;
+  Optimiser optimiser = Optimiser::adam;
 };
 
 /// Gradient noise of every phase: Welling–Teh σ_k² = η/(1+k)^γ, k counted per phase.
@@ -41,6 +46,7 @@ struct DprOptions {
   NoiseOptions noise{};
   int history_stride = 10;
   ProgressFn progress = {};
+  ObserverFn<T> observe = {};  ///< called every history_stride steps (analysis, Figure 7)
 };
 
 /// One PRILO stage (the paper's Tables 7 and 8): repeated `repetitions` times, A optimises
@@ -55,14 +61,31 @@ struct PriloStage {
   PhaseOptions<T> refine{.steps = 100, .radius = T(10), .learning_rate = T(0.05)};     ///< C
 };
 
+/// How a repetition of a stage ends, i.e. the two readings of the paper's Tables 7 and 8.
+enum class PriloReading {
+  /// A, then B (back-projection to z0) and C (refinement of z0), as Section 2.1 describes:
+  /// the next forward phase starts from G_1^i(z0*). B and C can be switched off one by one
+  /// (ablations); a repetition that runs neither leaves the state at z_i*, as `chained`.
+  back_project_refine,
+  /// Tables 7/8 read literally ("–" for B and C in the VAE runs): forward phases only, each
+  /// continuing where the previous one ended. A repetition of stage i starts at the previous
+  /// z_i* with its l1 ball re-centred there; the first repetition of stage i+1 starts at
+  /// G_{i+1}(z_i*). The reconstruction is the image G_{i+1}^k(z_i*) of the last forward
+  /// phase (or, with keep_best, the lowest-error image of the initial and forward phases).
+  /// B and C options are ignored; stage layers must not decrease.
+  chained,
+};
+
 template <class T>
 struct PriloOptions {
   PhaseOptions<T> initial{.steps = 150, .radius = T(100), .learning_rate = T(0.1)};  ///< initial z0
   std::vector<PriloStage<T>> stages;
   NoiseOptions noise{};
-  /// Return, per image, the z0 with the lowest magnitude error among the ends of the
-  /// initial optimisation and of every C phase (PRILO's later stages can lose what an earlier
-  /// one found; this uses only the measurements). false: the z0 after the last phase.
+  PriloReading reading = PriloReading::back_project_refine;
+  /// Return, per image, the lowest magnitude error among the ends of the initial
+  /// optimisation and of every C phase (PRILO's later stages can lose what an earlier one
+  /// found; this uses only the measurements), and of every forward phase whose state carries
+  /// on (chained reading, or B and C both off). false: the image of the last phase.
   bool keep_best = true;
   /// Also consider the range-extended images G_{i+1}^k(z_i*) that the forward phases (A)
   /// reach: keep, per image, whichever image (from z0 or from an A phase) has the lowest
@@ -70,63 +93,107 @@ struct PriloOptions {
   bool keep_best_range_extended = false;
   int history_stride = 10;
   ProgressFn progress = {};
+  ObserverFn<T> observe = {};  ///< called every history_stride steps (analysis, Figure 7)
 };
 
 namespace detail {
 
 template <class T>
-using LatentAdam = Adam<T, L1Ball<T>, WellingTeh>;
-
-template <class T>
-LatentAdam<T> make_adam(const PhaseOptions<T>& ph, const NoiseOptions& noise) {
-  const T r = ph.constrain ? ph.radius : std::numeric_limits<T>::infinity();
-  return LatentAdam<T>({.learning_rate = ph.learning_rate}, L1Ball<T>{.radius = r},
-                       WellingTeh{.eta = noise.enabled ? noise.eta : 0.0, .gamma = noise.gamma});
+L1Ball<T> phase_ball(const PhaseOptions<T>& ph) {
+  return {.radius = ph.constrain ? ph.radius : std::numeric_limits<T>::infinity()};
 }
+inline WellingTeh phase_noise(const NoiseOptions& noise) {
+  return {.eta = noise.enabled ? noise.eta : 0.0, .gamma = noise.gamma};
+}
+
+/// The Adam of a phase (also what the solver benchmarks time).
+template <class T>
+Adam<T, L1Ball<T>, WellingTeh> make_adam(const PhaseOptions<T>& ph, const NoiseOptions& noise) {
+  return {{.learning_rate = ph.learning_rate}, phase_ball(ph), phase_noise(noise)};
+}
+
+/// Calls f with the phase's optimiser over the l1 ball of the phase's radius (or none) and
+/// Welling–Teh noise (or none). The choice is made once per phase, not per step.
+template <class T, class F>
+void with_optimiser(const PhaseOptions<T>& ph, const NoiseOptions& noise, F&& f) {
+  if (ph.optimiser == Optimiser::adam) {
+    auto opt = make_adam(ph, noise);
+    f(opt);
+  } else {
+    GradientDescent<T, L1Ball<T>, WellingTeh> opt({.learning_rate = ph.learning_rate}, phase_ball(ph), phase_noise(noise));
+    f(opt);
+  }
+}
+
+/// What every phase of one solve shares: the result it records into, the global step and
+/// the monitoring hooks.
+template <class T>
+struct PhaseContext {
+  SolveResult<T>& res;
+  int step = 0;
+  int stride = 10;
+  const ProgressFn& progress;
+  const ObserverFn<T>& observe;
+  const char* method;
+
+  PhaseRecord& begin(std::string name, char kind, int layer, int steps) {
+    res.phases.push_back({std::move(name), kind, layer, steps, step});
+    return res.phases.back();
+  }
+  bool due(int k) const { return stride > 0 && (k + 1) % stride == 0; }
+};
 
 /// Minimises the magnitude loss over the representation z at split point `layer`, starting
 /// from z and staying in the l1 ball around `centre`. Returns the final per-column loss.
 template <Generator G, class Loss, class T = typename G::scalar>
 Vec<T> optimise_magnitude(const G& gen, int layer, const Loss& loss, Mat<T>& z, const Mat<T>& centre,
-                          const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, SolveResult<T>& res,
-                          int& global_step, int stride, const ProgressFn& progress, const std::string& method,
-                          const std::string& stage) {
+                          const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx,
+                          std::string name, char kind) {
+  const PhaseRecord& rec = ctx.begin(std::move(name), kind, layer, ph.steps);
   typename G::trace_type tr;
   Mat<T> gx, gz;
-  auto adam = make_adam(ph, noise);
   Vec<T> l;
-  for (int k = 0; k < ph.steps; ++k) {
-    gen.forward(layer, gen.depth(), z, tr);
-    l = loss.value_and_gradient(tr.output(), gx);
-    gz = gen.vjp_input(tr, gx);
-    adam.step(z, gz, centre, rng);
-    ++global_step;
-    record(res, global_step, l, stride);
-    if (progress && stride > 0 && (k + 1) % stride == 0) progress({method, stage, k + 1, ph.steps, double(l.mean())});
-  }
+  with_optimiser(ph, noise, [&](auto& opt) {
+    for (int k = 0; k < ph.steps; ++k) {
+      gen.forward(layer, gen.depth(), z, tr);
+      l = loss.value_and_gradient(tr.output(), gx);
+      if (ctx.observe && ctx.due(k)) ctx.observe({rec, k + 1, ctx.step + 1, tr.output(), l});
+      gz = gen.vjp_input(tr, gx);
+      opt.step(z, gz, centre, rng);
+      ++ctx.step;
+      record(ctx.res, ctx.step, l, ctx.stride);
+      if (ctx.progress && ctx.due(k)) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, double(l.mean())});
+    }
+  });
   return loss.value(gen.forward_from(layer, z));
 }
 
 /// Back-projection (step B): min_{z0} ‖G_0^{layer}(z0) − target‖² in the l1 ball of radius
 /// ph.radius around 0, from the start z0.
-template <Generator G, class T = typename G::scalar>
-void back_project(const G& gen, int layer, const Mat<T>& target, Mat<T>& z0, const PhaseOptions<T>& ph,
-                  const NoiseOptions& noise, Rng& rng, const ProgressFn& progress, const std::string& method,
-                  const std::string& stage, int stride) {
+template <Generator G, class Loss, class T = typename G::scalar>
+void back_project(const G& gen, int layer, const Loss& loss, const Mat<T>& target, Mat<T>& z0,
+                  const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx,
+                  std::string name) {
+  const PhaseRecord& rec = ctx.begin(std::move(name), 'B', layer, ph.steps);
   typename G::trace_type tr;
   Mat<T> gz, diff;
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  auto adam = make_adam(ph, noise);
-  for (int k = 0; k < ph.steps; ++k) {
-    gen.forward(0, layer, z0, tr);
-    diff = tr.output() - target;  // same shape every step: no allocation after the first
-    const bool report = progress && stride > 0 && (k + 1) % stride == 0;
-    const double mean_sq = report ? double(diff.colwise().squaredNorm().mean()) : 0.0;
-    diff *= T(2);
-    gz = gen.vjp_input(tr, diff);
-    adam.step(z0, gz, zero, rng);
-    if (report) progress({method, stage, k + 1, ph.steps, mean_sq});
-  }
+  with_optimiser(ph, noise, [&](auto& opt) {
+    for (int k = 0; k < ph.steps; ++k) {
+      gen.forward(0, layer, z0, tr);
+      diff = tr.output() - target;  // same shape every step: no allocation after the first
+      const bool report = ctx.progress && ctx.due(k);
+      const double mean_sq = report ? double(diff.colwise().squaredNorm().mean()) : 0.0;
+      if (ctx.observe && ctx.due(k)) {
+        const Mat<T> x = gen.forward_from(0, z0);
+        ctx.observe({rec, k + 1, ctx.step, x, loss.value(x)});
+      }
+      diff *= T(2);
+      gz = gen.vjp_input(tr, diff);
+      opt.step(z0, gz, zero, rng);
+      if (report) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, mean_sq});
+    }
+  });
 }
 
 template <Generator G, class Loss, class T = typename G::scalar>
@@ -145,32 +212,38 @@ template <Generator G, class Loss, class T = typename G::scalar>
 SolveResult<T> dpr(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const DprOptions<T>& opt, Rng& rng) {
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   SolveResult<T> res;
-  int step = 0;
+  detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "dpr"};
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, res, step, opt.history_stride,
-                             opt.progress, "dpr", "z0");
+  detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
 }
 
 /// PRILO: the initial optimisation of z0, then every stage in order, each repeated as
-/// configured, each repetition made of A (forward optimisation of z_i), B (back-projection)
-/// and C (refinement); any of them can be disabled (PhaseOptions::enabled), as can the balls
-/// (constrain) and the noise. Without B, C starts from G_1^i's preimage it cannot have, so
-/// the stage's result is taken from A alone only when B and C are both disabled (then the
-/// reconstruction is G_{i+1}^k(z_i*), the "only step A" ablation, and z is left empty).
+/// configured. In the default reading (PriloReading::back_project_refine) a repetition is A
+/// (forward optimisation of z_i), B (back-projection) and C (refinement); any of them can be
+/// disabled (PhaseOptions::enabled), as can the balls (constrain) and the noise. A
+/// repetition that runs neither B nor C leaves the solve at z_i* (there is no z0 to go back
+/// to), and the next forward phase continues from there; so does every repetition in the
+/// chained reading (PriloReading::chained). When the solve ends at an intermediate z_i*, the
+/// reconstruction is G_{i+1}^k(z_i*) and `z` holds the latent of the last z0 phase.
+/// `phases` lists what ran, in order.
 template <Generator G, class Loss, class T = typename G::scalar>
 SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const PriloOptions<T>& opt, Rng& rng) {
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
-  for (const auto& st : opt.stages)
+  const bool chained = opt.reading == PriloReading::chained;
+  int previous_layer = 0;
+  for (const auto& st : opt.stages) {
     if (st.layer < 1 || st.layer >= gen.depth())
       detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", gen.depth() - 1);
+    if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
+    if (chained && st.layer < previous_layer)
+      detail::fail("prilo: the chained reading needs non-decreasing stage layers (", previous_layer, " then ", st.layer, ")");
+    previous_layer = st.layer;
+  }
   SolveResult<T> res;
-  int step = 0;
+  detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo"};
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  if (opt.initial.enabled)
-    detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, res, step, opt.history_stride,
-                               opt.progress, "prilo", "initial z0");
-  Mat<T> x_only_a;  // set when a stage runs A without B and C
+  if (opt.initial.enabled) detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
   Mat<T> best_z = z0;
   Mat<T> best_x = gen.forward_from(0, z0);
   Vec<T> best_loss = loss.value(best_x);
@@ -186,40 +259,50 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   auto keep = [&] {
     if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0);
   };
+  // The state of the solve: z0 (at = 0) or an intermediate representation z_at that a
+  // forward phase left without B or C after it.
+  int at = 0;
+  Mat<T> z_at;
   for (const auto& st : opt.stages) {
     for (int rep = 0; rep < st.repetitions; ++rep) {
       // built with append: GCC 12 warns falsely (-Wrestrict, bug 105329) on "literal" + string
       std::string tag = "z";
       tag.append(std::to_string(st.layer)).append(" rep ").append(std::to_string(rep + 1)).append("/").append(
           std::to_string(st.repetitions));
-      const std::string tag_a = std::string("A ").append(tag), tag_b = std::string("B ").append(tag),
-                        tag_c = std::string("C ").append(tag);
-      Mat<T> zi = gen.forward(0, st.layer, z0);
-      if (st.forward.enabled) {
+      Mat<T> zi = at == 0 ? gen.forward(0, st.layer, z0) : at == st.layer ? std::move(z_at) : gen.forward(at, st.layer, z_at);
+      const bool run_a = st.forward.enabled, run_b = !chained && st.back.enabled, run_c = !chained && st.refine.enabled;
+      if (run_a) {
         const Mat<T> centre = zi;
-        detail::optimise_magnitude(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, res, step,
-                                   opt.history_stride, opt.progress, "prilo", tag_a);
-        if (opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr);
+        detail::optimise_magnitude(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, ctx,
+                                   std::string("A ").append(tag), 'A');
       }
-      if (!st.back.enabled && !st.refine.enabled) {
-        x_only_a = gen.forward_from(st.layer, zi);
+      if (!run_b && !run_c) {
+        // no way back to z0: the next forward phase continues from z_i*
+        if (run_a && (opt.keep_best || opt.keep_best_range_extended)) keep_x(gen.forward_from(st.layer, zi), nullptr);
+        at = st.layer;
+        z_at = std::move(zi);
         continue;
       }
-      x_only_a.resize(0, 0);
-      if (st.back.enabled)
-        detail::back_project(gen, st.layer, zi, z0, st.back, opt.noise, rng, opt.progress, "prilo", tag_b,
-                             opt.history_stride);
-      if (st.refine.enabled) {
+      if (run_a && opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr);
+      at = 0;
+      if (run_b) detail::back_project(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx, std::string("B ").append(tag));
+      if (run_c) {
         const Mat<T> centre = z0;
-        detail::optimise_magnitude(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, res, step, opt.history_stride,
-                                   opt.progress, "prilo", tag_c);
+        detail::optimise_magnitude(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, ctx, std::string("C ").append(tag), 'C');
       }
       keep();
     }
   }
-  if (x_only_a.size()) {
-    res.x = std::move(x_only_a);
-    res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
+  const T m = T(loss.op().output_size());
+  if (at > 0) {
+    if (opt.keep_best || opt.keep_best_range_extended) {
+      res.x = std::move(best_x);
+      res.magnitude_error = best_loss / m;
+    } else {
+      res.x = gen.forward_from(at, z_at);
+      res.magnitude_error = loss.value(res.x) / m;
+    }
+    res.z = std::move(best_z);
     return res;
   }
   keep();
@@ -227,7 +310,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
     // the image may come from an A phase (no latent reproduces it exactly): z is the latent
     // kept for it by the z0 phases
     res.x = std::move(best_x);
-    res.magnitude_error = best_loss / T(loss.op().output_size());
+    res.magnitude_error = best_loss / m;
     res.z = std::move(best_z);
     return res;
   }

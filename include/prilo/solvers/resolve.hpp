@@ -2,6 +2,9 @@
 // the generator's own likelihood (no ground truth).
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <vector>
 
 #include "../metrics/align.hpp"
@@ -11,6 +14,64 @@
 
 namespace prilo {
 
+/// A Gaussian prior on where the object sits in the frame: the centre of mass (row, column)
+/// of an image's nonnegative part, with its mean and 2×2 covariance, fitted to images the
+/// prior should describe (e.g. the generator's own samples, see placement_prior). Circular
+/// shifts move the centre of mass; no other transform of the ambiguity does so.
+struct PlacementPrior {
+  double mean_row = 0, mean_col = 0;
+  double var_row = 1, var_col = 1, cov = 0;
+  /// (c − μ)ᵀ Σ⁻¹ (c − μ) for the centre of mass c = (row, col).
+  double distance2(double row, double col) const {
+    const double dr = row - mean_row, dc = col - mean_col, det = var_row * var_col - cov * cov;
+    return (var_col * dr * dr - 2 * cov * dr * dc + var_row * dc * dc) / det;
+  }
+};
+
+/// Centre of mass (row, column) of the nonnegative part of a row-major h×w image; the frame's
+/// centre ((h − 1)/2, (w − 1)/2) for an image with no positive pixel.
+template <class D>
+std::array<double, 2> centre_of_mass(const Eigen::MatrixBase<D>& x, Eigen::Index h, Eigen::Index w) {
+  double m = 0, r = 0, c = 0;
+  for (Eigen::Index i = 0; i < h; ++i)
+    for (Eigen::Index j = 0; j < w; ++j) {
+      const double v = std::max(0.0, double(x(i * w + j)));
+      m += v;
+      r += v * double(i);
+      c += v * double(j);
+    }
+  if (!(m > 0)) return {double(h - 1) / 2, double(w - 1) / 2};
+  return {r / m, c / m};
+}
+
+/// The placement prior fitted (mean and covariance of the centres of mass) to the columns of
+/// `images` (h·w × N, N ≥ 2), e.g. samples G(z), z ~ N(0, I), of the generator.
+template <class T>
+PlacementPrior placement_prior(const Mat<T>& images, Eigen::Index h, Eigen::Index w) {
+  require_shape(images, h * w, images.cols(), "placement_prior images");
+  if (images.cols() < 2) detail::fail("placement_prior: needs at least 2 images, got ", images.cols());
+  require_finite(images, "placement_prior images");
+  const Eigen::Index n = images.cols();
+  std::vector<std::array<double, 2>> c(static_cast<std::size_t>(n));
+  PlacementPrior p{};
+  for (Eigen::Index j = 0; j < n; ++j) {
+    c[std::size_t(j)] = centre_of_mass(images.col(j), h, w);
+    p.mean_row += c[std::size_t(j)][0] / double(n);
+    p.mean_col += c[std::size_t(j)][1] / double(n);
+  }
+  p.var_row = p.var_col = p.cov = 0;
+  for (const auto& q : c) {
+    p.var_row += (q[0] - p.mean_row) * (q[0] - p.mean_row) / double(n - 1);
+    p.var_col += (q[1] - p.mean_col) * (q[1] - p.mean_col) / double(n - 1);
+    p.cov += (q[0] - p.mean_row) * (q[1] - p.mean_col) / double(n - 1);
+  }
+  // a floor keeps the covariance invertible for degenerate sample sets (e.g. all identical)
+  p.var_row = std::max(p.var_row, 1e-4);
+  p.var_col = std::max(p.var_col, 1e-4);
+  p.cov = std::clamp(p.cov, -0.99 * std::sqrt(p.var_row * p.var_col), 0.99 * std::sqrt(p.var_row * p.var_col));
+  return p;
+}
+
 struct ResolveOptions {
   Eigen::Index block = 2048;  ///< candidate images scored per VAE pass
   /// A solution whose relative magnitude error ‖|Ax| − y‖² / ‖y‖² is below this threshold
@@ -18,6 +79,11 @@ struct ResolveOptions {
   /// an image has such solutions, only they (and their shifts and reflections) compete. 0
   /// turns the rule off. Chosen on training images (docs/tuning.md).
   double consistency_threshold = 1e-4;
+  /// Weight w of the placement prior: a candidate's score is its negative ELBO (nats) plus
+  /// w · ½ (c − μ)ᵀ Σ⁻¹ (c − μ) for its centre of mass c; 0 (default) scores by the ELBO alone.
+  /// Chosen on training images (docs/tuning.md).
+  double placement_weight = 0;
+  PlacementPrior placement{};
 };
 
 /// |F x| cannot tell x from its 2-D circular shifts and its point reflection x(−n): all
@@ -61,7 +127,12 @@ SolveResult<T> resolve_ambiguity(const nn::Vae<T>& vae, const MagnitudeLoss<Op>&
     Eigen::Index best_c = 0;
     for (Eigen::Index c0 = 0; c0 < per_image; c0 += opt.block) {
       const Eigen::Index nc = std::min(opt.block, per_image - c0);
-      const Vec<T> score = vae.negative_elbo(cand.middleCols(c0, nc), eps.leftCols(nc));
+      Vec<T> score = vae.negative_elbo(cand.middleCols(c0, nc), eps.leftCols(nc));
+      if (opt.placement_weight > 0)
+        for (Eigen::Index k = 0; k < nc; ++k) {
+          const auto c = centre_of_mass(cand.col(c0 + k), h, w);
+          score(k) += T(opt.placement_weight * 0.5 * opt.placement.distance2(c[0], c[1]));
+        }
       for (Eigen::Index k = 0; k < nc; ++k)
         if (allowed[std::size_t((c0 + k) / (2 * n))] && score(k) < best) {
           best = score(k);

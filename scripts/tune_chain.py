@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Learning rates of the chained reading of PRILO (forward phases only; the "prilo_chain"
+section of configs/<dataset>.json) and the resolve rule over its outputs, on TRAINING images
+only. Prints one line per setting: mean / median plain PSNR, share of images >= 30 dB (plain),
+and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
+
+usage: scripts/tune_chain.py [--dataset mnist] [--count 256] [--first 50000] [--restarts 4] [--threads 2]
+"""
+import argparse, copy, itertools, json, os, subprocess, tempfile
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--dataset", default="mnist")
+ap.add_argument("--count", type=int, default=256)
+ap.add_argument("--first", type=int, default=50000)
+ap.add_argument("--restarts", type=int, default=4)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
+ap.add_argument("--grid", default="lr", choices=["lr", "resolve", "placement", "optimiser"])
+args = ap.parse_args()
+base = json.load(open(f"configs/{args.dataset}.json"))
+
+
+def run(cfg, methods):
+    with tempfile.TemporaryDirectory() as d:
+        c, j = os.path.join(d, "c.json"), os.path.join(d, "r.json")
+        json.dump(cfg, open(c, "w"))
+        subprocess.run([args.binary, "--dataset", args.dataset, "--split", "train", "--first", str(args.first),
+                        "--count", str(args.count), "--restarts", str(args.restarts), "--threads", str(args.threads),
+                        "--quiet", "--methods", methods, "--config", c, "--json", j], check=True, stdout=subprocess.DEVNULL)
+        return json.load(open(j))["methods"]
+
+
+def line(label, m):
+    al = m.get("analysis_aligned", {}).get("psnr", {}).get("mean", float("nan"))
+    return (f"{label:<44} PSNR {m['psnr']['mean']:6.2f} median {m['psnr']['median']:6.2f} "
+            f">=30dB {100 * m['fraction_psnr_ge_30']:5.1f} %  mag.err {m['magnitude_error']['mean']:.3g}  "
+            f"(analysis: aligned {al:6.2f})")
+
+
+print(f"# {args.dataset}: train images {args.first}..{args.first + args.count - 1}, {args.restarts} restarts")
+methods = "prilo-chain-mii,prilo-chain-mii-resolve"
+if args.grid == "lr":
+    for lr0, lr1, lr2 in itertools.product([0.1, 0.3], [0.1, 0.3, 1.0], [0.3, 1.0, 3.0]):
+        cfg = copy.deepcopy(base)
+        pc = cfg["prilo_chain"]
+        pc["initial"]["learning_rate"] = lr0
+        pc["stages"][0]["forward"]["learning_rate"] = lr1
+        pc["stages"][1]["forward"]["learning_rate"] = lr2
+        r = run(cfg, methods)
+        for k, m in r.items():
+            print(line(f"{k} lr z0/z1/z2 {lr0}/{lr1}/{lr2}", m), flush=True)
+elif args.grid == "resolve":
+    for keep, thr in itertools.product([True, False], [0, 1e-6, 1e-4]):
+        cfg = copy.deepcopy(base)
+        cfg["prilo_chain"]["keep_best"] = keep
+        cfg["resolve"]["consistency_threshold"] = thr
+        r = run(cfg, methods)
+        for k, m in r.items():
+            print(line(f"{k} keep_best {keep} threshold {thr}", m), flush=True)
+elif args.grid == "placement":
+    for w in [0, 0.1, 1, 10, 100]:
+        cfg = copy.deepcopy(base)
+        cfg["resolve"]["placement_weight"] = w
+        r = run(cfg, methods)
+        print(line(f"prilo-chain-mii-resolve placement_weight {w}", r["prilo-chain-mii-resolve"]), flush=True)
+else:
+    for opt, scale in [("adam", 1), ("gradient-descent", 0.01), ("gradient-descent", 0.1), ("gradient-descent", 1),
+                       ("gradient-descent", 10)]:
+        cfg = copy.deepcopy(base)
+        pc = cfg["prilo_chain"]
+        for ph in [pc["initial"]] + [s["forward"] for s in pc["stages"]]:
+            ph["optimiser"] = opt
+            ph["learning_rate"] *= scale
+        r = run(cfg, "prilo-chain-mii")
+        for k, m in r.items():
+            print(line(f"{k} {opt} lr x{scale}", m), flush=True)
