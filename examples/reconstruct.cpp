@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <prilo/backend/cpu.hpp>
 
@@ -234,11 +235,19 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
   auto observer = [&]() -> ObserverFn<T> {
     if (st.trace_path.empty()) return {};
     return [&](const Snapshot<T>& s) {
-      const Eigen::Index c = s.x.cols();
-      Mat<T> ref(truth.rows(), c);
-      for (Eigen::Index j = 0; j < c; ++j) ref.col(j) = truth.col(j % B);
-      trace.push_back({s.global_step, s.phase.name, s.phase.kind, double(s.loss.mean()) / double(op.output_size()),
-                       metrics::cap_psnr(metrics::psnr_batch(s.x, ref)).mean()});
+      // over the finite columns only: a diverging column must not end the run here
+      std::vector<Eigen::Index> cols;
+      for (Eigen::Index j = 0; j < s.x.cols(); ++j)
+        if (s.x.col(j).allFinite()) cols.push_back(j);
+      Mat<T> xs(truth.rows(), Eigen::Index(cols.size())), ref(truth.rows(), Eigen::Index(cols.size()));
+      double mag = 0;
+      for (std::size_t k = 0; k < cols.size(); ++k) {
+        xs.col(Eigen::Index(k)) = s.x.col(cols[k]);
+        ref.col(Eigen::Index(k)) = truth.col(cols[k] % B);
+        mag += double(s.loss(cols[k])) / double(cols.size());
+      }
+      const double psnr = cols.empty() ? std::nan("") : metrics::cap_psnr(metrics::psnr_batch(xs, ref)).mean();
+      trace.push_back({s.global_step, s.phase.name, s.phase.kind, mag / double(op.output_size()), psnr});
     };
   };
   // every solver runs on column blocks of the batch, one block per thread, with the
@@ -274,6 +283,20 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
   auto method_rng = [&](const std::string& name) {
     return Rng(st.seed * 1000003ull + std::hash<std::string>{}(name) % 1000003ull);
   };
+  // the PRILO family: prilo[-chain][-mii][-rx]; `shown` names the progress lines
+  auto is_prilo = [](const std::string& m) {
+    return m == "prilo" || m == "prilo-mii" || m == "prilo-rx" || m == "prilo-mii-rx" || m == "prilo-chain" ||
+           m == "prilo-chain-mii";
+  };
+  auto run_prilo = [&](const std::string& m, Rng& rng, const std::string& shown) {
+    const bool mii = m.find("-mii") != std::string::npos;
+    Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
+    auto opt = prilo_options(m);
+    opt.progress = progress(shown);
+    // -rx: the output may be a range-extended image G_{i+1}^k(z_i*) of a forward phase
+    if (m.ends_with("-rx")) opt.keep_best_range_extended = true;
+    return prilo_blocks(z0, rng, opt);
+  };
   for (const auto& m : methods) {
     Rng rng = method_rng(m);
     trace.clear();
@@ -294,16 +317,8 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
       opt.progress = progress(m);
       opt.observe = observer();
       r = blocks(z0, rng, opt, [&](const auto& l, Mat<T> s, Rng& g, const auto& o) { return dpr(gen, l, std::move(s), o, g); });
-    } else if (m == "prilo" || m == "prilo-mii" || m == "prilo-rx" || m == "prilo-mii-rx") {
-      const bool mii = m == "prilo-mii" || m == "prilo-mii-rx";
-      Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
-      auto opt = prilo_options(m);
-      // -rx: the output may be a range-extended image G_{i+1}^k(z_i*) of a forward phase
-      opt.keep_best_range_extended = m.ends_with("-rx") || cfg.prilo.keep_best_range_extended;
-      r = prilo_blocks(z0, rng, opt);
-    } else if (m == "prilo-chain" || m == "prilo-chain-mii") {
-      Mat<T> z0 = m == "prilo-chain-mii" ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
-      r = prilo_blocks(z0, rng, prilo_options(m));
+    } else if (is_prilo(m)) {
+      r = run_prilo(m, rng, m);
     } else if (m == "spectral" || m == "wf" || m == "taf") {
       if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
         throw invalid_input("method " + m + " needs a Gaussian --operator");
@@ -329,11 +344,8 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
         const std::string base_name = m.substr(0, m.size() - std::string("-resolve").size());
         SolveResult<T> base = done.count(base_name) ? done[base_name] : SolveResult<T>{};
         if (!base.x.size()) {
-          Mat<T> z0 = mii_latents(gen, loss, R, cfg.mii, rng);
-          auto opt = prilo_options(base_name);
-          opt.progress = progress(m);
-          opt.keep_best_range_extended = base_name == "prilo-mii-rx";
-          base = prilo_blocks(z0, rng, opt);
+          Rng base_rng = method_rng(base_name);  // the base row's starts: the same result as that row
+          base = run_prilo(base_name, base_rng, m);
         }
         SolveResult<T> hio = done.count("hio") ? done["hio"] : SolveResult<T>{};
         if (!hio.x.size()) {
@@ -350,6 +362,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
           ro.placement = placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
         }
         r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, ro, rng);
+        all_restarts = {};  // resolve picks among transforms, not restarts
       } else {
         throw invalid_input("method " + m + " needs --operator fourier");
       }
@@ -362,6 +375,19 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
                    r.phases, sec});
   }
   return out;
+}
+
+/// Fails before any work when an output file could not be written at the end: its folder must
+/// exist and be writable, and the path must not be a folder.
+void check_output_path(const std::string& path, const char* option) {
+  if (path.empty()) return;
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  const std::string what = std::string(option) + " " + path + ": ";
+  if (!fs::is_directory(dir, ec)) throw file_error(what + "the folder " + dir.string() + " does not exist");
+  if (fs::is_directory(p, ec)) throw file_error(what + "is a folder, not a file");
+  if (::access(dir.c_str(), W_OK) != 0) throw file_error(what + "the folder " + dir.string() + " is not writable");
 }
 
 json summary_json(const metrics::Summary& s) { return {{"mean", s.mean}, {"ci95", s.ci95}, {"median", s.median}}; }
@@ -423,6 +449,10 @@ int main(int argc, char** argv) {
       if (std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end())
         throw invalid_input("--methods: unknown method \"" + m + "\" (known: " + join(all_methods, ", ") + ")");
     const Config cfg = read_config(config_path);
+    // outputs are checked before any solving: a bad path must not cost the whole run
+    check_output_path(st.json_path, "--json");
+    check_output_path(st.png_path, "--png");
+    check_output_path(st.trace_path, "--trace");
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." + std::to_string(st.first + st.count - 1) +
@@ -485,17 +515,18 @@ int main(int argc, char** argv) {
                  {"ssim_per_image", std::vector<double>(ss.data(), ss.data() + ss.size())},
                  {"magnitude_error_per_image", std::vector<double>(r.magnitude_error.data(), r.magnitude_error.data() + r.magnitude_error.size())}};
       if (align) {
-        const auto spa = metrics::summary(metrics::cap_psnr(pa)), ssa = metrics::summary(sa);
+        const Vec<double> capped_pa = metrics::cap_psnr(pa);
+        const auto spa = metrics::summary(capped_pa), ssa = metrics::summary(sa);
         std::printf(" %8.2f %8.4f\n", spa.mean, ssa.mean);
         mj["analysis_aligned"] = {{"psnr", summary_json(spa)}, {"ssim", summary_json(ssa)},
-                                  {"psnr_per_image", std::vector<double>(pa.data(), pa.data() + pa.size())}};
+                                  {"psnr_per_image", std::vector<double>(capped_pa.data(), capped_pa.data() + capped_pa.size())}};
       } else {
         std::printf(" %8s %8s\n", "-", "-");
       }
       if (r.restarts.x.size()) {
         const Eigen::Index B = x.cols();
         Mat<T> xt = detail::tile_columns(x, st.restarts);
-        const Vec<double> pr = metrics::psnr_batch(r.restarts.x, xt);
+        const Vec<double> pr = metrics::cap_psnr(metrics::psnr_batch(r.restarts.x, xt));
         json me = json::array(), pp = json::array();
         for (Eigen::Index j = 0; j < B; ++j) {
           std::vector<double> a, b;

@@ -119,13 +119,10 @@ def figure7(path, stem):
     for name, pts in t["methods"].items():
         if not pts:
             continue
-        # B phases do not advance the solver's step: spread them over their own x range
-        xs, x = [], 0
-        prev = None
-        for p in pts:
-            x = x + 1 if prev is not None else 0
-            prev = p
-            xs.append(x * 10)
+        # x counts observations (one every 10 steps of each phase, B phases included, which do
+        # not advance the solver's own step count)
+        xs = [10 * (i + 1) for i in range(len(pts))]
+        pts = [p if p["psnr"] is not None else dict(p, psnr=float("nan")) for p in pts]
         a1.plot(xs, [p["psnr"] for p in pts], label=name, lw=1)
         a2.plot(xs, [p["magnitude_error"] for p in pts], label=name, lw=1)
         kinds = "".join(sorted({p["kind"] for p in pts}))

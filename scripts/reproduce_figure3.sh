@@ -8,6 +8,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-256}"; restarts="${2:-4}"
+rm -f docs/results/figure3-*-m*.json   # the plot reads every report of this pattern
+pids=()
 for kind in real complex; do
   (
     for m in 25 50 100 200 400 600; do
@@ -18,7 +20,8 @@ for kind in real complex; do
       echo "gaussian-$kind m=$m done"
     done
   ) &
+  pids+=($!)
 done
-wait
+wait_all "${pids[@]}"
 $py scripts/plot_results.py figure3 docs/results docs/results/figure3 > docs/results/figure3.md
 cat docs/results/figure3.md

@@ -12,16 +12,23 @@ run() {  # run <dataset> <suffix> <methods>
     --methods "$3" --json "docs/results/table1-$1$2.json" --png "docs/results/table1-$1$2.png" --png-count 12 \
     > "docs/results/table1-$1$2.log" 2>&1
 }
+pids=()
 for ds in mnist fashion-mnist; do
   (
     # the paper's methods (and -resolve over PRILO-MII), the range-extended variants, and the
     # chained reading of Tables 7/8 (forward phases only)
-    [[ ",$parts," == *,paper,* ]] && run "$ds" "" er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-mii-resolve
-    [[ ",$parts," == *,rx,* ]] && run "$ds" -rx hio,prilo-mii-rx,prilo-mii-rx-resolve
-    [[ ",$parts," == *,chain,* ]] && run "$ds" -chain hio,prilo-chain,prilo-chain-mii,prilo-chain-mii-resolve
-    true
+    if [[ ",$parts," == *,paper,* ]]; then run "$ds" "" er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-mii-resolve; fi
+    if [[ ",$parts," == *,rx,* ]]; then run "$ds" -rx hio,prilo-mii-rx,prilo-mii-rx-resolve; fi
+    if [[ ",$parts," == *,chain,* ]]; then run "$ds" -chain hio,prilo-chain,prilo-chain-mii,prilo-chain-mii-resolve; fi
   ) &
+  pids+=($!)
 done
-wait
-shopt -s nullglob
-python3 scripts/make_table.py docs/results/table1-{mnist,fashion-mnist}{,-rx,-chain}.json
+wait_all "${pids[@]}"
+reports=()
+for ds in mnist fashion-mnist; do
+  for part in paper rx chain; do
+    suffix="-$part"; [ "$part" = paper ] && suffix=""
+    if [[ ",$parts," == *,$part,* ]]; then reports+=("docs/results/table1-$ds$suffix.json"); fi
+  done
+done
+python3 scripts/make_table.py "${reports[@]}"

@@ -9,18 +9,20 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-1024}"
+pids=()
 for ds in mnist fashion-mnist; do
   (
     for ab in init-only a-only a-b full no-balls; do
       methods=prilo-mii
-      [[ $ab == full || $ab == no-balls ]] && methods=prilo-mii,prilo-chain-mii
+      if [[ $ab == full || $ab == no-balls ]]; then methods=prilo-mii,prilo-chain-mii; fi
       $reconstruct --dataset "$ds" --count "$count" --restarts 4 --threads 1 --quiet --ablation "$ab" \
         --methods "$methods" --json "docs/results/table3-$ds-$ab.json" > "docs/results/table3-$ds-$ab.log" 2>&1
       echo "$ds $ab done"
     done
   ) &
+  pids+=($!)
 done
-wait
+wait_all "${pids[@]}"
 $py scripts/plot_results.py table3 docs/results/table3-{mnist,fashion-mnist}-{init-only,a-only,a-b,full,no-balls}.json \
   > docs/results/table3.md
 cat docs/results/table3.md

@@ -29,6 +29,12 @@ expect_fail "needs --operator fourier" "$recon" --operator gaussian-real --metho
 expect_fail "--fftw-effort" "$recon" --fftw-effort exhaustive --count 1
 PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
+# output paths are checked before any solving (no banner, no table)
+expect_fail "--png $tmp/no-such-dir/x.png: the folder $tmp/no-such-dir does not exist" "$recon" --count 1 --png "$tmp/no-such-dir/x.png"
+out="$("$recon" --count 1 --json "$tmp" 2>&1)"
+if grep -q "is a folder" <<<"$out" && ! grep -q "backend" <<<"$out"; then passes=$((passes+1)); else
+  echo "FAIL: --json <folder> should fail before the run: $out"; fails=$((fails+1)); fi
+expect_fail "--trace" "$recon" --count 1 --trace "$tmp/no-such-dir/t.json"
 expect_fail "--ablation" "$recon" --ablation half --count 1
 printf '{"prilo": {"initial": {"optimiser": "sgd"}, "stages": []}}' > "$tmp/badopt.json"
 expect_fail "optimiser must be" "$recon" --config "$tmp/badopt.json" --count 1
@@ -55,6 +61,7 @@ m = r["methods"]["prilo-chain-mii"]
 assert r["ablation"] == "no-balls"
 assert [p["kind"] for p in m["phases"]] == ["I", "A", "A", "A"], m["phases"]
 assert len(m["per_restart"]["psnr"]) == 2 and len(m["per_restart"]["psnr"][0]) == 2
+assert "per_restart" not in r["methods"]["prilo-chain-mii-resolve"]  # resolve picks transforms, not restarts
 pts = t["methods"]["prilo-chain-mii"]
 assert len(pts) == 4 and [p["step"] for p in pts] == [10, 20, 30, 40], pts
 PY

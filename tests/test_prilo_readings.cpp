@@ -100,6 +100,27 @@ TEST_CASE("chained reading: keep_best off returns the last forward phase's image
   bad.stages[0].back.steps = bad.stages[1].back.steps = 1;
   bad.stages[0].refine.steps = bad.stages[1].refine.steps = 1;
   CHECK_NOTHROW(prilo_solve(three, loss, p.z0, bad, rng));
+  // the same order with B and C off in the first stage cannot return to layer 1 either
+  bad.stages[0].back.enabled = bad.stages[0].refine.enabled = false;
+  CHECK_THROWS_WITH(prilo_solve(three, loss, p.z0, bad, rng), doctest::Contains("non-decreasing"));
+}
+
+TEST_CASE("keep-best returns a forward phase's image that later B/C phases do not beat") {
+  Problem p;
+  MagnitudeLoss<GaussianReal<T>> loss(p.op, p.y);
+  auto o = p.options(2, PriloReading::back_project_refine);
+  o.stages[0].back.enabled = o.stages[0].refine.enabled = false;  // A, A: reaches the truth
+  PriloStage<T> later;  // then one short A/B/C repetition that cannot improve on it
+  later.layer = 1;
+  later.forward = {.steps = 1, .radius = p.radius, .learning_rate = 0.003};
+  later.back = {.steps = 1, .radius = 100, .learning_rate = 0.003};
+  later.refine = {.steps = 1, .radius = 1, .learning_rate = 0.003};
+  o.stages.push_back(later);
+  Rng rng(3);
+  const auto r = prilo_solve(p.gen, loss, p.z0, o, rng);
+  CHECK(kinds(r) == "AAABC");
+  CHECK(r.magnitude_error.maxCoeff() < 1e-10);
+  CHECK((loss.value(r.x) / T(40) - r.magnitude_error).cwiseAbs().maxCoeff() < 1e-12);
 }
 
 TEST_CASE("ablation switches change which phases run") {

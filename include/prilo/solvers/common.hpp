@@ -26,12 +26,12 @@ struct PhaseRecord {
   char kind = 'I';      ///< 'I' initial z0, 'A' forward, 'B' back-projection, 'C' refinement, 'D' DPR
   int layer = 0;        ///< the optimised split point (0: the latent z0)
   int steps = 0;        ///< steps run
-  int first_step = 0;   ///< global step index of its first step (B phases do not advance it)
+  int first_step = 0;   ///< magnitude-loss steps run before it (B phases do not advance the count)
 };
 
-/// What a solver shows an observer every `history_stride` steps: the current image of every
-/// column (before the step) and its magnitude loss. For B phases the image is G(z0) of the
-/// current back-projection iterate.
+/// What a solver shows an observer at every `history_stride`-th step of each phase (counted
+/// within the phase): the current image of every column (before the step) and its magnitude
+/// loss. For B phases the image is G(z0) of the current back-projection iterate.
 template <class T>
 struct Snapshot {
   const PhaseRecord& phase;

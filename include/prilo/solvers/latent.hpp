@@ -83,7 +83,7 @@ struct PriloOptions {
   NoiseOptions noise{};
   PriloReading reading = PriloReading::back_project_refine;
   /// Return, per image, the lowest magnitude error among the ends of the initial
-  /// optimisation and of every C phase (PRILO's later stages can lose what an earlier one
+  /// optimisation and of every repetition's z0 after B/C (PRILO's later stages can lose what an earlier one
   /// found; this uses only the measurements), and of every forward phase whose state carries
   /// on (chained reading, or B and C both off). false: the image of the last phase.
   bool keep_best = true;
@@ -225,20 +225,27 @@ SolveResult<T> dpr(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> 
 /// repetition that runs neither B nor C leaves the solve at z_i* (there is no z0 to go back
 /// to), and the next forward phase continues from there; so does every repetition in the
 /// chained reading (PriloReading::chained). When the solve ends at an intermediate z_i*, the
-/// reconstruction is G_{i+1}^k(z_i*) and `z` holds the latent of the last z0 phase.
+/// reconstruction is G_{i+1}^k(z_i*). `z` is the latent of the returned image when that image
+/// comes from z0; where the image is a forward phase's range-extended G_{i+1}^k(z_i*) (which
+/// no latent reproduces), `z` holds the best latent the z0 phases found (with keep_best) or
+/// the start after the initial phase.
 /// `phases` lists what ran, in order.
 template <Generator G, class Loss, class T = typename G::scalar>
 SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const PriloOptions<T>& opt, Rng& rng) {
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
-  int previous_layer = 0;
+  // the split point the solve will be at before each stage: a forward phase without B and C
+  // after it leaves the solve at z_i, from where no later stage can go back to a lower layer
+  int state_layer = 0;
   for (const auto& st : opt.stages) {
     if (st.layer < 1 || st.layer >= gen.depth())
       detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", gen.depth() - 1);
     if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
-    if (chained && st.layer < previous_layer)
-      detail::fail("prilo: the chained reading needs non-decreasing stage layers (", previous_layer, " then ", st.layer, ")");
-    previous_layer = st.layer;
+    if (st.repetitions == 0) continue;
+    if (st.layer < state_layer)
+      detail::fail("prilo: stage layers must be non-decreasing after a forward-only stage (chained reading, or B and C "
+                   "off): layer ", st.layer, " after ", state_layer);
+    state_layer = chained || (!st.back.enabled && !st.refine.enabled) ? st.layer : 0;
   }
   SolveResult<T> res;
   detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo"};
@@ -247,6 +254,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   Mat<T> best_z = z0;
   Mat<T> best_x = gen.forward_from(0, z0);
   Vec<T> best_loss = loss.value(best_x);
+  bool kept_range_extended = false;  // some best_x came from a forward phase, not from a z0
   auto keep_x = [&](const Mat<T>& x, const Mat<T>* z) {
     const Vec<T> l = loss.value(x);
     for (Eigen::Index j = 0; j < l.size(); ++j)
@@ -254,6 +262,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
         best_loss(j) = l(j);
         best_x.col(j) = x.col(j);
         if (z) best_z.col(j) = z->col(j);
+        kept_range_extended |= z == nullptr;
       }
   };
   auto keep = [&] {
@@ -306,7 +315,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
     return res;
   }
   keep();
-  if (opt.keep_best_range_extended) {
+  if (opt.keep_best_range_extended || kept_range_extended) {
     // the image may come from an A phase (no latent reproduces it exactly): z is the latent
     // kept for it by the z0 phases
     res.x = std::move(best_x);

@@ -17,7 +17,8 @@ namespace prilo {
 /// A Gaussian prior on where the object sits in the frame: the centre of mass (row, column)
 /// of an image's nonnegative part, with its mean and 2×2 covariance, fitted to images the
 /// prior should describe (e.g. the generator's own samples, see placement_prior). Circular
-/// shifts move the centre of mass; no other transform of the ambiguity does so.
+/// shifts move the centre of mass (the point reflection maps it to about (h − r, w − c), so
+/// for a centred object it tells shifts apart, not the reflection: that is left to the ELBO).
 struct PlacementPrior {
   double mean_row = 0, mean_col = 0;
   double var_row = 1, var_col = 1, cov = 0;
