@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <strings.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <prilo/backend/cpu.hpp>
@@ -159,6 +160,24 @@ Config read_config(const fs::path& path) {
   c.prilo.noise = c.noise;
   c.prilo_chain.noise = c.noise;
   return c;
+}
+
+/// One line when OpenBLAS runs slower kernels than this CPU allows, with the remedy; empty
+/// otherwise. Debian's OpenBLAS 0.3.21 does not know newer CPUs (AMD Zen 5) and falls back
+/// to its AVX2 Haswell kernels: about half the products' speed on AVX-512 hardware.
+std::string blas_kernel_warning() {
+#if defined(PRILO_BLAS_OPENBLAS) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  const std::string core = openblas_get_corename();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  auto is = [&](const char* name) { return strcasecmp(core.c_str(), name) == 0; };
+  if (avx512 && !is("SkylakeX") && !is("Cooperlake") && !is("SapphireRapids"))
+    return "note: OpenBLAS runs its " + core +
+           " kernels on this AVX-512 CPU; start the program with OPENBLAS_CORETYPE=SkylakeX (what "
+           "scripts/openblas_env.sh sets) for about 1.9x faster products";
+#endif
+  return {};
 }
 
 /// Which kernels run Eigen's dense products (the build's PRILO_BLAS choice).
@@ -470,6 +489,7 @@ int main(int argc, char** argv) {
     if (st.ablation != "full") std::printf("  ablation: %s (PRILO methods)\n", st.ablation.c_str());
     std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
                 weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
+    if (const std::string w = blas_kernel_warning(); !w.empty()) std::printf("  %s\n", w.c_str());
     std::fflush(stdout);
 
     std::vector<MethodResult> results;
