@@ -20,6 +20,7 @@ extern "C" char* openblas_get_corename(void);
 #include <prilo/metrics/metrics.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/operators.hpp>
+#include <prilo/pipeline.hpp>
 #include <prilo/solvers/column_blocks.hpp>
 #include <prilo/solvers/fienup.hpp>
 #include <prilo/solvers/gaussian_baselines.hpp>
@@ -234,9 +235,7 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
   const auto& gen = vae.decoder();
   const Eigen::Index B = y.cols();
   const int R = st.restarts;
-  MagnitudeLoss<Op> loss(op, y);
-  const Mat<T> yt = detail::tile_columns(y, R);
-  MagnitudeLoss<Op> loss_r(op, yt);
+  const MagnitudeLoss<Op> loss(op, y);
   std::vector<MethodResult> out;
   std::map<std::string, SolveResult<T>> done;
   auto progress = [&](const std::string& m) -> ProgressFn {
@@ -269,22 +268,13 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
       trace.push_back({s.global_step, s.phase.name, s.phase.kind, mag / double(op.output_size()), psnr});
     };
   };
-  // every solver runs on column blocks of the batch, one block per thread, with the
-  // options `opt`; progress and the trace come from block 0 only (it runs on this thread)
+  // every solver runs with restarts as columns on column blocks, one per thread
+  // (prilo/pipeline.hpp); progress and the trace come from block 0 (this thread)
+  const RestartOptions ro{.restarts = R, .keep_all = st.per_restart};
   SolveResult<T> all_restarts;
-  auto blocks = [&](const Mat<T>& start, Rng& rng, const auto& opt, auto&& solve) {
-    all_restarts = solve_column_blocks(loss_r, start, rng, [&](const MagnitudeLoss<Op>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
-      auto o = opt;
-      if (b.index != 0) {
-        o.progress = {};
-        if constexpr (requires { o.observe; }) o.observe = {};
-      }
-      return solve(l, std::move(s), g, o);
-    });
-    return select_best(all_restarts, B, R);
-  };
-  auto fienup_blocks = [&](const Mat<T>& start, Rng& rng, bool hio, const auto& opt) {
-    return blocks(start, rng, opt, [&](const auto& l, Mat<T> s, Rng&, const auto& o) { return fienup(l, std::move(s), hio, o); });
+  auto kept = [&](RestartResult<T> rr) {
+    all_restarts = std::move(rr.all);
+    return std::move(rr.best);
   };
   auto prilo_options = [&](const std::string& m) {
     const bool chain = m.starts_with("prilo-chain");
@@ -293,10 +283,6 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
     o.progress = progress(m);
     o.observe = observer();
     return o;
-  };
-  auto prilo_blocks = [&](const Mat<T>& start, Rng& rng, const PriloOptions<T>& opt) {
-    return blocks(start, rng, opt,
-                  [&](const auto& l, Mat<T> s, Rng& g, const auto& o) { return prilo_solve(gen, l, std::move(s), o, g); });
   };
   // each method's random stream depends only on the seed and the method's name
   auto method_rng = [&](const std::string& name) {
@@ -308,13 +294,12 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
            m == "prilo-chain-mii";
   };
   auto run_prilo = [&](const std::string& m, Rng& rng, const std::string& shown) {
-    const bool mii = m.find("-mii") != std::string::npos;
-    Mat<T> z0 = mii ? mii_latents(gen, loss, R, cfg.mii, rng) : random_latents(gen, B * R, rng);
+    const LatentStart start = m.find("-mii") != std::string::npos ? LatentStart::mii : LatentStart::random;
     auto opt = prilo_options(m);
     opt.progress = progress(shown);
     // -rx: the output may be a range-extended image G_{i+1}^k(z_i*) of a forward phase
     if (m.ends_with("-rx")) opt.keep_best_range_extended = true;
-    return prilo_blocks(z0, rng, opt);
+    return kept(reconstruct_prilo(gen, op, y, start, cfg.mii, opt, rng, ro));
   };
   for (const auto& m : methods) {
     Rng rng = method_rng(m);
@@ -326,16 +311,15 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
       if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
         auto opt = m == "er" ? cfg.er : cfg.hio;
         opt.progress = progress(m);
-        r = fienup_blocks(uniform_start<T>(op.input_size(), B * R, rng), rng, m == "hio", opt);
+        r = kept(reconstruct_fienup(op, y, m == "hio", opt, rng, ro));
       } else {
         throw invalid_input("method " + m + " needs --operator fourier");
       }
     } else if (m == "dpr" || m == "dpr-mii") {
-      Mat<T> z0 = m == "dpr" ? random_latents(gen, B * R, rng) : mii_latents(gen, loss, R, cfg.mii, rng);
       auto opt = cfg.dpr;
       opt.progress = progress(m);
       opt.observe = observer();
-      r = blocks(z0, rng, opt, [&](const auto& l, Mat<T> s, Rng& g, const auto& o) { return dpr(gen, l, std::move(s), o, g); });
+      r = kept(reconstruct_dpr(gen, op, y, m == "dpr" ? LatentStart::random : LatentStart::mii, cfg.mii, opt, rng, ro));
     } else if (is_prilo(m)) {
       r = run_prilo(m, rng, m);
     } else if (m == "spectral" || m == "wf" || m == "taf") {
@@ -371,16 +355,9 @@ std::vector<MethodResult> run_methods(const Op& op, const Mat<T>& y, const Mat<T
           auto opt = cfg.hio;
           opt.progress = progress(m);
           Rng hio_rng = method_rng("hio");  // the hio row's starts
-          hio = fienup_blocks(uniform_start<T>(op.input_size(), B * R, hio_rng), hio_rng, true, opt);
+          hio = reconstruct_fienup(op, y, true, opt, hio_rng, ro).best;
         }
-        ResolveOptions ro = cfg.resolve;
-        if (ro.placement_weight > 0) {
-          // the placement prior of the generator's own samples (a fixed stream: the same prior
-          // for every method and seed)
-          Rng prior_rng(0x9e3779b97f4a7c15ull);
-          ro.placement = placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
-        }
-        r = resolve_ambiguity(vae, loss, op.height(), op.width(), {&base.x, &hio.x}, ro, rng);
+        r = resolve(vae, op, y, {&base.x, &hio.x}, cfg.resolve);
         all_restarts = {};  // resolve picks among transforms, not restarts
       } else {
         throw invalid_input("method " + m + " needs --operator fourier");

@@ -16,6 +16,7 @@
 #include "nn.hpp"
 #include "nn/vae_io.hpp"
 #include "operators.hpp"
+#include "pipeline.hpp"
 #include "optim/optimizers.hpp"
 #include "projection.hpp"
 #include "random.hpp"

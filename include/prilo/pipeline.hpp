@@ -1,0 +1,129 @@
+// The paper's method as library calls: starts (random or MII), a solver with restarts as
+// columns on column blocks (one per thread), keep-best per image, and -resolve.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "init/initialisers.hpp"
+#include "nn/vae.hpp"
+#include "operators/magnitude_loss.hpp"
+#include "solvers/column_blocks.hpp"
+#include "solvers/fienup.hpp"
+#include "solvers/latent.hpp"
+#include "solvers/resolve.hpp"
+
+namespace prilo {
+
+/// Where the latent solvers start: z0 ~ N(0, I), or MII (the paper's Eq. 8: the best of
+/// `MiiOptions::candidates` sampled latents by magnitude error; restart r starts from the
+/// (r+1)-th best).
+enum class LatentStart { random, mii };
+
+/// Restarts and threading of a reconstruction: every image is solved `restarts` times, the
+/// B·R problems as one batch of columns (restart r of image j in column r·B + j), split into
+/// column blocks solved in parallel (solve_column_blocks); the restart with the lowest
+/// magnitude error is kept per image.
+struct RestartOptions {
+  int restarts = 4;
+  ColumnBlockOptions blocks{};
+  /// Also return every restart's result (RestartResult::all), e.g. for best-of-r curves.
+  bool keep_all = false;
+};
+
+/// Per image, the kept restart (`best`: B columns) and, with RestartOptions::keep_all,
+/// every restart (`all`: B·R columns, restart r of image j in column r·B + j).
+template <class T>
+struct RestartResult {
+  SolveResult<T> best;
+  SolveResult<T> all;
+};
+
+/// Solves every measurement column of y (B images) R times from the B·R columns of `starts`
+/// with `solve(block_loss, block_start, block_rng, options)`, on column blocks, and keeps the
+/// lowest magnitude error per image. `options` is copied per block; its `progress` (and
+/// `observe`, where it has one) is kept for block 0 only, which runs on the calling thread.
+template <MeasurementOperator Op, class Options, class Solve, class T = typename Op::scalar>
+RestartResult<T> solve_restarts(const Op& op, const Mat<T>& y, const Mat<T>& starts, const Options& options, Rng& rng,
+                                const RestartOptions& ro, Solve&& solve) {
+  if (ro.restarts < 1) detail::fail("solve_restarts: restarts must be >= 1, got ", ro.restarts);
+  const Eigen::Index B = y.cols();
+  require_shape(starts, starts.rows(), B * ro.restarts, "solve_restarts starts");
+  const MagnitudeLoss<Op> tiled(op, detail::tile_columns(y, ro.restarts));
+  SolveResult<T> all = solve_column_blocks(
+      tiled, starts, rng,
+      [&](const MagnitudeLoss<Op>& block_loss, Mat<T> s, Rng& g, const ColumnBlock& b) {
+        Options o = options;
+        if (b.index != 0) {
+          if constexpr (requires { o.progress; }) o.progress = {};
+          if constexpr (requires { o.observe; }) o.observe = {};
+        }
+        return solve(block_loss, std::move(s), g, o);
+      },
+      ro.blocks);
+  RestartResult<T> out;
+  out.best = select_best(all, B, ro.restarts);
+  if (ro.keep_all) out.all = std::move(all);
+  return out;
+}
+
+/// The latent starts of `restarts` restarts per measurement column of `loss`: random, or MII.
+template <Generator G, class Loss, class T = typename G::scalar>
+Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int restarts, const MiiOptions& mii, Rng& rng) {
+  if (restarts < 1) detail::fail("latent_starts: restarts must be >= 1, got ", restarts);
+  return start == LatentStart::mii ? mii_latents(gen, loss, restarts, mii, rng)
+                                   : random_latents(gen, loss.batch() * restarts, rng);
+}
+
+/// DPR (or DPR-MII) on the images measured as y = |A x| (one column each), with restarts.
+template <Generator G, MeasurementOperator Op, class T = typename G::scalar>
+RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
+                                 const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
+  const MagnitudeLoss<Op> loss(op, y);
+  const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
+  return solve_restarts(op, y, z0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng& g, const DprOptions<T>& o) {
+    return dpr(gen, l, std::move(s), o, g);
+  });
+}
+
+/// PRILO (either reading, PriloOptions::reading; with keep_best_range_extended, -rx) from
+/// random or MII starts, with restarts.
+template <Generator G, MeasurementOperator Op, class T = typename G::scalar>
+RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
+                                   const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
+  const MagnitudeLoss<Op> loss(op, y);
+  const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
+  return solve_restarts(op, y, z0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng& g, const PriloOptions<T>& o) {
+    return prilo_solve(gen, l, std::move(s), o, g);
+  });
+}
+
+/// ER (hio = false) or HIO for the DFT from uniform starts in [0, 1], with restarts.
+template <MeasurementOperator Op, class T = typename Op::scalar>
+RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, const FienupOptions<T>& opt, Rng& rng,
+                                    const RestartOptions& ro = {}) {
+  const Mat<T> x0 = uniform_start<T>(op.input_size(), y.cols() * ro.restarts, rng);
+  return solve_restarts(op, y, x0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng&, const FienupOptions<T>& o) {
+    return fienup(l, std::move(s), hio, o);
+  });
+}
+
+/// -resolve: of every circular shift and point reflection of the given solutions (each n×B,
+/// e.g. PRILO's and HIO's), per image the one the VAE (with the placement prior, when
+/// opt.placement_weight > 0) finds most plausible, solutions that fit the measurements
+/// first. With a placement weight and no prior given (all zero), the prior is fitted to
+/// 4096 samples of the decoder from a fixed stream.
+template <class T>
+SolveResult<T> resolve(const nn::Vae<T>& vae, const Fourier2d<T>& op, const Mat<T>& y,
+                       const std::vector<const Mat<T>*>& solutions, ResolveOptions opt) {
+  if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
+    Rng prior_rng(0x9e3779b97f4a7c15ull);
+    const auto& gen = vae.decoder();
+    opt.placement = placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
+  }
+  const MagnitudeLoss<Fourier2d<T>> loss(op, y);
+  Rng unused(0);
+  return resolve_ambiguity(vae, loss, op.height(), op.width(), solutions, opt, unused);
+}
+
+}  // namespace prilo

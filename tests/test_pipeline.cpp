@@ -1,0 +1,89 @@
+// The library's reconstruction calls (prilo/pipeline.hpp): restarts as columns, keep-best,
+// block-0-only monitoring, and their errors.
+#include <doctest/doctest.h>
+
+#include <mutex>
+#include <prilo/prilo.hpp>
+#include <thread>
+
+using namespace prilo;
+
+namespace {
+using T = double;
+struct Small {
+  Rng rng{5};
+  nn::Vae<T> vae{16, 12, 6, 3};  // data 16 = 4×4 images, hidden 12, latent 6
+  Fourier2d<T> F{4, 4};
+  Mat<T> x = vae.decoder().forward_from(0, rng.normal_matrix<T>(6, 5));
+  Mat<T> y = measure(F, x);
+};
+}  // namespace
+
+TEST_CASE("reconstruct_dpr keeps, per image, the restart of lowest magnitude error") {
+  Small s;
+  DprOptions<T> o;
+  o.phase = {.steps = 30, .radius = 100, .learning_rate = 0.05};
+  o.history_stride = 0;
+  const RestartOptions ro{.restarts = 3, .blocks = {.blocks = 2, .min_columns = 1}, .keep_all = true};
+  Rng rng(1);
+  const auto r = reconstruct_dpr(s.vae.decoder(), s.F, s.y, LatentStart::random, MiiOptions{}, o, rng, ro);
+  const Eigen::Index B = s.y.cols();
+  REQUIRE(r.all.x.cols() == 3 * B);
+  REQUIRE(r.best.x.cols() == B);
+  for (Eigen::Index j = 0; j < B; ++j) {
+    const int q = r.best.chosen_restart[std::size_t(j)];
+    for (int k = 0; k < 3; ++k) CHECK(r.best.magnitude_error(j) <= r.all.magnitude_error(k * B + j));
+    CHECK(r.best.magnitude_error(j) == r.all.magnitude_error(q * B + j));
+    CHECK(r.best.x.col(j) == r.all.x.col(q * B + j));
+  }
+  // keep_all off: no per-restart copy
+  Rng rng2(1);
+  const auto lean = reconstruct_dpr(s.vae.decoder(), s.F, s.y, LatentStart::random, MiiOptions{}, o, rng2,
+                                    RestartOptions{.restarts = 3, .blocks = {.blocks = 2, .min_columns = 1}});
+  CHECK(lean.all.x.size() == 0);
+  CHECK(lean.best.x == r.best.x);
+}
+
+TEST_CASE("solve_restarts reports progress from block 0 only, on the calling thread") {
+  Small s;
+  PriloOptions<T> o;
+  o.initial = {.steps = 10, .radius = 100, .learning_rate = 0.05};
+  o.stages = {PriloStage<T>{.layer = 1, .repetitions = 1}};
+  o.stages[0].forward.steps = o.stages[0].back.steps = o.stages[0].refine.steps = 10;
+  o.history_stride = 5;
+  std::mutex mu;
+  std::vector<std::thread::id> callers;
+  int observed_columns = -1;
+  o.progress = [&](const Progress&) {
+    std::lock_guard lock(mu);
+    callers.push_back(std::this_thread::get_id());
+  };
+  o.observe = [&](const Snapshot<T>& snap) {
+    std::lock_guard lock(mu);
+    observed_columns = int(snap.x.cols());
+  };
+  Rng rng(2);
+  const auto r = reconstruct_prilo(s.vae.decoder(), s.F, s.y, LatentStart::mii, MiiOptions{.candidates = 50}, o, rng,
+                                   RestartOptions{.restarts = 2, .blocks = {.blocks = 2, .min_columns = 1}});
+  CHECK(r.best.x.cols() == s.y.cols());
+  REQUIRE(!callers.empty());
+  for (const auto& id : callers) CHECK(id == std::this_thread::get_id());
+  CHECK(observed_columns == 5);  // block 0 of 2 over 10 columns
+  CHECK(r.best.phases.size() == 4);  // I, A, B, C
+}
+
+TEST_CASE("reconstruct_fienup and resolve from the library; bad restarts are refused") {
+  Small s;
+  FienupOptions<T> fo;
+  fo.iterations = 50;
+  fo.history_stride = 0;
+  Rng rng(3);
+  const auto h = reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 2});
+  CHECK(h.best.x.cols() == s.y.cols());
+  CHECK(h.best.x.minCoeff() >= 0.0);
+  const auto r = resolve(s.vae, s.F, s.y, {&h.best.x}, ResolveOptions{.consistency_threshold = 0, .placement_weight = 1});
+  // resolve only moves pixels: every choice has the solution's magnitudes
+  MagnitudeLoss<Fourier2d<T>> loss(s.F, s.y);
+  CHECK((r.magnitude_error - loss.value(h.best.x) / T(16)).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK_THROWS_WITH(reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 0}), doctest::Contains("restarts"));
+}
