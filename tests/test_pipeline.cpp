@@ -87,3 +87,39 @@ TEST_CASE("reconstruct_fienup and resolve from the library; bad restarts are ref
   CHECK((r.magnitude_error - loss.value(h.best.x) / T(16)).cwiseAbs().maxCoeff() < 1e-12);
   CHECK_THROWS_WITH(reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 0}), doctest::Contains("restarts"));
 }
+
+namespace {
+struct NoNoisePolicies {  // a projection but no noise member: not LatentPolicies
+  template <class T>
+  static L2Ball<T> projection(const PhaseOptions<T>& ph) {
+    return {.radius = ph.radius};
+  }
+};
+struct L2Policies {  // a user's policies: l2 balls of the phase's radius, no gradient noise
+  template <class T>
+  static L2Ball<T> projection(const PhaseOptions<T>& ph) {
+    return {.radius = ph.constrain ? ph.radius : std::numeric_limits<T>::infinity()};
+  }
+  static NoNoise noise(const NoiseOptions&) { return {}; }
+};
+}  // namespace
+static_assert(LatentPolicies<PaperPolicies, float>);
+static_assert(LatentPolicies<L2Policies, double>);
+static_assert(!LatentPolicies<NoNoisePolicies, double>);
+
+TEST_CASE("a user's policies change what the latent solvers project onto") {
+  Small s;
+  DprOptions<T> o;
+  o.phase = {.steps = 50, .radius = 0.5, .learning_rate = 0.1};
+  o.history_stride = 0;
+  const Mat<T> z0 = Mat<T>::Zero(6, s.y.cols());
+  MagnitudeLoss<Fourier2d<T>> loss(s.F, s.y);
+  Rng r1(1), r2(1);
+  const auto l1 = dpr(s.vae.decoder(), loss, z0, o, r1);
+  const auto l2 = dpr<L2Policies>(s.vae.decoder(), loss, z0, o, r2);
+  for (Eigen::Index j = 0; j < z0.cols(); ++j) {
+    CHECK(l1.z.col(j).lpNorm<1>() <= 0.5 + 1e-9);  // the paper's l1 ball around 0
+    CHECK(l2.z.col(j).norm() <= 0.5 + 1e-9);       // the user's l2 ball around 0
+  }
+  CHECK(l2.z.colwise().lpNorm<1>().maxCoeff() > 0.5 + 1e-6);  // outside the l1 ball: the l2 policy ran
+}

@@ -75,26 +75,27 @@ Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int rest
                                    : random_latents(gen, loss.batch() * restarts, rng);
 }
 
-/// DPR (or DPR-MII) on the images measured as y = |A x| (one column each), with restarts.
-template <Generator G, MeasurementOperator Op, class T = typename G::scalar>
+/// DPR (or DPR-MII) on the images measured as y = |A x| (one column each), with restarts;
+/// Policies as for dpr.
+template <class Policies = PaperPolicies, Generator G, MeasurementOperator Op, class T = typename G::scalar>
 RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                  const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
   const MagnitudeLoss<Op> loss(op, y);
   const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
   return solve_restarts(op, y, z0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng& g, const DprOptions<T>& o) {
-    return dpr(gen, l, std::move(s), o, g);
+    return dpr<Policies>(gen, l, std::move(s), o, g);
   });
 }
 
 /// PRILO (either reading, PriloOptions::reading; with keep_best_range_extended, -rx) from
-/// random or MII starts, with restarts.
-template <Generator G, MeasurementOperator Op, class T = typename G::scalar>
+/// random or MII starts, with restarts; Policies as for prilo_solve.
+template <class Policies = PaperPolicies, Generator G, MeasurementOperator Op, class T = typename G::scalar>
 RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                    const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
   const MagnitudeLoss<Op> loss(op, y);
   const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
   return solve_restarts(op, y, z0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng& g, const PriloOptions<T>& o) {
-    return prilo_solve(gen, l, std::move(s), o, g);
+    return prilo_solve<Policies>(gen, l, std::move(s), o, g);
   });
 }
 

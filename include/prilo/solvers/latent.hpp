@@ -8,6 +8,8 @@
 #include "../concepts/generator.hpp"
 #include "../operators/magnitude_loss.hpp"
 #include "../optim/optimizers.hpp"
+#include "../concepts/noise_schedule.hpp"
+#include "../concepts/projection.hpp"
 #include "../projection/l1_ball.hpp"
 #include "../schedule/noise.hpp"
 #include "common.hpp"
@@ -96,31 +98,52 @@ struct PriloOptions {
   ObserverFn<T> observe = {};  ///< called every history_stride steps (analysis, Figure 7)
 };
 
+/// The paper's policies for the phases of a latent solver: the l1 ball of the phase's radius
+/// around the phase's centre (no constraint when PhaseOptions::constrain is off) and
+/// Welling–Teh gradient noise (none when NoiseOptions::enabled is off). A user's policy type
+/// provides the same two static members (examples/custom_policy.cpp):
+///   template <class T> static P projection(const PhaseOptions<T>&);  // P: ProjectionPolicy<P, T>
+///   static N noise(const NoiseOptions&);                              // N: NoiseSchedule<N, T>
+/// and is passed as the first template argument: prilo_solve<MyPolicies>(gen, loss, z0, opt, rng).
+struct PaperPolicies {
+  template <class T>
+  static L1Ball<T> projection(const PhaseOptions<T>& ph) {
+    return {.radius = ph.constrain ? ph.radius : std::numeric_limits<T>::infinity()};
+  }
+  static WellingTeh noise(const NoiseOptions& n) { return {.eta = n.enabled ? n.eta : 0.0, .gamma = n.gamma}; }
+};
+
+/// What dpr and prilo_solve require of their Policies argument.
+template <class P, class T>
+concept LatentPolicies = requires(const PhaseOptions<T>& ph, const NoiseOptions& n) {
+  // the constraint set of a phase, from its options (radius, constrain)
+  { P::template projection<T>(ph) } -> ProjectionPolicy<T>;
+  // the gradient noise of every phase, from the solver's noise options
+  { P::noise(n) } -> NoiseSchedule<T>;
+};
+static_assert(LatentPolicies<PaperPolicies, float> && LatentPolicies<PaperPolicies, double>);
+
 namespace detail {
 
-template <class T>
-L1Ball<T> phase_ball(const PhaseOptions<T>& ph) {
-  return {.radius = ph.constrain ? ph.radius : std::numeric_limits<T>::infinity()};
-}
-inline WellingTeh phase_noise(const NoiseOptions& noise) {
-  return {.eta = noise.enabled ? noise.eta : 0.0, .gamma = noise.gamma};
-}
-
-/// The Adam of a phase (also what the solver benchmarks time).
+/// The paper's Adam of a phase (also what the solver benchmarks time).
 template <class T>
 Adam<T, L1Ball<T>, WellingTeh> make_adam(const PhaseOptions<T>& ph, const NoiseOptions& noise) {
-  return {{.learning_rate = ph.learning_rate}, phase_ball(ph), phase_noise(noise)};
+  return {{.learning_rate = ph.learning_rate}, PaperPolicies::projection(ph), PaperPolicies::noise(noise)};
 }
 
-/// Calls f with the phase's optimiser over the l1 ball of the phase's radius (or none) and
-/// Welling–Teh noise (or none). The choice is made once per phase, not per step.
-template <class T, class F>
+/// Calls f with the phase's optimiser over the Policies' projection and noise for the
+/// phase. The choice is made once per phase, not per step.
+template <class Policies, class T, class F>
 void with_optimiser(const PhaseOptions<T>& ph, const NoiseOptions& noise, F&& f) {
+  auto proj = Policies::template projection<T>(ph);
+  auto nz = Policies::noise(noise);
+  using P = decltype(proj);
+  using N = decltype(nz);
   if (ph.optimiser == Optimiser::adam) {
-    auto opt = make_adam(ph, noise);
+    Adam<T, P, N> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz);
     f(opt);
   } else {
-    GradientDescent<T, L1Ball<T>, WellingTeh> opt({.learning_rate = ph.learning_rate}, phase_ball(ph), phase_noise(noise));
+    GradientDescent<T, P, N> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz);
     f(opt);
   }
 }
@@ -145,7 +168,7 @@ struct PhaseContext {
 
 /// Minimises the magnitude loss over the representation z at split point `layer`, starting
 /// from z and staying in the l1 ball around `centre`. Returns the final per-column loss.
-template <Generator G, class Loss, class T = typename G::scalar>
+template <class Policies, Generator G, class Loss, class T = typename G::scalar>
 Vec<T> optimise_magnitude(const G& gen, int layer, const Loss& loss, Mat<T>& z, const Mat<T>& centre,
                           const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx,
                           std::string name, char kind) {
@@ -153,7 +176,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const Loss& loss, Mat<T>& z, 
   typename G::trace_type tr;
   Mat<T> gx, gz;
   Vec<T> l;
-  with_optimiser(ph, noise, [&](auto& opt) {
+  with_optimiser<Policies>(ph, noise, [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(layer, gen.depth(), z, tr);
       l = loss.value_and_gradient(tr.output(), gx);
@@ -170,7 +193,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const Loss& loss, Mat<T>& z, 
 
 /// Back-projection (step B): min_{z0} ‖G_0^{layer}(z0) − target‖² in the l1 ball of radius
 /// ph.radius around 0, from the start z0.
-template <Generator G, class Loss, class T = typename G::scalar>
+template <class Policies, Generator G, class Loss, class T = typename G::scalar>
 void back_project(const G& gen, int layer, const Loss& loss, const Mat<T>& target, Mat<T>& z0,
                   const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx,
                   std::string name) {
@@ -178,7 +201,7 @@ void back_project(const G& gen, int layer, const Loss& loss, const Mat<T>& targe
   typename G::trace_type tr;
   Mat<T> gz, diff;
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  with_optimiser(ph, noise, [&](auto& opt) {
+  with_optimiser<Policies>(ph, noise, [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(0, layer, z0, tr);
       diff = tr.output() - target;  // same shape every step: no allocation after the first
@@ -206,15 +229,19 @@ SolveResult<T> finish(const G& gen, const Loss& loss, Mat<T> z0, SolveResult<T> 
 
 }  // namespace detail
 
-/// DPR (Hand, Leong & Voroninski 2018): projected Adam on z0 for ‖|A G(z0)| − y‖².
+/// DPR (Hand, Leong & Voroninski 2018): projected Adam on z0 for ‖|A G(z0)| − y‖²; each
+/// phase's constraint and noise come from `Policies` (PaperPolicies: l1 ball, Welling–Teh).
 /// z0 holds one start per measurement column of `loss`.
-template <Generator G, class Loss, class T = typename G::scalar>
+template <class Policies = PaperPolicies, Generator G, class Loss, class T = typename G::scalar>
 SolveResult<T> dpr(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const DprOptions<T>& opt, Rng& rng) {
+  static_assert(LatentPolicies<Policies, T>,
+                "dpr: Policies needs `template <class T> static P projection(const PhaseOptions<T>&)` returning a "
+                "ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   SolveResult<T> res;
   detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "dpr"};
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
+  detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
 }
 
@@ -230,8 +257,11 @@ SolveResult<T> dpr(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> 
 /// no latent reproduces), `z` holds the best latent the z0 phases found (with keep_best) or
 /// the start after the initial phase.
 /// `phases` lists what ran, in order.
-template <Generator G, class Loss, class T = typename G::scalar>
+template <class Policies = PaperPolicies, Generator G, class Loss, class T = typename G::scalar>
 SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const PriloOptions<T>& opt, Rng& rng) {
+  static_assert(LatentPolicies<Policies, T>,
+                "prilo_solve: Policies needs `template <class T> static P projection(const PhaseOptions<T>&)` returning a "
+                "ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
   // the split point the solve will be at before each stage: a forward phase without B and C
@@ -250,7 +280,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   SolveResult<T> res;
   detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo"};
   const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  if (opt.initial.enabled) detail::optimise_magnitude(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
+  if (opt.initial.enabled) detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
   Mat<T> best_z = z0;
   Mat<T> best_x = gen.forward_from(0, z0);
   Vec<T> best_loss = loss.value(best_x);
@@ -282,7 +312,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
       const bool run_a = st.forward.enabled, run_b = !chained && st.back.enabled, run_c = !chained && st.refine.enabled;
       if (run_a) {
         const Mat<T> centre = zi;
-        detail::optimise_magnitude(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, ctx,
+        detail::optimise_magnitude<Policies>(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, ctx,
                                    std::string("A ").append(tag), 'A');
       }
       if (!run_b && !run_c) {
@@ -294,10 +324,10 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
       }
       if (run_a && opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr);
       at = 0;
-      if (run_b) detail::back_project(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx, std::string("B ").append(tag));
+      if (run_b) detail::back_project<Policies>(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx, std::string("B ").append(tag));
       if (run_c) {
         const Mat<T> centre = z0;
-        detail::optimise_magnitude(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, ctx, std::string("C ").append(tag), 'C');
+        detail::optimise_magnitude<Policies>(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, ctx, std::string("C ").append(tag), 'C');
       }
       keep();
     }
