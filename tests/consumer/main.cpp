@@ -1,5 +1,6 @@
-// Uses the installed headers: DFT magnitudes of an image, the loss at the truth, and a short
-// DPR run split into column blocks (the README's usage).
+// Uses the installed headers: DFT magnitudes of an image, the loss at the truth, a short
+// DPR run split into column blocks, and the README's pipeline calls (chained PRILO-MII with
+// restarts, HIO, resolve).
 #include <cstdio>
 #include <prilo/prilo.hpp>
 
@@ -24,5 +25,22 @@ int main() {
       {.blocks = 2});
   std::printf("prilo consumer: DPR on 2 column blocks, %ld images, mean magnitude error %.3g\n", long(r.x.cols()),
               r.magnitude_error.mean());
-  return v < 1e-20 && r.x.cols() == 32 && r.magnitude_error.allFinite() ? 0 : 1;
+
+  // the README's usage: chained PRILO-MII with restarts, HIO, -resolve
+  PriloOptions<double> po{.initial = {.steps = 10, .radius = 100, .learning_rate = 0.3}, .reading = PriloReading::chained};
+  po.stages = {PriloStage<double>{.layer = 1, .forward = {.steps = 10, .radius = 50, .learning_rate = 0.3}},
+               PriloStage<double>{.layer = 2, .repetitions = 2, .forward = {.steps = 10, .radius = 100, .learning_rate = 0.3}}};
+  const Mat<double> y = measure(F, x);
+  RestartResult<double> p = reconstruct_prilo(vae.decoder(), F, y, LatentStart::mii, MiiOptions{.candidates = 100}, po, rng,
+                                              RestartOptions{.restarts = 2});
+  FienupOptions<double> fo;
+  fo.iterations = 20;
+  RestartResult<double> h = reconstruct_fienup(F, y, true, fo, rng, RestartOptions{.restarts = 2});
+  SolveResult<double> s = resolve(vae, F, y, {&p.best.x, &h.best.x}, ResolveOptions{.consistency_threshold = 1e-6, .placement_weight = 10});
+  std::printf("prilo consumer: chained PRILO-MII %zu phases, resolve mean magnitude error %.3g\n", p.best.phases.size(),
+              s.magnitude_error.mean());
+  return v < 1e-20 && r.x.cols() == 32 && r.magnitude_error.allFinite() && p.best.phases.size() == 4 &&
+                 s.magnitude_error.allFinite()
+             ? 0
+             : 1;
 }
