@@ -103,6 +103,7 @@ def figure4(paths, stem):
             ax.errorbar(range(1, R + 1), mu, yerr=ci, marker="o", capsize=3, label=name)
             print(f"| {name} ({rep['dataset']}, {rep['count']} images) | " +
                   " | ".join(f"{a:.2f} ± {b:.2f}" for a, b in zip(mu, ci)) + " |")
+    ax.set_xticks(range(1, 6))
     ax.set_xlabel("restarts (lowest magnitude error kept)")
     ax.set_ylabel("mean plain PSNR (dB)")
     ax.set_title("Figure 4: random start vs MII")

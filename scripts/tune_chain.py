@@ -15,7 +15,7 @@ ap.add_argument("--first", type=int, default=50000)
 ap.add_argument("--restarts", type=int, default=4)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
-ap.add_argument("--grid", default="lr", choices=["lr", "resolve", "placement", "optimiser"])
+ap.add_argument("--grid", default="lr", choices=["lr", "lr-low", "resolve", "placement", "optimiser"])
 args = ap.parse_args()
 base = json.load(open(f"configs/{args.dataset}.json"))
 
@@ -49,6 +49,17 @@ if args.grid == "lr":
         r = run(cfg, methods)
         for k, m in r.items():
             print(line(f"{k} lr z0/z1/z2 {lr0}/{lr1}/{lr2}", m), flush=True)
+elif args.grid == "lr-low":
+    # smaller forward-phase rates (z0 stays at 0.3)
+    for lr1, lr2 in [(0.3, 0.3), (0.3, 0.1), (0.1, 0.1), (0.05, 0.05), (0.03, 0.03), (0.02, 0.02), (0.01, 0.01)]:
+        cfg = copy.deepcopy(base)
+        pc = cfg["prilo_chain"]
+        pc["initial"]["learning_rate"] = 0.3
+        pc["stages"][0]["forward"]["learning_rate"] = lr1
+        pc["stages"][1]["forward"]["learning_rate"] = lr2
+        r = run(cfg, methods)
+        for k, m in r.items():
+            print(line(f"{k} lr z0/z1/z2 0.3/{lr1}/{lr2}", m), flush=True)
 elif args.grid == "resolve":
     for keep, thr in itertools.product([True, False], [0, 1e-6, 1e-4]):
         cfg = copy.deepcopy(base)
