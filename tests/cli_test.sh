@@ -20,6 +20,7 @@ expect_fail "unknown method \"foo\"" "$recon" --methods hio,foo
 expect_fail "outside the test split" "$recon" --first 9990 --count 20
 expect_fail "--dataset" "$recon" --dataset cifar
 expect_fail "file not found" "$recon" --data-dir "$tmp/no-such-dir" --count 1
+expect_fail "bash scripts/setup.sh" "$recon" --data-dir "$tmp/no-such-dir" --count 1
 expect_fail "none.prw: file not found" "$recon" --weights "$tmp/none.prw" --count 1
 printf 'PRILOWTS-garbage' > "$tmp/bad.prw"
 expect_fail "bad.prw" "$recon" --weights "$tmp/bad.prw" --count 1

