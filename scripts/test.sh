@@ -11,7 +11,7 @@ bash scripts/setup.sh
 export PRILO_DATA="${PRILO_DATA:-$repo/data}"
 
 echo "== Release build =="
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON \
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON \
       -DPRILO_BUILD_BENCHMARKS=ON -DCMAKE_INSTALL_PREFIX="$repo/build/install" >/dev/null
 cmake --build build -j "$jobs"
 
@@ -22,7 +22,7 @@ cmake --build build/consumer -j "$jobs" >/dev/null
 ./build/consumer/prilo_consumer
 
 echo "== Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer =="
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_BUILD_TESTS=ON \
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
       -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-O1" >/dev/null
 cmake --build build-asan -j "$jobs" --target prilo_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
