@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "init/initialisers.hpp"
@@ -75,16 +76,26 @@ Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int rest
                                    : random_latents(gen, loss.batch() * restarts, rng);
 }
 
+namespace detail {
+/// A latent solver from random or MII starts, with restarts: what reconstruct_dpr and
+/// reconstruct_prilo share; `solve` runs the solver on one column block.
+template <Generator G, MeasurementOperator Op, class Options, class Solve, class T = typename G::scalar>
+RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
+                                    const Options& opt, Rng& rng, const RestartOptions& ro, Solve&& solve) {
+  const Mat<T> z0 = latent_starts(gen, MagnitudeLoss<Op>(op, y), start, ro.restarts, mii, rng);
+  return solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve));
+}
+}  // namespace detail
+
 /// DPR (or DPR-MII) on the images measured as y = |A x| (one column each), with restarts;
 /// Policies as for dpr.
 template <class Policies = PaperPolicies, Generator G, MeasurementOperator Op, class T = typename G::scalar>
 RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                  const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
-  const MagnitudeLoss<Op> loss(op, y);
-  const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
-  return solve_restarts(op, y, z0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng& g, const DprOptions<T>& o) {
-    return dpr<Policies>(gen, l, std::move(s), o, g);
-  });
+  return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
+                                    [&](const auto& l, Mat<T> s, Rng& g, const DprOptions<T>& o) {
+                                      return dpr<Policies>(gen, l, std::move(s), o, g);
+                                    });
 }
 
 /// PRILO (either reading, PriloOptions::reading; with keep_best_range_extended, -rx) from
@@ -92,11 +103,10 @@ RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, La
 template <class Policies = PaperPolicies, Generator G, MeasurementOperator Op, class T = typename G::scalar>
 RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                    const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
-  const MagnitudeLoss<Op> loss(op, y);
-  const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
-  return solve_restarts(op, y, z0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng& g, const PriloOptions<T>& o) {
-    return prilo_solve<Policies>(gen, l, std::move(s), o, g);
-  });
+  return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
+                                    [&](const auto& l, Mat<T> s, Rng& g, const PriloOptions<T>& o) {
+                                      return prilo_solve<Policies>(gen, l, std::move(s), o, g);
+                                    });
 }
 
 /// ER (hio = false) or HIO for the DFT from uniform starts in [0, 1], with restarts.
