@@ -4,7 +4,7 @@
 // the adjoint checker and a projected-gradient solve.
 #include <cstdio>
 #include <prilo/operators.hpp>
-#include <prilo/optim/optimizers.hpp>
+#include <prilo/optim/optimisers.hpp>
 #include <prilo/projection.hpp>
 #include <prilo/testing/checkers.hpp>
 

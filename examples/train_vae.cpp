@@ -7,7 +7,7 @@
 #include <prilo/backend/cpu.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/nn/vae_io.hpp>
-#include <prilo/optim/optimizers.hpp>
+#include <prilo/optim/optimisers.hpp>
 
 using namespace prilo;
 using T = float;

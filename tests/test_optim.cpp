@@ -2,7 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <prilo/optim/optimizers.hpp>
+#include <prilo/optim/optimisers.hpp>
 #include <vector>
 #include <prilo/projection.hpp>
 

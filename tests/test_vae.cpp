@@ -5,7 +5,7 @@
 #include <prilo/io/idx.hpp>
 #include <prilo/nn.hpp>
 #include <prilo/nn/vae_io.hpp>
-#include <prilo/optim/optimizers.hpp>
+#include <prilo/optim/optimisers.hpp>
 #include <prilo/testing/checkers.hpp>
 
 #ifndef PRILO_TEST_TMPDIR

@@ -134,7 +134,7 @@ void BM_adam_l1_step(benchmark::State& state) {
   const DeviceMatrix<float> centre = DeviceMatrix<float>::zeros(n, 1);
   prilo::gpu::Adam<float, prilo::gpu::L1Ball<float>, prilo::WellingTeh> adam(
       {.learning_rate = 0.01f}, prilo::gpu::L1Ball<float>{.radius = 0.1f * float(n)}, prilo::WellingTeh{});
-  prilo::gpu::Philox rng(8);
+  prilo::Rng rng(8);  // keys the device Philox stream
   adam.step(x, g, centre, rng);
   EventTimer timer;
   for (auto _ : state) {

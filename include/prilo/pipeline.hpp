@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "exec/executor.hpp"
 #include "init/initialisers.hpp"
 #include "nn/vae.hpp"
 #include "operators/magnitude_loss.hpp"
@@ -40,20 +41,30 @@ struct RestartResult {
   SolveResult<T> all;
 };
 
+/// The magnitude loss of operator op against host measurements y, on the operator's
+/// executor: MagnitudeLoss<Op> for a CPU operator; device operators provide their own
+/// make_magnitude_loss next to them (found by argument-dependent lookup).
+template <MeasurementOperator Op>
+MagnitudeLoss<Op> make_magnitude_loss(const Op& op, const Mat<typename Op::scalar>& y) {
+  return MagnitudeLoss<Op>(op, y);
+}
+
 /// Solves every measurement column of y (B images) R times from the B·R columns of `starts`
-/// with `solve(block_loss, block_start, block_rng, options)`, on column blocks, and keeps the
-/// lowest magnitude error per image. `options` is copied per block; its `progress` (and
-/// `observe`, where it has one) is kept for block 0 only, which runs on the calling thread.
-template <MeasurementOperator Op, class Options, class Solve, class T = typename Op::scalar>
+/// with `solve(block_loss, block_start, block_rng, options)`, and keeps the lowest magnitude
+/// error per image. On the CPU executor the columns are split into blocks solved in parallel
+/// (solve_column_blocks); a device executor solves them as one batch. `options` is copied per
+/// block; its `progress` (and `observe`, where it has one) is kept for block 0 only, which
+/// runs on the calling thread. Starts and results are host matrices.
+template <class Op, class Options, class Solve, class T = typename Op::scalar>
 RestartResult<T> solve_restarts(const Op& op, const Mat<T>& y, const Mat<T>& starts, const Options& options, Rng& rng,
                                 const RestartOptions& ro, Solve&& solve) {
   if (ro.restarts < 1) detail::fail("solve_restarts: restarts must be >= 1, got ", ro.restarts);
   const Eigen::Index B = y.cols();
   require_shape(starts, starts.rows(), B * ro.restarts, "solve_restarts starts");
-  const MagnitudeLoss<Op> tiled(op, detail::tile_columns(y, ro.restarts));
-  SolveResult<T> all = solve_column_blocks(
-      tiled, starts, rng,
-      [&](const MagnitudeLoss<Op>& block_loss, Mat<T> s, Rng& g, const ColumnBlock& b) {
+  const auto tiled = make_magnitude_loss(op, detail::tile_columns(y, ro.restarts));
+  SolveResult<T> all = solve_blocks(
+      executor_of(tiled), tiled, starts, rng,
+      [&](const auto& block_loss, auto s, Rng& g, const ColumnBlock& b) {
         Options o = options;
         if (b.index != 0) {
           if constexpr (requires { o.progress; }) o.progress = {};
@@ -79,32 +90,35 @@ Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int rest
 namespace detail {
 /// A latent solver from random or MII starts, with restarts: what reconstruct_dpr and
 /// reconstruct_prilo share; `solve` runs the solver on one column block.
-template <Generator G, MeasurementOperator Op, class Options, class Solve, class T = typename G::scalar>
+template <Generator G, class Op, class Options, class Solve, class T = typename G::scalar>
 RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                     const Options& opt, Rng& rng, const RestartOptions& ro, Solve&& solve) {
-  const Mat<T> z0 = latent_starts(gen, MagnitudeLoss<Op>(op, y), start, ro.restarts, mii, rng);
+  const Mat<T> z0 = latent_starts(gen, make_magnitude_loss(op, y), start, ro.restarts, mii, rng);
   return solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve));
 }
 }  // namespace detail
 
 /// DPR (or DPR-MII) on the images measured as y = |A x| (one column each), with restarts;
-/// Policies as for dpr.
-template <class Policies = PaperPolicies, Generator G, MeasurementOperator Op, class T = typename G::scalar>
+/// Policies as for dpr. Runs on the generator's executor: a CPU generator and operator, or a
+/// device generator (gpu::Sequential) and device operator (gpu::Fourier2d); y and the
+/// results are host matrices either way.
+template <class Policies = PaperPolicies, Generator G, class Op, class T = typename G::scalar>
 RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                  const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
   return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
-                                    [&](const auto& l, Mat<T> s, Rng& g, const DprOptions<T>& o) {
+                                    [&](const auto& l, auto s, Rng& g, const DprOptions<T>& o) {
                                       return dpr<Policies>(gen, l, std::move(s), o, g);
                                     });
 }
 
 /// PRILO (either reading, PriloOptions::reading; with keep_best_range_extended, -rx) from
-/// random or MII starts, with restarts; Policies as for prilo_solve.
-template <class Policies = PaperPolicies, Generator G, MeasurementOperator Op, class T = typename G::scalar>
+/// random or MII starts, with restarts; Policies as for prilo_solve; any executor, as
+/// reconstruct_dpr.
+template <class Policies = PaperPolicies, Generator G, class Op, class T = typename G::scalar>
 RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                    const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
   return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
-                                    [&](const auto& l, Mat<T> s, Rng& g, const PriloOptions<T>& o) {
+                                    [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& o) {
                                       return prilo_solve<Policies>(gen, l, std::move(s), o, g);
                                     });
 }

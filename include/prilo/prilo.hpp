@@ -17,7 +17,7 @@
 #include "nn/vae_io.hpp"
 #include "operators.hpp"
 #include "pipeline.hpp"
-#include "optim/optimizers.hpp"
+#include "optim/optimisers.hpp"
 #include "projection.hpp"
 #include "random.hpp"
 #include "schedule/noise.hpp"

@@ -5,7 +5,10 @@
 //   prilo::gpu::BlasHandle, gemm, Dense       cuBLAS products and fused dense layers
 //   prilo::gpu::Fourier2d, MagnitudeLoss      cuFFT plans and the fused DFT magnitude loss
 //   prilo::gpu::L1Ball                        batched exact l1-ball projection
-//   prilo::gpu::Adam, Philox                  Adam with Welling–Teh noise on the device
+//   prilo::gpu::CudaExecutor                  the executor: customisation points on device batches
+//   prilo::gpu::Adam, GradientDescent         prilo::Adam / GradientDescent on the CUDA executor
+//   prilo::gpu::Sequential                    a device generator (dense layers) for dpr, prilo_solve
+//                                             and the pipeline (prilo/pipeline.hpp)
 //
 // See docs/cuda.md.
 #pragma once
@@ -23,3 +26,5 @@
 #include "cuda/magnitude_loss.cuh"
 #include "cuda/l1_ball.cuh"
 #include "cuda/adam.cuh"
+#include "cuda/executor.cuh"
+#include "cuda/sequential.cuh"

@@ -3,15 +3,30 @@
 
 #include <concepts>
 
-#include "../core.hpp"
+#include <prilo/core.hpp>
 
 namespace prilo {
 
-/// A Generator maps a batch of latents z_0 (one per column) through k layers; the
-/// representation after layer i is z_i (split point i, 0 ≤ i ≤ k).
+/// The batch type a generator reads and writes: G::matrix_type when it names one (a device
+/// generator), prilo::Mat<G::scalar> otherwise.
 template <class G>
-concept Generator = requires(G& g, const G& cg, const Mat<typename G::scalar>& z, int i,
-                             typename G::trace_type& tr, const typename G::trace_type& ctr) {
+struct generator_matrix {
+  using type = Mat<typename G::scalar>;
+};
+template <class G>
+  requires requires { typename G::matrix_type; }
+struct generator_matrix<G> {
+  using type = typename G::matrix_type;
+};
+template <class G>
+using generator_matrix_t = typename generator_matrix<G>::type;
+
+/// A Generator maps a batch of latents z_0 (one per column) through k layers; the
+/// representation after layer i is z_i (split point i, 0 ≤ i ≤ k). Every member the solvers
+/// use is listed here; M is generator_matrix_t<G> (prilo::Mat, or a device matrix).
+template <class G>
+concept Generator = requires(G& g, const G& cg, const generator_matrix_t<G>& z, int i, typename G::trace_type& tr,
+                             const typename G::trace_type& ctr) {
   // its real scalar type;
   typename G::scalar;
   // the record of a forward pass that vector-Jacobian products consume;
@@ -21,16 +36,18 @@ concept Generator = requires(G& g, const G& cg, const Mat<typename G::scalar>& z
   // the size of z_i for a split point i;
   { cg.dim(i) } -> std::convertible_to<Eigen::Index>;
   // G_{i+1}^{j}(z_i): a forward pass over any sub-range of layers;
-  { cg.forward(i, i, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  { cg.forward(i, i, z) } -> std::convertible_to<generator_matrix_t<G>>;
   // the layers after split point i, up to the output;
-  { cg.forward_from(i, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  { cg.forward_from(i, z) } -> std::convertible_to<generator_matrix_t<G>>;
   // a sub-range forward that records what the VJPs need;
   cg.forward(i, i, z, tr);
+  // the recorded pass's output (the image, or z_j), read by the solvers without a copy;
+  { ctr.output() } -> std::convertible_to<const generator_matrix_t<G>&>;
   // the VJP with respect to the sub-range's input;
-  { cg.vjp_input(ctr, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  { cg.vjp_input(ctr, z) } -> std::convertible_to<generator_matrix_t<G>>;
   // the VJP with respect to its weights (accumulated into the generator's gradient
   // buffers), returning the input cotangent as well.
-  { g.vjp_weights(ctr, z) } -> std::convertible_to<Mat<typename G::scalar>>;
+  { g.vjp_weights(ctr, z) } -> std::convertible_to<generator_matrix_t<G>>;
 };
 
 }  // namespace prilo

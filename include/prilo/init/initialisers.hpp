@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "../concepts/generator.hpp"
+#include "../exec/executor.hpp"
 #include "../random.hpp"
 
 namespace prilo {
@@ -28,13 +29,17 @@ template <Generator G, class Loss, class T = typename G::scalar>
 Mat<T> mii_scores(const G& gen, const Loss& loss, const Mat<T>& candidates, Eigen::Index chunk = 1024) {
   if (chunk < 1) detail::fail("mii: chunk must be >= 1");
   require_shape(candidates, gen.dim(0), candidates.cols(), "mii candidates");
+  static_assert(requires(const generator_matrix_t<G>& x) {
+    { loss.scores(x) } -> std::convertible_to<Mat<T>>;
+  }, "mii: the loss needs scores(images) -> host p x B matrix of magnitude errors");
+  const auto ex = executor_of(gen);
   const Eigen::Index p = candidates.cols();
   Mat<T> s(p, loss.batch());
   typename G::trace_type tr;
-  Mat<T> in;
+  generator_matrix_t<G> in;
   for (Eigen::Index c = 0; c < p; c += chunk) {
     const Eigen::Index nc = std::min(chunk, p - c);
-    in = candidates.middleCols(c, nc);  // same shape every full chunk: no allocation
+    copy_from_host(ex, in, candidates, c, nc);  // same shape every full chunk: no allocation
     gen.forward(0, gen.depth(), in, tr);
     s.middleRows(c, nc) = loss.scores(tr.output());
   }

@@ -13,6 +13,7 @@
 
 #include "../parallel.hpp"
 #include "../random.hpp"
+#include "../exec/executor.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -100,6 +101,14 @@ SolveResult<T> solve_column_blocks(const Loss& loss, const Mat<T>& start, Rng& r
                                   ColumnBlock{int(b), int(nb), j0, j1 - j0});
   });
   return detail::join_column_blocks(parts, cols);
+}
+
+/// The CPU executor's way to solve a batch of independent columns: column blocks in
+/// parallel (solve_column_blocks). A device executor provides its own solve_blocks (one batch).
+template <class Loss, class T, class Solve>
+SolveResult<T> solve_blocks(const CpuExecutor&, const Loss& loss, const Mat<T>& start, Rng& rng, Solve&& solve,
+                            const ColumnBlockOptions& opt = {}) {
+  return solve_column_blocks(loss, start, rng, std::forward<Solve>(solve), opt);
 }
 
 }  // namespace prilo

@@ -2,14 +2,17 @@
 #pragma once
 
 #include <limits>
-#include <type_traits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "../concepts/generator.hpp"
-#include "../operators/magnitude_loss.hpp"
-#include "../optim/optimizers.hpp"
+#include "../concepts/loss.hpp"
 #include "../concepts/noise_schedule.hpp"
 #include "../concepts/projection.hpp"
+#include "../exec/executor.hpp"
+#include "../operators/magnitude_loss.hpp"
+#include "../optim/optimisers.hpp"
 #include "../projection/l1_ball.hpp"
 #include "../schedule/noise.hpp"
 #include "common.hpp"
@@ -131,21 +134,33 @@ Adam<T, L1Ball<T>, WellingTeh> make_adam(const PhaseOptions<T>& ph, const NoiseO
   return {{.learning_rate = ph.learning_rate}, PaperPolicies::projection(ph), PaperPolicies::noise(noise)};
 }
 
-/// Calls f with the phase's optimiser over the Policies' projection and noise for the
-/// phase. The choice is made once per phase, not per step.
-template <class Policies, class T, class F>
-void with_optimiser(const PhaseOptions<T>& ph, const NoiseOptions& noise, F&& f) {
+/// Calls f with the phase's optimiser on executor ex over the Policies' projection and noise
+/// for the phase. The choice is made once per phase, not per step.
+template <class Policies, class T, Executor E, class F>
+void with_optimiser(const E& ex, const PhaseOptions<T>& ph, const NoiseOptions& noise, F&& f) {
   auto proj = Policies::template projection<T>(ph);
   auto nz = Policies::noise(noise);
   using P = decltype(proj);
   using N = decltype(nz);
   if (ph.optimiser == Optimiser::adam) {
-    Adam<T, P, N> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz);
+    Adam<T, P, N, E> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz, ex);
     f(opt);
   } else {
-    GradientDescent<T, P, N> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz);
+    GradientDescent<T, P, N, E> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz, ex);
     f(opt);
   }
+}
+
+/// Columns j where l(j) < best(j), updating best.
+template <class T>
+std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best) {
+  std::vector<Eigen::Index> cols;
+  for (Eigen::Index j = 0; j < l.size(); ++j)
+    if (l(j) < best(j)) {
+      best(j) = l(j);
+      cols.push_back(j);
+    }
+  return cols;
 }
 
 /// What every phase of one solve shares: the result it records into, the global step and
@@ -168,19 +183,22 @@ struct PhaseContext {
 
 /// Minimises the magnitude loss over the representation z at split point `layer`, starting
 /// from z and staying in the l1 ball around `centre`. Returns the final per-column loss.
-template <class Policies, Generator G, class Loss, class T = typename G::scalar>
-Vec<T> optimise_magnitude(const G& gen, int layer, const Loss& loss, Mat<T>& z, const Mat<T>& centre,
-                          const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx,
-                          std::string name, char kind) {
+template <class Policies, Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
+Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M& centre, const PhaseOptions<T>& ph,
+                          const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx, std::string name, char kind) {
+  const auto ex = executor_of(gen);
   const PhaseRecord& rec = ctx.begin(std::move(name), kind, layer, ph.steps);
   typename G::trace_type tr;
-  Mat<T> gx, gz;
+  M gx, gz;
   Vec<T> l;
-  with_optimiser<Policies>(ph, noise, [&](auto& opt) {
+  with_optimiser<Policies>(ex, ph, noise, [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(layer, gen.depth(), z, tr);
       l = loss.value_and_gradient(tr.output(), gx);
-      if (ctx.observe && ctx.due(k)) ctx.observe({rec, k + 1, ctx.step + 1, tr.output(), l});
+      if (ctx.observe && ctx.due(k)) {
+        const Mat<T> x = to_host(ex, clone(ex, tr.output()));
+        ctx.observe({rec, k + 1, ctx.step + 1, x, l});
+      }
       gz = gen.vjp_input(tr, gx);
       opt.step(z, gz, centre, rng);
       ++ctx.step;
@@ -188,43 +206,59 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const Loss& loss, Mat<T>& z, 
       if (ctx.progress && ctx.due(k)) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, double(l.mean())});
     }
   });
+  finish_phase(ex, rec.name.c_str());
   return loss.value(gen.forward_from(layer, z));
 }
 
 /// Back-projection (step B): min_{z0} ‖G_0^{layer}(z0) − target‖² in the l1 ball of radius
 /// ph.radius around 0, from the start z0.
-template <class Policies, Generator G, class Loss, class T = typename G::scalar>
-void back_project(const G& gen, int layer, const Loss& loss, const Mat<T>& target, Mat<T>& z0,
-                  const PhaseOptions<T>& ph, const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx,
-                  std::string name) {
+template <class Policies, Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
+void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0, const PhaseOptions<T>& ph,
+                  const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx, std::string name) {
+  const auto ex = executor_of(gen);
   const PhaseRecord& rec = ctx.begin(std::move(name), 'B', layer, ph.steps);
   typename G::trace_type tr;
-  Mat<T> gz, diff;
-  const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
-  with_optimiser<Policies>(ph, noise, [&](auto& opt) {
+  M gz, diff;
+  const M zero = zeros<T>(ex, z0.rows(), 1);
+  with_optimiser<Policies>(ex, ph, noise, [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(0, layer, z0, tr);
-      diff = tr.output() - target;  // same shape every step: no allocation after the first
       const bool report = ctx.progress && ctx.due(k);
-      const double mean_sq = report ? double(diff.colwise().squaredNorm().mean()) : 0.0;
+      // diff = 2 (G(z0) − target), the gradient of the squared distance; (2d)² / 4 = d² exactly
+      scaled_difference(ex, diff, tr.output(), target, T(2));
+      const double mean_sq = report ? double(column_sq_norms(ex, diff).mean()) / 4 : 0.0;
       if (ctx.observe && ctx.due(k)) {
-        const Mat<T> x = gen.forward_from(0, z0);
-        ctx.observe({rec, k + 1, ctx.step, x, loss.value(x)});
+        const M x = gen.forward_from(0, z0);
+        ctx.observe({rec, k + 1, ctx.step, to_host(ex, clone(ex, x)), loss.value(x)});
       }
-      diff *= T(2);
       gz = gen.vjp_input(tr, diff);
       opt.step(z0, gz, zero, rng);
       if (report) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, mean_sq});
     }
   });
+  finish_phase(ex, rec.name.c_str());
 }
 
-template <Generator G, class Loss, class T = typename G::scalar>
-SolveResult<T> finish(const G& gen, const Loss& loss, Mat<T> z0, SolveResult<T> res) {
-  res.x = gen.forward_from(0, z0);
-  res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
-  res.z = std::move(z0);
+template <Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
+SolveResult<T> finish(const G& gen, const L& loss, M z0, SolveResult<T> res) {
+  const auto ex = executor_of(gen);
+  M x = gen.forward_from(0, z0);
+  res.magnitude_error = loss.value(x) / T(loss.op().output_size());
+  res.x = to_host(ex, std::move(x));
+  res.z = to_host(ex, std::move(z0));
   return res;
+}
+
+/// The checks dpr and prilo_solve share, with messages that say what is missing.
+template <class Policies, class G, class L, class T>
+constexpr void check_latent_solver_arguments() {
+  static_assert(Generator<G>, "latent solver: G must model prilo::Generator (see prilo/concepts/generator.hpp)");
+  static_assert(Loss<L, generator_matrix_t<G>>,
+                "latent solver: the loss must model prilo::Loss over the generator's matrix type (batch(), "
+                "op().output_size(), value(x), value_and_gradient(x, grad); see prilo/concepts/loss.hpp)");
+  static_assert(LatentPolicies<Policies, T>,
+                "latent solver: Policies needs `template <class T> static P projection(const PhaseOptions<T>&)` "
+                "returning a ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
 }
 
 }  // namespace detail
@@ -232,15 +266,16 @@ SolveResult<T> finish(const G& gen, const Loss& loss, Mat<T> z0, SolveResult<T> 
 /// DPR (Hand, Leong & Voroninski 2018): projected Adam on z0 for ‖|A G(z0)| − y‖²; each
 /// phase's constraint and noise come from `Policies` (PaperPolicies: l1 ball, Welling–Teh).
 /// z0 holds one start per measurement column of `loss`.
-template <class Policies = PaperPolicies, Generator G, class Loss, class T = typename G::scalar>
-SolveResult<T> dpr(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const DprOptions<T>& opt, Rng& rng) {
-  static_assert(LatentPolicies<Policies, T>,
-                "dpr: Policies needs `template <class T> static P projection(const PhaseOptions<T>&)` returning a "
-                "ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
+template <class Policies = PaperPolicies, Generator G, class L, class T = typename G::scalar>
+SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_matrix_t<G>> z0, const DprOptions<T>& opt,
+                   Rng& rng) {
+  detail::check_latent_solver_arguments<Policies, G, L, T>();
+  using M = generator_matrix_t<G>;
+  const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   SolveResult<T> res;
   detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "dpr"};
-  const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
+  const M zero = zeros<T>(ex, z0.rows(), 1);
   detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
 }
@@ -257,11 +292,12 @@ SolveResult<T> dpr(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> 
 /// no latent reproduces), `z` holds the best latent the z0 phases found (with keep_best) or
 /// the start after the initial phase.
 /// `phases` lists what ran, in order.
-template <class Policies = PaperPolicies, Generator G, class Loss, class T = typename G::scalar>
-SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<Mat<T>> z0, const PriloOptions<T>& opt, Rng& rng) {
-  static_assert(LatentPolicies<Policies, T>,
-                "prilo_solve: Policies needs `template <class T> static P projection(const PhaseOptions<T>&)` returning a "
-                "ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
+template <class Policies = PaperPolicies, Generator G, class L, class T = typename G::scalar>
+SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<generator_matrix_t<G>> z0,
+                           const PriloOptions<T>& opt, Rng& rng) {
+  detail::check_latent_solver_arguments<Policies, G, L, T>();
+  using M = generator_matrix_t<G>;
+  const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
   // the split point the solve will be at before each stage: a forward phase without B and C
@@ -279,21 +315,18 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   }
   SolveResult<T> res;
   detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo"};
-  const Mat<T> zero = Mat<T>::Zero(z0.rows(), 1);
+  const M zero = zeros<T>(ex, z0.rows(), 1);
   if (opt.initial.enabled) detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
-  Mat<T> best_z = z0;
-  Mat<T> best_x = gen.forward_from(0, z0);
+  M best_z = clone(ex, z0);
+  M best_x = gen.forward_from(0, z0);
   Vec<T> best_loss = loss.value(best_x);
   bool kept_range_extended = false;  // some best_x came from a forward phase, not from a z0
-  auto keep_x = [&](const Mat<T>& x, const Mat<T>* z) {
-    const Vec<T> l = loss.value(x);
-    for (Eigen::Index j = 0; j < l.size(); ++j)
-      if (l(j) < best_loss(j)) {
-        best_loss(j) = l(j);
-        best_x.col(j) = x.col(j);
-        if (z) best_z.col(j) = z->col(j);
-        kept_range_extended |= z == nullptr;
-      }
+  auto keep_x = [&](const M& x, const M* z) {
+    const std::vector<Eigen::Index> better = detail::improved_columns(loss.value(x), best_loss);
+    if (better.empty()) return;
+    copy_columns(ex, best_x, x, better);
+    if (z) copy_columns(ex, best_z, *z, better);
+    kept_range_extended |= z == nullptr;
   };
   auto keep = [&] {
     if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0);
@@ -301,17 +334,17 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   // The state of the solve: z0 (at = 0) or an intermediate representation z_at that a
   // forward phase left without B or C after it.
   int at = 0;
-  Mat<T> z_at;
+  M z_at;
   for (const auto& st : opt.stages) {
     for (int rep = 0; rep < st.repetitions; ++rep) {
       // built with append: GCC 12 warns falsely (-Wrestrict, bug 105329) on "literal" + string
       std::string tag = "z";
       tag.append(std::to_string(st.layer)).append(" rep ").append(std::to_string(rep + 1)).append("/").append(
           std::to_string(st.repetitions));
-      Mat<T> zi = at == 0 ? gen.forward(0, st.layer, z0) : at == st.layer ? std::move(z_at) : gen.forward(at, st.layer, z_at);
+      M zi = at == 0 ? gen.forward(0, st.layer, z0) : at == st.layer ? std::move(z_at) : gen.forward(at, st.layer, z_at);
       const bool run_a = st.forward.enabled, run_b = !chained && st.back.enabled, run_c = !chained && st.refine.enabled;
       if (run_a) {
-        const Mat<T> centre = zi;
+        const M centre = clone(ex, zi);
         detail::optimise_magnitude<Policies>(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, ctx,
                                    std::string("A ").append(tag), 'A');
       }
@@ -326,7 +359,7 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
       at = 0;
       if (run_b) detail::back_project<Policies>(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx, std::string("B ").append(tag));
       if (run_c) {
-        const Mat<T> centre = z0;
+        const M centre = clone(ex, z0);
         detail::optimise_magnitude<Policies>(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, ctx, std::string("C ").append(tag), 'C');
       }
       keep();
@@ -335,22 +368,23 @@ SolveResult<T> prilo_solve(const G& gen, const Loss& loss, std::type_identity_t<
   const T m = T(loss.op().output_size());
   if (at > 0) {
     if (opt.keep_best || opt.keep_best_range_extended) {
-      res.x = std::move(best_x);
+      res.x = to_host(ex, std::move(best_x));
       res.magnitude_error = best_loss / m;
     } else {
-      res.x = gen.forward_from(at, z_at);
-      res.magnitude_error = loss.value(res.x) / m;
+      M x = gen.forward_from(at, z_at);
+      res.magnitude_error = loss.value(x) / m;
+      res.x = to_host(ex, std::move(x));
     }
-    res.z = std::move(best_z);
+    res.z = to_host(ex, std::move(best_z));
     return res;
   }
   keep();
   if (opt.keep_best_range_extended || kept_range_extended) {
     // the image may come from an A phase (no latent reproduces it exactly): z is the latent
     // kept for it by the z0 phases
-    res.x = std::move(best_x);
+    res.x = to_host(ex, std::move(best_x));
     res.magnitude_error = best_loss / m;
-    res.z = std::move(best_z);
+    res.z = to_host(ex, std::move(best_z));
     return res;
   }
   return detail::finish(gen, loss, opt.keep_best ? std::move(best_z) : std::move(z0), std::move(res));

@@ -91,6 +91,26 @@ class Dense {
     PRILO_CUDA_CHECK_LAUNCH();
   }
 
+  /// The input cotangent only, without touching the layer: gx = Wᵀ (gy ⊙ act'(y)), with
+  /// `scratch` holding gy ⊙ act'(y) (const: a generator's VJP for reconstruction).
+  void backward_input(const DeviceMatrix<T>& y, const DeviceMatrix<T>& gy, DeviceMatrix<T>& gx,
+                      DeviceMatrix<T>& scratch, BlasHandle& h = default_blas_handle()) const {
+    require_shape(y, w_.rows(), y.cols(), "gpu::Dense output y");
+    require_shape(gy, w_.rows(), y.cols(), "gpu::Dense output gradient gy");
+    const DeviceMatrix<T>* gp = &gy;
+    if constexpr (!std::is_same_v<Act, nn::Identity>) {
+      scratch.resize(gy.rows(), gy.cols());
+      if (!scratch.empty()) {
+        const std::int64_t n = gy.size();
+        kernels::activation_backward<T, Act>
+            <<<detail::grid_for(n), detail::kThreads, 0, h.stream()>>>(gy.data(), y.data(), scratch.data(), n);
+        PRILO_CUDA_CHECK_LAUNCH();
+      }
+      gp = &scratch;
+    }
+    gemm(h, true, false, T(1), w_, *gp, T(0), gx);
+  }
+
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers.
   void backward(const DeviceMatrix<T>& x, const DeviceMatrix<T>& y, const DeviceMatrix<T>& gy, DeviceMatrix<T>* gx,

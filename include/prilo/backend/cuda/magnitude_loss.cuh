@@ -11,8 +11,10 @@
 #include <type_traits>
 
 #include "../../operators/magnitude_loss.hpp"
+#include "blas.cuh"
 #include "device_matrix.cuh"
 #include "error.cuh"
+#include "executor.cuh"
 #include "fft.cuh"
 
 namespace prilo::gpu {
@@ -93,6 +95,62 @@ __global__ void __launch_bounds__(Threads) half_spectrum_loss(detail::complex2_t
   if (threadIdx.x == 0) loss[j] = total + offset[j];
 }
 
+/// Per candidate column c (one block each), on its half spectrum X: wa_i = wt_i·|s X_i| and
+/// aa_c = Σ_i wt_i |s X_i|² (the weighted magnitudes and their weighted squared norm).
+template <class T, int Threads>
+__global__ void __launch_bounds__(Threads) weighted_magnitudes(const detail::complex2_t<T>* __restrict__ X,
+                                                                 T* __restrict__ wa, T* __restrict__ aa, int h, int w,
+                                                                 T s) {
+  using Reduce = cub::BlockReduce<T, Threads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const int wh = w / 2 + 1, hn = h * wh;
+  const bool even = w % 2 == 0;
+  const std::int64_t c = blockIdx.x;
+  T acc = T(0);
+  for (int i = threadIdx.x; i < hn; i += Threads) {
+    const int k2 = i % wh;
+    const T wt = (k2 == 0 || (even && k2 == w / 2)) ? T(1) : T(2);
+    const detail::complex2_t<T> v = X[c * hn + i];
+    const T re = v.x * s, im = v.y * s;
+    const T a = sqrt(re * re + im * im);
+    wa[c * hn + i] = wt * a;
+    acc += wt * a * a;
+  }
+  const T total = Reduce(tmp).Sum(acc);
+  if (threadIdx.x == 0) aa[c] = total;
+}
+
+/// Per measurement column j (one block each): yy_j = Σ_i wt_i ȳ_i² + offset_j.
+template <class T, int Threads>
+__global__ void __launch_bounds__(Threads) weighted_norms(const T* __restrict__ ybar, const T* __restrict__ offset,
+                                                            T* __restrict__ yy, int h, int w) {
+  using Reduce = cub::BlockReduce<T, Threads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const int wh = w / 2 + 1, hn = h * wh;
+  const bool even = w % 2 == 0;
+  const std::int64_t j = blockIdx.x;
+  T acc = T(0);
+  for (int i = threadIdx.x; i < hn; i += Threads) {
+    const int k2 = i % wh;
+    const T wt = (k2 == 0 || (even && k2 == w / 2)) ? T(1) : T(2);
+    const T v = ybar[j * hn + i];
+    acc += wt * v * v;
+  }
+  const T total = Reduce(tmp).Sum(acc);
+  if (threadIdx.x == 0) yy[j] = total + offset[j];
+}
+
+/// S(c, j) ← max(0, S(c, j) + aa_c + yy_j) over a p × B column-major matrix.
+template <class T>
+__global__ void add_norms_clamp(T* __restrict__ s, const T* __restrict__ aa, const T* __restrict__ yy, std::int64_t p,
+                                std::int64_t n) {
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += std::int64_t(gridDim.x) * blockDim.x) {
+    const T v = s[k] + aa[k % p] + yy[k / p];
+    s[k] = v > T(0) ? v : T(0);
+  }
+}
+
 }  // namespace kernels
 
 /// f(x) = Σ_k (|(F x)_k| − y_k)² per column with its gradient, for F a gpu::Fourier2d, computed
@@ -149,6 +207,39 @@ class MagnitudeLoss {
     return loss.download().col(0);
   }
 
+  /// S(c, j) = ‖|F x_c| − y_j‖² for every candidate column x_c (device) against every
+  /// measurement column, on the host (p × B): one batched R2C, one kernel and one GEMM on the
+  /// weighted half spectrum, as the CPU's MagnitudeLoss<Fourier2d>::scores (MII).
+  Mat<T> scores(const DeviceMatrix<T>& candidates, cudaStream_t stream = nullptr) const {
+    require_shape(candidates, op_->input_size(), candidates.cols(), "gpu magnitude loss candidates");
+    const Eigen::Index p = candidates.cols(), B = y_.cols();
+    DeviceMatrix<T> s(p, B);
+    if (p == 0 || B == 0) return s.download(stream);
+    op_->forward_half(candidates, spec_, stream);
+    DeviceMatrix<T> wa(op_->half_size(), p), aa(p, 1), yy(B, 1);
+    kernels::weighted_magnitudes<T, kThreads><<<unsigned(p), kThreads, 0, stream>>>(
+        reinterpret_cast<const detail::complex2_t<T>*>(spec_.data()), wa.data(), aa.data(), op_->height(),
+        op_->width(), op_->scale());
+    PRILO_CUDA_CHECK_LAUNCH();
+    kernels::weighted_norms<T, kThreads><<<unsigned(B), kThreads, 0, stream>>>(ybar_.data(), offset_.data(), yy.data(),
+                                                                              op_->height(), op_->width());
+    PRILO_CUDA_CHECK_LAUNCH();
+    // S = −2 waᵀ ȳ: wt·a·ȳ summed over the half spectrum is the weighted inner product
+    BlasHandle& h = default_blas_handle();
+    const cudaStream_t old = h.stream();
+    h.set_stream(stream);
+    gemm(h, true, false, T(-2), wa, ybar_, T(0), s);
+    h.set_stream(old);
+    const std::int64_t n = p * B;
+    kernels::add_norms_clamp<T><<<::prilo::gpu::detail::grid_for(n), ::prilo::gpu::detail::kThreads, 0, stream>>>(
+        s.data(), aa.data(), yy.data(), p, n);
+    PRILO_CUDA_CHECK_LAUNCH();
+    return s.download(stream);
+  }
+
+  /// The executor the loss runs on (the legacy default stream, as its host conveniences).
+  CudaExecutor executor() const { return {}; }
+
  private:
   void init(cudaStream_t stream) {
     require_shape(y_, op_->output_size(), y_.cols(), "gpu magnitude loss measurements y");
@@ -180,5 +271,12 @@ class MagnitudeLoss {
   DeviceMatrix<T> y_, ybar_, offset_;
   mutable DeviceMatrix<C> spec_;
 };
+
+/// The device magnitude loss of a device DFT against host measurements (validated, then
+/// uploaded): what the pipeline builds for a gpu::Fourier2d (found by argument-dependent lookup).
+template <class T>
+MagnitudeLoss<T> make_magnitude_loss(const Fourier2d<T>& op, const Mat<T>& y) {
+  return MagnitudeLoss<T>(op, y);
+}
 
 }  // namespace prilo::gpu

@@ -1,10 +1,11 @@
-// Projected gradient descent and Adam with projection and gradient-noise policies.
+// Projected gradient descent and Adam with projection and gradient-noise policies, over any executor.
 #pragma once
 
 #include "../core.hpp"
 #include "../random.hpp"
 #include "../schedule/noise.hpp"
 #include "../nn/parameter.hpp"
+#include "../exec/executor.hpp"
 #include "../projection/none.hpp"
 
 namespace prilo {
@@ -23,40 +24,37 @@ struct AdamOptions {
 };
 
 namespace detail {
-template <class T>
-void check_step_inputs(const Mat<T>& x, const Mat<T>& grad, const Mat<T>& centre) {
+template <class M>
+void check_step_inputs(const M& x, const M& grad, const M& centre) {
   require_shape(grad, x.rows(), x.cols(), "optimiser gradient");
   if (centre.size() != 0 && !(centre.rows() == x.rows() && (centre.cols() == x.cols() || centre.cols() == 1)))
     fail("optimiser centre: expected ", x.rows(), "x", x.cols(), " or ", x.rows(), "x1, got ", centre.rows(), "x",
          centre.cols());
 }
-template <class T, class Noise>
-void add_noise(Mat<T>& g, const Noise& noise, int k, Rng& rng) {
-  if constexpr (Noise::enabled) {
-    const T s = noise.template sigma<T>(k);
-    if (s > T(0)) rng.add_normal(g.data(), g.size(), s);
-  }
-}
 }  // namespace detail
 
 /// Projected gradient descent with gradient noise (the paper's Eq. 10):
 /// x ← P(x − α(∇f(x) + u_k)), u_k ~ N(0, σ_k² I), P the projection onto the set around
-/// `centre` (per column).
-template <class T, class Projection = NoProjection, class Noise = NoNoise>
+/// `centre` (per column). Written once over the executor's customisation points
+/// (prilo/exec/executor.hpp): Exec = CpuExecutor works on prilo::Mat, the CUDA executor on
+/// device batches.
+template <class T, class Projection = NoProjection, class Noise = NoNoise, Executor Exec = CpuExecutor>
 class GradientDescent {
  public:
-  GradientDescent(GradientDescentOptions<T> opt = {}, Projection proj = {}, Noise noise = {})
-      : opt_(opt), proj_(std::move(proj)), noise_(noise) {}
+  using matrix = matrix_t<Exec, T>;
+
+  GradientDescent(GradientDescentOptions<T> opt = {}, Projection proj = {}, Noise noise = {}, Exec ex = {})
+      : opt_(opt), proj_(std::move(proj)), noise_(noise), ex_(std::move(ex)) {}
   void reset() { k_ = 0; }
   int iteration() const { return k_; }
   Projection& projection() { return proj_; }
 
-  void step(Mat<T>& x, const Mat<T>& grad, const Mat<T>& centre, Rng& rng) {
+  void step(matrix& x, const matrix& grad, const matrix& centre, Rng& rng) {
     detail::check_step_inputs(x, grad, centre);
-    g_ = grad;
-    detail::add_noise(g_, noise_, k_, rng);
-    x.noalias() -= opt_.learning_rate * g_;
-    proj_.project(x, centre);
+    T sigma = T(0);
+    if constexpr (Noise::enabled) sigma = noise_.template sigma<T>(k_);
+    gradient_step(ex_, x, grad, opt_.learning_rate, sigma, rng, g_);
+    project(ex_, proj_, x, centre);
     ++k_;
   }
 
@@ -64,7 +62,8 @@ class GradientDescent {
   GradientDescentOptions<T> opt_;
   Projection proj_;
   Noise noise_;
-  Mat<T> g_;
+  Exec ex_;
+  matrix g_;
   int k_ = 0;
 };
 
@@ -72,53 +71,46 @@ class GradientDescent {
 /// injection on the gradient and a projection after every step:
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², x ← P(x − α m̂ / (√v̂ + ε)).
 /// Each column is an independent problem; moments are element-wise, so columns never mix.
-template <class T, class Projection = NoProjection, class Noise = NoNoise>
+/// Written once over the executor's customisation points, like GradientDescent.
+template <class T, class Projection = NoProjection, class Noise = NoNoise, Executor Exec = CpuExecutor>
 class Adam {
  public:
-  Adam(AdamOptions<T> opt = {}, Projection proj = {}, Noise noise = {}) : opt_(opt), proj_(std::move(proj)), noise_(noise) {}
+  using matrix = matrix_t<Exec, T>;
+
+  Adam(AdamOptions<T> opt = {}, Projection proj = {}, Noise noise = {}, Exec ex = {})
+      : opt_(opt), proj_(std::move(proj)), noise_(noise), ex_(std::move(ex)) {}
   void reset() {
     k_ = 0;
-    m_.resize(0, 0);
-    v_.resize(0, 0);
+    m_ = matrix();
+    v_ = matrix();
   }
   int iteration() const { return k_; }
   Projection& projection() { return proj_; }
+  const matrix& first_moment() const { return m_; }
+  const matrix& second_moment() const { return v_; }
 
-  void step(Mat<T>& x, const Mat<T>& grad, const Mat<T>& centre, Rng& rng) {
+  void step(matrix& x, const matrix& grad, const matrix& centre, Rng& rng) {
     detail::check_step_inputs(x, grad, centre);
     if (m_.rows() != x.rows() || m_.cols() != x.cols()) {
-      m_ = Mat<T>::Zero(x.rows(), x.cols());
-      v_ = Mat<T>::Zero(x.rows(), x.cols());
+      m_ = zeros<T>(ex_, x.rows(), x.cols());
+      v_ = zeros<T>(ex_, x.rows(), x.cols());
     }
-    const Mat<T>* g = &grad;
-    if constexpr (Noise::enabled) {
-      g_ = grad;
-      detail::add_noise(g_, noise_, k_, rng);
-      g = &g_;
-    }
+    T sigma = T(0);
+    if constexpr (Noise::enabled) sigma = noise_.template sigma<T>(k_);
     ++k_;
     const T b1 = opt_.beta1, b2 = opt_.beta2;
-    const T c1 = T(1) / (T(1) - std::pow(b1, T(k_)));
-    const T c2 = T(1) / (T(1) - std::pow(b2, T(k_)));
-    const T lr = opt_.learning_rate, eps = opt_.epsilon;
-    const Eigen::Index n = x.size();
-    T* xd = x.data();
-    T* md = m_.data();
-    T* vd = v_.data();
-    const T* gd = g->data();
-    for (Eigen::Index i = 0; i < n; ++i) {
-      md[i] = b1 * md[i] + (T(1) - b1) * gd[i];
-      vd[i] = b2 * vd[i] + (T(1) - b2) * gd[i] * gd[i];
-      xd[i] -= lr * (md[i] * c1) / (std::sqrt(vd[i] * c2) + eps);
-    }
-    proj_.project(x, centre);
+    const AdamStep<T> c{b1, b2, T(1) / (T(1) - std::pow(b1, T(k_))), T(1) / (T(1) - std::pow(b2, T(k_))),
+                        opt_.learning_rate, opt_.epsilon};
+    adam_update(ex_, x, m_, v_, grad, c, sigma, rng, g_);
+    project(ex_, proj_, x, centre);
   }
 
  private:
   AdamOptions<T> opt_;
   Projection proj_;
   Noise noise_;
-  Mat<T> m_, v_, g_;
+  Exec ex_;
+  matrix m_, v_, g_;
   int k_ = 0;
 };
 

@@ -1,0 +1,177 @@
+// Executors: where an algorithm's work runs, chosen at compile time, and the customisation
+// points every algorithm is written over. This header holds the concept, the CPU executor
+// and the CPU forms of the customisation points; prilo/backend/cuda/executor.cuh adds the
+// CUDA executor and its forms.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+#include <prilo/backend/cpu.hpp>
+#include <prilo/core.hpp>
+#include <prilo/random.hpp>
+
+namespace prilo {
+
+/// An executor says where work runs (the CPU's threads, a CUDA stream) and which matrix type
+/// holds batches there. Algorithms (optimisers, DPR, PRILO, the pipeline) are written once over
+/// the customisation points below, called unqualified with the executor as first argument, so
+/// that overload resolution (and argument-dependent lookup, for executors in other namespaces)
+/// picks each executor's form; there is no virtual call and no run-time dispatch. An executor
+/// is a small value type: copying one copies handles, not resources.
+template <class E>
+concept Executor = std::copy_constructible<E> && requires {
+  // the backend tag (prilo::cpu, prilo::cuda): names the storage and the default products;
+  typename E::backend;
+  // the matrix type of a batch of scalars T (one sample per column) on this executor.
+  typename E::template matrix<float>;
+  typename E::template matrix<double>;
+};
+
+/// The CPU executor: batches are prilo::Mat (Eigen, column-major), products go to Eigen's
+/// GEMM (or the BLAS it is built with), FFTs to FFTW, and batched work is split over columns
+/// with OpenMP (cpu::set_threads). The customisation points' CPU forms are the reference
+/// behaviour every other executor matches.
+struct CpuExecutor {
+  using backend = cpu;
+  template <class T>
+  using matrix = Mat<T>;
+};
+static_assert(Executor<CpuExecutor>);
+
+/// The matrix type of executor E for scalar T.
+template <class E, class T>
+using matrix_t = typename E::template matrix<T>;
+
+/// The executor a generator (or any part) runs on: `g.executor()` when it has one, the CPU
+/// executor otherwise (every host-only part, e.g. nn::Sequential).
+template <class G>
+auto executor_of(const G& g) {
+  if constexpr (requires { g.executor(); })
+    return g.executor();
+  else
+    return CpuExecutor{};
+}
+template <class G>
+using executor_of_t = decltype(executor_of(std::declval<const G&>()));
+
+/// Coefficients of one Adam step k (1-based): bias corrections c1 = 1/(1−β₁^k), c2 = 1/(1−β₂^k).
+template <class T>
+struct AdamStep {
+  T beta1, beta2, c1, c2, learning_rate, epsilon;
+};
+
+// ---------------------------------------------------------------------------------------
+// Customisation points, CPU forms. Every executor provides the same set with the same
+// semantics; each comment states the contract.
+// ---------------------------------------------------------------------------------------
+
+/// A rows × cols batch of zeros.
+template <class T>
+Mat<T> zeros(const CpuExecutor&, Eigen::Index rows, Eigen::Index cols) {
+  return Mat<T>::Zero(rows, cols);
+}
+
+/// A copy of m (device-to-device on a device executor).
+template <class T>
+Mat<T> clone(const CpuExecutor&, const Mat<T>& m) {
+  return m;
+}
+
+/// out ← s · (a − b), out resized to a's shape (a and b have the same shape).
+template <class T>
+void scaled_difference(const CpuExecutor&, Mat<T>& out, const Mat<T>& a, const Mat<T>& b, T s) {
+  require_shape(b, a.rows(), a.cols(), "scaled_difference b");
+  out = a - b;  // same shape every call: no allocation after the first
+  if (s != T(1)) out *= s;
+}
+
+/// ‖column j‖² for every column, on the host.
+template <class T>
+Vec<T> column_sq_norms(const CpuExecutor&, const Mat<T>& m) {
+  return m.colwise().squaredNorm().transpose();
+}
+
+/// dst.col(j) ← src.col(j) for every j in cols (same shapes).
+template <class T>
+void copy_columns(const CpuExecutor&, Mat<T>& dst, const Mat<T>& src, std::span<const Eigen::Index> cols) {
+  require_shape(src, dst.rows(), dst.cols(), "copy_columns source");
+  for (const Eigen::Index j : cols) dst.col(j) = src.col(j);
+}
+
+/// The batch on the host (a move, on the CPU).
+template <class T>
+Mat<T> to_host(const CpuExecutor&, Mat<T> m) {
+  return m;
+}
+/// A host matrix on the executor (a copy, on the CPU).
+template <class T>
+Mat<T> from_host(const CpuExecutor&, const Mat<T>& m) {
+  return m;
+}
+
+/// dst ← the columns [first, first + cols) of a host matrix, on the executor (dst resized;
+/// its buffer reused when the shape repeats).
+template <class T>
+void copy_from_host(const CpuExecutor&, Mat<T>& dst, const Mat<T>& host, Eigen::Index first, Eigen::Index cols) {
+  dst = host.middleCols(first, cols);
+}
+
+/// g ← g + σ·u, u ~ N(0, I) drawn from rng (no draw when σ = 0).
+template <class T>
+void add_normal(const CpuExecutor&, Mat<T>& g, T sigma, Rng& rng) {
+  if (sigma > T(0)) rng.add_normal(g.data(), g.size(), sigma);
+}
+
+/// One Adam update with gradient g + σ·u (u ~ N(0, I) from rng when σ > 0; `scratch` may hold
+/// the noisy gradient): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², x ← x − α (m·c₁)/(√(v·c₂) + ε).
+/// All shapes equal (checked by the caller).
+template <class T>
+void adam_update(const CpuExecutor& ex, Mat<T>& x, Mat<T>& m, Mat<T>& v, const Mat<T>& grad, const AdamStep<T>& c,
+                 T sigma, Rng& rng, Mat<T>& scratch) {
+  const Mat<T>* g = &grad;
+  if (sigma > T(0)) {
+    scratch = grad;
+    add_normal(ex, scratch, sigma, rng);
+    g = &scratch;
+  }
+  const T b1 = c.beta1, b2 = c.beta2, c1 = c.c1, c2 = c.c2, lr = c.learning_rate, eps = c.epsilon;
+  const Eigen::Index n = x.size();
+  T* xd = x.data();
+  T* md = m.data();
+  T* vd = v.data();
+  const T* gd = g->data();
+  for (Eigen::Index i = 0; i < n; ++i) {
+    md[i] = b1 * md[i] + (T(1) - b1) * gd[i];
+    vd[i] = b2 * vd[i] + (T(1) - b2) * gd[i] * gd[i];
+    xd[i] -= lr * (md[i] * c1) / (std::sqrt(vd[i] * c2) + eps);
+  }
+}
+
+/// One gradient-descent update with gradient noise (the paper's Eq. 10 before projection):
+/// x ← x − α(g + σ·u), u ~ N(0, I) from rng when σ > 0 (`scratch` may hold the noisy gradient).
+template <class T>
+void gradient_step(const CpuExecutor& ex, Mat<T>& x, const Mat<T>& grad, T learning_rate, T sigma, Rng& rng,
+                   Mat<T>& scratch) {
+  scratch = grad;
+  add_normal(ex, scratch, sigma, rng);
+  x.noalias() -= learning_rate * scratch;
+}
+
+/// Projects every column of x onto the policy's set around the matching (or broadcast)
+/// column of centre: the policy's own project(x, centre) on the CPU.
+template <class T, class P>
+void project(const CpuExecutor&, const P& policy, Mat<T>& x, const Mat<T>& centre) {
+  policy.project(x, centre);
+}
+
+/// Ends a phase of work: on the CPU nothing is pending; a device executor synchronises and
+/// raises what its kernels flagged (e.g. a non-finite column met by the projection), so both
+/// executors throw invalid_input for the same inputs.
+inline void finish_phase(const CpuExecutor&, const char*) {}
+
+}  // namespace prilo
