@@ -3,7 +3,7 @@
 
 #include <concepts>
 
-#include <prilo/core.hpp>
+#include "../core.hpp"
 
 namespace prilo {
 

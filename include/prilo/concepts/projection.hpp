@@ -1,7 +1,7 @@
 // The ProjectionPolicy concept (constraint sets for the latent code) and the checks every policy shares.
 #pragma once
 
-#include <prilo/core.hpp>
+#include "../core.hpp"
 
 #include <cmath>
 #include <concepts>

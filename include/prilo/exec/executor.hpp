@@ -11,9 +11,9 @@
 #include <type_traits>
 #include <utility>
 
-#include <prilo/backend/cpu.hpp>
-#include <prilo/core.hpp>
-#include <prilo/random.hpp>
+#include "../backend/cpu.hpp"
+#include "../core.hpp"
+#include "../random.hpp"
 
 namespace prilo {
 

@@ -1,8 +1,8 @@
 // IDX (MNIST / Fashion-MNIST) image and label files: validated reading (raw or gzip) and writing.
 #pragma once
 
-#include <prilo/core.hpp>
-#include <prilo/io/file.hpp>
+#include "../core.hpp"
+#include "file.hpp"
 
 #include <zlib.h>
 

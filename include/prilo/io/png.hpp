@@ -1,8 +1,8 @@
 // Grayscale PNG output: a grid of images (one per matrix column) written with stb_image_write.
 #pragma once
 
-#include <prilo/core.hpp>
-#include <prilo/io/file.hpp>
+#include "../core.hpp"
+#include "file.hpp"
 
 #include <algorithm>
 #include <cerrno>

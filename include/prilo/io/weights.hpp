@@ -1,8 +1,8 @@
 // Binary network-weights files ("PRILOWTS", docs/weights-format.md): checked, atomic save and load.
 #pragma once
 
-#include <prilo/core.hpp>
-#include <prilo/io/file.hpp>
+#include "../core.hpp"
+#include "file.hpp"
 
 #include <zlib.h>
 

@@ -1,8 +1,8 @@
 // Projection onto a box [lo, hi]^n (element-wise clamp); the centre's values are not used.
 #pragma once
 
-#include <prilo/concepts/projection.hpp>
-#include <prilo/core.hpp>
+#include "../concepts/projection.hpp"
+#include "../core.hpp"
 
 #include <cmath>
 #include <concepts>

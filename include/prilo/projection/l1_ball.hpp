@@ -1,8 +1,8 @@
 // Exact Euclidean projection onto the l1 ball: Duchi (sort), Condat (2016) and the default Newton/Michelot kernel.
 #pragma once
 
-#include <prilo/concepts/projection.hpp>
-#include <prilo/core.hpp>
+#include "../concepts/projection.hpp"
+#include "../core.hpp"
 
 #include <algorithm>
 #include <bit>

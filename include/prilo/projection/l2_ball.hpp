@@ -1,8 +1,8 @@
 // Euclidean projection onto the l2 ball around each centre column (closed form, overflow-safe norm).
 #pragma once
 
-#include <prilo/concepts/projection.hpp>
-#include <prilo/core.hpp>
+#include "../concepts/projection.hpp"
+#include "../core.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
 // The identity projection (unconstrained latent code), for any floating-point type.
 #pragma once
 
-#include <prilo/concepts/projection.hpp>
-#include <prilo/core.hpp>
+#include "../concepts/projection.hpp"
+#include "../core.hpp"
 
 namespace prilo {
 
