@@ -15,6 +15,7 @@
 #include "../optim/optimisers.hpp"
 #include "../projection/l1_ball.hpp"
 #include "../schedule/noise.hpp"
+#include "callbacks.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -164,8 +165,8 @@ std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best) {
 }
 
 /// What every phase of one solve shares: the result it records into, the global step and
-/// the monitoring hooks.
-template <class T>
+/// the monitoring hooks (the options' progress and observer, and the pack of callbacks).
+template <class T, class... C>
 struct PhaseContext {
   SolveResult<T>& res;
   int step = 0;
@@ -173,24 +174,41 @@ struct PhaseContext {
   const ProgressFn& progress;
   const ObserverFn<T>& observe;
   const char* method;
+  CallbackPack<C...> callbacks;
 
+  /// Records a phase and tells the callbacks. The reference stays valid during the phase.
   PhaseRecord& begin(std::string name, char kind, int layer, int steps) {
     res.phases.push_back({std::move(name), kind, layer, steps, step});
+    callbacks.begin_phase(res.phases.back());
     return res.phases.back();
+  }
+  /// After step k (0-based) of phase rec: true when a callback ends the phase.
+  bool step_taken(const PhaseRecord& rec, int k, int global, const Vec<T>& loss) {
+    if constexpr (CallbackPack<C...>::empty)
+      return false;
+    else
+      return callbacks.step_taken(StepEvent<T>{rec, k + 1, global, loss});
+  }
+  /// Ends a phase that ran `steps` steps.
+  void end(PhaseRecord& rec, int steps) {
+    rec.steps = steps;
+    callbacks.end_phase(rec);
   }
   bool due(int k) const { return stride > 0 && (k + 1) % stride == 0; }
 };
 
 /// Minimises the magnitude loss over the representation z at split point `layer`, starting
 /// from z and staying in the l1 ball around `centre`. Returns the final per-column loss.
-template <class Policies, Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
+template <class Policies, Generator G, class L, class Ctx, class T = typename G::scalar,
+          class M = generator_matrix_t<G>>
 Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M& centre, const PhaseOptions<T>& ph,
-                          const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx, std::string name, char kind) {
+                          const NoiseOptions& noise, Rng& rng, Ctx& ctx, std::string name, char kind) {
   const auto ex = executor_of(gen);
-  const PhaseRecord& rec = ctx.begin(std::move(name), kind, layer, ph.steps);
+  PhaseRecord& rec = ctx.begin(std::move(name), kind, layer, ph.steps);
   typename G::trace_type tr;
   M gx, gz;
   Vec<T> l;
+  int ran = 0;
   with_optimiser<Policies>(ex, ph, noise, [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(layer, gen.depth(), z, tr);
@@ -202,21 +220,27 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
       gz = gen.vjp_input(tr, gx);
       opt.step(z, gz, centre, rng);
       ++ctx.step;
+      ran = k + 1;
       record(ctx.res, ctx.step, l, ctx.stride);
       if (ctx.progress && ctx.due(k)) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, double(l.mean())});
+      if (ctx.step_taken(rec, k, ctx.step, l)) break;
     }
   });
   finish_phase(ex, rec.name.c_str());
+  ctx.end(rec, ran);
   return loss.value(gen.forward_from(layer, z));
 }
 
 /// Back-projection (step B): min_{z0} ‖G_0^{layer}(z0) − target‖² in the l1 ball of radius
 /// ph.radius around 0, from the start z0.
-template <class Policies, Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
+template <class Policies, Generator G, class L, class Ctx, class T = typename G::scalar,
+          class M = generator_matrix_t<G>>
 void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0, const PhaseOptions<T>& ph,
-                  const NoiseOptions& noise, Rng& rng, PhaseContext<T>& ctx, std::string name) {
+                  const NoiseOptions& noise, Rng& rng, Ctx& ctx, std::string name) {
   const auto ex = executor_of(gen);
-  const PhaseRecord& rec = ctx.begin(std::move(name), 'B', layer, ph.steps);
+  PhaseRecord& rec = ctx.begin(std::move(name), 'B', layer, ph.steps);
+  constexpr bool watched = !decltype(ctx.callbacks)::empty;
+  int ran = 0;
   typename G::trace_type tr;
   M gz, diff;
   const M zero = zeros<T>(ex, z0.rows(), 1);
@@ -226,17 +250,23 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
       const bool report = ctx.progress && ctx.due(k);
       // diff = 2 (G(z0) − target), the gradient of the squared distance; (2d)² / 4 = d² exactly
       scaled_difference(ex, diff, tr.output(), target, T(2));
-      const double mean_sq = report ? double(column_sq_norms(ex, diff).mean()) / 4 : 0.0;
+      Vec<T> dist;
+      if (report || watched) dist = column_sq_norms(ex, diff) / T(4);
+      const double mean_sq = report ? double(dist.mean()) : 0.0;
       if (ctx.observe && ctx.due(k)) {
         const M x = gen.forward_from(0, z0);
         ctx.observe({rec, k + 1, ctx.step, to_host(ex, clone(ex, x)), loss.value(x)});
       }
       gz = gen.vjp_input(tr, diff);
       opt.step(z0, gz, zero, rng);
+      ran = k + 1;
       if (report) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, mean_sq});
+      if constexpr (watched)
+        if (ctx.step_taken(rec, k, ctx.step, dist)) break;
     }
   });
   finish_phase(ex, rec.name.c_str());
+  ctx.end(rec, ran);
 }
 
 template <Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
@@ -265,16 +295,18 @@ constexpr void check_latent_solver_arguments() {
 
 /// DPR (Hand, Leong & Voroninski 2018): projected Adam on z0 for ‖|A G(z0)| − y‖²; each
 /// phase's constraint and noise come from `Policies` (PaperPolicies: l1 ball, Welling–Teh).
-/// z0 holds one start per measurement column of `loss`.
-template <class Policies = PaperPolicies, Generator G, class L, class T = typename G::scalar>
+/// z0 holds one start per measurement column of `loss`, in the generator's matrix type (the
+/// solve runs on the generator's executor). `callbacks...` (solvers/callbacks.hpp: e.g.
+/// callbacks::EarlyStop, History, PrintProgress, or a user's) see every phase and step.
+template <class Policies = PaperPolicies, Generator G, class L, class... Callbacks, class T = typename G::scalar>
 SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_matrix_t<G>> z0, const DprOptions<T>& opt,
-                   Rng& rng) {
+                   Rng& rng, Callbacks&&... callbacks) {
   detail::check_latent_solver_arguments<Policies, G, L, T>();
   using M = generator_matrix_t<G>;
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   SolveResult<T> res;
-  detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "dpr"};
+  detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}};
   const M zero = zeros<T>(ex, z0.rows(), 1);
   detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
@@ -291,10 +323,11 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
 /// comes from z0; where the image is a forward phase's range-extended G_{i+1}^k(z_i*) (which
 /// no latent reproduces), `z` holds the best latent the z0 phases found (with keep_best) or
 /// the start after the initial phase.
-/// `phases` lists what ran, in order.
-template <class Policies = PaperPolicies, Generator G, class L, class T = typename G::scalar>
+/// `phases` lists what ran, in order (with the steps each ran: a callback may end a phase
+/// early). Executor and callbacks as for dpr.
+template <class Policies = PaperPolicies, Generator G, class L, class... Callbacks, class T = typename G::scalar>
 SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<generator_matrix_t<G>> z0,
-                           const PriloOptions<T>& opt, Rng& rng) {
+                           const PriloOptions<T>& opt, Rng& rng, Callbacks&&... callbacks) {
   detail::check_latent_solver_arguments<Policies, G, L, T>();
   using M = generator_matrix_t<G>;
   const auto ex = executor_of(gen);
@@ -314,7 +347,8 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
     state_layer = chained || (!st.back.enabled && !st.refine.enabled) ? st.layer : 0;
   }
   SolveResult<T> res;
-  detail::PhaseContext<T> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo"};
+  detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo",
+                                            {{callbacks...}}};
   const M zero = zeros<T>(ex, z0.rows(), 1);
   if (opt.initial.enabled) detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
   M best_z = clone(ex, z0);
