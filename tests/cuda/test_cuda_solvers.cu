@@ -94,4 +94,17 @@ TEST_CASE("MII scores on CUDA match the CPU's") {
   CHECK((g - c).cwiseAbs().maxCoeff() < 1e-10 * std::max(1.0, c.cwiseAbs().maxCoeff()));
 }
 
+TEST_CASE("BlockProjection on CUDA matches the CPU (per-block l1 balls of a split state)") {
+  using T = double;
+  prilo::Rng rng(3);
+  const prilo::BlockProjection<T, prilo::L1Ball<T>> p{{50, 20}, {{.radius = 2.0}, {.radius = 0.5}}};
+  Mat<T> x = rng.normal_matrix<T>(70, 33), c = rng.normal_matrix<T>(70, 1);
+  DeviceMatrix<T> dx(x), dc(c);
+  const prilo::gpu::CudaExecutor ex;
+  project(ex, p, dx, dc);
+  prilo::finish_phase(ex, "block projection");
+  p.project(x, c);
+  CHECK((dx.download() - x).cwiseAbs().maxCoeff() < 1e-12);
+}
+
 }  // namespace

@@ -13,6 +13,7 @@
 #include "../exec/executor.hpp"
 #include "../operators/magnitude_loss.hpp"
 #include "../optim/optimisers.hpp"
+#include "../projection/blocks.hpp"
 #include "../projection/l1_ball.hpp"
 #include "../schedule/noise.hpp"
 #include "callbacks.hpp"
@@ -35,6 +36,10 @@ struct PhaseOptions {
   bool constrain = true;
   bool enabled = true;
   Optimiser optimiser = Optimiser::adam;
+  /// One radius per tensor of the optimised split state (Generator::blocks, e.g. z_i and z0
+  /// of a style generator: the paper's Tables 9/10), each ball around its own part of the
+  /// centre. Empty: one ball of `radius` around the whole state.
+  std::vector<T> radii{};
 };
 
 /// Gradient noise of every phase: Welling–Teh σ_k² = η/(1+k)^γ, k counted per phase.
@@ -135,14 +140,9 @@ Adam<T, L1Ball<T>, WellingTeh> make_adam(const PhaseOptions<T>& ph, const NoiseO
   return {{.learning_rate = ph.learning_rate}, PaperPolicies::projection(ph), PaperPolicies::noise(noise)};
 }
 
-/// Calls f with the phase's optimiser on executor ex over the Policies' projection and noise
-/// for the phase. The choice is made once per phase, not per step.
-template <class Policies, class T, Executor E, class F>
-void with_optimiser(const E& ex, const PhaseOptions<T>& ph, const NoiseOptions& noise, F&& f) {
-  auto proj = Policies::template projection<T>(ph);
-  auto nz = Policies::noise(noise);
-  using P = decltype(proj);
-  using N = decltype(nz);
+/// Calls f with the optimiser over the projection `proj` and the Policies' noise.
+template <class T, Executor E, class P, class N, class F>
+void with_optimiser_over(const E& ex, const PhaseOptions<T>& ph, P proj, N nz, F&& f) {
   if (ph.optimiser == Optimiser::adam) {
     Adam<T, P, N, E> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz, ex);
     f(opt);
@@ -150,6 +150,41 @@ void with_optimiser(const E& ex, const PhaseOptions<T>& ph, const NoiseOptions& 
     GradientDescent<T, P, N, E> opt({.learning_rate = ph.learning_rate}, std::move(proj), nz, ex);
     f(opt);
   }
+}
+
+/// Calls f with the phase's optimiser on executor ex over the Policies' projection and noise
+/// for the phase: one constraint set for the whole state, or, with PhaseOptions::radii, one
+/// per block of the state (`blocks`: the generator's tensors at the split point). The
+/// choice is made once per phase, not per step.
+template <class Policies, class T, Executor E, class F>
+void with_optimiser(const E& ex, const PhaseOptions<T>& ph, const NoiseOptions& noise,
+                    const std::vector<Eigen::Index>& blocks, F&& f) {
+  auto nz = Policies::noise(noise);
+  if (ph.radii.empty()) return with_optimiser_over(ex, ph, Policies::template projection<T>(ph), nz, f);
+  if (ph.radii.size() != blocks.size())
+    fail("phase radii: the split state has ", blocks.size(), " block(s) but ", ph.radii.size(), " radii were given");
+  PhaseOptions<T> part = ph;
+  if (blocks.size() == 1) {
+    part.radius = ph.radii[0];
+    return with_optimiser_over(ex, ph, Policies::template projection<T>(part), nz, f);
+  }
+  using P = decltype(Policies::template projection<T>(ph));
+  BlockProjection<T, P> proj{blocks, {}};
+  for (const T r : ph.radii) {
+    part.radius = r;
+    proj.parts.push_back(Policies::template projection<T>(part));
+  }
+  with_optimiser_over(ex, ph, std::move(proj), nz, f);
+}
+
+/// The tensors of a generator's state at split point i, as row counts: gen.blocks(i) when
+/// the generator has several (e.g. {dim z_i, dim z0}), else one block of dim(i).
+template <class G>
+std::vector<Eigen::Index> state_blocks(const G& gen, int i) {
+  if constexpr (requires { { gen.blocks(i) } -> std::convertible_to<std::vector<Eigen::Index>>; })
+    return gen.blocks(i);
+  else
+    return {gen.dim(i)};
 }
 
 /// Columns j where l(j) < best(j), updating best.
@@ -209,7 +244,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
   M gx, gz;
   Vec<T> l;
   int ran = 0;
-  with_optimiser<Policies>(ex, ph, noise, [&](auto& opt) {
+  with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, layer), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(layer, gen.depth(), z, tr);
       l = loss.value_and_gradient(tr.output(), gx);
@@ -244,7 +279,7 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
   typename G::trace_type tr;
   M gz, diff;
   const M zero = zeros<T>(ex, z0.rows(), 1);
-  with_optimiser<Policies>(ex, ph, noise, [&](auto& opt) {
+  with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, 0), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       gen.forward(0, layer, z0, tr);
       const bool report = ctx.progress && ctx.due(k);

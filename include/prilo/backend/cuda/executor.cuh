@@ -15,6 +15,7 @@
 
 #include "../../exec/executor.hpp"
 #include "../../optim/optimisers.hpp"
+#include "../../projection/blocks.hpp"
 #include "../../projection/l1_ball.hpp"
 #include "../../projection/none.hpp"
 #include "../../solvers/column_blocks.hpp"
@@ -259,6 +260,43 @@ SolveResult<T> solve_blocks(const CudaExecutor& ex, const Loss& loss, const Mat<
                             const ColumnBlockOptions& = {}) {
   require_shape(start, start.rows(), loss.batch(), "solve_blocks start");
   return solve(loss, from_host(ex, start), rng, ColumnBlock{0, 1, 0, loss.batch()});
+}
+
+/// A product of per-block sets on the device: each block of rows is gathered into a
+/// contiguous batch (2-D copies on the stream), projected by its part's device form and
+/// scattered back. Exact, like the CPU form; the copies cost two passes per block.
+template <class T, class P>
+void project(const CudaExecutor& ex, const ::prilo::BlockProjection<T, P>& policy, DeviceMatrix<T>& x,
+             const DeviceMatrix<T>& centre) {
+  ::prilo::detail::require_centre_shape(x, centre, "BlockProjection");
+  if (policy.sizes.size() != policy.parts.size())
+    ::prilo::detail::fail("BlockProjection: ", policy.sizes.size(), " block sizes but ", policy.parts.size(),
+                          " projections");
+  Eigen::Index total = 0;
+  for (const Eigen::Index n : policy.sizes) total += n;
+  if (total != x.rows())
+    ::prilo::detail::fail("BlockProjection: block sizes sum to ", total, " but the state has ", x.rows(), " rows");
+  DeviceMatrix<T> xb, cb;
+  auto gather = [&](DeviceMatrix<T>& dst, const DeviceMatrix<T>& src, Eigen::Index at, Eigen::Index n) {
+    dst.resize(n, src.cols());
+    if (dst.empty()) return;
+    PRILO_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), std::size_t(n) * sizeof(T), src.data() + at,
+                                       std::size_t(src.rows()) * sizeof(T), std::size_t(n) * sizeof(T),
+                                       std::size_t(src.cols()), cudaMemcpyDeviceToDevice, ex.stream()));
+  };
+  Eigen::Index at = 0;
+  for (std::size_t k = 0; k < policy.sizes.size(); ++k) {
+    const Eigen::Index n = policy.sizes[k];
+    gather(xb, x, at, n);
+    gather(cb, centre, at, n);
+    project(ex, policy.parts[k], xb, cb);
+    if (!xb.empty())
+      PRILO_CUDA_CHECK(cudaMemcpy2DAsync(x.data() + at, std::size_t(x.rows()) * sizeof(T), xb.data(),
+                                         std::size_t(n) * sizeof(T), std::size_t(n) * sizeof(T),
+                                         std::size_t(x.cols()), cudaMemcpyDeviceToDevice, ex.stream()));
+    at += n;
+  }
+  PRILO_CUDA_CHECK(cudaStreamSynchronize(ex.stream()));  // xb and cb are freed on return
 }
 
 /// Synchronises the stream and raises what the kernels flagged.
