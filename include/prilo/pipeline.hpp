@@ -93,8 +93,16 @@ namespace detail {
 template <Generator G, class Op, class Options, class Solve, class T = typename G::scalar>
 RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                     const Options& opt, Rng& rng, const RestartOptions& ro, Solve&& solve) {
-  const Mat<T> z0 = latent_starts(gen, make_magnitude_loss(op, y), start, ro.restarts, mii, rng);
-  return solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve));
+  const auto loss = make_magnitude_loss(op, y);
+  const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
+  RestartResult<T> out = solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve));
+  if (start == LatentStart::mii) {  // the candidates' decoding and scoring
+    Flops f{double(mii.candidates) * forward_flops(gen, 0, gen.depth()), 0};
+    if constexpr (requires { loss.scores_flops(mii.candidates); }) f += loss.scores_flops(mii.candidates);
+    out.best.flops += f;
+    if (ro.keep_all) out.all.flops += f;
+  }
+  return out;
 }
 }  // namespace detail
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "../core.hpp"
+#include "../flops.hpp"
 
 namespace prilo {
 
@@ -22,6 +23,8 @@ class Composed {
   Eigen::Index output_size() const { return outer_.output_size(); }
   const Outer& outer() const { return outer_; }
   const Inner& inner() const { return inner_; }
+  /// Both parts' costs (the FLOP account).
+  Flops flops() const { return apply_flops(outer_) + apply_flops(inner_); }
 
   template <class X>
   auto apply(const X& x) const {
@@ -56,6 +59,7 @@ class ZeroPad {
   }
   Eigen::Index input_size() const { return Eigen::Index(h_) * w_; }
   Eigen::Index output_size() const { return Eigen::Index(ph_) * pw_; }
+  Flops flops() const { return {}; }  ///< a copy, no arithmetic
 
   template <class S>
   Mat<S> apply(const Mat<S>& x) const {
@@ -94,6 +98,7 @@ class ComplexMask {
   Eigen::Index input_size() const { return mask_.size(); }
   Eigen::Index output_size() const { return mask_.size(); }
   const Vec<std::complex<T>>& mask() const { return mask_; }
+  Flops flops() const { return {}; }  ///< element-wise, not counted
 
   template <class S>
   CMat<T> apply(const Mat<S>& x) const {

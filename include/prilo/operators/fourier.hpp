@@ -7,6 +7,7 @@
 
 #include "../core.hpp"
 #include "../fft/fftw.hpp"
+#include "../flops.hpp"
 #include "../parallel.hpp"
 
 namespace prilo {
@@ -38,6 +39,8 @@ class Fourier2d {
   T scale() const { return scaling_ == FourierScaling::unitary ? T(1) / std::sqrt(T(input_size())) : T(1); }
   Eigen::Index half_size() const { return Eigen::Index(h_) * (w_ / 2 + 1); }
   const fftw::PlanCache<T>& plans() const { return *plans_; }
+  /// One application to a real column: one r2c transform of h·w points (the FLOP account).
+  Flops flops() const { return {0.0, real_fft_flops(double(input_size()))}; }
   /// Whether plans executed on column blocks of these batch arrays must be FFTW_UNALIGNED: a
   /// block's first column is aligned like the base pointer only when a column's byte size
   /// (real and half-spectrum) is a multiple of 16; otherwise (odd image sizes, Eigen blocks,

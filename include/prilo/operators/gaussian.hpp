@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../core.hpp"
+#include "../flops.hpp"
 #include "../random.hpp"
 
 namespace prilo {
@@ -59,6 +60,8 @@ class GaussianComplex {
   Eigen::Index output_size() const { return re_.rows(); }
   CMat<T> matrix() const { return re_.template cast<std::complex<T>>() + std::complex<T>(0, 1) * im_.template cast<std::complex<T>>(); }
   const Mat<T>& real_part() const { return re_; }
+  /// One application to a real column: two real products (real and imaginary parts).
+  Flops flops() const { return {4.0 * double(output_size()) * double(input_size()), 0.0}; }
   const Mat<T>& imag_part() const { return im_; }
 
   CMat<T> apply(const Mat<T>& x) const {

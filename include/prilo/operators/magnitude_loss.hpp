@@ -58,6 +58,11 @@ class MagnitudeLoss {
   /// Magnitudes |Ax| of a batch (m×B).
   Mat<T> magnitudes(const Mat<T>& x) const { return op_->apply(x).cwiseAbs(); }
 
+  /// What scores() costs for p candidates: p applications and the p×m by m×B product.
+  Flops scores_flops(Eigen::Index p) const {
+    return double(p) * apply_flops(*op_) + Flops{2.0 * double(p) * double(op_->output_size()) * double(y_.cols()), 0.0};
+  }
+
   /// S(c, j) = ‖|A x_c| − y_j‖² for every candidate column x_c against every measurement
   /// column y_j, as one matrix product: ‖a_c‖² + ‖y_j‖² − 2 a_cᵀ y_j.
   Mat<T> scores(const Mat<T>& candidates) const {
@@ -141,6 +146,11 @@ class MagnitudeLoss<Fourier2d<T>> {
   Vec<T> value(const Mat<T>& x) const { return evaluate(x, nullptr); }
   Vec<T> value_and_gradient(const Mat<T>& x, Mat<T>& grad) const { return evaluate(x, &grad); }
   Mat<T> magnitudes(const Mat<T>& x) const { return op_->apply(x).cwiseAbs(); }
+
+  /// What scores() costs for p candidates: p r2c transforms and the product on the half spectrum.
+  Flops scores_flops(Eigen::Index p) const {
+    return double(p) * op_->flops() + Flops{2.0 * double(p) * double(op_->half_size()) * double(ybar_.cols()), 0.0};
+  }
 
   /// S(c, j) = ‖|F x_c| − y_j‖² for all candidates against all measurements, from one r2c
   /// per candidate and one matrix product on the weighted half spectrum.

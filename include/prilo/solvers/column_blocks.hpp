@@ -47,8 +47,12 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
   out.history.resize(p0.history.rows(), cols);
   out.history_steps = p0.history_steps;
   out.phases = p0.phases;
+  for (auto& ph : out.phases) ph.flops = {};
   Eigen::Index c = 0;
   for (auto& p : parts) {
+    out.flops += p.flops;
+    // the blocks ran the same phases on their own columns; a phase's work is their sum
+    for (std::size_t k = 0; k < std::min(out.phases.size(), p.phases.size()); ++k) out.phases[k].flops += p.phases[k].flops;
     const Eigen::Index n = p.x.cols();
     if (p.history.rows() != out.history.rows() || (p.z.size() != 0) != (p0.z.size() != 0))
       fail("solve_column_blocks: blocks returned results of different shapes");

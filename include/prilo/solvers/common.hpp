@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core.hpp"
+#include "../flops.hpp"
 
 namespace prilo {
 
@@ -27,6 +28,7 @@ struct PhaseRecord {
   int layer = 0;        ///< the optimised split point (0: the latent z0)
   int steps = 0;        ///< steps run
   int first_step = 0;   ///< magnitude-loss steps run before it (B phases do not advance the count)
+  Flops flops{};        ///< the products and FFTs it ran, over all its columns (prilo/flops.hpp)
 };
 
 /// What a solver shows an observer at every `history_stride`-th step of each phase (counted
@@ -53,6 +55,9 @@ struct SolveResult {
   std::vector<int> history_steps;  ///< global step index of each history row
   std::vector<int> chosen_restart;   ///< per image, the restart kept (with restarts)
   std::vector<PhaseRecord> phases;   ///< the phases run, in order (latent solvers)
+  /// The products and FFTs the solve ran in all: its phases, and the evaluations between them
+  /// (keep-best, the final image); with the pipeline, the starts (MII) too.
+  Flops flops{};
 };
 
 namespace detail {
@@ -84,6 +89,7 @@ SolveResult<T> select_best(const SolveResult<T>& all, Eigen::Index B, int R) {
   out.history.resize(all.history.rows(), B);
   out.history_steps = all.history_steps;
   out.phases = all.phases;
+  out.flops = all.flops;  // the work done for every restart
   out.chosen_restart.resize(B);
   for (Eigen::Index j = 0; j < B; ++j) {
     int best = 0;

@@ -93,6 +93,9 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   for (Eigen::Index j = 0; j < x.cols(); ++j)
     for (Eigen::Index i = 0; i < n; ++i) x(i, j) = detail::project_object(x(i, j), opt.lo, opt.hi, supp(i));
   res.magnitude_error = loss.value(x) / T(F.output_size());
+  // an r2c and a c2r per iteration and column, and the closing evaluation
+  const double cols = double(x.cols()), evals = opt.history_stride > 0 ? opt.iterations / opt.history_stride : 0;
+  res.flops = Flops{0, (2.0 * opt.iterations + evals + 1) * cols * real_fft_flops(double(n))};
   res.x = std::move(x);
   return res;
 }

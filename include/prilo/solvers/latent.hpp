@@ -263,6 +263,10 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
   });
   finish_phase(ex, rec.name.c_str());
   ctx.end(rec, ran);
+  // per step: the forward pass and its input VJP through layers layer…k, the loss and its
+  // gradient; then the closing evaluation
+  const double B = double(z.cols()), fwd = forward_flops(gen, layer, gen.depth());
+  rec.flops = double(ran) * B * (Flops{2 * fwd, 0} + loss_flops(loss, true)) + B * (Flops{fwd, 0} + loss_flops(loss, false));
   return loss.value(gen.forward_from(layer, z));
 }
 
@@ -302,6 +306,20 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
   });
   finish_phase(ex, rec.name.c_str());
   ctx.end(rec, ran);
+  rec.flops = Flops{double(ran) * double(z0.cols()) * 2 * forward_flops(gen, 0, layer), 0};  // forward + input VJP
+}
+
+/// The work of evaluating the images after split point i of B columns and their loss.
+template <class G, class L>
+Flops evaluation_flops(const G& gen, const L& loss, int i, Eigen::Index B) {
+  return double(B) * (Flops{forward_flops(gen, i, gen.depth()), 0} + loss_flops(loss, false));
+}
+
+/// Adds the phases' work to what the solve counted between them.
+template <class T>
+SolveResult<T> total_flops(SolveResult<T> res) {
+  for (const auto& ph : res.phases) res.flops += ph.flops;
+  return res;
 }
 
 template <Generator G, class L, class T = typename G::scalar, class M = generator_matrix_t<G>>
@@ -309,9 +327,10 @@ SolveResult<T> finish(const G& gen, const L& loss, M z0, SolveResult<T> res) {
   const auto ex = executor_of(gen);
   M x = gen.forward_from(0, z0);
   res.magnitude_error = loss.value(x) / T(loss.op().output_size());
+  res.flops += evaluation_flops(gen, loss, 0, z0.cols());
   res.x = to_host(ex, std::move(x));
   res.z = to_host(ex, std::move(z0));
-  return res;
+  return total_flops(std::move(res));
 }
 
 /// The checks dpr and prilo_solve share, with messages that say what is missing.
@@ -389,8 +408,11 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   M best_z = clone(ex, z0);
   M best_x = gen.forward_from(0, z0);
   Vec<T> best_loss = loss.value(best_x);
+  const Eigen::Index B = z0.cols();
+  res.flops += detail::evaluation_flops(gen, loss, 0, B);
   bool kept_range_extended = false;  // some best_x came from a forward phase, not from a z0
-  auto keep_x = [&](const M& x, const M* z) {
+  auto keep_x = [&](const M& x, const M* z, int from) {
+    res.flops += detail::evaluation_flops(gen, loss, from, B);
     const std::vector<Eigen::Index> better = detail::improved_columns(loss.value(x), best_loss);
     if (better.empty()) return;
     copy_columns(ex, best_x, x, better);
@@ -398,7 +420,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
     kept_range_extended |= z == nullptr;
   };
   auto keep = [&] {
-    if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0);
+    if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0, 0);
   };
   // The state of the solve: z0 (at = 0) or an intermediate representation z_at that a
   // forward phase left without B or C after it.
@@ -411,6 +433,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
       tag.append(std::to_string(st.layer)).append(" rep ").append(std::to_string(rep + 1)).append("/").append(
           std::to_string(st.repetitions));
       M zi = at == 0 ? gen.forward(0, st.layer, z0) : at == st.layer ? std::move(z_at) : gen.forward(at, st.layer, z_at);
+      if (at != st.layer) res.flops += Flops{double(B) * forward_flops(gen, at, st.layer), 0};
       const bool run_a = st.forward.enabled, run_b = !chained && st.back.enabled, run_c = !chained && st.refine.enabled;
       if (run_a) {
         const M centre = clone(ex, zi);
@@ -419,12 +442,12 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
       }
       if (!run_b && !run_c) {
         // no way back to z0: the next forward phase continues from z_i*
-        if (run_a && (opt.keep_best || opt.keep_best_range_extended)) keep_x(gen.forward_from(st.layer, zi), nullptr);
+        if (run_a && (opt.keep_best || opt.keep_best_range_extended)) keep_x(gen.forward_from(st.layer, zi), nullptr, st.layer);
         at = st.layer;
         z_at = std::move(zi);
         continue;
       }
-      if (run_a && opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr);
+      if (run_a && opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr, st.layer);
       at = 0;
       if (run_b) detail::back_project<Policies>(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx, std::string("B ").append(tag));
       if (run_c) {
@@ -442,19 +465,20 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
     } else {
       M x = gen.forward_from(at, z_at);
       res.magnitude_error = loss.value(x) / m;
+      res.flops += detail::evaluation_flops(gen, loss, at, B);
       res.x = to_host(ex, std::move(x));
     }
     res.z = to_host(ex, std::move(best_z));
-    return res;
+    return detail::total_flops(std::move(res));
   }
-  keep();
+  // every change of z0 (initial phase, B, C) was followed by keep(): nothing is left to keep
   if (opt.keep_best_range_extended || kept_range_extended) {
     // the image may come from an A phase (no latent reproduces it exactly): z is the latent
     // kept for it by the z0 phases
     res.x = to_host(ex, std::move(best_x));
     res.magnitude_error = best_loss / m;
     res.z = to_host(ex, std::move(best_z));
-    return res;
+    return detail::total_flops(std::move(res));
   }
   return detail::finish(gen, loss, opt.keep_best ? std::move(best_z) : std::move(z0), std::move(res));
 }

@@ -1,0 +1,161 @@
+// The FLOP account: what the solvers' products and FFTs cost, and the machine's measured
+// peak to compare it with.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "core.hpp"
+#include "parallel.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace prilo {
+
+/// Floating-point operations, split by kind: products (dense matrix products in the
+/// generator and in dense operators: 2 per multiply-add) and FFTs (the conventional
+/// 2.5·N·log2(N) per real transform of N points). Element-wise passes (activations, Adam,
+/// projections) are not counted: they are memory-bound, and a rate over them would flatter.
+struct Flops {
+  double products = 0;
+  double fft = 0;
+  double total() const { return products + fft; }
+  Flops& operator+=(const Flops& o) {
+    products += o.products;
+    fft += o.fft;
+    return *this;
+  }
+  friend Flops operator+(Flops a, const Flops& b) { return a += b; }
+  friend Flops operator*(double s, Flops a) {
+    a.products *= s;
+    a.fft *= s;
+    return a;
+  }
+};
+
+/// Products of one forward pass through the layers between split points i and j, per
+/// column: gen.flops(i, j) when the generator states it, else the dense-layer count
+/// Σ_k 2·dim(k)·dim(k+1) (exact for chains of dense layers; a generator with other layers
+/// should provide flops()). The input VJP of the same range costs the same.
+template <class G>
+double forward_flops(const G& gen, int i, int j) {
+  if constexpr (requires { { gen.flops(i, j) } -> std::convertible_to<double>; })
+    return double(gen.flops(i, j));
+  else {
+    double f = 0;
+    for (int k = i; k < j; ++k) f += 2.0 * double(gen.dim(k)) * double(gen.dim(k + 1));
+    return f;
+  }
+}
+
+/// One application of the operator to one column (op.flops() when it states it, else
+/// a dense product: 2·m·n).
+template <class Op>
+Flops apply_flops(const Op& op) {
+  if constexpr (requires { { op.flops() } -> std::convertible_to<Flops>; })
+    return op.flops();
+  else
+    return {2.0 * double(op.output_size()) * double(op.input_size()), 0.0};
+}
+
+/// One evaluation of a magnitude loss per column: the value needs A x, the gradient also Aᴴ r.
+template <class Loss>
+Flops loss_flops(const Loss& loss, bool gradient) {
+  const Flops a = apply_flops(loss.op());
+  return gradient ? 2.0 * a : a;
+}
+
+/// The conventional FFT count of one real transform of n points.
+inline double real_fft_flops(double n) { return n > 1 ? 2.5 * n * std::log2(n) : 0.0; }
+
+namespace detail {
+#if defined(__x86_64__) && defined(__AVX512F__)
+using PeakVec = __m512;
+inline constexpr int kPeakLanes = 16;
+inline PeakVec peak_splat(float x) { return _mm512_set1_ps(x); }
+inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline float peak_lane0(PeakVec v) { return _mm512_cvtss_f32(v); }
+#elif defined(__x86_64__) && defined(__FMA__)
+using PeakVec = __m256;
+inline constexpr int kPeakLanes = 8;
+inline PeakVec peak_splat(float x) { return _mm256_set1_ps(x); }
+inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline float peak_lane0(PeakVec v) { return _mm256_cvtss_f32(v); }
+#else
+using PeakVec = float;
+inline constexpr int kPeakLanes = 1;
+inline PeakVec peak_splat(float x) { return x; }
+inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) { return a * b + c; }
+inline float peak_lane0(PeakVec v) { return v; }
+#endif
+
+/// FP32 FLOPs of `rounds` × 4096 × 16 independent FMA chains on the widest vectors of the build.
+inline float fma_chains(long rounds) {
+  constexpr int kChains = 16;
+  PeakVec acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = peak_splat(0.5f + float(c));
+  const PeakVec a = peak_splat(0.99999994f), b = peak_splat(1e-7f);
+  for (long r = 0; r < rounds; ++r)
+    for (int i = 0; i < 4096; ++i) {
+#pragma GCC unroll 16
+      for (int c = 0; c < kChains; ++c) acc[c] = peak_fma(acc[c], a, b);
+    }
+  float s = 0;
+  for (int c = 0; c < kChains; ++c) s += peak_lane0(acc[c]);
+  return s;
+}
+}  // namespace detail
+
+/// The FP32 fused-multiply-add peak of `threads` cores in GFLOP/s, measured: independent FMA
+/// chains on the build's widest vectors (AVX-512, else AVX2 + FMA), on every thread at once
+/// for about `seconds`. The same kernel as benchmarks/bench_peak.cpp.
+inline double measure_peak_gflops(int threads, double seconds = 0.3) {
+  threads = std::max(1, threads);
+  constexpr int kChains = 16;
+  long rounds = 16;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    volatile float sink = 0;
+    parallel_for(threads, threads, [&](Eigen::Index) { sink = sink + detail::fma_chains(rounds); });
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt >= seconds || rounds > (1L << 30)) {
+      const double flop = 2.0 * detail::kPeakLanes * kChains * 4096.0 * double(rounds) * threads;
+      return flop / dt / 1e9;
+    }
+    rounds *= 2;
+  }
+}
+
+/// The peak for `threads` threads, measured once per machine and kept in
+/// $XDG_CACHE_HOME/prilo (or ~/.cache/prilo) as peak-gflops-t<threads>.txt; a cache that
+/// cannot be read or written only means measuring again.
+inline double cached_peak_gflops(int threads) {
+  namespace fs = std::filesystem;
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  const fs::path dir = xdg && *xdg ? fs::path(xdg) / "prilo" : home && *home ? fs::path(home) / ".cache" / "prilo" : fs::path();
+  const fs::path file = dir.empty() ? fs::path() : dir / ("peak-gflops-t" + std::to_string(threads) + ".txt");
+  if (!file.empty()) {
+    std::ifstream in(file);
+    double v = 0;
+    if (in >> v && std::isfinite(v) && v > 0) return v;
+  }
+  const double v = measure_peak_gflops(threads);
+  if (!file.empty()) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    std::ofstream out(file);
+    if (out) out << v << "\n";
+  }
+  return v;
+}
+
+}  // namespace prilo

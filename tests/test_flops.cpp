@@ -1,0 +1,102 @@
+// The FLOP account: phase by phase, the solvers count the products of the decoder's dense
+// layers (2 per multiply-add, forward and input VJP) and the FFTs of the loss, as derived by
+// hand here; and the machine's peak is measured to something sensible.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <prilo/flops.hpp>
+#include <prilo/nn/vae.hpp>
+#include <prilo/operators/fourier.hpp>
+#include <prilo/operators/gaussian.hpp>
+#include <prilo/operators/magnitude_loss.hpp>
+#include <prilo/pipeline.hpp>
+#include <prilo/solvers/fienup.hpp>
+#include <prilo/solvers/latent.hpp>
+
+namespace {
+
+using prilo::Mat;
+using T = float;
+
+TEST_CASE("PRILO's FLOP account matches the hand count of the paper's decoder, phase by phase") {
+  const prilo::nn::Vae<T> vae(784, 500, 100, 1);
+  const auto& g = vae.decoder();
+  const prilo::Fourier2d<T> op(28, 28);
+  prilo::Rng rng(2);
+  const Eigen::Index B = 3;
+  const Mat<T> y = op.apply(g.forward_from(0, rng.normal_matrix<T>(100, B))).cwiseAbs();
+  const prilo::MagnitudeLoss<prilo::Fourier2d<T>> loss(op, y);
+  prilo::PriloOptions<T> o;  // the paper's Table 7 shape, fewer steps
+  o.initial.steps = 6;
+  o.stages = {{.layer = 1, .repetitions = 1, .forward = {.steps = 5}, .back = {.steps = 4}, .refine = {.steps = 3}},
+              {.layer = 2, .repetitions = 2, .forward = {.steps = 7}, .back = {.steps = 4}, .refine = {.steps = 3}}};
+  const auto r = prilo::prilo_solve(g, loss, rng.normal_matrix<T>(100, B), o, rng);
+  // dense products per column: 2·in·out per layer
+  const double f01 = 2.0 * 100 * 500, f12 = 2.0 * 500 * 500, f23 = 2.0 * 500 * 784;
+  const double fwd[4][4] = {{0, f01, f01 + f12, f01 + f12 + f23}, {0, 0, f12, f12 + f23}, {0, 0, 0, f23}, {}};
+  const double fft = 2.5 * 784 * std::log2(784.0);  // one real transform
+  REQUIRE(r.phases.size() == 1 + 3 + 6u);
+  double phases = 0;
+  for (const auto& ph : r.phases) {
+    double products = 0, ffts = 0;
+    if (ph.kind == 'B') {
+      products = ph.steps * 2 * fwd[0][ph.layer];
+    } else {  // forward + input VJP per step, loss value and gradient (r2c + c2r), closing evaluation
+      products = (2.0 * ph.steps + 1) * fwd[ph.layer][3];
+      ffts = (2.0 * ph.steps + 1) * fft;
+    }
+    CHECK(ph.flops.products == doctest::Approx(B * products).epsilon(1e-12));
+    CHECK(ph.flops.fft == doctest::Approx(B * ffts).epsilon(1e-12));
+    phases += ph.flops.total();
+  }
+  // between the phases: the first best image, keep-best after each repetition, the z_i each
+  // repetition starts from, and the final image
+  const double evals = B * ((1 + 3 + 1) * (fwd[0][3] + fft) + fwd[0][1] + 2 * fwd[0][2]);
+  CHECK(r.flops.total() == doctest::Approx(phases + evals).epsilon(1e-12));
+}
+
+TEST_CASE("DPR, ER/HIO and MII are counted; a dense operator counts as products") {
+  const prilo::nn::Vae<T> vae(784, 500, 100, 1);
+  const auto& g = vae.decoder();
+  prilo::Rng rng(3);
+  const prilo::GaussianReal<T> gop(200, 784, 5);
+  const Mat<T> y = gop.apply(g.forward_from(0, rng.normal_matrix<T>(100, 2))).cwiseAbs();
+  prilo::DprOptions<T> d;
+  d.phase.steps = 4;
+  const prilo::MagnitudeLoss<prilo::GaussianReal<T>> gl(gop, y);
+  const auto r = prilo::dpr(g, gl, rng.normal_matrix<T>(100, 2), d, rng);
+  const double f = 2.0 * (100 * 500 + 500 * 500 + 500 * 784), a = 2.0 * 200 * 784;
+  // per step: forward + VJP and A x, Aᵀ r; closing evaluation in the phase and at the end
+  CHECK(r.flops.products == doctest::Approx(2 * (4 * (2 * f + 2 * a) + 2 * (f + a))).epsilon(1e-12));
+  CHECK(r.flops.fft == 0);
+
+  const prilo::Fourier2d<T> op(28, 28);
+  const Mat<T> yf = op.apply(g.forward_from(0, rng.normal_matrix<T>(100, 2))).cwiseAbs();
+  const prilo::MagnitudeLoss<prilo::Fourier2d<T>> fl(op, yf);
+  prilo::FienupOptions<T> fo;
+  fo.iterations = 10;
+  fo.final_er = 2;
+  const auto h = prilo::fienup(fl, prilo::uniform_start<T>(784, 2, rng), true, fo);
+  CHECK(h.flops.products == 0);
+  CHECK(h.flops.fft > 2 * 10 * 2 * 2.5 * 784 * std::log2(784.0) - 1);
+
+  prilo::DprOptions<T> d1;
+  d1.phase.steps = 1;
+  const auto m = prilo::reconstruct_dpr(g, op, yf, prilo::LatentStart::mii, {.candidates = 50, .chunk = 20}, d1, rng,
+                                        {.restarts = 1, .blocks = {.blocks = 1}});
+  const auto plain = prilo::reconstruct_dpr(g, op, yf, prilo::LatentStart::random, {}, d1, rng,
+                                            {.restarts = 1, .blocks = {.blocks = 1}});
+  // MII adds the candidates' decoding and their scores
+  CHECK(m.best.flops.products - plain.best.flops.products ==
+        doctest::Approx(50 * f + 2.0 * 50 * 28 * 15 * 2).epsilon(1e-9));
+}
+
+TEST_CASE("the measured FMA peak is a plausible rate") {
+  const double p1 = prilo::measure_peak_gflops(1, 0.05);
+  CHECK(std::isfinite(p1));
+  CHECK(p1 > 0.5);      // even a scalar build does more
+  CHECK(p1 < 10000.0);  // one core cannot
+}
+
+}  // namespace
