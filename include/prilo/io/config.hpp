@@ -1,0 +1,201 @@
+// JSON for prilo/methods.hpp: the hyperparameter files (configs/<dataset>.json) in as a
+// ReconstructionConfig, results and traces out as prilo-reconstruct's reports. Needs
+// nlohmann-json (prilo/methods.hpp itself does not).
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "../methods.hpp"
+
+namespace prilo::io {
+
+namespace detail {
+using nlohmann::json;
+
+/// A phase section ("steps", "radius", "learning_rate", "constrain", "enabled", "optimiser":
+/// "adam" or "gradient-descent") over the given defaults; an unknown key or a value of the
+/// wrong type is an invalid_input naming the section and the key.
+template <class T>
+PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& where) {
+  auto bad = [&](const std::string& what) { return invalid_input(where + ": " + what); };
+  if (!j.is_object()) throw bad("expected an object of phase options, got " + std::string(j.type_name()));
+  for (auto& [k, v] : j.items()) {
+    try {
+      if (k == "steps")
+        p.steps = v.template get<int>();
+      else if (k == "radius")
+        p.radius = v.template get<T>();
+      else if (k == "learning_rate")
+        p.learning_rate = v.template get<T>();
+      else if (k == "constrain")
+        p.constrain = v.template get<bool>();
+      else if (k == "enabled")
+        p.enabled = v.template get<bool>();
+      else if (k == "optimiser") {
+        const auto o = v.template get<std::string>();
+        if (o == "adam")
+          p.optimiser = Optimiser::adam;
+        else if (o == "gradient-descent")
+          p.optimiser = Optimiser::gradient_descent;
+        else
+          throw bad("optimiser must be \"adam\" or \"gradient-descent\", got \"" + o + "\"");
+      } else {
+        throw bad("unknown phase option \"" + k +
+                  "\" (known: steps, radius, learning_rate, constrain, enabled, optimiser)");
+      }
+    } catch (const json::exception& e) {
+      throw bad(k + ": " + e.what());
+    }
+  }
+  if (p.steps < 0) throw bad("steps must be >= 0");
+  if (!(p.radius >= 0)) throw bad("radius must be >= 0");
+  if (!(p.learning_rate > 0)) throw bad("learning_rate must be > 0");
+  return p;
+}
+
+/// A "prilo" or "prilo_chain" section: the initial phase and the stages (required).
+template <class T>
+PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::string& where) {
+  PriloOptions<T> o;
+  o.reading = reading;
+  if (p.contains("initial")) o.initial = read_phase(p["initial"], o.initial, where + ".initial");
+  o.keep_best = p.value("keep_best", true);
+  o.keep_best_range_extended = p.value("keep_best_range_extended", false);
+  int i = 0;
+  for (const auto& s : p.at("stages")) {
+    const std::string at = where + ".stages[" + std::to_string(i++) + "]";
+    PriloStage<T> st;
+    st.layer = s.at("layer").get<int>();
+    st.repetitions = s.value("repetitions", 1);
+    if (st.repetitions < 0) throw invalid_input(at + ": repetitions must be >= 0");
+    if (s.contains("forward")) st.forward = read_phase(s["forward"], st.forward, at + ".forward");
+    if (s.contains("back")) st.back = read_phase(s["back"], st.back, at + ".back");
+    if (s.contains("refine")) st.refine = read_phase(s["refine"], st.refine, at + ".refine");
+    o.stages.push_back(st);
+  }
+  return o;
+}
+}  // namespace detail
+
+/// The configuration a parsed JSON document describes. Sections (all optional): "noise"
+/// (enabled, eta, gamma: every latent solver's gradient noise), "mii" (candidates), "er"
+/// (iterations), "hio" (iterations, beta, final_er), "dpr" (a phase), "prilo" and
+/// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
+/// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight).
+/// Missing values keep ReconstructionConfig's defaults; other top-level keys ("comment") are
+/// ignored; unknown phase options are errors. Throws invalid_input for bad values (and wrong
+/// types in a phase) and nlohmann::json::exception for other values of the wrong type.
+template <class T = float>
+ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
+  ReconstructionConfig<T> c;
+  NoiseOptions noise;
+  if (j.contains("noise")) {
+    const auto& n = j.at("noise");
+    noise = {.enabled = n.value("enabled", true), .eta = n.value("eta", 0.02), .gamma = n.value("gamma", 0.55)};
+  }
+  if (j.contains("mii")) c.mii.candidates = j.at("mii").value("candidates", 5000);
+  if (j.contains("resolve")) {
+    c.resolve.consistency_threshold = j.at("resolve").value("consistency_threshold", 1e-4);
+    c.resolve.placement_weight = j.at("resolve").value("placement_weight", 0.0);
+    if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
+  }
+  if (j.contains("er")) c.er.iterations = j.at("er").value("iterations", 1000);
+  if (j.contains("hio")) {
+    c.hio.iterations = j.at("hio").value("iterations", 1000);
+    c.hio.beta = j.at("hio").value("beta", T(0.9));
+    c.hio.final_er = j.at("hio").value("final_er", 50);
+  }
+  if (j.contains("dpr")) c.dpr.phase = detail::read_phase(j.at("dpr"), c.dpr.phase, "dpr");
+  if (j.contains("prilo")) c.prilo = detail::read_prilo<T>(j.at("prilo"), PriloReading::back_project_refine, "prilo");
+  if (j.contains("prilo_chain"))
+    c.prilo_chain = detail::read_prilo<T>(j.at("prilo_chain"), PriloReading::chained, "prilo_chain");
+  c.set_noise(noise);
+  return c;
+}
+
+/// The configuration in a JSON file (configs/mnist.json, configs/fashion-mnist.json).
+/// Errors name the file: file_error when it cannot be read, is not JSON or holds a value of
+/// the wrong type; invalid_input for a bad value.
+template <class T = float>
+ReconstructionConfig<T> load_reconstruction_config(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw file_error(path.string() + ": cannot open the config file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path.string() + ": not valid JSON: " + e.what());
+  }
+  try {
+    return reconstruction_config_from_json<T>(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path.string() + ": bad config: " + e.what());
+  } catch (const invalid_input& e) {
+    throw invalid_input(path.string() + ": bad config: " + e.what());
+  }
+}
+
+/// {"mean", "ci95", "median"} of a summary.
+inline nlohmann::json to_json(const metrics::Summary& s) {
+  return {{"mean", s.mean}, {"ci95", s.ci95}, {"median", s.median}};
+}
+
+/// A method's entry in prilo-reconstruct --json: the summaries and per-image values of its
+/// metrics, seconds, "analysis_aligned" (with aligned metrics), "per_restart" ({magnitude_error,
+/// psnr}: per image, one value per restart; with every restart) and "phases" (what ran).
+template <class T>
+nlohmann::json method_report_json(const MethodResult<T>& r, const MethodMetrics& e) {
+  using nlohmann::json;
+  auto values = [](const auto& v) {
+    const Vec<double> c = v;
+    return std::vector<double>(c.data(), c.data() + c.size());
+  };
+  json mj = {{"psnr", to_json(e.psnr)},
+             {"ssim", to_json(e.ssim)},
+             {"magnitude_error", to_json(e.magnitude_error)},
+             {"seconds", r.seconds},
+             {"psnr_per_image", values(e.psnr_per_image)},
+             {"ssim_per_image", values(e.ssim_per_image)},
+             {"magnitude_error_per_image", values(e.magnitude_error_per_image)},
+             {"fraction_psnr_ge_30", e.fraction_psnr_ge_30}};
+  if (e.aligned)
+    mj["analysis_aligned"] = {{"psnr", to_json(e.aligned->psnr)},
+                              {"ssim", to_json(e.aligned->ssim)},
+                              {"psnr_per_image", values(e.aligned->psnr_per_image)}};
+  if (e.restart_psnr.size()) {
+    json me = json::array(), pp = json::array();
+    for (Eigen::Index j = 0; j < e.restart_psnr.rows(); ++j) {
+      me.push_back(values(e.restart_magnitude_error.row(j).transpose()));
+      pp.push_back(values(e.restart_psnr.row(j).transpose()));
+    }
+    mj["per_restart"] = {{"magnitude_error", me}, {"psnr", pp}};
+  }
+  for (const auto& p : r.best.phases)
+    mj["phases"].push_back(
+        {{"name", p.name}, {"kind", std::string(1, p.kind)}, {"layer", p.layer}, {"steps", p.steps}});
+  return mj;
+}
+
+/// prilo-reconstruct --trace: per method, its TracePoints (MethodOptions::trace_reference).
+template <class T>
+nlohmann::json trace_report_json(const std::vector<MethodResult<T>>& results) {
+  nlohmann::json tj = {
+      {"note", "mean over block 0's columns (image x restart) every 10 steps; PSNR uses the ground truth: analysis"},
+      {"methods", nlohmann::json::object()}};
+  for (const auto& r : results) {
+    auto& points = tj["methods"][r.method] = nlohmann::json::array();
+    for (const auto& p : r.trace)
+      points.push_back({{"step", p.step},
+                        {"phase", p.phase},
+                        {"kind", std::string(1, p.kind)},
+                        {"magnitude_error", p.magnitude_error},
+                        {"psnr", p.psnr}});
+  }
+  return tj;
+}
+
+}  // namespace prilo::io

@@ -1,0 +1,515 @@
+// The paper's method and its baselines by name, as one library call: initialisation (random
+// or MII), the solver with restarts as columns, keep-best, -rx and -resolve; and the metrics
+// that prilo-reconstruct prints. JSON configs: prilo/io/config.hpp.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "metrics/metrics.hpp"
+#include "operators/fourier.hpp"
+#include "pipeline.hpp"
+#include "solvers/gaussian_baselines.hpp"
+
+namespace prilo {
+
+// ---------------------------------------------------------------------------------------------
+// Method names
+
+/// The solver a method runs.
+enum class MethodFamily { er, hio, dpr, prilo, spectral, wirtinger_flow, amplitude_flow };
+
+/// The measurement operators a method works with: ER, HIO and -resolve need the DFT
+/// (Fourier2d), the classical Gaussian baselines need an operator other than the DFT.
+enum class OperatorKind { any, fourier, gaussian };
+
+/// The methods that run_method knows, in the order prilo-reconstruct --help lists them.
+inline const std::vector<std::string>& method_names() {
+  // clang-format off
+  static const std::vector<std::string> names = {
+      "er", "hio", "dpr", "dpr-mii",
+      "prilo", "prilo-mii", "prilo-rx", "prilo-mii-rx", "prilo-mii-resolve", "prilo-mii-rx-resolve",
+      "prilo-chain", "prilo-chain-mii", "prilo-chain-mii-resolve",
+      "spectral", "wf", "taf"};
+  // clang-format on
+  return names;
+}
+
+namespace detail {
+inline std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (const auto& p : parts) out.append(out.empty() ? "" : sep).append(p);
+  return out;
+}
+}  // namespace detail
+
+/// A method, parsed from its name: <family>[-chain][-mii][-rx][-resolve].
+///   er, hio          Fienup's error reduction and hybrid input-output (Fourier only)
+///   dpr              DPR (Hand et al.)
+///   prilo            PRILO, the A/B/C reading (ReconstructionConfig::prilo)
+///   prilo-chain      PRILO, the chained reading (ReconstructionConfig::prilo_chain)
+///   spectral, wf, taf  spectral start, Wirtinger flow, truncated amplitude flow (Gaussian only)
+///   -mii             magnitude-informed initialisation instead of random latent starts
+///   -rx              the output may be a range-extended image of a forward phase
+///   -resolve         the shift/reflection of the base method's and HIO's solutions that the
+///                    VAE finds most plausible (Fourier only)
+struct MethodSpec {
+  std::string name;
+  MethodFamily family = MethodFamily::prilo;
+  LatentStart start = LatentStart::random;                   ///< -mii: LatentStart::mii
+  PriloReading reading = PriloReading::back_project_refine;  ///< prilo-chain: chained
+  bool range_extended = false;                               ///< -rx
+  bool resolve = false;                                      ///< -resolve
+
+  /// The method whose solutions -resolve combines with HIO's: the name without "-resolve".
+  std::string base() const {
+    return resolve ? name.substr(0, name.size() - std::string_view("-resolve").size()) : name;
+  }
+
+  OperatorKind operator_kind() const {
+    if (resolve || family == MethodFamily::er || family == MethodFamily::hio) return OperatorKind::fourier;
+    if (family == MethodFamily::spectral || family == MethodFamily::wirtinger_flow ||
+        family == MethodFamily::amplitude_flow)
+      return OperatorKind::gaussian;
+    return OperatorKind::any;
+  }
+};
+
+/// The method of that name (one of method_names()); invalid_input naming the known ones otherwise.
+inline MethodSpec parse_method(std::string_view name) {
+  const auto& known = method_names();
+  if (std::find(known.begin(), known.end(), name) == known.end())
+    throw invalid_input("unknown method \"" + std::string(name) + "\" (known: " + detail::join(known, ", ") + ")");
+  MethodSpec m{.name = std::string(name)};
+  std::string_view rest = name;
+  auto take_suffix = [&](std::string_view s) {
+    if (!rest.ends_with(s)) return false;
+    rest.remove_suffix(s.size());
+    return true;
+  };
+  m.resolve = take_suffix("-resolve");
+  m.range_extended = take_suffix("-rx");
+  if (take_suffix("-mii")) m.start = LatentStart::mii;
+  if (take_suffix("-chain")) m.reading = PriloReading::chained;
+  static const std::map<std::string_view, MethodFamily> families = {{"er", MethodFamily::er},
+                                                                    {"hio", MethodFamily::hio},
+                                                                    {"dpr", MethodFamily::dpr},
+                                                                    {"prilo", MethodFamily::prilo},
+                                                                    {"spectral", MethodFamily::spectral},
+                                                                    {"wf", MethodFamily::wirtinger_flow},
+                                                                    {"taf", MethodFamily::amplitude_flow}};
+  m.family = families.at(rest);
+  return m;
+}
+
+/// The methods of a comma-separated list ("hio,dpr,prilo-mii"; empty items are skipped);
+/// `what` prefixes the error messages (e.g. "--methods").
+inline std::vector<MethodSpec> parse_methods(std::string_view list, std::string_view what = "methods") {
+  std::vector<MethodSpec> out;
+  for (std::size_t begin = 0; begin <= list.size();) {
+    const std::size_t end = std::min(list.find(',', begin), list.size());
+    if (end > begin) {
+      try {
+        out.push_back(parse_method(list.substr(begin, end - begin)));
+      } catch (const invalid_input& e) {
+        throw invalid_input(std::string(what) + ": " + e.what());
+      }
+    }
+    begin = end + 1;
+  }
+  if (out.empty()) throw invalid_input(std::string(what) + ": no method given");
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ablations (the paper's Table 3)
+
+/// PRILO's phases, switched off by the rows of the paper's Table 3: the initialisation alone
+/// (no optimisation), forward phases only (A), A and B without refinement, or no l1 balls.
+enum class Ablation { full, init_only, a_only, a_b, no_balls };
+
+inline const std::vector<std::string>& ablation_names() {
+  static const std::vector<std::string> names = {"full", "init-only", "a-only", "a-b", "no-balls"};
+  return names;
+}
+
+inline std::string ablation_name(Ablation a) {
+  return ablation_names()[std::size_t(a)];
+}
+
+inline Ablation parse_ablation(std::string_view name) {
+  const auto& known = ablation_names();
+  const auto it = std::find(known.begin(), known.end(), name);
+  if (it == known.end())
+    throw invalid_input("unknown ablation \"" + std::string(name) + "\" (known: " + detail::join(known, ", ") + ")");
+  return Ablation(it - known.begin());
+}
+
+/// The PRILO configuration with the ablation's phases or constraints switched off.
+template <class T>
+PriloOptions<T> ablate(PriloOptions<T> o, Ablation ablation) {
+  switch (ablation) {
+    case Ablation::full: break;
+    case Ablation::init_only:
+      o.initial.enabled = false;
+      o.stages.clear();
+      break;
+    case Ablation::a_only:
+      for (auto& s : o.stages) s.back.enabled = s.refine.enabled = false;
+      break;
+    case Ablation::a_b:
+      for (auto& s : o.stages) s.refine.enabled = false;
+      break;
+    case Ablation::no_balls:
+      o.initial.constrain = false;
+      for (auto& s : o.stages) s.forward.constrain = s.back.constrain = s.refine.constrain = false;
+      break;
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration, options and results
+
+/// Every solver's options: what configs/<dataset>.json holds (prilo::io::load_reconstruction_config
+/// reads it). The defaults are the single solvers' defaults, not the paper's tuned values; the
+/// PRILO sections have no stages until set. progress/observe members are set by run_method.
+template <class T>
+struct ReconstructionConfig {
+  MiiOptions mii{};
+  FienupOptions<T> er = [] {  // ER has no final ER phase
+    FienupOptions<T> o;
+    o.final_er = 0;
+    return o;
+  }();
+  FienupOptions<T> hio{};
+  DprOptions<T> dpr{};
+  PriloOptions<T> prilo{};            ///< prilo[-mii][-rx]
+  PriloOptions<T> prilo_chain = [] {  ///< prilo-chain[-mii]
+    PriloOptions<T> o;
+    o.reading = PriloReading::chained;
+    return o;
+  }();
+  ResolveOptions resolve{};
+  SpectralOptions spectral{};
+  OrthogonalityOptions orthogonality{};  ///< taf's start
+  WirtingerFlowOptions<T> wf{};
+  AmplitudeFlowOptions<T> taf{};
+
+  /// The gradient noise of every latent solver (DPR and both PRILO readings).
+  void set_noise(const NoiseOptions& noise) { dpr.noise = prilo.noise = prilo_chain.noise = noise; }
+
+  /// The PRILO options that a method runs (the reading's section, with the ablation applied);
+  /// invalid_input when that section has no stages.
+  PriloOptions<T> prilo_options(const MethodSpec& m, Ablation ablation = Ablation::full) const {
+    const bool chain = m.reading == PriloReading::chained;
+    if (chain && prilo_chain.stages.empty())
+      throw invalid_input("method " + m.name + ": the config has no \"prilo_chain\" section (no stages)");
+    PriloOptions<T> o = ablate(chain ? prilo_chain : prilo, ablation);
+    if (m.range_extended) o.keep_best_range_extended = true;
+    return o;
+  }
+};
+
+/// One observed step of a latent solve (MethodOptions::trace_reference): the mean magnitude
+/// error ‖|Ax| − y‖²/m and the mean (capped) PSNR against the reference, over the finite
+/// columns the observer saw.
+struct TracePoint {
+  int step = 0;
+  std::string phase;
+  char kind = 'I';
+  double magnitude_error = 0, psnr = 0;
+};
+
+/// How run_method and reconstruct run a method.
+template <class T>
+struct MethodOptions {
+  /// Restarts per image as columns, column blocks (one per thread), and keep_all for
+  /// MethodResult::all. Each restart starts from its own random or MII latent (or uniform
+  /// image for ER/HIO); the lowest magnitude error is kept per image.
+  RestartOptions restart{};
+  Ablation ablation = Ablation::full;  ///< PRILO methods only
+  /// Each method's random stream depends only on the seed and the method's name (method_rng):
+  /// a method gives the same result whichever methods run with it.
+  std::uint64_t seed = 0;
+  /// Called with the method's name while it runs (block 0 only, on the calling thread).
+  std::function<void(const std::string& method, const Progress&)> progress = {};
+  /// Analysis only: when set (n×B, the true images), MethodResult::trace receives a TracePoint
+  /// every history_stride steps of the latent solvers (block 0's columns). The methods never
+  /// see it.
+  const Mat<T>* trace_reference = nullptr;
+};
+
+/// What a method returned.
+template <class T>
+struct MethodResult {
+  std::string method{};
+  SolveResult<T> best{};  ///< per image (B columns): x, magnitude_error, chosen_restart, phases, ...
+  /// Every restart (B·R columns, restart r of image j in column r·B + j) with
+  /// MethodOptions::restart.keep_all; empty for -resolve (it picks among transforms, not
+  /// restarts) and for the Gaussian baselines (no restarts).
+  SolveResult<T> all{};
+  std::vector<TracePoint> trace{};  ///< with MethodOptions::trace_reference
+  double seconds = 0;               ///< wall-clock time of the method
+};
+
+/// The solutions -resolve combines, when already computed (e.g. the rows of the base method
+/// and of hio); run_method computes those not given, with their own methods' streams.
+template <class T>
+struct ResolveInputs {
+  const Mat<T>* base = nullptr;  ///< the base method's images (n×B)
+  const Mat<T>* hio = nullptr;   ///< HIO's images (n×B)
+};
+
+/// The random stream of the method `name` under `seed`.
+inline Rng method_rng(std::uint64_t seed, const std::string& name) {
+  return Rng(seed * 1000003ull + std::hash<std::string>{}(name) % 1000003ull);
+}
+
+/// invalid_input unless the method can run on Op with this config (before any solving).
+template <MeasurementOperator Op, class T>
+void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
+  constexpr bool fourier = std::is_same_v<Op, Fourier2d<T>>;
+  if (m.operator_kind() == OperatorKind::fourier && !fourier)
+    throw invalid_input("method " + m.name + " needs the Fourier operator (Fourier2d)");
+  if (m.operator_kind() == OperatorKind::gaussian && fourier)
+    throw invalid_input("method " + m.name + " needs a Gaussian operator, not Fourier2d");
+  if (m.family == MethodFamily::prilo) (void)cfg.prilo_options(parse_method(m.base()));
+}
+
+namespace detail {
+/// A trace observer over the finite columns (a diverging column must not end the run).
+template <MeasurementOperator Op, class T>
+ObserverFn<T> trace_observer(const Op& op, const Mat<T>* reference, Eigen::Index B, std::vector<TracePoint>& trace) {
+  if (!reference) return {};
+  return [&op, reference, B, &trace](const Snapshot<T>& s) {
+    std::vector<Eigen::Index> cols;
+    for (Eigen::Index j = 0; j < s.x.cols(); ++j)
+      if (s.x.col(j).allFinite()) cols.push_back(j);
+    const Eigen::Index n = reference->rows(), k = Eigen::Index(cols.size());
+    Mat<T> xs(n, k), ref(n, k);
+    double mag = 0;
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      xs.col(Eigen::Index(i)) = s.x.col(cols[i]);
+      ref.col(Eigen::Index(i)) = reference->col(cols[i] % B);
+      mag += double(s.loss(cols[i])) / double(cols.size());
+    }
+    const double psnr = cols.empty() ? std::nan("") : metrics::cap_psnr(metrics::psnr_batch(xs, ref)).mean();
+    trace.push_back({s.global_step, s.phase.name, s.phase.kind, mag / double(op.output_size()), psnr});
+  };
+}
+
+/// spectral, wf or taf: one run from the spectral (or orthogonality-promoting) start; the image
+/// is real and nonnegative, so the global sign (which the measurements cannot see) is the one
+/// with a positive sum, and the output is clipped to [0, 1] like ER/HIO's object constraint.
+template <MeasurementOperator Op, class T>
+SolveResult<T> gaussian_baseline(const MethodSpec& m, const Op& op, const Mat<T>& y, const ReconstructionConfig<T>& cfg,
+                                 std::uint64_t seed, const ProgressFn& progress) {
+  Rng rng = method_rng(seed, m.name);
+  SolveResult<T> r;
+  if (m.family == MethodFamily::spectral) {
+    r.x = spectral_init(op, y, cfg.spectral, rng);
+  } else if (m.family == MethodFamily::wirtinger_flow) {
+    auto o = cfg.wf;
+    o.progress = progress;
+    r = wirtinger_flow(op, y, spectral_init(op, y, cfg.spectral, rng), o);
+  } else {
+    auto o = cfg.taf;
+    o.progress = progress;
+    r = truncated_amplitude_flow(op, y, orthogonality_init(op, y, cfg.orthogonality, rng), o);
+  }
+  for (Eigen::Index j = 0; j < r.x.cols(); ++j)
+    if (r.x.col(j).sum() < T(0)) r.x.col(j) *= T(-1);
+  r.x = r.x.cwiseMax(T(0)).cwiseMin(T(1));
+  r.magnitude_error = MagnitudeLoss<Op>(op, y).value(r.x) / T(op.output_size());
+  return r;
+}
+}  // namespace detail
+
+/// Runs one method on the B images measured as y = |A x| (one column each) with the VAE's
+/// decoder as the prior (and the whole VAE for -resolve). Latent methods: random or MII starts,
+/// MethodOptions::restart.restarts restarts per image as columns on column blocks, the lowest
+/// magnitude error kept per image (prilo/pipeline.hpp). -resolve: the base method's and HIO's
+/// solutions (from `inputs`, else computed with their own streams) go through resolve().
+/// The Gaussian baselines run once from their spectral starts; their global sign is the one
+/// with a positive sum and their images are clipped to [0, 1] (the object constraint of ER/HIO).
+template <MeasurementOperator Op, class T = typename Op::scalar>
+MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
+                           const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
+                           ResolveInputs<T> inputs = {}) {
+  check_method<Op>(m, cfg);
+  const auto t0 = std::chrono::steady_clock::now();
+  MethodResult<T> out{.method = m.name};
+  auto progress = [&]() -> ProgressFn {
+    if (!opt.progress) return {};
+    return [cb = opt.progress, name = m.name](const Progress& p) { cb(name, p); };
+  };
+  auto keep = [&](RestartResult<T> r, SolveResult<T>* all) {
+    if (all) *all = std::move(r.all);
+    return std::move(r.best);
+  };
+  // one run of a latent method or of ER/HIO; `all` receives every restart
+  auto run_base = [&](const MethodSpec& b, SolveResult<T>* all) -> SolveResult<T> {
+    Rng rng = method_rng(opt.seed, b.name);
+    const auto& gen = vae.decoder();
+    if (b.family == MethodFamily::dpr) {
+      auto o = cfg.dpr;
+      o.progress = progress();
+      o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
+      return keep(reconstruct_dpr(gen, op, y, b.start, cfg.mii, o, rng, opt.restart), all);
+    }
+    if (b.family == MethodFamily::prilo) {
+      auto o = cfg.prilo_options(b, opt.ablation);
+      o.progress = progress();
+      o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
+      return keep(reconstruct_prilo(gen, op, y, b.start, cfg.mii, o, rng, opt.restart), all);
+    }
+    if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
+      auto o = b.family == MethodFamily::er ? cfg.er : cfg.hio;
+      o.progress = progress();
+      return keep(reconstruct_fienup(op, y, b.family == MethodFamily::hio, o, rng, opt.restart), all);
+    }
+    throw invalid_input("method " + b.name + ": not a restart method");
+  };
+
+  if (m.resolve) {
+    if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
+      SolveResult<T> base, hio;
+      if (!inputs.base) base = run_base(parse_method(m.base()), nullptr);
+      if (!inputs.hio) hio = run_base(parse_method("hio"), nullptr);
+      out.best =
+          resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x}, cfg.resolve);
+    }
+  } else if (m.operator_kind() == OperatorKind::gaussian) {
+    if constexpr (!std::is_same_v<Op, Fourier2d<T>>)
+      out.best = detail::gaussian_baseline(m, op, y, cfg, opt.seed, progress());
+  } else {
+    out.best = run_base(m, opt.restart.keep_all ? &out.all : nullptr);
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+/// Runs the methods in order (each checked against Op and the config before any solving) and
+/// returns their results in that order. A -resolve method reuses the results of its base
+/// method and of hio when they ran before it in the list (the same computation: each
+/// method's stream depends only on the seed and its name).
+template <MeasurementOperator Op, class T = typename Op::scalar>
+std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods, const nn::Vae<T>& vae, const Op& op,
+                                         const Mat<T>& y, const ReconstructionConfig<T>& cfg,
+                                         const MethodOptions<T>& opt = {}) {
+  for (const auto& m : methods) check_method<Op>(m, cfg);
+  std::vector<MethodResult<T>> out;
+  out.reserve(methods.size());
+  auto earlier = [&](const std::string& name) -> const Mat<T>* {
+    for (const auto& r : out)
+      if (r.method == name) return &r.best.x;
+    return nullptr;
+  };
+  for (const auto& m : methods) {
+    ResolveInputs<T> inputs;
+    if (m.resolve) inputs = {earlier(m.base()), earlier("hio")};
+    out.push_back(run_method(m, vae, op, y, cfg, opt, inputs));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation against the true images (what prilo-reconstruct prints and writes)
+
+/// PSNR and SSIM (data range 1) after the best circular shift/reflection against the truth:
+/// analysis only, for the DFT whose magnitudes cannot tell them apart.
+struct AlignedMetrics {
+  metrics::Summary psnr{}, ssim{};
+  Vec<double> psnr_per_image{};  ///< capped at metrics::psnr_cap_db
+  Vec<double> ssim_per_image{};
+};
+
+struct MethodMetrics {
+  metrics::Summary psnr;  ///< over the capped values
+  metrics::Summary ssim, magnitude_error;
+  Vec<double> psnr_per_image;  ///< not capped (+inf for exact recoveries)
+  Vec<double> ssim_per_image, magnitude_error_per_image;
+  double fraction_psnr_ge_30 = 0;
+  std::optional<AlignedMetrics> aligned;  ///< with align
+  /// With every restart (MethodResult::all): B×R magnitude errors and capped PSNRs.
+  Mat<double> restart_magnitude_error, restart_psnr;
+};
+
+/// The metrics of a result against the true images (n×B, h·w = n); `align` adds AlignedMetrics.
+template <class T>
+MethodMetrics evaluate_method(const MethodResult<T>& r, const Mat<T>& truth, Eigen::Index h, Eigen::Index w,
+                              bool align) {
+  const Mat<T>& x = r.best.x;
+  const Eigen::Index B = truth.cols();
+  MethodMetrics e;
+  e.psnr_per_image = metrics::psnr_batch(x, truth);
+  e.ssim_per_image = metrics::ssim_batch(x, truth, h, w);
+  e.magnitude_error_per_image = r.best.magnitude_error.template cast<double>();
+  e.psnr = metrics::summary(metrics::cap_psnr(e.psnr_per_image));
+  e.ssim = metrics::summary(e.ssim_per_image);
+  e.magnitude_error = metrics::summary(e.magnitude_error_per_image);
+  e.fraction_psnr_ge_30 = double((e.psnr_per_image.array() >= 30.0).count()) / double(B);
+  if (align) {
+    Vec<double> pa(B), sa(B);
+    for (Eigen::Index j = 0; j < B; ++j) {
+      auto a = metrics::align_to_reference(Vec<T>(x.col(j)), Vec<T>(truth.col(j)), h, w);
+      pa(j) = a.psnr;
+      sa(j) = metrics::ssim(a.aligned, truth.col(j), h, w);
+    }
+    AlignedMetrics am{.psnr_per_image = metrics::cap_psnr(pa), .ssim_per_image = sa};
+    am.psnr = metrics::summary(am.psnr_per_image);
+    am.ssim = metrics::summary(am.ssim_per_image);
+    e.aligned = std::move(am);
+  }
+  if (r.all.x.size()) {
+    const Eigen::Index R = r.all.x.cols() / B;
+    const Vec<double> pr = metrics::cap_psnr(metrics::psnr_batch(r.all.x, detail::tile_columns(truth, int(R))));
+    e.restart_magnitude_error.resize(B, R);
+    e.restart_psnr.resize(B, R);
+    for (Eigen::Index j = 0; j < B; ++j)
+      for (Eigen::Index q = 0; q < R; ++q) {
+        e.restart_magnitude_error(j, q) = double(r.all.magnitude_error(q * B + j));
+        e.restart_psnr(j, q) = pr(q * B + j);
+      }
+  }
+  return e;
+}
+
+/// The images of a comparison figure as columns, row by row (io::write_png_grid with
+/// 2 + results.size() rows of `count` images): the truth, the measurements (Fourier: centred
+/// log-magnitudes, |F x| of an h×w image; otherwise the first h·w values), each method's
+/// images clipped to [0, 1]. Every measurement image is scaled to a maximum of 1.
+template <class T>
+Mat<T> comparison_grid(const Mat<T>& truth, const Mat<T>& y, const std::vector<MethodResult<T>>& results, int h, int w,
+                       Eigen::Index count, bool fourier) {
+  const Eigen::Index k = std::min<Eigen::Index>(count, truth.cols());
+  Mat<T> grid(Eigen::Index(h) * w, k * Eigen::Index(2 + results.size()));
+  Eigen::Index c = 0;
+  for (Eigen::Index j = 0; j < k; ++j) grid.col(c++) = truth.col(j);
+  for (Eigen::Index j = 0; j < k; ++j) {
+    Vec<T> v = Vec<T>::Zero(Eigen::Index(h) * w);
+    if (fourier) {
+      for (int r = 0; r < h; ++r)
+        for (int q = 0; q < w; ++q) v(((r + h / 2) % h) * w + (q + w / 2) % w) = std::log1p(y(r * w + q, j));
+    } else {
+      for (Eigen::Index i = 0; i < std::min<Eigen::Index>(y.rows(), Eigen::Index(h) * w); ++i) v(i) = y(i, j);
+    }
+    if (v.maxCoeff() > 0) v /= v.maxCoeff();
+    grid.col(c++) = v;
+  }
+  for (const auto& r : results)
+    for (Eigen::Index j = 0; j < k; ++j) grid.col(c++) = r.best.x.col(j).cwiseMax(T(0)).cwiseMin(T(1));
+  return grid;
+}
+
+}  // namespace prilo

@@ -1,0 +1,265 @@
+// The paper's method as a library call (prilo/methods.hpp, prilo/io/config.hpp): method names,
+// the JSON configs, run_method / reconstruct on real MNIST images, and -resolve's guarantee.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <prilo/io/config.hpp>
+#include <prilo/methods.hpp>
+#include <prilo/prilo.hpp>
+#include <string>
+
+using namespace prilo;
+using T = float;
+namespace fs = std::filesystem;
+
+namespace {
+std::string data_dir() {
+  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
+  return std::string(PRILO_SOURCE_DIR) + "/data";
+}
+
+fs::path write_temp(const std::string& name, const std::string& text) {
+  const fs::path p = fs::path(PRILO_TEST_TMPDIR) / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+/// Whether column j of `out` is exactly a circular shift or point reflection of column j of `in`.
+bool is_transform_of(const Mat<T>& out, const Mat<T>& in, Eigen::Index j, int h, int w) {
+  const Vec<T> base = in.col(j);
+  for (int refl = 0; refl < 2; ++refl)
+    for (int dy = 0; dy < h; ++dy)
+      for (int dx = 0; dx < w; ++dx)
+        if (metrics::apply_shift_reflect(base, h, w, dy, dx, refl == 1) == out.col(j)) return true;
+  return false;
+}
+
+/// A config of tiny step counts for quick runs.
+ReconstructionConfig<T> quick_config() {
+  auto c = io::reconstruction_config_from_json<T>(nlohmann::json::parse(R"({
+    "hio": {"iterations": 40, "final_er": 10}, "dpr": {"steps": 15, "learning_rate": 0.1}, "mii": {"candidates": 64},
+    "prilo": {"initial": {"steps": 10}, "stages": [{"layer": 2, "forward": {"steps": 10}, "back": {"steps": 10},
+                                                   "refine": {"steps": 10}}]},
+    "prilo_chain": {"initial": {"steps": 10}, "stages": [{"layer": 1, "forward": {"steps": 10}},
+                                                         {"layer": 2, "repetitions": 2, "forward": {"steps": 10}}]},
+    "resolve": {"consistency_threshold": 1e-6, "placement_weight": 10}})"));
+  c.prilo.history_stride = c.prilo_chain.history_stride = c.dpr.history_stride = 5;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("methods: every known name parses into its parts, and unknown names are refused with the known ones") {
+  for (const auto& name : method_names()) CHECK(parse_method(name).name == name);
+  const MethodSpec m = parse_method("prilo-chain-mii-resolve");
+  CHECK(m.family == MethodFamily::prilo);
+  CHECK(m.reading == PriloReading::chained);
+  CHECK(m.start == LatentStart::mii);
+  CHECK(m.resolve);
+  CHECK(!m.range_extended);
+  CHECK(m.base() == "prilo-chain-mii");
+  CHECK(m.operator_kind() == OperatorKind::fourier);
+  const MethodSpec rx = parse_method("prilo-mii-rx");
+  CHECK((rx.range_extended && rx.start == LatentStart::mii && rx.reading == PriloReading::back_project_refine));
+  CHECK(rx.operator_kind() == OperatorKind::any);
+  CHECK(parse_method("dpr").start == LatentStart::random);
+  CHECK(parse_method("hio").family == MethodFamily::hio);
+  CHECK(parse_method("wf").family == MethodFamily::wirtinger_flow);
+  CHECK(parse_method("taf").operator_kind() == OperatorKind::gaussian);
+
+  for (const char* bad : {"foo", "prilo-resolve", "hio-mii", "PRILO", "", "prilo-mii "}) {
+    const std::string e = error_of([&] { (void)parse_method(bad); });
+    CHECK_MESSAGE(e.find("unknown method \"" + std::string(bad) + "\"") != std::string::npos, e);
+    CHECK(e.find("prilo-chain-mii-resolve") != std::string::npos);  // the known names are listed
+  }
+  CHECK_THROWS_AS((void)parse_method("foo"), invalid_input);
+
+  const auto list = parse_methods("hio,,prilo-mii,");
+  REQUIRE(list.size() == 2);
+  CHECK(list[1].name == "prilo-mii");
+  CHECK(error_of([] { (void)parse_methods("hio,foo", "--methods"); }).starts_with("--methods: unknown method \"foo\""));
+  CHECK(error_of([] { (void)parse_methods(",", "--methods"); }) == "--methods: no method given");
+}
+
+TEST_CASE("methods: ablations by name switch off the paper's Table 3 phases") {
+  for (const auto& name : ablation_names()) CHECK(ablation_name(parse_ablation(name)) == name);
+  CHECK_THROWS_WITH_AS((void)parse_ablation("half"),
+                       "unknown ablation \"half\" (known: full, init-only, a-only, a-b, no-balls)", invalid_input);
+  PriloOptions<T> o;
+  o.stages = {PriloStage<T>{.layer = 1}, PriloStage<T>{.layer = 2}};
+  const auto a = ablate(o, Ablation::a_only);
+  for (const auto& s : a.stages) CHECK((s.forward.enabled && !s.back.enabled && !s.refine.enabled));
+  const auto init = ablate(o, Ablation::init_only);
+  CHECK((init.stages.empty() && !init.initial.enabled));
+  const auto nb = ablate(o, Ablation::no_balls);
+  CHECK((!nb.initial.constrain && !nb.stages[1].forward.constrain && nb.stages[1].forward.enabled));
+}
+
+TEST_CASE("config: the shipped configs load into every solver's options") {
+  const auto c = io::load_reconstruction_config<T>(fs::path(PRILO_SOURCE_DIR) / "configs/mnist.json");
+  CHECK(c.dpr.phase.steps == 1000);
+  CHECK(c.dpr.phase.learning_rate == doctest::Approx(0.3));
+  CHECK(c.mii.candidates == 5000);
+  CHECK(c.hio.iterations == 1000);
+  CHECK(c.hio.final_er == 50);
+  CHECK(c.er.final_er == 0);
+  CHECK(c.resolve.placement_weight == 10);
+  CHECK(c.resolve.consistency_threshold == doctest::Approx(1e-6));
+  REQUIRE(c.prilo.stages.size() == 2);
+  CHECK(c.prilo.reading == PriloReading::back_project_refine);
+  CHECK(c.prilo.stages[1].layer == 2);
+  CHECK(c.prilo.stages[1].repetitions == 9);
+  CHECK(c.prilo.stages[0].refine.radius == 10);
+  REQUIRE(c.prilo_chain.stages.size() == 2);
+  CHECK(c.prilo_chain.reading == PriloReading::chained);
+  CHECK(c.prilo_chain.stages[1].forward.steps == 300);
+  // one "noise" section for every latent solver
+  CHECK((c.dpr.noise.eta == 0.02 && c.prilo.noise.gamma == 0.55 && c.prilo_chain.noise.enabled));
+  const auto f = io::load_reconstruction_config<T>(fs::path(PRILO_SOURCE_DIR) / "configs/fashion-mnist.json");
+  CHECK(f.prilo_chain.stages.size() >= 1);
+}
+
+TEST_CASE("config: broken files give errors that name the file, the section and the key") {
+  const auto wrong_type = write_temp("wrong-type.json", R"({"dpr": {"steps": "many"}})");
+  std::string e = error_of([&] { (void)io::load_reconstruction_config<T>(wrong_type); });
+  CHECK_MESSAGE(e.find("wrong-type.json: bad config: dpr: steps: ") != std::string::npos, e);
+  CHECK_THROWS_AS((void)io::load_reconstruction_config<T>(wrong_type), invalid_input);
+
+  const auto unknown = write_temp("unknown-key.json", R"({"prilo": {"stages": [{"layer": 1, "back": {"stepz": 5}}]}})");
+  e = error_of([&] { (void)io::load_reconstruction_config<T>(unknown); });
+  CHECK_MESSAGE(e.find("prilo.stages[0].back: unknown phase option \"stepz\"") != std::string::npos, e);
+
+  const auto bad_value = write_temp("bad-value.json", R"({"prilo_chain": {"initial": {"radius": -1}, "stages": []}})");
+  e = error_of([&] { (void)io::load_reconstruction_config<T>(bad_value); });
+  CHECK_MESSAGE(e.find("prilo_chain.initial: radius must be >= 0") != std::string::npos, e);
+
+  const auto other_type = write_temp("other-type.json", R"({"hio": {"beta": "high"}})");
+  CHECK_THROWS_AS((void)io::load_reconstruction_config<T>(other_type), file_error);
+  const auto no_stages = write_temp("no-stages.json", R"({"prilo": {"initial": {"steps": 5}}})");
+  e = error_of([&] { (void)io::load_reconstruction_config<T>(no_stages); });
+  CHECK_MESSAGE((e.find("no-stages.json: bad config") != std::string::npos && e.find("stages") != std::string::npos),
+                e);
+  const auto truncated = write_temp("truncated.json", R"({"dpr": {"steps": 10)");
+  CHECK(error_of([&] { (void)io::load_reconstruction_config<T>(truncated); }).find("truncated.json: not valid JSON") !=
+        std::string::npos);
+  CHECK_THROWS_AS((void)io::load_reconstruction_config<T>(fs::path(PRILO_TEST_TMPDIR) / "none.json"), file_error);
+
+  // a method whose section is missing is refused before any solving
+  const ReconstructionConfig<T> empty;
+  CHECK(error_of([&] {
+          check_method<Fourier2d<T>>(parse_method("prilo-chain-mii"), empty);
+        }).find("no \"prilo_chain\" section") != std::string::npos);
+  CHECK_THROWS_AS(check_method<GaussianReal<T>>(parse_method("hio"), empty), invalid_input);
+  CHECK_THROWS_AS(check_method<Fourier2d<T>>(parse_method("spectral"), empty), invalid_input);
+}
+
+TEST_CASE("run_method on two MNIST images: shapes, restarts, trace, and -resolve picks a transform of its inputs") {
+  const fftw::Effort saved = fftw::planner_effort();
+  fftw::set_planner_effort(fftw::Effort::estimate);  // reproducible plans for the reuse check below
+  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
+  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
+  const Fourier2d<T> F(28, 28);
+  const Mat<T>& x = data.images;
+  const Mat<T> y = measure(F, x);
+  const auto cfg = quick_config();
+  MethodOptions<T> opt{.restart = {.restarts = 3, .keep_all = true}, .seed = 11, .trace_reference = &x};
+  int progress_calls = 0;
+  opt.progress = [&](const std::string& m, const Progress&) {
+    CHECK(m == "prilo-chain-mii");
+    ++progress_calls;
+  };
+
+  const auto chain = run_method(parse_method("prilo-chain-mii"), vae, F, y, cfg, opt);
+  CHECK(chain.method == "prilo-chain-mii");
+  CHECK(chain.best.x.rows() == 784);
+  CHECK(chain.best.x.cols() == 2);
+  CHECK(chain.best.magnitude_error.size() == 2);
+  REQUIRE(chain.all.x.cols() == 6);  // every restart, restart r of image j in column 2r + j
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const int r = chain.best.chosen_restart[std::size_t(j)];
+    for (int q = 0; q < 3; ++q) CHECK(chain.best.magnitude_error(j) <= chain.all.magnitude_error(2 * q + j));
+    CHECK(chain.best.x.col(j) == chain.all.x.col(2 * r + j));
+  }
+  REQUIRE(chain.best.phases.size() == 4);  // I, A z1, A z2 twice
+  CHECK(chain.best.phases[1].kind == 'A');
+  CHECK(progress_calls > 0);
+  REQUIRE(!chain.trace.empty());  // every 5 steps: 10 + 10 + 2·10 steps
+  CHECK(chain.trace.size() == 8);
+  CHECK(chain.trace.back().step == 40);
+  CHECK(chain.trace.back().psnr > 0);
+
+  const MethodMetrics e = evaluate_method(chain, x, 28, 28, /*align=*/true);
+  CHECK(e.psnr_per_image.size() == 2);
+  REQUIRE(e.aligned);
+  for (Eigen::Index j = 0; j < 2; ++j) CHECK(e.aligned->psnr_per_image(j) >= std::min(e.psnr_per_image(j), 100.0));
+  CHECK(e.restart_psnr.rows() == 2);
+  CHECK(e.restart_psnr.cols() == 3);
+
+  // -resolve: per image, a circular shift or point reflection of the base method's or of HIO's
+  // solution, with that solution's magnitude error (the DFT's magnitudes cannot tell them apart)
+  opt.progress = {};
+  opt.trace_reference = nullptr;
+  const auto results = reconstruct(parse_methods("hio,prilo-chain-mii,prilo-chain-mii-resolve"), vae, F, y, cfg, opt);
+  REQUIRE(results.size() == 3);
+  const auto& hio = results[0].best;
+  const auto& base = results[1].best;
+  const auto& resolved = results[2];
+  CHECK(resolved.all.x.size() == 0);  // it picks among transforms, not restarts
+  REQUIRE(resolved.best.x.cols() == 2);
+  CHECK(base.x == chain.best.x);  // each method's stream depends only on the seed and its name
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const int from = resolved.best.chosen_restart[std::size_t(j)];  // 0: the base method, 1: HIO
+    REQUIRE((from == 0 || from == 1));
+    const SolveResult<T>& source = from == 0 ? base : hio;
+    CHECK(is_transform_of(resolved.best.x, source.x, j, 28, 28));
+    CHECK(resolved.best.magnitude_error(j) == doctest::Approx(source.magnitude_error(j)).epsilon(1e-3));
+    CHECK(resolved.best.magnitude_error(j) <= 1.001 * std::max(base.magnitude_error(j), hio.magnitude_error(j)));
+  }
+  // run on its own, -resolve computes its inputs with their own streams: the same result
+  const auto alone = run_method(parse_method("prilo-chain-mii-resolve"), vae, F, y, cfg, opt);
+  CHECK(alone.best.x == resolved.best.x);
+
+  // a solution that fits the measurements (here a shifted truth) wins over one that does not
+  const Mat<T> shifted = [&] {
+    Mat<T> s(784, 2);
+    for (Eigen::Index j = 0; j < 2; ++j) s.col(j) = metrics::apply_shift_reflect(Vec<T>(x.col(j)), 28, 28, 3, 5, true);
+    return s;
+  }();
+  const auto fit = run_method(parse_method("prilo-chain-mii-resolve"), vae, F, y, cfg, opt, {&shifted, &hio.x});
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    CHECK(is_transform_of(fit.best.x, shifted, j, 28, 28));
+    CHECK(fit.best.magnitude_error(j) < 1e-8);
+  }
+  fftw::set_planner_effort(saved);
+}
+
+TEST_CASE("run_method on Gaussian measurements: the classical baselines and the latent methods") {
+  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
+  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
+  const GaussianReal<T> A(300, 784, 7);
+  const Mat<T> y = measure(A, data.images);
+  auto cfg = quick_config();
+  cfg.spectral.iterations = cfg.orthogonality.iterations = 30;
+  cfg.taf.iterations = 50;
+  const MethodOptions<T> opt{.restart = {.restarts = 2}};
+  for (const char* name : {"spectral", "taf", "dpr-mii", "prilo"}) {
+    const auto r = run_method(parse_method(name), vae, A, y, cfg, opt);
+    CHECK(r.best.x.cols() == 2);
+    CHECK(r.best.magnitude_error.size() == 2);
+    CHECK(r.all.x.size() == 0);                                        // no keep_all
+    if (parse_method(name).operator_kind() == OperatorKind::gaussian)  // clipped to the object's range
+      CHECK((r.best.x.minCoeff() >= 0 && r.best.x.maxCoeff() <= 1));
+  }
+  CHECK_THROWS_WITH_AS((void)run_method(parse_method("hio"), vae, A, y, cfg, opt),
+                       "method hio needs the Fourier operator (Fourier2d)", invalid_input);
+}
