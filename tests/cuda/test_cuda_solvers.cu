@@ -102,7 +102,7 @@ TEST_CASE("BlockProjection on CUDA matches the CPU (per-block l1 balls of a spli
   DeviceMatrix<T> dx(x), dc(c);
   const prilo::gpu::CudaExecutor ex;
   project(ex, p, dx, dc);
-  prilo::finish_phase(ex, "block projection");
+  finish_phase(ex, "block projection");  // the CUDA form, by argument-dependent lookup
   p.project(x, c);
   CHECK((dx.download() - x).cwiseAbs().maxCoeff() < 1e-12);
 }

@@ -120,6 +120,8 @@ class Fourier2d {
   FourierScaling scaling() const { return scaling_; }
   T scale() const { return scaling_ == FourierScaling::unitary ? T(1) / std::sqrt(T(input_size())) : T(1); }
   FftPlanCache<T>& plans() const { return *plans_; }
+  /// One application to a real column: one R2C of h·w points (the FLOP account).
+  Flops flops() const { return {0.0, real_fft_flops(double(input_size()))}; }
 
   /// Half spectra (unscaled DFT) of a batch of real images.
   void forward_half(const DeviceMatrix<T>& x, DeviceMatrix<C>& half, cudaStream_t stream = nullptr) const {

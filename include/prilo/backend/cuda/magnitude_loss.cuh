@@ -237,6 +237,11 @@ class MagnitudeLoss {
     return s.download(stream);
   }
 
+  /// What scores() costs for p candidates: p R2C transforms and the product on the half spectrum.
+  Flops scores_flops(Eigen::Index p) const {
+    return double(p) * op_->flops() + Flops{2.0 * double(p) * double(op_->half_size()) * double(y_.cols()), 0.0};
+  }
+
   /// The executor the loss runs on (the legacy default stream, as its host conveniences).
   CudaExecutor executor() const { return {}; }
 
