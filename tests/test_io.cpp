@@ -4,6 +4,7 @@
 #include <prilo/io/idx.hpp>
 #include <prilo/io/png.hpp>
 #include <prilo/io/weights.hpp>
+#include <prilo/nn/vae_io.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -445,6 +447,48 @@ TEST_CASE("io: damaged or mismatched weights files are rejected with clear messa
   SUBCASE("not found") {
     CHECK(contains(weights_error<double>(dir / "nothing.prilo"), "not found"));
   }
+}
+
+namespace {
+/// Loads one shipped VAE file by name and saves it again: the new file must be byte for
+/// byte the old one (same tensor names, order, shapes, scalar type and values).
+template <class T>
+void check_vae_file(const fs::path& file, const fs::path& dir) {
+  const auto raw = prilo::io::load_weights<T>(file);
+  auto vae = prilo::nn::load_vae<T>(file);
+  // every tensor of the file is a parameter of the model under the same name, and back
+  std::set<std::string> file_names, model_names;
+  for (const auto& t : raw.tensors) file_names.insert(t.name);
+  for (const auto& p : vae.parameters()) {
+    model_names.insert(p.name);
+    const auto* m = raw.find(p.name);
+    REQUIRE(m != nullptr);
+    CHECK(bit_equal(*m, prilo::Mat<T>(p.value)));
+  }
+  CHECK(file_names == model_names);
+  CHECK(file_names.count("decoder.0.weight") == 1);
+  CHECK(vae.buffers().empty());
+  const fs::path again = dir / file.filename();
+  prilo::nn::save_vae(again, vae);
+  CHECK(read_bytes(again) == read_bytes(file));
+}
+}  // namespace
+
+TEST_CASE("io: every weights file in models/ loads by name and saves back byte for byte") {
+  const auto dir = io_tmpdir("models");
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(PRILO_SOURCE_DIR) / "models")) {
+    if (!e.is_regular_file()) continue;
+    CAPTURE(e.path().string());
+    const auto info = prilo::io::read_weights_info(e.path());
+    REQUIRE_MESSAGE(info.arch == prilo::nn::vae_arch_tag, "no loader for architecture \"" << info.arch << "\"");
+    if (info.scalar == prilo::io::WeightsScalar::float32)
+      check_vae_file<float>(e.path(), dir);
+    else
+      check_vae_file<double>(e.path(), dir);
+    ++files;
+  }
+  CHECK(files >= 2);
 }
 
 TEST_CASE("io: PNG grid is written with a valid signature") {

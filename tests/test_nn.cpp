@@ -1,8 +1,16 @@
 // Layers and Sequential: vector-Jacobian products against finite differences.
 #include <doctest/doctest.h>
 
+#include <prilo/io/weights.hpp>
 #include <prilo/nn.hpp>
+#include <prilo/nn/state_io.hpp>
 #include <prilo/testing/checkers.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 using namespace prilo;
 using namespace prilo::nn;
@@ -29,6 +37,11 @@ void check_module(M& m, Eigen::Index in, Rng& rng, bool has_weights) {
   auto r = testing::check_gradient<T>(f, g, x, rng, 6, 1e-6, 1e-6);
   INFO("input VJP relative error " << r.max_rel_error);
   CHECK(r.ok);
+  // the const input-only VJP gives the same cotangent, bit for bit
+  Mat<T> gx_full, gx_input, work;
+  m.backward(x, y, c, &gx_full, false);
+  std::as_const(m).backward_input(x, y, c, gx_input, work);
+  CHECK(gx_input == gx_full);
   if (!has_weights) return;
   m.zero_grad();
   m.backward(x, y, c, nullptr, true);
@@ -50,6 +63,59 @@ void check_module(M& m, Eigen::Index in, Rng& rng, bool has_weights) {
 }
 }  // namespace
 
+/// A test-only module with three parameter tensors and a buffer: y = a ⊙ (W x) + b − o, with
+/// parameters W ("weight"), a ("scale"), b ("shift") and the buffer o ("offset", saved but
+/// not trained, as a batch norm's running mean).
+template <class T>
+struct ScaledLinear {
+  using scalar = T;
+  Mat<T> w, gw, a, ga, b, gb, offset;
+
+  ScaledLinear(Eigen::Index in, Eigen::Index out, Rng& rng)
+      : w(rng.normal_matrix<T>(out, in)),
+        gw(Mat<T>::Zero(out, in)),
+        a(rng.normal_matrix<T>(out, 1)),
+        ga(Mat<T>::Zero(out, 1)),
+        b(rng.normal_matrix<T>(out, 1)),
+        gb(Mat<T>::Zero(out, 1)),
+        offset(Mat<T>::Zero(out, 1)) {}
+
+  Eigen::Index output_size(Eigen::Index in) const {
+    if (in != w.cols()) prilo::detail::fail("ScaledLinear: expects ", w.cols(), " inputs, got ", in);
+    return w.rows();
+  }
+  void forward(const Mat<T>& x, Mat<T>& y) const {
+    y = a.col(0).asDiagonal() * (w * x);
+    y.colwise() += b.col(0) - offset.col(0);
+  }
+  void backward_input(const Mat<T>&, const Mat<T>&, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
+    work = a.col(0).asDiagonal() * gy;
+    gx = w.transpose() * work;
+  }
+  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
+    Mat<T> work;
+    if (accumulate_weights) {
+      ga += (gy.array() * (w * x).array()).rowwise().sum().matrix();
+      gb += gy.rowwise().sum();
+      gw += (a.col(0).asDiagonal() * gy) * x.transpose();
+    }
+    if (gx) backward_input(x, y, gy, *gx, work);
+  }
+  ParamList<T> parameters() {
+    return {{"weight", map(w), map(gw)}, {"scale", map(a), map(ga)}, {"shift", map(b), map(gb)}};
+  }
+  BufferList<T> buffers() { return {{"offset", map(offset)}}; }
+  void zero_grad() {
+    gw.setZero();
+    ga.setZero();
+    gb.setZero();
+  }
+
+ private:
+  static Eigen::Map<Mat<T>> map(Mat<T>& m) { return Eigen::Map<Mat<T>>(m.data(), m.rows(), m.cols()); }
+};
+static_assert(Module<ScaledLinear<double>>);
+
 TEST_CASE("Every layer's input and weight VJPs match finite differences") {
   Rng rng(10);
   Linear<double> lin(7, 5, rng);
@@ -70,6 +136,9 @@ TEST_CASE("Every layer's input and weight VJPs match finite differences") {
   check_module(sig, 9, rng, false);
   TanhLayer<double> th;
   check_module(th, 9, rng, false);
+  ScaledLinear<double> sl(6, 4, rng);
+  sl.offset = rng.normal_matrix<double>(4, 1);
+  check_module(sl, 6, rng, true);
 }
 
 TEST_CASE("Linear initialisation follows PyTorch's U(-1/sqrt(in), 1/sqrt(in))") {
@@ -141,4 +210,93 @@ TEST_CASE("Sequential rejects bad split points and sizes") {
   CHECK_THROWS_WITH(net.forward(2, 1, Mat<double>::Ones(2, 1)), doctest::Contains("after its end"));
   CHECK_THROWS_WITH(net.forward(0, 2, Mat<double>::Ones(5, 1)), doctest::Contains("expected a 3x1 matrix, got 5x1"));
   CHECK_THROWS_WITH(Linear<double>(0, 2, rng), doctest::Contains("positive"));
+}
+
+TEST_CASE("Sequential names tensors by module index, and a three-parameter module round-trips by name") {
+  auto make = [](std::uint64_t seed) {
+    Rng rng(seed);
+    auto net = make_sequential(5, Dense<double, Relu>(5, 6, rng), ScaledLinear<double>(6, 4, rng), TanhLayer<double>{});
+    net.module<1>().offset = rng.normal_matrix<double>(4, 1);
+    return net;
+  };
+  auto net = make(15);
+  std::vector<std::string> names, buffer_names;
+  for (const auto& p : net.parameters()) names.push_back(p.name);
+  for (const auto& b : net.buffers()) buffer_names.push_back(b.name);
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.scale", "1.shift"});
+  CHECK(buffer_names == std::vector<std::string>{"1.offset"});
+
+  // the conformance checker covers the new module inside the chain
+  Rng crng(16);
+  const auto conf = testing::check_generator(net, 3, crng);
+  INFO(conf.failures);
+  CHECK(conf.ok);
+
+  io::WeightsFile<double> f;
+  f.arch = "test-three-params";
+  write_state(f, net, "net.");
+  REQUIRE(f.tensors.size() == 6);
+  const auto dir = std::filesystem::temp_directory_path() / "prilo_test_nn_state";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "three.prw";
+  io::save_weights(path, f);
+  auto g = io::load_weights<double>(path);
+  std::filesystem::remove_all(dir);
+  // loading goes by name: the file's order does not matter
+  std::reverse(g.tensors.begin(), g.tensors.end());
+
+  auto other = make(99);
+  Rng zr(17);
+  const Mat<double> z = zr.normal_matrix<double>(5, 3);
+  CHECK(other(z) != net(z));
+  read_state(g, other, "net.");
+  CHECK(other(z) == net(z));
+  CHECK(other.module<1>().offset == net.module<1>().offset);
+  CHECK(other.module<1>().a == net.module<1>().a);
+
+  SUBCASE("a missing tensor is named") {
+    auto h = g;
+    h.tensors.erase(
+        std::find_if(h.tensors.begin(), h.tensors.end(), [](const auto& t) { return t.name == "net.1.scale"; }));
+    CHECK_THROWS_WITH(read_state(h, other, "net."), doctest::Contains("no tensor named \"net.1.scale\""));
+  }
+  SUBCASE("a tensor of another shape is named") {
+    auto h = g;
+    for (auto& t : h.tensors)
+      if (t.name == "net.1.offset") t.value = Mat<double>::Zero(3, 1);
+    CHECK_THROWS_WITH(read_state(h, other, "net."), doctest::Contains("net.1.offset"));
+  }
+  SUBCASE("a tensor the model does not have is rejected") {
+    auto h = g;
+    h.add("net.2.weight", Mat<double>::Zero(1, 1));
+    h.add("elsewhere.0.weight", Mat<double>::Zero(1, 1));  // outside the prefix: ignored
+    CHECK_THROWS_WITH(read_state(h, other, "net."), doctest::Contains("\"net.2.weight\" (architecture"));
+    h.tensors.erase(h.tensors.end() - 2);
+    CHECK_NOTHROW(read_state(h, other, "net."));
+  }
+}
+
+TEST_CASE("Sequential's input VJP reuses the trace's scratch: no allocation after the first step") {
+  Rng rng(18);
+  const auto net = make_sequential(6, Dense<double, Relu>(6, 8, rng), Dense<double, Tanh>(8, 7, rng),
+                                   Dense<double, Sigmoid>(7, 5, rng));
+  Trace<double> tr;
+  const Mat<double> z = rng.normal_matrix<double>(6, 4), c = rng.normal_matrix<double>(5, 4);
+  net.forward(0, 3, z, tr);
+  const Mat<double> g1 = net.vjp_input(tr, c);
+  const double* buf0 = tr.cotangents[0].data();
+  const double* buf1 = tr.cotangents[1].data();
+  const double* work = tr.work.data();
+  CHECK(buf0 != nullptr);
+  CHECK(buf1 != nullptr);
+  CHECK(work != nullptr);
+  net.forward(0, 3, z, tr);
+  const Mat<double> g2 = net.vjp_input(tr, c);
+  CHECK(g2 == g1);
+  CHECK(tr.cotangents[0].data() == buf0);
+  CHECK(tr.cotangents[1].data() == buf1);
+  CHECK(tr.work.data() == work);
+  // the weight VJP returns the same input cotangent, bit for bit
+  auto net2 = net;
+  CHECK(net2.vjp_weights(tr, c) == g1);
 }

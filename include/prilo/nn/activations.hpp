@@ -61,12 +61,14 @@ struct Activation {
     y.resize(x.rows(), x.cols());
     y = x.unaryExpr([](T v) { return Act::value(v); });
   }
-  /// gx = gy ⊙ act'(x), computed from the stored output y.
-  void backward(const Mat<T>&, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool) {
-    if (gx) *gx = gy.cwiseProduct(y.unaryExpr([](T v) { return Act::derivative_from_output(v); }));
+  /// gx = gy ⊙ act'(x), computed from the stored output y (no weights: nothing to accumulate).
+  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool) {
+    Mat<T> unused;
+    if (gx) backward_input(x, y, gy, *gx, unused);
   }
-  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx) const {
-    const_cast<Activation*>(this)->backward(x, y, gy, &gx, false);
+  /// The same, const: needs no scratch.
+  void backward_input(const Mat<T>&, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>&) const {
+    gx = gy.cwiseProduct(y.unaryExpr([](T v) { return Act::derivative_from_output(v); }));
   }
   ParamList<T> parameters() { return {}; }
   void zero_grad() {}

@@ -21,7 +21,8 @@ class Dense {
   using activation = Act;
 
   Dense() = default;
-  Dense(Eigen::Index in, Eigen::Index out, Rng& rng) : w_(out, in), b_(out), gw_(Mat<T>::Zero(out, in)), gb_(Vec<T>::Zero(out)) {
+  Dense(Eigen::Index in, Eigen::Index out, Rng& rng)
+      : w_(out, in), b_(out), gw_(Mat<T>::Zero(out, in)), gb_(Vec<T>::Zero(out)) {
     if (in <= 0 || out <= 0) detail::fail("Dense: sizes must be positive, got in=", in, " out=", out);
     const double bound = 1.0 / std::sqrt(double(in));
     for (Eigen::Index j = 0; j < in; ++j)
@@ -63,35 +64,31 @@ class Dense {
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
-  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers.
+  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, so one thread
+  /// at a time: g = gy ⊙ act'(y) is formed in a member scratch matrix.
   void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
-    thread_local Mat<T> g;
-    const Mat<T>* gp = &gy;
-    if constexpr (!std::is_same_v<Act, Identity>) {
-      g.resize(gy.rows(), gy.cols());
-      const Eigen::Index n = gy.size();
-      const T* yd = y.data();
-      const T* gd = gy.data();
-      T* out = g.data();
-      for (Eigen::Index i = 0; i < n; ++i) out[i] = gd[i] * Act::derivative_from_output(yd[i]);
-      gp = &g;
-    }
+    const Mat<T>& g = activation_cotangent(y, gy, work_);
     if (accumulate_weights) {
-      gw_.noalias() += *gp * x.transpose();
-      gb_ += gp->rowwise().sum();
+      gw_.noalias() += g * x.transpose();
+      gb_ += g.rowwise().sum();
     }
     if (gx) {
       gx->resize(w_.cols(), gy.cols());
-      gx->noalias() = w_.transpose() * *gp;
+      gx->noalias() = w_.transpose() * g;
     }
   }
-  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx) const {
-    const_cast<Dense*>(this)->backward(x, y, gy, &gx, false);
+  /// The input VJP alone, gx = Wᵀ (gy ⊙ act'(y)): const and thread-safe, g formed in the
+  /// caller's `work` (kept between calls: no allocation once it has the batch's shape).
+  void backward_input(const Mat<T>&, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
+    const Mat<T>& g = activation_cotangent(y, gy, work);
+    gx.resize(w_.cols(), gy.cols());
+    gx.noalias() = w_.transpose() * g;
   }
 
   ParamList<T> parameters() {
     ParamList<T> p;
-    p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()), Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
+    p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()),
+                 Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
     p.push_back({"bias", Eigen::Map<Mat<T>>(b_.data(), b_.rows(), 1), Eigen::Map<Mat<T>>(gb_.data(), gb_.rows(), 1)});
     return p;
   }
@@ -101,10 +98,27 @@ class Dense {
   }
 
  private:
+  /// gy ⊙ act'(y), written into work (gy itself for the identity).
+  const Mat<T>& activation_cotangent([[maybe_unused]] const Mat<T>& y, const Mat<T>& gy,
+                                     [[maybe_unused]] Mat<T>& work) const {
+    if constexpr (std::is_same_v<Act, Identity>) {
+      return gy;
+    } else {
+      work.resize(gy.rows(), gy.cols());
+      const Eigen::Index n = gy.size();
+      const T* yd = y.data();
+      const T* gd = gy.data();
+      T* out = work.data();
+      for (Eigen::Index i = 0; i < n; ++i) out[i] = gd[i] * Act::derivative_from_output(yd[i]);
+      return work;
+    }
+  }
+
   Mat<T> w_;
   Vec<T> b_;
   Mat<T> gw_;
   Vec<T> gb_;
+  Mat<T> work_;  // scratch of backward()
 };
 
 /// y = W x + b.

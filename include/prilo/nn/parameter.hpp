@@ -1,4 +1,4 @@
-// A view of one trainable tensor and its gradient, as optimisers see it.
+// Named views of a module's tensors: trainable parameters (with gradients) and saved buffers.
 #pragma once
 
 #include <string>
@@ -9,7 +9,11 @@
 namespace prilo::nn {
 
 /// A parameter tensor and its gradient buffer, both owned by a layer. Optimisers keep their
-/// state by the parameter's position in a model's parameter list, never by address.
+/// state by the parameter's position in a model's parameter list, never by address. `name`
+/// is unique within the list that holds it: a layer's own names ("weight", "bias"), qualified
+/// by containers ("0.weight" in a Sequential, "decoder.0.weight" in the VAE); weights files
+/// store tensors under these names. The maps point into the owner: moving the owner
+/// invalidates them.
 template <class T>
 struct ParamRef {
   std::string name;
@@ -19,5 +23,26 @@ struct ParamRef {
 
 template <class T>
 using ParamList = std::vector<ParamRef<T>>;
+
+/// A saved, non-trainable tensor of a layer (e.g. batch-norm running statistics): no
+/// gradient, never seen by optimisers, but saved and loaded by name with the parameters.
+template <class T>
+struct BufferRef {
+  std::string name;
+  Eigen::Map<Mat<T>> value;
+};
+
+template <class T>
+using BufferList = std::vector<BufferRef<T>>;
+
+/// m.buffers(), or an empty list for a module or model without saved non-trainable tensors
+/// (buffers() is optional: the current layers have none).
+template <class M>
+BufferList<typename M::scalar> buffers_of(M& m) {
+  if constexpr (requires { m.buffers(); })
+    return m.buffers();
+  else
+    return {};
+}
 
 }  // namespace prilo::nn

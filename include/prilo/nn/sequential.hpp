@@ -2,10 +2,13 @@
 #pragma once
 
 #include <array>
+#include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "../concepts/module.hpp"
 #include "../core.hpp"
 #include "parameter.hpp"
 
@@ -14,21 +17,68 @@ namespace prilo::nn {
 /// Activations of a forward pass over modules [first, last): acts[k] is the input of
 /// module k for first <= k <= last (acts[last] is the output). Reused between calls so that
 /// repeated passes of the same batch size do not allocate.
+///
+/// A trace also holds the scratch of the vector-Jacobian products that read it: the
+/// cotangents between modules (alternating between two matrices) and a module's `work`
+/// matrix. They keep their sizes from step to step, so a solver step allocates only the
+/// returned cotangent (fresh multi-MB temporaries every step made glibc map and unmap pages:
+/// 15 % of a DPR step). They are `mutable` because the VJPs take the trace by const
+/// reference: a trace is used by one thread at a time (each thread keeps its own, as
+/// solve_column_blocks' threads do), while the generator itself may be shared.
 template <class T>
 struct Trace {
   std::vector<Mat<T>> acts;
   int first = 0, last = 0;
   const Mat<T>& input() const { return acts[first]; }
   const Mat<T>& output() const { return acts[last]; }
+
+  mutable std::array<Mat<T>, 2> cotangents;  ///< VJP scratch: cotangents between modules
+  mutable Mat<T> work;                       ///< VJP scratch: a module's backward_input work
 };
+
+}  // namespace prilo::nn
+
+namespace prilo::detail {
+/// Checks one module type of a Sequential<T, …> against prilo::Module, with one message per
+/// missing requirement (concepts/module.hpp documents each).
+template <class T, class M>
+constexpr bool sequential_check_module() {
+  static_assert(module_has_scalar<M>, "Sequential: module type lacks `using scalar = float or double;`");
+  if constexpr (module_has_scalar<M>)
+    static_assert(std::is_same_v<typename M::scalar, T>, "Sequential<T, ...>: a module's scalar type is not T");
+  static_assert(module_is_movable<M>, "Sequential: module type is not movable (modules are held by value)");
+  static_assert(module_has_output_size<M>,
+                "Sequential: module type lacks `Eigen::Index output_size(Eigen::Index input_size) const`");
+  static_assert(module_has_forward<M>,
+                "Sequential: module type lacks `void forward(const Mat<T>& x, Mat<T>& y) const`");
+  static_assert(module_has_backward_input<M>,
+                "Sequential: module type lacks the const input VJP `void backward_input(const Mat<T>& x, const "
+                "Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const`");
+  static_assert(module_has_backward<M>,
+                "Sequential: module type lacks `void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, "
+                "Mat<T>* gx, bool accumulate_weights)`");
+  static_assert(module_has_parameters<M>, "Sequential: module type lacks `nn::ParamList<T> parameters()`");
+  static_assert(module_has_zero_grad<M>, "Sequential: module type lacks `void zero_grad()`");
+  static_assert(module_buffers_ok<M>,
+                "Sequential: a module's buffers() must return nn::BufferList<T> (or be left out: no buffers)");
+  return true;
+}
+}  // namespace prilo::detail
+
+namespace prilo::nn {
 
 /// G = M_{k-1} ∘ … ∘ M_0, the modules stored in a tuple and called without virtual
 /// dispatch. Split points are module boundaries: z_0 is the input, z_i the output of module
 /// i−1, and forward(i, j, z_i) = G_{i+1}^{j}(z_i) runs modules i … j−1 (the paper's G_i^j up
 /// to its 1-based naming). Vector-Jacobian products run through any sub-range, with respect
 /// to the range's input (reconstruction) and to the modules' weights (training).
+///
+/// Tensors are named "<module index>.<name within the module>" ("2.weight"), so weights files
+/// store them by name and a module may have any number of parameters and buffers.
 template <class T, class... Modules>
 class Sequential {
+  static_assert((prilo::detail::sequential_check_module<T, Modules>() && ...));
+
  public:
   using scalar = T;
   using trace_type = Trace<T>;
@@ -45,9 +95,13 @@ class Sequential {
     return dims_[i];
   }
   template <std::size_t I>
-  auto& module() { return std::get<I>(modules_); }
+  auto& module() {
+    return std::get<I>(modules_);
+  }
   template <std::size_t I>
-  const auto& module() const { return std::get<I>(modules_); }
+  const auto& module() const {
+    return std::get<I>(modules_);
+  }
 
   /// z_j = G(z_i) through modules i … j−1.
   Mat<T> forward(int i, int j, const Mat<T>& z) const {
@@ -73,18 +127,25 @@ class Sequential {
     });
   }
 
-  /// Cotangent with respect to the range's input, given the output cotangent gy.
-  Mat<T> vjp_input(const Trace<T>& tr, const Mat<T>& gy) const {
-    return const_cast<Sequential*>(this)->backprop(tr, gy, false);
-  }
+  /// Cotangent with respect to the range's input, given the output cotangent gy. Const and
+  /// thread-safe for the generator (the modules' backward_input); its scratch is tr's.
+  Mat<T> vjp_input(const Trace<T>& tr, const Mat<T>& gy) const { return backprop<false>(*this, tr, gy); }
   /// As vjp_input, and adds the weight gradients of the range's modules to their buffers.
-  Mat<T> vjp_weights(const Trace<T>& tr, const Mat<T>& gy) { return backprop(tr, gy, true); }
+  Mat<T> vjp_weights(const Trace<T>& tr, const Mat<T>& gy) { return backprop<true>(*this, tr, gy); }
 
-  /// All trainable tensors, in module order.
+  /// All trainable tensors, in module order, named "<module index>.<name>" ("0.weight").
   ParamList<T> parameters() {
     ParamList<T> all;
-    for_each_module([&](auto& m, int) {
-      for (auto& p : m.parameters()) all.push_back(p);
+    for_each_module([&](auto& m, int k) {
+      for (auto& p : m.parameters()) all.push_back({qualified(k, p.name), p.value, p.grad});
+    });
+    return all;
+  }
+  /// All saved non-trainable tensors (modules' buffers()), in module order, named likewise.
+  BufferList<T> buffers() {
+    BufferList<T> all;
+    for_each_module([&](auto& m, int k) {
+      for (auto& b : buffers_of(m)) all.push_back({qualified(k, b.name), b.value});
     });
     return all;
   }
@@ -93,20 +154,24 @@ class Sequential {
   }
 
  private:
-  Mat<T> backprop(const Trace<T>& tr, const Mat<T>& gy, bool weights) {
+  static std::string qualified(int k, const std::string& name) { return std::to_string(k) + "." + name; }
+
+  // Self is Sequential or const Sequential: the input VJP calls the modules' const
+  // backward_input, the weight VJP their mutating backward.
+  template <bool Weights, class Self>
+  static Mat<T> backprop(Self& self, const Trace<T>& tr, const Mat<T>& gy) {
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
     if (tr.first == tr.last) return gy;
-    // Intermediate cotangents alternate between two per-thread buffers, which keep their
-    // size from step to step: a solver step allocates only the returned matrix. (Fresh
-    // multi-MB temporaries every step made glibc map and unmap pages: 15 % of a DPR step.)
-    thread_local Mat<T> buf[2];
     const Mat<T>* g = &gy;
     int cur = 0;
     Mat<T> result;
-    for_each_module_reverse([&](auto& m, int k) {
+    self.for_each_module_reverse([&](auto& m, int k) {
       if (k >= tr.first && k < tr.last) {
-        Mat<T>& out = k == tr.first ? result : buf[cur];
-        m.backward(tr.acts[k], tr.acts[k + 1], *g, &out, weights);
+        Mat<T>& out = k == tr.first ? result : tr.cotangents[cur];
+        if constexpr (Weights)
+          m.backward(tr.acts[k], tr.acts[k + 1], *g, &out, true);
+        else
+          m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work);
         g = &out;
         cur ^= 1;
       }
@@ -135,8 +200,12 @@ class Sequential {
     for_each_impl_mut(std::forward<F>(f), std::make_index_sequence<num_modules>{});
   }
   template <class F>
-  void for_each_module_reverse(F&& f) {
+  void for_each_module_reverse(F&& f) const {
     for_each_rev_impl(std::forward<F>(f), std::make_index_sequence<num_modules>{});
+  }
+  template <class F>
+  void for_each_module_reverse(F&& f) {
+    for_each_rev_impl_mut(std::forward<F>(f), std::make_index_sequence<num_modules>{});
   }
   template <class F, std::size_t... I>
   void for_each_impl(F&& f, std::index_sequence<I...>) const {
@@ -147,7 +216,12 @@ class Sequential {
     (f(std::get<I>(modules_), int(I)), ...);
   }
   template <class F, std::size_t... I>
-  void for_each_rev_impl(F&& f, std::index_sequence<I...>) {
+  void for_each_rev_impl(F&& f, std::index_sequence<I...>) const {
+    constexpr std::size_t n = sizeof...(I);
+    (f(std::get<n - 1 - I>(modules_), int(n - 1 - I)), ...);
+  }
+  template <class F, std::size_t... I>
+  void for_each_rev_impl_mut(F&& f, std::index_sequence<I...>) {
     constexpr std::size_t n = sizeof...(I);
     (f(std::get<n - 1 - I>(modules_), int(n - 1 - I)), ...);
   }

@@ -23,6 +23,7 @@ namespace prilo::nn {
 template <class T>
 class Vae {
  public:
+  using scalar = T;
   using Encoder = Sequential<T, Dense<T, Relu>, Dense<T, Relu>, Linear<T>>;
   using Decoder = Sequential<T, Dense<T, Relu>, Dense<T, Relu>, Dense<T, Sigmoid>>;
 
@@ -117,11 +118,20 @@ class Vae {
     return out;
   }
 
+  /// Encoder then decoder tensors, named "encoder.<module>.<name>" and "decoder.…" (the keys
+  /// of the weights files: "decoder.0.weight").
   ParamList<T> parameters() {
     ParamList<T> p;
-    for (auto& q : encoder_.parameters()) p.push_back(q);
-    for (auto& q : decoder_.parameters()) p.push_back(q);
+    for (auto& q : encoder_.parameters()) p.push_back({"encoder." + q.name, q.value, q.grad});
+    for (auto& q : decoder_.parameters()) p.push_back({"decoder." + q.name, q.value, q.grad});
     return p;
+  }
+  /// Saved non-trainable tensors, named likewise (none in this MLP).
+  BufferList<T> buffers() {
+    BufferList<T> b;
+    for (auto& q : encoder_.buffers()) b.push_back({"encoder." + q.name, q.value});
+    for (auto& q : decoder_.buffers()) b.push_back({"decoder." + q.name, q.value});
+    return b;
   }
   void zero_grad() {
     encoder_.zero_grad();

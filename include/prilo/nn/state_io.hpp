@@ -1,0 +1,54 @@
+// Saving and loading a model's named tensors (parameters and buffers) through a weights file.
+#pragma once
+
+#include <concepts>
+#include <string>
+#include <unordered_set>
+
+#include "../io/weights.hpp"
+#include "parameter.hpp"
+
+namespace prilo::nn {
+
+/// A model whose tensors have names: parameters() and, optionally, buffers() (saved
+/// non-trainable tensors), as nn::Sequential and nn::Vae provide them. Names are unique
+/// within the model and stable: they are the keys of its weights files.
+template <class M>
+concept NamedTensors = requires(M& m) {
+  typename M::scalar;
+  { m.parameters() } -> std::same_as<ParamList<typename M::scalar>>;
+} && (!requires(M& m) { m.buffers(); } || requires(M& m) {
+  { m.buffers() } -> std::same_as<BufferList<typename M::scalar>>;
+});
+
+/// Appends every parameter, then every buffer, of `model` to f under "<prefix><name>"
+/// ("decoder." + "0.weight"). save_weights rejects empty and duplicate names.
+template <class T, NamedTensors Model>
+void write_state(io::WeightsFile<T>& f, Model& model, const std::string& prefix = "") {
+  for (const auto& p : model.parameters()) f.add(prefix + p.name, Mat<T>(p.value.template cast<T>()));
+  for (const auto& b : buffers_of(model)) f.add(prefix + b.name, Mat<T>(b.value.template cast<T>()));
+}
+
+/// Sets every parameter and buffer of `model` from the tensor of f called "<prefix><name>",
+/// by name: the order of the file does not matter. Throws invalid_input for a tensor the
+/// model needs that f lacks or holds in another shape, for a name the model gives twice, and
+/// for a tensor of f under `prefix` that the model does not have (a file of another
+/// architecture: loading it would silently drop state).
+template <class T, NamedTensors Model>
+void read_state(const io::WeightsFile<T>& f, Model& model, const std::string& prefix = "") {
+  using S = typename Model::scalar;
+  std::unordered_set<std::string> used;
+  auto take = [&](const std::string& name, Eigen::Map<Mat<S>>& value) {
+    const std::string key = prefix + name;
+    if (!used.insert(key).second) prilo::detail::fail("weights: the model names two tensors \"", key, "\"");
+    value = f.at(key, value.rows(), value.cols()).template cast<S>();
+  };
+  for (auto& p : model.parameters()) take(p.name, p.value);
+  for (auto& b : buffers_of(model)) take(b.name, b.value);
+  for (const auto& t : f.tensors)
+    if (t.name.compare(0, prefix.size(), prefix) == 0 && !used.count(t.name))
+      prilo::detail::fail("weights: tensor \"", t.name, "\" (architecture \"", f.arch,
+                          "\") belongs to no parameter or buffer of the model");
+}
+
+}  // namespace prilo::nn
