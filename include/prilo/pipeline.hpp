@@ -49,19 +49,36 @@ MagnitudeLoss<Op> make_magnitude_loss(const Op& op, const Mat<typename Op::scala
   return MagnitudeLoss<Op>(op, y);
 }
 
+/// Where the columns of a reconstruction are solved: all in this process (LocalRun, the
+/// default), or spread over processes (mpi::Collective, prilo/mpi.hpp), which solves a part
+/// of the column blocks in each process and joins the parts' results in every process. A
+/// Run has part(), parts() and join(result, partition) (a no-op here).
+struct LocalRun {
+  int part() const { return 0; }
+  int parts() const { return 1; }
+  template <class T>
+  void join(SolveResult<T>&, const ColumnPartition&) const {}
+};
+
 /// Solves every measurement column of y (B images) R times from the B·R columns of `starts`
 /// with `solve(block_loss, block_start, block_rng, options)`, and keeps the lowest magnitude
 /// error per image. On the CPU executor the columns are split into blocks solved in parallel
 /// (solve_column_blocks); a device executor solves them as one batch. `options` is copied per
 /// block; its `progress` (and `observe`, where it has one) is kept for block 0 only, which
-/// runs on the calling thread. Starts and results are host matrices.
-template <class Op, class Options, class Solve, class T = typename Op::scalar>
+/// runs on the calling thread. Starts and results are host matrices. With a distributed
+/// `run`, every process gets the same starts and random streams and solves its part of the
+/// blocks (ro.blocks.blocks must then be fixed); the result, joined, is the one-process
+/// result bit for bit.
+template <class Op, class Options, class Solve, class Run = LocalRun, class T = typename Op::scalar>
 RestartResult<T> solve_restarts(const Op& op, const Mat<T>& y, const Mat<T>& starts, const Options& options, Rng& rng,
-                                const RestartOptions& ro, Solve&& solve) {
+                                const RestartOptions& ro, Solve&& solve, const Run& run = {}) {
   if (ro.restarts < 1) detail::fail("solve_restarts: restarts must be >= 1, got ", ro.restarts);
   const Eigen::Index B = y.cols();
   require_shape(starts, starts.rows(), B * ro.restarts, "solve_restarts starts");
   const auto tiled = make_magnitude_loss(op, detail::tile_columns(y, ro.restarts));
+  ColumnBlockOptions blocks = ro.blocks;
+  blocks.part = run.part();
+  blocks.parts = run.parts();
   SolveResult<T> all = solve_blocks(
       executor_of(tiled), tiled, starts, rng,
       [&](const auto& block_loss, auto s, Rng& g, const ColumnBlock& b) {
@@ -72,7 +89,8 @@ RestartResult<T> solve_restarts(const Op& op, const Mat<T>& y, const Mat<T>& sta
         }
         return solve(block_loss, std::move(s), g, o);
       },
-      ro.blocks);
+      blocks);
+  run.join(all, column_partition(B * ro.restarts, blocks));
   RestartResult<T> out;
   out.best = select_best(all, B, ro.restarts);
   if (ro.keep_all) out.all = std::move(all);
@@ -90,12 +108,13 @@ Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int rest
 namespace detail {
 /// A latent solver from random or MII starts, with restarts: what reconstruct_dpr and
 /// reconstruct_prilo share; `solve` runs the solver on one column block.
-template <Generator G, class Op, class Options, class Solve, class T = typename G::scalar>
+template <Generator G, class Op, class Options, class Solve, class Run, class T = typename G::scalar>
 RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
-                                    const Options& opt, Rng& rng, const RestartOptions& ro, Solve&& solve) {
+                                    const Options& opt, Rng& rng, const RestartOptions& ro, Solve&& solve,
+                                    const Run& run) {
   const auto loss = make_magnitude_loss(op, y);
   const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
-  RestartResult<T> out = solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve));
+  RestartResult<T> out = solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve), run);
   if (start == LatentStart::mii) {  // the candidates' decoding and scoring
     Flops f{double(mii.candidates) * forward_flops(gen, 0, gen.depth()), 0};
     if constexpr (requires { loss.scores_flops(mii.candidates); }) f += loss.scores_flops(mii.candidates);
@@ -110,35 +129,39 @@ RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y,
 /// Policies as for dpr. Runs on the generator's executor: a CPU generator and operator, or a
 /// device generator (gpu::Sequential) and device operator (gpu::Fourier2d); y and the
 /// results are host matrices either way.
-template <class Policies = PaperPolicies, Generator G, class Op, class T = typename G::scalar>
+template <class Policies = PaperPolicies, Generator G, class Op, class Run = LocalRun, class T = typename G::scalar>
 RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
-                                 const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
+                                 const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
+                                 const Run& run = {}) {
   return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
                                     [&](const auto& l, auto s, Rng& g, const DprOptions<T>& o) {
                                       return dpr<Policies>(gen, l, std::move(s), o, g);
-                                    });
+                                    },
+                                    run);
 }
 
 /// PRILO (either reading, PriloOptions::reading; with keep_best_range_extended, -rx) from
 /// random or MII starts, with restarts; Policies as for prilo_solve; any executor, as
 /// reconstruct_dpr.
-template <class Policies = PaperPolicies, Generator G, class Op, class T = typename G::scalar>
+template <class Policies = PaperPolicies, Generator G, class Op, class Run = LocalRun, class T = typename G::scalar>
 RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
-                                   const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {}) {
+                                   const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
+                                   const Run& run = {}) {
   return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
                                     [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& o) {
                                       return prilo_solve<Policies>(gen, l, std::move(s), o, g);
-                                    });
+                                    },
+                                    run);
 }
 
 /// ER (hio = false) or HIO for the DFT from uniform starts in [0, 1], with restarts.
-template <MeasurementOperator Op, class T = typename Op::scalar>
+template <MeasurementOperator Op, class Run = LocalRun, class T = typename Op::scalar>
 RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, const FienupOptions<T>& opt, Rng& rng,
-                                    const RestartOptions& ro = {}) {
+                                    const RestartOptions& ro = {}, const Run& run = {}) {
   const Mat<T> x0 = uniform_start<T>(op.input_size(), y.cols() * ro.restarts, rng);
   return solve_restarts(op, y, x0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng&, const FienupOptions<T>& o) {
     return fienup(l, std::move(s), hio, o);
-  });
+  }, run);
 }
 
 /// -resolve: of every circular shift and point reflection of the given solutions (each n×B,
@@ -146,17 +169,38 @@ RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, con
 /// opt.placement_weight > 0) finds most plausible, solutions that fit the measurements
 /// first. With a placement weight and no prior given (all zero), the prior is fitted to
 /// 4096 samples of the decoder from a fixed stream.
-template <class T>
+/// With a distributed `run`, each process resolves a contiguous part of the images and the
+/// parts are joined in every process (the same result as one process).
+template <class T, class Run = LocalRun>
 SolveResult<T> resolve(const nn::Vae<T>& vae, const Fourier2d<T>& op, const Mat<T>& y,
-                       const std::vector<const Mat<T>*>& solutions, ResolveOptions opt) {
+                       const std::vector<const Mat<T>*>& solutions, ResolveOptions opt, const Run& run = {}) {
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
     Rng prior_rng(0x9e3779b97f4a7c15ull);
     const auto& gen = vae.decoder();
     opt.placement = placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
   }
-  const MagnitudeLoss<Fourier2d<T>> loss(op, y);
   Rng unused(0);
-  return resolve_ambiguity(vae, loss, op.height(), op.width(), solutions, opt, unused);
+  if (run.parts() == 1) return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused);
+  ColumnPartition split;  // contiguous images per process
+  split.blocks = run.parts();
+  const Eigen::Index B = y.cols();
+  for (int q = 0; q < run.parts(); ++q) {
+    split.first.push_back(B * q / run.parts());
+    split.count.push_back(B * (q + 1) / run.parts() - split.first.back());
+  }
+  const Eigen::Index j0 = split.first[std::size_t(run.part())], nj = split.count[std::size_t(run.part())];
+  std::vector<Mat<T>> local;
+  std::vector<const Mat<T>*> ptrs;
+  for (auto* s : solutions) {
+    require_shape(*s, s->rows(), B, "resolve solution");
+    local.push_back(s->middleCols(j0, nj));
+  }
+  for (const auto& m : local) ptrs.push_back(&m);
+  SolveResult<T> part = nj > 0 ? resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, Mat<T>(y.middleCols(j0, nj))),
+                                                   op.height(), op.width(), ptrs, opt, unused)
+                               : SolveResult<T>{};
+  run.join(part, split);
+  return part;
 }
 
 }  // namespace prilo

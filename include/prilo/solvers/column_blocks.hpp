@@ -32,7 +32,42 @@ struct ColumnBlockOptions {
   /// Blocks are at least this wide (narrower blocks lose more in the matrix products than
   /// threading gains).
   Eigen::Index min_columns = 16;
+  /// Distributed runs (prilo/mpi.hpp): this process solves only part `part` of `parts`, a
+  /// contiguous range of the blocks, and the result holds only those columns. Every process
+  /// splits the batch and the random streams alike, so the parts joined in order are the
+  /// one-process result bit for bit. With parts > 1, `blocks` must be fixed (> 0).
+  int part = 0;
+  int parts = 1;
 };
+
+/// How solve_column_blocks splits `cols` columns: the number of blocks and, for every part,
+/// its first column and column count.
+struct ColumnPartition {
+  Eigen::Index blocks = 1;
+  std::vector<Eigen::Index> first, count;  ///< per part
+};
+
+/// The split solve_column_blocks uses for these options (checked: blocks ≥ 0, min_columns ≥ 1,
+/// 0 ≤ part < parts, blocks fixed when parts > 1).
+inline ColumnPartition column_partition(Eigen::Index cols, const ColumnBlockOptions& opt) {
+  if (opt.blocks < 0) detail::fail("solve_column_blocks: blocks must be >= 0, got ", opt.blocks);
+  if (opt.min_columns < 1) detail::fail("solve_column_blocks: min_columns must be >= 1, got ", opt.min_columns);
+  if (opt.parts < 1 || opt.part < 0 || opt.part >= opt.parts)
+    detail::fail("solve_column_blocks: part ", opt.part, " of ", opt.parts, " is not a valid part");
+  if (opt.parts > 1 && opt.blocks == 0)
+    detail::fail("solve_column_blocks: a distributed run (", opt.parts,
+                 " parts) needs a fixed number of blocks (ColumnBlockOptions::blocks > 0)");
+  ColumnPartition p;
+  p.blocks = opt.blocks > 0 ? opt.blocks : Eigen::Index(max_threads());
+  p.blocks = std::max<Eigen::Index>(1, std::min(p.blocks, cols / opt.min_columns));
+  for (int q = 0; q < opt.parts; ++q) {
+    const Eigen::Index b0 = p.blocks * q / opt.parts, b1 = p.blocks * (q + 1) / opt.parts;
+    const Eigen::Index j0 = cols * b0 / p.blocks, j1 = cols * b1 / p.blocks;
+    p.first.push_back(j0);
+    p.count.push_back(j1 - j0);
+  }
+  return p;
+}
 
 namespace detail {
 
@@ -88,23 +123,25 @@ SolveResult<T> solve_column_blocks(const Loss& loss, const Mat<T>& start, Rng& r
                                    const ColumnBlockOptions& opt = {}) {
   const Eigen::Index cols = loss.batch();
   require_shape(start, start.rows(), cols, "solve_column_blocks start");
-  if (opt.blocks < 0) detail::fail("solve_column_blocks: blocks must be >= 0, got ", opt.blocks);
-  if (opt.min_columns < 1) detail::fail("solve_column_blocks: min_columns must be >= 1, got ", opt.min_columns);
-  Eigen::Index nb = opt.blocks > 0 ? opt.blocks : Eigen::Index(max_threads());
-  nb = std::max<Eigen::Index>(1, std::min(nb, cols / opt.min_columns));
-  if (nb == 1) return solve(loss, start, rng, ColumnBlock{0, 1, 0, cols});
-
+  const ColumnPartition split = column_partition(cols, opt);
+  const Eigen::Index nb = split.blocks;
+  if (nb == 1) {
+    if (opt.part == 0) return solve(loss, start, rng, ColumnBlock{0, 1, 0, cols});
+    return SolveResult<T>{};  // another process solves the only block
+  }
   using L = std::remove_cvref_t<Loss>;
   std::vector<Rng> streams;
-  for (Eigen::Index b = 0; b < nb; ++b) streams.push_back(rng.split());
-  std::vector<SolveResult<T>> parts(static_cast<std::size_t>(nb));
-  parallel_for(nb, int(std::min<Eigen::Index>(nb, max_threads())), [&](Eigen::Index b) {
-    const Eigen::Index j0 = cols * b / nb, j1 = cols * (b + 1) / nb;
+  for (Eigen::Index b = 0; b < nb; ++b) streams.push_back(rng.split());  // all of them, in every part
+  const Eigen::Index b0 = nb * opt.part / opt.parts, b1 = nb * (opt.part + 1) / opt.parts;
+  if (b1 == b0) return SolveResult<T>{};
+  std::vector<SolveResult<T>> parts(static_cast<std::size_t>(b1 - b0));
+  parallel_for(b1 - b0, int(std::min<Eigen::Index>(b1 - b0, max_threads())), [&](Eigen::Index k) {
+    const Eigen::Index b = b0 + k, j0 = cols * b / nb, j1 = cols * (b + 1) / nb;
     const L block_loss(loss.op(), Mat<T>(loss.measurements().middleCols(j0, j1 - j0)));
-    parts[std::size_t(b)] = solve(block_loss, Mat<T>(start.middleCols(j0, j1 - j0)), streams[std::size_t(b)],
+    parts[std::size_t(k)] = solve(block_loss, Mat<T>(start.middleCols(j0, j1 - j0)), streams[std::size_t(b)],
                                   ColumnBlock{int(b), int(nb), j0, j1 - j0});
   });
-  return detail::join_column_blocks(parts, cols);
+  return detail::join_column_blocks(parts, split.count[std::size_t(opt.part)]);
 }
 
 /// The CPU executor's way to solve a batch of independent columns: column blocks in

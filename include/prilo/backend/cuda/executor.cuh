@@ -257,8 +257,9 @@ void copy_from_host(const CudaExecutor& ex, DeviceMatrix<T>& dst, const Mat<T>& 
 /// what keeps the device busy (no column blocks, one call of solve with block 0 of 1).
 template <class Loss, class T, class Solve>
 SolveResult<T> solve_blocks(const CudaExecutor& ex, const Loss& loss, const Mat<T>& start, Rng& rng, Solve&& solve,
-                            const ColumnBlockOptions& = {}) {
+                            const ColumnBlockOptions& opt = {}) {
   require_shape(start, start.rows(), loss.batch(), "solve_blocks start");
+  if (opt.parts != 1) ::prilo::detail::fail("solve_blocks: distributed runs (", opt.parts, " parts) are CPU-only for now");
   return solve(loss, from_host(ex, start), rng, ColumnBlock{0, 1, 0, loss.batch()});
 }
 
