@@ -27,6 +27,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_WE
 cmake --build build-asan -j "$jobs" --target prilo_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
 
+echo "== Threaded tests under ThreadSanitizer (clang-19, LLVM OpenMP with Archer; scripts/tsan.sh) =="
+bash scripts/tsan.sh
+
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== CUDA backend: compile every CUDA test and benchmark with nvcc (not run: no GPU needed) =="
   export PATH="$PATH:/usr/local/cuda/bin"
