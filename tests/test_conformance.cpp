@@ -61,7 +61,7 @@ TEST_CASE("conformance: shipped generators pass at every pair of split points") 
   CHECK(rb.failures.find("vjp_input") != std::string::npos);
 }
 
-TEST_CASE("conformance: shipped operators pass; a wrong adjoint fails") {
+TEST_CASE("conformance: shipped operators pass, a wrong adjoint fails") {
   Rng rng(8);
   auto check = [&](const auto& op) {
     auto r = testing::check_operator(op, 2, rng);
@@ -79,7 +79,7 @@ TEST_CASE("conformance: shipped operators pass; a wrong adjoint fails") {
   CHECK(bad.failures.find("dot-product") != std::string::npos);
 }
 
-TEST_CASE("conformance: shipped projections pass; a non-projection fails") {
+TEST_CASE("conformance: shipped projections pass, a non-projection fails") {
   Rng rng(9);
   auto check = [&](const auto& p) {
     auto r = testing::check_projection<T>(p, 17, 4, rng);

@@ -56,7 +56,7 @@ TEST_CASE("PRILO's FLOP account matches the hand count of the paper's decoder, p
   CHECK(r.flops.total() == doctest::Approx(phases + evals).epsilon(1e-12));
 }
 
-TEST_CASE("DPR, ER/HIO and MII are counted; a dense operator counts as products") {
+TEST_CASE("DPR, ER/HIO and MII are counted, a dense operator counts as products") {
   const prilo::nn::Vae<T> vae(784, 500, 100, 1);
   const auto& g = vae.decoder();
   prilo::Rng rng(3);

@@ -166,7 +166,7 @@ TEST_CASE("Operators reject bad input with a message that names the problem") {
   CHECK_THROWS_WITH(ZeroPad<double>(4, 4, 3, 5), doctest::Contains("ZeroPad"));
 }
 
-TEST_CASE("FFTW planner effort: every effort gives the same transform; unknown values are rejected") {
+TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown values are rejected") {
   const fftw::Effort saved = fftw::planner_effort();
   Rng rng(21);
   const Mat<double> x = rng.normal_matrix<double>(6 * 10, 5);

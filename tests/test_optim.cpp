@@ -17,7 +17,7 @@ TEST_CASE("Welling-Teh schedule: sigma_k^2 = eta / (1 + k)^gamma") {
   CHECK_THROWS_WITH((WellingTeh{.eta = -1}.sigma<double>(0)), doctest::Contains("eta"));
 }
 
-TEST_CASE("Adam and gradient descent minimise a quadratic; projections keep iterates feasible") {
+TEST_CASE("Adam and gradient descent minimise a quadratic, projections keep iterates feasible") {
   Rng rng(1);
   const Mat<double> target = rng.normal_matrix<double>(10, 3);
   const Mat<double> centre = Mat<double>::Zero(10, 1);

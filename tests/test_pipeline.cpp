@@ -72,7 +72,7 @@ TEST_CASE("solve_restarts reports progress from block 0 only, on the calling thr
   CHECK(r.best.phases.size() == 4);  // I, A, B, C
 }
 
-TEST_CASE("reconstruct_fienup and resolve from the library; bad restarts are refused") {
+TEST_CASE("reconstruct_fienup and resolve from the library, bad restarts are refused") {
   Small s;
   FienupOptions<T> fo;
   fo.iterations = 50;
