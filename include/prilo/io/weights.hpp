@@ -312,15 +312,18 @@ WeightsFile<T> weights_load(const std::filesystem::path& path, const std::string
   w.tensors.reserve(std::min<std::size_t>(info.tensor_count, n_payload / 13 + 1));  // >= 13 bytes per tensor
   const std::size_t scalar_bytes = info.scalar == WeightsScalar::float32 ? 4 : 8;
   WeightsCursor c(path, payload, n_payload, "payload size mismatch");
+  std::unordered_set<std::string> names;  // the format: names are 1 to 4096 bytes, unique in the file
   for (std::uint32_t k = 0; k < info.tensor_count; ++k) {
     Tensor<T> t;
     t.name = c.string("a tensor name");
+    if (t.name.empty()) weights_fail(path, "corrupt: tensor ", k, " has an empty name");
+    if (!names.insert(t.name).second) weights_fail(path, "corrupt: duplicate tensor name \"", t.name, "\"");
     const std::uint64_t rows = c.u32("a tensor shape");
     const std::uint64_t cols = c.u32("a tensor shape");
-    const std::uint64_t n = rows * cols;
-    if (n > c.left() / scalar_bytes)
-      weights_fail(path, "payload size mismatch: tensor \"", t.name, "\" (", rows, "x", cols, ") needs ",
-                   n * scalar_bytes, " bytes, ", c.left(), " left in the payload");
+    const std::uint64_t n = rows * cols;  // < 2^64: both factors are below 2^32
+    if (n > c.left() / scalar_bytes)      // (n * scalar_bytes may not fit in 64 bits: not computed)
+      weights_fail(path, "payload size mismatch: tensor \"", t.name, "\" (", rows, "x", cols, ") needs ", n,
+                   " values of ", scalar_bytes, " bytes, ", c.left(), " bytes left in the payload");
     t.value.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
     T* dst = t.value.data();
     for (std::uint64_t i = 0; i < n; ++i) {
