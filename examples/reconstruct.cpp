@@ -1,13 +1,12 @@
 // prilo-reconstruct: the main job. Phase retrieval on MNIST / Fashion-MNIST images with the
 // methods of prilo/methods.hpp (PRILO and its baselines): arguments, files and printing around
-// prilo::reconstruct. Prints PSNR / SSIM / magnitude error / time per method and optionally
-// writes a JSON report, a PNG grid and the optimisation traces.
-#include <unistd.h>
-
+// prilo::reconstruct. Prints PSNR / SSIM / magnitude error / time and the work (GFLOP, % of
+// peak) per method, optionally writes a JSON report, a PNG grid and the optimisation traces.
+// Built with -DPRILO_MPI=ON, `mpirun -np N prilo-reconstruct …` spreads the images over N
+// processes (identical results); SIGINT keeps the methods that finished.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <prilo/backend/cpu.hpp>
 #include <prilo/diagnostics.hpp>
@@ -17,6 +16,10 @@
 #include <prilo/methods.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/operators.hpp>
+#include <prilo/report.hpp>
+#ifdef PRILO_HAVE_MPI
+#include <prilo/mpi.hpp>
+#endif
 
 #ifndef PRILO_SOURCE_DIR
 #define PRILO_SOURCE_DIR "."
@@ -34,28 +37,11 @@ struct Settings {
   std::string methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve";
   std::string data_dir = io::default_data_dir(), config, weights, json_path, png_path, trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
-  int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8;
+  int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
+  double peak = 0;
   std::uint64_t seed = 0;
   bool quiet = false, per_restart = false;
 };
-
-/// Fails before any work when an output file could not be written at the end: its folder must
-/// exist and be writable, and the path must not be a folder.
-void check_output_path(const std::string& path, const char* option) {
-  if (path.empty()) return;
-  const fs::path p(path), dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  std::error_code ec;
-  const std::string what = std::string(option) + " " + path + ": ";
-  if (!fs::is_directory(dir, ec)) throw file_error(what + "the folder " + dir.string() + " does not exist");
-  if (fs::is_directory(p, ec)) throw file_error(what + "is a folder, not a file");
-  if (::access(dir.c_str(), W_OK) != 0) throw file_error(what + "the folder " + dir.string() + " is not writable");
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream o(path);
-  if (!o || !(o << text << "\n")) throw file_error(path + ": cannot write");
-  std::printf("wrote %s\n", path.c_str());
-}
 
 }  // namespace
 
@@ -98,9 +84,18 @@ int main(int argc, char** argv) {
       "Write per-method mean magnitude error and PSNR (analysis) every 10 steps, per phase, to this JSON file "
       "(block 0's columns: all of them with --threads 1)");
   app.add_flag("--per-restart", st.per_restart, "Also write every restart's magnitude error and PSNR to --json");
+  app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread); fix it for results that do not depend "
+                 "on threads or processes")->check(CLI::NonNegativeNumber);
+  app.add_option("--peak-gflops", st.peak, "FP32 FMA peak for the work table (0: measured once, cached)");
   CLI11_PARSE(app, argc, argv);
-
-  try {
+  install_interrupt_handler();  // SIGINT: the solvers stop at their next step, finished methods are written
+#ifdef PRILO_HAVE_MPI
+  mpi::Session session(argc, argv);
+  const mpi::Collective world;
+  if (world.part() != 0 && !std::freopen("/dev/null", "w", stdout)) return 1;  // rank 0 reports
+#endif
+  int status = 0;
+  auto job = [&] {
     if (st.threads > 0) cpu::set_threads(st.threads);
     if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
     const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
@@ -110,15 +105,9 @@ int main(int argc, char** argv) {
     const fs::path config_path = locate(st.config, "configs/" + st.dataset + ".json");
     const fs::path weights_path = locate(st.weights, "models/vae-" + st.dataset + ".prw");
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
-    for (const auto& m : methods) {  // before any work (reconstruct checks again, with the library's words)
-      if (m.operator_kind() == OperatorKind::fourier && st.op != "fourier")
-        throw invalid_input("method " + m.name + " needs --operator fourier");
-      if (m.operator_kind() == OperatorKind::gaussian && st.op == "fourier")
-        throw invalid_input("method " + m.name + " needs a Gaussian --operator");
-    }
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     // outputs are checked before any solving: a bad path must not cost the whole run
-    check_output_path(st.json_path, "--json");
+    check_output_path(st.json_path, "--json");  // (and on every rank, so that none starts in vain)
     check_output_path(st.png_path, "--png");
     check_output_path(st.trace_path, "--trace");
     const std::size_t available = st.split == "test" ? 10000 : 60000;
@@ -144,16 +133,21 @@ int main(int argc, char** argv) {
     if (const std::string note = blas_kernel_warning(); !note.empty()) std::printf("  %s\n", note.c_str());
     std::fflush(stdout);
 
-    MethodOptions<T> opt{.restart = {.restarts = st.restarts, .keep_all = st.per_restart},
+    MethodOptions<T> opt{.restart = {.restarts = st.restarts, .blocks = {.blocks = st.blocks}, .keep_all = st.per_restart},
                          .ablation = parse_ablation(st.ablation),
                          .seed = st.seed,
                          .trace_reference = st.trace_path.empty() ? nullptr : &x};
     if (!st.quiet) opt.progress = progress_printer(stderr, 2.0);
+#ifdef PRILO_HAVE_MPI
+    opt.run = mpi::any_run<T>(world);
+    if (world.parts() > 1 && st.blocks == 0) opt.restart.blocks.blocks = world.parts() * cpu::threads();
+#endif
     Mat<T> y;
     std::vector<MethodResult<T>> results;
+    std::vector<std::string> unfinished;
     auto run = [&](const auto& op) {
       y = measure(op, x);
-      results = reconstruct(methods, vae, op, y, cfg, opt);
+      results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished);
     };
     if (st.op == "fourier")
       run(Fourier2d<T>(h, w));
@@ -165,24 +159,20 @@ int main(int argc, char** argv) {
     json report = {{"dataset", st.dataset},   {"split", st.split},        {"operator", st.op},
                    {"first", st.first},       {"count", st.count},        {"restarts", st.restarts},
                    {"seed", st.seed},         {"backend", cpu::name},     {"threads", cpu::threads()},
-                   {"ablation", st.ablation}, {"methods", json::object()}};
+                   {"ablation", st.ablation}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
-    std::printf("\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
-                "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
-    for (const auto& r : results) {
-      const MethodMetrics e = evaluate_method(r, x, h, w, /*align=*/st.op == "fourier");
-      std::printf("%-22s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", r.method.c_str(), e.psnr.mean, e.psnr.ci95,
-                  e.ssim.mean, e.ssim.ci95, e.magnitude_error.mean, r.seconds);
-      if (e.aligned)
-        std::printf(" %8.2f %8.4f\n", e.aligned->psnr.mean, e.aligned->ssim.mean);
-      else
-        std::printf(" %8s %8s\n", "-", "-");
-      report["methods"][r.method] = io::method_report_json(r, e);
-    }
-    std::printf("(PSNR capped at 100 dB for exact recoveries; aligned columns use the ground truth: analysis only)\n");
+    const int threads = cpu::threads() * opt.run.parts();
+    const double peak = st.peak > 0 ? st.peak : cached_peak_gflops(threads);
+    report["methods"] = print_results(stdout, results, x, h, w, /*align=*/st.op == "fourier", peak, threads);
+    if (!unfinished.empty()) report["interrupted"] = {{"not_finished", unfinished}};
+    auto write_file = [&](const std::string& path, const std::string& text) {
+      if (opt.run.part() != 0) return;
+      write_text_file(path, text);
+      std::printf("wrote %s\n", path.c_str());
+    };
     if (!st.trace_path.empty()) write_file(st.trace_path, io::trace_report_json(results).dump());
     if (!st.json_path.empty()) write_file(st.json_path, report.dump(1));
-    if (!st.png_path.empty()) {
+    if (!st.png_path.empty() && opt.run.part() == 0) {
       const Eigen::Index k = std::min<Eigen::Index>(st.png_count, x.cols());
       io::write_png_grid(st.png_path, comparison_grid(x, y, results, h, w, k, st.op == "fourier"), h, w,
                          2 + results.size(), k, io::PngGridOptions{.padding = 2, .scale = 3});
@@ -190,9 +180,21 @@ int main(int argc, char** argv) {
       for (const auto& r : results) std::printf(" %s", r.method.c_str());
       std::printf(")\n");
     }
+    if (!unfinished.empty()) {
+      std::printf("interrupted: the output holds the %zu method(s) that finished; not finished: %s\n", results.size(),
+                  detail::join(unfinished, ",").c_str());
+      status = 130;
+    }
+  };
+#ifdef PRILO_HAVE_MPI
+  mpi::abort_on_error(world.comm(), job);
+#else
+  try {
+    job();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prilo-reconstruct: error: %s\n", e.what());
     return 1;
   }
-  return 0;
+#endif
+  return status;
 }

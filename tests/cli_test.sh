@@ -26,7 +26,7 @@ printf 'PRILOWTS-garbage' > "$tmp/bad.prw"
 expect_fail "bad.prw" "$recon" --weights "$tmp/bad.prw" --count 1
 printf '{"dpr": {"steps": "many"' > "$tmp/bad.json"
 expect_fail "bad.json" "$recon" --config "$tmp/bad.json" --count 1
-expect_fail "needs --operator fourier" "$recon" --operator gaussian-real --methods hio --count 1 --quiet
+expect_fail "needs the Fourier operator" "$recon" --operator gaussian-real --methods hio --count 1 --quiet
 expect_fail "--fftw-effort" "$recon" --fftw-effort exhaustive --count 1
 PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
@@ -73,6 +73,17 @@ for k in 1 2; do
     --quiet --json "$tmp/repro$k.json" >/dev/null 2>&1
 done
 expect_ok test -s "$tmp/repro2.json"
-expect_ok diff <(grep -v '"seconds"' "$tmp/repro1.json") <(grep -v '"seconds"' "$tmp/repro2.json")
+timing='"(seconds|gflops|percent_of_peak|peak_gflops)"'
+expect_ok diff <(grep -Ev "$timing" "$tmp/repro1.json") <(grep -Ev "$timing" "$tmp/repro2.json")
+# the work table: GFLOP per method, and the JSON's "work" entries
+out="$("$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods hio,dpr --quiet --peak-gflops 100 --json "$tmp/work.json" 2>&1)"
+if grep -q "GFLOP/s" <<<"$out" && grep -q '"products_gflop"' "$tmp/work.json"; then passes=$((passes+1)); else
+  echo "FAIL: no work table or JSON work entry: $out"; fails=$((fails+1)); fi
+# SIGINT: the methods that finished are written, the rest named, exit status 130
+"$recon" --count 64 --restarts 4 --methods hio,prilo --quiet --peak-gflops 100 --json "$tmp/int.json" >"$tmp/int.txt" 2>&1 &
+pid=$!
+sleep 4; kill -INT $pid; wait $pid; rc=$?
+if [ $rc -eq 130 ] && grep -q "interrupted: the output holds" "$tmp/int.txt" && grep -q '"not_finished"' "$tmp/int.json"; then
+  passes=$((passes+1)); else echo "FAIL: SIGINT (rc=$rc): $(cat "$tmp/int.txt")"; fails=$((fails+1)); fi
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

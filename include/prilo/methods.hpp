@@ -247,6 +247,9 @@ struct MethodOptions {
   /// every history_stride steps of the latent solvers (block 0's columns). The methods never
   /// see it.
   const Mat<T>* trace_reference = nullptr;
+  /// Where the columns are solved: this process (default) or its part of a distributed run
+  /// (mpi::any_run; restart.blocks.blocks must then be fixed). Results are the same.
+  AnyRun<T> run{};
 };
 
 /// What a method returned.
@@ -260,6 +263,10 @@ struct MethodResult {
   SolveResult<T> all{};
   std::vector<TracePoint> trace{};  ///< with MethodOptions::trace_reference
   double seconds = 0;               ///< wall-clock time of the method
+  /// The products and FFTs the method ran (prilo/flops.hpp), every restart and its starts
+  /// included; a -resolve method counts the runs it made itself. Not counted (0): the
+  /// Gaussian baselines.
+  Flops flops{};
 };
 
 /// The solutions -resolve combines, when already computed (e.g. the rows of the base method
@@ -365,18 +372,18 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
       auto o = cfg.dpr;
       o.progress = progress();
       o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-      return keep(reconstruct_dpr(gen, op, y, b.start, cfg.mii, o, rng, opt.restart), all);
+      return keep(reconstruct_dpr(gen, op, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
     }
     if (b.family == MethodFamily::prilo) {
       auto o = cfg.prilo_options(b, opt.ablation);
       o.progress = progress();
       o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-      return keep(reconstruct_prilo(gen, op, y, b.start, cfg.mii, o, rng, opt.restart), all);
+      return keep(reconstruct_prilo(gen, op, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
     }
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       auto o = b.family == MethodFamily::er ? cfg.er : cfg.hio;
       o.progress = progress();
-      return keep(reconstruct_fienup(op, y, b.family == MethodFamily::hio, o, rng, opt.restart), all);
+      return keep(reconstruct_fienup(op, y, b.family == MethodFamily::hio, o, rng, opt.restart, opt.run), all);
     }
     throw invalid_input("method " + b.name + ": not a restart method");
   };
@@ -386,8 +393,9 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
       SolveResult<T> base, hio;
       if (!inputs.base) base = run_base(parse_method(m.base()), nullptr);
       if (!inputs.hio) hio = run_base(parse_method("hio"), nullptr);
-      out.best =
-          resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x}, cfg.resolve);
+      out.best = resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x},
+                         cfg.resolve, opt.run);
+      out.flops = base.flops + hio.flops;  // the runs made here (none when given)
     }
   } else if (m.operator_kind() == OperatorKind::gaussian) {
     if constexpr (!std::is_same_v<Op, Fourier2d<T>>)
@@ -395,6 +403,7 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
   } else {
     out.best = run_base(m, opt.restart.keep_all ? &out.all : nullptr);
   }
+  out.flops += out.best.flops;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
@@ -403,10 +412,15 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
 /// returns their results in that order. A -resolve method reuses the results of its base
 /// method and of hio when they ran before it in the list (the same computation: each
 /// method's stream depends only on the seed and its name).
+///
+/// With `unfinished`, a stop request (prilo::request_stop, e.g. from SIGINT with
+/// install_interrupt_handler) ends the run early: the methods that finished are returned and
+/// the names of the others stored there. Without it, prilo::interrupted propagates.
 template <MeasurementOperator Op, class T = typename Op::scalar>
 std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods, const nn::Vae<T>& vae, const Op& op,
                                          const Mat<T>& y, const ReconstructionConfig<T>& cfg,
-                                         const MethodOptions<T>& opt = {}) {
+                                         const MethodOptions<T>& opt = {},
+                                         std::vector<std::string>* unfinished = nullptr) {
   for (const auto& m : methods) check_method<Op>(m, cfg);
   std::vector<MethodResult<T>> out;
   out.reserve(methods.size());
@@ -415,10 +429,17 @@ std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods,
       if (r.method == name) return &r.best.x;
     return nullptr;
   };
-  for (const auto& m : methods) {
+  for (std::size_t k = 0; k < methods.size(); ++k) {
+    const MethodSpec& m = methods[k];
     ResolveInputs<T> inputs;
     if (m.resolve) inputs = {earlier(m.base()), earlier("hio")};
-    out.push_back(run_method(m, vae, op, y, cfg, opt, inputs));
+    try {
+      out.push_back(run_method(m, vae, op, y, cfg, opt, inputs));
+    } catch (const interrupted&) {
+      if (!unfinished) throw;
+      for (std::size_t r = k; r < methods.size(); ++r) unfinished->push_back(methods[r].name);
+      break;
+    }
   }
   return out;
 }

@@ -213,4 +213,10 @@ class Collective {
   mutable bool has_z_ = false;
 };
 
+/// The collective as a pipeline Run chosen at run time (MethodOptions::run).
+template <class T>
+AnyRun<T> any_run(const Collective& c) {
+  return {c.part(), c.parts(), [c](SolveResult<T>& r, const ColumnPartition& s) { c.join(r, s); }};
+}
+
 }  // namespace prilo::mpi

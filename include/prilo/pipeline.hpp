@@ -2,6 +2,7 @@
 // columns on column blocks (one per thread), keep-best per image, and -resolve.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +59,19 @@ struct LocalRun {
   int parts() const { return 1; }
   template <class T>
   void join(SolveResult<T>&, const ColumnPartition&) const {}
+};
+
+/// A Run chosen at run time (in a distributed program or not, from its command line), for
+/// code that is not templated on the Run: its part, its count of parts and a join.
+template <class T>
+struct AnyRun {
+  int part_index = 0, part_count = 1;
+  std::function<void(SolveResult<T>&, const ColumnPartition&)> join_parts = {};
+  int part() const { return part_index; }
+  int parts() const { return part_count; }
+  void join(SolveResult<T>& r, const ColumnPartition& s) const {
+    if (join_parts) join_parts(r, s);
+  }
 };
 
 /// Solves every measurement column of y (B images) R times from the B·R columns of `starts`

@@ -125,9 +125,9 @@ SolveResult<T> solve_column_blocks(const Loss& loss, const Mat<T>& start, Rng& r
   require_shape(start, start.rows(), cols, "solve_column_blocks start");
   const ColumnPartition split = column_partition(cols, opt);
   const Eigen::Index nb = split.blocks;
-  if (nb == 1) {
-    if (opt.part == 0) return solve(loss, start, rng, ColumnBlock{0, 1, 0, cols});
-    return SolveResult<T>{};  // another process solves the only block
+  if (nb == 1) {  // solved directly by the part that owns the only block
+    if (split.count[std::size_t(opt.part)] == cols) return solve(loss, start, rng, ColumnBlock{0, 1, 0, cols});
+    return SolveResult<T>{};
   }
   using L = std::remove_cvref_t<Loss>;
   std::vector<Rng> streams;

@@ -7,6 +7,7 @@
 #include "../operators/magnitude_loss.hpp"
 #include "../parallel.hpp"
 #include "../random.hpp"
+#include "../interrupt.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -54,6 +55,7 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   Mat<T> xp;
   const int hio_iters = hio ? std::max(0, opt.iterations - opt.final_er) : 0;
   for (int it = 0; it < opt.iterations; ++it) {
+    throw_if_stopped(hio ? "hio" : "er");
     F.forward_half(x, X);
     // magnitude projection: X ← (ȳ/s) · X/|X| (the unscaled spectrum of the scaled target)
     for_column_chunks(X.cols(), [&](Eigen::Index j0, Eigen::Index nb) {

@@ -11,6 +11,7 @@
 #include "../concepts/measurement_operator.hpp"
 #include "../operators/magnitude_loss.hpp"
 #include "../random.hpp"
+#include "../interrupt.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -129,6 +130,7 @@ Vec<T> power_iteration(const Op& op, const Mat<T>& w, Mat<T>& v, int iterations,
   }
   Vec<T> lambda = Vec<T>::Zero(v.cols());
   for (int it = 0; it < iterations; ++it) {
+    throw_if_stopped(method);
     measurement_t<Op> u = op.apply(v);
     u.array() *= w.array().template cast<U>();
     const Mat<T> mv = real_adjoint(op, u);
@@ -363,6 +365,7 @@ SolveResult<T> wirtinger_flow(const Op& op, const std::type_identity_t<Mat<T>>& 
     for (Eigen::Index j = 0; j < B; ++j)
       for (Eigen::Index i = 0; i < m; ++i) w(i, j) *= detail::abs2_value(flow.u(i, j)) - y2(i, j);
     const T mu = opt.t0 > T(0) ? std::min(T(1) - std::exp(-T(t) / opt.t0), opt.mu_max) : opt.mu_max;
+    throw_if_stopped("wf");
     flow.step(detail::real_adjoint(op, w), mu * inv_norm2);
     detail::flow_record(loss, flow.x, res, t, opt.iterations, opt.history_stride, opt.progress, "wf");
   }
@@ -400,6 +403,7 @@ SolveResult<T> truncated_amplitude_flow(const Op& op, const std::type_identity_t
         w(i, j) = keep ? w(i, j) * ((a - y(i, j)) / a) : U(0);
       }
     }
+    throw_if_stopped("taf");
     flow.step(detail::real_adjoint(op, w), steps);
     detail::flow_record(loss, flow.x, res, t, opt.iterations, opt.history_stride, opt.progress, "taf");
   }

@@ -11,6 +11,7 @@
 #include "../concepts/noise_schedule.hpp"
 #include "../concepts/projection.hpp"
 #include "../exec/executor.hpp"
+#include "../interrupt.hpp"
 #include "../operators/magnitude_loss.hpp"
 #include "../optim/optimisers.hpp"
 #include "../projection/blocks.hpp"
@@ -246,6 +247,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
   int ran = 0;
   with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, layer), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
+      throw_if_stopped(ctx.method);
       gen.forward(layer, gen.depth(), z, tr);
       l = loss.value_and_gradient(tr.output(), gx);
       if (ctx.observe && ctx.due(k)) {
@@ -285,6 +287,7 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
   const M zero = zeros<T>(ex, z0.rows(), 1);
   with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, 0), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
+      throw_if_stopped(ctx.method);
       gen.forward(0, layer, z0, tr);
       const bool report = ctx.progress && ctx.due(k);
       // diff = 2 (G(z0) − target), the gradient of the squared distance; (2d)² / 4 = d² exactly

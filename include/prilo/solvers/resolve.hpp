@@ -10,6 +10,7 @@
 #include "../metrics/align.hpp"
 #include "../nn/vae.hpp"
 #include "../operators/magnitude_loss.hpp"
+#include "../interrupt.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -112,6 +113,7 @@ SolveResult<T> resolve_ambiguity(const nn::Vae<T>& vae, const MagnitudeLoss<Op>&
   const Vec<T> yy = loss.measurements().colwise().squaredNorm().transpose();
   for (auto* s : solutions) rel.push_back((loss.value(*s).array() / yy.array().max(T(1e-30))).matrix());
   for (Eigen::Index j = 0; j < B; ++j) {
+    throw_if_stopped("resolve");
     Eigen::Index c = 0;
     std::vector<bool> allowed(solutions.size(), true);
     bool any_consistent = false;
@@ -144,6 +146,10 @@ SolveResult<T> resolve_ambiguity(const nn::Vae<T>& vae, const MagnitudeLoss<Op>&
     res.chosen_restart[j] = int(best_c / (2 * n));  // which solution the winner came from
   }
   res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
+  // every candidate through the encoder (posterior mean) and the decoder, and the final loss
+  const double elbo = forward_flops(vae.encoder(), 0, vae.encoder().depth()) +
+                      forward_flops(vae.decoder(), 0, vae.decoder().depth());
+  res.flops = double(B) * (Flops{double(per_image) * elbo, 0} + loss_flops(loss, false));
   return res;
 }
 

@@ -1,0 +1,100 @@
+// What a program reports about a run: output paths checked before the work, text files
+// written whole, and the FLOP account of each method against the machine's peak.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core.hpp"
+#include "flops.hpp"
+#include "io/file.hpp"
+#include "io/config.hpp"
+#include "methods.hpp"
+
+namespace prilo {
+
+/// Fails (file_error naming the option and the path) unless a file could be written at
+/// `path` at the end of a run: its folder exists and is writable, and the path is not a
+/// folder. Empty paths pass. Call it before any work, so a bad path costs nothing.
+inline void check_output_path(const std::string& path, const std::string& option) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return;
+  const fs::path p(path), dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  const std::string what = option + " " + path + ": ";
+  if (!fs::is_directory(dir, ec)) throw file_error(what + "the folder " + dir.string() + " does not exist");
+  if (fs::is_directory(p, ec)) throw file_error(what + "is a folder, not a file");
+  if (::access(dir.c_str(), W_OK) != 0) throw file_error(what + "the folder " + dir.string() + " is not writable");
+}
+
+/// Writes `text` and a newline to `path` atomically (a reader never sees half a file).
+inline void write_text_file(const std::string& path, const std::string& text) {
+  const std::string all = text + "\n";
+  io::detail::write_file_atomic(path, reinterpret_cast<const unsigned char*>(all.data()), all.size());
+}
+
+/// A method's work: GFLOP (products, FFTs), GFLOP/s over its wall time, and that rate as a
+/// share of `peak_gflops` (the FMA peak of the threads it ran on).
+struct Work {
+  double gflop = 0, products_gflop = 0, fft_gflop = 0, gflops = 0, percent_of_peak = 0;
+};
+inline Work work_of(const Flops& f, double seconds, double peak_gflops) {
+  Work w{f.total() / 1e9, f.products / 1e9, f.fft / 1e9, 0, 0};
+  if (seconds > 0) w.gflops = w.gflop / seconds;
+  if (peak_gflops > 0) w.percent_of_peak = 100 * w.gflops / peak_gflops;
+  return w;
+}
+inline nlohmann::json to_json(const Work& w, double peak_gflops) {
+  return {{"gflop", w.gflop},   {"products_gflop", w.products_gflop}, {"fft_gflop", w.fft_gflop},
+          {"gflops", w.gflops}, {"percent_of_peak", w.percent_of_peak}, {"peak_gflops", peak_gflops}};
+}
+
+/// The work table: per method GFLOP (products + FFTs), GFLOP/s and % of the peak.
+template <class T>
+void print_work(std::FILE* out, const std::vector<MethodResult<T>>& results, double peak_gflops, int threads) {
+  std::fprintf(out, "\nwork (products + FFTs; %% peak of %.0f GFLOP/s, the FP32 FMA peak of %d thread(s)):\n",
+               peak_gflops, threads);
+  std::fprintf(out, "%-22s %10s %10s %10s %9s\n", "method", "GFLOP", "of it FFT", "GFLOP/s", "% peak");
+  for (const auto& r : results) {
+    if (r.flops.total() == 0) {
+      std::fprintf(out, "%-22s %10s\n", r.method.c_str(), "not counted");
+      continue;
+    }
+    const Work w = work_of(r.flops, r.seconds, peak_gflops);
+    std::fprintf(out, "%-22s %10.1f %10.1f %10.1f %8.1f%%\n", r.method.c_str(), w.gflop, w.fft_gflop, w.gflops,
+                 w.percent_of_peak);
+  }
+}
+
+/// Prints the results table (PSNR, SSIM, magnitude error, seconds; aligned PSNR/SSIM as
+/// analysis when `align`) and the work table, and returns the per-method JSON report
+/// (io::method_report_json with a "work" entry).
+template <class T>
+nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>& results, const Mat<T>& truth, int h,
+                             int w, bool align, double peak_gflops, int threads) {
+  nlohmann::json methods = nlohmann::json::object();
+  std::fprintf(out, "\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method",
+               "PSNR dB (95% CI)", "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
+  for (const auto& r : results) {
+    const MethodMetrics e = evaluate_method(r, truth, h, w, align);
+    std::fprintf(out, "%-22s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", r.method.c_str(), e.psnr.mean, e.psnr.ci95,
+                 e.ssim.mean, e.ssim.ci95, e.magnitude_error.mean, r.seconds);
+    if (e.aligned)
+      std::fprintf(out, " %8.2f %8.4f\n", e.aligned->psnr.mean, e.aligned->ssim.mean);
+    else
+      std::fprintf(out, " %8s %8s\n", "-", "-");
+    methods[r.method] = io::method_report_json(r, e);
+    methods[r.method]["work"] = to_json(work_of(r.flops, r.seconds, peak_gflops), peak_gflops);
+  }
+  std::fprintf(out, "(PSNR capped at 100 dB for exact recoveries; aligned columns use the ground truth: analysis only)\n");
+  print_work(out, results, peak_gflops, threads);
+  return methods;
+}
+
+}  // namespace prilo
