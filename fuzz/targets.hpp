@@ -72,24 +72,28 @@ class MemFile {
   std::filesystem::path path_;
 };
 
-/// A private folder for files that the library writes atomically (temporary + rename),
-/// which a memfd cannot take: /dev/shm when it exists, else the system temporary folder.
-inline const std::filesystem::path& scratch_dir() {
+/// A file name for what the library writes atomically (a temporary file, then a rename), which
+/// a memfd cannot take: <dir>/prilo-fuzz/<name>-<pid>, dir = /dev/shm when it exists, else the
+/// system temporary folder. The caller removes the file after use, so processes that end
+/// without running destructors (libFuzzer's fork mode) leave nothing behind but the folder.
+inline std::filesystem::path scratch_file(const std::string& name) {
   static const std::filesystem::path dir = [] {
     std::error_code ec;
-    std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
-                                                                               : std::filesystem::temp_directory_path();
-    auto d = base / ("prilo-fuzz-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
+    const std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec)
+                                           ? std::filesystem::path("/dev/shm")
+                                           : std::filesystem::temp_directory_path();
+    std::filesystem::create_directories(base / "prilo-fuzz", ec);
+    return base / "prilo-fuzz";
   }();
-  return dir;
+  return dir / (name + "-" + std::to_string(::getpid()));
 }
 
-struct ScratchCleanup {
-  ~ScratchCleanup() {
+/// Removes a file when it goes out of scope (also when an exception passes).
+struct RemoveOnExit {
+  std::filesystem::path path;
+  ~RemoveOnExit() {
     std::error_code ec;
-    std::filesystem::remove_all(scratch_dir(), ec);
+    std::filesystem::remove(path, ec);
   }
 };
 
@@ -171,7 +175,6 @@ inline void idx_gz(const unsigned char* data, std::size_t size) {
 inline void weights(const unsigned char* data, std::size_t size) {
   using namespace prilo::io;
   static MemFile f("prilo-fuzz-weights");
-  static ScratchCleanup cleanup;
   const auto& p = f.write(data, size);
   WeightsInfo info;
   const bool have_info = clean([&] { info = read_weights_info(p); });
@@ -180,9 +183,9 @@ inline void weights(const unsigned char* data, std::size_t size) {
     expect(have_info, "load_weights accepts only files whose header read_weights_info accepts");
     expect(w.arch == info.arch && w.sizes == info.sizes && w.tensors.size() == info.tensor_count,
            "load_weights agrees with read_weights_info");
-    const auto q = scratch_dir() / "roundtrip.prw";
-    expect(clean([&] { save_weights(q, w); }), "save_weights writes back every file load_weights accepts");
-    const auto r = load_weights<float>(q);
+    const RemoveOnExit q{scratch_file("roundtrip.prw")};
+    expect(clean([&] { save_weights(q.path, w); }), "save_weights writes back every file load_weights accepts");
+    const auto r = load_weights<float>(q.path);
     expect(r.tensors.size() == w.tensors.size(), "round trip keeps the tensor count");
     for (std::size_t k = 0; k < w.tensors.size(); ++k) {
       const auto& a = w.tensors[k].value;
