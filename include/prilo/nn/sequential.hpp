@@ -19,10 +19,11 @@ namespace prilo::nn {
 /// repeated passes of the same batch size do not allocate.
 ///
 /// A trace also holds the scratch of the vector-Jacobian products that read it: the
-/// cotangents between modules (alternating between two matrices) and a module's `work`
-/// matrix. They keep their sizes from step to step, so a solver step allocates only the
-/// returned cotangent (fresh multi-MB temporaries every step made glibc map and unmap pages:
-/// 15 % of a DPR step). They are `mutable` because the VJPs take the trace by const
+/// cotangents between modules (alternating between two matrices) and each module's `work`
+/// matrix (one per module: a shared one would be resized, so reallocated, between layers of
+/// different widths). They keep their sizes from step to step, so a solver step allocates
+/// only the returned cotangent (fresh multi-MB temporaries every step made glibc map and
+/// unmap pages: 15 % of a DPR step). They are `mutable` because the VJPs take the trace by const
 /// reference: a trace is used by one thread at a time (each thread keeps its own, as
 /// solve_column_blocks' threads do), while the generator itself may be shared.
 template <class T>
@@ -33,7 +34,7 @@ struct Trace {
   const Mat<T>& output() const { return acts[last]; }
 
   mutable std::array<Mat<T>, 2> cotangents;  ///< VJP scratch: cotangents between modules
-  mutable Mat<T> work;                       ///< VJP scratch: a module's backward_input work
+  mutable std::vector<Mat<T>> work;          ///< VJP scratch: module k's backward_input work
 };
 
 }  // namespace prilo::nn
@@ -162,6 +163,7 @@ class Sequential {
   static Mat<T> backprop(Self& self, const Trace<T>& tr, const Mat<T>& gy) {
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
     if (tr.first == tr.last) return gy;
+    if constexpr (!Weights) tr.work.resize(num_modules);  // allocates on the first call only
     const Mat<T>* g = &gy;
     int cur = 0;
     Mat<T> result;
@@ -171,7 +173,7 @@ class Sequential {
         if constexpr (Weights)
           m.backward(tr.acts[k], tr.acts[k + 1], *g, &out, true);
         else
-          m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work);
+          m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work[std::size_t(k)]);
         g = &out;
         cur ^= 1;
       }
