@@ -3,8 +3,10 @@
 // nlohmann-json (prilo/methods.hpp itself does not).
 #pragma once
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +18,41 @@ namespace prilo::io {
 namespace detail {
 using nlohmann::json;
 
+/// A JSON number that must be an integer in int's range (1e300, 4294967296 or 2.5 are
+/// invalid_input naming `where`, never a silent wrap-around or an undefined conversion).
+inline int read_int(const json& v, const std::string& where) {
+  double d = 0;
+  if (v.is_number_unsigned())
+    d = double(v.get<unsigned long long>());
+  else if (v.is_number_integer())
+    d = double(v.get<long long>());
+  else if (v.is_number_float())
+    d = v.get<double>();
+  else
+    throw invalid_input(where + ": expected an integer, got " + std::string(v.type_name()));
+  if (!(d == std::floor(d)) || d < double(std::numeric_limits<int>::min()) ||
+      d > double(std::numeric_limits<int>::max()))
+    throw invalid_input(where + ": expected an integer within int's range, got " + v.dump());
+  return int(d);
+}
+/// A finite JSON number representable in T.
+template <class T>
+T read_real(const json& v, const std::string& where) {
+  if (!v.is_number()) throw invalid_input(where + ": expected a number, got " + std::string(v.type_name()));
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || std::abs(d) > double(std::numeric_limits<T>::max()))
+    throw invalid_input(where + ": " + v.dump() + " is not a finite number in range");
+  return T(d);
+}
+/// obj[key] read with read_int / read_real when present, `def` otherwise.
+inline int int_or(const json& obj, const char* key, int def, const std::string& where) {
+  return obj.contains(key) ? read_int(obj.at(key), where + "." + key) : def;
+}
+template <class T>
+T real_or(const json& obj, const char* key, T def, const std::string& where) {
+  return obj.contains(key) ? read_real<T>(obj.at(key), where + "." + key) : def;
+}
+
 /// A phase section ("steps", "radius", "learning_rate", "constrain", "enabled", "optimiser":
 /// "adam" or "gradient-descent") over the given defaults; an unknown key or a value of the
 /// wrong type is an invalid_input naming the section and the key.
@@ -26,11 +63,11 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
   for (auto& [k, v] : j.items()) {
     try {
       if (k == "steps")
-        p.steps = v.template get<int>();
+        p.steps = read_int(v, where + ".steps");
       else if (k == "radius")
-        p.radius = v.template get<T>();
+        p.radius = read_real<T>(v, where + ".radius");
       else if (k == "learning_rate")
-        p.learning_rate = v.template get<T>();
+        p.learning_rate = read_real<T>(v, where + ".learning_rate");
       else if (k == "constrain")
         p.constrain = v.template get<bool>();
       else if (k == "enabled")
@@ -69,8 +106,9 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
   for (const auto& s : p.at("stages")) {
     const std::string at = where + ".stages[" + std::to_string(i++) + "]";
     PriloStage<T> st;
-    st.layer = s.at("layer").get<int>();
-    st.repetitions = s.value("repetitions", 1);
+    if (!s.contains("layer")) throw invalid_input(at + ": no \"layer\"");
+    st.layer = read_int(s.at("layer"), at + ".layer");
+    st.repetitions = int_or(s, "repetitions", 1, at);
     if (st.repetitions < 0) throw invalid_input(at + ": repetitions must be >= 0");
     if (s.contains("forward")) st.forward = read_phase(s["forward"], st.forward, at + ".forward");
     if (s.contains("back")) st.back = read_phase(s["back"], st.back, at + ".back");
@@ -88,26 +126,31 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight).
 /// Missing values keep ReconstructionConfig's defaults; other top-level keys ("comment") are
 /// ignored; unknown phase options are errors. Throws invalid_input for bad values (and wrong
-/// types in a phase) and nlohmann::json::exception for other values of the wrong type.
+/// types, numbers out of range) and nlohmann::json::exception for other malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
   ReconstructionConfig<T> c;
   NoiseOptions noise;
   if (j.contains("noise")) {
     const auto& n = j.at("noise");
-    noise = {.enabled = n.value("enabled", true), .eta = n.value("eta", 0.02), .gamma = n.value("gamma", 0.55)};
+    noise = {.enabled = n.value("enabled", true),
+             .eta = detail::real_or(n, "eta", 0.02, "noise"),
+             .gamma = detail::real_or(n, "gamma", 0.55, "noise")};
   }
-  if (j.contains("mii")) c.mii.candidates = j.at("mii").value("candidates", 5000);
+  if (j.contains("mii")) {
+    c.mii.candidates = detail::int_or(j.at("mii"), "candidates", 5000, "mii");
+    if (c.mii.candidates < 1) throw invalid_input("mii.candidates must be >= 1");
+  }
   if (j.contains("resolve")) {
-    c.resolve.consistency_threshold = j.at("resolve").value("consistency_threshold", 1e-4);
-    c.resolve.placement_weight = j.at("resolve").value("placement_weight", 0.0);
+    c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
+    c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
   }
-  if (j.contains("er")) c.er.iterations = j.at("er").value("iterations", 1000);
+  if (j.contains("er")) c.er.iterations = detail::int_or(j.at("er"), "iterations", 1000, "er");
   if (j.contains("hio")) {
-    c.hio.iterations = j.at("hio").value("iterations", 1000);
-    c.hio.beta = j.at("hio").value("beta", T(0.9));
-    c.hio.final_er = j.at("hio").value("final_er", 50);
+    c.hio.iterations = detail::int_or(j.at("hio"), "iterations", 1000, "hio");
+    c.hio.beta = detail::real_or(j.at("hio"), "beta", T(0.9), "hio");
+    c.hio.final_er = detail::int_or(j.at("hio"), "final_er", 50, "hio");
   }
   if (j.contains("dpr")) c.dpr.phase = detail::read_phase(j.at("dpr"), c.dpr.phase, "dpr");
   if (j.contains("prilo")) c.prilo = detail::read_prilo<T>(j.at("prilo"), PriloReading::back_project_refine, "prilo");
@@ -118,8 +161,9 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
 }
 
 /// The configuration in a JSON file (configs/mnist.json, configs/fashion-mnist.json).
-/// Errors name the file: file_error when it cannot be read, is not JSON or holds a value of
-/// the wrong type; invalid_input for a bad value.
+/// Errors name the file: file_error when it cannot be read or is not JSON (or another
+/// malformed value); invalid_input, naming the section and key, for a value of the wrong type,
+/// out of range or otherwise bad.
 template <class T = float>
 ReconstructionConfig<T> load_reconstruction_config(const std::filesystem::path& path) {
   std::ifstream in(path);

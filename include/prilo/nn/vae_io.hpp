@@ -1,8 +1,10 @@
 // Saving and loading the VAE in the prilo weights format (docs/weights-format.md).
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "../io/weights.hpp"
 #include "state_io.hpp"
@@ -35,7 +37,26 @@ Vae<T> load_vae(const std::filesystem::path& path) {
   if (f.sizes.size() != 3)
     throw file_error(path.string() + ": a VAE needs 3 sizes (data, hidden, latent), found " +
                      std::to_string(f.sizes.size()));
-  Vae<T> vae(f.sizes[0], f.sizes[1], f.sizes[2], 0);
+  // the stored tensors must have the shapes the sizes imply before any model is built from
+  // them (a corrupt header must not allocate, or initialise, a model of arbitrary size)
+  const Eigen::Index d = f.sizes[0], h = f.sizes[1], z = f.sizes[2];
+  if (d == 0 || h == 0 || z == 0)
+    throw file_error(path.string() + ": corrupt: VAE sizes must be positive, found " + std::to_string(d) + ", " +
+                     std::to_string(h) + ", " + std::to_string(z));
+  const std::pair<const char*, std::array<Eigen::Index, 2>> shapes[] = {
+      {"encoder.0.weight", {h, d}}, {"encoder.0.bias", {h, 1}},       {"encoder.1.weight", {h, h}},
+      {"encoder.1.bias", {h, 1}},   {"encoder.2.weight", {2 * z, h}}, {"encoder.2.bias", {2 * z, 1}},
+      {"decoder.0.weight", {h, z}}, {"decoder.0.bias", {h, 1}},       {"decoder.1.weight", {h, h}},
+      {"decoder.1.bias", {h, 1}},   {"decoder.2.weight", {d, h}},     {"decoder.2.bias", {d, 1}}};
+  for (const auto& [name, rc] : shapes) {
+    const Mat<T>* m = f.find(name);
+    if (!m) throw file_error(path.string() + ": no tensor named \"" + name + "\" (a VAE needs 12)");
+    if (m->rows() != rc[0] || m->cols() != rc[1])
+      throw file_error(path.string() + ": corrupt: tensor \"" + name + "\" is " + std::to_string(m->rows()) + "x" +
+                       std::to_string(m->cols()) + " but the sizes " + std::to_string(d) + ", " + std::to_string(h) +
+                       ", " + std::to_string(z) + " need " + std::to_string(rc[0]) + "x" + std::to_string(rc[1]));
+  }
+  Vae<T> vae(d, h, z, 0);
   read_state(f, vae);
   return vae;
 }
