@@ -48,7 +48,9 @@ struct Flops {
 /// should provide flops()). The input VJP of the same range costs the same.
 template <class G>
 double forward_flops(const G& gen, int i, int j) {
-  if constexpr (requires { { gen.flops(i, j) } -> std::convertible_to<double>; })
+  if constexpr (requires {
+                  { gen.flops(i, j) } -> std::convertible_to<double>;
+                })
     return double(gen.flops(i, j));
   else {
     double f = 0;
@@ -61,7 +63,9 @@ double forward_flops(const G& gen, int i, int j) {
 /// a dense product: 2·m·n).
 template <class Op>
 Flops apply_flops(const Op& op) {
-  if constexpr (requires { { op.flops() } -> std::convertible_to<Flops>; })
+  if constexpr (requires {
+                  { op.flops() } -> std::convertible_to<Flops>;
+                })
     return op.flops();
   else
     return {2.0 * double(op.output_size()) * double(op.input_size()), 0.0};
@@ -75,27 +79,50 @@ Flops loss_flops(const Loss& loss, bool gradient) {
 }
 
 /// The conventional FFT count of one real transform of n points.
-inline double real_fft_flops(double n) { return n > 1 ? 2.5 * n * std::log2(n) : 0.0; }
+inline double real_fft_flops(double n) {
+  return n > 1 ? 2.5 * n * std::log2(n) : 0.0;
+}
 
 namespace detail {
 #if defined(__x86_64__) && defined(__AVX512F__)
 using PeakVec = __m512;
 inline constexpr int kPeakLanes = 16;
-inline PeakVec peak_splat(float x) { return _mm512_set1_ps(x); }
-inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float peak_lane0(PeakVec v) { return _mm512_cvtss_f32(v); }
+inline PeakVec peak_splat(float x) {
+  return _mm512_set1_ps(x);
+}
+inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+inline float peak_lane0(PeakVec v) {
+  return _mm512_cvtss_f32(v);
+}
+inline constexpr const char* kPeakIsa = "avx512";
 #elif defined(__x86_64__) && defined(__FMA__)
 using PeakVec = __m256;
 inline constexpr int kPeakLanes = 8;
-inline PeakVec peak_splat(float x) { return _mm256_set1_ps(x); }
-inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) { return _mm256_fmadd_ps(a, b, c); }
-inline float peak_lane0(PeakVec v) { return _mm256_cvtss_f32(v); }
+inline PeakVec peak_splat(float x) {
+  return _mm256_set1_ps(x);
+}
+inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+inline float peak_lane0(PeakVec v) {
+  return _mm256_cvtss_f32(v);
+}
+inline constexpr const char* kPeakIsa = "avx2_fma";
 #else
 using PeakVec = float;
 inline constexpr int kPeakLanes = 1;
-inline PeakVec peak_splat(float x) { return x; }
-inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) { return a * b + c; }
-inline float peak_lane0(PeakVec v) { return v; }
+inline PeakVec peak_splat(float x) {
+  return x;
+}
+inline PeakVec peak_fma(PeakVec a, PeakVec b, PeakVec c) {
+  return a * b + c;
+}
+inline float peak_lane0(PeakVec v) {
+  return v;
+}
+inline constexpr const char* kPeakIsa = "scalar (build without -march=native)";
 #endif
 
 /// FP32 FLOPs of `rounds` × 4096 × 16 independent FMA chains on the widest vectors of the build.
@@ -151,7 +178,9 @@ inline double cached_peak_gflops(int threads) {
   namespace fs = std::filesystem;
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
-  const fs::path dir = xdg && *xdg ? fs::path(xdg) / "prilo" : home && *home ? fs::path(home) / ".cache" / "prilo" : fs::path();
+  const fs::path dir = xdg && *xdg     ? fs::path(xdg) / "prilo"
+                       : home && *home ? fs::path(home) / ".cache" / "prilo"
+                                       : fs::path();
   const fs::path file = dir.empty() ? fs::path() : dir / ("peak-gflops-t" + std::to_string(threads) + ".txt");
   if (!file.empty()) {
     std::ifstream in(file);
