@@ -123,28 +123,30 @@ void bm_loss(benchmark::State& state, Config c, const char* tname) {
     const Times t = per_iteration(state, t0);
     state.counters["ratio"] = t.wall / it->second.wall;
     state.counters["ratio_cpu"] = t.cpu / it->second.cpu;
-    state.counters["ratio_min"] = interleaved(
-        [&] {
-          p.op.forward_half(p.x, p.half);
-          p.op.backward_half(p.half, p.out);
-        },
-        [&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, t.wall)
-                                      .ratio;
+    state.counters["ratio_min"] =
+        interleaved(
+            [&] {
+              p.op.forward_half(p.x, p.half);
+              p.op.backward_half(p.half, p.out);
+            },
+            [&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, t.wall)
+            .ratio;
   }
   set_items(state, c);
 }
 
 template <class T>
 void register_type(const char* tname) {
-  const Config configs[] = {{28, 28, 1, 1},    {64, 64, 1, 1},       {256, 256, 1, 1},
+  const Config configs[] = {{28, 28, 1, 1},     {64, 64, 1, 1},    {256, 256, 1, 1},
                             {1024, 1024, 1, 1}, {28, 28, 1024, 1}, {28, 28, 1024, 2}};
   for (const Config& c : configs) {
     const std::string suffix = std::string("/").append(c.key(tname));  // not "/" + s: GCC 12 -Wrestrict bug
-    benchmark::RegisterBenchmark(("fft_pair" + suffix).c_str(),
-                                 [c, tname](benchmark::State& s) { bm_fft_pair<T>(s, c, tname); })
-        ->UseRealTime();
-    benchmark::RegisterBenchmark(("loss" + suffix).c_str(), [c, tname](benchmark::State& s) { bm_loss<T>(s, c, tname); })
-        ->UseRealTime();
+    benchmark::RegisterBenchmark(("fft_pair" + suffix).c_str(), [c, tname](benchmark::State& s) {
+      bm_fft_pair<T>(s, c, tname);
+    })->UseRealTime();
+    benchmark::RegisterBenchmark(("loss" + suffix).c_str(), [c, tname](benchmark::State& s) {
+      bm_loss<T>(s, c, tname);
+    })->UseRealTime();
   }
 }
 

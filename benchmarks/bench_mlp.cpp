@@ -53,7 +53,9 @@ enum class Work { forward, vjp_input, vjp_weights };
 const char* name(Work w) {
   return w == Work::forward ? "forward" : (w == Work::vjp_input ? "vjp_input" : "vjp_weights");
 }
-double flop(Work w) { return kForwardFlop * (w == Work::forward ? 1 : (w == Work::vjp_input ? 2 : 3)); }
+double flop(Work w) {
+  return kForwardFlop * (w == Work::forward ? 1 : (w == Work::vjp_input ? 2 : 3));
+}
 
 struct Setup {
   prilo::nn::Vae<T> vae{kData, kHidden, kLatent, 1};
@@ -105,7 +107,9 @@ void set_flops(benchmark::State& state, double flop_per_iter, double sec_per_ite
   if (pk != peak_gflops().end()) state.counters["pct_peak"] = 100.0 * flop_per_iter / sec_per_iter / 1e9 / pk->second;
 }
 
-std::string key(Work w, int threads) { return std::string(name(w)) + "/t" + std::to_string(threads); }
+std::string key(Work w, int threads) {
+  return std::string(name(w)) + "/t" + std::to_string(threads);
+}
 
 /// Bare Eigen products of one decoder pass (no bias, no activation).
 void gemm_pass(Setup& s, Work w) {
@@ -200,15 +204,17 @@ void bm_peak(benchmark::State& state, int threads) {
 const bool registered = [] {
   for (int t : {1, 2}) {
     const std::string ts = "/t" + std::to_string(t);
-    benchmark::RegisterBenchmark(("peak_gemm/float/1024x1024x1024" + ts).c_str(),
-                                 [t](benchmark::State& s) { bm_peak(s, t); })
-        ->UseRealTime();
+    benchmark::RegisterBenchmark(("peak_gemm/float/1024x1024x1024" + ts).c_str(), [t](benchmark::State& s) {
+      bm_peak(s, t);
+    })->UseRealTime();
     for (Work w : {Work::forward, Work::vjp_input, Work::vjp_weights}) {
       const std::string suffix = std::string("/") + name(w) + "/float/b1024" + ts;
-      benchmark::RegisterBenchmark(("gemm" + suffix).c_str(), [w, t](benchmark::State& s) { bm_gemm(s, w, t); })
-          ->UseRealTime();
-      benchmark::RegisterBenchmark(("decoder" + suffix).c_str(), [w, t](benchmark::State& s) { bm_decoder(s, w, t); })
-          ->UseRealTime();
+      benchmark::RegisterBenchmark(("gemm" + suffix).c_str(), [w, t](benchmark::State& s) {
+        bm_gemm(s, w, t);
+      })->UseRealTime();
+      benchmark::RegisterBenchmark(("decoder" + suffix).c_str(), [w, t](benchmark::State& s) {
+        bm_decoder(s, w, t);
+      })->UseRealTime();
     }
   }
   return true;

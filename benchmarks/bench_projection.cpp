@@ -127,8 +127,7 @@ void bm_project_batch(benchmark::State& state, Kernel<T> algo, bool large_radius
   prilo::Mat<T> dst(kBatchN, kBatchCols);
   Index k = 0;
   for (auto _ : state) {
-    for (Index c = 0; c < kBatchCols; ++c)
-      algo(p.vec(k + c), dst.col(c).data(), kBatchN, radii[std::size_t(k + c)]);
+    for (Index c = 0; c < kBatchCols; ++c) algo(p.vec(k + c), dst.col(c).data(), kBatchN, radii[std::size_t(k + c)]);
     benchmark::DoNotOptimize(dst.data());
     benchmark::ClobberMemory();
     k += kBatchCols;
@@ -147,8 +146,9 @@ void register_type(const std::string& tname) {
     benchmark::RegisterBenchmark(("read_pass" + suffix).c_str(), [n](benchmark::State& s) { bm_read_pass<T>(s, n); });
     for (const auto& [name, algo] : algos)
       for (bool large : {false, true})
-        benchmark::RegisterBenchmark((std::string(name) + suffix + (large ? "/r90" : "/r10")).c_str(),
-                                     [algo = algo, n, large](benchmark::State& s) { bm_project<T>(s, algo, n, large); });
+        benchmark::RegisterBenchmark(
+            (std::string(name) + suffix + (large ? "/r90" : "/r10")).c_str(),
+            [algo = algo, n, large](benchmark::State& s) { bm_project<T>(s, algo, n, large); });
   }
   const std::string bsuffix = "/" + tname + "/batch500x1024";
   benchmark::RegisterBenchmark(("read_pass" + bsuffix).c_str(), [](benchmark::State& s) { bm_read_pass_batch<T>(s); });

@@ -99,7 +99,9 @@ void set_ratio(benchmark::State& state, const Times& t, Index b, int threads) {
   state.counters["ratio_cpu"] = t.cpu / it->second.cpu;
 }
 
-prilo::NoiseOptions noise() { return {.enabled = true, .eta = 0.02, .gamma = 0.55}; }
+prilo::NoiseOptions noise() {
+  return {.enabled = true, .eta = 0.02, .gamma = 0.55};
+}
 
 /// The six bare products of one DPR step, into preallocated matrices.
 struct GemmDpr {
@@ -109,7 +111,12 @@ struct GemmDpr {
       : w1(model().vae.decoder().module<0>().weight()),
         w2(model().vae.decoder().module<1>().weight()),
         w3(model().vae.decoder().module<2>().weight()),
-        h1(kHidden, b), h2(kHidden, b), out(kData, b), g2(kHidden, b), g1(kHidden, b), gz(kLatent, b) {
+        h1(kHidden, b),
+        h2(kHidden, b),
+        out(kData, b),
+        g2(kHidden, b),
+        g1(kHidden, b),
+        gz(kLatent, b) {
     prilo::Rng rng(5);
     z = rng.normal_matrix<T>(kLatent, b);
     g3 = rng.normal_matrix<T>(kData, b);
@@ -143,8 +150,9 @@ void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer) {
   auto& gen = model().vae.decoder();
   Problem& p = problem(b);
   prilo::Rng rng(11);
-  const prilo::PhaseOptions<T> ph = layer == 0 ? prilo::PhaseOptions<T>{.steps = 1000, .radius = 100, .learning_rate = T(0.1)}
-                                               : prilo::PhaseOptions<T>{.steps = 300, .radius = 100, .learning_rate = T(0.05)};
+  const prilo::PhaseOptions<T> ph = layer == 0
+                                        ? prilo::PhaseOptions<T>{.steps = 1000, .radius = 100, .learning_rate = T(0.1)}
+                                        : prilo::PhaseOptions<T>{.steps = 300, .radius = 100, .learning_rate = T(0.05)};
   Mat z = layer == 0 ? p.z0 : gen.forward(0, layer, p.z0);
   const Mat centre = layer == 0 ? Mat(Mat::Zero(kLatent, 1)) : z;
   auto adam = prilo::detail::make_adam(ph, noise());
@@ -184,7 +192,8 @@ void bm_back_projection(benchmark::State& state, Index b, int t) {
   const Mat target = gen.forward(0, layer, rng.normal_matrix<T>(kLatent, b));
   Mat z0 = p.z0;
   const Mat zero = Mat::Zero(kLatent, 1);
-  auto adam = prilo::detail::make_adam(prilo::PhaseOptions<T>{.steps = 100, .radius = 100, .learning_rate = T(0.1)}, noise());
+  auto adam =
+      prilo::detail::make_adam(prilo::PhaseOptions<T>{.steps = 100, .radius = 100, .learning_rate = T(0.1)}, noise());
   typename std::remove_cvref_t<decltype(gen)>::trace_type tr;
   Mat gz;
   auto step = [&] {
@@ -240,19 +249,20 @@ const bool registered = [] {
     const std::string ts = "/t" + std::to_string(t);
     for (Index b : {Index(1), Index(16), Index(1024)}) {
       const std::string bs = "/float/b" + std::to_string(b) + ts;
-      benchmark::RegisterBenchmark(("gemm_dpr" + bs).c_str(), [b, t](benchmark::State& s) { bm_gemm_dpr(s, b, t); })
-          ->UseRealTime();
-      benchmark::RegisterBenchmark(("dpr_step" + bs).c_str(),
-                                   [b, t](benchmark::State& s) { bm_magnitude_step(s, b, t, 0); })
-          ->UseRealTime();
+      benchmark::RegisterBenchmark(("gemm_dpr" + bs).c_str(), [b, t](benchmark::State& s) {
+        bm_gemm_dpr(s, b, t);
+      })->UseRealTime();
+      benchmark::RegisterBenchmark(("dpr_step" + bs).c_str(), [b, t](benchmark::State& s) {
+        bm_magnitude_step(s, b, t, 0);
+      })->UseRealTime();
     }
     const std::string bs = "/float/b1024" + ts;
-    benchmark::RegisterBenchmark(("prilo_step_a_z2" + bs).c_str(),
-                                 [t](benchmark::State& s) { bm_magnitude_step(s, 1024, t, 2); })
-        ->UseRealTime();
-    benchmark::RegisterBenchmark(("back_projection_z2" + bs).c_str(),
-                                 [t](benchmark::State& s) { bm_back_projection(s, 1024, t); })
-        ->UseRealTime();
+    benchmark::RegisterBenchmark(("prilo_step_a_z2" + bs).c_str(), [t](benchmark::State& s) {
+      bm_magnitude_step(s, 1024, t, 2);
+    })->UseRealTime();
+    benchmark::RegisterBenchmark(("back_projection_z2" + bs).c_str(), [t](benchmark::State& s) {
+      bm_back_projection(s, 1024, t);
+    })->UseRealTime();
     const std::string ms = "/float/p5000_b64" + ts;
     benchmark::RegisterBenchmark(("mii_scores" + ms).c_str(), [t](benchmark::State& s) { bm_mii_scores(s, t); })
         ->UseRealTime()

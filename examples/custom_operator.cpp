@@ -66,7 +66,8 @@ int main() {
   const Mat<T> centre = Mat<T>::Zero(n, 1);
   for (int k = 0; k <= 3000; ++k) {
     const T f = loss.value_and_gradient(x, g)(0);
-    if (k % 500 == 0) std::printf("step %4d  loss %.6g  relative error %.4f\n", k, f, (x - x_true).norm() / x_true.norm());
+    if (k % 500 == 0)
+      std::printf("step %4d  loss %.6g  relative error %.4f\n", k, f, (x - x_true).norm() / x_true.norm());
     adam.step(x, g, centre, rng);
   }
   return 0;

@@ -76,10 +76,13 @@ int main(int argc, char** argv) try {
   const auto paper = reconstruct_prilo(vae.decoder(), F, y, LatentStart::mii, mii, opt, r1, ro);
   const auto boxed = reconstruct_prilo<BoxPolicies>(vae.decoder(), F, y, LatentStart::mii, mii, opt, r2, ro);
   const double pe = paper.best.magnitude_error.mean(), be = boxed.best.magnitude_error.mean();
-  std::printf("mean magnitude error on 16 MNIST test images: MII start %.3g, PRILO-chain-MII with the paper's l1 balls "
-              "%.3g, with the user's box and constant noise %.3g\n", start_err, pe, be);
+  std::printf(
+      "mean magnitude error on 16 MNIST test images: MII start %.3g, PRILO-chain-MII with the paper's l1 balls "
+      "%.3g, with the user's box and constant noise %.3g\n",
+      start_err, pe, be);
   std::printf("mean plain PSNR: paper's policies %.2f dB, user's policies %.2f dB\n",
-              metrics::psnr_batch(paper.best.x, set.images).mean(), metrics::psnr_batch(boxed.best.x, set.images).mean());
+              metrics::psnr_batch(paper.best.x, set.images).mean(),
+              metrics::psnr_batch(boxed.best.x, set.images).mean());
   if (!(pe < start_err && be < start_err)) {
     std::fprintf(stderr, "custom_policy: a solve did not lower the magnitude error of its start\n");
     return 1;

@@ -84,8 +84,8 @@ int main(int argc, char** argv) {
       "Write per-method mean magnitude error and PSNR (analysis) every 10 steps, per phase, to this JSON file "
       "(block 0's columns: all of them with --threads 1)");
   app.add_flag("--per-restart", st.per_restart, "Also write every restart's magnitude error and PSNR to --json");
-  app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread); fix it for results that do not depend "
-                 "on threads or processes")->check(CLI::NonNegativeNumber);
+  app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread; fix it for results independent of threads)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--peak-gflops", st.peak, "FP32 FMA peak for the work table (0: measured once, cached)");
   CLI11_PARSE(app, argc, argv);
   install_interrupt_handler();  // SIGINT: the solvers stop at their next step, finished methods are written
@@ -133,10 +133,11 @@ int main(int argc, char** argv) {
     if (const std::string note = blas_kernel_warning(); !note.empty()) std::printf("  %s\n", note.c_str());
     std::fflush(stdout);
 
-    MethodOptions<T> opt{.restart = {.restarts = st.restarts, .blocks = {.blocks = st.blocks}, .keep_all = st.per_restart},
+    MethodOptions<T> opt{.restart = {.restarts = st.restarts, .blocks = {.blocks = st.blocks}},
                          .ablation = parse_ablation(st.ablation),
                          .seed = st.seed,
                          .trace_reference = st.trace_path.empty() ? nullptr : &x};
+    opt.restart.keep_all = st.per_restart;
     if (!st.quiet) opt.progress = progress_printer(stderr, 2.0);
 #ifdef PRILO_HAVE_MPI
     opt.run = mpi::any_run<T>(world);
@@ -156,10 +157,9 @@ int main(int argc, char** argv) {
     else
       run(GaussianComplex<T>(st.measurements, h * w, st.seed + 7));
 
-    json report = {{"dataset", st.dataset},   {"split", st.split},        {"operator", st.op},
-                   {"first", st.first},       {"count", st.count},        {"restarts", st.restarts},
-                   {"seed", st.seed},         {"backend", cpu::name},     {"threads", cpu::threads()},
-                   {"ablation", st.ablation}};
+    json report = {{"dataset", st.dataset},     {"split", st.split},       {"operator", st.op}, {"first", st.first},
+                   {"count", st.count},         {"restarts", st.restarts}, {"seed", st.seed},   {"backend", cpu::name},
+                   {"threads", cpu::threads()}, {"ablation", st.ablation}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
     const int threads = cpu::threads() * opt.run.parts();
     const double peak = st.peak > 0 ? st.peak : cached_peak_gflops(threads);

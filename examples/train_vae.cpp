@@ -12,7 +12,6 @@
 using namespace prilo;
 using T = float;
 
-
 int main(int argc, char** argv) {
   CLI::App app{"Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3) with prilo"};
   std::string dataset = "mnist", out, data_dir = io::default_data_dir();
@@ -28,17 +27,19 @@ int main(int argc, char** argv) {
   app.add_option("--output,-o", out, "Output weights file (default models/vae-<dataset>.prw)");
   app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
-  app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log-every", log_every, "Print progress every N batches")->check(CLI::PositiveNumber);
   std::string evaluate;
-  app.add_option("--evaluate", evaluate, "Only print the test-set loss of an existing weights file (same protocol as training)");
+  app.add_option("--evaluate", evaluate,
+                 "Only print the test-set loss of an existing weights file (same protocol as training)");
   CLI11_PARSE(app, argc, argv);
   if (!evaluate.empty()) {
     try {
       auto vae = nn::load_vae<T>(evaluate);
       auto test = io::load_dataset<T>(data_dir, dataset, "test");
-      std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(), dataset.c_str(),
-                  (unsigned long long)(seed + 2), nn::mean_negative_elbo(vae, test.images, seed + 2));
+      std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(),
+                  dataset.c_str(), (unsigned long long)(seed + 2), nn::mean_negative_elbo(vae, test.images, seed + 2));
       return 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
@@ -52,9 +53,11 @@ int main(int argc, char** argv) {
     auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
     auto test = io::load_dataset<T>(data_dir, dataset, "test");
     const Eigen::Index n = train.images.cols(), d = train.images.rows();
-    std::printf("prilo-train-vae: %s, %ld training and %ld test images of %zux%zu, %d epochs, batch %d, lr %g, seed %llu, %d threads\n",
-                dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
-                (unsigned long long)seed, cpu::threads());
+    std::printf(
+        "prilo-train-vae: %s, %ld training and %ld test images of %zux%zu, %d epochs, batch %d, lr %g, seed %llu, %d "
+        "threads\n",
+        dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
+        (unsigned long long)seed, cpu::threads());
     nn::Vae<T> vae(d, 500, 100, seed);
     AdamTrainer<T> adam({.learning_rate = T(lr)});
     auto params = vae.parameters();
@@ -86,8 +89,9 @@ int main(int argc, char** argv) {
           const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           const double ips = double(done) * batch / el;
           const double left = el / double(done) * double(total_batches - done);
-          std::printf("epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
-                      epoch, epochs, b + 1, batches_per_epoch, double(l.total), double(l.bce), double(l.kl), ips, el, left);
+          std::printf(
+              "epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
+              epoch, epochs, b + 1, batches_per_epoch, double(l.total), double(l.bce), double(l.kl), ips, el, left);
           std::fflush(stdout);
         }
       }

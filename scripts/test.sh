@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The test suite, from a fresh clone: set-up, Release build of the library's tests, examples
 # and benchmarks, the unit and end-to-end tests (CTest), a consumer project built against the
-# installed package, the unit tests again under AddressSanitizer + UBSan, and, where nvcc
-# exists, a compile of every CUDA test and benchmark (no GPU is needed: they are not run).
+# installed package, the unit tests again under AddressSanitizer + UBSan and the threaded ones
+# under ThreadSanitizer, the MPI tests (2 processes against one), the fuzzers for a short
+# bounded time, the formatting check, and, where nvcc exists, a compile of every CUDA test
+# and benchmark (no GPU is needed: they are not run).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 jobs="${PRILO_JOBS:-$(nproc)}"
 bash scripts/setup.sh
 export PRILO_DATA="${PRILO_DATA:-$repo/data}"
+
+echo "== Formatting (clang-format-14, .clang-format; scripts/check_format.sh) =="
+bash scripts/check_format.sh
 
 echo "== Release build =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON \
@@ -29,6 +34,15 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/
 
 echo "== Threaded tests under ThreadSanitizer (clang-19, LLVM OpenMP with Archer; scripts/tsan.sh) =="
 bash scripts/tsan.sh
+
+echo "== Fuzzing: each libFuzzer harness for 20 s (scripts/fuzz.sh, docs/fuzzing.md) =="
+PRILO_FUZZ_JOBS=2 bash scripts/fuzz.sh 20 idx idx_gz weights vae config
+
+echo "== MPI: the pipeline and prilo-reconstruct over 2 processes against one (OpenMPI) =="
+cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DPRILO_MPI=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
+      -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=OFF >/dev/null
+cmake --build build-mpi -j "$jobs" --target prilo_mpi_test prilo-reconstruct
+(cd build-mpi && ctest -R '^mpi\.' --output-on-failure)
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== CUDA backend: compile every CUDA test and benchmark with nvcc (not run: no GPU needed) =="

@@ -37,25 +37,24 @@ TEST_CASE("column blocks: blocks cover the batch in order and the results are jo
   const Mat<T> start = Mat<T>::Random(3, 10);
   std::mutex m;
   std::vector<ColumnBlock> seen;
-  auto r = solve_column_blocks(
-      loss, start, rng,
-      [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng&, const ColumnBlock& b) {
-        {
-          std::lock_guard lock(m);
-          seen.push_back(b);
-        }
-        // the block's loss holds exactly the block's measurement columns
-        CHECK(l.measurements() == p.y.middleCols(b.first, b.columns));
-        CHECK(s == start.middleCols(b.first, b.columns));
-        SolveResult<T> out;
-        out.x = s * T(2);
-        out.z = s;
-        out.magnitude_error = Vec<T>::Constant(b.columns, T(b.index));
-        out.history = Mat<T>::Constant(2, b.columns, T(b.first));
-        out.history_steps = {5, 10};
-        return out;
-      },
-      {.blocks = 3, .min_columns = 1});
+  auto r = solve_column_blocks(loss, start, rng,
+                               [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng&, const ColumnBlock& b) {
+                                 {
+                                   std::lock_guard lock(m);
+                                   seen.push_back(b);
+                                 }
+                                 // the block's loss holds exactly the block's measurement columns
+                                 CHECK(l.measurements() == p.y.middleCols(b.first, b.columns));
+                                 CHECK(s == start.middleCols(b.first, b.columns));
+                                 SolveResult<T> out;
+                                 out.x = s * T(2);
+                                 out.z = s;
+                                 out.magnitude_error = Vec<T>::Constant(b.columns, T(b.index));
+                                 out.history = Mat<T>::Constant(2, b.columns, T(b.first));
+                                 out.history_steps = {5, 10};
+                                 return out;
+                               },
+                               {.blocks = 3, .min_columns = 1});
   REQUIRE(seen.size() == 3);
   std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   Eigen::Index next = 0;
@@ -83,20 +82,19 @@ TEST_CASE("column blocks: one block is a direct call with the caller's loss and 
   const Mat<T> start = Mat<T>::Random(3, 20);
   int calls = 0;
   // 20 columns with blocks of at least 16: one block, whatever the thread count
-  auto r = solve_column_blocks(
-      loss, start, rng,
-      [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
-        ++calls;
-        CHECK(&l == &loss);
-        CHECK(&g == &rng);
-        CHECK(b.count == 1);
-        CHECK(b.columns == 20);
-        SolveResult<T> out;
-        out.x = s;
-        out.magnitude_error = Vec<T>::Zero(s.cols());
-        return out;
-      },
-      {.blocks = 4, .min_columns = 16});
+  auto r = solve_column_blocks(loss, start, rng,
+                               [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng& g, const ColumnBlock& b) {
+                                 ++calls;
+                                 CHECK(&l == &loss);
+                                 CHECK(&g == &rng);
+                                 CHECK(b.count == 1);
+                                 CHECK(b.columns == 20);
+                                 SolveResult<T> out;
+                                 out.x = s;
+                                 out.magnitude_error = Vec<T>::Zero(s.cols());
+                                 return out;
+                               },
+                               {.blocks = 4, .min_columns = 16});
   CHECK(calls == 1);
   CHECK(r.x == start);
 }
@@ -117,15 +115,16 @@ TEST_CASE("column blocks: an exception in any block reaches the caller") {
     out.magnitude_error = Vec<T>::Zero(s.cols());
     return out;
   };
-  CHECK_THROWS_WITH_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = 3, .min_columns = 1}), "block two failed",
-                       invalid_input);
+  CHECK_THROWS_WITH_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = 3, .min_columns = 1}),
+                       "block two failed", invalid_input);
   CHECK(calls == 3);
   CHECK_THROWS_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = -1}), invalid_input);
   CHECK_THROWS_AS(solve_column_blocks(loss, start, rng, solve, {.blocks = 2, .min_columns = 0}), invalid_input);
   CHECK_THROWS_AS(solve_column_blocks(loss, Mat<T>(Mat<T>::Zero(3, 11)), rng, solve), invalid_input);
 }
 
-TEST_CASE("column blocks: DPR on fixed blocks gives the same result with 1 and 2 threads, and each block's own result") {
+TEST_CASE(
+    "column blocks: DPR on fixed blocks gives the same result with 1 and 2 threads, and each block's own result") {
   ThreadGuard guard;
   Problem p(24);
   MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
@@ -138,10 +137,11 @@ TEST_CASE("column blocks: DPR on fixed blocks gives the same result with 1 and 2
   auto run = [&](int threads) {
     cpu::set_threads(threads);
     Rng rng(9);
-    return solve_column_blocks(
-        loss, z0, rng,
-        [&](const auto& l, Mat<T> s, Rng& g, const ColumnBlock&) { return dpr(vae.decoder(), l, std::move(s), opt, g); },
-        {.blocks = 2, .min_columns = 1});
+    return solve_column_blocks(loss, z0, rng,
+                               [&](const auto& l, Mat<T> s, Rng& g, const ColumnBlock&) {
+                                 return dpr(vae.decoder(), l, std::move(s), opt, g);
+                               },
+                               {.blocks = 2, .min_columns = 1});
   };
   const SolveResult<T> one = run(1), two = run(2);
   CHECK(one.x == two.x);

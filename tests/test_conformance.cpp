@@ -17,9 +17,13 @@ struct BadAdjoint {
   Eigen::Index input_size() const { return 9; }
   Eigen::Index output_size() const { return 12; }
   template <class S>
-  Mat<S> apply(const Mat<S>& x) const { return a.apply(x); }
+  Mat<S> apply(const Mat<S>& x) const {
+    return a.apply(x);
+  }
   template <class S>
-  Mat<S> adjoint(const Mat<S>& u) const { return a.adjoint(u) * S(1.01); }
+  Mat<S> adjoint(const Mat<S>& u) const {
+    return a.adjoint(u) * S(1.01);
+  }
 };
 /// A generator whose input VJP is 1 % too large.
 template <class G>

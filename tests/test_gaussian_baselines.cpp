@@ -96,8 +96,10 @@ TEST_CASE("Gaussian baselines: spectral init is the leading eigenvector of Re Y 
         CAPTURE(trunc);
         Rng rng(9);
         int calls = 0;
-        SpectralOptions o{.iterations = 200, .truncation = trunc,
-                          .progress = [&](const Progress& pr) { ++calls; CHECK(pr.method == "spectral"); }};
+        SpectralOptions o{.iterations = 200, .truncation = trunc, .progress = [&](const Progress& pr) {
+                            ++calls;
+                            CHECK(pr.method == "spectral");
+                          }};
         const Mat<T> x0 = spectral_init(p.A, p.y, o, rng);
         CHECK(calls == 20);
         REQUIRE(x0.rows() == kN);
@@ -117,13 +119,13 @@ TEST_CASE("Gaussian baselines: spectral init is the leading eigenvector of Re Y 
           const Vec<T> v = leading_eigenvector(dense_real_form(p.A.matrix(), w));
           CHECK(std::abs(v.dot(x0.col(j))) / x0.col(j).norm() > 1 - 1e-8);
           // the norm: √(n‖y‖²/‖A‖_F²), within 15% of ‖x‖ here
-          CHECK(x0.col(j).norm() == doctest::Approx(std::sqrt(T(kN) * p.y.col(j).squaredNorm() / frob2)).epsilon(1e-10));
+          CHECK(x0.col(j).norm() ==
+                doctest::Approx(std::sqrt(T(kN) * p.y.col(j).squaredNorm() / frob2)).epsilon(1e-10));
           CHECK(x0.col(j).norm() / p.x.col(j).norm() == doctest::Approx(1.0).epsilon(0.15));
         }
         const Vec<T> c = correlation(x0, p.x);
-        MESSAGE(std::string(complex_op ? "complex" : "real") << " spectral (truncation " << trunc
-                                                              << ") correlation min " << c.minCoeff() << " mean "
-                                                              << c.mean());
+        MESSAGE(std::string(complex_op ? "complex" : "real")
+                << " spectral (truncation " << trunc << ") correlation min " << c.minCoeff() << " mean " << c.mean());
         CHECK(c.minCoeff() > 0.7);  // a random direction in ℝ^64 has ~0.125
       }
     };
@@ -160,11 +162,14 @@ TEST_CASE("Gaussian baselines: Wirtinger flow from the spectral start recovers r
   const Mat<T> x0 = spectral_init(p.A, p.y, SpectralOptions{}, rng);
   int calls = 0;
   WirtingerFlowOptions<T> o;
-  o.progress = [&](const Progress& pr) { ++calls; CHECK(pr.method == "wf"); };
+  o.progress = [&](const Progress& pr) {
+    ++calls;
+    CHECK(pr.method == "wf");
+  };
   const auto r = wirtinger_flow(p.A, p.y, x0, o);
   const Vec<T> e = sign_error(r.x, p.x);
-  MESSAGE("real WF, " << o.iterations << " iterations: max relative error " << e.maxCoeff()
-                      << ", start's " << sign_error(x0, p.x).maxCoeff());
+  MESSAGE("real WF, " << o.iterations << " iterations: max relative error " << e.maxCoeff() << ", start's "
+                      << sign_error(x0, p.x).maxCoeff());
   CHECK(e.maxCoeff() <= 1e-5);
   CHECK(sign_error(x0, p.x).minCoeff() > 0.3);  // the start itself is far from x
   // magnitude error ‖|Ax| − y‖²/m, as the magnitude loss computes it
@@ -187,7 +192,8 @@ TEST_CASE("Gaussian baselines: truncated amplitude flow from the orthogonality s
   const Mat<T> x0 = orthogonality_init(p.A, p.y);
   const auto r = truncated_amplitude_flow(p.A, p.y, x0, AmplitudeFlowOptions<T>{.iterations = 200});
   const Vec<T> e = sign_error(r.x, p.x);
-  MESSAGE("real TAF, 200 iterations: max relative error " << e.maxCoeff() << ", start's " << sign_error(x0, p.x).maxCoeff());
+  MESSAGE("real TAF, 200 iterations: max relative error " << e.maxCoeff() << ", start's "
+                                                          << sign_error(x0, p.x).maxCoeff());
   CHECK(e.maxCoeff() <= 1e-5);
   CHECK(r.magnitude_error.maxCoeff() < 1e-12);
   CHECK(r.history.rows() == 20);
@@ -245,7 +251,8 @@ TEST_CASE("Gaussian baselines: spectral init, WF and TAF reject bad input with m
   yneg(0, 0) = -1;
   const Mat<T> yshort = y.topRows(39);
 
-  CHECK_THROWS_WITH_AS(spectral_init(A, yshort, SpectralOptions{}, rng), doctest::Contains("spectral_init measurements y: expected a 40x2"), invalid_input);
+  CHECK_THROWS_WITH_AS(spectral_init(A, yshort, SpectralOptions{}, rng),
+                       doctest::Contains("spectral_init measurements y: expected a 40x2"), invalid_input);
   CHECK_THROWS_WITH_AS(spectral_init(A, ynan, SpectralOptions{}, rng), doctest::Contains("NaN"), invalid_input);
   CHECK_THROWS_WITH(spectral_init(A, yneg, SpectralOptions{}, rng), doctest::Contains("non-negative"));
   CHECK_THROWS_WITH(spectral_init(A, y, SpectralOptions{.iterations = 0}, rng), doctest::Contains("iterations"));
@@ -256,18 +263,23 @@ TEST_CASE("Gaussian baselines: spectral init, WF and TAF reject bad input with m
   CHECK_THROWS_WITH(orthogonality_init(A, y, OrthogonalityOptions{.fraction = 1.5}), doctest::Contains("fraction"));
 
   CHECK_THROWS_WITH(wirtinger_flow(A, ynan, x0), doctest::Contains("wirtinger_flow measurements y"));
-  CHECK_THROWS_WITH(wirtinger_flow(A, y, Mat<T>::Ones(10, 3)), doctest::Contains("wirtinger_flow start x0: expected a 10x2"));
+  CHECK_THROWS_WITH(wirtinger_flow(A, y, Mat<T>::Ones(10, 3)),
+                    doctest::Contains("wirtinger_flow start x0: expected a 10x2"));
   CHECK_THROWS_WITH(wirtinger_flow(A, y, Mat<T>::Ones(9, 2)), doctest::Contains("wirtinger_flow start x0"));
   Mat<T> xnan = x0;
   xnan(0, 0) = std::nan("");
   CHECK_THROWS_WITH(wirtinger_flow(A, y, xnan), doctest::Contains("wirtinger_flow start x0: contains NaN"));
   CHECK_THROWS_WITH(wirtinger_flow(A, y, x0, WirtingerFlowOptions<T>{.mu_max = 0}), doctest::Contains("mu_max"));
-  CHECK_THROWS_WITH(wirtinger_flow(A, y, x0, WirtingerFlowOptions<T>{.iterations = -1}), doctest::Contains("iterations"));
+  CHECK_THROWS_WITH(wirtinger_flow(A, y, x0, WirtingerFlowOptions<T>{.iterations = -1}),
+                    doctest::Contains("iterations"));
 
-  CHECK_THROWS_WITH(truncated_amplitude_flow(A, yneg, x0), doctest::Contains("truncated_amplitude_flow measurements y"));
+  CHECK_THROWS_WITH(truncated_amplitude_flow(A, yneg, x0),
+                    doctest::Contains("truncated_amplitude_flow measurements y"));
   CHECK_THROWS_WITH(truncated_amplitude_flow(A, y, xnan), doctest::Contains("truncated_amplitude_flow start x0"));
-  CHECK_THROWS_WITH(truncated_amplitude_flow(A, y, x0, AmplitudeFlowOptions<T>{.step = -0.5}), doctest::Contains("step"));
-  CHECK_THROWS_WITH(truncated_amplitude_flow(A, y, x0, AmplitudeFlowOptions<T>{.gamma = -1}), doctest::Contains("gamma"));
+  CHECK_THROWS_WITH(truncated_amplitude_flow(A, y, x0, AmplitudeFlowOptions<T>{.step = -0.5}),
+                    doctest::Contains("step"));
+  CHECK_THROWS_WITH(truncated_amplitude_flow(A, y, x0, AmplitudeFlowOptions<T>{.gamma = -1}),
+                    doctest::Contains("gamma"));
 
   // degenerate but valid: an all-zero measurement column gives a zero start and stays at zero
   Mat<T> yz = y;

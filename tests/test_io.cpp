@@ -49,8 +49,8 @@ void put_be32(std::vector<unsigned char>& out, std::uint32_t v) {
 }
 
 /// Hand-built IDX image file: header + `data_bytes` bytes of pixels.
-std::vector<unsigned char> idx_image_bytes(std::uint32_t magic, std::uint32_t n, std::uint32_t rows,
-                                           std::uint32_t cols, std::size_t data_bytes) {
+std::vector<unsigned char> idx_image_bytes(std::uint32_t magic, std::uint32_t n, std::uint32_t rows, std::uint32_t cols,
+                                           std::size_t data_bytes) {
   std::vector<unsigned char> b;
   put_be32(b, magic);
   put_be32(b, n);
@@ -66,7 +66,8 @@ prilo::Mat<double> test_images(std::size_t rows, std::size_t cols, std::size_t n
   for (std::size_t k = 0; k < n; ++k)
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t c = 0; c < cols; ++c)
-        m(static_cast<Eigen::Index>(r * cols + c), static_cast<Eigen::Index>(k)) = ((k * 31 + r * 5 + c * 3) % 256) / 255.0;
+        m(static_cast<Eigen::Index>(r * cols + c), static_cast<Eigen::Index>(k)) =
+            ((k * 31 + r * 5 + c * 3) % 256) / 255.0;
   return m;
 }
 
@@ -89,7 +90,9 @@ std::string weights_error(const fs::path& p) {
   return "(no error)";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -402,8 +405,8 @@ TEST_CASE("io: damaged or mismatched weights files are rejected with clear messa
     CHECK_THROWS_AS((void)prilo::io::load_weights<double>(p, "dcgan", {784, 400, 20}), prilo::file_error);
   }
   SUBCASE("truncated") {
-    for (std::size_t keep : {std::size_t(0), std::size_t(5), std::size_t(20), static_cast<std::size_t>(info.header_bytes),
-                             good.size() - 1}) {
+    for (std::size_t keep : {std::size_t(0), std::size_t(5), std::size_t(20),
+                             static_cast<std::size_t>(info.header_bytes), good.size() - 1}) {
       CAPTURE(keep);
       write_bytes(p, std::vector<unsigned char>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(keep)));
       const auto msg = weights_error<double>(p);

@@ -104,7 +104,9 @@ std::string error_of(F&& f) {
   return "<no invalid_input thrown>";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -314,14 +316,15 @@ TEST_CASE("metrics: bad input raises invalid_input naming the problem") {
   CHECK(contains(e, "h*w"));
   CHECK(contains(e, "784"));
   CHECK(contains(error_of([&] { pm::ssim(a, b, 28, 28); }), "size mismatch"));
-  CHECK(contains(error_of([&] { pm::ssim(Vec<double>::Zero(36), Vec<double>::Zero(36), 6, 6); }), "smaller than the 7x7"));
+  CHECK(contains(error_of([&] { pm::ssim(Vec<double>::Zero(36), Vec<double>::Zero(36), 6, 6); }),
+                 "smaller than the 7x7"));
   CHECK(contains(error_of([&] { pm::ssim(a, a, 28, 28, 0.0); }), "data_range"));
   CHECK(contains(error_of([&] { pm::psnr(a, a, -1.0); }), "data_range"));
   CHECK(contains(error_of([&] { pm::ssim(a, a, -28, -28); }), "positive"));
   CHECK(contains(error_of([&] { pm::ssim_batch(Mat<double>::Zero(784, 2), Mat<double>::Zero(784, 3), 28, 28); }),
                  "size mismatch"));
-  CHECK(contains(error_of([&] { pm::ssim_batch(Mat<double>::Zero(780, 2), Mat<double>::Zero(780, 2), 28, 28); }),
-                 "h*w"));
+  CHECK(
+      contains(error_of([&] { pm::ssim_batch(Mat<double>::Zero(780, 2), Mat<double>::Zero(780, 2), 28, 28); }), "h*w"));
   CHECK(contains(error_of([&] { pm::psnr_batch(Mat<double>::Zero(4, 2), Mat<double>::Zero(5, 2)); }), "size mismatch"));
   CHECK(contains(error_of([&] { pm::psnr(Mat<double>::Zero(4, 2), Mat<double>::Zero(4, 2)); }), "column vector"));
   CHECK(contains(error_of([&] { pm::psnr(Vec<double>(), Vec<double>()); }), "empty"));

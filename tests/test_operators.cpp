@@ -150,7 +150,8 @@ TEST_CASE("Operators reject bad input with a message that names the problem") {
   Fourier2d<double> F(4, 4);
   Mat<double> y = Mat<double>::Ones(16, 2);
   CHECK_THROWS_AS(F.apply(Mat<double>(Mat<double>::Ones(15, 2))), invalid_input);
-  CHECK_THROWS_WITH(F.apply(Mat<double>(Mat<double>::Ones(15, 2))), doctest::Contains("expected a 16x2 matrix, got 15x2"));
+  CHECK_THROWS_WITH(F.apply(Mat<double>(Mat<double>::Ones(15, 2))),
+                    doctest::Contains("expected a 16x2 matrix, got 15x2"));
   Mat<double> ynan = y;
   ynan(3, 1) = std::nan("");
   CHECK_THROWS_WITH(MagnitudeLoss<Fourier2d<double>>(F, ynan), doctest::Contains("NaN"));
@@ -185,5 +186,6 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
   fftw::set_planner_effort(saved);
   CHECK(fftw::parse_effort("patient") == fftw::Effort::patient);
   CHECK_THROWS_WITH_AS(fftw::parse_effort("exhaustive"),
-                       "FFTW planner effort: unknown value \"exhaustive\" (known: estimate, measure, patient)", invalid_input);
+                       "FFTW planner effort: unknown value \"exhaustive\" (known: estimate, measure, patient)",
+                       invalid_input);
 }

@@ -3,8 +3,8 @@
 
 #include <cmath>
 #include <prilo/optim/optimisers.hpp>
-#include <vector>
 #include <prilo/projection.hpp>
+#include <vector>
 
 using namespace prilo;
 
@@ -46,8 +46,10 @@ TEST_CASE("Gradient noise follows the schedule and the seed") {
   Rng a(5), b(5);
   Mat<double> x1 = Mat<double>::Zero(2000, 1), x2 = x1;
   const Mat<double> g = Mat<double>::Zero(2000, 1), c = Mat<double>::Zero(2000, 1);
-  GradientDescent<double, NoProjection, WellingTeh> s1({.learning_rate = 1.0}, {}, WellingTeh{.eta = 0.04, .gamma = 0.55});
-  GradientDescent<double, NoProjection, WellingTeh> s2({.learning_rate = 1.0}, {}, WellingTeh{.eta = 0.04, .gamma = 0.55});
+  GradientDescent<double, NoProjection, WellingTeh> s1({.learning_rate = 1.0}, {},
+                                                       WellingTeh{.eta = 0.04, .gamma = 0.55});
+  GradientDescent<double, NoProjection, WellingTeh> s2({.learning_rate = 1.0}, {},
+                                                       WellingTeh{.eta = 0.04, .gamma = 0.55});
   s1.step(x1, g, c, a);
   s2.step(x2, g, c, b);
   CHECK(x1 == x2);  // same seed, same noise
@@ -70,7 +72,7 @@ TEST_CASE("Rng::add_normal adds N(0, sigma^2) samples: moments, tails, odd lengt
     std::vector<double> x(std::size_t(n), 5.0), y(std::size_t(n), 5.0);
     a.add_normal(x.data(), n, 2.0);
     b.add_normal(y.data(), n, 2.0);
-    CHECK(x == y);  // same seed, same stream
+    CHECK(x == y);                       // same seed, same stream
     for (double v : x) CHECK(v != 5.0);  // every entry (also the last of an odd n) got a sample
   }
   const int n = 400001;

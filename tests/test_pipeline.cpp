@@ -68,7 +68,7 @@ TEST_CASE("solve_restarts reports progress from block 0 only, on the calling thr
   CHECK(r.best.x.cols() == s.y.cols());
   REQUIRE(!callers.empty());
   for (const auto& id : callers) CHECK(id == std::this_thread::get_id());
-  CHECK(observed_columns == 5);  // block 0 of 2 over 10 columns
+  CHECK(observed_columns == 5);      // block 0 of 2 over 10 columns
   CHECK(r.best.phases.size() == 4);  // I, A, B, C
 }
 
@@ -81,11 +81,13 @@ TEST_CASE("reconstruct_fienup and resolve from the library, bad restarts are ref
   const auto h = reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 2});
   CHECK(h.best.x.cols() == s.y.cols());
   CHECK(h.best.x.minCoeff() >= 0.0);
-  const auto r = resolve(s.vae, s.F, s.y, {&h.best.x}, ResolveOptions{.consistency_threshold = 0, .placement_weight = 1});
+  const auto r =
+      resolve(s.vae, s.F, s.y, {&h.best.x}, ResolveOptions{.consistency_threshold = 0, .placement_weight = 1});
   // resolve only moves pixels: every choice has the solution's magnitudes
   MagnitudeLoss<Fourier2d<T>> loss(s.F, s.y);
   CHECK((r.magnitude_error - loss.value(h.best.x) / T(16)).cwiseAbs().maxCoeff() < 1e-12);
-  CHECK_THROWS_WITH(reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 0}), doctest::Contains("restarts"));
+  CHECK_THROWS_WITH(reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 0}),
+                    doctest::Contains("restarts"));
 }
 
 namespace {

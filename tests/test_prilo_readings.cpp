@@ -13,7 +13,9 @@ using T = double;
 // A linear two-layer generator R^4 → R^6 → R^8 and m = 40 real Gaussian measurements:
 // near the truth the magnitude loss over z1 is a smooth, well-conditioned least-squares
 // problem, so what a phase can reach is decided by its l1 ball alone.
-auto linear_generator(Rng& rng) { return make_sequential(4, Linear<T>(4, 6, rng), Linear<T>(6, 8, rng)); }
+auto linear_generator(Rng& rng) {
+  return make_sequential(4, Linear<T>(4, 6, rng), Linear<T>(6, 8, rng));
+}
 
 struct Problem {
   Rng rng{11};
@@ -147,7 +149,8 @@ TEST_CASE("ablation switches change which phases run") {
   auto free_run = p.options(1, PriloReading::chained);
   free_run.stages[0].forward.constrain = false;
   Rng rng(3);
-  CHECK(prilo_solve(p.gen, loss, p.z0, free_run, rng).magnitude_error.maxCoeff() < 1e-8);  // exact up to rounding (GCC 4e-12, clang 5e-9)
+  CHECK(prilo_solve(p.gen, loss, p.z0, free_run, rng).magnitude_error.maxCoeff() <
+        1e-8);  // exact up to rounding (GCC 4e-12, clang 5e-9)
 }
 
 TEST_CASE("projected gradient descent as a phase's optimiser") {

@@ -196,7 +196,8 @@ TEST_CASE_TEMPLATE("l1 special cases are exact", T, float, double) {
     std::mt19937 g(7);
     const std::vector<T> x = make_input<T>(0, 500, g);
     using InPlace = void (*)(T*, Index, T);
-    for (InPlace inplace : {InPlace(&prilo::l1::newton<T>), InPlace(&prilo::l1::condat<T>), InPlace(&prilo::l1::duchi<T>)}) {
+    for (InPlace inplace :
+         {InPlace(&prilo::l1::newton<T>), InPlace(&prilo::l1::condat<T>), InPlace(&prilo::l1::duchi<T>)}) {
       std::vector<T> p = x;
       inplace(p.data(), 500, T(0));
       CHECK(std::all_of(p.begin(), p.end(), [](T v) { return v == T(0); }));
@@ -336,8 +337,10 @@ TEST_CASE_TEMPLATE("bad input throws invalid_input naming the problem", T, float
   check_throws_naming([&] { prilo::Box<T>{.lo = nan}.project(x, c); }, {"Box", "NaN"});
   for (const Mat<T>* bad : {&wrong_rows, &wrong_cols}) {
     const std::string got = std::to_string(bad->rows()) + "x" + std::to_string(bad->cols());
-    check_throws_naming([&] { prilo::L1Ball<T>{.radius = 1}.project(x, *bad); }, {"L1Ball", "shape", "4x3", got.c_str()});
-    check_throws_naming([&] { prilo::L2Ball<T>{.radius = 1}.project(x, *bad); }, {"L2Ball", "shape", "4x3", got.c_str()});
+    check_throws_naming([&] { prilo::L1Ball<T>{.radius = 1}.project(x, *bad); },
+                        {"L1Ball", "shape", "4x3", got.c_str()});
+    check_throws_naming([&] { prilo::L2Ball<T>{.radius = 1}.project(x, *bad); },
+                        {"L2Ball", "shape", "4x3", got.c_str()});
     check_throws_naming([&] { prilo::Box<T>{}.project(x, *bad); }, {"Box", "shape", got.c_str()});
     check_throws_naming([&] { prilo::NoProjection{}.project(x, *bad); }, {"NoProjection", "shape", got.c_str()});
   }

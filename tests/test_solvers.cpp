@@ -147,12 +147,15 @@ TEST_CASE("Solvers reject bad input with messages naming the problem") {
   MagnitudeLoss<Fourier2d<float>> loss(F, Mat<float>::Ones(16, 2));
   PriloOptions<float> o;
   o.stages = {PriloStage<float>{.layer = 3}};
-  CHECK_THROWS_WITH(prilo_solve(vae.decoder(), loss, Mat<float>::Zero(4, 2), o, rng), doctest::Contains("stage layer 3"));
-  CHECK_THROWS_WITH(dpr(vae.decoder(), loss, Mat<float>::Zero(4, 3), DprOptions<float>{}, rng), doctest::Contains("dpr start z0"));
+  CHECK_THROWS_WITH(prilo_solve(vae.decoder(), loss, Mat<float>::Zero(4, 2), o, rng),
+                    doctest::Contains("stage layer 3"));
+  CHECK_THROWS_WITH(dpr(vae.decoder(), loss, Mat<float>::Zero(4, 3), DprOptions<float>{}, rng),
+                    doctest::Contains("dpr start z0"));
   FienupOptions<float> fo;
   fo.iterations = 0;
   CHECK_THROWS_WITH(fienup(loss, Mat<float>::Zero(16, 2), true, fo), doctest::Contains("iterations"));
-  CHECK_THROWS_WITH(mii_latents(vae.decoder(), loss, 5, MiiOptions{.candidates = 3}, rng), doctest::Contains("candidates"));
+  CHECK_THROWS_WITH(mii_latents(vae.decoder(), loss, 5, MiiOptions{.candidates = 3}, rng),
+                    doctest::Contains("candidates"));
 }
 
 TEST_CASE("Placement prior: centre of mass, fitted prior and its Mahalanobis distance") {
@@ -183,7 +186,8 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   // solutions: each test digit shifted by (3, 5) and point-reflected: exact up to the
   // ambiguity, never in place
   Mat<T> shifted(784, 8);
-  for (Eigen::Index j = 0; j < 8; ++j) shifted.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, 3, 5, true);
+  for (Eigen::Index j = 0; j < 8; ++j)
+    shifted.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, 3, 5, true);
   Rng rng(1);
   ResolveOptions o;
   o.placement_weight = 1;

@@ -51,7 +51,6 @@ TEST_CASE("VAE loss parts are consistent") {
   CHECK_THROWS_WITH(vae.loss(Mat<double>::Ones(9, 4), eps, false), doctest::Contains("VAE input"));
 }
 
-
 namespace {
 std::string data_dir_for_vae() {
   if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;

@@ -155,8 +155,17 @@ BENCHMARK(BM_fft_loss_grad<float>)
     ->Args({256, 256, 1024})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_fft_loss_grad<double>)->Args({28, 28, 1024})->Args({256, 256, 64})->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_mlp)->ArgNames({"batch", "backward"})->Args({1024, 0})->Args({1024, 1})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_fft_loss_grad<double>)
+    ->Args({28, 28, 1024})
+    ->Args({256, 256, 64})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_mlp)
+    ->ArgNames({"batch", "backward"})
+    ->Args({1024, 0})
+    ->Args({1024, 1})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_adam_l1_step)->Args({100, 1024})->Args({500, 1024})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {

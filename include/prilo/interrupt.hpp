@@ -26,11 +26,17 @@ extern "C" inline void prilo_on_interrupt(int sig) {
 }  // namespace detail
 
 /// Asks every running solver to stop at its next step.
-inline void request_stop() noexcept { detail::stop_flag().store(1, std::memory_order_relaxed); }
+inline void request_stop() noexcept {
+  detail::stop_flag().store(1, std::memory_order_relaxed);
+}
 /// Whether a stop was requested (and not cleared since).
-inline bool stop_requested() noexcept { return detail::stop_flag().load(std::memory_order_relaxed) != 0; }
+inline bool stop_requested() noexcept {
+  return detail::stop_flag().load(std::memory_order_relaxed) != 0;
+}
 /// Forgets a stop request.
-inline void clear_stop() noexcept { detail::stop_flag().store(0, std::memory_order_relaxed); }
+inline void clear_stop() noexcept {
+  detail::stop_flag().store(0, std::memory_order_relaxed);
+}
 /// Throws prilo::interrupted("<where>: interrupted") when a stop was requested.
 inline void throw_if_stopped(const char* where) {
   if (stop_requested()) throw interrupted(std::string(where) + ": interrupted");

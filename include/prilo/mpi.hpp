@@ -91,7 +91,8 @@ class Collective {
   /// from the first process that has columns, FLOPs summed over the processes.
   template <class T>
   void join(SolveResult<T>& r, const ColumnPartition& split) const {
-    if (int(split.count.size()) != size_) detail::fail("mpi join: partition for ", split.count.size(), " parts, ", size_, " processes");
+    if (int(split.count.size()) != size_)
+      detail::fail("mpi join: partition for ", split.count.size(), " parts, ", size_, " processes");
     const Eigen::Index mine = split.count[std::size_t(rank_)];
     if (r.x.cols() != mine)
       detail::fail("mpi join: rank ", rank_, " holds ", r.x.cols(), " columns, its part has ", mine);
@@ -127,8 +128,8 @@ class Collective {
     std::string text;
     if (rank_ == root) {
       for (const auto& p : r.phases)
-        text += p.name + '\x1f' + p.kind + '\x1f' + std::to_string(p.layer) + '\x1f' + std::to_string(p.steps) + '\x1f' +
-                std::to_string(p.first_step) + '\x1e';
+        text += p.name + '\x1f' + p.kind + '\x1f' + std::to_string(p.layer) + '\x1f' + std::to_string(p.steps) +
+                '\x1f' + std::to_string(p.first_step) + '\x1e';
       text += '\x1d';
       for (const int s : r.history_steps) text += std::to_string(s) + '\x1e';
     }
@@ -170,7 +171,8 @@ class Collective {
     std::vector<int> counts, displs;
     Eigen::Index total = 0;
     for (int q = 0; q < size_; ++q) {
-      const long long c = (long long)rows * split.count[std::size_t(q)], d = (long long)rows * split.first[std::size_t(q)];
+      const long long c = (long long)rows * split.count[std::size_t(q)],
+                      d = (long long)rows * split.first[std::size_t(q)];
       if (c > INT_MAX || d > INT_MAX) detail::fail("mpi join: a part of ", c, " values exceeds MPI's int counts");
       counts.push_back(int(c));
       displs.push_back(int(d));

@@ -57,8 +57,8 @@ void parallel_for(Eigen::Index count, int threads, F&& f) {
 template <class F>
 void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8) {
   if (cols <= 0) return;
-  const Eigen::Index nt = std::max<Eigen::Index>(
-      1, std::min<Eigen::Index>(max_threads(), cols / std::max<Eigen::Index>(1, min_cols)));
+  const Eigen::Index nt =
+      std::max<Eigen::Index>(1, std::min<Eigen::Index>(max_threads(), cols / std::max<Eigen::Index>(1, min_cols)));
   if (nt == 1) return f(Eigen::Index(0), cols);
   parallel_for(nt, int(nt), [&](Eigen::Index t) {
     const Eigen::Index j0 = cols * t / nt, j1 = cols * (t + 1) / nt;

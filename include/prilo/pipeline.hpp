@@ -123,9 +123,9 @@ namespace detail {
 /// A latent solver from random or MII starts, with restarts: what reconstruct_dpr and
 /// reconstruct_prilo share; `solve` runs the solver on one column block.
 template <Generator G, class Op, class Options, class Solve, class Run, class T = typename G::scalar>
-RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
-                                    const Options& opt, Rng& rng, const RestartOptions& ro, Solve&& solve,
-                                    const Run& run) {
+RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start,
+                                    const MiiOptions& mii, const Options& opt, Rng& rng, const RestartOptions& ro,
+                                    Solve&& solve, const Run& run) {
   const auto loss = make_magnitude_loss(op, y);
   const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
   RestartResult<T> out = solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve), run);
@@ -147,25 +147,25 @@ template <class Policies = PaperPolicies, Generator G, class Op, class Run = Loc
 RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
                                  const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
                                  const Run& run = {}) {
-  return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
-                                    [&](const auto& l, auto s, Rng& g, const DprOptions<T>& o) {
-                                      return dpr<Policies>(gen, l, std::move(s), o, g);
-                                    },
-                                    run);
+  return detail::reconstruct_latent(
+      gen, op, y, start, mii, opt, rng, ro,
+      [&](const auto& l, auto s, Rng& g, const DprOptions<T>& o) { return dpr<Policies>(gen, l, std::move(s), o, g); },
+      run);
 }
 
 /// PRILO (either reading, PriloOptions::reading; with keep_best_range_extended, -rx) from
 /// random or MII starts, with restarts; Policies as for prilo_solve; any executor, as
 /// reconstruct_dpr.
 template <class Policies = PaperPolicies, Generator G, class Op, class Run = LocalRun, class T = typename G::scalar>
-RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start, const MiiOptions& mii,
-                                   const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
-                                   const Run& run = {}) {
-  return detail::reconstruct_latent(gen, op, y, start, mii, opt, rng, ro,
-                                    [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& o) {
-                                      return prilo_solve<Policies>(gen, l, std::move(s), o, g);
-                                    },
-                                    run);
+RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, LatentStart start,
+                                   const MiiOptions& mii, const PriloOptions<T>& opt, Rng& rng,
+                                   const RestartOptions& ro = {}, const Run& run = {}) {
+  return detail::reconstruct_latent(
+      gen, op, y, start, mii, opt, rng, ro,
+      [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& o) {
+        return prilo_solve<Policies>(gen, l, std::move(s), o, g);
+      },
+      run);
 }
 
 /// ER (hio = false) or HIO for the DFT from uniform starts in [0, 1], with restarts.
@@ -173,9 +173,9 @@ template <MeasurementOperator Op, class Run = LocalRun, class T = typename Op::s
 RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, const FienupOptions<T>& opt, Rng& rng,
                                     const RestartOptions& ro = {}, const Run& run = {}) {
   const Mat<T> x0 = uniform_start<T>(op.input_size(), y.cols() * ro.restarts, rng);
-  return solve_restarts(op, y, x0, opt, rng, ro, [&](const auto& l, Mat<T> s, Rng&, const FienupOptions<T>& o) {
-    return fienup(l, std::move(s), hio, o);
-  }, run);
+  return solve_restarts(
+      op, y, x0, opt, rng, ro,
+      [&](const auto& l, Mat<T> s, Rng&, const FienupOptions<T>& o) { return fienup(l, std::move(s), hio, o); }, run);
 }
 
 /// -resolve: of every circular shift and point reflection of the given solutions (each n×B,
@@ -191,10 +191,12 @@ SolveResult<T> resolve(const nn::Vae<T>& vae, const Fourier2d<T>& op, const Mat<
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
     Rng prior_rng(0x9e3779b97f4a7c15ull);
     const auto& gen = vae.decoder();
-    opt.placement = placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
+    opt.placement =
+        placement_prior<T>(gen.forward_from(0, random_latents(gen, 4096, prior_rng)), op.height(), op.width());
   }
   Rng unused(0);
-  if (run.parts() == 1) return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused);
+  if (run.parts() == 1)
+    return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused);
   ColumnPartition split;  // contiguous images per process
   split.blocks = run.parts();
   const Eigen::Index B = y.cols();

@@ -1,8 +1,8 @@
 // Deterministic, seeded random numbers (identical streams on every platform).
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <numbers>
 
@@ -95,8 +95,8 @@ class Rng {
       const int m = int(std::min<Eigen::Index>(kPairs, (n - i + 1) / 2));
       for (int k = 0; k < kPairs; ++k) {
         const std::uint64_t b = k < m ? next_u64() : 0;
-        u1[k] = float((b >> 40) + 1) * 0x1.0p-24f;                // (0, 1]
-        u2[k] = float((b >> 16) & 0xFFFFFFull) * 0x1.0p-24f;       // [0, 1)
+        u1[k] = float((b >> 40) + 1) * 0x1.0p-24f;            // (0, 1]
+        u2[k] = float((b >> 16) & 0xFFFFFFull) * 0x1.0p-24f;  // [0, 1)
       }
       const Eigen::Array<float, kPairs, 1> r = (-2.0f * u1.log()).sqrt();
       const Eigen::Array<float, kPairs, 1> a = kTwoPi * u2;

@@ -13,8 +13,8 @@
 
 #include "core.hpp"
 #include "flops.hpp"
-#include "io/file.hpp"
 #include "io/config.hpp"
+#include "io/file.hpp"
 #include "methods.hpp"
 
 namespace prilo {
@@ -51,7 +51,7 @@ inline Work work_of(const Flops& f, double seconds, double peak_gflops) {
   return w;
 }
 inline nlohmann::json to_json(const Work& w, double peak_gflops) {
-  return {{"gflop", w.gflop},   {"products_gflop", w.products_gflop}, {"fft_gflop", w.fft_gflop},
+  return {{"gflop", w.gflop},   {"products_gflop", w.products_gflop},   {"fft_gflop", w.fft_gflop},
           {"gflops", w.gflops}, {"percent_of_peak", w.percent_of_peak}, {"peak_gflops", peak_gflops}};
 }
 
@@ -79,8 +79,8 @@ template <class T>
 nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>& results, const Mat<T>& truth, int h,
                              int w, bool align, double peak_gflops, int threads) {
   nlohmann::json methods = nlohmann::json::object();
-  std::fprintf(out, "\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method",
-               "PSNR dB (95% CI)", "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
+  std::fprintf(out, "\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
+               "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
   for (const auto& r : results) {
     const MethodMetrics e = evaluate_method(r, truth, h, w, align);
     std::fprintf(out, "%-22s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", r.method.c_str(), e.psnr.mean, e.psnr.ci95,
@@ -92,7 +92,8 @@ nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>&
     methods[r.method] = io::method_report_json(r, e);
     methods[r.method]["work"] = to_json(work_of(r.flops, r.seconds, peak_gflops), peak_gflops);
   }
-  std::fprintf(out, "(PSNR capped at 100 dB for exact recoveries; aligned columns use the ground truth: analysis only)\n");
+  std::fprintf(out,
+               "(PSNR capped at 100 dB for exact recoveries; aligned columns use the ground truth: analysis only)\n");
   print_work(out, results, peak_gflops, threads);
   return methods;
 }

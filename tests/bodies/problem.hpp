@@ -22,7 +22,8 @@ struct Problem {
 
   explicit Problem(int images, std::uint64_t seed = 3) {
     prilo::Rng rng(seed);
-    gen = Host(6, prilo::nn::Dense<T, prilo::nn::Relu>(6, 24, rng), prilo::nn::Dense<T, prilo::nn::Sigmoid>(24, 36, rng));
+    gen =
+        Host(6, prilo::nn::Dense<T, prilo::nn::Relu>(6, 24, rng), prilo::nn::Dense<T, prilo::nn::Sigmoid>(24, 36, rng));
     z_true = rng.normal_matrix<T>(6, images);
     x_true = gen.forward_from(0, z_true);
     y = op.apply(x_true).cwiseAbs();

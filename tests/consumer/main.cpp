@@ -17,26 +17,29 @@ int main() {
   DprOptions<double> opt;
   opt.phase.steps = 20;
   const Mat<double> z0 = random_latents(vae.decoder(), 32, rng);
-  const SolveResult<double> r = solve_column_blocks(
-      loss, z0, rng,
-      [&](const auto& block_loss, Mat<double> z, Rng& g, const ColumnBlock&) {
-        return dpr(vae.decoder(), block_loss, std::move(z), opt, g);
-      },
-      {.blocks = 2});
+  const SolveResult<double> r =
+      solve_column_blocks(loss, z0, rng,
+                          [&](const auto& block_loss, Mat<double> z, Rng& g, const ColumnBlock&) {
+                            return dpr(vae.decoder(), block_loss, std::move(z), opt, g);
+                          },
+                          {.blocks = 2});
   std::printf("prilo consumer: DPR on 2 column blocks, %ld images, mean magnitude error %.3g\n", long(r.x.cols()),
               r.magnitude_error.mean());
 
   // the README's usage: chained PRILO-MII with restarts, HIO, -resolve
-  PriloOptions<double> po{.initial = {.steps = 10, .radius = 100, .learning_rate = 0.3}, .reading = PriloReading::chained};
-  po.stages = {PriloStage<double>{.layer = 1, .forward = {.steps = 10, .radius = 50, .learning_rate = 0.3}},
-               PriloStage<double>{.layer = 2, .repetitions = 2, .forward = {.steps = 10, .radius = 100, .learning_rate = 0.3}}};
+  PriloOptions<double> po{.initial = {.steps = 10, .radius = 100, .learning_rate = 0.3},
+                          .reading = PriloReading::chained};
+  po.stages = {
+      PriloStage<double>{.layer = 1, .forward = {.steps = 10, .radius = 50, .learning_rate = 0.3}},
+      PriloStage<double>{.layer = 2, .repetitions = 2, .forward = {.steps = 10, .radius = 100, .learning_rate = 0.3}}};
   const Mat<double> y = measure(F, x);
-  RestartResult<double> p = reconstruct_prilo(vae.decoder(), F, y, LatentStart::mii, MiiOptions{.candidates = 100}, po, rng,
-                                              RestartOptions{.restarts = 2});
+  RestartResult<double> p = reconstruct_prilo(vae.decoder(), F, y, LatentStart::mii, MiiOptions{.candidates = 100}, po,
+                                              rng, RestartOptions{.restarts = 2});
   FienupOptions<double> fo;
   fo.iterations = 20;
   RestartResult<double> h = reconstruct_fienup(F, y, true, fo, rng, RestartOptions{.restarts = 2});
-  SolveResult<double> s = resolve(vae, F, y, {&p.best.x, &h.best.x}, ResolveOptions{.consistency_threshold = 1e-6, .placement_weight = 10});
+  SolveResult<double> s =
+      resolve(vae, F, y, {&p.best.x, &h.best.x}, ResolveOptions{.consistency_threshold = 1e-6, .placement_weight = 10});
   std::printf("prilo consumer: chained PRILO-MII %zu phases, resolve mean magnitude error %.3g\n", p.best.phases.size(),
               s.magnitude_error.mean());
   return v < 1e-20 && r.x.cols() == 32 && r.magnitude_error.allFinite() && p.best.phases.size() == 4 &&

@@ -164,10 +164,18 @@ void check_dense(std::uint64_t seed) {
 }
 
 TEST_CASE_TEMPLATE("Dense forward/backward agree with prilo::nn::Dense", T, float, double) {
-  SUBCASE("identity") { check_dense<T, prilo::nn::Identity>(3); }
-  SUBCASE("relu") { check_dense<T, prilo::nn::Relu>(4); }
-  SUBCASE("sigmoid") { check_dense<T, prilo::nn::Sigmoid>(5); }
-  SUBCASE("tanh") { check_dense<T, prilo::nn::Tanh>(6); }
+  SUBCASE("identity") {
+    check_dense<T, prilo::nn::Identity>(3);
+  }
+  SUBCASE("relu") {
+    check_dense<T, prilo::nn::Relu>(4);
+  }
+  SUBCASE("sigmoid") {
+    check_dense<T, prilo::nn::Sigmoid>(5);
+  }
+  SUBCASE("tanh") {
+    check_dense<T, prilo::nn::Tanh>(6);
+  }
 }
 
 template <class T>
@@ -180,8 +188,10 @@ void check_fourier_loss(int h, int w, bool real_measurements, prilo::FourierScal
   prilo::Fourier2d<T> cpu_op(h, w, scaling);
   prilo::gpu::Fourier2d<T> gpu_op(cpu_op);
   Mat<T> y;
-  if (real_measurements) y = prilo::measure(cpu_op, randn<T>(rng, cpu_op.input_size(), batch));
-  else y = randn<T>(rng, cpu_op.output_size(), batch).cwiseAbs();
+  if (real_measurements)
+    y = prilo::measure(cpu_op, randn<T>(rng, cpu_op.input_size(), batch));
+  else
+    y = randn<T>(rng, cpu_op.output_size(), batch).cwiseAbs();
   const Mat<T> x = randn<T>(rng, cpu_op.input_size(), batch);
 
   prilo::MagnitudeLoss<prilo::Fourier2d<T>> cpu_loss(cpu_op, y);

@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
   });
   int all = 0;
   MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, world.comm());
-  if (rank == 0) std::printf("prilo MPI test, %d processes: %s\n", world.parts(), all == 0 ? "identical to one process" : "DIFFERENT");
+  if (rank == 0)
+    std::printf("prilo MPI test, %d processes: %s\n", world.parts(),
+                all == 0 ? "identical to one process" : "DIFFERENT");
   return all == 0 ? 0 : 1;
 }

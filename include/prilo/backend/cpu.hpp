@@ -43,16 +43,24 @@ struct cpu {
   template <class T>
   static void gemm(bool trans_a, bool trans_b, T alpha, const Mat<T>& a, const Mat<T>& b, T beta, Mat<T>& c) {
     if (beta == T(0)) {
-      if (!trans_a && !trans_b) c.noalias() = alpha * a * b;
-      else if (trans_a && !trans_b) c.noalias() = alpha * a.transpose() * b;
-      else if (!trans_a) c.noalias() = alpha * a * b.transpose();
-      else c.noalias() = alpha * a.transpose() * b.transpose();
+      if (!trans_a && !trans_b)
+        c.noalias() = alpha * a * b;
+      else if (trans_a && !trans_b)
+        c.noalias() = alpha * a.transpose() * b;
+      else if (!trans_a)
+        c.noalias() = alpha * a * b.transpose();
+      else
+        c.noalias() = alpha * a.transpose() * b.transpose();
     } else {
       c *= beta;
-      if (!trans_a && !trans_b) c.noalias() += alpha * a * b;
-      else if (trans_a && !trans_b) c.noalias() += alpha * a.transpose() * b;
-      else if (!trans_a) c.noalias() += alpha * a * b.transpose();
-      else c.noalias() += alpha * a.transpose() * b.transpose();
+      if (!trans_a && !trans_b)
+        c.noalias() += alpha * a * b;
+      else if (trans_a && !trans_b)
+        c.noalias() += alpha * a.transpose() * b;
+      else if (!trans_a)
+        c.noalias() += alpha * a * b.transpose();
+      else
+        c.noalias() += alpha * a.transpose() * b.transpose();
     }
   }
 };

@@ -22,7 +22,8 @@ concept Backend = requires {
   typename B::rng;
   // the threads it may use for batched work.
   { B::threads() } -> std::convertible_to<int>;
-} && requires(typename B::template matrix<float>& m) {
+}
+&&requires(typename B::template matrix<float>& m) {
   // matrices know their shape.
   { m.rows() } -> std::convertible_to<long>;
   { m.cols() } -> std::convertible_to<long>;

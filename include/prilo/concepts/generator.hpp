@@ -14,7 +14,9 @@ struct generator_matrix {
   using type = Mat<typename G::scalar>;
 };
 template <class G>
-  requires requires { typename G::matrix_type; }
+requires requires {
+  typename G::matrix_type;
+}
 struct generator_matrix<G> {
   using type = typename G::matrix_type;
 };

@@ -13,7 +13,9 @@ struct batch_scalar {
   using type = typename M::scalar;
 };
 template <class M>
-  requires requires { typename M::Scalar; }
+requires requires {
+  typename M::Scalar;
+}
 struct batch_scalar<M> {
   using type = typename M::Scalar;
 };

@@ -26,6 +26,7 @@ concept MeasurementOperator = requires(const Op& op, const Mat<typename Op::scal
 
 /// The type of Ax for operator Op.
 template <class Op>
-using measurement_t = std::decay_t<decltype(std::declval<const Op&>().apply(std::declval<const Mat<typename Op::scalar>&>()))>;
+using measurement_t =
+    std::decay_t<decltype(std::declval<const Op&>().apply(std::declval<const Mat<typename Op::scalar>&>()))>;
 
 }  // namespace prilo

@@ -33,7 +33,10 @@ using module_mat = Mat<typename M::scalar>;
 
 // its real scalar type (float or double), that of every tensor it takes or holds;
 template <class M>
-concept module_has_scalar = requires { typename M::scalar; } && std::floating_point<typename M::scalar>;
+concept module_has_scalar = requires {
+  typename M::scalar;
+}
+&&std::floating_point<typename M::scalar>;
 
 // held by value in the Sequential's tuple, which is moved into place;
 template <class M>
@@ -55,20 +58,20 @@ concept module_has_forward = module_has_scalar<M> && requires(const M& m, const 
 // caller keeps between calls (any contents on entry and exit), so that repeated VJPs of one
 // batch size allocate nothing;
 template <class M>
-concept module_has_backward_input =
-    module_has_scalar<M> && requires(const M& m, const module_mat<M>& x, const module_mat<M>& y,
-                                     const module_mat<M>& gy, module_mat<M>& gx, module_mat<M>& work) {
-      m.backward_input(x, y, gy, gx, work);
-    };
+concept module_has_backward_input = module_has_scalar<M> &&
+    requires(const M& m, const module_mat<M>& x, const module_mat<M>& y, const module_mat<M>& gy, module_mat<M>& gx,
+             module_mat<M>& work) {
+  m.backward_input(x, y, gy, gx, work);
+};
 
 // the training VJP: writes gx into *gx unless it is null, and when accumulate_weights adds
 // the weight gradients to the buffers that parameters() exposes as `grad`;
 template <class M>
-concept module_has_backward =
-    module_has_scalar<M> && requires(M& m, const module_mat<M>& x, const module_mat<M>& y, const module_mat<M>& gy,
-                                     module_mat<M>* gx, bool accumulate_weights) {
-      m.backward(x, y, gy, gx, accumulate_weights);
-    };
+concept module_has_backward = module_has_scalar<M> &&
+    requires(M& m, const module_mat<M>& x, const module_mat<M>& y, const module_mat<M>& gy, module_mat<M>* gx,
+             bool accumulate_weights) {
+  m.backward(x, y, gy, gx, accumulate_weights);
+};
 
 // its trainable tensors with their gradients, each under a name unique within the module
 // (an empty list for a module without weights);
@@ -79,7 +82,9 @@ concept module_has_parameters = module_has_scalar<M> && requires(M& m) {
 
 // clears the gradient buffers;
 template <class M>
-concept module_has_zero_grad = requires(M& m) { m.zero_grad(); };
+concept module_has_zero_grad = requires(M& m) {
+  m.zero_grad();
+};
 
 // optionally, named non-trainable tensors saved and loaded with the parameters (e.g.
 // batch-norm running statistics): a module without buffers() has none.
@@ -88,15 +93,17 @@ concept module_has_buffers = module_has_scalar<M> && requires(M& m) {
   { m.buffers() } -> std::same_as<nn::BufferList<typename M::scalar>>;
 };
 template <class M>
-concept module_buffers_ok = !requires(M& m) { m.buffers(); } || module_has_buffers<M>;
+concept module_buffers_ok = !requires(M & m) {
+  m.buffers();
+}
+|| module_has_buffers<M>;
 
 }  // namespace detail
 
 /// A layer of nn::Sequential: every requirement above (comments in prilo::detail).
 template <class M>
 concept Module = detail::module_has_scalar<M> && detail::module_is_movable<M> && detail::module_has_output_size<M> &&
-                 detail::module_has_forward<M> && detail::module_has_backward_input<M> &&
-                 detail::module_has_backward<M> && detail::module_has_parameters<M> &&
-                 detail::module_has_zero_grad<M> && detail::module_buffers_ok<M>;
+    detail::module_has_forward<M> && detail::module_has_backward_input<M> && detail::module_has_backward<M> &&
+    detail::module_has_parameters<M> && detail::module_has_zero_grad<M> && detail::module_buffers_ok<M>;
 
 }  // namespace prilo

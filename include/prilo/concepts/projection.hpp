@@ -26,12 +26,11 @@ concept ProjectionPolicy =
     // Projections are Euclidean projections in R^n: the scalar is a real floating-point type.
     std::floating_point<T> &&
     // Policies are small parameter structs held by value inside solvers.
-    std::copy_constructible<P> &&
-    requires(const P& p, Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) {
-      // Projects each column of x in place around the matching (or the single, broadcast)
-      // column of centre. Callable on a const policy: projecting has no hidden state.
-      { p.project(x, centre) } -> std::same_as<void>;
-    };
+    std::copy_constructible<P> && requires(const P& p, Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) {
+  // Projects each column of x in place around the matching (or the single, broadcast)
+  // column of centre. Callable on a const policy: projecting has no hidden state.
+  { p.project(x, centre) } -> std::same_as<void>;
+};
 
 namespace detail {
 
@@ -41,8 +40,8 @@ void require_centre_shape(const DX& x, const DC& centre, const char* who) {
   const bool rows_ok = centre.rows() == x.rows();
   const bool cols_ok = centre.cols() == x.cols() || centre.cols() == 1;
   if (!rows_ok || !cols_ok)
-    fail(who, ": shape mismatch: x is ", x.rows(), "x", x.cols(), " but centre is ", centre.rows(), "x",
-         centre.cols(), " (expected ", x.rows(), "x", x.cols(), " or ", x.rows(), "x1 to broadcast)");
+    fail(who, ": shape mismatch: x is ", x.rows(), "x", x.cols(), " but centre is ", centre.rows(), "x", centre.cols(),
+         " (expected ", x.rows(), "x", x.cols(), " or ", x.rows(), "x1 to broadcast)");
 }
 
 /// Index of the centre column that goes with column j of x (0 when the centre is broadcast).

@@ -7,9 +7,9 @@
 #include <complex>
 #include <cstdlib>
 #include <map>
-#include <string>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <utility>
 
@@ -52,7 +52,9 @@ inline std::atomic<int>& effort_slot() {
 }  // namespace detail
 
 /// Chooses the planner effort of plans created from now on (existing plans are kept).
-inline void set_planner_effort(Effort e) { detail::effort_slot().store(int(e)); }
+inline void set_planner_effort(Effort e) {
+  detail::effort_slot().store(int(e));
+}
 
 /// The effort new plans get: set_planner_effort's, else $PRILO_FFTW_EFFORT, else measure.
 inline Effort planner_effort() {
@@ -87,13 +89,16 @@ struct api<double> {
   static void* malloc(std::size_t n) { return fftw_malloc(n); }
   static void free(void* p) { fftw_free(p); }
   static void destroy(plan p) { fftw_destroy_plan(p); }
-  static plan many_r2c(int rank, const int* n, int howmany, double* in, int idist, cplx* out, int odist, unsigned flags) {
+  static plan many_r2c(int rank, const int* n, int howmany, double* in, int idist, cplx* out, int odist,
+                       unsigned flags) {
     return fftw_plan_many_dft_r2c(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
   }
-  static plan many_c2r(int rank, const int* n, int howmany, cplx* in, int idist, double* out, int odist, unsigned flags) {
+  static plan many_c2r(int rank, const int* n, int howmany, cplx* in, int idist, double* out, int odist,
+                       unsigned flags) {
     return fftw_plan_many_dft_c2r(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
   }
-  static plan many_c2c(int rank, const int* n, int howmany, cplx* in, int idist, cplx* out, int odist, int sign, unsigned flags) {
+  static plan many_c2c(int rank, const int* n, int howmany, cplx* in, int idist, cplx* out, int odist, int sign,
+                       unsigned flags) {
     return fftw_plan_many_dft(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, sign, flags);
   }
   static void r2c(plan p, double* in, cplx* out) { fftw_execute_dft_r2c(p, in, out); }
@@ -109,13 +114,16 @@ struct api<float> {
   static void* malloc(std::size_t n) { return fftwf_malloc(n); }
   static void free(void* p) { fftwf_free(p); }
   static void destroy(plan p) { fftwf_destroy_plan(p); }
-  static plan many_r2c(int rank, const int* n, int howmany, float* in, int idist, cplx* out, int odist, unsigned flags) {
+  static plan many_r2c(int rank, const int* n, int howmany, float* in, int idist, cplx* out, int odist,
+                       unsigned flags) {
     return fftwf_plan_many_dft_r2c(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
   }
-  static plan many_c2r(int rank, const int* n, int howmany, cplx* in, int idist, float* out, int odist, unsigned flags) {
+  static plan many_c2r(int rank, const int* n, int howmany, cplx* in, int idist, float* out, int odist,
+                       unsigned flags) {
     return fftwf_plan_many_dft_c2r(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, flags);
   }
-  static plan many_c2c(int rank, const int* n, int howmany, cplx* in, int idist, cplx* out, int odist, int sign, unsigned flags) {
+  static plan many_c2c(int rank, const int* n, int howmany, cplx* in, int idist, cplx* out, int odist, int sign,
+                       unsigned flags) {
     return fftwf_plan_many_dft(rank, n, howmany, in, nullptr, 1, idist, out, nullptr, 1, odist, sign, flags);
   }
   static void r2c(plan p, float* in, cplx* out) { fftwf_execute_dft_r2c(p, in, out); }
@@ -154,18 +162,20 @@ class Plan {
       std::lock_guard lock(planner_mutex());
       switch (kind) {
         case Kind::r2c:
-          plan_ = A::many_r2c(2, n, howmany, static_cast<T*>(in), in_n, static_cast<typename A::cplx*>(out), out_n, flags);
+          plan_ =
+              A::many_r2c(2, n, howmany, static_cast<T*>(in), in_n, static_cast<typename A::cplx*>(out), out_n, flags);
           break;
         case Kind::c2r:
-          plan_ = A::many_c2r(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<T*>(out), out_n, flags);
+          plan_ =
+              A::many_c2r(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<T*>(out), out_n, flags);
           break;
         case Kind::c2c_forward:
-          plan_ = A::many_c2c(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<typename A::cplx*>(out),
-                              out_n, FFTW_FORWARD, flags);
+          plan_ = A::many_c2c(2, n, howmany, static_cast<typename A::cplx*>(in), in_n,
+                              static_cast<typename A::cplx*>(out), out_n, FFTW_FORWARD, flags);
           break;
         case Kind::c2c_backward:
-          plan_ = A::many_c2c(2, n, howmany, static_cast<typename A::cplx*>(in), in_n, static_cast<typename A::cplx*>(out),
-                              out_n, FFTW_BACKWARD, flags);
+          plan_ = A::many_c2c(2, n, howmany, static_cast<typename A::cplx*>(in), in_n,
+                              static_cast<typename A::cplx*>(out), out_n, FFTW_BACKWARD, flags);
           break;
       }
     }
@@ -189,7 +199,9 @@ class Plan {
   /// Executes on new arrays. FFTW requires them to have the alignment the plan was made
   /// with (FFTW's SIMD alignment, which Eigen's heap allocations satisfy); callers with
   /// other pointers must copy through an aligned buffer (see aligned()).
-  void execute(const T* in, C* out) const { A::r2c(plan_, const_cast<T*>(in), reinterpret_cast<typename A::cplx*>(out)); }
+  void execute(const T* in, C* out) const {
+    A::r2c(plan_, const_cast<T*>(in), reinterpret_cast<typename A::cplx*>(out));
+  }
   void execute(C* in, T* out) const { A::c2r(plan_, reinterpret_cast<typename A::cplx*>(in), out); }
   void execute(const C* in, C* out) const {
     A::c2c(plan_, reinterpret_cast<typename A::cplx*>(const_cast<C*>(in)), reinterpret_cast<typename A::cplx*>(out));
@@ -221,8 +233,7 @@ class PlanCache {
     std::lock_guard lock(*mutex_);
     auto key = std::make_tuple(int(kind), howmany, unaligned);
     auto it = plans_.find(key);
-    if (it == plans_.end())
-      it = plans_.emplace(key, std::make_unique<Plan<T>>(kind, h_, w_, howmany, unaligned)).first;
+    if (it == plans_.end()) it = plans_.emplace(key, std::make_unique<Plan<T>>(kind, h_, w_, howmany, unaligned)).first;
     return *it->second;
   }
 

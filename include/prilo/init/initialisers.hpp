@@ -29,9 +29,11 @@ template <Generator G, class Loss, class T = typename G::scalar>
 Mat<T> mii_scores(const G& gen, const Loss& loss, const Mat<T>& candidates, Eigen::Index chunk = 1024) {
   if (chunk < 1) detail::fail("mii: chunk must be >= 1");
   require_shape(candidates, gen.dim(0), candidates.cols(), "mii candidates");
-  static_assert(requires(const generator_matrix_t<G>& x) {
-    { loss.scores(x) } -> std::convertible_to<Mat<T>>;
-  }, "mii: the loss needs scores(images) -> host p x B matrix of magnitude errors");
+  static_assert(
+      requires(const generator_matrix_t<G>& x) {
+        { loss.scores(x) } -> std::convertible_to<Mat<T>>;
+      },
+      "mii: the loss needs scores(images) -> host p x B matrix of magnitude errors");
   const auto ex = executor_of(gen);
   const Eigen::Index p = candidates.cols();
   Mat<T> s(p, loss.batch());
@@ -61,8 +63,9 @@ Mat<T> mii_latents(const G& gen, const Loss& loss, int restarts, const MiiOption
   std::vector<Eigen::Index> idx(p);
   for (Eigen::Index j = 0; j < B; ++j) {
     std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + restarts, idx.end(),
-                      [&](Eigen::Index a, Eigen::Index b) { return s(a, j) < s(b, j) || (s(a, j) == s(b, j) && a < b); });
+    std::partial_sort(idx.begin(), idx.begin() + restarts, idx.end(), [&](Eigen::Index a, Eigen::Index b) {
+      return s(a, j) < s(b, j) || (s(a, j) == s(b, j) && a < b);
+    });
     for (int r = 0; r < restarts; ++r) z.col(r * B + j) = cand.col(idx[r]);
   }
   return z;

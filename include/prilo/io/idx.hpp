@@ -16,9 +16,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <random>
 #include <limits>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -73,8 +73,7 @@ template <class... Args>
 }
 
 inline std::uint32_t idx_be32(const unsigned char* p) {
-  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
-         std::uint32_t(p[3]);
+  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | std::uint32_t(p[3]);
 }
 
 inline void idx_put_be32(std::vector<unsigned char>& out, std::uint32_t v) {
@@ -160,8 +159,7 @@ class IdxReader {
   [[noreturn]] void stream_error() {
     int err = Z_OK;
     const char* msg = gzerror(file_, &err);
-    if (err == Z_BUF_ERROR)
-      idx_fail(path_, "truncated: the gzip stream ends early after ", total_, " bytes of data");
+    if (err == Z_BUF_ERROR) idx_fail(path_, "truncated: the gzip stream ends early after ", total_, " bytes of data");
     if (err == Z_ERRNO) idx_fail(path_, "read error: ", std::strerror(errno));
     idx_fail(path_, "corrupt gzip data: ", msg ? msg : "unknown zlib error");
   }
@@ -173,8 +171,8 @@ class IdxReader {
 
 /// Reads and validates the header (magic, non-zero sane dimensions). `dims` gets the item
 /// dimensions after the count (ndims = 2 for images, 0 for labels); returns the header length.
-inline std::size_t idx_header(IdxReader& in, const std::filesystem::path& path, std::uint32_t magic,
-                              std::size_t ndims, std::array<std::uint64_t, 2>& dims, std::uint64_t& n_items) {
+inline std::size_t idx_header(IdxReader& in, const std::filesystem::path& path, std::uint32_t magic, std::size_t ndims,
+                              std::array<std::uint64_t, 2>& dims, std::uint64_t& n_items) {
   const std::size_t header_len = 4 + 4 * (1 + ndims);
   unsigned char header[16] = {};
   const std::size_t got = in.read(header, header_len);
@@ -202,8 +200,7 @@ inline std::size_t idx_header(IdxReader& in, const std::filesystem::path& path, 
     if (dims[d] > idx_max_side) idx_fail(path, "bad header: implausible image dimension ", dims[d]);
     item_bytes *= dims[d];
   }
-  if (item_bytes > idx_max_pixels)
-    idx_fail(path, "bad header: implausible image size ", dims[0], "x", dims[1]);
+  if (item_bytes > idx_max_pixels) idx_fail(path, "bad header: implausible image size ", dims[0], "x", dims[1]);
   return header_len;
 }
 
@@ -218,9 +215,9 @@ inline std::uint64_t idx_peek_count(const std::filesystem::path& path, std::uint
 
 /// Shared reader for both kinds: validates the whole file and returns the bytes of items
 /// [first, first+count) (count == idx_all: to the end; it is set to the actual count).
-inline std::vector<unsigned char> idx_read(const std::filesystem::path& path, std::uint32_t magic,
-                                           std::size_t ndims, std::array<std::uint64_t, 2>& dims,
-                                           std::uint64_t& n_items, std::size_t first, std::size_t& count) {
+inline std::vector<unsigned char> idx_read(const std::filesystem::path& path, std::uint32_t magic, std::size_t ndims,
+                                           std::array<std::uint64_t, 2>& dims, std::uint64_t& n_items,
+                                           std::size_t first, std::size_t& count) {
   IdxReader in(path);
   const std::size_t header_len = idx_header(in, path, magic, ndims, dims, n_items);
   const std::uint64_t item_bytes = ndims == 2 ? dims[0] * dims[1] : 1;
@@ -267,7 +264,8 @@ inline std::vector<unsigned char> idx_read(const std::filesystem::path& path, st
   // gzip: grow the buffer as data arrive, so a lying header cannot force a huge allocation.
   while (data.size() < want) {
     const std::size_t old = data.size();
-    const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(want - old, std::max<std::size_t>(old, 1u << 20)));
+    const std::size_t step =
+        static_cast<std::size_t>(std::min<std::uint64_t>(want - old, std::max<std::size_t>(old, 1u << 20)));
     data.resize(old + step);
     const std::size_t n = in.read(data.data() + old, step);
     if (n < step) check_total(in.total());

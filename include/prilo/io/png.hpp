@@ -88,9 +88,9 @@ namespace prilo::io {
 
 /// Layout of a PNG grid.
 struct PngGridOptions {
-  std::size_t padding = 2;   ///< pixels between neighbouring tiles (before scaling)
-  std::size_t scale = 1;     ///< nearest-neighbour upscaling factor (>= 1)
-  double background = 1.0;   ///< gray level of the padding and of empty tiles, in [0,1]
+  std::size_t padding = 2;  ///< pixels between neighbouring tiles (before scaling)
+  std::size_t scale = 1;    ///< nearest-neighbour upscaling factor (>= 1)
+  double background = 1.0;  ///< gray level of the padding and of empty tiles, in [0,1]
 };
 
 namespace detail {

@@ -17,8 +17,8 @@ namespace detail {
 template <class D>
 void require_vector(const Eigen::MatrixBase<D>& x, const char* fn, const char* what) {
   if (x.cols() != 1)
-    prilo::detail::fail(fn, ": ", what, " must be a column vector (one image), got a ", x.rows(), "x",
-                        x.cols(), " matrix");
+    prilo::detail::fail(fn, ": ", what, " must be a column vector (one image), got a ", x.rows(), "x", x.cols(),
+                        " matrix");
 }
 
 template <class DX, class DR>

@@ -20,8 +20,8 @@ namespace detail {
 /// with mode 'reflect' and then crops that 3-pixel strip, so every kept window lies entirely
 /// inside the image and padding never enters; only those windows are computed here.
 template <class DX, class DR>
-double ssim_unchecked(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DR>& ref, Eigen::Index h,
-                      Eigen::Index w, double data_range) {
+double ssim_unchecked(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DR>& ref, Eigen::Index h, Eigen::Index w,
+                      double data_range) {
   constexpr Eigen::Index win = ssim_win_size;
   constexpr double np = static_cast<double>(win * win);
   const double cov_norm = np / (np - 1.0);
@@ -92,8 +92,8 @@ double ssim(const Eigen::MatrixBase<DX>& x, const Eigen::MatrixBase<DR>& ref, Ei
 
 /// SSIM of every column of X against the same column of Ref (both (h*w) × images).
 template <class DX, class DR>
-Vec<double> ssim_batch(const Eigen::MatrixBase<DX>& X, const Eigen::MatrixBase<DR>& Ref, Eigen::Index h,
-                       Eigen::Index w, double data_range = 1.0) {
+Vec<double> ssim_batch(const Eigen::MatrixBase<DX>& X, const Eigen::MatrixBase<DR>& Ref, Eigen::Index h, Eigen::Index w,
+                       double data_range = 1.0) {
   detail::static_require_real<DX>();
   detail::static_require_real<DR>();
   detail::require_data_range(data_range, "ssim_batch");

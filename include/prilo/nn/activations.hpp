@@ -14,39 +14,59 @@ namespace prilo::nn {
 struct Identity {
   static constexpr const char* name = "identity";
   template <class T>
-  static T value(T v) { return v; }
+  static T value(T v) {
+    return v;
+  }
   template <class T>
-  static T derivative_from_output(T) { return T(1); }
+  static T derivative_from_output(T) {
+    return T(1);
+  }
 };
 struct Relu {
   static constexpr const char* name = "relu";
   template <class T>
-  static T value(T v) { return v > T(0) ? v : T(0); }
+  static T value(T v) {
+    return v > T(0) ? v : T(0);
+  }
   template <class T>
-  static T derivative_from_output(T y) { return y > T(0) ? T(1) : T(0); }
+  static T derivative_from_output(T y) {
+    return y > T(0) ? T(1) : T(0);
+  }
 };
 /// Leaky ReLU with PyTorch's default slope 0.01.
 struct LeakyRelu {
   static constexpr const char* name = "leaky_relu";
   static constexpr double slope = 0.01;
   template <class T>
-  static T value(T v) { return v > T(0) ? v : T(slope) * v; }
+  static T value(T v) {
+    return v > T(0) ? v : T(slope) * v;
+  }
   template <class T>
-  static T derivative_from_output(T y) { return y > T(0) ? T(1) : T(slope); }
+  static T derivative_from_output(T y) {
+    return y > T(0) ? T(1) : T(slope);
+  }
 };
 struct Sigmoid {
   static constexpr const char* name = "sigmoid";
   template <class T>
-  static T value(T v) { return T(1) / (T(1) + std::exp(-v)); }
+  static T value(T v) {
+    return T(1) / (T(1) + std::exp(-v));
+  }
   template <class T>
-  static T derivative_from_output(T y) { return y * (T(1) - y); }
+  static T derivative_from_output(T y) {
+    return y * (T(1) - y);
+  }
 };
 struct Tanh {
   static constexpr const char* name = "tanh";
   template <class T>
-  static T value(T v) { return std::tanh(v); }
+  static T value(T v) {
+    return std::tanh(v);
+  }
   template <class T>
-  static T derivative_from_output(T y) { return T(1) - y * y; }
+  static T derivative_from_output(T y) {
+    return T(1) - y * y;
+  }
 };
 
 /// A size-preserving activation layer (a module of a Sequential).

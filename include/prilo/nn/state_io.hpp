@@ -17,9 +17,12 @@ template <class M>
 concept NamedTensors = requires(M& m) {
   typename M::scalar;
   { m.parameters() } -> std::same_as<ParamList<typename M::scalar>>;
-} && (!requires(M& m) { m.buffers(); } || requires(M& m) {
-  { m.buffers() } -> std::same_as<BufferList<typename M::scalar>>;
-});
+}
+&&(
+    !requires(M & m) { m.buffers(); } ||
+    requires(M & m) {
+      { m.buffers() } -> std::same_as<BufferList<typename M::scalar>>;
+    });
 
 /// Appends every parameter, then every buffer, of `model` to f under "<prefix><name>"
 /// ("decoder." + "0.weight"). save_weights rejects empty and duplicate names.

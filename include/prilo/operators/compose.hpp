@@ -66,7 +66,8 @@ class ZeroPad {
     require_shape(x, input_size(), x.cols(), "ZeroPad::apply input");
     Mat<S> y = Mat<S>::Zero(output_size(), x.cols());
     for (Eigen::Index j = 0; j < x.cols(); ++j)
-      for (int r = 0; r < h_; ++r) y.col(j).segment(Eigen::Index(r) * pw_, w_) = x.col(j).segment(Eigen::Index(r) * w_, w_);
+      for (int r = 0; r < h_; ++r)
+        y.col(j).segment(Eigen::Index(r) * pw_, w_) = x.col(j).segment(Eigen::Index(r) * w_, w_);
     return y;
   }
   template <class S>
@@ -74,7 +75,8 @@ class ZeroPad {
     require_shape(u, output_size(), u.cols(), "ZeroPad::adjoint input");
     Mat<S> x(input_size(), u.cols());
     for (Eigen::Index j = 0; j < u.cols(); ++j)
-      for (int r = 0; r < h_; ++r) x.col(j).segment(Eigen::Index(r) * w_, w_) = u.col(j).segment(Eigen::Index(r) * pw_, w_);
+      for (int r = 0; r < h_; ++r)
+        x.col(j).segment(Eigen::Index(r) * w_, w_) = u.col(j).segment(Eigen::Index(r) * pw_, w_);
     return x;
   }
 

@@ -46,9 +46,10 @@ class Fourier2d {
   /// (real and half-spectrum) is a multiple of 16; otherwise (odd image sizes, Eigen blocks,
   /// unaligned bases) FFTW_UNALIGNED plans are used.
   bool needs_unaligned_plans(std::initializer_list<const void*> bases) const {
-    const bool cols_aligned = (std::size_t(input_size()) * sizeof(T)) % 16 == 0 &&
-                              (std::size_t(half_size()) * sizeof(T)) % 16 == 0;
-    return !(cols_aligned && std::all_of(bases.begin(), bases.end(), [](const void* p) { return fftw::Plan<T>::aligned(p); }));
+    const bool cols_aligned =
+        (std::size_t(input_size()) * sizeof(T)) % 16 == 0 && (std::size_t(half_size()) * sizeof(T)) % 16 == 0;
+    return !(cols_aligned &&
+             std::all_of(bases.begin(), bases.end(), [](const void* p) { return fftw::Plan<T>::aligned(p); }));
   }
 
   /// Full spectrum of real images: r2c into the half spectrum, then the Hermitian extension.
@@ -65,8 +66,10 @@ class Fourier2d {
         C* o = out.col(j).data();
         for (int k1 = 0; k1 < h_; ++k1) {
           for (int k2 = 0; k2 < w_; ++k2) {
-            if (k2 < wh) o[k1 * w_ + k2] = hp[k1 * wh + k2] * s;
-            else o[k1 * w_ + k2] = std::conj(hp[((h_ - k1) % h_) * wh + (w_ - k2)]) * s;
+            if (k2 < wh)
+              o[k1 * w_ + k2] = hp[k1 * wh + k2] * s;
+            else
+              o[k1 * w_ + k2] = std::conj(hp[((h_ - k1) % h_) * wh + (w_ - k2)]) * s;
           }
         }
       }
@@ -89,17 +92,23 @@ class Fourier2d {
   /// Half spectrum (h × (w/2+1), unscaled DFT) of real images via batched r2c.
   void forward_half(const Mat<T>& x, CMat<T>& half) const {
     half.resize(half_size(), x.cols());
-    run_chunks(x.cols(), fftw::Kind::r2c, [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
-      p.execute(x.col(j0).data(), half.col(j0).data());
-    }, x.data(), half.data());
+    run_chunks(
+        x.cols(), fftw::Kind::r2c,
+        [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
+          p.execute(x.col(j0).data(), half.col(j0).data());
+        },
+        x.data(), half.data());
   }
 
   /// Real images from Hermitian half spectra via batched c2r (unscaled; destroys `half`).
   void backward_half(CMat<T>& half, Mat<T>& x) const {
     x.resize(input_size(), half.cols());
-    run_chunks(half.cols(), fftw::Kind::c2r, [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
-      p.execute(half.col(j0).data(), x.col(j0).data());
-    }, half.data(), x.data());
+    run_chunks(
+        half.cols(), fftw::Kind::c2r,
+        [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
+          p.execute(half.col(j0).data(), x.col(j0).data());
+        },
+        half.data(), x.data());
   }
 
  private:
@@ -110,9 +119,12 @@ class Fourier2d {
 
   CMat<T> c2c(const CMat<T>& in, fftw::Kind kind, T s) const {
     CMat<T> out(in.rows(), in.cols());
-    run_chunks(in.cols(), kind, [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
-      p.execute(in.col(j0).data(), out.col(j0).data());
-    }, in.data(), out.data());
+    run_chunks(
+        in.cols(), kind,
+        [&](const fftw::Plan<T>& p, Eigen::Index j0, Eigen::Index) {
+          p.execute(in.col(j0).data(), out.col(j0).data());
+        },
+        in.data(), out.data());
     if (s != T(1)) out *= s;
     return out;
   }
@@ -121,8 +133,8 @@ class Fourier2d {
   template <class F>
   void run_chunks(Eigen::Index cols, fftw::Kind kind, F&& f, const void* in, const void* out) const {
     const bool unaligned = needs_unaligned_plans({in, out});
-    for_column_chunks(cols, [&](Eigen::Index j0, Eigen::Index nb) { f(plans_->get(kind, int(nb), unaligned), j0, nb); },
-                      16);
+    for_column_chunks(
+        cols, [&](Eigen::Index j0, Eigen::Index nb) { f(plans_->get(kind, int(nb), unaligned), j0, nb); }, 16);
   }
 
   int h_, w_;

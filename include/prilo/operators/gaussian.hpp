@@ -58,7 +58,9 @@ class GaussianComplex {
 
   Eigen::Index input_size() const { return re_.cols(); }
   Eigen::Index output_size() const { return re_.rows(); }
-  CMat<T> matrix() const { return re_.template cast<std::complex<T>>() + std::complex<T>(0, 1) * im_.template cast<std::complex<T>>(); }
+  CMat<T> matrix() const {
+    return re_.template cast<std::complex<T>>() + std::complex<T>(0, 1) * im_.template cast<std::complex<T>>();
+  }
   const Mat<T>& real_part() const { return re_; }
   /// One application to a real column: two real products (real and imaginary parts).
   Flops flops() const { return {4.0 * double(output_size()) * double(input_size()), 0.0}; }

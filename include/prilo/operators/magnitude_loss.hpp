@@ -160,12 +160,14 @@ class MagnitudeLoss<Fourier2d<T>> {
     thread_local CMat<T> X;
     thread_local Mat<T> a, wa;
     op_->forward_half(candidates, X);
-    a = (X.real().array().square() + X.imag().array().square()).sqrt().matrix() * op_->scale();  // not hypot: vectorises
+    a = (X.real().array().square() + X.imag().array().square()).sqrt().matrix() *
+        op_->scale();  // not hypot: vectorises
     wa = a.array().colwise() * weight_.array();
     Mat<T> s(a.cols(), y_.cols());
     s.noalias() = T(-2) * wa.transpose() * ybar_;
     s.colwise() += (wa.array() * a.array()).colwise().sum().matrix().transpose();
-    const Vec<T> yy = (ybar_.array().square().colwise() * weight_.array()).colwise().sum().transpose() + offset_.array();
+    const Vec<T> yy =
+        (ybar_.array().square().colwise() * weight_.array()).colwise().sum().transpose() + offset_.array();
     s.rowwise() += yy.transpose();
     return s.cwiseMax(T(0));
   }
@@ -215,19 +217,22 @@ class MagnitudeLoss<Fourier2d<T>> {
     Vec<T> loss(cols);
     const bool unaligned = grad ? op_->needs_unaligned_plans({x.data(), X.data(), grad->data()})
                                 : op_->needs_unaligned_plans({x.data(), X.data()});
-    const Eigen::Index block =
-        std::clamp<Eigen::Index>(Eigen::Index(262144 / (std::size_t(hn) * sizeof(C))), 1, 64);
+    const Eigen::Index block = std::clamp<Eigen::Index>(Eigen::Index(262144 / (std::size_t(hn) * sizeof(C))), 1, 64);
     const auto& plans = op_->plans();
-    for_column_chunks(cols, [&](Eigen::Index j0, Eigen::Index nb) {
-      for (Eigen::Index b0 = j0; b0 < j0 + nb; b0 += block) {
-        const int m = int(std::min(block, j0 + nb - b0));
-        plans.get(fftw::Kind::r2c, m, unaligned).execute(x.col(b0).data(), X.col(b0).data());
-        for (Eigen::Index j = b0; j < b0 + m; ++j)
-          loss(j) = residual_column(reinterpret_cast<T*>(X.col(j).data()), ybar_.col(j).data(), weight_.data(), hn, s) +
-                    offset_(j);
-        if (grad) plans.get(fftw::Kind::c2r, m, unaligned).execute(X.col(b0).data(), grad->col(b0).data());
-      }
-    }, 16);
+    for_column_chunks(
+        cols,
+        [&](Eigen::Index j0, Eigen::Index nb) {
+          for (Eigen::Index b0 = j0; b0 < j0 + nb; b0 += block) {
+            const int m = int(std::min(block, j0 + nb - b0));
+            plans.get(fftw::Kind::r2c, m, unaligned).execute(x.col(b0).data(), X.col(b0).data());
+            for (Eigen::Index j = b0; j < b0 + m; ++j)
+              loss(j) =
+                  residual_column(reinterpret_cast<T*>(X.col(j).data()), ybar_.col(j).data(), weight_.data(), hn, s) +
+                  offset_(j);
+            if (grad) plans.get(fftw::Kind::c2r, m, unaligned).execute(X.col(b0).data(), grad->col(b0).data());
+          }
+        },
+        16);
     return loss;
   }
 

@@ -2,11 +2,11 @@
 #pragma once
 
 #include "../core.hpp"
+#include "../exec/executor.hpp"
+#include "../nn/parameter.hpp"
+#include "../projection/none.hpp"
 #include "../random.hpp"
 #include "../schedule/noise.hpp"
-#include "../nn/parameter.hpp"
-#include "../exec/executor.hpp"
-#include "../projection/none.hpp"
 
 namespace prilo {
 
@@ -99,8 +99,9 @@ class Adam {
     if constexpr (Noise::enabled) sigma = noise_.template sigma<T>(k_);
     ++k_;
     const T b1 = opt_.beta1, b2 = opt_.beta2;
-    const AdamStep<T> c{b1, b2, T(1) / (T(1) - std::pow(b1, T(k_))), T(1) / (T(1) - std::pow(b2, T(k_))),
-                        opt_.learning_rate, opt_.epsilon};
+    const AdamStep<T> c{
+        b1,          b2, T(1) / (T(1) - std::pow(b1, T(k_))), T(1) / (T(1) - std::pow(b2, T(k_))), opt_.learning_rate,
+        opt_.epsilon};
     adam_update(ex_, x, m_, v_, grad, c, sigma, rng, g_);
     project(ex_, proj_, x, centre);
   }

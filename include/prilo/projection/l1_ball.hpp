@@ -83,8 +83,8 @@ inline T abs_diff_sum(const T* x, const T* c, Eigen::Index n) {
 
 template <class T>
 struct masked_sum {
-  T sum;              ///< sum_{|x_i| > tau} |x_i|
-  Eigen::Index count; ///< #{ i : |x_i| > tau }
+  T sum;               ///< sum_{|x_i| > tau} |x_i|
+  Eigen::Index count;  ///< #{ i : |x_i| > tau }
 };
 
 /// One branch-free pass: the sum and the number of the magnitudes strictly above tau (x finite).
@@ -97,7 +97,7 @@ template <std::floating_point T>
 inline masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
   using C = count_t<T>;
   constexpr Eigen::Index L = kMaskLanes;
-  constexpr C abs_mask = std::numeric_limits<C>::max();  // clears the sign bit
+  constexpr C abs_mask = std::numeric_limits<C>::max();          // clears the sign bit
   const C tau_bits = std::bit_cast<C>(tau > T(0) ? tau : T(0));  // -0.0 or tau < 0: compare with +0
   T acc[L] = {};
   C cnt[L] = {};
@@ -123,8 +123,7 @@ inline masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
 /// dst_i = sign(src_i) * max(|src_i| - tau, 0)  (soft threshold; dst may alias src).
 template <std::floating_point T>
 inline void soft_threshold(const T* src, T* dst, Eigen::Index n, T tau) {
-  for (Eigen::Index i = 0; i < n; ++i)
-    dst[i] = std::copysign(std::max(std::abs(src[i]) - tau, T(0)), src[i]);
+  for (Eigen::Index i = 0; i < n; ++i) dst[i] = std::copysign(std::max(std::abs(src[i]) - tau, T(0)), src[i]);
 }
 
 /// Per-thread scratch reused across calls (Duchi and Condat need O(n) work space).
@@ -342,8 +341,7 @@ struct L1Ball {
       T* xj = x.col(j).data();
       const T* cj = centre.col(detail::centre_column(centre, j)).data();
       const T dist = l1::detail::abs_diff_sum(xj, cj, n);
-      if (!std::isfinite(dist))
-        detail::fail("L1Ball: column ", j, " of x or centre contains NaN or infinite values");
+      if (!std::isfinite(dist)) detail::fail("L1Ball: column ", j, " of x or centre contains NaN or infinite values");
       if (dist <= radius) continue;  // inside: untouched
       if (radius == T(0)) {
         std::copy(cj, cj + n, xj);

@@ -125,7 +125,9 @@ struct CallbackPack {
   }
   template <class X, class T>
   static bool call_step(X& c, const StepEvent<T>& e) {
-    if constexpr (requires { { c.step_taken(e) } -> std::same_as<bool>; })
+    if constexpr (requires {
+                    { c.step_taken(e) } -> std::same_as<bool>;
+                  })
       return c.step_taken(e);
     else if constexpr (requires { c.step_taken(e); }) {
       c.step_taken(e);

@@ -11,19 +11,19 @@
 #include <type_traits>
 #include <vector>
 
+#include "../exec/executor.hpp"
 #include "../parallel.hpp"
 #include "../random.hpp"
-#include "../exec/executor.hpp"
 #include "common.hpp"
 
 namespace prilo {
 
 /// Which block of the batch a call of the block solver handles.
 struct ColumnBlock {
-  int index = 0;                ///< 0-based block number (block 0 runs on the calling thread)
-  int count = 1;                ///< number of blocks
-  Eigen::Index first = 0;       ///< first column of the batch in this block
-  Eigen::Index columns = 0;     ///< columns in this block
+  int index = 0;             ///< 0-based block number (block 0 runs on the calling thread)
+  int count = 1;             ///< number of blocks
+  Eigen::Index first = 0;    ///< first column of the batch in this block
+  Eigen::Index columns = 0;  ///< columns in this block
 };
 
 struct ColumnBlockOptions {
@@ -87,7 +87,8 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
   for (auto& p : parts) {
     out.flops += p.flops;
     // the blocks ran the same phases on their own columns; a phase's work is their sum
-    for (std::size_t k = 0; k < std::min(out.phases.size(), p.phases.size()); ++k) out.phases[k].flops += p.phases[k].flops;
+    for (std::size_t k = 0; k < std::min(out.phases.size(), p.phases.size()); ++k)
+      out.phases[k].flops += p.phases[k].flops;
     const Eigen::Index n = p.x.cols();
     if (p.history.rows() != out.history.rows() || (p.z.size() != 0) != (p0.z.size() != 0))
       fail("solve_column_blocks: blocks returned results of different shapes");

@@ -12,10 +12,10 @@ namespace prilo {
 
 /// What a solver reports while it runs.
 struct Progress {
-  std::string method;  ///< "hio", "dpr", "prilo", ...
-  std::string stage;   ///< e.g. "initial", "A z2 (rep 3/9)", "B", "C"
-  int step = 0;        ///< step within the stage (1-based)
-  int steps = 0;       ///< steps of the stage
+  std::string method;    ///< "hio", "dpr", "prilo", ...
+  std::string stage;     ///< e.g. "initial", "A z2 (rep 3/9)", "B", "C"
+  int step = 0;          ///< step within the stage (1-based)
+  int steps = 0;         ///< steps of the stage
   double mean_loss = 0;  ///< mean magnitude loss over the batch (or the stage's objective)
 };
 using ProgressFn = std::function<void(const Progress&)>;
@@ -23,12 +23,12 @@ using ProgressFn = std::function<void(const Progress&)>;
 /// One phase a solver ran, in order: what the ablation switches change, and where the
 /// phases of a history begin (Figure 7).
 struct PhaseRecord {
-  std::string name;     ///< e.g. "initial z0", "A z2 rep 3/9", "B z2 rep 3/9", "C z2 rep 3/9", "z0"
-  char kind = 'I';      ///< 'I' initial z0, 'A' forward, 'B' back-projection, 'C' refinement, 'D' DPR
-  int layer = 0;        ///< the optimised split point (0: the latent z0)
-  int steps = 0;        ///< steps run
-  int first_step = 0;   ///< magnitude-loss steps run before it (B phases do not advance the count)
-  Flops flops{};        ///< the products and FFTs it ran, over all its columns (prilo/flops.hpp)
+  std::string name;    ///< e.g. "initial z0", "A z2 rep 3/9", "B z2 rep 3/9", "C z2 rep 3/9", "z0"
+  char kind = 'I';     ///< 'I' initial z0, 'A' forward, 'B' back-projection, 'C' refinement, 'D' DPR
+  int layer = 0;       ///< the optimised split point (0: the latent z0)
+  int steps = 0;       ///< steps run
+  int first_step = 0;  ///< magnitude-loss steps run before it (B phases do not advance the count)
+  Flops flops{};       ///< the products and FFTs it ran, over all its columns (prilo/flops.hpp)
 };
 
 /// What a solver shows an observer at every `history_stride`-th step of each phase (counted
@@ -48,13 +48,13 @@ using ObserverFn = std::function<void(const Snapshot<T>&)>;
 /// Per-image outcome of a solve on a batch of B measurement columns.
 template <class T>
 struct SolveResult {
-  Mat<T> x;                 ///< reconstructions, n×B
-  Mat<T> z;                 ///< latents z0, d×B (empty for ER/HIO)
-  Vec<T> magnitude_error;   ///< ‖|Ax| − y‖² / m per image
-  Mat<T> history;           ///< magnitude loss per image (columns) at recorded steps (rows)
-  std::vector<int> history_steps;  ///< global step index of each history row
-  std::vector<int> chosen_restart;   ///< per image, the restart kept (with restarts)
-  std::vector<PhaseRecord> phases;   ///< the phases run, in order (latent solvers)
+  Mat<T> x;                         ///< reconstructions, n×B
+  Mat<T> z;                         ///< latents z0, d×B (empty for ER/HIO)
+  Vec<T> magnitude_error;           ///< ‖|Ax| − y‖² / m per image
+  Mat<T> history;                   ///< magnitude loss per image (columns) at recorded steps (rows)
+  std::vector<int> history_steps;   ///< global step index of each history row
+  std::vector<int> chosen_restart;  ///< per image, the restart kept (with restarts)
+  std::vector<PhaseRecord> phases;  ///< the phases run, in order (latent solvers)
   /// The products and FFTs the solve ran in all: its phases, and the evaluations between them
   /// (keep-best, the final image); with the pipeline, the starts (MII) too.
   Flops flops{};

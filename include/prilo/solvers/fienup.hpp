@@ -3,11 +3,11 @@
 
 #include <type_traits>
 
+#include "../interrupt.hpp"
 #include "../operators/fourier.hpp"
 #include "../operators/magnitude_loss.hpp"
 #include "../parallel.hpp"
 #include "../random.hpp"
-#include "../interrupt.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -15,11 +15,11 @@ namespace prilo {
 /// Options of ER and HIO (Fienup 1982).
 template <class T>
 struct FienupOptions {
-  int iterations = 1000;  ///< total iterations, the ER tail included
-  T beta = T(0.9);        ///< HIO feedback parameter β
-  int final_er = 50;      ///< HIO only: finish with this many ER iterations
-  T lo = T(0), hi = T(1); ///< object-domain constraint: real values in [lo, hi]
-  Vec<T> support;         ///< optional 0/1 support mask (n); empty = whole image (no support)
+  int iterations = 1000;   ///< total iterations, the ER tail included
+  T beta = T(0.9);         ///< HIO feedback parameter β
+  int final_er = 50;       ///< HIO only: finish with this many ER iterations
+  T lo = T(0), hi = T(1);  ///< object-domain constraint: real values in [lo, hi]
+  Vec<T> support;          ///< optional 0/1 support mask (n); empty = whole image (no support)
   int history_stride = 10;
   ProgressFn progress = {};
 };
@@ -39,7 +39,8 @@ T project_object(T v, T lo, T hi, bool in_support) {
 /// Without oversampling there is no support constraint worth the name, so C is the box.
 /// The start x0 is supplied (one column per measurement column of the loss).
 template <class T>
-SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identity_t<Mat<T>> x, bool hio, const FienupOptions<T>& opt) {
+SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identity_t<Mat<T>> x, bool hio,
+                      const FienupOptions<T>& opt) {
   const auto& F = loss.op();
   require_shape(x, F.input_size(), loss.batch(), "fienup start x0");
   if (opt.iterations < 1) detail::fail("fienup: iterations must be >= 1, got ", opt.iterations);
@@ -58,37 +59,44 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
     throw_if_stopped(hio ? "hio" : "er");
     F.forward_half(x, X);
     // magnitude projection: X ← (ȳ/s) · X/|X| (the unscaled spectrum of the scaled target)
-    for_column_chunks(X.cols(), [&](Eigen::Index j0, Eigen::Index nb) {
-      for (Eigen::Index j = j0; j < j0 + nb; ++j) {
-        std::complex<T>* xc = X.col(j).data();
-        const T* yc = yb.col(j).data();
-        for (Eigen::Index i = 0; i < hn; ++i) {
-          const T re = xc[i].real(), im = xc[i].imag();
-          const T a = std::sqrt(re * re + im * im);
-          const T target = yc[i] * inv_s;
-          xc[i] = a > T(0) ? std::complex<T>(re * (target / a), im * (target / a)) : std::complex<T>(target, 0);
-        }
-      }
-    }, 64);
+    for_column_chunks(
+        X.cols(),
+        [&](Eigen::Index j0, Eigen::Index nb) {
+          for (Eigen::Index j = j0; j < j0 + nb; ++j) {
+            std::complex<T>* xc = X.col(j).data();
+            const T* yc = yb.col(j).data();
+            for (Eigen::Index i = 0; i < hn; ++i) {
+              const T re = xc[i].real(), im = xc[i].imag();
+              const T a = std::sqrt(re * re + im * im);
+              const T target = yc[i] * inv_s;
+              xc[i] = a > T(0) ? std::complex<T>(re * (target / a), im * (target / a)) : std::complex<T>(target, 0);
+            }
+          }
+        },
+        64);
     F.backward_half(X, xp);
     const bool hio_step = it < hio_iters;
-    for_column_chunks(x.cols(), [&](Eigen::Index j0, Eigen::Index nb) {
-      for (Eigen::Index j = j0; j < j0 + nb; ++j) {
-        T* xj = x.col(j).data();
-        const T* pj = xp.col(j).data();
-        for (Eigen::Index i = 0; i < n; ++i) {
-          const T v = pj[i] * inv_n;  // c2r is unnormalised: F⁻¹ = backward / n
-          const bool sp = supp(i);
-          const T pv = detail::project_object(v, opt.lo, opt.hi, sp);
-          // ER, or HIO where x' satisfies the constraint: x ← P_C(x') (= x' there)
-          xj[i] = (!hio_step || pv == v) ? pv : xj[i] - opt.beta * (v - pv);
-        }
-      }
-    }, 64);
+    for_column_chunks(
+        x.cols(),
+        [&](Eigen::Index j0, Eigen::Index nb) {
+          for (Eigen::Index j = j0; j < j0 + nb; ++j) {
+            T* xj = x.col(j).data();
+            const T* pj = xp.col(j).data();
+            for (Eigen::Index i = 0; i < n; ++i) {
+              const T v = pj[i] * inv_n;  // c2r is unnormalised: F⁻¹ = backward / n
+              const bool sp = supp(i);
+              const T pv = detail::project_object(v, opt.lo, opt.hi, sp);
+              // ER, or HIO where x' satisfies the constraint: x ← P_C(x') (= x' there)
+              xj[i] = (!hio_step || pv == v) ? pv : xj[i] - opt.beta * (v - pv);
+            }
+          }
+        },
+        64);
     if (opt.history_stride > 0 && (it + 1) % opt.history_stride == 0) {
       Vec<T> l = loss.value(x);
       detail::record(res, it + 1, l, opt.history_stride);
-      if (opt.progress) opt.progress({hio ? "hio" : "er", hio_step ? "hio" : "er", it + 1, opt.iterations, double(l.mean())});
+      if (opt.progress)
+        opt.progress({hio ? "hio" : "er", hio_step ? "hio" : "er", it + 1, opt.iterations, double(l.mean())});
     }
   }
   // the final object-domain projection makes the output feasible

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "../concepts/measurement_operator.hpp"
+#include "../interrupt.hpp"
 #include "../operators/magnitude_loss.hpp"
 #include "../random.hpp"
-#include "../interrupt.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -35,7 +35,7 @@ namespace prilo {
 /// Options of spectral_init (Candès, Li & Soltanolkotabi 2015, "Phase retrieval via Wirtinger
 /// flow"): the leading eigenvector of Y = Σ_i w_i a_i a_iᴴ with w_i = y_i², by power iteration.
 struct SpectralOptions {
-  int iterations = 100;     ///< power iterations (≥ 1)
+  int iterations = 100;  ///< power iterations (≥ 1)
   /// Truncated spectral start of TWF (Chen & Candès 2015): only the measurements with
   /// y_i ≤ α·√(mean_k y_k²) enter Y (α = 3 in the paper). 0 (default): no truncation.
   double truncation = 0;
@@ -50,10 +50,10 @@ struct SpectralOptions {
 /// 2018): the leading eigenvector of Y = Σ_{i∈I} a_i a_iᴴ/‖a_i‖² over the measurements I with the
 /// largest ⌈fraction·m⌉ ratios y_i/‖a_i‖ (the rows most nearly parallel to x).
 struct OrthogonalityOptions {
-  int iterations = 100;             ///< power iterations (≥ 1)
-  double fraction = 1.0 / 6.0;      ///< |I| = ⌈fraction·m⌉, in (0, 1]; 1/6 in the paper
-  double tolerance = 0;             ///< as SpectralOptions::tolerance
-  std::uint64_t seed = 0;           ///< start of the power iteration for the overload without an Rng
+  int iterations = 100;         ///< power iterations (≥ 1)
+  double fraction = 1.0 / 6.0;  ///< |I| = ⌈fraction·m⌉, in (0, 1]; 1/6 in the paper
+  double tolerance = 0;         ///< as SpectralOptions::tolerance
+  std::uint64_t seed = 0;       ///< start of the power iteration for the overload without an Rng
   int progress_stride = 10;
   ProgressFn progress = {};
 };
@@ -225,7 +225,8 @@ Mat<T> spectral_init(const Op& op, const std::type_identity_t<Mat<T>>& y, const 
 /// detail::row_norms_squared (op.matrix() if present, else n applies). Batched power iteration
 /// from random starts drawn from rng. Returns the starts, n×B.
 template <MeasurementOperator Op, class T = typename Op::scalar>
-Mat<T> orthogonality_init(const Op& op, const std::type_identity_t<Mat<T>>& y, const OrthogonalityOptions& opt, Rng& rng) {
+Mat<T> orthogonality_init(const Op& op, const std::type_identity_t<Mat<T>>& y, const OrthogonalityOptions& opt,
+                          Rng& rng) {
   detail::require_measurements(op, y, "orthogonality_init measurements y");
   if (opt.iterations < 1) detail::fail("orthogonality_init: iterations must be >= 1, got ", opt.iterations);
   if (!(opt.fraction > 0 && opt.fraction <= 1))
@@ -357,7 +358,8 @@ SolveResult<T> wirtinger_flow(const Op& op, const std::type_identity_t<Mat<T>>& 
     inv_norm2(j) = n0 > T(0) ? T(m) / n0 : T(0);  // the factor m of the update folded in
   }
   // the WF objective (up to the constant 1/(2m)) and its safeguard
-  detail::SafeguardedFlow flow(op, y, [](auto v, T yi) { return detail::abs2_value(v) - yi * yi; }, std::move(x0));
+  detail::SafeguardedFlow flow(
+      op, y, [](auto v, T yi) { return detail::abs2_value(v) - yi * yi; }, std::move(x0));
   SolveResult<T> res;
   measurement_t<Op> w;
   for (int t = 1; t <= opt.iterations; ++t) {
@@ -390,7 +392,8 @@ SolveResult<T> truncated_amplitude_flow(const Op& op, const std::type_identity_t
   const Eigen::Index m = op.output_size(), B = y.cols();
   const T inv_1pg = std::isinf(opt.gamma) ? T(0) : T(1) / (T(1) + opt.gamma);
   // the amplitude loss Σ_i (|a_iᴴx| − y_i)² per column is the safeguard's measure
-  detail::SafeguardedFlow flow(op, y, [](auto v, T yi) { return detail::abs_value(v) - yi; }, std::move(x0));
+  detail::SafeguardedFlow flow(
+      op, y, [](auto v, T yi) { return detail::abs_value(v) - yi; }, std::move(x0));
   SolveResult<T> res;
   const Vec<T> steps = Vec<T>::Constant(B, opt.step);
   measurement_t<Op> w;

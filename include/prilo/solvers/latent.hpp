@@ -68,9 +68,9 @@ template <class T>
 struct PriloStage {
   int layer = 1;
   int repetitions = 1;
-  PhaseOptions<T> forward{.steps = 150, .radius = T(50), .learning_rate = T(0.05)};   ///< A
-  PhaseOptions<T> back{.steps = 100, .radius = T(100), .learning_rate = T(0.1)};       ///< B
-  PhaseOptions<T> refine{.steps = 100, .radius = T(10), .learning_rate = T(0.05)};     ///< C
+  PhaseOptions<T> forward{.steps = 150, .radius = T(50), .learning_rate = T(0.05)};  ///< A
+  PhaseOptions<T> back{.steps = 100, .radius = T(100), .learning_rate = T(0.1)};     ///< B
+  PhaseOptions<T> refine{.steps = 100, .radius = T(10), .learning_rate = T(0.05)};   ///< C
 };
 
 /// How a repetition of a stage ends, i.e. the two readings of the paper's Tables 7 and 8.
@@ -182,7 +182,9 @@ void with_optimiser(const E& ex, const PhaseOptions<T>& ph, const NoiseOptions& 
 /// the generator has several (e.g. {dim z_i, dim z0}), else one block of dim(i).
 template <class G>
 std::vector<Eigen::Index> state_blocks(const G& gen, int i) {
-  if constexpr (requires { { gen.blocks(i) } -> std::convertible_to<std::vector<Eigen::Index>>; })
+  if constexpr (requires {
+                  { gen.blocks(i) } -> std::convertible_to<std::vector<Eigen::Index>>;
+                })
     return gen.blocks(i);
   else
     return {gen.dim(i)};
@@ -268,7 +270,8 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
   // per step: the forward pass and its input VJP through layers layer…k, the loss and its
   // gradient; then the closing evaluation
   const double B = double(z.cols()), fwd = forward_flops(gen, layer, gen.depth());
-  rec.flops = double(ran) * B * (Flops{2 * fwd, 0} + loss_flops(loss, true)) + B * (Flops{fwd, 0} + loss_flops(loss, false));
+  rec.flops =
+      double(ran) * B * (Flops{2 * fwd, 0} + loss_flops(loss, true)) + B * (Flops{fwd, 0} + loss_flops(loss, false));
   return loss.value(gen.forward_from(layer, z));
 }
 
@@ -356,14 +359,15 @@ constexpr void check_latent_solver_arguments() {
 /// solve runs on the generator's executor). `callbacks...` (solvers/callbacks.hpp: e.g.
 /// callbacks::EarlyStop, History, PrintProgress, or a user's) see every phase and step.
 template <class Policies = PaperPolicies, Generator G, class L, class... Callbacks, class T = typename G::scalar>
-SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_matrix_t<G>> z0, const DprOptions<T>& opt,
-                   Rng& rng, Callbacks&&... callbacks) {
+SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_matrix_t<G>> z0,
+                   const DprOptions<T>& opt, Rng& rng, Callbacks&&... callbacks) {
   detail::check_latent_solver_arguments<Policies, G, L, T>();
   using M = generator_matrix_t<G>;
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   SolveResult<T> res;
-  detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}};
+  detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
+      res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}};
   const M zero = zeros<T>(ex, z0.rows(), 1);
   detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
@@ -399,15 +403,18 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
     if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
     if (st.repetitions == 0) continue;
     if (st.layer < state_layer)
-      detail::fail("prilo: stage layers must be non-decreasing after a forward-only stage (chained reading, or B and C "
-                   "off): layer ", st.layer, " after ", state_layer);
+      detail::fail(
+          "prilo: stage layers must be non-decreasing after a forward-only stage (chained reading, or B and C "
+          "off): layer ",
+          st.layer, " after ", state_layer);
     state_layer = chained || (!st.back.enabled && !st.refine.enabled) ? st.layer : 0;
   }
   SolveResult<T> res;
-  detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{res, 0, opt.history_stride, opt.progress, opt.observe, "prilo",
-                                            {{callbacks...}}};
+  detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
+      res, 0, opt.history_stride, opt.progress, opt.observe, "prilo", {{callbacks...}}};
   const M zero = zeros<T>(ex, z0.rows(), 1);
-  if (opt.initial.enabled) detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
+  if (opt.initial.enabled)
+    detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
   M best_z = clone(ex, z0);
   M best_x = gen.forward_from(0, z0);
   Vec<T> best_loss = loss.value(best_x);
@@ -433,29 +440,38 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
     for (int rep = 0; rep < st.repetitions; ++rep) {
       // built with append: GCC 12 warns falsely (-Wrestrict, bug 105329) on "literal" + string
       std::string tag = "z";
-      tag.append(std::to_string(st.layer)).append(" rep ").append(std::to_string(rep + 1)).append("/").append(
-          std::to_string(st.repetitions));
-      M zi = at == 0 ? gen.forward(0, st.layer, z0) : at == st.layer ? std::move(z_at) : gen.forward(at, st.layer, z_at);
+      tag.append(std::to_string(st.layer))
+          .append(" rep ")
+          .append(std::to_string(rep + 1))
+          .append("/")
+          .append(std::to_string(st.repetitions));
+      M zi = at == 0          ? gen.forward(0, st.layer, z0)
+             : at == st.layer ? std::move(z_at)
+                              : gen.forward(at, st.layer, z_at);
       if (at != st.layer) res.flops += Flops{double(B) * forward_flops(gen, at, st.layer), 0};
       const bool run_a = st.forward.enabled, run_b = !chained && st.back.enabled, run_c = !chained && st.refine.enabled;
       if (run_a) {
         const M centre = clone(ex, zi);
         detail::optimise_magnitude<Policies>(gen, st.layer, loss, zi, centre, st.forward, opt.noise, rng, ctx,
-                                   std::string("A ").append(tag), 'A');
+                                             std::string("A ").append(tag), 'A');
       }
       if (!run_b && !run_c) {
         // no way back to z0: the next forward phase continues from z_i*
-        if (run_a && (opt.keep_best || opt.keep_best_range_extended)) keep_x(gen.forward_from(st.layer, zi), nullptr, st.layer);
+        if (run_a && (opt.keep_best || opt.keep_best_range_extended))
+          keep_x(gen.forward_from(st.layer, zi), nullptr, st.layer);
         at = st.layer;
         z_at = std::move(zi);
         continue;
       }
       if (run_a && opt.keep_best_range_extended) keep_x(gen.forward_from(st.layer, zi), nullptr, st.layer);
       at = 0;
-      if (run_b) detail::back_project<Policies>(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx, std::string("B ").append(tag));
+      if (run_b)
+        detail::back_project<Policies>(gen, st.layer, loss, zi, z0, st.back, opt.noise, rng, ctx,
+                                       std::string("B ").append(tag));
       if (run_c) {
         const M centre = clone(ex, z0);
-        detail::optimise_magnitude<Policies>(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, ctx, std::string("C ").append(tag), 'C');
+        detail::optimise_magnitude<Policies>(gen, 0, loss, z0, centre, st.refine, opt.noise, rng, ctx,
+                                             std::string("C ").append(tag), 'C');
       }
       keep();
     }

@@ -7,10 +7,10 @@
 #include <cmath>
 #include <vector>
 
+#include "../interrupt.hpp"
 #include "../metrics/align.hpp"
 #include "../nn/vae.hpp"
 #include "../operators/magnitude_loss.hpp"
-#include "../interrupt.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -147,8 +147,8 @@ SolveResult<T> resolve_ambiguity(const nn::Vae<T>& vae, const MagnitudeLoss<Op>&
   }
   res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
   // every candidate through the encoder (posterior mean) and the decoder, and the final loss
-  const double elbo = forward_flops(vae.encoder(), 0, vae.encoder().depth()) +
-                      forward_flops(vae.decoder(), 0, vae.decoder().depth());
+  const double elbo =
+      forward_flops(vae.encoder(), 0, vae.encoder().depth()) + forward_flops(vae.decoder(), 0, vae.decoder().depth());
   res.flops = double(B) * (Flops{double(per_image) * elbo, 0} + loss_flops(loss, false));
   return res;
 }

@@ -26,8 +26,9 @@ struct GradientCheck {
 /// differences (f(x + εd) − f(x − εd)) / 2ε along `directions` random unit directions.
 /// f returns a scalar; grad fills the gradient (same shape as x).
 template <class T>
-GradientCheck check_gradient(const std::function<T(const Mat<T>&)>& f, const std::function<void(const Mat<T>&, Mat<T>&)>& grad,
-                             const Mat<T>& x, Rng& rng, int directions = 8, T eps = T(1e-6), double tolerance = 1e-6) {
+GradientCheck check_gradient(const std::function<T(const Mat<T>&)>& f,
+                             const std::function<void(const Mat<T>&, Mat<T>&)>& grad, const Mat<T>& x, Rng& rng,
+                             int directions = 8, T eps = T(1e-6), double tolerance = 1e-6) {
   Mat<T> g;
   grad(x, g);
   require_shape(g, x.rows(), x.cols(), "check_gradient: gradient");
@@ -57,8 +58,10 @@ double check_adjoint(const Op& op, Eigen::Index batch, Rng& rng) {
   using U = typename std::decay_t<decltype(ax)>::Scalar;
   Mat<U> u(ax.rows(), ax.cols());
   for (Eigen::Index i = 0; i < u.size(); ++i) {
-    if constexpr (is_complex_v<U>) u.data()[i] = U(T(rng.normal()), T(rng.normal()));
-    else u.data()[i] = U(rng.normal());
+    if constexpr (is_complex_v<U>)
+      u.data()[i] = U(T(rng.normal()), T(rng.normal()));
+    else
+      u.data()[i] = U(rng.normal());
   }
   const auto ahu = op.adjoint(u);
   std::complex<double> lhs = 0, rhs = 0;
@@ -114,8 +117,8 @@ Conformance check_generator(G& gen, Eigen::Index batch, Rng& rng, double toleran
         out_g = gen.vjp_input(t, c);
       };
       const auto gc = check_gradient<T>(f, g, zi, rng, 6, T(1e-6), tolerance);
-      r.expect(gc.ok, gc.max_rel_error, at.str() + "vjp_input disagrees with finite differences (" +
-                                            std::to_string(gc.max_rel_error) + ")");
+      r.expect(gc.ok, gc.max_rel_error,
+               at.str() + "vjp_input disagrees with finite differences (" + std::to_string(gc.max_rel_error) + ")");
       const Mat<T> vi = gen.vjp_input(tr, c), vw = gen.vjp_weights(tr, c);
       const double same = double((vi - vw).norm()) / (double(vi.norm()) + 1e-300);
       r.expect(same <= tolerance, same, at.str() + "vjp_weights returns another input cotangent than vjp_input");
@@ -138,8 +141,9 @@ Conformance check_operator(const Op& op, Eigen::Index batch, Rng& rng, double to
   auto f = [&](const Mat<T>& v) { return T(loss.value(v).sum()); };
   auto g = [&](const Mat<T>& v, Mat<T>& out) { loss.value_and_gradient(v, out); };
   const auto gc = check_gradient<T>(f, g, x, rng, 6, T(1e-6), tolerance * 10);
-  r.expect(gc.ok, gc.max_rel_error,
-           "the magnitude loss's gradient disagrees with finite differences (" + std::to_string(gc.max_rel_error) + ")");
+  r.expect(
+      gc.ok, gc.max_rel_error,
+      "the magnitude loss's gradient disagrees with finite differences (" + std::to_string(gc.max_rel_error) + ")");
   return r;
 }
 

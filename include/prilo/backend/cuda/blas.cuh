@@ -64,17 +64,19 @@ void gemm(BlasHandle& h, bool trans_a, bool trans_b, T alpha, const DeviceMatrix
   const Eigen::Index k = trans_a ? a.rows() : a.cols();
   const Eigen::Index kb = trans_b ? b.cols() : b.rows();
   const Eigen::Index n = trans_b ? b.rows() : b.cols();
-  if (k != kb)
-    ::prilo::detail::fail("gemm: inner dimensions differ: op(A) is ", m, "x", k, ", op(B) is ", kb, "x", n);
-  if (beta == T(0)) c.resize(m, n);
-  else require_shape(c, m, n, "gemm output C");
+  if (k != kb) ::prilo::detail::fail("gemm: inner dimensions differ: op(A) is ", m, "x", k, ", op(B) is ", kb, "x", n);
+  if (beta == T(0))
+    c.resize(m, n);
+  else
+    require_shape(c, m, n, "gemm output C");
   if (m == 0 || n == 0) return;
   const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int lda = int(std::max<Eigen::Index>(1, a.rows())), ldb = int(std::max<Eigen::Index>(1, b.rows()));
   const int ldc = int(std::max<Eigen::Index>(1, c.rows()));
   if (k == 0) {  // empty product: C = beta · C
-    if (beta == T(0)) c.set_zero(h.stream());
+    if (beta == T(0))
+      c.set_zero(h.stream());
     else if constexpr (std::is_same_v<T, float>)
       PRILO_CUBLAS_CHECK(cublasSscal(h.get(), int(c.size()), &beta, c.data(), 1));
     else
@@ -82,11 +84,11 @@ void gemm(BlasHandle& h, bool trans_a, bool trans_b, T alpha, const DeviceMatrix
     return;
   }
   if constexpr (std::is_same_v<T, float>)
-    PRILO_CUBLAS_CHECK(cublasSgemm(h.get(), ta, tb, int(m), int(n), int(k), &alpha, a.data(), lda, b.data(), ldb,
-                                   &beta, c.data(), ldc));
+    PRILO_CUBLAS_CHECK(cublasSgemm(h.get(), ta, tb, int(m), int(n), int(k), &alpha, a.data(), lda, b.data(), ldb, &beta,
+                                   c.data(), ldc));
   else
-    PRILO_CUBLAS_CHECK(cublasDgemm(h.get(), ta, tb, int(m), int(n), int(k), &alpha, a.data(), lda, b.data(), ldb,
-                                   &beta, c.data(), ldc));
+    PRILO_CUBLAS_CHECK(cublasDgemm(h.get(), ta, tb, int(m), int(n), int(k), &alpha, a.data(), lda, b.data(), ldb, &beta,
+                                   c.data(), ldc));
 }
 
 }  // namespace prilo::gpu

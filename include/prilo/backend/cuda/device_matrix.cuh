@@ -36,7 +36,9 @@ class DeviceMatrix {
   DeviceMatrix(const DeviceMatrix&) = delete;
   DeviceMatrix& operator=(const DeviceMatrix&) = delete;
   DeviceMatrix(DeviceMatrix&& o) noexcept
-      : data_(std::exchange(o.data_, nullptr)), rows_(std::exchange(o.rows_, 0)), cols_(std::exchange(o.cols_, 0)),
+      : data_(std::exchange(o.data_, nullptr)),
+        rows_(std::exchange(o.rows_, 0)),
+        cols_(std::exchange(o.cols_, 0)),
         capacity_(std::exchange(o.capacity_, 0)) {}
   DeviceMatrix& operator=(DeviceMatrix&& o) noexcept {
     if (this != &o) {
@@ -80,15 +82,13 @@ class DeviceMatrix {
   /// Copies a host matrix (any shape) to the device.
   void upload(const Mat<T>& host, cudaStream_t stream = nullptr) {
     resize(host.rows(), host.cols());
-    if (!empty())
-      PRILO_CUDA_CHECK(cudaMemcpyAsync(data_, host.data(), bytes(), cudaMemcpyHostToDevice, stream));
+    if (!empty()) PRILO_CUDA_CHECK(cudaMemcpyAsync(data_, host.data(), bytes(), cudaMemcpyHostToDevice, stream));
     PRILO_CUDA_CHECK(cudaStreamSynchronize(stream));  // the host buffer may go away after return
   }
   /// Copies the device matrix into `host` (resized); synchronises the stream.
   void download(Mat<T>& host, cudaStream_t stream = nullptr) const {
     host.resize(rows_, cols_);
-    if (!empty())
-      PRILO_CUDA_CHECK(cudaMemcpyAsync(host.data(), data_, bytes(), cudaMemcpyDeviceToHost, stream));
+    if (!empty()) PRILO_CUDA_CHECK(cudaMemcpyAsync(host.data(), data_, bytes(), cudaMemcpyDeviceToHost, stream));
     PRILO_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
   Mat<T> download(cudaStream_t stream = nullptr) const {

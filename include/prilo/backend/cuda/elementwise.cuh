@@ -52,37 +52,57 @@ struct DeviceActivation;
 template <>
 struct DeviceActivation<nn::Identity> {
   template <class T>
-  __host__ __device__ static T value(T v) { return v; }
+  __host__ __device__ static T value(T v) {
+    return v;
+  }
   template <class T>
-  __host__ __device__ static T derivative_from_output(T) { return T(1); }
+  __host__ __device__ static T derivative_from_output(T) {
+    return T(1);
+  }
 };
 template <>
 struct DeviceActivation<nn::Relu> {
   template <class T>
-  __host__ __device__ static T value(T v) { return v > T(0) ? v : T(0); }
+  __host__ __device__ static T value(T v) {
+    return v > T(0) ? v : T(0);
+  }
   template <class T>
-  __host__ __device__ static T derivative_from_output(T y) { return y > T(0) ? T(1) : T(0); }
+  __host__ __device__ static T derivative_from_output(T y) {
+    return y > T(0) ? T(1) : T(0);
+  }
 };
 template <>
 struct DeviceActivation<nn::LeakyRelu> {
   template <class T>
-  __host__ __device__ static T value(T v) { return v > T(0) ? v : T(nn::LeakyRelu::slope) * v; }
+  __host__ __device__ static T value(T v) {
+    return v > T(0) ? v : T(nn::LeakyRelu::slope) * v;
+  }
   template <class T>
-  __host__ __device__ static T derivative_from_output(T y) { return y > T(0) ? T(1) : T(nn::LeakyRelu::slope); }
+  __host__ __device__ static T derivative_from_output(T y) {
+    return y > T(0) ? T(1) : T(nn::LeakyRelu::slope);
+  }
 };
 template <>
 struct DeviceActivation<nn::Sigmoid> {
   template <class T>
-  __host__ __device__ static T value(T v) { return T(1) / (T(1) + exp(-v)); }
+  __host__ __device__ static T value(T v) {
+    return T(1) / (T(1) + exp(-v));
+  }
   template <class T>
-  __host__ __device__ static T derivative_from_output(T y) { return y * (T(1) - y); }
+  __host__ __device__ static T derivative_from_output(T y) {
+    return y * (T(1) - y);
+  }
 };
 template <>
 struct DeviceActivation<nn::Tanh> {
   template <class T>
-  __host__ __device__ static T value(T v) { return tanh(v); }
+  __host__ __device__ static T value(T v) {
+    return tanh(v);
+  }
   template <class T>
-  __host__ __device__ static T derivative_from_output(T y) { return T(1) - y * y; }
+  __host__ __device__ static T derivative_from_output(T y) {
+    return T(1) - y * y;
+  }
 };
 
 /// Every entry set to v.
@@ -97,7 +117,8 @@ template <class T>
 void axpy(T a, const DeviceMatrix<T>& x, DeviceMatrix<T>& y, cudaStream_t stream = nullptr) {
   require_shape(y, x.rows(), x.cols(), "axpy y");
   if (x.empty()) return;
-  thrust::transform(thrust::cuda::par.on(stream), x.data(), x.data() + x.size(), y.data(), y.data(), detail::axpy_op<T>{a});
+  thrust::transform(thrust::cuda::par.on(stream), x.data(), x.data() + x.size(), y.data(), y.data(),
+                    detail::axpy_op<T>{a});
 }
 
 /// Σ of all entries (synchronises the stream: the result is returned to the host).
@@ -111,8 +132,8 @@ T sum(const DeviceMatrix<T>& m, cudaStream_t stream = nullptr) {
 template <class T>
 T squared_norm(const DeviceMatrix<T>& m, cudaStream_t stream = nullptr) {
   if (m.empty()) return T(0);
-  return thrust::transform_reduce(thrust::cuda::par.on(stream), m.data(), m.data() + m.size(),
-                                  detail::square_op<T>{}, T(0), thrust::plus<T>());
+  return thrust::transform_reduce(thrust::cuda::par.on(stream), m.data(), m.data() + m.size(), detail::square_op<T>{},
+                                  T(0), thrust::plus<T>());
 }
 
 /// max_i |a_i − b_i| (synchronises the stream): handy for comparing device results.
@@ -122,11 +143,9 @@ T max_abs_diff(const DeviceMatrix<T>& a, const DeviceMatrix<T>& b, cudaStream_t 
   if (a.empty()) return T(0);
   const T* bp = b.data();
   const T* ap = a.data();
-  return thrust::transform_reduce(
-      thrust::cuda::par.on(stream), thrust::counting_iterator<std::int64_t>(0),
-      thrust::counting_iterator<std::int64_t>(a.size()),
-      detail::abs_diff_at<T>{ap, bp}, T(0),
-      thrust::maximum<T>());
+  return thrust::transform_reduce(thrust::cuda::par.on(stream), thrust::counting_iterator<std::int64_t>(0),
+                                  thrust::counting_iterator<std::int64_t>(a.size()), detail::abs_diff_at<T>{ap, bp},
+                                  T(0), thrust::maximum<T>());
 }
 
 }  // namespace prilo::gpu

@@ -102,7 +102,9 @@ inline int device_count() noexcept {
 }
 
 /// True when at least one CUDA device can be used.
-inline bool has_device() noexcept { return device_count() > 0; }
+inline bool has_device() noexcept {
+  return device_count() > 0;
+}
 
 }  // namespace prilo::gpu
 

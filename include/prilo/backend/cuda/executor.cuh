@@ -4,8 +4,8 @@
 
 #include "config.cuh"
 
-#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
+#include <cub/block/block_reduce.cuh>
 
 #include <cstdint>
 #include <memory>
@@ -78,8 +78,8 @@ __global__ void scaled_difference(T* __restrict__ out, const T* __restrict__ a, 
 }
 
 template <class T, int Threads>
-__global__ void __launch_bounds__(Threads) column_sq_norms(const T* __restrict__ m, T* __restrict__ out,
-                                                             std::int64_t rows) {
+__global__ void __launch_bounds__(Threads)
+    column_sq_norms(const T* __restrict__ m, T* __restrict__ out, std::int64_t rows) {
   using Reduce = cub::BlockReduce<T, Threads>;
   __shared__ typename Reduce::TempStorage tmp;
   const T* c = m + std::int64_t(blockIdx.x) * rows;
@@ -132,14 +132,14 @@ DeviceMatrix<T> clone(const CudaExecutor& ex, const DeviceMatrix<T>& m) {
 }
 
 template <class T>
-void scaled_difference(const CudaExecutor& ex, DeviceMatrix<T>& out, const DeviceMatrix<T>& a,
-                       const DeviceMatrix<T>& b, T s) {
+void scaled_difference(const CudaExecutor& ex, DeviceMatrix<T>& out, const DeviceMatrix<T>& a, const DeviceMatrix<T>& b,
+                       T s) {
   require_shape(b, a.rows(), a.cols(), "scaled_difference b");
   out.resize(a.rows(), a.cols());
   const std::int64_t n = a.size();
   if (n == 0) return;
-  kernels::scaled_difference<T><<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(out.data(), a.data(),
-                                                                                          b.data(), s, n);
+  kernels::scaled_difference<T>
+      <<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(out.data(), a.data(), b.data(), s, n);
   PRILO_CUDA_CHECK_LAUNCH();
 }
 
@@ -148,8 +148,8 @@ Vec<T> column_sq_norms(const CudaExecutor& ex, const DeviceMatrix<T>& m) {
   DeviceMatrix<T> out(m.cols(), 1);
   if (m.cols() > 0) {
     constexpr int threads = 256;
-    kernels::column_sq_norms<T, threads><<<unsigned(m.cols()), threads, 0, ex.stream()>>>(m.data(), out.data(),
-                                                                                          m.rows());
+    kernels::column_sq_norms<T, threads>
+        <<<unsigned(m.cols()), threads, 0, ex.stream()>>>(m.data(), out.data(), m.rows());
     PRILO_CUDA_CHECK_LAUNCH();
   }
   return out.download(ex.stream()).col(0);
@@ -169,8 +169,8 @@ void copy_columns(const CudaExecutor& ex, DeviceMatrix<T>& dst, const DeviceMatr
   }
   const DeviceMatrix<std::int64_t> idx(host, ex.stream());
   const std::int64_t n = dst.rows() * std::int64_t(cols.size());
-  kernels::copy_columns<T><<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(dst.data(), src.data(),
-                                                                                     idx.data(), dst.rows(), n);
+  kernels::copy_columns<T>
+      <<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(dst.data(), src.data(), idx.data(), dst.rows(), n);
   PRILO_CUDA_CHECK_LAUNCH();
   PRILO_CUDA_CHECK(cudaStreamSynchronize(ex.stream()));  // idx is freed on return
 }
@@ -188,8 +188,7 @@ template <class T>
 void add_normal(const CudaExecutor& ex, DeviceMatrix<T>& g, T sigma, Rng& rng) {
   if (!(sigma > T(0)) || g.empty()) return;
   const std::int64_t n = g.size();
-  kernels::add_normal<T><<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(g.data(), sigma, n,
-                                                                                   rng.next_u64());
+  kernels::add_normal<T><<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(g.data(), sigma, n, rng.next_u64());
   PRILO_CUDA_CHECK_LAUNCH();
 }
 
@@ -205,8 +204,8 @@ void adam_update(const CudaExecutor& ex, DeviceMatrix<T>& x, DeviceMatrix<T>& m,
         rng.next_u64(), 0);
   else
     kernels::adam_step<T, false><<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(
-        x.data(), m.data(), v.data(), grad.data(), n, c.beta1, c.beta2, c.c1, c.c2, c.learning_rate, c.epsilon, T(0),
-        0, 0);
+        x.data(), m.data(), v.data(), grad.data(), n, c.beta1, c.beta2, c.c1, c.c2, c.learning_rate, c.epsilon, T(0), 0,
+        0);
   PRILO_CUDA_CHECK_LAUNCH();
 }
 
@@ -236,7 +235,9 @@ template <class T>
 void project(const CudaExecutor&, const ::prilo::NoProjection&, DeviceMatrix<T>&, const DeviceMatrix<T>&) {}
 /// A user's (or gpu::) policy with a device form: p.project(x, centre, stream).
 template <class T, class P>
-  requires requires(const P& p, DeviceMatrix<T>& x, const DeviceMatrix<T>& c, cudaStream_t s) { p.project(x, c, s); }
+requires requires(const P& p, DeviceMatrix<T>& x, const DeviceMatrix<T>& c, cudaStream_t s) {
+  p.project(x, c, s);
+}
 void project(const CudaExecutor& ex, const P& policy, DeviceMatrix<T>& x, const DeviceMatrix<T>& centre) {
   policy.project(x, centre, ex.stream());
 }
@@ -248,8 +249,8 @@ void copy_from_host(const CudaExecutor& ex, DeviceMatrix<T>& dst, const Mat<T>& 
     ::prilo::detail::fail("copy_from_host: columns ", first, "..", first + cols, " outside 0..", host.cols());
   dst.resize(host.rows(), cols);
   if (dst.empty()) return;
-  PRILO_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host.data() + first * host.rows(), dst.bytes(), cudaMemcpyHostToDevice,
-                                   ex.stream()));
+  PRILO_CUDA_CHECK(
+      cudaMemcpyAsync(dst.data(), host.data() + first * host.rows(), dst.bytes(), cudaMemcpyHostToDevice, ex.stream()));
   PRILO_CUDA_CHECK(cudaStreamSynchronize(ex.stream()));
 }
 
@@ -259,7 +260,8 @@ template <class Loss, class T, class Solve>
 SolveResult<T> solve_blocks(const CudaExecutor& ex, const Loss& loss, const Mat<T>& start, Rng& rng, Solve&& solve,
                             const ColumnBlockOptions& opt = {}) {
   require_shape(start, start.rows(), loss.batch(), "solve_blocks start");
-  if (opt.parts != 1) ::prilo::detail::fail("solve_blocks: distributed runs (", opt.parts, " parts) are CPU-only for now");
+  if (opt.parts != 1)
+    ::prilo::detail::fail("solve_blocks: distributed runs (", opt.parts, " parts) are CPU-only for now");
   return solve(loss, from_host(ex, start), rng, ColumnBlock{0, 1, 0, loss.batch()});
 }
 
@@ -293,8 +295,8 @@ void project(const CudaExecutor& ex, const ::prilo::BlockProjection<T, P>& polic
     project(ex, policy.parts[k], xb, cb);
     if (!xb.empty())
       PRILO_CUDA_CHECK(cudaMemcpy2DAsync(x.data() + at, std::size_t(x.rows()) * sizeof(T), xb.data(),
-                                         std::size_t(n) * sizeof(T), std::size_t(n) * sizeof(T),
-                                         std::size_t(x.cols()), cudaMemcpyDeviceToDevice, ex.stream()));
+                                         std::size_t(n) * sizeof(T), std::size_t(n) * sizeof(T), std::size_t(x.cols()),
+                                         cudaMemcpyDeviceToDevice, ex.stream()));
     at += n;
   }
   PRILO_CUDA_CHECK(cudaStreamSynchronize(ex.stream()));  // xb and cb are freed on return

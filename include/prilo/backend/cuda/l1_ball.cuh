@@ -41,9 +41,9 @@ struct SumCountPlus {
 /// A column whose distance is NaN or infinite is left untouched and counted in *nonfinite.
 /// Every pass re-reads the column from global memory (L1/L2 resident for typical n).
 template <class T, int Threads>
-__global__ void __launch_bounds__(Threads) l1_ball_project(T* __restrict__ x, const T* __restrict__ centre,
-                                                             std::int64_t n, std::int64_t centre_ld, T r,
-                                                             int* __restrict__ nonfinite) {
+__global__ void __launch_bounds__(Threads)
+    l1_ball_project(T* __restrict__ x, const T* __restrict__ centre, std::int64_t n, std::int64_t centre_ld, T r,
+                    int* __restrict__ nonfinite) {
   using Reduce = cub::BlockReduce<SumCount<T>, Threads>;
   __shared__ typename Reduce::TempStorage tmp;
   __shared__ SumCount<T> result;

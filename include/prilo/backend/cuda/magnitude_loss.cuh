@@ -41,8 +41,8 @@ inline constexpr int kLossThreads = 256;
 /// Per column j (one block each): ȳ_k = (y_k + y_{−k})/2 on the half spectrum and the
 /// asymmetry Σ_k (y_k − ȳ_k)² over the full spectrum.
 template <class T, int Threads>
-__global__ void __launch_bounds__(Threads) symmetrise_magnitudes(const T* __restrict__ y, T* __restrict__ ybar,
-                                                                   T* __restrict__ offset, int h, int w) {
+__global__ void __launch_bounds__(Threads)
+    symmetrise_magnitudes(const T* __restrict__ y, T* __restrict__ ybar, T* __restrict__ offset, int h, int w) {
   using Reduce = cub::BlockReduce<T, Threads>;
   __shared__ typename Reduce::TempStorage tmp;
   const int wh = w / 2 + 1;
@@ -66,10 +66,9 @@ __global__ void __launch_bounds__(Threads) symmetrise_magnitudes(const T* __rest
 /// pair and 1 otherwise; with Gradient, X_i ← 2·s·(|sX_i| − ȳ_i)·sX_i/|sX_i| (0 where X_i = 0),
 /// ready for one C2R giving the gradient.
 template <class T, int Threads, bool Gradient>
-__global__ void __launch_bounds__(Threads) half_spectrum_loss(detail::complex2_t<T>* __restrict__ X,
-                                                                const T* __restrict__ ybar,
-                                                                const T* __restrict__ offset, T* __restrict__ loss,
-                                                                int h, int w, T s) {
+__global__ void __launch_bounds__(Threads)
+    half_spectrum_loss(detail::complex2_t<T>* __restrict__ X, const T* __restrict__ ybar, const T* __restrict__ offset,
+                       T* __restrict__ loss, int h, int w, T s) {
   using Reduce = cub::BlockReduce<T, Threads>;
   __shared__ typename Reduce::TempStorage tmp;
   const int wh = w / 2 + 1, hn = h * wh;
@@ -98,9 +97,9 @@ __global__ void __launch_bounds__(Threads) half_spectrum_loss(detail::complex2_t
 /// Per candidate column c (one block each), on its half spectrum X: wa_i = wt_i·|s X_i| and
 /// aa_c = Σ_i wt_i |s X_i|² (the weighted magnitudes and their weighted squared norm).
 template <class T, int Threads>
-__global__ void __launch_bounds__(Threads) weighted_magnitudes(const detail::complex2_t<T>* __restrict__ X,
-                                                                 T* __restrict__ wa, T* __restrict__ aa, int h, int w,
-                                                                 T s) {
+__global__ void __launch_bounds__(Threads)
+    weighted_magnitudes(const detail::complex2_t<T>* __restrict__ X, T* __restrict__ wa, T* __restrict__ aa, int h,
+                        int w, T s) {
   using Reduce = cub::BlockReduce<T, Threads>;
   __shared__ typename Reduce::TempStorage tmp;
   const int wh = w / 2 + 1, hn = h * wh;
@@ -122,8 +121,8 @@ __global__ void __launch_bounds__(Threads) weighted_magnitudes(const detail::com
 
 /// Per measurement column j (one block each): yy_j = Σ_i wt_i ȳ_i² + offset_j.
 template <class T, int Threads>
-__global__ void __launch_bounds__(Threads) weighted_norms(const T* __restrict__ ybar, const T* __restrict__ offset,
-                                                            T* __restrict__ yy, int h, int w) {
+__global__ void __launch_bounds__(Threads)
+    weighted_norms(const T* __restrict__ ybar, const T* __restrict__ offset, T* __restrict__ yy, int h, int w) {
   using Reduce = cub::BlockReduce<T, Threads>;
   __shared__ typename Reduce::TempStorage tmp;
   const int wh = w / 2 + 1, hn = h * wh;
@@ -217,12 +216,12 @@ class MagnitudeLoss {
     if (p == 0 || B == 0) return s.download(stream);
     op_->forward_half(candidates, spec_, stream);
     DeviceMatrix<T> wa(op_->half_size(), p), aa(p, 1), yy(B, 1);
-    kernels::weighted_magnitudes<T, kThreads><<<unsigned(p), kThreads, 0, stream>>>(
-        reinterpret_cast<const detail::complex2_t<T>*>(spec_.data()), wa.data(), aa.data(), op_->height(),
-        op_->width(), op_->scale());
+    kernels::weighted_magnitudes<T, kThreads>
+        <<<unsigned(p), kThreads, 0, stream>>>(reinterpret_cast<const detail::complex2_t<T>*>(spec_.data()), wa.data(),
+                                               aa.data(), op_->height(), op_->width(), op_->scale());
     PRILO_CUDA_CHECK_LAUNCH();
-    kernels::weighted_norms<T, kThreads><<<unsigned(B), kThreads, 0, stream>>>(ybar_.data(), offset_.data(), yy.data(),
-                                                                              op_->height(), op_->width());
+    kernels::weighted_norms<T, kThreads>
+        <<<unsigned(B), kThreads, 0, stream>>>(ybar_.data(), offset_.data(), yy.data(), op_->height(), op_->width());
     PRILO_CUDA_CHECK_LAUNCH();
     // S = −2 waᵀ ȳ: wt·a·ȳ summed over the half spectrum is the weighted inner product
     BlasHandle& h = default_blas_handle();

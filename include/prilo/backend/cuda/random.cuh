@@ -32,8 +32,10 @@ class Philox {
   __device__ static T normal(std::uint64_t seed, std::uint64_t index, std::uint64_t step) {
     curandStatePhilox4_32_10_t s;
     curand_init(seed, index, step * 4, &s);
-    if constexpr (sizeof(T) == sizeof(double)) return T(curand_normal_double(&s));
-    else return T(curand_normal(&s));
+    if constexpr (sizeof(T) == sizeof(double))
+      return T(curand_normal_double(&s));
+    else
+      return T(curand_normal(&s));
   }
 
  private:

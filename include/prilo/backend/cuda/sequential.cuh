@@ -123,7 +123,8 @@ class Sequential {
     (std::get<I>(layers_).upload(host.template module<I>()), ...);
   }
   void check_split(int i, const char* what) const {
-    if (i < 0 || i > num_layers) ::prilo::detail::fail("gpu generator ", what, ": split point ", i, " outside 0..", num_layers);
+    if (i < 0 || i > num_layers)
+      ::prilo::detail::fail("gpu generator ", what, ": split point ", i, " outside 0..", num_layers);
   }
   void check_range(int i, int j) const {
     check_split(i, "forward");
@@ -132,20 +133,24 @@ class Sequential {
   }
   template <class F>
   void for_each_layer(F&& f) const {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::get<I>(layers_), int(I)), ...); }(
-        std::make_index_sequence<num_layers>{});
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f(std::get<I>(layers_), int(I)), ...);
+    }
+    (std::make_index_sequence<num_layers>{});
   }
   template <class F>
   void for_each_layer_reverse(F&& f) const {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (f(std::get<num_layers - 1 - I>(layers_), int(num_layers - 1 - I)), ...);
-    }(std::make_index_sequence<num_layers>{});
+    }
+    (std::make_index_sequence<num_layers>{});
   }
   template <class F>
   void for_each_layer_reverse_mut(F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (f(std::get<num_layers - 1 - I>(layers_), int(num_layers - 1 - I)), ...);
-    }(std::make_index_sequence<num_layers>{});
+    }
+    (std::make_index_sequence<num_layers>{});
   }
 
   std::tuple<Dense<T, Acts>...> layers_;
