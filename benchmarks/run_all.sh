@@ -61,10 +61,13 @@ for b in peak projection fft_loss mlp solver; do
     --benchmark_out="$out/$b.json" --benchmark_out_format=json >/dev/null
 done
 
-echo "== thread scaling: PRILO-MII and DPR, 64 MNIST test images x 4 restarts =="
+echo "== thread scaling and the work table: PRILO-MII and DPR, 64 MNIST test images x 4 restarts =="
+# the work table's peak: bench_peak's single-core FP32 FMA rate times the threads (measured
+# idle, in this run, rather than the per-machine cache)
+core_peak="$(/usr/bin/python3 -c "import json,sys; print(max(x['GFLOPS'] for x in json.load(open(sys.argv[1]))['benchmarks']))" "$out/peak.json")"
 for t in 1 2; do
   ./build/examples/prilo-reconstruct --quiet --methods dpr,prilo-mii --count 64 --restarts 4 --threads "$t" \
-    --json "$out/scaling-t$t.json" | grep -E '^(dpr|prilo-mii) '
+    --peak-gflops "$(echo "$core_peak * $t" | bc -l)" --json "$out/scaling-t$t.json" | grep -E '^(dpr|prilo-mii) '
 done
 
 if [ "$skip_torch" = 0 ] && /usr/bin/python3 -c "import torch" 2>/dev/null; then

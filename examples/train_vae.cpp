@@ -5,9 +5,12 @@
 #include <cstdio>
 #include <numeric>
 #include <prilo/backend/cpu.hpp>
+#include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
+#include <prilo/nn/checkpoint.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/optim/optimisers.hpp>
+#include <prilo/report.hpp>
 
 using namespace prilo;
 using T = float;
@@ -30,6 +33,8 @@ int main(int argc, char** argv) {
   app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--log-every", log_every, "Print progress every N batches")->check(CLI::PositiveNumber);
+  bool resume = false;
+  app.add_flag("--resume", resume, "Continue from <output>.ckpt, the checkpoint written after every epoch");
   std::string evaluate;
   app.add_option("--evaluate", evaluate,
                  "Only print the test-set loss of an existing weights file (same protocol as training)");
@@ -50,6 +55,9 @@ int main(int argc, char** argv) {
   if (threads > 0) cpu::set_threads(threads);
 
   try {
+    check_output_path(out, "--output");  // before any training: a bad path must not cost the run
+    const std::string ckpt = out + ".ckpt";
+    install_interrupt_handler();  // SIGINT: stop at the next batch; the last epoch's checkpoint stays
     auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
     auto test = io::load_dataset<T>(data_dir, dataset, "test");
     const Eigen::Index n = train.images.cols(), d = train.images.rows();
@@ -70,11 +78,29 @@ int main(int argc, char** argv) {
     const long total_batches = batches_per_epoch * epochs;
     long done = 0;
     double last_test = 0;
-    for (int epoch = 1; epoch <= epochs; ++epoch) {
+    int first_epoch = 1;
+    if (resume) {
+      if (!std::filesystem::exists(ckpt)) throw file_error(ckpt + ": no checkpoint to resume from");
+      nn::TrainingState st = nn::load_checkpoint(ckpt, vae, adam);
+      if (st.order.size() != order.size())
+        throw invalid_input(ckpt + ": the checkpoint shuffles " + std::to_string(st.order.size()) + " images, not " +
+                            std::to_string(order.size()) + " (same --train-limit?)");
+      order = std::move(st.order);
+      rng.set_state(st.rng);
+      first_epoch = st.epoch + 1;
+      done = long(st.epoch) * batches_per_epoch;
+      std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), st.epoch);
+    }
+    for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
       for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
       double epoch_loss = 0;
       long epoch_images = 0;
       for (long b = 0; b < batches_per_epoch; ++b) {
+        if (stop_requested()) {
+          std::printf("interrupted in epoch %d: %s holds epoch %d; continue with --resume\n", epoch, ckpt.c_str(),
+                      epoch - 1);
+          return 130;
+        }
         const Eigen::Index j0 = b * batch, nb = std::min<Eigen::Index>(batch, n - j0);
         xb.resize(d, nb);
         for (Eigen::Index j = 0; j < nb; ++j) xb.col(j) = train.images.col(order[j0 + j]);
@@ -100,6 +126,7 @@ int main(int argc, char** argv) {
                   epoch_loss / double(epoch_images), last_test);
       std::fflush(stdout);
       nn::save_vae(out, vae);  // keep the newest weights if the run is stopped
+      nn::save_checkpoint(ckpt, vae, adam, {epoch, order, rng.state()});
     }
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("wrote %s: %d epochs in %.0f s, final test loss %.3f\n", out.c_str(), epochs, el, last_test);

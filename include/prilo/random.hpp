@@ -1,6 +1,9 @@
 // Deterministic, seeded random numbers (identical streams on every platform).
 #pragma once
 
+#include <array>
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -39,6 +42,19 @@ class Rng {
     s_[2] ^= t;
     s_[3] = rotl(s_[3], 45);
     return result;
+  }
+
+  /// The whole state (xoshiro words, whether a Box–Muller spare is pending, the spare's bits),
+  /// for checkpoints: set_state(state()) continues the stream exactly.
+  std::array<std::uint64_t, 6> state() const {
+    std::uint64_t spare_bits = 0;
+    std::memcpy(&spare_bits, &spare_, sizeof spare_bits);
+    return {s_[0], s_[1], s_[2], s_[3], has_spare_ ? 1u : 0u, spare_bits};
+  }
+  void set_state(const std::array<std::uint64_t, 6>& st) {
+    for (int i = 0; i < 4; ++i) s_[i] = st[std::size_t(i)];
+    has_spare_ = st[4] != 0;
+    std::memcpy(&spare_, &st[5], sizeof spare_);
   }
 
   /// Uniform in [0, 1) with 53 random bits.

@@ -150,6 +150,17 @@ class AdamTrainer {
     }
   }
   int iteration() const { return k_; }
+  /// The moments (one per parameter, in list order) and the step count, for checkpoints.
+  const std::vector<Mat<T>>& first_moments() const { return m_; }
+  const std::vector<Mat<T>>& second_moments() const { return v_; }
+  /// Continues from saved moments and step count (shapes must match the parameter list).
+  void restore(std::vector<Mat<T>> m, std::vector<Mat<T>> v, int k) {
+    if (m.size() != v.size())
+      detail::fail("AdamTrainer::restore: ", m.size(), " first and ", v.size(), " second moments");
+    m_ = std::move(m);
+    v_ = std::move(v);
+    k_ = k;
+  }
 
  private:
   AdamOptions<T> opt_;
