@@ -79,7 +79,8 @@ class StyleChain {
         g = std::move(gin);
       } else {
         const Mat<T> s = (g.topRows(h_).array() * (out.topRows(h_).array() > T(0)).template cast<T>()).matrix();
-        g = w1_.transpose() * s + g.bottomRows(d_);
+        Mat<T> gin = w1_.transpose() * s + g.bottomRows(d_);  // not into g: it reads g's rows
+        g = std::move(gin);
       }
     }
     return g;
