@@ -133,7 +133,9 @@ inline float fma_chains(long rounds) {
   const PeakVec a = peak_splat(0.99999994f), b = peak_splat(1e-7f);
   for (long r = 0; r < rounds; ++r)
     for (int i = 0; i < 4096; ++i) {
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)  // nvcc and clang warn about it
 #pragma GCC unroll 16
+#endif
       for (int c = 0; c < kChains; ++c) acc[c] = peak_fma(acc[c], a, b);
     }
   float s = 0;
