@@ -13,16 +13,19 @@ namespace prilo::nn {
 /// A model whose tensors have names: parameters() and, optionally, buffers() (saved
 /// non-trainable tensors), as nn::Sequential and nn::Vae provide them. Names are unique
 /// within the model and stable: they are the keys of its weights files.
+// clang-format 14 breaks concept definitions joined with &&: this one is laid out by hand
+// clang-format off
 template <class M>
-concept NamedTensors = requires(M& m) {
-  typename M::scalar;
-  { m.parameters() } -> std::same_as<ParamList<typename M::scalar>>;
-}
-&&(
-    !requires(M & m) { m.buffers(); } ||
-    requires(M & m) {
-      { m.buffers() } -> std::same_as<BufferList<typename M::scalar>>;
-    });
+concept NamedTensors =
+    requires(M& m) {
+      typename M::scalar;
+      { m.parameters() } -> std::same_as<ParamList<typename M::scalar>>;
+    } &&
+    (!requires(M& m) { m.buffers(); } ||
+     requires(M& m) {
+       { m.buffers() } -> std::same_as<BufferList<typename M::scalar>>;
+     });
+// clang-format on
 
 /// Appends every parameter, then every buffer, of `model` to f under "<prefix><name>"
 /// ("decoder." + "0.weight"). save_weights rejects empty and duplicate names.
