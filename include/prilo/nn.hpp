@@ -3,7 +3,9 @@
 
 #include "concepts/generator.hpp"
 #include "nn/activations.hpp"
+#include "nn/batchnorm.hpp"
 #include "nn/linear.hpp"
 #include "nn/parameter.hpp"
+#include "nn/resample.hpp"
 #include "nn/sequential.hpp"
 #include "nn/vae.hpp"

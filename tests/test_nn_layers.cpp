@@ -1,0 +1,335 @@
+// Batch normalisation, upsampling and reshape (issue 12) against naive loops, finite
+// differences and PyTorch's documented semantics.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <prilo/io/weights.hpp>
+#include <prilo/nn.hpp>
+#include <prilo/nn/state_io.hpp>
+#include <prilo/testing/checkers.hpp>
+#include <string>
+
+using namespace prilo;
+using namespace prilo::nn;
+using T = double;
+
+namespace {
+
+/// Element (c, h, w) of sample j, written out from the layout of nn/shape.hpp.
+T& at(Mat<T>& x, const Shape3& s, Eigen::Index c, Eigen::Index h, Eigen::Index w, Eigen::Index j) {
+  return x((c * s.height + h) * s.width + w, j);
+}
+T at(const Mat<T>& x, const Shape3& s, Eigen::Index c, Eigen::Index h, Eigen::Index w, Eigen::Index j) {
+  return x((c * s.height + h) * s.width + w, j);
+}
+
+/// Batch normalisation written out with loops: per channel, the mean and biased variance over
+/// every pixel of every sample.
+Mat<T> naive_batchnorm(const Mat<T>& x, const Shape3& s, const Vec<T>& gamma, const Vec<T>& beta, double eps,
+                       Vec<T>* mean_out = nullptr, Vec<T>* unbiased_var_out = nullptr) {
+  Mat<T> y(x.rows(), x.cols());
+  if (mean_out) mean_out->resize(s.channels);
+  if (unbiased_var_out) unbiased_var_out->resize(s.channels);
+  for (Eigen::Index c = 0; c < s.channels; ++c) {
+    double sum = 0, n = 0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j)
+      for (Eigen::Index h = 0; h < s.height; ++h)
+        for (Eigen::Index w = 0; w < s.width; ++w) sum += at(x, s, c, h, w, j), n += 1;
+    const double mean = sum / n;
+    double ss = 0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j)
+      for (Eigen::Index h = 0; h < s.height; ++h)
+        for (Eigen::Index w = 0; w < s.width; ++w) ss += (at(x, s, c, h, w, j) - mean) * (at(x, s, c, h, w, j) - mean);
+    for (Eigen::Index j = 0; j < x.cols(); ++j)
+      for (Eigen::Index h = 0; h < s.height; ++h)
+        for (Eigen::Index w = 0; w < s.width; ++w)
+          at(y, s, c, h, w, j) = gamma(c) * (at(x, s, c, h, w, j) - mean) / std::sqrt(ss / n + eps) + beta(c);
+    if (mean_out) (*mean_out)(c) = mean;
+    if (unbiased_var_out) (*unbiased_var_out)(c) = ss / (n - 1);
+  }
+  return y;
+}
+
+BatchNorm2d<T> random_batchnorm(const Shape3& s, Rng& rng) {
+  BatchNorm2d<T> bn(s);
+  bn.weight() = Vec<T>(rng.normal_matrix<T>(s.channels, 1)).array() + 1.5;
+  bn.bias() = rng.normal_matrix<T>(s.channels, 1);
+  bn.running_mean() = rng.normal_matrix<T>(s.channels, 1);
+  bn.running_var() = Vec<T>(rng.normal_matrix<T>(s.channels, 1)).array().square() + 0.5;
+  return bn;
+}
+
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const invalid_input& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("BatchNorm2d training mode: forward equals the per-channel batch loops") {
+  Rng rng(1);
+  const Shape3 s{3, 4, 5};
+  auto bn = random_batchnorm(s, rng);
+  bn.set_mode(NormMode::training);
+  const Mat<T> x = rng.normal_matrix<T>(s.size(), 6).array() * 2.0 + 0.7;
+  Mat<T> y;
+  bn.forward(x, y);
+  const Mat<T> ref = naive_batchnorm(x, s, bn.weight(), bn.bias(), 1e-5);
+  CHECK((y - ref).norm() <= 1e-12 * ref.norm());
+  // the running statistics do not enter the training forward
+  bn.running_mean().setConstant(100);
+  Mat<T> y2;
+  bn.forward(x, y2);
+  CHECK((y2 - y).norm() == 0);
+}
+
+TEST_CASE("BatchNorm2d training mode: both VJPs through the batch statistics match finite differences") {
+  Rng rng(2);
+  const Shape3 s{2, 3, 3};
+  auto bn = random_batchnorm(s, rng);
+  bn.set_mode(NormMode::training);
+  const Eigen::Index B = 4;
+  const Mat<T> x = rng.normal_matrix<T>(s.size(), B);
+  const Mat<T> c = rng.normal_matrix<T>(s.size(), B);
+  auto f = [&](const Mat<T>& v) {
+    Mat<T> y;
+    bn.forward(v, y);
+    return T((y.array() * c.array()).sum());
+  };
+  auto g = [&](const Mat<T>& v, Mat<T>& out) {
+    Mat<T> y, work;
+    bn.forward(v, y);
+    bn.backward_input(v, y, c, out, work);
+  };
+  const auto gc = testing::check_gradient<T>(f, g, x, rng, 10, 1e-6, 1e-7);
+  INFO(gc.max_rel_error);
+  CHECK(gc.ok);
+  // the input gradient is not the inference map's a·c: the batch statistics matter
+  Mat<T> gx, work, y;
+  bn.forward(x, y);
+  bn.backward_input(x, y, c, gx, work);
+  Mat<T> frozen = c;
+  for (Eigen::Index ch = 0; ch < s.channels; ++ch) frozen.middleRows(ch * 9, 9) *= bn.weight()(ch);
+  CHECK((gx - frozen).norm() > 1e-3 * gx.norm());
+
+  // weight gradients: f as a function of (γ, β) stacked
+  bn.zero_grad();
+  Mat<T> gx2;
+  bn.backward(x, y, c, &gx2, true);
+  CHECK((gx2 - gx).norm() <= 1e-14 * gx.norm());
+  Mat<T> p(2 * s.channels, 1), gp(2 * s.channels, 1);
+  p << bn.weight(), bn.bias();
+  gp << bn.grad_weight(), bn.grad_bias();
+  auto fp = [&](const Mat<T>& q) {
+    auto b2 = bn;
+    b2.weight() = q.topRows(s.channels);
+    b2.bias() = q.bottomRows(s.channels);
+    Mat<T> yy;
+    b2.forward(x, yy);
+    return T((yy.array() * c.array()).sum());
+  };
+  auto gpf = [&](const Mat<T>&, Mat<T>& out) { out = gp; };
+  const auto gw = testing::check_gradient<T>(fp, gpf, p, rng, 8, 1e-6, 1e-7);
+  INFO(gw.max_rel_error);
+  CHECK(gw.ok);
+}
+
+TEST_CASE("BatchNorm2d: running statistics advance in the training backward, momentum 0.1, unbiased variance") {
+  Rng rng(3);
+  const Shape3 s{3, 2, 2};
+  BatchNorm2d<T> bn(s);
+  CHECK(bn.mode() == NormMode::inference);  // the generator's form unless the owner trains
+  CHECK(bn.running_mean().isZero());
+  CHECK(bn.running_var().isOnes());
+  bn.set_mode(NormMode::training);
+  const Mat<T> x = rng.normal_matrix<T>(s.size(), 5).array() * 3.0 - 1.0;
+  Vec<T> mean, uvar;
+  naive_batchnorm(x, s, bn.weight(), bn.bias(), 1e-5, &mean, &uvar);
+  Mat<T> y, gx;
+  bn.forward(x, y);
+  bn.backward(x, y, y, &gx, false);  // no weight step: no statistics update
+  CHECK(bn.running_mean().isZero());
+  bn.backward(x, y, y, &gx, true);
+  CHECK((bn.running_mean() - 0.1 * mean).norm() <= 1e-12);
+  CHECK((bn.running_var() - (0.9 * Vec<T>::Ones(3) + 0.1 * uvar)).norm() <= 1e-12);
+  bn.update_running_statistics(x);  // the explicit form of the same update
+  CHECK((bn.running_mean() - 0.19 * mean).norm() <= 1e-12);
+  // in inference mode the backward leaves them alone
+  const Vec<T> rm = bn.running_mean(), rv = bn.running_var();
+  bn.set_mode(NormMode::inference);
+  bn.backward(x, y, y, &gx, true);
+  CHECK(bn.running_mean() == rm);
+  CHECK(bn.running_var() == rv);
+}
+
+TEST_CASE("BatchNorm2d inference mode is the per-channel affine map of the running statistics") {
+  Rng rng(4);
+  const Shape3 s{4, 3, 2};
+  auto bn = random_batchnorm(s, rng);
+  const Mat<T> x = rng.normal_matrix<T>(s.size(), 3);
+  Mat<T> y;
+  bn.forward(x, y);
+  const Vec<T> a = bn.inference_scale(), b = bn.inference_shift();
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (Eigen::Index ch = 0; ch < s.channels; ++ch)
+      for (Eigen::Index h = 0; h < s.height; ++h)
+        for (Eigen::Index w = 0; w < s.width; ++w) {
+          const T v = at(x, s, ch, h, w, j);
+          const T ref =
+              bn.weight()(ch) * (v - bn.running_mean()(ch)) / std::sqrt(bn.running_var()(ch) + 1e-5) + bn.bias()(ch);
+          CHECK(at(y, s, ch, h, w, j) == doctest::Approx(ref).epsilon(1e-13));
+          CHECK(at(y, s, ch, h, w, j) == doctest::Approx(a(ch) * v + b(ch)).epsilon(1e-13));
+        }
+  // each sample on its own: one column gives the same output as within the batch
+  Mat<T> y1;
+  bn.forward(x.col(1), y1);
+  CHECK((y1 - y.col(1)).norm() <= 1e-15 * y1.norm());
+}
+
+TEST_CASE("BatchNorm2d passes the generator checker in both modes, and its buffers are saved by name") {
+  Rng rng(5);
+  const Shape3 s{3, 2, 3};
+  for (NormMode m : {NormMode::training, NormMode::inference}) {
+    auto bn = random_batchnorm(s, rng);
+    bn.set_mode(m);
+    auto net = make_sequential(s.size(), bn, Reshape<T>(s));
+    const auto r = testing::check_generator(net, 3, rng);
+    INFO(r.failures);
+    CHECK(r.ok);
+  }
+  // 1-d use (BatchNorm1d): C channels of one pixel
+  BatchNorm2d<T> bn1(Shape3{5, 1, 1});
+  bn1.set_mode(NormMode::training);
+  auto net1 = make_sequential(5, Linear<T>(5, 5, rng), bn1);
+  const auto r1 = testing::check_generator(net1, 4, rng);
+  INFO(r1.failures);
+  CHECK(r1.ok);
+
+  auto net = make_sequential(s.size(), random_batchnorm(s, rng));
+  io::WeightsFile<T> f;
+  write_state(f, net);
+  REQUIRE(f.find("0.running_mean"));
+  REQUIRE(f.find("0.running_var"));
+  REQUIRE(f.find("0.weight"));
+  auto other = make_sequential(s.size(), BatchNorm2d<T>(s));
+  read_state(f, other);
+  CHECK(other.module<0>().running_var() == net.module<0>().running_var());
+  CHECK(other.module<0>().running_mean() == net.module<0>().running_mean());
+  CHECK(other.module<0>().weight() == net.module<0>().weight());
+}
+
+TEST_CASE("BatchNorm2d: bad shapes and settings fail naming the problem") {
+  const Shape3 s{2, 3, 3};
+  BatchNorm2d<T> bn(s);
+  Mat<T> y, x = Mat<T>::Ones(17, 2);
+  CHECK(error_of([&] { bn.forward(x, y); }).find("BatchNorm2d input") != std::string::npos);
+  CHECK(error_of([&] { bn.output_size(17); }).find("expects 18") != std::string::npos);
+  CHECK(error_of([&] { BatchNorm2d<T>(Shape3{0, 3, 3}); }).find("BatchNorm2d") != std::string::npos);
+  CHECK(error_of([&] { BatchNorm2d<T>(s, 1.5); }).find("momentum") != std::string::npos);
+  BatchNorm2d<T> one(Shape3{4, 1, 1});
+  one.set_mode(NormMode::training);
+  const Mat<T> single = Mat<T>::Ones(4, 1);
+  CHECK(error_of([&] { one.forward(single, y); }).find("more than one value per channel") != std::string::npos);
+  Mat<T> gx, work, gy = Mat<T>::Ones(18, 3);
+  x = Mat<T>::Ones(18, 2);
+  CHECK(error_of([&] { bn.backward_input(x, x, gy, gx, work); }).find("cotangent") != std::string::npos);
+}
+
+TEST_CASE("Upsample2d nearest equals the naive loop; its VJP is its transpose") {
+  Rng rng(6);
+  const Shape3 s{2, 3, 4};
+  for (int f : {1, 2, 3}) {
+    Upsample2d<T> up(s, f);
+    REQUIRE(up.output_shape() == Shape3{2, 3 * f, 4 * f});
+    const Mat<T> x = rng.normal_matrix<T>(s.size(), 2);
+    Mat<T> y;
+    up.forward(x, y);
+    const Shape3 o = up.output_shape();
+    Mat<T> ref(o.size(), 2);
+    for (Eigen::Index j = 0; j < 2; ++j)
+      for (Eigen::Index c = 0; c < o.channels; ++c)
+        for (Eigen::Index h = 0; h < o.height; ++h)
+          for (Eigen::Index w = 0; w < o.width; ++w) at(ref, o, c, h, w, j) = at(x, s, c, h / f, w / f, j);
+    CHECK(y == ref);
+    // ⟨U x, u⟩ = ⟨x, Uᵀ u⟩
+    const Mat<T> u = rng.normal_matrix<T>(o.size(), 2);
+    Mat<T> gx, work;
+    up.backward_input(x, y, u, gx, work);
+    CHECK((y.array() * u.array()).sum() == doctest::Approx((x.array() * gx.array()).sum()).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("Upsample2d bilinear: align_corners=False values, interpolation property, and VJP") {
+  // PyTorch: F.interpolate([[1, 2], [3, 4]], scale_factor=2, mode="bilinear", align_corners=False)
+  Upsample2d<T> up(Shape3{1, 2, 2}, 2, Interpolation::bilinear);
+  Mat<T> x(4, 1);
+  x << 1, 2, 3, 4;
+  Mat<T> y;
+  up.forward(x, y);
+  Mat<T> expected(16, 1);
+  expected << 1.0, 1.25, 1.75, 2.0, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3.0, 3.25, 3.75, 4.0;
+  CHECK((y - expected).norm() <= 1e-14);
+
+  // separable: an image that is linear in (h, w) away from the borders stays linear, and
+  // constants are kept everywhere
+  Rng rng(7);
+  const Shape3 s{3, 5, 4};
+  for (int f : {2, 3}) {
+    Upsample2d<T> u(s, f, Interpolation::bilinear);
+    Mat<T> ones = Mat<T>::Constant(s.size(), 1, 2.5), yo;
+    u.forward(ones, yo);
+    CHECK((yo.array() - 2.5).abs().maxCoeff() <= 1e-14);
+    Mat<T> ramp(s.size(), 1);
+    for (Eigen::Index c = 0; c < 3; ++c)
+      for (Eigen::Index h = 0; h < 5; ++h)
+        for (Eigen::Index w = 0; w < 4; ++w) at(ramp, s, c, h, w, 0) = 2.0 * double(h) - 0.5 * double(w) + double(c);
+    Mat<T> yr;
+    u.forward(ramp, yr);
+    const Shape3 o = u.output_shape();
+    for (Eigen::Index c = 0; c < 3; ++c)
+      for (Eigen::Index h = 0; h < o.height; ++h)
+        for (Eigen::Index w = 0; w < o.width; ++w) {
+          const double th = std::clamp((h + 0.5) / f - 0.5, 0.0, 4.0), tw = std::clamp((w + 0.5) / f - 0.5, 0.0, 3.0);
+          CHECK(at(yr, o, c, h, w, 0) == doctest::Approx(2.0 * th - 0.5 * tw + double(c)).epsilon(1e-13));
+        }
+    auto net = make_sequential(s.size(), u, Upsample2d<T>(o, 2, Interpolation::nearest));
+    const auto r = testing::check_generator(net, 2, rng);
+    INFO(r.failures);
+    CHECK(r.ok);
+  }
+}
+
+TEST_CASE("Upsample2d and Reshape: bad shapes fail naming the problem") {
+  Upsample2d<T> up(Shape3{2, 3, 3}, 2);
+  Mat<T> y, x = Mat<T>::Ones(19, 1), gx, work;
+  CHECK(error_of([&] { up.forward(x, y); }).find("Upsample2d input") != std::string::npos);
+  CHECK(error_of([&] { up.backward_input(x, x, x, gx, work); }).find("Upsample2d output cotangent") !=
+        std::string::npos);
+  CHECK(error_of([&] { Upsample2d<T>(Shape3{2, 3, 3}, 0); }).find("scale factor") != std::string::npos);
+  CHECK(error_of([&] { Upsample2d<T>(Shape3{2, -1, 3}, 2); }).find("Upsample2d") != std::string::npos);
+  CHECK(error_of([&] { Reshape<T>(20, Shape3{2, 3, 3}); }).find("20 inputs cannot form 2x3x3") != std::string::npos);
+  Reshape<T> r(Shape3{2, 3, 3});
+  CHECK(error_of([&] { r.forward(x, y); }).find("Reshape") != std::string::npos);
+}
+
+TEST_CASE("Reshape moves no data and carries the shape") {
+  Rng rng(8);
+  Reshape<T> r(18, Shape3{2, 3, 3});
+  CHECK(r.output_shape() == Shape3{2, 3, 3});
+  const Mat<T> x = rng.normal_matrix<T>(18, 3);
+  Mat<T> y, gx, work;
+  r.forward(x, y);
+  CHECK(y == x);
+  r.backward_input(x, y, y, gx, work);
+  CHECK(gx == x);
+  auto net = make_sequential(7, Dense<T, Tanh>(7, 18, rng), r, BatchNorm2d<T>(r.output_shape()));
+  CHECK(net.dim(2) == 18);
+  const auto res = testing::check_generator(net, 2, rng);
+  INFO(res.failures);
+  CHECK(res.ok);
+}
