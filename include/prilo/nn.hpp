@@ -4,6 +4,7 @@
 #include "concepts/generator.hpp"
 #include "nn/activations.hpp"
 #include "nn/batchnorm.hpp"
+#include "nn/conv.hpp"
 #include "nn/linear.hpp"
 #include "nn/parameter.hpp"
 #include "nn/resample.hpp"

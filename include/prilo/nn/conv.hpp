@@ -1,0 +1,593 @@
+// Convolutional layers: Conv2d and ConvTranspose2d (PyTorch's semantics), by im2col + GEMM.
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "../core.hpp"
+#include "../parallel.hpp"
+#include "../random.hpp"
+#include "activations.hpp"
+#include "parameter.hpp"
+#include "shape.hpp"
+
+namespace prilo::nn {
+
+namespace conv_detail {
+
+using Index = Eigen::Index;
+
+/// The geometry of one convolution (square kernel k, stride s, zero padding p): input maps
+/// `in`, output maps of out_h × out_w pixels, output pixel (oh, ow) reading input pixels
+/// (oh·s − p + kh, ow·s − p + kw) for 0 ≤ kh, kw < k.
+struct Geometry {
+  Shape3 in;
+  Index out_h = 0, out_w = 0;
+  int k = 1, s = 1, p = 0;
+  Index out_pixels() const { return out_h * out_w; }
+  /// Columns of the im2col matrix: C_in·k² (one per input channel and kernel offset).
+  Index patch() const { return in.channels * k * k; }
+};
+
+/// Output columns ow whose input column ow·s − p + kw lies in [0, width): [lo, hi).
+inline void valid_range(Index width, Index out_w, int s, int p, int kw, Index& lo, Index& hi) {
+  const Index first = p - kw;  // ow·s ≥ first
+  lo = first > 0 ? (first + s - 1) / s : 0;
+  const Index last = width - 1 + p - kw;  // ow·s ≤ last
+  hi = last < 0 ? 0 : std::min<Index>(out_w, last / s + 1);
+  if (hi < lo) hi = lo;
+  lo = std::min(lo, out_w);
+  hi = std::max(hi, lo);
+}
+
+/// im2col of nb samples: a is (nb·P) × (C·k²), column-major with leading dimension nb·P
+/// (P = out_pixels()): a(j·P + oh·out_w + ow, (c·k + kh)·k + kw) = x_j(c, oh·s − p + kh,
+/// ow·s − p + kw), zero outside the input. Sample j's maps start at src + j·src_stride.
+template <class T>
+void im2col(const Geometry& g, const T* src, Index src_stride, Index nb, T* a) {
+  const Index H = g.in.height, W = g.in.width, HW = H * W, Wo = g.out_w, P = g.out_pixels(), lda = nb * P;
+  for (Index c = 0; c < g.in.channels; ++c)
+    for (int kh = 0; kh < g.k; ++kh)
+      for (int kw = 0; kw < g.k; ++kw) {
+        T* col = a + ((c * g.k + kh) * g.k + kw) * lda;
+        Index lo, hi;
+        valid_range(W, Wo, g.s, g.p, kw, lo, hi);
+        for (Index j = 0; j < nb; ++j) {
+          const T* img = src + j * src_stride + c * HW;
+          T* out = col + j * P;
+          for (Index oh = 0; oh < g.out_h; ++oh) {
+            T* row = out + oh * Wo;
+            const Index ih = oh * g.s - g.p + kh;
+            if (ih < 0 || ih >= H) {
+              std::fill(row, row + Wo, T(0));
+              continue;
+            }
+            std::fill(row, row + lo, T(0));
+            const T* in_row = img + ih * W - g.p + kw;
+            if (g.s == 1) {
+              std::copy(in_row + lo, in_row + hi, row + lo);
+            } else {
+              for (Index ow = lo; ow < hi; ++ow) row[ow] = in_row[ow * g.s];
+            }
+            std::fill(row + hi, row + Wo, T(0));
+          }
+        }
+      }
+}
+
+/// The adjoint of im2col: adds each entry of a (laid out as above) to the input pixel it was
+/// read from; entries that read the zero padding are dropped.
+template <class T>
+void col2im_add(const Geometry& g, const T* a, Index nb, T* dst, Index dst_stride) {
+  const Index H = g.in.height, W = g.in.width, HW = H * W, Wo = g.out_w, P = g.out_pixels(), lda = nb * P;
+  for (Index c = 0; c < g.in.channels; ++c)
+    for (int kh = 0; kh < g.k; ++kh)
+      for (int kw = 0; kw < g.k; ++kw) {
+        const T* col = a + ((c * g.k + kh) * g.k + kw) * lda;
+        Index lo, hi;
+        valid_range(W, Wo, g.s, g.p, kw, lo, hi);
+        for (Index j = 0; j < nb; ++j) {
+          T* img = dst + j * dst_stride + c * HW;
+          const T* in = col + j * P;
+          for (Index oh = 0; oh < g.out_h; ++oh) {
+            const Index ih = oh * g.s - g.p + kh;
+            if (ih < 0 || ih >= H) continue;
+            const T* row = in + oh * Wo;
+            T* out_row = img + ih * W - g.p + kw;
+            if (g.s == 1) {
+              for (Index ow = lo; ow < hi; ++ow) out_row[ow] += row[ow];
+            } else {
+              for (Index ow = lo; ow < hi; ++ow) out_row[ow * g.s] += row[ow];
+            }
+          }
+        }
+      }
+}
+
+/// Stacks nb samples' maps (C maps of P pixels each, sample j at src + j·src_stride) into an
+/// (nb·P) × C column-major matrix: s(j·P + q, c) = x_j(c, q).
+template <class T>
+void stack(const T* src, Index src_stride, Index nb, Index P, Index C, T* s) {
+  for (Index c = 0; c < C; ++c)
+    for (Index j = 0; j < nb; ++j)
+      std::copy(src + j * src_stride + c * P, src + j * src_stride + (c + 1) * P, s + (c * nb + j) * P);
+}
+/// The inverse of stack.
+template <class T>
+void unstack(const T* s, Index nb, Index P, Index C, T* dst, Index dst_stride) {
+  for (Index c = 0; c < C; ++c)
+    for (Index j = 0; j < nb; ++j)
+      std::copy(s + (c * nb + j) * P, s + (c * nb + j + 1) * P, dst + j * dst_stride + c * P);
+}
+
+/// dst[i] = act(src[i] + b) for i < n (dst may be src).
+template <class Act, class T>
+void bias_act(const T* src, T b, T* dst, Index n) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Eigen::Map<const A> s(src, n);
+  Eigen::Map<A> d(dst, n);
+  if constexpr (std::is_same_v<Act, Sigmoid>) {
+    d = T(1) / (T(1) + (-(s + b)).exp());  // Eigen's vectorised exp
+  } else if constexpr (std::is_same_v<Act, Tanh>) {
+    d = (s + b).tanh();
+  } else {
+    for (Index i = 0; i < n; ++i) dst[i] = Act::value(src[i] + b);
+  }
+}
+/// dst[i] = gy[i]·act'(y[i]) for i < n.
+template <class Act, class T>
+void act_cotangent(const T* gy, const T* y, T* dst, Index n) {
+  for (Index i = 0; i < n; ++i) dst[i] = gy[i] * Act::derivative_from_output(y[i]);
+}
+
+/// Samples per block: enough rows for an efficient GEMM, a block's im2col matrix of about
+/// 256 KiB of scalars, and at least one block per thread when the batch allows.
+inline Index block_samples(Index batch, Index rows_per_sample, Index cols, int threads, Index forced) {
+  if (forced > 0) return std::min(forced, batch);
+  const Index target = Index(1) << 16;  // scalars
+  Index nb = std::max<Index>(1, target / std::max<Index>(1, rows_per_sample * cols));
+  nb = std::min(nb, (batch + threads - 1) / threads);
+  return std::max<Index>(1, std::min(nb, batch));
+}
+
+/// Runs body(slot, first_sample, samples) over blocks of nb samples, on up to `threads` slots
+/// in parallel (slot t takes blocks t, t + slots, …; each slot owns its scratch).
+template <class F>
+void for_blocks(Index batch, Index nb, int slots, F&& body) {
+  const Index blocks = (batch + nb - 1) / nb;
+  prilo::parallel_for(slots, slots, [&](Index t) {
+    for (Index b = t; b < blocks; b += slots) {
+      const Index first = b * nb;
+      body(t, first, std::min(nb, batch - first));
+    }
+  });
+}
+
+inline int slots_for(Index batch, Index nb) {
+  const Index blocks = (batch + nb - 1) / nb;
+  return int(std::max<Index>(1, std::min<Index>(prilo::max_threads(), blocks)));
+}
+
+template <class T>
+void init_uniform(T* data, Index n, double bound, Rng& rng) {
+  for (Index i = 0; i < n; ++i) data[i] = T((2 * rng.uniform() - 1) * bound);
+}
+
+/// Checks the common hyperparameters of both layers.
+inline void check_hyper(const char* layer, Index out_channels, int kernel, int stride, int padding) {
+  if (out_channels <= 0) prilo::detail::fail(layer, ": out_channels must be positive, got ", out_channels);
+  if (kernel <= 0) prilo::detail::fail(layer, ": kernel size must be positive, got ", kernel);
+  if (stride <= 0) prilo::detail::fail(layer, ": stride must be positive, got ", stride);
+  if (padding < 0) prilo::detail::fail(layer, ": padding must be non-negative, got ", padding);
+}
+
+}  // namespace conv_detail
+
+/// 2-D convolution y = act(W ∗ x + b) over a batch of feature maps (one sample per column,
+/// layout of Shape3), with PyTorch's nn.Conv2d semantics: square kernel k, stride s, zero
+/// padding p, bias, dilation 1, groups 1. Output maps H_out = (H + 2p − k)/s + 1 (likewise W).
+///
+/// Weights: weight() is a (C_in·k²) × C_out matrix whose column-major storage is PyTorch's
+/// [C_out, C_in, k, k] tensor in PyTorch's (row-major) element order:
+/// weight()((c_in·k + kh)·k + kw, c_out) = W_torch[c_out, c_in, kh, kw]; bias() has C_out
+/// entries. Initialisation as PyTorch: W and b ~ U(−1/√fan_in, 1/√fan_in), fan_in = C_in·k².
+///
+/// Computation: per block of samples, the im2col matrix A ((samples·pixels_out) × C_in·k²,
+/// column (c, kh, kw) the shifted input map) times weight() gives every output channel as a
+/// contiguous column, copied into the samples' columns with bias and activation fused. The
+/// VJPs are the same products transposed: gx = col2im(G Wᵀ), ∂W = Aᵀ G, ∂b = Σ G, with
+/// G = gy ⊙ act'(y) stacked likewise. Blocks run in parallel on OpenMP's threads (one thread
+/// inside an enclosing parallel region); forward and backward_input are const and thread-safe.
+template <class T, class Act = Identity>
+class Conv2d {
+ public:
+  using scalar = T;
+  using activation = Act;
+
+  Conv2d() = default;
+  Conv2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, Rng& rng) {
+    require_positive(in, "Conv2d input");
+    conv_detail::check_hyper("Conv2d", out_channels, kernel, stride, padding);
+    if (in.height + 2 * padding < kernel || in.width + 2 * padding < kernel)
+      detail::fail("Conv2d: kernel ", kernel, " is larger than the padded input ", in.height + 2 * padding, "x",
+                   in.width + 2 * padding);
+    g_.in = in;
+    g_.k = kernel;
+    g_.s = stride;
+    g_.p = padding;
+    g_.out_h = (in.height + 2 * padding - kernel) / stride + 1;
+    g_.out_w = (in.width + 2 * padding - kernel) / stride + 1;
+    out_channels_ = out_channels;
+    w_.resize(g_.patch(), out_channels);
+    b_.resize(out_channels);
+    const double bound = 1.0 / std::sqrt(double(g_.patch()));
+    conv_detail::init_uniform(w_.data(), w_.size(), bound, rng);
+    conv_detail::init_uniform(b_.data(), b_.size(), bound, rng);
+    gw_ = Mat<T>::Zero(w_.rows(), w_.cols());
+    gb_ = Vec<T>::Zero(out_channels);
+  }
+
+  Shape3 input_shape() const { return g_.in; }
+  Shape3 output_shape() const { return {out_channels_, g_.out_h, g_.out_w}; }
+  int kernel() const { return g_.k; }
+  int stride() const { return g_.s; }
+  int padding() const { return g_.p; }
+  Eigen::Index input_size() const { return g_.in.size(); }
+  Eigen::Index output_size(Eigen::Index in = -1) const {
+    if (in >= 0 && in != g_.in.size())
+      detail::fail("Conv2d: expects ", g_.in.size(), " inputs (", g_.in.channels, "x", g_.in.height, "x", g_.in.width,
+                   "), got ", in);
+    return output_shape().size();
+  }
+  /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
+  double flops_per_sample() const { return 2.0 * double(g_.out_pixels()) * double(g_.patch()) * double(out_channels_); }
+
+  Mat<T>& weight() { return w_; }
+  Vec<T>& bias() { return b_; }
+  const Mat<T>& weight() const { return w_; }
+  const Vec<T>& bias() const { return b_; }
+  const Mat<T>& grad_weight() const { return gw_; }
+  const Vec<T>& grad_bias() const { return gb_; }
+  /// Samples per im2col block (0: chosen from the shapes; results do not depend on it up to
+  /// rounding). For benchmarks and tests.
+  void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
+
+  void forward(const Mat<T>& x, Mat<T>& y) const {
+    require_shape(x, g_.in.size(), x.cols(), "Conv2d input");
+    const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = out_channels_;
+    y.resize(Co * P, n);
+    if (n == 0) return;
+    const Eigen::Index nb = conv_detail::block_samples(n, P, K, prilo::max_threads(), block_);
+    const int slots = conv_detail::slots_for(n, nb);
+    const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Co : 0));
+    Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
+    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+      T* a = scratch.col(t).data();
+      conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, a);
+      const Eigen::Map<const Mat<T>> A(a, m * P, K);
+      if (m == 1) {
+        Eigen::Map<Mat<T>> Y(y.col(first).data(), P, Co);
+        Y.noalias() = A * w_;
+        for (Eigen::Index c = 0; c < Co; ++c) conv_detail::bias_act<Act>(Y.col(c).data(), b_(c), Y.col(c).data(), P);
+      } else {
+        Eigen::Map<Mat<T>> Y(a + m * P * K, m * P, Co);
+        Y.noalias() = A * w_;
+        for (Eigen::Index c = 0; c < Co; ++c)
+          for (Eigen::Index j = 0; j < m; ++j)
+            conv_detail::bias_act<Act>(Y.col(c).data() + j * P, b_(c), y.col(first + j).data() + c * P, P);
+      }
+    });
+  }
+
+  /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
+  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating (member scratch
+  /// and per-thread partial weight gradients), so one thread at a time.
+  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
+    if (accumulate_weights) {
+      vjp<true>(x, y, gy, gx, work_, &part_w_, &part_b_);
+      gw_.reshaped() += part_w_.rowwise().sum();
+      gb_ += part_b_.rowwise().sum();
+    } else {
+      vjp<false>(x, y, gy, gx, work_, nullptr, nullptr);
+    }
+  }
+  /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
+  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
+    vjp<false>(x, y, gy, &gx, work, nullptr, nullptr);
+  }
+
+  ParamList<T> parameters() {
+    ParamList<T> p;
+    p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()),
+                 Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
+    p.push_back({"bias", Eigen::Map<Mat<T>>(b_.data(), b_.rows(), 1), Eigen::Map<Mat<T>>(gb_.data(), gb_.rows(), 1)});
+    return p;
+  }
+  void zero_grad() {
+    gw_.setZero();
+    gb_.setZero();
+  }
+
+ private:
+  /// The VJPs of a batch: gx (if gx) and, with Weights, the weight gradients of each thread's
+  /// blocks in the columns of *part_w (K·C_out × slots) and *part_b (C_out × slots).
+  template <bool Weights>
+  void vjp(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work, Mat<T>* part_w,
+           Mat<T>* part_b) const {
+    const Eigen::Index n = gy.cols(), P = g_.out_pixels(), K = g_.patch(), Co = out_channels_;
+    require_shape(gy, Co * P, n, "Conv2d output cotangent");
+    require_shape(y, Co * P, n, "Conv2d output");
+    if (Weights || gx) require_shape(x, g_.in.size(), n, "Conv2d input");
+    if (gx) gx->resize(g_.in.size(), n);
+    if constexpr (Weights) {
+      part_w->resize(w_.size(), 1);
+      part_w->setZero();
+      part_b->resize(Co, 1);
+      part_b->setZero();
+    }
+    if (n == 0 || (!Weights && !gx)) return;
+    const Eigen::Index nb = conv_detail::block_samples(n, P, K, prilo::max_threads(), block_);
+    const int slots = conv_detail::slots_for(n, nb);
+    // per slot: G (stacked cotangent, nb·P × Co) then A / B (nb·P × K)
+    const Eigen::Index per_slot = nb * P * (Co + K);
+    work.resize(per_slot, slots);
+    if constexpr (Weights) {
+      part_w->setZero(w_.size(), slots);
+      part_b->setZero(Co, slots);
+    }
+    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+      T* gbuf = work.col(t).data();
+      T* abuf = gbuf + nb * P * Co;
+      const T* gs = gbuf;
+      if (std::is_same_v<Act, Identity> && m == 1) {
+        gs = gy.col(first).data();  // already P × C_out column-major
+      } else {
+        for (Eigen::Index c = 0; c < Co; ++c)
+          for (Eigen::Index j = 0; j < m; ++j) {
+            const Eigen::Index off = c * P;
+            conv_detail::act_cotangent<Act>(gy.col(first + j).data() + off, y.col(first + j).data() + off,
+                                            gbuf + (c * m + j) * P, P);
+          }
+      }
+      const Eigen::Map<const Mat<T>> G(gs, m * P, Co);
+      if constexpr (Weights) {
+        conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, abuf);
+        const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
+        Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Co);
+        gw.noalias() += A.transpose() * G;
+        part_b->col(t) += G.colwise().sum().transpose();
+      }
+      if (gx) {
+        Eigen::Map<Mat<T>> B(abuf, m * P, K);
+        B.noalias() = G * w_.transpose();
+        gx->middleCols(first, m).setZero();
+        conv_detail::col2im_add(g_, abuf, m, gx->col(first).data(), gx->rows());
+      }
+    });
+  }
+
+  conv_detail::Geometry g_;
+  Eigen::Index out_channels_ = 0;
+  Eigen::Index block_ = 0;
+  Mat<T> w_;
+  Vec<T> b_;
+  Mat<T> gw_;
+  Vec<T> gb_;
+  Mat<T> work_, part_w_, part_b_;  // scratch of backward()
+};
+
+/// Transposed 2-D convolution y = act(Wᵀ ⋆ x + b) with PyTorch's nn.ConvTranspose2d
+/// semantics (dilation 1, groups 1): the adjoint of the input map of a Conv2d from C_out maps
+/// of H_out × W_out to C_in maps of H × W with the same kernel, stride and padding, plus bias.
+/// H_out = (H − 1)·s − 2p + k + output_padding, output_padding < s (likewise W).
+///
+/// Weights: weight() is a (C_out·k²) × C_in matrix whose column-major storage is PyTorch's
+/// [C_in, C_out, k, k] tensor in PyTorch's element order:
+/// weight()((c_out·k + kh)·k + kw, c_in) = W_torch[c_in, c_out, kh, kw] (the matrix of the
+/// adjoint Conv2d, laid out as Conv2d::weight()); bias() has C_out entries. Initialisation as
+/// PyTorch: W and b ~ U(−1/√fan_in, 1/√fan_in) with PyTorch's fan_in = weight.size(1)·k² =
+/// C_out·k².
+///
+/// Computation: per block of samples, the stacked input X ((samples·H·W) × C_in) times
+/// weight()ᵀ, scattered into the output maps by col2im (the conv's input VJP); backward
+/// input = the conv forward of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X.
+template <class T, class Act = Identity>
+class ConvTranspose2d {
+ public:
+  using scalar = T;
+  using activation = Act;
+
+  ConvTranspose2d() = default;
+  ConvTranspose2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, int output_padding,
+                  Rng& rng) {
+    require_positive(in, "ConvTranspose2d input");
+    conv_detail::check_hyper("ConvTranspose2d", out_channels, kernel, stride, padding);
+    if (output_padding < 0 || output_padding >= stride)
+      detail::fail("ConvTranspose2d: output_padding must be in [0, stride), got output_padding=", output_padding,
+                   " with stride=", stride);
+    const Eigen::Index oh = (in.height - 1) * stride - 2 * padding + kernel + output_padding;
+    const Eigen::Index ow = (in.width - 1) * stride - 2 * padding + kernel + output_padding;
+    if (oh <= 0 || ow <= 0)
+      detail::fail("ConvTranspose2d: padding ", padding, " leaves no output (", oh, "x", ow, ") for a ", in.height, "x",
+                   in.width, " input with kernel ", kernel, " and stride ", stride);
+    in_ = in;
+    op_ = output_padding;
+    // the adjoint convolution: from the output maps (C_out × oh × ow) to the input's H × W
+    g_.in = {out_channels, oh, ow};
+    g_.k = kernel;
+    g_.s = stride;
+    g_.p = padding;
+    g_.out_h = in.height;
+    g_.out_w = in.width;
+    w_.resize(g_.patch(), in.channels);
+    b_.resize(out_channels);
+    const double bound = 1.0 / std::sqrt(double(g_.patch()));
+    conv_detail::init_uniform(w_.data(), w_.size(), bound, rng);
+    conv_detail::init_uniform(b_.data(), b_.size(), bound, rng);
+    gw_ = Mat<T>::Zero(w_.rows(), w_.cols());
+    gb_ = Vec<T>::Zero(out_channels);
+  }
+
+  Shape3 input_shape() const { return in_; }
+  Shape3 output_shape() const { return g_.in; }
+  int kernel() const { return g_.k; }
+  int stride() const { return g_.s; }
+  int padding() const { return g_.p; }
+  int output_padding() const { return op_; }
+  Eigen::Index input_size() const { return in_.size(); }
+  Eigen::Index output_size(Eigen::Index in = -1) const {
+    if (in >= 0 && in != in_.size())
+      detail::fail("ConvTranspose2d: expects ", in_.size(), " inputs (", in_.channels, "x", in_.height, "x", in_.width,
+                   "), got ", in);
+    return g_.in.size();
+  }
+  /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
+  double flops_per_sample() const { return 2.0 * double(in_.pixels()) * double(g_.patch()) * double(in_.channels); }
+
+  Mat<T>& weight() { return w_; }
+  Vec<T>& bias() { return b_; }
+  const Mat<T>& weight() const { return w_; }
+  const Vec<T>& bias() const { return b_; }
+  const Mat<T>& grad_weight() const { return gw_; }
+  const Vec<T>& grad_bias() const { return gb_; }
+  /// Samples per block (0: chosen from the shapes). For benchmarks and tests.
+  void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
+
+  void forward(const Mat<T>& x, Mat<T>& y) const {
+    require_shape(x, in_.size(), x.cols(), "ConvTranspose2d input");
+    const Eigen::Index n = x.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
+                       Po = g_.in.pixels();
+    y.resize(g_.in.size(), n);
+    if (n == 0) return;
+    const Eigen::Index nb = conv_detail::block_samples(n, P, K, prilo::max_threads(), block_);
+    const int slots = conv_detail::slots_for(n, nb);
+    const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Ci : 0));
+    Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
+    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+      T* bbuf = scratch.col(t).data();
+      const T* xs = x.col(first).data();
+      if (m > 1) {
+        T* s = bbuf + m * P * K;
+        conv_detail::stack(xs, x.rows(), m, P, Ci, s);
+        xs = s;
+      }
+      const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
+      Eigen::Map<Mat<T>> B(bbuf, m * P, K);
+      B.noalias() = X * w_.transpose();
+      for (Eigen::Index j = 0; j < m; ++j)
+        for (Eigen::Index c = 0; c < Co; ++c) y.col(first + j).segment(c * Po, Po).setConstant(b_(c));
+      conv_detail::col2im_add(g_, bbuf, m, y.col(first).data(), y.rows());
+      if constexpr (!std::is_same_v<Act, Identity>) {
+        for (Eigen::Index j = 0; j < m; ++j)
+          conv_detail::bias_act<Act>(y.col(first + j).data(), T(0), y.col(first + j).data(), y.rows());
+      }
+    });
+  }
+
+  /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
+  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, one thread at
+  /// a time.
+  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
+    if (accumulate_weights) {
+      vjp<true>(x, y, gy, gx, work_, &part_w_, &part_b_);
+      gw_.reshaped() += part_w_.rowwise().sum();
+      gb_ += part_b_.rowwise().sum();
+    } else {
+      vjp<false>(x, y, gy, gx, work_, nullptr, nullptr);
+    }
+  }
+  /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
+  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
+    vjp<false>(x, y, gy, &gx, work, nullptr, nullptr);
+  }
+
+  ParamList<T> parameters() {
+    ParamList<T> p;
+    p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()),
+                 Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
+    p.push_back({"bias", Eigen::Map<Mat<T>>(b_.data(), b_.rows(), 1), Eigen::Map<Mat<T>>(gb_.data(), gb_.rows(), 1)});
+    return p;
+  }
+  void zero_grad() {
+    gw_.setZero();
+    gb_.setZero();
+  }
+
+ private:
+  /// The VJPs of a batch: gx (if gx) and, with Weights, the weight gradients of each thread's
+  /// blocks in the columns of *part_w (K·C_in × slots) and *part_b (C_out × slots).
+  template <bool Weights>
+  void vjp(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work, Mat<T>* part_w,
+           Mat<T>* part_b) const {
+    const Eigen::Index n = gy.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
+                       Po = g_.in.pixels();
+    constexpr bool identity = std::is_same_v<Act, Identity>;
+    require_shape(gy, g_.in.size(), n, "ConvTranspose2d output cotangent");
+    require_shape(y, g_.in.size(), n, "ConvTranspose2d output");
+    if (Weights || gx) require_shape(x, in_.size(), n, "ConvTranspose2d input");
+    if (gx) gx->resize(in_.size(), n);
+    if constexpr (Weights) {
+      part_w->setZero(w_.size(), 1);
+      part_b->setZero(Co, 1);
+    }
+    if (n == 0 || (!Weights && !gx)) return;
+    const Eigen::Index nb = conv_detail::block_samples(n, P, K, prilo::max_threads(), block_);
+    const int slots = conv_detail::slots_for(n, nb);
+    // per slot: A = im2col(G) (nb·P × K), a stacked nb·P × C_in matrix (x for ∂W, gx's block),
+    // and G = gy ⊙ act'(y) in the samples' layout (not for the identity)
+    const Eigen::Index per_slot = nb * P * (K + Ci) + (identity ? 0 : nb * g_.in.size());
+    work.resize(per_slot, slots);
+    if constexpr (Weights) {
+      part_w->setZero(w_.size(), slots);
+      part_b->setZero(Co, slots);
+    }
+    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+      T* abuf = work.col(t).data();
+      T* sbuf = abuf + nb * P * K;
+      const T* gsrc = gy.col(first).data();
+      if constexpr (!identity) {
+        T* g = sbuf + nb * P * Ci;
+        conv_detail::act_cotangent<Act>(gsrc, y.col(first).data(), g, m * g_.in.size());
+        gsrc = g;
+      }
+      conv_detail::im2col(g_, gsrc, g_.in.size(), m, abuf);
+      const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
+      if constexpr (Weights) {
+        const T* xs = x.col(first).data();
+        if (m > 1) {
+          conv_detail::stack(xs, x.rows(), m, P, Ci, sbuf);
+          xs = sbuf;
+        }
+        const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
+        Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Ci);
+        gw.noalias() += A.transpose() * X;
+        for (Eigen::Index j = 0; j < m; ++j)
+          for (Eigen::Index c = 0; c < Co; ++c)
+            (*part_b)(c, t) += Eigen::Map<const Vec<T>>(gsrc + j * g_.in.size() + c * Po, Po).sum();
+      }
+      if (gx) {
+        if (m == 1) {
+          Eigen::Map<Mat<T>> Gx(gx->col(first).data(), P, Ci);
+          Gx.noalias() = A * w_;
+        } else {
+          Eigen::Map<Mat<T>> Gx(sbuf, m * P, Ci);
+          Gx.noalias() = A * w_;
+          conv_detail::unstack(sbuf, m, P, Ci, gx->col(first).data(), gx->rows());
+        }
+      }
+    });
+  }
+
+  Shape3 in_;
+  int op_ = 0;
+  conv_detail::Geometry g_;  // the adjoint convolution (output maps → input maps)
+  Eigen::Index block_ = 0;
+  Mat<T> w_;
+  Vec<T> b_;
+  Mat<T> gw_;
+  Vec<T> gb_;
+  Mat<T> work_, part_w_, part_b_;  // scratch of backward()
+};
+
+}  // namespace prilo::nn

@@ -1,0 +1,434 @@
+// Conv2d and ConvTranspose2d: against direct loops, adjointness, VJPs against finite
+// differences, shape errors, initialisation and weights files.
+#include <doctest/doctest.h>
+
+#include <prilo/io/weights.hpp>
+#include <prilo/nn.hpp>
+#include <prilo/nn/conv.hpp>
+#include <prilo/nn/state_io.hpp>
+#include <prilo/testing/checkers.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using namespace prilo;
+using namespace prilo::nn;
+using Index = Eigen::Index;
+
+namespace {
+
+/// Direct Conv2d, straight from PyTorch's definition, reading the weights by their torch
+/// index [c_out, c_in, kh, kw] at the documented storage position.
+template <class T, class Act = Identity>
+Mat<T> direct_conv(const Mat<T>& x, Shape3 in, const Mat<T>& w, const Vec<T>& b, int k, int s, int p) {
+  const Index co_n = w.cols(), ho = (in.height + 2 * p - k) / s + 1, wo = (in.width + 2 * p - k) / s + 1;
+  Mat<T> y(co_n * ho * wo, x.cols());
+  for (Index n = 0; n < x.cols(); ++n)
+    for (Index co = 0; co < co_n; ++co)
+      for (Index oh = 0; oh < ho; ++oh)
+        for (Index ow = 0; ow < wo; ++ow) {
+          double acc = double(b(co));
+          for (Index ci = 0; ci < in.channels; ++ci)
+            for (int kh = 0; kh < k; ++kh)
+              for (int kw = 0; kw < k; ++kw) {
+                const Index ih = oh * s - p + kh, iw = ow * s - p + kw;
+                if (ih < 0 || ih >= in.height || iw < 0 || iw >= in.width) continue;
+                const T wt = w.data()[((co * in.channels + ci) * k + kh) * k + kw];  // [co][ci][kh][kw]
+                acc += double(wt) * double(x((ci * in.height + ih) * in.width + iw, n));
+              }
+          y((co * ho + oh) * wo + ow, n) = Act::value(T(acc));
+        }
+  return y;
+}
+
+/// Direct ConvTranspose2d as PyTorch defines it: every input pixel scatters its kernel
+/// (weights [c_in, c_out, kh, kw]) into the output at (ih·s − p + kh, iw·s − p + kw).
+template <class T, class Act = Identity>
+Mat<T> direct_conv_transpose(const Mat<T>& x, Shape3 in, Index co_n, const Mat<T>& w, const Vec<T>& b, int k, int s,
+                             int p, int op) {
+  const Index ho = (in.height - 1) * s - 2 * p + k + op, wo = (in.width - 1) * s - 2 * p + k + op;
+  Eigen::MatrixXd acc(co_n * ho * wo, x.cols());
+  for (Index n = 0; n < x.cols(); ++n)
+    for (Index co = 0; co < co_n; ++co) acc.col(n).segment(co * ho * wo, ho * wo).setConstant(double(b(co)));
+  for (Index n = 0; n < x.cols(); ++n)
+    for (Index ci = 0; ci < in.channels; ++ci)
+      for (Index ih = 0; ih < in.height; ++ih)
+        for (Index iw = 0; iw < in.width; ++iw)
+          for (Index co = 0; co < co_n; ++co)
+            for (int kh = 0; kh < k; ++kh)
+              for (int kw = 0; kw < k; ++kw) {
+                const Index oh = ih * s - p + kh, ow = iw * s - p + kw;
+                if (oh < 0 || oh >= ho || ow < 0 || ow >= wo) continue;
+                const T wt = w.data()[((ci * co_n + co) * k + kh) * k + kw];  // [ci][co][kh][kw]
+                acc((co * ho + oh) * wo + ow, n) += double(wt) * double(x((ci * in.height + ih) * in.width + iw, n));
+              }
+  Mat<T> y = acc.cast<T>();
+  for (Index i = 0; i < y.size(); ++i) y.data()[i] = Act::value(y.data()[i]);
+  return y;
+}
+
+struct ConvCase {
+  Shape3 in;
+  Index out_channels;
+  int k, s, p, op;
+};
+
+// stride 1/2/3, padding 0/1/2, output padding, odd sizes, C_in ≠ C_out, non-square maps
+const std::vector<ConvCase> cases = {
+    {{1, 5, 5}, 1, 3, 1, 0, 0}, {{2, 7, 6}, 3, 3, 1, 1, 0}, {{3, 9, 7}, 2, 4, 2, 1, 1},
+    {{4, 7, 7}, 5, 4, 2, 1, 0}, {{2, 8, 5}, 3, 5, 2, 2, 1}, {{3, 6, 9}, 4, 3, 3, 2, 2},
+    {{5, 4, 4}, 2, 2, 2, 0, 1}, {{1, 3, 3}, 2, 5, 1, 2, 0}, {{2, 11, 4}, 3, 1, 2, 0, 1},
+};
+
+std::string describe(const ConvCase& c) {
+  return std::to_string(c.in.channels) + "x" + std::to_string(c.in.height) + "x" + std::to_string(c.in.width) + " -> " +
+         std::to_string(c.out_channels) + " k" + std::to_string(c.k) + " s" + std::to_string(c.s) + " p" +
+         std::to_string(c.p) + " op" + std::to_string(c.op);
+}
+
+template <class T>
+double tolerance() {
+  return std::is_same_v<T, float> ? 2e-5 : 1e-12;
+}
+
+double rel_diff(const auto& a, const auto& b) {
+  return double((a - b).norm()) / (double(b.norm()) + 1e-300);
+}
+
+/// Checks the input and weight VJPs of a layer in double through L = ⟨c, layer(x)⟩: central
+/// differences for the input (a few directions) and for every parameter tensor, and the
+/// const input VJP against the mutating one, bit for bit.
+template <class M>
+void check_layer_vjps(M& m, Index batch, Rng& rng) {
+  using T = double;
+  const Mat<T> x = rng.normal_matrix<T>(m.input_size(), batch);
+  Mat<T> y;
+  m.forward(x, y);
+  const Mat<T> c = rng.normal_matrix<T>(y.rows(), y.cols());
+  auto loss = [&](const Mat<T>& v) {
+    Mat<T> o;
+    m.forward(v, o);
+    return (o.array() * c.array()).sum();
+  };
+  auto grad = [&](const Mat<T>& v, Mat<T>& out) {
+    Mat<T> o;
+    m.forward(v, o);
+    m.backward(v, o, c, &out, false);
+  };
+  const auto r = testing::check_gradient<T>(loss, grad, x, rng, 6, 1e-5, 1e-6);
+  INFO("input VJP relative error " << r.max_rel_error);
+  CHECK(r.ok);
+
+  Mat<T> gx_full, gx_input, work;
+  m.zero_grad();
+  m.backward(x, y, c, &gx_full, true);
+  std::as_const(m).backward_input(x, y, c, gx_input, work);
+  CHECK(gx_input == gx_full);
+
+  for (auto& p : m.parameters()) {
+    const Mat<T> w0 = p.value, gw = p.grad;
+    CHECK(gw.norm() > 0);
+    auto fw = [&](const Mat<T>& w) {
+      p.value = w;
+      const T l = loss(x);
+      p.value = w0;
+      return l;
+    };
+    auto gwf = [&](const Mat<T>&, Mat<T>& out) { out = gw; };
+    const auto rw = testing::check_gradient<T>(fw, gwf, w0, rng, 6, 1e-6, 1e-6);
+    INFO(p.name << " VJP relative error " << rw.max_rel_error);
+    CHECK(rw.ok);
+    // and a few single entries by central differences
+    for (Index i : {Index(0), w0.size() / 2, w0.size() - 1}) {
+      Mat<T> wp = w0, wm = w0;
+      wp.data()[i] += 1e-6;
+      wm.data()[i] -= 1e-6;
+      const double fd = (fw(wp) - fw(wm)) / 2e-6;
+      INFO(p.name << "[" << i << "]");
+      CHECK(std::abs(fd - gw.data()[i]) <= 1e-6 * std::max(1.0, std::abs(fd)));
+    }
+  }
+  // gradients accumulate: a second backward doubles them
+  const Mat<T> once = m.parameters()[0].grad;
+  m.backward(x, y, c, nullptr, true);
+  CHECK(rel_diff(Mat<T>(m.parameters()[0].grad), Mat<T>(2 * once)) < 1e-14);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("Conv2d matches a direct convolution", T, float, double) {
+  Rng rng(1);
+  for (const auto& cs : cases) {
+    INFO(describe(cs));
+    Conv2d<T> conv(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+    const Mat<T> x = rng.normal_matrix<T>(cs.in.size(), 5);
+    const Mat<T> ref = direct_conv<T>(x, cs.in, conv.weight(), conv.bias(), cs.k, cs.s, cs.p);
+    const Shape3 out = conv.output_shape();
+    CHECK(out.height == (cs.in.height + 2 * cs.p - cs.k) / cs.s + 1);
+    CHECK(conv.output_size(cs.in.size()) == out.size());
+    REQUIRE(ref.rows() == out.size());
+    for (Index nb : {0, 1, 2, 3, 5}) {  // blocks of samples: any split gives the same result
+      conv.set_block_samples(nb);
+      Mat<T> y;
+      conv.forward(x, y);
+      INFO("block " << nb);
+      CHECK(rel_diff(y, ref) < tolerance<T>());
+    }
+  }
+  // fused activations
+  const ConvCase cs = cases[3];
+  Conv2d<T, LeakyRelu> leaky(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+  Conv2d<T, Sigmoid> sig(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+  const Mat<T> x = rng.normal_matrix<T>(cs.in.size(), 3);
+  Mat<T> y;
+  leaky.forward(x, y);
+  CHECK(rel_diff(y, direct_conv<T, LeakyRelu>(x, cs.in, leaky.weight(), leaky.bias(), cs.k, cs.s, cs.p)) <
+        tolerance<T>());
+  CHECK(y.minCoeff() < 0);
+  sig.forward(x, y);
+  CHECK(rel_diff(y, direct_conv<T, Sigmoid>(x, cs.in, sig.weight(), sig.bias(), cs.k, cs.s, cs.p)) < tolerance<T>());
+}
+
+TEST_CASE_TEMPLATE("ConvTranspose2d matches a direct transposed convolution", T, float, double) {
+  Rng rng(2);
+  for (const auto& cs : cases) {
+    INFO(describe(cs));
+    ConvTranspose2d<T> tc(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+    const Mat<T> x = rng.normal_matrix<T>(cs.in.size(), 5);
+    const Mat<T> ref =
+        direct_conv_transpose<T>(x, cs.in, cs.out_channels, tc.weight(), tc.bias(), cs.k, cs.s, cs.p, cs.op);
+    const Shape3 out = tc.output_shape();
+    CHECK(out.channels == cs.out_channels);
+    CHECK(out.height == (cs.in.height - 1) * cs.s - 2 * cs.p + cs.k + cs.op);
+    CHECK(out.width == (cs.in.width - 1) * cs.s - 2 * cs.p + cs.k + cs.op);
+    CHECK(tc.output_size(cs.in.size()) == out.size());
+    REQUIRE(ref.rows() == out.size());
+    for (Index nb : {0, 1, 2, 4}) {
+      tc.set_block_samples(nb);
+      Mat<T> y;
+      tc.forward(x, y);
+      INFO("block " << nb);
+      CHECK(rel_diff(y, ref) < tolerance<T>());
+    }
+  }
+  const ConvCase cs = cases[2];
+  ConvTranspose2d<T, Tanh> th(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+  ConvTranspose2d<T, Relu> re(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+  const Mat<T> x = rng.normal_matrix<T>(cs.in.size(), 3);
+  Mat<T> y;
+  th.forward(x, y);
+  CHECK(rel_diff(y, direct_conv_transpose<T, Tanh>(x, cs.in, cs.out_channels, th.weight(), th.bias(), cs.k, cs.s, cs.p,
+                                                   cs.op)) < tolerance<T>());
+  re.forward(x, y);
+  CHECK(rel_diff(y, direct_conv_transpose<T, Relu>(x, cs.in, cs.out_channels, re.weight(), re.bias(), cs.k, cs.s, cs.p,
+                                                   cs.op)) < tolerance<T>());
+  CHECK(y.minCoeff() == 0);
+}
+
+TEST_CASE("ConvTranspose2d is the adjoint of Conv2d's input map with the same weights") {
+  Rng rng(3);
+  for (const auto& cs : cases) {
+    INFO(describe(cs));
+    // the transposed layer maps C_in × H × W to C_out × H_out × W_out; the Conv2d goes back
+    ConvTranspose2d<double> tc(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+    Conv2d<double> conv(tc.output_shape(), cs.in.channels, cs.k, cs.s, cs.p, rng);
+    CHECK(conv.output_shape() == cs.in);
+    REQUIRE(conv.weight().rows() == tc.weight().rows());
+    REQUIRE(conv.weight().cols() == tc.weight().cols());
+    conv.weight() = tc.weight();
+    conv.bias().setZero();
+    tc.bias().setZero();
+    const Mat<double> u = rng.normal_matrix<double>(cs.in.size(), 3);
+    const Mat<double> v = rng.normal_matrix<double>(tc.output_shape().size(), 3);
+    Mat<double> tu, cv;
+    tc.forward(u, tu);
+    conv.forward(v, cv);
+    const double lhs = (tu.array() * v.array()).sum(), rhs = (u.array() * cv.array()).sum();
+    CHECK(std::abs(lhs - rhs) <= 1e-12 * tu.norm() * v.norm());
+    // and the transposed layer's input VJP is the convolution itself
+    Mat<double> gu, work;
+    tc.backward_input(u, tu, v, gu, work);
+    CHECK(rel_diff(gu, cv) < 1e-13);
+  }
+}
+
+TEST_CASE("Conv2d and ConvTranspose2d: VJPs against finite differences (input, weights, bias)") {
+  Rng rng(4);
+  for (const auto& cs : {cases[1], cases[2], cases[4], cases[5]}) {
+    INFO(describe(cs));
+    {
+      Conv2d<double> a(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+      check_layer_vjps(a, 3, rng);
+      Conv2d<double, Tanh> b(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+      b.set_block_samples(2);  // stacked blocks, a partial last block
+      check_layer_vjps(b, 3, rng);
+    }
+    {
+      ConvTranspose2d<double> a(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+      check_layer_vjps(a, 3, rng);
+      ConvTranspose2d<double, Sigmoid> b(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+      b.set_block_samples(2);
+      check_layer_vjps(b, 3, rng);
+    }
+  }
+}
+
+TEST_CASE("conformance: a conv encoder and a transposed-conv decoder pass check_generator") {
+  Rng rng(5);
+  // the decoder shapes of the conv VAE, scaled down: 4×4×4 → 3×8×8 → 1×16×16 (and one odd one)
+  auto dec = make_sequential(64, ConvTranspose2d<double, LeakyRelu>({4, 4, 4}, 3, 4, 2, 1, 0, rng),
+                             ConvTranspose2d<double, Sigmoid>({3, 8, 8}, 1, 4, 2, 1, 0, rng));
+  REQUIRE(dec.dim(1) == 3 * 8 * 8);
+  REQUIRE(dec.dim(2) == 16 * 16);
+  const auto r = testing::check_generator(dec, 3, rng);
+  INFO(r.failures);
+  CHECK(r.ok);
+
+  auto enc = make_sequential(2 * 9 * 9, Conv2d<double, Relu>({2, 9, 9}, 4, 3, 2, 1, rng),
+                             Conv2d<double, Tanh>({4, 5, 5}, 3, 3, 1, 0, rng),
+                             ConvTranspose2d<double>({3, 3, 3}, 2, 3, 2, 1, 1, rng));
+  REQUIRE(enc.dim(1) == 4 * 5 * 5);
+  REQUIRE(enc.dim(3) == 2 * 6 * 6);
+  const auto r2 = testing::check_generator(enc, 2, rng);
+  INFO(r2.failures);
+  CHECK(r2.ok);
+}
+
+TEST_CASE("Conv2d and ConvTranspose2d: const, thread-safe forward and input VJP") {
+  Rng rng(6);
+  const Conv2d<double, Relu> conv({3, 10, 10}, 4, 3, 2, 1, rng);
+  const ConvTranspose2d<double, Tanh> tc({4, 5, 5}, 2, 4, 2, 1, 0, rng);
+  const Mat<double> x = rng.normal_matrix<double>(conv.input_size(), 6);
+  Mat<double> h, y, gy, gh, gx, w1, w2;
+  conv.forward(x, h);
+  tc.forward(h, y);
+  gy = rng.normal_matrix<double>(y.rows(), y.cols());
+  tc.backward_input(h, y, gy, gh, w1);
+  conv.backward_input(x, h, gh, gx, w2);
+  // the same calls on two threads at once on the shared layers, each with its own scratch
+  auto run = [&](Mat<double>& out) {
+    Mat<double> hh, yy, ggh, work;
+    for (int it = 0; it < 20; ++it) {
+      conv.forward(x, hh);
+      tc.forward(hh, yy);
+      tc.backward_input(hh, yy, gy, ggh, work);
+      conv.backward_input(x, hh, ggh, out, work);
+    }
+  };
+  Mat<double> o1, o2;
+  std::thread t1(run, std::ref(o1)), t2(run, std::ref(o2));
+  t1.join();
+  t2.join();
+  CHECK(o1 == gx);
+  CHECK(o2 == gx);
+  // the scratch keeps its storage between calls of one batch size
+  const double* p = w2.data();
+  conv.backward_input(x, h, gh, gx, w2);
+  CHECK(w2.data() == p);
+}
+
+TEST_CASE("Conv2d and ConvTranspose2d reject bad shapes, naming the problem") {
+  Rng rng(7);
+  CHECK_THROWS_AS(Conv2d<float>({0, 4, 4}, 2, 3, 1, 0, rng), invalid_input);
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, -1}, 2, 3, 1, 0, rng), doctest::Contains("shape must be positive"));
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 0, 3, 1, 0, rng), doctest::Contains("out_channels must be positive"));
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 0, 1, 0, rng), doctest::Contains("kernel size must be positive"));
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 3, 0, 0, rng), doctest::Contains("stride must be positive"));
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 3, 1, -1, rng), doctest::Contains("padding must be non-negative"));
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, 6}, 2, 7, 1, 1, rng),
+                    doctest::Contains("kernel 7 is larger than the padded input 6x8"));
+  CHECK_NOTHROW(Conv2d<float>({1, 4, 6}, 2, 6, 1, 1, rng));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({1, 4, 4}, 2, 3, 2, 1, 2, rng),
+                    doctest::Contains("output_padding must be in [0, stride)"));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({1, 4, 4}, 2, 3, 1, 0, 1, rng),
+                    doctest::Contains("output_padding must be in [0, stride)"));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({1, 4, 4}, 2, 3, 2, 0, -1, rng),
+                    doctest::Contains("output_padding must be in [0, stride)"));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({1, 1, 1}, 2, 2, 1, 1, 0, rng), doctest::Contains("leaves no output"));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({2, 3, 3}, 0, 3, 1, 0, 0, rng),
+                    doctest::Contains("out_channels must be positive"));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({2, 0, 3}, 1, 3, 1, 0, 0, rng),
+                    doctest::Contains("ConvTranspose2d input: feature-map shape must be positive"));
+
+  Conv2d<double> conv({2, 5, 5}, 3, 3, 1, 1, rng);
+  ConvTranspose2d<double> tc({2, 5, 5}, 3, 3, 2, 1, 1, rng);
+  CHECK_THROWS_WITH(conv.output_size(49), doctest::Contains("Conv2d: expects 50 inputs (2x5x5), got 49"));
+  CHECK_THROWS_WITH(tc.output_size(51), doctest::Contains("ConvTranspose2d: expects 50 inputs (2x5x5), got 51"));
+  Mat<double> x = Mat<double>::Zero(49, 2), y, g, work;
+  CHECK_THROWS_WITH(conv.forward(x, y), doctest::Contains("Conv2d input: expected a 50x2 matrix, got 49x2"));
+  CHECK_THROWS_WITH(tc.forward(x, y), doctest::Contains("ConvTranspose2d input: expected a 50x2 matrix"));
+  x = Mat<double>::Zero(50, 2);
+  conv.forward(x, y);
+  const Mat<double> bad = Mat<double>::Zero(y.rows() + 1, 2);
+  CHECK_THROWS_WITH(conv.backward_input(x, y, bad, g, work), doctest::Contains("Conv2d output cotangent"));
+  CHECK_THROWS_WITH(conv.backward(x, y, bad, &g, true), doctest::Contains("Conv2d output cotangent"));
+  tc.forward(x, y);
+  CHECK_THROWS_WITH(tc.backward_input(x, y, Mat<double>::Zero(y.rows(), 3), g, work),
+                    doctest::Contains("ConvTranspose2d output"));
+  // inside a Sequential the sizes are checked when it is built
+  CHECK_THROWS_AS(make_sequential(49, Conv2d<double>({2, 5, 5}, 3, 3, 1, 1, rng)), invalid_input);
+}
+
+TEST_CASE("Conv2d and ConvTranspose2d initialise like PyTorch: U(±1/sqrt(fan_in))") {
+  Rng rng(8);
+  // Conv2d: fan_in = C_in·k² = 8·9
+  Conv2d<double> conv({8, 6, 6}, 64, 3, 1, 1, rng);
+  CHECK(conv.weight().rows() == 8 * 9);
+  CHECK(conv.weight().cols() == 64);
+  const double bc = 1 / std::sqrt(8.0 * 9);
+  CHECK(conv.weight().cwiseAbs().maxCoeff() <= bc);
+  CHECK(conv.weight().cwiseAbs().maxCoeff() > 0.95 * bc);
+  CHECK(conv.bias().cwiseAbs().maxCoeff() <= bc);
+  CHECK(std::abs(conv.weight().mean()) < 0.05 * bc);
+  // ConvTranspose2d: PyTorch's fan_in is weight.size(1)·k² = C_out·k² (here 8·9, not 64·9)
+  ConvTranspose2d<double> tc({64, 3, 3}, 8, 3, 1, 1, 0, rng);
+  CHECK(tc.weight().rows() == 8 * 9);
+  CHECK(tc.weight().cols() == 64);
+  CHECK(tc.weight().cwiseAbs().maxCoeff() <= bc);
+  CHECK(tc.weight().cwiseAbs().maxCoeff() > 0.95 * bc);
+  CHECK(tc.bias().size() == 8);
+  CHECK(tc.bias().cwiseAbs().maxCoeff() <= bc);
+  // the same seed gives the same layer
+  Rng r1(9), r2(9);
+  CHECK(Conv2d<float>({2, 5, 5}, 3, 3, 1, 1, r1).weight() == Conv2d<float>({2, 5, 5}, 3, 3, 1, 1, r2).weight());
+}
+
+TEST_CASE("Conv2d and ConvTranspose2d: weights saved and loaded by name") {
+  auto make = [](std::uint64_t seed) {
+    Rng rng(seed);
+    return make_sequential(2 * 6 * 6, Conv2d<double, Relu>({2, 6, 6}, 3, 4, 2, 1, rng),
+                           ConvTranspose2d<double, Sigmoid>({3, 3, 3}, 2, 4, 2, 1, 0, rng));
+  };
+  auto net = make(10);
+  std::vector<std::string> names;
+  for (const auto& p : net.parameters()) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias"});
+  io::WeightsFile<double> f;
+  f.arch = "test-conv";
+  write_state(f, net, "net.");
+  REQUIRE(f.tensors.size() == 4);
+  // PyTorch's element order: conv [3, 2, 4, 4], transposed [3, 2, 4, 4] (C_in, C_out, k, k)
+  CHECK(f.tensors[0].value.size() == 3 * 2 * 16);
+  CHECK(f.tensors[2].value.size() == 3 * 2 * 16);
+  const auto dir = std::filesystem::temp_directory_path() / "prilo_test_conv_state";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "conv.prw";
+  io::save_weights(path, f);
+  auto g = io::load_weights<double>(path);
+  std::filesystem::remove_all(dir);
+  std::reverse(g.tensors.begin(), g.tensors.end());
+  auto other = make(11);
+  Rng zr(12);
+  const Mat<double> z = zr.normal_matrix<double>(2 * 6 * 6, 3);
+  CHECK(other(z) != net(z));
+  read_state(g, other, "net.");
+  CHECK(other(z) == net(z));
+  // a file of another kernel size is rejected, naming the tensor
+  for (auto& t : g.tensors)
+    if (t.name == "net.1.weight") t.value = Mat<double>::Zero(2 * 9, 3);
+  CHECK_THROWS_WITH(read_state(g, other, "net."), doctest::Contains("net.1.weight"));
+}
