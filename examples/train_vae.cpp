@@ -1,5 +1,6 @@
-// prilo-train-vae: trains the paper's VAE (appendix A) on MNIST or Fashion-MNIST with the
-// library's own layers, backprop and Adam, and writes the weights file the solvers load.
+// prilo-train-vae: trains the paper's VAE (appendix A), or the convolutional VAE of issue 12
+// (--arch conv), on MNIST or Fashion-MNIST with the library's own layers, backprop and Adam,
+// and writes the weights file the solvers load.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/nn/checkpoint.hpp>
+#include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/report.hpp>
@@ -15,19 +17,123 @@
 using namespace prilo;
 using T = float;
 
+namespace {
+
+void save_model(const std::string& path, nn::Vae<T>& vae) {
+  nn::save_vae(path, vae);
+}
+void save_model(const std::string& path, nn::ConvVae<T>& vae) {
+  nn::save_conv_vae(path, vae);
+}
+
+struct Options {
+  std::string dataset, out;
+  int epochs = 0, batch = 0, log_every = 0;
+  std::uint64_t seed = 0;
+  double lr = 0;
+  bool resume = false;
+};
+
+/// Trains `vae` (nn::Vae or nn::ConvVae: the same loss, checkpoints and protocol) and writes
+/// o.out after every epoch; returns the exit status (130 when interrupted).
+template <class Model>
+int train_model(Model& vae, const Options& o, const io::Dataset<T>& train, const io::Dataset<T>& test) {
+  const std::string& out = o.out;
+  const std::string ckpt = out + ".ckpt";
+  const int epochs = o.epochs, batch = o.batch, log_every = o.log_every;
+  const std::uint64_t seed = o.seed;
+  const double lr = o.lr;
+  const bool resume = o.resume;
+  const Eigen::Index n = train.images.cols(), d = train.images.rows();
+
+  AdamTrainer<T> adam({.learning_rate = T(lr)});
+  auto params = vae.parameters();
+  Rng rng(seed + 1);
+  std::vector<Eigen::Index> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  Mat<T> xb(d, batch);
+  const auto t0 = std::chrono::steady_clock::now();
+  const long batches_per_epoch = long((n + batch - 1) / batch);
+  const long total_batches = batches_per_epoch * epochs;
+  long done = 0, done_before = 0;  // batches done, and of them before this run (a resumed run)
+  double last_test = 0;
+  int first_epoch = 1;
+  if (resume) {
+    if (!std::filesystem::exists(ckpt)) throw file_error(ckpt + ": no checkpoint to resume from");
+    nn::TrainingState st = nn::load_checkpoint(ckpt, vae, adam);
+    if (st.order.size() != order.size())
+      throw invalid_input(ckpt + ": the checkpoint shuffles " + std::to_string(st.order.size()) + " images, not " +
+                          std::to_string(order.size()) + " (same --train-limit?)");
+    order = std::move(st.order);
+    rng.set_state(st.rng);
+    first_epoch = st.epoch + 1;
+    done = done_before = long(st.epoch) * batches_per_epoch;
+    std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), st.epoch);
+  }
+  for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
+    for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
+    double epoch_loss = 0;
+    long epoch_images = 0;
+    for (long b = 0; b < batches_per_epoch; ++b) {
+      if (stop_requested()) {
+        std::printf("interrupted in epoch %d: %s holds epoch %d; continue with --resume\n", epoch, ckpt.c_str(),
+                    epoch - 1);
+        return 130;
+      }
+      const Eigen::Index j0 = b * batch, nb = std::min<Eigen::Index>(batch, n - j0);
+      xb.resize(d, nb);
+      for (Eigen::Index j = 0; j < nb; ++j) xb.col(j) = train.images.col(order[j0 + j]);
+      Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
+      vae.zero_grad();
+      auto l = vae.loss(xb, eps, true);
+      adam.step(params);
+      epoch_loss += double(l.total) * nb;
+      epoch_images += nb;
+      ++done;
+      if ((b + 1) % log_every == 0 || b + 1 == batches_per_epoch) {
+        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double ips = double(done - done_before) * batch / el;
+        const double left = el / double(done - done_before) * double(total_batches - done);
+        std::printf(
+            "epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
+            epoch, epochs, b + 1, batches_per_epoch, double(l.total), double(l.bce), double(l.kl), ips, el, left);
+        std::fflush(stdout);
+      }
+    }
+    last_test = nn::mean_negative_elbo(vae, test.images, seed + 2);
+    std::printf("epoch %3d done: train loss %.3f, test loss (negative ELBO, one sample) %.3f\n", epoch,
+                epoch_loss / double(epoch_images), last_test);
+    std::fflush(stdout);
+    save_model(out, vae);  // keep the newest weights if the run is stopped
+    nn::save_checkpoint(ckpt, vae, adam, {epoch, order, rng.state()});
+  }
+  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wrote %s: %d epochs in %.0f s, final test loss %.3f\n", out.c_str(), epochs, el, last_test);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3) with prilo"};
-  std::string dataset = "mnist", out, data_dir = io::default_data_dir();
+  CLI::App app{
+      "Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3), or a convolutional VAE with a "
+      "DCGAN-like decoder (--arch conv), with prilo"};
+  std::string dataset = "mnist", out, data_dir = io::default_data_dir(), arch = "mlp";
   int epochs = 100, batch = 100, threads = 0, log_every = 100;
   std::uint64_t seed = 1;
   double lr = 1e-3;
   long limit = 0;
+  app.add_option("--arch", arch,
+                 "mlp: the paper's 784-500-500-100 VAE; conv: encoder Conv(1-32-64, k4 s2) + dense, decoder dense "
+                 "100-64x7x7 + ConvTranspose(64-32-1, k4 s2)")
+      ->check(CLI::IsMember({"mlp", "conv"}));
   app.add_option("--dataset", dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--epochs", epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise");
-  app.add_option("--output,-o", out, "Output weights file (default models/vae-<dataset>.prw)");
+  app.add_option("--output,-o", out,
+                 "Output weights file (default models/vae-<dataset>.prw, conv: models/convvae-<dataset>.prw)");
   app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")
@@ -41,95 +147,44 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!evaluate.empty()) {
     try {
-      auto vae = nn::load_vae<T>(evaluate);
+      // the file says which VAE it holds
+      const bool conv = io::load_weights<T>(evaluate).arch == nn::conv_vae_arch_tag;
       auto test = io::load_dataset<T>(data_dir, dataset, "test");
+      const double nelbo = conv ? nn::mean_negative_elbo(nn::load_conv_vae<T>(evaluate), test.images, seed + 2)
+                                : nn::mean_negative_elbo(nn::load_vae<T>(evaluate), test.images, seed + 2);
       std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(),
-                  dataset.c_str(), (unsigned long long)(seed + 2), nn::mean_negative_elbo(vae, test.images, seed + 2));
+                  dataset.c_str(), (unsigned long long)(seed + 2), nelbo);
       return 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
       return 1;
     }
   }
-  if (out.empty()) out = "models/vae-" + dataset + ".prw";
+  if (out.empty()) out = (arch == "conv" ? "models/convvae-" : "models/vae-") + dataset + ".prw";
   if (threads > 0) cpu::set_threads(threads);
 
   try {
     check_output_path(out, "--output");  // before any training: a bad path must not cost the run
-    const std::string ckpt = out + ".ckpt";
-    install_interrupt_handler();  // SIGINT: stop at the next batch; the last epoch's checkpoint stays
+    install_interrupt_handler();         // SIGINT: stop at the next batch; the last epoch's checkpoint stays
     auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
     auto test = io::load_dataset<T>(data_dir, dataset, "test");
     const Eigen::Index n = train.images.cols(), d = train.images.rows();
     std::printf(
-        "prilo-train-vae: %s, %ld training and %ld test images of %zux%zu, %d epochs, batch %d, lr %g, seed %llu, %d "
+        "prilo-train-vae: %s VAE, %s, %ld training and %ld test images of %zux%zu, %d epochs, batch %d, lr %g, seed "
+        "%llu, %d "
         "threads\n",
-        dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
+        arch.c_str(), dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
         (unsigned long long)seed, cpu::threads());
+    const Options o{dataset, out, epochs, batch, log_every, seed, lr, resume};
+    if (arch == "conv") {
+      if (train.rows % 4 != 0 || train.cols % 4 != 0)
+        throw invalid_input("--arch conv needs image sides that are multiples of 4, got " + std::to_string(train.rows) +
+                            "x" + std::to_string(train.cols));
+      nn::ConvVae<T> vae({.image = {1, Eigen::Index(train.rows), Eigen::Index(train.cols)}, .latent = 100}, seed);
+      return train_model(vae, o, train, test);
+    }
     nn::Vae<T> vae(d, 500, 100, seed);
-    AdamTrainer<T> adam({.learning_rate = T(lr)});
-    auto params = vae.parameters();
-    Rng rng(seed + 1);
-    std::vector<Eigen::Index> order(n);
-    std::iota(order.begin(), order.end(), 0);
-    Mat<T> xb(d, batch);
-    const auto t0 = std::chrono::steady_clock::now();
-    const long batches_per_epoch = long((n + batch - 1) / batch);
-    const long total_batches = batches_per_epoch * epochs;
-    long done = 0;
-    double last_test = 0;
-    int first_epoch = 1;
-    if (resume) {
-      if (!std::filesystem::exists(ckpt)) throw file_error(ckpt + ": no checkpoint to resume from");
-      nn::TrainingState st = nn::load_checkpoint(ckpt, vae, adam);
-      if (st.order.size() != order.size())
-        throw invalid_input(ckpt + ": the checkpoint shuffles " + std::to_string(st.order.size()) + " images, not " +
-                            std::to_string(order.size()) + " (same --train-limit?)");
-      order = std::move(st.order);
-      rng.set_state(st.rng);
-      first_epoch = st.epoch + 1;
-      done = long(st.epoch) * batches_per_epoch;
-      std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), st.epoch);
-    }
-    for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
-      for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
-      double epoch_loss = 0;
-      long epoch_images = 0;
-      for (long b = 0; b < batches_per_epoch; ++b) {
-        if (stop_requested()) {
-          std::printf("interrupted in epoch %d: %s holds epoch %d; continue with --resume\n", epoch, ckpt.c_str(),
-                      epoch - 1);
-          return 130;
-        }
-        const Eigen::Index j0 = b * batch, nb = std::min<Eigen::Index>(batch, n - j0);
-        xb.resize(d, nb);
-        for (Eigen::Index j = 0; j < nb; ++j) xb.col(j) = train.images.col(order[j0 + j]);
-        Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
-        vae.zero_grad();
-        auto l = vae.loss(xb, eps, true);
-        adam.step(params);
-        epoch_loss += double(l.total) * nb;
-        epoch_images += nb;
-        ++done;
-        if ((b + 1) % log_every == 0 || b + 1 == batches_per_epoch) {
-          const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          const double ips = double(done) * batch / el;
-          const double left = el / double(done) * double(total_batches - done);
-          std::printf(
-              "epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
-              epoch, epochs, b + 1, batches_per_epoch, double(l.total), double(l.bce), double(l.kl), ips, el, left);
-          std::fflush(stdout);
-        }
-      }
-      last_test = nn::mean_negative_elbo(vae, test.images, seed + 2);
-      std::printf("epoch %3d done: train loss %.3f, test loss (negative ELBO, one sample) %.3f\n", epoch,
-                  epoch_loss / double(epoch_images), last_test);
-      std::fflush(stdout);
-      nn::save_vae(out, vae);  // keep the newest weights if the run is stopped
-      nn::save_checkpoint(ckpt, vae, adam, {epoch, order, rng.state()});
-    }
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("wrote %s: %d epochs in %.0f s, final test loss %.3f\n", out.c_str(), epochs, el, last_test);
+    return train_model(vae, o, train, test);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
     return 1;

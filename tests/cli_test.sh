@@ -97,6 +97,14 @@ targs=(--train-limit 200 --batch-size 100 --threads 1)
 "$train" "${targs[@]}" --epochs 2 -o "$tmp/part.prw" --resume >/dev/null 2>&1
 expect_ok cmp "$tmp/full.prw" "$tmp/part.prw"
 expect_fail "no checkpoint to resume from" "$train" "${targs[@]}" --epochs 1 -o "$tmp/never.prw" --resume
+# the convolutional VAE: the same checkpoints and resume; --evaluate reads the architecture from the file
+"$train" --arch conv "${targs[@]}" --epochs 2 -o "$tmp/cfull.prw" >/dev/null 2>&1
+"$train" --arch conv "${targs[@]}" --epochs 1 -o "$tmp/cpart.prw" >/dev/null 2>&1
+"$train" --arch conv "${targs[@]}" --epochs 2 -o "$tmp/cpart.prw" --resume >/dev/null 2>&1
+expect_ok cmp "$tmp/cfull.prw" "$tmp/cpart.prw"
+expect_ok "$train" --evaluate "$tmp/cfull.prw"
+expect_fail "is not a VAE training checkpoint" "$train" "${targs[@]}" --epochs 2 -o "$tmp/cpart.prw" --resume
+expect_fail "--arch" "$train" --arch resnet --epochs 1
 # SIGINT during training: exit 130, the last finished epoch's checkpoint named
 "$train" --train-limit 2000 --epochs 200 --threads 1 -o "$tmp/int.prw" >"$tmp/tint.txt" 2>&1 &
 pid=$!

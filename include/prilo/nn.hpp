@@ -5,6 +5,7 @@
 #include "nn/activations.hpp"
 #include "nn/batchnorm.hpp"
 #include "nn/conv.hpp"
+#include "nn/conv_vae.hpp"
 #include "nn/linear.hpp"
 #include "nn/parameter.hpp"
 #include "nn/resample.hpp"

@@ -3,6 +3,7 @@
 // exactly where it was (prilo-train-vae --resume).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -26,19 +27,25 @@ struct TrainingState {
   std::array<std::uint64_t, 6> rng{};  ///< Rng::state() of the training stream
 };
 
-/// Writes the checkpoint (atomically: a reader or a crash never sees half a file).
-template <class T>
-void save_checkpoint(const std::filesystem::path& path, Vae<T>& vae, const AdamTrainer<T>& adam,
-                     const TrainingState& st) {
+namespace checkpoint_detail {
+
+/// The checkpoint format shared by the VAEs: architecture `tag`, sizes = the model's sizes,
+/// then epoch, Adam's step and the Rng state (12 words); tensors: the model's by name, then
+/// "adam.m.<k>", "adam.v.<k>" and "train.order". Written atomically (a reader or a crash never
+/// sees half a file).
+template <class T, NamedTensors Model>
+void save_checkpoint_as(const std::filesystem::path& path, const char* tag, std::vector<std::uint32_t> model_sizes,
+                        Model& model, const AdamTrainer<T>& adam, const TrainingState& st) {
   io::WeightsFile<T> f;
-  f.arch = vae_checkpoint_tag;
-  f.sizes = {std::uint32_t(vae.data_dim()), std::uint32_t(vae.hidden_dim()), std::uint32_t(vae.latent_dim()),
-             std::uint32_t(st.epoch), std::uint32_t(adam.iteration())};
+  f.arch = tag;
+  f.sizes = std::move(model_sizes);
+  f.sizes.push_back(std::uint32_t(st.epoch));
+  f.sizes.push_back(std::uint32_t(adam.iteration()));
   for (const std::uint64_t w : st.rng) {
     f.sizes.push_back(std::uint32_t(w & 0xFFFFFFFFu));
     f.sizes.push_back(std::uint32_t(w >> 32));
   }
-  write_state(f, vae);
+  write_state(f, model);
   for (std::size_t k = 0; k < adam.first_moments().size(); ++k) {
     f.add("adam.m." + std::to_string(k), adam.first_moments()[k]);
     f.add("adam.v." + std::to_string(k), adam.second_moments()[k]);
@@ -49,43 +56,67 @@ void save_checkpoint(const std::filesystem::path& path, Vae<T>& vae, const AdamT
   io::save_weights(path, f);
 }
 
-/// Restores a checkpoint into a VAE of the same sizes and an Adam trainer; returns the
-/// training state. file_error / invalid_input name the problem (another architecture, other
-/// sizes, missing tensors).
-template <class T>
-TrainingState load_checkpoint(const std::filesystem::path& path, Vae<T>& vae, AdamTrainer<T>& adam) {
+/// Restores a checkpoint written by save_checkpoint_as with the same tag into a model built
+/// with `model_sizes` and an Adam trainer; returns the training state.
+template <class T, NamedTensors Model>
+TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* tag,
+                                 const std::vector<std::uint32_t>& model_sizes, const char* what, Model& model,
+                                 AdamTrainer<T>& adam) {
   const auto f = io::load_weights<T>(path);
-  if (f.arch != vae_checkpoint_tag)
-    throw file_error(path.string() + ": \"" + f.arch + "\" is not a VAE training checkpoint");
-  if (f.sizes.size() != 17)
+  if (f.arch != tag) throw file_error(path.string() + ": \"" + f.arch + "\" is not a " + what + " training checkpoint");
+  const std::size_t ms = model_sizes.size();
+  if (f.sizes.size() != ms + 14)
     throw file_error(path.string() + ": corrupt checkpoint header (" + std::to_string(f.sizes.size()) + " sizes)");
-  if (f.sizes[0] != vae.data_dim() || f.sizes[1] != vae.hidden_dim() || f.sizes[2] != vae.latent_dim())
-    throw file_error(path.string() + ": the checkpoint is for a VAE of sizes " + std::to_string(f.sizes[0]) + ", " +
-                     std::to_string(f.sizes[1]) + ", " + std::to_string(f.sizes[2]));
+  if (!std::equal(model_sizes.begin(), model_sizes.end(), f.sizes.begin())) {
+    std::string found;
+    for (std::size_t i = 0; i < ms; ++i) found += (i ? ", " : "") + std::to_string(f.sizes[i]);
+    throw file_error(path.string() + ": the checkpoint is for a " + what + " of sizes " + found);
+  }
   TrainingState st;
-  st.epoch = int(f.sizes[3]);
-  for (int i = 0; i < 6; ++i)
-    st.rng[std::size_t(i)] =
-        std::uint64_t(f.sizes[std::size_t(5 + 2 * i)]) | (std::uint64_t(f.sizes[std::size_t(6 + 2 * i)]) << 32);
-  io::WeightsFile<T> model;  // the model's tensors only: read_state wants every tensor to be the model's
-  model.arch = f.arch;
+  st.epoch = int(f.sizes[ms]);
+  for (std::size_t i = 0; i < 6; ++i)
+    st.rng[i] = std::uint64_t(f.sizes[ms + 2 + 2 * i]) | (std::uint64_t(f.sizes[ms + 3 + 2 * i]) << 32);
+  io::WeightsFile<T> state;  // the model's tensors only: read_state wants every tensor to be the model's
+  state.arch = f.arch;
   for (const auto& t : f.tensors)
-    if (t.name.rfind("adam.", 0) != 0 && t.name.rfind("train.", 0) != 0) model.add(t.name, t.value);
-  read_state(model, vae);
-  if (f.sizes[4] == 0 && !f.find("adam.m.0")) {  // saved before Adam's first step
+    if (t.name.rfind("adam.", 0) != 0 && t.name.rfind("train.", 0) != 0) state.add(t.name, t.value);
+  read_state(state, model);
+  if (f.sizes[ms + 1] == 0 && !f.find("adam.m.0")) {  // saved before Adam's first step
     adam.restore({}, {}, 0);
   } else {
-    const auto params = vae.parameters();
+    const auto params = model.parameters();
     std::vector<Mat<T>> m, v;
     for (std::size_t k = 0; k < params.size(); ++k) {
       m.push_back(f.at("adam.m." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
       v.push_back(f.at("adam.v." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
     }
-    adam.restore(std::move(m), std::move(v), int(f.sizes[4]));
+    adam.restore(std::move(m), std::move(v), int(f.sizes[ms + 1]));
   }
   const Mat<T>& order = f.at("train.order");
   for (Eigen::Index i = 0; i < order.size(); ++i) st.order.push_back(Eigen::Index(order(i)));
   return st;
+}
+
+}  // namespace checkpoint_detail
+
+/// Writes the checkpoint of the MLP VAE (atomically: a reader or a crash never sees half a file).
+template <class T>
+void save_checkpoint(const std::filesystem::path& path, Vae<T>& vae, const AdamTrainer<T>& adam,
+                     const TrainingState& st) {
+  checkpoint_detail::save_checkpoint_as(
+      path, vae_checkpoint_tag,
+      {std::uint32_t(vae.data_dim()), std::uint32_t(vae.hidden_dim()), std::uint32_t(vae.latent_dim())}, vae, adam, st);
+}
+
+/// Restores a checkpoint into a VAE of the same sizes and an Adam trainer; returns the
+/// training state. file_error / invalid_input name the problem (another architecture, other
+/// sizes, missing tensors).
+template <class T>
+TrainingState load_checkpoint(const std::filesystem::path& path, Vae<T>& vae, AdamTrainer<T>& adam) {
+  return checkpoint_detail::load_checkpoint_as(
+      path, vae_checkpoint_tag,
+      {std::uint32_t(vae.data_dim()), std::uint32_t(vae.hidden_dim()), std::uint32_t(vae.latent_dim())}, "VAE", vae,
+      adam);
 }
 
 }  // namespace prilo::nn

@@ -1,0 +1,182 @@
+// The convolutional VAE (issue 12): loss gradient by finite differences, the decoder as a
+// generator at every split point, weights and checkpoints by name.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <prilo/nn/conv_vae_io.hpp>
+#include <prilo/nn/vae_io.hpp>
+#include <prilo/optim/optimisers.hpp>
+#include <prilo/testing/checkers.hpp>
+#include <string>
+
+#ifndef PRILO_TEST_TMPDIR
+#define PRILO_TEST_TMPDIR "/tmp"
+#endif
+
+using namespace prilo;
+using namespace prilo::nn;
+using T = double;
+namespace fs = std::filesystem;
+
+namespace {
+
+const ConvVaeSizes tiny{.image = {1, 8, 8}, .latent = 3, .channels1 = 2, .channels2 = 3};
+
+/// All parameters stacked into one column, and back.
+Mat<T> flatten(const ParamList<T>& ps, bool grads) {
+  Eigen::Index n = 0;
+  for (const auto& p : ps) n += p.value.size();
+  Mat<T> v(n, 1);
+  Eigen::Index k = 0;
+  for (const auto& p : ps) {
+    v.middleRows(k, p.value.size()) = (grads ? p.grad : p.value).reshaped();
+    k += p.value.size();
+  }
+  return v;
+}
+void unflatten(ParamList<T>& ps, const Mat<T>& v) {
+  Eigen::Index k = 0;
+  for (auto& p : ps) {
+    p.value.reshaped() = v.middleRows(k, p.value.size());
+    k += p.value.size();
+  }
+}
+
+fs::path tmp(const std::string& name) {
+  return fs::path(PRILO_TEST_TMPDIR) / ("prilo_test_conv_vae_" + name);
+}
+
+}  // namespace
+
+TEST_CASE("ConvVae: the split points are z0, the 7x7 maps, the 14x14 maps and the 28x28 image") {
+  ConvVae<T> vae(ConvVaeSizes{}, 1);
+  const auto& d = vae.decoder();
+  REQUIRE(d.depth() == 3);
+  CHECK(d.dim(0) == 100);
+  CHECK(d.dim(1) == 64 * 7 * 7);
+  CHECK(d.dim(2) == 32 * 14 * 14);
+  CHECK(d.dim(3) == 784);
+  CHECK(vae.encoder().dim(1) == 32 * 14 * 14);
+  CHECK(vae.encoder().dim(2) == 64 * 7 * 7);
+  CHECK(vae.encoder().dim(3) == 200);
+  // the decoder's output is a sigmoid image
+  Rng rng(2);
+  const Mat<T> x = d(rng.normal_matrix<T>(100, 3));
+  CHECK(x.minCoeff() > 0);
+  CHECK(x.maxCoeff() < 1);
+  CHECK_THROWS_WITH_AS(ConvVae<T>(ConvVaeSizes{.image = {1, 30, 28}}, 1), doctest::Contains("multiples of 4"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(ConvVae<T>(ConvVaeSizes{.latent = 0}, 1), doctest::Contains("latent"), invalid_input);
+}
+
+TEST_CASE("ConvVae: the decoder passes the generator checker at every pair of split points") {
+  Rng rng(3);
+  ConvVae<T> vae(tiny, 4);
+  // tolerance 1e-5: the checker's central differences (step 1e-6) carry a rounding error of
+  // ~1e-9 against directional derivatives of ~1e-3 in these tiny layers (the error falls
+  // as the step grows to 1e-4, so it is rounding, not the VJP)
+  auto r = testing::check_generator(vae.decoder(), 3, rng, 1e-5);
+  INFO(r.failures);
+  CHECK(r.ok);
+  auto re = testing::check_generator(vae.encoder(), 2, rng, 1e-5);
+  INFO(re.failures);
+  CHECK(re.ok);
+}
+
+TEST_CASE("ConvVae: the loss gradient with respect to every weight matches finite differences") {
+  Rng rng(5);
+  ConvVae<T> vae(tiny, 6);
+  const Eigen::Index B = 3;
+  const Mat<T> x = (rng.normal_matrix<T>(64, B).array() * 0.3 + 0.5).cwiseMax(0.0).cwiseMin(1.0).matrix();
+  const Mat<T> eps = rng.normal_matrix<T>(3, B);
+  auto params = vae.parameters();
+  const Mat<T> p0 = flatten(params, false);
+  vae.zero_grad();
+  const auto l0 = vae.loss(x, eps, true);
+  const Mat<T> g = flatten(params, true);
+  CHECK(g.norm() > 0);
+  CHECK(double(l0.total) == doctest::Approx(double(l0.bce + l0.kl)));
+  auto f = [&](const Mat<T>& p) {
+    unflatten(params, p);
+    const T v = vae.loss(x, eps, false).total;
+    unflatten(params, p0);
+    return v;
+  };
+  auto gf = [&](const Mat<T>&, Mat<T>& out) { out = g; };
+  const auto gc = testing::check_gradient<T>(f, gf, p0, rng, 12, 1e-5, 1e-6);
+  INFO(gc.max_rel_error);
+  CHECK(gc.ok);
+  // and the per-image negative ELBO agrees with the batch loss
+  const Vec<T> ne = vae.negative_elbo(x, eps);
+  CHECK(ne.mean() == doctest::Approx(double(l0.total)).epsilon(1e-12));
+}
+
+TEST_CASE("ConvVae: a few Adam steps fit a repeated image") {
+  Rng rng(7);
+  ConvVae<T> vae(tiny, 8);
+  const Mat<T> x = (rng.normal_matrix<T>(64, 1).array() > 0.3).cast<T>().matrix().replicate(1, 8);
+  const Mat<T> eps = Mat<T>::Zero(3, 8);
+  AdamTrainer<T> adam({.learning_rate = 1e-2});
+  auto params = vae.parameters();
+  const T first = vae.loss(x, eps, false).total;
+  for (int k = 0; k < 60; ++k) {
+    vae.zero_grad();
+    vae.loss(x, eps, true);
+    adam.step(params);
+  }
+  CHECK(vae.loss(x, eps, false).total < 0.5 * first);
+}
+
+TEST_CASE("ConvVae: weights saved and loaded by name, checkpoints round-trip, wrong files fail") {
+  fs::create_directories(PRILO_TEST_TMPDIR);
+  ConvVae<T> vae(tiny, 9);
+  const fs::path path = tmp("w.prw");
+  save_conv_vae(path, vae);
+  const auto back = load_conv_vae<T>(path);
+  CHECK(back.sizes() == tiny);
+  Rng rng(10);
+  const Mat<T> z = rng.normal_matrix<T>(3, 4);
+  CHECK((back.decoder()(z) - vae.decoder()(z)).norm() == 0);
+  const Mat<T> x = vae.decoder()(z);
+  CHECK((back.encoder()(x) - vae.encoder()(x)).norm() == 0);
+  // by name: the file lists every tensor under its qualified name
+  const auto f = io::load_weights<T>(path);
+  CHECK(f.arch == "vae-conv");
+  for (const char* name : {"encoder.0.weight", "encoder.1.bias", "encoder.2.weight", "decoder.0.weight",
+                           "decoder.1.weight", "decoder.2.bias"})
+    CHECK_MESSAGE(f.find(name), name);
+
+  // an MLP VAE file is not a conv VAE, and the other way round
+  Vae<T> mlp(64, 5, 3, 1);
+  save_vae(tmp("mlp.prw"), mlp);
+  CHECK_THROWS_WITH_AS(load_conv_vae<T>(tmp("mlp.prw")), doctest::Contains("not a convolutional VAE"), file_error);
+  CHECK_THROWS_WITH_AS(load_vae<T>(path), doctest::Contains("is not a VAE"), file_error);
+  // a header whose sizes do not match the stored tensors fails before building a model
+  auto g = f;
+  g.sizes[5] = 1000;
+  io::save_weights(tmp("bad.prw"), g);
+  CHECK_THROWS_WITH_AS(load_conv_vae<T>(tmp("bad.prw")), doctest::Contains("corrupt"), file_error);
+
+  // checkpoint: model, Adam moments and training state come back
+  AdamTrainer<T> adam({.learning_rate = 1e-3});
+  auto params = vae.parameters();
+  vae.zero_grad();
+  vae.loss(x.array().min(1.0).max(0.0).matrix(), Mat<T>::Zero(3, 4), true);
+  adam.step(params);
+  TrainingState st{2, {3, 1, 0, 2}, Rng(11).state()};
+  save_checkpoint(tmp("c.ckpt"), vae, adam, st);
+  ConvVae<T> other(tiny, 12);
+  AdamTrainer<T> adam2({.learning_rate = 1e-3});
+  const TrainingState got = load_checkpoint(tmp("c.ckpt"), other, adam2);
+  CHECK(got.epoch == 2);
+  CHECK(got.order == st.order);
+  CHECK(got.rng == st.rng);
+  CHECK(adam2.iteration() == 1);
+  CHECK((other.decoder()(z) - vae.decoder()(z)).norm() == 0);
+  ConvVae<T> wider(ConvVaeSizes{.image = {1, 8, 8}, .latent = 3, .channels1 = 4, .channels2 = 3}, 1);
+  CHECK_THROWS_WITH_AS(load_checkpoint(tmp("c.ckpt"), wider, adam2), doctest::Contains("of sizes 1, 8, 8, 3, 2, 3"),
+                       file_error);
+  Vae<T> mlp2(64, 5, 3, 1);
+  CHECK_THROWS_WITH_AS(load_checkpoint(tmp("c.ckpt"), mlp2, adam2), doctest::Contains("not a VAE training checkpoint"),
+                       file_error);
+}
