@@ -1,0 +1,264 @@
+// Benchmarks of the convolution layers (nn/conv.hpp) at the shapes of the conv VAE on 28×28
+// images, batch 256, float, against their floor: the bare im2col/col2im and GEMMs of the same
+// shapes.
+//
+// Methodology:
+//  * Layers (k = 4, s = 2, p = 1, as the DCGAN-like encoder and decoder of issue 12):
+//      enc1  Conv2d<LeakyRelu>           1×28×28 → 32×14×14
+//      enc2  Conv2d<LeakyRelu>          32×14×14 → 64×7×7
+//      dec1  ConvTranspose2d<Relu>       64×7×7  → 32×14×14
+//      dec2  ConvTranspose2d<Sigmoid>   32×14×14 → 1×28×28
+//    random PyTorch-like weights, inputs N(0, 1), output cotangents N(0, 1).
+//  * Work: forward (layer.forward); vjp_input (forward + backward_input, the solvers' step);
+//    train (forward + backward with the input cotangent and the weight gradients).
+//  * Floor "im2col_gemm": the bare computation of the same work on the whole batch at once,
+//    with operands already in the stacked layout ((batch·pixels) × channels), no bias, no
+//    activation, no layout copies:
+//      Conv2d           forward  A = im2col(x), Y = A·W;
+//                       input    + B = G·Wᵀ, col2im(B);   train  + ∂W = Aᵀ·G
+//      ConvTranspose2d  forward  B = X·Wᵀ, col2im(B);
+//                       input    + A = im2col(G), Gx = A·W;   train  + ∂W = Aᵀ·X
+//    im2col and col2im are nn::conv_detail's (one thread); the GEMMs are Eigen products
+//    (OpenBLAS with EIGEN_USE_BLAS) on the thread count of the row.
+//    Floor "gemm": the same GEMMs alone.
+//  * Counters: ratio = wall time per iteration / the im2col_gemm floor's, ratio_gemm = the
+//    same against the gemm floor (both floors run right before the layer in the same
+//    process); ratio_min = fastest of 15 interleaved rounds of layer and im2col_gemm floor
+//    (robust against other load: the headline figure); ratio_cpu = the same as ratio with
+//    process CPU time; GFLOPS counts the GEMMs' 2·m·n·k.
+//  * PRILO_CONV_BLOCK=n (environment) sets the layers' samples per block (default: chosen
+//    by the layer), to compare block sizes.
+//  * Threads 1 and 2 (prilo::cpu::set_threads: OpenMP and Eigen); wall-clock times.
+// Run: OMP_NUM_THREADS=1 ./bench_conv
+#include <prilo/backend/cpu.hpp>
+#include <prilo/nn/conv.hpp>
+#include <prilo/random.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include "timing.hpp"
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace {
+
+using namespace prilo_bench;
+namespace cd = prilo::nn::conv_detail;
+
+using T = float;
+using Mat = prilo::Mat<T>;
+using Index = Eigen::Index;
+using prilo::nn::Shape3;
+
+constexpr Index kBatch = 256;
+
+enum class Work { forward, vjp_input, train };
+const char* name(Work w) {
+  return w == Work::forward ? "forward" : (w == Work::vjp_input ? "vjp_input" : "train");
+}
+double products(Work w) {  // GEMMs per pass
+  return w == Work::forward ? 1 : (w == Work::vjp_input ? 2 : 3);
+}
+
+Index block_from_env() {
+  const char* e = std::getenv("PRILO_CONV_BLOCK");
+  return e ? std::atol(e) : 0;
+}
+
+/// One benchmarked layer with its buffers and the buffers of its floor.
+struct Case {
+  std::string label;
+  double flop_forward = 0;                // one GEMM over the batch
+  std::function<void(Work)> layer;        // the layer's pass
+  std::function<void(Work, bool)> floor;  // the floor's pass (true: with im2col/col2im)
+};
+
+struct ConvCase {
+  prilo::nn::Conv2d<T, prilo::nn::LeakyRelu> conv;
+  cd::Geometry g;
+  Mat x, y, gy, gx, work;
+  Mat a, yb, gb, bb, gxf, gw;
+  ConvCase(Shape3 in, Index co, prilo::Rng& rng) : conv(in, co, 4, 2, 1, rng) {
+    conv.set_block_samples(block_from_env());
+    const Shape3 out = conv.output_shape();
+    g.in = in;
+    g.k = 4;
+    g.s = 2;
+    g.p = 1;
+    g.out_h = out.height;
+    g.out_w = out.width;
+    x = rng.normal_matrix<T>(in.size(), kBatch);
+    gy = rng.normal_matrix<T>(out.size(), kBatch);
+    const Index R = kBatch * out.pixels();
+    a = Mat::Zero(R, g.patch());
+    yb = Mat(R, co);
+    gb = rng.normal_matrix<T>(R, co);
+    bb = Mat(R, g.patch());
+    gxf = Mat(in.size(), kBatch);
+    gw = Mat::Zero(g.patch(), co);
+  }
+  void layer(Work w) {
+    conv.forward(x, y);
+    if (w == Work::vjp_input) conv.backward_input(x, y, gy, gx, work);
+    if (w == Work::train) conv.backward(x, y, gy, &gx, true);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::ClobberMemory();
+  }
+  void floor(Work w, bool with_im2col) {
+    if (with_im2col) cd::im2col(g, x.data(), x.rows(), kBatch, a.data());
+    yb.noalias() = a * conv.weight();
+    if (w != Work::forward) {
+      bb.noalias() = gb * conv.weight().transpose();
+      if (with_im2col) {
+        gxf.setZero();
+        cd::col2im_add(g, bb.data(), kBatch, gxf.data(), gxf.rows());
+      }
+    }
+    if (w == Work::train) gw.noalias() += a.transpose() * gb;
+    benchmark::DoNotOptimize(yb.data());
+    benchmark::DoNotOptimize(gxf.data());
+    benchmark::ClobberMemory();
+  }
+};
+
+template <class Act>
+struct TransposedCase {
+  prilo::nn::ConvTranspose2d<T, Act> tc;
+  cd::Geometry g;  // the adjoint convolution
+  Mat x, y, gy, gx, work;
+  Mat xs, bb, yf, a, gxs, gw;
+  TransposedCase(Shape3 in, Index co, prilo::Rng& rng) : tc(in, co, 4, 2, 1, 0, rng) {
+    tc.set_block_samples(block_from_env());
+    const Shape3 out = tc.output_shape();
+    g.in = out;
+    g.k = 4;
+    g.s = 2;
+    g.p = 1;
+    g.out_h = in.height;
+    g.out_w = in.width;
+    x = rng.normal_matrix<T>(in.size(), kBatch);
+    gy = rng.normal_matrix<T>(out.size(), kBatch);
+    const Index R = kBatch * in.pixels();
+    xs = rng.normal_matrix<T>(R, in.channels);
+    bb = Mat(R, g.patch());
+    yf = Mat(out.size(), kBatch);
+    a = Mat::Zero(R, g.patch());
+    gxs = Mat(R, in.channels);
+    gw = Mat::Zero(g.patch(), in.channels);
+  }
+  void layer(Work w) {
+    tc.forward(x, y);
+    if (w == Work::vjp_input) tc.backward_input(x, y, gy, gx, work);
+    if (w == Work::train) tc.backward(x, y, gy, &gx, true);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::ClobberMemory();
+  }
+  void floor(Work w, bool with_im2col) {
+    bb.noalias() = xs * tc.weight().transpose();
+    if (with_im2col) {
+      yf.setZero();
+      cd::col2im_add(g, bb.data(), kBatch, yf.data(), yf.rows());
+    }
+    if (w != Work::forward) {
+      if (with_im2col) cd::im2col(g, gy.data(), gy.rows(), kBatch, a.data());
+      gxs.noalias() = a * tc.weight();
+    }
+    if (w == Work::train) gw.noalias() += a.transpose() * xs;
+    benchmark::DoNotOptimize(yf.data());
+    benchmark::DoNotOptimize(gxs.data());
+    benchmark::ClobberMemory();
+  }
+};
+
+std::vector<Case>& cases() {
+  static std::vector<Case> c = [] {
+    prilo::Rng rng(5);
+    std::vector<Case> v;
+    auto conv = [&](const char* label, Shape3 in, Index co) {
+      auto s = std::make_shared<ConvCase>(in, co, rng);
+      v.push_back({label, kBatch * s->conv.flops_per_sample(), [s](Work w) { s->layer(w); },
+                   [s](Work w, bool i) { s->floor(w, i); }});
+    };
+    auto transposed = [&](const char* label, Shape3 in, Index co, auto act) {
+      using A = decltype(act);
+      auto s = std::make_shared<TransposedCase<A>>(in, co, rng);
+      v.push_back({label, kBatch * s->tc.flops_per_sample(), [s](Work w) { s->layer(w); },
+                   [s](Work w, bool i) { s->floor(w, i); }});
+    };
+    conv("enc1_conv_1x28x28_to_32x14x14", {1, 28, 28}, 32);
+    conv("enc2_conv_32x14x14_to_64x7x7", {32, 14, 14}, 64);
+    transposed("dec1_convT_64x7x7_to_32x14x14", {64, 7, 7}, 32, prilo::nn::Relu{});
+    transposed("dec2_convT_32x14x14_to_1x28x28", {32, 14, 14}, 1, prilo::nn::Sigmoid{});
+    return v;
+  }();
+  return c;
+}
+
+std::map<std::string, Times>& floor_times() {
+  static std::map<std::string, Times> m;
+  return m;
+}
+std::string key(std::size_t c, Work w, int threads, bool im2col) {
+  return std::to_string(c) + name(w) + std::to_string(threads) + (im2col ? "i" : "g");
+}
+
+void bm_floor(benchmark::State& state, std::size_t c, Work w, int threads, bool im2col) {
+  prilo::cpu::set_threads(threads);
+  Case& cs = cases()[c];
+  cs.floor(w, im2col);  // warm-up
+  const Times t0 = now();
+  for (auto _ : state) cs.floor(w, im2col);
+  const Times t = per_iteration(state, t0);
+  floor_times()[key(c, w, threads, im2col)] = t;
+  state.counters["GFLOPS"] = products(w) * cs.flop_forward / t.wall / 1e9;
+}
+
+void bm_layer(benchmark::State& state, std::size_t c, Work w, int threads) {
+  prilo::cpu::set_threads(threads);
+  Case& cs = cases()[c];
+  cs.layer(w);  // warm-up: buffers
+  const Times t0 = now();
+  for (auto _ : state) cs.layer(w);
+  const Times t = per_iteration(state, t0);
+  state.counters["GFLOPS"] = products(w) * cs.flop_forward / t.wall / 1e9;
+  const auto fi = floor_times().find(key(c, w, threads, true));
+  const auto fg = floor_times().find(key(c, w, threads, false));
+  if (fg != floor_times().end()) state.counters["ratio_gemm"] = t.wall / fg->second.wall;
+  if (fi != floor_times().end()) {
+    state.counters["ratio"] = t.wall / fi->second.wall;
+    state.counters["ratio_cpu"] = t.cpu / fi->second.cpu;
+    const Interleaved r = interleaved([&] { cs.floor(w, true); }, [&] { cs.layer(w); }, t.wall);
+    state.counters["ratio_min"] = r.ratio;
+    state.counters["GFLOPS_best"] = products(w) * cs.flop_forward / r.fn / 1e9;
+  }
+}
+
+const bool registered = [] {
+  for (int t : {1, 2}) {
+    const std::string ts = "/t" + std::to_string(t);
+    for (std::size_t c = 0; c < cases().size(); ++c)
+      for (Work w : {Work::forward, Work::vjp_input, Work::train}) {
+        const std::string suffix = "/" + cases()[c].label + "/" + name(w) + "/float/b256" + ts;
+        benchmark::RegisterBenchmark(("floor_gemm" + suffix).c_str(), [c, w, t](benchmark::State& s) {
+          bm_floor(s, c, w, t, false);
+        })->UseRealTime();
+        benchmark::RegisterBenchmark(("floor_im2col_gemm" + suffix).c_str(), [c, w, t](benchmark::State& s) {
+          bm_floor(s, c, w, t, true);
+        })->UseRealTime();
+        benchmark::RegisterBenchmark(("layer" + suffix).c_str(), [c, w, t](benchmark::State& s) {
+          bm_layer(s, c, w, t);
+        })->UseRealTime();
+      }
+  }
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
