@@ -43,9 +43,9 @@ struct RestartResult {
 };
 
 /// The magnitude loss of operator op against host measurements y, on the operator's
-/// executor: MagnitudeLoss<Op> for a CPU operator; device operators provide their own
-/// make_magnitude_loss next to them (found by argument-dependent lookup).
-template <MeasurementOperator Op>
+/// executor (one MagnitudeLoss class for every executor; an operator type may still provide
+/// its own make_magnitude_loss next to it, found by argument-dependent lookup).
+template <LossOperator Op>
 MagnitudeLoss<Op> make_magnitude_loss(const Op& op, const Mat<typename Op::scalar>& y) {
   return MagnitudeLoss<Op>(op, y);
 }

@@ -24,6 +24,7 @@
 #include "cuda/error.cuh"
 #include "cuda/executor.cuh"
 #include "cuda/fft.cuh"
+#include "cuda/gaussian.cuh"
 #include "cuda/l1_ball.cuh"
 #include "cuda/magnitude_loss.cuh"
 #include "cuda/random.cuh"

@@ -16,6 +16,7 @@
 #include "../../operators/fourier.hpp"
 #include "device_matrix.cuh"
 #include "error.cuh"
+#include "executor.cuh"
 
 namespace prilo::gpu {
 
@@ -107,10 +108,14 @@ class Fourier2d {
   using scalar = T;
   using C = std::complex<T>;
 
-  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary)
-      : h_(h), w_(w), scaling_(scaling), plans_(make_plans(h, w)) {}
+  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary, CudaExecutor ex = {})
+      : h_(h), w_(w), scaling_(scaling), plans_(make_plans(h, w)), ex_(std::move(ex)) {}
   /// Same geometry and scaling as a CPU operator.
-  explicit Fourier2d(const prilo::Fourier2d<T>& cpu) : Fourier2d(cpu.height(), cpu.width(), cpu.scaling()) {}
+  explicit Fourier2d(const prilo::Fourier2d<T>& cpu, CudaExecutor ex = {})
+      : Fourier2d(cpu.height(), cpu.width(), cpu.scaling(), std::move(ex)) {}
+
+  /// The executor the operator's loss runs on (its stream and cuBLAS handle).
+  CudaExecutor executor() const { return ex_; }
 
   int height() const { return h_; }
   int width() const { return w_; }
@@ -160,6 +165,7 @@ class Fourier2d {
   int h_, w_;
   FourierScaling scaling_;
   std::shared_ptr<FftPlanCache<T>> plans_;
+  CudaExecutor ex_;
 };
 
 }  // namespace prilo::gpu

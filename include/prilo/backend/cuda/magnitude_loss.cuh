@@ -1,5 +1,7 @@
-// The fused DFT magnitude loss on the GPU: one R2C, one block-per-image residual kernel, one
-// C2R — the half-spectrum symmetrised formulation of prilo::MagnitudeLoss<Fourier2d<T>>.
+// The CUDA forms of the magnitude loss's customisation points (prilo/operators/magnitude_loss.hpp):
+// for the DFT one R2C, one block-per-image residual kernel and one C2R (the half-spectrum
+// symmetrised formulation), for dense operators one residual kernel between two cuBLAS products.
+// The loss itself, prilo::MagnitudeLoss<Op>, is one class for both executors.
 #pragma once
 
 #include "config.cuh"
@@ -150,137 +152,211 @@ __global__ void add_norms_clamp(T* __restrict__ s, const T* __restrict__ aa, con
   }
 }
 
+/// Per column j (one block each) of a real (Split = false: u is m×B) or split complex (Split =
+/// true: u is 2m×B, real parts in rows [0, m), imaginary parts in rows [m, 2m)) batch:
+/// loss_j = Σ_i (|u_ij| − y_ij)² and u_ij ← 2(|u_ij| − y_ij)·u_ij/|u_ij| (0 where u_ij = 0).
+template <class T, int Threads, bool Split>
+__global__ void __launch_bounds__(Threads)
+    magnitude_residual(T* __restrict__ u, const T* __restrict__ y, T* __restrict__ loss, std::int64_t m) {
+  using Reduce = cub::BlockReduce<T, Threads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const std::int64_t j = blockIdx.x;
+  T* uc = u + j * (Split ? 2 * m : m);
+  const T* yc = y + j * m;
+  T acc = T(0);
+  for (std::int64_t i = threadIdx.x; i < m; i += Threads) {
+    const T re = uc[i], im = Split ? uc[m + i] : T(0);
+    const T a = Split ? sqrt(re * re + im * im) : fabs(re);
+    const T res = a - yc[i];
+    acc += res * res;
+    const T f = a > T(0) ? T(2) * (res / a) : T(0);
+    uc[i] = re * f;
+    if constexpr (Split) uc[m + i] = im * f;
+  }
+  const T total = Reduce(tmp).Sum(acc);
+  if (threadIdx.x == 0) loss[j] = total;
+}
+
+/// a_ij = |u_ij| of a real (m×B) or split complex (2m×B) batch.
+template <class T, bool Split>
+__global__ void magnitudes(const T* __restrict__ u, T* __restrict__ a, std::int64_t m, std::int64_t n) {
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += std::int64_t(gridDim.x) * blockDim.x) {
+    if constexpr (Split) {
+      const std::int64_t j = k / m, i = k % m;
+      const T re = u[j * 2 * m + i], im = u[j * 2 * m + m + i];
+      a[k] = sqrt(re * re + im * im);
+    } else {
+      a[k] = fabs(u[k]);
+    }
+  }
+}
+
+/// out_j = Σ_i m_ij² (one block per column).
+template <class T, int Threads>
+__global__ void __launch_bounds__(Threads)
+    column_norms2(const T* __restrict__ mat, T* __restrict__ out, std::int64_t rows) {
+  using Reduce = cub::BlockReduce<T, Threads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const T* c = mat + std::int64_t(blockIdx.x) * rows;
+  T acc = T(0);
+  for (std::int64_t i = threadIdx.x; i < rows; i += Threads) acc += c[i] * c[i];
+  const T total = Reduce(tmp).Sum(acc);
+  if (threadIdx.x == 0) out[blockIdx.x] = total;
+}
+
 }  // namespace kernels
 
-/// f(x) = Σ_k (|(F x)_k| − y_k)² per column with its gradient, for F a gpu::Fourier2d, computed
-/// exactly as the CPU specialisation MagnitudeLoss<Fourier2d<T>> does (see its comment): the
-/// measurements are symmetrised once (ȳ on the half spectrum plus a constant per column), then
-/// each evaluation is one batched R2C, one kernel, and — for the gradient — one batched C2R.
-/// Holds a reference to the operator, which must outlive the loss. Evaluations reuse one
-/// scratch spectrum: do not evaluate one loss object from two host threads at once.
+/// A batch of complex measurements with real and imaginary parts stacked: a 2m×B real matrix,
+/// rows [0, m) the real parts, rows [m, 2m) the imaginary parts (what one product with the
+/// stacked matrix [A_re; A_im] gives for real images; gpu::GaussianComplex::apply).
 template <class T>
-class MagnitudeLoss {
-  static constexpr int kThreads = kernels::kLossThreads;
-
- public:
-  using Op = Fourier2d<T>;
-  using C = std::complex<T>;
-
-  /// Measurements already on the device (h·w × B); taken as valid magnitudes (finite, ≥ 0)
-  /// without a check, which would need a host round trip.
-  MagnitudeLoss(const Op& op, DeviceMatrix<T> y, cudaStream_t stream = nullptr) : op_(&op), y_(std::move(y)) {
-    init(stream);
-  }
-  /// Host measurements, validated as on the CPU (finite, non-negative), then uploaded.
-  MagnitudeLoss(const Op& op, const Mat<T>& y, cudaStream_t stream = nullptr) : op_(&op) {
-    require_magnitudes(y, "gpu magnitude loss measurements y");
-    y_.upload(y, stream);
-    init(stream);
-  }
-
-  const DeviceMatrix<T>& measurements() const { return y_; }
-  Eigen::Index batch() const { return y_.cols(); }
-  const Op& op() const { return *op_; }
-  /// ȳ on the half spectrum (h·(w/2+1) × B) and Σ_k (y_k − ȳ_k)² per column (B × 1).
-  const DeviceMatrix<T>& half_measurements() const { return ybar_; }
-  const DeviceMatrix<T>& asymmetry() const { return offset_; }
-
-  /// Per-column loss into `loss` (B × 1, device); asynchronous on `stream`.
-  void value(const DeviceMatrix<T>& x, DeviceMatrix<T>& loss, cudaStream_t stream = nullptr) const {
-    evaluate<false>(x, nullptr, loss, stream);
-  }
-  /// Per-column loss (B × 1) and gradient (h·w × B) on the device; asynchronous on `stream`.
-  void value_and_gradient(const DeviceMatrix<T>& x, DeviceMatrix<T>& grad, DeviceMatrix<T>& loss,
-                          cudaStream_t stream = nullptr) const {
-    evaluate<true>(x, &grad, loss, stream);
-  }
-  /// Host conveniences: the per-column loss downloaded (synchronises).
-  Vec<T> value(const DeviceMatrix<T>& x) const {
-    DeviceMatrix<T> loss;
-    value(x, loss);
-    return loss.download().col(0);
-  }
-  Vec<T> value_and_gradient(const DeviceMatrix<T>& x, DeviceMatrix<T>& grad) const {
-    DeviceMatrix<T> loss;
-    value_and_gradient(x, grad, loss);
-    return loss.download().col(0);
-  }
-
-  /// S(c, j) = ‖|F x_c| − y_j‖² for every candidate column x_c (device) against every
-  /// measurement column, on the host (p × B): one batched R2C, one kernel and one GEMM on the
-  /// weighted half spectrum, as the CPU's MagnitudeLoss<Fourier2d>::scores (MII).
-  Mat<T> scores(const DeviceMatrix<T>& candidates, cudaStream_t stream = nullptr) const {
-    require_shape(candidates, op_->input_size(), candidates.cols(), "gpu magnitude loss candidates");
-    const Eigen::Index p = candidates.cols(), B = y_.cols();
-    DeviceMatrix<T> s(p, B);
-    if (p == 0 || B == 0) return s.download(stream);
-    op_->forward_half(candidates, spec_, stream);
-    DeviceMatrix<T> wa(op_->half_size(), p), aa(p, 1), yy(B, 1);
-    kernels::weighted_magnitudes<T, kThreads>
-        <<<unsigned(p), kThreads, 0, stream>>>(reinterpret_cast<const detail::complex2_t<T>*>(spec_.data()), wa.data(),
-                                               aa.data(), op_->height(), op_->width(), op_->scale());
-    PRILO_CUDA_CHECK_LAUNCH();
-    kernels::weighted_norms<T, kThreads>
-        <<<unsigned(B), kThreads, 0, stream>>>(ybar_.data(), offset_.data(), yy.data(), op_->height(), op_->width());
-    PRILO_CUDA_CHECK_LAUNCH();
-    // S = −2 waᵀ ȳ: wt·a·ȳ summed over the half spectrum is the weighted inner product
-    BlasHandle& h = default_blas_handle();
-    const cudaStream_t old = h.stream();
-    h.set_stream(stream);
-    gemm(h, true, false, T(-2), wa, ybar_, T(0), s);
-    h.set_stream(old);
-    const std::int64_t n = p * B;
-    kernels::add_norms_clamp<T><<<::prilo::gpu::detail::grid_for(n), ::prilo::gpu::detail::kThreads, 0, stream>>>(
-        s.data(), aa.data(), yy.data(), p, n);
-    PRILO_CUDA_CHECK_LAUNCH();
-    return s.download(stream);
-  }
-
-  /// What scores() costs for p candidates: p R2C transforms and the product on the half spectrum.
-  Flops scores_flops(Eigen::Index p) const {
-    return double(p) * op_->flops() + Flops{2.0 * double(p) * double(op_->half_size()) * double(y_.cols()), 0.0};
-  }
-
-  /// The executor the loss runs on (the legacy default stream, as its host conveniences).
-  CudaExecutor executor() const { return {}; }
-
- private:
-  void init(cudaStream_t stream) {
-    require_shape(y_, op_->output_size(), y_.cols(), "gpu magnitude loss measurements y");
-    ybar_.resize(op_->half_size(), y_.cols());
-    offset_.resize(y_.cols(), 1);
-    if (y_.cols() == 0) return;
-    kernels::symmetrise_magnitudes<T, kThreads><<<unsigned(y_.cols()), kThreads, 0, stream>>>(
-        y_.data(), ybar_.data(), offset_.data(), op_->height(), op_->width());
-    PRILO_CUDA_CHECK_LAUNCH();
-  }
-
-  template <bool Gradient>
-  void evaluate(const DeviceMatrix<T>& x, DeviceMatrix<T>* grad, DeviceMatrix<T>& loss, cudaStream_t stream) const {
-    require_shape(x, op_->input_size(), y_.cols(), "gpu magnitude loss input x");
-    loss.resize(x.cols(), 1);
-    if (x.cols() == 0) {
-      if (grad) grad->resize(x.rows(), 0);
-      return;
-    }
-    op_->forward_half(x, spec_, stream);
-    kernels::half_spectrum_loss<T, kThreads, Gradient><<<unsigned(x.cols()), kThreads, 0, stream>>>(
-        reinterpret_cast<detail::complex2_t<T>*>(spec_.data()), ybar_.data(), offset_.data(), loss.data(),
-        op_->height(), op_->width(), op_->scale());
-    PRILO_CUDA_CHECK_LAUNCH();
-    if constexpr (Gradient) op_->backward_half(spec_, *grad, stream);
-  }
-
-  const Op* op_;
-  DeviceMatrix<T> y_, ybar_, offset_;
-  mutable DeviceMatrix<C> spec_;
+struct SplitComplex {
+  using scalar = T;
+  DeviceMatrix<T> parts;
+  Eigen::Index rows() const { return parts.rows() / 2; }
+  Eigen::Index cols() const { return parts.cols(); }
 };
 
-/// The device magnitude loss of a device DFT against host measurements (validated, then
-/// uploaded): what the pipeline builds for a gpu::Fourier2d (found by argument-dependent lookup).
+/// The per-column values on the host (synchronises the executor's stream).
 template <class T>
-MagnitudeLoss<T> make_magnitude_loss(const Fourier2d<T>& op, const Mat<T>& y) {
-  return MagnitudeLoss<T>(op, y);
+Vec<T> to_host_column(const CudaExecutor& ex, DeviceMatrix<T>&& v) {
+  return v.download(ex.stream()).col(0);
 }
+
+/// The CUDA form of magnitude_residual for a real batch u (m×B): one block per column.
+template <class T>
+void magnitude_residual(const CudaExecutor& ex, DeviceMatrix<T>& u, const DeviceMatrix<T>& y, DeviceMatrix<T>& loss) {
+  require_shape(u, y.rows(), y.cols(), "gpu magnitude residual");
+  loss.resize(u.cols(), 1);
+  if (u.empty()) return;
+  kernels::magnitude_residual<T, kernels::kLossThreads, false>
+      <<<unsigned(u.cols()), kernels::kLossThreads, 0, ex.stream()>>>(u.data(), y.data(), loss.data(), u.rows());
+  PRILO_CUDA_CHECK_LAUNCH();
+}
+/// The same for a split complex batch.
+template <class T>
+void magnitude_residual(const CudaExecutor& ex, SplitComplex<T>& u, const DeviceMatrix<T>& y, DeviceMatrix<T>& loss) {
+  require_shape(u.parts, 2 * y.rows(), y.cols(), "gpu magnitude residual (split complex)");
+  loss.resize(u.cols(), 1);
+  if (u.parts.empty()) return;
+  kernels::magnitude_residual<T, kernels::kLossThreads, true>
+      <<<unsigned(u.cols()), kernels::kLossThreads, 0, ex.stream()>>>(u.parts.data(), y.data(), loss.data(), y.rows());
+  PRILO_CUDA_CHECK_LAUNCH();
+}
+
+/// |u| element-wise (m×B).
+template <class T>
+DeviceMatrix<T> magnitudes_of(const CudaExecutor& ex, const DeviceMatrix<T>& u) {
+  DeviceMatrix<T> a(u.rows(), u.cols());
+  const std::int64_t n = a.size();
+  if (n == 0) return a;
+  kernels::magnitudes<T, false><<<::prilo::gpu::detail::grid_for(n), ::prilo::gpu::detail::kThreads, 0, ex.stream()>>>(
+      u.data(), a.data(), u.rows(), n);
+  PRILO_CUDA_CHECK_LAUNCH();
+  return a;
+}
+template <class T>
+DeviceMatrix<T> magnitudes_of(const CudaExecutor& ex, const SplitComplex<T>& u) {
+  DeviceMatrix<T> a(u.rows(), u.cols());
+  const std::int64_t n = a.size();
+  if (n == 0) return a;
+  kernels::magnitudes<T, true><<<::prilo::gpu::detail::grid_for(n), ::prilo::gpu::detail::kThreads, 0, ex.stream()>>>(
+      u.parts.data(), a.data(), u.rows(), n);
+  PRILO_CUDA_CHECK_LAUNCH();
+  return a;
+}
+
+/// S(c, j) = max(0, ‖a_c‖² + ‖y_j‖² − 2 a_cᵀ y_j) on the host (p×B): one GEMM, two column
+/// reductions and one element-wise pass on the device.
+template <class T>
+Mat<T> magnitude_scores(const CudaExecutor& ex, const DeviceMatrix<T>& a, const DeviceMatrix<T>& y) {
+  const Eigen::Index p = a.cols(), B = y.cols();
+  DeviceMatrix<T> s(p, B), aa(p, 1), yy(B, 1);
+  if (p == 0 || B == 0) return s.download(ex.stream());
+  constexpr int kT = kernels::kLossThreads;
+  kernels::column_norms2<T, kT><<<unsigned(p), kT, 0, ex.stream()>>>(a.data(), aa.data(), a.rows());
+  PRILO_CUDA_CHECK_LAUNCH();
+  kernels::column_norms2<T, kT><<<unsigned(B), kT, 0, ex.stream()>>>(y.data(), yy.data(), y.rows());
+  PRILO_CUDA_CHECK_LAUNCH();
+  gemm(ex.handle(), true, false, T(-2), a, y, T(0), s);
+  const std::int64_t n = p * B;
+  kernels::add_norms_clamp<T><<<::prilo::gpu::detail::grid_for(n), ::prilo::gpu::detail::kThreads, 0, ex.stream()>>>(
+      s.data(), aa.data(), yy.data(), p, n);
+  PRILO_CUDA_CHECK_LAUNCH();
+  return s.download(ex.stream());
+}
+
+/// ȳ on the half spectrum (h·(w/2+1) × B) and the asymmetry Σ_k (y_k − ȳ_k)² per column (B×1).
+template <class T>
+void symmetrise_half_spectrum(const CudaExecutor& ex, const Fourier2d<T>& op, const DeviceMatrix<T>& y,
+                              DeviceMatrix<T>& ybar, DeviceMatrix<T>& offset) {
+  ybar.resize(op.half_size(), y.cols());
+  offset.resize(y.cols(), 1);
+  if (y.cols() == 0) return;
+  kernels::symmetrise_magnitudes<T, kernels::kLossThreads>
+      <<<unsigned(y.cols()), kernels::kLossThreads, 0, ex.stream()>>>(y.data(), ybar.data(), offset.data(), op.height(),
+                                                                      op.width());
+  PRILO_CUDA_CHECK_LAUNCH();
+}
+
+/// The fused pass on CUDA: one batched R2C, one block-per-image kernel and, for the gradient,
+/// one batched C2R, asynchronous on the executor's stream (the bin weights are recomputed in
+/// the kernel; the host copy is the CPU's).
+template <class T>
+void half_spectrum_loss(const CudaExecutor& ex, const Fourier2d<T>& op, const DeviceMatrix<T>& x,
+                        const DeviceMatrix<T>& ybar, const Vec<T>& /*weight*/, const DeviceMatrix<T>& offset,
+                        DeviceMatrix<T>* grad, DeviceMatrix<T>& loss, DeviceMatrix<std::complex<T>>& spec) {
+  loss.resize(x.cols(), 1);
+  if (x.cols() == 0) {
+    if (grad) grad->resize(x.rows(), 0);
+    return;
+  }
+  const cudaStream_t stream = ex.stream();
+  op.forward_half(x, spec, stream);
+  auto* X = reinterpret_cast<detail::complex2_t<T>*>(spec.data());
+  constexpr int kT = kernels::kLossThreads;
+  if (grad)
+    kernels::half_spectrum_loss<T, kT, true><<<unsigned(x.cols()), kT, 0, stream>>>(
+        X, ybar.data(), offset.data(), loss.data(), op.height(), op.width(), op.scale());
+  else
+    kernels::half_spectrum_loss<T, kT, false><<<unsigned(x.cols()), kT, 0, stream>>>(
+        X, ybar.data(), offset.data(), loss.data(), op.height(), op.width(), op.scale());
+  PRILO_CUDA_CHECK_LAUNCH();
+  if (grad) op.backward_half(spec, *grad, stream);
+}
+
+/// MII's scores on CUDA (host p×B): one batched R2C, one kernel for the weighted magnitudes and
+/// their norms, one for the measurements' weighted norms, one GEMM on the weighted half spectrum.
+template <class T>
+Mat<T> half_spectrum_scores(const CudaExecutor& ex, const Fourier2d<T>& op, const DeviceMatrix<T>& candidates,
+                            const DeviceMatrix<T>& ybar, const Vec<T>& /*weight*/, const DeviceMatrix<T>& offset,
+                            DeviceMatrix<std::complex<T>>& spec) {
+  const Eigen::Index p = candidates.cols(), B = ybar.cols();
+  const cudaStream_t stream = ex.stream();
+  DeviceMatrix<T> s(p, B);
+  if (p == 0 || B == 0) return s.download(stream);
+  op.forward_half(candidates, spec, stream);
+  DeviceMatrix<T> wa(op.half_size(), p), aa(p, 1), yy(B, 1);
+  constexpr int kT = kernels::kLossThreads;
+  kernels::weighted_magnitudes<T, kT>
+      <<<unsigned(p), kT, 0, stream>>>(reinterpret_cast<const detail::complex2_t<T>*>(spec.data()), wa.data(),
+                                       aa.data(), op.height(), op.width(), op.scale());
+  PRILO_CUDA_CHECK_LAUNCH();
+  kernels::weighted_norms<T, kT>
+      <<<unsigned(B), kT, 0, stream>>>(ybar.data(), offset.data(), yy.data(), op.height(), op.width());
+  PRILO_CUDA_CHECK_LAUNCH();
+  // S = −2 waᵀ ȳ: wt·a·ȳ summed over the half spectrum is the weighted inner product
+  gemm(ex.handle(), true, false, T(-2), wa, ybar, T(0), s);
+  const std::int64_t n = p * B;
+  kernels::add_norms_clamp<T><<<::prilo::gpu::detail::grid_for(n), ::prilo::gpu::detail::kThreads, 0, stream>>>(
+      s.data(), aa.data(), yy.data(), p, n);
+  PRILO_CUDA_CHECK_LAUNCH();
+  return s.download(stream);
+}
+
+/// The device DFT's magnitude loss: the one prilo::MagnitudeLoss class on the CUDA executor.
+template <class T>
+using MagnitudeLoss = ::prilo::MagnitudeLoss<Fourier2d<T>>;
 
 }  // namespace prilo::gpu
