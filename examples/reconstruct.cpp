@@ -3,7 +3,9 @@
 // prilo::reconstruct. Prints PSNR / SSIM / magnitude error / time and the work (GFLOP, % of
 // peak) per method, optionally writes a JSON report, a PNG grid and the optimisation traces.
 // Built with -DPRILO_MPI=ON, `mpirun -np N prilo-reconstruct …` spreads the images over N
-// processes (identical results); SIGINT keeps the methods that finished.
+// processes (identical results); SIGINT keeps the methods that finished. Compiled by nvcc as
+// prilo-reconstruct-cuda (reconstruct_cuda.cu, -DPRILO_ENABLE_CUDA=ON), `--backend cuda` runs
+// the latent methods on the GPU (prilo::gpu::OnDevice).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +21,9 @@
 #include <prilo/report.hpp>
 #ifdef PRILO_HAVE_MPI
 #include <prilo/mpi.hpp>
+#endif
+#ifdef PRILO_RECONSTRUCT_CUDA
+#include <prilo/backend/cuda.cuh>
 #endif
 
 #ifndef PRILO_SOURCE_DIR
@@ -37,6 +42,7 @@ struct Settings {
   std::string methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve";
   std::string data_dir = io::default_data_dir(), config, weights, json_path, png_path, trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
+  std::string backend = "cpu";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
   double peak = 0;
   std::uint64_t seed = 0;
@@ -87,6 +93,10 @@ int main(int argc, char** argv) {
   app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread; fix it for results independent of threads)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--peak-gflops", st.peak, "FP32 FMA peak for the work table (0: measured once, cached)");
+  app.add_option("--backend", st.backend,
+                 "Where DPR, PRILO and MII run: cpu, or cuda (prilo-reconstruct-cuda, a build with "
+                 "-DPRILO_ENABLE_CUDA=ON; ER/HIO, -resolve and the Gaussian baselines stay on the CPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   CLI11_PARSE(app, argc, argv);
   install_interrupt_handler();  // SIGINT: the solvers stop at their next step, finished methods are written
 #ifdef PRILO_HAVE_MPI
@@ -96,6 +106,15 @@ int main(int argc, char** argv) {
 #endif
   int status = 0;
   auto job = [&] {
+#ifndef PRILO_RECONSTRUCT_CUDA
+    if (st.backend == "cuda")
+      throw invalid_input(
+          "--backend cuda: this prilo-reconstruct was built without the CUDA backend; use prilo-reconstruct-cuda "
+          "(configure with -DPRILO_ENABLE_CUDA=ON on a machine with nvcc)");
+#else
+    if (st.backend == "cuda" && gpu::device_count() < 1)
+      throw invalid_input("--backend cuda: no CUDA device found on this machine");
+#endif
     if (st.threads > 0) cpu::set_threads(st.threads);
     if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
     const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
@@ -125,7 +144,7 @@ int main(int argc, char** argv) {
     const std::string m_text = st.op == "fourier" ? "" : " m=" + std::to_string(st.measurements);
     std::printf(
         "prilo-reconstruct: backend %s (%d threads), %s %s images %d..%d, operator %s%s, %d restarts, seed %llu\n",
-        cpu::name, cpu::threads(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1,
+        st.backend.c_str(), cpu::threads(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1,
         st.op.c_str(), m_text.c_str(), st.restarts, (unsigned long long)st.seed);
     if (st.ablation != "full") std::printf("  ablation: %s (PRILO methods)\n", st.ablation.c_str());
     std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
@@ -148,6 +167,12 @@ int main(int argc, char** argv) {
     std::vector<std::string> unfinished;
     auto run = [&](const auto& op) {
       y = measure(op, x);
+#ifdef PRILO_RECONSTRUCT_CUDA
+      if (st.backend == "cuda") {
+        results = reconstruct(gpu::OnDevice{}, methods, vae, op, y, cfg, opt, &unfinished);
+        return;
+      }
+#endif
       results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished);
     };
     if (st.op == "fourier")
@@ -158,7 +183,7 @@ int main(int argc, char** argv) {
       run(GaussianComplex<T>(st.measurements, h * w, st.seed + 7));
 
     json report = {{"dataset", st.dataset},     {"split", st.split},       {"operator", st.op}, {"first", st.first},
-                   {"count", st.count},         {"restarts", st.restarts}, {"seed", st.seed},   {"backend", cpu::name},
+                   {"count", st.count},         {"restarts", st.restarts}, {"seed", st.seed},   {"backend", st.backend},
                    {"threads", cpu::threads()}, {"ablation", st.ablation}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
     const int threads = cpu::threads() * opt.run.parts();

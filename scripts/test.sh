@@ -45,11 +45,11 @@ cmake --build build-mpi -j "$jobs" --target prilo_mpi_test prilo-reconstruct
 (cd build-mpi && ctest -R '^mpi\.' --output-on-failure)
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
-  echo "== CUDA backend: compile every CUDA test and benchmark with nvcc (not run: no GPU needed) =="
+  echo "== CUDA backend: compile every CUDA test, benchmark and prilo-reconstruct-cuda with nvcc (not run: no GPU needed) =="
   export PATH="$PATH:/usr/local/cuda/bin"
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DPRILO_ENABLE_CUDA=ON -DPRILO_BUILD_TESTS=ON \
-        -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=ON >/dev/null
-  cmake --build build-cuda -j "$jobs" --target prilo_cuda_tests prilo_cuda_bench
+        -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=ON >/dev/null
+  cmake --build build-cuda -j "$jobs" --target prilo_cuda_tests prilo_cuda_bench prilo-reconstruct-cuda
 fi
 
 echo "== Unit and end-to-end tests (CTest) =="

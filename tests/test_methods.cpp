@@ -272,3 +272,40 @@ TEST_CASE("run_method on Gaussian measurements: the classical baselines and the 
   CHECK_THROWS_WITH_AS((void)run_method(parse_method("hio"), vae, A, y, cfg, opt),
                        "method hio needs the Fourier operator (Fourier2d)", invalid_input);
 }
+
+namespace {
+/// A user's placement: the host parts, counted (what gpu::OnDevice does with uploads).
+struct CountingPlacement {
+  mutable int generators = 0, operators = 0;
+  template <class G>
+  const G& generator(const G& g) const {
+    ++generators;
+    return g;
+  }
+  template <class Op>
+  const Op& op(const Op& o) const {
+    ++operators;
+    return o;
+  }
+};
+}  // namespace
+
+TEST_CASE("reconstruct with a placement: the latent methods take their parts from it, the others do not") {
+  const fftw::Effort saved = fftw::planner_effort();
+  fftw::set_planner_effort(fftw::Effort::estimate);
+  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
+  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
+  const Fourier2d<T> F(28, 28);
+  const Mat<T> y = measure(F, data.images);
+  const auto cfg = quick_config();
+  const MethodOptions<T> opt{.restart = {.restarts = 2, .blocks = {.blocks = 1}}, .seed = 3};
+  const auto methods = parse_methods("hio,dpr-mii,prilo-chain-mii");
+  CountingPlacement place;
+  const auto placed = reconstruct(place, methods, vae, F, y, cfg, opt);
+  CHECK(place.generators == 2);  // dpr-mii and prilo-chain-mii, not hio
+  CHECK(place.operators == 2);
+  const auto host = reconstruct(methods, vae, F, y, cfg, opt);  // OnHost
+  REQUIRE(placed.size() == host.size());
+  for (std::size_t k = 0; k < host.size(); ++k) CHECK(placed[k].best.x == host[k].best.x);
+  fftw::set_planner_effort(saved);
+}

@@ -342,6 +342,24 @@ SolveResult<T> gaussian_baseline(const MethodSpec& m, const Op& op, const Mat<T>
 }
 }  // namespace detail
 
+/// Where run_method and reconstruct run the latent methods (DPR, PRILO and their MII starts):
+/// a placement makes, from the host decoder and operator, the parts the solvers run on, and
+/// the solvers follow those parts' executor. OnHost (the default) uses them as they are;
+/// gpu::OnDevice (prilo/backend/cuda/placement.cuh) uploads them to the GPU. ER/HIO, the
+/// Gaussian baselines and -resolve's scoring run on the host either way; inputs and results are
+/// host matrices.
+struct OnHost {
+  static constexpr const char* name = "cpu";
+  template <class G>
+  const G& generator(const G& g) const {
+    return g;
+  }
+  template <class Op>
+  const Op& op(const Op& o) const {
+    return o;
+  }
+};
+
 /// Runs one method on the B images measured as y = |A x| (one column each) with the VAE's
 /// decoder as the prior (and the whole VAE for -resolve). Latent methods: random or MII starts,
 /// MethodOptions::restart.restarts restarts per image as columns on column blocks, the lowest
@@ -349,9 +367,9 @@ SolveResult<T> gaussian_baseline(const MethodSpec& m, const Op& op, const Mat<T>
 /// solutions (from `inputs`, else computed with their own streams) go through resolve().
 /// The Gaussian baselines run once from their spectral starts; their global sign is the one
 /// with a positive sum and their images are clipped to [0, 1] (the object constraint of ER/HIO).
-template <MeasurementOperator Op, class T = typename Op::scalar>
-MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
-                           const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
+template <class Placement, MeasurementOperator Op, class T = typename Op::scalar>
+MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const nn::Vae<T>& vae, const Op& op,
+                           const Mat<T>& y, const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                            ResolveInputs<T> inputs = {}) {
   check_method<Op>(m, cfg);
   const auto t0 = std::chrono::steady_clock::now();
@@ -367,18 +385,19 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
   // one run of a latent method or of ER/HIO; `all` receives every restart
   auto run_base = [&](const MethodSpec& b, SolveResult<T>* all) -> SolveResult<T> {
     Rng rng = method_rng(opt.seed, b.name);
-    const auto& gen = vae.decoder();
-    if (b.family == MethodFamily::dpr) {
-      auto o = cfg.dpr;
-      o.progress = progress();
-      o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-      return keep(reconstruct_dpr(gen, op, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
-    }
-    if (b.family == MethodFamily::prilo) {
+    if (b.family == MethodFamily::dpr || b.family == MethodFamily::prilo) {
+      decltype(auto) gen = place.generator(vae.decoder());  // the host decoder, or its upload
+      decltype(auto) lop = place.op(op);
+      if (b.family == MethodFamily::dpr) {
+        auto o = cfg.dpr;
+        o.progress = progress();
+        o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
+        return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+      }
       auto o = cfg.prilo_options(b, opt.ablation);
       o.progress = progress();
       o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-      return keep(reconstruct_prilo(gen, op, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+      return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
     }
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       auto o = b.family == MethodFamily::er ? cfg.er : cfg.hio;
@@ -407,6 +426,13 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
+/// run_method on the host parts as given (OnHost).
+template <MeasurementOperator Op, class T = typename Op::scalar>
+MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
+                           const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
+                           ResolveInputs<T> inputs = {}) {
+  return run_method(OnHost{}, m, vae, op, y, cfg, opt, inputs);
+}
 
 /// Runs the methods in order (each checked against Op and the config before any solving) and
 /// returns their results in that order. A -resolve method reuses the results of its base
@@ -416,10 +442,10 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
 /// With `unfinished`, a stop request (prilo::request_stop, e.g. from SIGINT with
 /// install_interrupt_handler) ends the run early: the methods that finished are returned and
 /// the names of the others stored there. Without it, prilo::interrupted propagates.
-template <MeasurementOperator Op, class T = typename Op::scalar>
-std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods, const nn::Vae<T>& vae, const Op& op,
-                                         const Mat<T>& y, const ReconstructionConfig<T>& cfg,
-                                         const MethodOptions<T>& opt = {},
+template <class Placement, MeasurementOperator Op, class T = typename Op::scalar>
+std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vector<MethodSpec>& methods,
+                                         const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
+                                         const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                                          std::vector<std::string>* unfinished = nullptr) {
   for (const auto& m : methods) check_method<Op>(m, cfg);
   std::vector<MethodResult<T>> out;
@@ -434,7 +460,7 @@ std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods,
     ResolveInputs<T> inputs;
     if (m.resolve) inputs = {earlier(m.base()), earlier("hio")};
     try {
-      out.push_back(run_method(m, vae, op, y, cfg, opt, inputs));
+      out.push_back(run_method(place, m, vae, op, y, cfg, opt, inputs));
     } catch (const interrupted&) {
       if (!unfinished) throw;
       for (std::size_t r = k; r < methods.size(); ++r) unfinished->push_back(methods[r].name);
@@ -442,6 +468,14 @@ std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods,
     }
   }
   return out;
+}
+/// reconstruct on the host parts as given (OnHost).
+template <MeasurementOperator Op, class T = typename Op::scalar>
+std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods, const nn::Vae<T>& vae, const Op& op,
+                                         const Mat<T>& y, const ReconstructionConfig<T>& cfg,
+                                         const MethodOptions<T>& opt = {},
+                                         std::vector<std::string>* unfinished = nullptr) {
+  return reconstruct(OnHost{}, methods, vae, op, y, cfg, opt, unfinished);
 }
 
 // ---------------------------------------------------------------------------------------------

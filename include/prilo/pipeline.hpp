@@ -74,6 +74,19 @@ struct AnyRun {
   }
 };
 
+namespace detail {
+// named concepts rather than requires-expressions inside the lambda below, which nvcc's front
+// end evaluates wrongly there
+template <class O>
+concept has_progress_member = requires(O& o) {
+  o.progress;
+};
+template <class O>
+concept has_observe_member = requires(O& o) {
+  o.observe;
+};
+}  // namespace detail
+
 /// Solves every measurement column of y (B images) R times from the B·R columns of `starts`
 /// with `solve(block_loss, block_start, block_rng, options)`, and keeps the lowest magnitude
 /// error per image. On the CPU executor the columns are split into blocks solved in parallel
@@ -98,8 +111,8 @@ RestartResult<T> solve_restarts(const Op& op, const Mat<T>& y, const Mat<T>& sta
       [&](const auto& block_loss, auto s, Rng& g, const ColumnBlock& b) {
         Options o = options;
         if (b.index != 0) {
-          if constexpr (requires { o.progress; }) o.progress = {};
-          if constexpr (requires { o.observe; }) o.observe = {};
+          if constexpr (detail::has_progress_member<Options>) o.progress = {};
+          if constexpr (detail::has_observe_member<Options>) o.observe = {};
         }
         return solve(block_loss, std::move(s), g, o);
       },

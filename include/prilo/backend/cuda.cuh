@@ -27,5 +27,6 @@
 #include "cuda/gaussian.cuh"
 #include "cuda/l1_ball.cuh"
 #include "cuda/magnitude_loss.cuh"
+#include "cuda/placement.cuh"
 #include "cuda/random.cuh"
 #include "cuda/sequential.cuh"
