@@ -6,6 +6,7 @@
 #include "nn/batchnorm.hpp"
 #include "nn/conv.hpp"
 #include "nn/conv_vae.hpp"
+#include "nn/style.hpp"
 #include "nn/linear.hpp"
 #include "nn/parameter.hpp"
 #include "nn/resample.hpp"

@@ -95,6 +95,18 @@ class Sequential {
     check_split(i, "dim");
     return dims_[i];
   }
+  /// The tensors of the state at split point i, as row counts: what module i−1 declares with
+  /// output_blocks() (a style chain's {z_i, z0}, nn/style.hpp), else one block of dim(i).
+  /// PRILO gives each block its own ball (PhaseOptions::radii).
+  std::vector<Eigen::Index> blocks(int i) const {
+    check_split(i, "blocks");
+    std::vector<Eigen::Index> b{dims_[std::size_t(i)]};
+    for_each_module([&](const auto& m, int k) {
+      if constexpr (requires { m.output_blocks(); })
+        if (k + 1 == i) b = m.output_blocks();
+    });
+    return b;
+  }
   template <std::size_t I>
   auto& module() {
     return std::get<I>(modules_);

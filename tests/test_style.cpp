@@ -1,0 +1,128 @@
+// Style chains (nn/style.hpp): z0 fed into every layer beside the features, the split state
+// {z_i, z0} of the paper's StyleGAN runs. VJPs by finite differences at every split point, the
+// modulation's weight gradient, the blocks a split point declares, and PRILO over both tensors.
+#include <doctest/doctest.h>
+
+#include <prilo/nn/conv.hpp>
+#include <prilo/nn/linear.hpp>
+#include <prilo/nn/sequential.hpp>
+#include <prilo/nn/style.hpp>
+#include <prilo/operators/fourier.hpp>
+#include <prilo/operators/magnitude_loss.hpp>
+#include <prilo/solvers/latent.hpp>
+#include <prilo/testing/checkers.hpp>
+
+namespace {
+
+using prilo::Mat;
+using prilo::Rng;
+using namespace prilo::nn;
+
+/// z0 (4) → [z0; z0] → [dense 3×2×2; z0] → modulated (leaky ReLU) → [conv-transposed 2×4×4; z0]
+/// → modulated sigmoid image (2·16 = 32 values, no z0).
+template <class T>
+auto style_chain(Rng& rng) {
+  const Eigen::Index d = 4;
+  return make_sequential(d, Duplicate<T>(d), Carry<Dense<T>>(Dense<T>(d, 12, rng), d),
+                         Modulate<T, LeakyRelu>(3, 4, d, rng),
+                         Carry<ConvTranspose2d<T>>(ConvTranspose2d<T>(Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng), d),
+                         Modulate<T, Sigmoid, false>(Shape3{2, 4, 4}, d, rng));
+}
+
+TEST_CASE("style chain: every split point passes check_generator (double), blocks are {z_i, z0}") {
+  Rng rng(4);
+  auto g = style_chain<double>(rng);
+  CHECK(g.depth() == 5);
+  CHECK(g.dim(5) == 32);
+  CHECK(g.blocks(0) == std::vector<Eigen::Index>{4});
+  CHECK(g.blocks(1) == std::vector<Eigen::Index>{4, 4});
+  CHECK(g.blocks(2) == std::vector<Eigen::Index>{12, 4});
+  CHECK(g.blocks(3) == std::vector<Eigen::Index>{12, 4});
+  CHECK(g.blocks(4) == std::vector<Eigen::Index>{32, 4});
+  CHECK(g.blocks(5) == std::vector<Eigen::Index>{32});
+  const auto r = prilo::testing::check_generator(g, 3, rng);
+  INFO(r.failures);
+  CHECK(r.ok);
+  // a plain chain declares one block per split point
+  auto plain = make_sequential(3, Dense<double, Relu>(3, 5, rng), Dense<double>(5, 2, rng));
+  CHECK(plain.blocks(1) == std::vector<Eigen::Index>{5});
+}
+
+TEST_CASE("Modulate: the input and weight VJPs match central differences, and the carried z0 adds its cotangent") {
+  using T = double;
+  Rng rng(9);
+  for (const bool carry : {true, false}) {
+    Modulate<T, LeakyRelu, true> mc(3, 5, 2, rng);
+    Modulate<T, LeakyRelu, false> mn(3, 5, 2, rng);
+    mn.weight() = mc.weight();
+    mc.bias().setRandom();
+    mn.bias() = mc.bias();
+    const Mat<T> x = rng.normal_matrix<T>(17, 4);
+    auto check = [&](auto& m) {
+      const Mat<T> c = rng.normal_matrix<T>(m.output_size(), 4);
+      auto f = [&](const Mat<T>& xx) {
+        Mat<T> y;
+        m.forward(xx, y);
+        return (y.array() * c.array()).sum();
+      };
+      auto gf = [&](const Mat<T>& xx, Mat<T>& g) {
+        Mat<T> y, work;
+        m.forward(xx, y);
+        m.backward_input(xx, y, c, g, work);
+      };
+      const auto rx = prilo::testing::check_gradient<T>(f, gf, x, rng, 8, 1e-6, 1e-6);
+      CHECK(rx.ok);
+      // the weight gradient: ⟨∂f/∂W, D⟩ against differences of f along D
+      Mat<T> y;
+      m.forward(x, y);
+      m.zero_grad();
+      m.backward(x, y, c, nullptr, true);
+      const Mat<T> gw = m.parameters()[0].grad;
+      const Mat<T> w0 = m.weight();
+      const Mat<T> dir = rng.normal_matrix<T>(w0.rows(), w0.cols());
+      const T eps = 1e-6;
+      m.weight() = w0 + eps * dir;
+      const T fp = f(x);
+      m.weight() = w0 - eps * dir;
+      const T fm = f(x);
+      m.weight() = w0;
+      const T numeric = (fp - fm) / (2 * eps), analytic = (gw.array() * dir.array()).sum();
+      CHECK(analytic == doctest::Approx(numeric).epsilon(1e-6));
+    };
+    if (carry)
+      check(mc);
+    else
+      check(mn);
+  }
+  Modulate<T, LeakyRelu> m(3, 5, 2, rng);
+  Mat<T> y;
+  CHECK_THROWS_WITH_AS(m.forward(Mat<T>::Zero(16, 2), y), doctest::Contains("Modulate input"), prilo::invalid_input);
+  CHECK_THROWS_AS(Modulate<T>(0, 5, 2, rng), prilo::invalid_input);
+}
+
+TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and lowers the magnitude error") {
+  using T = double;
+  Rng rng(12);
+  auto g = style_chain<T>(rng);
+  const prilo::Fourier2d<T> op(4, 8);  // the 2×4×4 output read as one 4×8 image
+  const Mat<T> x_true = g.forward_from(0, rng.normal_matrix<T>(4, 3));
+  const prilo::MagnitudeLoss<prilo::Fourier2d<T>> loss(op, op.apply(x_true).cwiseAbs());
+  const Mat<T> z0 = rng.normal_matrix<T>(4, 3);
+  prilo::PriloOptions<T> opt;
+  opt.initial.steps = 20;
+  opt.noise.enabled = false;
+  opt.reading = prilo::PriloReading::chained;
+  opt.stages = {{.layer = 3, .repetitions = 2, .forward = {.steps = 40, .radius = 1, .learning_rate = T(0.05)}}};
+  opt.stages[0].forward.radii = {T(2), T(0.5)};  // z_3 (12 rows) within 2, z0 (4 rows) within 0.5
+  Rng r(1);
+  const auto res = prilo::prilo_solve(g, loss, z0, opt, r);
+  REQUIRE(res.x.allFinite());
+  const auto start = loss.value(g.forward_from(0, z0));
+  CHECK(res.magnitude_error.sum() * T(op.output_size()) < start.sum());
+  opt.stages[0].forward.radii = {T(2)};
+  Rng r2(1);
+  CHECK_THROWS_WITH_AS(prilo::prilo_solve(g, loss, z0, opt, r2), doctest::Contains("2 block(s) but 1 radii"),
+                       prilo::invalid_input);
+}
+
+}  // namespace
