@@ -95,6 +95,21 @@ class Sequential {
     check_split(i, "dim");
     return dims_[i];
   }
+  /// Products of one forward pass through modules i … j−1 per column (prilo/flops.hpp): each
+  /// module's flops_per_sample() where it states it (convolutions), else the dense count
+  /// 2·dim(k)·dim(k+1).
+  double flops(int i, int j) const {
+    check_range(i, j);
+    double f = 0;
+    for_each_module([&](const auto& m, int k) {
+      if (k < i || k >= j) return;
+      if constexpr (requires { m.flops_per_sample(); })
+        f += double(m.flops_per_sample());
+      else
+        f += 2.0 * double(dims_[std::size_t(k)]) * double(dims_[std::size_t(k + 1)]);
+    });
+    return f;
+  }
   /// The tensors of the state at split point i, as row counts: what module i−1 declares with
   /// output_blocks() (a style chain's {z_i, z0}, nn/style.hpp), else one block of dim(i).
   /// PRILO gives each block its own ball (PhaseOptions::radii).

@@ -36,6 +36,7 @@ class Duplicate {
     if (in >= 0 && in != d_) detail::fail("Duplicate: expects ", d_, " inputs, got ", in);
     return 2 * d_;
   }
+  double flops_per_sample() const { return 0; }
   /// The state after this module: the features (a copy of z0) and the carried z0.
   std::vector<Eigen::Index> output_blocks() const { return {d_, d_}; }
 
@@ -84,6 +85,13 @@ class Carry {
     return out_ + d_;
   }
   std::vector<Eigen::Index> output_blocks() const { return {out_, d_}; }
+  /// The inner module's products (its flops_per_sample(), else the dense count).
+  double flops_per_sample() const {
+    if constexpr (requires { inner_.flops_per_sample(); })
+      return double(inner_.flops_per_sample());
+    else
+      return 2.0 * double(in_) * double(out_);
+  }
 
   void forward(const Mat<T>& x, Mat<T>& y) const {
     require_shape(x, in_ + d_, x.cols(), "Carry input [h; z0]");
@@ -168,6 +176,8 @@ class Modulate {
   }
   Mat<T>& weight() { return w_; }
   Vec<T>& bias() { return b_; }
+  /// The affine map of z0 (the element-wise modulation is not counted, as no activation is).
+  double flops_per_sample() const { return 2.0 * double(w_.rows()) * double(d_); }
 
   void forward(const Mat<T>& x, Mat<T>& y) const {
     require_shape(x, c_ * p_ + d_, x.cols(), "Modulate input [u; z0]");

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../concepts/vae.hpp"
 #include "../interrupt.hpp"
 #include "../metrics/align.hpp"
 #include "../nn/vae.hpp"
@@ -96,8 +97,8 @@ struct ResolveOptions {
 /// plausible. Solutions that fit the measurements (relative magnitude error below
 /// ResolveOptions::consistency_threshold) take precedence over those that do not. Uses only
 /// the measurements and the model, never the ground truth.
-template <class T, class Op>
-SolveResult<T> resolve_ambiguity(const nn::Vae<T>& vae, const MagnitudeLoss<Op>& loss, int h, int w,
+template <class T, class Op, VaeModel V>
+SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
                                  const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&) {
   if (solutions.empty()) detail::fail("resolve_ambiguity: no solutions given");
   const Eigen::Index n = Eigen::Index(h) * w, B = loss.batch();
