@@ -2,13 +2,18 @@
 // generator at every split point, weights and checkpoints by name.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <prilo/io/idx.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/testing/checkers.hpp>
 #include <string>
 
+#ifndef PRILO_SOURCE_DIR
+#define PRILO_SOURCE_DIR "."
+#endif
 #ifndef PRILO_TEST_TMPDIR
 #define PRILO_TEST_TMPDIR "/tmp"
 #endif
@@ -179,4 +184,14 @@ TEST_CASE("ConvVae: weights saved and loaded by name, checkpoints round-trip, wr
   Vae<T> mlp2(64, 5, 3, 1);
   CHECK_THROWS_WITH_AS(load_checkpoint(tmp("c.ckpt"), mlp2, adam2), doctest::Contains("not a VAE training checkpoint"),
                        file_error);
+}
+
+TEST_CASE("end-to-end: the shipped convolutional VAE loads and reaches the test-set loss docs/training.md records") {
+  const char* e = std::getenv("PRILO_DATA");
+  const std::string data = e && *e ? e : std::string(PRILO_SOURCE_DIR) + "/data";
+  auto vae = load_conv_vae<float>(std::string(PRILO_SOURCE_DIR) + "/models/convvae-mnist.prw");
+  CHECK(vae.sizes() == ConvVaeSizes{});  // 1x28x28, latent 100, 32 and 64 channels
+  auto test = io::load_dataset<float>(data, "mnist", "test");
+  // printed by prilo-train-vae --arch conv after epoch 30 (seed 1, noise seed 3)
+  CHECK(mean_negative_elbo(vae, test.images, 3) == doctest::Approx(99.290).epsilon(5e-4));
 }
