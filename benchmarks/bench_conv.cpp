@@ -29,9 +29,12 @@
 //  * PRILO_CONV_BLOCK=n (environment) sets the layers' samples per block (default: chosen
 //    by the layer), to compare block sizes.
 //  * Threads 1 and 2 (prilo::cpu::set_threads: OpenMP and Eigen); wall-clock times.
+//  * conv_decoder/…: the conv VAE's whole decoder (nn::ConvVae, batch 256), the items that
+//    benchmarks/compare_pytorch.py times PyTorch on.
 // Run: OMP_NUM_THREADS=1 ./bench_conv
 #include <prilo/backend/cpu.hpp>
 #include <prilo/nn/conv.hpp>
+#include <prilo/nn/conv_vae.hpp>
 #include <prilo/random.hpp>
 
 #include <benchmark/benchmark.h>
@@ -239,9 +242,37 @@ void bm_layer(benchmark::State& state, std::size_t c, Work w, int threads) {
   }
 }
 
+/// The whole conv VAE decoder (dense 100 → 64×7×7, ConvTranspose2d to 32×14×14 and 1×28×28) at
+/// batch 256: forward, forward + input VJP (the solvers' step), forward + input and weight VJPs
+/// (training) — the items compare_pytorch.py times PyTorch on ("conv_decoder/…").
+void bm_conv_decoder(benchmark::State& state, const char* work, int threads) {
+  prilo::cpu::set_threads(threads);
+  static prilo::nn::ConvVae<float> vae(prilo::nn::ConvVaeSizes{}, 3);
+  auto& dec = vae.decoder();
+  prilo::Rng rng(5);
+  const prilo::Mat<float> z = rng.normal_matrix<float>(100, 256);
+  const prilo::Mat<float> gy = rng.normal_matrix<float>(784, 256);
+  prilo::nn::Trace<float> tr;
+  const std::string w = work;
+  auto run = [&] {
+    dec.forward(0, dec.depth(), z, tr);
+    if (w == "vjp_input") benchmark::DoNotOptimize(dec.vjp_input(tr, gy));
+    if (w == "vjp_weights") benchmark::DoNotOptimize(dec.vjp_weights(tr, gy));
+  };
+  run();
+  for (auto _ : state) run();
+  const double f = dec.flops(0, dec.depth()) * 256.0 * (w == "forward" ? 1 : w == "vjp_input" ? 2 : 3);
+  state.counters["GFLOPS"] = benchmark::Counter(f, benchmark::Counter::kIsIterationInvariantRate);
+  dec.zero_grad();
+}
+
 const bool registered = [] {
   for (int t : {1, 2}) {
     const std::string ts = "/t" + std::to_string(t);
+    for (const char* w : {"forward", "vjp_input", "vjp_weights"})
+      benchmark::RegisterBenchmark(("conv_decoder/" + std::string(w) + "/float/b256" + ts).c_str(),
+                                   [w, t](benchmark::State& s) { bm_conv_decoder(s, w, t); })
+          ->UseRealTime();
     for (std::size_t c = 0; c < cases().size(); ++c)
       for (Work w : {Work::forward, Work::vjp_input, Work::train}) {
         const std::string suffix = "/" + cases()[c].label + "/" + name(w) + "/float/b256" + ts;

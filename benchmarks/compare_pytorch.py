@@ -7,6 +7,7 @@ Run with Debian's python3-torch (apt-get install -y python3-torch), i.e. /usr/bi
 
 Items (batch, shapes and steps as the prilo benchmarks and the MNIST config):
   decoder forward / forward+VJP(input) / forward+VJP(input, weights), 100->500->500->784, batch 1024
+  the same for the conv VAE's decoder (dense 100->64x7x7, two ConvTranspose2d k4 s2 p1), batch 256
   DPR step at batch 1, 16, 1024: decoder forward, |F x| loss (torch.fft.fft2, norm="ortho"),
       autograd backward to z0, Welling-Teh noise on the gradient, torch.optim.Adam step,
       l1-ball projection (sort-based Duchi) of radius 100 around 0
@@ -18,7 +19,7 @@ Items (batch, shapes and steps as the prilo benchmarks and the MNIST config):
       (methods.prilo-mii.seconds); the PyTorch side runs the same phases with the same steps,
       batch and candidates (p = 5000).
 
-prilo's per-item times come from the benchmark binaries bench_mlp and bench_solver (run here with
+prilo's per-item times come from the benchmark binaries bench_mlp, bench_solver and bench_conv (run here with
 --benchmark_format=json, or read from files given with --prilo-json). Prints, per item and thread
 count, prilo's time, PyTorch's time and the speed-up torch/prilo. For the per-step items the
 PyTorch decoder is randomly initialised like nn.Linear (prilo's benchmarks use a random Vae too;
@@ -85,8 +86,8 @@ def read_gbench(text):
     return out
 
 
-def run_gbench(binary, threads, min_time):
-    regex = "/t(" + "|".join(str(t) for t in threads) + ")(/|$)"
+def run_gbench(binary, threads, min_time, prefix=""):
+    regex = prefix + ".*/t(" + "|".join(str(t) for t in threads) + ")(/|$)"
     cmd = [str(binary), f"--benchmark_filter={regex}", "--benchmark_format=json", f"--benchmark_min_time={min_time}"]
     env = dict(os.environ, OMP_NUM_THREADS=str(max(threads)))
     print("  running", " ".join(cmd), file=sys.stderr, flush=True)
@@ -163,6 +164,14 @@ def make_decoder():
         torch.nn.Linear(LATENT, HIDDEN), torch.nn.ReLU(),
         torch.nn.Linear(HIDDEN, HIDDEN), torch.nn.ReLU(),
         torch.nn.Linear(HIDDEN, DATA), torch.nn.Sigmoid())
+
+
+def make_conv_decoder():
+    """The conv VAE's decoder (nn::ConvVae): dense 100 -> 64x7x7, ConvTranspose2d(64, 32, 4, 2, 1),
+    ConvTranspose2d(32, 1, 4, 2, 1), ReLU, ReLU, sigmoid."""
+    return torch.nn.Sequential(torch.nn.Linear(LATENT, 64 * 7 * 7), torch.nn.ReLU(), torch.nn.Unflatten(1, (64, 7, 7)),
+                               torch.nn.ConvTranspose2d(64, 32, 4, 2, 1), torch.nn.ReLU(),
+                               torch.nn.ConvTranspose2d(32, 1, 4, 2, 1), torch.nn.Sigmoid(), torch.nn.Flatten())
 
 
 def part(dec, i, j):
@@ -349,6 +358,30 @@ def torch_items(threads, min_time):
         target = part(dec, 0, 2)(torch.randn(B, LATENT))
     bp = BackPhase(dec, 2, torch.randn(B, LATENT), target, 100.0, 0.1)
     res["back_projection_z2/float/b1024"] = timeit(bp.step, min_time)
+    # the conv VAE's decoder at batch 256 (prilo: bench_conv's conv_decoder items)
+    cdec = make_conv_decoder()
+    zc = torch.randn(256, LATENT)
+    gc = torch.randn(256, DATA)
+    for q in cdec.parameters():
+        q.requires_grad_(False)
+    with torch.no_grad():
+        res["conv_decoder/forward/float/b256"] = timeit(lambda: cdec(zc), min_time)
+
+    def conv_vjp_input():
+        zz = zc.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(cdec(zz), zz, grad_outputs=gc)
+        return g
+
+    res["conv_decoder/vjp_input/float/b256"] = timeit(conv_vjp_input, min_time)
+    for q in cdec.parameters():
+        q.requires_grad_(True)
+
+    def conv_vjp_weights():
+        zz = zc.clone().requires_grad_(True)
+        cdec(zz).backward(gc)
+        return zz.grad
+
+    res["conv_decoder/vjp_weights/float/b256"] = timeit(conv_vjp_weights, min_time)
     y64 = measurements(64)
     cand = torch.randn(5000, LATENT)
     res["mii_scores/float/p5000_b64"] = timeit(lambda: mii_scores(dec, y64, cand), min_time, min_iters=2, warmup=1)
@@ -394,6 +427,7 @@ def main():
                     help="build folder(s) holding benchmarks/bench_* and examples/prilo-reconstruct")
     ap.add_argument("--bench-mlp", help="path of bench_mlp")
     ap.add_argument("--bench-solver", help="path of bench_solver")
+    ap.add_argument("--bench-conv", help="path of bench_conv")
     ap.add_argument("--reconstruct", help="path of prilo-reconstruct")
     ap.add_argument("--prilo-json", action="append", default=[],
                     help="read prilo's times from this --benchmark_format=json output instead of running a binary")
@@ -415,13 +449,14 @@ def main():
     for f in args.prilo_json:
         prilo.update(read_gbench(Path(f).read_text()))
     if not args.prilo_json:
-        for name, given in (("bench_mlp", args.bench_mlp), ("bench_solver", args.bench_solver)):
+        for name, given in (("bench_mlp", args.bench_mlp), ("bench_solver", args.bench_solver),
+                            ("bench_conv", args.bench_conv)):
             b = find_binary(name, given, build_dirs)
             if b is None:
                 print(f"compare_pytorch: {name} not found (use --build-dir or --{name.replace('_', '-')}); "
                       "its prilo column stays empty", file=sys.stderr)
                 continue
-            prilo.update(run_gbench(b, threads, args.min_time))
+            prilo.update(run_gbench(b, threads, args.min_time, "^conv_decoder/" if name == "bench_conv" else ""))
     reconstruct = None if args.skip_e2e else find_binary("prilo-reconstruct", args.reconstruct, build_dirs)
     cfg = json.loads(Path(args.config).read_text())
 
