@@ -40,7 +40,7 @@ namespace {
 struct Settings {
   std::string dataset = "mnist", op = "fourier", split = "test", ablation = "full";
   std::string methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve";
-  std::string data_dir = io::default_data_dir(), config, weights, json_path, png_path, trace_path;
+  std::string data_dir = io::default_data_dir(), config, weights, li_weights, json_path, png_path, trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
   std::string backend = "cpu";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", st.seed, "Seed of every random choice");
   app.add_option("--config", st.config, "JSON hyperparameter file (default configs/<dataset>.json)");
   app.add_option("--weights", st.weights, "VAE weights (default models/vae-<dataset>.prw)");
+  app.add_option(
+      "--li-weights", st.li_weights,
+      "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw; prilo-train-li trains it)");
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--json", st.json_path, "Write per-method summaries and per-image values to this JSON file");
   app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method");
@@ -125,6 +128,20 @@ int main(int argc, char** argv) {
     const fs::path weights_path = locate(st.weights, "models/vae-" + st.dataset + ".prw");
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
+    std::optional<LiEncoder<T>> li;  // read only when a -li method runs
+    fs::path li_path;
+    if (std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.start == LatentStart::li; })) {
+      li_path = locate(st.li_weights, "models/li-" + st.dataset + "-" + st.op + ".prw");
+      if (!fs::exists(li_path)) {
+        const std::string gaussian = st.op == "fourier" ? ""
+                                                        : " --measurements " + std::to_string(st.measurements) +
+                                                              " --seed " + std::to_string(st.seed);
+        throw file_error("LI encoder " + li_path.string() +
+                         ": file not found (the -li methods need it); train it with: prilo-train-li --dataset " +
+                         st.dataset + " --operator " + st.op + gaussian + " --output " + li_path.string());
+      }
+      li = load_li_encoder<T>(li_path);
+    }
     // outputs are checked before any solving: a bad path must not cost the whole run
     check_output_path(st.json_path, "--json");  // (and on every rank, so that none starts in vain)
     check_output_path(st.png_path, "--png");
@@ -149,6 +166,7 @@ int main(int argc, char** argv) {
     if (st.ablation != "full") std::printf("  ablation: %s (PRILO methods)\n", st.ablation.c_str());
     std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
                 weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
+    if (li) std::printf("  LI encoder %s\n", li_path.string().c_str());
     if (const std::string note = blas_kernel_warning(); !note.empty()) std::printf("  %s\n", note.c_str());
     std::fflush(stdout);
 
@@ -157,6 +175,7 @@ int main(int argc, char** argv) {
                          .seed = st.seed,
                          .trace_reference = st.trace_path.empty() ? nullptr : &x};
     opt.restart.keep_all = st.per_restart;
+    if (li) opt.li = &*li;
     if (!st.quiet) opt.progress = progress_printer(stderr, 2.0);
 #ifdef PRILO_HAVE_MPI
     opt.run = mpi::any_run<T>(world);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLI checks: every bad input gives a clear error and a non-zero exit; a tiny run works.
 set -u
-recon="$1"; train="$2"; repo="$3"; tmp="$4"
+recon="$1"; train="$2"; repo="$3"; tmp="$4"; train_li="${5:-}"
 mkdir -p "$tmp"
 fails=0; passes=0
 expect_fail() {  # expect_fail "<substring of the error>" args...
@@ -111,5 +111,25 @@ pid=$!
 sleep 4; kill -INT $pid; wait $pid; rc=$?
 if [ $rc -eq 130 ] && grep -q "continue with --resume" "$tmp/tint.txt"; then passes=$((passes+1)); else
   echo "FAIL: SIGINT in training (rc=$rc): $(tail -3 "$tmp/tint.txt")"; fails=$((fails+1)); fi
+# the learned initialisation: prilo-train-li checks its output first, a tiny run, the -li methods
+if [ -n "$train_li" ]; then
+  expect_fail "--output $tmp/no-such-dir/li.prw: the folder $tmp/no-such-dir does not exist" "$train_li" --epochs 1 \
+    --output "$tmp/no-such-dir/li.prw"
+  expect_fail "--validation 500: needs fewer than the 300 training images" "$train_li" --train-limit 300 \
+    --validation 500 --epochs 1 --output "$tmp/li.prw"
+  expect_ok "$train_li" --train-limit 300 --validation 100 --epochs 1 --batch-size 50 --threads 1 --output "$tmp/li.prw"
+  expect_ok test -s "$tmp/li.prw"
+  expect_ok "$recon" --count 2 --restarts 2 --config "$tmp/quick.json" --methods dpr-li,prilo-li,prilo-chain-li \
+    --li-weights "$tmp/li.prw" --quiet --json "$tmp/li.json"
+  expect_fail "prilo-train-li --dataset mnist --operator gaussian-real --measurements 200 --seed 3" "$recon" \
+    --operator gaussian-real --seed 3 --methods dpr-li --li-weights "$tmp/no-such-li.prw" --count 1 --quiet
+  expect_fail "trained for the fourier operator, not gaussian-real" "$recon" --operator gaussian-real \
+    --methods dpr-li --li-weights "$tmp/li.prw" --count 1 --quiet
+  "$train_li" --train-limit 3000 --validation 100 --epochs 500 --threads 1 -o "$tmp/li-int.prw" >"$tmp/lint.txt" 2>&1 &
+  pid=$!
+  sleep 4; kill -INT $pid; wait $pid; rc=$?
+  if [ $rc -eq 130 ] && grep -q "holds epoch" "$tmp/lint.txt"; then passes=$((passes+1)); else
+    echo "FAIL: SIGINT in prilo-train-li (rc=$rc): $(tail -3 "$tmp/lint.txt")"; fails=$((fails+1)); fi
+fi
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

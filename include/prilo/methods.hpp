@@ -1,5 +1,5 @@
-// The paper's method and its baselines by name, as one library call: initialisation (random
-// or MII), the solver with restarts as columns, keep-best, -rx and -resolve; and the metrics
+// The paper's method and its baselines by name, as one library call: initialisation (random,
+// MII or LI), the solver with restarts as columns, keep-best, -rx and -resolve; and the metrics
 // that prilo-reconstruct prints. JSON configs: prilo/io/config.hpp.
 #pragma once
 
@@ -36,9 +36,9 @@ enum class OperatorKind { any, fourier, gaussian };
 inline const std::vector<std::string>& method_names() {
   // clang-format off
   static const std::vector<std::string> names = {
-      "er", "hio", "dpr", "dpr-mii",
-      "prilo", "prilo-mii", "prilo-rx", "prilo-mii-rx", "prilo-mii-resolve", "prilo-mii-rx-resolve",
-      "prilo-chain", "prilo-chain-mii", "prilo-chain-mii-resolve",
+      "er", "hio", "dpr", "dpr-mii", "dpr-li",
+      "prilo", "prilo-mii", "prilo-li", "prilo-rx", "prilo-mii-rx", "prilo-mii-resolve", "prilo-mii-rx-resolve",
+      "prilo-chain", "prilo-chain-mii", "prilo-chain-li", "prilo-chain-mii-resolve",
       "spectral", "wf", "taf"};
   // clang-format on
   return names;
@@ -52,20 +52,22 @@ inline std::string join(const std::vector<std::string>& parts, std::string_view 
 }
 }  // namespace detail
 
-/// A method, parsed from its name: <family>[-chain][-mii][-rx][-resolve].
+/// A method, parsed from its name: <family>[-chain][-mii|-li][-rx][-resolve].
 ///   er, hio          Fienup's error reduction and hybrid input-output (Fourier only)
 ///   dpr              DPR (Hand et al.)
 ///   prilo            PRILO, the A/B/C reading (ReconstructionConfig::prilo)
 ///   prilo-chain      PRILO, the chained reading (ReconstructionConfig::prilo_chain)
 ///   spectral, wf, taf  spectral start, Wirtinger flow, truncated amplitude flow (Gaussian only)
 ///   -mii             magnitude-informed initialisation instead of random latent starts
+///   -li              the learned initialisation: starts from a trained encoder's E(y)
+///                    (MethodOptions::li; prilo-train-li trains it, docs/li.md)
 ///   -rx              the output may be a range-extended image of a forward phase
 ///   -resolve         the shift/reflection of the base method's and HIO's solutions that the
 ///                    VAE finds most plausible (Fourier only)
 struct MethodSpec {
   std::string name;
   MethodFamily family = MethodFamily::prilo;
-  LatentStart start = LatentStart::random;                   ///< -mii: LatentStart::mii
+  LatentStart start = LatentStart::random;                   ///< -mii: LatentStart::mii, -li: LatentStart::li
   PriloReading reading = PriloReading::back_project_refine;  ///< prilo-chain: chained
   bool range_extended = false;                               ///< -rx
   bool resolve = false;                                      ///< -resolve
@@ -98,7 +100,10 @@ inline MethodSpec parse_method(std::string_view name) {
   };
   m.resolve = take_suffix("-resolve");
   m.range_extended = take_suffix("-rx");
-  if (take_suffix("-mii")) m.start = LatentStart::mii;
+  if (take_suffix("-mii"))
+    m.start = LatentStart::mii;
+  else if (take_suffix("-li"))
+    m.start = LatentStart::li;
   if (take_suffix("-chain")) m.reading = PriloReading::chained;
   static const std::map<std::string_view, MethodFamily> families = {{"er", MethodFamily::er},
                                                                     {"hio", MethodFamily::hio},
@@ -200,6 +205,8 @@ struct ReconstructionConfig {
     return o;
   }();
   ResolveOptions resolve{};
+  /// LI's perturbation of restarts 1 … R−1 (the paper's σ = 0.05; config "li": {"sigma"}).
+  double li_sigma = 0.05;
   SpectralOptions spectral{};
   OrthogonalityOptions orthogonality{};  ///< taf's start
   WirtingerFlowOptions<T> wf{};
@@ -250,6 +257,9 @@ struct MethodOptions {
   /// Where the columns are solved: this process (default) or its part of a distributed run
   /// (mpi::any_run; restart.blocks.blocks must then be fixed). Results are the same.
   AnyRun<T> run{};
+  /// The encoder of the -li methods (trained on the same operator: checked), which must
+  /// outlive the run; the -li methods fail without one.
+  const LiEncoder<T>* li = nullptr;
 };
 
 /// What a method returned.
@@ -291,6 +301,18 @@ void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
   if (m.operator_kind() == OperatorKind::gaussian && fourier)
     throw invalid_input("method " + m.name + " needs a Gaussian operator, not Fourier2d");
   if (m.family == MethodFamily::prilo) (void)cfg.prilo_options(parse_method(m.base()));
+}
+
+/// invalid_input unless a -li method has an encoder (MethodOptions::li) trained on op; a no-op
+/// for the other methods.
+template <MeasurementOperator Op, class T>
+void check_li(const MethodSpec& m, const Op& op, const LiEncoder<T>* li) {
+  if (m.start != LatentStart::li) return;
+  if (!li)
+    throw invalid_input("method " + m.name +
+                        " needs a learned-initialisation encoder (MethodOptions::li; prilo-reconstruct --li-weights, "
+                        "trained by prilo-train-li)");
+  li->check_operator(op, "method " + m.name + ": the LI encoder");
 }
 
 namespace detail {
@@ -372,6 +394,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const nn
                            const Mat<T>& y, const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                            ResolveInputs<T> inputs = {}) {
   check_method<Op>(m, cfg);
+  check_li(m, op, opt.li);
   const auto t0 = std::chrono::steady_clock::now();
   MethodResult<T> out{.method = m.name};
   auto progress = [&]() -> ProgressFn {
@@ -388,15 +411,20 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const nn
     if (b.family == MethodFamily::dpr || b.family == MethodFamily::prilo) {
       decltype(auto) gen = place.generator(vae.decoder());  // the host decoder, or its upload
       decltype(auto) lop = place.op(op);
+      const LearnedStart<T> li{.encoder = opt.li, .sigma = cfg.li_sigma};
       if (b.family == MethodFamily::dpr) {
         auto o = cfg.dpr;
         o.progress = progress();
         o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
+        if (b.start == LatentStart::li)
+          return keep(reconstruct_dpr(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
         return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
       }
       auto o = cfg.prilo_options(b, opt.ablation);
       o.progress = progress();
       o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
+      if (b.start == LatentStart::li)
+        return keep(reconstruct_prilo(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
       return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
     }
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
@@ -447,7 +475,10 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
                                          const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
                                          const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                                          std::vector<std::string>* unfinished = nullptr) {
-  for (const auto& m : methods) check_method<Op>(m, cfg);
+  for (const auto& m : methods) {
+    check_method<Op>(m, cfg);
+    check_li(m, op, opt.li);
+  }
   std::vector<MethodResult<T>> out;
   out.reserve(methods.size());
   auto earlier = [&](const std::string& name) -> const Mat<T>* {

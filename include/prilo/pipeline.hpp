@@ -1,4 +1,4 @@
-// The paper's method as library calls: starts (random or MII), a solver with restarts as
+// The paper's method as library calls: starts (random, MII or LI), a solver with restarts as
 // columns on column blocks (one per thread), keep-best per image, and -resolve.
 #pragma once
 
@@ -9,6 +9,7 @@
 
 #include "exec/executor.hpp"
 #include "init/initialisers.hpp"
+#include "init/li.hpp"
 #include "nn/vae.hpp"
 #include "operators/magnitude_loss.hpp"
 #include "solvers/column_blocks.hpp"
@@ -18,10 +19,19 @@
 
 namespace prilo {
 
-/// Where the latent solvers start: z0 ~ N(0, I), or MII (the paper's Eq. 8: the best of
+/// Where the latent solvers start: z0 ~ N(0, I), MII (the paper's Eq. 8: the best of
 /// `MiiOptions::candidates` sampled latents by magnitude error; restart r starts from the
-/// (r+1)-th best).
-enum class LatentStart { random, mii };
+/// (r+1)-th best), or LI (the paper's learned initialisation: z0 = E(y) from a trained encoder,
+/// restarts perturbed; the overloads that take a LearnedStart).
+enum class LatentStart { random, mii, li };
+
+/// LI's starts: the trained encoder (prilo/init/li.hpp) and the standard deviation of the
+/// perturbation of restarts 1 … R−1 (the paper's σ = 0.05; restart 0 starts at E(y) itself).
+template <class T>
+struct LearnedStart {
+  const LiEncoder<T>* encoder = nullptr;
+  double sigma = 0.05;
+};
 
 /// Restarts and threading of a reconstruction: every image is solved `restarts` times, the
 /// B·R problems as one batch of columns (restart r of image j in column r·B + j), split into
@@ -125,26 +135,51 @@ RestartResult<T> solve_restarts(const Op& op, const Mat<T>& y, const Mat<T>& sta
 }
 
 /// The latent starts of `restarts` restarts per measurement column of `loss`: random, or MII.
+/// (LI needs its encoder and the host measurements: the overload below.)
 template <Generator G, class Loss, class T = typename G::scalar>
 Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int restarts, const MiiOptions& mii, Rng& rng) {
   if (restarts < 1) detail::fail("latent_starts: restarts must be >= 1, got ", restarts);
+  if (start == LatentStart::li)
+    detail::fail("latent_starts: LatentStart::li needs the encoder: call latent_starts(gen, y, LearnedStart, ...)");
   return start == LatentStart::mii ? mii_latents(gen, loss, restarts, mii, rng)
                                    : random_latents(gen, loss.batch() * restarts, rng);
 }
 
+/// LI's starts for the host measurements y (li_latents: column r·B + j for restart r of image
+/// j; restart 0 at E(y_j), the others E(y_j) + σ·ε); invalid_input without an encoder or when
+/// its latent is not the generator's.
+template <Generator G, class T = typename G::scalar>
+Mat<T> latent_starts(const G& gen, const Mat<T>& y, const LearnedStart<T>& li, int restarts, Rng& rng) {
+  if (!li.encoder) detail::fail("latent_starts: LatentStart::li without an encoder (LearnedStart::encoder)");
+  if (li.encoder->latent_dim() != gen.dim(0))
+    detail::fail("latent_starts: the LI encoder gives latents of ", li.encoder->latent_dim(),
+                 " entries, the generator takes ", gen.dim(0));
+  return li_latents(*li.encoder, y, restarts, li.sigma, rng);
+}
+
 namespace detail {
-/// A latent solver from random or MII starts, with restarts: what reconstruct_dpr and
-/// reconstruct_prilo share; `solve` runs the solver on one column block.
+/// A latent solver from random, MII or LI starts, with restarts: what reconstruct_dpr and
+/// reconstruct_prilo share; `solve` runs the solver on one column block. `li` is read for
+/// LatentStart::li only.
 template <Generator G, class Op, class Options, class Solve, class Run, class T = typename G::scalar>
 RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y, LatentStart start,
-                                    const MiiOptions& mii, const Options& opt, Rng& rng, const RestartOptions& ro,
-                                    Solve&& solve, const Run& run) {
-  const auto loss = make_magnitude_loss(op, y);
-  const Mat<T> z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
+                                    const MiiOptions& mii, const LearnedStart<T>& li, const Options& opt, Rng& rng,
+                                    const RestartOptions& ro, Solve&& solve, const Run& run) {
+  Flops f{};
+  Mat<T> z0;
+  if (start == LatentStart::li) {
+    z0 = latent_starts(gen, y, li, ro.restarts, rng);
+    f.products = double(y.cols()) * li.encoder->flops_per_column();  // one encoding per image
+  } else {
+    const auto loss = make_magnitude_loss(op, y);
+    z0 = latent_starts(gen, loss, start, ro.restarts, mii, rng);
+    if (start == LatentStart::mii) {  // the candidates' decoding and scoring
+      f = Flops{double(mii.candidates) * forward_flops(gen, 0, gen.depth()), 0};
+      if constexpr (requires { loss.scores_flops(mii.candidates); }) f += loss.scores_flops(mii.candidates);
+    }
+  }
   RestartResult<T> out = solve_restarts(op, y, z0, opt, rng, ro, std::forward<Solve>(solve), run);
-  if (start == LatentStart::mii) {  // the candidates' decoding and scoring
-    Flops f{double(mii.candidates) * forward_flops(gen, 0, gen.depth()), 0};
-    if constexpr (requires { loss.scores_flops(mii.candidates); }) f += loss.scores_flops(mii.candidates);
+  if (start != LatentStart::random) {
     out.best.flops += f;
     if (ro.keep_all) out.all.flops += f;
   }
@@ -161,7 +196,18 @@ RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, La
                                  const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
                                  const Run& run = {}) {
   return detail::reconstruct_latent(
-      gen, op, y, start, mii, opt, rng, ro,
+      gen, op, y, start, mii, LearnedStart<T>{}, opt, rng, ro,
+      [&](const auto& l, auto s, Rng& g, const DprOptions<T>& o) { return dpr<Policies>(gen, l, std::move(s), o, g); },
+      run);
+}
+/// DPR-LI: DPR from the learned initialisation's starts (LearnedStart: the encoder, trained on
+/// this operator, and σ), with restarts.
+template <class Policies = PaperPolicies, Generator G, class Op, class Run = LocalRun, class T = typename G::scalar>
+RestartResult<T> reconstruct_dpr(const G& gen, const Op& op, const Mat<T>& y, const LearnedStart<T>& li,
+                                 const DprOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
+                                 const Run& run = {}) {
+  return detail::reconstruct_latent(
+      gen, op, y, LatentStart::li, MiiOptions{}, li, opt, rng, ro,
       [&](const auto& l, auto s, Rng& g, const DprOptions<T>& o) { return dpr<Policies>(gen, l, std::move(s), o, g); },
       run);
 }
@@ -174,7 +220,19 @@ RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, 
                                    const MiiOptions& mii, const PriloOptions<T>& opt, Rng& rng,
                                    const RestartOptions& ro = {}, const Run& run = {}) {
   return detail::reconstruct_latent(
-      gen, op, y, start, mii, opt, rng, ro,
+      gen, op, y, start, mii, LearnedStart<T>{}, opt, rng, ro,
+      [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& o) {
+        return prilo_solve<Policies>(gen, l, std::move(s), o, g);
+      },
+      run);
+}
+/// PRILO-LI: PRILO (either reading) from the learned initialisation's starts, with restarts.
+template <class Policies = PaperPolicies, Generator G, class Op, class Run = LocalRun, class T = typename G::scalar>
+RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, const LearnedStart<T>& li,
+                                   const PriloOptions<T>& opt, Rng& rng, const RestartOptions& ro = {},
+                                   const Run& run = {}) {
+  return detail::reconstruct_latent(
+      gen, op, y, LatentStart::li, MiiOptions{}, li, opt, rng, ro,
       [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& o) {
         return prilo_solve<Policies>(gen, l, std::move(s), o, g);
       },

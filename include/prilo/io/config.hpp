@@ -123,7 +123,8 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// (enabled, eta, gamma: every latent solver's gradient noise), "mii" (candidates), "er"
 /// (iterations), "hio" (iterations, beta, final_er), "dpr" (a phase), "prilo" and
 /// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
-/// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight).
+/// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight),
+/// "li" (sigma: the learned initialisation's restart perturbation).
 /// Missing values keep ReconstructionConfig's defaults; other top-level keys ("comment") are
 /// ignored; unknown phase options are errors. Throws invalid_input for bad values (and wrong
 /// types, numbers out of range) and nlohmann::json::exception for other malformed values.
@@ -145,6 +146,10 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
+  }
+  if (j.contains("li")) {
+    c.li_sigma = detail::real_or(j.at("li"), "sigma", 0.05, "li");
+    if (!(c.li_sigma >= 0) || !std::isfinite(c.li_sigma)) throw invalid_input("li.sigma must be finite and >= 0");
   }
   if (j.contains("er")) c.er.iterations = detail::int_or(j.at("er"), "iterations", 1000, "er");
   if (j.contains("hio")) {

@@ -1,0 +1,294 @@
+// The learned initialisation (LI, prilo/init/li.hpp): the critic's gradient-penalty gradient and
+// the encoder's training gradient against finite differences, the encoder's input and files,
+// its starts, the -li methods, and the shipped MNIST encoder against MII on held training images.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <prilo/init/li.hpp>
+#include <prilo/methods.hpp>
+#include <prilo/nn/vae_io.hpp>
+#include <prilo/prilo.hpp>
+#include <string>
+
+using namespace prilo;
+namespace fs = std::filesystem;
+
+namespace {
+std::string data_dir() {
+  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
+  return std::string(PRILO_SOURCE_DIR) + "/data";
+}
+
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+/// max_k |analytic_k − fd_k| / max(1, |fd_k|) over every entry of every parameter, central
+/// differences of `loss` with step h.
+template <class T, class Loss>
+double max_fd_error(nn::ParamList<T> params, Loss&& loss, double h = 1e-6) {
+  double worst = 0;
+  for (auto& p : params)
+    for (Eigen::Index i = 0; i < p.value.size(); ++i) {
+      const T keep = p.value.data()[i];
+      p.value.data()[i] = keep + h;
+      const double up = loss();
+      p.value.data()[i] = keep - h;
+      const double down = loss();
+      p.value.data()[i] = keep;
+      const double fd = (up - down) / (2 * h);
+      worst = std::max(worst, std::abs(double(p.grad.data()[i]) - fd) / std::max(1.0, std::abs(fd)));
+    }
+  return worst;
+}
+
+LiSpec tiny_fourier_spec() {
+  return {.op = LiOperator::fourier, .height = 8, .width = 8, .hidden = 6, .latent = 4};
+}
+}  // namespace
+
+TEST_CASE("WGAN-GP critic: input gradient and the gradient-penalty weight gradient match finite differences") {
+  using T = double;
+  Rng rng(11);
+  const Eigen::Index n = 7, B = 5;
+  WganCritic<T> critic(n, 6, 3);
+  const Mat<T> x = rng.normal_matrix<T>(n, B), xf = rng.normal_matrix<T>(n, B);
+  Vec<T> t(B);
+  for (Eigen::Index j = 0; j < B; ++j) t(j) = T(rng.uniform());
+
+  // ∇_x D against finite differences of D
+  const Mat<T> g = critic.input_gradient(x);
+  double worst_in = 0;
+  for (Eigen::Index j = 0; j < B; ++j)
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Mat<T> a = x.col(j), b = x.col(j);
+      a(i, 0) += 1e-6;
+      b(i, 0) -= 1e-6;
+      const double fd = (critic.score(a)(0, 0) - critic.score(b)(0, 0)) / 2e-6;
+      worst_in = std::max(worst_in, std::abs(g(i, j) - fd));
+    }
+  CHECK(worst_in < 1e-7);
+
+  // the whole critic loss (Wasserstein term + λ(‖∇D(x̃)‖ − 1)²), λ = 10 as in WGAN-GP
+  for (const double lambda : {0.0, 10.0}) {
+    critic.zero_grad();
+    const auto l = critic.loss(x, xf, t, lambda, true);
+    CHECK(l.penalty >= 0);
+    CHECK(l.total == doctest::Approx(l.wasserstein + l.penalty));
+    const double err =
+        max_fd_error<T>(critic.parameters(), [&] { return double(critic.loss(x, xf, t, lambda, false).total); });
+    CHECK_MESSAGE(err < 1e-6, "lambda ", lambda, ": max relative error ", err);
+  }
+  // the penalty alone has a nonzero weight gradient (the masks are held, the weights are not)
+  critic.zero_grad();
+  (void)critic.loss(x, x, t, 10.0, true);  // real = fake: the Wasserstein term's gradient cancels
+  double gsum = 0;
+  for (auto& p : critic.parameters()) gsum += p.grad.norm();
+  CHECK(gsum > 1e-3);
+  CHECK_THROWS_AS(critic.loss(x, Mat<T>(xf.leftCols(2)), t, 10.0, false), invalid_input);
+}
+
+TEST_CASE(
+    "LI encoder training loss: MSE + adversarial gradient through the frozen generator matches finite differences") {
+  using T = double;
+  const nn::Vae<T> vae(64, 16, 4, 5);
+  Fourier2d<T> F(8, 8);
+  Rng rng(6);
+  const Mat<T> x = Mat<T>(rng.normal_matrix<T>(64, 6)).cwiseAbs().cwiseMin(1.0);
+  LiEncoder<T> enc(tiny_fourier_spec(), 9);
+  enc.fit_standardisation(enc.reduce(measure(F, x)));
+  const Mat<T> feats = enc.features(measure(F, x));
+  WganCritic<T> critic(64, 8, 2);
+  for (const double w : {0.0, 0.3}) {
+    enc.zero_grad();
+    const auto l = li_encoder_loss(enc, vae.decoder(), &critic, feats, x, T(w), true);
+    CHECK(l.mse == doctest::Approx((vae.decoder()(enc.network()(feats)) - x).squaredNorm() / (64.0 * 6)));
+    const double err = max_fd_error<T>(enc.parameters(), [&] {
+      return double(li_encoder_loss(enc, vae.decoder(), &critic, feats, x, T(w), false).total);
+    });
+    CHECK_MESSAGE(err < 1e-6, "adversarial weight ", w, ": max relative error ", err);
+  }
+  // the generator and the critic are frozen: the loss leaves their gradients untouched
+  CHECK_THROWS_AS(li_encoder_loss(enc, vae.decoder(), &critic, Mat<T>(feats.topRows(3)), x, T(0), false),
+                  invalid_input);
+}
+
+TEST_CASE("LI encoder input: the half spectrum is MagnitudeLoss's, standardised; starts keep restart 0 at E(y)") {
+  using T = double;
+  Fourier2d<T> F(8, 8);
+  Rng rng(2);
+  const Mat<T> x = Mat<T>(rng.normal_matrix<T>(64, 4)).cwiseAbs();
+  const Mat<T> y = measure(F, x);
+  LiEncoder<T> enc(tiny_fourier_spec(), 1);
+  const MagnitudeLoss<Fourier2d<T>> loss(F, y);
+  CHECK((enc.reduce(y) - loss.half_measurements()).norm() < 1e-12);
+  enc.fit_standardisation(enc.reduce(y));
+  const Mat<T> f = enc.features(y);
+  CHECK(f.rowwise().mean().cwiseAbs().maxCoeff() < 1e-10);
+  LiSpec logspec = tiny_fourier_spec();
+  logspec.transform = LiTransform::log1p;
+  CHECK((LiEncoder<T>(logspec, 1).reduce(y) - loss.half_measurements().array().log1p().matrix()).norm() < 1e-12);
+
+  Rng r1(3);
+  const Mat<T> z = li_latents(enc, y, 3, 0.05, r1);
+  REQUIRE(z.cols() == 12);
+  const Mat<T> e = enc.encode(y);
+  CHECK(z.leftCols(4) == e);
+  const double spread = (z.middleCols(4, 4) - e).norm() / std::sqrt(4.0 * 4);
+  CHECK(spread > 0.02);
+  CHECK(spread < 0.1);
+  CHECK_THROWS_AS(li_latents(enc, y, 0, 0.05, r1), invalid_input);
+  CHECK_THROWS_AS(li_latents(enc, y, 2, -1.0, r1), invalid_input);
+  const std::string bad = error_of([&] { (void)enc.encode(Mat<T>::Ones(63, 2)); });
+  CHECK_MESSAGE(bad.find("LI encoder measurements y: expected a 64x2 matrix, got 63x2") != std::string::npos, bad);
+}
+
+TEST_CASE("LI encoder files: saved and loaded by name; the operator is checked; bad files name the problem") {
+  using T = float;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR);
+  fs::create_directories(dir);
+  GaussianReal<T> A(30, 64, 17);
+  LiEncoder<T> enc({.op = LiOperator::gaussian_real,
+                    .height = 8,
+                    .width = 8,
+                    .measurements = 30,
+                    .operator_seed = 17,
+                    .transform = LiTransform::log1p,
+                    .hidden = 10,
+                    .latent = 4},
+                   4);
+  Rng rng(5);
+  const Mat<T> x = Mat<T>(rng.normal_matrix<T>(64, 3)).cwiseAbs();
+  const Mat<T> y = measure(A, x);
+  enc.fit_standardisation(enc.reduce(measure(A, Mat<T>(Mat<T>(rng.normal_matrix<T>(64, 20)).cwiseAbs()))));
+  enc.set_operator(A);
+  save_li_encoder(dir / "li.prw", enc);
+  auto back = load_li_encoder<T>(dir / "li.prw");
+  CHECK(back.spec().op == LiOperator::gaussian_real);
+  CHECK(back.spec().operator_seed == 17);
+  CHECK(back.spec().transform == LiTransform::log1p);
+  CHECK(back.encode(y) == enc.encode(y));
+  back.check_operator(A);
+
+  // by name: the file's order does not matter
+  auto f = io::load_weights<T>(dir / "li.prw");
+  std::reverse(f.tensors.begin(), f.tensors.end());
+  io::save_weights(dir / "li-reversed.prw", f);
+  CHECK(load_li_encoder<T>(dir / "li-reversed.prw").encode(y) == enc.encode(y));
+
+  // another seed's matrix, another operator kind, another size
+  std::string e = error_of([&] { back.check_operator(GaussianReal<T>(30, 64, 18)); });
+  CHECK_MESSAGE((e.find("trained on another measurement operator") != std::string::npos &&
+                 e.find("seed 17") != std::string::npos && e.find("--seed 10") != std::string::npos),
+                e);
+  e = error_of([&] { back.check_operator(GaussianComplex<T>(30, 64, 17)); });
+  CHECK_MESSAGE(e.find("trained for the gaussian-real operator, not gaussian-complex") != std::string::npos, e);
+  e = error_of([&] { back.check_operator(GaussianReal<T>(31, 64, 17)); });
+  CHECK_MESSAGE(e.find("trained for 30 measurements") != std::string::npos, e);
+  e = error_of([&] { back.check_operator(Fourier2d<T>(8, 8)); });
+  CHECK_MESSAGE(e.find("not fourier") != std::string::npos, e);
+
+  e = error_of([&] { (void)load_li_encoder<T>(dir / "no-such-li.prw"); });
+  CHECK_MESSAGE(e.find("no-such-li.prw") != std::string::npos, e);
+  nn::Vae<T> vae(64, 8, 4, 1);
+  nn::save_vae(dir / "not-li.prw", vae);
+  e = error_of([&] { (void)load_li_encoder<T>(dir / "not-li.prw"); });
+  CHECK_MESSAGE(e.find("is not an LI encoder") != std::string::npos, e);
+  auto g = io::load_weights<T>(dir / "li.prw");
+  g.tensors.erase(g.tensors.begin());  // "encoder.0.weight"
+  io::save_weights(dir / "li-missing.prw", g);
+  e = error_of([&] { (void)load_li_encoder<T>(dir / "li-missing.prw"); });
+  CHECK_MESSAGE(e.find("no tensor named \"encoder.0.weight\"") != std::string::npos, e);
+  CHECK_THROWS_AS(LiEncoder<T>(LiSpec{.op = LiOperator::gaussian_real, .measurements = 0}, 1), invalid_input);
+}
+
+TEST_CASE("-li methods: names, parsing, and clear errors without a matching encoder") {
+  for (const char* name : {"dpr-li", "prilo-li", "prilo-chain-li"}) {
+    const MethodSpec m = parse_method(name);
+    CHECK(m.start == LatentStart::li);
+    CHECK(!m.resolve);
+    CHECK(!m.range_extended);
+    CHECK(std::find(method_names().begin(), method_names().end(), name) != method_names().end());
+  }
+  CHECK(parse_method("dpr-li").family == MethodFamily::dpr);
+  CHECK(parse_method("prilo-li").reading == PriloReading::back_project_refine);
+  CHECK(parse_method("prilo-chain-li").reading == PriloReading::chained);
+  CHECK(parse_method("prilo-mii").start == LatentStart::mii);
+  CHECK_THROWS_AS(parse_method("hio-li"), invalid_input);
+  CHECK_THROWS_AS(parse_method("prilo-li-mii"), invalid_input);
+
+  using T = float;
+  const nn::Vae<T> vae(64, 16, 4, 3);
+  Fourier2d<T> F(8, 8);
+  Rng rng(1);
+  const Mat<T> y = measure(F, Mat<T>(Mat<T>(rng.normal_matrix<T>(64, 2)).cwiseAbs()));
+  ReconstructionConfig<T> cfg;
+  cfg.dpr.phase.steps = 3;
+  MethodOptions<T> opt{.restart = {.restarts = 2}};
+  std::string e = error_of([&] { (void)run_method(parse_method("dpr-li"), vae, F, y, cfg, opt); });
+  CHECK_MESSAGE(e.find("method dpr-li needs a learned-initialisation encoder") != std::string::npos, e);
+  e = error_of([&] { (void)reconstruct(parse_methods("dpr,dpr-li"), vae, F, y, cfg, opt); });
+  CHECK_MESSAGE(e.find("dpr-li needs a learned-initialisation encoder") != std::string::npos, e);
+  LiEncoder<T> other({.op = LiOperator::fourier, .height = 4, .width = 16, .hidden = 5, .latent = 4}, 1);
+  opt.li = &other;
+  e = error_of([&] { (void)run_method(parse_method("dpr-li"), vae, F, y, cfg, opt); });
+  CHECK_MESSAGE(e.find("method dpr-li: the LI encoder: trained for 4x16 DFT measurements") != std::string::npos, e);
+  LiEncoder<T> wrong_latent({.op = LiOperator::fourier, .height = 8, .width = 8, .hidden = 5, .latent = 6}, 1);
+  wrong_latent.set_operator(F);
+  opt.li = &wrong_latent;
+  e = error_of([&] { (void)run_method(parse_method("dpr-li"), vae, F, y, cfg, opt); });
+  CHECK_MESSAGE(e.find("latents of 6 entries, the generator takes 4") != std::string::npos, e);
+  CHECK_THROWS_AS(
+      latent_starts(vae.decoder(), MagnitudeLoss<Fourier2d<T>>(F, y), LatentStart::li, 1, MiiOptions{}, rng),
+      invalid_input);
+
+  // a working encoder: the -li methods run, restart 0 from E(y), and the encoder is counted
+  LiEncoder<T> enc({.op = LiOperator::fourier, .height = 8, .width = 8, .hidden = 5, .latent = 4}, 2);
+  enc.set_operator(F);
+  opt.li = &enc;
+  const auto r = run_method(parse_method("dpr-li"), vae, F, y, cfg, opt);
+  CHECK(r.best.x.cols() == 2);
+  CHECK(r.best.x.allFinite());
+  const auto plain = run_method(parse_method("dpr"), vae, F, y, cfg, opt);
+  CHECK(r.flops.products > 0);
+  CHECK(r.flops.products - plain.flops.products == doctest::Approx(2 * enc.flops_per_column()).epsilon(1e-9));
+  CHECK(enc.flops_per_column() == 2.0 * (42 * 5 + 5 * 5 + 5 * 4));
+  cfg.prilo.initial.steps = 2;
+  cfg.prilo.stages.push_back({.layer = 1, .forward = {.steps = 2}, .back = {.steps = 2}, .refine = {.steps = 2}});
+  cfg.prilo_chain.initial.steps = 2;
+  cfg.prilo_chain.stages.push_back({.layer = 1, .forward = {.steps = 2}});
+  const auto all = reconstruct(parse_methods("dpr-li,prilo-li,prilo-chain-li"), vae, F, y, cfg, opt);
+  CHECK(all.size() == 3);
+}
+
+TEST_CASE("the shipped MNIST encoder: LI's starts have lower magnitude errors than MII's on held training images") {
+  // the last images of the training split: prilo-train-li holds them out (--validation 2000)
+  using T = float;
+  const fs::path li_path = fs::path(PRILO_SOURCE_DIR) / "models/li-mnist-fourier.prw";
+  const fs::path vae_path = fs::path(PRILO_SOURCE_DIR) / "models/vae-mnist.prw";
+  REQUIRE_MESSAGE(fs::exists(li_path), li_path.string(),
+                  " is missing: train it with prilo-train-li --dataset mnist --operator fourier (docs/li.md)");
+  const auto enc = load_li_encoder<T>(li_path);
+  const auto vae = nn::load_vae<T>(vae_path);
+  const auto data = io::load_dataset<T>(data_dir(), "mnist", "train", 60000 - 128, 128);
+  Fourier2d<T> F(28, 28);
+  enc.check_operator(F);
+  const Mat<T> y = measure(F, data.images);
+  const MagnitudeLoss<Fourier2d<T>> loss(F, y);
+  Rng rng(7);
+  const Mat<T> z_li = latent_starts(vae.decoder(), y, LearnedStart<T>{.encoder = &enc}, 1, rng);
+  const Mat<T> z_mii = latent_starts(vae.decoder(), loss, LatentStart::mii, 1, MiiOptions{}, rng);
+  const Vec<T> e_li = loss.value(vae.decoder()(z_li)), e_mii = loss.value(vae.decoder()(z_mii));
+  const double mean_li = e_li.mean(), mean_mii = e_mii.mean();
+  const double wins = double((e_li.array() < e_mii.array()).count()) / double(e_li.size());
+  MESSAGE("mean magnitude error of the starts: LI ", mean_li, ", MII (5000 candidates) ", mean_mii, "; LI lower on ",
+          100 * wins, " % of the images");
+  CHECK(mean_li < mean_mii);
+  CHECK(wins > 0.5);
+}
