@@ -33,7 +33,7 @@ struct Settings {
   int measurements = 200, epochs = 20, batch = 128, threads = 0, hidden = 500, critic_hidden = 256, log_every = 0;
   long limit = 0, validation = 2000;
   std::uint64_t seed = 0;
-  double lr = 1e-3, critic_lr = 1e-4, adversarial = 0, gp = 10;
+  double lr = 1e-3, critic_lr = 1e-4, adversarial = 0.01, gp = 10;
 };
 
 struct Validation {
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", st.batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", st.lr, "Adam learning rate of the encoder")->check(CLI::PositiveNumber);
   app.add_option("--adversarial-weight", st.adversarial,
-                 "Weight of the WGAN-GP adversarial term (0, the default: image MSE only, no critic; the paper used "
+                 "Weight of the WGAN-GP adversarial term (default 0.01; 0: image MSE only, no critic; the paper used "
                  "0.1 with its own MSE scale, which diverged here: docs/li.md)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--critic-lr", st.critic_lr, "Adam learning rate of the critic (betas 0.5, 0.9)")

@@ -258,7 +258,7 @@ TEST_CASE("-li methods: names, parsing, and clear errors without a matching enco
   const auto plain = run_method(parse_method("dpr"), vae, F, y, cfg, opt);
   CHECK(r.flops.products > 0);
   CHECK(r.flops.products - plain.flops.products == doctest::Approx(2 * enc.flops_per_column()).epsilon(1e-9));
-  CHECK(enc.flops_per_column() == 2.0 * (42 * 5 + 5 * 5 + 5 * 4));
+  CHECK(enc.flops_per_column() == 2.0 * (40 * 5 + 5 * 5 + 5 * 4));  // 8 x (8/2 + 1) inputs
   cfg.prilo.initial.steps = 2;
   cfg.prilo.stages.push_back({.layer = 1, .forward = {.steps = 2}, .back = {.steps = 2}, .refine = {.steps = 2}});
   cfg.prilo_chain.initial.steps = 2;
