@@ -1,6 +1,6 @@
-// prilo-train-vae: trains the paper's VAE (appendix A), or the convolutional VAE of issue 12
-// (--arch conv), on MNIST or Fashion-MNIST with the library's own layers, backprop and Adam,
-// and writes the weights file the solvers load.
+// prilo-train-vae: trains the paper's VAE (appendix A), the convolutional VAE of issue 12
+// (--arch conv) or its style VAE (--arch style: z0 fed into every decoder layer), on MNIST or Fashion-MNIST with the
+// library's own layers, backprop and Adam, and writes the weights file the solvers load.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include <prilo/io/idx.hpp>
 #include <prilo/nn/checkpoint.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
+#include <prilo/nn/style_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/report.hpp>
@@ -25,6 +26,9 @@ void save_model(const std::string& path, nn::Vae<T>& vae) {
 void save_model(const std::string& path, nn::ConvVae<T>& vae) {
   nn::save_conv_vae(path, vae);
 }
+void save_model(const std::string& path, nn::StyleVae<T>& vae) {
+  nn::save_style_vae(path, vae);
+}
 
 struct Options {
   std::string dataset, out;
@@ -34,7 +38,7 @@ struct Options {
   bool resume = false;
 };
 
-/// Trains `vae` (nn::Vae or nn::ConvVae: the same loss, checkpoints and protocol) and writes
+/// Trains `vae` (nn::Vae, nn::ConvVae or nn::StyleVae: the same loss, checkpoints and protocol) and writes
 /// o.out after every epoch; returns the exit status (130 when interrupted).
 template <class Model>
 int train_model(Model& vae, const Options& o, const io::Dataset<T>& train, const io::Dataset<T>& test) {
@@ -117,23 +121,26 @@ int train_model(Model& vae, const Options& o, const io::Dataset<T>& train, const
 int main(int argc, char** argv) {
   CLI::App app{
       "Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3), or a convolutional VAE with a "
-      "DCGAN-like decoder (--arch conv), with prilo"};
+      "DCGAN-like decoder (--arch conv), or with a decoder that feeds z0 into every layer (--arch style), with prilo"};
   std::string dataset = "mnist", out, data_dir = io::default_data_dir(), arch = "mlp";
   int epochs = 100, batch = 100, threads = 0, log_every = 100;
   std::uint64_t seed = 1;
   double lr = 1e-3;
   long limit = 0;
-  app.add_option("--arch", arch,
-                 "mlp: the paper's 784-500-500-100 VAE; conv: encoder Conv(1-32-64, k4 s2) + dense, decoder dense "
-                 "100-64x7x7 + ConvTranspose(64-32-1, k4 s2)")
-      ->check(CLI::IsMember({"mlp", "conv"}));
+  app.add_option(
+         "--arch", arch,
+         "mlp: the paper's 784-500-500-100 VAE; conv: encoder Conv(1-32-64, k4 s2) + dense, decoder dense "
+         "100-64x7x7 + ConvTranspose(64-32-1, k4 s2); style: the conv encoder, decoder [z0; z0] → dense 100-64x7x7 → "
+         "ConvTranspose(64-32-1, k4 s2), each followed by a per-channel modulation by z0")
+      ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--dataset", dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--epochs", epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise");
   app.add_option("--output,-o", out,
-                 "Output weights file (default models/vae-<dataset>.prw, conv: models/convvae-<dataset>.prw)");
+                 "Output weights file (default models/vae-<dataset>.prw, conv: models/convvae-<dataset>.prw, style: "
+                 "models/stylevae-<dataset>.prw)");
   app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")
@@ -148,10 +155,13 @@ int main(int argc, char** argv) {
   if (!evaluate.empty()) {
     try {
       // the file says which VAE it holds
-      const bool conv = io::load_weights<T>(evaluate).arch == nn::conv_vae_arch_tag;
+      const std::string file_arch = io::load_weights<T>(evaluate).arch;
       auto test = io::load_dataset<T>(data_dir, dataset, "test");
-      const double nelbo = conv ? nn::mean_negative_elbo(nn::load_conv_vae<T>(evaluate), test.images, seed + 2)
-                                : nn::mean_negative_elbo(nn::load_vae<T>(evaluate), test.images, seed + 2);
+      const double nelbo = file_arch == nn::conv_vae_arch_tag
+                               ? nn::mean_negative_elbo(nn::load_conv_vae<T>(evaluate), test.images, seed + 2)
+                           : file_arch == nn::style_vae_arch_tag
+                               ? nn::mean_negative_elbo(nn::load_style_vae<T>(evaluate), test.images, seed + 2)
+                               : nn::mean_negative_elbo(nn::load_vae<T>(evaluate), test.images, seed + 2);
       std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(),
                   dataset.c_str(), (unsigned long long)(seed + 2), nelbo);
       return 0;
@@ -160,7 +170,11 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (out.empty()) out = (arch == "conv" ? "models/convvae-" : "models/vae-") + dataset + ".prw";
+  if (out.empty())
+    out = (arch == "conv"    ? "models/convvae-"
+           : arch == "style" ? "models/stylevae-"
+                             : "models/vae-") +
+          dataset + ".prw";
   if (threads > 0) cpu::set_threads(threads);
 
   try {
@@ -176,11 +190,16 @@ int main(int argc, char** argv) {
         arch.c_str(), dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
         (unsigned long long)seed, cpu::threads());
     const Options o{dataset, out, epochs, batch, log_every, seed, lr, resume};
-    if (arch == "conv") {
+    if (arch == "conv" || arch == "style") {
       if (train.rows % 4 != 0 || train.cols % 4 != 0)
-        throw invalid_input("--arch conv needs image sides that are multiples of 4, got " + std::to_string(train.rows) +
-                            "x" + std::to_string(train.cols));
-      nn::ConvVae<T> vae({.image = {1, Eigen::Index(train.rows), Eigen::Index(train.cols)}, .latent = 100}, seed);
+        throw invalid_input("--arch " + arch + " needs image sides that are multiples of 4, got " +
+                            std::to_string(train.rows) + "x" + std::to_string(train.cols));
+      const nn::ConvVaeSizes sizes{.image = {1, Eigen::Index(train.rows), Eigen::Index(train.cols)}, .latent = 100};
+      if (arch == "style") {
+        nn::StyleVae<T> vae(sizes, seed);
+        return train_model(vae, o, train, test);
+      }
+      nn::ConvVae<T> vae(sizes, seed);
       return train_model(vae, o, train, test);
     }
     nn::Vae<T> vae(d, 500, 100, seed);

@@ -104,6 +104,17 @@ expect_fail "no checkpoint to resume from" "$train" "${targs[@]}" --epochs 1 -o 
 expect_ok cmp "$tmp/cfull.prw" "$tmp/cpart.prw"
 expect_ok "$train" --evaluate "$tmp/cfull.prw"
 expect_fail "is not a VAE training checkpoint" "$train" "${targs[@]}" --epochs 2 -o "$tmp/cpart.prw" --resume
+# the style VAE (z0 fed into every decoder layer): resume equals an uninterrupted run, --evaluate
+# recognises "vae-style" and repeats the training's final test loss, another checkpoint is refused
+"$train" --arch style "${targs[@]}" --epochs 2 -o "$tmp/sfull.prw" >"$tmp/sfull.txt" 2>&1
+"$train" --arch style "${targs[@]}" --epochs 1 -o "$tmp/spart.prw" >/dev/null 2>&1
+"$train" --arch style "${targs[@]}" --epochs 2 -o "$tmp/spart.prw" --resume >/dev/null 2>&1
+expect_ok cmp "$tmp/sfull.prw" "$tmp/spart.prw"
+sloss="$(sed -n 's/.*final test loss \([0-9.]*\).*/\1/p' "$tmp/sfull.txt")"
+if [ -n "$sloss" ] && "$train" --evaluate "$tmp/sfull.prw" 2>&1 | grep -qF "negative ELBO (one sample, noise seed 3) $sloss"; then
+  passes=$((passes+1)); else echo "FAIL: --evaluate of a style VAE does not repeat '$sloss'"; fails=$((fails+1)); fi
+expect_fail "is not a style VAE training checkpoint" "$train" --arch style "${targs[@]}" --epochs 2 -o "$tmp/cpart.prw" \
+  --resume
 expect_fail "--arch" "$train" --arch resnet --epochs 1
 # SIGINT during training: exit 130, the last finished epoch's checkpoint named
 "$train" --train-limit 2000 --epochs 200 --threads 1 -o "$tmp/int.prw" >"$tmp/tint.txt" 2>&1 &

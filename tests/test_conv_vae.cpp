@@ -11,6 +11,8 @@
 #include <prilo/testing/checkers.hpp>
 #include <string>
 
+#include "vae_test_helpers.hpp"
+
 #ifndef PRILO_SOURCE_DIR
 #define PRILO_SOURCE_DIR "."
 #endif
@@ -26,26 +28,6 @@ namespace fs = std::filesystem;
 namespace {
 
 const ConvVaeSizes tiny{.image = {1, 8, 8}, .latent = 3, .channels1 = 2, .channels2 = 3};
-
-/// All parameters stacked into one column, and back.
-Mat<T> flatten(const ParamList<T>& ps, bool grads) {
-  Eigen::Index n = 0;
-  for (const auto& p : ps) n += p.value.size();
-  Mat<T> v(n, 1);
-  Eigen::Index k = 0;
-  for (const auto& p : ps) {
-    v.middleRows(k, p.value.size()) = (grads ? p.grad : p.value).reshaped();
-    k += p.value.size();
-  }
-  return v;
-}
-void unflatten(ParamList<T>& ps, const Mat<T>& v) {
-  Eigen::Index k = 0;
-  for (auto& p : ps) {
-    p.value.reshaped() = v.middleRows(k, p.value.size());
-    k += p.value.size();
-  }
-}
 
 fs::path tmp(const std::string& name) {
   return fs::path(PRILO_TEST_TMPDIR) / ("prilo_test_conv_vae_" + name);
@@ -91,45 +73,13 @@ TEST_CASE("ConvVae: the decoder passes the generator checker at every pair of sp
 TEST_CASE("ConvVae: the loss gradient with respect to every weight matches finite differences") {
   Rng rng(5);
   ConvVae<T> vae(tiny, 6);
-  const Eigen::Index B = 3;
-  const Mat<T> x = (rng.normal_matrix<T>(64, B).array() * 0.3 + 0.5).cwiseMax(0.0).cwiseMin(1.0).matrix();
-  const Mat<T> eps = rng.normal_matrix<T>(3, B);
-  auto params = vae.parameters();
-  const Mat<T> p0 = flatten(params, false);
-  vae.zero_grad();
-  const auto l0 = vae.loss(x, eps, true);
-  const Mat<T> g = flatten(params, true);
-  CHECK(g.norm() > 0);
-  CHECK(double(l0.total) == doctest::Approx(double(l0.bce + l0.kl)));
-  auto f = [&](const Mat<T>& p) {
-    unflatten(params, p);
-    const T v = vae.loss(x, eps, false).total;
-    unflatten(params, p0);
-    return v;
-  };
-  auto gf = [&](const Mat<T>&, Mat<T>& out) { out = g; };
-  const auto gc = testing::check_gradient<T>(f, gf, p0, rng, 12, 1e-5, 1e-6);
-  INFO(gc.max_rel_error);
-  CHECK(gc.ok);
-  // and the per-image negative ELBO agrees with the batch loss
-  const Vec<T> ne = vae.negative_elbo(x, eps);
-  CHECK(ne.mean() == doctest::Approx(double(l0.total)).epsilon(1e-12));
+  test_helpers::check_vae_loss_gradient(vae, rng);
 }
 
 TEST_CASE("ConvVae: a few Adam steps fit a repeated image") {
   Rng rng(7);
   ConvVae<T> vae(tiny, 8);
-  const Mat<T> x = (rng.normal_matrix<T>(64, 1).array() > 0.3).cast<T>().matrix().replicate(1, 8);
-  const Mat<T> eps = Mat<T>::Zero(3, 8);
-  AdamTrainer<T> adam({.learning_rate = 1e-2});
-  auto params = vae.parameters();
-  const T first = vae.loss(x, eps, false).total;
-  for (int k = 0; k < 60; ++k) {
-    vae.zero_grad();
-    vae.loss(x, eps, true);
-    adam.step(params);
-  }
-  CHECK(vae.loss(x, eps, false).total < 0.5 * first);
+  test_helpers::check_vae_fits_repeated_image(vae, rng);
 }
 
 TEST_CASE("ConvVae: weights saved and loaded by name, checkpoints round-trip, wrong files fail") {

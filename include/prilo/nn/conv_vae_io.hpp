@@ -23,14 +23,55 @@ inline std::vector<std::uint32_t> conv_vae_header(const ConvVaeSizes& s) {
   return {std::uint32_t(s.image.channels), std::uint32_t(s.image.height), std::uint32_t(s.image.width),
           std::uint32_t(s.latent),         std::uint32_t(s.channels1),    std::uint32_t(s.channels2)};
 }
-/// Number of trainable values of a ConvVae of these sizes (4×4 kernels), whatever the layers'
-/// storage layout.
+/// Number of trainable values of the convolutional encoder (4×4 kernels) of these sizes,
+/// whatever the layers' storage layout.
+inline double conv_encoder_parameter_count(const ConvVaeSizes& s) {
+  const double C = double(s.image.channels), c1 = double(s.channels1), c2 = double(s.channels2), L = double(s.latent),
+               Q = c2 * double(s.image.height / 4) * double(s.image.width / 4);
+  return (16 * C * c1 + c1) + (16 * c1 * c2 + c2) + (Q * 2 * L + 2 * L);
+}
+/// Number of trainable values of a ConvVae of these sizes.
 inline double conv_vae_parameter_count(const ConvVaeSizes& s) {
   const double C = double(s.image.channels), c1 = double(s.channels1), c2 = double(s.channels2), L = double(s.latent),
                Q = c2 * double(s.image.height / 4) * double(s.image.width / 4);
-  const double encoder = (16 * C * c1 + c1) + (16 * c1 * c2 + c2) + (Q * 2 * L + 2 * L);
-  const double decoder = (L * Q + Q) + (16 * c2 * c1 + c1) + (16 * c1 * C + C);
-  return encoder + decoder;
+  return conv_encoder_parameter_count(s) + (L * Q + Q) + (16 * c2 * c1 + c1) + (16 * c1 * C + C);
+}
+
+/// Reads a model built from ConvVaeSizes (ConvVae, StyleVae) stored under architecture `tag`
+/// with the 6 sizes of conv_vae_header; `what` names it in the errors ("convolutional VAE"),
+/// `count` gives the number of values its sizes need. The sizes are checked against the
+/// values the file holds before any model is built (a corrupt header must not allocate a huge
+/// model).
+template <class Model, class T = typename Model::scalar>
+Model load_sized_vae(const std::filesystem::path& path, const char* tag, const std::string& what,
+                     double (*count)(const ConvVaeSizes&)) {
+  auto f = io::load_weights<T>(path);
+  if (f.arch != tag)
+    throw file_error(path.string() + ": architecture \"" + f.arch + "\" is not a " + what + " (expected \"" + tag +
+                     "\")");
+  if (f.sizes.size() != 6)
+    throw file_error(path.string() + ": a " + what + " needs 6 sizes (C, H, W, latent, channels1, channels2), found " +
+                     std::to_string(f.sizes.size()));
+  ConvVaeSizes s;
+  s.image = {f.sizes[0], f.sizes[1], f.sizes[2]};
+  s.latent = f.sizes[3];
+  s.channels1 = f.sizes[4];
+  s.channels2 = f.sizes[5];
+  std::string listed;
+  for (std::size_t i = 0; i < 6; ++i) listed += (i ? ", " : "") + std::to_string(f.sizes[i]);
+  for (const std::uint32_t v : f.sizes)
+    if (v == 0) throw file_error(path.string() + ": corrupt: " + what + " sizes must be positive, found " + listed);
+  if (s.image.height % 4 != 0 || s.image.width % 4 != 0)
+    throw file_error(path.string() + ": corrupt: image height and width must be multiples of 4, found " + listed);
+  double stored = 0;
+  for (const auto& t : f.tensors) stored += double(t.value.size());
+  const double needed = count(s);
+  if (stored != needed)
+    throw file_error(path.string() + ": corrupt: the sizes " + listed + " need " + std::to_string(long(needed)) +
+                     " values, the file holds " + std::to_string(long(stored)));
+  Model vae(s, 0);
+  read_state(f, vae);
+  return vae;
 }
 }  // namespace conv_vae_detail
 
@@ -52,35 +93,8 @@ void save_conv_vae(const std::filesystem::path& path, ConvVae<T>& vae) {
 /// file holds before any model is built (a corrupt header must not allocate a huge model).
 template <class T>
 ConvVae<T> load_conv_vae(const std::filesystem::path& path) {
-  auto f = io::load_weights<T>(path);
-  if (f.arch != conv_vae_arch_tag)
-    throw file_error(path.string() + ": architecture \"" + f.arch + "\" is not a convolutional VAE (expected \"" +
-                     conv_vae_arch_tag + "\")");
-  if (f.sizes.size() != 6)
-    throw file_error(path.string() +
-                     ": a convolutional VAE needs 6 sizes (C, H, W, latent, channels1, channels2), found " +
-                     std::to_string(f.sizes.size()));
-  ConvVaeSizes s;
-  s.image = {f.sizes[0], f.sizes[1], f.sizes[2]};
-  s.latent = f.sizes[3];
-  s.channels1 = f.sizes[4];
-  s.channels2 = f.sizes[5];
-  std::string listed;
-  for (std::size_t i = 0; i < 6; ++i) listed += (i ? ", " : "") + std::to_string(f.sizes[i]);
-  for (const std::uint32_t v : f.sizes)
-    if (v == 0)
-      throw file_error(path.string() + ": corrupt: convolutional VAE sizes must be positive, found " + listed);
-  if (s.image.height % 4 != 0 || s.image.width % 4 != 0)
-    throw file_error(path.string() + ": corrupt: image height and width must be multiples of 4, found " + listed);
-  double stored = 0;
-  for (const auto& t : f.tensors) stored += double(t.value.size());
-  const double needed = conv_vae_detail::conv_vae_parameter_count(s);
-  if (stored != needed)
-    throw file_error(path.string() + ": corrupt: the sizes " + listed + " need " + std::to_string(long(needed)) +
-                     " values, the file holds " + std::to_string(long(stored)));
-  ConvVae<T> vae(s, 0);
-  read_state(f, vae);
-  return vae;
+  return conv_vae_detail::load_sized_vae<ConvVae<T>>(path, conv_vae_arch_tag, "convolutional VAE",
+                                                     conv_vae_detail::conv_vae_parameter_count);
 }
 
 /// Writes a training checkpoint of a convolutional VAE (the format of save_checkpoint, tag
