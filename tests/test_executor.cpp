@@ -6,6 +6,9 @@
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/projection/l1_ball.hpp>
 
+#include <limits>
+#include <string>
+
 #include "bodies/latent_bodies.hpp"
 
 namespace {
@@ -65,6 +68,115 @@ TEST_CASE_TEMPLATE("CPU customisation points keep their contracts", T, float, do
   CHECK(g1 == g2);
   const double var = double((g1.array() - g1.mean()).square().mean());
   CHECK(var == doctest::Approx(0.25).epsilon(0.1));
+}
+
+static_assert(std::same_as<prilo::vector_t<CpuExecutor, float>, Vec<float>>);
+struct MatrixOnlyExecutor {  // names no vector type: vectors are one-column matrices
+  using backend = prilo::cpu;
+  template <class T>
+  using matrix = Mat<T>;
+};
+static_assert(std::same_as<prilo::vector_t<MatrixOnlyExecutor, double>, Mat<double>>);
+
+TEST_CASE_TEMPLATE("CPU gemm: every transposition, alpha and beta, against Eigen's own products", T, float, double) {
+  const CpuExecutor ex;
+  prilo::Rng rng(3);
+  const Eigen::Index m = 7, k = 5, n = 6;
+  for (const bool ta : {false, true})
+    for (const bool tb : {false, true}) {
+      CAPTURE(ta);
+      CAPTURE(tb);
+      const Mat<T> a = ta ? rng.normal_matrix<T>(k, m) : rng.normal_matrix<T>(m, k);
+      const Mat<T> b = tb ? rng.normal_matrix<T>(n, k) : rng.normal_matrix<T>(k, n);
+      const Mat<T> opa = ta ? Mat<T>(a.transpose()) : a, opb = tb ? Mat<T>(b.transpose()) : b;
+      const Mat<T> prod = opa * opb;
+      // beta = 0: C is resized and its old contents (here NaN) are ignored
+      Mat<T> c = Mat<T>::Constant(2, 3, std::numeric_limits<T>::quiet_NaN());
+      gemm(ex, ta, tb, T(1), a, b, T(0), c);
+      CHECK(c.rows() == m);
+      CHECK(c.cols() == n);
+      CHECK(c.isApprox(prod));
+      gemm(ex, ta, tb, T(-2), a, b, T(0), c);
+      CHECK(c.isApprox(T(-2) * prod));
+      // beta ≠ 0 accumulates into C of the right shape
+      const Mat<T> c0 = rng.normal_matrix<T>(m, n);
+      c = c0;
+      gemm(ex, ta, tb, T(1), a, b, T(1), c);
+      CHECK(c.isApprox(c0 + prod));
+      c = c0;
+      gemm(ex, ta, tb, T(3), a, b, T(0.5), c);
+      CHECK(c.isApprox(T(0.5) * c0 + T(3) * prod));
+      Mat<T> wrong(m + 1, n);
+      CHECK_THROWS_AS(gemm(ex, ta, tb, T(1), a, b, T(1), wrong), prilo::invalid_input);
+    }
+  // the products the layers use are Eigen's noalias() products bit for bit (no scaling pass)
+  const Mat<T> w = rng.normal_matrix<T>(9, 4), x = rng.normal_matrix<T>(4, 11), g = rng.normal_matrix<T>(9, 11);
+  Mat<T> y, want;
+  gemm(ex, false, false, T(1), w, x, T(0), y);
+  want.noalias() = w * x;
+  CHECK(y == want);
+  Mat<T> gw = rng.normal_matrix<T>(9, 4), gw_want = gw;
+  gemm(ex, false, true, T(1), g, x, T(1), gw);
+  gw_want.noalias() += g * x.transpose();
+  CHECK(gw == gw_want);
+  Mat<T> gx;
+  gemm(ex, true, false, T(1), w, g, T(0), gx);
+  want.noalias() = w.transpose() * g;
+  CHECK(gx == want);
+  CHECK_THROWS_AS(gemm(ex, false, false, T(1), w, g, T(0), gx), prilo::invalid_input);  // 9x4 · 9x11
+}
+
+template <class T, class Act>
+void check_layer_kernels(bool exact) {
+  const std::string act = Act::name;
+  CAPTURE(act);
+  const CpuExecutor ex;
+  prilo::Rng rng(5);
+  const Mat<T> pre = rng.normal_matrix<T>(13, 7, 2.0);
+  const Vec<T> b = rng.normal_matrix<T>(13, 1).col(0);
+  Mat<T> y = pre;
+  bias_activation(ex, Act{}, y, b);
+  for (Eigen::Index j = 0; j < y.cols(); ++j)
+    for (Eigen::Index i = 0; i < y.rows(); ++i) {
+      const T want = Act::value(T(pre(i, j) + b(i)));
+      if (exact)
+        CHECK(y(i, j) == want);
+      else
+        CHECK(double(y(i, j)) == doctest::Approx(double(want)).epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-14));
+    }
+  CHECK_THROWS_AS(bias_activation(ex, Act{}, y, Vec<T>(Vec<T>::Zero(12))), prilo::invalid_input);
+
+  const Mat<T> gy = rng.normal_matrix<T>(13, 7);
+  Mat<T> out(1, 1);
+  activation_cotangent(ex, Act{}, y, gy, out);
+  REQUIRE(out.rows() == 13);
+  REQUIRE(out.cols() == 7);
+  for (Eigen::Index k = 0; k < out.size(); ++k) CHECK(out(k) == gy(k) * Act::derivative_from_output(y(k)));
+}
+
+TEST_CASE_TEMPLATE("CPU layer kernels: bias + activation, its cotangent, row sums, zeroing", T, float, double) {
+  check_layer_kernels<T, prilo::nn::Identity>(true);
+  check_layer_kernels<T, prilo::nn::Relu>(true);
+  check_layer_kernels<T, prilo::nn::LeakyRelu>(true);
+  check_layer_kernels<T, prilo::nn::Sigmoid>(false);  // Eigen's vectorised exp: within an ulp or so
+  check_layer_kernels<T, prilo::nn::Tanh>(false);
+
+  const CpuExecutor ex;
+  prilo::Rng rng(6);
+  const Mat<T> g = rng.normal_matrix<T>(8, 30);
+  const Vec<T> gb0 = rng.normal_matrix<T>(8, 1).col(0);
+  Vec<T> gb = gb0;
+  add_row_sums(ex, g, gb);
+  for (Eigen::Index i = 0; i < 8; ++i) CHECK(double(gb(i)) == doctest::Approx(double(gb0(i) + g.row(i).sum())));
+  add_row_sums(ex, Mat<T>(8, 0), gb);  // no columns: nothing added
+  CHECK(gb.isApprox(gb0 + g.rowwise().sum()));
+  Mat<T> m = g;
+  set_zero(ex, m);
+  CHECK(m.rows() == 8);
+  CHECK(m.cols() == 30);
+  CHECK(m.isZero(0));
+  set_zero(ex, gb);
+  CHECK(gb.isZero(0));
 }
 
 TEST_CASE("Adam over the CPU executor is Adam: one step by hand") {

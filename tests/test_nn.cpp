@@ -7,8 +7,10 @@
 #include <prilo/testing/checkers.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -139,6 +141,150 @@ TEST_CASE("Every layer's input and weight VJPs match finite differences") {
   ScaledLinear<double> sl(6, 4, rng);
   sl.offset = rng.normal_matrix<double>(4, 1);
   check_module(sl, 6, rng, true);
+}
+
+namespace counting {
+// An executor that runs the CPU forms and counts the customisation points a layer calls: the
+// layer's bodies are written over them alone (found here by argument-dependent lookup).
+struct Counts {
+  int gemm = 0, bias_activation = 0, activation_cotangent = 0, add_row_sums = 0, set_zero = 0;
+};
+struct Executor {
+  using backend = prilo::cpu;
+  template <class T>
+  using matrix = Mat<T>;
+  template <class T>
+  using vector = Vec<T>;
+  Counts* counts = nullptr;
+};
+template <class T>
+void gemm(const Executor& e, bool ta, bool tb, T alpha, const Mat<T>& a, const Mat<T>& b, T beta, Mat<T>& c) {
+  ++e.counts->gemm;
+  prilo::gemm(CpuExecutor{}, ta, tb, alpha, a, b, beta, c);
+}
+template <class T, class Act>
+void bias_activation(const Executor& e, Act act, Mat<T>& y, const Vec<T>& b) {
+  ++e.counts->bias_activation;
+  prilo::bias_activation(CpuExecutor{}, act, y, b);
+}
+template <class T, class Act>
+void activation_cotangent(const Executor& e, Act act, const Mat<T>& y, const Mat<T>& gy, Mat<T>& out) {
+  ++e.counts->activation_cotangent;
+  prilo::activation_cotangent(CpuExecutor{}, act, y, gy, out);
+}
+template <class T>
+void add_row_sums(const Executor& e, const Mat<T>& g, Vec<T>& gb) {
+  ++e.counts->add_row_sums;
+  prilo::add_row_sums(CpuExecutor{}, g, gb);
+}
+template <class Derived>
+void set_zero(const Executor& e, Eigen::MatrixBase<Derived>& m) {
+  ++e.counts->set_zero;
+  m.setZero();
+}
+template <class T>
+Mat<T> zeros(const Executor&, Eigen::Index rows, Eigen::Index cols) {
+  return Mat<T>::Zero(rows, cols);
+}
+template <class T>
+Mat<T> from_host(const Executor&, const Mat<T>& m) {
+  return m;
+}
+template <class T>
+Mat<T> to_host(const Executor&, const Mat<T>& m) {
+  return m;
+}
+}  // namespace counting
+
+static_assert(std::is_same_v<Dense<float, Relu>, Dense<float, Relu, CpuExecutor>>, "nn::Dense is the CPU layer");
+static_assert(std::is_same_v<Dense<double, Relu>::vector_type, Vec<double>>);
+static_assert(Module<Dense<float, Sigmoid, counting::Executor>>, "a layer on a host executor is a module");
+
+template <class T, class Act>
+void check_dense_over_executor(std::uint64_t seed) {
+  const std::string act = Act::name;
+  CAPTURE(act);
+  Rng rng(seed);
+  const Eigen::Index in = 9, out = 6, batch = 5;
+  Dense<T, Act> host(in, out, rng);
+  counting::Counts n;
+  Dense<T, Act, counting::Executor> layer(host, counting::Executor{&n});
+  CHECK(layer.weight() == host.weight());
+  CHECK(layer.bias() == host.bias());
+  CHECK(layer.grad_weight().isZero(0));
+  const Mat<T> x = rng.normal_matrix<T>(in, batch), gy = rng.normal_matrix<T>(out, batch);
+  const int act_passes = std::is_same_v<Act, Identity> ? 0 : 1;  // the identity's g is gy itself
+
+  // forward: one product and one fused bias + activation pass, the CPU layer's result bit for bit
+  Mat<T> y0, y1;
+  host.forward(x, y0);
+  n = {};
+  layer.forward(x, y1);
+  CHECK(n.gemm == 1);
+  CHECK(n.bias_activation == 1);
+  CHECK(n.activation_cotangent + n.add_row_sums + n.set_zero == 0);
+  CHECK(y1 == y0);
+
+  // input VJP: at most one activation pass and one product
+  Mat<T> gx0, gx1, work0, work1;
+  host.backward_input(x, y0, gy, gx0, work0);
+  n = {};
+  layer.backward_input(x, y1, gy, gx1, work1);
+  CHECK(n.gemm == 1);
+  CHECK(n.activation_cotangent == act_passes);
+  CHECK(n.bias_activation + n.add_row_sums + n.set_zero == 0);
+  CHECK(gx1 == gx0);
+
+  // training VJP, twice (accumulates): one product for the weights, a row sum for the bias,
+  // one product for the input
+  n = {};
+  layer.zero_grad();
+  CHECK(n.set_zero == 2);
+  host.zero_grad();
+  for (int rep = 0; rep < 2; ++rep) {
+    host.backward(x, y0, gy, &gx0, true);
+    n = {};
+    layer.backward(x, y1, gy, &gx1, true);
+    CHECK(n.gemm == 2);
+    CHECK(n.add_row_sums == 1);
+    CHECK(n.activation_cotangent == act_passes);
+    CHECK(gx1 == gx0);
+  }
+  CHECK(layer.grad_weight() == host.grad_weight());
+  CHECK(layer.grad_bias() == host.grad_bias());
+  n = {};
+  layer.backward(x, y1, gy, nullptr, false);
+  CHECK(n.gemm == 0);
+  CHECK(n.add_row_sums == 0);
+  CHECK(layer.grad_weight() == host.grad_weight());
+  CHECK_THROWS_AS(layer.backward(x, y1, Mat<T>(Mat<T>::Zero(out + 1, batch)), &gx1, true), invalid_input);
+  CHECK_THROWS_AS(layer.forward(Mat<T>(Mat<T>::Zero(in + 1, batch)), y1), invalid_input);
+
+  // back to the CPU, and the same initial draws on every executor
+  Rng other(seed + 100);
+  Dense<T, Act> back(in, out, other);
+  back.backward(x, y0, gy, nullptr, true);
+  const Mat<T> back_gw = back.grad_weight();
+  layer.download(back);
+  CHECK(back.weight() == host.weight());
+  CHECK(back.bias() == host.bias());
+  CHECK(back.grad_weight() == back_gw);  // gradients untouched
+  Dense<T, Act> wrong(in + 1, out, other);
+  CHECK_THROWS_AS(layer.download(wrong), invalid_input);
+  Rng r1(seed), r2(seed);
+  const Dense<T, Act> a(in, out, r1);
+  const Dense<T, Act, counting::Executor> b(in, out, r2, counting::Executor{&n});
+  CHECK(b.weight() == a.weight());
+  CHECK(b.bias() == a.bias());
+  CHECK(r1.next_u64() == r2.next_u64());
+}
+
+TEST_CASE_TEMPLATE("Dense is one template over the executor: the same bodies, the kernels it calls", T, float, double) {
+  check_dense_over_executor<T, Identity>(31);
+  check_dense_over_executor<T, Relu>(32);
+  check_dense_over_executor<T, LeakyRelu>(33);
+  check_dense_over_executor<T, Sigmoid>(34);
+  check_dense_over_executor<T, Tanh>(35);
 }
 
 TEST_CASE("Linear initialisation follows PyTorch's U(-1/sqrt(in), 1/sqrt(in))") {

@@ -161,7 +161,36 @@ void check_dense(std::uint64_t seed) {
   gpu.download(back);
   CHECK(back.weight() == cpu.weight());
   CHECK(back.bias() == cpu.bias());
+
+  // the input VJP alone agrees with the training one
+  DeviceMatrix<T> dgx2, work;
+  gpu.backward_input(dx, dy, dgy, dgx2, work);
+  CHECK(prilo::gpu::max_abs_diff(dgx2, dgx) == T(0));
+
+  // the same initial draws as the CPU layer, and work on another stream gives the same result
+  prilo::Rng r1(seed + 50), r2(seed + 50);
+  const prilo::nn::Dense<T, Act> drawn_cpu(in, out, r1);
+  prilo::gpu::BlasHandle own;
+  cudaStream_t stream = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+  own.set_stream(stream);
+  prilo::gpu::CudaExecutor ex;
+  ex.blas = &own;
+  const prilo::gpu::Dense<T, Act> drawn_gpu(in, out, r2, ex);
+  CHECK(drawn_gpu.host_weight() == drawn_cpu.weight());
+  CHECK(Vec<T>(drawn_gpu.host_bias().col(0)) == drawn_cpu.bias());
+  gpu.set_executor(ex);
+  DeviceMatrix<T> dy2;
+  gpu.forward(dx, dy2);
+  CHECK(rel_err(dy2.download(stream), y) < tol<T>());
+  REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+  REQUIRE(cudaStreamDestroy(stream) == cudaSuccess);
 }
+
+static_assert(std::is_same_v<prilo::gpu::Dense<float, prilo::nn::Relu>,
+                             prilo::nn::Dense<float, prilo::nn::Relu, prilo::gpu::CudaExecutor>>,
+              "gpu::Dense is nn::Dense on the CUDA executor");
+static_assert(std::is_same_v<prilo::gpu::Dense<double>::vector_type, DeviceMatrix<double>>);
 
 TEST_CASE_TEMPLATE("Dense forward/backward agree with prilo::nn::Dense", T, float, double) {
   SUBCASE("identity") {
@@ -175,6 +204,9 @@ TEST_CASE_TEMPLATE("Dense forward/backward agree with prilo::nn::Dense", T, floa
   }
   SUBCASE("tanh") {
     check_dense<T, prilo::nn::Tanh>(6);
+  }
+  SUBCASE("leaky relu") {
+    check_dense<T, prilo::nn::LeakyRelu>(7);
   }
 }
 

@@ -40,12 +40,33 @@ struct CpuExecutor {
   using backend = cpu;
   template <class T>
   using matrix = Mat<T>;
+  template <class T>
+  using vector = Vec<T>;
 };
 static_assert(Executor<CpuExecutor>);
 
 /// The matrix type of executor E for scalar T.
 template <class E, class T>
 using matrix_t = typename E::template matrix<T>;
+
+namespace detail {
+template <class E, class T>
+struct vector_type {
+  using type = typename E::template matrix<T>;
+};
+template <class E, class T>
+requires requires {
+  typename E::template vector<T>;
+}
+struct vector_type<E, T> {
+  using type = typename E::template vector<T>;
+};
+}  // namespace detail
+
+/// The type executor E holds a vector of scalars T in (a layer's bias): `E::vector<T>` when E
+/// names one (prilo::Vec on the CPU), else its matrix type with one column.
+template <class E, class T>
+using vector_t = typename detail::vector_type<E, T>::type;
 
 /// The executor a generator (or any part) runs on: `g.executor()` when it has one, the CPU
 /// executor otherwise (every host-only part, e.g. nn::Sequential).
@@ -175,3 +196,7 @@ void project(const CpuExecutor&, const P& policy, Mat<T>& x, const Mat<T>& centr
 inline void finish_phase(const CpuExecutor&, const char*) {}
 
 }  // namespace prilo
+
+// the layers' customisation points (gemm, bias_activation, activation_cotangent, add_row_sums,
+// set_zero), CPU forms
+#include "kernels.hpp"

@@ -1,91 +1,130 @@
-// Fully connected layers: Linear (y = Wx + b) and Dense (y = act(Wx + b), fused).
+// Fully connected layers: Linear (y = Wx + b) and Dense (y = act(Wx + b), fused), written once
+// over the executor's customisation points.
 #pragma once
 
+#include <cmath>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "../core.hpp"
+#include "../exec/executor.hpp"
 #include "../random.hpp"
 #include "activations.hpp"
 #include "parameter.hpp"
 
 namespace prilo::nn {
 
-/// y = act(W x + b) for a batch x (one sample per column), W ∈ ℝ^{out×in}. With
-/// Act = Identity this is a plain Linear layer. Backprop, with g = gy ⊙ act'(y):
-/// ∂/∂x = Wᵀ g, ∂/∂W = g xᵀ, ∂/∂b = Σ_columns g. Initialisation as PyTorch's nn.Linear:
-/// W and b ~ U(−1/√in, 1/√in).
-template <class T, class Act = Identity>
+/// y = act(W x + b) for a batch x (one sample per column), W ∈ ℝ^{out×in}, on executor Exec
+/// (the CPU by default; gpu::Dense is the CUDA instantiation). With Act = Identity this is a
+/// plain Linear layer. Backprop, with g = gy ⊙ act'(y): ∂/∂x = Wᵀ g, ∂/∂W = g xᵀ,
+/// ∂/∂b = Σ_columns g. Initialisation as PyTorch's nn.Linear: W and b ~ U(−1/√in, 1/√in),
+/// drawn on the host in the same order for every executor.
+///
+/// The bodies below are the only ones: they call the executor's customisation points
+/// (gemm, bias_activation, activation_cotangent, add_row_sums, set_zero; prilo/exec/kernels.hpp
+/// and backend/cuda/executor.cuh), so the backend supplies kernels and nothing else. Forward is
+/// one GEMM and one bias + activation call; the input VJP one activation pass (none for the
+/// identity) and one GEMM. The weights are matrix_t<Exec, T>, the bias vector_t<Exec, T>
+/// (prilo::Vec on the CPU, an out×1 device matrix on the GPU).
+template <class T, class Act = Identity, class Exec = CpuExecutor>
 class Dense {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Dense: float or double");
+  static_assert(Executor<Exec>, "Dense: Exec must model prilo::Executor");
+
  public:
   using scalar = T;
   using activation = Act;
+  using executor_type = Exec;
+  using matrix_type = matrix_t<Exec, T>;
+  using vector_type = vector_t<Exec, T>;
 
   Dense() = default;
-  Dense(Eigen::Index in, Eigen::Index out, Rng& rng)
-      : w_(out, in), b_(out), gw_(Mat<T>::Zero(out, in)), gb_(Vec<T>::Zero(out)) {
+  Dense(Eigen::Index in, Eigen::Index out, Rng& rng, Exec ex = {}) : ex_(std::move(ex)) {
     if (in <= 0 || out <= 0) detail::fail("Dense: sizes must be positive, got in=", in, " out=", out);
+    Mat<T> w(out, in);
+    Vec<T> b(out);
     const double bound = 1.0 / std::sqrt(double(in));
     for (Eigen::Index j = 0; j < in; ++j)
-      for (Eigen::Index i = 0; i < out; ++i) w_(i, j) = T((2 * rng.uniform() - 1) * bound);
-    for (Eigen::Index i = 0; i < out; ++i) b_(i) = T((2 * rng.uniform() - 1) * bound);
+      for (Eigen::Index i = 0; i < out; ++i) w(i, j) = T((2 * rng.uniform() - 1) * bound);
+    for (Eigen::Index i = 0; i < out; ++i) b(i) = T((2 * rng.uniform() - 1) * bound);
+    assign(w, b);
   }
+  /// The same layer on executor ex, copied through the host from a layer on another executor
+  /// (e.g. gpu::Dense from nn::Dense); gradients start at zero.
+  template <class From>
+  requires(!std::is_same_v<From, Exec>) explicit Dense(const Dense<T, Act, From>& other, Exec ex = {})
+      : ex_(std::move(ex)) {
+    upload(other);
+  }
+
+  /// Copies the weights and bias of a layer on another executor (through the host) and
+  /// clears the gradients: nn::Dense → gpu::Dense.
+  template <class From>
+  void upload(const Dense<T, Act, From>& other) {
+    assign(other.host_weight(), other.host_bias());
+  }
+  /// Copies the weights and bias into a layer of the same shape on another executor (its
+  /// gradients untouched): gpu::Dense → nn::Dense.
+  template <class To>
+  void download(Dense<T, Act, To>& other) const {
+    require_shape(other.weight(), w_.rows(), w_.cols(), "Dense::download weight");
+    other.assign_weights(host_weight(), host_bias());
+  }
+  /// The weights and the bias as host matrices (an out×in and an out×1 copy).
+  Mat<T> host_weight() const { return to_host(ex_, w_); }
+  Mat<T> host_bias() const {
+    if constexpr (std::is_same_v<vector_type, Vec<T>>)
+      return Mat<T>(b_);
+    else
+      return to_host(ex_, b_);
+  }
+
+  const Exec& executor() const { return ex_; }
+  /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
+  void set_executor(Exec ex) { ex_ = std::move(ex); }
 
   Eigen::Index input_size() const { return w_.cols(); }
   Eigen::Index output_size(Eigen::Index in = -1) const {
     if (in >= 0 && in != w_.cols()) detail::fail("Dense: expects ", w_.cols(), " inputs, got ", in);
     return w_.rows();
   }
-  Mat<T>& weight() { return w_; }
-  Vec<T>& bias() { return b_; }
-  const Mat<T>& weight() const { return w_; }
-  const Vec<T>& bias() const { return b_; }
-  const Mat<T>& grad_weight() const { return gw_; }
-  const Vec<T>& grad_bias() const { return gb_; }
+  matrix_type& weight() { return w_; }
+  vector_type& bias() { return b_; }
+  const matrix_type& weight() const { return w_; }
+  const vector_type& bias() const { return b_; }
+  const matrix_type& grad_weight() const { return gw_; }
+  const vector_type& grad_bias() const { return gb_; }
 
-  void forward(const Mat<T>& x, Mat<T>& y) const {
+  void forward(const matrix_type& x, matrix_type& y) const {
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
-    y.resize(w_.rows(), x.cols());
-    y.noalias() = w_ * x;
-    if constexpr (std::is_same_v<Act, Sigmoid>) {
-      // Eigen's exp is vectorised; a scalar std::exp loop costs ~20 % of the decoder forward
-      y.colwise() += b_;
-      y.array() = T(1) / (T(1) + (-y.array()).exp());
-    } else if constexpr (std::is_same_v<Act, Tanh>) {
-      y.colwise() += b_;
-      y.array() = y.array().tanh();
-    } else {
-      const Eigen::Index rows = y.rows();
-      for (Eigen::Index j = 0; j < y.cols(); ++j) {
-        T* c = y.col(j).data();
-        const T* b = b_.data();
-        for (Eigen::Index i = 0; i < rows; ++i) c[i] = Act::value(c[i] + b[i]);
-      }
-    }
+    gemm(ex_, false, false, T(1), w_, x, T(0), y);
+    bias_activation(ex_, Act{}, y, b_);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, so one thread
   /// at a time: g = gy ⊙ act'(y) is formed in a member scratch matrix.
-  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
-    const Mat<T>& g = activation_cotangent(y, gy, work_);
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
+                bool accumulate_weights) {
+    require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
+    const matrix_type& g = cotangent(y, gy, work_);
     if (accumulate_weights) {
-      gw_.noalias() += g * x.transpose();
-      gb_ += g.rowwise().sum();
+      gemm(ex_, false, true, T(1), g, x, T(1), gw_);
+      add_row_sums(ex_, g, gb_);
     }
-    if (gx) {
-      gx->resize(w_.cols(), gy.cols());
-      gx->noalias() = w_.transpose() * g;
-    }
+    if (gx) gemm(ex_, true, false, T(1), w_, g, T(0), *gx);
   }
   /// The input VJP alone, gx = Wᵀ (gy ⊙ act'(y)): const and thread-safe, g formed in the
   /// caller's `work` (kept between calls: no allocation once it has the batch's shape).
-  void backward_input(const Mat<T>&, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
-    const Mat<T>& g = activation_cotangent(y, gy, work);
-    gx.resize(w_.cols(), gy.cols());
-    gx.noalias() = w_.transpose() * g;
+  void backward_input(const matrix_type&, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work) const {
+    const matrix_type& g = cotangent(y, gy, work);
+    gemm(ex_, true, false, T(1), w_, g, T(0), gx);
   }
 
-  ParamList<T> parameters() {
+  /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
+  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> {
     ParamList<T> p;
     p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()),
                  Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
@@ -93,32 +132,44 @@ class Dense {
     return p;
   }
   void zero_grad() {
-    gw_.setZero();
-    gb_.setZero();
+    set_zero(ex_, gw_);
+    set_zero(ex_, gb_);
   }
 
  private:
-  /// gy ⊙ act'(y), written into work (gy itself for the identity).
-  const Mat<T>& activation_cotangent([[maybe_unused]] const Mat<T>& y, const Mat<T>& gy,
-                                     [[maybe_unused]] Mat<T>& work) const {
+  template <class, class, class>
+  friend class Dense;
+
+  /// Takes host weights (out×in) and bias (out×1).
+  void assign_weights(const Mat<T>& w, const Mat<T>& b) {
+    require_shape(b, w.rows(), 1, "Dense bias");
+    w_ = from_host(ex_, w);
+    b_ = from_host(ex_, b);
+  }
+  /// The same, with zero gradients of the same shapes.
+  void assign(const Mat<T>& w, const Mat<T>& b) {
+    assign_weights(w, b);
+    gw_ = zeros<T>(ex_, w.rows(), w.cols());
+    gb_ = zeros<T>(ex_, w.rows(), 1);
+  }
+  /// g = gy ⊙ act'(y), written into work (gy itself for the identity: no pass).
+  const matrix_type& cotangent([[maybe_unused]] const matrix_type& y, const matrix_type& gy,
+                               [[maybe_unused]] matrix_type& work) const {
     if constexpr (std::is_same_v<Act, Identity>) {
       return gy;
     } else {
-      work.resize(gy.rows(), gy.cols());
-      const Eigen::Index n = gy.size();
-      const T* yd = y.data();
-      const T* gd = gy.data();
-      T* out = work.data();
-      for (Eigen::Index i = 0; i < n; ++i) out[i] = gd[i] * Act::derivative_from_output(yd[i]);
+      require_shape(y, gy.rows(), gy.cols(), "Dense output y");
+      activation_cotangent(ex_, Act{}, y, gy, work);
       return work;
     }
   }
 
-  Mat<T> w_;
-  Vec<T> b_;
-  Mat<T> gw_;
-  Vec<T> gb_;
-  Mat<T> work_;  // scratch of backward()
+  matrix_type w_;
+  vector_type b_;
+  matrix_type gw_;
+  vector_type gb_;
+  matrix_type work_;  // scratch of backward()
+  [[no_unique_address]] Exec ex_;
 };
 
 /// y = W x + b.

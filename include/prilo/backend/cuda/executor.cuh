@@ -1,5 +1,6 @@
-// The CUDA executor and its forms of the customisation points of prilo/exec/executor.hpp:
-// the same contracts as the CPU forms, on device batches, asynchronous on the executor's stream.
+// The CUDA executor and its forms of the customisation points of prilo/exec/executor.hpp and
+// prilo/exec/kernels.hpp: the same contracts as the CPU forms, on device batches, asynchronous
+// on the executor's stream.
 #pragma once
 
 #include "config.cuh"
@@ -117,6 +118,44 @@ __global__ void gradient_step(T* __restrict__ x, const T* __restrict__ g, T lr, 
   }
 }
 
+/// y_ij ← act(y_ij + b_i) over a rows × cols column-major matrix.
+template <class T, class Act>
+__global__ void bias_activation(T* __restrict__ y, const T* __restrict__ b, std::int64_t rows, std::int64_t n) {
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += std::int64_t(gridDim.x) * blockDim.x)
+    y[k] = DeviceActivation<Act>::value(y[k] + b[k % rows]);
+}
+
+/// g ← gy ⊙ act'(y) (derivative written in terms of the output).
+template <class T, class Act>
+__global__ void activation_cotangent(const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ g,
+                                     std::int64_t n) {
+  for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
+       k += std::int64_t(gridDim.x) * blockDim.x)
+    g[k] = gy[k] * DeviceActivation<Act>::derivative_from_output(y[k]);
+}
+
+/// gb_i ← gb_i + Σ_j g_ij. A block covers kRowTile consecutive rows (threadIdx.x: one row, so
+/// a warp reads 32 consecutive entries of a column) and kColGroups strided column groups
+/// (threadIdx.y), summed in shared memory in a fixed order: deterministic, no atomics.
+inline constexpr int kRowTile = 32, kColGroups = 8;
+template <class T>
+__global__ void __launch_bounds__(kRowTile* kColGroups)
+    add_row_sums(const T* __restrict__ g, T* __restrict__ gb, std::int64_t rows, std::int64_t cols) {
+  __shared__ T part[kColGroups][kRowTile + 1];
+  const std::int64_t i = std::int64_t(blockIdx.x) * kRowTile + threadIdx.x;
+  T acc = T(0);
+  if (i < rows)
+    for (std::int64_t j = threadIdx.y; j < cols; j += kColGroups) acc += g[j * rows + i];
+  part[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && i < rows) {
+    T s = part[0][threadIdx.x];
+    for (int k = 1; k < kColGroups; ++k) s += part[k][threadIdx.x];
+    gb[i] += s;
+  }
+}
+
 }  // namespace kernels
 
 // ---- customisation points, CUDA forms (found by argument-dependent lookup) ----
@@ -221,6 +260,56 @@ void gradient_step(const CudaExecutor& ex, DeviceMatrix<T>& x, const DeviceMatri
     kernels::gradient_step<T, false>
         <<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(x.data(), grad.data(), learning_rate, T(0), n, 0);
   PRILO_CUDA_CHECK_LAUNCH();
+}
+
+// -- the layers' customisation points (prilo/exec/kernels.hpp) --
+
+/// C ← α·op(A)·op(B) + β·C with cuBLAS on the executor's handle (C resized when β = 0).
+template <class T>
+void gemm(const CudaExecutor& ex, bool trans_a, bool trans_b, T alpha, const DeviceMatrix<T>& a,
+          const DeviceMatrix<T>& b, T beta, DeviceMatrix<T>& c) {
+  gemm(ex.handle(), trans_a, trans_b, alpha, a, b, beta, c);
+}
+
+/// y_ij ← act(y_ij + b_i): one kernel (b is a y.rows() × 1 device matrix).
+template <class T, class Act>
+void bias_activation(const CudaExecutor& ex, Act, DeviceMatrix<T>& y, const DeviceMatrix<T>& b) {
+  require_shape(b, y.rows(), 1, "bias_activation bias");
+  if (y.empty()) return;
+  const std::int64_t n = y.size();
+  kernels::bias_activation<T, Act>
+      <<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(y.data(), b.data(), y.rows(), n);
+  PRILO_CUDA_CHECK_LAUNCH();
+}
+
+/// out ← gy ⊙ act'(y): one kernel (out resized to gy's shape).
+template <class T, class Act>
+void activation_cotangent(const CudaExecutor& ex, Act, const DeviceMatrix<T>& y, const DeviceMatrix<T>& gy,
+                          DeviceMatrix<T>& out) {
+  require_shape(y, gy.rows(), gy.cols(), "activation_cotangent y");
+  out.resize(gy.rows(), gy.cols());
+  if (out.empty()) return;
+  const std::int64_t n = gy.size();
+  kernels::activation_cotangent<T, Act>
+      <<<detail::grid_for(n), detail::kThreads, 0, ex.stream()>>>(y.data(), gy.data(), out.data(), n);
+  PRILO_CUDA_CHECK_LAUNCH();
+}
+
+/// gb ← gb + Σ_columns g: one deterministic kernel (gb is a g.rows() × 1 device matrix).
+template <class T>
+void add_row_sums(const CudaExecutor& ex, const DeviceMatrix<T>& g, DeviceMatrix<T>& gb) {
+  require_shape(gb, g.rows(), 1, "add_row_sums gb");
+  if (g.empty()) return;
+  const auto blocks = unsigned((g.rows() + kernels::kRowTile - 1) / kernels::kRowTile);
+  kernels::add_row_sums<T><<<blocks, dim3(kernels::kRowTile, kernels::kColGroups), 0, ex.stream()>>>(
+      g.data(), gb.data(), g.rows(), g.cols());
+  PRILO_CUDA_CHECK_LAUNCH();
+}
+
+/// Every entry of m set to zero (shape kept), on the stream.
+template <class T>
+void set_zero(const CudaExecutor& ex, DeviceMatrix<T>& m) {
+  m.set_zero(ex.stream());
 }
 
 /// The paper's l1 ball: the batched device projection (gpu::L1Ball); a non-finite column is

@@ -1,6 +1,6 @@
-// A generator on the GPU: a chain of dense layers (gpu::Dense) that models prilo::Generator on
-// DeviceMatrix batches and runs on a CudaExecutor, so dpr, prilo_solve and the pipeline run
-// on it unchanged.
+// A generator on the GPU: a chain of dense layers (gpu::Dense, i.e. nn::Dense on the CUDA
+// executor: the CPU layer's bodies) that models prilo::Generator on DeviceMatrix batches and
+// runs on a CudaExecutor, so dpr, prilo_solve and the pipeline run on it unchanged.
 #pragma once
 
 #include "config.cuh"
@@ -33,8 +33,8 @@ struct Trace {
 
 /// G = L_{k−1} ∘ … ∘ L_0 with L_i = gpu::Dense<T, Act_i>: the device counterpart of
 /// nn::Sequential<T, nn::Dense<T, Act_i>...> with the same split points (layer boundaries)
-/// and semantics, built by uploading a host model (e.g. the VAE decoder). Work runs on the
-/// executor's cuBLAS handle and stream.
+/// and semantics, built by uploading a host model (e.g. the VAE decoder). Every layer holds a
+/// copy of the generator's executor, so its work runs on that cuBLAS handle and stream.
 template <class T, class... Acts>
 class Sequential {
  public:
@@ -78,7 +78,7 @@ class Sequential {
     tr.last = j;
     tr.acts[std::size_t(i)].copy_from(z, ex_.stream());
     for_each_layer([&](const auto& l, int k) {
-      if (k >= i && k < j) l.forward(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)], ex_.handle());
+      if (k >= i && k < j) l.forward(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)]);
     });
   }
 
@@ -92,7 +92,7 @@ class Sequential {
     for_each_layer_reverse([&](const auto& l, int k) {
       if (k >= tr.first && k < tr.last) {
         DeviceMatrix<T>& out = k == tr.first ? result : tr.buf[cur];
-        l.backward_input(tr.acts[std::size_t(k + 1)], *g, out, tr.scratch, ex_.handle());
+        l.backward_input(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)], *g, out, tr.scratch);
         g = &out;
         cur ^= 1;
       }
@@ -109,7 +109,7 @@ class Sequential {
     for_each_layer_reverse_mut([&](auto& l, int k) {
       if (k >= tr.first && k < tr.last) {
         DeviceMatrix<T>& out = k == tr.first ? result : tr.buf[cur];
-        l.backward(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)], *g, &out, true, ex_.handle());
+        l.backward(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)], *g, &out, true);
         g = &out;
         cur ^= 1;
       }
@@ -120,7 +120,7 @@ class Sequential {
  private:
   template <std::size_t... I>
   void upload(const host_type& host, std::index_sequence<I...>) {
-    (std::get<I>(layers_).upload(host.template module<I>()), ...);
+    ((std::get<I>(layers_).set_executor(ex_), std::get<I>(layers_).upload(host.template module<I>())), ...);
   }
   void check_split(int i, const char* what) const {
     if (i < 0 || i > num_layers)
