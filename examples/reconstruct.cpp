@@ -16,9 +16,11 @@
 #include <prilo/io/idx.hpp>
 #include <prilo/io/png.hpp>
 #include <prilo/methods.hpp>
+#include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/operators.hpp>
 #include <prilo/report.hpp>
+#include <variant>
 #ifdef PRILO_HAVE_MPI
 #include <prilo/mpi.hpp>
 #endif
@@ -42,7 +44,7 @@ struct Settings {
   std::string methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve";
   std::string data_dir = io::default_data_dir(), config, weights, li_weights, json_path, png_path, trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
-  std::string backend = "cpu";
+  std::string backend = "cpu", generator = "mlp";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
   double peak = 0;
   std::uint64_t seed = 0;
@@ -69,7 +71,13 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", st.seed, "Seed of every random choice");
   app.add_option("--config", st.config, "JSON hyperparameter file (default configs/<dataset>.json)");
-  app.add_option("--weights", st.weights, "VAE weights (default models/vae-<dataset>.prw)");
+  app.add_option("--generator", st.generator,
+                 "The VAE whose decoder is the prior: mlp (the paper's) or conv (DCGAN-like decoder); picks the "
+                 "default --weights and --config")
+      ->check(CLI::IsMember({"mlp", "conv"}));
+  app.add_option("--weights", st.weights,
+                 "VAE weights, MLP or conv (read from the file; default models/vae-<dataset>.prw, "
+                 "models/convvae-<dataset>.prw with --generator conv)");
   app.add_option(
       "--li-weights", st.li_weights,
       "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw; prilo-train-li trains it)");
@@ -124,8 +132,10 @@ int main(int argc, char** argv) {
     auto locate = [](const std::string& given, const std::string& rel) {
       return !given.empty() ? fs::path(given) : fs::exists(rel) ? fs::path(rel) : fs::path(PRILO_SOURCE_DIR) / rel;
     };
-    const fs::path config_path = locate(st.config, "configs/" + st.dataset + ".json");
-    const fs::path weights_path = locate(st.weights, "models/vae-" + st.dataset + ".prw");
+    const bool conv_default = st.generator == "conv";
+    const fs::path config_path = locate(st.config, "configs/" + st.dataset + (conv_default ? "-conv" : "") + ".json");
+    const fs::path weights_path =
+        locate(st.weights, std::string(conv_default ? "models/convvae-" : "models/vae-") + st.dataset + ".prw");
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
@@ -152,10 +162,14 @@ int main(int argc, char** argv) {
                           std::to_string(st.first + st.count - 1) + " are outside the " + st.split + " split (" +
                           std::to_string(available) + " images)");
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
-    const auto vae = nn::load_vae<T>(weights_path);
+    using AnyVae = std::variant<nn::Vae<T>, nn::ConvVae<T>>;
+    const AnyVae model = io::load_weights<T>(weights_path).arch == nn::conv_vae_arch_tag
+                             ? AnyVae(nn::load_conv_vae<T>(weights_path))
+                             : AnyVae(nn::load_vae<T>(weights_path));
+    const Eigen::Index data_dim = std::visit([](const auto& v) { return v.data_dim(); }, model);
     const int h = int(data.rows), w = int(data.cols);
-    if (vae.data_dim() != Eigen::Index(h) * w)
-      throw invalid_input("weights " + weights_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
+    if (data_dim != Eigen::Index(h) * w)
+      throw invalid_input("weights " + weights_path.string() + " are for images of " + std::to_string(data_dim) +
                           " pixels");
     const Mat<T>& x = data.images;
     const std::string m_text = st.op == "fourier" ? "" : " m=" + std::to_string(st.measurements);
@@ -188,11 +202,15 @@ int main(int argc, char** argv) {
       y = measure(op, x);
 #ifdef PRILO_RECONSTRUCT_CUDA
       if (st.backend == "cuda") {
-        results = reconstruct(gpu::OnDevice{}, methods, vae, op, y, cfg, opt, &unfinished);
+        std::visit(
+            [&](const auto& vae) {
+              results = reconstruct(gpu::OnDevice{}, methods, vae, op, y, cfg, opt, &unfinished);
+            },
+            model);
         return;
       }
 #endif
-      results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished);
+      std::visit([&](const auto& vae) { results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished); }, model);
     };
     if (st.op == "fourier")
       run(Fourier2d<T>(h, w));

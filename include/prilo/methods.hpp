@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "concepts/vae.hpp"
 #include "metrics/metrics.hpp"
 #include "operators/fourier.hpp"
 #include "pipeline.hpp"
@@ -382,6 +383,15 @@ struct OnHost {
   }
 };
 
+namespace detail {
+/// Whether a placement can make the parts of the latent methods from decoder G and operator Op.
+template <class P, class G, class Op>
+concept can_place = requires(const P& p, const G& g, const Op& op) {
+  p.generator(g);
+  p.op(op);
+};
+}  // namespace detail
+
 /// Runs one method on the B images measured as y = |A x| (one column each) with the VAE's
 /// decoder as the prior (and the whole VAE for -resolve). Latent methods: random or MII starts,
 /// MethodOptions::restart.restarts restarts per image as columns on column blocks, the lowest
@@ -389,10 +399,11 @@ struct OnHost {
 /// solutions (from `inputs`, else computed with their own streams) go through resolve().
 /// The Gaussian baselines run once from their spectral starts; their global sign is the one
 /// with a positive sum and their images are clipped to [0, 1] (the object constraint of ER/HIO).
-template <class Placement, MeasurementOperator Op, class T = typename Op::scalar>
-MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const nn::Vae<T>& vae, const Op& op,
-                           const Mat<T>& y, const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
+template <class Placement, MeasurementOperator Op, VaeModel V, class T = typename Op::scalar>
+MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V& vae, const Op& op, const Mat<T>& y,
+                           const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                            ResolveInputs<T> inputs = {}) {
+  static_assert(std::is_same_v<typename V::scalar, T>, "run_method: the model and the operator have other scalars");
   check_method<Op>(m, cfg);
   check_li(m, op, opt.li);
   const auto t0 = std::chrono::steady_clock::now();
@@ -409,23 +420,29 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const nn
   auto run_base = [&](const MethodSpec& b, SolveResult<T>* all) -> SolveResult<T> {
     Rng rng = method_rng(opt.seed, b.name);
     if (b.family == MethodFamily::dpr || b.family == MethodFamily::prilo) {
-      decltype(auto) gen = place.generator(vae.decoder());  // the host decoder, or its upload
-      decltype(auto) lop = place.op(op);
-      const LearnedStart<T> li{.encoder = opt.li, .sigma = cfg.li_sigma};
-      if (b.family == MethodFamily::dpr) {
-        auto o = cfg.dpr;
+      if constexpr (detail::can_place<Placement, std::decay_t<decltype(vae.decoder())>, Op>) {
+        decltype(auto) gen = place.generator(vae.decoder());  // the host decoder, or its upload
+        decltype(auto) lop = place.op(op);
+        const LearnedStart<T> li{.encoder = opt.li, .sigma = cfg.li_sigma};
+        if (b.family == MethodFamily::dpr) {
+          auto o = cfg.dpr;
+          o.progress = progress();
+          o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
+          if (b.start == LatentStart::li)
+            return keep(reconstruct_dpr(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
+          return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+        }
+        auto o = cfg.prilo_options(b, opt.ablation);
         o.progress = progress();
         o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
         if (b.start == LatentStart::li)
-          return keep(reconstruct_dpr(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
-        return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+          return keep(reconstruct_prilo(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
+        return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+
+      } else {
+        throw invalid_input("method " + b.name + ": the placement '" + std::string(Placement::name) +
+                            "' cannot run this model's decoder or operator (the CUDA backend has dense decoders only)");
       }
-      auto o = cfg.prilo_options(b, opt.ablation);
-      o.progress = progress();
-      o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-      if (b.start == LatentStart::li)
-        return keep(reconstruct_prilo(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
-      return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
     }
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       auto o = b.family == MethodFamily::er ? cfg.er : cfg.hio;
@@ -455,8 +472,8 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const nn
   return out;
 }
 /// run_method on the host parts as given (OnHost).
-template <MeasurementOperator Op, class T = typename Op::scalar>
-MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
+template <MeasurementOperator Op, VaeModel V, class T = typename Op::scalar>
+MethodResult<T> run_method(const MethodSpec& m, const V& vae, const Op& op, const Mat<T>& y,
                            const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                            ResolveInputs<T> inputs = {}) {
   return run_method(OnHost{}, m, vae, op, y, cfg, opt, inputs);
@@ -470,10 +487,10 @@ MethodResult<T> run_method(const MethodSpec& m, const nn::Vae<T>& vae, const Op&
 /// With `unfinished`, a stop request (prilo::request_stop, e.g. from SIGINT with
 /// install_interrupt_handler) ends the run early: the methods that finished are returned and
 /// the names of the others stored there. Without it, prilo::interrupted propagates.
-template <class Placement, MeasurementOperator Op, class T = typename Op::scalar>
-std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vector<MethodSpec>& methods,
-                                         const nn::Vae<T>& vae, const Op& op, const Mat<T>& y,
-                                         const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
+template <class Placement, MeasurementOperator Op, VaeModel V, class T = typename Op::scalar>
+std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vector<MethodSpec>& methods, const V& vae,
+                                         const Op& op, const Mat<T>& y, const ReconstructionConfig<T>& cfg,
+                                         const MethodOptions<T>& opt = {},
                                          std::vector<std::string>* unfinished = nullptr) {
   for (const auto& m : methods) {
     check_method<Op>(m, cfg);
@@ -501,8 +518,8 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
   return out;
 }
 /// reconstruct on the host parts as given (OnHost).
-template <MeasurementOperator Op, class T = typename Op::scalar>
-std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods, const nn::Vae<T>& vae, const Op& op,
+template <MeasurementOperator Op, VaeModel V, class T = typename Op::scalar>
+std::vector<MethodResult<T>> reconstruct(const std::vector<MethodSpec>& methods, const V& vae, const Op& op,
                                          const Mat<T>& y, const ReconstructionConfig<T>& cfg,
                                          const MethodOptions<T>& opt = {},
                                          std::vector<std::string>* unfinished = nullptr) {

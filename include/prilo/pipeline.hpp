@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "concepts/vae.hpp"
 #include "exec/executor.hpp"
 #include "init/initialisers.hpp"
 #include "init/li.hpp"
@@ -256,8 +257,8 @@ RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, con
 /// 4096 samples of the decoder from a fixed stream.
 /// With a distributed `run`, each process resolves a contiguous part of the images and the
 /// parts are joined in every process (the same result as one process).
-template <class T, class Run = LocalRun>
-SolveResult<T> resolve(const nn::Vae<T>& vae, const Fourier2d<T>& op, const Mat<T>& y,
+template <class T, VaeModel V, class Run = LocalRun>
+SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
                        const std::vector<const Mat<T>*>& solutions, ResolveOptions opt, const Run& run = {}) {
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
     Rng prior_rng(0x9e3779b97f4a7c15ull);
