@@ -97,7 +97,7 @@ struct ResolveOptions {
 /// plausible. Solutions that fit the measurements (relative magnitude error below
 /// ResolveOptions::consistency_threshold) take precedence over those that do not. Uses only
 /// the measurements and the model, never the ground truth.
-template <class T, class Op, VaeModel V>
+template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
                                  const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&) {
   if (solutions.empty()) detail::fail("resolve_ambiguity: no solutions given");
