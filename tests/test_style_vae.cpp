@@ -7,7 +7,10 @@
 #include <prilo/concepts/vae.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/style_vae_io.hpp>
+#include <prilo/operators/fourier.hpp>
+#include <prilo/operators/magnitude_loss.hpp>
 #include <prilo/optim/optimisers.hpp>
+#include <prilo/solvers/latent.hpp>
 #include <prilo/testing/checkers.hpp>
 #include <string>
 #include <vector>
@@ -91,6 +94,33 @@ TEST_CASE("StyleVae: the decoder passes the generator checker at every pair of s
   auto r2 = testing::check_generator(vae.decoder(), 2, rng, 1e-5);
   INFO(r2.failures);
   CHECK(r2.ok);
+}
+
+TEST_CASE("StyleVae: PRILO runs at both style split points with a radius for z_i and one for z0") {
+  Rng rng(13);
+  StyleVae<T> vae(tiny, 14);
+  const auto& g = vae.decoder();
+  const Fourier2d<T> op(8, 8);
+  const Mat<T> x_true = g.forward_from(0, rng.normal_matrix<T>(3, 2));
+  const MagnitudeLoss<Fourier2d<T>> loss(op, op.apply(x_true).cwiseAbs());
+  const Mat<T> z0 = rng.normal_matrix<T>(3, 2);
+  PriloOptions<T> opt;
+  opt.initial.steps = 10;
+  opt.noise.enabled = false;
+  opt.reading = PriloReading::chained;
+  opt.stages = {{.layer = 3, .repetitions = 1, .forward = {.steps = 30, .radius = 1, .learning_rate = T(0.05)}},
+                {.layer = 5, .repetitions = 1, .forward = {.steps = 30, .radius = 1, .learning_rate = T(0.05)}}};
+  opt.stages[0].forward.radii = {T(3), T(0.5)};  // z_3 (3 maps of 2×2) and z0
+  opt.stages[1].forward.radii = {T(3), T(0.5)};  // z_5 (2 maps of 4×4) and z0
+  Rng r(1);
+  const auto res = prilo_solve(g, loss, z0, opt, r);
+  REQUIRE(res.x.allFinite());
+  CHECK(res.x.rows() == 64);
+  const auto start = loss.value(g.forward_from(0, z0));
+  CHECK(res.magnitude_error.sum() * T(op.output_size()) < start.sum());
+  opt.stages[1].forward.radii = {T(3)};
+  Rng r2(1);
+  CHECK_THROWS_WITH_AS(prilo_solve(g, loss, z0, opt, r2), doctest::Contains("2 block(s) but 1 radii"), invalid_input);
 }
 
 TEST_CASE("StyleVae: the loss gradient with respect to every weight matches finite differences") {
