@@ -3,13 +3,15 @@
 # Fashion-MNIST, non-oversampled Fourier measurements, 4 restarts. The two data sets run side
 # by side, one thread each. Writes docs/results/table1-<dataset>{,-rx,-chain}.{json,log,png}
 # and prints the Markdown tables (scripts/make_table.py).
-#   usage: reproduce_table1.sh [N] [parts]   parts: a comma list of paper,rx,chain (default all)
+#   usage: reproduce_table1.sh [N] [parts]   parts: a comma list of paper,rx,chain (the MLP VAE,
+#   the default), conv (the conv VAE: --generator conv, configs/<dataset>-conv.json) and li (the
+#   learned initialisation with the MLP VAE); table1-<dataset>-conv / -li.{json,log,png}
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-1024}"; parts="${2:-paper,rx,chain}"
-run() {  # run <dataset> <suffix> <methods>
+run() {  # run <dataset> <suffix> <methods> [more prilo-reconstruct options]
   /usr/bin/time -f "wall %e s" $reconstruct --dataset "$1" --count "$count" --restarts 4 --threads 1 \
-    --methods "$3" --json "docs/results/table1-$1$2.json" --png "docs/results/table1-$1$2.png" --png-count 12 \
+    "${@:4}" --methods "$3" --json "docs/results/table1-$1$2.json" --png "docs/results/table1-$1$2.png" --png-count 12 \
     > "docs/results/table1-$1$2.log" 2>&1
 }
 pids=()
@@ -20,13 +22,17 @@ for ds in mnist fashion-mnist; do
     if [[ ",$parts," == *,paper,* ]]; then run "$ds" "" er,hio,dpr,dpr-mii,prilo,prilo-mii,prilo-mii-resolve; fi
     if [[ ",$parts," == *,rx,* ]]; then run "$ds" -rx hio,prilo-mii-rx,prilo-mii-rx-resolve; fi
     if [[ ",$parts," == *,chain,* ]]; then run "$ds" -chain hio,prilo-chain,prilo-chain-mii,prilo-chain-mii-resolve; fi
+    if [[ ",$parts," == *,conv,* ]]; then
+      run "$ds" -conv hio,dpr-mii,prilo-chain-mii,prilo-chain-mii-resolve --generator conv
+    fi
+    if [[ ",$parts," == *,li,* ]]; then run "$ds" -li dpr-mii,dpr-li,prilo-chain-mii,prilo-chain-li; fi
   ) &
   pids+=($!)
 done
 wait_all "${pids[@]}"
 reports=()
 for ds in mnist fashion-mnist; do
-  for part in paper rx chain; do
+  for part in paper rx chain conv li; do
     suffix="-$part"; [ "$part" = paper ] && suffix=""
     if [[ ",$parts," == *,$part,* ]]; then reports+=("docs/results/table1-$ds$suffix.json"); fi
   done
