@@ -6,6 +6,7 @@
 #include <prilo/io/png.hpp>
 #include <prilo/io/weights.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
+#include <prilo/nn/style_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
 
 #include <cstdint>
@@ -477,7 +478,8 @@ void check_vae_file(const fs::path& file, const fs::path& dir) {
   prilo::nn::save_vae(again, vae);
   CHECK(read_bytes(again) == read_bytes(file));
 }
-/// A model of another architecture: loaded by its own loader, saved back byte for byte.
+/// A model of another architecture (conv or style VAE, LI encoder): loaded by its own loader,
+/// saved back byte for byte.
 template <class Load, class Save>
 void check_model_file(const fs::path& file, const fs::path& dir, Load load, Save save) {
   auto model = load(file);
@@ -494,6 +496,10 @@ void check_any_file(const fs::path& file, const fs::path& dir, const std::string
     check_model_file(
         file, dir, [](const fs::path& f) { return prilo::nn::load_conv_vae<T>(f); },
         [](const fs::path& f, auto& m) { prilo::nn::save_conv_vae(f, m); });
+  else if (arch == prilo::nn::style_vae_arch_tag)
+    check_model_file(
+        file, dir, [](const fs::path& f) { return prilo::nn::load_style_vae<T>(f); },
+        [](const fs::path& f, auto& m) { prilo::nn::save_style_vae(f, m); });
   else if (arch == prilo::li_arch_tag)
     check_model_file(
         file, dir, [](const fs::path& f) { return prilo::load_li_encoder<T>(f); },

@@ -192,19 +192,6 @@ __global__ void magnitudes(const T* __restrict__ u, T* __restrict__ a, std::int6
   }
 }
 
-/// out_j = Σ_i m_ij² (one block per column).
-template <class T, int Threads>
-__global__ void __launch_bounds__(Threads)
-    column_norms2(const T* __restrict__ mat, T* __restrict__ out, std::int64_t rows) {
-  using Reduce = cub::BlockReduce<T, Threads>;
-  __shared__ typename Reduce::TempStorage tmp;
-  const T* c = mat + std::int64_t(blockIdx.x) * rows;
-  T acc = T(0);
-  for (std::int64_t i = threadIdx.x; i < rows; i += Threads) acc += c[i] * c[i];
-  const T total = Reduce(tmp).Sum(acc);
-  if (threadIdx.x == 0) out[blockIdx.x] = total;
-}
-
 }  // namespace kernels
 
 /// A batch of complex measurements with real and imaginary parts stacked: a 2m×B real matrix,
@@ -275,9 +262,9 @@ Mat<T> magnitude_scores(const CudaExecutor& ex, const DeviceMatrix<T>& a, const 
   DeviceMatrix<T> s(p, B), aa(p, 1), yy(B, 1);
   if (p == 0 || B == 0) return s.download(ex.stream());
   constexpr int kT = kernels::kLossThreads;
-  kernels::column_norms2<T, kT><<<unsigned(p), kT, 0, ex.stream()>>>(a.data(), aa.data(), a.rows());
+  kernels::column_sq_norms<T, kT><<<unsigned(p), kT, 0, ex.stream()>>>(a.data(), aa.data(), a.rows());
   PRILO_CUDA_CHECK_LAUNCH();
-  kernels::column_norms2<T, kT><<<unsigned(B), kT, 0, ex.stream()>>>(y.data(), yy.data(), y.rows());
+  kernels::column_sq_norms<T, kT><<<unsigned(B), kT, 0, ex.stream()>>>(y.data(), yy.data(), y.rows());
   PRILO_CUDA_CHECK_LAUNCH();
   gemm(ex.handle(), true, false, T(-2), a, y, T(0), s);
   const std::int64_t n = p * B;
