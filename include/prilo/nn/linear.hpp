@@ -124,13 +124,7 @@ class Dense {
   }
 
   /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
-  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> {
-    ParamList<T> p;
-    p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()),
-                 Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
-    p.push_back({"bias", Eigen::Map<Mat<T>>(b_.data(), b_.rows(), 1), Eigen::Map<Mat<T>>(gb_.data(), gb_.rows(), 1)});
-    return p;
-  }
+  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
   void zero_grad() {
     set_zero(ex_, gw_);
     set_zero(ex_, gb_);

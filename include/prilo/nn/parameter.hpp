@@ -24,6 +24,17 @@ struct ParamRef {
 template <class T>
 using ParamList = std::vector<ParamRef<T>>;
 
+/// The parameter list of a layer with a weight matrix and a bias vector (Dense, Conv2d,
+/// ConvTranspose2d, Modulate): "weight" and "bias" with their gradient buffers.
+template <class T>
+ParamList<T> weight_and_bias(Mat<T>& w, Mat<T>& gw, Vec<T>& b, Vec<T>& gb) {
+  ParamList<T> p;
+  p.push_back({"weight", Eigen::Map<Mat<T>>(w.data(), w.rows(), w.cols()),
+               Eigen::Map<Mat<T>>(gw.data(), gw.rows(), gw.cols())});
+  p.push_back({"bias", Eigen::Map<Mat<T>>(b.data(), b.rows(), 1), Eigen::Map<Mat<T>>(gb.data(), gb.rows(), 1)});
+  return p;
+}
+
 /// A saved, non-trainable tensor of a layer (e.g. batch-norm running statistics): no
 /// gradient, never seen by optimisers, but saved and loaded by name with the parameters.
 template <class T>

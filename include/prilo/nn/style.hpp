@@ -204,13 +204,7 @@ class Modulate {
       gb_ += gs.rowwise().sum();
     }
   }
-  ParamList<T> parameters() {
-    ParamList<T> p;
-    p.push_back({"weight", Eigen::Map<Mat<T>>(w_.data(), w_.rows(), w_.cols()),
-                 Eigen::Map<Mat<T>>(gw_.data(), gw_.rows(), gw_.cols())});
-    p.push_back({"bias", Eigen::Map<Mat<T>>(b_.data(), b_.rows(), 1), Eigen::Map<Mat<T>>(gb_.data(), gb_.rows(), 1)});
-    return p;
-  }
+  ParamList<T> parameters() { return weight_and_bias(w_, gw_, b_, gb_); }
   void zero_grad() {
     gw_.setZero();
     gb_.setZero();
