@@ -1,10 +1,12 @@
 // The style VAE (issue 12): a decoder that feeds z0 into every layer. The decoder as a generator
 // at every pair of split points, the blocks {z_i, z0}, the loss gradient by finite differences,
-// weights and checkpoints by name, files of other architectures rejected.
+// weights and checkpoints by name, files of other architectures rejected, the shipped weights.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <prilo/concepts/vae.hpp>
+#include <prilo/io/idx.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/style_vae_io.hpp>
 #include <prilo/operators/fourier.hpp>
@@ -196,4 +198,19 @@ TEST_CASE("StyleVae: weights saved and loaded by name, checkpoints round-trip, o
   ConvVae<T> conv2(tiny, 2);
   CHECK_THROWS_WITH_AS(load_checkpoint(tmp("c.ckpt"), conv2, adam2),
                        doctest::Contains("not a convolutional VAE training checkpoint"), file_error);
+}
+
+TEST_CASE("end-to-end: the shipped style VAEs load and reach the test-set losses docs/training.md records") {
+  const char* e = std::getenv("PRILO_DATA");
+  const std::string data = e && *e ? e : std::string(PRILO_SOURCE_DIR) + "/data";
+  // printed by prilo-train-vae --arch style after epoch 30 (seed 1, noise seed 3)
+  const std::pair<const char*, double> shipped[] = {{"mnist", 98.497}, {"fashion-mnist", 240.299}};
+  for (const auto& [dataset, nelbo] : shipped) {
+    const std::string file = std::string(PRILO_SOURCE_DIR) + "/models/stylevae-" + dataset + ".prw";
+    INFO(file);
+    auto vae = load_style_vae<float>(file);
+    CHECK(vae.sizes() == StyleVaeSizes{});
+    auto test = io::load_dataset<float>(data, dataset, "test");
+    CHECK(mean_negative_elbo(vae, test.images, 3) == doctest::Approx(nelbo).epsilon(5e-4));
+  }
 }
