@@ -17,6 +17,7 @@
 #include <prilo/io/png.hpp>
 #include <prilo/methods.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
+#include <prilo/nn/style_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/operators.hpp>
 #include <prilo/report.hpp>
@@ -72,12 +73,12 @@ int main(int argc, char** argv) {
   app.add_option("--seed", st.seed, "Seed of every random choice");
   app.add_option("--config", st.config, "JSON hyperparameter file (default configs/<dataset>.json)");
   app.add_option("--generator", st.generator,
-                 "The VAE whose decoder is the prior: mlp (the paper's) or conv (DCGAN-like decoder); picks the "
-                 "default --weights and --config")
-      ->check(CLI::IsMember({"mlp", "conv"}));
+                 "The VAE whose decoder is the prior: mlp (the paper's), conv (DCGAN-like decoder) or style (z0 fed "
+                 "into every layer); picks the default --weights and --config")
+      ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--weights", st.weights,
-                 "VAE weights, MLP or conv (read from the file; default models/vae-<dataset>.prw, "
-                 "models/convvae-<dataset>.prw with --generator conv)");
+                 "VAE weights, MLP, conv or style (read from the file; default models/vae-<dataset>.prw, "
+                 "models/<generator>vae-<dataset>.prw with --generator conv or style)");
   app.add_option(
       "--li-weights", st.li_weights,
       "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw; prilo-train-li trains it)");
@@ -132,10 +133,10 @@ int main(int argc, char** argv) {
     auto locate = [](const std::string& given, const std::string& rel) {
       return !given.empty() ? fs::path(given) : fs::exists(rel) ? fs::path(rel) : fs::path(PRILO_SOURCE_DIR) / rel;
     };
-    const bool conv_default = st.generator == "conv";
-    const fs::path config_path = locate(st.config, "configs/" + st.dataset + (conv_default ? "-conv" : "") + ".json");
-    const fs::path weights_path =
-        locate(st.weights, std::string(conv_default ? "models/convvae-" : "models/vae-") + st.dataset + ".prw");
+    const std::string gen_suffix = st.generator == "mlp" ? "" : "-" + st.generator;
+    const std::string gen_prefix = st.generator == "mlp" ? "" : st.generator;
+    const fs::path config_path = locate(st.config, "configs/" + st.dataset + gen_suffix + ".json");
+    const fs::path weights_path = locate(st.weights, "models/" + gen_prefix + "vae-" + st.dataset + ".prw");
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
@@ -162,10 +163,11 @@ int main(int argc, char** argv) {
                           std::to_string(st.first + st.count - 1) + " are outside the " + st.split + " split (" +
                           std::to_string(available) + " images)");
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
-    using AnyVae = std::variant<nn::Vae<T>, nn::ConvVae<T>>;
-    const AnyVae model = io::load_weights<T>(weights_path).arch == nn::conv_vae_arch_tag
-                             ? AnyVae(nn::load_conv_vae<T>(weights_path))
-                             : AnyVae(nn::load_vae<T>(weights_path));
+    using AnyVae = std::variant<nn::Vae<T>, nn::ConvVae<T>, nn::StyleVae<T>>;
+    const std::string arch = io::read_weights_info(weights_path).arch;
+    const AnyVae model = arch == nn::conv_vae_arch_tag    ? AnyVae(nn::load_conv_vae<T>(weights_path))
+                         : arch == nn::style_vae_arch_tag ? AnyVae(nn::load_style_vae<T>(weights_path))
+                                                          : AnyVae(nn::load_vae<T>(weights_path));
     const Eigen::Index data_dim = std::visit([](const auto& v) { return v.data_dim(); }, model);
     const int h = int(data.rows), w = int(data.cols);
     if (data_dim != Eigen::Index(h) * w)

@@ -55,6 +55,16 @@ expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods e
   --json "$tmp/r.json" --png "$tmp/r.png"
 expect_ok test -s "$tmp/r.json"
 expect_ok test -s "$tmp/r.png"
+# the conv and style VAEs as priors (their default weights; the style chain with {z_i, z0} radii)
+cat > "$tmp/quick-style.json" <<'JSON'
+{"mii": {"candidates": 50}, "dpr": {"steps": 10},
+ "prilo_chain": {"initial": {"steps": 10}, "stages": [{"layer": 3, "forward": {"steps": 10, "radii": [50, 10]}},
+                 {"layer": 5, "forward": {"steps": 10, "radii": [100, 10]}}]}}
+JSON
+expect_ok "$recon" --generator conv --count 1 --restarts 1 --config "$tmp/quick-style.json" --methods dpr --quiet
+expect_ok "$recon" --generator style --count 1 --restarts 1 --config "$tmp/quick-style.json" --methods dpr,prilo-chain-mii --quiet
+expect_fail "2 block(s) but 1 radii" "$recon" --generator style --count 1 --restarts 1 --quiet --methods prilo-chain \
+  --config <(printf '{"prilo_chain": {"stages": [{"layer": 3, "forward": {"steps": 2, "radii": [5]}}]}}')
 # the chained reading, its -resolve, an ablation, every restart and the trace in the reports
 expect_ok "$recon" --count 2 --restarts 2 --threads 1 --config "$tmp/quick.json" --methods prilo-chain-mii,prilo-chain-mii-resolve \
   --ablation no-balls --per-restart --quiet --json "$tmp/chain.json" --trace "$tmp/trace.json"

@@ -158,6 +158,15 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
   e = error_of([&] { (void)io::load_reconstruction_config<T>(no_stages); });
   CHECK_MESSAGE((e.find("no-stages.json: bad config") != std::string::npos && e.find("stages") != std::string::npos),
                 e);
+  // per-tensor radii of a split state ({z_i, z0}): read in order, and checked
+  const auto radii =
+      write_temp("radii.json", R"({"prilo_chain": {"stages": [{"layer": 3, "forward": {"radii": [50, 2.5]}}]}})");
+  const auto rc = io::load_reconstruction_config<T>(radii);
+  REQUIRE(rc.prilo_chain.stages.size() == 1);
+  CHECK(rc.prilo_chain.stages[0].forward.radii == std::vector<T>{T(50), T(2.5)});
+  for (const char* bad : {R"({"dpr": {"radii": []}})", R"({"dpr": {"radii": [1, -2]}})", R"({"dpr": {"radii": 3}})"})
+    CHECK_THROWS_WITH_AS((void)io::load_reconstruction_config<T>(write_temp("bad-radii.json", bad)),
+                         doctest::Contains("radii"), invalid_input);
   const auto truncated = write_temp("truncated.json", R"({"dpr": {"steps": 10)");
   CHECK(error_of([&] { (void)io::load_reconstruction_config<T>(truncated); }).find("truncated.json: not valid JSON") !=
         std::string::npos);

@@ -53,7 +53,7 @@ T real_or(const json& obj, const char* key, T def, const std::string& where) {
   return obj.contains(key) ? read_real<T>(obj.at(key), where + "." + key) : def;
 }
 
-/// A phase section ("steps", "radius", "learning_rate", "constrain", "enabled", "optimiser":
+/// A phase section ("steps", "radius", "radii", "learning_rate", "constrain", "enabled", "optimiser":
 /// "adam" or "gradient-descent") over the given defaults; an unknown key or a value of the
 /// wrong type is an invalid_input naming the section and the key.
 template <class T>
@@ -68,7 +68,14 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
         p.radius = read_real<T>(v, where + ".radius");
       else if (k == "learning_rate")
         p.learning_rate = read_real<T>(v, where + ".learning_rate");
-      else if (k == "constrain")
+      else if (k == "radii") {  // one radius per tensor of a split state ({z_i, z0}: style generators)
+        if (!v.is_array() || v.empty()) throw bad("radii must be a non-empty array of numbers");
+        p.radii.clear();
+        for (std::size_t r = 0; r < v.size(); ++r) {
+          p.radii.push_back(read_real<T>(v[r], where + ".radii[" + std::to_string(r) + "]"));
+          if (!(p.radii.back() >= 0)) throw bad("radii must be >= 0");
+        }
+      } else if (k == "constrain")
         p.constrain = v.template get<bool>();
       else if (k == "enabled")
         p.enabled = v.template get<bool>();
@@ -82,7 +89,7 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
           throw bad("optimiser must be \"adam\" or \"gradient-descent\", got \"" + o + "\"");
       } else {
         throw bad("unknown phase option \"" + k +
-                  "\" (known: steps, radius, learning_rate, constrain, enabled, optimiser)");
+                  "\" (known: steps, radius, radii, learning_rate, constrain, enabled, optimiser)");
       }
     } catch (const json::exception& e) {
       throw bad(k + ": " + e.what());
