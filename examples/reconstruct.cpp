@@ -14,11 +14,9 @@
 #include <prilo/diagnostics.hpp>
 #include <prilo/io/config.hpp>
 #include <prilo/io/idx.hpp>
+#include <prilo/io/models.hpp>
 #include <prilo/io/png.hpp>
 #include <prilo/methods.hpp>
-#include <prilo/nn/conv_vae_io.hpp>
-#include <prilo/nn/style_vae_io.hpp>
-#include <prilo/nn/vae_io.hpp>
 #include <prilo/operators.hpp>
 #include <prilo/report.hpp>
 #include <variant>
@@ -131,12 +129,10 @@ int main(int argc, char** argv) {
     if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
     const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
     auto locate = [](const std::string& given, const std::string& rel) {
-      return !given.empty() ? fs::path(given) : fs::exists(rel) ? fs::path(rel) : fs::path(PRILO_SOURCE_DIR) / rel;
+      return io::locate_file(given, rel, PRILO_SOURCE_DIR);
     };
-    const std::string gen_suffix = st.generator == "mlp" ? "" : "-" + st.generator;
-    const std::string gen_prefix = st.generator == "mlp" ? "" : st.generator;
-    const fs::path config_path = locate(st.config, "configs/" + st.dataset + gen_suffix + ".json");
-    const fs::path weights_path = locate(st.weights, "models/" + gen_prefix + "vae-" + st.dataset + ".prw");
+    const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
+    const fs::path &config_path = files.config, &weights_path = files.weights;
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
@@ -163,11 +159,7 @@ int main(int argc, char** argv) {
                           std::to_string(st.first + st.count - 1) + " are outside the " + st.split + " split (" +
                           std::to_string(available) + " images)");
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
-    using AnyVae = std::variant<nn::Vae<T>, nn::ConvVae<T>, nn::StyleVae<T>>;
-    const std::string arch = io::read_weights_info(weights_path).arch;
-    const AnyVae model = arch == nn::conv_vae_arch_tag    ? AnyVae(nn::load_conv_vae<T>(weights_path))
-                         : arch == nn::style_vae_arch_tag ? AnyVae(nn::load_style_vae<T>(weights_path))
-                                                          : AnyVae(nn::load_vae<T>(weights_path));
+    const io::AnyVae<T> model = io::load_any_vae<T>(weights_path);
     const Eigen::Index data_dim = std::visit([](const auto& v) { return v.data_dim(); }, model);
     const int h = int(data.rows), w = int(data.cols);
     if (data_dim != Eigen::Index(h) * w)

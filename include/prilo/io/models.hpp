@@ -1,0 +1,60 @@
+// The shipped VAE priors by name: where a generator's weights and config live
+// (models/<g>vae-<dataset>.prw, configs/<dataset>[-<g>].json for g = mlp, conv, style) and
+// loading a weights file of whichever architecture its header names. The programs
+// (prilo-reconstruct, prilo-represent) share it.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <variant>
+
+#include "../core.hpp"
+#include "../nn/conv_vae_io.hpp"
+#include "../nn/style_vae_io.hpp"
+#include "../nn/vae_io.hpp"
+#include "weights.hpp"
+
+namespace prilo::io {
+
+/// Any of the VAEs prilo ships (each models VaeModel); use with std::visit.
+template <class T>
+using AnyVae = std::variant<nn::Vae<T>, nn::ConvVae<T>, nn::StyleVae<T>>;
+
+/// The files of a prior: its weights and its reconstruction config.
+struct PriorFiles {
+  std::filesystem::path weights, config;
+};
+
+/// A project file: `given` when not empty, else `rel` when it exists relative to the working
+/// directory, else `rel` under `source_dir` (the source tree, PRILO_SOURCE_DIR in the programs).
+inline std::filesystem::path locate_file(const std::string& given, const std::string& rel,
+                                         const std::filesystem::path& source_dir) {
+  namespace fs = std::filesystem;
+  return !given.empty() ? fs::path(given) : fs::exists(rel) ? fs::path(rel) : source_dir / rel;
+}
+
+/// The weights and config of `generator` (mlp: models/vae-<dataset>.prw and
+/// configs/<dataset>.json; conv, style: models/<generator>vae-<dataset>.prw and
+/// configs/<dataset>-<generator>.json), each overridden by `weights` / `config` when those
+/// are not empty, located with locate_file. An unknown generator is an invalid_input.
+inline PriorFiles prior_files(const std::string& dataset, const std::string& generator, const std::string& weights,
+                              const std::string& config, const std::filesystem::path& source_dir) {
+  if (generator != "mlp" && generator != "conv" && generator != "style")
+    throw invalid_input("generator: expected mlp, conv or style, got \"" + generator + "\"");
+  const std::string suffix = generator == "mlp" ? "" : "-" + generator;
+  const std::string prefix = generator == "mlp" ? "" : generator;
+  return {locate_file(weights, "models/" + prefix + "vae-" + dataset + ".prw", source_dir),
+          locate_file(config, "configs/" + dataset + suffix + ".json", source_dir)};
+}
+
+/// Reads a VAE weights file of any shipped architecture (the MLP VAE, the conv VAE, the style
+/// VAE), chosen by the architecture its header names; bad files are file_errors naming it.
+template <class T>
+AnyVae<T> load_any_vae(const std::filesystem::path& weights) {
+  const std::string arch = read_weights_info(weights).arch;
+  if (arch == nn::conv_vae_arch_tag) return nn::load_conv_vae<T>(weights);
+  if (arch == nn::style_vae_arch_tag) return nn::load_style_vae<T>(weights);
+  return nn::load_vae<T>(weights);
+}
+
+}  // namespace prilo::io
