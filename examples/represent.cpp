@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
                  "Comma-separated split points i of the z_i fits (default: those of the config's PRILO stages)");
   app.add_option("--radii", st.radii,
                  "Comma-separated l1 radii of the z_i fits at every split point: a number, inf (no ball), or one "
-                 "radius per tensor a/b (style); default: the config's forward radii at each split point, and inf");
+                 "radius per tensor a/b (style); default: the config's forward radii at each split point (for a "
+                 "chained stage of R repetitions also R x its radius), and inf");
   app.add_option("--starts", st.starts, "Random N(0, I) starts of the z0 fit beside the encoder's mean")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--steps", st.steps, "Adam steps of the z0 fit")->check(CLI::NonNegativeNumber);
@@ -155,17 +156,25 @@ int main(int argc, char** argv) {
     const int depth = std::visit([](const auto& v) { return v.decoder().depth(); }, model);
     const Eigen::Index data_dim = std::visit([](const auto& v) { return Eigen::Index(v.data_dim()); }, model);
 
-    // the balls: the config's forward radii (both readings) at each split point, then inf
+    // the balls: the config's forward radii (both readings) at each split point; for a chained
+    // stage of R > 1 repetitions (each re-centring its ball) also R times its radius, the
+    // ball those repetitions can reach from the stage's first centre; then inf
     const PhaseOptions<T> base{.steps = st.split_steps, .radius = T(0), .learning_rate = T(st.split_lr)};
     std::vector<int> points;
     std::vector<std::pair<int, PhaseOptions<T>>> from_config;
     for (const PriloOptions<T>* o : {&cfg.prilo, &cfg.prilo_chain})
       for (const auto& s : o->stages) {
+        if (s.repetitions < 1 || !s.forward.enabled) continue;
         PhaseOptions<T> p = base;
         p.radius = s.forward.radius;
         p.radii = s.forward.radii;
         p.constrain = s.forward.constrain;
         from_config.push_back({s.layer, p});
+        if (o->reading == PriloReading::chained && s.repetitions > 1 && p.constrain) {
+          p.radius *= T(s.repetitions);
+          for (T& r : p.radii) r *= T(s.repetitions);
+          from_config.push_back({s.layer, p});
+        }
         if (std::find(points.begin(), points.end(), s.layer) == points.end()) points.push_back(s.layer);
       }
     if (!st.split_points.empty()) {
@@ -196,8 +205,14 @@ int main(int argc, char** argv) {
       if (!st.radii.empty()) {
         for (const std::string& tok : split_list(st.radii)) add(i, parse_radius(tok, base));
       } else {
+        std::vector<PhaseOptions<T>> here;
         for (const auto& [layer, p] : from_config)
-          if (layer == i) add(i, p);
+          if (layer == i) here.push_back(p);
+        std::stable_sort(here.begin(), here.end(), [](const PhaseOptions<T>& a, const PhaseOptions<T>& b) {
+          const T ra = a.radii.empty() ? a.radius : a.radii[0], rb = b.radii.empty() ? b.radius : b.radii[0];
+          return ra < rb;
+        });
+        for (const auto& p : here) add(i, p);
         PhaseOptions<T> unconstrained = base;
         unconstrained.radius = std::numeric_limits<T>::infinity();
         add(i, unconstrained);
