@@ -1,11 +1,16 @@
-// Convolutional layers: Conv2d and ConvTranspose2d (PyTorch's semantics), by im2col + GEMM.
+// Convolutional layers: Conv2d and ConvTranspose2d (PyTorch's semantics), by im2col + GEMM, on
+// any executor: the CPU forms of their customisation points are here, the CUDA forms in
+// prilo/backend/cuda/conv.cuh.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../core.hpp"
+#include "../exec/executor.hpp"
 #include "../parallel.hpp"
 #include "../random.hpp"
 #include "activations.hpp"
@@ -187,29 +192,303 @@ inline void check_hyper(const char* layer, Index out_channels, int kernel, int s
 
 }  // namespace conv_detail
 
+/// The weight-gradient buffers a layer's backward accumulates into: ∂W and ∂b, and scratch
+/// for partial sums (on the CPU each thread's blocks sum into one column of part_weight and
+/// part_bias, added to weight and bias at the end; a device form may leave them unused).
+template <class M, class V>
+struct ConvGradients {
+  M& weight;
+  V& bias;
+  M& part_weight;
+  M& part_bias;
+};
+
+}  // namespace prilo::nn
+
+namespace prilo {
+
+// ---------------------------------------------------------------------------------------
+// The convolution layers' customisation points, CPU forms. nn::Conv2d and
+// nn::ConvTranspose2d call these unqualified with their executor first (as nn::Dense calls
+// gemm and bias_activation), so a device executor supplies its own forms
+// (prilo/backend/cuda/conv.cuh) with the same contracts. The CPU forms are the layers' bodies
+// as they were before the executor parameter: cache-sized blocks of samples on OpenMP's
+// threads, each block's im2col (or stacked input) times the weights with one Eigen product.
+//
+// Contracts (g: the convolution's geometry; for ConvTranspose2d the adjoint convolution's,
+// output maps → input maps; `block`: samples per block, 0 = chosen from the shapes):
+//  * conv2d_forward: y ← act(W ∗ x + b), y resized to C_out·P_out × n.
+//  * conv2d_backward: with G = gy ⊙ act'(y), writes gx = ∂/∂x (if gx), and with grads adds
+//    ∂W and ∂b to grads->weight and grads->bias; `work` is scratch.
+//  * conv_transpose2d_forward / _backward: likewise for the transposed convolution.
+// ---------------------------------------------------------------------------------------
+
+namespace conv_cpu {
+using nn::conv_detail::Geometry;
+
+/// The VJPs of a Conv2d batch: gx (if gx) and, with Weights, the weight gradients of each
+/// thread's blocks in the columns of *part_w (K·C_out × slots) and *part_b (C_out × slots).
+template <bool Weights, class Act, class T>
+void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx,
+                Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
+  using nn::Identity;
+  const Eigen::Index n = gy.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols();
+  require_shape(gy, Co * P, n, "Conv2d output cotangent");
+  require_shape(y, Co * P, n, "Conv2d output");
+  if (Weights || gx) require_shape(x, g_.in.size(), n, "Conv2d input");
+  if (gx) gx->resize(g_.in.size(), n);
+  if constexpr (Weights) {
+    part_w->resize(w_.size(), 1);
+    part_w->setZero();
+    part_b->resize(Co, 1);
+    part_b->setZero();
+  }
+  if (n == 0 || (!Weights && !gx)) return;
+  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Co), prilo::max_threads(), block_);
+  const int slots = nn::conv_detail::slots_for(n, nb);
+  // per slot: G (stacked cotangent, nb·P × Co) then A / B (nb·P × K)
+  const Eigen::Index per_slot = nb * P * (Co + K);
+  work.resize(per_slot, slots);
+  if constexpr (Weights) {
+    part_w->setZero(w_.size(), slots);
+    part_b->setZero(Co, slots);
+  }
+  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+    T* gbuf = work.col(t).data();
+    T* abuf = gbuf + nb * P * Co;
+    const T* gs = gbuf;
+    if (std::is_same_v<Act, Identity> && m == 1) {
+      gs = gy.col(first).data();  // already P × C_out column-major
+    } else {
+      for (Eigen::Index c = 0; c < Co; ++c)
+        for (Eigen::Index j = 0; j < m; ++j) {
+          const Eigen::Index off = c * P;
+          nn::conv_detail::act_cotangent<Act>(gy.col(first + j).data() + off, y.col(first + j).data() + off,
+                                              gbuf + (c * m + j) * P, P);
+        }
+    }
+    const Eigen::Map<const Mat<T>> G(gs, m * P, Co);
+    if constexpr (Weights) {
+      nn::conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, abuf);
+      const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
+      Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Co);
+      gw.noalias() += A.transpose() * G;
+      part_b->col(t) += G.colwise().sum().transpose();
+    }
+    if (gx) {
+      Eigen::Map<Mat<T>> B(abuf, m * P, K);
+      B.noalias() = G * w_.transpose();
+      gx->middleCols(first, m).setZero();
+      nn::conv_detail::col2im_add(g_, abuf, m, gx->col(first).data(), gx->rows());
+    }
+  });
+}
+
+/// The VJPs of a ConvTranspose2d batch (g_: the adjoint convolution): gx (if gx) and, with
+/// Weights, the weight gradients of each thread's blocks in the columns of *part_w (K·C_in ×
+/// slots) and *part_b (C_out × slots).
+template <bool Weights, class Act, class T>
+void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy,
+                          Mat<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
+  const nn::Shape3 in_{w_.cols(), g_.out_h, g_.out_w};
+  const Eigen::Index n = gy.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
+                     Po = g_.in.pixels();
+  constexpr bool identity = std::is_same_v<Act, nn::Identity>;
+  require_shape(gy, g_.in.size(), n, "ConvTranspose2d output cotangent");
+  require_shape(y, g_.in.size(), n, "ConvTranspose2d output");
+  if (Weights || gx) require_shape(x, in_.size(), n, "ConvTranspose2d input");
+  if (gx) gx->resize(in_.size(), n);
+  if constexpr (Weights) {
+    part_w->setZero(w_.size(), 1);
+    part_b->setZero(Co, 1);
+  }
+  if (n == 0 || (!Weights && !gx)) return;
+  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Ci), prilo::max_threads(), block_);
+  const int slots = nn::conv_detail::slots_for(n, nb);
+  // per slot: A = im2col(G) (nb·P × K), a stacked nb·P × C_in matrix (x for ∂W, gx's block),
+  // and G = gy ⊙ act'(y) in the samples' layout (not for the identity)
+  const Eigen::Index per_slot = nb * P * (K + Ci) + (identity ? 0 : nb * g_.in.size());
+  work.resize(per_slot, slots);
+  if constexpr (Weights) {
+    part_w->setZero(w_.size(), slots);
+    part_b->setZero(Co, slots);
+  }
+  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+    T* abuf = work.col(t).data();
+    T* sbuf = abuf + nb * P * K;
+    const T* gsrc = gy.col(first).data();
+    if constexpr (!identity) {
+      T* g = sbuf + nb * P * Ci;
+      nn::conv_detail::act_cotangent<Act>(gsrc, y.col(first).data(), g, m * g_.in.size());
+      gsrc = g;
+    }
+    nn::conv_detail::im2col(g_, gsrc, g_.in.size(), m, abuf);
+    const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
+    if constexpr (Weights) {
+      const T* xs = x.col(first).data();
+      if (m > 1) {
+        nn::conv_detail::stack(xs, x.rows(), m, P, Ci, sbuf);
+        xs = sbuf;
+      }
+      const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
+      Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Ci);
+      gw.noalias() += A.transpose() * X;
+      for (Eigen::Index j = 0; j < m; ++j)
+        for (Eigen::Index c = 0; c < Co; ++c)
+          (*part_b)(c, t) += Eigen::Map<const Vec<T>>(gsrc + j * g_.in.size() + c * Po, Po).sum();
+    }
+    if (gx) {
+      if (m == 1) {
+        Eigen::Map<Mat<T>> Gx(gx->col(first).data(), P, Ci);
+        Gx.noalias() = A * w_;
+      } else {
+        Eigen::Map<Mat<T>> Gx(sbuf, m * P, Ci);
+        Gx.noalias() = A * w_;
+        nn::conv_detail::unstack(sbuf, m, P, Ci, gx->col(first).data(), gx->rows());
+      }
+    }
+  });
+}
+}  // namespace conv_cpu
+
+/// y ← act(W ∗ x + b) (nn::Conv2d's forward): per block of samples, im2col times the weights,
+/// bias and activation fused into the copy to the samples' columns.
+template <class T, class Act>
+void conv2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_, const Vec<T>& b_,
+                    const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+  require_shape(x, g_.in.size(), x.cols(), "Conv2d input");
+  const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols();
+  y.resize(Co * P, n);
+  if (n == 0) return;
+  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Co), prilo::max_threads(), block_);
+  const int slots = nn::conv_detail::slots_for(n, nb);
+  const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Co : 0));
+  Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
+  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+    T* a = scratch.col(t).data();
+    nn::conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, a);
+    const Eigen::Map<const Mat<T>> A(a, m * P, K);
+    if (m == 1) {
+      Eigen::Map<Mat<T>> Y(y.col(first).data(), P, Co);
+      Y.noalias() = A * w_;
+      for (Eigen::Index c = 0; c < Co; ++c) nn::conv_detail::bias_act<Act>(Y.col(c).data(), b_(c), Y.col(c).data(), P);
+    } else {
+      Eigen::Map<Mat<T>> Y(a + m * P * K, m * P, Co);
+      Y.noalias() = A * w_;
+      for (Eigen::Index c = 0; c < Co; ++c)
+        for (Eigen::Index j = 0; j < m; ++j)
+          nn::conv_detail::bias_act<Act>(Y.col(c).data() + j * P, b_(c), y.col(first + j).data() + c * P, P);
+    }
+  });
+}
+
+/// gx ← ∂/∂x (if gx) and, with grads, ∂W and ∂b added to grads->weight and grads->bias
+/// (nn::Conv2d's VJPs): per block, G = gy ⊙ act'(y) stacked, ∂W += im2col(x)ᵀ G,
+/// ∂b += Σ G, gx = col2im(G Wᵀ); per-thread partial gradients summed at the end.
+template <class T, class Act>
+void conv2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w, const Mat<T>& x,
+                     const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
+                     const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
+  if (grads) {
+    conv_cpu::conv2d_vjp<true, Act>(g, w, x, y, gy, gx, work, &grads->part_weight, &grads->part_bias, block);
+    grads->weight.reshaped() += grads->part_weight.rowwise().sum();
+    grads->bias += grads->part_bias.rowwise().sum();
+  } else {
+    conv_cpu::conv2d_vjp<false, Act>(g, w, x, y, gy, gx, work, static_cast<Mat<T>*>(nullptr),
+                                     static_cast<Mat<T>*>(nullptr), block);
+  }
+}
+
+/// y ← act(Wᵀ ⋆ x + b) (nn::ConvTranspose2d's forward; g_ the adjoint convolution): per block,
+/// the stacked input times weight()ᵀ, scattered into the output maps by col2im over the bias,
+/// then the activation.
+template <class T, class Act>
+void conv_transpose2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
+                              const Vec<T>& b_, const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+  const nn::Shape3 in_{w_.cols(), g_.out_h, g_.out_w};
+  require_shape(x, in_.size(), x.cols(), "ConvTranspose2d input");
+  const Eigen::Index n = x.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
+                     Po = g_.in.pixels();
+  y.resize(g_.in.size(), n);
+  if (n == 0) return;
+  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Ci), prilo::max_threads(), block_);
+  const int slots = nn::conv_detail::slots_for(n, nb);
+  const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Ci : 0));
+  Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
+  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+    T* bbuf = scratch.col(t).data();
+    const T* xs = x.col(first).data();
+    if (m > 1) {
+      T* s = bbuf + m * P * K;
+      nn::conv_detail::stack(xs, x.rows(), m, P, Ci, s);
+      xs = s;
+    }
+    const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
+    Eigen::Map<Mat<T>> B(bbuf, m * P, K);
+    B.noalias() = X * w_.transpose();
+    for (Eigen::Index j = 0; j < m; ++j)
+      for (Eigen::Index c = 0; c < Co; ++c) y.col(first + j).segment(c * Po, Po).setConstant(b_(c));
+    nn::conv_detail::col2im_add(g_, bbuf, m, y.col(first).data(), y.rows());
+    if constexpr (!std::is_same_v<Act, nn::Identity>) {
+      for (Eigen::Index j = 0; j < m; ++j)
+        nn::conv_detail::bias_act<Act>(y.col(first + j).data(), T(0), y.col(first + j).data(), y.rows());
+    }
+  });
+}
+
+/// gx ← ∂/∂x (if gx) and, with grads, ∂W and ∂b added (nn::ConvTranspose2d's VJPs): per
+/// block, A = im2col(gy ⊙ act'(y)), gx = A·W, ∂W += Aᵀ X (X the stacked input), ∂b += Σ G.
+template <class T, class Act>
+void conv_transpose2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
+                               const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
+                               const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
+  if (grads) {
+    conv_cpu::conv_transpose2d_vjp<true, Act>(g, w, x, y, gy, gx, work, &grads->part_weight, &grads->part_bias, block);
+    grads->weight.reshaped() += grads->part_weight.rowwise().sum();
+    grads->bias += grads->part_bias.rowwise().sum();
+  } else {
+    conv_cpu::conv_transpose2d_vjp<false, Act>(g, w, x, y, gy, gx, work, static_cast<Mat<T>*>(nullptr),
+                                               static_cast<Mat<T>*>(nullptr), block);
+  }
+}
+
+}  // namespace prilo
+
+namespace prilo::nn {
+
 /// 2-D convolution y = act(W ∗ x + b) over a batch of feature maps (one sample per column,
 /// layout of Shape3), with PyTorch's nn.Conv2d semantics: square kernel k, stride s, zero
-/// padding p, bias, dilation 1, groups 1. Output maps H_out = (H + 2p − k)/s + 1 (likewise W).
+/// padding p, bias, dilation 1, groups 1. Output maps H_out = (H + 2p − k)/s + 1 (likewise W),
+/// on executor Exec (the CPU by default; gpu::Conv2d is the CUDA instantiation).
 ///
 /// Weights: weight() is a (C_in·k²) × C_out matrix whose column-major storage is PyTorch's
 /// [C_out, C_in, k, k] tensor in PyTorch's (row-major) element order:
 /// weight()((c_in·k + kh)·k + kw, c_out) = W_torch[c_out, c_in, kh, kw]; bias() has C_out
-/// entries. Initialisation as PyTorch: W and b ~ U(−1/√fan_in, 1/√fan_in), fan_in = C_in·k².
+/// entries. Initialisation as PyTorch: W and b ~ U(−1/√fan_in, 1/√fan_in), fan_in = C_in·k²,
+/// drawn on the host in the same order for every executor.
 ///
-/// Computation: per block of samples, the im2col matrix A ((samples·pixels_out) × C_in·k²,
-/// column (c, kh, kw) the shifted input map) times weight() gives every output channel as a
-/// contiguous column, copied into the samples' columns with bias and activation fused. The
-/// VJPs are the same products transposed: gx = col2im(G Wᵀ), ∂W = Aᵀ G, ∂b = Σ G, with
-/// G = gy ⊙ act'(y) stacked likewise. Blocks run in parallel on OpenMP's threads (one thread
-/// inside an enclosing parallel region); forward and backward_input are const and thread-safe.
-template <class T, class Act = Identity>
+/// Computation (the executor's conv2d_forward and conv2d_backward): per block of samples, the
+/// im2col matrix A ((samples·pixels_out) × C_in·k², column (c, kh, kw) the shifted input map)
+/// times weight() gives every output channel as a contiguous column, copied into the samples'
+/// columns with bias and activation fused. The VJPs are the same products transposed:
+/// gx = col2im(G Wᵀ), ∂W = Aᵀ G, ∂b = Σ G, with G = gy ⊙ act'(y) stacked likewise. On the
+/// CPU, blocks run in parallel on OpenMP's threads (one thread inside an enclosing parallel
+/// region); forward and backward_input are const and thread-safe.
+template <class T, class Act = Identity, class Exec = CpuExecutor>
 class Conv2d {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Conv2d: float or double");
+  static_assert(Executor<Exec>, "Conv2d: Exec must model prilo::Executor");
+
  public:
   using scalar = T;
   using activation = Act;
+  using executor_type = Exec;
+  using matrix_type = matrix_t<Exec, T>;
+  using vector_type = vector_t<Exec, T>;
 
   Conv2d() = default;
-  Conv2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, Rng& rng) {
+  Conv2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, Rng& rng, Exec ex = {})
+      : ex_(std::move(ex)) {
     require_positive(in, "Conv2d input");
     conv_detail::check_hyper("Conv2d", out_channels, kernel, stride, padding);
     if (in.height + 2 * padding < kernel || in.width + 2 * padding < kernel)
@@ -222,14 +501,51 @@ class Conv2d {
     g_.out_h = (in.height + 2 * padding - kernel) / stride + 1;
     g_.out_w = (in.width + 2 * padding - kernel) / stride + 1;
     out_channels_ = out_channels;
-    w_.resize(g_.patch(), out_channels);
-    b_.resize(out_channels);
+    Mat<T> w(g_.patch(), out_channels);
+    Vec<T> b(out_channels);
     const double bound = 1.0 / std::sqrt(double(g_.patch()));
-    conv_detail::init_uniform(w_.data(), w_.size(), bound, rng);
-    conv_detail::init_uniform(b_.data(), b_.size(), bound, rng);
-    gw_ = Mat<T>::Zero(w_.rows(), w_.cols());
-    gb_ = Vec<T>::Zero(out_channels);
+    conv_detail::init_uniform(w.data(), w.size(), bound, rng);
+    conv_detail::init_uniform(b.data(), b.size(), bound, rng);
+    assign(w, b);
   }
+  /// The same layer on executor ex, copied through the host from a layer on another executor
+  /// (e.g. gpu::Conv2d from nn::Conv2d); gradients start at zero.
+  template <class From>
+  requires(!std::is_same_v<From, Exec>) explicit Conv2d(const Conv2d<T, Act, From>& other, Exec ex = {})
+      : ex_(std::move(ex)) {
+    upload(other);
+  }
+
+  /// Becomes a copy of a layer on another executor (geometry, weights and bias, through the
+  /// host) with zero gradients: nn::Conv2d → gpu::Conv2d.
+  template <class From>
+  void upload(const Conv2d<T, Act, From>& other) {
+    g_ = other.g_;
+    out_channels_ = other.out_channels_;
+    block_ = other.block_;
+    assign(other.host_weight(), other.host_bias());
+  }
+  /// Copies the weights and bias into a layer of the same geometry on another executor (its
+  /// gradients untouched): gpu::Conv2d → nn::Conv2d.
+  template <class To>
+  void download(Conv2d<T, Act, To>& other) const {
+    if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
+        other.stride() != stride() || other.padding() != padding())
+      detail::fail("Conv2d::download: the target layer has another geometry");
+    other.assign_weights(host_weight(), host_bias());
+  }
+  /// The weights and the bias as host matrices (a C_in·k² × C_out and a C_out × 1 copy).
+  Mat<T> host_weight() const { return to_host(ex_, w_); }
+  Mat<T> host_bias() const {
+    if constexpr (std::is_same_v<vector_type, Vec<T>>)
+      return Mat<T>(b_);
+    else
+      return to_host(ex_, b_);
+  }
+
+  const Exec& executor() const { return ex_; }
+  /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
+  void set_executor(Exec ex) { ex_ = std::move(ex); }
 
   Shape3 input_shape() const { return g_.in; }
   Shape3 output_shape() const { return {out_channels_, g_.out_h, g_.out_w}; }
@@ -246,158 +562,114 @@ class Conv2d {
   /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
   double flops_per_sample() const { return 2.0 * double(g_.out_pixels()) * double(g_.patch()) * double(out_channels_); }
 
-  Mat<T>& weight() { return w_; }
-  Vec<T>& bias() { return b_; }
-  const Mat<T>& weight() const { return w_; }
-  const Vec<T>& bias() const { return b_; }
-  const Mat<T>& grad_weight() const { return gw_; }
-  const Vec<T>& grad_bias() const { return gb_; }
+  matrix_type& weight() { return w_; }
+  vector_type& bias() { return b_; }
+  const matrix_type& weight() const { return w_; }
+  const vector_type& bias() const { return b_; }
+  const matrix_type& grad_weight() const { return gw_; }
+  const vector_type& grad_bias() const { return gb_; }
   /// Samples per im2col block (0: chosen from the shapes; results do not depend on it up to
   /// rounding). For benchmarks and tests.
   void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
 
-  void forward(const Mat<T>& x, Mat<T>& y) const {
-    require_shape(x, g_.in.size(), x.cols(), "Conv2d input");
-    const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = out_channels_;
-    y.resize(Co * P, n);
-    if (n == 0) return;
-    const Eigen::Index nb = conv_detail::block_samples(n, P, P * (K + Co), prilo::max_threads(), block_);
-    const int slots = conv_detail::slots_for(n, nb);
-    const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Co : 0));
-    Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
-    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
-      T* a = scratch.col(t).data();
-      conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, a);
-      const Eigen::Map<const Mat<T>> A(a, m * P, K);
-      if (m == 1) {
-        Eigen::Map<Mat<T>> Y(y.col(first).data(), P, Co);
-        Y.noalias() = A * w_;
-        for (Eigen::Index c = 0; c < Co; ++c) conv_detail::bias_act<Act>(Y.col(c).data(), b_(c), Y.col(c).data(), P);
-      } else {
-        Eigen::Map<Mat<T>> Y(a + m * P * K, m * P, Co);
-        Y.noalias() = A * w_;
-        for (Eigen::Index c = 0; c < Co; ++c)
-          for (Eigen::Index j = 0; j < m; ++j)
-            conv_detail::bias_act<Act>(Y.col(c).data() + j * P, b_(c), y.col(first + j).data() + c * P, P);
-      }
-    });
+  void forward(const matrix_type& x, matrix_type& y) const { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_); }
+  /// The forward pass with scratch in the caller's `work` (kept between calls), for executors
+  /// whose forward needs scratch (the GPU's im2col matrix); on the CPU, forward(x, y).
+  void forward(const matrix_type& x, matrix_type& y, matrix_type& work) const {
+    if constexpr (requires { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); })
+      conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
+    else
+      forward(x, y);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating (member scratch
   /// and per-thread partial weight gradients), so one thread at a time.
-  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
+                bool accumulate_weights) {
     if (accumulate_weights) {
-      vjp<true>(x, y, gy, gx, work_, &part_w_, &part_b_);
-      gw_.reshaped() += part_w_.rowwise().sum();
-      gb_ += part_b_.rowwise().sum();
+      const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
+      conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, &grads, block_);
     } else {
-      vjp<false>(x, y, gy, gx, work_, nullptr, nullptr);
+      conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, no_grads(), block_);
     }
   }
   /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
-  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
-    vjp<false>(x, y, gy, &gx, work, nullptr, nullptr);
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work) const {
+    conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
 
-  ParamList<T> parameters() { return weight_and_bias(w_, gw_, b_, gb_); }
+  /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
+  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
   void zero_grad() {
-    gw_.setZero();
-    gb_.setZero();
+    set_zero(ex_, gw_);
+    set_zero(ex_, gb_);
   }
 
  private:
-  /// The VJPs of a batch: gx (if gx) and, with Weights, the weight gradients of each thread's
-  /// blocks in the columns of *part_w (K·C_out × slots) and *part_b (C_out × slots).
-  template <bool Weights>
-  void vjp(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work, Mat<T>* part_w,
-           Mat<T>* part_b) const {
-    const Eigen::Index n = gy.cols(), P = g_.out_pixels(), K = g_.patch(), Co = out_channels_;
-    require_shape(gy, Co * P, n, "Conv2d output cotangent");
-    require_shape(y, Co * P, n, "Conv2d output");
-    if (Weights || gx) require_shape(x, g_.in.size(), n, "Conv2d input");
-    if (gx) gx->resize(g_.in.size(), n);
-    if constexpr (Weights) {
-      part_w->resize(w_.size(), 1);
-      part_w->setZero();
-      part_b->resize(Co, 1);
-      part_b->setZero();
-    }
-    if (n == 0 || (!Weights && !gx)) return;
-    const Eigen::Index nb = conv_detail::block_samples(n, P, P * (K + Co), prilo::max_threads(), block_);
-    const int slots = conv_detail::slots_for(n, nb);
-    // per slot: G (stacked cotangent, nb·P × Co) then A / B (nb·P × K)
-    const Eigen::Index per_slot = nb * P * (Co + K);
-    work.resize(per_slot, slots);
-    if constexpr (Weights) {
-      part_w->setZero(w_.size(), slots);
-      part_b->setZero(Co, slots);
-    }
-    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
-      T* gbuf = work.col(t).data();
-      T* abuf = gbuf + nb * P * Co;
-      const T* gs = gbuf;
-      if (std::is_same_v<Act, Identity> && m == 1) {
-        gs = gy.col(first).data();  // already P × C_out column-major
-      } else {
-        for (Eigen::Index c = 0; c < Co; ++c)
-          for (Eigen::Index j = 0; j < m; ++j) {
-            const Eigen::Index off = c * P;
-            conv_detail::act_cotangent<Act>(gy.col(first + j).data() + off, y.col(first + j).data() + off,
-                                            gbuf + (c * m + j) * P, P);
-          }
-      }
-      const Eigen::Map<const Mat<T>> G(gs, m * P, Co);
-      if constexpr (Weights) {
-        conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, abuf);
-        const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
-        Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Co);
-        gw.noalias() += A.transpose() * G;
-        part_b->col(t) += G.colwise().sum().transpose();
-      }
-      if (gx) {
-        Eigen::Map<Mat<T>> B(abuf, m * P, K);
-        B.noalias() = G * w_.transpose();
-        gx->middleCols(first, m).setZero();
-        conv_detail::col2im_add(g_, abuf, m, gx->col(first).data(), gx->rows());
-      }
-    });
+  template <class, class, class>
+  friend class Conv2d;
+
+  static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
+  /// Takes host weights (C_in·k² × C_out) and bias (C_out × 1).
+  void assign_weights(const Mat<T>& w, const Mat<T>& b) {
+    require_shape(w, g_.patch(), out_channels_, "Conv2d weight");
+    require_shape(b, out_channels_, 1, "Conv2d bias");
+    w_ = from_host(ex_, w);
+    b_ = from_host(ex_, b);
+  }
+  /// The same, with zero gradients of the same shapes.
+  void assign(const Mat<T>& w, const Mat<T>& b) {
+    assign_weights(w, b);
+    gw_ = zeros<T>(ex_, w.rows(), w.cols());
+    gb_ = zeros<T>(ex_, b.rows(), 1);
   }
 
   conv_detail::Geometry g_;
   Eigen::Index out_channels_ = 0;
   Eigen::Index block_ = 0;
-  Mat<T> w_;
-  Vec<T> b_;
-  Mat<T> gw_;
-  Vec<T> gb_;
-  Mat<T> work_, part_w_, part_b_;  // scratch of backward()
+  matrix_type w_;
+  vector_type b_;
+  matrix_type gw_;
+  vector_type gb_;
+  matrix_type work_, part_w_, part_b_;  // scratch of backward()
+  [[no_unique_address]] Exec ex_;
 };
 
 /// Transposed 2-D convolution y = act(Wᵀ ⋆ x + b) with PyTorch's nn.ConvTranspose2d
 /// semantics (dilation 1, groups 1): the adjoint of the input map of a Conv2d from C_out maps
 /// of H_out × W_out to C_in maps of H × W with the same kernel, stride and padding, plus bias.
-/// H_out = (H − 1)·s − 2p + k + output_padding, output_padding < s (likewise W).
+/// H_out = (H − 1)·s − 2p + k + output_padding, output_padding < s (likewise W). On executor
+/// Exec (the CPU by default; gpu::ConvTranspose2d is the CUDA instantiation).
 ///
 /// Weights: weight() is a (C_out·k²) × C_in matrix whose column-major storage is PyTorch's
 /// [C_in, C_out, k, k] tensor in PyTorch's element order:
 /// weight()((c_out·k + kh)·k + kw, c_in) = W_torch[c_in, c_out, kh, kw] (the matrix of the
 /// adjoint Conv2d, laid out as Conv2d::weight()); bias() has C_out entries. Initialisation as
 /// PyTorch: W and b ~ U(−1/√fan_in, 1/√fan_in) with PyTorch's fan_in = weight.size(1)·k² =
-/// C_out·k².
+/// C_out·k², drawn on the host in the same order for every executor.
 ///
-/// Computation: per block of samples, the stacked input X ((samples·H·W) × C_in) times
-/// weight()ᵀ, scattered into the output maps by col2im (the conv's input VJP); backward
-/// input = the conv forward of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X.
-template <class T, class Act = Identity>
+/// Computation (the executor's conv_transpose2d_forward and conv_transpose2d_backward): per
+/// block of samples, the stacked input X ((samples·H·W) × C_in) times weight()ᵀ, scattered
+/// into the output maps by col2im (the conv's input VJP); backward input = the conv forward
+/// of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X.
+template <class T, class Act = Identity, class Exec = CpuExecutor>
 class ConvTranspose2d {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "ConvTranspose2d: float or double");
+  static_assert(Executor<Exec>, "ConvTranspose2d: Exec must model prilo::Executor");
+
  public:
   using scalar = T;
   using activation = Act;
+  using executor_type = Exec;
+  using matrix_type = matrix_t<Exec, T>;
+  using vector_type = vector_t<Exec, T>;
 
   ConvTranspose2d() = default;
   ConvTranspose2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, int output_padding,
-                  Rng& rng) {
+                  Rng& rng, Exec ex = {})
+      : ex_(std::move(ex)) {
     require_positive(in, "ConvTranspose2d input");
     conv_detail::check_hyper("ConvTranspose2d", out_channels, kernel, stride, padding);
     if (output_padding < 0 || output_padding >= stride)
@@ -417,14 +689,53 @@ class ConvTranspose2d {
     g_.p = padding;
     g_.out_h = in.height;
     g_.out_w = in.width;
-    w_.resize(g_.patch(), in.channels);
-    b_.resize(out_channels);
+    Mat<T> w(g_.patch(), in.channels);
+    Vec<T> b(out_channels);
     const double bound = 1.0 / std::sqrt(double(g_.patch()));
-    conv_detail::init_uniform(w_.data(), w_.size(), bound, rng);
-    conv_detail::init_uniform(b_.data(), b_.size(), bound, rng);
-    gw_ = Mat<T>::Zero(w_.rows(), w_.cols());
-    gb_ = Vec<T>::Zero(out_channels);
+    conv_detail::init_uniform(w.data(), w.size(), bound, rng);
+    conv_detail::init_uniform(b.data(), b.size(), bound, rng);
+    assign(w, b);
   }
+  /// The same layer on executor ex, copied through the host from a layer on another executor
+  /// (e.g. gpu::ConvTranspose2d from nn::ConvTranspose2d); gradients start at zero.
+  template <class From>
+  requires(!std::is_same_v<From, Exec>) explicit ConvTranspose2d(const ConvTranspose2d<T, Act, From>& other,
+                                                                 Exec ex = {})
+      : ex_(std::move(ex)) {
+    upload(other);
+  }
+
+  /// Becomes a copy of a layer on another executor (geometry, weights and bias, through the
+  /// host) with zero gradients: nn::ConvTranspose2d → gpu::ConvTranspose2d.
+  template <class From>
+  void upload(const ConvTranspose2d<T, Act, From>& other) {
+    in_ = other.in_;
+    op_ = other.op_;
+    g_ = other.g_;
+    block_ = other.block_;
+    assign(other.host_weight(), other.host_bias());
+  }
+  /// Copies the weights and bias into a layer of the same geometry on another executor (its
+  /// gradients untouched): gpu::ConvTranspose2d → nn::ConvTranspose2d.
+  template <class To>
+  void download(ConvTranspose2d<T, Act, To>& other) const {
+    if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
+        other.stride() != stride() || other.padding() != padding() || other.output_padding() != output_padding())
+      detail::fail("ConvTranspose2d::download: the target layer has another geometry");
+    other.assign_weights(host_weight(), host_bias());
+  }
+  /// The weights and the bias as host matrices (a C_out·k² × C_in and a C_out × 1 copy).
+  Mat<T> host_weight() const { return to_host(ex_, w_); }
+  Mat<T> host_bias() const {
+    if constexpr (std::is_same_v<vector_type, Vec<T>>)
+      return Mat<T>(b_);
+    else
+      return to_host(ex_, b_);
+  }
+
+  const Exec& executor() const { return ex_; }
+  /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
+  void set_executor(Exec ex) { ex_ = std::move(ex); }
 
   Shape3 input_shape() const { return in_; }
   Shape3 output_shape() const { return g_.in; }
@@ -442,143 +753,81 @@ class ConvTranspose2d {
   /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
   double flops_per_sample() const { return 2.0 * double(in_.pixels()) * double(g_.patch()) * double(in_.channels); }
 
-  Mat<T>& weight() { return w_; }
-  Vec<T>& bias() { return b_; }
-  const Mat<T>& weight() const { return w_; }
-  const Vec<T>& bias() const { return b_; }
-  const Mat<T>& grad_weight() const { return gw_; }
-  const Vec<T>& grad_bias() const { return gb_; }
+  matrix_type& weight() { return w_; }
+  vector_type& bias() { return b_; }
+  const matrix_type& weight() const { return w_; }
+  const vector_type& bias() const { return b_; }
+  const matrix_type& grad_weight() const { return gw_; }
+  const vector_type& grad_bias() const { return gb_; }
   /// Samples per block (0: chosen from the shapes). For benchmarks and tests.
   void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
 
-  void forward(const Mat<T>& x, Mat<T>& y) const {
-    require_shape(x, in_.size(), x.cols(), "ConvTranspose2d input");
-    const Eigen::Index n = x.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
-                       Po = g_.in.pixels();
-    y.resize(g_.in.size(), n);
-    if (n == 0) return;
-    const Eigen::Index nb = conv_detail::block_samples(n, P, P * (K + Ci), prilo::max_threads(), block_);
-    const int slots = conv_detail::slots_for(n, nb);
-    const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Ci : 0));
-    Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
-    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
-      T* bbuf = scratch.col(t).data();
-      const T* xs = x.col(first).data();
-      if (m > 1) {
-        T* s = bbuf + m * P * K;
-        conv_detail::stack(xs, x.rows(), m, P, Ci, s);
-        xs = s;
-      }
-      const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
-      Eigen::Map<Mat<T>> B(bbuf, m * P, K);
-      B.noalias() = X * w_.transpose();
-      for (Eigen::Index j = 0; j < m; ++j)
-        for (Eigen::Index c = 0; c < Co; ++c) y.col(first + j).segment(c * Po, Po).setConstant(b_(c));
-      conv_detail::col2im_add(g_, bbuf, m, y.col(first).data(), y.rows());
-      if constexpr (!std::is_same_v<Act, Identity>) {
-        for (Eigen::Index j = 0; j < m; ++j)
-          conv_detail::bias_act<Act>(y.col(first + j).data(), T(0), y.col(first + j).data(), y.rows());
-      }
-    });
+  void forward(const matrix_type& x, matrix_type& y) const {
+    conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_);
+  }
+  /// The forward pass with scratch in the caller's `work` (kept between calls), for executors
+  /// whose forward needs scratch (the GPU's stacked input and product); on the CPU, forward(x, y).
+  void forward(const matrix_type& x, matrix_type& y, matrix_type& work) const {
+    if constexpr (requires { conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); })
+      conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
+    else
+      forward(x, y);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, one thread at
   /// a time.
-  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
+                bool accumulate_weights) {
     if (accumulate_weights) {
-      vjp<true>(x, y, gy, gx, work_, &part_w_, &part_b_);
-      gw_.reshaped() += part_w_.rowwise().sum();
-      gb_ += part_b_.rowwise().sum();
+      const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
+      conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, &grads, block_);
     } else {
-      vjp<false>(x, y, gy, gx, work_, nullptr, nullptr);
+      conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, no_grads(), block_);
     }
   }
   /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
-  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
-    vjp<false>(x, y, gy, &gx, work, nullptr, nullptr);
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work) const {
+    conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
 
-  ParamList<T> parameters() { return weight_and_bias(w_, gw_, b_, gb_); }
+  /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
+  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
   void zero_grad() {
-    gw_.setZero();
-    gb_.setZero();
+    set_zero(ex_, gw_);
+    set_zero(ex_, gb_);
   }
 
  private:
-  /// The VJPs of a batch: gx (if gx) and, with Weights, the weight gradients of each thread's
-  /// blocks in the columns of *part_w (K·C_in × slots) and *part_b (C_out × slots).
-  template <bool Weights>
-  void vjp(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work, Mat<T>* part_w,
-           Mat<T>* part_b) const {
-    const Eigen::Index n = gy.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
-                       Po = g_.in.pixels();
-    constexpr bool identity = std::is_same_v<Act, Identity>;
-    require_shape(gy, g_.in.size(), n, "ConvTranspose2d output cotangent");
-    require_shape(y, g_.in.size(), n, "ConvTranspose2d output");
-    if (Weights || gx) require_shape(x, in_.size(), n, "ConvTranspose2d input");
-    if (gx) gx->resize(in_.size(), n);
-    if constexpr (Weights) {
-      part_w->setZero(w_.size(), 1);
-      part_b->setZero(Co, 1);
-    }
-    if (n == 0 || (!Weights && !gx)) return;
-    const Eigen::Index nb = conv_detail::block_samples(n, P, P * (K + Ci), prilo::max_threads(), block_);
-    const int slots = conv_detail::slots_for(n, nb);
-    // per slot: A = im2col(G) (nb·P × K), a stacked nb·P × C_in matrix (x for ∂W, gx's block),
-    // and G = gy ⊙ act'(y) in the samples' layout (not for the identity)
-    const Eigen::Index per_slot = nb * P * (K + Ci) + (identity ? 0 : nb * g_.in.size());
-    work.resize(per_slot, slots);
-    if constexpr (Weights) {
-      part_w->setZero(w_.size(), slots);
-      part_b->setZero(Co, slots);
-    }
-    conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
-      T* abuf = work.col(t).data();
-      T* sbuf = abuf + nb * P * K;
-      const T* gsrc = gy.col(first).data();
-      if constexpr (!identity) {
-        T* g = sbuf + nb * P * Ci;
-        conv_detail::act_cotangent<Act>(gsrc, y.col(first).data(), g, m * g_.in.size());
-        gsrc = g;
-      }
-      conv_detail::im2col(g_, gsrc, g_.in.size(), m, abuf);
-      const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
-      if constexpr (Weights) {
-        const T* xs = x.col(first).data();
-        if (m > 1) {
-          conv_detail::stack(xs, x.rows(), m, P, Ci, sbuf);
-          xs = sbuf;
-        }
-        const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
-        Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Ci);
-        gw.noalias() += A.transpose() * X;
-        for (Eigen::Index j = 0; j < m; ++j)
-          for (Eigen::Index c = 0; c < Co; ++c)
-            (*part_b)(c, t) += Eigen::Map<const Vec<T>>(gsrc + j * g_.in.size() + c * Po, Po).sum();
-      }
-      if (gx) {
-        if (m == 1) {
-          Eigen::Map<Mat<T>> Gx(gx->col(first).data(), P, Ci);
-          Gx.noalias() = A * w_;
-        } else {
-          Eigen::Map<Mat<T>> Gx(sbuf, m * P, Ci);
-          Gx.noalias() = A * w_;
-          conv_detail::unstack(sbuf, m, P, Ci, gx->col(first).data(), gx->rows());
-        }
-      }
-    });
+  template <class, class, class>
+  friend class ConvTranspose2d;
+
+  static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
+  /// Takes host weights (C_out·k² × C_in) and bias (C_out × 1).
+  void assign_weights(const Mat<T>& w, const Mat<T>& b) {
+    require_shape(w, g_.patch(), in_.channels, "ConvTranspose2d weight");
+    require_shape(b, g_.in.channels, 1, "ConvTranspose2d bias");
+    w_ = from_host(ex_, w);
+    b_ = from_host(ex_, b);
+  }
+  /// The same, with zero gradients of the same shapes.
+  void assign(const Mat<T>& w, const Mat<T>& b) {
+    assign_weights(w, b);
+    gw_ = zeros<T>(ex_, w.rows(), w.cols());
+    gb_ = zeros<T>(ex_, b.rows(), 1);
   }
 
   Shape3 in_;
   int op_ = 0;
   conv_detail::Geometry g_;  // the adjoint convolution (output maps → input maps)
   Eigen::Index block_ = 0;
-  Mat<T> w_;
-  Vec<T> b_;
-  Mat<T> gw_;
-  Vec<T> gb_;
-  Mat<T> work_, part_w_, part_b_;  // scratch of backward()
+  matrix_type w_;
+  vector_type b_;
+  matrix_type gw_;
+  vector_type gb_;
+  matrix_type work_, part_w_, part_b_;  // scratch of backward()
+  [[no_unique_address]] Exec ex_;
 };
 
 }  // namespace prilo::nn
