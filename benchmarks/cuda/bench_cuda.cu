@@ -3,10 +3,14 @@
 //   * l1-ball projection, batch 1024 × n = 500, radius 0.1·‖x‖₁ per column;
 //   * fused DFT magnitude loss + gradient (R2C, kernel, C2R): 28×28 and 256×256 images;
 //   * MLP 100-500-500-784 (ReLU, ReLU, sigmoid): forward, and forward + backward, batch 1024;
-//   * one Adam step with Welling–Teh noise followed by the l1 projection, batch 1024.
+//   * one Adam step with Welling–Teh noise followed by the l1 projection, batch 1024;
+//   * the conv VAE's decoder (gpu::Sequential uploaded from nn::ConvVae's: dense 100 → 64×7×7,
+//     ConvTranspose2d to 32×14×14 and 1×28×28) at batch 256: forward, forward + input VJP,
+//     forward + input and weight VJPs (bench_conv's conv_decoder items on the GPU).
 // Without a usable CUDA device the program prints a message and exits with status 0.
 // Run: ./prilo_cuda_bench --benchmark_filter=l1   (any Google Benchmark flag)
 #include <prilo/backend/cuda.cuh>
+#include <prilo/nn/conv_vae.hpp>
 #include <prilo/random.hpp>
 
 #include <benchmark/benchmark.h>
@@ -145,6 +149,32 @@ void BM_adam_l1_step(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * n * batch);
 }
 
+/// The conv VAE's whole decoder on the device, batch 256 (range 0): range 1 = 0 forward, 1
+/// forward + input VJP (the solvers' step), 2 forward + input and weight VJPs (training).
+void BM_conv_decoder(benchmark::State& state) {
+  const Eigen::Index batch = state.range(0);
+  const int work = int(state.range(1));
+  const prilo::nn::ConvVae<float> vae(prilo::nn::ConvVaeSizes{}, 3);
+  prilo::gpu::Sequential dec(vae.decoder());
+  const DeviceMatrix<float> z(randn<float>(100, batch, 4)), gy(randn<float>(784, batch, 5));
+  prilo::gpu::Trace<float> tr;
+  auto run = [&] {
+    dec.forward(0, dec.depth(), z, tr);
+    if (work == 1) benchmark::DoNotOptimize(dec.vjp_input(tr, gy));
+    if (work == 2) benchmark::DoNotOptimize(dec.vjp_weights(tr, gy));
+  };
+  run();
+  EventTimer timer;
+  for (auto _ : state) {
+    timer.start();
+    run();
+    state.SetIterationTime(timer.stop());
+  }
+  const double flops = dec.flops(0, dec.depth()) * double(batch) * (work + 1);
+  state.counters["FLOP/s"] = benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
 }  // namespace
 
 BENCHMARK(BM_l1_project<float>)->Args({500, 1024})->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -167,6 +197,13 @@ BENCHMARK(BM_mlp)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_adam_l1_step)->Args({100, 1024})->Args({500, 1024})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_conv_decoder)
+    ->ArgNames({"batch", "work"})
+    ->Args({256, 0})
+    ->Args({256, 1})
+    ->Args({256, 2})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
   if (prilo::gpu::device_count() <= 0) {

@@ -441,7 +441,8 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
 
       } else {
         throw invalid_input("method " + b.name + ": the placement '" + std::string(Placement::name) +
-                            "' cannot run this model's decoder or operator (the CUDA backend has dense decoders only)");
+                            "' cannot run this model's decoder or operator (the CUDA backend has dense and convolution "
+                            "layers: the style decoder's Duplicate, Carry and Modulate have no device forms yet)");
       }
     }
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {

@@ -3,11 +3,12 @@
 //   prilo::cuda              backend tag (satisfies prilo::Backend)
 //   prilo::gpu::DeviceMatrix move-only device batches, upload/download to prilo::Mat
 //   prilo::gpu::BlasHandle, gemm, Dense       cuBLAS products and fused dense layers
+//   prilo::gpu::Conv2d, ConvTranspose2d       convolution layers (im2col/col2im kernels + cuBLAS)
 //   prilo::gpu::Fourier2d, MagnitudeLoss      cuFFT plans and the fused DFT magnitude loss
 //   prilo::gpu::L1Ball                        batched exact l1-ball projection
 //   prilo::gpu::CudaExecutor                  the executor: customisation points on device batches
 //   prilo::gpu::Adam, GradientDescent         prilo::Adam / GradientDescent on the CUDA executor
-//   prilo::gpu::Sequential                    a device generator (dense layers) for dpr, prilo_solve
+//   prilo::gpu::Sequential                    a device generator (dense and conv layers) for dpr, prilo_solve
 //                                             and the pipeline (prilo/pipeline.hpp)
 //
 // See docs/cuda.md.
@@ -18,6 +19,7 @@
 #include "cuda/adam.cuh"
 #include "cuda/backend.cuh"
 #include "cuda/blas.cuh"
+#include "cuda/conv.cuh"
 #include "cuda/dense.cuh"
 #include "cuda/device_matrix.cuh"
 #include "cuda/elementwise.cuh"

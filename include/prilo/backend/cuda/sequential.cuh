@@ -1,27 +1,35 @@
-// A generator on the GPU: a chain of dense layers (gpu::Dense, i.e. nn::Dense on the CUDA
-// executor: the CPU layer's bodies) that models prilo::Generator on DeviceMatrix batches and
-// runs on a CudaExecutor, so dpr, prilo_solve and the pipeline run on it unchanged.
+// A generator on the GPU: a chain of device modules (gpu::Dense, gpu::Conv2d,
+// gpu::ConvTranspose2d, i.e. prilo::nn's layers on the CUDA executor with the CPU layers'
+// class templates) that models prilo::Generator on DeviceMatrix batches and runs on a
+// CudaExecutor, so dpr, prilo_solve and the pipeline run on it unchanged.
 #pragma once
 
 #include "config.cuh"
 
 #include <array>
+#include <concepts>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../../concepts/generator.hpp"
+#include "../../nn/conv.hpp"
 #include "../../nn/linear.hpp"
 #include "../../nn/sequential.hpp"
+#include "conv.cuh"
 #include "dense.cuh"
 #include "device_matrix.cuh"
 #include "executor.cuh"
 
 namespace prilo::gpu {
 
-/// Activations of a forward pass over layers [first, last) (acts[k] is the input of layer k),
-/// and the cotangent buffers of its VJPs: reused between calls of the same batch size, so a
-/// solver step allocates nothing. A trace is used by one host thread at a time.
+/// Activations of a forward pass over modules [first, last) (acts[k] is the input of module
+/// k), and the scratch of its passes: the cotangent buffers of its VJPs and one work matrix
+/// that every module's forward and VJPs use in turn (a DeviceMatrix keeps its capacity when it
+/// shrinks, so one matrix serves modules of every size without reallocating). Reused between
+/// calls of the same batch size, so a solver step allocates nothing. A trace is used by one
+/// host thread at a time.
 template <class T>
 struct Trace {
   std::vector<DeviceMatrix<T>> acts;
@@ -31,18 +39,87 @@ struct Trace {
   const DeviceMatrix<T>& output() const { return acts[last]; }
 };
 
-/// G = L_{k−1} ∘ … ∘ L_0 with L_i = gpu::Dense<T, Act_i>: the device counterpart of
-/// nn::Sequential<T, nn::Dense<T, Act_i>...> with the same split points (layer boundaries)
-/// and semantics, built by uploading a host model (e.g. the VAE decoder). Every layer holds a
-/// copy of the generator's executor, so its work runs on that cuBLAS handle and stream.
-template <class T, class... Acts>
+namespace detail {
+
+/// An activation (nn::Relu, …) in gpu::Sequential's list stands for gpu::Dense<T, Act>.
+template <class M>
+concept activation_shorthand = requires(float v) {
+  { M::value(v) } -> std::convertible_to<float>;
+  { M::derivative_from_output(v) } -> std::convertible_to<float>;
+};
+template <class T, class M>
+struct device_module {
+  using type = M;
+};
+template <class T, class M>
+requires activation_shorthand<M>
+struct device_module<T, M> {
+  using type = Dense<T, M>;
+};
+/// The device module an entry of gpu::Sequential's list names.
+template <class T, class M>
+using device_module_t = typename device_module<T, M>::type;
+
+/// The host layer a device layer is uploaded from: L<T, Act, CudaExecutor> → L<T, Act>.
+template <class M>
+struct host_module;
+template <template <class, class, class> class L, class T, class A>
+struct host_module<L<T, A, CudaExecutor>> {
+  using type = L<T, A, ::prilo::CpuExecutor>;
+};
+
+/// How gpu::Sequential spells the device form of a host module, for the deduction from a host
+/// chain: a dense layer as its activation (so a dense chain deduces Sequential<T, Acts...>, as
+/// before the chain took other modules), a convolution as the CUDA instantiation of its
+/// layer. Modules without a specialisation here (the style blocks Duplicate, Carry, Modulate)
+/// have no device form.
+template <class M>
+struct device_spelling;
+template <class T, class A>
+struct device_spelling<nn::Dense<T, A, ::prilo::CpuExecutor>> {
+  using type = A;
+};
+template <class T, class A>
+struct device_spelling<nn::Conv2d<T, A, ::prilo::CpuExecutor>> {
+  using type = nn::Conv2d<T, A, CudaExecutor>;
+};
+template <class T, class A>
+struct device_spelling<nn::ConvTranspose2d<T, A, ::prilo::CpuExecutor>> {
+  using type = nn::ConvTranspose2d<T, A, CudaExecutor>;
+};
+/// Whether a host module has a device form gpu::Sequential can hold.
+template <class M>
+concept has_device_form = requires {
+  typename device_spelling<M>::type;
+};
+
+}  // namespace detail
+
+/// G = M_{k−1} ∘ … ∘ M_0 with device modules M_i (gpu::Dense, gpu::Conv2d,
+/// gpu::ConvTranspose2d): the device counterpart of nn::Sequential with the same split points
+/// (module boundaries) and semantics, built by uploading a host model (the VAE decoder, the
+/// conv VAE's decoder). An entry of Modules is a device module, or an activation Act as
+/// shorthand for gpu::Dense<T, Act>: `gpu::Sequential<T, nn::Relu, nn::Sigmoid>` is a chain of
+/// two dense layers, `gpu::Sequential<T, nn::Relu, gpu::ConvTranspose2d<T, nn::Relu>,
+/// gpu::ConvTranspose2d<T, nn::Sigmoid>>` the conv decoder; `gpu::Sequential(host)` deduces
+/// either from the host chain. Every module holds a copy of the generator's executor, so its
+/// work runs on that cuBLAS handle and stream.
+template <class T, class... Modules>
 class Sequential {
+  using layers_type = std::tuple<detail::device_module_t<T, Modules>...>;
+  static_assert((std::is_same_v<typename detail::device_module_t<T, Modules>::scalar, T> && ...),
+                "gpu::Sequential<T, ...>: a module's scalar type is not T");
+  static_assert((std::is_same_v<typename detail::device_module_t<T, Modules>::executor_type, CudaExecutor> && ...),
+                "gpu::Sequential: every module must run on the CUDA executor (gpu::Dense, gpu::Conv2d, "
+                "gpu::ConvTranspose2d)");
+
  public:
   using scalar = T;
   using matrix_type = DeviceMatrix<T>;
   using trace_type = Trace<T>;
-  using host_type = nn::Sequential<T, nn::Dense<T, Acts>...>;
-  static constexpr int num_layers = sizeof...(Acts);
+  /// The host chain this generator is uploaded from.
+  using host_type = nn::Sequential<T, typename detail::host_module<detail::device_module_t<T, Modules>>::type...>;
+  static constexpr int num_layers = sizeof...(Modules);
 
   Sequential() = default;
   /// Uploads the weights of a host model (gradients start at zero).
@@ -57,8 +134,26 @@ class Sequential {
     check_split(i, "dim");
     return dims_[std::size_t(i)];
   }
+  /// Products of one forward pass through modules i … j−1 per column, as nn::Sequential::flops
+  /// counts them (a module's flops_per_sample(), else the dense 2·dim(k)·dim(k+1)).
+  double flops(int i, int j) const {
+    check_range(i, j);
+    double f = 0;
+    for_each_layer([&](const auto& l, int k) {
+      if (k < i || k >= j) return;
+      if constexpr (requires { l.flops_per_sample(); })
+        f += double(l.flops_per_sample());
+      else
+        f += 2.0 * double(dims_[std::size_t(k)]) * double(dims_[std::size_t(k + 1)]);
+    });
+    return f;
+  }
   template <std::size_t I>
   auto& layer() {
+    return std::get<I>(layers_);
+  }
+  template <std::size_t I>
+  const auto& layer() const {
     return std::get<I>(layers_);
   }
 
@@ -78,7 +173,13 @@ class Sequential {
     tr.last = j;
     tr.acts[std::size_t(i)].copy_from(z, ex_.stream());
     for_each_layer([&](const auto& l, int k) {
-      if (k >= i && k < j) l.forward(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)]);
+      if (k < i || k >= j) return;
+      const DeviceMatrix<T>& x = tr.acts[std::size_t(k)];
+      DeviceMatrix<T>& y = tr.acts[std::size_t(k + 1)];
+      if constexpr (requires { l.forward(x, y, tr.scratch); })
+        l.forward(x, y, tr.scratch);  // a convolution: its im2col matrix in the trace's scratch
+      else
+        l.forward(x, y);
     });
   }
 
@@ -99,7 +200,7 @@ class Sequential {
     });
     return result;
   }
-  /// As vjp_input, and adds the weight gradients of the range's layers to their buffers.
+  /// As vjp_input, and adds the weight gradients of the range's modules to their buffers.
   DeviceMatrix<T> vjp_weights(const Trace<T>& tr, const DeviceMatrix<T>& gy) {
     require_shape(gy, tr.output().rows(), tr.output().cols(), "gpu generator output cotangent");
     if (tr.first == tr.last) return gy.clone(ex_.stream());
@@ -115,6 +216,13 @@ class Sequential {
       }
     });
     return result;
+  }
+  /// Clears every module's weight gradients.
+  void zero_grad() {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (std::get<I>(layers_).zero_grad(), ...);
+    }
+    (std::make_index_sequence<num_layers>{});
   }
 
  private:
@@ -153,13 +261,17 @@ class Sequential {
     (std::make_index_sequence<num_layers>{});
   }
 
-  std::tuple<Dense<T, Acts>...> layers_;
+  layers_type layers_;
   std::array<Eigen::Index, num_layers + 1> dims_{};
   CudaExecutor ex_;
 };
 
-/// gpu::Sequential from a host chain of dense layers: Sequential(host) deduces the activations.
-template <class T, class... Acts>
-Sequential(const nn::Sequential<T, nn::Dense<T, Acts>...>&, CudaExecutor = {}) -> Sequential<T, Acts...>;
+/// gpu::Sequential from a host chain whose modules all have device forms (dense and
+/// convolution layers): Sequential(host) deduces the device modules, a dense layer spelled as
+/// its activation (detail::device_spelling).
+template <class T, class... HostModules>
+requires(detail::has_device_form<HostModules>&&...)
+    Sequential(const nn::Sequential<T, HostModules...>&, CudaExecutor = {})
+->Sequential<T, typename detail::device_spelling<HostModules>::type...>;
 
 }  // namespace prilo::gpu
