@@ -200,34 +200,59 @@ inline NoiseOptions no_noise() {
   return {.enabled = false};
 }
 
+/// A solver callback keeping, per column, the lowest-loss iterate of a phase: a step's event
+/// carries the loss of the iterate before the step, which it copied at the previous event.
+template <class T>
+struct KeepBestIterate {
+  const Mat<T>& z;  ///< the solver's iterate
+  Mat<T> before;    ///< the iterate whose loss the next event reports
+  Mat<T> best_z;
+  Vec<T> best_l;
+
+  explicit KeepBestIterate(const Mat<T>& iterate)
+      : z(iterate),
+        before(iterate),
+        best_z(iterate),
+        best_l(Vec<T>::Constant(iterate.cols(), std::numeric_limits<T>::infinity())) {}
+  /// Keeps the columns of `at` whose loss l is the lowest so far.
+  void keep(const Vec<T>& l, const Mat<T>& at) {
+    for (Eigen::Index j = 0; j < l.size(); ++j)
+      if (l(j) < best_l(j)) {
+        best_l(j) = l(j);
+        best_z.col(j) = at.col(j);
+      }
+  }
+  bool step_taken(const StepEvent<T>& e) {
+    keep(e.loss, before);
+    before = z;
+    return false;
+  }
+};
+
 /// One fit (its phase, then the polish rounds) on the latent solvers' optimise_magnitude,
-/// minimising ‖G_layer^k(z) − t‖² from z in the ball of `ph` around `centre`; z ends, per
-/// column, at the lowest-error end of a round (all in the ball).
+/// minimising ‖G_layer^k(z) − t‖² from z in the ball of `ph` around `centre`. The start is
+/// first projected onto the ball; a callback keeps, per column, the best iterate of every
+/// step (Adam at a constant rate is not monotone: it can leave a good basin), each round
+/// continues from the best point so far, and z ends at the best point of all.
 template <class Policies, class G, class T>
 void fit_phase(const G& gen, int layer, const ImageDistance<T>& loss, Mat<T>& z, const Mat<T>& centre,
                const PhaseOptions<T>& ph, const RepresentationOptions<T>& opt, Rng& rng, const ProgressFn& progress,
                const std::string& name) {
-  Mat<T> best_z;
-  Vec<T> best_l;
+  const auto ex = executor_of(gen);
+  prilo::detail::with_optimiser<Policies>(ex, ph, no_noise(), prilo::detail::state_blocks(gen, layer),
+                                          [&](auto& o) { project(ex, o.projection(), z, centre); });
+  KeepBestIterate<T> best(z);
   auto run = [&](const PhaseOptions<T>& p, const std::string& n) {
     if (p.steps <= 0) return;
     SolveResult<T> scratch;
     const ObserverFn<T> none;
-    prilo::detail::PhaseContext<T> ctx{scratch, 0, progress ? 100 : 0, progress, none, "represent", {}};
+    best.before = z;
+    prilo::detail::PhaseContext<T, KeepBestIterate<T>> ctx{scratch,     0,       progress ? 100 : 0, progress, none,
+                                                           "represent", {{best}}};
     const Vec<T> l =
         prilo::detail::optimise_magnitude<Policies>(gen, layer, loss, z, centre, p, no_noise(), rng, ctx, n, 'D');
-    if (best_z.size() == 0) {
-      best_z = z;
-      best_l = l;
-      return;
-    }
-    for (Eigen::Index j = 0; j < z.cols(); ++j)
-      if (l(j) < best_l(j)) {
-        best_l(j) = l(j);
-        best_z.col(j) = z.col(j);
-      } else {
-        z.col(j) = best_z.col(j);  // the next round continues from the best point
-      }
+    best.keep(l, z);  // the last iterate, which no event reported
+    z = best.best_z;  // the next round continues from the best point
   };
   PhaseOptions<T> p = ph;
   p.enabled = true;
@@ -237,7 +262,6 @@ void fit_phase(const G& gen, int layer, const ImageDistance<T>& loss, Mat<T>& z,
     p.learning_rate = T(double(p.learning_rate) * opt.polish_factor);
     run(p, name + " polish " + std::to_string(r));
   }
-  if (best_z.size() != 0) z = std::move(best_z);
 }
 
 /// The whole analysis on one column block: X (n × B), given starts S (d × B·g, start r of
