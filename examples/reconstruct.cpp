@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
                  "models/<generator>vae-<dataset>.prw with --generator conv or style)");
   app.add_option(
       "--li-weights", st.li_weights,
-      "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw; prilo-train-li trains it)");
+      "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw, with --generator conv or style "
+      "models/li-<dataset>-<operator>-<generator>.prw; prilo-train-li trains it)");
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--json", st.json_path, "Write per-method summaries and per-image values to this JSON file");
   app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method");
@@ -138,14 +139,16 @@ int main(int argc, char** argv) {
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
     fs::path li_path;
     if (std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.start == LatentStart::li; })) {
-      li_path = locate(st.li_weights, "models/li-" + st.dataset + "-" + st.op + ".prw");
+      const std::string gen = st.generator == "mlp" ? "" : "-" + st.generator;
+      li_path = locate(st.li_weights, "models/li-" + st.dataset + "-" + st.op + gen + ".prw");
       if (!fs::exists(li_path)) {
         const std::string gaussian = st.op == "fourier" ? ""
                                                         : " --measurements " + std::to_string(st.measurements) +
                                                               " --seed " + std::to_string(st.seed);
         throw file_error("LI encoder " + li_path.string() +
                          ": file not found (the -li methods need it); train it with: prilo-train-li --dataset " +
-                         st.dataset + " --operator " + st.op + gaussian + " --output " + li_path.string());
+                         st.dataset + " --operator " + st.op + gaussian + " --generator " + st.generator +
+                         " --output " + li_path.string());
       }
       li = load_li_encoder<T>(li_path);
     }

@@ -12,7 +12,7 @@
 #include <prilo/init/li.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
-#include <prilo/nn/vae_io.hpp>
+#include <prilo/io/models.hpp>
 #include <prilo/operators.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/report.hpp>
@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Settings {
-  std::string dataset = "mnist", op = "fourier", transform = "identity", out, weights,
+  std::string dataset = "mnist", op = "fourier", transform = "identity", generator = "mlp", out, weights,
               data_dir = io::default_data_dir();
   int measurements = 200, epochs = 20, batch = 128, threads = 0, hidden = 500, critic_hidden = 256, log_every = 0;
   long limit = 0, validation = 2000;
@@ -41,8 +41,8 @@ struct Validation {
   double magnitude = 0;  ///< ‖|A G(E(y))| − y‖² / (m·B): the start's magnitude error
 };
 
-template <class Op>
-Validation validate(const LiEncoder<T>& enc, const nn::Vae<T>& vae, const Op& op, const Mat<T>& feats, const Mat<T>& x,
+template <class Op, class V>
+Validation validate(const LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& feats, const Mat<T>& x,
                     const Mat<T>& y) {
   Validation v;
   const Eigen::Index B = x.cols();
@@ -57,13 +57,12 @@ Validation validate(const LiEncoder<T>& enc, const nn::Vae<T>& vae, const Op& op
   return v;
 }
 
-template <class Op>
-int train(const Settings& st, const Op& op, LiSpec spec) {
-  const fs::path vae_path = !st.weights.empty() ? fs::path(st.weights)
-                            : fs::exists("models/vae-" + st.dataset + ".prw")
-                                ? fs::path("models/vae-" + st.dataset + ".prw")
-                                : fs::path(PRILO_SOURCE_DIR) / "models" / ("vae-" + st.dataset + ".prw");
-  const nn::Vae<T> vae = nn::load_vae<T>(vae_path);
+template <class Op, class V>
+int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs::path& vae_path) {
+  spec.decoder = *li_decoder_of<V>();
+  if (li_decoder_name(spec.decoder) != "vae-" + st.generator)
+    throw invalid_input("--generator " + st.generator + ": the weights " + vae_path.string() + " are a " +
+                        li_decoder_name(spec.decoder) + ", not a vae-" + st.generator);
   const auto data =
       io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
   const Eigen::Index N = data.images.cols(), n = data.images.rows();
@@ -217,15 +216,23 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--train-limit", st.limit, "Use only the first N training images (0: all)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--generator", st.generator,
+                 "The VAE whose frozen decoder the encoder is trained through: mlp, conv or style (picks the default "
+                 "--weights and --output)")
+      ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--weights", st.weights,
-                 "VAE weights whose decoder is the generator (default models/vae-<dataset>.prw)");
+                 "VAE weights whose decoder is the generator (default models/vae-<dataset>.prw, "
+                 "models/<generator>vae-<dataset>.prw with --generator conv or style)");
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
-  app.add_option("--output,-o", st.out, "Output weights file (default models/li-<dataset>-<operator>.prw)");
+  app.add_option("--output,-o", st.out,
+                 "Output weights file (default models/li-<dataset>-<operator>.prw, "
+                 "models/li-<dataset>-<operator>-<generator>.prw with --generator conv or style)");
   app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
   app.add_option("--log-every", st.log_every, "Print progress every N batches (0: once per epoch)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
-  if (st.out.empty()) st.out = "models/li-" + st.dataset + "-" + st.op + ".prw";
+  if (st.out.empty())
+    st.out = "models/li-" + st.dataset + "-" + st.op + (st.generator == "mlp" ? "" : "-" + st.generator) + ".prw";
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {
     check_output_path(st.out, "--output");  // before any training: a bad path must not cost the run
@@ -236,18 +243,23 @@ int main(int argc, char** argv) {
                 .operator_seed = st.seed + 7,
                 .transform = st.transform == "log1p" ? LiTransform::log1p : LiTransform::identity,
                 .hidden = st.hidden};
-    if (st.op == "fourier") {
-      spec.op = LiOperator::fourier;
-      spec.measurements = 0;
-      spec.operator_seed = 0;
-      return train(st, Fourier2d<T>(28, 28), spec);
-    }
-    if (st.op == "gaussian-real") {
-      spec.op = LiOperator::gaussian_real;
-      return train(st, GaussianReal<T>(st.measurements, 28 * 28, st.seed + 7), spec);
-    }
-    spec.op = LiOperator::gaussian_complex;
-    return train(st, GaussianComplex<T>(st.measurements, 28 * 28, st.seed + 7), spec);
+    const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
+    return std::visit(
+        [&](const auto& vae) {
+          if (st.op == "fourier") {
+            spec.op = LiOperator::fourier;
+            spec.measurements = 0;
+            spec.operator_seed = 0;
+            return train(st, Fourier2d<T>(28, 28), spec, vae, vae_path);
+          }
+          if (st.op == "gaussian-real") {
+            spec.op = LiOperator::gaussian_real;
+            return train(st, GaussianReal<T>(st.measurements, 28 * 28, st.seed + 7), spec, vae, vae_path);
+          }
+          spec.op = LiOperator::gaussian_complex;
+          return train(st, GaussianComplex<T>(st.measurements, 28 * 28, st.seed + 7), spec, vae, vae_path);
+        },
+        io::load_any_vae<T>(vae_path));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prilo-train-li: error: %s\n", e.what());
     return 1;

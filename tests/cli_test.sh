@@ -146,6 +146,15 @@ if [ -n "$train_li" ]; then
     --operator gaussian-real --seed 3 --methods dpr-li --li-weights "$tmp/no-such-li.prw" --count 1 --quiet
   expect_fail "trained for the fourier operator, not gaussian-real" "$recon" --operator gaussian-real \
     --methods dpr-li --li-weights "$tmp/li.prw" --count 1 --quiet
+  # LI through the conv VAE's decoder; an encoder of another generator is refused by name
+  expect_fail "the LI encoder: trained through the vae-mlp decoder, the generator is a vae-conv" "$recon" \
+    --generator conv --methods dpr-li --li-weights "$tmp/li.prw" --count 1 --quiet
+  expect_fail "--generator style: the weights" "$train_li" --generator style --weights "$repo/models/vae-mnist.prw" \
+    --epochs 1 --output "$tmp/li-style.prw"
+  expect_ok "$train_li" --generator conv --train-limit 300 --validation 100 --epochs 1 --batch-size 50 --threads 1 \
+    --output "$tmp/li-conv.prw"
+  expect_ok "$recon" --generator conv --count 2 --restarts 2 --config "$tmp/quick.json" --methods dpr-li \
+    --li-weights "$tmp/li-conv.prw" --quiet
   "$train_li" --train-limit 3000 --validation 100 --epochs 500 --threads 1 -o "$tmp/li-int.prw" >"$tmp/lint.txt" 2>&1 &
   pid=$!
   sleep 4; kill -INT $pid; wait $pid; rc=$?

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <prilo/init/li.hpp>
 #include <prilo/methods.hpp>
+#include <prilo/nn/conv_vae_io.hpp>
+#include <prilo/nn/style_vae.hpp>
 #include <prilo/nn/vae_io.hpp>
 #include <prilo/prilo.hpp>
 #include <string>
@@ -208,6 +210,49 @@ TEST_CASE("LI encoder files: saved and loaded by name; the operator is checked; 
   CHECK_THROWS_AS(LiEncoder<T>(LiSpec{.op = LiOperator::gaussian_real, .measurements = 0}, 1), invalid_input);
 }
 
+TEST_CASE("LI encoder files record the decoder they were trained through; another generator is refused") {
+  using T = float;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR);
+  fs::create_directories(dir);
+  const Fourier2d<T> F(28, 28);
+  LiEncoder<T> enc({.hidden = 8, .latent = 6, .decoder = LiDecoder::vae_conv}, 3);
+  enc.set_operator(F);
+  save_li_encoder(dir / "li-conv.prw", enc);
+  const auto back = load_li_encoder<T>(dir / "li-conv.prw");
+  CHECK(back.spec().decoder == LiDecoder::vae_conv);
+  static_assert(li_decoder_of<nn::Vae<T>>() == LiDecoder::vae_mlp);
+  static_assert(li_decoder_of<nn::ConvVae<T>>() == LiDecoder::vae_conv);
+  static_assert(li_decoder_of<nn::StyleVae<T>>() == LiDecoder::vae_style);
+
+  const nn::ConvVae<T> conv({.image = {1, 28, 28}, .latent = 6, .channels1 = 2, .channels2 = 3}, 1);
+  back.check_decoder(conv);  // the decoder it was trained through
+  const nn::StyleVae<T> style({.image = {1, 28, 28}, .latent = 6, .channels1 = 2, .channels2 = 3}, 1);
+  std::string e = error_of([&] { back.check_decoder(style); });
+  CHECK_MESSAGE(e.find("trained through the vae-conv decoder, the generator is a vae-style") != std::string::npos, e);
+  const nn::ConvVae<T> wide({.image = {1, 28, 28}, .latent = 7, .channels1 = 2, .channels2 = 3}, 1);
+  e = error_of([&] { back.check_decoder(wide); });
+  CHECK_MESSAGE(e.find("encodes to a latent of 6, the generator's latent has 7") != std::string::npos, e);
+
+  // and the methods refuse it before any solving
+  const Mat<T> y = measure(F, Mat<T>(Mat<T>::Constant(784, 1, T(0.5))));
+  MethodOptions<T> opt;
+  opt.li = &back;
+  e = error_of(
+      [&] { (void)reconstruct(OnHost{}, parse_methods("dpr-li"), style, F, y, ReconstructionConfig<T>{}, opt); });
+  CHECK_MESSAGE(e.find("method dpr-li: the LI encoder: trained through the vae-conv decoder") != std::string::npos, e);
+
+  // files of 10 sizes (before the decoder was recorded) were trained through the MLP VAE; an
+  // unknown decoder code is corrupt
+  auto f = io::load_weights<T>(dir / "li-conv.prw");
+  f.sizes.pop_back();
+  io::save_weights(dir / "li-10.prw", f);
+  CHECK(load_li_encoder<T>(dir / "li-10.prw").spec().decoder == LiDecoder::vae_mlp);
+  f.sizes.push_back(7);
+  io::save_weights(dir / "li-bad-decoder.prw", f);
+  e = error_of([&] { (void)load_li_encoder<T>(dir / "li-bad-decoder.prw"); });
+  CHECK_MESSAGE(e.find("unknown decoder code 7") != std::string::npos, e);
+}
+
 TEST_CASE("-li methods: names, parsing, and clear errors without a matching encoder") {
   for (const char* name : {"dpr-li", "prilo-li", "prilo-chain-li"}) {
     const MethodSpec m = parse_method(name);
@@ -243,7 +288,9 @@ TEST_CASE("-li methods: names, parsing, and clear errors without a matching enco
   wrong_latent.set_operator(F);
   opt.li = &wrong_latent;
   e = error_of([&] { (void)run_method(parse_method("dpr-li"), vae, F, y, cfg, opt); });
-  CHECK_MESSAGE(e.find("latents of 6 entries, the generator takes 4") != std::string::npos, e);
+  CHECK_MESSAGE(e.find("method dpr-li: the LI encoder: encodes to a latent of 6, the generator's latent has 4") !=
+                    std::string::npos,
+                e);
   CHECK_THROWS_AS(
       latent_starts(vae.decoder(), MagnitudeLoss<Fourier2d<T>>(F, y), LatentStart::li, 1, MiiOptions{}, rng),
       invalid_input);

@@ -304,16 +304,17 @@ void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
   if (m.family == MethodFamily::prilo) (void)cfg.prilo_options(parse_method(m.base()));
 }
 
-/// invalid_input unless a -li method has an encoder (MethodOptions::li) trained on op; a no-op
-/// for the other methods.
-template <MeasurementOperator Op, class T>
-void check_li(const MethodSpec& m, const Op& op, const LiEncoder<T>* li) {
+/// invalid_input unless a -li method has an encoder (MethodOptions::li) trained on op through
+/// the decoder of vae (LiEncoder::check_decoder); a no-op for the other methods.
+template <MeasurementOperator Op, VaeModel V, class T>
+void check_li(const MethodSpec& m, const Op& op, const V& vae, const LiEncoder<T>* li) {
   if (m.start != LatentStart::li) return;
   if (!li)
     throw invalid_input("method " + m.name +
                         " needs a learned-initialisation encoder (MethodOptions::li; prilo-reconstruct --li-weights, "
                         "trained by prilo-train-li)");
   li->check_operator(op, "method " + m.name + ": the LI encoder");
+  li->check_decoder(vae, "method " + m.name + ": the LI encoder");
 }
 
 namespace detail {
@@ -405,7 +406,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
                            ResolveInputs<T> inputs = {}) {
   static_assert(std::is_same_v<typename V::scalar, T>, "run_method: the model and the operator have other scalars");
   check_method<Op>(m, cfg);
-  check_li(m, op, opt.li);
+  check_li(m, op, vae, opt.li);
   const auto t0 = std::chrono::steady_clock::now();
   MethodResult<T> out{.method = m.name};
   auto progress = [&]() -> ProgressFn {
@@ -495,7 +496,7 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
                                          std::vector<std::string>* unfinished = nullptr) {
   for (const auto& m : methods) {
     check_method<Op>(m, cfg);
-    check_li(m, op, opt.li);
+    check_li(m, op, vae, opt.li);
   }
   std::vector<MethodResult<T>> out;
   out.reserve(methods.size());

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -46,9 +47,41 @@ inline const char* li_transform_name(LiTransform t) {
   return t == LiTransform::log1p ? "log1p" : "identity";
 }
 
+namespace nn {
+template <class T>
+class Vae;
+template <class T>
+class ConvVae;
+template <class T>
+class StyleVae;
+}  // namespace nn
+
+/// The generator an encoder was trained through (its latent is only meaningful for that
+/// decoder): the VAEs prilo ships, named by their weights files' architecture tags.
+enum class LiDecoder : std::uint32_t { vae_mlp = 0, vae_conv = 1, vae_style = 2 };
+
+inline const char* li_decoder_name(LiDecoder d) {
+  switch (d) {
+    case LiDecoder::vae_mlp: return "vae-mlp";
+    case LiDecoder::vae_conv: return "vae-conv";
+    case LiDecoder::vae_style: return "vae-style";
+  }
+  return "?";
+}
+
+/// The LiDecoder of a VAE type; std::nullopt for a user's own model (not checked).
+template <class V>
+constexpr std::optional<LiDecoder> li_decoder_of() {
+  using T = typename V::scalar;
+  if constexpr (std::is_base_of_v<nn::Vae<T>, V>) return LiDecoder::vae_mlp;
+  if constexpr (std::is_base_of_v<nn::ConvVae<T>, V>) return LiDecoder::vae_conv;
+  if constexpr (std::is_base_of_v<nn::StyleVae<T>, V>) return LiDecoder::vae_style;
+  return std::nullopt;
+}
+
 /// What an encoder is built for: the operator (kind, image size h×w, m measurements for the
 /// Gaussian ones, the seed the Gaussian matrix was drawn with: prilo-reconstruct draws it with
-/// --seed + 7), the input transform and the network's sizes.
+/// --seed + 7), the input transform, the network's sizes and the decoder it was trained through.
 struct LiSpec {
   LiOperator op = LiOperator::fourier;
   int height = 28, width = 28;
@@ -56,6 +89,7 @@ struct LiSpec {
   std::uint64_t operator_seed = 0;  ///< Gaussian operators only (information; the probe checks it)
   LiTransform transform = LiTransform::identity;
   Eigen::Index hidden = 500, latent = 100;
+  LiDecoder decoder = LiDecoder::vae_mlp;
 
   Eigen::Index image_size() const { return Eigen::Index(height) * width; }
   /// Rows of y: h·w for the DFT, m otherwise.
@@ -176,6 +210,19 @@ class LiEncoder {
     }
   }
 
+  /// invalid_input unless `vae` is the model whose decoder the encoder was trained through:
+  /// the same latent size and, for the VAEs prilo ships (li_decoder_of), the same kind. A
+  /// user's own VaeModel is checked by its latent size only.
+  template <class V>
+  void check_decoder(const V& vae, const std::string& what = "LI encoder") const {
+    if (vae.latent_dim() != spec_.latent)
+      detail::fail(what, ": encodes to a latent of ", spec_.latent, ", the generator's latent has ", vae.latent_dim());
+    if constexpr (constexpr auto kind = li_decoder_of<V>(); kind.has_value())
+      if (*kind != spec_.decoder)
+        detail::fail(what, ": trained through the ", li_decoder_name(spec_.decoder), " decoder, the generator is a ",
+                     li_decoder_name(*kind), " (prilo-train-li --generator trains one for it)");
+  }
+
   /// The network's tensors, named "encoder.<module>.<name>".
   nn::ParamList<T> parameters() {
     nn::ParamList<T> p;
@@ -248,7 +295,8 @@ void save_li_encoder(const std::filesystem::path& path, LiEncoder<T>& e) {
              std::uint32_t(s.width),
              std::uint32_t(s.measurements),
              std::uint32_t(s.operator_seed & 0xffffffffu),
-             std::uint32_t(s.operator_seed >> 32)};
+             std::uint32_t(s.operator_seed >> 32),
+             std::uint32_t(s.decoder)};
   nn::write_state(f, e);
   io::save_weights(path, f);
 }
@@ -263,8 +311,11 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
   if (f.arch != li_arch_tag)
     throw file_error(name + ": architecture \"" + f.arch + "\" is not an LI encoder (expected \"" + li_arch_tag +
                      "\")");
-  if (f.sizes.size() != 10)
-    throw file_error(name + ": an LI encoder needs 10 sizes, found " + std::to_string(f.sizes.size()));
+  // 11 sizes: the last names the decoder (LiDecoder); files with 10 were trained through the MLP VAE
+  if (f.sizes.size() != 10 && f.sizes.size() != 11)
+    throw file_error(name + ": an LI encoder needs 10 or 11 sizes, found " + std::to_string(f.sizes.size()));
+  if (f.sizes.size() == 11 && f.sizes[10] > 2)
+    throw file_error(name + ": corrupt: unknown decoder code " + std::to_string(f.sizes[10]));
   LiSpec s;
   if (f.sizes[3] > 2) throw file_error(name + ": corrupt: unknown operator code " + std::to_string(f.sizes[3]));
   if (f.sizes[4] > 1) throw file_error(name + ": corrupt: unknown input transform code " + std::to_string(f.sizes[4]));
@@ -276,6 +327,7 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
   s.width = int(std::min<std::uint32_t>(f.sizes[6], 1u << 16));
   s.measurements = f.sizes[7];
   s.operator_seed = std::uint64_t(f.sizes[8]) | (std::uint64_t(f.sizes[9]) << 32);
+  s.decoder = f.sizes.size() == 11 ? LiDecoder(f.sizes[10]) : LiDecoder::vae_mlp;
   try {
     LiEncoder<T>::check_spec(s);
   } catch (const invalid_input& e) {
