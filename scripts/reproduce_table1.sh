@@ -4,8 +4,9 @@
 # by side, one thread each. Writes docs/results/table1-<dataset>{,-rx,-chain}.{json,log,png}
 # and prints the Markdown tables (scripts/make_table.py).
 #   usage: reproduce_table1.sh [N] [parts]   parts: a comma list of paper,rx,chain (the MLP VAE,
-#   the default), conv (the conv VAE: --generator conv, configs/<dataset>-conv.json) and li (the
-#   learned initialisation with the MLP VAE); table1-<dataset>-conv / -li.{json,log,png}
+#   the default), conv (the conv VAE: --generator conv, configs/<dataset>-conv.json), style (the
+#   style VAE, z0 fed into every layer: --generator style, configs/<dataset>-style.json) and li
+#   (the learned initialisation with the MLP VAE); table1-<dataset>-conv / -style / -li.{json,log,png}
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-1024}"; parts="${2:-paper,rx,chain}"
@@ -25,6 +26,9 @@ for ds in mnist fashion-mnist; do
     if [[ ",$parts," == *,conv,* ]]; then
       run "$ds" -conv hio,dpr-mii,prilo-chain-mii,prilo-chain-mii-resolve --generator conv
     fi
+    if [[ ",$parts," == *,style,* ]]; then
+      run "$ds" -style dpr-mii,prilo-chain-mii,prilo-chain-mii-resolve --generator style
+    fi
     if [[ ",$parts," == *,li,* ]]; then run "$ds" -li dpr-mii,dpr-li,prilo-chain-mii,prilo-chain-li; fi
   ) &
   pids+=($!)
@@ -32,7 +36,7 @@ done
 wait_all "${pids[@]}"
 reports=()
 for ds in mnist fashion-mnist; do
-  for part in paper rx chain conv li; do
+  for part in paper rx chain conv style li; do
     suffix="-$part"; [ "$part" = paper ] && suffix=""
     if [[ ",$parts," == *,$part,* ]]; then reports+=("docs/results/table1-$ds$suffix.json"); fi
   done

@@ -4,7 +4,10 @@ section of configs/<dataset>.json) and the resolve rule over its outputs, on TRA
 only. Prints one line per setting: mean / median plain PSNR, share of images >= 30 dB (plain),
 and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
-usage: scripts/tune_chain.py [--dataset mnist] [--count 256] [--first 50000] [--restarts 4] [--threads 2]
+usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
+                             [--restarts 4] [--threads 2] [--grid lr|lr-low|resolve|placement|optimiser|radii]
+--grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
+priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 """
 import argparse, copy, itertools, json, os, subprocess, tempfile
 
@@ -15,9 +18,11 @@ ap.add_argument("--first", type=int, default=50000)
 ap.add_argument("--restarts", type=int, default=4)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
-ap.add_argument("--grid", default="lr", choices=["lr", "lr-low", "resolve", "placement", "optimiser"])
+ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
+ap.add_argument("--grid", default="lr", choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii"])
 args = ap.parse_args()
-base = json.load(open(f"configs/{args.dataset}.json"))
+suffix = "" if args.generator == "mlp" else f"-{args.generator}"
+base = json.load(open(f"configs/{args.dataset}{suffix}.json"))
 
 
 def run(cfg, methods):
@@ -26,7 +31,8 @@ def run(cfg, methods):
         json.dump(cfg, open(c, "w"))
         subprocess.run([args.binary, "--dataset", args.dataset, "--split", "train", "--first", str(args.first),
                         "--count", str(args.count), "--restarts", str(args.restarts), "--threads", str(args.threads),
-                        "--quiet", "--methods", methods, "--config", c, "--json", j], check=True, stdout=subprocess.DEVNULL)
+                        "--quiet", "--methods", methods, "--config", c, "--json", j,
+                        "--generator", args.generator], check=True, stdout=subprocess.DEVNULL)
         return json.load(open(j))["methods"]
 
 
@@ -37,7 +43,7 @@ def line(label, m):
             f"(analysis: aligned {al:6.2f})")
 
 
-print(f"# {args.dataset}: train images {args.first}..{args.first + args.count - 1}, {args.restarts} restarts")
+print(f"# {args.dataset}, {args.generator} prior: train images {args.first}..{args.first + args.count - 1}, {args.restarts} restarts")
 methods = "prilo-chain-mii,prilo-chain-mii-resolve"
 if args.grid == "lr":
     for lr0, lr1, lr2 in itertools.product([0.1, 0.3], [0.1, 0.3, 1.0], [0.3, 1.0, 3.0]):
@@ -74,6 +80,22 @@ elif args.grid == "placement":
         cfg["resolve"]["placement_weight"] = w
         r = run(cfg, methods)
         print(line(f"prilo-chain-mii-resolve placement_weight {w}", r["prilo-chain-mii-resolve"]), flush=True)
+elif args.grid == "radii":
+    # forward-phase radii of stages 1 and 2 (z_i), with the learning rate scaled to them; the
+    # style prior adds z0's own radius (0: z0 fixed at its value after the initial phase)
+    z0_radii = [None] if args.generator != "style" else [0, 3, 10, 30]
+    for (r1, r2, lr), r0 in itertools.product([(50, 100, 0.03), (200, 400, 0.03), (1000, 2000, 0.01)], z0_radii):
+        cfg = copy.deepcopy(base)
+        for st, r in zip(cfg["prilo_chain"]["stages"], [r1, r2]):
+            f = st["forward"]
+            f["radius"], f["learning_rate"] = r, lr
+            f.pop("radii", None)
+            if r0 is not None:
+                f["radii"] = [r, r0]
+        r = run(cfg, methods)
+        for k, m in r.items():
+            z0 = "" if r0 is None else f" z0 {r0}"
+            print(line(f"{k} radii {r1}/{r2}{z0} lr {lr}", m), flush=True)
 else:
     for opt, scale in [("adam", 1), ("gradient-descent", 0.01), ("gradient-descent", 0.1), ("gradient-descent", 1),
                        ("gradient-descent", 10)]:
