@@ -11,47 +11,49 @@ cd "$repo"
 jobs="${PRILO_JOBS:-$(nproc)}"
 bash scripts/setup.sh
 export PRILO_DATA="${PRILO_DATA:-$repo/data}"
+stage() { echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] $* =="; }  # CI's budget: 30 min on 2 cores
 
-echo "== Formatting (clang-format-14, .clang-format; scripts/check_format.sh) =="
+stage "Formatting (clang-format-14, .clang-format; scripts/check_format.sh)"
 bash scripts/check_format.sh
 
-echo "== Release build =="
+stage "Release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON \
       -DPRILO_BUILD_BENCHMARKS=ON -DCMAKE_INSTALL_PREFIX="$repo/build/install" >/dev/null
 cmake --build build -j "$jobs"
 
-echo "== Consumer project against the installed package =="
+stage "Consumer project against the installed package"
 cmake --install build >/dev/null
 cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$repo/build/install" >/dev/null
 cmake --build build/consumer -j "$jobs" >/dev/null
 ./build/consumer/prilo_consumer
 
-echo "== Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer =="
+stage "Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
       -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-O1" >/dev/null
 cmake --build build-asan -j "$jobs" --target prilo_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
 
-echo "== Threaded tests under ThreadSanitizer (clang-19, LLVM OpenMP with Archer; scripts/tsan.sh) =="
+stage "Threaded tests under ThreadSanitizer (clang-19, LLVM OpenMP with Archer; scripts/tsan.sh)"
 bash scripts/tsan.sh
 
-echo "== Fuzzing: each libFuzzer harness for 20 s (scripts/fuzz.sh, docs/fuzzing.md) =="
+stage "Fuzzing: each libFuzzer harness for 20 s (scripts/fuzz.sh, docs/fuzzing.md)"
 PRILO_FUZZ_JOBS=2 bash scripts/fuzz.sh 20 idx idx_gz weights vae config
 
-echo "== MPI: the pipeline and prilo-reconstruct over 2 processes against one (OpenMPI) =="
+stage "MPI: the pipeline and prilo-reconstruct over 2 processes against one (OpenMPI)"
 cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DPRILO_MPI=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
       -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build build-mpi -j "$jobs" --target prilo_mpi_test prilo-reconstruct
 (cd build-mpi && ctest -R '^mpi\.' --output-on-failure)
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
-  echo "== CUDA backend: compile every CUDA test, benchmark and prilo-reconstruct-cuda with nvcc (not run: no GPU needed) =="
+  stage "CUDA backend: compile every CUDA test, benchmark and prilo-reconstruct-cuda with nvcc (not run: no GPU needed)"
   export PATH="$PATH:/usr/local/cuda/bin"
   cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DPRILO_ENABLE_CUDA=ON -DPRILO_BUILD_TESTS=ON \
         -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=ON >/dev/null
   cmake --build build-cuda -j "$jobs" --target prilo_cuda_tests prilo_cuda_bench prilo-reconstruct-cuda
 fi
 
-echo "== Unit and end-to-end tests (CTest) =="
+stage "Unit and end-to-end tests (CTest)"
 cd build
 ctest --output-on-failure -j "$jobs"
+echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] all passed =="
