@@ -241,9 +241,10 @@ TEST_CASE("LI encoder files record the decoder they were trained through; anothe
       [&] { (void)reconstruct(OnHost{}, parse_methods("dpr-li"), style, F, y, ReconstructionConfig<T>{}, opt); });
   CHECK_MESSAGE(e.find("method dpr-li: the LI encoder: trained through the vae-conv decoder") != std::string::npos, e);
 
-  // files of 10 sizes (before the decoder was recorded) were trained through the MLP VAE; an
-  // unknown decoder code is corrupt
+  // files of 10 sizes (the MLP VAE's, as written before the decoder was recorded) are the MLP's;
+  // an unknown decoder code is corrupt
   auto f = io::load_weights<T>(dir / "li-conv.prw");
+  CHECK(f.sizes.size() == 11);
   f.sizes.pop_back();
   io::save_weights(dir / "li-10.prw", f);
   CHECK(load_li_encoder<T>(dir / "li-10.prw").spec().decoder == LiDecoder::vae_mlp);

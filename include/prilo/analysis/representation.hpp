@@ -321,7 +321,9 @@ RepresentationResult<T> represent_block(const G& gen, const Mat<T>& X, const Mat
       }
     }
     Mat<T> z = fit.z;
-    fit_phase<Policies>(gen, i, loss, z, centre, ball.phase, opt, rng, progress, "z" + std::to_string(i));
+    std::string stage = "z";  // (not "z" + to_string(i): GCC 12 warns falsely, -Wrestrict, on that at -O2)
+    stage += std::to_string(i);
+    fit_phase<Policies>(gen, i, loss, z, centre, ball.phase, opt, rng, progress, stage);
     const Mat<T> x = gen.forward_from(i, z);
     const Vec<double> e = sq_errors(x, X);
     for (Eigen::Index j = 0; j < B; ++j)

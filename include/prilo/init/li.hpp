@@ -295,8 +295,10 @@ void save_li_encoder(const std::filesystem::path& path, LiEncoder<T>& e) {
              std::uint32_t(s.width),
              std::uint32_t(s.measurements),
              std::uint32_t(s.operator_seed & 0xffffffffu),
-             std::uint32_t(s.operator_seed >> 32),
-             std::uint32_t(s.decoder)};
+             std::uint32_t(s.operator_seed >> 32)};
+  // an 11th size names the decoder unless it is the MLP VAE's (the files written before the
+  // decoder was recorded, which stay byte for byte as they were)
+  if (s.decoder != LiDecoder::vae_mlp) f.sizes.push_back(std::uint32_t(s.decoder));
   nn::write_state(f, e);
   io::save_weights(path, f);
 }
@@ -311,7 +313,7 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
   if (f.arch != li_arch_tag)
     throw file_error(name + ": architecture \"" + f.arch + "\" is not an LI encoder (expected \"" + li_arch_tag +
                      "\")");
-  // 11 sizes: the last names the decoder (LiDecoder); files with 10 were trained through the MLP VAE
+  // 11 sizes: the last names the decoder (LiDecoder); files with 10 are the MLP VAE's
   if (f.sizes.size() != 10 && f.sizes.size() != 11)
     throw file_error(name + ": an LI encoder needs 10 or 11 sizes, found " + std::to_string(f.sizes.size()));
   if (f.sizes.size() == 11 && f.sizes[10] > 2)
