@@ -29,7 +29,8 @@ cmake --build build/consumer -j "$jobs" >/dev/null
 
 stage "Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
-      -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-O1" >/dev/null
+      -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-O1" -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
+      >/dev/null  # -g1: line tables for the sanitizers' stack traces, a third less compile time than -g
 cmake --build build-asan -j "$jobs" --target prilo_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
 
