@@ -57,4 +57,4 @@ fi
 stage "Unit and end-to-end tests (CTest)"
 cd build
 ctest --output-on-failure -j "$jobs"
-echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] all passed =="
+stage "all passed"
