@@ -70,6 +70,41 @@ TEST_CASE_TEMPLATE("CPU customisation points keep their contracts", T, float, do
   CHECK(var == doctest::Approx(0.25).epsilon(0.1));
 }
 
+TEST_CASE_TEMPLATE("CPU adam_update: noise drawn in the pass equals noise added to a copy of the gradient first", T,
+                   float, double) {
+  // the fused pass against the unfused formula, bit for bit, over lengths around the noise
+  // block (512) and with σ = 0 (no draw)
+  const CpuExecutor ex;
+  prilo::Rng data(4);
+  for (const Eigen::Index rows : {3, 100, 300}) {
+    for (const T sigma : {T(0), T(0.3)}) {
+      CAPTURE(rows);
+      CAPTURE(sigma);
+      const Eigen::Index cols = 5;
+      const Mat<T> x0 = data.normal_matrix<T>(rows, cols), g = data.normal_matrix<T>(rows, cols);
+      const Mat<T> m0 = data.normal_matrix<T>(rows, cols) * T(0.1);
+      const Mat<T> v0 = data.normal_matrix<T>(rows, cols).cwiseAbs() * T(0.1);
+      const prilo::AdamStep<T> c{T(0.9), T(0.999), T(1.5), T(2.5), T(0.05), T(1e-8)};
+      prilo::Rng r1(77), r2(77);
+      Mat<T> x = x0, m = m0, v = v0, scratch;
+      adam_update(ex, x, m, v, g, c, sigma, r1, scratch);
+      Mat<T> gn = g;
+      add_normal(ex, gn, sigma, r2);
+      Mat<T> xr = x0, mr = m0, vr = v0;
+      for (Eigen::Index i = 0; i < xr.size(); ++i) {
+        mr(i) = c.beta1 * mr(i) + (T(1) - c.beta1) * gn(i);
+        vr(i) = c.beta2 * vr(i) + (T(1) - c.beta2) * gn(i) * gn(i);
+        xr(i) -= c.learning_rate * (mr(i) * c.c1) / (std::sqrt(vr(i) * c.c2) + c.epsilon);
+      }
+      CHECK(m == mr);
+      CHECK(v == vr);
+      CHECK(x == xr);
+      CHECK(r1.next_u64() == r2.next_u64());  // the same draws
+      if (sigma == T(0)) CHECK(gn == g);
+    }
+  }
+}
+
 static_assert(std::same_as<prilo::vector_t<CpuExecutor, float>, Vec<float>>);
 struct MatrixOnlyExecutor {  // names no vector type: vectors are one-column matrices
   using backend = prilo::cpu;

@@ -96,33 +96,67 @@ class Rng {
     return m;
   }
 
-  /// Adds sigma·N(0, 1) samples to x[0], …, x[n−1]: the fast path for gradient noise.
-  /// Box–Muller in single precision on blocks of 256 pairs, one 64-bit draw per pair (24 bits
-  /// for each uniform; u1 ∈ (0, 1], so |N| ≤ 5.8), with Eigen's vectorised log, sin and cos.
-  /// About 20× faster than normal() per sample, which spends its time in scalar double
-  /// log and sincos; this is its own stream (not normal()'s), and does not touch normal()'s
-  /// spare value.
+  /// The most samples normal_block writes per call.
+  static constexpr int kNormalBlock = 512;
+
+  /// Writes `len` ≤ kNormalBlock N(0, 1) samples to u (single precision): the fast path for
+  /// gradient noise. Box–Muller on up to 256 pairs, one 64-bit draw per pair (24 bits for
+  /// each uniform; u1 ∈ (0, 1], so |N| ≤ 5.8), with Eigen's vectorised log, sin and cos: about
+  /// 20× faster than normal() per sample, which spends its time in scalar double log and
+  /// sincos. Its own stream (not normal()'s), and it does not touch normal()'s spare value. A
+  /// sequence of calls of kNormalBlock samples (the last one shorter) is add_normal's stream.
+  void normal_block(float* u, int len) {
+    constexpr int kPairs = kNormalBlock / 2;
+    constexpr float kTwoPi = 6.28318530717958647692f;
+    if (len < 0 || len > kNormalBlock) detail::fail("Rng::normal_block: 0..", kNormalBlock, " samples, got ", len);
+    Eigen::Array<float, kPairs, 1> u1, u2;
+    alignas(64) std::uint64_t draw[kPairs];
+    const int m = (len + 1) / 2;
+    // The draws are serial (each xoshiro step needs the last); only they stay in this loop,
+    // with the state in locals (through the member array every draw went to memory and back).
+    // The conversions to uniforms are a separate loop that vectorises.
+    std::uint64_t s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
+    for (int k = 0; k < m; ++k) {
+      draw[k] = rotl(s1 * 5, 7) * 9;  // next_u64(), on the locals
+      const std::uint64_t t = s1 << 17;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 45);
+    }
+    s_[0] = s0;
+    s_[1] = s1;
+    s_[2] = s2;
+    s_[3] = s3;
+    for (int k = m; k < kPairs; ++k) draw[k] = 0;  // lanes of a short block: computed, not used
+    for (int k = 0; k < kPairs; ++k) {
+      // 24 bits each, exact in float (as 32-bit integers, which vectorise best)
+      u1[k] = float(std::int32_t(draw[k] >> 40) + 1) * 0x1.0p-24f;              // (0, 1]
+      u2[k] = float(std::int32_t((draw[k] >> 16) & 0xFFFFFFull)) * 0x1.0p-24f;  // [0, 1)
+    }
+    const Eigen::Array<float, kPairs, 1> r = (-2.0f * u1.log()).sqrt();
+    const Eigen::Array<float, kPairs, 1> a = kTwoPi * u2;
+    const Eigen::Array<float, kPairs, 1> c = r * a.cos(), sn = r * a.sin();
+    const int full = len / 2;  // pairs with both samples used
+    for (int k = 0; k < full; ++k) {
+      u[2 * k] = c[k];
+      u[2 * k + 1] = sn[k];
+    }
+    if (full < m) u[2 * full] = c[full];  // len odd: the last pair's sine is dropped
+  }
+
+  /// Adds sigma·N(0, 1) samples to x[0], …, x[n−1] (normal_block's stream, in blocks of
+  /// kNormalBlock).
   template <class T>
   void add_normal(T* x, Eigen::Index n, T sigma) {
-    constexpr int kPairs = 256;
-    constexpr float kTwoPi = 6.28318530717958647692f;
-    Eigen::Array<float, kPairs, 1> u1, u2;
-    for (Eigen::Index i = 0; i < n; i += 2 * kPairs) {
-      const int m = int(std::min<Eigen::Index>(kPairs, (n - i + 1) / 2));
-      for (int k = 0; k < kPairs; ++k) {
-        const std::uint64_t b = k < m ? next_u64() : 0;
-        u1[k] = float((b >> 40) + 1) * 0x1.0p-24f;            // (0, 1]
-        u2[k] = float((b >> 16) & 0xFFFFFFull) * 0x1.0p-24f;  // [0, 1)
-      }
-      const Eigen::Array<float, kPairs, 1> r = (-2.0f * u1.log()).sqrt();
-      const Eigen::Array<float, kPairs, 1> a = kTwoPi * u2;
-      const Eigen::Array<float, kPairs, 1> c = r * a.cos(), sn = r * a.sin();
+    alignas(64) float u[kNormalBlock];
+    for (Eigen::Index i = 0; i < n; i += kNormalBlock) {
+      const int len = int(std::min<Eigen::Index>(kNormalBlock, n - i));
+      normal_block(u, len);
       T* p = x + i;
-      const Eigen::Index left = n - i;
-      for (int k = 0; k < m; ++k) {
-        p[2 * k] += sigma * T(c[k]);
-        if (2 * k + 1 < left) p[2 * k + 1] += sigma * T(sn[k]);
-      }
+      for (int k = 0; k < len; ++k) p[k] += sigma * T(u[k]);
     }
   }
 

@@ -148,28 +148,35 @@ void add_normal(const CpuExecutor&, Mat<T>& g, T sigma, Rng& rng) {
   if (sigma > T(0)) rng.add_normal(g.data(), g.size(), sigma);
 }
 
-/// One Adam update with gradient g + σ·u (u ~ N(0, I) from rng when σ > 0; `scratch` may hold
-/// the noisy gradient): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², x ← x − α (m·c₁)/(√(v·c₂) + ε).
-/// All shapes equal (checked by the caller).
+/// One Adam update with gradient g + σ·u (u ~ N(0, I) from rng when σ > 0):
+/// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², x ← x − α (m·c₁)/(√(v·c₂) + ε). One pass over the
+/// batch: the noise is drawn block by block (Rng::normal_block, add_normal's stream) and used
+/// at once, so no noisy copy of the gradient is written and read back (`scratch` is unused on
+/// the CPU). All shapes equal (checked by the caller).
 template <class T>
-void adam_update(const CpuExecutor& ex, Mat<T>& x, Mat<T>& m, Mat<T>& v, const Mat<T>& grad, const AdamStep<T>& c,
-                 T sigma, Rng& rng, Mat<T>& scratch) {
-  const Mat<T>* g = &grad;
-  if (sigma > T(0)) {
-    scratch = grad;
-    add_normal(ex, scratch, sigma, rng);
-    g = &scratch;
-  }
+void adam_update(const CpuExecutor&, Mat<T>& x, Mat<T>& m, Mat<T>& v, const Mat<T>& grad, const AdamStep<T>& c, T sigma,
+                 Rng& rng, Mat<T>& /*scratch*/) {
   const T b1 = c.beta1, b2 = c.beta2, c1 = c.c1, c2 = c.c2, lr = c.learning_rate, eps = c.epsilon;
   const Eigen::Index n = x.size();
   T* xd = x.data();
   T* md = m.data();
   T* vd = v.data();
-  const T* gd = g->data();
-  for (Eigen::Index i = 0; i < n; ++i) {
-    md[i] = b1 * md[i] + (T(1) - b1) * gd[i];
-    vd[i] = b2 * vd[i] + (T(1) - b2) * gd[i] * gd[i];
+  const T* gd = grad.data();
+  const auto update = [&](Eigen::Index i, T g) {
+    md[i] = b1 * md[i] + (T(1) - b1) * g;
+    vd[i] = b2 * vd[i] + (T(1) - b2) * g * g;
     xd[i] -= lr * (md[i] * c1) / (std::sqrt(vd[i] * c2) + eps);
+  };
+  if (!(sigma > T(0))) {
+    for (Eigen::Index i = 0; i < n; ++i) update(i, gd[i]);
+    return;
+  }
+  alignas(64) float u[Rng::kNormalBlock];
+  for (Eigen::Index i0 = 0; i0 < n; i0 += Rng::kNormalBlock) {
+    const int len = int(std::min<Eigen::Index>(Rng::kNormalBlock, n - i0));
+    rng.normal_block(u, len);
+    // g + σ·u: the same expression as adding σ·u to a copy of the gradient first (bit for bit)
+    for (int k = 0; k < len; ++k) update(i0 + k, gd[i0 + k] + sigma * T(u[k]));
   }
 }
 

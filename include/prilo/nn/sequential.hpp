@@ -157,9 +157,20 @@ class Sequential {
 
   /// Cotangent with respect to the range's input, given the output cotangent gy. Const and
   /// thread-safe for the generator (the modules' backward_input); its scratch is tr's.
-  Mat<T> vjp_input(const Trace<T>& tr, const Mat<T>& gy) const { return backprop<false>(*this, tr, gy); }
+  Mat<T> vjp_input(const Trace<T>& tr, const Mat<T>& gy) const {
+    Mat<T> gx;
+    backprop<false>(*this, tr, gy, gx);
+    return gx;
+  }
+  /// The same into gx, whose buffer is reused when the shape repeats (a solver's step after
+  /// step: no allocation and no free of a batch-sized block per step).
+  void vjp_input(const Trace<T>& tr, const Mat<T>& gy, Mat<T>& gx) const { backprop<false>(*this, tr, gy, gx); }
   /// As vjp_input, and adds the weight gradients of the range's modules to their buffers.
-  Mat<T> vjp_weights(const Trace<T>& tr, const Mat<T>& gy) { return backprop<true>(*this, tr, gy); }
+  Mat<T> vjp_weights(const Trace<T>& tr, const Mat<T>& gy) {
+    Mat<T> gx;
+    backprop<true>(*this, tr, gy, gx);
+    return gx;
+  }
 
   /// All trainable tensors, in module order, named "<module index>.<name>" ("0.weight").
   ParamList<T> parameters() {
@@ -187,13 +198,15 @@ class Sequential {
   // Self is Sequential or const Sequential: the input VJP calls the modules' const
   // backward_input, the weight VJP their mutating backward.
   template <bool Weights, class Self>
-  static Mat<T> backprop(Self& self, const Trace<T>& tr, const Mat<T>& gy) {
+  static void backprop(Self& self, const Trace<T>& tr, const Mat<T>& gy, Mat<T>& result) {
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
-    if (tr.first == tr.last) return gy;
+    if (tr.first == tr.last) {
+      result = gy;
+      return;
+    }
     if constexpr (!Weights) tr.work.resize(num_modules);  // allocates on the first call only
     const Mat<T>* g = &gy;
     int cur = 0;
-    Mat<T> result;
     self.for_each_module_reverse([&](auto& m, int k) {
       if (k >= tr.first && k < tr.last) {
         Mat<T>& out = k == tr.first ? result : tr.cotangents[cur];
@@ -205,7 +218,6 @@ class Sequential {
         cur ^= 1;
       }
     });
-    return result;
   }
 
   void set_dims(Eigen::Index input_dim) {

@@ -190,6 +190,16 @@ std::vector<Eigen::Index> state_blocks(const G& gen, int i) {
     return {gen.dim(i)};
 }
 
+/// gz ← the input VJP of tr's range for the output cotangent gy, into gz's buffer where the
+/// generator can write there (nn::Sequential), else by assignment.
+template <class G, class Tr, class M>
+void input_vjp(const G& gen, const Tr& tr, const M& gy, M& gz) {
+  if constexpr (requires { gen.vjp_input(tr, gy, gz); })
+    gen.vjp_input(tr, gy, gz);
+  else
+    gz = gen.vjp_input(tr, gy);
+}
+
 /// Columns j where l(j) < best(j), updating best.
 template <class T>
 std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best) {
@@ -256,7 +266,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
         const Mat<T> x = to_host(ex, clone(ex, tr.output()));
         ctx.observe({rec, k + 1, ctx.step + 1, x, l});
       }
-      gz = gen.vjp_input(tr, gx);
+      input_vjp(gen, tr, gx, gz);
       opt.step(z, gz, centre, rng);
       ++ctx.step;
       ran = k + 1;
@@ -302,7 +312,7 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
         const M x = gen.forward_from(0, z0);
         ctx.observe({rec, k + 1, ctx.step, to_host(ex, clone(ex, x)), loss.value(x)});
       }
-      gz = gen.vjp_input(tr, diff);
+      input_vjp(gen, tr, diff, gz);
       opt.step(z0, gz, zero, rng);
       ran = k + 1;
       if (report) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, mean_sq});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -90,7 +91,8 @@ struct Conformance {
 /// split points 0 ≤ i < j ≤ depth, (1) the sub-range forward composes, G_{j}^{k}(G_{i+1}^{j}(z_i))
 /// = G_{i+1}^{k}(z_i); (2) the traced forward returns the same output; (3) vjp_input matches
 /// central differences of ⟨c, G_{i+1}^{j}(z_i)⟩ along random directions; (4) vjp_weights
-/// returns the same input cotangent. Inputs z_i are images of random latents (z_0 ~ N(0, I)).
+/// returns the same input cotangent; (5) where the generator has vjp_input(tr, gy, gx), it
+/// writes into a reused buffer what vjp_input returns. Inputs z_i are images of random latents (z_0 ~ N(0, I)).
 template <Generator G>
 Conformance check_generator(G& gen, Eigen::Index batch, Rng& rng, double tolerance = 1e-6) {
   using T = typename G::scalar;
@@ -122,6 +124,15 @@ Conformance check_generator(G& gen, Eigen::Index batch, Rng& rng, double toleran
       const Mat<T> vi = gen.vjp_input(tr, c), vw = gen.vjp_weights(tr, c);
       const double same = double((vi - vw).norm()) / (double(vi.norm()) + 1e-300);
       r.expect(same <= tolerance, same, at.str() + "vjp_weights returns another input cotangent than vjp_input");
+      if constexpr (requires(Mat<T> & o) { gen.vjp_input(tr, c, o); }) {
+        // (5) the in-place form into a buffer of another shape, then into its own (as a
+        // solver reuses it step after step), writes what the returning form returns
+        Mat<T> into = Mat<T>::Constant(vi.rows() + 1, 2, std::numeric_limits<T>::quiet_NaN());
+        gen.vjp_input(tr, c, into);
+        gen.vjp_input(tr, c, into);
+        const bool equal = into.rows() == vi.rows() && into.cols() == vi.cols() && into == vi;
+        r.expect(equal, equal ? 0.0 : 1.0, at.str() + "vjp_input into a reused buffer differs from vjp_input");
+      }
     }
   }
   return r;
