@@ -185,9 +185,19 @@ class Sequential {
 
   /// Cotangent with respect to the range's input, given the output cotangent gy.
   DeviceMatrix<T> vjp_input(const Trace<T>& tr, const DeviceMatrix<T>& gy) const {
-    require_shape(gy, tr.output().rows(), tr.output().cols(), "gpu generator output cotangent");
     DeviceMatrix<T> result;
-    if (tr.first == tr.last) return gy.clone(ex_.stream());
+    vjp_input(tr, gy, result);
+    return result;
+  }
+  /// The same into result, whose device buffer is reused when the shape repeats: a solver
+  /// step after step allocates nothing (a fresh result per step was a cudaMalloc and a
+  /// cudaFree, which waits for the device, per step).
+  void vjp_input(const Trace<T>& tr, const DeviceMatrix<T>& gy, DeviceMatrix<T>& result) const {
+    require_shape(gy, tr.output().rows(), tr.output().cols(), "gpu generator output cotangent");
+    if (tr.first == tr.last) {
+      result.copy_from(gy, ex_.stream());
+      return;
+    }
     const DeviceMatrix<T>* g = &gy;
     int cur = 0;
     for_each_layer_reverse([&](const auto& l, int k) {
@@ -198,7 +208,6 @@ class Sequential {
         cur ^= 1;
       }
     });
-    return result;
   }
   /// As vjp_input, and adds the weight gradients of the range's modules to their buffers.
   DeviceMatrix<T> vjp_weights(const Trace<T>& tr, const DeviceMatrix<T>& gy) {
