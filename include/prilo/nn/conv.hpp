@@ -16,6 +16,7 @@
 #include "activations.hpp"
 #include "parameter.hpp"
 #include "shape.hpp"
+#include "weight_and_bias.hpp"
 
 namespace prilo::nn {
 
@@ -475,7 +476,13 @@ namespace prilo::nn {
 /// CPU, blocks run in parallel on OpenMP's threads (one thread inside an enclosing parallel
 /// region); forward and backward_input are const and thread-safe.
 template <class T, class Act = Identity, class Exec = CpuExecutor>
-class Conv2d {
+class Conv2d : public WeightAndBias<T, Exec> {
+  using Base = WeightAndBias<T, Exec>;
+  using Base::b_;
+  using Base::ex_;
+  using Base::gb_;
+  using Base::gw_;
+  using Base::w_;
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Conv2d: float or double");
   static_assert(Executor<Exec>, "Conv2d: Exec must model prilo::Executor");
 
@@ -488,7 +495,7 @@ class Conv2d {
 
   Conv2d() = default;
   Conv2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, Rng& rng, Exec ex = {})
-      : ex_(std::move(ex)) {
+      : Base(std::move(ex)) {
     require_positive(in, "Conv2d input");
     conv_detail::check_hyper("Conv2d", out_channels, kernel, stride, padding);
     if (in.height + 2 * padding < kernel || in.width + 2 * padding < kernel)
@@ -512,7 +519,7 @@ class Conv2d {
   /// (e.g. gpu::Conv2d from nn::Conv2d); gradients start at zero.
   template <class From>
   requires(!std::is_same_v<From, Exec>) explicit Conv2d(const Conv2d<T, Act, From>& other, Exec ex = {})
-      : ex_(std::move(ex)) {
+      : Base(std::move(ex)) {
     upload(other);
   }
 
@@ -532,20 +539,8 @@ class Conv2d {
     if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
         other.stride() != stride() || other.padding() != padding())
       detail::fail("Conv2d::download: the target layer has another geometry");
-    other.assign_weights(host_weight(), host_bias());
+    other.assign_weights(this->host_weight(), this->host_bias());
   }
-  /// The weights and the bias as host matrices (a C_in·k² × C_out and a C_out × 1 copy).
-  Mat<T> host_weight() const { return to_host(ex_, w_); }
-  Mat<T> host_bias() const {
-    if constexpr (std::is_same_v<vector_type, Vec<T>>)
-      return Mat<T>(b_);
-    else
-      return to_host(ex_, b_);
-  }
-
-  const Exec& executor() const { return ex_; }
-  /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
-  void set_executor(Exec ex) { ex_ = std::move(ex); }
 
   Shape3 input_shape() const { return g_.in; }
   Shape3 output_shape() const { return {out_channels_, g_.out_h, g_.out_w}; }
@@ -562,12 +557,6 @@ class Conv2d {
   /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
   double flops_per_sample() const { return 2.0 * double(g_.out_pixels()) * double(g_.patch()) * double(out_channels_); }
 
-  matrix_type& weight() { return w_; }
-  vector_type& bias() { return b_; }
-  const matrix_type& weight() const { return w_; }
-  const vector_type& bias() const { return b_; }
-  const matrix_type& grad_weight() const { return gw_; }
-  const vector_type& grad_bias() const { return gb_; }
   /// Samples per im2col block (0: chosen from the shapes; results do not depend on it up to
   /// rounding). For benchmarks and tests.
   void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
@@ -600,13 +589,6 @@ class Conv2d {
     conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
 
-  /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
-  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
-  void zero_grad() {
-    set_zero(ex_, gw_);
-    set_zero(ex_, gb_);
-  }
-
  private:
   template <class, class, class>
   friend class Conv2d;
@@ -614,27 +596,23 @@ class Conv2d {
   static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
   /// Takes host weights (C_in·k² × C_out) and bias (C_out × 1).
   void assign_weights(const Mat<T>& w, const Mat<T>& b) {
-    require_shape(w, g_.patch(), out_channels_, "Conv2d weight");
-    require_shape(b, out_channels_, 1, "Conv2d bias");
-    w_ = from_host(ex_, w);
-    b_ = from_host(ex_, b);
+    check_weights(w, b);
+    this->store(w, b);
   }
   /// The same, with zero gradients of the same shapes.
   void assign(const Mat<T>& w, const Mat<T>& b) {
-    assign_weights(w, b);
-    gw_ = zeros<T>(ex_, w.rows(), w.cols());
-    gb_ = zeros<T>(ex_, b.rows(), 1);
+    check_weights(w, b);
+    this->store_with_zero_gradients(w, b);
+  }
+  void check_weights(const Mat<T>& w, const Mat<T>& b) const {
+    require_shape(w, g_.patch(), out_channels_, "Conv2d weight");
+    require_shape(b, out_channels_, 1, "Conv2d bias");
   }
 
   conv_detail::Geometry g_;
   Eigen::Index out_channels_ = 0;
   Eigen::Index block_ = 0;
-  matrix_type w_;
-  vector_type b_;
-  matrix_type gw_;
-  vector_type gb_;
   matrix_type work_, part_w_, part_b_;  // scratch of backward()
-  [[no_unique_address]] Exec ex_;
 };
 
 /// Transposed 2-D convolution y = act(Wᵀ ⋆ x + b) with PyTorch's nn.ConvTranspose2d
@@ -655,7 +633,13 @@ class Conv2d {
 /// into the output maps by col2im (the conv's input VJP); backward input = the conv forward
 /// of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X.
 template <class T, class Act = Identity, class Exec = CpuExecutor>
-class ConvTranspose2d {
+class ConvTranspose2d : public WeightAndBias<T, Exec> {
+  using Base = WeightAndBias<T, Exec>;
+  using Base::b_;
+  using Base::ex_;
+  using Base::gb_;
+  using Base::gw_;
+  using Base::w_;
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "ConvTranspose2d: float or double");
   static_assert(Executor<Exec>, "ConvTranspose2d: Exec must model prilo::Executor");
 
@@ -669,7 +653,7 @@ class ConvTranspose2d {
   ConvTranspose2d() = default;
   ConvTranspose2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, int output_padding,
                   Rng& rng, Exec ex = {})
-      : ex_(std::move(ex)) {
+      : Base(std::move(ex)) {
     require_positive(in, "ConvTranspose2d input");
     conv_detail::check_hyper("ConvTranspose2d", out_channels, kernel, stride, padding);
     if (output_padding < 0 || output_padding >= stride)
@@ -701,7 +685,7 @@ class ConvTranspose2d {
   template <class From>
   requires(!std::is_same_v<From, Exec>) explicit ConvTranspose2d(const ConvTranspose2d<T, Act, From>& other,
                                                                  Exec ex = {})
-      : ex_(std::move(ex)) {
+      : Base(std::move(ex)) {
     upload(other);
   }
 
@@ -722,20 +706,8 @@ class ConvTranspose2d {
     if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
         other.stride() != stride() || other.padding() != padding() || other.output_padding() != output_padding())
       detail::fail("ConvTranspose2d::download: the target layer has another geometry");
-    other.assign_weights(host_weight(), host_bias());
+    other.assign_weights(this->host_weight(), this->host_bias());
   }
-  /// The weights and the bias as host matrices (a C_out·k² × C_in and a C_out × 1 copy).
-  Mat<T> host_weight() const { return to_host(ex_, w_); }
-  Mat<T> host_bias() const {
-    if constexpr (std::is_same_v<vector_type, Vec<T>>)
-      return Mat<T>(b_);
-    else
-      return to_host(ex_, b_);
-  }
-
-  const Exec& executor() const { return ex_; }
-  /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
-  void set_executor(Exec ex) { ex_ = std::move(ex); }
 
   Shape3 input_shape() const { return in_; }
   Shape3 output_shape() const { return g_.in; }
@@ -753,12 +725,6 @@ class ConvTranspose2d {
   /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
   double flops_per_sample() const { return 2.0 * double(in_.pixels()) * double(g_.patch()) * double(in_.channels); }
 
-  matrix_type& weight() { return w_; }
-  vector_type& bias() { return b_; }
-  const matrix_type& weight() const { return w_; }
-  const vector_type& bias() const { return b_; }
-  const matrix_type& grad_weight() const { return gw_; }
-  const vector_type& grad_bias() const { return gb_; }
   /// Samples per block (0: chosen from the shapes). For benchmarks and tests.
   void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
 
@@ -792,13 +758,6 @@ class ConvTranspose2d {
     conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
 
-  /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
-  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
-  void zero_grad() {
-    set_zero(ex_, gw_);
-    set_zero(ex_, gb_);
-  }
-
  private:
   template <class, class, class>
   friend class ConvTranspose2d;
@@ -806,28 +765,24 @@ class ConvTranspose2d {
   static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
   /// Takes host weights (C_out·k² × C_in) and bias (C_out × 1).
   void assign_weights(const Mat<T>& w, const Mat<T>& b) {
-    require_shape(w, g_.patch(), in_.channels, "ConvTranspose2d weight");
-    require_shape(b, g_.in.channels, 1, "ConvTranspose2d bias");
-    w_ = from_host(ex_, w);
-    b_ = from_host(ex_, b);
+    check_weights(w, b);
+    this->store(w, b);
   }
   /// The same, with zero gradients of the same shapes.
   void assign(const Mat<T>& w, const Mat<T>& b) {
-    assign_weights(w, b);
-    gw_ = zeros<T>(ex_, w.rows(), w.cols());
-    gb_ = zeros<T>(ex_, b.rows(), 1);
+    check_weights(w, b);
+    this->store_with_zero_gradients(w, b);
+  }
+  void check_weights(const Mat<T>& w, const Mat<T>& b) const {
+    require_shape(w, g_.patch(), in_.channels, "ConvTranspose2d weight");
+    require_shape(b, g_.in.channels, 1, "ConvTranspose2d bias");
   }
 
   Shape3 in_;
   int op_ = 0;
   conv_detail::Geometry g_;  // the adjoint convolution (output maps → input maps)
   Eigen::Index block_ = 0;
-  matrix_type w_;
-  vector_type b_;
-  matrix_type gw_;
-  vector_type gb_;
   matrix_type work_, part_w_, part_b_;  // scratch of backward()
-  [[no_unique_address]] Exec ex_;
 };
 
 }  // namespace prilo::nn

@@ -12,6 +12,7 @@
 #include "../random.hpp"
 #include "activations.hpp"
 #include "parameter.hpp"
+#include "weight_and_bias.hpp"
 
 namespace prilo::nn {
 
@@ -28,7 +29,13 @@ namespace prilo::nn {
 /// identity) and one GEMM. The weights are matrix_t<Exec, T>, the bias vector_t<Exec, T>
 /// (prilo::Vec on the CPU, an out×1 device matrix on the GPU).
 template <class T, class Act = Identity, class Exec = CpuExecutor>
-class Dense {
+class Dense : public WeightAndBias<T, Exec> {
+  using Base = WeightAndBias<T, Exec>;
+  using Base::b_;
+  using Base::ex_;
+  using Base::gb_;
+  using Base::gw_;
+  using Base::w_;
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Dense: float or double");
   static_assert(Executor<Exec>, "Dense: Exec must model prilo::Executor");
 
@@ -40,7 +47,7 @@ class Dense {
   using vector_type = vector_t<Exec, T>;
 
   Dense() = default;
-  Dense(Eigen::Index in, Eigen::Index out, Rng& rng, Exec ex = {}) : ex_(std::move(ex)) {
+  Dense(Eigen::Index in, Eigen::Index out, Rng& rng, Exec ex = {}) : Base(std::move(ex)) {
     if (in <= 0 || out <= 0) detail::fail("Dense: sizes must be positive, got in=", in, " out=", out);
     Mat<T> w(out, in);
     Vec<T> b(out);
@@ -54,7 +61,7 @@ class Dense {
   /// (e.g. gpu::Dense from nn::Dense); gradients start at zero.
   template <class From>
   requires(!std::is_same_v<From, Exec>) explicit Dense(const Dense<T, Act, From>& other, Exec ex = {})
-      : ex_(std::move(ex)) {
+      : Base(std::move(ex)) {
     upload(other);
   }
 
@@ -69,32 +76,14 @@ class Dense {
   template <class To>
   void download(Dense<T, Act, To>& other) const {
     require_shape(other.weight(), w_.rows(), w_.cols(), "Dense::download weight");
-    other.assign_weights(host_weight(), host_bias());
+    other.assign_weights(this->host_weight(), this->host_bias());
   }
-  /// The weights and the bias as host matrices (an out×in and an out×1 copy).
-  Mat<T> host_weight() const { return to_host(ex_, w_); }
-  Mat<T> host_bias() const {
-    if constexpr (std::is_same_v<vector_type, Vec<T>>)
-      return Mat<T>(b_);
-    else
-      return to_host(ex_, b_);
-  }
-
-  const Exec& executor() const { return ex_; }
-  /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
-  void set_executor(Exec ex) { ex_ = std::move(ex); }
 
   Eigen::Index input_size() const { return w_.cols(); }
   Eigen::Index output_size(Eigen::Index in = -1) const {
     if (in >= 0 && in != w_.cols()) detail::fail("Dense: expects ", w_.cols(), " inputs, got ", in);
     return w_.rows();
   }
-  matrix_type& weight() { return w_; }
-  vector_type& bias() { return b_; }
-  const matrix_type& weight() const { return w_; }
-  const vector_type& bias() const { return b_; }
-  const matrix_type& grad_weight() const { return gw_; }
-  const vector_type& grad_bias() const { return gb_; }
 
   void forward(const matrix_type& x, matrix_type& y) const {
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
@@ -123,13 +112,6 @@ class Dense {
     gemm(ex_, true, false, T(1), w_, g, T(0), gx);
   }
 
-  /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
-  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
-  void zero_grad() {
-    set_zero(ex_, gw_);
-    set_zero(ex_, gb_);
-  }
-
  private:
   template <class, class, class>
   friend class Dense;
@@ -137,14 +119,12 @@ class Dense {
   /// Takes host weights (out×in) and bias (out×1).
   void assign_weights(const Mat<T>& w, const Mat<T>& b) {
     require_shape(b, w.rows(), 1, "Dense bias");
-    w_ = from_host(ex_, w);
-    b_ = from_host(ex_, b);
+    this->store(w, b);
   }
   /// The same, with zero gradients of the same shapes.
   void assign(const Mat<T>& w, const Mat<T>& b) {
-    assign_weights(w, b);
-    gw_ = zeros<T>(ex_, w.rows(), w.cols());
-    gb_ = zeros<T>(ex_, w.rows(), 1);
+    require_shape(b, w.rows(), 1, "Dense bias");
+    this->store_with_zero_gradients(w, b);
   }
   /// g = gy ⊙ act'(y), written into work (gy itself for the identity: no pass).
   const matrix_type& cotangent([[maybe_unused]] const matrix_type& y, const matrix_type& gy,
@@ -158,12 +138,7 @@ class Dense {
     }
   }
 
-  matrix_type w_;
-  vector_type b_;
-  matrix_type gw_;
-  vector_type gb_;
   matrix_type work_;  // scratch of backward()
-  [[no_unique_address]] Exec ex_;
 };
 
 /// y = W x + b.
