@@ -32,17 +32,7 @@ class Rng {
     has_spare_ = false;
   }
 
-  std::uint64_t next_u64() {
-    const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
+  std::uint64_t next_u64() { return step(s_[0], s_[1], s_[2], s_[3]); }
 
   /// The whole state (xoshiro words, whether a Box–Muller spare is pending, the spare's bits),
   /// for checkpoints: set_state(state()) continues the stream exactly.
@@ -116,16 +106,7 @@ class Rng {
     // with the state in locals (through the member array every draw went to memory and back).
     // The conversions to uniforms are a separate loop that vectorises.
     std::uint64_t s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
-    for (int k = 0; k < m; ++k) {
-      draw[k] = rotl(s1 * 5, 7) * 9;  // next_u64(), on the locals
-      const std::uint64_t t = s1 << 17;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = rotl(s3, 45);
-    }
+    for (int k = 0; k < m; ++k) draw[k] = step(s0, s1, s2, s3);  // next_u64(), on the locals
     s_[0] = s0;
     s_[1] = s1;
     s_[2] = s2;
@@ -165,6 +146,18 @@ class Rng {
 
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+  /// One xoshiro256** step on the state words s0..s3: returns the output and advances them.
+  static std::uint64_t step(std::uint64_t& s0, std::uint64_t& s1, std::uint64_t& s2, std::uint64_t& s3) {
+    const std::uint64_t result = rotl(s1 * 5, 7) * 9;
+    const std::uint64_t t = s1 << 17;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = rotl(s3, 45);
+    return result;
+  }
   std::uint64_t s_[4]{};
   double spare_ = 0;
   bool has_spare_ = false;

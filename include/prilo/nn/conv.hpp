@@ -596,17 +596,14 @@ class Conv2d : public WeightAndBias<T, Exec> {
   static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
   /// Takes host weights (C_in·k² × C_out) and bias (C_out × 1).
   void assign_weights(const Mat<T>& w, const Mat<T>& b) {
-    check_weights(w, b);
+    require_shape(w, g_.patch(), out_channels_, "Conv2d weight");
+    require_shape(b, out_channels_, 1, "Conv2d bias");
     this->store(w, b);
   }
   /// The same, with zero gradients of the same shapes.
   void assign(const Mat<T>& w, const Mat<T>& b) {
-    check_weights(w, b);
-    this->store_with_zero_gradients(w, b);
-  }
-  void check_weights(const Mat<T>& w, const Mat<T>& b) const {
-    require_shape(w, g_.patch(), out_channels_, "Conv2d weight");
-    require_shape(b, out_channels_, 1, "Conv2d bias");
+    assign_weights(w, b);
+    this->reset_gradients();
   }
 
   conv_detail::Geometry g_;
@@ -765,17 +762,14 @@ class ConvTranspose2d : public WeightAndBias<T, Exec> {
   static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
   /// Takes host weights (C_out·k² × C_in) and bias (C_out × 1).
   void assign_weights(const Mat<T>& w, const Mat<T>& b) {
-    check_weights(w, b);
+    require_shape(w, g_.patch(), in_.channels, "ConvTranspose2d weight");
+    require_shape(b, g_.in.channels, 1, "ConvTranspose2d bias");
     this->store(w, b);
   }
   /// The same, with zero gradients of the same shapes.
   void assign(const Mat<T>& w, const Mat<T>& b) {
-    check_weights(w, b);
-    this->store_with_zero_gradients(w, b);
-  }
-  void check_weights(const Mat<T>& w, const Mat<T>& b) const {
-    require_shape(w, g_.patch(), in_.channels, "ConvTranspose2d weight");
-    require_shape(b, g_.in.channels, 1, "ConvTranspose2d bias");
+    assign_weights(w, b);
+    this->reset_gradients();
   }
 
   Shape3 in_;

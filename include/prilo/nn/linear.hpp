@@ -123,8 +123,8 @@ class Dense : public WeightAndBias<T, Exec> {
   }
   /// The same, with zero gradients of the same shapes.
   void assign(const Mat<T>& w, const Mat<T>& b) {
-    require_shape(b, w.rows(), 1, "Dense bias");
-    this->store_with_zero_gradients(w, b);
+    assign_weights(w, b);
+    this->reset_gradients();
   }
   /// g = gy ⊙ act'(y), written into work (gy itself for the identity: no pass).
   const matrix_type& cotangent([[maybe_unused]] const matrix_type& y, const matrix_type& gy,

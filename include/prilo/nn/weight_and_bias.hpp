@@ -15,7 +15,8 @@ namespace prilo::nn {
 /// A weight matrix (matrix_t<Exec, T>), a bias (vector_t<Exec, T>: prilo::Vec on the CPU, an
 /// n×1 device matrix on the GPU), their gradients and the executor they live on. The layers
 /// derive from it and keep their geometry and shape checks: they store host tensors through
-/// store() after checking them against their own shapes.
+/// store() after checking them against their own shapes, and reset_gradients() when the
+/// gradients start again.
 template <class T, class Exec>
 class WeightAndBias {
  public:
@@ -58,11 +59,10 @@ class WeightAndBias {
     w_ = from_host(ex_, w);
     b_ = from_host(ex_, b);
   }
-  /// The same, with zero gradients of the same shapes.
-  void store_with_zero_gradients(const Mat<T>& w, const Mat<T>& b) {
-    store(w, b);
-    gw_ = zeros<T>(ex_, w.rows(), w.cols());
-    gb_ = zeros<T>(ex_, b.rows(), 1);
+  /// Zero gradients of the stored tensors' shapes.
+  void reset_gradients() {
+    gw_ = zeros<T>(ex_, w_.rows(), w_.cols());
+    gb_ = zeros<T>(ex_, b_.rows(), 1);
   }
 
   matrix_type w_;
