@@ -6,8 +6,11 @@
 # (scripts/make_table.py) and the wall time.
 #   usage: reproduce_table1.sh [N] [parts]   parts: a comma list of paper,rx,chain (the MLP VAE,
 #   the default), conv (the conv VAE: --generator conv, configs/<dataset>-conv.json), style (the
-#   style VAE, z0 fed into every layer: --generator style, configs/<dataset>-style.json) and li
-#   (the learned initialisation with the MLP VAE); table1-<dataset>-conv / -style / -li.{json,log,png}
+#   style VAE, z0 fed into every layer: --generator style, configs/<dataset>-style.json), li
+#   (the learned initialisation with the MLP VAE), conv-starts and style-starts (the conv and
+#   style VAEs from random, MII and LI starts: models/li-<dataset>-fourier-<generator>.prw),
+#   conv-li and style-li (chained PRILO from LI starts and its -resolve, conv and style VAEs);
+#   table1-<dataset>-<part>.{json,log,png} (paper: table1-<dataset>.*)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-1024}"; parts="${2:-paper,rx,chain}"
@@ -32,10 +35,17 @@ part_job() {  # part_job <dataset> <part>
     conv) run "$1" -conv hio,dpr-mii,prilo-chain-mii,prilo-chain-mii-resolve --generator conv ;;
     style) run "$1" -style dpr-mii,prilo-chain-mii,prilo-chain-mii-resolve --generator style ;;
     li) run "$1" -li dpr-mii,dpr-li,prilo-chain-mii,prilo-chain-li ;;
+    # the conv and style VAEs from each start (random, MII, LI), DPR and chained PRILO
+    conv-starts | style-starts)
+      run "$1" "-$2" dpr,dpr-mii,dpr-li,prilo-chain,prilo-chain-mii,prilo-chain-li --generator "${2%-starts}" ;;
+    # chained PRILO from LI starts, and -resolve over it (with HIO's solutions)
+    conv-li | style-li) run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-resolve --generator "${2%-li}" ;;
   esac
 }
 queue=()
 for job in mnist:paper fashion-mnist:paper mnist:style fashion-mnist:style mnist:conv fashion-mnist:conv \
+  mnist:conv-starts fashion-mnist:conv-starts mnist:style-starts fashion-mnist:style-starts \
+  mnist:conv-li mnist:style-li fashion-mnist:conv-li fashion-mnist:style-li \
   mnist:chain mnist:rx mnist:li fashion-mnist:li fashion-mnist:rx fashion-mnist:chain; do
   if [[ ",$parts," == *,${job#*:},* ]]; then queue+=("$job"); fi
 done
@@ -50,7 +60,7 @@ if [ $failed -ne 0 ]; then echo "a run failed: see its log in docs/results/" >&2
 echo "reproduce_table1: $count images, parts $parts, ${#queue[@]} jobs on $workers worker(s): wall ${SECONDS} s" >&2
 reports=()
 for ds in mnist fashion-mnist; do
-  for part in paper rx chain conv style li; do
+  for part in paper rx chain conv style li conv-starts style-starts conv-li style-li; do
     suffix="-$part"; [ "$part" = paper ] && suffix=""
     if [[ ",$parts," == *,$part,* ]]; then reports+=("docs/results/table1-$ds$suffix.json"); fi
   done

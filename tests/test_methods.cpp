@@ -69,6 +69,10 @@ TEST_CASE("methods: every known name parses into its parts, and unknown names ar
   CHECK(!m.range_extended);
   CHECK(m.base() == "prilo-chain-mii");
   CHECK(m.operator_kind() == OperatorKind::fourier);
+  const MethodSpec li = parse_method("prilo-chain-li-resolve");  // -resolve over the LI runs
+  CHECK((li.resolve && li.start == LatentStart::li && li.reading == PriloReading::chained));
+  CHECK(li.base() == "prilo-chain-li");
+  CHECK(parse_method("prilo-li-resolve").base() == "prilo-li");
   const MethodSpec rx = parse_method("prilo-mii-rx");
   CHECK((rx.range_extended && rx.start == LatentStart::mii && rx.reading == PriloReading::back_project_refine));
   CHECK(rx.operator_kind() == OperatorKind::any);

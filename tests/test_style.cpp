@@ -100,6 +100,61 @@ TEST_CASE("Modulate: the input and weight VJPs match central differences, and th
   CHECK_THROWS_AS(Modulate<T>(0, 5, 2, rng), prilo::invalid_input);
 }
 
+TEST_CASE("the style modules' row-block customisation points copy and add the blocks asked for, and refuse others") {
+  using T = double;
+  Rng rng(30);
+  const Mat<T> src = rng.normal_matrix<T>(7, 3);
+  const prilo::CpuExecutor ex;
+  Mat<T> dst = Mat<T>::Zero(5, 3);
+  prilo::copy_rows(ex, dst, 1, src, 4, 3);
+  CHECK(dst.middleRows(1, 3) == src.middleRows(4, 3));
+  CHECK(dst.row(0).isZero());
+  CHECK(dst.row(4).isZero());
+  Mat<T> sum;
+  prilo::add_row_blocks(ex, sum, src, 0, 4, 3);
+  CHECK(sum == src.topRows(3) + src.middleRows(4, 3));
+  CHECK_THROWS_WITH_AS(prilo::copy_rows(ex, dst, 3, src, 0, 3), doctest::Contains("into row 3 of 5"),
+                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(prilo::copy_rows(ex, dst, 0, src, 5, 3), doctest::Contains("from row 5 of 7"),
+                       prilo::invalid_input);
+  Mat<T> narrow = Mat<T>::Zero(5, 2);
+  CHECK_THROWS_WITH_AS(prilo::copy_rows(ex, narrow, 0, src, 0, 2), doctest::Contains("3 columns"),
+                       prilo::invalid_input);
+  CHECK_THROWS_AS(prilo::add_row_blocks(ex, sum, src, 0, 5, 3), prilo::invalid_input);
+}
+
+TEST_CASE("a style module's staged passes equal its plain ones, with the buffers reused across batch sizes") {
+  using T = double;
+  Rng rng(31);
+  Modulate<T, LeakyRelu> m(3, 5, 2, rng);
+  m.bias().setRandom();
+  Carry<ConvTranspose2d<T>> c(ConvTranspose2d<T>(Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng), 2);
+  Staging<Mat<T>> st;
+  Mat<T> work;
+  for (const Eigen::Index batch : {4, 1, 6}) {
+    CAPTURE(batch);
+    const Mat<T> x = rng.normal_matrix<T>(m.input_size(), batch);
+    Mat<T> y, ys, gx, gxs;
+    m.forward(x, y);
+    m.forward(x, ys, work, st);
+    CHECK(ys == y);
+    const Mat<T> gy = rng.normal_matrix<T>(y.rows(), batch);
+    m.backward_input(x, y, gy, gx, work);
+    m.backward_input(x, y, gy, gxs, work, st);
+    CHECK(gxs == gx);
+    const Mat<T> xc = rng.normal_matrix<T>(c.input_size(), batch);
+    Mat<T> yc, ycs, gc, gcs;
+    c.forward(xc, yc);
+    c.forward(xc, ycs, work, st);
+    CHECK(ycs == yc);
+    const Mat<T> gyc = rng.normal_matrix<T>(yc.rows(), batch);
+    c.backward_input(xc, yc, gyc, gc, work);
+    c.backward_input(xc, yc, gyc, gcs, work, st);
+    CHECK(gcs == gc);
+    CHECK(gcs.bottomRows(2) == gyc.bottomRows(2));  // the carried z0's cotangent passes through
+  }
+}
+
 TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and lowers the magnitude error") {
   using T = double;
   Rng rng(12);

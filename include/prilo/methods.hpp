@@ -39,7 +39,8 @@ inline const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names = {
       "er", "hio", "dpr", "dpr-mii", "dpr-li",
       "prilo", "prilo-mii", "prilo-li", "prilo-rx", "prilo-mii-rx", "prilo-mii-resolve", "prilo-mii-rx-resolve",
-      "prilo-chain", "prilo-chain-mii", "prilo-chain-li", "prilo-chain-mii-resolve",
+      "prilo-li-resolve", "prilo-chain", "prilo-chain-mii", "prilo-chain-li", "prilo-chain-mii-resolve",
+      "prilo-chain-li-resolve",
       "spectral", "wf", "taf"};
   // clang-format on
   return names;
@@ -442,8 +443,8 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
 
       } else {
         throw invalid_input("method " + b.name + ": the placement '" + std::string(Placement::name) +
-                            "' cannot run this model's decoder or operator (the CUDA backend has dense and convolution "
-                            "layers: the style decoder's Duplicate, Carry and Modulate have no device forms yet)");
+                            "' cannot run this model's decoder or operator (the CUDA backend has device forms of the "
+                            "dense, convolution and style modules and of the DFT and Gaussian operators only)");
       }
     }
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {

@@ -9,7 +9,6 @@
 #include <prilo/methods.hpp>
 #include <prilo/nn/conv.hpp>
 #include <prilo/nn/conv_vae.hpp>
-#include <prilo/nn/style_vae.hpp>
 #include <prilo/operators/fourier.hpp>
 #include <prilo/operators/magnitude_loss.hpp>
 #include <prilo/random.hpp>
@@ -67,9 +66,8 @@ static_assert(std::is_same_v<decltype(prilo::gpu::Sequential(std::declval<const 
 static_assert(std::is_same_v<prilo::gpu::Sequential<float, prilo::gpu::Dense<float, nn::Relu>,
                                                     prilo::gpu::Dense<float, nn::Sigmoid>>::host_type,
                              HostMlp>);
-// the placement takes the conv decoder, not the style decoder (no device Duplicate/Carry/Modulate)
+// the placement takes the conv decoder (the style decoder: test_cuda_style.cu)
 static_assert(prilo::detail::can_place<prilo::gpu::OnDevice, HostConvDecoder, prilo::Fourier2d<float>>);
-static_assert(!prilo::detail::can_place<prilo::gpu::OnDevice, nn::StyleVae<float>::Decoder, prilo::Fourier2d<float>>);
 
 // ---- the layers ----
 
@@ -324,7 +322,7 @@ TEST_CASE("DPR and PRILO through the device conv decoder agree with the CPU with
   CHECK((gp.x - cp.x).cwiseAbs().maxCoeff() < 1e-7);
 }
 
-TEST_CASE("run_method on the device placement runs the conv VAE (DPR-MII) and refuses the style VAE") {
+TEST_CASE("run_method on the device placement runs the conv VAE (DPR-MII)") {
   using T = float;
   auto vae = small_conv_vae<T>();
   const prilo::Fourier2d<T> op(8, 8);
@@ -337,8 +335,4 @@ TEST_CASE("run_method on the device placement runs the conv VAE (DPR-MII) and re
   CHECK(r.best.x.rows() == 64);
   CHECK(r.best.x.cols() == 2);
   CHECK(r.best.x.allFinite());
-
-  const nn::StyleVae<T> style;
-  CHECK_THROWS_WITH(prilo::run_method(prilo::gpu::OnDevice{}, prilo::parse_method("dpr"), style, op, y, cfg),
-                    doctest::Contains("Duplicate, Carry and Modulate"));
 }

@@ -4,11 +4,12 @@
 //   prilo::gpu::DeviceMatrix move-only device batches, upload/download to prilo::Mat
 //   prilo::gpu::BlasHandle, gemm, Dense       cuBLAS products and fused dense layers
 //   prilo::gpu::Conv2d, ConvTranspose2d       convolution layers (im2col/col2im kernels + cuBLAS)
+//   prilo::gpu::Duplicate, Carry, Modulate    the style modules (z0 fed into every layer)
 //   prilo::gpu::Fourier2d, MagnitudeLoss      cuFFT plans and the fused DFT magnitude loss
 //   prilo::gpu::L1Ball                        batched exact l1-ball projection
 //   prilo::gpu::CudaExecutor                  the executor: customisation points on device batches
 //   prilo::gpu::Adam, GradientDescent         prilo::Adam / GradientDescent on the CUDA executor
-//   prilo::gpu::Sequential                    a device generator (dense and conv layers) for dpr, prilo_solve
+//   prilo::gpu::Sequential                    a device generator (dense, conv, style modules) for dpr, prilo_solve
 //                                             and the pipeline (prilo/pipeline.hpp)
 //
 // See docs/cuda.md.
@@ -32,3 +33,4 @@
 #include "cuda/placement.cuh"
 #include "cuda/random.cuh"
 #include "cuda/sequential.cuh"
+#include "cuda/style.cuh"

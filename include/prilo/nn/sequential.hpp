@@ -11,6 +11,7 @@
 #include "../concepts/module.hpp"
 #include "../core.hpp"
 #include "parameter.hpp"
+#include "staging.hpp"
 
 namespace prilo::nn {
 
@@ -35,6 +36,9 @@ struct Trace {
 
   mutable std::array<Mat<T>, 2> cotangents;  ///< VJP scratch: cotangents between modules
   mutable std::vector<Mat<T>> work;          ///< VJP scratch: module k's backward_input work
+  /// Module k's staging buffers, for modules with staged passes (the style modules: their row
+  /// blocks and style values, reused from step to step instead of allocated per call).
+  mutable std::vector<Staging<Mat<T>>> staging;
 };
 
 }  // namespace prilo::nn
@@ -150,8 +154,14 @@ class Sequential {
     tr.first = i;
     tr.last = j;
     tr.acts[i] = z;
+    tr.staging.resize(num_modules);  // allocates on the first call only
+    tr.work.resize(num_modules);
     for_each_module([&](auto& m, int k) {
-      if (k >= i && k < j) m.forward(tr.acts[k], tr.acts[k + 1]);
+      if (k < i || k >= j) return;
+      if constexpr (requires { m.forward(tr.acts[k], tr.acts[k + 1], tr.work[0], tr.staging[0]); })
+        m.forward(tr.acts[k], tr.acts[k + 1], tr.work[std::size_t(k)], tr.staging[std::size_t(k)]);
+      else
+        m.forward(tr.acts[k], tr.acts[k + 1]);
     });
   }
 
@@ -204,7 +214,10 @@ class Sequential {
       result = gy;
       return;
     }
-    if constexpr (!Weights) tr.work.resize(num_modules);  // allocates on the first call only
+    if constexpr (!Weights) {  // allocates on the first call only
+      tr.work.resize(num_modules);
+      tr.staging.resize(num_modules);
+    }
     const Mat<T>* g = &gy;
     int cur = 0;
     self.for_each_module_reverse([&](auto& m, int k) {
@@ -212,6 +225,8 @@ class Sequential {
         Mat<T>& out = k == tr.first ? result : tr.cotangents[cur];
         if constexpr (Weights)
           m.backward(tr.acts[k], tr.acts[k + 1], *g, &out, true);
+        else if constexpr (requires { m.backward_input(*g, *g, *g, out, tr.work[0], tr.staging[0]); })
+          m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work[std::size_t(k)], tr.staging[std::size_t(k)]);
         else
           m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work[std::size_t(k)]);
         g = &out;

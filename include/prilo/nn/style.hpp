@@ -1,15 +1,142 @@
 // Style modules: generators that feed the latent z0 into every layer (the paper's StyleGAN
-// runs, Tables 9/10), built from ordinary modules in an nn::Sequential.
+// runs, Tables 9/10), built from ordinary modules in an nn::Sequential, on any executor (the
+// CPU forms of their customisation points are below; backend/cuda/style.cuh has the CUDA ones).
 #pragma once
 
 #include <cmath>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../core.hpp"
+#include "../exec/executor.hpp"
+#include "../exec/kernels.hpp"
 #include "../random.hpp"
 #include "activations.hpp"
 #include "parameter.hpp"
 #include "shape.hpp"
+#include "staging.hpp"
+#include "weight_and_bias.hpp"
+
+namespace prilo::nn {
+
+/// The sizes of a modulation: C channels of P pixels, a style (z0) of d rows.
+struct ModulateShape {
+  Eigen::Index channels = 0, pixels = 0, style = 0;
+  Eigen::Index features() const { return channels * pixels; }
+};
+
+}  // namespace prilo::nn
+
+namespace prilo {
+
+namespace detail {
+/// Throws invalid_input unless rows [dst_row, dst_row + n) of a dst_rows × dst_cols matrix and
+/// rows [src_row, src_row + n) of a src_rows × src_cols one exist and the column counts agree.
+inline void check_row_copy(Eigen::Index dst_rows, Eigen::Index dst_cols, Eigen::Index dst_row, Eigen::Index src_rows,
+                           Eigen::Index src_cols, Eigen::Index src_row, Eigen::Index n) {
+  if (dst_cols != src_cols) fail("copy_rows: the source has ", src_cols, " columns, the destination ", dst_cols);
+  if (n < 0 || dst_row < 0 || src_row < 0 || dst_row + n > dst_rows || src_row + n > src_rows)
+    fail("copy_rows: ", n, " rows from row ", src_row, " of ", src_rows, " into row ", dst_row, " of ", dst_rows);
+}
+}  // namespace detail
+
+// ---- customisation points of the style modules, CPU forms ----
+
+/// dst rows [dst_row, dst_row + n) ← src rows [src_row, src_row + n), every column (dst has
+/// src's column count and the rows).
+template <class T>
+void copy_rows(const CpuExecutor&, Mat<T>& dst, Eigen::Index dst_row, const Mat<T>& src, Eigen::Index src_row,
+               Eigen::Index n) {
+  detail::check_row_copy(dst.rows(), dst.cols(), dst_row, src.rows(), src.cols(), src_row, n);
+  dst.middleRows(dst_row, n) = src.middleRows(src_row, n);
+}
+
+/// out ← src rows [a, a + n) + src rows [b, b + n) (out resized to n × src.cols()).
+template <class T>
+void add_row_blocks(const CpuExecutor&, Mat<T>& out, const Mat<T>& src, Eigen::Index a, Eigen::Index b,
+                    Eigen::Index n) {
+  detail::check_row_copy(n, src.cols(), 0, src.rows(), src.cols(), a, n);
+  detail::check_row_copy(n, src.cols(), 0, src.rows(), src.cols(), b, n);
+  out = src.middleRows(a, n) + src.middleRows(b, n);
+}
+
+namespace detail {
+/// [γ; β] = W z0 + b for every column into s (2C × B), z0 the bottom rows of x.
+template <class T>
+void modulation_style(const Mat<T>& w, const Vec<T>& b, const nn::ModulateShape& sh, const Mat<T>& x, Mat<T>& s) {
+  s.resize(2 * sh.channels, x.cols());
+  s.noalias() = w * x.bottomRows(sh.style);
+  s.colwise() += b;
+}
+}  // namespace detail
+
+/// y ← [act(u ⊙ (1 + γ(z0)) + β(z0)); z0 if Carry] for x = [u; z0] (nn::Modulate's forward);
+/// the style values in st.a.
+template <class T, class Act, bool Carry>
+void modulate_forward(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::ModulateShape& sh, const Mat<T>& w,
+                      const Vec<T>& b, const Mat<T>& x, Mat<T>& y, nn::Staging<Mat<T>>& st) {
+  Mat<T>& s = st.a;
+  detail::modulation_style(w, b, sh, x, s);
+  const Eigen::Index C = sh.channels, P = sh.pixels;
+  y.resize(sh.features() + (Carry ? sh.style : 0), x.cols());
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    const T* u = x.col(j).data();
+    T* out = y.col(j).data();
+    for (Eigen::Index c = 0; c < C; ++c) {
+      const T scale = T(1) + s(c, j), shift = s(C + c, j);
+      for (Eigen::Index q = c * P; q < (c + 1) * P; ++q) out[q] = Act::value(u[q] * scale + shift);
+    }
+  }
+  if constexpr (Carry) y.bottomRows(sh.style) = x.bottomRows(sh.style);
+}
+
+/// nn::Modulate's VJPs: gx (if given) and the style cotangent [∂γ; ∂β] into gs (2C × B), with
+/// g = gy ⊙ act'(y): ∂/∂u = g ⊙ (1 + γ), ∂/∂γ_c = Σ_p g u, ∂/∂β_c = Σ_p g,
+/// ∂/∂z0 = Wᵀ[∂γ; ∂β] (+ the carried cotangent). Style values in st.a.
+template <class T, class Act, bool Carry>
+void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::ModulateShape& sh, const Mat<T>& w,
+                  const Vec<T>& b, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& gs,
+                  nn::Staging<Mat<T>>& st) {
+  Mat<T>& s = st.a;
+  detail::modulation_style(w, b, sh, x, s);
+  const Eigen::Index C = sh.channels, P = sh.pixels, d = sh.style;
+  gs.resize(2 * C, x.cols());
+  if (gx) gx->resize(sh.features() + d, x.cols());
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    const T* u = x.col(j).data();
+    const T* yo = y.col(j).data();
+    const T* g = gy.col(j).data();
+    T* out = gx ? gx->col(j).data() : nullptr;
+    for (Eigen::Index c = 0; c < C; ++c) {
+      const T scale = T(1) + s(c, j);
+      T gscale = 0, gshift = 0;
+      for (Eigen::Index q = c * P; q < (c + 1) * P; ++q) {
+        const T gv = g[q] * Act::derivative_from_output(yo[q]);
+        gscale += gv * u[q];
+        gshift += gv;
+        if (out) out[q] = gv * scale;
+      }
+      gs(c, j) = gscale;
+      gs(C + c, j) = gshift;
+    }
+  }
+  if (gx) {
+    auto gz = gx->bottomRows(d);
+    gz.noalias() = w.transpose() * gs;
+    if constexpr (Carry) gz += gy.bottomRows(d);
+  }
+}
+
+/// ∂W += [∂γ; ∂β] z0ᵀ and ∂b += Σ_columns [∂γ; ∂β] (nn::Modulate's weight gradients).
+template <class T>
+void modulate_accumulate(const CpuExecutor&, const nn::ModulateShape& sh, const Mat<T>& gs, const Mat<T>& x, Mat<T>& gw,
+                         Vec<T>& gb, nn::Staging<Mat<T>>&) {
+  gw.noalias() += gs * x.bottomRows(sh.style).transpose();
+  gb += gs.rowwise().sum();
+}
+
+}  // namespace prilo
 
 namespace prilo::nn {
 
@@ -21,17 +148,38 @@ namespace prilo::nn {
 ///   ([u; z0] → [act(u ⊙ (1 + γ(z0)) + β(z0)); z0], per-channel scale and shift from an affine map
 ///   of z0: the feature-wise affine injection that plays the part of StyleGAN's modulation).
 /// Their VJPs are exact; the cotangent of z0 collects every layer's contribution through the
-/// carried rows.
+/// carried rows. Each is one class template over the executor (the CPU by default; the CUDA
+/// instantiations are gpu::Duplicate, gpu::Modulate and Carry of a device layer), its body
+/// written over the customisation points copy_rows, add_row_blocks, modulate_forward,
+/// modulate_vjp and modulate_accumulate.
 
 /// z → [z; z]: the start of a style chain (the second copy is the carried z0).
-template <class T>
+template <class T, class Exec = CpuExecutor>
 class Duplicate {
+  static_assert(Executor<Exec>, "Duplicate: Exec must model prilo::Executor");
+
  public:
   using scalar = T;
+  using executor_type = Exec;
+  using matrix_type = matrix_t<Exec, T>;
   Duplicate() = default;
-  explicit Duplicate(Eigen::Index dim) : d_(dim) {
+  explicit Duplicate(Eigen::Index dim, Exec ex = {}) : d_(dim), ex_(std::move(ex)) {
     if (dim <= 0) detail::fail("Duplicate: size must be positive, got ", dim);
   }
+  /// The same module on executor ex (e.g. gpu::Duplicate from nn::Duplicate).
+  template <class From>
+  requires(!std::is_same_v<From, Exec>) explicit Duplicate(const Duplicate<T, From>& other, Exec ex = {})
+      : ex_(std::move(ex)) {
+    upload(other);
+  }
+  template <class From>
+  void upload(const Duplicate<T, From>& other) {
+    d_ = other.dim();
+  }
+  Eigen::Index dim() const { return d_; }
+  const Exec& executor() const { return ex_; }
+  void set_executor(Exec ex) { ex_ = std::move(ex); }
+
   Eigen::Index output_size(Eigen::Index in = -1) const {
     if (in >= 0 && in != d_) detail::fail("Duplicate: expects ", d_, " inputs, got ", in);
     return 2 * d_;
@@ -40,18 +188,19 @@ class Duplicate {
   /// The state after this module: the features (a copy of z0) and the carried z0.
   std::vector<Eigen::Index> output_blocks() const { return {d_, d_}; }
 
-  void forward(const Mat<T>& x, Mat<T>& y) const {
+  void forward(const matrix_type& x, matrix_type& y) const {
     require_shape(x, d_, x.cols(), "Duplicate input");
     y.resize(2 * d_, x.cols());
-    y.topRows(d_) = x;
-    y.bottomRows(d_) = x;
+    copy_rows(ex_, y, 0, x, 0, d_);
+    copy_rows(ex_, y, d_, x, 0, d_);
   }
-  void backward_input(const Mat<T>&, const Mat<T>&, const Mat<T>& gy, Mat<T>& gx, Mat<T>&) const {
+  void backward_input(const matrix_type&, const matrix_type&, const matrix_type& gy, matrix_type& gx,
+                      matrix_type&) const {
     require_shape(gy, 2 * d_, gy.cols(), "Duplicate output cotangent");
-    gx = gy.topRows(d_) + gy.bottomRows(d_);
+    add_row_blocks(ex_, gx, gy, 0, d_, d_);
   }
-  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool) {
-    Mat<T> work;
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx, bool) {
+    matrix_type work;
     if (gx) backward_input(x, y, gy, *gx, work);
   }
   ParamList<T> parameters() { return {}; }
@@ -59,22 +208,37 @@ class Duplicate {
 
  private:
   Eigen::Index d_ = 0;
+  [[no_unique_address]] Exec ex_;
 };
 
 /// [h; z0] → [Inner(h); z0]: any module applied to the features, z0 carried unchanged (the
-/// cotangent of z0 passes through). Inner is a Module (Dense, Conv2d, ConvTranspose2d, …).
-/// The features are copied out of and into the stacked columns (one pass each way).
+/// cotangent of z0 passes through). Inner is a Module (Dense, Conv2d, ConvTranspose2d, …) on
+/// any executor; Carry runs on Inner's. The features are copied out of and into the stacked
+/// columns (one pass each way), through staging buffers (nn::Staging).
 template <class Inner>
 class Carry {
  public:
   using scalar = typename Inner::scalar;
   using T = scalar;
+  using executor_type = executor_of_t<Inner>;
+  using matrix_type = matrix_t<executor_type, T>;
+  using staging_type = Staging<matrix_type>;
   Carry() = default;
   Carry(Inner inner, Eigen::Index style_dim) : inner_(std::move(inner)), d_(style_dim) {
     if (style_dim <= 0) detail::fail("Carry: the carried z0 must have positive size, got ", style_dim);
     in_ = inner_.input_size();
     out_ = inner_.output_size(in_);
   }
+  /// Becomes a copy of a Carry on another executor (its inner module uploaded: Inner::upload).
+  template <class HostInner>
+  void upload(const Carry<HostInner>& other) {
+    inner_.upload(other.inner());
+    d_ = other.style_dim();
+    in_ = other.inner().input_size();
+    out_ = other.inner().output_size(in_);
+  }
+  void set_executor(executor_type ex) { inner_.set_executor(std::move(ex)); }
+  executor_type executor() const { return executor_of(inner_); }
   Inner& inner() { return inner_; }
   const Inner& inner() const { return inner_; }
   Eigen::Index style_dim() const { return d_; }
@@ -93,168 +257,191 @@ class Carry {
       return 2.0 * double(in_) * double(out_);
   }
 
-  void forward(const Mat<T>& x, Mat<T>& y) const {
+  void forward(const matrix_type& x, matrix_type& y) const {
+    staging_type st;
+    matrix_type work;
+    forward(x, y, work, st);
+  }
+  /// The forward pass with the inner module's scratch in `work` and the row blocks in `st`.
+  void forward(const matrix_type& x, matrix_type& y, matrix_type& work, staging_type& st) const {
     require_shape(x, in_ + d_, x.cols(), "Carry input [h; z0]");
-    const Mat<T> h = x.topRows(in_);
-    Mat<T> u;
-    inner_.forward(h, u);
+    const executor_type ex = executor();
+    take_rows(ex, st.a, x, 0, in_);
+    if constexpr (requires { inner_.forward(st.a, st.b, work); })
+      inner_.forward(st.a, st.b, work);
+    else
+      inner_.forward(st.a, st.b);
     y.resize(out_ + d_, x.cols());
-    y.topRows(out_) = u;
-    y.bottomRows(d_) = x.bottomRows(d_);
+    copy_rows(ex, y, 0, st.b, 0, out_);
+    copy_rows(ex, y, out_, x, in_, d_);
   }
-  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work) const {
+    staging_type st;
+    backward_input(x, y, gy, gx, work, st);
+  }
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work, staging_type& st) const {
     require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
-    const Mat<T> h = x.topRows(in_), u = y.topRows(out_), gu = gy.topRows(out_);
-    Mat<T> gh;
-    inner_.backward_input(h, u, gu, gh, work);
-    gx.resize(in_ + d_, x.cols());
-    gx.topRows(in_) = gh;
-    gx.bottomRows(d_) = gy.bottomRows(d_);
+    const executor_type ex = executor();
+    take_rows(ex, st.a, x, 0, in_);
+    take_rows(ex, st.b, y, 0, out_);
+    take_rows(ex, st.c, gy, 0, out_);
+    inner_.backward_input(st.a, st.b, st.c, st.d, work);
+    put_rows(ex, gx, st.d, gy, out_);
   }
-  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
+  /// Mutating (the inner module's backward, the staging in a member), one thread at a time.
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
+                bool accumulate_weights) {
     require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
-    const Mat<T> h = x.topRows(in_), u = y.topRows(out_), gu = gy.topRows(out_);
-    Mat<T> gh;
-    inner_.backward(h, u, gu, gx ? &gh : nullptr, accumulate_weights);
-    if (gx) {
-      gx->resize(in_ + d_, x.cols());
-      gx->topRows(in_) = gh;
-      gx->bottomRows(d_) = gy.bottomRows(d_);
-    }
+    const executor_type ex = executor();
+    take_rows(ex, st_.a, x, 0, in_);
+    take_rows(ex, st_.b, y, 0, out_);
+    take_rows(ex, st_.c, gy, 0, out_);
+    inner_.backward(st_.a, st_.b, st_.c, gx ? &st_.d : nullptr, accumulate_weights);
+    if (gx) put_rows(ex, *gx, st_.d, gy, out_);
   }
-  ParamList<T> parameters() { return inner_.parameters(); }
-  BufferList<T> buffers() { return buffers_of(inner_); }
+  ParamList<T> parameters() requires requires(Inner& i) { i.parameters(); }
+  { return inner_.parameters(); }
+  BufferList<T> buffers() requires std::is_same_v<matrix_type, Mat<T>> { return buffers_of(inner_); }
   void zero_grad() { inner_.zero_grad(); }
 
  private:
+  /// dst ← src rows [row, row + n) (dst resized to n × src.cols()).
+  static void take_rows(const executor_type& ex, matrix_type& dst, const matrix_type& src, Eigen::Index row,
+                        Eigen::Index n) {
+    dst.resize(n, src.cols());
+    copy_rows(ex, dst, 0, src, row, n);
+  }
+  /// gx ← [gh; the carried cotangent, gy rows from `from`].
+  void put_rows(const executor_type& ex, matrix_type& gx, const matrix_type& gh, const matrix_type& gy,
+                Eigen::Index from) const {
+    gx.resize(in_ + d_, gy.cols());
+    copy_rows(ex, gx, 0, gh, 0, in_);
+    copy_rows(ex, gx, in_, gy, from, d_);
+  }
+
   Inner inner_;
   Eigen::Index d_ = 0, in_ = 0, out_ = 0;
+  staging_type st_;  // backward()'s
 };
 
 /// [u; z0] → [act(u_c ⊙ (1 + γ_c(z0)) + β_c(z0)); z0] for the C channels of P pixels of u
 /// (Shape3 layout: channel c is rows c·P … c·P + P − 1), with [γ; β] = W z0 + b, W ∈ ℝ^{2C×d}.
 /// W starts as PyTorch's Linear (U(±1/√d)) and b at zero, so that every scale starts near 1.
-/// With Carry = false the output is the modulated features alone (the generator's last layer:
-/// the image). Backprop with g = gy ⊙ act'(y): ∂/∂u = g ⊙ (1 + γ), ∂/∂γ_c = Σ_p g u,
+/// With CarryStyle = false the output is the modulated features alone (the generator's last
+/// layer: the image). Backprop with g = gy ⊙ act'(y): ∂/∂u = g ⊙ (1 + γ), ∂/∂γ_c = Σ_p g u,
 /// ∂/∂β_c = Σ_p g, ∂/∂z0 = Wᵀ[∂γ; ∂β] (+ the carried cotangent), ∂/∂W = [∂γ; ∂β] z0ᵀ.
-template <class T, class Act = LeakyRelu, bool CarryStyle = true>
-class Modulate {
+/// On executor Exec (the CPU by default; gpu::Modulate is the CUDA instantiation).
+template <class T, class Act = LeakyRelu, bool CarryStyle = true, class Exec = CpuExecutor>
+class Modulate : public WeightAndBias<T, Exec> {
+  using Base = WeightAndBias<T, Exec>;
+  using Base::b_;
+  using Base::ex_;
+  using Base::gb_;
+  using Base::gw_;
+  using Base::w_;
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Modulate: float or double");
+  static_assert(Executor<Exec>, "Modulate: Exec must model prilo::Executor");
+
  public:
   using scalar = T;
   using activation = Act;
+  using executor_type = Exec;
+  using matrix_type = matrix_t<Exec, T>;
+  using staging_type = Staging<matrix_type>;
+  static constexpr bool carries_style = CarryStyle;
+
   Modulate() = default;
-  Modulate(Eigen::Index channels, Eigen::Index pixels, Eigen::Index style_dim, Rng& rng)
-      : c_(channels),
-        p_(pixels),
-        d_(style_dim),
-        w_(2 * channels, style_dim),
-        b_(Vec<T>::Zero(2 * channels)),
-        gw_(Mat<T>::Zero(2 * channels, style_dim)),
-        gb_(Vec<T>::Zero(2 * channels)) {
+  Modulate(Eigen::Index channels, Eigen::Index pixels, Eigen::Index style_dim, Rng& rng, Exec ex = {})
+      : Base(std::move(ex)), sh_{channels, pixels, style_dim} {
     if (channels <= 0 || pixels <= 0 || style_dim <= 0)
       detail::fail("Modulate: sizes must be positive, got channels=", channels, " pixels=", pixels,
                    " style=", style_dim);
+    Mat<T> w(2 * channels, style_dim);
     const double bound = 1.0 / std::sqrt(double(style_dim));
-    for (Eigen::Index j = 0; j < w_.cols(); ++j)
-      for (Eigen::Index i = 0; i < w_.rows(); ++i) w_(i, j) = T((2 * rng.uniform() - 1) * bound);
+    for (Eigen::Index j = 0; j < w.cols(); ++j)
+      for (Eigen::Index i = 0; i < w.rows(); ++i) w(i, j) = T((2 * rng.uniform() - 1) * bound);
+    this->store(w, Mat<T>::Zero(2 * channels, 1));
+    this->reset_gradients();
   }
-  Modulate(Shape3 features, Eigen::Index style_dim, Rng& rng)
-      : Modulate(features.channels, features.pixels(), style_dim, rng) {}
+  Modulate(Shape3 features, Eigen::Index style_dim, Rng& rng, Exec ex = {})
+      : Modulate(features.channels, features.pixels(), style_dim, rng, std::move(ex)) {}
+  /// The same module on executor ex (e.g. gpu::Modulate from nn::Modulate); gradients at zero.
+  template <class From>
+  requires(!std::is_same_v<From, Exec>) explicit Modulate(const Modulate<T, Act, CarryStyle, From>& other, Exec ex = {})
+      : Base(std::move(ex)) {
+    upload(other);
+  }
+  /// Becomes a copy of a modulation on another executor (sizes, weights, bias; through the
+  /// host) with zero gradients.
+  template <class From>
+  void upload(const Modulate<T, Act, CarryStyle, From>& other) {
+    sh_ = other.shape();
+    this->store(other.host_weight(), other.host_bias());
+    this->reset_gradients();
+  }
 
-  Eigen::Index features() const { return c_ * p_; }
-  Eigen::Index input_size() const { return c_ * p_ + d_; }
+  const ModulateShape& shape() const { return sh_; }
+  Eigen::Index features() const { return sh_.features(); }
+  Eigen::Index input_size() const { return sh_.features() + sh_.style; }
   Eigen::Index output_size(Eigen::Index in = -1) const {
-    if (in >= 0 && in != c_ * p_ + d_)
-      detail::fail("Modulate: expects ", c_ * p_, " feature rows and ", d_, " rows of z0, got ", in, " rows");
-    return c_ * p_ + (CarryStyle ? d_ : 0);
+    if (in >= 0 && in != input_size())
+      detail::fail("Modulate: expects ", sh_.features(), " feature rows and ", sh_.style, " rows of z0, got ", in,
+                   " rows");
+    return sh_.features() + (CarryStyle ? sh_.style : 0);
   }
   std::vector<Eigen::Index> output_blocks() const {
     if constexpr (CarryStyle)
-      return {c_ * p_, d_};
+      return {sh_.features(), sh_.style};
     else
-      return {c_ * p_};
+      return {sh_.features()};
   }
-  Mat<T>& weight() { return w_; }
-  Vec<T>& bias() { return b_; }
   /// The affine map of z0 (the element-wise modulation is not counted, as no activation is).
-  double flops_per_sample() const { return 2.0 * double(w_.rows()) * double(d_); }
+  double flops_per_sample() const { return 2.0 * double(2 * sh_.channels) * double(sh_.style); }
 
-  void forward(const Mat<T>& x, Mat<T>& y) const {
-    require_shape(x, c_ * p_ + d_, x.cols(), "Modulate input [u; z0]");
-    const Mat<T> s = style(x);
-    y.resize(output_size(), x.cols());
-    for (Eigen::Index j = 0; j < x.cols(); ++j) {
-      const T* u = x.col(j).data();
-      T* out = y.col(j).data();
-      for (Eigen::Index c = 0; c < c_; ++c) {
-        const T scale = T(1) + s(c, j), shift = s(c_ + c, j);
-        for (Eigen::Index q = c * p_; q < (c + 1) * p_; ++q) out[q] = Act::value(u[q] * scale + shift);
-      }
-    }
-    if constexpr (CarryStyle) y.bottomRows(d_) = x.bottomRows(d_);
+  void forward(const matrix_type& x, matrix_type& y) const {
+    staging_type st;
+    matrix_type work;
+    forward(x, y, work, st);
   }
-  void backward_input(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>& work) const {
-    vjp(x, y, gy, &gx, work);
+  /// The forward pass with the style values in `st` (`work` unused: the signature
+  /// gpu::Sequential calls).
+  void forward(const matrix_type& x, matrix_type& y, matrix_type&, staging_type& st) const {
+    require_shape(x, input_size(), x.cols(), "Modulate input [u; z0]");
+    modulate_forward(ex_, Act{}, std::bool_constant<CarryStyle>{}, sh_, w_, b_, x, y, st);
   }
-  void backward(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, bool accumulate_weights) {
-    Mat<T> gs;
-    vjp(x, y, gy, gx, gs);
-    if (accumulate_weights) {
-      gw_.noalias() += gs * x.bottomRows(d_).transpose();
-      gb_ += gs.rowwise().sum();
-    }
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work) const {
+    staging_type st;
+    backward_input(x, y, gy, gx, work, st);
   }
-  ParamList<T> parameters() { return weight_and_bias(w_, gw_, b_, gb_); }
-  void zero_grad() {
-    gw_.setZero();
-    gb_.setZero();
+  /// The input VJP with the style cotangent in `work` and the style values in `st`.
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work, staging_type& st) const {
+    vjp(x, y, gy, &gx, work, st);
+  }
+  /// Mutating (member scratch), one thread at a time.
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
+                bool accumulate_weights) {
+    vjp(x, y, gy, gx, gs_, st_);
+    if (accumulate_weights) modulate_accumulate(ex_, sh_, gs_, x, gw_, gb_, st_);
   }
 
  private:
-  /// [γ; β] = W z0 + b for every column (2C × B).
-  Mat<T> style(const Mat<T>& x) const {
-    Mat<T> s(2 * c_, x.cols());
-    s.noalias() = w_ * x.bottomRows(d_);
-    s.colwise() += b_;
-    return s;
-  }
-  /// gx (if given) and the style cotangent [∂γ; ∂β] into gs (2C × B).
-  void vjp(const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& gs) const {
-    require_shape(x, c_ * p_ + d_, x.cols(), "Modulate input [u; z0]");
+  template <class, class, bool, class>
+  friend class Modulate;
+
+  void vjp(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx, matrix_type& gs,
+           staging_type& st) const {
+    require_shape(x, input_size(), x.cols(), "Modulate input [u; z0]");
     require_shape(gy, output_size(), x.cols(), "Modulate output cotangent");
-    const Mat<T> s = style(x);
-    gs.resize(2 * c_, x.cols());
-    if (gx) gx->resize(c_ * p_ + d_, x.cols());
-    for (Eigen::Index j = 0; j < x.cols(); ++j) {
-      const T* u = x.col(j).data();
-      const T* yo = y.col(j).data();
-      const T* g = gy.col(j).data();
-      T* out = gx ? gx->col(j).data() : nullptr;
-      for (Eigen::Index c = 0; c < c_; ++c) {
-        const T scale = T(1) + s(c, j);
-        T gscale = 0, gshift = 0;
-        for (Eigen::Index q = c * p_; q < (c + 1) * p_; ++q) {
-          const T gv = g[q] * Act::derivative_from_output(yo[q]);
-          gscale += gv * u[q];
-          gshift += gv;
-          if (out) out[q] = gv * scale;
-        }
-        gs(c, j) = gscale;
-        gs(c_ + c, j) = gshift;
-      }
-    }
-    if (gx) {
-      auto gz = gx->bottomRows(d_);
-      gz.noalias() = w_.transpose() * gs;
-      if constexpr (CarryStyle) gz += gy.bottomRows(d_);
-    }
+    modulate_vjp(ex_, Act{}, std::bool_constant<CarryStyle>{}, sh_, w_, b_, x, y, gy, gx, gs, st);
   }
 
-  Eigen::Index c_ = 0, p_ = 0, d_ = 0;
-  Mat<T> w_;
-  Vec<T> b_;
-  Mat<T> gw_;
-  Vec<T> gb_;
+  ModulateShape sh_;
+  matrix_type gs_;   // backward()'s style cotangent
+  staging_type st_;  // backward()'s staging
 };
 
 }  // namespace prilo::nn

@@ -1,7 +1,8 @@
 // A generator on the GPU: a chain of device modules (gpu::Dense, gpu::Conv2d,
-// gpu::ConvTranspose2d, i.e. prilo::nn's layers on the CUDA executor with the CPU layers'
-// class templates) that models prilo::Generator on DeviceMatrix batches and runs on a
-// CudaExecutor, so dpr, prilo_solve and the pipeline run on it unchanged.
+// gpu::ConvTranspose2d and the style modules gpu::Duplicate, gpu::Carry, gpu::Modulate, i.e.
+// prilo::nn's modules on the CUDA executor with the CPU modules' class templates) that models
+// prilo::Generator on DeviceMatrix batches and runs on a CudaExecutor, so dpr, prilo_solve and
+// the pipeline run on it unchanged.
 #pragma once
 
 #include "config.cuh"
@@ -17,10 +18,12 @@
 #include "../../nn/conv.hpp"
 #include "../../nn/linear.hpp"
 #include "../../nn/sequential.hpp"
+#include "../../nn/style.hpp"
 #include "conv.cuh"
 #include "dense.cuh"
 #include "device_matrix.cuh"
 #include "executor.cuh"
+#include "style.cuh"
 
 namespace prilo::gpu {
 
@@ -28,13 +31,15 @@ namespace prilo::gpu {
 /// k), and the scratch of its passes: the cotangent buffers of its VJPs and one work matrix
 /// that every module's forward and VJPs use in turn (a DeviceMatrix keeps its capacity when it
 /// shrinks, so one matrix serves modules of every size without reallocating). Reused between
-/// calls of the same batch size, so a solver step allocates nothing. A trace is used by one
-/// host thread at a time.
+/// calls of the same batch size, so a solver step allocates nothing; the style modules' row
+/// blocks and style values go through its staging buffers. A trace is used by one host thread
+/// at a time.
 template <class T>
 struct Trace {
   std::vector<DeviceMatrix<T>> acts;
   int first = 0, last = 0;
   mutable DeviceMatrix<T> buf[2], scratch;
+  mutable nn::Staging<DeviceMatrix<T>> staging;
   const DeviceMatrix<T>& input() const { return acts[first]; }
   const DeviceMatrix<T>& output() const { return acts[last]; }
 };
@@ -60,19 +65,48 @@ struct device_module<T, M> {
 template <class T, class M>
 using device_module_t = typename device_module<T, M>::type;
 
-/// The host layer a device layer is uploaded from: L<T, Act, CudaExecutor> → L<T, Act>.
+/// The host module a device module is uploaded from: L<T, Act, CudaExecutor> → L<T, Act>
+/// (Dense, Conv2d, ConvTranspose2d), and the style modules' likewise.
 template <class M>
 struct host_module;
 template <template <class, class, class> class L, class T, class A>
 struct host_module<L<T, A, CudaExecutor>> {
   using type = L<T, A, ::prilo::CpuExecutor>;
 };
+template <class T>
+struct host_module<nn::Duplicate<T, CudaExecutor>> {
+  using type = nn::Duplicate<T, ::prilo::CpuExecutor>;
+};
+template <class T, class A, bool C>
+struct host_module<nn::Modulate<T, A, C, CudaExecutor>> {
+  using type = nn::Modulate<T, A, C, ::prilo::CpuExecutor>;
+};
+template <class Inner>
+struct host_module<nn::Carry<Inner>> {
+  using type = nn::Carry<typename host_module<Inner>::type>;
+};
+
+/// The device layer of a host layer: L<T, Act> → L<T, Act, CudaExecutor>.
+template <class M>
+struct device_layer;
+template <class T, class A>
+struct device_layer<nn::Dense<T, A, ::prilo::CpuExecutor>> {
+  using type = nn::Dense<T, A, CudaExecutor>;
+};
+template <class T, class A>
+struct device_layer<nn::Conv2d<T, A, ::prilo::CpuExecutor>> {
+  using type = nn::Conv2d<T, A, CudaExecutor>;
+};
+template <class T, class A>
+struct device_layer<nn::ConvTranspose2d<T, A, ::prilo::CpuExecutor>> {
+  using type = nn::ConvTranspose2d<T, A, CudaExecutor>;
+};
 
 /// How gpu::Sequential spells the device form of a host module, for the deduction from a host
 /// chain: a dense layer as its activation (so a dense chain deduces Sequential<T, Acts...>, as
-/// before the chain took other modules), a convolution as the CUDA instantiation of its
-/// layer. Modules without a specialisation here (the style blocks Duplicate, Carry, Modulate)
-/// have no device form.
+/// before the chain took other modules), a convolution or a style module as its CUDA
+/// instantiation (Carry of the inner layer's). Modules without a specialisation here (a
+/// user's host-only module) have no device form.
 template <class M>
 struct device_spelling;
 template <class T, class A>
@@ -87,6 +121,21 @@ template <class T, class A>
 struct device_spelling<nn::ConvTranspose2d<T, A, ::prilo::CpuExecutor>> {
   using type = nn::ConvTranspose2d<T, A, CudaExecutor>;
 };
+template <class T>
+struct device_spelling<nn::Duplicate<T, ::prilo::CpuExecutor>> {
+  using type = nn::Duplicate<T, CudaExecutor>;
+};
+template <class T, class A, bool C>
+struct device_spelling<nn::Modulate<T, A, C, ::prilo::CpuExecutor>> {
+  using type = nn::Modulate<T, A, C, CudaExecutor>;
+};
+template <class Inner>
+requires requires {
+  typename device_layer<Inner>::type;
+}
+struct device_spelling<nn::Carry<Inner>> {
+  using type = nn::Carry<typename device_layer<Inner>::type>;
+};
 /// Whether a host module has a device form gpu::Sequential can hold.
 template <class M>
 concept has_device_form = requires {
@@ -96,11 +145,11 @@ concept has_device_form = requires {
 }  // namespace detail
 
 /// G = M_{k−1} ∘ … ∘ M_0 with device modules M_i (gpu::Dense, gpu::Conv2d,
-/// gpu::ConvTranspose2d): the device counterpart of nn::Sequential with the same split points
-/// (module boundaries) and semantics, built by uploading a host model (the VAE decoder, the
-/// conv VAE's decoder). An entry of Modules is a device module, or an activation Act as
-/// shorthand for gpu::Dense<T, Act>: `gpu::Sequential<T, nn::Relu, nn::Sigmoid>` is a chain of
-/// two dense layers, `gpu::Sequential<T, nn::Relu, gpu::ConvTranspose2d<T, nn::Relu>,
+/// gpu::ConvTranspose2d, gpu::Duplicate, gpu::Carry, gpu::Modulate): the device counterpart of
+/// nn::Sequential with the same split points (module boundaries), state blocks and semantics,
+/// built by uploading a host model (the VAE's, the conv VAE's or the style VAE's decoder). An entry of Modules is a
+/// device module, or an activation Act as shorthand for gpu::Dense<T, Act>: `gpu::Sequential<T, nn::Relu, nn::Sigmoid>`
+/// is a chain of two dense layers, `gpu::Sequential<T, nn::Relu, gpu::ConvTranspose2d<T, nn::Relu>,
 /// gpu::ConvTranspose2d<T, nn::Sigmoid>>` the conv decoder; `gpu::Sequential(host)` deduces
 /// either from the host chain. Every module holds a copy of the generator's executor, so its
 /// work runs on that cuBLAS handle and stream.
@@ -111,7 +160,7 @@ class Sequential {
                 "gpu::Sequential<T, ...>: a module's scalar type is not T");
   static_assert((std::is_same_v<typename detail::device_module_t<T, Modules>::executor_type, CudaExecutor> && ...),
                 "gpu::Sequential: every module must run on the CUDA executor (gpu::Dense, gpu::Conv2d, "
-                "gpu::ConvTranspose2d)");
+                "gpu::ConvTranspose2d, gpu::Duplicate, gpu::Carry, gpu::Modulate)");
 
  public:
   using scalar = T;
@@ -133,6 +182,17 @@ class Sequential {
   Eigen::Index dim(int i) const {
     check_split(i, "dim");
     return dims_[std::size_t(i)];
+  }
+  /// The tensors of the state at split point i, as row counts (as nn::Sequential::blocks): the
+  /// output_blocks() of the module before it (a style chain's {z_i, z0}), else one block.
+  std::vector<Eigen::Index> blocks(int i) const {
+    check_split(i, "blocks");
+    std::vector<Eigen::Index> b{dims_[std::size_t(i)]};
+    for_each_layer([&](const auto& l, int k) {
+      if constexpr (requires { l.output_blocks(); })
+        if (k + 1 == i) b = l.output_blocks();
+    });
+    return b;
   }
   /// Products of one forward pass through modules i … j−1 per column, as nn::Sequential::flops
   /// counts them (a module's flops_per_sample(), else the dense 2·dim(k)·dim(k+1)).
@@ -176,7 +236,9 @@ class Sequential {
       if (k < i || k >= j) return;
       const DeviceMatrix<T>& x = tr.acts[std::size_t(k)];
       DeviceMatrix<T>& y = tr.acts[std::size_t(k + 1)];
-      if constexpr (requires { l.forward(x, y, tr.scratch); })
+      if constexpr (requires { l.forward(x, y, tr.scratch, tr.staging); })
+        l.forward(x, y, tr.scratch, tr.staging);  // a style module: row blocks in the trace's staging
+      else if constexpr (requires { l.forward(x, y, tr.scratch); })
         l.forward(x, y, tr.scratch);  // a convolution: its im2col matrix in the trace's scratch
       else
         l.forward(x, y);
@@ -203,7 +265,11 @@ class Sequential {
     for_each_layer_reverse([&](const auto& l, int k) {
       if (k >= tr.first && k < tr.last) {
         DeviceMatrix<T>& out = k == tr.first ? result : tr.buf[cur];
-        l.backward_input(tr.acts[std::size_t(k)], tr.acts[std::size_t(k + 1)], *g, out, tr.scratch);
+        const DeviceMatrix<T>&x = tr.acts[std::size_t(k)], &y = tr.acts[std::size_t(k + 1)];
+        if constexpr (requires { l.backward_input(x, y, *g, out, tr.scratch, tr.staging); })
+          l.backward_input(x, y, *g, out, tr.scratch, tr.staging);
+        else
+          l.backward_input(x, y, *g, out, tr.scratch);
         g = &out;
         cur ^= 1;
       }
@@ -275,8 +341,8 @@ class Sequential {
   CudaExecutor ex_;
 };
 
-/// gpu::Sequential from a host chain whose modules all have device forms (dense and
-/// convolution layers): Sequential(host) deduces the device modules, a dense layer spelled as
+/// gpu::Sequential from a host chain whose modules all have device forms (dense, convolution
+/// and style modules): Sequential(host) deduces the device modules, a dense layer spelled as
 /// its activation (detail::device_spelling).
 template <class T, class... HostModules>
 requires(detail::has_device_form<HostModules>&&...)
