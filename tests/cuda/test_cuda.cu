@@ -12,6 +12,8 @@
 #include <prilo/random.hpp>
 #include <prilo/schedule/noise.hpp>
 
+#include "device_checks.cuh"
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -26,21 +28,8 @@ namespace {
 using prilo::Mat;
 using prilo::Vec;
 using prilo::gpu::DeviceMatrix;
-
-template <class T>
-constexpr double tol() {
-  return std::is_same_v<T, float> ? 2e-4 : 1e-10;
-}
-
-/// max |a − b| relative to max(1, max |b|).
-template <class A, class B>
-double rel_err(const A& a, const B& b) {
-  REQUIRE(a.rows() == b.rows());
-  REQUIRE(a.cols() == b.cols());
-  if (a.size() == 0) return 0.0;
-  const double scale = std::max(1.0, double(b.cwiseAbs().maxCoeff()));
-  return double((a - b).cwiseAbs().maxCoeff()) / scale;
-}
+using prilo_cuda_test::rel_err;
+using prilo_cuda_test::tol;
 
 template <class T>
 Mat<T> randn(prilo::Rng& rng, Eigen::Index r, Eigen::Index c, double sigma = 1.0) {

@@ -14,6 +14,8 @@
 #include <prilo/random.hpp>
 #include <prilo/solvers/latent.hpp>
 
+#include "device_checks.cuh"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,22 +25,9 @@ namespace {
 using prilo::Mat;
 using prilo::Vec;
 using prilo::gpu::DeviceMatrix;
+using prilo_cuda_test::rel_err;
+using prilo_cuda_test::tol;
 namespace nn = prilo::nn;
-
-template <class T>
-constexpr double tol() {
-  return std::is_same_v<T, float> ? 2e-4 : 1e-10;
-}
-
-/// max |a − b| relative to max(1, max |b|).
-template <class T>
-double rel_err(const Mat<T>& a, const Mat<T>& b) {
-  REQUIRE(a.rows() == b.rows());
-  REQUIRE(a.cols() == b.cols());
-  if (a.size() == 0) return 0.0;
-  const double scale = std::max(1.0, double(b.cwiseAbs().maxCoeff()));
-  return double((a - b).cwiseAbs().maxCoeff()) / scale;
-}
 
 // ---- the types ----
 
@@ -112,22 +101,22 @@ void check_layer_pair(Host& host, Device& dev, Eigen::Index batch, std::uint64_t
   const DeviceMatrix<T> dx(x), dgy(gy);
   DeviceMatrix<T> dy, dgx, dwork, dgx2;
   dev.forward(dx, dy);
-  CHECK(rel_err<T>(dy.download(), y) < tol<T>());
+  CHECK(rel_err(dy.download(), y) < tol<T>());
   DeviceMatrix<T> dy2;
   dev.forward(dx, dy2, dwork);  // the form gpu::Sequential calls, scratch in the trace
-  CHECK(rel_err<T>(dy2.download(), y) < tol<T>());
+  CHECK(rel_err(dy2.download(), y) < tol<T>());
   const DeviceMatrix<T> dyh(y);  // the host output, so that act'(y) is the same on both
   dev.backward_input(dx, dyh, dgy, dgx, dwork);
-  CHECK(rel_err<T>(dgx.download(), gx) < tol<T>());
+  CHECK(rel_err(dgx.download(), gx) < tol<T>());
   dev.zero_grad();
   dev.backward(dx, dyh, dgy, &dgx2, true);
   dev.backward(dx, dyh, dgy, nullptr, true);
-  CHECK(rel_err<T>(dgx2.download(), gx) < tol<T>());
-  CHECK(rel_err<T>(dev.grad_weight().download(), host.grad_weight()) < tol<T>());
-  CHECK(rel_err<T>(Mat<T>(dev.grad_bias().download()), Mat<T>(host.grad_bias())) < tol<T>());
+  CHECK(rel_err(dgx2.download(), gx) < tol<T>());
+  CHECK(rel_err(dev.grad_weight().download(), host.grad_weight()) < tol<T>());
+  CHECK(rel_err(Mat<T>(dev.grad_bias().download()), Mat<T>(host.grad_bias())) < tol<T>());
   dev.backward(dx, dyh, dgy, &dgx2, false);  // input VJP only: the weight gradients stay
-  CHECK(rel_err<T>(dgx2.download(), gx) < tol<T>());
-  CHECK(rel_err<T>(dev.grad_weight().download(), host.grad_weight()) < tol<T>());
+  CHECK(rel_err(dgx2.download(), gx) < tol<T>());
+  CHECK(rel_err(dev.grad_weight().download(), host.grad_weight()) < tol<T>());
 }
 
 template <class T, class Act>
@@ -242,27 +231,8 @@ nn::ConvVae<T> small_conv_vae() {
 
 TEST_CASE_TEMPLATE("the device conv decoder agrees with the host one at every split point", T, float, double) {
   auto vae = small_conv_vae<T>();
-  auto& host = vae.decoder();
-  const prilo::gpu::Sequential dev(host);
-  REQUIRE(dev.depth() == host.depth());
-  for (int i = 0; i <= host.depth(); ++i) CHECK(dev.dim(i) == host.dim(i));
-  CHECK(dev.flops(0, 3) == host.flops(0, 3));
-  prilo::Rng rng(3);
-  const Mat<T> z = rng.normal_matrix<T>(host.dim(0), 9);
-  CHECK(rel_err<T>(dev(DeviceMatrix<T>(z)).download(), host(z)) < tol<T>());
-  for (int i = 0; i < host.depth(); ++i)
-    for (int j = i + 1; j <= host.depth(); ++j) {
-      CAPTURE(i);
-      CAPTURE(j);
-      const Mat<T> zi = host.forward(0, i, z);
-      typename std::decay_t<decltype(host)>::trace_type htr;
-      prilo::gpu::Trace<T> dtr;
-      host.forward(i, j, zi, htr);
-      dev.forward(i, j, DeviceMatrix<T>(zi), dtr);
-      CHECK(rel_err<T>(dtr.output().download(), htr.output()) < tol<T>());
-      const Mat<T> gy = rng.normal_matrix<T>(host.dim(j), z.cols());
-      CHECK(rel_err<T>(dev.vjp_input(dtr, DeviceMatrix<T>(gy)).download(), host.vjp_input(htr, gy)) < 10 * tol<T>());
-    }
+  const auto& host = vae.decoder();
+  prilo_cuda_test::check_split_ranges<T>(host, prilo::gpu::Sequential(host), 9, 3);
 }
 
 TEST_CASE("the device conv decoder's weight VJP agrees with the host one (double)") {
@@ -279,12 +249,12 @@ TEST_CASE("the device conv decoder's weight VJP agrees with the host one (double
   dev.forward(0, 3, DeviceMatrix<T>(z), dtr);
   host.zero_grad();
   dev.zero_grad();
-  CHECK(rel_err<T>(dev.vjp_weights(dtr, DeviceMatrix<T>(gy)).download(), host.vjp_weights(htr, gy)) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<0>().grad_weight().download(), host.module<0>().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<1>().grad_weight().download(), host.module<1>().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(Mat<T>(dev.layer<1>().grad_bias().download()), Mat<T>(host.module<1>().grad_bias())) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<2>().grad_weight().download(), host.module<2>().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(Mat<T>(dev.layer<2>().grad_bias().download()), Mat<T>(host.module<2>().grad_bias())) < 1e-10);
+  CHECK(rel_err(dev.vjp_weights(dtr, DeviceMatrix<T>(gy)).download(), host.vjp_weights(htr, gy)) < 1e-10);
+  CHECK(rel_err(dev.layer<0>().grad_weight().download(), host.module<0>().grad_weight()) < 1e-10);
+  CHECK(rel_err(dev.layer<1>().grad_weight().download(), host.module<1>().grad_weight()) < 1e-10);
+  CHECK(rel_err(Mat<T>(dev.layer<1>().grad_bias().download()), Mat<T>(host.module<1>().grad_bias())) < 1e-10);
+  CHECK(rel_err(dev.layer<2>().grad_weight().download(), host.module<2>().grad_weight()) < 1e-10);
+  CHECK(rel_err(Mat<T>(dev.layer<2>().grad_bias().download()), Mat<T>(host.module<2>().grad_bias())) < 1e-10);
 }
 
 TEST_CASE("DPR and PRILO through the device conv decoder agree with the CPU without noise (double)") {

@@ -14,6 +14,8 @@
 #include <prilo/random.hpp>
 #include <prilo/solvers/latent.hpp>
 
+#include "device_checks.cuh"
+
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -22,23 +24,10 @@ namespace {
 
 using prilo::Mat;
 using prilo::gpu::DeviceMatrix;
+using prilo_cuda_test::rel_err;
+using prilo_cuda_test::tol;
 namespace nn = prilo::nn;
 namespace gpu = prilo::gpu;
-
-template <class T>
-constexpr double tol() {
-  return std::is_same_v<T, float> ? 2e-4 : 1e-10;
-}
-
-/// max |a − b| relative to max(1, max |b|).
-template <class T>
-double rel_err(const Mat<T>& a, const Mat<T>& b) {
-  REQUIRE(a.rows() == b.rows());
-  REQUIRE(a.cols() == b.cols());
-  if (a.size() == 0) return 0.0;
-  const double scale = std::max(1.0, double(b.cwiseAbs().maxCoeff()));
-  return double((a - b).cwiseAbs().maxCoeff()) / scale;
-}
 
 // ---- the types ----
 
@@ -76,18 +65,18 @@ void check_pair(Host& host, Device& dev, Eigen::Index in_rows, Eigen::Index batc
   const DeviceMatrix<T> dx(x), dgy(gy), dyh(y);
   DeviceMatrix<T> dy, dgx, dwork, dgx2;
   dev.forward(dx, dy);
-  CHECK(rel_err<T>(dy.download(), y) < tol<T>());
+  CHECK(rel_err(dy.download(), y) < tol<T>());
   if constexpr (requires { dev.forward(dx, dy, dwork, std::declval<nn::Staging<DeviceMatrix<T>>&>()); }) {
     nn::Staging<DeviceMatrix<T>> st;
     DeviceMatrix<T> dy2;
     dev.forward(dx, dy2, dwork, st);  // the form gpu::Sequential calls, twice: buffers reused
     dev.forward(dx, dy2, dwork, st);
-    CHECK(rel_err<T>(dy2.download(), y) < tol<T>());
+    CHECK(rel_err(dy2.download(), y) < tol<T>());
     dev.backward_input(dx, dyh, dgy, dgx2, dwork, st);
-    CHECK(rel_err<T>(dgx2.download(), gx) < tol<T>());
+    CHECK(rel_err(dgx2.download(), gx) < tol<T>());
   }
   dev.backward_input(dx, dyh, dgy, dgx, dwork);
-  CHECK(rel_err<T>(dgx.download(), gx) < tol<T>());
+  CHECK(rel_err(dgx.download(), gx) < tol<T>());
   if constexpr (requires { host.grad_weight(); }) {
     host.zero_grad();
     host.backward(x, y, gy, nullptr, true);
@@ -95,9 +84,9 @@ void check_pair(Host& host, Device& dev, Eigen::Index in_rows, Eigen::Index batc
     dev.zero_grad();
     dev.backward(dx, dyh, dgy, &dgx2, true);
     dev.backward(dx, dyh, dgy, nullptr, true);
-    CHECK(rel_err<T>(dgx2.download(), gx) < tol<T>());
-    CHECK(rel_err<T>(dev.grad_weight().download(), host.grad_weight()) < tol<T>());
-    CHECK(rel_err<T>(Mat<T>(dev.grad_bias().download()), Mat<T>(host.grad_bias())) < tol<T>());
+    CHECK(rel_err(dgx2.download(), gx) < tol<T>());
+    CHECK(rel_err(dev.grad_weight().download(), host.grad_weight()) < tol<T>());
+    CHECK(rel_err(Mat<T>(dev.grad_bias().download()), Mat<T>(host.grad_bias())) < tol<T>());
   }
 }
 
@@ -133,7 +122,7 @@ TEST_CASE_TEMPLATE("device style modules agree with the host ones", T, float, do
     DeviceMatrix<T> dy;
     d.forward(DeviceMatrix<T>(x), dy);
     d.backward(DeviceMatrix<T>(x), dy, DeviceMatrix<T>(gy), nullptr, true);
-    CHECK(rel_err<T>(d.inner().grad_weight().download(), h.inner().grad_weight()) < tol<T>());
+    CHECK(rel_err(d.inner().grad_weight().download(), h.inner().grad_weight()) < tol<T>());
   }
   SUBCASE("Carry of a transposed convolution") {
     nn::Carry<nn::ConvTranspose2d<T>> h(nn::ConvTranspose2d<T>(nn::Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng), 3);
@@ -172,34 +161,11 @@ TEST_CASE("device style modules reject bad shapes with the host modules' message
 
 TEST_CASE_TEMPLATE("the device style decoder agrees with the host one at every split point", T, float, double) {
   auto vae = small_style_vae<T>();
-  auto& host = vae.decoder();
+  const auto& host = vae.decoder();
   const gpu::Sequential dev(host);
-  REQUIRE(dev.depth() == host.depth());
-  for (int i = 0; i <= host.depth(); ++i) {
-    CHECK(dev.dim(i) == host.dim(i));
-    CHECK(dev.blocks(i) == host.blocks(i));
-  }
-  CHECK(dev.blocks(3) == std::vector<Eigen::Index>{12, 3});
-  CHECK(dev.flops(0, host.depth()) == host.flops(0, host.depth()));
-  prilo::Rng rng(3);
-  const Mat<T> z = rng.normal_matrix<T>(host.dim(0), 9);
-  CHECK(rel_err<T>(dev(DeviceMatrix<T>(z)).download(), host(z)) < tol<T>());
-  for (int i = 0; i < host.depth(); ++i)
-    for (int j = i + 1; j <= host.depth(); ++j) {
-      CAPTURE(i);
-      CAPTURE(j);
-      const Mat<T> zi = host.forward(0, i, z);
-      typename std::decay_t<decltype(host)>::trace_type htr;
-      gpu::Trace<T> dtr;
-      host.forward(i, j, zi, htr);
-      dev.forward(i, j, DeviceMatrix<T>(zi), dtr);
-      CHECK(rel_err<T>(dtr.output().download(), htr.output()) < tol<T>());
-      const Mat<T> gy = rng.normal_matrix<T>(host.dim(j), z.cols());
-      DeviceMatrix<T> g;
-      dev.vjp_input(dtr, DeviceMatrix<T>(gy), g);
-      dev.vjp_input(dtr, DeviceMatrix<T>(gy), g);  // the trace's buffers reused
-      CHECK(rel_err<T>(g.download(), host.vjp_input(htr, gy)) < 10 * tol<T>());
-    }
+  CHECK(dev.blocks(3) == std::vector<Eigen::Index>{12, 3});  // {z_3: 3 maps of 2x2, z0}
+  CHECK(dev.blocks(7) == std::vector<Eigen::Index>{64});     // the image, z0 dropped
+  prilo_cuda_test::check_split_ranges<T>(host, dev, 9, 3);
 }
 
 TEST_CASE("the device style decoder's weight VJP agrees with the host one (double)") {
@@ -216,12 +182,12 @@ TEST_CASE("the device style decoder's weight VJP agrees with the host one (doubl
   dev.forward(0, host.depth(), DeviceMatrix<T>(z), dtr);
   host.zero_grad();
   dev.zero_grad();
-  CHECK(rel_err<T>(dev.vjp_weights(dtr, DeviceMatrix<T>(gy)).download(), host.vjp_weights(htr, gy)) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<1>().inner().grad_weight().download(), host.module<1>().inner().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<2>().grad_weight().download(), host.module<2>().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<5>().inner().grad_weight().download(), host.module<5>().inner().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(dev.layer<6>().grad_weight().download(), host.module<6>().grad_weight()) < 1e-10);
-  CHECK(rel_err<T>(Mat<T>(dev.layer<6>().grad_bias().download()), Mat<T>(host.module<6>().grad_bias())) < 1e-10);
+  CHECK(rel_err(dev.vjp_weights(dtr, DeviceMatrix<T>(gy)).download(), host.vjp_weights(htr, gy)) < 1e-10);
+  CHECK(rel_err(dev.layer<1>().inner().grad_weight().download(), host.module<1>().inner().grad_weight()) < 1e-10);
+  CHECK(rel_err(dev.layer<2>().grad_weight().download(), host.module<2>().grad_weight()) < 1e-10);
+  CHECK(rel_err(dev.layer<5>().inner().grad_weight().download(), host.module<5>().inner().grad_weight()) < 1e-10);
+  CHECK(rel_err(dev.layer<6>().grad_weight().download(), host.module<6>().grad_weight()) < 1e-10);
+  CHECK(rel_err(Mat<T>(dev.layer<6>().grad_bias().download()), Mat<T>(host.module<6>().grad_bias())) < 1e-10);
 }
 
 TEST_CASE("PRILO through the device style decoder, a radius per block, agrees with the CPU without noise (double)") {

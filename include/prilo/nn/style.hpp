@@ -282,22 +282,16 @@ class Carry {
   }
   void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work, staging_type& st) const {
-    require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
     const executor_type ex = executor();
-    take_rows(ex, st.a, x, 0, in_);
-    take_rows(ex, st.b, y, 0, out_);
-    take_rows(ex, st.c, gy, 0, out_);
+    take_features(ex, st, x, y, gy);
     inner_.backward_input(st.a, st.b, st.c, st.d, work);
     put_rows(ex, gx, st.d, gy, out_);
   }
   /// Mutating (the inner module's backward, the staging in a member), one thread at a time.
   void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
                 bool accumulate_weights) {
-    require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
     const executor_type ex = executor();
-    take_rows(ex, st_.a, x, 0, in_);
-    take_rows(ex, st_.b, y, 0, out_);
-    take_rows(ex, st_.c, gy, 0, out_);
+    take_features(ex, st_, x, y, gy);
     inner_.backward(st_.a, st_.b, st_.c, gx ? &st_.d : nullptr, accumulate_weights);
     if (gx) put_rows(ex, *gx, st_.d, gy, out_);
   }
@@ -312,6 +306,14 @@ class Carry {
                         Eigen::Index n) {
     dst.resize(n, src.cols());
     copy_rows(ex, dst, 0, src, row, n);
+  }
+  /// st.a, st.b, st.c ← the feature rows of x, y and gy: the inner module's operands.
+  void take_features(const executor_type& ex, staging_type& st, const matrix_type& x, const matrix_type& y,
+                     const matrix_type& gy) const {
+    require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
+    take_rows(ex, st.a, x, 0, in_);
+    take_rows(ex, st.b, y, 0, out_);
+    take_rows(ex, st.c, gy, 0, out_);
   }
   /// gx ← [gh; the carried cotangent, gy rows from `from`].
   void put_rows(const executor_type& ex, matrix_type& gx, const matrix_type& gh, const matrix_type& gy,
