@@ -154,8 +154,8 @@ class Sequential {
     tr.first = i;
     tr.last = j;
     tr.acts[i] = z;
-    tr.staging.resize(num_modules);  // allocates on the first call only
-    tr.work.resize(num_modules);
+    tr.work.resize(num_modules);  // forward and the VJPs' scratch: allocates on the first call only
+    tr.staging.resize(num_modules);
     for_each_module([&](auto& m, int k) {
       if (k < i || k >= j) return;
       if constexpr (requires { m.forward(tr.acts[k], tr.acts[k + 1], tr.work[0], tr.staging[0]); })
@@ -214,10 +214,6 @@ class Sequential {
       result = gy;
       return;
     }
-    if constexpr (!Weights) {  // allocates on the first call only
-      tr.work.resize(num_modules);
-      tr.staging.resize(num_modules);
-    }
     const Mat<T>* g = &gy;
     int cur = 0;
     self.for_each_module_reverse([&](auto& m, int k) {
@@ -225,7 +221,7 @@ class Sequential {
         Mat<T>& out = k == tr.first ? result : tr.cotangents[cur];
         if constexpr (Weights)
           m.backward(tr.acts[k], tr.acts[k + 1], *g, &out, true);
-        else if constexpr (requires { m.backward_input(*g, *g, *g, out, tr.work[0], tr.staging[0]); })
+        else if constexpr (requires { m.backward_input(tr.acts[0], tr.acts[0], *g, out, tr.work[0], tr.staging[0]); })
           m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work[std::size_t(k)], tr.staging[std::size_t(k)]);
         else
           m.backward_input(tr.acts[k], tr.acts[k + 1], *g, out, tr.work[std::size_t(k)]);

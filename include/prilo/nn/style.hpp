@@ -128,7 +128,8 @@ void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::
   }
 }
 
-/// ∂W += [∂γ; ∂β] z0ᵀ and ∂b += Σ_columns [∂γ; ∂β] (nn::Modulate's weight gradients).
+/// ∂W += [∂γ; ∂β] z0ᵀ and ∂b += Σ_columns [∂γ; ∂β] (nn::Modulate's weight gradients), called
+/// right after modulate_vjp with the same staging (a device form may read what it staged).
 template <class T>
 void modulate_accumulate(const CpuExecutor&, const nn::ModulateShape& sh, const Mat<T>& gs, const Mat<T>& x, Mat<T>& gw,
                          Vec<T>& gb, nn::Staging<Mat<T>>&) {

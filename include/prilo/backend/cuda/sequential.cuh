@@ -86,55 +86,47 @@ struct host_module<nn::Carry<Inner>> {
   using type = nn::Carry<typename host_module<Inner>::type>;
 };
 
-/// The device layer of a host layer: L<T, Act> → L<T, Act, CudaExecutor>.
+/// The CUDA instantiation of a host module: L<T, Act> → L<T, Act, CudaExecutor> for Dense,
+/// Conv2d and ConvTranspose2d, the style modules likewise (Carry of its inner module's). No
+/// `type` for a module without one (a user's host-only module).
 template <class M>
-struct device_layer;
+struct device_form {};
 template <class T, class A>
-struct device_layer<nn::Dense<T, A, ::prilo::CpuExecutor>> {
+struct device_form<nn::Dense<T, A, ::prilo::CpuExecutor>> {
   using type = nn::Dense<T, A, CudaExecutor>;
 };
 template <class T, class A>
-struct device_layer<nn::Conv2d<T, A, ::prilo::CpuExecutor>> {
+struct device_form<nn::Conv2d<T, A, ::prilo::CpuExecutor>> {
   using type = nn::Conv2d<T, A, CudaExecutor>;
 };
 template <class T, class A>
-struct device_layer<nn::ConvTranspose2d<T, A, ::prilo::CpuExecutor>> {
-  using type = nn::ConvTranspose2d<T, A, CudaExecutor>;
-};
-
-/// How gpu::Sequential spells the device form of a host module, for the deduction from a host
-/// chain: a dense layer as its activation (so a dense chain deduces Sequential<T, Acts...>, as
-/// before the chain took other modules), a convolution or a style module as its CUDA
-/// instantiation (Carry of the inner layer's). Modules without a specialisation here (a
-/// user's host-only module) have no device form.
-template <class M>
-struct device_spelling;
-template <class T, class A>
-struct device_spelling<nn::Dense<T, A, ::prilo::CpuExecutor>> {
-  using type = A;
-};
-template <class T, class A>
-struct device_spelling<nn::Conv2d<T, A, ::prilo::CpuExecutor>> {
-  using type = nn::Conv2d<T, A, CudaExecutor>;
-};
-template <class T, class A>
-struct device_spelling<nn::ConvTranspose2d<T, A, ::prilo::CpuExecutor>> {
+struct device_form<nn::ConvTranspose2d<T, A, ::prilo::CpuExecutor>> {
   using type = nn::ConvTranspose2d<T, A, CudaExecutor>;
 };
 template <class T>
-struct device_spelling<nn::Duplicate<T, ::prilo::CpuExecutor>> {
+struct device_form<nn::Duplicate<T, ::prilo::CpuExecutor>> {
   using type = nn::Duplicate<T, CudaExecutor>;
 };
 template <class T, class A, bool C>
-struct device_spelling<nn::Modulate<T, A, C, ::prilo::CpuExecutor>> {
+struct device_form<nn::Modulate<T, A, C, ::prilo::CpuExecutor>> {
   using type = nn::Modulate<T, A, C, CudaExecutor>;
 };
 template <class Inner>
 requires requires {
-  typename device_layer<Inner>::type;
+  typename device_form<Inner>::type;
 }
-struct device_spelling<nn::Carry<Inner>> {
-  using type = nn::Carry<typename device_layer<Inner>::type>;
+struct device_form<nn::Carry<Inner>> {
+  using type = nn::Carry<typename device_form<Inner>::type>;
+};
+
+/// How gpu::Sequential spells the device form of a host module, for the deduction from a host
+/// chain: a dense layer as its activation (so a dense chain deduces Sequential<T, Acts...>, as
+/// before the chain took other modules), every other module as its device_form.
+template <class M>
+struct device_spelling : device_form<M> {};
+template <class T, class A>
+struct device_spelling<nn::Dense<T, A, ::prilo::CpuExecutor>> {
+  using type = A;
 };
 /// Whether a host module has a device form gpu::Sequential can hold.
 template <class M>

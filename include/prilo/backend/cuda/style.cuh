@@ -167,13 +167,14 @@ void modulate_vjp(const CudaExecutor& ex, Act, std::bool_constant<Carry>, const 
   copy_rows(ex, *gx, F, st.c, 0, d);
 }
 
-/// ∂W += gs z0ᵀ (one GEMM) and ∂b += Σ_columns gs (one deterministic kernel).
+/// ∂W += gs z0ᵀ (one GEMM) and ∂b += Σ_columns gs (one deterministic kernel), with st as
+/// modulate_vjp left it: z0 already copied into st.a (nn::Modulate::backward calls the two in
+/// turn with its own staging), so it is not copied again.
 template <class T>
 void modulate_accumulate(const CudaExecutor& ex, const nn::ModulateShape& sh, const DeviceMatrix<T>& gs,
                          const DeviceMatrix<T>& x, DeviceMatrix<T>& gw, DeviceMatrix<T>& gb,
                          nn::Staging<DeviceMatrix<T>>& st) {
-  st.a.resize(sh.style, x.cols());
-  copy_rows(ex, st.a, 0, x, sh.features(), sh.style);
+  require_shape(st.a, sh.style, x.cols(), "modulate_accumulate: z0 staged by modulate_vjp");
   gemm(ex, false, true, T(1), gs, st.a, T(1), gw);
   add_row_sums(ex, gs, gb);
 }
