@@ -5,18 +5,22 @@ between runs hits every build alike.
 
   python3 benchmarks/whole_run.py --bin after=build/examples/prilo-reconstruct \
       [--bin before=/tmp/before/build/examples/prilo-reconstruct] [--runs 3] [--threads 1,2] \
-      [--peak-gflops G | --bench-peak build/benchmarks/bench_peak] [--case GEN:METHODS ...]
+      [--peak-gflops G | --bench-peak build/benchmarks/bench_peak] [--case GEN:METHODS ...] \
+      [--bin-args "NAME=--fftw-effort measure ..."]
 
 Each case is a generator and a comma list of methods run in one prilo-reconstruct call on
 the first --count MNIST test images with --restarts restarts. The FLOP account (GFLOP per
 method) comes from the program's JSON ('work'); % of peak is GFLOP/s over the single-core
 peak times the threads. Prints one Markdown table: the median wall time per build (and the
 range over the runs), GFLOP/s and % of peak at the median, and the median ratio of each
-later build's time to the first build's, taken run by run.
+later build's time to the first build's, taken run by run. --bin-args gives one build extra
+prilo-reconstruct options (the same binary can then be two "builds": e.g. its FFTW planner
+choices).
 """
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -29,12 +33,12 @@ def measure_peak(bench_peak):
     return max(b["GFLOPS"] for b in json.loads(out)["benchmarks"])
 
 
-def run_once(binary, gen, methods, threads, args, peak):
+def run_once(binary, extra, gen, methods, threads, args, peak):
     with tempfile.TemporaryDirectory() as tmp:
         js = os.path.join(tmp, "r.json")
         cmd = [binary, "--quiet", "--dataset", args.dataset, "--generator", gen, "--methods", methods, "--count",
                str(args.count), "--restarts", str(args.restarts), "--threads", str(threads), "--peak-gflops",
-               str(peak * threads), "--json", js]
+               str(peak * threads), "--json", js] + extra
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit(f"whole_run: {' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}{p.stderr}")
@@ -54,6 +58,7 @@ def main():
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--peak-gflops", type=float, help="single-core FP32 FMA peak (GFLOP/s)")
     ap.add_argument("--bench-peak", help="bench_peak binary to measure the peak with, once, first")
+    ap.add_argument("--bin-args", action="append", default=[], help="NAME=OPTIONS: extra options for that build")
     args = ap.parse_args()
     bins = []
     for b in args.bin:
@@ -61,6 +66,12 @@ def main():
         if not sep or not os.access(path, os.X_OK):
             sys.exit(f"whole_run: --bin {b}: expected NAME=PATH of an executable")
         bins.append((name, path))
+    extra = {}
+    for b in args.bin_args:
+        name, sep, opts = b.partition("=")
+        if not sep or name not in [n for n, _ in bins]:
+            sys.exit(f"whole_run: --bin-args {b}: expected NAME=OPTIONS for a NAME given by --bin")
+        extra[name] = shlex.split(opts)
     if args.peak_gflops is None and not args.bench_peak:
         sys.exit("whole_run: give --peak-gflops or --bench-peak")
     peak = args.peak_gflops if args.peak_gflops is not None else measure_peak(args.bench_peak)
@@ -75,7 +86,7 @@ def main():
         for gen, methods in cases:
             for t in threads:
                 for name, path in bins:
-                    for m, (s, g) in run_once(path, gen, methods, t, args, peak).items():
+                    for m, (s, g) in run_once(path, extra.get(name, []), gen, methods, t, args, peak).items():
                         times.setdefault((gen, m, t, name), []).append(s)
                         gflop[(gen, m)] = g
                     print(f"run {r + 1}/{args.runs}: {gen} {methods} t{t} {name} done", file=sys.stderr)

@@ -8,6 +8,7 @@
 // the latent methods on the GPU (prilo::gpu::OnDevice).
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <prilo/backend/cpu.hpp>
@@ -42,7 +43,8 @@ struct Settings {
   std::string dataset = "mnist", op = "fourier", split = "test", ablation = "full";
   std::string methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve";
   std::string data_dir = io::default_data_dir(), config, weights, li_weights, json_path, png_path, trace_path;
-  std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or measure
+  std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or patient
+  std::string fftw_wisdom;  // empty: $PRILO_FFTW_WISDOM or the user's cache folder; "none": no file
   std::string backend = "cpu", generator = "mlp";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
   double peak = 0;
@@ -87,11 +89,13 @@ int main(int argc, char** argv) {
   app.add_option("--png-count", st.png_count, "Images shown in the PNG grid")->check(CLI::PositiveNumber);
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", st.quiet, "No progress output");
-  app.add_option(
-         "--fftw-effort", st.fftw_effort,
-         "FFTW planner: measure (default), estimate (bit-reproducible runs), patient (faster transforms, slower "
-         "start); default $PRILO_FFTW_EFFORT or measure")
+  app.add_option("--fftw-effort", st.fftw_effort,
+                 "FFTW planner: patient (default: the fastest transforms, its search kept in --fftw-wisdom), measure, "
+                 "estimate (bit-reproducible runs, no wisdom); default $PRILO_FFTW_EFFORT or patient")
       ->check(CLI::IsMember({"estimate", "measure", "patient"}));
+  app.add_option("--fftw-wisdom", st.fftw_wisdom,
+                 "File keeping FFTW's plan measurements between runs (default $PRILO_FFTW_WISDOM or "
+                 "~/.cache/prilo/fftw-wisdom-<precision>.txt; none: no file)");
   app.add_option("--ablation", st.ablation,
                  "PRILO phases (the paper's Table 3): full, init-only (no optimisation), a-only (no B, C), a-b (no C), "
                  "no-balls (no l1 constraints)")
@@ -127,8 +131,17 @@ int main(int argc, char** argv) {
       throw invalid_input("--backend cuda: no CUDA device found on this machine");
 #endif
     if (st.threads > 0) cpu::set_threads(st.threads);
-    if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
+    if (!st.fftw_effort.empty())
+      fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
+    else if (const char* e = std::getenv("PRILO_FFTW_EFFORT"); !e || !*e)
+      fftw::set_planner_effort(fftw::Effort::patient);   // the library's default is measure
     const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
+    if (st.fftw_wisdom.empty())
+      if (const char* e = std::getenv("PRILO_FFTW_WISDOM"); e && *e) st.fftw_wisdom = e;
+    const fs::path wisdom_path = st.fftw_wisdom == "none" ? fs::path()
+                                 : st.fftw_wisdom.empty() ? fftw::WisdomFile<T>::default_path()
+                                                          : fs::path(st.fftw_wisdom);
+    fftw::WisdomFile<T> wisdom(wisdom_path);  // written back when the job ends, if plans were made
     auto locate = [](const std::string& given, const std::string& rel) {
       return io::locate_file(given, rel, PRILO_SOURCE_DIR);
     };
@@ -177,6 +190,7 @@ int main(int argc, char** argv) {
     if (st.ablation != "full") std::printf("  ablation: %s (PRILO methods)\n", st.ablation.c_str());
     std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
                 weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
+    std::printf("  %s\n", fftw::wisdom_note(wisdom.status(), wisdom.path()).c_str());
     if (li) std::printf("  LI encoder %s\n", li_path.string().c_str());
     if (const std::string note = blas_kernel_warning(); !note.empty()) std::printf("  %s\n", note.c_str());
     std::fflush(stdout);
@@ -216,9 +230,10 @@ int main(int argc, char** argv) {
     else
       run(GaussianComplex<T>(st.measurements, h * w, st.seed + 7));
 
-    json report = {{"dataset", st.dataset},     {"split", st.split},       {"operator", st.op}, {"first", st.first},
-                   {"count", st.count},         {"restarts", st.restarts}, {"seed", st.seed},   {"backend", st.backend},
-                   {"threads", cpu::threads()}, {"ablation", st.ablation}};
+    json report = {{"dataset", st.dataset},   {"split", st.split},        {"operator", st.op},
+                   {"first", st.first},       {"count", st.count},        {"restarts", st.restarts},
+                   {"seed", st.seed},         {"backend", st.backend},    {"threads", cpu::threads()},
+                   {"ablation", st.ablation}, {"generator", st.generator}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
     const int threads = cpu::threads() * opt.run.parts();
     const double peak = st.peak > 0 ? st.peak : cached_peak_gflops(threads);

@@ -88,6 +88,20 @@ done
 expect_ok test -s "$tmp/repro2.json"
 timing='"(seconds|gflops|percent_of_peak|peak_gflops)"'
 expect_ok diff <(grep -Ev "$timing" "$tmp/repro1.json") <(grep -Ev "$timing" "$tmp/repro2.json")
+# FFTW wisdom: the first run writes the file, the next reads it; a corrupt file is a miss that
+# is rewritten; planner effort estimate neither reads nor writes it
+w="$tmp/wisdom.txt"; rm -f "$w"
+run_w() { "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods dpr --quiet --peak-gflops 100 "$@" 2>&1; }
+out1="$(run_w --fftw-wisdom "$w")"; out2="$(run_w --fftw-wisdom "$w")"
+if grep -q "FFTW wisdom: none yet" <<<"$out1" && [ -s "$w" ] && grep -q "FFTW wisdom from $w" <<<"$out2"; then
+  passes=$((passes+1)); else echo "FAIL: FFTW wisdom not written and read back: $out1 $out2"; fails=$((fails+1)); fi
+printf 'garbage' > "$w"
+out="$(run_w --fftw-wisdom "$w")"
+if grep -q "is unreadable or not FFTW wisdom" <<<"$out" && [ "$(head -c 6 "$w")" = "(fftw-" ]; then
+  passes=$((passes+1)); else echo "FAIL: a corrupt FFTW wisdom file: $out"; fails=$((fails+1)); fi
+out="$(PRILO_FFTW_WISDOM="$w" run_w --fftw-effort estimate)"
+if grep -q "not used (planner effort estimate)" <<<"$out"; then passes=$((passes+1)); else
+  echo "FAIL: estimate runs must not use FFTW wisdom: $out"; fails=$((fails+1)); fi
 # the work table: GFLOP per method, and the JSON's "work" entries
 out="$("$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods hio,dpr --quiet --peak-gflops 100 --json "$tmp/work.json" 2>&1)"
 if grep -q "GFLOP/s" <<<"$out" && grep -q '"products_gflop"' "$tmp/work.json"; then passes=$((passes+1)); else

@@ -1,9 +1,12 @@
 // Operators: adjoints, the DFT against a naive DFT, Parseval, magnitude-loss gradients.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <numbers>
 #include <prilo/operators.hpp>
 #include <prilo/testing/checkers.hpp>
+#include <random>
 
 using namespace prilo;
 
@@ -188,4 +191,67 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
   CHECK_THROWS_WITH_AS(fftw::parse_effort("exhaustive"),
                        "FFTW planner effort: unknown value \"exhaustive\" (known: estimate, measure, patient)",
                        invalid_input);
+}
+
+TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, foreign or unwritable file is a miss") {
+  namespace fs = std::filesystem;
+  const fftw::Effort saved = fftw::planner_effort();
+  fftw::set_planner_effort(fftw::Effort::measure);
+  const fs::path dir = fs::temp_directory_path() / ("prilo-wisdom-test-" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  const fs::path file = dir / "w.txt";
+  int size = 5;
+  auto make_plan = [&] {  // a transform of a size no earlier check used: a new plan
+    const Fourier2d<float> F(size, size + 2);
+    CMat<float> half;
+    F.forward_half(Mat<float>::Ones(F.input_size(), 3), half);
+    ++size;
+  };
+  {
+    fftw::WisdomFile<float> w(file);
+    CHECK(w.status() == fftw::WisdomStatus::missing);
+    CHECK(w.save());
+    CHECK_FALSE(fs::exists(file));  // no plan made since: nothing written
+    make_plan();
+    CHECK(w.save());
+    REQUIRE(fs::exists(file));
+    std::ifstream in(file);
+    std::string head;
+    in >> head;
+    CHECK(head.rfind("(fftw-3", 0) == 0);
+  }
+  {
+    fftw::WisdomFile<float> w(file);
+    CHECK(w.status() == fftw::WisdomStatus::loaded);
+    fftw::WisdomFile<double> other(file);  // float wisdom is not double wisdom
+    CHECK(other.status() == fftw::WisdomStatus::rejected);
+  }
+  {
+    std::ofstream(file) << "(fftw-3.3 garbage";
+    fftw::WisdomFile<float> w(file);
+    CHECK(w.status() == fftw::WisdomStatus::rejected);
+    make_plan();
+    CHECK(w.save());  // the corrupt file is replaced by good wisdom
+    CHECK(fftw::WisdomFile<float>(file).status() == fftw::WisdomStatus::loaded);
+  }
+  {
+    std::ofstream(dir / "plain") << "x";
+    fftw::WisdomFile<float> w(dir / "plain" / "w.txt");  // under a regular file: cannot be written
+    CHECK(w.status() == fftw::WisdomStatus::missing);
+    make_plan();
+    CHECK_FALSE(w.save());
+  }
+  {
+    fftw::set_planner_effort(fftw::Effort::estimate);
+    fftw::WisdomFile<float> w(dir / "estimate.txt");
+    CHECK(w.status() == fftw::WisdomStatus::skipped);
+    make_plan();
+    CHECK(w.save());
+    CHECK_FALSE(fs::exists(dir / "estimate.txt"));
+  }
+  CHECK(fftw::WisdomFile<float>(fs::path()).status() == fftw::WisdomStatus::disabled);
+  CHECK(fftw::wisdom_note(fftw::WisdomStatus::rejected, file).find("unreadable or not FFTW wisdom") !=
+        std::string::npos);
+  fftw::set_planner_effort(saved);
+  fs::remove_all(dir);
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cache.hpp"
 #include "core.hpp"
 #include "parallel.hpp"
 
@@ -178,11 +179,7 @@ inline double measure_peak_gflops(int threads, double seconds = 0.3) {
 /// kept too: delete the file to measure again (prilo-reconstruct --peak-gflops overrides it).
 inline double cached_peak_gflops(int threads) {
   namespace fs = std::filesystem;
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  const fs::path dir = xdg && *xdg     ? fs::path(xdg) / "prilo"
-                       : home && *home ? fs::path(home) / ".cache" / "prilo"
-                                       : fs::path();
+  const fs::path dir = user_cache_dir();
   const fs::path file = dir.empty() ? fs::path() : dir / ("peak-gflops-t" + std::to_string(threads) + ".txt");
   if (!file.empty()) {
     std::ifstream in(file);

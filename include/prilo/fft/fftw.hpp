@@ -5,14 +5,20 @@
 
 #include <atomic>
 #include <complex>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
 
+#include "../cache.hpp"
 #include "../core.hpp"
 
 namespace prilo::fftw {
@@ -24,9 +30,11 @@ namespace prilo::fftw {
 ///    which amplifies rounding, visibly).
 ///  * estimate: no timing; the same algorithm in every process, so a seed reproduces a run
 ///    bit for bit on the same machine, build and thread count.
-///  * patient: a wider search, about 0.2 s per plan.
-/// For the solvers' batches of 28×28 images the three were within 8 % of each other on the
-/// 2-core VM (bench_fft_loss, 1024 images: pair 3.29–3.46 ms, loss 3.44–3.71 ms).
+///  * patient: a wider search, about 0.1 s per plan for a batch of 28×28 images (seconds for
+///    large images). Its plans for the solvers' batches of 28×28 images run an r2c + c2r pair
+///    in 1.85 µs per image against measure's 2.7–2.85 µs (the 2-core VM, batches of 64 and 128,
+///    idle); FFTW_EXHAUSTIVE found nothing faster. Keep its measurements across processes with
+///    WisdomFile, so that only the first run pays for the search.
 /// Set it with set_planner_effort() or the environment variable PRILO_FFTW_EFFORT
 /// (estimate, measure, patient), read when the first plan is made.
 enum class Effort { estimate, measure, patient };
@@ -48,6 +56,12 @@ namespace detail {
 inline std::atomic<int>& effort_slot() {
   static std::atomic<int> e{-1};  // -1: not chosen yet
   return e;
+}
+/// Plans of precision T made by this process (WisdomFile saves only when it grew).
+template <class T>
+std::atomic<long>& plans_made() {
+  static std::atomic<long> n{0};
+  return n;
 }
 }  // namespace detail
 
@@ -105,6 +119,9 @@ struct api<double> {
   static void c2r(plan p, cplx* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
   static void c2c(plan p, cplx* in, cplx* out) { fftw_execute_dft(p, in, out); }
   static int alignment_of(void* p) { return fftw_alignment_of(static_cast<double*>(p)); }
+  static int import_wisdom(const char* text) { return fftw_import_wisdom_from_string(text); }
+  static void export_wisdom(void (*put)(char, void*), void* data) { fftw_export_wisdom(put, data); }
+  static constexpr const char* name = "double";
 };
 
 template <>
@@ -130,6 +147,9 @@ struct api<float> {
   static void c2r(plan p, cplx* in, float* out) { fftwf_execute_dft_c2r(p, in, out); }
   static void c2c(plan p, cplx* in, cplx* out) { fftwf_execute_dft(p, in, out); }
   static int alignment_of(void* p) { return fftwf_alignment_of(static_cast<float*>(p)); }
+  static int import_wisdom(const char* text) { return fftwf_import_wisdom_from_string(text); }
+  static void export_wisdom(void (*put)(char, void*), void* data) { fftwf_export_wisdom(put, data); }
+  static constexpr const char* name = "float";
 };
 
 /// Kinds of batched 2-D transform a plan performs.
@@ -182,6 +202,7 @@ class Plan {
     A::free(in);
     A::free(out);
     if (!plan_) throw std::runtime_error("FFTW could not create a plan");
+    ++detail::plans_made<T>();
   }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -242,5 +263,126 @@ class PlanCache {
   mutable std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
   mutable std::map<std::tuple<int, int, bool>, std::unique_ptr<Plan<T>>> plans_;
 };
+
+/// What WisdomFile found when it was opened.
+enum class WisdomStatus {
+  loaded,    ///< the file's wisdom is in use
+  missing,   ///< no such file yet (the first run on this machine): it will be written
+  rejected,  ///< the file is unreadable or not FFTW wisdom of this precision and version: ignored, rewritten
+  skipped,   ///< planner effort estimate: wisdom would change its plans, so none is read or written
+  disabled,  ///< no file given (no cache folder)
+};
+
+/// FFTW's wisdom (the planner's timings) for precision T kept in a file across processes, so
+/// that only the first run on a machine pays for measure's or patient's search. Construction
+/// imports the file; destruction (or save()) writes the process's wisdom back when plans were
+/// made in between: to a temporary file in the same folder, then renamed over the old one, so
+/// that concurrent processes never see half a file (the last one's wisdom wins; each holds what
+/// it read plus its own). A file that cannot be read, parsed or written is a cache miss, never
+/// an error; status() says which. Wisdom is measured on one machine and one FFTW build: a file
+/// from another machine gives correct results but maybe slow plans (delete it to measure again).
+/// Under planner effort estimate nothing is read or written (FFTW would use the wisdom for
+/// estimate plans too, and they would no longer be the same in every process).
+template <class T>
+class WisdomFile {
+ public:
+  /// The default file: user_cache_dir()/fftw-wisdom-<float|double>.txt (empty without a cache folder).
+  static std::filesystem::path default_path() {
+    const auto dir = user_cache_dir();
+    return dir.empty() ? dir : dir / (std::string("fftw-wisdom-") + api<T>::name + ".txt");
+  }
+
+  explicit WisdomFile(std::filesystem::path file = default_path()) : file_(std::move(file)) {
+    if (file_.empty()) {
+      status_ = WisdomStatus::disabled;
+    } else if (planner_effort() == Effort::estimate) {
+      status_ = WisdomStatus::skipped;
+    } else {
+      std::ifstream in(file_, std::ios::binary);
+      if (!in) {
+        std::error_code ec;
+        status_ = std::filesystem::exists(file_, ec) ? WisdomStatus::rejected : WisdomStatus::missing;
+      } else {
+        std::ostringstream text;
+        text << in.rdbuf();
+        std::lock_guard lock(planner_mutex());
+        if (in.bad() || !api<T>::import_wisdom(text.str().c_str())) {
+          status_ = WisdomStatus::rejected;
+        } else {
+          status_ = WisdomStatus::loaded;
+          written_ = text.str();
+        }
+      }
+    }
+    plans_at_load_ = detail::plans_made<T>().load();
+  }
+  WisdomFile(const WisdomFile&) = delete;
+  WisdomFile& operator=(const WisdomFile&) = delete;
+  ~WisdomFile() {
+    try {
+      save();
+    } catch (...) {  // a cache that cannot be written is only not updated
+    }
+  }
+
+  WisdomStatus status() const { return status_; }
+  const std::filesystem::path& path() const { return file_; }
+
+  /// Writes the wisdom now if plans were made since the last load or save and it differs from
+  /// the file's; false when it had to but could not (the cache is then only not updated).
+  bool save() {
+    if (status_ == WisdomStatus::skipped || status_ == WisdomStatus::disabled) return true;
+    const long made = detail::plans_made<T>().load();
+    if (made == plans_at_load_) return true;
+    std::string text;
+    {
+      std::lock_guard lock(planner_mutex());
+      api<T>::export_wisdom([](char c, void* s) { static_cast<std::string*>(s)->push_back(c); }, &text);
+    }
+    if (text == written_) {  // plans made from the wisdom: nothing new to keep
+      plans_at_load_ = made;
+      return true;
+    }
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (file_.has_parent_path()) fs::create_directories(file_.parent_path(), ec);
+    fs::path tmp = file_;
+    tmp += ".tmp" + std::to_string(std::random_device{}());
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!(out << text) || !out.flush()) {
+        fs::remove(tmp, ec);
+        return false;
+      }
+    }
+    fs::rename(tmp, file_, ec);
+    if (ec) {
+      fs::remove(tmp, ec);
+      return false;
+    }
+    written_ = std::move(text);
+    plans_at_load_ = made;
+    return true;
+  }
+
+ private:
+  std::filesystem::path file_;
+  WisdomStatus status_ = WisdomStatus::disabled;
+  long plans_at_load_ = 0;
+  std::string written_;  // the file's text as last read or written
+};
+
+/// One line for a program's log: where the wisdom came from.
+inline std::string wisdom_note(WisdomStatus s, const std::filesystem::path& file) {
+  switch (s) {
+    case WisdomStatus::loaded: return "FFTW wisdom from " + file.string();
+    case WisdomStatus::missing: return "FFTW wisdom: none yet, plans measured and kept in " + file.string();
+    case WisdomStatus::rejected:
+      return "FFTW wisdom: " + file.string() + " is unreadable or not FFTW wisdom of this build; measuring again";
+    case WisdomStatus::skipped: return "FFTW wisdom: not used (planner effort estimate)";
+    case WisdomStatus::disabled: return "FFTW wisdom: no cache file";
+  }
+  return {};
+}
 
 }  // namespace prilo::fftw
