@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <complex>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
