@@ -1,5 +1,7 @@
 #!/usr/bin/python3
 """prilo (C++/Eigen/FFTW) against PyTorch on the CPU: the same work, the same thread count.
+With --device cuda, the end-to-end PRILO-MII on the GPU instead (prilo-reconstruct-cuda --backend cuda
+against the same PyTorch code on the same GPU).
 
 Run with Debian's python3-torch (apt-get install -y python3-torch), i.e. /usr/bin/python3:
 
@@ -26,7 +28,13 @@ PyTorch decoder is randomly initialised like nn.Linear (prilo's benchmarks use a
 speed does not depend on the weights); the end-to-end item loads the trained decoder from
 --weights (models/vae-mnist.prw) on both sides and prints both mean magnitude errors as a check
 that the two sides solve the same problem. Times are wall-clock: mean over a loop of at least --min-time seconds after warm-up.
+
+GPU (--device cuda --reconstruct build-cuda/examples/prilo-reconstruct-cuda): only the end-to-end item;
+PyTorch runs once on 16 images first (CUDA context, cuBLAS and cuFFT plans), then is timed to a
+torch.cuda.synchronize(); prilo's time is its report's methods.prilo-mii.seconds, which likewise
+excludes starting the process and the device.
 """
+import gzip
 import argparse
 import json
 import os
@@ -96,7 +104,11 @@ def run_gbench(binary, threads, min_time, prefix=""):
 
 
 def read_idx_images(path, first, count):
-    with open(path, "rb") as f:
+    path = Path(path)
+    opener = open
+    if not path.exists() and path.with_name(path.name + ".gz").exists():
+        path, opener = path.with_name(path.name + ".gz"), gzip.open
+    with opener(path, "rb") as f:
         magic, n, rows, cols = struct.unpack(">IIII", f.read(16))
         if magic != 2051:
             sys.exit(f"compare_pytorch: {path} is not an IDX image file")
@@ -194,7 +206,7 @@ def project_l1(z, centre, r):
         vo = v[idx]
         u = vo.abs().sort(dim=1, descending=True).values
         css = u.cumsum(1) - r
-        k = torch.arange(1, vo.shape[1] + 1, dtype=vo.dtype)
+        k = torch.arange(1, vo.shape[1] + 1, dtype=vo.dtype, device=vo.device)
         rho = (u - css / k > 0).sum(1, keepdim=True)
         theta = css.gather(1, rho - 1) / rho
         w = vo.sign() * (vo.abs() - theta).clamp_min(0)
@@ -247,7 +259,7 @@ class BackPhase:
         self.head = part(dec, 0, layer)
         self.z = z0.detach().clone().requires_grad_(True)
         self.target, self.radius = target, radius
-        self.zero = torch.zeros(1, z0.shape[1])
+        self.zero = torch.zeros(1, z0.shape[1], device=z0.device)
         self.opt = torch.optim.Adam([self.z], lr=lr, betas=(0.9, 0.999), eps=1e-8)
         self.noise = Noise()
 
@@ -276,10 +288,10 @@ def mii_scores(dec, y, cand, chunk=1024):
 def prilo_mii(dec, y, cfg, candidates):
     """The complete PRILO-MII of examples/reconstruct.cpp with R = 1 (same phases and steps)."""
     B = y.shape[0]
-    cand = torch.randn(candidates, LATENT)
+    cand = torch.randn(candidates, LATENT, device=y.device)
     z0 = cand[mii_scores(dec, y, cand).argmin(0)].clone()
     noise = cfg.get("noise", {}).get("enabled", True)
-    zero = torch.zeros(1, LATENT)
+    zero = torch.zeros(1, LATENT, device=y.device)
     p = cfg["prilo"]
 
     def magnitude_phase(layer, z, centre, ph):
@@ -390,19 +402,28 @@ def torch_items(threads, min_time):
 
 def end_to_end(args, threads, reconstruct, cfg):
     out = {}
-    x = read_idx_images(Path(args.data_dir) / "mnist" / "t10k-images-idx3-ubyte", 0, args.count)
+    dev = torch.device(args.device)
+    x = read_idx_images(Path(args.data_dir) / "mnist" / "t10k-images-idx3-ubyte", 0, args.count).to(dev)
     torch.set_num_threads(threads)
     torch.manual_seed(2)
     dec = make_decoder()
     trained = load_prw_decoder(args.weights, dec)
+    dec = dec.to(dev)
     for q in dec.parameters():
         q.requires_grad_(False)
     y = magnitudes(x)
+    candidates = cfg.get("mii", {}).get("candidates", 5000)
+    if dev.type == "cuda":  # context, cuBLAS and cuFFT set up outside the timed run
+        prilo_mii(dec, y[:16], cfg, candidates)
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
-    _, err = prilo_mii(dec, y, cfg, cfg.get("mii", {}).get("candidates", 5000))
+    _, err = prilo_mii(dec, y, cfg, candidates)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     out["torch"] = time.perf_counter() - t0
     out["torch_magnitude_error"] = float(err.mean())
-    print(f"  torch PRILO-MII, {threads} thread(s): {out['torch']:.1f} s (mean magnitude error {err.mean():.4g}, "
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{threads} thread(s)"
+    print(f"  torch PRILO-MII, {where}: {out['torch']:.2f} s (mean magnitude error {err.mean():.4g}, "
           f"{'weights ' + str(args.weights) if trained else 'random weights'})", file=sys.stderr, flush=True)
     if reconstruct:
         with tempfile.TemporaryDirectory() as d:
@@ -410,13 +431,15 @@ def end_to_end(args, threads, reconstruct, cfg):
             cmd = [str(reconstruct), "--methods", "prilo-mii", "--count", str(args.count), "--restarts", "1", "--quiet",
                    "--threads", str(threads), "--json", str(js), "--config", str(args.config),
                    "--data-dir", str(args.data_dir), "--weights", str(args.weights)]
+            if dev.type == "cuda":
+                cmd += ["--backend", "cuda"]
             print("  running", " ".join(cmd), file=sys.stderr, flush=True)
             subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True,
                            env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
             rep = json.loads(js.read_text())["methods"]["prilo-mii"]
             out["prilo"] = rep["seconds"]
             out["prilo_magnitude_error"] = rep["magnitude_error"]["mean"]
-            print(f"  prilo PRILO-MII, {threads} thread(s): {out['prilo']:.1f} s (mean magnitude error "
+            print(f"  prilo PRILO-MII, {where}: {out['prilo']:.2f} s (mean magnitude error "
                   f"{out['prilo_magnitude_error']:.4g})", file=sys.stderr, flush=True)
     return out
 
@@ -440,15 +463,23 @@ def main():
                     help="VAE weights for the end-to-end item (both sides; PyTorch falls back to random weights)")
     ap.add_argument("--skip-e2e", action="store_true", help="skip the end-to-end PRILO-MII")
     ap.add_argument("--json", help="write all figures to this JSON file")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="cuda: only the end-to-end PRILO-MII, on the GPU (--reconstruct prilo-reconstruct-cuda)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t]
     build_dirs = args.build_dir or [str(p) for p in sorted(REPO.glob("build*"))]
     torch.set_num_interop_threads(1)
 
     prilo = {}
+    if args.device == "cuda":
+        if args.skip_e2e:
+            sys.exit("compare_pytorch: --device cuda compares only the end-to-end item; drop --skip-e2e")
+        if not torch.cuda.is_available():
+            sys.exit("compare_pytorch: --device cuda, but this PyTorch sees no CUDA device")
+        args.prilo_json, args.bench_mlp, args.bench_solver, args.bench_conv = [], None, None, None
     for f in args.prilo_json:
         prilo.update(read_gbench(Path(f).read_text()))
-    if not args.prilo_json:
+    if not args.prilo_json and args.device == "cpu":
         for name, given in (("bench_mlp", args.bench_mlp), ("bench_solver", args.bench_solver),
                             ("bench_conv", args.bench_conv)):
             b = find_binary(name, given, build_dirs)
@@ -457,13 +488,16 @@ def main():
                       "its prilo column stays empty", file=sys.stderr)
                 continue
             prilo.update(run_gbench(b, threads, args.min_time, "^conv_decoder/" if name == "bench_conv" else ""))
-    reconstruct = None if args.skip_e2e else find_binary("prilo-reconstruct", args.reconstruct, build_dirs)
+    reconstruct = None if args.skip_e2e else find_binary(
+        "prilo-reconstruct" if args.device == "cpu" else "prilo-reconstruct-cuda", args.reconstruct, build_dirs)
     cfg = json.loads(Path(args.config).read_text())
 
     rows = []
     for t in threads:
-        print(f"PyTorch items, {t} thread(s) ...", file=sys.stderr, flush=True)
-        tr = torch_items(t, args.min_time)
+        tr = {}
+        if args.device == "cpu":
+            print(f"PyTorch items, {t} thread(s) ...", file=sys.stderr, flush=True)
+            tr = torch_items(t, args.min_time)
         for item, sec in tr.items():
             rows.append({"item": item, "threads": t, "prilo_s": prilo.get(f"{item}/t{t}"), "torch_s": sec})
         if not args.skip_e2e:
@@ -472,7 +506,8 @@ def main():
                          "torch_s": e["torch"], "prilo_magnitude_error": e.get("prilo_magnitude_error"),
                          "torch_magnitude_error": e["torch_magnitude_error"]})
 
-    print(f"\nprilo vs PyTorch {torch.__version__} (CPU), wall-clock; speed-up = torch time / prilo time")
+    where = "CPU" if args.device == "cpu" else torch.cuda.get_device_name(0)
+    print(f"\nprilo vs PyTorch {torch.__version__} ({where}), wall-clock; speed-up = torch time / prilo time")
     print(f"{'item':<42} {'thr':>3} {'prilo':>12} {'torch':>12} {'speed-up':>9}")
 
     def fmt(s):
@@ -486,7 +521,7 @@ def main():
         print(f"{r['item']:<42} {r['threads']:>3} {fmt(r['prilo_s']):>12} {fmt(r['torch_s']):>12} "
               f"{(f'{sp:.2f}x' if sp else '-'):>9}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"torch": torch.__version__, "device": where, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,10 @@ int main(int argc, char** argv) {
   app.add_flag("--per-restart", st.per_restart, "Also write every restart's magnitude error and PSNR to --json");
   app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread; fix it for results independent of threads)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--peak-gflops", st.peak, "FP32 FMA peak for the work table (0: measured once, cached)");
+  app.add_option(
+      "--peak-gflops", st.peak,
+      "FP32 FMA peak for the work table (0: measured once and cached; with --backend cuda the GPU's, measured "
+      "after the run)");
   app.add_option("--backend", st.backend,
                  "Where DPR, PRILO and MII run: cpu, or cuda (prilo-reconstruct-cuda, a build with "
                  "-DPRILO_ENABLE_CUDA=ON; ER/HIO, -resolve and the Gaussian baselines stay on the CPU)")
@@ -131,17 +134,11 @@ int main(int argc, char** argv) {
       throw invalid_input("--backend cuda: no CUDA device found on this machine");
 #endif
     if (st.threads > 0) cpu::set_threads(st.threads);
-    if (!st.fftw_effort.empty())
-      fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
-    else if (const char* e = std::getenv("PRILO_FFTW_EFFORT"); !e || !*e)
-      fftw::set_planner_effort(fftw::Effort::patient);   // the library's default is measure
+    fftw::set_default_planner_effort(fftw::Effort::patient);  // the library's default is measure
+    if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
     const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
-    if (st.fftw_wisdom.empty())
-      if (const char* e = std::getenv("PRILO_FFTW_WISDOM"); e && *e) st.fftw_wisdom = e;
-    const fs::path wisdom_path = st.fftw_wisdom == "none" ? fs::path()
-                                 : st.fftw_wisdom.empty() ? fftw::WisdomFile<T>::default_path()
-                                                          : fs::path(st.fftw_wisdom);
-    fftw::WisdomFile<T> wisdom(wisdom_path);  // written back when the job ends, if plans were made
+    // written back when the job ends, if plans were made
+    fftw::WisdomFile<T> wisdom(fftw::WisdomFile<T>::path_of(st.fftw_wisdom));
     auto locate = [](const std::string& given, const std::string& rel) {
       return io::locate_file(given, rel, PRILO_SOURCE_DIR);
     };
@@ -236,8 +233,16 @@ int main(int argc, char** argv) {
                    {"ablation", st.ablation}, {"generator", st.generator}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
     const int threads = cpu::threads() * opt.run.parts();
-    const double peak = st.peak > 0 ? st.peak : cached_peak_gflops(threads);
-    report["methods"] = print_results(stdout, results, x, h, w, /*align=*/st.op == "fourier", peak, threads);
+    Peak peak{st.peak, "the FP32 FMA peak of " + std::to_string(threads) + " thread(s)"};
+#ifdef PRILO_RECONSTRUCT_CUDA
+    if (st.backend == "cuda") {  // the latent methods ran on the GPU: its peak, not the cores'
+      const gpu::PeakMeasurement m = gpu::measure_peak();
+      if (peak.gflops <= 0) peak.gflops = m.gflops;
+      peak.of = "the FP32 FMA peak of the GPU, " + m.device + (st.peak > 0 ? " (given)" : " (measured)");
+    }
+#endif
+    if (peak.gflops <= 0) peak.gflops = cached_peak_gflops(threads);
+    report["methods"] = print_results(stdout, results, x, h, w, /*align=*/st.op == "fourier", peak);
     if (!unfinished.empty()) report["interrupted"] = {{"not_finished", unfinished}};
     auto write_file = [&](const std::string& path, const std::string& text) {
       if (opt.run.part() != 0) return;

@@ -13,13 +13,24 @@
 #   grid-mlp, grid-conv and grid-style (the cells of DPR/PRILO × random/MII/LI that no other part
 #   runs: with paper, chain, conv, style, conv-li and style-li they make the whole grid, which
 #   scripts/grid_table.py prints); table1-<dataset>-<part>.{json,log,png} (paper: table1-<dataset>.*)
+#   PRILO_BACKEND=cuda: DPR, PRILO and MII on the GPU (prilo-reconstruct-cuda --backend cuda, built
+#   by scripts/prepare.sh), one job at a time with every core for the CPU's part (ER/HIO,
+#   -resolve); reports in docs/results/cuda/ instead. PRILO_RECONSTRUCT=<program>: a build made
+#   elsewhere (scripts/prepare.sh). PRILO_RESULTS=<folder>: where the reports go.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-1024}"; parts="${2:-paper,rx,chain}"
+if [ "$backend" = cuda ]; then
+  results="${PRILO_RESULTS:-docs/results/cuda}"; placement=(--backend cuda --threads "$(nproc)"); default_workers=1
+else
+  results="${PRILO_RESULTS:-docs/results}"; placement=(--threads 1); default_workers="$(nproc)"
+fi
+mkdir -p "$results"
+timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "wall %e s")  # the wall line in each log
 run() {  # run <dataset> <suffix> <methods> [more prilo-reconstruct options]
-  /usr/bin/time -f "wall %e s" $reconstruct --dataset "$1" --count "$count" --restarts 4 --threads 1 \
-    "${@:4}" --methods "$3" --json "docs/results/table1-$1$2.json" --png "docs/results/table1-$1$2.png" --png-count 12 \
-    > "docs/results/table1-$1$2.log" 2>&1
+  "${timer[@]}" $reconstruct --dataset "$1" --count "$count" --restarts 4 "${placement[@]}" \
+    "${@:4}" --methods "$3" --json "$results/table1-$1$2.json" --png "$results/table1-$1$2.png" --png-count 12 \
+    > "$results/table1-$1$2.log" 2>&1
 }
 # One job per (data set, part), each prilo-reconstruct on one thread, on as many workers as
 # cores ($PRILO_JOBS overrides): a worker takes the next job as soon as its last one ends, and
@@ -56,22 +67,22 @@ for job in mnist:paper fashion-mnist:paper mnist:style fashion-mnist:style mnist
   mnist:chain mnist:rx mnist:li fashion-mnist:li fashion-mnist:rx fashion-mnist:chain; do
   if [[ ",$parts," == *,${job#*:},* ]]; then queue+=("$job"); fi
 done
-workers="${PRILO_JOBS:-$(nproc)}"
+workers="${PRILO_JOBS:-$default_workers}"
 failed=0
 for job in "${queue[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$workers" ]; do wait -n || failed=1; done
   part_job "${job%%:*}" "${job#*:}" &
 done
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-if [ $failed -ne 0 ]; then echo "a run failed: see its log in docs/results/" >&2; exit 1; fi
-echo "reproduce_table1: $count images, parts $parts, ${#queue[@]} jobs on $workers worker(s): wall ${SECONDS} s" >&2
+if [ $failed -ne 0 ]; then echo "a run failed: see its log in $results/" >&2; exit 1; fi
+echo "reproduce_table1: $count images, parts $parts, backend $backend, ${#queue[@]} jobs on $workers worker(s): wall ${SECONDS} s" >&2
 reports=()
 for ds in mnist fashion-mnist; do
   for part in paper rx chain conv style li conv-starts style-starts conv-li style-li grid-mlp grid-conv grid-style; do
     suffix="-$part"; [ "$part" = paper ] && suffix=""
-    if [[ ",$parts," == *,$part,* ]]; then reports+=("docs/results/table1-$ds$suffix.json"); fi
+    if [[ ",$parts," == *,$part,* ]]; then reports+=("$results/table1-$ds$suffix.json"); fi
   done
 done
 python3 scripts/make_table.py "${reports[@]}"
 # with a grid part, the whole grid of the reports of this image count (scripts/grid_table.py)
-if [[ ",$parts," == *,grid-* ]]; then python3 scripts/grid_table.py --count "$count"; fi
+if [[ ",$parts," == *,grid-* ]]; then python3 scripts/grid_table.py --count "$count" --dir "$results"; fi

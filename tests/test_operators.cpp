@@ -1,6 +1,7 @@
 // Operators: adjoints, the DFT against a naive DFT, Parseval, magnitude-loss gradients.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
@@ -191,6 +192,29 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
   CHECK_THROWS_WITH_AS(fftw::parse_effort("exhaustive"),
                        "FFTW planner effort: unknown value \"exhaustive\" (known: estimate, measure, patient)",
                        invalid_input);
+}
+
+TEST_CASE("FFTW wisdom file: the file a choice names, and $PRILO_FFTW_WISDOM") {
+  namespace fs = std::filesystem;
+  const char* old = std::getenv("PRILO_FFTW_WISDOM");
+  const std::string saved = old ? old : "";
+  ::unsetenv("PRILO_FFTW_WISDOM");
+  const fs::path cache = user_cache_dir();
+  CHECK(fftw::WisdomFile<float>::default_path() == (cache.empty() ? cache : cache / "fftw-wisdom-float.txt"));
+  CHECK(fftw::WisdomFile<double>::path_of("") == fftw::WisdomFile<double>::default_path());
+  CHECK(fftw::WisdomFile<float>::path_of("none").empty());
+  CHECK(fftw::WisdomFile<float>::path_of("/a/b.txt") == fs::path("/a/b.txt"));
+  ::setenv("PRILO_FFTW_WISDOM", "/some/where.txt", 1);
+  CHECK(fftw::WisdomFile<float>::default_path() == fs::path("/some/where.txt"));
+  CHECK(fftw::WisdomFile<float>::path_of("") == fs::path("/some/where.txt"));
+  CHECK(fftw::WisdomFile<float>::path_of("/a/b.txt") == fs::path("/a/b.txt"));  // the choice wins
+  ::setenv("PRILO_FFTW_WISDOM", "none", 1);
+  CHECK(fftw::WisdomFile<float>::default_path().empty());
+  CHECK(fftw::WisdomFile<float>().status() == fftw::WisdomStatus::disabled);
+  if (old)
+    ::setenv("PRILO_FFTW_WISDOM", saved.c_str(), 1);
+  else
+    ::unsetenv("PRILO_FFTW_WISDOM");
 }
 
 TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, foreign or unwritable file is a miss") {

@@ -202,4 +202,12 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   for (Eigen::Index j = 0; j < 8; ++j) in_place += (r.x.col(j) - f.data.images.col(j)).norm() < 1e-5f;
   CHECK(in_place >= 6);
   CHECK(r.magnitude_error.maxCoeff() < 1e-6f);
+  // the images are resolved in parallel (contiguous ranges on the threads): one thread picks the same
+  const int saved = cpu::threads();
+  cpu::set_threads(1);
+  const auto r1 = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng);
+  cpu::set_threads(saved);
+  MESSAGE("resolve on " << saved << " thread(s) against 1");
+  CHECK(r1.x == r.x);
+  CHECK(r1.chosen_restart == r.chosen_restart);
 }

@@ -39,8 +39,15 @@ inline void write_text_file(const std::string& path, const std::string& text) {
   io::detail::write_file_atomic(path, reinterpret_cast<const unsigned char*>(all.data()), all.size());
 }
 
+/// The peak a run's rate is compared with, and what it is the peak of ("the FP32 FMA peak of
+/// 2 thread(s)"; on the CUDA executor the GPU's, gpu::measure_peak).
+struct Peak {
+  double gflops = 0;
+  std::string of;
+};
+
 /// A method's work: GFLOP (products, FFTs), GFLOP/s over its wall time, and that rate as a
-/// share of `peak_gflops` (the FMA peak of the threads it ran on).
+/// share of `peak_gflops` (the FMA peak of what it ran on: Peak).
 struct Work {
   double gflop = 0, products_gflop = 0, fft_gflop = 0, gflops = 0, percent_of_peak = 0;
 };
@@ -50,23 +57,23 @@ inline Work work_of(const Flops& f, double seconds, double peak_gflops) {
   if (peak_gflops > 0) w.percent_of_peak = 100 * w.gflops / peak_gflops;
   return w;
 }
-inline nlohmann::json to_json(const Work& w, double peak_gflops) {
+inline nlohmann::json to_json(const Work& w, const Peak& peak) {
   return {{"gflop", w.gflop},   {"products_gflop", w.products_gflop},   {"fft_gflop", w.fft_gflop},
-          {"gflops", w.gflops}, {"percent_of_peak", w.percent_of_peak}, {"peak_gflops", peak_gflops}};
+          {"gflops", w.gflops}, {"percent_of_peak", w.percent_of_peak}, {"peak_gflops", peak.gflops},
+          {"peak_of", peak.of}};
 }
 
 /// The work table: per method GFLOP (products + FFTs), GFLOP/s and % of the peak.
 template <class T>
-void print_work(std::FILE* out, const std::vector<MethodResult<T>>& results, double peak_gflops, int threads) {
-  std::fprintf(out, "\nwork (products + FFTs; %% peak of %.0f GFLOP/s, the FP32 FMA peak of %d thread(s)):\n",
-               peak_gflops, threads);
+void print_work(std::FILE* out, const std::vector<MethodResult<T>>& results, const Peak& peak) {
+  std::fprintf(out, "\nwork (products + FFTs; %% peak of %.0f GFLOP/s, %s):\n", peak.gflops, peak.of.c_str());
   std::fprintf(out, "%-22s %10s %10s %10s %9s\n", "method", "GFLOP", "of it FFT", "GFLOP/s", "% peak");
   for (const auto& r : results) {
     if (r.flops.total() == 0) {
       std::fprintf(out, "%-22s %10s\n", r.method.c_str(), "not counted");
       continue;
     }
-    const Work w = work_of(r.flops, r.seconds, peak_gflops);
+    const Work w = work_of(r.flops, r.seconds, peak.gflops);
     std::fprintf(out, "%-22s %10.1f %10.1f %10.1f %8.1f%%\n", r.method.c_str(), w.gflop, w.fft_gflop, w.gflops,
                  w.percent_of_peak);
   }
@@ -77,7 +84,7 @@ void print_work(std::FILE* out, const std::vector<MethodResult<T>>& results, dou
 /// (io::method_report_json with a "work" entry).
 template <class T>
 nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>& results, const Mat<T>& truth, int h,
-                             int w, bool align, double peak_gflops, int threads) {
+                             int w, bool align, const Peak& peak) {
   nlohmann::json methods = nlohmann::json::object();
   std::fprintf(out, "\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
                "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
@@ -90,11 +97,11 @@ nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>&
     else
       std::fprintf(out, " %8s %8s\n", "-", "-");
     methods[r.method] = io::method_report_json(r, e);
-    methods[r.method]["work"] = to_json(work_of(r.flops, r.seconds, peak_gflops), peak_gflops);
+    methods[r.method]["work"] = to_json(work_of(r.flops, r.seconds, peak.gflops), peak);
   }
   std::fprintf(out,
                "(PSNR capped at 100 dB for exact recoveries; aligned columns use the ground truth: analysis only)\n");
-  print_work(out, results, peak_gflops, threads);
+  print_work(out, results, peak);
   return methods;
 }
 

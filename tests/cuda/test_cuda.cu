@@ -324,6 +324,25 @@ TEST_CASE("Adam gradient noise is seeded, N(0, sigma^2), and reproducible") {
   CHECK(var == doctest::Approx(sigma * sigma).epsilon(0.02));
 }
 
+TEST_CASE("the GPU's measured FMA peak: the kernel did its work, the rate is under the chip's bound") {
+  const prilo::gpu::PeakMeasurement m = prilo::gpu::measure_peak();
+  CHECK(!m.device.empty());
+  REQUIRE(m.rounds >= 16);
+  // thread 0's sum is what the same chains give on the host (fmaf and std::fma round alike)
+  const float host = prilo::gpu::peak_chain_sum(0.99999994f, 1e-7f, m.rounds, 0);
+  CHECK(m.thread0_sum == doctest::Approx(host).epsilon(1e-6));
+  // no CUDA chip has more than 128 FP32 lanes per multiprocessor: 2 FLOP per lane and cycle at
+  // the maximum clock bound the rate from above (a miscounted FLOP total would exceed it)
+  int dev = 0, sms = 0, khz = 0;
+  PRILO_CUDA_CHECK(cudaGetDevice(&dev));
+  PRILO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  PRILO_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev));
+  const double bound = double(sms) * 128 * 2 * double(khz) * 1e-6;  // GFLOP/s
+  MESSAGE("GPU FP32 FMA peak: " << m.gflops << " GFLOP/s measured on " << m.device << ", bound " << bound);
+  CHECK(m.gflops > 0);
+  CHECK(m.gflops <= 1.02 * bound);
+}
+
 int main(int argc, char** argv) {
   const int devices = prilo::gpu::device_count();
   if (devices <= 0) {

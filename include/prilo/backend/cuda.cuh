@@ -30,6 +30,7 @@
 #include "cuda/gaussian.cuh"
 #include "cuda/l1_ball.cuh"
 #include "cuda/magnitude_loss.cuh"
+#include "cuda/peak.cuh"
 #include "cuda/placement.cuh"
 #include "cuda/random.cuh"
 #include "cuda/sequential.cuh"

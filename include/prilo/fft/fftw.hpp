@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -35,7 +36,8 @@ namespace prilo::fftw {
 ///    idle); FFTW_EXHAUSTIVE found nothing faster. Keep its measurements across processes with
 ///    WisdomFile, so that only the first run pays for the search.
 /// Set it with set_planner_effort() or the environment variable PRILO_FFTW_EFFORT
-/// (estimate, measure, patient), read when the first plan is made.
+/// (estimate, measure, patient); a program can change the fallback used when neither chooses
+/// (measure) with set_default_planner_effort().
 enum class Effort { estimate, measure, patient };
 
 /// Parses "estimate", "measure" or "patient"; anything else throws invalid_input.
@@ -56,6 +58,10 @@ inline std::atomic<int>& effort_slot() {
   static std::atomic<int> e{-1};  // -1: not chosen yet
   return e;
 }
+inline std::atomic<int>& default_effort_slot() {
+  static std::atomic<int> e{int(Effort::measure)};
+  return e;
+}
 /// Plans of precision T made by this process (WisdomFile saves only when it grew).
 template <class T>
 std::atomic<long>& plans_made() {
@@ -69,17 +75,18 @@ inline void set_planner_effort(Effort e) {
   detail::effort_slot().store(int(e));
 }
 
-/// The effort new plans get: set_planner_effort's, else $PRILO_FFTW_EFFORT, else measure.
+/// The effort used when neither set_planner_effort nor $PRILO_FFTW_EFFORT chooses one (the
+/// library's is measure; prilo-reconstruct makes it patient, with a WisdomFile).
+inline void set_default_planner_effort(Effort e) {
+  detail::default_effort_slot().store(int(e));
+}
+
+/// The effort new plans get: set_planner_effort's, else $PRILO_FFTW_EFFORT's (an unknown value
+/// throws invalid_input), else the default (set_default_planner_effort, or measure).
 inline Effort planner_effort() {
-  int e = detail::effort_slot().load();
-  if (e < 0) {
-    const char* v = std::getenv("PRILO_FFTW_EFFORT");
-    const Effort chosen = (v && *v) ? parse_effort(v) : Effort::measure;
-    int expected = -1;
-    detail::effort_slot().compare_exchange_strong(expected, int(chosen));
-    e = detail::effort_slot().load();
-  }
-  return Effort(e);
+  if (const int e = detail::effort_slot().load(); e >= 0) return Effort(e);
+  if (const char* v = std::getenv("PRILO_FFTW_EFFORT"); v && *v) return parse_effort(v);
+  return Effort(detail::default_effort_slot().load());
 }
 
 inline unsigned planner_flags(Effort e) {
@@ -285,8 +292,16 @@ enum class WisdomStatus {
 template <class T>
 class WisdomFile {
  public:
-  /// The default file: user_cache_dir()/fftw-wisdom-<float|double>.txt (empty without a cache folder).
+  /// The file a user's choice names: "" the default_path(), "none" no file (an empty path), else
+  /// that path (prilo-reconstruct's --fftw-wisdom).
+  static std::filesystem::path path_of(const std::string& choice) {
+    return choice.empty() ? default_path() : choice == "none" ? std::filesystem::path() : std::filesystem::path(choice);
+  }
+  /// The default file: $PRILO_FFTW_WISDOM when set ("none": no file), else
+  /// user_cache_dir()/fftw-wisdom-<float|double>.txt (empty without a cache folder).
   static std::filesystem::path default_path() {
+    if (const char* v = std::getenv("PRILO_FFTW_WISDOM"); v && *v)
+      return std::string_view(v) == "none" ? std::filesystem::path() : std::filesystem::path(v);
     const auto dir = user_cache_dir();
     return dir.empty() ? dir : dir / (std::string("fftw-wisdom-") + api<T>::name + ".txt");
   }

@@ -12,6 +12,7 @@
 #include "../metrics/align.hpp"
 #include "../nn/vae.hpp"
 #include "../operators/magnitude_loss.hpp"
+#include "../parallel.hpp"
 #include "common.hpp"
 
 namespace prilo {
@@ -96,7 +97,9 @@ struct ResolveOptions {
 /// score is deterministic) and keeps the lowest: the equivalent image the model finds most
 /// plausible. Solutions that fit the measurements (relative magnitude error below
 /// ResolveOptions::consistency_threshold) take precedence over those that do not. Uses only
-/// the measurements and the model, never the ground truth.
+/// the measurements and the model, never the ground truth. The images are resolved in
+/// parallel, contiguous ranges of them on the threads (max_threads()), each with its own
+/// candidate buffer; an image's result does not depend on the thread count.
 template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
                                  const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&) {
@@ -107,13 +110,12 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   SolveResult<T> res;
   res.x.resize(n, B);
   res.chosen_restart.resize(B);
-  Mat<T> cand(n, per_image);
   const Mat<T> eps = Mat<T>::Zero(vae.latent_dim(), std::min(opt.block, per_image));
   // relative magnitude error of every solution (shifts and reflections share it)
   std::vector<Vec<T>> rel;
   const Vec<T> yy = loss.measurements().colwise().squaredNorm().transpose();
   for (auto* s : solutions) rel.push_back((loss.value(*s).array() / yy.array().max(T(1e-30))).matrix());
-  for (Eigen::Index j = 0; j < B; ++j) {
+  auto resolve_one = [&](Eigen::Index j, Mat<T>& cand) {
     throw_if_stopped("resolve");
     Eigen::Index c = 0;
     std::vector<bool> allowed(solutions.size(), true);
@@ -145,7 +147,15 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     }
     res.x.col(j) = cand.col(best_c);
     res.chosen_restart[j] = int(best_c / (2 * n));  // which solution the winner came from
-  }
+  };
+  // images are independent: contiguous ranges of them on the threads, each with its candidates
+  for_column_chunks(
+      B,
+      [&](Eigen::Index j0, Eigen::Index nj) {
+        Mat<T> cand(n, per_image);
+        for (Eigen::Index j = j0; j < j0 + nj; ++j) resolve_one(j, cand);
+      },
+      1);
   res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
   // every candidate through the encoder (posterior mean) and the decoder, and the final loss
   const double elbo =
