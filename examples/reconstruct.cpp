@@ -8,7 +8,6 @@
 // the latent methods on the GPU (prilo::gpu::OnDevice).
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <prilo/backend/cpu.hpp>

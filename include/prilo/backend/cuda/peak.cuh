@@ -69,12 +69,11 @@ struct PeakMeasurement {
 /// rounds, 0) computed on the device (the check that the work was done). Other work on the GPU
 /// lowers it: measure on an idle device.
 inline PeakMeasurement measure_peak(cudaStream_t stream = nullptr) {
-  int dev = 0, sms = 0;
+  int dev = 0;
   PRILO_CUDA_CHECK(cudaGetDevice(&dev));
-  PRILO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   cudaDeviceProp prop{};
-  PRILO_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  const int blocks = std::max(1, sms) * detail::kPeakBlocksPerSm;
+  PRILO_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));  // its name and multiprocessor count
+  const int blocks = std::max(1, prop.multiProcessorCount) * detail::kPeakBlocksPerSm;
   DeviceMatrix<float> out(detail::kPeakThreads, blocks);
   cudaEvent_t start = nullptr, stop = nullptr;
   PRILO_CUDA_CHECK(cudaEventCreate(&start));
