@@ -12,7 +12,8 @@
 //  * Work: forward (layer.forward); vjp_input (forward + backward_input, the solvers' step);
 //    train (forward + backward with the input cotangent and the weight gradients).
 //  * Floor "im2col_gemm": the bare computation of the same work on the whole batch at once,
-//    with operands already in the stacked layout ((batch·pixels) × channels), no bias, no
+//    with operands already in the layers' interleaved layout (nn::conv_detail: the batch as
+//    one block, the sample index innermost; (batch·pixels) × channels), no bias, no
 //    activation, no layout copies:
 //      Conv2d           forward  A = im2col(x), Y = A·W;
 //                       input    + B = G·Wᵀ, col2im(B);   train  + ∂W = Aᵀ·G
@@ -113,13 +114,13 @@ struct ConvCase {
     benchmark::ClobberMemory();
   }
   void floor(Work w, bool with_im2col) {
-    if (with_im2col) cd::im2col(g, x.data(), x.rows(), kBatch, a.data());
+    if (with_im2col) cd::im2col(g, x.data(), kBatch, a.data());
     yb.noalias() = a * conv.weight();
     if (w != Work::forward) {
       bb.noalias() = gb * conv.weight().transpose();
       if (with_im2col) {
         gxf.setZero();
-        cd::col2im_add(g, bb.data(), kBatch, gxf.data(), gxf.rows());
+        cd::col2im_add(g, bb.data(), kBatch, gxf.data());
       }
     }
     if (w == Work::train) gw.noalias() += a.transpose() * gb;
@@ -166,10 +167,10 @@ struct TransposedCase {
     bb.noalias() = xs * tc.weight().transpose();
     if (with_im2col) {
       yf.setZero();
-      cd::col2im_add(g, bb.data(), kBatch, yf.data(), yf.rows());
+      cd::col2im_add(g, bb.data(), kBatch, yf.data());
     }
     if (w != Work::forward) {
-      if (with_im2col) cd::im2col(g, gy.data(), gy.rows(), kBatch, a.data());
+      if (with_im2col) cd::im2col(g, gy.data(), kBatch, a.data());
       gxs.noalias() = a * tc.weight();
     }
     if (w == Work::train) gw.noalias() += a.transpose() * xs;

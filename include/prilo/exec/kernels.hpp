@@ -83,7 +83,7 @@ void activation_cotangent(const CpuExecutor&, Act, const Mat<T>& y, const Mat<T>
   const T* yd = y.data();
   const T* gd = gy.data();
   T* od = out.data();
-  for (Eigen::Index i = 0; i < n; ++i) od[i] = gd[i] * Act::derivative_from_output(yd[i]);
+  for (Eigen::Index i = 0; i < n; ++i) od[i] = nn::cotangent<Act>(gd[i], yd[i]);
 }
 
 /// gb_i ← gb_i + Σ_j g_ij (gb has g.rows() entries).

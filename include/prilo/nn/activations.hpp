@@ -21,6 +21,10 @@ struct Identity {
   static T derivative_from_output(T) {
     return T(1);
   }
+  template <class T>
+  static T cotangent(T g, T) {
+    return g;
+  }
 };
 struct Relu {
   static constexpr const char* name = "relu";
@@ -32,18 +36,31 @@ struct Relu {
   static T derivative_from_output(T y) {
     return y > T(0) ? T(1) : T(0);
   }
+  /// g·act'(y) as a select (GCC vectorises it; it does not vectorise g·(y > 0 ? 1 : 0)).
+  template <class T>
+  static T cotangent(T g, T y) {
+    return y > T(0) ? g : T(0);
+  }
 };
 /// Leaky ReLU with PyTorch's default slope 0.01.
 struct LeakyRelu {
   static constexpr const char* name = "leaky_relu";
   static constexpr double slope = 0.01;
+  /// Both arms computed, then a select: GCC does not vectorise the branch form (the product
+  /// in one arm only may trap) without AVX-512's masked operations; the result is the same.
   template <class T>
   static T value(T v) {
-    return v > T(0) ? v : T(slope) * v;
+    const T leak = T(slope) * v;
+    return v > T(0) ? v : leak;
   }
   template <class T>
   static T derivative_from_output(T y) {
     return y > T(0) ? T(1) : T(slope);
+  }
+  template <class T>
+  static T cotangent(T g, T y) {
+    const T leak = T(slope) * g;
+    return y > T(0) ? g : leak;
   }
 };
 struct Sigmoid {
@@ -68,6 +85,17 @@ struct Tanh {
     return T(1) - y * y;
   }
 };
+
+/// g·act'(y) for the activation Act with output y: Act::cotangent(g, y) where Act defines it
+/// (the activations above do, in forms whose loops vectorise), else g·Act::derivative_from_output(y).
+template <class Act, class T>
+T cotangent(T g, T y) {
+  if constexpr (requires { Act::cotangent(g, y); }) {
+    return Act::cotangent(g, y);
+  } else {
+    return g * Act::derivative_from_output(y);
+  }
+}
 
 /// A size-preserving activation layer (a module of a Sequential).
 template <class T, class Act>

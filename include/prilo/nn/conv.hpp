@@ -47,84 +47,121 @@ inline void valid_range(Index width, Index out_w, int s, int p, int kw, Index& l
   hi = std::max(hi, lo);
 }
 
-/// im2col of nb samples: a is (nb·P) × (C·k²), column-major with leading dimension nb·P
-/// (P = out_pixels()): a(j·P + oh·out_w + ow, (c·k + kh)·k + kw) = x_j(c, oh·s − p + kh,
-/// ow·s − p + kw), zero outside the input. Sample j's maps start at src + j·src_stride.
+/// The layers work on blocks of nb samples in the interleaved layout: the sample index
+/// innermost, so that every pixel of a block is a run of nb contiguous values. A block of
+/// maps (C maps of H × W pixels) is xt[((c·H + ih)·W + iw)·nb + j] = x_j(c, ih, iw): as a
+/// column-major nb × (C·H·W) matrix, the transpose of the block's columns. The im2col matrix
+/// of a block is A = (nb·P) × (C·k²), column-major, row q·nb + j for output pixel q of sample
+/// j, and the product of A with the weights is then the block's output in the interleaved
+/// layout again (a stacked (nb·P) × C_out matrix is an interleaved block of C_out maps). Maps
+/// of 7 × 7 or 14 × 14 pixels make rows of 7–14 values in a per-sample layout; interleaved,
+/// every copy and add in im2col and col2im moves nb values at once.
+///
+/// im2col of an interleaved block: a(q·nb + j, (c·k + kh)·k + kw) = x_j(c, oh·s − p + kh,
+/// ow·s − p + kw) for q = oh·out_w + ow, zero outside the input.
 template <class T>
-void im2col(const Geometry& g, const T* src, Index src_stride, Index nb, T* a) {
-  const Index H = g.in.height, W = g.in.width, HW = H * W, Wo = g.out_w, P = g.out_pixels(), lda = nb * P;
+void im2col(const Geometry& g, const T* xt, Index nb, T* a) {
+  const Index H = g.in.height, W = g.in.width, Wo = g.out_w, lda = nb * g.out_pixels();
   for (Index c = 0; c < g.in.channels; ++c)
     for (int kh = 0; kh < g.k; ++kh)
       for (int kw = 0; kw < g.k; ++kw) {
         T* col = a + ((c * g.k + kh) * g.k + kw) * lda;
         Index lo, hi;
         valid_range(W, Wo, g.s, g.p, kw, lo, hi);
-        for (Index j = 0; j < nb; ++j) {
-          const T* img = src + j * src_stride + c * HW;
-          T* out = col + j * P;
-          for (Index oh = 0; oh < g.out_h; ++oh) {
-            T* row = out + oh * Wo;
-            const Index ih = oh * g.s - g.p + kh;
-            if (ih < 0 || ih >= H) {
-              std::fill(row, row + Wo, T(0));
-              continue;
-            }
-            std::fill(row, row + lo, T(0));
-            const T* in_row = img + ih * W - g.p + kw;
-            if (g.s == 1) {
-              std::copy(in_row + lo, in_row + hi, row + lo);
-            } else {
-              for (Index ow = lo; ow < hi; ++ow) row[ow] = in_row[ow * g.s];
-            }
-            std::fill(row + hi, row + Wo, T(0));
+        for (Index oh = 0; oh < g.out_h; ++oh) {
+          T* row = col + oh * Wo * nb;
+          const Index ih = oh * g.s - g.p + kh;
+          if (ih < 0 || ih >= H) {
+            std::fill(row, row + Wo * nb, T(0));
+            continue;
           }
+          std::fill(row, row + lo * nb, T(0));
+          const T* in = xt + ((c * H + ih) * W - g.p + kw) * nb;  // input column ow·s is in[ow·s·nb …]
+          if (g.s == 1) {
+            std::copy(in + lo * nb, in + hi * nb, row + lo * nb);
+          } else {
+            for (Index ow = lo; ow < hi; ++ow) std::copy(in + ow * g.s * nb, in + (ow * g.s + 1) * nb, row + ow * nb);
+          }
+          std::fill(row + hi * nb, row + Wo * nb, T(0));
         }
       }
 }
 
-/// The adjoint of im2col: adds each entry of a (laid out as above) to the input pixel it was
-/// read from; entries that read the zero padding are dropped.
+/// The adjoint of im2col: adds each entry of a (laid out as above) to the interleaved input
+/// pixel it was read from; entries that read the zero padding are dropped.
 template <class T>
-void col2im_add(const Geometry& g, const T* a, Index nb, T* dst, Index dst_stride) {
-  const Index H = g.in.height, W = g.in.width, HW = H * W, Wo = g.out_w, P = g.out_pixels(), lda = nb * P;
+void col2im_add(const Geometry& g, const T* a, Index nb, T* xt) {
+  const Index H = g.in.height, W = g.in.width, Wo = g.out_w, lda = nb * g.out_pixels();
   for (Index c = 0; c < g.in.channels; ++c)
     for (int kh = 0; kh < g.k; ++kh)
       for (int kw = 0; kw < g.k; ++kw) {
         const T* col = a + ((c * g.k + kh) * g.k + kw) * lda;
         Index lo, hi;
         valid_range(W, Wo, g.s, g.p, kw, lo, hi);
-        for (Index j = 0; j < nb; ++j) {
-          T* img = dst + j * dst_stride + c * HW;
-          const T* in = col + j * P;
-          for (Index oh = 0; oh < g.out_h; ++oh) {
-            const Index ih = oh * g.s - g.p + kh;
-            if (ih < 0 || ih >= H) continue;
-            const T* row = in + oh * Wo;
-            T* out_row = img + ih * W - g.p + kw;
-            if (g.s == 1) {
-              for (Index ow = lo; ow < hi; ++ow) out_row[ow] += row[ow];
-            } else {
-              for (Index ow = lo; ow < hi; ++ow) out_row[ow * g.s] += row[ow];
-            }
+        for (Index oh = 0; oh < g.out_h; ++oh) {
+          const Index ih = oh * g.s - g.p + kh;
+          if (ih < 0 || ih >= H) continue;
+          const T* row = col + oh * Wo * nb;
+          T* out = xt + ((c * H + ih) * W - g.p + kw) * nb;
+          for (Index ow = lo; ow < hi; ++ow) {
+            T* o = out + ow * g.s * nb;
+            const T* r = row + ow * nb;
+            for (Index j = 0; j < nb; ++j) o[j] += r[j];
           }
         }
       }
 }
 
-/// Stacks nb samples' maps (C maps of P pixels each, sample j at src + j·src_stride) into an
-/// (nb·P) × C column-major matrix: s(j·P + q, c) = x_j(c, q).
+/// dst = srcᵀ: src is rows × cols (column-major, leading dimension lds), dst cols × rows
+/// (leading dimension ldd). Square tiles of one SIMD packet are transposed in registers
+/// (Eigen's in-place transpose of a packet-sized matrix), the edges element by element.
 template <class T>
-void stack(const T* src, Index src_stride, Index nb, Index P, Index C, T* s) {
-  for (Index c = 0; c < C; ++c)
-    for (Index j = 0; j < nb; ++j)
-      std::copy(src + j * src_stride + c * P, src + j * src_stride + (c + 1) * P, s + (c * nb + j) * P);
+void transpose_into(const T* src, Index lds, Index rows, Index cols, T* dst, Index ldd) {
+  constexpr int S = Eigen::internal::packet_traits<T>::size;
+  Index i0 = 0;
+  if constexpr (S > 1) {
+    using Tile = Eigen::Matrix<T, S, S>;
+    using Stride = Eigen::OuterStride<>;
+    for (; i0 + S <= rows; i0 += S) {
+      Index j0 = 0;
+      for (; j0 + S <= cols; j0 += S) {
+        Tile t = Eigen::Map<const Tile, 0, Stride>(src + i0 + j0 * lds, Stride(lds));
+        t.transposeInPlace();
+        Eigen::Map<Tile, 0, Stride>(dst + j0 + i0 * ldd, Stride(ldd)) = t;
+      }
+      for (; j0 < cols; ++j0)
+        for (Index i = i0; i < i0 + S; ++i) dst[j0 + i * ldd] = src[i + j0 * lds];
+    }
+  }
+  for (; i0 < rows; ++i0)
+    for (Index j = 0; j < cols; ++j) dst[j + i0 * ldd] = src[i0 + j * lds];
 }
-/// The inverse of stack.
+
+/// xt ← columns first … first + nb − 1 of x, interleaved (xt is nb × x.rows(), column-major).
 template <class T>
-void unstack(const T* s, Index nb, Index P, Index C, T* dst, Index dst_stride) {
-  for (Index c = 0; c < C; ++c)
-    for (Index j = 0; j < nb; ++j)
-      std::copy(s + (c * nb + j) * P, s + (c * nb + j + 1) * P, dst + j * dst_stride + c * P);
+void interleave(const Mat<T>& x, Index first, Index nb, T* xt) {
+  transpose_into(x.col(first).data(), x.rows(), x.rows(), nb, xt, nb);
+}
+/// The inverse: columns first … first + nb − 1 of x ← the interleaved block xt.
+template <class T>
+void deinterleave(const T* xt, Index first, Index nb, Mat<T>& x) {
+  transpose_into(xt, nb, nb, x.rows(), x.col(first).data(), x.rows());
+}
+/// dst[i] = gy[i]·act'(y[i]) for i < n.
+template <class Act, class T>
+void act_cotangent(const T* gy, const T* y, T* dst, Index n) {
+  for (Index i = 0; i < n; ++i) dst[i] = cotangent<Act>(gy[i], y[i]);
+}
+/// gt ← gy ⊙ act'(y) on columns first … first + nb − 1, interleaved (the identity: gy's);
+/// tmp: nb·gy.rows() scalars of scratch (not for the identity).
+template <class Act, class T>
+void interleave_cotangent(const Mat<T>& gy, const Mat<T>& y, Index first, Index nb, T* tmp, T* gt) {
+  const T* g = gy.col(first).data();
+  if constexpr (!std::is_same_v<Act, Identity>) {
+    act_cotangent<Act>(g, y.col(first).data(), tmp, nb * gy.rows());
+    g = tmp;
+  }
+  transpose_into(g, gy.rows(), gy.rows(), nb, gt, nb);
 }
 
 /// dst[i] = act(src[i] + b) for i < n (dst may be src).
@@ -141,21 +178,17 @@ void bias_act(const T* src, T b, T* dst, Index n) {
     for (Index i = 0; i < n; ++i) dst[i] = Act::value(src[i] + b);
   }
 }
-/// dst[i] = gy[i]·act'(y[i]) for i < n.
-template <class Act, class T>
-void act_cotangent(const T* gy, const T* y, T* dst, Index n) {
-  for (Index i = 0; i < n; ++i) dst[i] = gy[i] * Act::derivative_from_output(y[i]);
-}
-
 /// Samples per block: about 400 GEMM rows (smaller products lose to their packing overhead),
-/// at most 2^18 scalars of scratch (the target machine's L2 cache holds 1 MiB of floats), and
-/// at least one block per thread when the batch allows. Measured on the conv VAE's shapes
-/// (benchmarks/bench_conv.cpp, PRILO_CONV_BLOCK): blocks of 1 to 32 samples stay within
-/// ±20 % of each other.
+/// rounded up to a multiple of 8 (every interleaved pixel then a run of whole SIMD vectors of
+/// floats), at most 2^18 scalars of scratch (the target machine's L2 cache holds 1 MiB of
+/// floats) but not below 8, and at least one block per thread when the batch allows.
 inline Index block_samples(Index batch, Index rows_per_sample, Index scalars_per_sample, int threads, Index forced) {
   if (forced > 0) return std::min(forced, batch);
+  constexpr Index run = 8;
   Index nb = (400 + rows_per_sample - 1) / rows_per_sample;
-  nb = std::min(nb, std::max<Index>(1, (Index(1) << 18) / std::max<Index>(1, scalars_per_sample)));
+  nb = (nb + run - 1) / run * run;
+  const Index fit = (Index(1) << 18) / std::max<Index>(1, scalars_per_sample);
+  if (nb > fit) nb = std::max(run, fit / run * run);
   nb = std::min(nb, (batch + threads - 1) / threads);
   return std::max<Index>(1, nb);
 }
@@ -212,9 +245,9 @@ namespace prilo {
 // The convolution layers' customisation points, CPU forms. nn::Conv2d and
 // nn::ConvTranspose2d call these unqualified with their executor first (as nn::Dense calls
 // gemm and bias_activation), so a device executor supplies its own forms
-// (prilo/backend/cuda/conv.cuh) with the same contracts. The CPU forms are the layers' bodies
-// as they were before the executor parameter: cache-sized blocks of samples on OpenMP's
-// threads, each block's im2col (or stacked input) times the weights with one Eigen product.
+// (prilo/backend/cuda/conv.cuh) with the same contracts. The CPU forms: cache-sized blocks of
+// samples on OpenMP's threads, each block interleaved (nn::conv_detail: the sample index
+// innermost), its im2col (or its input as a matrix) times the weights with one product.
 //
 // Contracts (g: the convolution's geometry; for ConvTranspose2d the adjoint convolution's,
 // output maps → input maps; `block`: samples per block, 0 = chosen from the shapes):
@@ -229,15 +262,17 @@ using nn::conv_detail::Geometry;
 
 /// The VJPs of a Conv2d batch: gx (if gx) and, with Weights, the weight gradients of each
 /// thread's blocks in the columns of *part_w (K·C_out × slots) and *part_b (C_out × slots).
+/// Per block (interleaved, see nn::conv_detail): G = gy ⊙ act'(y) as an (m·P) × C_out matrix,
+/// ∂W += im2col(x)ᵀ G, ∂b += Σ G, gx = col2im(G Wᵀ).
 template <bool Weights, class Act, class T>
 void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx,
                 Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
-  using nn::Identity;
-  const Eigen::Index n = gy.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols();
+  namespace cd = nn::conv_detail;
+  const Eigen::Index n = gy.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols(), N = g_.in.size();
   require_shape(gy, Co * P, n, "Conv2d output cotangent");
   require_shape(y, Co * P, n, "Conv2d output");
-  if (Weights || gx) require_shape(x, g_.in.size(), n, "Conv2d input");
-  if (gx) gx->resize(g_.in.size(), n);
+  if (Weights || gx) require_shape(x, N, n, "Conv2d input");
+  if (gx) gx->resize(N, n);
   if constexpr (Weights) {
     part_w->resize(w_.size(), 1);
     part_w->setZero();
@@ -245,32 +280,35 @@ void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat
     part_b->setZero();
   }
   if (n == 0 || (!Weights && !gx)) return;
-  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Co), prilo::max_threads(), block_);
-  const int slots = nn::conv_detail::slots_for(n, nb);
-  // per slot: G (stacked cotangent, nb·P × Co) then A / B (nb·P × K)
-  const Eigen::Index per_slot = nb * P * (Co + K);
+  const Eigen::Index nb = cd::block_samples(n, P, P * (K + Co) + N, prilo::max_threads(), block_);
+  const int slots = cd::slots_for(n, nb);
+  // per slot: G (nb·P × Co), A / B (nb·P × K), an interleaved input block (x's, then gx's),
+  // and gy ⊙ act'(y) before it is interleaved (not for the identity)
+  constexpr bool identity = std::is_same_v<Act, nn::Identity>;
+  const Eigen::Index per_slot = nb * (P * (Co + K) + N + (identity ? 0 : P * Co));
   work.resize(per_slot, slots);
   if constexpr (Weights) {
     part_w->setZero(w_.size(), slots);
     part_b->setZero(Co, slots);
   }
-  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+  cd::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
     T* gbuf = work.col(t).data();
     T* abuf = gbuf + nb * P * Co;
+    T* xbuf = abuf + nb * P * K;
     const T* gs = gbuf;
-    if (std::is_same_v<Act, Identity> && m == 1) {
-      gs = gy.col(first).data();  // already P × C_out column-major
+    if (identity && m == 1) {
+      gs = gy.col(first).data();  // one sample: already P × C_out column-major
     } else {
-      for (Eigen::Index c = 0; c < Co; ++c)
-        for (Eigen::Index j = 0; j < m; ++j) {
-          const Eigen::Index off = c * P;
-          nn::conv_detail::act_cotangent<Act>(gy.col(first + j).data() + off, y.col(first + j).data() + off,
-                                              gbuf + (c * m + j) * P, P);
-        }
+      cd::interleave_cotangent<Act>(gy, y, first, m, xbuf + nb * N, gbuf);
     }
     const Eigen::Map<const Mat<T>> G(gs, m * P, Co);
     if constexpr (Weights) {
-      nn::conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, abuf);
+      const T* xt = x.col(first).data();
+      if (m > 1) {
+        cd::interleave(x, first, m, xbuf);
+        xt = xbuf;
+      }
+      cd::im2col(g_, xt, m, abuf);
       const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
       Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Co);
       gw.noalias() += A.transpose() * G;
@@ -279,24 +317,28 @@ void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat
     if (gx) {
       Eigen::Map<Mat<T>> B(abuf, m * P, K);
       B.noalias() = G * w_.transpose();
-      gx->middleCols(first, m).setZero();
-      nn::conv_detail::col2im_add(g_, abuf, m, gx->col(first).data(), gx->rows());
+      T* gxt = m == 1 ? gx->col(first).data() : xbuf;
+      std::fill(gxt, gxt + m * N, T(0));
+      cd::col2im_add(g_, abuf, m, gxt);
+      if (m > 1) cd::deinterleave(xbuf, first, m, *gx);
     }
   });
 }
 
 /// The VJPs of a ConvTranspose2d batch (g_: the adjoint convolution): gx (if gx) and, with
 /// Weights, the weight gradients of each thread's blocks in the columns of *part_w (K·C_in ×
-/// slots) and *part_b (C_out × slots).
+/// slots) and *part_b (C_out × slots). Per block (interleaved): A = im2col(gy ⊙ act'(y)),
+/// gx = A·W, ∂W += Aᵀ X (X the block's input as an (m·P) × C_in matrix), ∂b += Σ G.
 template <bool Weights, class Act, class T>
 void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy,
                           Mat<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
+  namespace cd = nn::conv_detail;
   const nn::Shape3 in_{w_.cols(), g_.out_h, g_.out_w};
   const Eigen::Index n = gy.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
-                     Po = g_.in.pixels();
+                     Po = g_.in.pixels(), No = g_.in.size();
   constexpr bool identity = std::is_same_v<Act, nn::Identity>;
-  require_shape(gy, g_.in.size(), n, "ConvTranspose2d output cotangent");
-  require_shape(y, g_.in.size(), n, "ConvTranspose2d output");
+  require_shape(gy, No, n, "ConvTranspose2d output cotangent");
+  require_shape(y, No, n, "ConvTranspose2d output");
   if (Weights || gx) require_shape(x, in_.size(), n, "ConvTranspose2d input");
   if (gx) gx->resize(in_.size(), n);
   if constexpr (Weights) {
@@ -304,39 +346,37 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x,
     part_b->setZero(Co, 1);
   }
   if (n == 0 || (!Weights && !gx)) return;
-  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Ci), prilo::max_threads(), block_);
-  const int slots = nn::conv_detail::slots_for(n, nb);
-  // per slot: A = im2col(G) (nb·P × K), a stacked nb·P × C_in matrix (x for ∂W, gx's block),
-  // and G = gy ⊙ act'(y) in the samples' layout (not for the identity)
-  const Eigen::Index per_slot = nb * P * (K + Ci) + (identity ? 0 : nb * g_.in.size());
+  const Eigen::Index nb = cd::block_samples(n, P, P * (K + Ci) + No, prilo::max_threads(), block_);
+  const int slots = cd::slots_for(n, nb);
+  // per slot: A = im2col(G) (nb·P × K), an interleaved nb·P × C_in block (x for ∂W, then gx's),
+  // G = gy ⊙ act'(y) interleaved, and G before it is interleaved (not for the identity)
+  const Eigen::Index per_slot = nb * (P * (K + Ci) + No * (identity ? 1 : 2));
   work.resize(per_slot, slots);
   if constexpr (Weights) {
     part_w->setZero(w_.size(), slots);
     part_b->setZero(Co, slots);
   }
-  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+  cd::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
     T* abuf = work.col(t).data();
     T* sbuf = abuf + nb * P * K;
-    const T* gsrc = gy.col(first).data();
-    if constexpr (!identity) {
+    const T* gt = gy.col(first).data();
+    if (!identity || m > 1) {
       T* g = sbuf + nb * P * Ci;
-      nn::conv_detail::act_cotangent<Act>(gsrc, y.col(first).data(), g, m * g_.in.size());
-      gsrc = g;
+      cd::interleave_cotangent<Act>(gy, y, first, m, g + nb * No, g);
+      gt = g;
     }
-    nn::conv_detail::im2col(g_, gsrc, g_.in.size(), m, abuf);
+    cd::im2col(g_, gt, m, abuf);
     const Eigen::Map<const Mat<T>> A(abuf, m * P, K);
     if constexpr (Weights) {
       const T* xs = x.col(first).data();
       if (m > 1) {
-        nn::conv_detail::stack(xs, x.rows(), m, P, Ci, sbuf);
+        cd::interleave(x, first, m, sbuf);
         xs = sbuf;
       }
       const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
       Eigen::Map<Mat<T>> gw(part_w->col(t).data(), K, Ci);
       gw.noalias() += A.transpose() * X;
-      for (Eigen::Index j = 0; j < m; ++j)
-        for (Eigen::Index c = 0; c < Co; ++c)
-          (*part_b)(c, t) += Eigen::Map<const Vec<T>>(gsrc + j * g_.in.size() + c * Po, Po).sum();
+      for (Eigen::Index c = 0; c < Co; ++c) (*part_b)(c, t) += Eigen::Map<const Vec<T>>(gt + c * Po * m, Po * m).sum();
     }
     if (gx) {
       if (m == 1) {
@@ -345,46 +385,55 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x,
       } else {
         Eigen::Map<Mat<T>> Gx(sbuf, m * P, Ci);
         Gx.noalias() = A * w_;
-        nn::conv_detail::unstack(sbuf, m, P, Ci, gx->col(first).data(), gx->rows());
+        cd::deinterleave(sbuf, first, m, *gx);
       }
     }
   });
 }
 }  // namespace conv_cpu
 
-/// y ← act(W ∗ x + b) (nn::Conv2d's forward): per block of samples, im2col times the weights,
-/// bias and activation fused into the copy to the samples' columns.
+/// y ← act(W ∗ x + b) (nn::Conv2d's forward): per block of samples (interleaved), im2col times
+/// the weights, copied back to the samples' columns, then bias and activation.
 template <class T, class Act>
 void conv2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_, const Vec<T>& b_,
                     const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+  namespace cd = nn::conv_detail;
   require_shape(x, g_.in.size(), x.cols(), "Conv2d input");
-  const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols();
+  const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols(), N = g_.in.size();
   y.resize(Co * P, n);
   if (n == 0) return;
-  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Co), prilo::max_threads(), block_);
-  const int slots = nn::conv_detail::slots_for(n, nb);
-  const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Co : 0));
+  const Eigen::Index nb = cd::block_samples(n, P, P * (K + Co) + N, prilo::max_threads(), block_);
+  const int slots = cd::slots_for(n, nb);
+  const Eigen::Index per_slot = nb > 1 ? nb * (P * (K + Co) + N) : P * K;
   Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
-  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+  cd::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
     T* a = scratch.col(t).data();
-    nn::conv_detail::im2col(g_, x.col(first).data(), x.rows(), m, a);
+    const T* xt = x.col(first).data();
+    if (m > 1) {
+      T* xb = a + nb * P * (K + Co);
+      cd::interleave(x, first, m, xb);
+      xt = xb;
+    }
+    cd::im2col(g_, xt, m, a);
     const Eigen::Map<const Mat<T>> A(a, m * P, K);
     if (m == 1) {
       Eigen::Map<Mat<T>> Y(y.col(first).data(), P, Co);
       Y.noalias() = A * w_;
-      for (Eigen::Index c = 0; c < Co; ++c) nn::conv_detail::bias_act<Act>(Y.col(c).data(), b_(c), Y.col(c).data(), P);
     } else {
-      Eigen::Map<Mat<T>> Y(a + m * P * K, m * P, Co);
+      Eigen::Map<Mat<T>> Y(a + nb * P * K, m * P, Co);
       Y.noalias() = A * w_;
-      for (Eigen::Index c = 0; c < Co; ++c)
-        for (Eigen::Index j = 0; j < m; ++j)
-          nn::conv_detail::bias_act<Act>(Y.col(c).data() + j * P, b_(c), y.col(first + j).data() + c * P, P);
+      cd::deinterleave(Y.data(), first, m, y);
     }
+    for (Eigen::Index j = 0; j < m; ++j)
+      for (Eigen::Index c = 0; c < Co; ++c) {
+        T* yc = y.col(first + j).data() + c * P;
+        cd::bias_act<Act>(yc, b_(c), yc, P);
+      }
   });
 }
 
 /// gx ← ∂/∂x (if gx) and, with grads, ∂W and ∂b added to grads->weight and grads->bias
-/// (nn::Conv2d's VJPs): per block, G = gy ⊙ act'(y) stacked, ∂W += im2col(x)ᵀ G,
+/// (nn::Conv2d's VJPs): per block, G = gy ⊙ act'(y) interleaved, ∂W += im2col(x)ᵀ G,
 /// ∂b += Σ G, gx = col2im(G Wᵀ); per-thread partial gradients summed at the end.
 template <class T, class Act>
 void conv2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w, const Mat<T>& x,
@@ -401,44 +450,47 @@ void conv2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g
 }
 
 /// y ← act(Wᵀ ⋆ x + b) (nn::ConvTranspose2d's forward; g_ the adjoint convolution): per block,
-/// the stacked input times weight()ᵀ, scattered into the output maps by col2im over the bias,
-/// then the activation.
+/// the interleaved input times weight()ᵀ, scattered into the output maps by col2im over the
+/// bias, copied back to the samples' columns, then the activation.
 template <class T, class Act>
 void conv_transpose2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
                               const Vec<T>& b_, const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+  namespace cd = nn::conv_detail;
   const nn::Shape3 in_{w_.cols(), g_.out_h, g_.out_w};
   require_shape(x, in_.size(), x.cols(), "ConvTranspose2d input");
   const Eigen::Index n = x.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
-                     Po = g_.in.pixels();
-  y.resize(g_.in.size(), n);
+                     Po = g_.in.pixels(), No = g_.in.size();
+  y.resize(No, n);
   if (n == 0) return;
-  const Eigen::Index nb = nn::conv_detail::block_samples(n, P, P * (K + Ci), prilo::max_threads(), block_);
-  const int slots = nn::conv_detail::slots_for(n, nb);
-  const Eigen::Index per_slot = nb * P * (K + (nb > 1 ? Ci : 0));
+  const Eigen::Index nb = cd::block_samples(n, P, P * (K + Ci) + No, prilo::max_threads(), block_);
+  const int slots = cd::slots_for(n, nb);
+  const Eigen::Index per_slot = nb > 1 ? nb * (P * (K + Ci) + No) : P * K;
   Mat<T> scratch(per_slot, slots);  // forward has no caller scratch: bounded by the block size
-  nn::conv_detail::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+  cd::for_blocks(n, nb, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
     T* bbuf = scratch.col(t).data();
     const T* xs = x.col(first).data();
+    T* yt = y.col(first).data();
     if (m > 1) {
-      T* s = bbuf + m * P * K;
-      nn::conv_detail::stack(xs, x.rows(), m, P, Ci, s);
+      T* s = bbuf + nb * P * K;
+      cd::interleave(x, first, m, s);
       xs = s;
+      yt = s + nb * P * Ci;
     }
     const Eigen::Map<const Mat<T>> X(xs, m * P, Ci);
     Eigen::Map<Mat<T>> B(bbuf, m * P, K);
     B.noalias() = X * w_.transpose();
-    for (Eigen::Index j = 0; j < m; ++j)
-      for (Eigen::Index c = 0; c < Co; ++c) y.col(first + j).segment(c * Po, Po).setConstant(b_(c));
-    nn::conv_detail::col2im_add(g_, bbuf, m, y.col(first).data(), y.rows());
+    for (Eigen::Index c = 0; c < Co; ++c) std::fill(yt + c * Po * m, yt + (c + 1) * Po * m, b_(c));
+    cd::col2im_add(g_, bbuf, m, yt);
+    if (m > 1) cd::deinterleave(yt, first, m, y);
     if constexpr (!std::is_same_v<Act, nn::Identity>) {
       for (Eigen::Index j = 0; j < m; ++j)
-        nn::conv_detail::bias_act<Act>(y.col(first + j).data(), T(0), y.col(first + j).data(), y.rows());
+        cd::bias_act<Act>(y.col(first + j).data(), T(0), y.col(first + j).data(), No);
     }
   });
 }
 
 /// gx ← ∂/∂x (if gx) and, with grads, ∂W and ∂b added (nn::ConvTranspose2d's VJPs): per
-/// block, A = im2col(gy ⊙ act'(y)), gx = A·W, ∂W += Aᵀ X (X the stacked input), ∂b += Σ G.
+/// block, A = im2col(gy ⊙ act'(y)), gx = A·W, ∂W += Aᵀ X (X the interleaved input), ∂b += Σ G.
 template <class T, class Act>
 void conv_transpose2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
                                const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
@@ -470,9 +522,10 @@ namespace prilo::nn {
 ///
 /// Computation (the executor's conv2d_forward and conv2d_backward): per block of samples, the
 /// im2col matrix A ((samples·pixels_out) × C_in·k², column (c, kh, kw) the shifted input map)
-/// times weight() gives every output channel as a contiguous column, copied into the samples'
-/// columns with bias and activation fused. The VJPs are the same products transposed:
-/// gx = col2im(G Wᵀ), ∂W = Aᵀ G, ∂b = Σ G, with G = gy ⊙ act'(y) stacked likewise. On the
+/// times weight() gives every output channel as a contiguous column (the block interleaved:
+/// nn::conv_detail), copied back into the samples' columns, then bias and activation. The
+/// VJPs are the same products transposed: gx = col2im(G Wᵀ), ∂W = Aᵀ G, ∂b = Σ G, with
+/// G = gy ⊙ act'(y) interleaved likewise. On the
 /// CPU, blocks run in parallel on OpenMP's threads (one thread inside an enclosing parallel
 /// region); forward and backward_input are const and thread-safe.
 template <class T, class Act = Identity, class Exec = CpuExecutor>
@@ -626,7 +679,7 @@ class Conv2d : public WeightAndBias<T, Exec> {
 /// C_out·k², drawn on the host in the same order for every executor.
 ///
 /// Computation (the executor's conv_transpose2d_forward and conv_transpose2d_backward): per
-/// block of samples, the stacked input X ((samples·H·W) × C_in) times weight()ᵀ, scattered
+/// block of samples, the interleaved input X ((samples·H·W) × C_in) times weight()ᵀ, scattered
 /// into the output maps by col2im (the conv's input VJP); backward input = the conv forward
 /// of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X.
 template <class T, class Act = Identity, class Exec = CpuExecutor>

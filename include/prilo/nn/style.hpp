@@ -112,7 +112,7 @@ void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::
       const T scale = T(1) + s(c, j);
       T gscale = 0, gshift = 0;
       for (Eigen::Index q = c * P; q < (c + 1) * P; ++q) {
-        const T gv = g[q] * Act::derivative_from_output(yo[q]);
+        const T gv = nn::cotangent<Act>(g[q], yo[q]);
         gscale += gv * u[q];
         gshift += gv;
         if (out) out[q] = gv * scale;

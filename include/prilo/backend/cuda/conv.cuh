@@ -39,7 +39,8 @@ inline Geom geom(const nn::conv_detail::Geometry& g) {
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += std::int64_t(gridDim.x) * blockDim.x)
 
-/// im2col of nb samples, exactly nn::conv_detail::im2col's layout: a is (nb·P) × (C·k²),
+/// im2col of nb samples, sample by sample (the CPU forms interleave the samples instead,
+/// nn::conv_detail; here consecutive threads read consecutive pixels): a is (nb·P) × (C·k²),
 /// column-major with leading dimension nb·P (P = Ho·Wo):
 /// a(j·P + oh·Wo + ow, (c·k + kh)·k + kw) = x_j(c, oh·s − p + kh, ow·s − p + kw), zero outside
 /// the input; sample j's maps start at src + j·src_stride. One thread per entry of a.
@@ -58,7 +59,7 @@ __global__ void im2col(Geom g, const T* __restrict__ src, std::int64_t src_strid
 /// The adjoint of im2col as a gather, one thread per destination entry: dst_j(c, ih, iw) =
 /// act(bias_c + Σ a(j·P + oh·Wo + ow, (c·k + kh)·k + kw)) over the (kh, kw), in increasing
 /// order, with oh·s − p + kh = ih and ow·s − p + kw = iw (bias_c = 0 without Bias). The sum
-/// runs in the order nn::conv_detail::col2im_add adds into a pixel; no atomics.
+/// runs in the order the CPU's nn::conv_detail::col2im_add adds into a pixel; no atomics.
 template <class T, class Act, bool Bias>
 __global__ void col2im(Geom g, const T* __restrict__ a, std::int64_t nb, const T* __restrict__ bias,
                        T* __restrict__ dst, std::int64_t dst_stride) {
@@ -84,7 +85,7 @@ __global__ void col2im(Geom g, const T* __restrict__ a, std::int64_t nb, const T
   }
 }
 
-/// nn::conv_detail::stack: s(j·P + q, c) = src[j·src_stride + c·P + q] ((nb·P) × C,
+/// Stacks nb samples' maps: s(j·P + q, c) = src[j·src_stride + c·P + q] ((nb·P) × C,
 /// column-major). One thread per entry of s.
 template <class T>
 __global__ void stack(const T* __restrict__ src, std::int64_t src_stride, std::int64_t nb, std::int64_t P,
