@@ -179,12 +179,13 @@ void bias_act(const T* src, T b, T* dst, Index n) {
   }
 }
 /// Samples per block: about 400 GEMM rows (smaller products lose to their packing overhead),
-/// rounded up to a multiple of 8 (every interleaved pixel then a run of whole SIMD vectors of
-/// floats), at most 2^18 scalars of scratch (the target machine's L2 cache holds 1 MiB of
-/// floats) but not below 8, and at least one block per thread when the batch allows.
+/// rounded up to a multiple of `run` (8, or the floats of one SIMD packet where that is more:
+/// every interleaved pixel is then whole packets, and transpose_into's register tiles apply),
+/// at most 2^18 scalars of scratch (the target machine's L2 cache holds 1 MiB of floats) but
+/// not below one run, and at least one block per thread when the batch allows.
 inline Index block_samples(Index batch, Index rows_per_sample, Index scalars_per_sample, int threads, Index forced) {
   if (forced > 0) return std::min(forced, batch);
-  constexpr Index run = 8;
+  constexpr Index run = std::max<Index>(8, Eigen::internal::packet_traits<float>::size);
   Index nb = (400 + rows_per_sample - 1) / rows_per_sample;
   nb = (nb + run - 1) / run * run;
   const Index fit = (Index(1) << 18) / std::max<Index>(1, scalars_per_sample);
