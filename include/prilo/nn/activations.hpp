@@ -46,12 +46,9 @@ struct Relu {
 struct LeakyRelu {
   static constexpr const char* name = "leaky_relu";
   static constexpr double slope = 0.01;
-  /// Both arms computed, then a select: GCC does not vectorise the branch form (the product
-  /// in one arm only may trap) without AVX-512's masked operations; the result is the same.
   template <class T>
   static T value(T v) {
-    const T leak = T(slope) * v;
-    return v > T(0) ? v : leak;
+    return v > T(0) ? v : T(slope) * v;
   }
   template <class T>
   static T derivative_from_output(T y) {
@@ -59,8 +56,7 @@ struct LeakyRelu {
   }
   template <class T>
   static T cotangent(T g, T y) {
-    const T leak = T(slope) * g;
-    return y > T(0) ? g : leak;
+    return y > T(0) ? g : T(slope) * g;
   }
 };
 struct Sigmoid {
