@@ -79,11 +79,7 @@ void bias_activation(const CpuExecutor&, Act, Mat<T>& y, const Vec<T>& b) {
 template <class T, class Act>
 void activation_cotangent(const CpuExecutor&, Act, const Mat<T>& y, const Mat<T>& gy, Mat<T>& out) {
   out.resize(gy.rows(), gy.cols());
-  const Eigen::Index n = gy.size();
-  const T* yd = y.data();
-  const T* gd = gy.data();
-  T* od = out.data();
-  for (Eigen::Index i = 0; i < n; ++i) od[i] = nn::cotangent<Act>(gd[i], yd[i]);
+  nn::apply_cotangent<Act>(gy.data(), y.data(), out.data(), gy.size());
 }
 
 /// gb_i ← gb_i + Σ_j g_ij (gb has g.rows() entries).

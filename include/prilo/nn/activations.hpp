@@ -94,6 +94,12 @@ T cotangent(T g, T y) {
   }
 }
 
+/// dst[i] = g[i]·act'(y[i]) for i < n (nn::cotangent per entry; dst may be g).
+template <class Act, class T>
+void apply_cotangent(const T* g, const T* y, T* dst, Eigen::Index n) {
+  for (Eigen::Index i = 0; i < n; ++i) dst[i] = cotangent<Act>(g[i], y[i]);
+}
+
 /// A size-preserving activation layer (a module of a Sequential).
 template <class T, class Act>
 struct Activation {

@@ -147,18 +147,13 @@ template <class T>
 void deinterleave(const T* xt, Index first, Index nb, Mat<T>& x) {
   transpose_into(xt, nb, nb, x.rows(), x.col(first).data(), x.rows());
 }
-/// dst[i] = gy[i]·act'(y[i]) for i < n.
-template <class Act, class T>
-void act_cotangent(const T* gy, const T* y, T* dst, Index n) {
-  for (Index i = 0; i < n; ++i) dst[i] = cotangent<Act>(gy[i], y[i]);
-}
 /// gt ← gy ⊙ act'(y) on columns first … first + nb − 1, interleaved (the identity: gy's);
 /// tmp: nb·gy.rows() scalars of scratch (not for the identity).
 template <class Act, class T>
 void interleave_cotangent(const Mat<T>& gy, const Mat<T>& y, Index first, Index nb, T* tmp, T* gt) {
   const T* g = gy.col(first).data();
   if constexpr (!std::is_same_v<Act, Identity>) {
-    act_cotangent<Act>(g, y.col(first).data(), tmp, nb * gy.rows());
+    apply_cotangent<Act>(g, y.col(first).data(), tmp, nb * gy.rows());
     g = tmp;
   }
   transpose_into(g, gy.rows(), gy.rows(), nb, gt, nb);
