@@ -29,8 +29,9 @@ cmake --build build/consumer -j "$jobs" >/dev/null
 
 stage "Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
-      -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-O1" -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
-      >/dev/null  # -g1: line tables for the sanitizers' stack traces, a third less compile time than -g
+      -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-Og" -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
+      >/dev/null  # -g1: line tables for the stack traces, a third less compile time than -g; -Og: the
+                  # suite built in 5.1 min instead of about 12 at -O1 (unity build), and runs in 29 s instead of 24
 cmake --build build-asan -j "$jobs" --target prilo_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
 
@@ -49,7 +50,10 @@ cmake --build build-mpi -j "$jobs" --target prilo_mpi_test prilo-reconstruct
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   stage "CUDA backend: compile every CUDA test, benchmark and prilo-reconstruct-cuda with nvcc (not run: no GPU needed)"
   export PATH="$PATH:/usr/local/cuda/bin"
-  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DPRILO_ENABLE_CUDA=ON -DPRILO_BUILD_TESTS=ON \
+  # A compile check, so the host code is compiled at -O0 (ptxas still optimises the device code):
+  # 94 s instead of 150 s for a CUDA test file on the 2-core CI machine.
+  cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_FLAGS_RELEASE="-O0 -DNDEBUG" \
+        -DCMAKE_CXX_FLAGS_RELEASE="-O0 -DNDEBUG" -DPRILO_ENABLE_CUDA=ON -DPRILO_BUILD_TESTS=ON \
         -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=ON >/dev/null
   cmake --build build-cuda -j "$jobs" --target prilo_cuda_tests prilo_cuda_bench prilo-reconstruct-cuda
 fi

@@ -7,6 +7,9 @@
 
 #include "bodies/latent_bodies.hpp"
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_callbacks {
+
 namespace {
 
 using prilo::Mat;
@@ -106,3 +109,5 @@ TEST_CASE("EarlyStop ends a phase once the mean loss stalls, not before") {
 }
 
 }  // namespace
+
+}  // namespace prilo_test_callbacks

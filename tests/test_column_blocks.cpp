@@ -6,6 +6,9 @@
 #include <prilo/prilo.hpp>
 #include <stdexcept>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_column_blocks {
+
 using namespace prilo;
 using T = double;
 
@@ -157,3 +160,5 @@ TEST_CASE(
   CHECK(one.magnitude_error.head(12).mean() < e0.head(12).mean());
   CHECK(one.magnitude_error.tail(12).mean() < e0.tail(12).mean());
 }
+
+}  // namespace prilo_test_column_blocks

@@ -3,6 +3,9 @@
 
 #include <prilo/prilo.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_concepts {
+
 using namespace prilo;
 
 namespace {
@@ -95,3 +98,5 @@ static_assert(!NoiseSchedule<BadSchedule, double>);
 TEST_CASE("Concepts accept every shipped model and reject wrong types (checked at compile time)") {
   CHECK(std::string(cpu::name) == "cpu");
 }
+
+}  // namespace prilo_test_concepts

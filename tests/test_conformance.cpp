@@ -5,6 +5,9 @@
 #include <prilo/prilo.hpp>
 #include <prilo/testing/checkers.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_conformance {
+
 using namespace prilo;
 using namespace prilo::nn;
 using T = double;
@@ -99,3 +102,5 @@ TEST_CASE("conformance: shipped projections pass, a non-projection fails") {
   auto bad = testing::check_projection<T>(HalfWay{}, 17, 4, rng);
   CHECK_FALSE(bad.ok);
 }
+
+}  // namespace prilo_test_conformance

@@ -15,6 +15,9 @@
 #include <utility>
 #include <vector>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_conv {
+
 using namespace prilo;
 using namespace prilo::nn;
 using Index = Eigen::Index;
@@ -432,3 +435,5 @@ TEST_CASE("Conv2d and ConvTranspose2d: weights saved and loaded by name") {
     if (t.name == "net.1.weight") t.value = Mat<double>::Zero(2 * 9, 3);
   CHECK_THROWS_WITH(read_state(g, other, "net."), doctest::Contains("net.1.weight"));
 }
+
+}  // namespace prilo_test_conv

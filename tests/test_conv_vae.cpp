@@ -20,6 +20,9 @@
 #define PRILO_TEST_TMPDIR "/tmp"
 #endif
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_conv_vae {
+
 using namespace prilo;
 using namespace prilo::nn;
 using T = double;
@@ -145,3 +148,5 @@ TEST_CASE("end-to-end: the shipped convolutional VAE loads and reaches the test-
   // printed by prilo-train-vae --arch conv after epoch 30 (seed 1, noise seed 3)
   CHECK(mean_negative_elbo(vae, test.images, 3) == doctest::Approx(99.290).epsilon(5e-4));
 }
+
+}  // namespace prilo_test_conv_vae

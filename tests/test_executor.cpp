@@ -11,6 +11,9 @@
 
 #include "bodies/latent_bodies.hpp"
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_executor {
+
 namespace {
 
 using prilo::CpuExecutor;
@@ -236,3 +239,5 @@ TEST_CASE("Executor bodies on the CPU: a non-finite start is an error") {
 }
 
 }  // namespace
+
+}  // namespace prilo_test_executor

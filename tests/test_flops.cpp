@@ -14,6 +14,9 @@
 #include <prilo/solvers/fienup.hpp>
 #include <prilo/solvers/latent.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_flops {
+
 namespace {
 
 using prilo::Mat;
@@ -100,3 +103,5 @@ TEST_CASE("the measured FMA peak is a plausible rate") {
 }
 
 }  // namespace
+
+}  // namespace prilo_test_flops

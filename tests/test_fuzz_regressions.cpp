@@ -22,6 +22,9 @@
 #define PRILO_SOURCE_DIR "."
 #endif
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_fuzz_regressions {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -84,3 +87,5 @@ TEST_CASE("fuzz seeds: every seed of the corpus is read or cleanly rejected") {
 TEST_CASE("fuzz regressions: open findings" * doctest::skip()) {
   CHECK(feed("regressions", true) > 0);
 }
+
+}  // namespace prilo_test_fuzz_regressions

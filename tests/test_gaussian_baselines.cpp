@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_gaussian_baselines {
+
 using namespace prilo;
 using T = double;
 
@@ -331,3 +334,5 @@ TEST_CASE("Gaussian baselines: truncated amplitude flow stays finite and lowers 
     for (Eigen::Index k = 1; k < r.history.rows(); ++k) CHECK(r.history(k, j) <= r.history(k - 1, j) * (1 + 1e-12));
   }
 }
+
+}  // namespace prilo_test_gaussian_baselines

@@ -7,6 +7,9 @@
 
 #include "bodies/problem.hpp"
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_interrupt {
+
 namespace {
 
 using prilo::Mat;
@@ -62,3 +65,5 @@ TEST_CASE("reconstruct keeps the finished methods and names the others") {
 }
 
 }  // namespace
+
+}  // namespace prilo_test_interrupt

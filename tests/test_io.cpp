@@ -25,6 +25,9 @@
 #define PRILO_TEST_TMPDIR "/tmp"
 #endif
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_io {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -554,3 +557,5 @@ TEST_CASE("io: PNG grid is written with a valid signature") {
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 27, 28, 2, 5), prilo::invalid_input);
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "no-such-dir" / "x.png", imgs, 28, 28), prilo::file_error);
 }
+
+}  // namespace prilo_test_io

@@ -15,6 +15,9 @@
 #include <string>
 #include <variant>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_li {
+
 using namespace prilo;
 namespace fs = std::filesystem;
 
@@ -357,3 +360,5 @@ TEST_CASE(
         model);
   }
 }
+
+}  // namespace prilo_test_li

@@ -10,6 +10,9 @@
 #include <prilo/prilo.hpp>
 #include <string>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_methods {
+
 using namespace prilo;
 using T = float;
 namespace fs = std::filesystem;
@@ -322,3 +325,5 @@ TEST_CASE("reconstruct with a placement: the latent methods take their parts fro
   for (std::size_t k = 0; k < host.size(); ++k) CHECK(placed[k].best.x == host[k].best.x);
   fftw::set_planner_effort(saved);
 }
+
+}  // namespace prilo_test_methods

@@ -11,6 +11,9 @@
 
 #include "prilo/metrics/metrics.hpp"
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_metrics {
+
 namespace {
 
 using prilo::Mat;
@@ -337,3 +340,5 @@ TEST_CASE("metrics: bad input raises invalid_input naming the problem") {
   CHECK(contains(error_of([&] { pm::apply_shift_reflect(a, 28, 29, 0, 0, false); }), "apply_shift_reflect"));
   CHECK(contains(error_of([&] { pm::apply_shift_reflect(a, 0, 0, 0, 0, false); }), "positive"));
 }
+
+}  // namespace prilo_test_metrics

@@ -3,6 +3,9 @@
 
 #include <prilo/prilo.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_mii {
+
 using namespace prilo;
 
 TEST_CASE("mii_scores: S(c, j) = || |F G(z_c)| - y_j ||^2 for every candidate and measurement, any chunk size") {
@@ -29,3 +32,5 @@ TEST_CASE("mii_scores: S(c, j) = || |F G(z_c)| - y_j ||^2 for every candidate an
   CHECK_THROWS_AS(mii_scores(gen, loss, cand, 0), invalid_input);
   CHECK_THROWS_AS(mii_scores(gen, loss, Mat<T>(Mat<T>::Zero(5, 7)), 3), invalid_input);
 }
+
+}  // namespace prilo_test_mii

@@ -14,6 +14,9 @@
 #include <utility>
 #include <vector>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_nn {
+
 using namespace prilo;
 using namespace prilo::nn;
 
@@ -448,3 +451,5 @@ TEST_CASE("Sequential's input VJP reuses the trace's scratch: no allocation afte
   auto net2 = net;
   CHECK(net2.vjp_weights(tr, c) == g1);
 }
+
+}  // namespace prilo_test_nn

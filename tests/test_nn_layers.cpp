@@ -9,6 +9,9 @@
 #include <prilo/testing/checkers.hpp>
 #include <string>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_nn_layers {
+
 using namespace prilo;
 using namespace prilo::nn;
 using T = double;
@@ -333,3 +336,5 @@ TEST_CASE("Reshape moves no data and carries the shape") {
   INFO(res.failures);
   CHECK(res.ok);
 }
+
+}  // namespace prilo_test_nn_layers

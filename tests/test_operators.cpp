@@ -9,6 +9,9 @@
 #include <prilo/testing/checkers.hpp>
 #include <random>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_operators {
+
 using namespace prilo;
 
 namespace {
@@ -279,3 +282,5 @@ TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, for
   fftw::set_planner_effort(saved);
   fs::remove_all(dir);
 }
+
+}  // namespace prilo_test_operators

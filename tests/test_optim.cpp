@@ -6,6 +6,9 @@
 #include <prilo/projection.hpp>
 #include <vector>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_optim {
+
 using namespace prilo;
 
 TEST_CASE("Welling-Teh schedule: sigma_k^2 = eta / (1 + k)^gamma") {
@@ -130,3 +133,5 @@ TEST_CASE("Rng::add_normal adds N(0, sigma^2) samples: moments, tails, odd lengt
   for (int i = 0; i + 1 < n; ++i) c += (double(x[i]) - 1.0) * (double(x[i + 1]) - 1.0) / 0.25;
   CHECK(std::abs(c / (n - 1)) < 0.01);
 }
+
+}  // namespace prilo_test_optim

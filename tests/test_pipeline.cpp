@@ -6,6 +6,9 @@
 #include <prilo/prilo.hpp>
 #include <thread>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_pipeline {
+
 using namespace prilo;
 
 namespace {
@@ -125,3 +128,5 @@ TEST_CASE("a user's policies change what the latent solvers project onto") {
   }
   CHECK(l2.z.colwise().lpNorm<1>().maxCoeff() > 0.5 + 1e-6);  // outside the l1 ball: the l2 policy ran
 }
+
+}  // namespace prilo_test_pipeline

@@ -4,6 +4,9 @@
 
 #include <prilo/prilo.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_prilo_readings {
+
 using namespace prilo;
 using namespace prilo::nn;
 
@@ -170,3 +173,5 @@ TEST_CASE("projected gradient descent as a phase's optimiser") {
   Rng rng2(3);
   CHECK(prilo_solve(p.gen, loss, p.z0, o, rng2).magnitude_error.minCoeff() > 1e-6);
 }
+
+}  // namespace prilo_test_prilo_readings

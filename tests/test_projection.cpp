@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_projection {
+
 namespace {
 
 using prilo::Mat;
@@ -348,3 +351,5 @@ TEST_CASE_TEMPLATE("bad input throws invalid_input naming the problem", T, float
   check_throws_naming([&] { prilo::L1Ball<T>{.radius = 1}.project(x, c); }, {"L1Ball", "column 1", "NaN"});
   check_throws_naming([&] { prilo::L2Ball<T>{.radius = 1}.project(x, c); }, {"L2Ball", "column 1", "NaN"});
 }
+
+}  // namespace prilo_test_projection

@@ -11,6 +11,9 @@
 #include <prilo/nn/sequential.hpp>
 #include <prilo/nn/vae.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_representation {
+
 namespace {
 
 using prilo::Mat;
@@ -150,3 +153,5 @@ TEST_CASE("representation_limit rejects bad input with messages that name it") {
   bad(0, 0) = std::nan("");
   CHECK(message(bad, opt).find("NaN") != std::string::npos);
 }
+
+}  // namespace prilo_test_representation

@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <prilo/prilo.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_solvers {
+
 using namespace prilo;
 using T = float;
 
@@ -211,3 +214,5 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   CHECK(r1.x == r.x);
   CHECK(r1.chosen_restart == r.chosen_restart);
 }
+
+}  // namespace prilo_test_solvers

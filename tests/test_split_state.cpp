@@ -13,6 +13,9 @@
 #include <prilo/solvers/latent.hpp>
 #include <prilo/testing/checkers.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_split_state {
+
 namespace {
 
 using prilo::Mat;
@@ -182,3 +185,5 @@ TEST_CASE("PRILO on {z_i, z0} keeps each tensor in its own ball (PhaseOptions::r
 }
 
 }  // namespace
+
+}  // namespace prilo_test_split_state

@@ -12,6 +12,9 @@
 #include <prilo/solvers/latent.hpp>
 #include <prilo/testing/checkers.hpp>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_style {
+
 namespace {
 
 using prilo::Mat;
@@ -181,3 +184,5 @@ TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and l
 }
 
 }  // namespace
+
+}  // namespace prilo_test_style

@@ -26,6 +26,9 @@
 #define PRILO_TEST_TMPDIR "/tmp"
 #endif
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_style_vae {
+
 using namespace prilo;
 using namespace prilo::nn;
 using T = double;
@@ -214,3 +217,5 @@ TEST_CASE("end-to-end: the shipped style VAEs load and reach the test-set losses
     CHECK(mean_negative_elbo(vae, test.images, 3) == doctest::Approx(nelbo).epsilon(5e-4));
   }
 }
+
+}  // namespace prilo_test_style_vae

@@ -12,6 +12,9 @@
 #define PRILO_TEST_TMPDIR "/tmp"
 #endif
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_vae {
+
 using namespace prilo;
 
 TEST_CASE("The VAE loss gradient matches finite differences for every weight tensor") {
@@ -103,3 +106,5 @@ TEST_CASE("Weights of the wrong architecture are rejected") {
   CHECK(back.decoder().module<2>().weight() == small.decoder().module<2>().weight());
   CHECK(back.encoder().module<0>().bias() == small.encoder().module<0>().bias());
 }
+
+}  // namespace prilo_test_vae
