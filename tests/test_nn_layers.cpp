@@ -3,11 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <prilo/io/weights.hpp>
 #include <prilo/nn.hpp>
 #include <prilo/nn/state_io.hpp>
 #include <prilo/testing/checkers.hpp>
 #include <string>
+#include <vector>
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_nn_layers {
@@ -73,6 +76,42 @@ std::string error_of(F&& f) {
 }
 
 }  // namespace
+
+TEST_CASE_TEMPLATE("LeakyReLU: the max form and the packet cotangent equal the select definitions, tails included", S,
+                   float, double) {
+  const S slope = S(LeakyRelu::slope);
+  const S tiny = std::numeric_limits<S>::denorm_min();
+  std::vector<S> special{S(0),
+                         -S(0),
+                         tiny,
+                         -tiny,
+                         S(1),
+                         S(-1),
+                         std::numeric_limits<S>::infinity(),
+                         -std::numeric_limits<S>::infinity(),
+                         std::numeric_limits<S>::quiet_NaN()};
+  const auto same = [](S a, S b) { return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof(S)) == 0; };
+  for (const S v : special) {
+    INFO("v = ", v);
+    CHECK(same(LeakyRelu::value(v), v > S(0) ? v : slope * v));
+  }
+  Rng rng(11);
+  for (Eigen::Index n = 0; n <= 41; ++n) {  // every tail length of every packet size
+    std::vector<S> g(n), y(n), out(n), in_place(n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      g[i] = S(rng.normal());
+      y[i] = i < Eigen::Index(special.size()) ? special[i] : LeakyRelu::value(S(rng.normal()));
+    }
+    apply_cotangent<LeakyRelu>(g.data(), y.data(), out.data(), n);
+    in_place = g;
+    apply_cotangent<LeakyRelu>(in_place.data(), y.data(), in_place.data(), n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      INFO("n = ", n, ", i = ", i, ", y = ", y[i]);
+      CHECK(same(out[i], y[i] > S(0) ? g[i] : slope * g[i]));
+      CHECK(same(in_place[i], out[i]));
+    }
+  }
+}
 
 TEST_CASE("BatchNorm2d training mode: forward equals the per-channel batch loops") {
   Rng rng(1);
