@@ -1,6 +1,5 @@
 // Cross-backend tests of the CUDA backend: every GPU kernel against the CPU implementation on
-// identical inputs. Without a usable CUDA device the suite prints a message and passes.
-#define DOCTEST_CONFIG_IMPLEMENT
+// identical inputs (main.cu: without a usable CUDA device the suite prints a message and passes).
 #include <doctest/doctest.h>
 
 #include <prilo/backend/cuda.cuh>
@@ -15,13 +14,10 @@
 #include "device_checks.cuh"
 
 #include <algorithm>
-#include <cstdio>
-#include <set>
 #include <string>
 
-namespace doctest::detail {
-std::set<TestCase>& getRegisteredTests();  // defined by DOCTEST_CONFIG_IMPLEMENT above
-}
+// Each test file in its own namespace, so that unity builds can combine them (tests/cuda/CMakeLists.txt).
+namespace prilo_test_cuda {
 
 namespace {
 
@@ -343,14 +339,4 @@ TEST_CASE("the GPU's measured FMA peak: the kernel did its work, the rate is und
   CHECK(m.gflops <= 1.02 * bound);
 }
 
-int main(int argc, char** argv) {
-  const int devices = prilo::gpu::device_count();
-  if (devices <= 0) {
-    std::printf("prilo CUDA tests: no CUDA device found, skipping %zu tests\n",
-                doctest::detail::getRegisteredTests().size());
-    return 0;
-  }
-  doctest::Context context;
-  context.applyCommandLine(argc, argv);
-  return context.run();
-}
+}  // namespace prilo_test_cuda

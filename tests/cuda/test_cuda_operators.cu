@@ -8,6 +8,9 @@
 
 #include "bodies/problem.hpp"
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/cuda/CMakeLists.txt).
+namespace prilo_test_cuda_operators {
+
 namespace {
 
 using prilo::Mat;
@@ -77,3 +80,5 @@ TEST_CASE("DPR through the pipeline on the CUDA Gaussian operator matches the CP
 }
 
 }  // namespace
+
+}  // namespace prilo_test_cuda_operators

@@ -9,6 +9,9 @@
 
 #include "bodies/latent_bodies.hpp"
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/cuda/CMakeLists.txt).
+namespace prilo_test_cuda_solvers {
+
 namespace {
 
 using prilo::Mat;
@@ -108,3 +111,5 @@ TEST_CASE("BlockProjection on CUDA matches the CPU (per-block l1 balls of a spli
 }
 
 }  // namespace
+
+}  // namespace prilo_test_cuda_solvers

@@ -20,6 +20,9 @@
 #include <cmath>
 #include <type_traits>
 
+// Each test file in its own namespace, so that unity builds can combine them (tests/cuda/CMakeLists.txt).
+namespace prilo_test_cuda_style {
+
 namespace {
 
 using prilo::Mat;
@@ -232,3 +235,5 @@ TEST_CASE("run_method on the device placement runs the style VAE (DPR-MII)") {
   CHECK(r.best.x.cols() == 2);
   CHECK(r.best.x.allFinite());
 }
+
+}  // namespace prilo_test_cuda_style
