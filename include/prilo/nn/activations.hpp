@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "../core.hpp"
 #include "parameter.hpp"
@@ -63,6 +62,15 @@ struct LeakyRelu {
   static T cotangent(T g, T y) {
     return y > T(0) ? g : T(slope) * g;
   }
+  /// The same select on an Eigen packet of T (nn::apply_cotangent takes it where an activation
+  /// has one): GCC 12 keeps every scalar form of it scalar on AVX2 (it turns each rewriting back
+  /// into a branch whose arm multiplies, and may not if-convert that under -ftrapping-math),
+  /// which left the LeakyReLU conv layers 5× slower than their GEMM floor.
+  template <class T, class P>
+  static P cotangent_packet(const P& g, const P& y) {
+    namespace ei = Eigen::internal;
+    return ei::pselect(ei::pcmp_lt(ei::pset1<P>(T(0)), y), g, ei::pmul(ei::pset1<P>(T(slope)), g));
+  }
 };
 struct Sigmoid {
   static constexpr const char* name = "sigmoid";
@@ -99,23 +107,18 @@ T cotangent(T g, T y) {
   }
 }
 
-/// dst[i] = g[i]·act'(y[i]) for i < n (nn::cotangent per entry; dst may be g).
+/// dst[i] = g[i]·act'(y[i]) for i < n (nn::cotangent per entry; dst may be g), in Eigen packets
+/// where Act has a cotangent_packet.
 template <class Act, class T>
 void apply_cotangent(const T* g, const T* y, T* dst, Eigen::Index n) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<T>::type;
   Eigen::Index i = 0;
-  if constexpr (std::is_same_v<Act, LeakyRelu> && Eigen::internal::packet_traits<T>::Vectorizable) {
-    // y > 0 ? g : slope·g in packets: GCC 12 keeps every scalar form of this select scalar on
-    // AVX2 (it turns each rewriting back into a branch whose arm multiplies, and may not
-    // if-convert that under -ftrapping-math), 5x slower than the layer's GEMM floor.
-    namespace ei = Eigen::internal;
-    using P = typename ei::packet_traits<T>::type;
+  if constexpr (ei::packet_traits<T>::Vectorizable &&
+                requires(const P& p) { Act::template cotangent_packet<T>(p, p); }) {
     constexpr Eigen::Index S = ei::packet_traits<T>::size;
-    const P zero = ei::pset1<P>(T(0));
-    const P slope = ei::pset1<P>(T(LeakyRelu::slope));
-    for (; i + S <= n; i += S) {
-      const P gv = ei::ploadu<P>(g + i);
-      ei::pstoreu(dst + i, ei::pselect(ei::pcmp_lt(zero, ei::ploadu<P>(y + i)), gv, ei::pmul(slope, gv)));
-    }
+    for (; i + S <= n; i += S)
+      ei::pstoreu(dst + i, Act::template cotangent_packet<T>(ei::ploadu<P>(g + i), ei::ploadu<P>(y + i)));
   }
   for (; i < n; ++i) dst[i] = cotangent<Act>(g[i], y[i]);
 }
