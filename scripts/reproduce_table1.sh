@@ -10,6 +10,7 @@
 #   (the learned initialisation with the MLP VAE), conv-starts and style-starts (the conv and
 #   style VAEs from random, MII and LI starts: models/li-<dataset>-fourier-<generator>.prw),
 #   conv-li and style-li (chained PRILO from LI starts and its -resolve, conv and style VAEs),
+#   conv-avg and style-avg (the same runs' restarts averaged, -avg, and -resolve over that),
 #   grid-mlp, grid-conv and grid-style (the cells of DPR/PRILO × random/MII/LI that no other part
 #   runs: with paper, chain, conv, style, conv-li and style-li they make the whole grid, which
 #   scripts/grid_table.py prints); table1-<dataset>-<part>.{json,log,png} (paper: table1-<dataset>.*)
@@ -53,6 +54,9 @@ part_job() {  # part_job <dataset> <part>
       run "$1" "-$2" dpr,dpr-mii,dpr-li,prilo-chain,prilo-chain-mii,prilo-chain-li --generator "${2%-starts}" ;;
     # chained PRILO from LI starts, and -resolve over it (with HIO's solutions)
     conv-li | style-li) run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-resolve --generator "${2%-li}" ;;
+    # the consensus of the restarts (-avg) of chained PRILO from LI starts, and -resolve over it
+    conv-avg | style-avg)
+      run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-avg,prilo-chain-li-avg-resolve --generator "${2%-avg}" ;;
     # the rest of the grid: the MLP VAE's LI cells (PRILO is the paper's, and chained), the
     # conv and style VAEs' random and DPR-LI cells (their PRILO is chained)
     grid-mlp) run "$1" -grid-mlp dpr-li,prilo-li,prilo-chain-li ;;
@@ -63,6 +67,7 @@ queue=()
 for job in mnist:paper fashion-mnist:paper mnist:style fashion-mnist:style mnist:conv fashion-mnist:conv \
   mnist:conv-starts fashion-mnist:conv-starts mnist:style-starts fashion-mnist:style-starts \
   mnist:conv-li mnist:style-li fashion-mnist:conv-li fashion-mnist:style-li \
+  mnist:style-avg fashion-mnist:style-avg mnist:conv-avg fashion-mnist:conv-avg \
   mnist:grid-style fashion-mnist:grid-style mnist:grid-conv fashion-mnist:grid-conv mnist:grid-mlp fashion-mnist:grid-mlp \
   mnist:chain mnist:rx mnist:li fashion-mnist:li fashion-mnist:rx fashion-mnist:chain; do
   if [[ ",$parts," == *,${job#*:},* ]]; then queue+=("$job"); fi
@@ -78,7 +83,8 @@ if [ $failed -ne 0 ]; then echo "a run failed: see its log in $results/" >&2; ex
 echo "reproduce_table1: $count images, parts $parts, backend $backend, ${#queue[@]} jobs on $workers worker(s): wall ${SECONDS} s" >&2
 reports=()
 for ds in mnist fashion-mnist; do
-  for part in paper rx chain conv style li conv-starts style-starts conv-li style-li grid-mlp grid-conv grid-style; do
+  for part in paper rx chain conv style li conv-starts style-starts conv-li style-li conv-avg style-avg grid-mlp grid-conv \
+    grid-style; do
     suffix="-$part"; [ "$part" = paper ] && suffix=""
     if [[ ",$parts," == *,$part,* ]]; then reports+=("$results/table1-$ds$suffix.json"); fi
   done

@@ -5,9 +5,12 @@ only. Prints one line per setting: mean / median plain PSNR, share of images >= 
 and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
 usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
-                             [--restarts 4] [--threads 2] [--grid lr|lr-low|resolve|placement|optimiser|radii]
+                             [--restarts 4] [--threads 2] [--start mii|li]
+                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
+--grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus").
+--start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 """
 import argparse, copy, itertools, json, os, subprocess, tempfile
 
@@ -19,7 +22,9 @@ ap.add_argument("--restarts", type=int, default=4)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
-ap.add_argument("--grid", default="lr", choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii"])
+ap.add_argument("--grid", default="lr",
+                choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus"])
+ap.add_argument("--start", default="mii", choices=["mii", "li"])
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
 base = json.load(open(f"configs/{args.dataset}{suffix}.json"))
@@ -44,7 +49,8 @@ def line(label, m):
 
 
 print(f"# {args.dataset}, {args.generator} prior: train images {args.first}..{args.first + args.count - 1}, {args.restarts} restarts")
-methods = "prilo-chain-mii,prilo-chain-mii-resolve"
+chain = f"prilo-chain-{args.start}"
+methods = f"{chain},{chain}-resolve"
 if args.grid == "lr":
     for lr0, lr1, lr2 in itertools.product([0.1, 0.3], [0.1, 0.3, 1.0], [0.3, 1.0, 3.0]):
         cfg = copy.deepcopy(base)
@@ -79,7 +85,15 @@ elif args.grid == "placement":
         cfg = copy.deepcopy(base)
         cfg["resolve"]["placement_weight"] = w
         r = run(cfg, methods)
-        print(line(f"prilo-chain-mii-resolve placement_weight {w}", r["prilo-chain-mii-resolve"]), flush=True)
+        print(line(f"{chain}-resolve placement_weight {w}", r[f"{chain}-resolve"]), flush=True)
+elif args.grid == "consensus":
+    for power in [0, 1, 2, 4, 8]:
+        cfg = copy.deepcopy(base)
+        cfg["consensus"] = {"power": power}
+        r = run(cfg, f"{chain},{chain}-avg")
+        if power == 0:
+            print(line(chain, r[chain]), flush=True)
+        print(line(f"{chain}-avg power {power}", r[f"{chain}-avg"]), flush=True)
 elif args.grid == "radii":
     # forward-phase radii of stages 1 and 2 (z_i), with the learning rate scaled to them; the
     # style prior adds z0's own radius (0: z0 fixed at its value after the initial phase)
@@ -104,6 +118,6 @@ else:
         for ph in [pc["initial"]] + [s["forward"] for s in pc["stages"]]:
             ph["optimiser"] = opt
             ph["learning_rate"] *= scale
-        r = run(cfg, "prilo-chain-mii")
+        r = run(cfg, chain)
         for k, m in r.items():
             print(line(f"{k} {opt} lr x{scale}", m), flush=True)

@@ -80,6 +80,16 @@ pts = t["methods"]["prilo-chain-mii"]
 assert len(pts) == 4 and [p["step"] for p in pts] == [10, 20, 30, 40], pts
 PY
 expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --operator gaussian-complex --measurements 300 --methods dpr-mii,prilo --quiet
+# -avg with a Gaussian operator (no shift ambiguity: the restarts are averaged as they are)
+expect_ok "$recon" --count 2 --restarts 3 --config "$tmp/quick.json" --operator gaussian-real --measurements 300 \
+  --methods dpr-mii,dpr-mii-avg --quiet --json "$tmp/avg.json"
+expect_ok python3 - "$tmp/avg.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["methods"]
+assert set(r) == {"dpr-mii", "dpr-mii-avg"}, r.keys()
+assert "per_restart" not in r["dpr-mii"]  # the restarts were kept for -avg only
+assert r["dpr-mii-avg"]["psnr"]["mean"] > 0
+PY
 # --fftw-effort estimate: two processes, 2 threads, the same seed give bit-identical results
 for k in 1 2; do
   "$recon" --fftw-effort estimate --threads 2 --count 4 --restarts 2 --config "$tmp/quick.json" --methods hio,dpr,prilo-mii \

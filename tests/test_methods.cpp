@@ -76,6 +76,13 @@ TEST_CASE("methods: every known name parses into its parts, and unknown names ar
   CHECK((li.resolve && li.start == LatentStart::li && li.reading == PriloReading::chained));
   CHECK(li.base() == "prilo-chain-li");
   CHECK(parse_method("prilo-li-resolve").base() == "prilo-li");
+  const MethodSpec avg = parse_method("prilo-chain-li-avg-resolve");  // -resolve over the consensus
+  CHECK((avg.average && avg.resolve && avg.start == LatentStart::li && avg.reading == PriloReading::chained));
+  CHECK(avg.base() == "prilo-chain-li-avg");
+  CHECK(avg.averaged() == "prilo-chain-li");
+  CHECK(parse_method("dpr-mii-avg").averaged() == "dpr-mii");
+  CHECK(parse_method("dpr-mii-avg").operator_kind() == OperatorKind::any);
+  CHECK(!parse_method("prilo-chain-li-resolve").average);
   const MethodSpec rx = parse_method("prilo-mii-rx");
   CHECK((rx.range_extended && rx.start == LatentStart::mii && rx.reading == PriloReading::back_project_refine));
   CHECK(rx.operator_kind() == OperatorKind::any);
@@ -323,6 +330,91 @@ TEST_CASE("reconstruct with a placement: the latent methods take their parts fro
   const auto host = reconstruct(methods, vae, F, y, cfg, opt);  // OnHost
   REQUIRE(placed.size() == host.size());
   for (std::size_t k = 0; k < host.size(); ++k) CHECK(placed[k].best.x == host[k].best.x);
+  fftw::set_planner_effort(saved);
+}
+
+TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the kept one; bad restarts weigh 0") {
+  const Fourier2d<T> F(6, 5);
+  Rng rng(5);
+  const Mat<T> x = uniform_start<T>(30, 2, rng);  // two images
+  const Mat<T> y = measure(F, x);
+  const MagnitudeLoss<Fourier2d<T>> loss(F, y);
+  const Mat<T> other = uniform_start<T>(30, 2, rng);
+  // restart r of image j in column 2r + j: image 0's restarts are shifted and reflected copies
+  // of its truth (every one fits); image 1's are the truth, another image, a NaN image
+  SolveResult<T> all;
+  all.x.resize(30, 6);
+  all.x.col(0) = x.col(0);
+  all.x.col(2) = metrics::apply_shift_reflect(Vec<T>(x.col(0)), 6, 5, 2, 3, false);
+  all.x.col(4) = metrics::apply_shift_reflect(Vec<T>(x.col(0)), 6, 5, 1, 4, true);
+  all.x.col(1) = other.col(1);
+  all.x.col(3) = x.col(1);
+  all.x.col(5) = Vec<T>::Constant(30, std::numeric_limits<T>::quiet_NaN());
+  all.magnitude_error.resize(6);
+  all.magnitude_error << T(1e-3), T(0.04), T(2e-3), T(0.01), T(3e-3), T(0.02);  // image 1: restart 1 kept
+  const SolveResult<T> c = consensus(loss, all, 2, 6, 5, {.power = 2});
+  REQUIRE(c.chosen_restart == std::vector<int>{0, 1});
+  // image 0: every restart aligned back onto the kept one, so their mean is the truth itself
+  CHECK((c.x.col(0) - x.col(0)).cwiseAbs().maxCoeff() < 1e-6);
+  // image 1: (x + (0.01/0.04)^2 · other', with other' the transform of `other` nearest to x) / (1 + 1/16);
+  // the NaN restart weighs 0
+  const Vec<T> moved = metrics::align_to_reference(Vec<T>(other.col(1)), Vec<T>(x.col(1)), 6, 5).aligned;
+  const Vec<T> want = (x.col(1) + moved / 16) / (1 + 1.0f / 16);
+  CHECK((c.x.col(1) - want).cwiseAbs().maxCoeff() < 1e-6);
+  CHECK(c.magnitude_error(0) < 1e-10);  // the mean of exact fits fits
+  CHECK(c.magnitude_error(1) == doctest::Approx(double(loss.value(c.x)(1)) / 30).epsilon(1e-5));
+  // power 0: the plain mean; a large power: the kept restart alone; no alignment: as given
+  const SolveResult<T> plain = consensus(loss, all, 2, 6, 5, {.power = 0});
+  CHECK((plain.x.col(1) - (x.col(1) + moved) / 2).cwiseAbs().maxCoeff() < 1e-6);
+  CHECK((consensus(loss, all, 2, 6, 5, {.power = 200}).x.col(1) - x.col(1)).cwiseAbs().maxCoeff() < 1e-6);
+  const SolveResult<T> unaligned = consensus(loss, all, 2, 6, 5, {.power = 0, .align = false});
+  CHECK((unaligned.x.col(0) - (all.x.col(0) + all.x.col(2) + all.x.col(4)) / 3).cwiseAbs().maxCoeff() < 1e-6);
+  // an exact fit among the restarts: only the exact ones count
+  SolveResult<T> exact = all;
+  exact.magnitude_error(3) = 0;
+  CHECK((consensus(loss, exact, 2, 6, 5).x.col(1) - x.col(1)).cwiseAbs().maxCoeff() == 0);
+  // sizes that do not match, and a negative power, are refused with a message
+  CHECK(error_of([&] { (void)consensus(loss, all, 4, 6, 5); }).find("not a multiple of 4 images") != std::string::npos);
+  CHECK(error_of([&] { (void)consensus(loss, all, 2, 5, 5); }).find("are not 5x5") != std::string::npos);
+  CHECK(error_of([&] { (void)consensus(loss, all, 2, 6, 5, {.power = -1}); }).find("power must be >= 0") !=
+        std::string::npos);
+  CHECK(error_of([] {
+          (void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(R"({"consensus": {"power": -2}})"));
+        }).find("consensus.power must be finite and >= 0") != std::string::npos);
+}
+
+TEST_CASE("-avg in reconstruct: the consensus of the restarts its base method ran, reused or run alone alike") {
+  const fftw::Effort saved = fftw::planner_effort();
+  fftw::set_planner_effort(fftw::Effort::estimate);  // reproducible plans for the reuse check
+  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
+  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
+  const Fourier2d<T> F(28, 28);
+  const Mat<T> y = measure(F, data.images);
+  const auto cfg = quick_config();
+  const MethodOptions<T> opt{.restart = {.restarts = 3, .blocks = {.blocks = 1}}, .seed = 7};
+  const auto results =
+      reconstruct(parse_methods("hio,dpr-mii,dpr-mii-avg,prilo-chain-mii-avg-resolve"), vae, F, y, cfg, opt);
+  REQUIRE(results.size() == 4);
+  CHECK(results[1].all.x.size() == 0);  // kept for -avg only, not returned (keep_all is off)
+  // the base's restarts, run again with keep_all: -avg is their consensus
+  MethodOptions<T> keep = opt;
+  keep.restart.keep_all = true;
+  const auto base = run_method(parse_method("dpr-mii"), vae, F, y, cfg, keep);
+  CHECK(base.best.x == results[1].best.x);
+  const SolveResult<T> want = consensus(MagnitudeLoss<Fourier2d<T>>(F, y), base.all, 2, 28, 28, cfg.consensus);
+  CHECK(results[2].best.x == want.x);
+  CHECK(results[2].best.chosen_restart == base.best.chosen_restart);
+  // run alone it runs the restarts itself (counting their work), with the same result
+  const auto alone = run_method(parse_method("dpr-mii-avg"), vae, F, y, cfg, opt);
+  CHECK(alone.best.x == results[2].best.x);
+  CHECK(alone.flops.total() > 100 * results[2].flops.total());
+  // -avg-resolve: a shift or reflection of the consensus or of HIO's image, per image
+  const auto avg = run_method(parse_method("prilo-chain-mii-avg"), vae, F, y, cfg, opt);
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const int from = results[3].best.chosen_restart[std::size_t(j)];
+    REQUIRE((from == 0 || from == 1));
+    CHECK(is_transform_of(results[3].best.x, from == 0 ? avg.best.x : results[0].best.x, j, 28, 28));
+  }
   fftw::set_planner_effort(saved);
 }
 

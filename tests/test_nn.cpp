@@ -137,6 +137,12 @@ TEST_CASE("Every layer's input and weight VJPs match finite differences") {
   check_module(relu, 9, rng, false);
   LeakyReLU<double> lrelu;
   check_module(lrelu, 9, rng, false);
+  {
+    Mat<double> gx, unused;  // an output and a cotangent of other shapes are refused
+    const Mat<double> y = Mat<double>::Ones(9, 2), gy = Mat<double>::Ones(9, 3);
+    CHECK_THROWS_WITH(lrelu.backward_input(y, y, gy, gx, unused),
+                      "Activation::backward_input: output 9x2 and its cotangent 9x3 differ");
+  }
   SigmoidLayer<double> sig;
   check_module(sig, 9, rng, false);
   TanhLayer<double> th;

@@ -19,6 +19,7 @@
 #include "metrics/metrics.hpp"
 #include "operators/fourier.hpp"
 #include "pipeline.hpp"
+#include "solvers/consensus.hpp"
 #include "solvers/gaussian_baselines.hpp"
 
 namespace prilo {
@@ -41,6 +42,8 @@ inline const std::vector<std::string>& method_names() {
       "prilo", "prilo-mii", "prilo-li", "prilo-rx", "prilo-mii-rx", "prilo-mii-resolve", "prilo-mii-rx-resolve",
       "prilo-li-resolve", "prilo-chain", "prilo-chain-mii", "prilo-chain-li", "prilo-chain-mii-resolve",
       "prilo-chain-li-resolve",
+      "dpr-mii-avg", "dpr-li-avg", "prilo-mii-avg", "prilo-li-avg", "prilo-chain-mii-avg", "prilo-chain-li-avg",
+      "prilo-chain-mii-avg-resolve", "prilo-chain-li-avg-resolve",
       "spectral", "wf", "taf"};
   // clang-format on
   return names;
@@ -54,7 +57,7 @@ inline std::string join(const std::vector<std::string>& parts, std::string_view 
 }
 }  // namespace detail
 
-/// A method, parsed from its name: <family>[-chain][-mii|-li][-rx][-resolve].
+/// A method, parsed from its name: <family>[-chain][-mii|-li][-rx][-avg][-resolve].
 ///   er, hio          Fienup's error reduction and hybrid input-output (Fourier only)
 ///   dpr              DPR (Hand et al.)
 ///   prilo            PRILO, the A/B/C reading (ReconstructionConfig::prilo)
@@ -64,6 +67,8 @@ inline std::string join(const std::vector<std::string>& parts, std::string_view 
 ///   -li              the learned initialisation: starts from a trained encoder's E(y)
 ///                    (MethodOptions::li; prilo-train-li trains it, docs/li.md)
 ///   -rx              the output may be a range-extended image of a forward phase
+///   -avg             the consensus of the restarts instead of the lowest-error one: their
+///                    weighted mean, each aligned to that one (prilo/solvers/consensus.hpp)
 ///   -resolve         the shift/reflection of the base method's and HIO's solutions that the
 ///                    VAE finds most plausible (Fourier only)
 struct MethodSpec {
@@ -72,11 +77,17 @@ struct MethodSpec {
   LatentStart start = LatentStart::random;                   ///< -mii: LatentStart::mii, -li: LatentStart::li
   PriloReading reading = PriloReading::back_project_refine;  ///< prilo-chain: chained
   bool range_extended = false;                               ///< -rx
+  bool average = false;                                      ///< -avg
   bool resolve = false;                                      ///< -resolve
 
   /// The method whose solutions -resolve combines with HIO's: the name without "-resolve".
   std::string base() const {
     return resolve ? name.substr(0, name.size() - std::string_view("-resolve").size()) : name;
+  }
+  /// The method whose restarts -avg averages: the name without "-avg" (and "-resolve").
+  std::string averaged() const {
+    const std::string b = base();
+    return average ? b.substr(0, b.size() - std::string_view("-avg").size()) : b;
   }
 
   OperatorKind operator_kind() const {
@@ -101,6 +112,7 @@ inline MethodSpec parse_method(std::string_view name) {
     return true;
   };
   m.resolve = take_suffix("-resolve");
+  m.average = take_suffix("-avg");
   m.range_extended = take_suffix("-rx");
   if (take_suffix("-mii"))
     m.start = LatentStart::mii;
@@ -207,6 +219,7 @@ struct ReconstructionConfig {
     return o;
   }();
   ResolveOptions resolve{};
+  ConsensusOptions consensus{};  ///< -avg (config "consensus": {"power"})
   /// LI's perturbation of restarts 1 … R−1 (the paper's σ = 0.05; config "li": {"sigma"}).
   double li_sigma = 0.05;
   SpectralOptions spectral{};
@@ -281,12 +294,14 @@ struct MethodResult {
   Flops flops{};
 };
 
-/// The solutions -resolve combines, when already computed (e.g. the rows of the base method
-/// and of hio); run_method computes those not given, with their own methods' streams.
+/// The solutions -resolve combines and the restarts -avg averages, when already computed (e.g.
+/// the rows of the base method and of hio); run_method computes those not given, with their
+/// own methods' streams.
 template <class T>
 struct ResolveInputs {
-  const Mat<T>* base = nullptr;  ///< the base method's images (n×B)
-  const Mat<T>* hio = nullptr;   ///< HIO's images (n×B)
+  const Mat<T>* base = nullptr;              ///< -resolve: the base method's images (n×B)
+  const Mat<T>* hio = nullptr;               ///< -resolve: HIO's images (n×B)
+  const SolveResult<T>* restarts = nullptr;  ///< -avg: every restart of MethodSpec::averaged()
 };
 
 /// The random stream of the method `name` under `seed`.
@@ -421,6 +436,8 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
   // one run of a latent method or of ER/HIO; `all` receives every restart
   auto run_base = [&](const MethodSpec& b, SolveResult<T>* all) -> SolveResult<T> {
     Rng rng = method_rng(opt.seed, b.name);
+    RestartOptions restart = opt.restart;
+    restart.keep_all = all != nullptr;
     if (b.family == MethodFamily::dpr || b.family == MethodFamily::prilo) {
       if constexpr (detail::can_place<Placement, std::decay_t<decltype(vae.decoder())>, Op>) {
         decltype(auto) gen = place.generator(vae.decoder());  // the host decoder, or its upload
@@ -430,16 +447,14 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
           auto o = cfg.dpr;
           o.progress = progress();
           o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-          if (b.start == LatentStart::li)
-            return keep(reconstruct_dpr(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
-          return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+          if (b.start == LatentStart::li) return keep(reconstruct_dpr(gen, lop, y, li, o, rng, restart, opt.run), all);
+          return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, restart, opt.run), all);
         }
         auto o = cfg.prilo_options(b, opt.ablation);
         o.progress = progress();
         o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
-        if (b.start == LatentStart::li)
-          return keep(reconstruct_prilo(gen, lop, y, li, o, rng, opt.restart, opt.run), all);
-        return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, opt.restart, opt.run), all);
+        if (b.start == LatentStart::li) return keep(reconstruct_prilo(gen, lop, y, li, o, rng, restart, opt.run), all);
+        return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, restart, opt.run), all);
 
       } else {
         throw invalid_input("method " + b.name + ": the placement '" + std::string(Placement::name) +
@@ -450,15 +465,34 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       auto o = b.family == MethodFamily::er ? cfg.er : cfg.hio;
       o.progress = progress();
-      return keep(reconstruct_fienup(op, y, b.family == MethodFamily::hio, o, rng, opt.restart, opt.run), all);
+      return keep(reconstruct_fienup(op, y, b.family == MethodFamily::hio, o, rng, restart, opt.run), all);
     }
     throw invalid_input("method " + b.name + ": not a restart method");
+  };
+  // a latent method, or the consensus of its restarts (-avg: from `given`, else run here)
+  auto solve = [&](const MethodSpec& b, SolveResult<T>* all, const SolveResult<T>* given) -> SolveResult<T> {
+    if (!b.average) return run_base(b, all);
+    SolveResult<T> ran;
+    if (!given) (void)run_base(parse_method(b.averaged()), &ran);
+    const SolveResult<T>& restarts = given ? *given : ran;
+    ConsensusOptions co = cfg.consensus;
+    int h = 0, w = 0;
+    if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
+      h = op.height();
+      w = op.width();
+    } else {
+      co.align = false;  // no shift/reflection ambiguity to undo
+    }
+    SolveResult<T> c = consensus(make_magnitude_loss(op, y), restarts, y.cols(), h, w, co);
+    c.flops += ran.flops;  // the restarts run here (none when given)
+    c.phases = restarts.phases;
+    return c;
   };
 
   if (m.resolve) {
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       SolveResult<T> base, hio;
-      if (!inputs.base) base = run_base(parse_method(m.base()), nullptr);
+      if (!inputs.base) base = solve(parse_method(m.base()), nullptr, inputs.restarts);
       if (!inputs.hio) hio = run_base(parse_method("hio"), nullptr);
       out.best = resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x},
                          cfg.resolve, opt.run);
@@ -468,7 +502,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     if constexpr (!std::is_same_v<Op, Fourier2d<T>>)
       out.best = detail::gaussian_baseline(m, op, y, cfg, opt.seed, progress());
   } else {
-    out.best = run_base(m, opt.restart.keep_all ? &out.all : nullptr);
+    out.best = solve(m, opt.restart.keep_all && !m.average ? &out.all : nullptr, inputs.restarts);
   }
   out.flops += out.best.flops;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -484,8 +518,9 @@ MethodResult<T> run_method(const MethodSpec& m, const V& vae, const Op& op, cons
 
 /// Runs the methods in order (each checked against Op and the config before any solving) and
 /// returns their results in that order. A -resolve method reuses the results of its base
-/// method and of hio when they ran before it in the list (the same computation: each
-/// method's stream depends only on the seed and its name).
+/// method and of hio when they ran before it in the list, an -avg method (or -avg-resolve) the
+/// restarts of the method it averages (the same computation: each method's stream depends
+/// only on the seed and its name).
 ///
 /// With `unfinished`, a stop request (prilo::request_stop, e.g. from SIGINT with
 /// install_interrupt_handler) ends the run early: the methods that finished are returned and
@@ -506,18 +541,30 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
       if (r.method == name) return &r.best.x;
     return nullptr;
   };
+  auto earlier_restarts = [&](const std::string& name) -> const SolveResult<T>* {
+    for (const auto& r : out)
+      if (r.method == name && r.all.x.size()) return &r.all;
+    return nullptr;
+  };
+  std::vector<bool> kept_for_average(methods.size(), false);  // restarts kept only for a later -avg
   for (std::size_t k = 0; k < methods.size(); ++k) {
     const MethodSpec& m = methods[k];
     ResolveInputs<T> inputs;
     if (m.resolve) inputs = {earlier(m.base()), earlier("hio")};
+    if (m.average) inputs.restarts = earlier_restarts(m.averaged());
+    MethodOptions<T> o = opt;
+    for (std::size_t j = k + 1; j < methods.size() && !o.restart.keep_all; ++j)
+      if (methods[j].average && methods[j].averaged() == m.name) kept_for_average[k] = o.restart.keep_all = true;
     try {
-      out.push_back(run_method(place, m, vae, op, y, cfg, opt, inputs));
+      out.push_back(run_method(place, m, vae, op, y, cfg, o, inputs));
     } catch (const interrupted&) {
       if (!unfinished) throw;
       for (std::size_t r = k; r < methods.size(); ++r) unfinished->push_back(methods[r].name);
       break;
     }
   }
+  for (std::size_t k = 0; k < out.size(); ++k)
+    if (kept_for_average[k]) out[k].all = {};
   return out;
 }
 /// reconstruct on the host parts as given (OnHost).

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -63,18 +64,29 @@ inline nlohmann::json to_json(const Work& w, const Peak& peak) {
           {"peak_of", peak.of}};
 }
 
+namespace detail {
+/// The width of the tables' method column: 22, or the longest name.
+template <class T>
+int method_column(const std::vector<MethodResult<T>>& results) {
+  std::size_t n = 22;
+  for (const auto& r : results) n = std::max(n, r.method.size());
+  return int(n);
+}
+}  // namespace detail
+
 /// The work table: per method GFLOP (products + FFTs), GFLOP/s and % of the peak.
 template <class T>
 void print_work(std::FILE* out, const std::vector<MethodResult<T>>& results, const Peak& peak) {
+  const int mw = detail::method_column(results);
   std::fprintf(out, "\nwork (products + FFTs; %% peak of %.0f GFLOP/s, %s):\n", peak.gflops, peak.of.c_str());
-  std::fprintf(out, "%-22s %10s %10s %10s %9s\n", "method", "GFLOP", "of it FFT", "GFLOP/s", "% peak");
+  std::fprintf(out, "%-*s %10s %10s %10s %9s\n", mw, "method", "GFLOP", "of it FFT", "GFLOP/s", "% peak");
   for (const auto& r : results) {
     if (r.flops.total() == 0) {
-      std::fprintf(out, "%-22s %10s\n", r.method.c_str(), "not counted");
+      std::fprintf(out, "%-*s %10s\n", mw, r.method.c_str(), "not counted");
       continue;
     }
     const Work w = work_of(r.flops, r.seconds, peak.gflops);
-    std::fprintf(out, "%-22s %10.1f %10.1f %10.1f %8.1f%%\n", r.method.c_str(), w.gflop, w.fft_gflop, w.gflops,
+    std::fprintf(out, "%-*s %10.1f %10.1f %10.1f %8.1f%%\n", mw, r.method.c_str(), w.gflop, w.fft_gflop, w.gflops,
                  w.percent_of_peak);
   }
 }
@@ -86,11 +98,12 @@ template <class T>
 nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>& results, const Mat<T>& truth, int h,
                              int w, bool align, const Peak& peak) {
   nlohmann::json methods = nlohmann::json::object();
-  std::fprintf(out, "\n%-22s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", "method", "PSNR dB (95% CI)",
-               "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
+  const int mw = detail::method_column(results);
+  std::fprintf(out, "\n%-*s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", mw, "method",
+               "PSNR dB (95% CI)", "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
   for (const auto& r : results) {
     const MethodMetrics e = evaluate_method(r, truth, h, w, align);
-    std::fprintf(out, "%-22s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", r.method.c_str(), e.psnr.mean, e.psnr.ci95,
+    std::fprintf(out, "%-*s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", mw, r.method.c_str(), e.psnr.mean, e.psnr.ci95,
                  e.ssim.mean, e.ssim.ci95, e.magnitude_error.mean, r.seconds);
     if (e.aligned)
       std::fprintf(out, " %8.2f %8.4f\n", e.aligned->psnr.mean, e.aligned->ssim.mean);

@@ -131,10 +131,11 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// (iterations), "hio" (iterations, beta, final_er), "dpr" (a phase), "prilo" and
 /// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
 /// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight),
-/// "li" (sigma: the learned initialisation's restart perturbation).
-/// Missing values keep ReconstructionConfig's defaults; other top-level keys ("comment") are
-/// ignored; unknown phase options are errors. Throws invalid_input for bad values (and wrong
-/// types, numbers out of range) and nlohmann::json::exception for other malformed values.
+/// "consensus" (power: -avg's weights), "li" (sigma: the learned initialisation's restart
+/// perturbation). Missing values keep ReconstructionConfig's defaults; other top-level keys
+/// ("comment") are ignored; unknown phase options are errors. Throws invalid_input for bad
+/// values (and wrong types, numbers out of range) and nlohmann::json::exception for other
+/// malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
   ReconstructionConfig<T> c;
@@ -153,6 +154,11 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
+  }
+  if (j.contains("consensus")) {
+    c.consensus.power = detail::real_or(j.at("consensus"), "power", 2.0, "consensus");
+    if (!(c.consensus.power >= 0) || !std::isfinite(c.consensus.power))
+      throw invalid_input("consensus.power must be finite and >= 0");
   }
   if (j.contains("li")) {
     c.li_sigma = detail::real_or(j.at("li"), "sigma", 0.05, "li");

@@ -46,9 +46,10 @@ struct Alignment {
   double psnr = 0;  ///< PSNR of aligned against ref for the given data_range (+inf if exact)
 };
 
-/// FOR ANALYSIS ONLY (it uses the ground truth): the transform of x among all h*w circular
-/// shifts × {identity, point reflection} (see apply_shift_reflect) with the smallest MSE,
-/// i.e. the largest PSNR, against ref. Ties go to the first candidate in the order
+/// The transform of x among all h*w circular shifts × {identity, point reflection} (see
+/// apply_shift_reflect) with the smallest MSE, i.e. the largest PSNR, against ref. With the
+/// ground truth as ref this is analysis only (a method cannot know it); consensus (-avg) uses
+/// it between two of a method's own solutions. Ties go to the first candidate in the order
 /// reflect = false before true, then dy = 0..h-1, then dx = 0..w-1, so an already aligned x
 /// stays unchanged. Direct O((h*w)^2) search: ~1.2M multiply-adds for 28×28.
 template <class DX, class DR>

@@ -140,9 +140,13 @@ struct Activation {
     Mat<T> unused;
     if (gx) backward_input(x, y, gy, *gx, unused);
   }
-  /// The same, const: needs no scratch.
+  /// The same, const: needs no scratch (nn::apply_cotangent: packets where Act has them).
   void backward_input(const Mat<T>&, const Mat<T>& y, const Mat<T>& gy, Mat<T>& gx, Mat<T>&) const {
-    gx = gy.cwiseProduct(y.unaryExpr([](T v) { return Act::derivative_from_output(v); }));
+    if (y.rows() != gy.rows() || y.cols() != gy.cols())
+      detail::fail("Activation::backward_input: output ", y.rows(), "x", y.cols(), " and its cotangent ", gy.rows(),
+                   "x", gy.cols(), " differ");
+    gx.resize(gy.rows(), gy.cols());
+    apply_cotangent<Act>(gy.data(), y.data(), gx.data(), gy.size());
   }
   ParamList<T> parameters() { return {}; }
   void zero_grad() {}
