@@ -373,6 +373,12 @@ TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the ke
   SolveResult<T> exact = all;
   exact.magnitude_error(3) = 0;
   CHECK((consensus(loss, exact, 2, 6, 5).x.col(1) - x.col(1)).cwiseAbs().maxCoeff() == 0);
+  // a negative error is no error: that restart weighs 0 (and is not kept)
+  SolveResult<T> negative = all;
+  negative.magnitude_error(1) = T(-1);
+  const SolveResult<T> without = consensus(loss, negative, 2, 6, 5);
+  CHECK(without.chosen_restart[1] == 1);
+  CHECK((without.x.col(1) - x.col(1)).cwiseAbs().maxCoeff() == 0);
   // sizes that do not match, and a negative power, are refused with a message
   CHECK(error_of([&] { (void)consensus(loss, all, 4, 6, 5); }).find("not a multiple of 4 images") != std::string::npos);
   CHECK(error_of([&] { (void)consensus(loss, all, 2, 5, 5); }).find("are not 5x5") != std::string::npos);

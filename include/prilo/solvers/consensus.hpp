@@ -29,7 +29,7 @@ struct ConsensusOptions {
 /// column r·B + j, its magnitude errors in all.magnitude_error), the lowest-error restart
 /// weighing 1 and restart r (e_min / e_r)^power (ConsensusOptions). With `align` (h·w = n),
 /// each restart is first aligned to the lowest-error one by the transform of least squared
-/// distance. Restarts with a non-finite image or error weigh 0. The noise of the latent
+/// distance. Restarts with a non-finite image or a non-finite or negative error weigh 0. The noise of the latent
 /// solvers makes restarts draws around a mode; their mean lowers the error the draws do not
 /// share, which no single restart can (chained PRILO from LI starts, style VAE, Fashion-MNIST:
 /// plain PSNR 21.22 → 21.80 dB on 256 training images, docs/tuning.md; 20.46 → 21.04 dB on
@@ -54,7 +54,7 @@ SolveResult<T> consensus(const Loss& loss, const SolveResult<T>& all, Eigen::Ind
     double e_min = std::numeric_limits<double>::infinity();
     for (Eigen::Index r = 0; r < R; ++r) {
       const double e = double(all.magnitude_error(r * B + j));
-      const bool ok = std::isfinite(e) && all.x.col(r * B + j).allFinite();
+      const bool ok = std::isfinite(e) && e >= 0 && all.x.col(r * B + j).allFinite();
       err[std::size_t(r)] = ok ? e : -1;
       if (ok && e < e_min) {
         e_min = e;
