@@ -240,7 +240,15 @@ int main(int argc, char** argv) {
       peak.of = "the FP32 FMA peak of the GPU, " + m.device + (st.peak > 0 ? " (given)" : " (measured)");
     }
 #endif
-    if (peak.gflops <= 0) peak.gflops = cached_peak_gflops(threads);
+    if (peak.gflops <= 0) {
+      peak.gflops = cached_peak_gflops(threads);
+      std::error_code ec;
+      const auto file = peak_cache_file(threads);
+      if (!file.empty() && std::filesystem::exists(file, ec))
+        peak.of += ", cached in " + file.string() + " (delete it to measure again)";
+      else
+        peak.of += ", measured now";
+    }
     report["methods"] = print_results(stdout, results, x, h, w, /*align=*/st.op == "fourier", peak);
     if (!unfinished.empty()) report["interrupted"] = {{"not_finished", unfinished}};
     auto write_file = [&](const std::string& path, const std::string& text) {

@@ -100,6 +100,14 @@ TEST_CASE("the measured FMA peak is a plausible rate") {
   CHECK(std::isfinite(p1));
   CHECK(p1 > 0.5);      // even a scalar build does more
   CHECK(p1 < 10000.0);  // one core cannot
+  // the CPU share is the process's CPU time over threads × wall time: about 1 when both
+  // threads ran throughout, less when other work took the cores (then cached_peak_gflops does
+  // not keep the figure); above 1 only by the clock's granularity
+  const prilo::PeakMeasurement m2 = prilo::measure_peak(2, 0.05);
+  CHECK(std::isfinite(m2.gflops));
+  CHECK(m2.gflops > 0.5);
+  CHECK(m2.cpu_share > 0.0);
+  CHECK(m2.cpu_share < 1.1);
 }
 
 }  // namespace

@@ -60,6 +60,30 @@ ReconstructionConfig<T> quick_config() {
   c.prilo.history_stride = c.prilo_chain.history_stride = c.dpr.history_stride = 5;
   return c;
 }
+
+/// The first two MNIST test images, the shipped MLP VAE, the 28×28 DFT and its magnitudes:
+/// the set-up of the run_method / reconstruct cases. With `estimate_plans`, FFTW plans with
+/// FFTW_ESTIMATE (the same plans every time, for bit-for-bit reuse checks) until the fixture
+/// goes, which restores the effort it found.
+struct TwoMnistImages {
+  explicit TwoMnistImages(bool estimate_plans = true) : saved(set_effort(estimate_plans)) {}
+  ~TwoMnistImages() { fftw::set_planner_effort(saved); }
+  TwoMnistImages(const TwoMnistImages&) = delete;
+  TwoMnistImages& operator=(const TwoMnistImages&) = delete;
+
+  fftw::Effort saved;  // first: the effort is set before F plans anything
+  io::Dataset<T> data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
+  nn::Vae<T> vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
+  Fourier2d<T> F{28, 28};
+  Mat<T> y = measure(F, data.images);
+
+ private:
+  static fftw::Effort set_effort(bool estimate) {
+    const fftw::Effort e = fftw::planner_effort();
+    if (estimate) fftw::set_planner_effort(fftw::Effort::estimate);
+    return e;
+  }
+};
 }  // namespace
 
 TEST_CASE("methods: every known name parses into its parts, and unknown names are refused with the known ones") {
@@ -196,13 +220,9 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
 }
 
 TEST_CASE("run_method on two MNIST images: shapes, restarts, trace, and -resolve picks a transform of its inputs") {
-  const fftw::Effort saved = fftw::planner_effort();
-  fftw::set_planner_effort(fftw::Effort::estimate);  // reproducible plans for the reuse check below
-  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
-  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
-  const Fourier2d<T> F(28, 28);
+  const TwoMnistImages setup;                    // FFTW_ESTIMATE plans: reproducible for the reuse check below
+  const auto& [saved, data, vae, F, y] = setup;  // saved: the fixture restores it
   const Mat<T>& x = data.images;
-  const Mat<T> y = measure(F, x);
   const auto cfg = quick_config();
   MethodOptions<T> opt{.restart = {.restarts = 3, .keep_all = true}, .seed = 11, .trace_reference = &x};
   int progress_calls = 0;
@@ -272,14 +292,13 @@ TEST_CASE("run_method on two MNIST images: shapes, restarts, trace, and -resolve
     CHECK(is_transform_of(fit.best.x, shifted, j, 28, 28));
     CHECK(fit.best.magnitude_error(j) < 1e-8);
   }
-  fftw::set_planner_effort(saved);
 }
 
 TEST_CASE("run_method on Gaussian measurements: the classical baselines and the latent methods") {
-  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
-  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
+  const TwoMnistImages setup(/*estimate_plans=*/false);
   const GaussianReal<T> A(300, 784, 7);
-  const Mat<T> y = measure(A, data.images);
+  const Mat<T> y = measure(A, setup.data.images);
+  const auto& vae = setup.vae;
   auto cfg = quick_config();
   cfg.spectral.iterations = cfg.orthogonality.iterations = 30;
   cfg.taf.iterations = 50;
@@ -314,12 +333,8 @@ struct CountingPlacement {
 }  // namespace
 
 TEST_CASE("reconstruct with a placement: the latent methods take their parts from it, the others do not") {
-  const fftw::Effort saved = fftw::planner_effort();
-  fftw::set_planner_effort(fftw::Effort::estimate);
-  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
-  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
-  const Fourier2d<T> F(28, 28);
-  const Mat<T> y = measure(F, data.images);
+  const TwoMnistImages setup;
+  const auto& [saved, data, vae, F, y] = setup;  // saved: the fixture restores it
   const auto cfg = quick_config();
   const MethodOptions<T> opt{.restart = {.restarts = 2, .blocks = {.blocks = 1}}, .seed = 3};
   const auto methods = parse_methods("hio,dpr-mii,prilo-chain-mii");
@@ -330,7 +345,6 @@ TEST_CASE("reconstruct with a placement: the latent methods take their parts fro
   const auto host = reconstruct(methods, vae, F, y, cfg, opt);  // OnHost
   REQUIRE(placed.size() == host.size());
   for (std::size_t k = 0; k < host.size(); ++k) CHECK(placed[k].best.x == host[k].best.x);
-  fftw::set_planner_effort(saved);
 }
 
 TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the kept one; bad restarts weigh 0") {
@@ -390,12 +404,8 @@ TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the ke
 }
 
 TEST_CASE("-avg in reconstruct: the consensus of the restarts its base method ran, reused or run alone alike") {
-  const fftw::Effort saved = fftw::planner_effort();
-  fftw::set_planner_effort(fftw::Effort::estimate);  // reproducible plans for the reuse check
-  const auto data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 2);
-  const auto vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
-  const Fourier2d<T> F(28, 28);
-  const Mat<T> y = measure(F, data.images);
+  const TwoMnistImages setup;                    // FFTW_ESTIMATE plans: reproducible for the reuse check
+  const auto& [saved, data, vae, F, y] = setup;  // saved: the fixture restores it
   const auto cfg = quick_config();
   const MethodOptions<T> opt{.restart = {.restarts = 3, .blocks = {.blocks = 1}}, .seed = 7};
   const auto results =
@@ -421,7 +431,6 @@ TEST_CASE("-avg in reconstruct: the consensus of the restarts its base method ra
     REQUIRE((from == 0 || from == 1));
     CHECK(is_transform_of(results[3].best.x, from == 0 ? avg.best.x : results[0].best.x, j, 28, 28));
   }
-  fftw::set_planner_effort(saved);
 }
 
 }  // namespace prilo_test_methods

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -152,24 +153,36 @@ inline float fma_chains(long rounds) {
 }
 }  // namespace detail
 
+/// One measurement of the FMA peak: the rate, and the share of the time the measuring threads
+/// were on a core (process CPU time over threads × wall time, for the trial kept; above 1
+/// only by the clock's granularity). A share well below 1 means other work took the cores,
+/// and the rate is low by about that much.
+struct PeakMeasurement {
+  double gflops = 0;
+  double cpu_share = 1;
+};
+
 /// The FP32 fused-multiply-add peak of `threads` cores in GFLOP/s, measured: independent FMA
 /// chains on the build's widest vectors (AVX-512, else AVX2 + FMA), on every thread at once
 /// for about `seconds` (best of three trials). The same kernel as benchmarks/bench_peak.cpp.
-/// Other load on the machine lowers it: measure on an idle machine.
-inline double measure_peak_gflops(int threads, double seconds = 0.3) {
+/// Other load on the machine lowers it: measure on an idle machine (cpu_share tells).
+inline PeakMeasurement measure_peak(int threads, double seconds = 0.3) {
   threads = std::max(1, threads);
   constexpr int kChains = detail::kPeakVecChains;
   long rounds = 16;
   std::vector<float> sink(std::size_t(threads), 0.0f);  // one result per thread: no shared writes
-  double best = 0;
+  PeakMeasurement best{0, 0};
   int trials = 0;
   for (;;) {
+    const std::clock_t c0 = std::clock();  // the process's CPU time, all threads
     const auto t0 = std::chrono::steady_clock::now();
     parallel_for(threads, threads, [&](Eigen::Index t) { sink[std::size_t(t)] += detail::fma_chains(rounds); });
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = double(std::clock() - c0) / CLOCKS_PER_SEC;
     if (dt >= seconds / 3 || rounds > (1L << 30)) {  // long enough: keep the best of three trials
       const double flop = 2.0 * detail::kPeakLanes * kChains * 4096.0 * double(rounds) * threads;
-      best = std::max(best, flop / dt / 1e9);
+      const double rate = flop / dt / 1e9;
+      if (rate > best.gflops) best = {rate, cpu / (dt * threads)};
       if (++trials == 3) break;
     } else {
       rounds *= 2;
@@ -180,27 +193,42 @@ inline double measure_peak_gflops(int threads, double seconds = 0.3) {
   return best;
 }
 
-/// The peak for `threads` threads, measured once per machine and kept in
-/// $XDG_CACHE_HOME/prilo (or ~/.cache/prilo) as peak-gflops-t<threads>.txt; a cache that
-/// cannot be read or written only means measuring again. A measurement taken under load is
-/// kept too: delete the file to measure again (prilo-reconstruct --peak-gflops overrides it).
+/// measure_peak's rate alone.
+inline double measure_peak_gflops(int threads, double seconds = 0.3) {
+  return measure_peak(threads, seconds).gflops;
+}
+
+/// Where cached_peak_gflops keeps the peak of `threads` threads: $XDG_CACHE_HOME/prilo (or
+/// ~/.cache/prilo)/peak-gflops-t<threads>.txt; empty when there is no cache directory.
+inline std::filesystem::path peak_cache_file(int threads) {
+  const std::filesystem::path dir = user_cache_dir();
+  return dir.empty() ? dir : dir / ("peak-gflops-t" + std::to_string(threads) + ".txt");
+}
+
+/// The least CPU share (PeakMeasurement::cpu_share) at which a measured peak is cached.
+inline constexpr double kPeakCacheMinCpuShare = 0.95;
+
+/// The peak for `threads` threads, measured once per machine and kept in peak_cache_file; a
+/// cache that cannot be read or written only means measuring again. A measurement during
+/// which other work took the cores (cpu_share below kPeakCacheMinCpuShare) is used for this
+/// run but not cached, so the next run measures again. Delete the file to measure again
+/// (prilo-reconstruct --peak-gflops overrides it).
 inline double cached_peak_gflops(int threads) {
   namespace fs = std::filesystem;
-  const fs::path dir = user_cache_dir();
-  const fs::path file = dir.empty() ? fs::path() : dir / ("peak-gflops-t" + std::to_string(threads) + ".txt");
+  const fs::path file = peak_cache_file(threads);
   if (!file.empty()) {
     std::ifstream in(file);
     double v = 0;
     if (in >> v && std::isfinite(v) && v > 0) return v;
   }
-  const double v = measure_peak_gflops(threads);
-  if (!file.empty()) {
+  const PeakMeasurement m = measure_peak(threads);
+  if (!file.empty() && m.cpu_share >= kPeakCacheMinCpuShare) {
     std::error_code ec;
-    fs::create_directories(dir, ec);
+    fs::create_directories(file.parent_path(), ec);
     std::ofstream out(file);
-    if (out) out << v << "\n";
+    if (out) out << m.gflops << "\n";
   }
-  return v;
+  return m.gflops;
 }
 
 }  // namespace prilo

@@ -58,12 +58,16 @@ void gemm(const CpuExecutor&, bool trans_a, bool trans_b, T alpha, const Mat<T>&
 template <class T, class Act>
 void bias_activation(const CpuExecutor&, Act, Mat<T>& y, const Vec<T>& b) {
   require_shape(b, y.rows(), 1, "bias_activation bias");
-  if constexpr (std::is_same_v<Act, nn::Sigmoid>) {
-    y.colwise() += b;
-    y.array() = T(1) / (T(1) + (-y.array()).exp());
+  if constexpr (std::is_same_v<Act, nn::Sigmoid>) {  // column by column: one pass over y
+    for (Eigen::Index j = 0; j < y.cols(); ++j) {
+      auto c = y.col(j).array();
+      c = (T(1) + (-(c + b.array())).exp()).inverse();
+    }
   } else if constexpr (std::is_same_v<Act, nn::Tanh>) {
-    y.colwise() += b;
-    y.array() = y.array().tanh();
+    for (Eigen::Index j = 0; j < y.cols(); ++j) {
+      auto c = y.col(j).array();
+      c = (c + b.array()).tanh();
+    }
   } else {
     const Eigen::Index rows = y.rows();
     const T* bd = b.data();
