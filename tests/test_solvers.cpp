@@ -215,4 +215,33 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   CHECK(r1.chosen_restart == r.chosen_restart);
 }
 
+TEST_CASE("resolve: when an image has solutions that fit, only their transforms are scored") {
+  Fixture f;
+  // solution 0: every digit shifted (fits exactly); solution 1: noise (does not); then the
+  // same with the fitting one only in images 0..3
+  Mat<T> shifted(784, 8);
+  for (Eigen::Index j = 0; j < 8; ++j)
+    shifted.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, 2, 1, false);
+  Rng rng(4);
+  const Mat<T> noise = uniform_start<T>(784, 8, rng);
+  Mat<T> half = noise;
+  half.leftCols(4) = shifted.leftCols(4);
+  const ResolveOptions o;
+  const auto fit = resolve_ambiguity(f.vae, f.loss, 28, 28, {&noise, &shifted}, o, rng);
+  const auto part = resolve_ambiguity(f.vae, f.loss, 28, 28, {&half, &noise}, o, rng);
+  const double elbo = forward_flops(f.vae.encoder(), 0, f.vae.encoder().depth()) +
+                      forward_flops(f.vae.decoder(), 0, f.vae.decoder().depth());
+  const double loss = loss_flops(f.loss, false).total();
+  // all 8 images: one solution fits, so 2·784 candidates each, not 2·2·784
+  CHECK(fit.flops.total() == doctest::Approx(8 * (2 * 784 * elbo + loss)).epsilon(1e-12));
+  // images 0..3: 2·784 (half fits); 4..7: nothing fits, both solutions' 2·2·784
+  CHECK(part.flops.total() == doctest::Approx(4 * 2 * 784 * elbo + 4 * 4 * 784 * elbo + 8 * loss).epsilon(1e-12));
+  for (Eigen::Index j = 0; j < 8; ++j) {
+    CHECK(fit.chosen_restart[std::size_t(j)] == 1);  // the fitting solution, never the noise
+    CHECK((fit.magnitude_error(j) < 1e-6f));
+    if (j < 4) CHECK(part.chosen_restart[std::size_t(j)] == 0);
+  }
+  CHECK(part.x.leftCols(4) == fit.x.leftCols(4));  // the same candidates scored: the same pick
+}
+
 }  // namespace prilo_test_solvers

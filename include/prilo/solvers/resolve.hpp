@@ -96,7 +96,9 @@ struct ResolveOptions {
 /// solution, scores each by the VAE's negative ELBO (with the posterior mean, ε = 0, so the
 /// score is deterministic) and keeps the lowest: the equivalent image the model finds most
 /// plausible. Solutions that fit the measurements (relative magnitude error below
-/// ResolveOptions::consistency_threshold) take precedence over those that do not. Uses only
+/// ResolveOptions::consistency_threshold) take precedence over those that do not: when an
+/// image has any, only their transforms are scored (e.g. on MNIST, where HIO is often exact,
+/// half the work for those images). Uses only
 /// the measurements and the model, never the ground truth. The images are resolved in
 /// parallel, contiguous ranges of them on the threads (max_threads()), each with its own
 /// candidate buffer; an image's result does not depend on the thread count.
@@ -115,38 +117,43 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   std::vector<Vec<T>> rel;
   const Vec<T> yy = loss.measurements().colwise().squaredNorm().transpose();
   for (auto* s : solutions) rel.push_back((loss.value(*s).array() / yy.array().max(T(1e-30))).matrix());
+  // candidates scored per image (only the allowed solutions' transforms), for the FLOP account
+  std::vector<Eigen::Index> scored(static_cast<std::size_t>(B), 0);
   auto resolve_one = [&](Eigen::Index j, Mat<T>& cand) {
     throw_if_stopped("resolve");
+    // the solutions that compete: those that fit the measurements if any does, else all
+    std::vector<std::size_t> allowed;
+    for (std::size_t k = 0; k < solutions.size(); ++k)
+      if (double(rel[k](j)) < opt.consistency_threshold) allowed.push_back(k);
+    if (allowed.empty())
+      for (std::size_t k = 0; k < solutions.size(); ++k) allowed.push_back(k);
     Eigen::Index c = 0;
-    std::vector<bool> allowed(solutions.size(), true);
-    bool any_consistent = false;
-    for (std::size_t k = 0; k < solutions.size(); ++k) any_consistent |= double(rel[k](j)) < opt.consistency_threshold;
-    if (any_consistent)
-      for (std::size_t k = 0; k < solutions.size(); ++k) allowed[k] = double(rel[k](j)) < opt.consistency_threshold;
-    for (auto* s : solutions) {
-      const Vec<T> base = s->col(j);
+    for (const std::size_t k : allowed) {
+      const Vec<T> base = solutions[k]->col(j);
       for (int refl = 0; refl < 2; ++refl)
         for (int dy = 0; dy < h; ++dy)
           for (int dx = 0; dx < w; ++dx) cand.col(c++) = metrics::apply_shift_reflect(base, h, w, dy, dx, refl == 1);
     }
+    const Eigen::Index count = c;
+    scored[std::size_t(j)] = count;
     T best = std::numeric_limits<T>::infinity();
     Eigen::Index best_c = 0;
-    for (Eigen::Index c0 = 0; c0 < per_image; c0 += opt.block) {
-      const Eigen::Index nc = std::min(opt.block, per_image - c0);
+    for (Eigen::Index c0 = 0; c0 < count; c0 += opt.block) {
+      const Eigen::Index nc = std::min(opt.block, count - c0);
       Vec<T> score = vae.negative_elbo(cand.middleCols(c0, nc), eps.leftCols(nc));
       if (opt.placement_weight > 0)
         for (Eigen::Index k = 0; k < nc; ++k) {
-          const auto c = centre_of_mass(cand.col(c0 + k), h, w);
-          score(k) += T(opt.placement_weight * 0.5 * opt.placement.distance2(c[0], c[1]));
+          const auto cm = centre_of_mass(cand.col(c0 + k), h, w);
+          score(k) += T(opt.placement_weight * 0.5 * opt.placement.distance2(cm[0], cm[1]));
         }
       for (Eigen::Index k = 0; k < nc; ++k)
-        if (allowed[std::size_t((c0 + k) / (2 * n))] && score(k) < best) {
+        if (score(k) < best) {
           best = score(k);
           best_c = c0 + k;
         }
     }
     res.x.col(j) = cand.col(best_c);
-    res.chosen_restart[j] = int(best_c / (2 * n));  // which solution the winner came from
+    res.chosen_restart[j] = int(allowed[std::size_t(best_c / (2 * n))]);  // which solution the winner came from
   };
   // images are independent: contiguous ranges of them on the threads, each with its candidates
   for_column_chunks(
@@ -160,7 +167,9 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   // every candidate through the encoder (posterior mean) and the decoder, and the final loss
   const double elbo =
       forward_flops(vae.encoder(), 0, vae.encoder().depth()) + forward_flops(vae.decoder(), 0, vae.decoder().depth());
-  res.flops = double(B) * (Flops{double(per_image) * elbo, 0} + loss_flops(loss, false));
+  double candidates = 0;
+  for (const Eigen::Index k : scored) candidates += double(k);
+  res.flops = Flops{candidates * elbo, 0} + double(B) * loss_flops(loss, false);
   return res;
 }
 
