@@ -201,6 +201,9 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   CHECK(std::abs(o.placement.mean_row - 14.0) < 1.0);
   CHECK(std::abs(o.placement.mean_col - 14.0) < 1.0);
   const auto r = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng);
+  // a placement weight without a fitted prior (the default one sits at pixel (0, 0)) is refused
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.placement_weight = 1}, rng),
+                       doctest::Contains("no placement prior"), invalid_input);
   int in_place = 0;
   for (Eigen::Index j = 0; j < 8; ++j) in_place += (r.x.col(j) - f.data.images.col(j)).norm() < 1e-5f;
   CHECK(in_place >= 6);

@@ -85,6 +85,8 @@ struct ResolveOptions {
   double consistency_threshold = 1e-4;
   /// Weight w of the placement prior: a candidate's score is its negative ELBO (nats) plus
   /// w · ½ (c − μ)ᵀ Σ⁻¹ (c − μ) for its centre of mass c; 0 (default) scores by the ELBO alone.
+  /// With w > 0, `placement` must be fitted (placement_prior): resolve_ambiguity refuses the
+  /// default one (centred at pixel (0, 0)); prilo::resolve fits it to the decoder's samples.
   /// Chosen on training images (docs/tuning.md).
   double placement_weight = 0;
   PlacementPrior placement{};
@@ -106,6 +108,10 @@ template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
                                  const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&) {
   if (solutions.empty()) detail::fail("resolve_ambiguity: no solutions given");
+  if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0)
+    detail::fail("resolve_ambiguity: placement_weight ", opt.placement_weight,
+                 " with no placement prior (ResolveOptions::placement is the default, centred at pixel (0, 0)): "
+                 "fit one with placement_prior() or call prilo::resolve, which fits it to the decoder's samples");
   const Eigen::Index n = Eigen::Index(h) * w, B = loss.batch();
   for (auto* s : solutions) require_shape(*s, n, B, "resolve_ambiguity solution");
   const Eigen::Index per_image = 2 * n * Eigen::Index(solutions.size());
