@@ -100,8 +100,8 @@ struct ResolveOptions {
 /// plausible. Solutions that fit the measurements (relative magnitude error below
 /// ResolveOptions::consistency_threshold) take precedence over those that do not: when an
 /// image has any, only their transforms are scored (e.g. on MNIST, where HIO is often exact,
-/// half the work for those images). Uses only
-/// the measurements and the model, never the ground truth. The images are resolved in
+/// half the work for those images). Uses only the measurements and the model, never the
+/// ground truth. The images are resolved in
 /// parallel, contiguous ranges of them on the threads (max_threads()), each with its own
 /// candidate buffer; an image's result does not depend on the thread count.
 template <VaeModel V, class Op, class T = typename V::scalar>
