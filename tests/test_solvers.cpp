@@ -22,6 +22,14 @@ struct Fixture {
   Mat<T> y = measure(F, data.images);
   MagnitudeLoss<Fourier2d<T>> loss{F, y};
 };
+/// The fixture's digits, each circularly shifted by (dy, dx) and, with `reflect`, point-reflected
+/// (metrics::apply_shift_reflect): solutions with exactly the digits' Fourier magnitudes.
+Mat<T> moved_digits(const Fixture& f, int dy, int dx, bool reflect) {
+  Mat<T> moved(f.data.images.rows(), f.data.images.cols());
+  for (Eigen::Index j = 0; j < moved.cols(); ++j)
+    moved.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, dy, dx, reflect);
+  return moved;
+}
 PriloOptions<T> small_prilo() {
   PriloOptions<T> o;
   o.initial = {.steps = 60, .radius = 100, .learning_rate = 0.1f};
@@ -188,9 +196,7 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   Fixture f;
   // solutions: each test digit shifted by (3, 5) and point-reflected: exact up to the
   // ambiguity, never in place
-  Mat<T> shifted(784, 8);
-  for (Eigen::Index j = 0; j < 8; ++j)
-    shifted.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, 3, 5, true);
+  const Mat<T> shifted = moved_digits(f, 3, 5, true);
   Rng rng(1);
   ResolveOptions o;
   o.placement_weight = 1;
@@ -222,9 +228,7 @@ TEST_CASE("resolve: when an image has solutions that fit, only their transforms 
   Fixture f;
   // solution 0: every digit shifted (fits exactly); solution 1: noise (does not); then the
   // same with the fitting one only in images 0..3
-  Mat<T> shifted(784, 8);
-  for (Eigen::Index j = 0; j < 8; ++j)
-    shifted.col(j) = metrics::apply_shift_reflect(f.data.images.col(j), 28, 28, 2, 1, false);
+  const Mat<T> shifted = moved_digits(f, 2, 1, false);
   Rng rng(4);
   const Mat<T> noise = uniform_start<T>(784, 8, rng);
   Mat<T> half = noise;

@@ -29,9 +29,9 @@ struct ConsensusOptions {
 /// column r·B + j, its magnitude errors in all.magnitude_error), the lowest-error restart
 /// weighing 1 and restart r (e_min / e_r)^power (ConsensusOptions). With `align` (h·w = n),
 /// each restart is first aligned to the lowest-error one by the transform of least squared
-/// distance. Restarts with a non-finite image or a non-finite or negative error weigh 0. The noise of the latent
-/// solvers makes restarts draws around a mode; their mean lowers the error the draws do not
-/// share, which no single restart can (chained PRILO from LI starts, style VAE, Fashion-MNIST:
+/// distance. Restarts with a non-finite image or a non-finite or negative error weigh 0. The
+/// noise of the latent solvers makes restarts draws around a mode; their mean lowers the error
+/// the draws do not share, which no single restart can (chained PRILO from LI starts, style VAE, Fashion-MNIST:
 /// plain PSNR 21.22 → 21.80 dB on 256 training images, docs/tuning.md; 20.46 → 21.04 dB on
 /// 1024 test images, docs/results.md). `loss` gives the mean's magnitude errors (the mean fits
 /// the magnitudes less well than the restarts do). chosen_restart: the lowest-error restart.
