@@ -6,10 +6,12 @@ and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
 usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
                              [--restarts 4] [--threads 2] [--start mii|li]
-                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus]
+                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus").
+--grid temperature: -resolve's temperature (config "resolve": 0 keeps the lowest-scoring
+candidate, > 0 their weighted mean), for -resolve over the chained runs and over their consensus.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 """
 import argparse, copy, itertools, json, os, subprocess, tempfile
@@ -23,7 +25,7 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
-                choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus"])
+                choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
@@ -94,6 +96,15 @@ elif args.grid == "consensus":
         if power == 0:
             print(line(chain, r[chain]), flush=True)
         print(line(f"{chain}-avg power {power}", r[f"{chain}-avg"]), flush=True)
+elif args.grid == "temperature":
+    for t in [0, 1]:
+        cfg = copy.deepcopy(base)
+        cfg["resolve"]["temperature"] = t
+        r = run(cfg, f"{chain},{chain}-resolve,{chain}-avg-resolve")
+        if t == 0:
+            print(line(chain, r[chain]), flush=True)
+        for k in [f"{chain}-resolve", f"{chain}-avg-resolve"]:
+            print(line(f"{k} temperature {t}", r[k]), flush=True)
 elif args.grid == "radii":
     # forward-phase radii of stages 1 and 2 (z_i), with the learning rate scaled to them; the
     # style prior adds z0's own radius (0: z0 fixed at its value after the initial phase)

@@ -153,6 +153,9 @@ TEST_CASE("config: the shipped configs load into every solver's options") {
   CHECK(c.er.final_er == 0);
   CHECK(c.resolve.placement_weight == 10);
   CHECK(c.resolve.consistency_threshold == doctest::Approx(1e-6));
+  CHECK(c.resolve.temperature == 0);  // MNIST keeps the lowest-scoring candidate
+  for (const char* f : {"fashion-mnist.json", "fashion-mnist-conv.json", "fashion-mnist-style.json"})
+    CHECK(io::load_reconstruction_config<T>(fs::path(PRILO_SOURCE_DIR) / "configs" / f).resolve.temperature == 1);
   REQUIRE(c.prilo.stages.size() == 2);
   CHECK(c.prilo.reading == PriloReading::back_project_refine);
   CHECK(c.prilo.stages[1].layer == 2);
@@ -401,6 +404,9 @@ TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the ke
   CHECK(error_of([] {
           (void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(R"({"consensus": {"power": -2}})"));
         }).find("consensus.power must be finite and >= 0") != std::string::npos);
+  CHECK(error_of([] {
+          (void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(R"({"resolve": {"temperature": -1}})"));
+        }).find("resolve: temperature must be finite and >= 0") != std::string::npos);
 }
 
 TEST_CASE("-avg in reconstruct: the consensus of the restarts its base method ran, reused or run alone alike") {

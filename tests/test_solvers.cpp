@@ -224,6 +224,48 @@ TEST_CASE("end-to-end: resolve with the placement prior puts shifted digits back
   CHECK(r1.chosen_restart == r.chosen_restart);
 }
 
+TEST_CASE("resolve: with a temperature, the candidates' weighted mean") {
+  Fixture f;
+  // solutions that are not exact (the digits plus noise), so that several placements compete
+  Rng rng(7);
+  Mat<T> noisy = moved_digits(f, 1, 2, false) + T(0.15) * uniform_start<T>(784, 8, rng);
+  const Mat<T> sol = noisy.leftCols(3);
+  const MagnitudeLoss<Fourier2d<T>> loss(f.F, Mat<T>(f.y.leftCols(3)));
+  const ResolveOptions cold;  // temperature 0: the lowest score
+  const auto r0 = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, cold, rng);
+  // a vanishing temperature gives the pick itself
+  const auto rs = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, ResolveOptions{.temperature = 1e-7}, rng);
+  CHECK((rs.x - r0.x).cwiseAbs().maxCoeff() < 1e-6f);
+  // a huge one weighs all 2·h·w transforms alike: their mean is the image's mean value everywhere
+  const auto rh = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, ResolveOptions{.temperature = 1e12}, rng);
+  for (Eigen::Index j = 0; j < 3; ++j) CHECK((rh.x.col(j).array() - sol.col(j).mean()).abs().maxCoeff() < 1e-4f);
+  // τ = 1: the mean of the transforms weighted by exp(−(s − s_min)), computed here in double
+  const auto r1 = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, ResolveOptions{.temperature = 1}, rng);
+  int hedged = 0;  // images where other candidates carry weight: there the mean is not the pick
+  for (Eigen::Index j = 0; j < 3; ++j) {
+    Mat<T> cand(784, 2 * 784);
+    Eigen::Index c = 0;
+    for (int refl = 0; refl < 2; ++refl)
+      for (int dy = 0; dy < 28; ++dy)
+        for (int dx = 0; dx < 28; ++dx)
+          cand.col(c++) = metrics::apply_shift_reflect(sol.col(j), 28, 28, dy, dx, refl == 1);
+    const Vec<T> s = f.vae.negative_elbo(cand, Mat<T>::Zero(f.vae.latent_dim(), cand.cols()));
+    const Eigen::VectorXd wgt = (-(s.cast<double>().array() - double(s.minCoeff()))).exp().matrix();
+    const Eigen::VectorXd want = cand.cast<double>() * wgt / wgt.sum();
+    MESSAGE("image " << j << ": effective number of candidates " << wgt.sum() * wgt.sum() / wgt.squaredNorm());
+    CHECK((r1.x.col(j).cast<double>() - want).cwiseAbs().maxCoeff() < 1e-4);
+    if (wgt.sum() > 1.01) {
+      ++hedged;
+      CHECK((r1.x.col(j) - r0.x.col(j)).norm() > 1e-3f);
+    }
+  }
+  CHECK(hedged >= 1);
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, ResolveOptions{.temperature = -1}, rng),
+                       doctest::Contains("temperature"), invalid_input);
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, ResolveOptions{.temperature = std::nan("")}, rng),
+                       doctest::Contains("temperature"), invalid_input);
+}
+
 TEST_CASE("resolve: when an image has solutions that fit, only their transforms are scored") {
   Fixture f;
   // solution 0: every digit shifted (fits exactly); solution 1: noise (does not); then the

@@ -130,12 +130,12 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// (enabled, eta, gamma: every latent solver's gradient noise), "mii" (candidates), "er"
 /// (iterations), "hio" (iterations, beta, final_er), "dpr" (a phase), "prilo" and
 /// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
-/// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight),
-/// "consensus" (power: -avg's weights), "li" (sigma: the learned initialisation's restart
-/// perturbation). Missing values keep ReconstructionConfig's defaults; other top-level keys
-/// ("comment") are ignored; unknown phase options are errors. Throws invalid_input for bad
-/// values (and wrong types, numbers out of range) and nlohmann::json::exception for other
-/// malformed values.
+/// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight,
+/// temperature), "consensus" (power: -avg's weights), "li" (sigma: the learned
+/// initialisation's restart perturbation). Missing values keep ReconstructionConfig's
+/// defaults; other top-level keys ("comment") are ignored; unknown phase options are errors.
+/// Throws invalid_input for bad values (and wrong types, numbers out of range) and
+/// nlohmann::json::exception for other malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
   ReconstructionConfig<T> c;
@@ -154,6 +154,9 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
+    c.resolve.temperature = detail::real_or(j.at("resolve"), "temperature", 0.0, "resolve");
+    if (!(c.resolve.temperature >= 0) || !std::isfinite(c.resolve.temperature))
+      throw invalid_input("resolve: temperature must be finite and >= 0");
   }
   if (j.contains("consensus")) {
     c.consensus.power = detail::real_or(j.at("consensus"), "power", 2.0, "consensus");

@@ -90,6 +90,14 @@ struct ResolveOptions {
   /// Chosen on training images (docs/tuning.md).
   double placement_weight = 0;
   PlacementPrior placement{};
+  /// 0 (default): keep the lowest-scoring candidate. τ > 0: return the mean of the scored
+  /// candidates weighted by exp(−(score − min score)/τ), the candidates' posterior mean when
+  /// the score is read as a negative log-probability at temperature τ (τ = 1: the model's own,
+  /// its ELBO being a log-likelihood bound in nats). Where the placement is uncertain (two
+  /// shifts within a few nats), the mean costs less squared error than a wrong pick; where one
+  /// candidate leads by tens of nats it is that candidate. Chosen on training images
+  /// (docs/tuning.md).
+  double temperature = 0;
 };
 
 /// |F x| cannot tell x from its 2-D circular shifts and its point reflection x(−n): all
@@ -100,10 +108,11 @@ struct ResolveOptions {
 /// plausible. Solutions that fit the measurements (relative magnitude error below
 /// ResolveOptions::consistency_threshold) take precedence over those that do not: when an
 /// image has any, only their transforms are scored (e.g. on MNIST, where HIO is often exact,
-/// half the work for those images). Uses only the measurements and the model, never the
-/// ground truth. The images are resolved in
-/// parallel, contiguous ranges of them on the threads (max_threads()), each with its own
-/// candidate buffer; an image's result does not depend on the thread count.
+/// half the work for those images). With ResolveOptions::temperature > 0 the result is the
+/// weighted mean of the candidates instead of the lowest one. Uses only the measurements and
+/// the model, never the ground truth. The images are resolved in parallel, contiguous ranges
+/// of them on the threads (max_threads()), each with its own candidate buffer; an image's
+/// result does not depend on the thread count.
 template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
                                  const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&) {
@@ -112,6 +121,8 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     detail::fail("resolve_ambiguity: placement_weight ", opt.placement_weight,
                  " with no placement prior (ResolveOptions::placement is the default, centred at pixel (0, 0)): "
                  "fit one with placement_prior() or call prilo::resolve, which fits it to the decoder's samples");
+  if (!(opt.temperature >= 0) || !std::isfinite(opt.temperature))
+    detail::fail("resolve_ambiguity: temperature must be finite and >= 0, got ", opt.temperature);
   const Eigen::Index n = Eigen::Index(h) * w, B = loss.batch();
   for (auto* s : solutions) require_shape(*s, n, B, "resolve_ambiguity solution");
   const Eigen::Index per_image = 2 * n * Eigen::Index(solutions.size());
@@ -142,6 +153,7 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     }
     const Eigen::Index count = c;
     scored[std::size_t(j)] = count;
+    Vec<T> all(count);  // every candidate's score (for the weighted mean)
     T best = std::numeric_limits<T>::infinity();
     Eigen::Index best_c = 0;
     for (Eigen::Index c0 = 0; c0 < count; c0 += opt.block) {
@@ -157,8 +169,17 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
           best = score(k);
           best_c = c0 + k;
         }
+      all.segment(c0, nc) = score;
     }
-    res.x.col(j) = cand.col(best_c);
+    if (opt.temperature > 0 && std::isfinite(best)) {
+      // weights relative to the best (≤ 1, the best's = 1); non-finite scores weigh nothing
+      Vec<T> wgt(count);
+      for (Eigen::Index k = 0; k < count; ++k)
+        wgt(k) = std::isfinite(all(k)) ? T(std::exp(-(double(all(k)) - double(best)) / opt.temperature)) : T(0);
+      res.x.col(j) = cand.leftCols(count) * wgt / wgt.sum();
+    } else {
+      res.x.col(j) = cand.col(best_c);
+    }
     res.chosen_restart[j] = int(allowed[std::size_t(best_c / (2 * n))]);  // which solution the winner came from
   };
   // images are independent: contiguous ranges of them on the threads, each with its candidates
@@ -175,7 +196,9 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
       forward_flops(vae.encoder(), 0, vae.encoder().depth()) + forward_flops(vae.decoder(), 0, vae.decoder().depth());
   double candidates = 0;
   for (const Eigen::Index k : scored) candidates += double(k);
-  res.flops = Flops{candidates * elbo, 0} + double(B) * loss_flops(loss, false);
+  // with a temperature, the weighted mean of an image's candidates: 2·n FLOP per candidate
+  const double mean = opt.temperature > 0 ? 2.0 * double(n) : 0.0;
+  res.flops = Flops{candidates * (elbo + mean), 0} + double(B) * loss_flops(loss, false);
   return res;
 }
 
