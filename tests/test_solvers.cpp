@@ -228,8 +228,7 @@ TEST_CASE("resolve: with a temperature, the candidates' weighted mean") {
   Fixture f;
   // solutions that are not exact (the digits plus noise), so that several placements compete
   Rng rng(7);
-  Mat<T> noisy = moved_digits(f, 1, 2, false) + T(0.15) * uniform_start<T>(784, 8, rng);
-  const Mat<T> sol = noisy.leftCols(3);
+  const Mat<T> sol = moved_digits(f, 1, 2, false).leftCols(3) + T(0.15) * uniform_start<T>(784, 3, rng);
   const MagnitudeLoss<Fourier2d<T>> loss(f.F, Mat<T>(f.y.leftCols(3)));
   const ResolveOptions cold;  // temperature 0: the lowest score
   const auto r0 = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, cold, rng);

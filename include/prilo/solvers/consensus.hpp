@@ -31,9 +31,9 @@ struct ConsensusOptions {
 /// each restart is first aligned to the lowest-error one by the transform of least squared
 /// distance. Restarts with a non-finite image or a non-finite or negative error weigh 0. The
 /// noise of the latent solvers makes restarts draws around a mode; their mean lowers the error
-/// the draws do not share, which no single restart can (chained PRILO from LI starts, style VAE, Fashion-MNIST:
-/// plain PSNR 21.22 → 21.80 dB on 256 training images, docs/tuning.md; 20.46 → 21.04 dB on
-/// 1024 test images, docs/results.md). `loss` gives the mean's magnitude errors (the mean fits
+/// the draws do not share, which no single restart can (chained PRILO from LI starts, style
+/// VAE, Fashion-MNIST: plain PSNR 21.22 → 21.80 dB on 256 training images, docs/tuning.md;
+/// 20.46 → 21.04 dB on 1024 test images, docs/results.md). `loss` gives the mean's magnitude errors (the mean fits
 /// the magnitudes less well than the restarts do). chosen_restart: the lowest-error restart.
 /// flops: the final loss only (the restarts are counted where they ran).
 template <class Loss, class T>
