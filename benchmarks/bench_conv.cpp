@@ -28,10 +28,13 @@
 //    (robust against other load: the headline figure); ratio_cpu = the same as ratio with
 //    process CPU time; GFLOPS counts the GEMMs' 2·m·n·k.
 //  * PRILO_CONV_BLOCK=n (environment) sets the layers' samples per block (default: chosen
-//    by the layer), to compare block sizes.
+//    by the layer), to compare block sizes; PRILO_CONV_ALGORITHM=im2col_gemm|direct how the
+//    Conv2d layers compute (nn::ConvAlgorithm; default automatic: enc1 direct, enc2 im2col_gemm).
 //  * Threads 1 and 2 (prilo::cpu::set_threads: OpenMP and Eigen); wall-clock times.
 //  * conv_decoder/…: the conv VAE's whole decoder (nn::ConvVae, batch 256), the items that
 //    benchmarks/compare_pytorch.py times PyTorch on.
+//  * conv_algorithm/…: a Conv2d from C_in = 1–4 channels by the direct kernels, with
+//    `direct_over_gemm` (interleaved fastest rounds against the same layer by im2col + GEMM).
 // Run: OMP_NUM_THREADS=1 ./bench_conv
 #include <prilo/backend/cpu.hpp>
 #include <prilo/nn/conv.hpp>
@@ -42,11 +45,13 @@
 
 #include "timing.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -72,6 +77,18 @@ Index block_from_env() {
   const char* e = std::getenv("PRILO_CONV_BLOCK");
   return e ? std::atol(e) : 0;
 }
+/// PRILO_CONV_ALGORITHM=im2col_gemm|direct (default automatic): how the Conv2d layers compute.
+prilo::nn::ConvAlgorithm algorithm_from_env() {
+  const char* e = std::getenv("PRILO_CONV_ALGORITHM");
+  const std::string v = e ? e : "automatic";
+  if (v == "im2col_gemm") return prilo::nn::ConvAlgorithm::im2col_gemm;
+  if (v == "direct") return prilo::nn::ConvAlgorithm::direct;
+  if (v != "automatic") {
+    std::fprintf(stderr, "bench_conv: PRILO_CONV_ALGORITHM must be automatic, im2col_gemm or direct, got '%s'\n", e);
+    std::exit(2);
+  }
+  return prilo::nn::ConvAlgorithm::automatic;
+}
 
 /// One benchmarked layer with its buffers and the buffers of its floor.
 struct Case {
@@ -88,6 +105,7 @@ struct ConvCase {
   Mat a, yb, gb, bb, gxf, gw;
   ConvCase(Shape3 in, Index co, prilo::Rng& rng) : conv(in, co, 4, 2, 1, rng) {
     conv.set_block_samples(block_from_env());
+    conv.set_algorithm(algorithm_from_env());
     const Shape3 out = conv.output_shape();
     g.in = in;
     g.k = 4;
@@ -267,6 +285,38 @@ void bm_conv_decoder(benchmark::State& state, const char* work, int threads) {
   dec.zero_grad();
 }
 
+/// The same Conv2d<LeakyRelu> (C_in×28×28 → C_out×14×14, k 4, s 2, p 1, batch 256) by both CPU
+/// algorithms (nn::ConvAlgorithm): the timed loop is the direct kernels; `direct_over_gemm` is
+/// the fastest-round ratio of 15 interleaved rounds against im2col + GEMM (below 1: direct
+/// faster). Where the automatic choice's threshold (C_in·k² ≤ 32) comes from.
+void bm_algorithms(benchmark::State& state, Index cin, Index cout, Work w, int threads) {
+  prilo::cpu::set_threads(threads);
+  prilo::Rng rng(7);
+  prilo::nn::Conv2d<T, prilo::nn::LeakyRelu> direct({cin, 28, 28}, cout, 4, 2, 1, rng);
+  auto gemm = direct;
+  direct.set_algorithm(prilo::nn::ConvAlgorithm::direct);
+  gemm.set_algorithm(prilo::nn::ConvAlgorithm::im2col_gemm);
+  const Mat x = rng.normal_matrix<T>(direct.input_size(), kBatch);
+  Mat y, gx, work;
+  direct.forward(x, y);
+  const Mat gy = rng.normal_matrix<T>(y.rows(), kBatch);
+  auto run = [&](prilo::nn::Conv2d<T, prilo::nn::LeakyRelu>& c) {
+    c.forward(x, y);
+    if (w == Work::vjp_input) c.backward_input(x, y, gy, gx, work);
+    if (w == Work::train) c.backward(x, y, gy, &gx, true);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::ClobberMemory();
+  };
+  run(direct);
+  run(gemm);
+  const Times t0 = now();
+  for (auto _ : state) run(direct);
+  const Times t = per_iteration(state, t0);
+  state.counters["GFLOPS"] = products(w) * kBatch * direct.flops_per_sample() / t.wall / 1e9;
+  state.counters["direct_over_gemm"] = interleaved([&] { run(gemm); }, [&] { run(direct); }, t.wall).ratio;
+}
+
 const bool registered = [] {
   for (int t : {1, 2}) {
     const std::string ts = "/t" + std::to_string(t);
@@ -274,6 +324,13 @@ const bool registered = [] {
       benchmark::RegisterBenchmark(("conv_decoder/" + std::string(w) + "/float/b256" + ts).c_str(),
                                    [w, t](benchmark::State& s) { bm_conv_decoder(s, w, t); })
           ->UseRealTime();
+    for (auto [cin, cout] : {std::pair<Index, Index>{1, 32}, {2, 32}, {3, 32}, {4, 64}})
+      for (Work w : {Work::forward, Work::vjp_input, Work::train})
+        benchmark::RegisterBenchmark(("conv_algorithm/c" + std::to_string(cin) + "x28x28_to_" + std::to_string(cout) +
+                                      "/" + name(w) + "/float/b256" + ts)
+                                         .c_str(),
+                                     [cin, cout, w, t](benchmark::State& s) { bm_algorithms(s, cin, cout, w, t); })
+            ->UseRealTime();
     for (std::size_t c = 0; c < cases().size(); ++c)
       for (Work w : {Work::forward, Work::vjp_input, Work::train}) {
         const std::string suffix = "/" + cases()[c].label + "/" + name(w) + "/float/b256" + ts;

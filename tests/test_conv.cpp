@@ -9,7 +9,9 @@
 #include <prilo/testing/checkers.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <thread>
 #include <utility>
@@ -181,6 +183,13 @@ TEST_CASE_TEMPLATE("Conv2d matches a direct convolution", T, float, double) {
       INFO("block " << nb);
       CHECK(rel_diff(y, ref) < tolerance<T>());
     }
+    for (ConvAlgorithm a : {ConvAlgorithm::im2col_gemm, ConvAlgorithm::direct}) {  // both CPU computations
+      conv.set_algorithm(a);
+      Mat<T> y;
+      conv.forward(x, y);
+      INFO("algorithm " << int(a));
+      CHECK(rel_diff(y, ref) < tolerance<T>());
+    }
   }
   // fused activations
   const ConvCase cs = cases[3];
@@ -194,6 +203,83 @@ TEST_CASE_TEMPLATE("Conv2d matches a direct convolution", T, float, double) {
   CHECK(y.minCoeff() < 0);
   sig.forward(x, y);
   CHECK(rel_diff(y, direct_conv<T, Sigmoid>(x, cs.in, sig.weight(), sig.bias(), cs.k, cs.s, cs.p)) < tolerance<T>());
+  // and by the direct kernels (LeakyReLU applied in registers, sigmoid in a pass after them)
+  leaky.set_algorithm(ConvAlgorithm::direct);
+  sig.set_algorithm(ConvAlgorithm::direct);
+  leaky.forward(x, y);
+  CHECK(rel_diff(y, direct_conv<T, LeakyRelu>(x, cs.in, leaky.weight(), leaky.bias(), cs.k, cs.s, cs.p)) <
+        tolerance<T>());
+  sig.forward(x, y);
+  CHECK(rel_diff(y, direct_conv<T, Sigmoid>(x, cs.in, sig.weight(), sig.bias(), cs.k, cs.s, cs.p)) < tolerance<T>());
+}
+
+TEST_CASE_TEMPLATE("Conv2d: the direct kernels and im2col + GEMM agree, forward and VJPs", T, float, double) {
+  Rng rng(13);
+  // the conv VAE's first layer (1×28×28 → 32×14×14), channel counts that are not whole SIMD
+  // packets, strides 1–3, rows shorter and longer than a packet, a single output pixel
+  const std::vector<ConvCase> shapes = {
+      {{1, 28, 28}, 32, 4, 2, 1, 0}, {{1, 9, 13}, 5, 3, 1, 1, 0}, {{2, 11, 7}, 17, 4, 3, 2, 0},
+      {{3, 5, 5}, 9, 3, 2, 0, 0},    {{1, 4, 4}, 3, 4, 1, 0, 0},  {{2, 20, 3}, 12, 2, 1, 0, 0},
+  };
+  for (const auto& cs : shapes) {
+    INFO(describe(cs));
+    Conv2d<T, LeakyRelu> conv(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+    for (Index n : {1, 3, 17}) {
+      INFO("batch " << n);
+      const Mat<T> x = rng.normal_matrix<T>(cs.in.size(), n);
+      Mat<T> y[2], gy, gx[2], gw[2], gb[2], work;
+      for (int a = 0; a < 2; ++a) {
+        conv.set_algorithm(a == 0 ? ConvAlgorithm::im2col_gemm : ConvAlgorithm::direct);
+        CHECK(conv.computes_directly() == (a == 1));
+        conv.forward(x, y[a]);
+        if (a == 0) gy = rng.normal_matrix<T>(y[0].rows(), n);
+        conv.zero_grad();
+        conv.backward(x, y[a], gy, &gx[a], true);
+        gw[a] = conv.parameters()[0].grad;
+        gb[a] = conv.parameters()[1].grad;
+      }
+      CHECK(rel_diff(y[1], y[0]) < tolerance<T>());
+      CHECK(rel_diff(gx[1], gx[0]) < tolerance<T>());
+      CHECK(rel_diff(gw[1], gw[0]) < tolerance<T>());
+      CHECK(rel_diff(gb[1], gb[0]) < tolerance<T>());
+      CHECK(rel_diff(y[0], direct_conv<T, LeakyRelu>(x, cs.in, conv.weight(), conv.bias(), cs.k, cs.s, cs.p)) <
+            tolerance<T>());
+    }
+  }
+  // automatic: direct for thin patches (C_in·k² ≤ conv_detail::direct_max_patch), else im2col + GEMM
+  CHECK(Conv2d<T>({1, 28, 28}, 32, 4, 2, 1, rng).computes_directly());
+  CHECK_FALSE(Conv2d<T>({32, 14, 14}, 64, 4, 2, 1, rng).computes_directly());
+  Conv2d<T> forced({32, 14, 14}, 64, 4, 2, 1, rng);
+  forced.set_algorithm(ConvAlgorithm::direct);
+  CHECK(forced.computes_directly());
+  CHECK(forced.algorithm() == ConvAlgorithm::direct);
+}
+
+TEST_CASE_TEMPLATE("activations' packet forms equal their scalar forms, NaN and signed zeros included", T, float,
+                   double) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<T>::type;
+  constexpr int S = ei::packet_traits<T>::size;
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> v = {T(-2), T(-0.5), T(-0.0), T(0), T(1e-30), T(3), -inf, inf, nan, -nan, T(-1e-30), T(0.25)};
+  while (v.size() % S) v.push_back(T(7));
+  auto same = [](T a, T b) {
+    return (std::isnan(a) && std::isnan(b)) || (a == b && std::signbit(a) == std::signbit(b));
+  };
+  auto check = [&](auto act) {
+    using A = decltype(act);
+    for (std::size_t i = 0; i < v.size(); i += S) {
+      T out[S];
+      ei::pstoreu(out, A::template value_packet<T>(ei::ploadu<P>(v.data() + i)));
+      for (int j = 0; j < S; ++j) {
+        INFO(A::name << "(" << v[i + j] << ") = " << out[j] << ", scalar " << A::value(v[i + j]));
+        CHECK(same(out[j], A::value(v[i + j])));
+      }
+    }
+  };
+  check(Identity{});
+  check(Relu{});
+  check(LeakyRelu{});
 }
 
 TEST_CASE_TEMPLATE("ConvTranspose2d matches a direct transposed convolution", T, float, double) {
@@ -263,10 +349,13 @@ TEST_CASE("Conv2d and ConvTranspose2d: VJPs against finite differences (input, w
   Rng rng(4);
   for (const auto& cs : {cases[1], cases[2], cases[4], cases[5]}) {
     INFO(describe(cs));
-    {
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::im2col_gemm, ConvAlgorithm::direct}) {
+      INFO("algorithm " << int(algorithm));
       Conv2d<double> a(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+      a.set_algorithm(algorithm);
       check_layer_vjps(a, 3, rng);
       Conv2d<double, Tanh> b(cs.in, cs.out_channels, cs.k, cs.s, cs.p, rng);
+      b.set_algorithm(algorithm);
       b.set_block_samples(2);  // stacked blocks, a partial last block
       check_layer_vjps(b, 3, rng);
     }

@@ -26,6 +26,11 @@ struct Identity {
   static T cotangent(T g, T) {
     return g;
   }
+  /// value() on an Eigen packet of T (the direct convolution kernels fuse it into their tiles).
+  template <class T, class P>
+  static P value_packet(const P& v) {
+    return v;
+  }
 };
 struct Relu {
   static constexpr const char* name = "relu";
@@ -41,6 +46,13 @@ struct Relu {
   template <class T>
   static T cotangent(T g, T y) {
     return y > T(0) ? g : T(0);
+  }
+  /// value() on an Eigen packet of T, the same select (NaN → 0 as the scalar form).
+  template <class T, class P>
+  static P value_packet(const P& v) {
+    namespace ei = Eigen::internal;
+    const P zero = ei::pset1<P>(T(0));
+    return ei::pselect(ei::pcmp_lt(zero, v), v, zero);
   }
 };
 /// Leaky ReLU with PyTorch's default slope 0.01.
@@ -61,6 +73,14 @@ struct LeakyRelu {
   template <class T>
   static T cotangent(T g, T y) {
     return y > T(0) ? g : T(slope) * g;
+  }
+  /// value() on an Eigen packet of T: std::max(v, slope·v) as std::max computes it
+  /// (v < slope·v ? slope·v : v), so every input, NaN included, gives the scalar form's value.
+  template <class T, class P>
+  static P value_packet(const P& v) {
+    namespace ei = Eigen::internal;
+    const P sv = ei::pmul(ei::pset1<P>(T(slope)), v);
+    return ei::pselect(ei::pcmp_lt(v, sv), sv, v);
   }
   /// The same select on an Eigen packet of T (nn::apply_cotangent takes it where an activation
   /// has one): GCC 12 keeps every scalar form of it scalar on AVX2 (it turns each rewriting back

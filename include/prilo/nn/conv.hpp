@@ -1,6 +1,7 @@
-// Convolutional layers: Conv2d and ConvTranspose2d (PyTorch's semantics), by im2col + GEMM, on
-// any executor: the CPU forms of their customisation points are here, the CUDA forms in
-// prilo/backend/cuda/conv.cuh.
+// Convolutional layers: Conv2d and ConvTranspose2d (PyTorch's semantics), by im2col + GEMM (a
+// Conv2d with a thin patch, C_in·k² ≤ 32, by the register-tiled direct kernels of
+// nn/conv_direct.hpp instead: nn::ConvAlgorithm), on any executor: the CPU forms of their
+// customisation points are here, the CUDA forms in prilo/backend/cuda/conv.cuh.
 #pragma once
 
 #include <algorithm>
@@ -14,26 +15,46 @@
 #include "../parallel.hpp"
 #include "../random.hpp"
 #include "activations.hpp"
+#include "conv_direct.hpp"
 #include "parameter.hpp"
 #include "shape.hpp"
 #include "weight_and_bias.hpp"
 
 namespace prilo::nn {
 
+/// How a convolution layer computes on the CPU (device executors ignore it):
+///  * im2col_gemm: blocks of samples interleaved, their im2col matrix times the weights by one
+///    BLAS product per block (nn::conv_detail) — for patches of many input channels;
+///  * direct: one sample at a time, register-tiled products of its im2col matrix and the
+///    weights written straight into its column (nn/conv_direct.hpp) — for thin patches (a
+///    Conv2d from one channel), whose GEMMs would spend as long packing as multiplying;
+///  * automatic (the default): direct when the patch C_in·k² is at most
+///    conv_detail::direct_max_patch, else im2col_gemm.
+/// Both give the same results up to rounding.
+enum class ConvAlgorithm { automatic, im2col_gemm, direct };
+
 namespace conv_detail {
 
 using Index = Eigen::Index;
 
+/// The largest patch (C_in·k²) that ConvAlgorithm::automatic computes directly.
+inline constexpr Index direct_max_patch = 32;
+
 /// The geometry of one convolution (square kernel k, stride s, zero padding p): input maps
 /// `in`, output maps of out_h × out_w pixels, output pixel (oh, ow) reading input pixels
-/// (oh·s − p + kh, ow·s − p + kw) for 0 ≤ kh, kw < k.
+/// (oh·s − p + kh, ow·s − p + kw) for 0 ≤ kh, kw < k; and how the CPU computes it.
 struct Geometry {
   Shape3 in;
   Index out_h = 0, out_w = 0;
   int k = 1, s = 1, p = 0;
+  ConvAlgorithm algorithm = ConvAlgorithm::automatic;
   Index out_pixels() const { return out_h * out_w; }
   /// Columns of the im2col matrix: C_in·k² (one per input channel and kernel offset).
   Index patch() const { return in.channels * k * k; }
+  /// Whether the CPU takes the direct kernels (ConvAlgorithm).
+  bool direct() const {
+    return algorithm == ConvAlgorithm::direct || (algorithm == ConvAlgorithm::automatic && patch() <= direct_max_patch);
+  }
 };
 
 /// Output columns ow whose input column ow·s − p + kw lies in [0, width): [lo, hi).
@@ -58,10 +79,12 @@ inline void valid_range(Index width, Index out_w, int s, int p, int kw, Index& l
 /// every copy and add in im2col and col2im moves nb values at once.
 ///
 /// im2col of an interleaved block: a(q·nb + j, (c·k + kh)·k + kw) = x_j(c, oh·s − p + kh,
-/// ow·s − p + kw) for q = oh·out_w + ow, zero outside the input.
+/// ow·s − p + kw) for q = oh·out_w + ow, zero outside the input. Columns `lda` apart (0: nb·P,
+/// packed); rows nb·P … lda − 1 are left as they are.
 template <class T>
-void im2col(const Geometry& g, const T* xt, Index nb, T* a) {
-  const Index H = g.in.height, W = g.in.width, Wo = g.out_w, lda = nb * g.out_pixels();
+void im2col(const Geometry& g, const T* xt, Index nb, T* a, Index lda = 0) {
+  const Index H = g.in.height, W = g.in.width, Wo = g.out_w;
+  if (lda == 0) lda = nb * g.out_pixels();
   for (Index c = 0; c < g.in.channels; ++c)
     for (int kh = 0; kh < g.k; ++kh)
       for (int kw = 0; kw < g.k; ++kw) {
@@ -79,6 +102,8 @@ void im2col(const Geometry& g, const T* xt, Index nb, T* a) {
           const T* in = xt + ((c * H + ih) * W - g.p + kw) * nb;  // input column ow·s is in[ow·s·nb …]
           if (g.s == 1) {
             std::copy(in + lo * nb, in + hi * nb, row + lo * nb);
+          } else if (nb == 1) {  // one sample (the direct kernels): single values, s apart
+            for (Index ow = lo; ow < hi; ++ow) row[ow] = in[ow * g.s];
           } else {
             for (Index ow = lo; ow < hi; ++ow) std::copy(in + ow * g.s * nb, in + (ow * g.s + 1) * nb, row + ow * nb);
           }
@@ -87,11 +112,13 @@ void im2col(const Geometry& g, const T* xt, Index nb, T* a) {
       }
 }
 
-/// The adjoint of im2col: adds each entry of a (laid out as above) to the interleaved input
-/// pixel it was read from; entries that read the zero padding are dropped.
+/// The adjoint of im2col: adds each entry of a (laid out as above, columns `lda` apart, 0:
+/// packed) to the interleaved input pixel it was read from; entries that read the zero
+/// padding are dropped.
 template <class T>
-void col2im_add(const Geometry& g, const T* a, Index nb, T* xt) {
-  const Index H = g.in.height, W = g.in.width, Wo = g.out_w, lda = nb * g.out_pixels();
+void col2im_add(const Geometry& g, const T* a, Index nb, T* xt, Index lda = 0) {
+  const Index H = g.in.height, W = g.in.width, Wo = g.out_w;
+  if (lda == 0) lda = nb * g.out_pixels();
   for (Index c = 0; c < g.in.channels; ++c)
     for (int kh = 0; kh < g.k; ++kh)
       for (int kw = 0; kw < g.k; ++kw) {
@@ -256,6 +283,164 @@ namespace prilo {
 namespace conv_cpu {
 using nn::conv_detail::Geometry;
 
+/// Threads for the direct kernels: one sample at a time, samples t, t + slots, … on slot t.
+inline int direct_slots(Eigen::Index n) {
+  return int(std::max<Eigen::Index>(1, std::min<Eigen::Index>(prilo::max_threads(), n)));
+}
+
+/// A sample's maps in a zero-padded frame, and where each tap reads it: the frame is C maps
+/// of (H + 2p) × (W + 2p); output pixel (oh, ow) reads tap t = (c·k + kh)·k + kw at
+/// (oh·s)·(W + 2p) + ow·s + off[t], off[t] = (c·(H + 2p) + kh)·(W + 2p) + kw. The direct kernels
+/// read every input through it, with no bounds checks.
+struct Frame {
+  Eigen::Index channels, height, width, rows, cols;  // the maps, and the padded frame's extent
+  int p;
+  std::vector<Eigen::Index> off;
+  explicit Frame(const Geometry& g)
+      : channels(g.in.channels),
+        height(g.in.height),
+        width(g.in.width),
+        rows(g.in.height + 2 * g.p),
+        cols(g.in.width + 2 * g.p),
+        p(g.p),
+        off(static_cast<std::size_t>(g.patch())) {
+    for (Eigen::Index c = 0; c < channels; ++c)
+      for (int kh = 0; kh < g.k; ++kh)
+        for (int kw = 0; kw < g.k; ++kw) off[std::size_t((c * g.k + kh) * g.k + kw)] = (c * rows + kh) * cols + kw;
+  }
+  Eigen::Index size() const { return channels * rows * cols; }
+  /// Scalars to allocate per frame: size() and the slack the kernels may read past it.
+  template <class T>
+  Eigen::Index allocation(const Geometry& g) const {
+    return size() + nn::conv_detail::direct::frame_slack<T>(g.s, g.k);
+  }
+  /// The frame's interior ← the maps x (the border left as it is: zero).
+  template <class T>
+  void fill(const T* x, T* frame) const {
+    for (Eigen::Index c = 0; c < channels; ++c)
+      for (Eigen::Index h = 0; h < height; ++h)
+        std::copy(x + (c * height + h) * width, x + (c * height + h + 1) * width,
+                  frame + (c * rows + h + p) * cols + p);
+  }
+  /// The maps x ← the frame's interior (what landed on the border is dropped).
+  template <class T>
+  void read(const T* frame, T* x) const {
+    for (Eigen::Index c = 0; c < channels; ++c)
+      for (Eigen::Index h = 0; h < height; ++h) {
+        const T* f = frame + (c * rows + h + p) * cols + p;
+        std::copy(f, f + width, x + (c * height + h) * width);
+      }
+  }
+};
+
+/// The weights as taps × channels (channel-fastest, rows Cp apart: Cp = C_out padded to whole
+/// packets, the padding zero), the layout of the direct kernels.
+template <class T>
+Mat<T> taps_by_channels(const Mat<T>& w) {
+  Mat<T> wt = Mat<T>::Zero(nn::conv_detail::direct::padded<T>(w.cols()), w.rows());
+  wt.topRows(w.cols()) = w.transpose();
+  return wt;
+}
+
+/// Conv2d's forward by the direct kernels (ConvAlgorithm::direct): per sample, its maps
+/// copied into a zero-padded Frame and every output computed from the frame in register tiles
+/// of pixels × channels (no im2col matrix), bias and activation applied in registers, each
+/// tile transposed in registers and stored into the sample's column of y.
+template <class Act, class T>
+void conv2d_forward_direct(const Geometry& g, const Mat<T>& w, const Vec<T>& b, const Mat<T>& x, Mat<T>& y) {
+  namespace cd = nn::conv_detail;
+  namespace dk = nn::conv_detail::direct;
+  const Eigen::Index n = x.cols(), P = g.out_pixels(), K = g.patch(), Co = w.cols();
+  const Frame f(g);
+  const Mat<T> wt = taps_by_channels(w);
+  Vec<T> bp = Vec<T>::Zero(wt.rows());
+  bp.head(Co) = b;
+  constexpr bool fused = dk::has_value_packet<Act, T>;
+  const int slots = direct_slots(n);
+  Mat<T> frames = Mat<T>::Zero(f.allocation<T>(g), slots);  // their borders stay zero
+  prilo::parallel_for(slots, slots, [&](Eigen::Index t) {
+    T* xp = frames.col(t).data();
+    for (Eigen::Index j = t; j < n; j += slots) {
+      f.fill(x.col(j).data(), xp);
+      T* yj = y.col(j).data();
+      dk::pixel_product<std::conditional_t<fused, Act, nn::Identity>>(xp, f.cols, g.out_h, g.out_w, g.s, f.off.data(),
+                                                                      K, wt.data(), wt.rows(), bp.data(), Co, yj);
+      if constexpr (!fused) cd::bias_act<Act>(yj, T(0), yj, Co * P);
+    }
+  });
+}
+
+/// Conv2d's VJPs by the direct kernels, with conv2d_vjp's contract: per sample, G = gy ⊙ act'(y)
+/// (pixels × C_out, each channel's pixels padded to whole packets); with Weights, ∂W += AᵀG
+/// from the sample's Frame and G transposed (channels along the packets) into per-thread
+/// accumulators (weight_product), ∂b += Σ G; gx = the frame's interior after G·Wᵀ
+/// (small_product) is added into it tap by tap (the adjoint of the forward's reads).
+template <bool Weights, class Act, class T>
+void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy,
+                       Mat<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b) {
+  namespace cd = nn::conv_detail;
+  namespace dk = nn::conv_detail::direct;
+  const Eigen::Index n = gy.cols(), P = g.out_pixels(), K = g.patch(), Co = w.cols(), Cp = dk::padded<T>(Co),
+                     ld = dk::padded<T>(P);
+  const Frame f(g);
+  const int slots = direct_slots(n);
+  // per slot: G (ld × C_out: every channel's pixels start on a packet boundary), G·Wᵀ (ld × K),
+  // with Weights Gᵀ (Cp × P) and the accumulators of ∂W (K × Cp) and ∂b (Cp), the frame; the
+  // slots a whole number of packets long. G's padding rows stay zero.
+  Eigen::Index per_slot = ld * (Co + K) + (Weights ? Cp * (P + K + 1) : 0) + f.size();
+  per_slot = (per_slot + 2 * dk::lanes<T> - 1) / (2 * dk::lanes<T>)*(2 * dk::lanes<T>);
+  work.setZero(per_slot, slots);
+  if constexpr (Weights) {
+    part_w->setZero(w.size(), slots);
+    part_b->setZero(Co, slots);
+  }
+  prilo::parallel_for(slots, slots, [&](Eigen::Index t) {
+    T* gm = work.col(t).data();
+    T* bm = gm + ld * Co;
+    [[maybe_unused]] T* gt = bm + ld * K;
+    [[maybe_unused]] T* acc = gt + (Weights ? Cp * P : 0);
+    [[maybe_unused]] T* accb = acc + (Weights ? Cp * K : 0);
+    T* frame = accb + (Weights ? Cp : 0);
+    for (Eigen::Index j = t; j < n; j += slots) {
+      const T* gj = gy.col(j).data();
+      const T* yj = y.col(j).data();
+      for (Eigen::Index c = 0; c < Co; ++c) {
+        if constexpr (std::is_same_v<Act, nn::Identity>)
+          std::copy(gj + c * P, gj + (c + 1) * P, gm + c * ld);
+        else
+          nn::apply_cotangent<Act>(gj + c * P, yj + c * P, gm + c * ld, P);
+      }
+      if constexpr (Weights) {
+        f.fill(x.col(j).data(), frame);
+        cd::transpose_into(gm, ld, P, Co, gt, Cp);  // Gᵀ: channels along the packets
+        dk::weight_product(frame, f.cols, g.out_h, g.out_w, g.s, f.off.data(), K, gt, Cp, acc);
+        for (Eigen::Index c = 0; c < Co; ++c) accb[c] += Eigen::Map<const Vec<T>>(gm + c * ld, P).sum();
+      }
+      if (gx) {
+        dk::small_product(gm, ld, P, Co, w.data(), K, 1, K, static_cast<const T*>(nullptr), bm, ld);  // G·Wᵀ
+        if constexpr (Weights) std::fill(frame, frame + f.size(), T(0));                              // it holds x
+        for (Eigen::Index tap = 0; tap < K; ++tap)
+          for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
+            const T* bt = bm + tap * ld + oh * g.out_w;
+            T* ft = frame + f.off[std::size_t(tap)] + oh * g.s * f.cols;
+            if (g.s == 2) {
+              for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[2 * ow] += bt[ow];
+            } else {
+              for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[ow * g.s] += bt[ow];
+            }
+          }
+        f.read(frame, gx->col(j).data());
+        std::fill(frame, frame + f.size(), T(0));  // the next sample's frame: zero borders
+      }
+    }
+    if constexpr (Weights) {
+      Eigen::Map<Mat<T>> pw(part_w->col(t).data(), K, Co);
+      pw += Eigen::Map<const Mat<T>>(acc, Cp, K).topRows(Co).transpose();
+      part_b->col(t) += Eigen::Map<const Vec<T>>(accb, Co);
+    }
+  });
+}
+
 /// The VJPs of a Conv2d batch: gx (if gx) and, with Weights, the weight gradients of each
 /// thread's blocks in the columns of *part_w (K·C_out × slots) and *part_b (C_out × slots).
 /// Per block (interleaved, see nn::conv_detail): G = gy ⊙ act'(y) as an (m·P) × C_out matrix,
@@ -276,6 +461,7 @@ void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat
     part_b->setZero();
   }
   if (n == 0 || (!Weights && !gx)) return;
+  if (g_.direct()) return conv2d_vjp_direct<Weights, Act>(g_, w_, x, y, gy, gx, work, part_w, part_b);
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Co) + N, prilo::max_threads(), block_);
   const int slots = cd::slots_for(n, nb);
   // per slot: G (nb·P × Co), A / B (nb·P × K), an interleaved input block (x's, then gx's),
@@ -398,6 +584,7 @@ void conv2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_
   const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols(), N = g_.in.size();
   y.resize(Co * P, n);
   if (n == 0) return;
+  if (g_.direct()) return conv_cpu::conv2d_forward_direct<Act>(g_, w_, b_, x, y);
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Co) + N, prilo::max_threads(), block_);
   const int slots = cd::slots_for(n, nb);
   const Eigen::Index per_slot = nb > 1 ? nb * (P * (K + Co) + N) : P * K;
@@ -609,6 +796,12 @@ class Conv2d : public WeightAndBias<T, Exec> {
   /// Samples per im2col block (0: chosen from the shapes; results do not depend on it up to
   /// rounding). For benchmarks and tests.
   void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
+  /// How the CPU computes (ConvAlgorithm; automatic by default; results the same up to
+  /// rounding). For benchmarks and tests.
+  void set_algorithm(ConvAlgorithm a) { g_.algorithm = a; }
+  ConvAlgorithm algorithm() const { return g_.algorithm; }
+  /// Whether the CPU takes the direct kernels for this layer (ConvAlgorithm).
+  bool computes_directly() const { return g_.direct(); }
 
   void forward(const matrix_type& x, matrix_type& y) const { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_); }
   /// The forward pass with scratch in the caller's `work` (kept between calls), for executors

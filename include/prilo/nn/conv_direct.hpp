@@ -1,0 +1,294 @@
+// Register-tiled kernels for the convolutions whose products are too thin for a GEMM (a Conv2d
+// with one input channel and a 4 × 4 kernel has an inner dimension of 16: a BLAS GEMM of that
+// shape spends as long packing its operands as multiplying them). nn/conv.hpp's
+// ConvAlgorithm::direct runs a Conv2d one sample at a time on these, reading the sample's maps
+// from a zero-padded frame (no im2col matrix, no interleaving, no BLAS call):
+//  * pixel_product: the forward, output channels along Eigen's SIMD packets, S pixels of an
+//    output row × 8 channels in registers, bias and activation there, each S × S tile
+//    transposed in registers and stored straight into the sample's column;
+//  * weight_product: the weight gradient, channels along the packets, 4 taps × 2 channel
+//    packets in registers over every pixel;
+//  * small_product: a (pixels × depth) matrix times a (depth × outputs) one, pixels along the
+//    packets, 3 packets × 4 outputs in registers (the input gradient's G·Wᵀ).
+#pragma once
+
+#include <algorithm>
+#include <type_traits>
+
+#include "../core.hpp"
+
+namespace prilo::nn::conv_detail::direct {
+
+using Index = Eigen::Index;
+namespace ei = Eigen::internal;
+
+template <class T>
+using Packet = typename ei::packet_traits<T>::type;
+/// Scalars per packet (1 where Eigen does not vectorise T).
+template <class T>
+inline constexpr Index lanes = ei::unpacket_traits<Packet<T>>::size;
+
+/// n rounded up to whole packets: the row stride of the kernels' scratch matrices, whose rows
+/// n … padded(n) − 1 are kept at zero.
+template <class T>
+Index padded(Index n) {
+  return (n + lanes<T> - 1) / lanes<T> * lanes<T>;
+}
+
+/// One tile of out(q, o) = bias[o] + Σ_r in(q, r)·w[r·sr + o·so] for R packets of rows from q0
+/// (in points at row q0 of column 0, out at row q0 of output column o0, w at o0's first weight)
+/// and C outputs. `valid` rows from q0 are stored (the rest of the last packet is not written);
+/// every packet of `in` read must exist (its rows padded to whole packets).
+template <class T, int R, int C>
+EIGEN_ALWAYS_INLINE void tile(const T* in, Index ldi, Index depth, const T* w, Index sr, Index so, const T* bias,
+                              T* out, Index ldo, Index valid) {
+  using P = Packet<T>;
+  constexpr Index S = lanes<T>;
+  P acc[R][C];
+  for (int c = 0; c < C; ++c) {
+    const P b0 = bias ? ei::pset1<P>(bias[c]) : ei::pset1<P>(T(0));
+    for (int r = 0; r < R; ++r) acc[r][c] = b0;
+  }
+  for (Index k = 0; k < depth; ++k) {
+    const T* ik = in + k * ldi;
+    const T* wk = w + k * sr;
+    P a[R];
+    for (int r = 0; r < R; ++r) a[r] = ei::ploadu<P>(ik + r * S);
+    for (int c = 0; c < C; ++c) {
+      const P wc = ei::pset1<P>(wk[c * so]);
+      for (int r = 0; r < R; ++r) acc[r][c] = ei::pmadd(a[r], wc, acc[r][c]);
+    }
+  }
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) {
+      T* o = out + c * ldo + r * S;
+      const Index v = valid - r * S;
+      if (v >= S) {
+        ei::pstoreu(o, acc[r][c]);
+      } else if (v > 0) {
+        T part[S];
+        ei::pstoreu(part, acc[r][c]);
+        std::copy(part, part + v, o);
+      }
+    }
+}
+
+/// C outputs (a panel of out's columns) over every row: tiles of R packets, then the rows left.
+template <class T, int R, int C>
+void panel(const T* in, Index ldi, Index rows, Index depth, const T* w, Index sr, Index so, const T* bias, T* out,
+           Index ldo) {
+  constexpr Index S = lanes<T>;
+  Index q0 = 0;
+  for (; q0 + R * S <= rows; q0 += R * S) tile<T, R, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, R * S);
+  // what is left: fewer than R packets (each read must lie within padded(rows))
+  static_assert(R <= 3, "panel: the rows left are covered by tiles of 1 or 2 packets");
+  const Index left = rows - q0;
+  if (left > 2 * S) {
+    tile<T, 3, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, left);
+  } else if (left > S) {
+    tile<T, 2, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, left);
+  } else if (left > 0) {
+    tile<T, 1, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, left);
+  }
+}
+
+/// out(q, o) = bias[o] + Σ_r in(q, r)·w[r·sr + o·so] for q < rows, o < outputs (bias may be
+/// null: 0). `in` is column-major with leading dimension ldi ≥ padded(rows), its rows up to
+/// padded(rows) readable (their values do not reach the rows stored); out column-major with
+/// leading dimension ldo, rows ≥ `rows` not written. Tiles of 3 packets × 4 outputs: 12
+/// accumulators, 3 loads and 4 broadcasts per step of the depth (16 vector registers on AVX2).
+template <class T>
+void small_product(const T* in, Index ldi, Index rows, Index depth, const T* w, Index sr, Index so, Index outputs,
+                   const T* bias, T* out, Index ldo) {
+  constexpr int R = 3, C = 4;
+  for (Index o0 = 0; o0 < outputs; o0 += C) {
+    const T* wo = w + o0 * so;
+    const T* bo = bias ? bias + o0 : nullptr;
+    T* oo = out + o0 * ldo;
+    switch (std::min<Index>(C, outputs - o0)) {
+      case 4: panel<T, R, 4>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
+      case 3: panel<T, R, 3>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
+      case 2: panel<T, R, 2>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
+      default: panel<T, R, 1>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
+    }
+  }
+}
+
+/// Whether Act has value_packet (the forward kernel applies it in registers; otherwise the
+/// caller applies the activation afterwards).
+template <class Act, class T>
+inline constexpr bool has_value_packet = requires(const Packet<T>& p) {
+  Act::template value_packet<T>(p);
+};
+
+// PacketBlock of an x86 vector type: GCC warns that the type's attributes are dropped from the
+// template argument (harmless: Eigen's own ptranspose overloads take the same type)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#endif
+/// One tile of Conv2d's forward: S = lanes<T> output pixels of one output row from (oh, ow0)
+/// × CP packets of output channels from c0, the channels along the packets. Pixel i reads the
+/// frame at xr[i·s + off[t]] (xr: the frame at input row oh·s, column ow0·s; Stride: s when it
+/// is known at compile time, 0 to read s), acc(c, i) = bias[c] + Σ_t xr[i·s + off[t]]·wt[t·ldw +
+/// c], then act, then each S × S block transposed in registers and stored as the channels'
+/// rows of pixels: y[c·P + i] (y points at (c0, oh·out_w + ow0)) for i < pixels (all S when
+/// `overlap`: the pixels past the row are written too, into later rows of the same channel,
+/// which are written again afterwards) and c < channels_left (≤ CP·S). wt and bias point at
+/// channel c0 and are padded to whole packets. Pixels past the row read past it in the frame
+/// (the frame has slack for that); their lanes are never kept.
+template <class Act, class T, int CP, int Stride>
+EIGEN_ALWAYS_INLINE void pixel_tile(const T* xr, Index s, const Index* off, Index taps, const T* wt, Index ldw,
+                                    const T* bias, T* y, Index P, Index pixels, bool overlap, Index channels_left) {
+  using Pk = Packet<T>;
+  constexpr int S = int(lanes<T>);
+  const Index step = Stride > 0 ? Index(Stride) : s;
+  Pk acc[CP][S];
+  for (int c = 0; c < CP; ++c) {
+    const Pk b0 = ei::ploadu<Pk>(bias + c * S);
+    for (int i = 0; i < S; ++i) acc[c][i] = b0;
+  }
+  for (Index t = 0; t < taps; ++t) {
+    const T* wk = wt + t * ldw;
+    const T* xt = xr + off[t];
+    Pk wv[CP];
+    for (int c = 0; c < CP; ++c) wv[c] = ei::ploadu<Pk>(wk + c * S);
+    for (int i = 0; i < S; ++i) {
+      const Pk xv = ei::pset1<Pk>(xt[i * step]);
+      for (int c = 0; c < CP; ++c) acc[c][i] = ei::pmadd(xv, wv[c], acc[c][i]);
+    }
+  }
+  for (int c = 0; c < CP; ++c) {
+    ei::PacketBlock<Pk, S> block;
+    for (int i = 0; i < S; ++i) {
+      if constexpr (has_value_packet<Act, T>)
+        block.packet[i] = Act::template value_packet<T>(acc[c][i]);
+      else
+        block.packet[i] = acc[c][i];
+    }
+    if constexpr (S > 1) ei::ptranspose(block);
+    const Index rows = std::min<Index>(S, channels_left - c * S);
+    for (Index r = 0; r < rows; ++r) {
+      T* yc = y + (c * S + r) * P;
+      if (pixels == S || overlap) {
+        ei::pstoreu(yc, block.packet[r]);
+      } else {
+        T part[S];
+        ei::pstoreu(part, block.packet[r]);
+        for (Index i = 0; i < pixels; ++i) yc[i] = part[i];
+      }
+    }
+  }
+}
+
+template <class Act, class T, int CP>
+EIGEN_ALWAYS_INLINE void pixel_tile_strided(const T* xr, Index s, const Index* off, Index taps, const T* wt, Index ldw,
+                                            const T* bias, T* y, Index P, Index pixels, bool overlap,
+                                            Index channels_left) {
+  if (s == 2)
+    pixel_tile<Act, T, CP, 2>(xr, s, off, taps, wt, ldw, bias, y, P, pixels, overlap, channels_left);
+  else if (s == 1)
+    pixel_tile<Act, T, CP, 1>(xr, s, off, taps, wt, ldw, bias, y, P, pixels, overlap, channels_left);
+  else
+    pixel_tile<Act, T, CP, 0>(xr, s, off, taps, wt, ldw, bias, y, P, pixels, overlap, channels_left);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// The frame slack the direct kernels read past a frame (pixel_tile's pixels past a row).
+template <class T>
+Index frame_slack(Index s, int k) {
+  return lanes<T> * s + k;
+}
+
+/// Conv2d's forward for one sample, straight into its column y (channels × P pixels, the
+/// layout of nn::Shape3): y[c·P + oh·out_w + ow] = act(bias[c] + Σ_t xp[(oh·s)·row + ow·s +
+/// off[t]]·wt[t·ldw + c]) for c < channels, where xp is the sample's zero-padded frame (rows
+/// `row` apart, frame_slack readable values past it), off[t] tap t's offset, wt the weights as
+/// taps × channels (rows ldw apart, channels padded to whole packets with zero weights and
+/// bias). Tiles of S pixels of a row × CP packets of channels, CP·S accumulators (8 on AVX2
+/// and SSE, 16 with AVX-512): per tap CP weight packets and S broadcasts at fixed offsets from
+/// one pointer. Acts where Act has value_packet; otherwise the caller does.
+template <class Act, class T>
+void pixel_product(const T* xp, Index row, Index out_h, Index out_w, Index s, const Index* off, Index taps, const T* wt,
+                   Index ldw, const T* bias, Index channels, T* y) {
+  constexpr Index S = lanes<T>;
+  constexpr int CP = S >= 8 ? 1 : int(8 / S);
+  const Index P = out_h * out_w;
+  auto rows = [&](auto cp, Index c0) {
+    for (Index oh = 0; oh < out_h; ++oh)
+      for (Index ow0 = 0; ow0 < out_w; ow0 += S) {
+        const Index q0 = oh * out_w + ow0;
+        pixel_tile_strided<Act, T, decltype(cp)::value>(xp + oh * s * row + ow0 * s, s, off, taps, wt + c0, ldw,
+                                                        bias + c0, y + c0 * P + q0, P, std::min(S, out_w - ow0),
+                                                        q0 + S <= P, channels - c0);
+      }
+  };
+  Index c0 = 0;
+  for (; c0 + CP * S <= ldw; c0 += CP * S) rows(std::integral_constant<int, CP>{}, c0);
+  for (; c0 < ldw; c0 += S) rows(std::integral_constant<int, 1>{}, c0);  // fewer than CP packets left
+}
+
+/// One tile of Conv2d's weight gradient: TT taps from t0 × CP packets of channels from c0,
+/// acc[t·lda + c] += Σ_{oh, ow} xp[(oh·s)·row + ow·s + off[t]]·gt[(oh·out_w + ow)·ldg + c],
+/// with gt the output cotangent as pixels × channels (channels along the packets, rows ldg
+/// apart). off and acc point at t0's entries, gt and acc at channel c0.
+template <class T, int TT, int CP>
+EIGEN_ALWAYS_INLINE void weight_tile(const T* xp, Index row, Index out_h, Index out_w, Index s, const Index* off,
+                                     const T* gt, Index ldg, T* acc, Index lda) {
+  using Pk = Packet<T>;
+  constexpr Index S = lanes<T>;
+  Pk sum[TT][CP];
+  for (int t = 0; t < TT; ++t)
+    for (int c = 0; c < CP; ++c) sum[t][c] = ei::pset1<Pk>(T(0));
+  const T* xt[TT];
+  for (int t = 0; t < TT; ++t) xt[t] = xp + off[t];
+  const T* gq = gt;
+  for (Index oh = 0; oh < out_h; ++oh) {
+    Index idx = oh * s * row;
+    for (Index ow = 0; ow < out_w; ++ow, idx += s, gq += ldg) {
+      Pk gv[CP];
+      for (int c = 0; c < CP; ++c) gv[c] = ei::ploadu<Pk>(gq + c * S);
+      for (int t = 0; t < TT; ++t) {
+        const Pk xv = ei::pset1<Pk>(xt[t][idx]);
+        for (int c = 0; c < CP; ++c) sum[t][c] = ei::pmadd(xv, gv[c], sum[t][c]);
+      }
+    }
+  }
+  for (int t = 0; t < TT; ++t)
+    for (int c = 0; c < CP; ++c) {
+      T* a = acc + t * lda + c * S;
+      ei::pstoreu(a, ei::padd(ei::ploadu<Pk>(a), sum[t][c]));
+    }
+}
+
+template <class T, int CP>
+void weight_taps(const T* xp, Index row, Index out_h, Index out_w, Index s, const Index* off, Index taps, const T* gt,
+                 Index ldg, T* acc, Index lda) {
+  Index t = 0;
+  for (; t + 4 <= taps; t += 4) weight_tile<T, 4, CP>(xp, row, out_h, out_w, s, off + t, gt, ldg, acc + t * lda, lda);
+  switch (taps - t) {
+    case 3: weight_tile<T, 3, CP>(xp, row, out_h, out_w, s, off + t, gt, ldg, acc + t * lda, lda); break;
+    case 2: weight_tile<T, 2, CP>(xp, row, out_h, out_w, s, off + t, gt, ldg, acc + t * lda, lda); break;
+    case 1: weight_tile<T, 1, CP>(xp, row, out_h, out_w, s, off + t, gt, ldg, acc + t * lda, lda); break;
+    default: break;
+  }
+}
+
+/// Conv2d's weight gradient for one sample, in the layout of pixel_product's weights:
+/// acc[t·ldg + c] += Σ_{oh, ow} xp[(oh·s)·row + ow·s + off[t]]·gt[(oh·out_w + ow)·ldg + c] for
+/// t < taps and every channel c < ldg (the channels padded to whole packets), where gt is the
+/// sample's output cotangent as pixels × channels. Tiles of 4 taps × 2 channel packets (8
+/// accumulators; per pixel 2 loads and 4 broadcasts), kept in registers over every pixel.
+template <class T>
+void weight_product(const T* xp, Index row, Index out_h, Index out_w, Index s, const Index* off, Index taps,
+                    const T* gt, Index ldg, T* acc) {
+  constexpr Index S = lanes<T>;
+  Index c = 0;
+  for (; c + 2 * S <= ldg; c += 2 * S)
+    weight_taps<T, 2>(xp, row, out_h, out_w, s, off, taps, gt + c, ldg, acc + c, ldg);
+  for (; c < ldg; c += S) weight_taps<T, 1>(xp, row, out_h, out_w, s, off, taps, gt + c, ldg, acc + c, ldg);
+}
+
+}  // namespace prilo::nn::conv_detail::direct
