@@ -22,11 +22,12 @@
 
 namespace prilo::nn {
 
-/// How a convolution layer computes on the CPU (device executors ignore it):
+/// How a Conv2d computes on the CPU (device executors ignore it; ConvTranspose2d always takes
+/// im2col_gemm):
 ///  * im2col_gemm: blocks of samples interleaved, their im2col matrix times the weights by one
 ///    BLAS product per block (nn::conv_detail) — for patches of many input channels;
-///  * direct: one sample at a time, register-tiled products of its im2col matrix and the
-///    weights written straight into its column (nn/conv_direct.hpp) — for thin patches (a
+///  * direct: one sample at a time, read from a zero-padded copy of its maps by register-tiled
+///    kernels that write straight into its column (nn/conv_direct.hpp) — for thin patches (a
 ///    Conv2d from one channel), whose GEMMs would spend as long packing as multiplying;
 ///  * automatic (the default): direct when the patch C_in·k² is at most
 ///    conv_detail::direct_max_patch, else im2col_gemm.
@@ -79,12 +80,10 @@ inline void valid_range(Index width, Index out_w, int s, int p, int kw, Index& l
 /// every copy and add in im2col and col2im moves nb values at once.
 ///
 /// im2col of an interleaved block: a(q·nb + j, (c·k + kh)·k + kw) = x_j(c, oh·s − p + kh,
-/// ow·s − p + kw) for q = oh·out_w + ow, zero outside the input. Columns `lda` apart (0: nb·P,
-/// packed); rows nb·P … lda − 1 are left as they are.
+/// ow·s − p + kw) for q = oh·out_w + ow, zero outside the input.
 template <class T>
-void im2col(const Geometry& g, const T* xt, Index nb, T* a, Index lda = 0) {
-  const Index H = g.in.height, W = g.in.width, Wo = g.out_w;
-  if (lda == 0) lda = nb * g.out_pixels();
+void im2col(const Geometry& g, const T* xt, Index nb, T* a) {
+  const Index H = g.in.height, W = g.in.width, Wo = g.out_w, lda = nb * g.out_pixels();
   for (Index c = 0; c < g.in.channels; ++c)
     for (int kh = 0; kh < g.k; ++kh)
       for (int kw = 0; kw < g.k; ++kw) {
@@ -102,7 +101,7 @@ void im2col(const Geometry& g, const T* xt, Index nb, T* a, Index lda = 0) {
           const T* in = xt + ((c * H + ih) * W - g.p + kw) * nb;  // input column ow·s is in[ow·s·nb …]
           if (g.s == 1) {
             std::copy(in + lo * nb, in + hi * nb, row + lo * nb);
-          } else if (nb == 1) {  // one sample (the direct kernels): single values, s apart
+          } else if (nb == 1) {  // one sample (a block of one): single values, s apart
             for (Index ow = lo; ow < hi; ++ow) row[ow] = in[ow * g.s];
           } else {
             for (Index ow = lo; ow < hi; ++ow) std::copy(in + ow * g.s * nb, in + (ow * g.s + 1) * nb, row + ow * nb);
@@ -112,13 +111,11 @@ void im2col(const Geometry& g, const T* xt, Index nb, T* a, Index lda = 0) {
       }
 }
 
-/// The adjoint of im2col: adds each entry of a (laid out as above, columns `lda` apart, 0:
-/// packed) to the interleaved input pixel it was read from; entries that read the zero
-/// padding are dropped.
+/// The adjoint of im2col: adds each entry of a (laid out as above) to the interleaved input
+/// pixel it was read from; entries that read the zero padding are dropped.
 template <class T>
-void col2im_add(const Geometry& g, const T* a, Index nb, T* xt, Index lda = 0) {
-  const Index H = g.in.height, W = g.in.width, Wo = g.out_w;
-  if (lda == 0) lda = nb * g.out_pixels();
+void col2im_add(const Geometry& g, const T* a, Index nb, T* xt) {
+  const Index H = g.in.height, W = g.in.width, Wo = g.out_w, lda = nb * g.out_pixels();
   for (Index c = 0; c < g.in.channels; ++c)
     for (int kh = 0; kh < g.k; ++kh)
       for (int kw = 0; kw < g.k; ++kw) {
