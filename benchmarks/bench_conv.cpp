@@ -90,6 +90,18 @@ prilo::nn::ConvAlgorithm algorithm_from_env() {
   return prilo::nn::ConvAlgorithm::automatic;
 }
 
+/// One pass of a layer as the benchmarks time it: forward, then the input VJP (vjp_input) or
+/// both VJPs (train), its results kept from being optimised away.
+template <class Layer>
+void layer_pass(Layer& l, Work w, const Mat& x, Mat& y, const Mat& gy, Mat& gx, Mat& work) {
+  l.forward(x, y);
+  if (w == Work::vjp_input) l.backward_input(x, y, gy, gx, work);
+  if (w == Work::train) l.backward(x, y, gy, &gx, true);
+  benchmark::DoNotOptimize(y.data());
+  benchmark::DoNotOptimize(gx.data());
+  benchmark::ClobberMemory();
+}
+
 /// One benchmarked layer with its buffers and the buffers of its floor.
 struct Case {
   std::string label;
@@ -123,14 +135,7 @@ struct ConvCase {
     gxf = Mat(in.size(), kBatch);
     gw = Mat::Zero(g.patch(), co);
   }
-  void layer(Work w) {
-    conv.forward(x, y);
-    if (w == Work::vjp_input) conv.backward_input(x, y, gy, gx, work);
-    if (w == Work::train) conv.backward(x, y, gy, &gx, true);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::DoNotOptimize(gx.data());
-    benchmark::ClobberMemory();
-  }
+  void layer(Work w) { layer_pass(conv, w, x, y, gy, gx, work); }
   void floor(Work w, bool with_im2col) {
     if (with_im2col) cd::im2col(g, x.data(), kBatch, a.data());
     yb.noalias() = a * conv.weight();
@@ -173,14 +178,7 @@ struct TransposedCase {
     gxs = Mat(R, in.channels);
     gw = Mat::Zero(g.patch(), in.channels);
   }
-  void layer(Work w) {
-    tc.forward(x, y);
-    if (w == Work::vjp_input) tc.backward_input(x, y, gy, gx, work);
-    if (w == Work::train) tc.backward(x, y, gy, &gx, true);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::DoNotOptimize(gx.data());
-    benchmark::ClobberMemory();
-  }
+  void layer(Work w) { layer_pass(tc, w, x, y, gy, gx, work); }
   void floor(Work w, bool with_im2col) {
     bb.noalias() = xs * tc.weight().transpose();
     if (with_im2col) {
@@ -300,14 +298,7 @@ void bm_algorithms(benchmark::State& state, Index cin, Index cout, Work w, int t
   Mat y, gx, work;
   direct.forward(x, y);
   const Mat gy = rng.normal_matrix<T>(y.rows(), kBatch);
-  auto run = [&](prilo::nn::Conv2d<T, prilo::nn::LeakyRelu>& c) {
-    c.forward(x, y);
-    if (w == Work::vjp_input) c.backward_input(x, y, gy, gx, work);
-    if (w == Work::train) c.backward(x, y, gy, &gx, true);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::DoNotOptimize(gx.data());
-    benchmark::ClobberMemory();
-  };
+  auto run = [&](prilo::nn::Conv2d<T, prilo::nn::LeakyRelu>& c) { layer_pass(c, w, x, y, gy, gx, work); };
   run(direct);
   run(gemm);
   const Times t0 = now();

@@ -414,8 +414,8 @@ void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const Mat<T>& x, cons
         for (Eigen::Index c = 0; c < Co; ++c) accb[c] += Eigen::Map<const Vec<T>>(gm + c * ld, P).sum();
       }
       if (gx) {
-        dk::small_product(gm, ld, P, Co, w.data(), K, 1, K, static_cast<const T*>(nullptr), bm, ld);  // G·Wᵀ
-        if constexpr (Weights) std::fill(frame, frame + f.size(), T(0));                              // it holds x
+        dk::small_product(gm, ld, P, Co, w.data(), K, 1, K, bm, ld);      // G·Wᵀ
+        if constexpr (Weights) std::fill(frame, frame + f.size(), T(0));  // it holds x
         for (Eigen::Index tap = 0; tap < K; ++tap)
           for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
             const T* bt = bm + tap * ld + oh * g.out_w;

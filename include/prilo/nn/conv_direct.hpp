@@ -35,20 +35,18 @@ Index padded(Index n) {
   return (n + lanes<T> - 1) / lanes<T> * lanes<T>;
 }
 
-/// One tile of out(q, o) = bias[o] + Σ_r in(q, r)·w[r·sr + o·so] for R packets of rows from q0
+/// One tile of out(q, o) = Σ_r in(q, r)·w[r·sr + o·so] for R packets of rows from q0
 /// (in points at row q0 of column 0, out at row q0 of output column o0, w at o0's first weight)
 /// and C outputs. `valid` rows from q0 are stored (the rest of the last packet is not written);
 /// every packet of `in` read must exist (its rows padded to whole packets).
 template <class T, int R, int C>
-EIGEN_ALWAYS_INLINE void tile(const T* in, Index ldi, Index depth, const T* w, Index sr, Index so, const T* bias,
-                              T* out, Index ldo, Index valid) {
+EIGEN_ALWAYS_INLINE void tile(const T* in, Index ldi, Index depth, const T* w, Index sr, Index so, T* out, Index ldo,
+                              Index valid) {
   using P = Packet<T>;
   constexpr Index S = lanes<T>;
   P acc[R][C];
-  for (int c = 0; c < C; ++c) {
-    const P b0 = bias ? ei::pset1<P>(bias[c]) : ei::pset1<P>(T(0));
-    for (int r = 0; r < R; ++r) acc[r][c] = b0;
-  }
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) acc[r][c] = ei::pset1<P>(T(0));
   for (Index k = 0; k < depth; ++k) {
     const T* ik = in + k * ldi;
     const T* wk = w + k * sr;
@@ -75,41 +73,38 @@ EIGEN_ALWAYS_INLINE void tile(const T* in, Index ldi, Index depth, const T* w, I
 
 /// C outputs (a panel of out's columns) over every row: tiles of R packets, then the rows left.
 template <class T, int R, int C>
-void panel(const T* in, Index ldi, Index rows, Index depth, const T* w, Index sr, Index so, const T* bias, T* out,
-           Index ldo) {
+void panel(const T* in, Index ldi, Index rows, Index depth, const T* w, Index sr, Index so, T* out, Index ldo) {
   constexpr Index S = lanes<T>;
   Index q0 = 0;
-  for (; q0 + R * S <= rows; q0 += R * S) tile<T, R, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, R * S);
+  for (; q0 + R * S <= rows; q0 += R * S) tile<T, R, C>(in + q0, ldi, depth, w, sr, so, out + q0, ldo, R * S);
   // what is left: fewer than R packets (each read must lie within padded(rows))
   static_assert(R <= 3, "panel: the rows left are covered by tiles of 1 or 2 packets");
   const Index left = rows - q0;
   if (left > 2 * S) {
-    tile<T, 3, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, left);
+    tile<T, 3, C>(in + q0, ldi, depth, w, sr, so, out + q0, ldo, left);
   } else if (left > S) {
-    tile<T, 2, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, left);
+    tile<T, 2, C>(in + q0, ldi, depth, w, sr, so, out + q0, ldo, left);
   } else if (left > 0) {
-    tile<T, 1, C>(in + q0, ldi, depth, w, sr, so, bias, out + q0, ldo, left);
+    tile<T, 1, C>(in + q0, ldi, depth, w, sr, so, out + q0, ldo, left);
   }
 }
 
-/// out(q, o) = bias[o] + Σ_r in(q, r)·w[r·sr + o·so] for q < rows, o < outputs (bias may be
-/// null: 0). `in` is column-major with leading dimension ldi ≥ padded(rows), its rows up to
-/// padded(rows) readable (their values do not reach the rows stored); out column-major with
-/// leading dimension ldo, rows ≥ `rows` not written. Tiles of 3 packets × 4 outputs: 12
-/// accumulators, 3 loads and 4 broadcasts per step of the depth (16 vector registers on AVX2).
+/// out(q, o) = Σ_r in(q, r)·w[r·sr + o·so] for q < rows, o < outputs. `in` is column-major with leading dimension ldi ≥
+/// padded(rows), its rows up to padded(rows) readable (their values do not reach the rows stored); out column-major
+/// with leading dimension ldo, rows ≥ `rows` not written. Tiles of 3 packets × 4 outputs: 12 accumulators, 3 loads and
+/// 4 broadcasts per step of the depth (16 vector registers on AVX2).
 template <class T>
 void small_product(const T* in, Index ldi, Index rows, Index depth, const T* w, Index sr, Index so, Index outputs,
-                   const T* bias, T* out, Index ldo) {
+                   T* out, Index ldo) {
   constexpr int R = 3, C = 4;
   for (Index o0 = 0; o0 < outputs; o0 += C) {
     const T* wo = w + o0 * so;
-    const T* bo = bias ? bias + o0 : nullptr;
     T* oo = out + o0 * ldo;
     switch (std::min<Index>(C, outputs - o0)) {
-      case 4: panel<T, R, 4>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
-      case 3: panel<T, R, 3>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
-      case 2: panel<T, R, 2>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
-      default: panel<T, R, 1>(in, ldi, rows, depth, wo, sr, so, bo, oo, ldo); break;
+      case 4: panel<T, R, 4>(in, ldi, rows, depth, wo, sr, so, oo, ldo); break;
+      case 3: panel<T, R, 3>(in, ldi, rows, depth, wo, sr, so, oo, ldo); break;
+      case 2: panel<T, R, 2>(in, ldi, rows, depth, wo, sr, so, oo, ldo); break;
+      default: panel<T, R, 1>(in, ldi, rows, depth, wo, sr, so, oo, ldo); break;
     }
   }
 }

@@ -33,8 +33,9 @@ struct ConsensusOptions {
 /// noise of the latent solvers makes restarts draws around a mode; their mean lowers the error
 /// the draws do not share, which no single restart can (chained PRILO from LI starts, style
 /// VAE, Fashion-MNIST: plain PSNR 21.22 → 21.80 dB on 256 training images, docs/tuning.md;
-/// 20.46 → 21.04 dB on 1024 test images, docs/results.md). `loss` gives the mean's magnitude errors (the mean fits
-/// the magnitudes less well than the restarts do). chosen_restart: the lowest-error restart.
+/// 20.46 → 21.04 dB on 1024 test images, docs/results.md). `loss` gives the mean's magnitude
+/// errors (the mean fits the magnitudes less well than the restarts do). chosen_restart: the
+/// lowest-error restart.
 /// flops: the final loss only (the restarts are counted where they ran).
 template <class Loss, class T>
 SolveResult<T> consensus(const Loss& loss, const SolveResult<T>& all, Eigen::Index B, int h, int w,
