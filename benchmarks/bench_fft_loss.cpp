@@ -171,8 +171,9 @@ void bm_loss(benchmark::State& state, Config c, const char* tname) {
             },
             [&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, t.wall)
             .ratio;
-    p.zin.setZero();  // the bare transforms run on zeros: no inf or NaN from repeated unscaled passes
-    loss_transforms(p);
+    loss_transforms(p);  // sizes the pair buffers (and makes the plans)
+    p.zin.setZero();     // the bare transforms run on zeros: no inf or NaN from repeated unscaled passes
+    p.zout.setZero();
     state.counters["ratio_c2c_min"] =
         interleaved([&] { loss_transforms(p); },
                     [&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, t.wall)
