@@ -140,7 +140,8 @@ requires(ExecutorMeasurementOperator<Op> && !HalfSpectrumOperator<Op>) class Mag
 /// for a conjugate pair weighted 2) and the gradient 2·s·DFTᴴ r comes from one c2r
 /// transform of the Hermitian residual r: one FFT pair per image, no full spectrum. The
 /// executor supplies the fused pass (half_spectrum_loss): FFTW on column blocks that stay in
-/// cache on the CPU, cuFFT and one block-per-image kernel on CUDA.
+/// cache on the CPU, two images per complex transform there (a + i·b, whose spectrum holds
+/// both half spectra), cuFFT and one block-per-image kernel on CUDA.
 template <HalfSpectrumOperator Op>
 class MagnitudeLoss<Op> {
  public:
@@ -424,10 +425,11 @@ void merge_pair_spectrum(const T* EIGEN_RESTRICT ra, const T* EIGEN_RESTRICT rb,
 /// r2c and c2r codelets are not (a c2c pair for two 28×28 images took 0.6× the time of their
 /// two r2c + c2r pairs): pack, c2c forward, split_pair_spectrum into both half spectra,
 /// half_spectrum_residual on each, merge_pair_spectrum, c2c backward, unpack. A thread's odd
-/// column out takes one r2c, the residual and one c2r. The values are forward_half + residual
-/// + backward_half's up to rounding, with one difference: a column's rounding errors are of
-/// the order of ε times the larger of its and its partner's spectra (the columns of a solver's
-/// batch are images of one scale).
+/// column out takes one r2c, the residual and one c2r, and so do both columns of a pair where
+/// either loss came out non-finite (a NaN or inf in one column must not reach its partner).
+/// The values are forward_half + residual + backward_half's up to rounding, with one
+/// difference: a column's rounding errors are of the order of ε times the larger of its and
+/// its partner's spectra (the columns of a solver's batch are images of one scale).
 template <class T>
 void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>& x, const Mat<T>& ybar,
                         const Vec<T>& weight, const Vec<T>& offset, Mat<T>* grad, Vec<T>& loss, CMat<T>& /*spec*/) {
@@ -438,7 +440,9 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
   const T s = op.scale();
   loss.resize(cols);
   // pairs per block: the two pair spectra (c2c in and out) within 256 KiB
-  const Eigen::Index block = std::clamp<Eigen::Index>(Eigen::Index(262144 / (2 * std::size_t(n) * sizeof(C))), 1, 32);
+  constexpr Eigen::Index max_block = 32;
+  const Eigen::Index block =
+      std::clamp<Eigen::Index>(Eigen::Index(262144 / (2 * std::size_t(n) * sizeof(C))), 1, max_block);
   const auto& plans = op.plans();
   for_column_chunks(
       cols,
@@ -454,6 +458,15 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
         // size is a multiple of 16; otherwise FFTW_UNALIGNED plans
         const bool unaligned = (std::size_t(n) * sizeof(C)) % 16 != 0 || !fftw::Plan<T>::aligned(zin.data()) ||
                                !fftw::Plan<T>::aligned(zout.data());
+        // one column alone: r2c, the residual, c2r (a thread's odd column out, and both columns
+        // of a pair that met a non-finite value, so that it cannot reach its partner)
+        auto single = [&](Eigen::Index j) {
+          const bool unaligned_one = grad ? op.needs_unaligned_plans({x.col(j).data(), za, grad->col(j).data()})
+                                          : op.needs_unaligned_plans({x.col(j).data(), za});
+          plans.get(fftw::Kind::r2c, 1, unaligned_one).execute(x.col(j).data(), halves.col(0).data());
+          loss(j) = detail::half_spectrum_residual(za, ybar.col(j).data(), weight.data(), hn, s) + offset(j);
+          if (grad) plans.get(fftw::Kind::c2r, 1, unaligned_one).execute(halves.col(0).data(), grad->col(j).data());
+        };
         for (Eigen::Index q0 = 0; q0 < all_pairs; q0 += block) {
           const Eigen::Index pairs = std::min(block, all_pairs - q0);
           const Eigen::Index b0 = j0 + 2 * q0;
@@ -464,32 +477,37 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
             for (Eigen::Index i = 0; i < n; ++i) z[i] = C(a[i], b[i]);
           }
           plans.get(fftw::Kind::c2c_forward, int(pairs), unaligned).execute(zin.data(), zout.data());
+          bool isolate[max_block] = {};
+          bool any_isolated = false;
           for (Eigen::Index q = 0; q < pairs; ++q) {
             const Eigen::Index ja = b0 + 2 * q, jb = ja + 1;
             detail::split_pair_spectrum(reinterpret_cast<const T*>(zout.col(q).data()), za, zb, h, w);
             loss(ja) = detail::half_spectrum_residual(za, ybar.col(ja).data(), weight.data(), hn, s) + offset(ja);
             loss(jb) = detail::half_spectrum_residual(zb, ybar.col(jb).data(), weight.data(), hn, s) + offset(jb);
+            isolate[q] = !std::isfinite(loss(ja)) || !std::isfinite(loss(jb));
+            any_isolated = any_isolated || isolate[q];
             if (grad) detail::merge_pair_spectrum(za, zb, reinterpret_cast<T*>(zin.col(q).data()), h, w);
           }
-          if (!grad) continue;
-          plans.get(fftw::Kind::c2c_backward, int(pairs), unaligned).execute(zin.data(), zout.data());
-          for (Eigen::Index q = 0; q < pairs; ++q) {
-            const C* z = zout.col(q).data();
-            T* ga = grad->col(b0 + 2 * q).data();
-            T* gb = grad->col(b0 + 2 * q + 1).data();
-            for (Eigen::Index i = 0; i < n; ++i) {
-              ga[i] = z[i].real();
-              gb[i] = z[i].imag();
+          if (grad) {
+            plans.get(fftw::Kind::c2c_backward, int(pairs), unaligned).execute(zin.data(), zout.data());
+            for (Eigen::Index q = 0; q < pairs; ++q) {
+              const C* z = zout.col(q).data();
+              T* ga = grad->col(b0 + 2 * q).data();
+              T* gb = grad->col(b0 + 2 * q + 1).data();
+              for (Eigen::Index i = 0; i < n; ++i) {
+                ga[i] = z[i].real();
+                gb[i] = z[i].imag();
+              }
             }
           }
+          if (any_isolated)
+            for (Eigen::Index q = 0; q < pairs; ++q)
+              if (isolate[q]) {
+                single(b0 + 2 * q);
+                single(b0 + 2 * q + 1);
+              }
         }
-        if (nb % 2 == 0) return;
-        const Eigen::Index j = j0 + nb - 1;  // the odd column out: r2c, the residual, c2r
-        const bool unaligned_one = grad ? op.needs_unaligned_plans({x.col(j).data(), za, grad->col(j).data()})
-                                        : op.needs_unaligned_plans({x.col(j).data(), za});
-        plans.get(fftw::Kind::r2c, 1, unaligned_one).execute(x.col(j).data(), halves.col(0).data());
-        loss(j) = detail::half_spectrum_residual(za, ybar.col(j).data(), weight.data(), hn, s) + offset(j);
-        if (grad) plans.get(fftw::Kind::c2r, 1, unaligned_one).execute(halves.col(0).data(), grad->col(j).data());
+        if (nb % 2 == 1) single(j0 + nb - 1);
       },
       16);
 }
