@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
     if (st.backend == "cuda" && gpu::device_count() < 1)
       throw invalid_input("--backend cuda: no CUDA device found on this machine");
 #endif
+    cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
     if (st.threads > 0) cpu::set_threads(st.threads);
     fftw::set_default_planner_effort(fftw::Effort::patient);  // the library's default is measure
     if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));

@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", st.quiet, "No progress output");
   CLI11_PARSE(app, argc, argv);
   try {
+    cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
     if (st.threads > 0) cpu::set_threads(st.threads);
     const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
     const auto cfg = io::load_reconstruction_config<T>(files.config);

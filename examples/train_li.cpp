@@ -233,6 +233,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (st.out.empty())
     st.out = "models/li-" + st.dataset + "-" + st.op + (st.generator == "mlp" ? "" : "-" + st.generator) + ".prw";
+  cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {
     check_output_path(st.out, "--output");  // before any training: a bad path must not cost the run

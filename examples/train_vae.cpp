@@ -175,6 +175,7 @@ int main(int argc, char** argv) {
            : arch == "style" ? "models/stylevae-"
                              : "models/vae-") +
           dataset + ".prw";
+  cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
   if (threads > 0) cpu::set_threads(threads);
 
   try {

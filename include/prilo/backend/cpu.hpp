@@ -9,6 +9,9 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace prilo {
 
@@ -36,6 +39,26 @@ struct cpu {
     return omp_get_max_threads();
 #else
     return 1;
+#endif
+  }
+
+  /// Asks glibc's allocator to keep freed memory in the process: blocks up to 512 MiB come
+  /// from the heap instead of a fresh mmap each (32 MiB where glibc caps the threshold there,
+  /// as releases before 2.35 do), and the heap is given back to the system only past 1 GiB
+  /// free at its top. Without it a temporary of a few MiB that a pass allocates and frees (a
+  /// conv layer's trace, the VAE's ELBO over a block of -resolve's candidates) is a new
+  /// mapping on every call, and every 4 KiB page of it a fault on first touch: -resolve over
+  /// the style VAE spent about a third of its time in the kernel (benchmarks/README.md). A
+  /// process-wide setting for programs, which then keep the peak memory they used; the
+  /// library itself never calls it. Returns whether glibc took both settings (false on other
+  /// C libraries, where it does nothing).
+  static bool retain_freed_memory() {
+#if defined(__GLIBC__)
+    const bool mmap_ok = mallopt(M_MMAP_THRESHOLD, 512 << 20) == 1 || mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+    const bool trim_ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    return mmap_ok && trim_ok;
+#else
+    return false;
 #endif
   }
 
