@@ -43,12 +43,12 @@ struct cpu {
   }
 
   /// Asks glibc's allocator to keep freed memory in the process: blocks up to 512 MiB come
-  /// from the heap instead of a fresh mmap each (32 MiB where glibc caps the threshold there,
-  /// as releases before 2.35 do), and the heap is given back to the system only past 1 GiB
-  /// free at its top. Without it a temporary of a few MiB that a pass allocates and frees (a
-  /// conv layer's trace, the VAE's ELBO over a block of -resolve's candidates) is a new
-  /// mapping on every call, and every 4 KiB page of it a fault on first touch: -resolve over
-  /// the style VAE spent about a third of its time in the kernel (benchmarks/README.md). A
+  /// from the heap instead of a fresh mmap each (32 MiB where a glibc refuses more), and the
+  /// heap is given back to the system only past 1 GiB free at its top. Without it a temporary
+  /// of a few MiB that a pass allocates and frees (a conv layer's trace, the VAE's ELBO over a
+  /// block of -resolve's candidates) is a new mapping on every call, and every 4 KiB page of
+  /// it a fault on first touch: the style VAE's chained LI with -avg-resolve spent about a
+  /// fifth of its time in the kernel (benchmarks/README.md, glibc 2.36). A
   /// process-wide setting for programs, which then keep the peak memory they used; the
   /// library itself never calls it. Returns whether glibc took both settings (false on other
   /// C libraries, where it does nothing).
