@@ -90,7 +90,7 @@ template <class T>
 void loss_transforms(Problem<T>& p) {
   using C = std::complex<T>;
   const Index n = p.op.input_size(), cols = p.x.cols();
-  const Index block = std::clamp<Index>(Index(262144 / (2 * std::size_t(n) * sizeof(C))), 1, 32);
+  const Index block = prilo::detail::pairs_per_block<T>(n);
   p.zin.resize(n, std::max<Index>(1, (cols + 1) / 2));
   p.zout.resize(n, p.zin.cols());
   p.half.resize(p.op.half_size(), cols);

@@ -417,6 +417,18 @@ void merge_pair_spectrum(const T* EIGEN_RESTRICT ra, const T* EIGEN_RESTRICT rb,
 }
 }  // namespace detail
 
+namespace detail {
+/// The most column pairs half_spectrum_loss transforms per block.
+inline constexpr Eigen::Index max_pairs_per_block = 32;
+/// Column pairs per block of half_spectrum_loss for images of n pixels: the two pair spectra
+/// (c2c in and out) within 256 KiB, at least one pair and at most max_pairs_per_block.
+template <class T>
+Eigen::Index pairs_per_block(Eigen::Index n) {
+  return std::clamp<Eigen::Index>(Eigen::Index(262144 / (2 * std::size_t(n) * sizeof(std::complex<T>))), 1,
+                                  max_pairs_per_block);
+}
+}  // namespace detail
+
 /// The fused pass on the CPU. One parallel region for the whole evaluation: each thread takes a
 /// range of columns and runs it in blocks small enough (≤ 256 KiB of spectra) to stay in
 /// cache between the passes, with the operator's cached batched plans and workspaces of its
@@ -439,10 +451,8 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
   if (grad) grad->resize(n, cols);
   const T s = op.scale();
   loss.resize(cols);
-  // pairs per block: the two pair spectra (c2c in and out) within 256 KiB
-  constexpr Eigen::Index max_block = 32;
-  const Eigen::Index block =
-      std::clamp<Eigen::Index>(Eigen::Index(262144 / (2 * std::size_t(n) * sizeof(C))), 1, max_block);
+  constexpr Eigen::Index max_block = detail::max_pairs_per_block;
+  const Eigen::Index block = detail::pairs_per_block<T>(n);
   const auto& plans = op.plans();
   for_column_chunks(
       cols,
