@@ -24,6 +24,11 @@
 //    with process CPU time (robust on a loaded machine for single-thread rows); ratio_min:
 //    alternating rounds of baseline and step after the timed loop, fastest round of each (robust
 //    against other load: the headline figure; the optimiser state keeps advancing).
+//  * normal_block: Rng::normal_block, 512 N(0, 1) samples a call (items = samples).
+//    adam_noise: the CPU executor's adam_update with gradient noise (σ = 0.01, each sample
+//    drawn in the pass) on 3136 × 256 floats (a conv VAE's split point of 64 × 7 × 7 maps for
+//    256 image-restarts); ratio_min: against the same update without noise (σ = 0: a pass
+//    reading x, m, v, g and writing x, m, v), i.e. what the noise adds to the pass.
 //  * Threads: 1 for everything, and 2 for the batched items (prilo::cpu::set_threads). Wall time.
 // Run: OMP_NUM_THREADS=1 ./bench_solver
 #include <prilo/backend/cpu.hpp>
@@ -244,7 +249,47 @@ void bm_mii_latents(benchmark::State& state, int t) {
   state.SetItemsProcessed(state.iterations() * kCandidates * kMiiBatch);
 }
 
+/// Rng::normal_block alone: 512 samples a call.
+void bm_normal_block(benchmark::State& state) {
+  prilo::Rng rng(23);
+  alignas(64) float u[prilo::Rng::kNormalBlock];
+  for (auto _ : state) {
+    rng.normal_block(u, prilo::Rng::kNormalBlock);
+    benchmark::DoNotOptimize(u);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * prilo::Rng::kNormalBlock);
+}
+
+/// adam_update with noise drawn in the pass, against the same pass without noise.
+void bm_adam_noise(benchmark::State& state, Index rows, Index cols) {
+  prilo::cpu::set_threads(1);
+  const prilo::CpuExecutor ex;
+  prilo::Rng rng(29);
+  Mat x = rng.normal_matrix<T>(rows, cols), m = Mat::Zero(rows, cols), v = Mat::Zero(rows, cols);
+  const Mat g = rng.normal_matrix<T>(rows, cols);
+  Mat scratch;
+  const prilo::AdamStep<T> c{
+      .beta1 = T(0.9), .beta2 = T(0.999), .c1 = T(1), .c2 = T(1), .learning_rate = T(1e-3), .epsilon = T(1e-8)};
+  auto noisy = [&] { prilo::adam_update(ex, x, m, v, g, c, T(0.01), rng, scratch); };
+  auto plain = [&] { prilo::adam_update(ex, x, m, v, g, c, T(0), rng, scratch); };
+  noisy();
+  const Times t0 = now();
+  for (auto _ : state) {
+    noisy();
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  const Times tm = per_iteration(state, t0);
+  state.counters["ratio_min"] = interleaved(plain, noisy, tm.wall).ratio;
+  state.SetItemsProcessed(state.iterations() * rows * cols);
+}
+
 const bool registered = [] {
+  benchmark::RegisterBenchmark("normal_block/512", bm_normal_block);
+  benchmark::RegisterBenchmark("adam_noise/float/3136x256/t1", [](benchmark::State& s) {
+    bm_adam_noise(s, 3136, 256);
+  })->UseRealTime();
   for (int t : {1, 2}) {
     const std::string ts = "/t" + std::to_string(t);
     for (Index b : {Index(1), Index(16), Index(1024)}) {
