@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -456,6 +457,68 @@ TEST_CASE("Sequential's input VJP reuses the trace's scratch: no allocation afte
   // the weight VJP returns the same input cotangent, bit for bit
   auto net2 = net;
   CHECK(net2.vjp_weights(tr, c) == g1);
+}
+
+/// A test-only module: the identity, or an exception while `fail` is set.
+struct FailingIdentity {
+  using scalar = double;
+  bool fail = false;
+  Eigen::Index output_size(Eigen::Index in) const { return in; }
+  void forward(const Mat<double>& x, Mat<double>& y) const {
+    if (fail) throw std::runtime_error("FailingIdentity: failed on purpose");
+    y = x;
+  }
+  void backward_input(const Mat<double>&, const Mat<double>&, const Mat<double>& gy, Mat<double>& gx,
+                      Mat<double>&) const {
+    gx = gy;
+  }
+  void backward(const Mat<double>&, const Mat<double>&, const Mat<double>& gy, Mat<double>* gx, bool) {
+    if (gx) *gx = gy;
+  }
+  ParamList<double> parameters() { return {}; }
+  void zero_grad() {}
+};
+static_assert(Module<FailingIdentity>);
+
+TEST_CASE("Sequential::forward_lent: forward's pass and VJP without copying z, which it gives back") {
+  Rng rng(19);
+  auto net = make_sequential(6, Dense<double, Relu>(6, 8, rng), Dense<double, Tanh>(8, 7, rng), FailingIdentity{},
+                             Dense<double, Sigmoid>(7, 5, rng));
+  const Mat<double> c = rng.normal_matrix<double>(5, 3);
+  for (int split : {0, 1, 4}) {
+    CAPTURE(split);
+    const Mat<double> z = rng.normal_matrix<double>(net.dim(split), 3);
+    Trace<double> tc, tl;
+    net.forward(split, 4, z, tc);
+    Mat<double> gc, gl;
+    net.vjp_input(tc, c, gc);
+    Mat<double> zl = z;
+    for (int round = 0; round < 2; ++round) {  // the second round lends into a used trace
+      const double* own = zl.data();
+      net.forward_lent(split, 4, zl, tl);
+      CHECK(tl.input().data() == own);  // lent, not copied
+      CHECK(tl.output() == tc.output());
+      net.vjp_input(tl, c, gl);
+      CHECK(gl == gc);
+      tl.give_back(zl);
+      CHECK(zl.data() == own);
+      CHECK(zl == z);
+    }
+  }
+  // a module that throws during the pass: z is given back before the exception leaves
+  net.module<2>().fail = true;
+  const Mat<double> z = rng.normal_matrix<double>(6, 3);
+  Mat<double> zl = z;
+  const double* own = zl.data();
+  Trace<double> tr;
+  CHECK_THROWS_WITH(net.forward_lent(0, 4, zl, tr), "FailingIdentity: failed on purpose");
+  CHECK(zl.data() == own);
+  CHECK(zl == z);
+  // checks come before lending: a wrong size is refused and z stays
+  Mat<double> bad = rng.normal_matrix<double>(5, 3);
+  const Mat<double> bad0 = bad;
+  CHECK_THROWS_WITH(net.forward_lent(0, 4, bad, tr), doctest::Contains("split point"));
+  CHECK(bad == bad0);
 }
 
 }  // namespace prilo_test_nn

@@ -67,6 +67,19 @@ void check_split_ranges(const Host& host, const Device& dev, Eigen::Index batch,
       dev.vjp_input(dtr, DeviceMatrix<T>(gy), g);
       dev.vjp_input(dtr, DeviceMatrix<T>(gy), g);
       CHECK(rel_err(g.download(), want) < 10 * tol<T>());
+      if constexpr (requires(DeviceMatrix<T> & m) { dev.forward_lent(i, j, m, dtr); }) {
+        // the lent pass: the same output and VJP with no device copy of z_i, given back as it was
+        DeviceMatrix<T> dz(zi);
+        const T* own = dz.data();
+        prilo::gpu::Trace<T> ltr;
+        dev.forward_lent(i, j, dz, ltr);
+        CHECK(ltr.input().data() == own);
+        CHECK(rel_err(ltr.output().download(), htr.output()) < tol<T>());
+        CHECK(rel_err(dev.vjp_input(ltr, DeviceMatrix<T>(gy)).download(), want) < 10 * tol<T>());
+        ltr.give_back(dz);
+        CHECK(dz.data() == own);
+        CHECK(dz.download() == zi);
+      }
     }
 }
 

@@ -25,7 +25,11 @@ using generator_matrix_t = typename generator_matrix<G>::type;
 
 /// A Generator maps a batch of latents z_0 (one per column) through k layers; the
 /// representation after layer i is z_i (split point i, 0 ≤ i ≤ k). Every member the solvers
-/// use is listed here; M is generator_matrix_t<G> (prilo::Mat, or a device matrix).
+/// need is listed here; M is generator_matrix_t<G> (prilo::Mat, or a device matrix). The
+/// solvers also use some optional members when a generator has them, each with a fallback:
+/// `vjp_input(ctr, gy, gx)` (the VJP into the caller's buffer), `blocks(i)` (the tensors of a
+/// split state) and `forward_lent(i, j, z, tr)` with `tr.give_back(z)` (a recorded pass that
+/// borrows z's buffer instead of copying it; nn::Sequential documents the contract).
 template <class G>
 concept Generator = requires(G& g, const G& cg, const generator_matrix_t<G>& z, int i, typename G::trace_type& tr,
                              const typename G::trace_type& ctr) {

@@ -33,6 +33,9 @@ struct Trace {
   int first = 0, last = 0;
   const Mat<T>& input() const { return acts[first]; }
   const Mat<T>& output() const { return acts[last]; }
+  /// Ends a Sequential::forward_lent: z gets its buffer back (contents as lent), and the trace
+  /// no longer holds the pass's input, so no VJP may read it until the next forward pass.
+  void give_back(Mat<T>& z) { z.swap(acts[first]); }
 
   mutable std::array<Mat<T>, 2> cotangents;  ///< VJP scratch: cotangents between modules
   mutable std::vector<Mat<T>> work;          ///< VJP scratch: module k's backward_input work
@@ -148,12 +151,40 @@ class Sequential {
 
   /// Forward through modules i … j−1, keeping every activation in tr for a later VJP.
   void forward(int i, int j, const Mat<T>& z, Trace<T>& tr) const {
+    start_pass(i, j, z, tr);
+    tr.acts[i] = z;
+    run_modules(i, j, tr);
+  }
+
+  /// The same pass with z lent to the trace instead of copied into it: z's buffer and the
+  /// trace's input buffer are swapped (z keeps the shape of its own until given back, with
+  /// unspecified contents), and tr.give_back(z) swaps them back after the VJPs (a pass that
+  /// throws gives z back itself). For a solver
+  /// step, where z is read by the forward pass and the VJP and only changed after them: the
+  /// copy is a read and a write of the whole state per step (2.4–3.8 % of a conv VAE's
+  /// chained run, whose split points hold 3136–6272 values per column).
+  void forward_lent(int i, int j, Mat<T>& z, Trace<T>& tr) const {
+    start_pass(i, j, z, tr);
+    tr.acts[i].swap(z);
+    try {
+      run_modules(i, j, tr);
+    } catch (...) {
+      tr.give_back(z);  // a pass that throws leaves z as it was
+      throw;
+    }
+  }
+
+ private:
+  /// forward and forward_lent's checks and the trace's range.
+  void start_pass(int i, int j, const Mat<T>& z, Trace<T>& tr) const {
     check_range(i, j);
     require_shape(z, dims_[i], z.cols(), "generator input at the split point");
     tr.acts.resize(num_modules + 1);
     tr.first = i;
     tr.last = j;
-    tr.acts[i] = z;
+  }
+  /// Modules i … j−1 from tr.acts[i].
+  void run_modules(int i, int j, Trace<T>& tr) const {
     tr.work.resize(num_modules);  // forward and the VJPs' scratch: allocates on the first call only
     tr.staging.resize(num_modules);
     for_each_module([&](auto& m, int k) {
@@ -165,6 +196,7 @@ class Sequential {
     });
   }
 
+ public:
   /// Cotangent with respect to the range's input, given the output cotangent gy. Const and
   /// thread-safe for the generator (the modules' backward_input); its scratch is tr's.
   Mat<T> vjp_input(const Trace<T>& tr, const Mat<T>& gy) const {

@@ -200,6 +200,34 @@ void input_vjp(const G& gen, const Tr& tr, const M& gy, M& gz) {
     gz = gen.vjp_input(tr, gy);
 }
 
+/// The forward pass of a solver step on z through modules i … j−1, for a step that reads z in
+/// this pass and in its VJP and changes it only after them: z is lent to the trace where the
+/// generator can lend (nn::Sequential::forward_lent: no copy of the state per step) and given
+/// back when the guard ends, also when the step throws; otherwise it is copied into the trace.
+template <class G, class Tr, class M>
+class StepForward {
+ public:
+  static constexpr bool lends = requires(const G& g, M& z, Tr& tr) {
+    g.forward_lent(0, 0, z, tr);
+    tr.give_back(z);
+  };
+  StepForward(const G& gen, int i, int j, M& z, Tr& tr) : z_(z), tr_(tr) {
+    if constexpr (lends)
+      gen.forward_lent(i, j, z, tr);
+    else
+      gen.forward(i, j, z, tr);
+  }
+  ~StepForward() {
+    if constexpr (lends) tr_.give_back(z_);
+  }
+  StepForward(const StepForward&) = delete;
+  StepForward& operator=(const StepForward&) = delete;
+
+ private:
+  M& z_;
+  Tr& tr_;
+};
+
 /// Columns j where l(j) < best(j), updating best.
 template <class T>
 std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best) {
@@ -260,13 +288,15 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
   with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, layer), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
       throw_if_stopped(ctx.method);
-      gen.forward(layer, gen.depth(), z, tr);
-      l = loss.value_and_gradient(tr.output(), gx);
-      if (ctx.observe && ctx.due(k)) {
-        const Mat<T> x = to_host(ex, clone(ex, tr.output()));
-        ctx.observe({rec, k + 1, ctx.step + 1, x, l});
-      }
-      input_vjp(gen, tr, gx, gz);
+      {
+        const StepForward<G, typename G::trace_type, M> pass(gen, layer, gen.depth(), z, tr);
+        l = loss.value_and_gradient(tr.output(), gx);
+        if (ctx.observe && ctx.due(k)) {
+          const Mat<T> x = to_host(ex, clone(ex, tr.output()));
+          ctx.observe({rec, k + 1, ctx.step + 1, x, l});
+        }
+        input_vjp(gen, tr, gx, gz);
+      }  // z given back
       opt.step(z, gz, centre, rng);
       ++ctx.step;
       ran = k + 1;

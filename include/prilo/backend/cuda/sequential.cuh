@@ -42,6 +42,8 @@ struct Trace {
   mutable nn::Staging<DeviceMatrix<T>> staging;
   const DeviceMatrix<T>& input() const { return acts[first]; }
   const DeviceMatrix<T>& output() const { return acts[last]; }
+  /// Ends a gpu::Sequential::forward_lent (nn::Trace::give_back's contract).
+  void give_back(DeviceMatrix<T>& z) { std::swap(z, acts[first]); }
 };
 
 namespace detail {
@@ -218,12 +220,32 @@ class Sequential {
   DeviceMatrix<T> operator()(const DeviceMatrix<T>& z) const { return forward(0, depth(), z); }
 
   void forward(int i, int j, const DeviceMatrix<T>& z, Trace<T>& tr) const {
+    start_pass(i, j, z, tr);
+    tr.acts[std::size_t(i)].copy_from(z, ex_.stream());
+    run_layers(i, j, tr);
+  }
+  /// The same pass with z lent to the trace (nn::Sequential::forward_lent's contract): the
+  /// buffers are swapped on the host, no device copy; the work stays ordered on the stream.
+  void forward_lent(int i, int j, DeviceMatrix<T>& z, Trace<T>& tr) const {
+    start_pass(i, j, z, tr);
+    std::swap(tr.acts[std::size_t(i)], z);
+    try {
+      run_layers(i, j, tr);
+    } catch (...) {
+      tr.give_back(z);
+      throw;
+    }
+  }
+
+ private:
+  void start_pass(int i, int j, const DeviceMatrix<T>& z, Trace<T>& tr) const {
     check_range(i, j);
     require_shape(z, dims_[std::size_t(i)], z.cols(), "gpu generator input at the split point");
     tr.acts.resize(num_layers + 1);
     tr.first = i;
     tr.last = j;
-    tr.acts[std::size_t(i)].copy_from(z, ex_.stream());
+  }
+  void run_layers(int i, int j, Trace<T>& tr) const {
     for_each_layer([&](const auto& l, int k) {
       if (k < i || k >= j) return;
       const DeviceMatrix<T>& x = tr.acts[std::size_t(k)];
@@ -237,6 +259,7 @@ class Sequential {
     });
   }
 
+ public:
   /// Cotangent with respect to the range's input, given the output cotangent gy.
   DeviceMatrix<T> vjp_input(const Trace<T>& tr, const DeviceMatrix<T>& gy) const {
     DeviceMatrix<T> result;
