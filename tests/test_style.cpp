@@ -158,6 +158,36 @@ TEST_CASE("a style module's staged passes equal its plain ones, with the buffers
   }
 }
 
+TEST_CASE("Carry's VJP reads the features its staged forward kept, and copies them for any other pass") {
+  using T = double;
+  Rng rng(32);
+  Carry<Dense<T, Relu>> c(Dense<T, Relu>(5, 7, rng), 2);  // ReLU: the VJP reads the output rows
+  Staging<Mat<T>> st;
+  Mat<T> work, y1, y2, plain, staged;
+  const Mat<T> x1 = rng.normal_matrix<T>(7, 3), x2 = rng.normal_matrix<T>(7, 3), gy = rng.normal_matrix<T>(9, 3);
+  c.forward(x1, y1, work, st);
+  c.backward_input(x1, y1, gy, plain, work);  // a fresh staging: the rows copied out
+  const T* kept = st.fy.data();
+  c.backward_input(x1, y1, gy, staged, work, st);
+  CHECK(staged == plain);
+  CHECK(st.fy.data() == kept);
+  // the kept rows are what the VJP reads: spoilt, they change its result
+  c.forward(x1, y1, work, st);
+  st.fy.setZero();
+  c.backward_input(x1, y1, gy, staged, work, st);
+  CHECK(staged.topRows(5) != plain.topRows(5));
+  // after another pass through the same staging, the VJP of the first pass copies its rows again
+  c.forward(x1, y1, work, st);
+  c.forward(x2, y2, work, st);
+  c.backward_input(x1, y1, gy, staged, work, st);
+  CHECK(staged == plain);
+  // and a same-sized pass into other buffers is not mistaken for it
+  Mat<T> y1b;
+  c.forward(x2, y1b, work, st);
+  c.backward_input(x1, y1, gy, staged, work, st);
+  CHECK(staged == plain);
+}
+
 TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and lowers the magnitude error") {
   using T = double;
   Rng rng(12);

@@ -186,16 +186,7 @@ void interleave_cotangent(const Mat<T>& gy, const Mat<T>& y, Index first, Index 
 /// dst[i] = act(src[i] + b) for i < n (dst may be src).
 template <class Act, class T>
 void bias_act(const T* src, T b, T* dst, Index n) {
-  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
-  Eigen::Map<const A> s(src, n);
-  Eigen::Map<A> d(dst, n);
-  if constexpr (std::is_same_v<Act, Sigmoid>) {
-    d = T(1) / (T(1) + (-(s + b)).exp());  // Eigen's vectorised exp
-  } else if constexpr (std::is_same_v<Act, Tanh>) {
-    d = (s + b).tanh();
-  } else {
-    for (Index i = 0; i < n; ++i) dst[i] = Act::value(src[i] + b);
-  }
+  apply_affine_activation<Act>(src, T(1), b, dst, n);
 }
 /// Samples per block: about 400 GEMM rows (smaller products lose to their packing overhead),
 /// rounded up to a multiple of `run` (8, or the floats of one SIMD packet where that is more:
