@@ -157,12 +157,12 @@ class Sequential {
   }
 
   /// The same pass with z lent to the trace instead of copied into it: z's buffer and the
-  /// trace's input buffer are swapped (z keeps the shape of its own until given back, with
-  /// unspecified contents), and tr.give_back(z) swaps them back after the VJPs (a pass that
-  /// throws gives z back itself). For a solver
-  /// step, where z is read by the forward pass and the VJP and only changed after them: the
-  /// copy is a read and a write of the whole state per step (2.4–3.8 % of a conv VAE's
-  /// chained run, whose split points hold 3136–6272 values per column).
+  /// trace's input buffer are swapped (until given back z holds the trace's previous buffer:
+  /// any shape, unspecified contents), and tr.give_back(z) swaps them back after the VJPs (a
+  /// pass that throws gives z back itself). For a solver step, where z is read by the forward
+  /// pass and the VJP and only changed after them: the copy is a read and a write of the whole
+  /// state per step (2.4–3.8 % of a conv VAE's chained run, whose split points hold 3136–6272
+  /// values per column).
   void forward_lent(int i, int j, Mat<T>& z, Trace<T>& tr) const {
     start_pass(i, j, z, tr);
     tr.acts[i].swap(z);
