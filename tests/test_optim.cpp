@@ -76,8 +76,10 @@ TEST_CASE("Optimisers reject mismatched shapes") {
 TEST_CASE("Rng::add_normal keeps its stream: pinned values, and normal_block blocks are the same stream") {
   // values of the stream as it was before normal_block was split out (state in locals, the
   // conversions in a vectorised loop): every latent solver's gradient noise, hence every
-  // published figure, depends on it (tolerance: the vectorised log/sin/cos may round
-  // differently on another instruction set, a changed stream differs in the first digit)
+  // published figure, depends on it (tolerance: the vectorised log and the sin/cos
+  // polynomials may round differently on another instruction set or with other contractions,
+  // and round differently from the code these values came from; a changed stream differs in
+  // the first digit)
   Rng r(3);
   std::vector<float> x(1001, 0.0f);
   r.add_normal(x.data(), 1001, 1.0f);
@@ -123,19 +125,20 @@ TEST_CASE("Rng::normal_block is Box-Muller of its draws, to float accuracy, in e
            {std::pair{u[2 * k], r * std::cos(th)}, std::pair{u[2 * k + 1], r * std::sin(th)}}) {
         const double err = std::abs(double(got) - want) / std::max(1.0, r);
         worst = std::max(worst, err);
-        if (err > 3e-7) {
+        if (err > 3.5e-7) {
           CAPTURE(round);
           CAPTURE(k);
           CAPTURE(u2);
-          CHECK(err <= 3e-7);
+          CHECK(err <= 3.5e-7);
         }
       }
     }
   }
   CAPTURE(worst);
-  // measured 2.2e-7 (the exact quarter-turn reduction); with θ = 2π·u2 rounded to float and
-  // libm's sinf/cosf the same draws are 4.1e-7 off (errors relative to max(1, r))
-  CHECK(worst <= 3e-7);
+  // measured 2.2e-7 (the exact quarter-turn reduction; a few float ulps of r); with θ = 2π·u2
+  // rounded to float and libm's sinf/cosf the same draws are 4.1e-7 off (errors relative to
+  // max(1, r))
+  CHECK(worst <= 3.5e-7);
   for (int h : quadrant_hits) CHECK(h > 15000);
   CHECK(a.next_u64() == b.next_u64());  // one draw per pair, nothing else
 }

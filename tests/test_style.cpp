@@ -186,6 +186,19 @@ TEST_CASE("Carry's VJP reads the features its staged forward kept, and copies th
   c.forward(x2, y1b, work, st);
   c.backward_input(x1, y1, gy, staged, work, st);
   CHECK(staged == plain);
+  // the output's buffer counts too: the same x, an equal output in another buffer (the kept
+  // rows spoilt, so that reading them would show)
+  c.forward(x1, y1, work, st);
+  st.fy.setZero();
+  const Mat<T> y1copy = y1;
+  c.backward_input(x1, y1copy, gy, staged, work, st);
+  CHECK(staged == plain);
+  // a VJP's own copies are not kept for the next VJP: only a forward keys them
+  c.forward(x2, y2, work, st);
+  c.backward_input(x1, y1, gy, staged, work, st);  // copies x1's rows
+  st.fy.setZero();
+  c.backward_input(x1, y1, gy, staged, work, st);  // copies them again
+  CHECK(staged == plain);
 }
 
 TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and lowers the magnitude error") {

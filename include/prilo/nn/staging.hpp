@@ -12,10 +12,11 @@ namespace prilo::nn {
 template <class M>
 struct Staging {
   M a, b, c, d;
-  /// Carry's copies of the feature rows of its input and output, and the pass they belong to
-  /// (the addresses and column count of that pass's x and y): a VJP that gets the same x and y
-  /// with this staging reads them instead of copying the rows out again. Only Carry writes
-  /// them; its forward clears the key before it touches the copies.
+  /// Carry's copies of the feature rows of its input and output, and the forward pass they
+  /// belong to (the addresses and column count of that pass's x and y): a VJP that gets the
+  /// same x and y, unchanged since, with this staging reads them instead of copying the rows out
+  /// again. Only Carry writes them; it clears the key before it touches the copies, and only its
+  /// forward sets it.
   M fx, fy;
   const void* key_x = nullptr;
   const void* key_y = nullptr;

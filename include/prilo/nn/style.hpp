@@ -91,7 +91,8 @@ void modulate_forward(const CpuExecutor&, Act, std::bool_constant<Carry>, const 
 
 /// nn::Modulate's VJPs: gx (if given) and the style cotangent [∂γ; ∂β] into gs (2C × B), with
 /// g = gy ⊙ act'(y): ∂/∂u = g ⊙ (1 + γ), ∂/∂γ_c = Σ_p g u, ∂/∂β_c = Σ_p g,
-/// ∂/∂z0 = Wᵀ[∂γ; ∂β] (+ the carried cotangent). Style values in st.a.
+/// ∂/∂z0 = Wᵀ[∂γ; ∂β] (+ the carried cotangent). Style values in st.a. gx must not alias x
+/// (a channel's rows of gx are written before that channel's u is read).
 template <class T, class Act, bool Carry>
 void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::ModulateShape& sh, const Mat<T>& w,
                   const Vec<T>& b, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& gs,
@@ -283,9 +284,13 @@ class Carry {
     staging_type st;
     backward_input(x, y, gy, gx, work, st);
   }
-  /// With the staging of the forward pass that produced y from x (a trace's), the features'
-  /// copies of that pass are read, not copied again (a style VAE's chained run spent a tenth of
-  /// its time in these row copies); with any other staging they are copied.
+  /// With the staging of the staged forward pass that produced y from x, x and y unchanged
+  /// since (a trace's: the contract of every VJP that reads a trace), the features' copies of
+  /// that pass are read, not copied again (a style VAE's chained run spent a tenth of its time
+  /// in these row copies). The key is the addresses and column count of x and y, not their
+  /// contents: when that staging's last Carry forward was on other buffers (another pass, or
+  /// another Carry sharing the staging, as gpu::Sequential's one staging for all modules) the
+  /// rows are copied. Only a forward keys its copies, so a VJP copies for itself every time.
   void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work, staging_type& st) const {
     const executor_type ex = executor();
@@ -294,7 +299,6 @@ class Carry {
       forget_features(st);
       take_rows(ex, st.fx, x, 0, in_);
       take_rows(ex, st.fy, y, 0, out_);
-      key_features(st, x, y);
     }
     take_rows(ex, st.c, gy, 0, out_);
     inner_.backward_input(st.fx, st.fy, st.c, st.d, work);
