@@ -6,12 +6,14 @@ and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
 usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
                              [--restarts 4] [--threads 2] [--start mii|li]
-                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature]
+                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus").
 --grid temperature: -resolve's temperature (config "resolve": 0 keeps the lowest-scoring
 candidate, > 0 their weighted mean), for -resolve over the chained runs and over their consensus.
+--grid schedule: the last stage's repetitions and the chain's own gradient noise (its "noise"
+section's eta; "off": none), for the chained runs, their consensus and -resolve over that.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 """
 import argparse, copy, itertools, json, os, subprocess, tempfile
@@ -25,7 +27,8 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
-                choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature"])
+                choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
+                         "schedule"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
@@ -105,6 +108,16 @@ elif args.grid == "temperature":
             print(line(chain, r[chain]), flush=True)
         for k in [f"{chain}-resolve", f"{chain}-avg-resolve"]:
             print(line(f"{k} temperature {t}", r[k]), flush=True)
+elif args.grid == "schedule":
+    top = base.get("noise", {}).get("eta", 0.02)
+    for reps, eta in [(4, top), (8, top), (16, top), (8, "off"), (8, 0.005), (8, 0.001), (16, 0.005)]:
+        cfg = copy.deepcopy(base)
+        pc = cfg["prilo_chain"]
+        pc["stages"][-1]["repetitions"] = reps
+        pc["noise"] = {"enabled": False} if eta == "off" else {"enabled": True, "eta": eta}
+        r = run(cfg, f"{chain},{chain}-avg,{chain}-avg-resolve")
+        for k, m in r.items():
+            print(line(f"{k} last stage x{reps} noise eta {eta}", m), flush=True)
 elif args.grid == "radii":
     # forward-phase radii of stages 1 and 2 (z_i), with the learning rate scaled to them; the
     # style prior adds z0's own radius (0: z0 fixed at its value after the initial phase)

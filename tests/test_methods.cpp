@@ -168,6 +168,35 @@ TEST_CASE("config: the shipped configs load into every solver's options") {
   CHECK((c.dpr.noise.eta == 0.02 && c.prilo.noise.gamma == 0.55 && c.prilo_chain.noise.enabled));
   const auto f = io::load_reconstruction_config<T>(fs::path(PRILO_SOURCE_DIR) / "configs/fashion-mnist.json");
   CHECK(f.prilo_chain.stages.size() >= 1);
+  // the style VAE's Fashion-MNIST chain has its own noise; the other solvers keep the top level's
+  const auto s = io::load_reconstruction_config<T>(fs::path(PRILO_SOURCE_DIR) / "configs/fashion-mnist-style.json");
+  CHECK((s.prilo_chain.noise.eta == 0.001 && s.prilo_chain.noise.gamma == 0.55 && s.prilo_chain.noise.enabled));
+  CHECK((s.dpr.noise.eta == 0.02 && s.prilo.noise.eta == 0.02));
+  REQUIRE(s.prilo_chain.stages.size() == 2);
+  CHECK(s.prilo_chain.stages[1].repetitions == 8);
+}
+
+TEST_CASE("config: a PRILO section's own noise overrides the top level's, key by key") {
+  const auto c = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
+      R"({"noise": {"eta": 0.05, "gamma": 0.7}, "prilo": {"noise": {"enabled": false}, "stages": [{"layer": 1}]},
+          "prilo_chain": {"noise": {"eta": 0.003}, "stages": [{"layer": 1}]}})"));
+  CHECK((c.dpr.noise.enabled && c.dpr.noise.eta == 0.05 && c.dpr.noise.gamma == 0.7));
+  CHECK((!c.prilo.noise.enabled && c.prilo.noise.eta == 0.05 && c.prilo.noise.gamma == 0.7));
+  CHECK((c.prilo_chain.noise.enabled && c.prilo_chain.noise.eta == 0.003 && c.prilo_chain.noise.gamma == 0.7));
+  // reaches the solver: the options a method runs carry the section's noise
+  CHECK(c.prilo_options(parse_method("prilo-chain-mii")).noise.eta == 0.003);
+  CHECK(!c.prilo_options(parse_method("prilo-mii")).noise.enabled);
+  // bad noise objects name the section and the key
+  for (const auto& [doc, what] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"prilo_chain": {"noise": {"sigma": 1}, "stages": [{"layer": 1}]}})",
+            "prilo_chain.noise: unknown key \"sigma\""},
+           {R"({"prilo": {"noise": {"eta": -1}, "stages": [{"layer": 1}]}})",
+            "prilo.noise.eta must be finite and >= 0"},
+           {R"({"noise": {"enabled": "yes"}})", "noise.enabled must be true or false"},
+           {R"({"noise": {"gamma": "fast"}})", "noise.gamma: expected a number, got string"},
+           {R"({"prilo": {"noise": 3, "stages": [{"layer": 1}]}})", "prilo.noise: expected an object"}})
+    CHECK_THROWS_WITH_AS((void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(doc)),
+                         doctest::Contains(what), invalid_input);
 }
 
 TEST_CASE("config: broken files give errors that name the file, the section and the key") {

@@ -101,6 +101,24 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
   return p;
 }
 
+/// A "noise" object (enabled, eta, gamma); keys left out keep `base`'s values.
+inline NoiseOptions read_noise(const json& n, const NoiseOptions& base, const std::string& where) {
+  if (!n.is_object()) throw invalid_input(where + ": expected an object (enabled, eta, gamma), got " + n.type_name());
+  for (auto& [k, v] : n.items())
+    if (k != "enabled" && k != "eta" && k != "gamma" && k != "comment")
+      throw invalid_input(where + ": unknown key \"" + k + "\" (known: enabled, eta, gamma)");
+  NoiseOptions o = base;
+  if (n.contains("enabled")) {
+    if (!n.at("enabled").is_boolean()) throw invalid_input(where + ".enabled must be true or false");
+    o.enabled = n.at("enabled").get<bool>();
+  }
+  o.eta = real_or(n, "eta", base.eta, where);
+  o.gamma = real_or(n, "gamma", base.gamma, where);
+  if (!(o.eta >= 0) || !std::isfinite(o.eta)) throw invalid_input(where + ".eta must be finite and >= 0");
+  if (!std::isfinite(o.gamma)) throw invalid_input(where + ".gamma must be finite");
+  return o;
+}
+
 /// A "prilo" or "prilo_chain" section: the initial phase and the stages (required).
 template <class T>
 PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::string& where) {
@@ -130,22 +148,17 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// (enabled, eta, gamma: every latent solver's gradient noise), "mii" (candidates), "er"
 /// (iterations), "hio" (iterations, beta, final_er), "dpr" (a phase), "prilo" and
 /// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
-/// keep_best, keep_best_range_extended), "resolve" (consistency_threshold, placement_weight,
-/// temperature), "consensus" (power: -avg's weights), "li" (sigma: the learned
-/// initialisation's restart perturbation). Missing values keep ReconstructionConfig's
-/// defaults; other top-level keys ("comment") are ignored; unknown phase options are errors.
-/// Throws invalid_input for bad values (and wrong types, numbers out of range) and
-/// nlohmann::json::exception for other malformed values.
+/// keep_best, keep_best_range_extended, and "noise": that solver's own, over the top-level
+/// one), "resolve" (consistency_threshold, placement_weight, temperature), "consensus" (power:
+/// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation). Missing
+/// values keep ReconstructionConfig's defaults; other top-level keys ("comment") are ignored;
+/// unknown phase and noise options are errors. Throws invalid_input for bad values (and wrong
+/// types, numbers out of range) and nlohmann::json::exception for other malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
   ReconstructionConfig<T> c;
-  NoiseOptions noise;
-  if (j.contains("noise")) {
-    const auto& n = j.at("noise");
-    noise = {.enabled = n.value("enabled", true),
-             .eta = detail::real_or(n, "eta", 0.02, "noise"),
-             .gamma = detail::real_or(n, "gamma", 0.55, "noise")};
-  }
+  const NoiseOptions noise =
+      j.contains("noise") ? detail::read_noise(j.at("noise"), NoiseOptions{}, "noise") : NoiseOptions{};
   if (j.contains("mii")) {
     c.mii.candidates = detail::int_or(j.at("mii"), "candidates", 5000, "mii");
     if (c.mii.candidates < 1) throw invalid_input("mii.candidates must be >= 1");
@@ -178,6 +191,12 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   if (j.contains("prilo_chain"))
     c.prilo_chain = detail::read_prilo<T>(j.at("prilo_chain"), PriloReading::chained, "prilo_chain");
   c.set_noise(noise);
+  // a PRILO section's own "noise" overrides the top-level one for that solver (keys it leaves
+  // out keep the top-level values)
+  if (j.contains("prilo") && j.at("prilo").contains("noise"))
+    c.prilo.noise = detail::read_noise(j.at("prilo").at("noise"), noise, "prilo.noise");
+  if (j.contains("prilo_chain") && j.at("prilo_chain").contains("noise"))
+    c.prilo_chain.noise = detail::read_noise(j.at("prilo_chain").at("noise"), noise, "prilo_chain.noise");
   return c;
 }
 
