@@ -294,13 +294,7 @@ class Carry {
   void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work, staging_type& st) const {
     const executor_type ex = executor();
-    require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
-    if (!holds_features(st, x, y)) {
-      forget_features(st);
-      take_rows(ex, st.fx, x, 0, in_);
-      take_rows(ex, st.fy, y, 0, out_);
-    }
-    take_rows(ex, st.c, gy, 0, out_);
+    take_features(ex, st, x, y, gy);
     inner_.backward_input(st.fx, st.fy, st.c, st.d, work);
     put_rows(ex, gx, st.d, gy, out_);
   }
@@ -309,7 +303,7 @@ class Carry {
                 bool accumulate_weights) {
     const executor_type ex = executor();
     take_features(ex, st_, x, y, gy);
-    inner_.backward(st_.a, st_.b, st_.c, gx ? &st_.d : nullptr, accumulate_weights);
+    inner_.backward(st_.fx, st_.fy, st_.c, gx ? &st_.d : nullptr, accumulate_weights);
     if (gx) put_rows(ex, *gx, st_.d, gy, out_);
   }
   ParamList<T> parameters() requires requires(Inner& i) { i.parameters(); }
@@ -340,12 +334,16 @@ class Carry {
     dst.resize(n, src.cols());
     copy_rows(ex, dst, 0, src, row, n);
   }
-  /// st.a, st.b, st.c ← the feature rows of x, y and gy: the inner module's operands.
+  /// st.fx, st.fy, st.c ← the feature rows of x, y and gy: the inner module's operands (x's and
+  /// y's kept when st holds those of the pass from x to y, see holds_features).
   void take_features(const executor_type& ex, staging_type& st, const matrix_type& x, const matrix_type& y,
                      const matrix_type& gy) const {
     require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
-    take_rows(ex, st.a, x, 0, in_);
-    take_rows(ex, st.b, y, 0, out_);
+    if (!holds_features(st, x, y)) {
+      forget_features(st);
+      take_rows(ex, st.fx, x, 0, in_);
+      take_rows(ex, st.fy, y, 0, out_);
+    }
     take_rows(ex, st.c, gy, 0, out_);
   }
   /// gx ← [gh; the carried cotangent, gy rows from `from`].
