@@ -18,7 +18,12 @@
 #   by scripts/prepare.sh), one job at a time with every core for the CPU's part (ER/HIO,
 #   -resolve); reports in docs/results/cuda/ instead. PRILO_RECONSTRUCT=<program>: a build made
 #   elsewhere (scripts/prepare.sh). PRILO_RESULTS=<folder>: where the reports go.
+#   PRILO_DATASETS=<comma list> (default mnist,fashion-mnist): run the parts for these data sets only.
 set -euo pipefail
+datasets="${PRILO_DATASETS:-mnist,fashion-mnist}"
+for d in ${datasets//,/ }; do
+  case "$d" in mnist | fashion-mnist) ;; *) echo "PRILO_DATASETS: unknown data set '$d' (known: mnist, fashion-mnist)" >&2; exit 2 ;; esac
+done
 source "$(dirname "${BASH_SOURCE[0]}")/prepare.sh"
 count="${1:-1024}"; parts="${2:-paper,rx,chain}"
 if [ "$backend" = cuda ]; then
@@ -70,7 +75,7 @@ for job in mnist:paper fashion-mnist:paper mnist:style fashion-mnist:style mnist
   mnist:style-avg fashion-mnist:style-avg mnist:conv-avg fashion-mnist:conv-avg \
   mnist:grid-style fashion-mnist:grid-style mnist:grid-conv fashion-mnist:grid-conv mnist:grid-mlp fashion-mnist:grid-mlp \
   mnist:chain mnist:rx mnist:li fashion-mnist:li fashion-mnist:rx fashion-mnist:chain; do
-  if [[ ",$parts," == *,${job#*:},* ]]; then queue+=("$job"); fi
+  if [[ ",$parts," == *,${job#*:},* && ",$datasets," == *,${job%%:*},* ]]; then queue+=("$job"); fi
 done
 workers="${PRILO_JOBS:-$default_workers}"
 failed=0
@@ -82,7 +87,7 @@ while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
 if [ $failed -ne 0 ]; then echo "a run failed: see its log in $results/" >&2; exit 1; fi
 echo "reproduce_table1: $count images, parts $parts, backend $backend, ${#queue[@]} jobs on $workers worker(s): wall ${SECONDS} s" >&2
 reports=()
-for ds in mnist fashion-mnist; do
+for ds in ${datasets//,/ }; do
   for part in paper rx chain conv style li conv-starts style-starts conv-li style-li conv-avg style-avg grid-mlp grid-conv \
     grid-style; do
     suffix="-$part"; [ "$part" = paper ] && suffix=""

@@ -6,7 +6,7 @@ and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
 usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
                              [--restarts 4] [--threads 2] [--start mii|li]
-                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule]
+                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus").
@@ -14,7 +14,13 @@ priors: for style, one radius per tensor of the split state {z_i, z0} (the paper
 candidate, > 0 their weighted mean), for -resolve over the chained runs and over their consensus.
 --grid schedule: the last stage's repetitions and the chain's own gradient noise (its "noise"
 section's eta; "off": none), for the chained runs, their consensus and -resolve over that.
+--grid anchor: -resolve's anchor weight (config "resolve": "anchor_weight", the weight of the LI
+start G(E(y)) in each candidate's score; --start li), for -resolve over the chained runs and over
+their consensus.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
+With --start li, images 58000..59999 are the ones the LI encoders were not trained on (their
+validation images; prilo-train-li --validation 2000): on images 0..57999 the encoder has seen the
+truth, and settings that lean on its start look better there than they are (docs/tuning.md).
 """
 import argparse, copy, itertools, json, os, subprocess, tempfile
 
@@ -28,7 +34,7 @@ ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
-                         "schedule"])
+                         "schedule", "anchor"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
@@ -54,6 +60,9 @@ def line(label, m):
 
 
 print(f"# {args.dataset}, {args.generator} prior: train images {args.first}..{args.first + args.count - 1}, {args.restarts} restarts")
+if args.start == "li" and args.first < 58000:
+    print("# note: the LI encoder was trained on training images 0..57999; for --start li, --first 58000 "
+          "(its held-out validation images) measures what it does on images it has not seen", flush=True)
 chain = f"prilo-chain-{args.start}"
 methods = f"{chain},{chain}-resolve"
 if args.grid == "lr":
@@ -99,15 +108,19 @@ elif args.grid == "consensus":
         if power == 0:
             print(line(chain, r[chain]), flush=True)
         print(line(f"{chain}-avg power {power}", r[f"{chain}-avg"]), flush=True)
-elif args.grid == "temperature":
-    for t in [0, 1]:
+elif args.grid in ("temperature", "anchor"):
+    # one option of the "resolve" section, for -resolve over the chained runs and over their consensus
+    if args.grid == "anchor" and args.start != "li":
+        ap.error("--grid anchor: the anchor is the LI start; use --start li")
+    key, values = ("temperature", [0, 1]) if args.grid == "temperature" else ("anchor_weight", [0, 0.3, 1, 3])
+    for v in values:
         cfg = copy.deepcopy(base)
-        cfg["resolve"]["temperature"] = t
+        cfg["resolve"][key] = v
         r = run(cfg, f"{chain},{chain}-resolve,{chain}-avg-resolve")
-        if t == 0:
+        if v == values[0]:
             print(line(chain, r[chain]), flush=True)
         for k in [f"{chain}-resolve", f"{chain}-avg-resolve"]:
-            print(line(f"{k} temperature {t}", r[k]), flush=True)
+            print(line(f"{k} {key} {v}", r[k]), flush=True)
 elif args.grid == "schedule":
     top = base.get("noise", {}).get("eta", 0.02)
     for reps, eta in [(4, top), (8, top), (16, top), (8, "off"), (8, 0.005), (8, 0.001), (16, 0.005)]:

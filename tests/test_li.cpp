@@ -323,6 +323,32 @@ TEST_CASE("-li methods: names, parsing, and clear errors without a matching enco
   CHECK(all.size() == 5);
   CHECK(all[4].best.x.cols() == 2);  // -resolve over the LI runs: the transform the VAE finds most plausible
   CHECK(all[4].best.x.allFinite());
+  // the LI start as -resolve's anchor: G(E(y)), restart 0's start image
+  const Mat<T> anchor = li_anchor(vae.decoder(), y, LearnedStart<T>{.encoder = &enc});
+  CHECK(anchor == vae.decoder().forward_from(0, enc.encode(y)));
+  CHECK_THROWS_WITH_AS(li_anchor(vae.decoder(), y, LearnedStart<T>{}),
+                       doctest::Contains("li_anchor: LatentStart::li without an encoder"), invalid_input);
+  CHECK_THROWS_WITH_AS(li_anchor(vae.decoder(), y, LearnedStart<T>{.encoder = &wrong_latent}),
+                       doctest::Contains("latents of 6"), invalid_input);
+  // a dominant anchor weight: the resolved image is the candidate nearest the anchor (the base
+  // method's transforms included), and the encoder and decoder passes are counted
+  cfg.resolve.consistency_threshold = 0;
+  cfg.resolve.anchor_weight = 1e6;
+  const auto anchored = reconstruct(parse_methods("prilo-chain-li,hio,prilo-chain-li-resolve"), vae, F, y, cfg, opt);
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const auto near = metrics::align_to_reference(anchored[0].best.x.col(j), anchor.col(j), 8, 8);
+    CHECK((anchored[2].best.x.col(j) - anchor.col(j)).squaredNorm() <= near.mse * 64 * (1 + 1e-4) + 1e-9);
+  }
+  cfg.resolve.anchor_weight = 0;
+  const auto free = reconstruct(parse_methods("prilo-chain-li,hio,prilo-chain-li-resolve"), vae, F, y, cfg, opt);
+  const double resolve_extra = 2.0 * 2 * (2 * 64) * (3 * 64);  // 2 images × 2 solutions × 2·n transforms × 3·n
+  CHECK(anchored[2].flops.products - free[2].flops.products ==
+        doctest::Approx(2 * (enc.flops_per_column() + forward_flops(vae.decoder(), 0, vae.decoder().depth())) +
+                        resolve_extra)
+            .epsilon(1e-9));
+  // the methods without an LI start have no anchor: the weight does not apply to them
+  cfg.resolve.anchor_weight = 1e6;
+  CHECK_NOTHROW((void)reconstruct(parse_methods("prilo-chain-mii-resolve"), vae, F, y, cfg, opt));
 }
 
 TEST_CASE(

@@ -199,6 +199,24 @@ TEST_CASE("config: a PRILO section's own noise overrides the top level's, key by
                          doctest::Contains(what), invalid_input);
 }
 
+TEST_CASE("config: resolve's anchor weight; misspelt keys of the small sections are errors") {
+  const auto c = io::reconstruction_config_from_json<T>(
+      nlohmann::json::parse(R"({"resolve": {"anchor_weight": 0.5, "temperature": 1, "comment": "kept"}})"));
+  CHECK(c.resolve.anchor_weight == 0.5);
+  CHECK(io::reconstruction_config_from_json<T>(nlohmann::json::parse("{}")).resolve.anchor_weight == 0);
+  for (const auto& [doc, what] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"resolve": {"anchor_weight": -1}})", "resolve: anchor_weight must be finite and >= 0"},
+           {R"({"resolve": {"anchor_wieght": 1}})", "resolve: unknown key \"anchor_wieght\""},
+           {R"({"resolve": 1})", "resolve: expected an object"},
+           {R"({"mii": {"candidate": 10}})", "mii: unknown key \"candidate\" (known: candidates)"},
+           {R"({"hio": {"betta": 0.5}})", "hio: unknown key \"betta\""},
+           {R"({"er": {"iters": 5}})", "er: unknown key \"iters\""},
+           {R"({"consensus": {"pow": 2}})", "consensus: unknown key \"pow\""},
+           {R"({"li": {"sigma": 0.1, "sd": 1}})", "li: unknown key \"sd\""}})
+    CHECK_THROWS_WITH_AS((void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(doc)),
+                         doctest::Contains(what), invalid_input);
+}
+
 TEST_CASE("config: broken files give errors that name the file, the section and the key") {
   const auto wrong_type = write_temp("wrong-type.json", R"({"dpr": {"steps": "many"}})");
   std::string e = error_of([&] { (void)io::load_reconstruction_config<T>(wrong_type); });

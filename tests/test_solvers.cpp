@@ -265,6 +265,57 @@ TEST_CASE("resolve: with a temperature, the candidates' weighted mean") {
                        doctest::Contains("temperature"), invalid_input);
 }
 
+TEST_CASE("resolve: an anchor image placed like the data decides the placement; its term is a·‖x − anchor‖²") {
+  Fixture f;
+  // exact solutions, never in place: each digit shifted by (3, 5) and point-reflected
+  const Mat<T> shifted = moved_digits(f, 3, 5, true);
+  Rng rng(11);
+  // a rough anchor in the true placement: the digits plus uniform noise of 0.3 (PSNR about 15 dB)
+  const Mat<T> anchor = f.data.images + T(0.3) * uniform_start<T>(784, 8, rng);
+  ResolveOptions o{.consistency_threshold = 0, .anchor_weight = 1};
+  const auto r = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng, &anchor);
+  int in_place = 0;
+  for (Eigen::Index j = 0; j < 8; ++j) in_place += (r.x.col(j) - f.data.images.col(j)).norm() < 1e-5f;
+  CHECK(in_place == 8);
+  // the score, at temperature 1 for image 0, computed here in double: −ELBO + a·‖x − anchor‖²
+  o.temperature = 1;
+  o.anchor_weight = 0.01;  // small, so that several placements carry weight
+  const auto r1 = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng, &anchor);
+  Mat<T> cand(784, 2 * 784);
+  Eigen::Index c = 0;
+  for (int refl = 0; refl < 2; ++refl)
+    for (int dy = 0; dy < 28; ++dy)
+      for (int dx = 0; dx < 28; ++dx)
+        cand.col(c++) = metrics::apply_shift_reflect(shifted.col(0), 28, 28, dy, dx, refl == 1);
+  Eigen::VectorXd s = f.vae.negative_elbo(cand, Mat<T>::Zero(f.vae.latent_dim(), cand.cols())).cast<double>();
+  for (Eigen::Index k = 0; k < cand.cols(); ++k)
+    s(k) += 0.01 * (cand.col(k).cast<double>() - anchor.col(0).cast<double>()).squaredNorm();
+  const Eigen::VectorXd wgt = (-(s.array() - s.minCoeff())).exp().matrix();
+  MESSAGE("image 0 at anchor weight 0.01: effective number of candidates "
+          << wgt.sum() * wgt.sum() / wgt.squaredNorm());
+  CHECK((r1.x.col(0).cast<double>() - cand.cast<double>() * wgt / wgt.sum()).cwiseAbs().maxCoeff() < 1e-4);
+  // the FLOP account adds each candidate's distance to the anchor (3·n)
+  const auto r0 = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.consistency_threshold = 0}, rng);
+  CHECK(r.flops.total() - r0.flops.total() == doctest::Approx(8.0 * 2 * 784 * 3 * 784).epsilon(1e-9));
+  // a weight without anchor images, anchors of the wrong shape or not finite, a bad weight: clear errors
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.anchor_weight = 1}, rng),
+                       doctest::Contains("no anchor images"), invalid_input);
+  const Mat<T> narrow = anchor.leftCols(7);
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.anchor_weight = 1}, rng, &narrow),
+      doctest::Contains("anchor"), invalid_input);
+  Mat<T> nan = anchor;
+  nan(5, 2) = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.anchor_weight = 1}, rng, &nan),
+      doctest::Contains("anchor"), invalid_input);
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.anchor_weight = -1}, rng, &anchor),
+      doctest::Contains("anchor_weight"), invalid_input);
+  // without a weight the anchor is not read (a NaN one is never seen)
+  CHECK_NOTHROW(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{}, rng, &nan));
+}
+
 TEST_CASE("resolve: when an image has solutions that fit, only their transforms are scored") {
   Fixture f;
   // solution 0: every digit shifted (fits exactly); solution 1: noise (does not); then the

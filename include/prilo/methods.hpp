@@ -494,9 +494,20 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
       SolveResult<T> base, hio;
       if (!inputs.base) base = solve(parse_method(m.base()), nullptr, inputs.restarts);
       if (!inputs.hio) hio = run_base(parse_method("hio"), nullptr);
-      out.best = resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x},
-                         cfg.resolve, opt.run);
-      out.flops = base.flops + hio.flops;  // the runs made here (none when given)
+      // the -li methods' anchor: the LI start G(E(y)); the other methods have none
+      ResolveOptions ro = cfg.resolve;
+      Mat<T> anchor;
+      Flops anchor_flops{};
+      if (m.start == LatentStart::li && ro.anchor_weight > 0) {
+        anchor = li_anchor(vae.decoder(), y, LearnedStart<T>{.encoder = opt.li, .sigma = cfg.li_sigma});
+        anchor_flops.products =
+            double(y.cols()) * (opt.li->flops_per_column() + forward_flops(vae.decoder(), 0, vae.decoder().depth()));
+      } else {
+        ro.anchor_weight = 0;
+      }
+      out.best = resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x}, ro,
+                         opt.run, anchor.size() > 0 ? &anchor : nullptr);
+      out.flops = base.flops + hio.flops + anchor_flops;  // the runs made here (none when given)
     }
   } else if (m.operator_kind() == OperatorKind::gaussian) {
     if constexpr (!std::is_same_v<Op, Fourier2d<T>>)

@@ -146,16 +146,33 @@ Mat<T> latent_starts(const G& gen, const Loss& loss, LatentStart start, int rest
                                    : random_latents(gen, loss.batch() * restarts, rng);
 }
 
+namespace detail {
+/// invalid_input (prefixed by `what`) unless li has an encoder whose latent is the generator's.
+template <Generator G, class T = typename G::scalar>
+void check_learned_start(const G& gen, const LearnedStart<T>& li, const char* what) {
+  if (!li.encoder) fail(what, ": LatentStart::li without an encoder (LearnedStart::encoder)");
+  if (li.encoder->latent_dim() != gen.dim(0))
+    fail(what, ": the LI encoder gives latents of ", li.encoder->latent_dim(), " entries, the generator takes ",
+         gen.dim(0));
+}
+}  // namespace detail
+
 /// LI's starts for the host measurements y (li_latents: column r·B + j for restart r of image
 /// j; restart 0 at E(y_j), the others E(y_j) + σ·ε); invalid_input without an encoder or when
 /// its latent is not the generator's.
 template <Generator G, class T = typename G::scalar>
 Mat<T> latent_starts(const G& gen, const Mat<T>& y, const LearnedStart<T>& li, int restarts, Rng& rng) {
-  if (!li.encoder) detail::fail("latent_starts: LatentStart::li without an encoder (LearnedStart::encoder)");
-  if (li.encoder->latent_dim() != gen.dim(0))
-    detail::fail("latent_starts: the LI encoder gives latents of ", li.encoder->latent_dim(),
-                 " entries, the generator takes ", gen.dim(0));
+  detail::check_learned_start(gen, li, "latent_starts");
   return li_latents(*li.encoder, y, restarts, li.sigma, rng);
+}
+
+/// The LI start images G(E(y)) of the host measurements y, one per column (restart 0's start,
+/// unperturbed): -resolve's anchor for the -li methods (ResolveOptions::anchor_weight).
+/// invalid_input without an encoder or when its latent is not the generator's.
+template <Generator G, class T = typename G::scalar>
+Mat<T> li_anchor(const G& gen, const Mat<T>& y, const LearnedStart<T>& li) {
+  detail::check_learned_start(gen, li, "li_anchor");
+  return gen.forward_from(0, li.encoder->encode(y));
 }
 
 namespace detail {
@@ -255,11 +272,13 @@ RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, con
 /// opt.placement_weight > 0) finds most plausible, solutions that fit the measurements
 /// first. With a placement weight and no prior given (all zero), the prior is fitted to
 /// 4096 samples of the decoder from a fixed stream.
-/// With a distributed `run`, each process resolves a contiguous part of the images and the
-/// parts are joined in every process (the same result as one process).
+/// With opt.anchor_weight > 0, `anchor` gives one image per column (e.g. the LI start G(E(y)):
+/// li_anchor). With a distributed `run`, each process resolves a contiguous part of the images
+/// and the parts are joined in every process (the same result as one process).
 template <class T, VaeModel V, class Run = LocalRun>
 SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
-                       const std::vector<const Mat<T>*>& solutions, ResolveOptions opt, const Run& run = {}) {
+                       const std::vector<const Mat<T>*>& solutions, ResolveOptions opt, const Run& run = {},
+                       const Mat<T>* anchor = nullptr) {
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
     Rng prior_rng(0x9e3779b97f4a7c15ull);
     const auto& gen = vae.decoder();
@@ -268,7 +287,8 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
   }
   Rng unused(0);
   if (run.parts() == 1)
-    return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused);
+    return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused,
+                             anchor);
   ColumnPartition split;  // contiguous images per process
   split.blocks = run.parts();
   const Eigen::Index B = y.cols();
@@ -284,9 +304,15 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
     local.push_back(s->middleCols(j0, nj));
   }
   for (const auto& m : local) ptrs.push_back(&m);
-  SolveResult<T> part = nj > 0 ? resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, Mat<T>(y.middleCols(j0, nj))),
-                                                   op.height(), op.width(), ptrs, opt, unused)
-                               : SolveResult<T>{};
+  Mat<T> local_anchor;
+  if (anchor) {
+    require_shape(*anchor, anchor->rows(), B, "resolve anchor");
+    local_anchor = anchor->middleCols(j0, nj);
+  }
+  SolveResult<T> part =
+      nj > 0 ? resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, Mat<T>(y.middleCols(j0, nj))), op.height(),
+                                 op.width(), ptrs, opt, unused, anchor ? &local_anchor : nullptr)
+             : SolveResult<T>{};
   run.join(part, split);
   return part;
 }

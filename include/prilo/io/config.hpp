@@ -3,9 +3,11 @@
 // nlohmann-json (prilo/methods.hpp itself does not).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -43,6 +45,16 @@ T read_real(const json& v, const std::string& where) {
   if (!std::isfinite(d) || std::abs(d) > double(std::numeric_limits<T>::max()))
     throw invalid_input(where + ": " + v.dump() + " is not a finite number in range");
   return T(d);
+}
+/// invalid_input naming `where` unless obj is an object whose keys are among `known` (or
+/// "comment"): a misspelt option is an error, never a silently kept default.
+inline void check_keys(const json& obj, const std::string& where, std::initializer_list<const char*> known) {
+  std::string list;
+  for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
+  if (!obj.is_object()) throw invalid_input(where + ": expected an object (" + list + "), got " + obj.type_name());
+  for (auto& [k, v] : obj.items())
+    if (k != "comment" && std::none_of(known.begin(), known.end(), [&](const char* q) { return k == q; }))
+      throw invalid_input(where + ": unknown key \"" + k + "\" (known: " + list + ")");
 }
 /// obj[key] read with read_int / read_real when present, `def` otherwise.
 inline int int_or(const json& obj, const char* key, int def, const std::string& where) {
@@ -103,10 +115,7 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
 
 /// A "noise" object (enabled, eta, gamma); keys left out keep `base`'s values.
 inline NoiseOptions read_noise(const json& n, const NoiseOptions& base, const std::string& where) {
-  if (!n.is_object()) throw invalid_input(where + ": expected an object (enabled, eta, gamma), got " + n.type_name());
-  for (auto& [k, v] : n.items())
-    if (k != "enabled" && k != "eta" && k != "gamma" && k != "comment")
-      throw invalid_input(where + ": unknown key \"" + k + "\" (known: enabled, eta, gamma)");
+  check_keys(n, where, {"enabled", "eta", "gamma"});
   NoiseOptions o = base;
   if (n.contains("enabled")) {
     if (!n.at("enabled").is_boolean()) throw invalid_input(where + ".enabled must be true or false");
@@ -149,7 +158,8 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// (iterations), "hio" (iterations, beta, final_er), "dpr" (a phase), "prilo" and
 /// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
 /// keep_best, keep_best_range_extended, and "noise": that solver's own, over the top-level
-/// one), "resolve" (consistency_threshold, placement_weight, temperature), "consensus" (power:
+/// one), "resolve" (consistency_threshold, placement_weight, temperature, anchor_weight: the
+/// -li methods' weight of their LI start as an anchor), "consensus" (power:
 /// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation). Missing
 /// values keep ReconstructionConfig's defaults; other top-level keys ("comment") are ignored;
 /// unknown phase and noise options are errors. Throws invalid_input for bad values (and wrong
@@ -160,28 +170,40 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   const NoiseOptions noise =
       j.contains("noise") ? detail::read_noise(j.at("noise"), NoiseOptions{}, "noise") : NoiseOptions{};
   if (j.contains("mii")) {
+    detail::check_keys(j.at("mii"), "mii", {"candidates"});
     c.mii.candidates = detail::int_or(j.at("mii"), "candidates", 5000, "mii");
     if (c.mii.candidates < 1) throw invalid_input("mii.candidates must be >= 1");
   }
   if (j.contains("resolve")) {
+    detail::check_keys(j.at("resolve"), "resolve",
+                       {"consistency_threshold", "placement_weight", "temperature", "anchor_weight"});
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
     c.resolve.temperature = detail::real_or(j.at("resolve"), "temperature", 0.0, "resolve");
     if (!(c.resolve.temperature >= 0) || !std::isfinite(c.resolve.temperature))
       throw invalid_input("resolve: temperature must be finite and >= 0");
+    c.resolve.anchor_weight = detail::real_or(j.at("resolve"), "anchor_weight", 0.0, "resolve");
+    if (!(c.resolve.anchor_weight >= 0) || !std::isfinite(c.resolve.anchor_weight))
+      throw invalid_input("resolve: anchor_weight must be finite and >= 0");
   }
   if (j.contains("consensus")) {
+    detail::check_keys(j.at("consensus"), "consensus", {"power"});
     c.consensus.power = detail::real_or(j.at("consensus"), "power", 2.0, "consensus");
     if (!(c.consensus.power >= 0) || !std::isfinite(c.consensus.power))
       throw invalid_input("consensus.power must be finite and >= 0");
   }
   if (j.contains("li")) {
+    detail::check_keys(j.at("li"), "li", {"sigma"});
     c.li_sigma = detail::real_or(j.at("li"), "sigma", 0.05, "li");
     if (!(c.li_sigma >= 0) || !std::isfinite(c.li_sigma)) throw invalid_input("li.sigma must be finite and >= 0");
   }
-  if (j.contains("er")) c.er.iterations = detail::int_or(j.at("er"), "iterations", 1000, "er");
+  if (j.contains("er")) {
+    detail::check_keys(j.at("er"), "er", {"iterations"});
+    c.er.iterations = detail::int_or(j.at("er"), "iterations", 1000, "er");
+  }
   if (j.contains("hio")) {
+    detail::check_keys(j.at("hio"), "hio", {"iterations", "beta", "final_er"});
     c.hio.iterations = detail::int_or(j.at("hio"), "iterations", 1000, "hio");
     c.hio.beta = detail::real_or(j.at("hio"), "beta", T(0.9), "hio");
     c.hio.final_er = detail::int_or(j.at("hio"), "final_er", 50, "hio");

@@ -98,6 +98,14 @@ struct ResolveOptions {
   /// candidate leads by tens of nats it is that candidate. Chosen on training images
   /// (docs/tuning.md).
   double temperature = 0;
+  /// Weight a of an anchor: an image per column, an estimate of x that sits where the data's
+  /// images sit (e.g. the LI start G(E(y)), which the encoder learnt to place as the training
+  /// images are placed). A candidate's score adds a · ‖x − anchor‖² (nats per squared unit);
+  /// 0 (default) uses no anchor. With a > 0 resolve_ambiguity needs the anchor images. The
+  /// decoder's ELBO barely tells one-pixel shifts of an object that fills the frame apart;
+  /// an anchor placed by a model trained on the data does. Chosen on training images
+  /// (docs/tuning.md).
+  double anchor_weight = 0;
 };
 
 /// |F x| cannot tell x from its 2-D circular shifts and its point reflection x(−n): all
@@ -112,11 +120,19 @@ struct ResolveOptions {
 /// weighted mean of the candidates instead of the lowest one. Uses only the measurements and
 /// the model, never the ground truth. The images are resolved in parallel, contiguous ranges
 /// of them on the threads (max_threads()), each with its own candidate buffer; an image's
-/// result does not depend on the thread count.
+/// result does not depend on the thread count. `anchor` (n×B, one image per column) is
+/// required when ResolveOptions::anchor_weight > 0 and ignored otherwise.
 template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
-                                 const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&) {
+                                 const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&,
+                                 const Mat<T>* anchor = nullptr) {
   if (solutions.empty()) detail::fail("resolve_ambiguity: no solutions given");
+  if (!(opt.anchor_weight >= 0) || !std::isfinite(opt.anchor_weight))
+    detail::fail("resolve_ambiguity: anchor_weight must be finite and >= 0, got ", opt.anchor_weight);
+  const bool anchored = opt.anchor_weight > 0;
+  if (anchored && !anchor)
+    detail::fail("resolve_ambiguity: anchor_weight ", opt.anchor_weight,
+                 " with no anchor images (pass one image per column, e.g. the LI start G(E(y)))");
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0)
     detail::fail("resolve_ambiguity: placement_weight ", opt.placement_weight,
                  " with no placement prior (ResolveOptions::placement is the default, centred at pixel (0, 0)): "
@@ -125,6 +141,10 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     detail::fail("resolve_ambiguity: temperature must be finite and >= 0, got ", opt.temperature);
   const Eigen::Index n = Eigen::Index(h) * w, B = loss.batch();
   for (auto* s : solutions) require_shape(*s, n, B, "resolve_ambiguity solution");
+  if (anchored) {
+    require_shape(*anchor, n, B, "resolve_ambiguity anchor");
+    require_finite(*anchor, "resolve_ambiguity anchor");
+  }
   const Eigen::Index per_image = 2 * n * Eigen::Index(solutions.size());
   SolveResult<T> res;
   res.x.resize(n, B);
@@ -164,6 +184,9 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
           const auto cm = centre_of_mass(cand.col(c0 + k), h, w);
           score(k) += T(opt.placement_weight * 0.5 * opt.placement.distance2(cm[0], cm[1]));
         }
+      if (anchored)
+        for (Eigen::Index k = 0; k < nc; ++k)
+          score(k) += T(opt.anchor_weight * double((cand.col(c0 + k) - anchor->col(j)).squaredNorm()));
       for (Eigen::Index k = 0; k < nc; ++k)
         if (score(k) < best) {
           best = score(k);
@@ -198,7 +221,9 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   for (const Eigen::Index k : scored) candidates += double(k);
   // with a temperature, the weighted mean of an image's candidates: 2·n FLOP per candidate
   const double mean = opt.temperature > 0 ? 2.0 * double(n) : 0.0;
-  res.flops = Flops{candidates * (elbo + mean), 0} + double(B) * loss_flops(loss, false);
+  // with an anchor, each candidate's squared distance to it: 3·n FLOP
+  const double dist = anchored ? 3.0 * double(n) : 0.0;
+  res.flops = Flops{candidates * (elbo + mean + dist), 0} + double(B) * loss_flops(loss, false);
   return res;
 }
 
