@@ -52,9 +52,11 @@ inline void check_keys(const json& obj, const std::string& where, std::initializ
   std::string list;
   for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
   if (!obj.is_object()) throw invalid_input(where + ": expected an object (" + list + "), got " + obj.type_name());
-  for (auto& [k, v] : obj.items())
+  for (const auto& item : obj.items()) {
+    const std::string& k = item.key();  // a name, not a structured binding: clang before 16 cannot capture those
     if (k != "comment" && std::none_of(known.begin(), known.end(), [&](const char* q) { return k == q; }))
       throw invalid_input(where + ": unknown key \"" + k + "\" (known: " + list + ")");
+  }
 }
 /// obj[key] read with read_int / read_real when present, `def` otherwise.
 inline int int_or(const json& obj, const char* key, int def, const std::string& where) {
