@@ -41,7 +41,8 @@ namespace {
 struct Settings {
   std::string dataset = "mnist", op = "fourier", split = "test", ablation = "full";
   std::string methods = "hio,dpr,prilo-mii,prilo-chain-mii,prilo-chain-mii-resolve";
-  std::string data_dir = io::default_data_dir(), config, weights, li_weights, json_path, png_path, trace_path;
+  std::string data_dir = io::default_data_dir(), config, weights, li_weights, placement_weights, json_path, png_path,
+              trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or patient
   std::string fftw_wisdom;  // empty: $PRILO_FFTW_WISDOM or the user's cache folder; "none": no file
   std::string backend = "cpu", generator = "mlp";
@@ -82,6 +83,10 @@ int main(int argc, char** argv) {
       "--li-weights", st.li_weights,
       "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw, with --generator conv or style "
       "models/li-<dataset>-<operator>-<generator>.prw; prilo-train-li trains it)");
+  app.add_option("--placement-weights", st.placement_weights,
+                 "Placement scorer of the -resolve methods, read when the config's resolve.scorer_weight > 0 "
+                 "(default models/placement-<dataset>.prw, models/placement-<dataset>-<generator>.prw with --generator "
+                 "conv or style; prilo-train-placement trains it)");
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--json", st.json_path, "Write per-method summaries and per-image values to this JSON file");
   app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method");
@@ -162,6 +167,20 @@ int main(int argc, char** argv) {
       }
       li = load_li_encoder<T>(li_path);
     }
+    std::optional<PlacementScorer<T>> scorer;  // read only when a -resolve method uses it
+    fs::path scorer_path;
+    if (cfg.resolve.scorer_weight > 0 &&
+        std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; })) {
+      const std::string gen = st.generator == "mlp" ? "" : "-" + st.generator;
+      scorer_path = locate(st.placement_weights, "models/placement-" + st.dataset + gen + ".prw");
+      if (!fs::exists(scorer_path))
+        throw file_error("placement scorer " + scorer_path.string() + ": file not found (the config " +
+                         config_path.string() + " sets resolve.scorer_weight " +
+                         std::to_string(cfg.resolve.scorer_weight) +
+                         "); train it with: prilo-train-placement --dataset " + st.dataset + " --generator " +
+                         st.generator + " --output " + scorer_path.string());
+      scorer = load_placement_scorer<T>(scorer_path);
+    }
     // outputs are checked before any solving: a bad path must not cost the whole run
     check_output_path(st.json_path, "--json");  // (and on every rank, so that none starts in vain)
     check_output_path(st.png_path, "--png");
@@ -189,6 +208,7 @@ int main(int argc, char** argv) {
                 weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
     std::printf("  %s\n", fftw::wisdom_note(wisdom.status(), wisdom.path()).c_str());
     if (li) std::printf("  LI encoder %s\n", li_path.string().c_str());
+    if (scorer) std::printf("  placement scorer %s\n", scorer_path.string().c_str());
     if (const std::string note = blas_kernel_warning(); !note.empty()) std::printf("  %s\n", note.c_str());
     std::fflush(stdout);
 
@@ -198,6 +218,7 @@ int main(int argc, char** argv) {
                          .trace_reference = st.trace_path.empty() ? nullptr : &x};
     opt.restart.keep_all = st.per_restart;
     if (li) opt.li = &*li;
+    if (scorer) opt.placement_scorer = &*scorer;
     if (!st.quiet) opt.progress = progress_printer(stderr, 2.0);
 #ifdef PRILO_HAVE_MPI
     opt.run = mpi::any_run<T>(world);

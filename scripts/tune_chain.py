@@ -5,8 +5,10 @@ only. Prints one line per setting: mean / median plain PSNR, share of images >= 
 and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
 usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
-                             [--restarts 4] [--threads 2] [--start mii|li]
-                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor]
+                             [--restarts 4] [--threads 2] [--start mii|li] [--values V,V,...]
+                             [--placement-weights FILE]
+                             [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor
+                                     |scorer]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus").
@@ -17,6 +19,9 @@ section's eta; "off": none), for the chained runs, their consensus and -resolve 
 --grid anchor: -resolve's anchor weight (config "resolve": "anchor_weight", the weight of the LI
 start G(E(y)) in each candidate's score; --start li), for -resolve over the chained runs and over
 their consensus.
+--grid scorer: -resolve's learned placement scorer (config "resolve": "scorer_weight", the weight of
+models/placement-<dataset>[-<generator>].prw's logit in each candidate's score; prilo-train-placement
+trains it on images 0..57999, so tune it on --first 58000), for the same two methods.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 With --start li, images 58000..59999 are the ones the LI encoders were not trained on (their
 validation images; prilo-train-li --validation 2000): on images 0..57999 the encoder has seen the
@@ -34,8 +39,11 @@ ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
-                         "schedule", "anchor"])
+                         "schedule", "anchor", "scorer"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
+ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
+ap.add_argument("--values", help="comma-separated values for --grid temperature, anchor or scorer (default: "
+                "the grid's own)")
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
 base = json.load(open(f"configs/{args.dataset}{suffix}.json"))
@@ -48,7 +56,9 @@ def run(cfg, methods):
         subprocess.run([args.binary, "--dataset", args.dataset, "--split", "train", "--first", str(args.first),
                         "--count", str(args.count), "--restarts", str(args.restarts), "--threads", str(args.threads),
                         "--quiet", "--methods", methods, "--config", c, "--json", j,
-                        "--generator", args.generator], check=True, stdout=subprocess.DEVNULL)
+                        "--generator", args.generator]
+                       + (["--placement-weights", args.placement_weights] if args.placement_weights else []),
+                       check=True, stdout=subprocess.DEVNULL)
         return json.load(open(j))["methods"]
 
 
@@ -108,11 +118,14 @@ elif args.grid == "consensus":
         if power == 0:
             print(line(chain, r[chain]), flush=True)
         print(line(f"{chain}-avg power {power}", r[f"{chain}-avg"]), flush=True)
-elif args.grid in ("temperature", "anchor"):
+elif args.grid in ("temperature", "anchor", "scorer"):
     # one option of the "resolve" section, for -resolve over the chained runs and over their consensus
     if args.grid == "anchor" and args.start != "li":
         ap.error("--grid anchor: the anchor is the LI start; use --start li")
-    key, values = ("temperature", [0, 1]) if args.grid == "temperature" else ("anchor_weight", [0, 0.3, 1, 3])
+    key, values = {"temperature": ("temperature", [0, 1]), "anchor": ("anchor_weight", [0, 0.3, 1, 3]),
+                   "scorer": ("scorer_weight", [0, 1, 3])}[args.grid]
+    if args.values:
+        values = [float(v) for v in args.values.split(",")]
     for v in values:
         cfg = copy.deepcopy(base)
         cfg["resolve"][key] = v

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLI checks: every bad input gives a clear error and a non-zero exit; a tiny run works.
 set -u
-recon="$1"; train="$2"; repo="$3"; tmp="$4"; train_li="${5:-}"
+recon="$1"; train="$2"; repo="$3"; tmp="$4"; train_li="${5:-}"; train_placement="${6:-}"
 mkdir -p "$tmp"
 fails=0; passes=0
 expect_fail() {  # expect_fail "<substring of the error>" args...
@@ -184,6 +184,22 @@ if [ -n "$train_li" ]; then
   sleep 4; kill -INT $pid; wait $pid; rc=$?
   if [ $rc -eq 130 ] && grep -q "holds epoch" "$tmp/lint.txt"; then passes=$((passes+1)); else
     echo "FAIL: SIGINT in prilo-train-li (rc=$rc): $(tail -3 "$tmp/lint.txt")"; fails=$((fails+1)); fi
+fi
+# the learned placement scorer of -resolve: its trainer checks its output first, a tiny run, the
+# config's scorer_weight reads it, a missing file names the command that trains it
+if [ -n "$train_placement" ]; then
+  expect_fail "--output $tmp/no-such-dir/p.prw: the folder $tmp/no-such-dir does not exist" "$train_placement" \
+    --dataset mnist --generator mlp --epochs 1 --output "$tmp/no-such-dir/p.prw"
+  expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
+    --epochs 1 --threads 1 --output "$tmp/placement.prw"
+  python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['resolve']={'scorer_weight': 1}; \
+json.dump(c, open(sys.argv[2], 'w'))" "$tmp/quick.json" "$tmp/scorer.json"
+  expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/scorer.json" --methods prilo-mii-resolve \
+    --placement-weights "$tmp/placement.prw" --quiet
+  expect_fail "train it with: prilo-train-placement --dataset mnist --generator mlp" "$recon" --count 1 \
+    --config "$tmp/scorer.json" --methods prilo-mii-resolve --placement-weights "$tmp/no-such-placement.prw" --quiet
+  expect_fail "is not a placement scorer" "$recon" --count 1 --config "$tmp/scorer.json" --methods prilo-mii-resolve \
+    --placement-weights "$repo/models/vae-mnist.prw" --quiet
 fi
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -199,13 +199,16 @@ TEST_CASE("config: a PRILO section's own noise overrides the top level's, key by
                          doctest::Contains(what), invalid_input);
 }
 
-TEST_CASE("config: resolve's anchor weight; misspelt keys of the small sections are errors") {
-  const auto c = io::reconstruction_config_from_json<T>(
-      nlohmann::json::parse(R"({"resolve": {"anchor_weight": 0.5, "temperature": 1, "comment": "kept"}})"));
+TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys of the small sections are errors") {
+  const auto c = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
+      R"({"resolve": {"anchor_weight": 0.5, "scorer_weight": 2, "temperature": 1, "comment": "kept"}})"));
   CHECK(c.resolve.anchor_weight == 0.5);
+  CHECK(c.resolve.scorer_weight == 2);
   CHECK(io::reconstruction_config_from_json<T>(nlohmann::json::parse("{}")).resolve.anchor_weight == 0);
+  CHECK(io::reconstruction_config_from_json<T>(nlohmann::json::parse("{}")).resolve.scorer_weight == 0);
   for (const auto& [doc, what] : std::vector<std::pair<const char*, const char*>>{
            {R"({"resolve": {"anchor_weight": -1}})", "resolve: anchor_weight must be finite and >= 0"},
+           {R"({"resolve": {"scorer_weight": -0.5}})", "resolve: scorer_weight must be finite and >= 0"},
            {R"({"resolve": {"anchor_wieght": 1}})", "resolve: unknown key \"anchor_wieght\""},
            {R"({"resolve": 1})", "resolve: expected an object"},
            {R"({"mii": {"candidate": 10}})", "mii: unknown key \"candidate\" (known: candidates)"},

@@ -239,6 +239,15 @@ TEST_CASE("metrics: apply_shift_reflect definition and group properties") {
   // Complex input works too.
   const Vec<std::complex<double>> z = x.cast<std::complex<double>>();
   CHECK(pm::apply_shift_reflect(z, h, w, 1, 2, false).real() == s);
+  // all 2·h·w of them at once, in the documented column order, from column c0
+  Mat<double> all = Mat<double>::Zero(h * w, 2 * h * w + 1);
+  pm::all_shifts_reflections(x, h, w, all, 1);
+  CHECK(all.col(0).isZero());
+  for (int refl = 0; refl < 2; ++refl)
+    for (Index dy = 0; dy < h; ++dy)
+      for (Index dx = 0; dx < w; ++dx)
+        CHECK(all.col(1 + (refl * h + dy) * w + dx) == pm::apply_shift_reflect(x, h, w, dy, dx, refl == 1));
+  CHECK_THROWS_AS(pm::all_shifts_reflections(x, h, w, all, 2), prilo::invalid_input);
 }
 
 TEST_CASE("metrics: shifts and reflections leave DFT magnitudes unchanged") {

@@ -243,11 +243,7 @@ TEST_CASE("resolve: with a temperature, the candidates' weighted mean") {
   int hedged = 0;  // images where other candidates carry weight: there the mean is not the pick
   for (Eigen::Index j = 0; j < 3; ++j) {
     Mat<T> cand(784, 2 * 784);
-    Eigen::Index c = 0;
-    for (int refl = 0; refl < 2; ++refl)
-      for (int dy = 0; dy < 28; ++dy)
-        for (int dx = 0; dx < 28; ++dx)
-          cand.col(c++) = metrics::apply_shift_reflect(sol.col(j), 28, 28, dy, dx, refl == 1);
+    metrics::all_shifts_reflections(sol.col(j), 28, 28, cand);
     const Vec<T> s = f.vae.negative_elbo(cand, Mat<T>::Zero(f.vae.latent_dim(), cand.cols()));
     const Eigen::VectorXd wgt = (-(s.cast<double>().array() - double(s.minCoeff()))).exp().matrix();
     const Eigen::VectorXd want = cand.cast<double>() * wgt / wgt.sum();
@@ -282,11 +278,7 @@ TEST_CASE("resolve: an anchor image placed like the data decides the placement; 
   o.anchor_weight = 0.01;  // small, so that several placements carry weight
   const auto r1 = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng, &anchor);
   Mat<T> cand(784, 2 * 784);
-  Eigen::Index c = 0;
-  for (int refl = 0; refl < 2; ++refl)
-    for (int dy = 0; dy < 28; ++dy)
-      for (int dx = 0; dx < 28; ++dx)
-        cand.col(c++) = metrics::apply_shift_reflect(shifted.col(0), 28, 28, dy, dx, refl == 1);
+  metrics::all_shifts_reflections(shifted.col(0), 28, 28, cand);
   Eigen::VectorXd s = f.vae.negative_elbo(cand, Mat<T>::Zero(f.vae.latent_dim(), cand.cols())).cast<double>();
   for (Eigen::Index k = 0; k < cand.cols(); ++k)
     s(k) += 0.01 * (cand.col(k).cast<double>() - anchor.col(0).cast<double>()).squaredNorm();
@@ -314,6 +306,43 @@ TEST_CASE("resolve: an anchor image placed like the data decides the placement; 
       doctest::Contains("anchor_weight"), invalid_input);
   // without a weight the anchor is not read (a NaN one is never seen)
   CHECK_NOTHROW(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{}, rng, &nan));
+}
+
+TEST_CASE("resolve: a placement scorer's logit enters each candidate's score as −w·s(x)") {
+  Fixture f;
+  const Mat<T> shifted = moved_digits(f, 3, 5, true);
+  Rng rng(13);
+  const PlacementScorer<T> scorer({.height = 28, .width = 28, .hidden = 16}, 5);  // untrained: any logits will do
+  // at temperature 1 the result is the candidates' mean weighted by exp(−(score − min)), with
+  // score = −ELBO − w·s(x), computed here in double for image 0
+  const double wgt_s = 30;
+  const ResolveOptions o{.consistency_threshold = 0, .temperature = 1, .scorer_weight = wgt_s};
+  const auto r = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, o, rng, nullptr, &scorer);
+  Mat<T> cand(784, 2 * 784);
+  metrics::all_shifts_reflections(shifted.col(0), 28, 28, cand);
+  const Eigen::VectorXd s = f.vae.negative_elbo(cand, Mat<T>::Zero(f.vae.latent_dim(), cand.cols())).cast<double>() -
+                            wgt_s * scorer.logits(cand).row(0).transpose().cast<double>();
+  const Eigen::VectorXd wgt = (-(s.array() - s.minCoeff())).exp().matrix();
+  MESSAGE("image 0 with an untrained scorer at weight 30: effective number of candidates "
+          << wgt.sum() * wgt.sum() / wgt.squaredNorm());
+  CHECK((r.x.col(0).cast<double>() - cand.cast<double>() * wgt / wgt.sum()).cwiseAbs().maxCoeff() < 1e-4);
+  // the scorer moves the choice: without it image 0 resolves elsewhere
+  const auto r0 = resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted},
+                                    ResolveOptions{.consistency_threshold = 0, .temperature = 1}, rng);
+  CHECK((r.x.col(0) - r0.x.col(0)).norm() > 1e-3f);
+  // the FLOP account adds the scorer's forward pass on every candidate
+  CHECK(r.flops.total() - r0.flops.total() == doctest::Approx(8.0 * 2 * 784 * scorer.flops_per_column()).epsilon(1e-9));
+  // a weight without a scorer, a scorer for other images, a bad weight: clear errors; no weight, not read
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.scorer_weight = 1}, rng),
+                       doctest::Contains("no placement scorer"), invalid_input);
+  const PlacementScorer<T> small({.height = 27, .width = 28, .hidden = 4}, 1);
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.scorer_weight = 1}, rng, nullptr, &small),
+      doctest::Contains("reads 27x28 images"), invalid_input);
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.scorer_weight = -1}, rng, nullptr, &scorer),
+      doctest::Contains("scorer_weight"), invalid_input);
+  CHECK_NOTHROW(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{}, rng, nullptr, &small));
 }
 
 TEST_CASE("resolve: when an image has solutions that fit, only their transforms are scored") {

@@ -275,6 +275,9 @@ struct MethodOptions {
   /// The encoder of the -li methods (trained on the same operator: checked), which must
   /// outlive the run; the -li methods fail without one.
   const LiEncoder<T>* li = nullptr;
+  /// The learned placement scorer of the -resolve methods (ResolveOptions::scorer_weight > 0 in
+  /// the config; prilo-train-placement trains it), which must outlive the run.
+  const PlacementScorer<T>* placement_scorer = nullptr;
 };
 
 /// What a method returned.
@@ -506,7 +509,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
         ro.anchor_weight = 0;
       }
       out.best = resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x}, ro,
-                         opt.run, anchor.size() > 0 ? &anchor : nullptr);
+                         opt.run, anchor.size() > 0 ? &anchor : nullptr, opt.placement_scorer);
       out.flops = base.flops + hio.flops + anchor_flops;  // the runs made here (none when given)
     }
   } else if (m.operator_kind() == OperatorKind::gaussian) {

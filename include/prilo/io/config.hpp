@@ -161,7 +161,8 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// "prilo_chain" (initial: a phase, stages: [{layer, repetitions, forward, back, refine}],
 /// keep_best, keep_best_range_extended, and "noise": that solver's own, over the top-level
 /// one), "resolve" (consistency_threshold, placement_weight, temperature, anchor_weight: the
-/// -li methods' weight of their LI start as an anchor), "consensus" (power:
+/// -li methods' weight of their LI start as an anchor, scorer_weight: the learned placement
+/// scorer's), "consensus" (power:
 /// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation). Missing
 /// values keep ReconstructionConfig's defaults; other top-level keys ("comment") are ignored;
 /// unknown phase and noise options are errors. Throws invalid_input for bad values (and wrong
@@ -178,7 +179,7 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   }
   if (j.contains("resolve")) {
     detail::check_keys(j.at("resolve"), "resolve",
-                       {"consistency_threshold", "placement_weight", "temperature", "anchor_weight"});
+                       {"consistency_threshold", "placement_weight", "temperature", "anchor_weight", "scorer_weight"});
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
@@ -188,6 +189,9 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     c.resolve.anchor_weight = detail::real_or(j.at("resolve"), "anchor_weight", 0.0, "resolve");
     if (!(c.resolve.anchor_weight >= 0) || !std::isfinite(c.resolve.anchor_weight))
       throw invalid_input("resolve: anchor_weight must be finite and >= 0");
+    c.resolve.scorer_weight = detail::real_or(j.at("resolve"), "scorer_weight", 0.0, "resolve");
+    if (!(c.resolve.scorer_weight >= 0) || !std::isfinite(c.resolve.scorer_weight))
+      throw invalid_input("resolve: scorer_weight must be finite and >= 0");
   }
   if (j.contains("consensus")) {
     detail::check_keys(j.at("consensus"), "consensus", {"power"});

@@ -35,6 +35,24 @@ Vec<typename D::Scalar> apply_shift_reflect(const Eigen::MatrixBase<D>& x, Eigen
   return out;
 }
 
+/// Writes all 2·h·w transforms of x (h·w) into columns c0 … c0 + 2·h·w − 1 of `out`, in the
+/// order reflect = false then true, then dy = 0 … h − 1, then dx = 0 … w − 1 (column
+/// c0 + (reflect·h + dy)·w + dx holds apply_shift_reflect(x, h, w, dy, dx, reflect)); x itself
+/// is column c0.
+template <class D, class M>
+void all_shifts_reflections(const Eigen::MatrixBase<D>& x, Eigen::Index h, Eigen::Index w, Eigen::MatrixBase<M>& out,
+                            Eigen::Index c0 = 0) {
+  detail::require_vector(x, "all_shifts_reflections", "x");
+  detail::require_dims(x.rows(), h, w, "all_shifts_reflections");
+  if (out.rows() != x.rows() || c0 < 0 || c0 + 2 * h * w > out.cols())
+    prilo::detail::fail("all_shifts_reflections: output has ", out.rows(), "x", out.cols(), ", needs ", x.rows(),
+                        " rows and ", c0 + 2 * h * w, " columns");
+  Eigen::Index c = c0;
+  for (int refl = 0; refl < 2; ++refl)
+    for (Eigen::Index dy = 0; dy < h; ++dy)
+      for (Eigen::Index dx = 0; dx < w; ++dx) out.col(c++) = apply_shift_reflect(x, h, w, dy, dx, refl == 1);
+}
+
 /// Result of align_to_reference: aligned == apply_shift_reflect(x, h, w, dy, dx, reflect).
 template <class T>
 struct Alignment {

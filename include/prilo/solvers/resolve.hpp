@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "../concepts/vae.hpp"
@@ -14,6 +15,7 @@
 #include "../operators/magnitude_loss.hpp"
 #include "../parallel.hpp"
 #include "common.hpp"
+#include "placement_scorer.hpp"
 
 namespace prilo {
 
@@ -106,6 +108,11 @@ struct ResolveOptions {
   /// with the shipped Fashion-MNIST style LI encoder as the anchor it gained nothing on images
   /// the encoder was not trained on, so every config keeps 0 (docs/tuning.md).
   double anchor_weight = 0;
+  /// Weight w of a learned placement scorer (PlacementScorer, trained by
+  /// prilo-train-placement): a candidate's score adds −w · s(x), the scorer's logit (w = 1:
+  /// its log-probability in nats, a product of the two models). 0 (default) uses no scorer;
+  /// with w > 0 resolve_ambiguity needs one, for images of its h×w.
+  double scorer_weight = 0;
 };
 
 /// |F x| cannot tell x from its 2-D circular shifts and its point reflection x(−n): all
@@ -121,11 +128,13 @@ struct ResolveOptions {
 /// the model, never the ground truth. The images are resolved in parallel, contiguous ranges
 /// of them on the threads (max_threads()), each with its own candidate buffer; an image's
 /// result does not depend on the thread count. `anchor` (n×B, one image per column) is
-/// required when ResolveOptions::anchor_weight > 0 and ignored otherwise.
+/// required when ResolveOptions::anchor_weight > 0 and ignored otherwise, `scorer` when
+/// ResolveOptions::scorer_weight > 0.
 template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
                                  const std::vector<const Mat<T>*>& solutions, const ResolveOptions& opt, Rng&,
-                                 const Mat<T>* anchor = nullptr) {
+                                 std::type_identity_t<const Mat<T>*> anchor = nullptr,
+                                 std::type_identity_t<const PlacementScorer<T>*> scorer = nullptr) {
   if (solutions.empty()) detail::fail("resolve_ambiguity: no solutions given");
   if (!(opt.anchor_weight >= 0) || !std::isfinite(opt.anchor_weight))
     detail::fail("resolve_ambiguity: anchor_weight must be finite and >= 0, got ", opt.anchor_weight);
@@ -139,6 +148,15 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
                  "fit one with placement_prior() or call prilo::resolve, which fits it to the decoder's samples");
   if (!(opt.temperature >= 0) || !std::isfinite(opt.temperature))
     detail::fail("resolve_ambiguity: temperature must be finite and >= 0, got ", opt.temperature);
+  if (!(opt.scorer_weight >= 0) || !std::isfinite(opt.scorer_weight))
+    detail::fail("resolve_ambiguity: scorer_weight must be finite and >= 0, got ", opt.scorer_weight);
+  const bool scored_by_net = opt.scorer_weight > 0;
+  if (scored_by_net && !scorer)
+    detail::fail("resolve_ambiguity: scorer_weight ", opt.scorer_weight,
+                 " with no placement scorer (train one with prilo-train-placement and pass it)");
+  if (scored_by_net && (scorer->spec().height != h || scorer->spec().width != w))
+    detail::fail("resolve_ambiguity: the placement scorer reads ", scorer->spec().height, "x", scorer->spec().width,
+                 " images, the measurements are of ", h, "x", w);
   const Eigen::Index n = Eigen::Index(h) * w, B = loss.batch();
   for (auto* s : solutions) require_shape(*s, n, B, "resolve_ambiguity solution");
   if (anchored) {
@@ -166,10 +184,8 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
       for (std::size_t k = 0; k < solutions.size(); ++k) allowed.push_back(k);
     Eigen::Index c = 0;
     for (const std::size_t k : allowed) {
-      const Vec<T> base = solutions[k]->col(j);
-      for (int refl = 0; refl < 2; ++refl)
-        for (int dy = 0; dy < h; ++dy)
-          for (int dx = 0; dx < w; ++dx) cand.col(c++) = metrics::apply_shift_reflect(base, h, w, dy, dx, refl == 1);
+      metrics::all_shifts_reflections(solutions[k]->col(j), h, w, cand, c);
+      c += 2 * n;
     }
     const Eigen::Index count = c;
     scored[std::size_t(j)] = count;
@@ -187,6 +203,7 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
       if (anchored)
         for (Eigen::Index k = 0; k < nc; ++k)
           score(k) += T(opt.anchor_weight * double((cand.col(c0 + k) - anchor->col(j)).squaredNorm()));
+      if (scored_by_net) score -= T(opt.scorer_weight) * scorer->logits(cand.middleCols(c0, nc)).row(0).transpose();
       for (Eigen::Index k = 0; k < nc; ++k)
         if (score(k) < best) {
           best = score(k);
@@ -223,7 +240,9 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   const double mean = opt.temperature > 0 ? 2.0 * double(n) : 0.0;
   // with an anchor, each candidate's squared distance to it: 3·n FLOP
   const double dist = anchored ? 3.0 * double(n) : 0.0;
-  res.flops = Flops{candidates * (elbo + mean + dist), 0} + double(B) * loss_flops(loss, false);
+  // with a scorer, its forward pass on each candidate
+  const double net = scored_by_net ? scorer->flops_per_column() : 0.0;
+  res.flops = Flops{candidates * (elbo + mean + dist + net), 0} + double(B) * loss_flops(loss, false);
   return res;
 }
 

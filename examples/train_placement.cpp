@@ -1,0 +1,206 @@
+// prilo-train-placement: trains the learned placement scorer of -resolve (PlacementScorer):
+// a network that ranks an image above its own circular shifts and point reflections, which
+// non-oversampled Fourier magnitudes cannot tell apart. Its positives are training images as
+// the generator draws them (G(μ(x)), the decoded posterior mean of the VAE's encoder, the
+// kind of image a reconstruction is) or the images themselves; a held-out part of the training
+// split gives the validation top-1 (among all 2·h·w transforms) of every epoch, and the best
+// epoch's weights are written for prilo-reconstruct (config "resolve": {"scorer_weight"}).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <prilo/backend/cpu.hpp>
+#include <prilo/interrupt.hpp>
+#include <prilo/io/idx.hpp>
+#include <prilo/io/models.hpp>
+#include <prilo/optim/optimisers.hpp>
+#include <prilo/report.hpp>
+#include <prilo/solvers/placement_scorer.hpp>
+
+#ifndef PRILO_SOURCE_DIR
+#define PRILO_SOURCE_DIR "."
+#endif
+
+using namespace prilo;
+using T = float;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Settings {
+  std::string dataset = "fashion-mnist", generator = "style", positives = "decoded", out, weights,
+              data_dir = io::default_data_dir();
+  int epochs = 4, batch = 32, threads = 0, hidden = 256, radius = 3, far = 14;
+  long limit = 0, validation = 2000, validation_top1 = 500;
+  std::uint64_t seed = 0;
+  double lr = 1e-3, noise = 0;
+};
+
+/// The VAE's decoded posterior means G(μ(x)) of the columns of x.
+template <class V>
+Mat<T> decoded(const V& vae, const Mat<T>& x) {
+  Mat<T> out(x.rows(), x.cols());
+  for (Eigen::Index j = 0; j < x.cols(); j += 1000) {
+    const Eigen::Index nb = std::min<Eigen::Index>(1000, x.cols() - j);
+    out.middleCols(j, nb) = vae.decoder()(vae.encode(Mat<T>(x.middleCols(j, nb))).first);
+  }
+  return out;
+}
+
+template <class V>
+int train(const Settings& st, const V& vae, const fs::path& vae_path) {
+  const auto data =
+      io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
+  const Eigen::Index N = data.images.cols(), n = data.images.rows();
+  const int h = int(data.rows), w = int(data.cols);
+  if (vae.data_dim() != n)
+    throw invalid_input("weights " + vae_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
+                        " pixels, the data has " + std::to_string(n));
+  if (Eigen::Index(st.validation) >= N - 1)
+    throw invalid_input("--validation " + std::to_string(st.validation) + ": needs fewer than the " +
+                        std::to_string(N) + " training images");
+  const Eigen::Index nv = st.validation, nt = N - nv;  // held out: the last nv images of the split
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  // positives: per training image its decoded posterior mean, itself, or both (two positives)
+  Mat<T> pos;
+  if (st.positives == "images") {
+    pos = data.images;
+  } else if (st.positives == "decoded") {
+    pos = decoded(vae, data.images);
+  } else {
+    pos.resize(n, 2 * N);
+    pos << decoded(vae, data.images), data.images;
+  }
+  const Eigen::Index per = pos.cols() / N;  // positives per image
+  const Mat<T> val = pos.middleCols(nt, std::min<Eigen::Index>(nv, st.validation_top1));
+
+  PlacementScorer<T> scorer({.height = h, .width = w, .hidden = st.hidden}, st.seed + 1);
+  const Eigen::Index K = placement_group_size(st.radius, st.far);
+  std::printf(
+      "prilo-train-placement: %s, positives %s%s, pixel noise %g, scorer %ld-%d-%d-1, groups of %ld (window radius %d, "
+      "%d far)\n"
+      "  %ld training and %ld held-out training images (top-1 on %ld), %d epochs, batch %d, lr %g, seed %llu, %d "
+      "threads\n",
+      st.dataset.c_str(), st.positives.c_str(),
+      st.positives != "images" ? (" (G(mu(x)) of " + vae_path.string() + ")").c_str() : "", st.noise, long(n),
+      st.hidden, st.hidden, long(K), st.radius, st.far, long(nt), long(nv), long(val.cols()), st.epochs, st.batch,
+      st.lr, (unsigned long long)st.seed, cpu::threads());
+  std::fflush(stdout);
+
+  AdamTrainer<T> adam({.learning_rate = T(st.lr)});
+  auto params = scorer.parameters();
+  Rng rng(st.seed + 2);
+  // the training positives: images 0 … nt − 1 of each kind (column k·N + j)
+  std::vector<Eigen::Index> order;
+  for (Eigen::Index k = 0; k < per; ++k)
+    for (Eigen::Index j = 0; j < nt; ++j) order.push_back(k * N + j);
+  const Eigen::Index np = Eigen::Index(order.size());
+  const long per_epoch = long((np + st.batch - 1) / st.batch);
+  Mat<T> cand;
+  double best = -1;
+  int best_epoch = 0;
+  for (int epoch = 1; epoch <= st.epochs; ++epoch) {
+    for (Eigen::Index i = np - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
+    double sum_loss = 0, sum_top1 = 0;
+    for (long b = 0; b < per_epoch; ++b) {
+      if (stop_requested()) {
+        std::printf("interrupted in epoch %d: %s holds epoch %d (the best validation so far)\n", epoch, st.out.c_str(),
+                    best_epoch);
+        return 130;
+      }
+      const Eigen::Index j0 = b * st.batch, nb = std::min<Eigen::Index>(st.batch, np - j0);
+      cand.resize(n, nb * K);
+      for (Eigen::Index j = 0; j < nb; ++j) {
+        Vec<T> x = pos.col(order[std::size_t(j0 + j)]);
+        // fresh pixel noise on the positive, shared by its whole group (all keep one magnitude)
+        if (st.noise > 0)
+          for (Eigen::Index i = 0; i < n; ++i) x(i) += T(st.noise * rng.normal());
+        placement_group(x, h, w, st.radius, st.far, rng, cand, j * K);
+      }
+      scorer.zero_grad();
+      const auto l = placement_loss(scorer, cand, K, true);
+      adam.step(params);
+      sum_loss += double(l.loss) * double(nb);
+      sum_top1 += double(l.top1) * double(nb);
+    }
+    const double top1 = placement_top1(scorer, val);
+    const bool improved = top1 > best;
+    if (improved) {
+      best = top1;
+      best_epoch = epoch;
+      save_placement_scorer(st.out, scorer);
+    }
+    std::printf(
+        "epoch %3d/%d: train loss %.4f, top-1 in group %.4f; validation top-1 among all %d transforms %.4f%s  "
+        "%.0f s\n",
+        epoch, st.epochs, sum_loss / double(np), sum_top1 / double(np), 2 * h * w, top1, improved ? " (saved)" : "",
+        elapsed());
+    std::fflush(stdout);
+  }
+  std::printf("wrote %s: epoch %d of %d (validation top-1 %.4f) in %.0f s\n", st.out.c_str(), best_epoch, st.epochs,
+              best, elapsed());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings st;
+  CLI::App app{
+      "prilo-train-placement: train the learned placement scorer of -resolve (ranks an image above its own circular "
+      "shifts and point reflections; listwise cross-entropy over groups of transforms)"};
+  app.add_option("--dataset", st.dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
+  app.add_option("--generator", st.generator,
+                 "The VAE whose decoded posterior means are the positives: mlp, conv or style (picks the default "
+                 "--weights and --output)")
+      ->check(CLI::IsMember({"mlp", "conv", "style"}));
+  app.add_option("--weights", st.weights,
+                 "VAE weights (default models/vae-<dataset>.prw, models/<generator>vae-<dataset>.prw with "
+                 "--generator conv or style)");
+  app.add_option(
+         "--positives", st.positives,
+         "decoded: G(mu(x)), the VAE's decoded posterior mean of each training image (the kind of image a "
+         "reconstruction is); images: the training images themselves; both: each image twice, decoded and as it is "
+         "(the validation top-1 on the decoded ones)")
+      ->check(CLI::IsMember({"decoded", "images", "both"}));
+  app.add_option("--pixel-noise", st.noise,
+                 "Standard deviation of Gaussian noise added to each positive (fresh every time it is drawn, shared "
+                 "by its group), for a scorer that tolerates a reconstruction's errors")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", st.batch, "Images per mini-batch (each with its group of transforms)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr", st.lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--hidden", st.hidden, "Hidden units of the scorer's two ReLU layers")->check(CLI::PositiveNumber);
+  app.add_option("--radius", st.radius, "Shifts up to this many pixels around each image and its reflection")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--far", st.far, "Random transforms from anywhere added to each group")->check(CLI::NonNegativeNumber);
+  app.add_option("--validation", st.validation, "Held-out images at the end of the training split (never test images)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--validation-top1", st.validation_top1,
+                 "Of those, the images whose top-1 among all transforms is measured each epoch")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--train-limit", st.limit, "Use only the first N training images (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", st.seed, "Seed of the initialisation, the shuffling and the far transforms");
+  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
+  app.add_option("--output,-o", st.out,
+                 "Output weights file (default models/placement-<dataset>.prw, "
+                 "models/placement-<dataset>-<generator>.prw with --generator conv or style)");
+  app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
+  CLI11_PARSE(app, argc, argv);
+  if (st.out.empty())
+    st.out = "models/placement-" + st.dataset + (st.generator == "mlp" ? "" : "-" + st.generator) + ".prw";
+  cpu::retain_freed_memory();
+  if (st.threads > 0) cpu::set_threads(st.threads);
+  try {
+    check_output_path(st.out, "--output");
+    install_interrupt_handler();
+    const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
+    return std::visit([&](const auto& vae) { return train(st, vae, vae_path); }, io::load_any_vae<T>(vae_path));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "prilo-train-placement: error: %s\n", e.what());
+    return 1;
+  }
+}

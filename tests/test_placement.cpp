@@ -1,0 +1,207 @@
+// The learned placement scorer of -resolve (prilo/solvers/placement_scorer.hpp): its training
+// groups (every candidate a transform with the same DFT magnitudes), its listwise loss and
+// gradient against finite differences, its files, and a small one trained here on decoded
+// Fashion-MNIST training images.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <prilo/io/idx.hpp>
+#include <prilo/io/models.hpp>
+#include <prilo/operators.hpp>
+#include <prilo/optim/optimisers.hpp>
+#include <prilo/solvers/placement_scorer.hpp>
+#include <string>
+
+// Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
+namespace prilo_test_placement {
+
+using namespace prilo;
+namespace fs = std::filesystem;
+
+namespace {
+std::string data_dir() {
+  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
+  return std::string(PRILO_SOURCE_DIR) + "/data";
+}
+
+std::string error_of(auto&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+/// A random nonnegative h×w image with no symmetry to speak of (every transform differs).
+template <class T>
+Vec<T> asymmetric_image(int h, int w, std::uint64_t seed) {
+  Rng rng(seed);
+  Vec<T> x(h * w);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x(i) = T(rng.uniform());
+  return x;
+}
+}  // namespace
+
+TEST_CASE("placement groups: x first, then distinct transforms of x, each with the DFT magnitudes of x") {
+  using T = double;
+  const int h = 6, w = 7, radius = 1, far = 9;
+  const Vec<T> x = asymmetric_image<T>(h, w, 3);
+  const Eigen::Index K = placement_group_size(radius, far);
+  CHECK(K == 2 * 9 + far);
+  Mat<T> out(h * w, K + 2);
+  Rng rng(4);
+  placement_group(x, h, w, radius, far, rng, out, 2);
+  CHECK(out.col(2) == x);
+  Fourier2d<T> F(h, w);
+  const Mat<T> mx = measure(F, Mat<T>(x));
+  const Mat<T> all = measure(F, Mat<T>(out.rightCols(K)));
+  for (Eigen::Index k = 0; k < K; ++k) {
+    CAPTURE(k);
+    CHECK((all.col(k) - mx.col(0)).cwiseAbs().maxCoeff() < 1e-9);
+    if (k > 0) CHECK((out.col(2 + k) - x).norm() > 1e-6);  // never x itself again
+  }
+  // the window's transforms are all different (the far ones may repeat them)
+  const Eigen::Index W = placement_window_size(radius);
+  for (Eigen::Index a = 0; a < W; ++a)
+    for (Eigen::Index b = a + 1; b < W; ++b) CHECK((out.col(2 + a) - out.col(2 + b)).norm() > 1e-6);
+  // the reflected window is centred on the reflected object: its middle is the reflection
+  // shifted by (−1, −1): the flip about the frame's centre, pixel (r, c) of x at (h − 1 − r, w − 1 − c)
+  const Vec<T> mid = out.col(2 + 9 + 4);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) CHECK(mid((h - 1 - r) * w + (w - 1 - c)) == x(r * w + c));
+  CHECK_THROWS_AS(placement_group(x, h, w, radius, far, rng, out, 4), invalid_input);  // too few columns
+  CHECK_THROWS_AS(placement_window_size(-1), invalid_input);
+  CHECK_THROWS_AS(placement_group_size(1, -1), invalid_input);
+}
+
+TEST_CASE("placement loss: the listwise cross-entropy, its top-1, and its weight gradient against finite differences") {
+  using T = double;
+  const int h = 4, w = 5, radius = 1, far = 2;
+  PlacementScorer<T> s({.height = h, .width = w, .hidden = 6}, 9);
+  const Eigen::Index K = placement_group_size(radius, far), G = 3;
+  Mat<T> cand(h * w, G * K);
+  Rng rng(2);
+  for (Eigen::Index g = 0; g < G; ++g)
+    placement_group(asymmetric_image<T>(h, w, 10 + std::uint64_t(g)), h, w, radius, far, rng, cand, g * K);
+  s.zero_grad();
+  const auto l = placement_loss(s, cand, K, true);
+  // the value against the definition
+  const Mat<T> logit = s.logits(cand);
+  double want = 0, hits = 0;
+  for (Eigen::Index g = 0; g < G; ++g) {
+    const Eigen::RowVectorXd sg = logit.middleCols(g * K, K).row(0);
+    want += std::log((sg.array() - sg(0)).exp().sum()) / double(G);
+    Eigen::Index arg = 0;
+    sg.maxCoeff(&arg);
+    hits += arg == 0;
+  }
+  CHECK(double(l.loss) == doctest::Approx(want).epsilon(1e-12));
+  CHECK(double(l.top1) == doctest::Approx(hits / double(G)));
+  // ∂loss/∂(weights), every entry, against central differences
+  double worst = 0;
+  for (auto& p : s.parameters())
+    for (Eigen::Index i = 0; i < p.value.size(); ++i) {
+      const T keep = p.value.data()[i];
+      p.value.data()[i] = keep + 1e-6;
+      const double up = placement_loss(s, cand, K, false).loss;
+      p.value.data()[i] = keep - 1e-6;
+      const double down = placement_loss(s, cand, K, false).loss;
+      p.value.data()[i] = keep;
+      const double fd = (up - down) / 2e-6;
+      worst = std::max(worst, std::abs(double(p.grad.data()[i]) - fd) / std::max(1.0, std::abs(fd)));
+    }
+  MESSAGE("placement loss: worst relative gradient error " << worst);
+  CHECK(worst < 1e-6);
+  CHECK_THROWS_AS(placement_loss(s, cand, 1, false), invalid_input);
+  CHECK_THROWS_AS(placement_loss(s, Mat<T>(cand.leftCols(K + 1)), K, false), invalid_input);
+  CHECK_THROWS_AS(s.logits(Mat<T>::Zero(h * w + 1, 2)), invalid_input);
+}
+
+TEST_CASE("placement scorer files: saved and loaded by name; bad files name the problem") {
+  using T = float;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR);
+  fs::create_directories(dir);
+  PlacementScorer<T> s({.height = 6, .width = 5, .hidden = 7}, 3);
+  Rng rng(1);
+  const Mat<T> x = Mat<T>(rng.normal_matrix<T>(30, 4)).cwiseAbs();
+  save_placement_scorer(dir / "scorer.prw", s);
+  const auto back = load_placement_scorer<T>(dir / "scorer.prw");
+  CHECK(back.spec().height == 6);
+  CHECK(back.spec().width == 5);
+  CHECK(back.spec().hidden == 7);
+  CHECK(back.logits(x) == s.logits(x));
+  // by name: the order of the file does not matter
+  auto f = io::load_weights<T>(dir / "scorer.prw");
+  std::reverse(f.tensors.begin(), f.tensors.end());
+  io::save_weights(dir / "scorer-reversed.prw", f);
+  CHECK(load_placement_scorer<T>(dir / "scorer-reversed.prw").logits(x) == s.logits(x));
+
+  std::string e = error_of([&] { (void)load_placement_scorer<T>(dir / "no-such-scorer.prw"); });
+  CHECK_MESSAGE(e.find("no-such-scorer.prw") != std::string::npos, e);
+  io::WeightsFile<T> other;
+  other.arch = "vae-mlp";
+  other.sizes = {6, 5, 7};
+  other.add("x", Mat<T>::Zero(1, 1));
+  io::save_weights(dir / "not-scorer.prw", other);
+  e = error_of([&] { (void)load_placement_scorer<T>(dir / "not-scorer.prw"); });
+  CHECK_MESSAGE(e.find("is not a placement scorer") != std::string::npos, e);
+  // a corrupt hidden size: refused from the first layer's shape, before any allocation
+  auto g = io::load_weights<T>(dir / "scorer.prw");
+  g.sizes[2] = 1000000;
+  io::save_weights(dir / "scorer-sizes.prw", g);
+  e = error_of([&] { (void)load_placement_scorer<T>(dir / "scorer-sizes.prw"); });
+  CHECK_MESSAGE(e.find("corrupt: tensor \"scorer.0.weight\" is 7x30") != std::string::npos, e);
+  // a missing tensor, a NaN
+  g = io::load_weights<T>(dir / "scorer.prw");
+  g.tensors.erase(
+      std::find_if(g.tensors.begin(), g.tensors.end(), [](const auto& t) { return t.name == "scorer.2.bias"; }));
+  io::save_weights(dir / "scorer-missing.prw", g);
+  e = error_of([&] { (void)load_placement_scorer<T>(dir / "scorer-missing.prw"); });
+  CHECK_MESSAGE(e.find("scorer.2.bias") != std::string::npos, e);
+  g = io::load_weights<T>(dir / "scorer.prw");
+  g.tensors[1].value(0, 0) = std::numeric_limits<T>::quiet_NaN();
+  io::save_weights(dir / "scorer-nan.prw", g);
+  e = error_of([&] { (void)load_placement_scorer<T>(dir / "scorer-nan.prw"); });
+  CHECK_MESSAGE(e.find("NaN") != std::string::npos, e);
+  CHECK_THROWS_AS(PlacementScorer<T>(PlacementScorerSpec{.hidden = 0}, 1), invalid_input);
+}
+
+TEST_CASE("a placement scorer trained on decoded Fashion-MNIST training images ranks held ones first") {
+  // the training loop of prilo-train-placement, small: 2000 training images decoded by the style
+  // VAE (G(mu(x)), its positives), 3 epochs of groups (window radius 1, 6 far transforms), then
+  // the top-1 among all 1568 transforms of 200 held images (measured 0.60; chance 1/1568)
+  using T = float;
+  const auto data = io::load_dataset<T>(data_dir(), "fashion-mnist", "train", 0, 2200);
+  const auto vae = nn::load_style_vae<T>(io::prior_files("fashion-mnist", "style", "", "", PRILO_SOURCE_DIR).weights);
+  const Mat<T> pos = vae.decoder()(vae.encode(data.images).first);
+  PlacementScorer<T> s({.height = 28, .width = 28, .hidden = 32}, 1);
+  const Mat<T> held = pos.rightCols(200);
+  const double before = placement_top1(s, held);
+  const int radius = 1, far = 6;
+  const Eigen::Index K = placement_group_size(radius, far), B = 32;
+  AdamTrainer<T> adam({.learning_rate = T(1e-3)});
+  auto params = s.parameters();
+  Rng rng(3);
+  Mat<T> cand(784, B * K);
+  double first_loss = 0, last_loss = 0;
+  for (int epoch = 0; epoch < 3; ++epoch)
+    for (Eigen::Index j0 = 0; j0 + B <= 2000; j0 += B) {
+      for (Eigen::Index j = 0; j < B; ++j)
+        placement_group(Vec<T>(pos.col(j0 + j)), 28, 28, radius, far, rng, cand, j * K);
+      s.zero_grad();
+      const double l = placement_loss(s, cand, K, true).loss;
+      adam.step(params);
+      if (epoch == 0 && j0 == 0) first_loss = l;
+      last_loss = l;
+    }
+  const double after = placement_top1(s, held);
+  MESSAGE("placement scorer: loss " << first_loss << " -> " << last_loss << ", top-1 on 200 held images " << before
+                                    << " (untrained) -> " << after);
+  CHECK(before < 0.05);
+  CHECK(last_loss < 0.6 * first_loss);
+  CHECK(after >= 0.4);
+}
+
+}  // namespace prilo_test_placement
