@@ -56,6 +56,7 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   if (vae.data_dim() != n)
     throw invalid_input("weights " + vae_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
                         " pixels, the data has " + std::to_string(n));
+  check_placement_radius(st.radius, h, w);  // before the decoding: a bad radius must not cost it
   if (Eigen::Index(st.validation) >= N - 1)
     throw invalid_input("--validation " + std::to_string(st.validation) + ": needs fewer than the " +
                         std::to_string(N) + " training images");

@@ -190,6 +190,8 @@ fi
 if [ -n "$train_placement" ]; then
   expect_fail "--output $tmp/no-such-dir/p.prw: the folder $tmp/no-such-dir does not exist" "$train_placement" \
     --dataset mnist --generator mlp --epochs 1 --output "$tmp/no-such-dir/p.prw"
+  expect_fail "radius 14 is too wide for 28x28 images" "$train_placement" --dataset mnist --generator mlp --radius 14 \
+    --train-limit 300 --validation 100 --epochs 1 --output "$tmp/placement.prw"
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
     --epochs 1 --threads 1 --output "$tmp/placement.prw"
   python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['resolve']={'scorer_weight': 1}; \

@@ -73,6 +73,10 @@ TEST_CASE("placement groups: x first, then distinct transforms of x, each with t
     for (int c = 0; c < w; ++c) CHECK(mid((h - 1 - r) * w + (w - 1 - c)) == x(r * w + c));
   CHECK_THROWS_AS(placement_group(x, h, w, radius, far, rng, out, 4), invalid_input);  // too few columns
   CHECK_THROWS_AS(placement_window_size(-1), invalid_input);
+  // a window wider than the image would repeat its shifts (x among its own negatives)
+  CHECK_THROWS_WITH_AS(placement_window(x, h, w, 3, out, 0), doctest::Contains("radius 3 is too wide for 6x7"),
+                       invalid_input);
+  CHECK_NOTHROW(check_placement_radius(2, h, w));
   CHECK_THROWS_AS(placement_group_size(1, -1), invalid_input);
 }
 

@@ -90,9 +90,21 @@ inline Eigen::Index placement_window_size(int radius) {
 /// |dy|, |dx| ≤ radius (x excepted), then its point reflection shifted by (dy − 1, dx − 1)
 /// over the same window (the reflection r → −r mod h moves an object centred at (h − 1)/2 to
 /// (h + 1)/2, so the window is centred on the reflected object). Every candidate has the DFT
-/// magnitudes of x. Training positives come first: placement_loss expects it.
+/// magnitudes of x. Training positives come first: placement_loss expects it. The radius must
+/// fit the image (check_placement_radius).
+/// invalid_input unless the window of `radius` fits an h×w image: 2r + 1 ≤ h and ≤ w (wider,
+/// its circular shifts repeat, and a repeat of the image among its own negatives would make
+/// the listwise loss ill-posed).
+inline void check_placement_radius(int radius, int h, int w) {
+  (void)placement_window_size(radius);
+  if (2 * Eigen::Index(radius) + 1 > std::min(h, w))
+    detail::fail("placement window: radius ", radius, " is too wide for ", h, "x", w,
+                 " images (2r + 1 must be at most ", std::min(h, w), ", or its shifts repeat)");
+}
+
 template <class T>
 void placement_window(const Vec<T>& x, int h, int w, int radius, Mat<T>& out, Eigen::Index c0) {
+  check_placement_radius(radius, h, w);
   const Eigen::Index K = placement_window_size(radius);
   require_shape(x, Eigen::Index(h) * w, 1, "placement window image");
   if (out.rows() != x.rows() || c0 < 0 || c0 + K > out.cols())
