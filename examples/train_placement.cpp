@@ -11,8 +11,10 @@
 #include <numeric>
 #include <prilo/backend/cpu.hpp>
 #include <prilo/interrupt.hpp>
+#include <prilo/io/config.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/models.hpp>
+#include <prilo/methods.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/report.hpp>
 #include <prilo/solvers/placement_scorer.hpp>
@@ -29,7 +31,9 @@ namespace {
 
 struct Settings {
   std::string dataset = "fashion-mnist", generator = "style", positives = "decoded", out, weights,
-              data_dir = io::default_data_dir();
+              data_dir = io::default_data_dir(), method = "prilo-chain-li-avg", config, li_weights;
+  long reconstructed = 0;
+  int restarts = 4;
   int epochs = 4, batch = 32, threads = 0, hidden = 256, radius = 3, far = 14;
   long limit = 0, validation = 2000, validation_top1 = 500;
   std::uint64_t seed = 0;
@@ -47,6 +51,44 @@ Mat<T> decoded(const V& vae, const Mat<T>& x) {
   return out;
 }
 
+/// `method`'s Fourier reconstructions of the columns of x (prilo::reconstruct, the library's
+/// pipeline), each moved by the shift or reflection that brings it closest to its own image:
+/// positives with a reconstruction's errors, placed as the training images are (the truth of
+/// training images is the label here, as the images are for G(mu(x))).
+template <class V>
+Mat<T> reconstructed(const Settings& st, const V& vae, const Mat<T>& x, int h, int w) {
+  const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
+  const auto cfg = io::load_reconstruction_config<T>(files.config);
+  const MethodSpec m = parse_method(st.method);
+  MethodOptions<T> opt{.restart = {.restarts = st.restarts}, .seed = st.seed};
+  std::optional<LiEncoder<T>> li;
+  if (m.start == LatentStart::li) {
+    const std::string gen = st.generator == "mlp" ? "" : "-" + st.generator;
+    li = load_li_encoder<T>(
+        io::locate_file(st.li_weights, "models/li-" + st.dataset + "-fourier" + gen + ".prw", PRILO_SOURCE_DIR));
+    opt.li = &*li;
+  }
+  const Fourier2d<T> F(h, w);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto res = reconstruct(std::vector<MethodSpec>{m}, vae, F, measure(F, x), cfg, opt);
+  Mat<T> out(x.rows(), x.cols());
+  double plain = 0, placed = 0;
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    const auto a = metrics::align_to_reference(res[0].best.x.col(j), x.col(j), h, w);
+    out.col(j) = a.aligned;
+    // capped at 100 dB, as the reports do (an exact recovery's PSNR is infinite)
+    plain += std::min(100.0, metrics::psnr(res[0].best.x.col(j), x.col(j))) / double(x.cols());
+    placed += std::min(100.0, a.psnr) / double(x.cols());
+  }
+  std::printf(
+      "  positives: %s of training images 0..%ld (%s, %d restarts): PSNR %.2f dB, %.2f placed as the truth, "
+      "%.0f s\n",
+      st.method.c_str(), long(x.cols() - 1), files.config.string().c_str(), st.restarts, plain, placed,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::fflush(stdout);
+  return out;
+}
+
 template <class V>
 int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   const auto data =
@@ -60,7 +102,11 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   if (Eigen::Index(st.validation) >= N - 1)
     throw invalid_input("--validation " + std::to_string(st.validation) + ": needs fewer than the " +
                         std::to_string(N) + " training images");
-  const Eigen::Index nv = st.validation, nt = N - nv;  // held out: the last nv images of the split
+  if (st.reconstructed > N - st.validation)
+    throw invalid_input("--reconstructed " + std::to_string(st.reconstructed) + ": more than the " +
+                        std::to_string(N - st.validation) + " training images outside the validation part");
+  if (st.reconstructed > 0) (void)parse_method(st.method);  // an unknown method before any work
+  const Eigen::Index nv = st.validation, nt = N - nv;       // held out: the last nv images of the split
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   // positives: per training image its decoded posterior mean, itself, or both (two positives)
@@ -75,6 +121,14 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   }
   const Eigen::Index per = pos.cols() / N;  // positives per image
   const Mat<T> val = pos.middleCols(nt, std::min<Eigen::Index>(nv, st.validation_top1));
+  // and, with --reconstructed R, the reconstructions of training images 0 … R − 1 (columns
+  // per·N …): each drawn as often as an image of the other kinds, once per epoch
+  const Eigen::Index R = st.reconstructed;
+  if (R > 0) {
+    const Mat<T> rec = reconstructed(st, vae, Mat<T>(data.images.leftCols(R)), h, w);
+    pos.conservativeResize(n, per * N + R);
+    pos.rightCols(R) = rec;
+  }
 
   PlacementScorer<T> scorer({.height = h, .width = w, .hidden = st.hidden}, st.seed + 1);
   const Eigen::Index K = placement_group_size(st.radius, st.far);
@@ -84,9 +138,11 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
       "  %ld training and %ld held-out training images (top-1 on %ld), %d epochs, batch %d, lr %g, seed %llu, %d "
       "threads\n",
       st.dataset.c_str(), st.positives.c_str(),
-      st.positives != "images" ? (" (G(mu(x)) of " + vae_path.string() + ")").c_str() : "", st.noise, long(n),
-      st.hidden, st.hidden, long(K), st.radius, st.far, long(nt), long(nv), long(val.cols()), st.epochs, st.batch,
-      st.lr, (unsigned long long)st.seed, cpu::threads());
+      (std::string(st.positives != "images" ? " (G(mu(x)) of " + vae_path.string() + ")" : "") +
+       (R > 0 ? " and " + std::to_string(R) + " reconstructions (above)" : ""))
+          .c_str(),
+      st.noise, long(n), st.hidden, st.hidden, long(K), st.radius, st.far, long(nt), long(nv), long(val.cols()),
+      st.epochs, st.batch, st.lr, (unsigned long long)st.seed, cpu::threads());
   std::fflush(stdout);
 
   AdamTrainer<T> adam({.learning_rate = T(st.lr)});
@@ -96,6 +152,7 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   std::vector<Eigen::Index> order;
   for (Eigen::Index k = 0; k < per; ++k)
     for (Eigen::Index j = 0; j < nt; ++j) order.push_back(k * N + j);
+  for (Eigen::Index j = 0; j < R; ++j) order.push_back(per * N + j);
   const Eigen::Index np = Eigen::Index(order.size());
   const long per_epoch = long((np + st.batch - 1) / st.batch);
   Mat<T> cand;
@@ -169,6 +226,18 @@ int main(int argc, char** argv) {
                  "Standard deviation of Gaussian noise added to each positive (fresh every time it is drawn, shared "
                  "by its group), for a scorer that tolerates a reconstruction's errors")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--reconstructed", st.reconstructed,
+                 "Also use as positives --method's reconstructions of training images 0..N-1 from their Fourier "
+                 "magnitudes, each moved to its image's placement (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--method", st.method, "The method of --reconstructed (a prilo-reconstruct method name)");
+  app.add_option("--restarts", st.restarts, "Restarts of --reconstructed's method")->check(CLI::PositiveNumber);
+  app.add_option("--config", st.config,
+                 "Config of --reconstructed's method (default configs/<dataset>.json, "
+                 "configs/<dataset>-<generator>.json with --generator conv or style)");
+  app.add_option("--li-weights", st.li_weights,
+                 "LI encoder of an -li --method (default models/li-<dataset>-fourier.prw, "
+                 "models/li-<dataset>-fourier-<generator>.prw with --generator conv or style)");
   app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", st.batch, "Images per mini-batch (each with its group of transforms)")
       ->check(CLI::PositiveNumber);

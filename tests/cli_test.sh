@@ -194,6 +194,14 @@ if [ -n "$train_placement" ]; then
     --train-limit 300 --validation 100 --epochs 1 --output "$tmp/placement.prw"
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
     --epochs 1 --threads 1 --output "$tmp/placement.prw"
+  # positives from the library's own reconstructions (a quick config: 2 images, 1 restart)
+  expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
+    --epochs 1 --threads 1 --reconstructed 2 --method prilo-mii --restarts 1 --config "$tmp/quick.json" \
+    --output "$tmp/placement-rec.prw"
+  expect_fail "--reconstructed 250: more than the 200 training images" "$train_placement" --dataset mnist \
+    --generator mlp --train-limit 300 --validation 100 --reconstructed 250 --output "$tmp/placement-rec.prw"
+  expect_fail "unknown method \"prilo-foo\"" "$train_placement" --dataset mnist --generator mlp --train-limit 300 \
+    --validation 100 --reconstructed 2 --method prilo-foo --output "$tmp/placement-rec.prw"
   python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['resolve']={'scorer_weight': 1}; \
 json.dump(c, open(sys.argv[2], 'w'))" "$tmp/quick.json" "$tmp/scorer.json"
   expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/scorer.json" --methods prilo-mii-resolve \
