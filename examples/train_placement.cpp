@@ -7,6 +7,7 @@
 // epoch's weights are written for prilo-reconstruct (config "resolve": {"scorer_weight"}).
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <prilo/backend/cpu.hpp>
@@ -178,6 +179,10 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
       }
       scorer.zero_grad();
       const auto l = placement_loss(scorer, cand, K, true);
+      if (!std::isfinite(double(l.loss)))
+        throw invalid_input("training diverged in epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) +
+                            ": the loss is " + std::to_string(double(l.loss)) + " (try a smaller --lr); " + st.out +
+                            (best_epoch > 0 ? " holds epoch " + std::to_string(best_epoch) : " was not written"));
       adam.step(params);
       sum_loss += double(l.loss) * double(nb);
       sum_top1 += double(l.top1) * double(nb);

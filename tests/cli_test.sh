@@ -194,6 +194,8 @@ if [ -n "$train_placement" ]; then
     --train-limit 300 --validation 100 --epochs 1 --output "$tmp/placement.prw"
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
     --epochs 1 --threads 1 --output "$tmp/placement.prw"
+  expect_fail "training diverged in epoch 1" "$train_placement" --dataset mnist --generator mlp --train-limit 300 \
+    --validation 100 --validation-top1 20 --epochs 1 --threads 1 --lr 1e30 --output "$tmp/placement-nan.prw"
   # positives from the library's own reconstructions (a quick config: 2 images, 1 restart)
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
     --epochs 1 --threads 1 --reconstructed 2 --method prilo-mii --restarts 1 --config "$tmp/quick.json" \

@@ -85,13 +85,6 @@ inline Eigen::Index placement_window_size(int radius) {
   return 2 * Eigen::Index(2 * radius + 1) * (2 * radius + 1);
 }
 
-/// Writes into columns c0 … c0 + placement_window_size(radius) − 1 of `out` the transforms of
-/// x (h·w) near its own placement: x itself first, then its circular shifts by (dy, dx) with
-/// |dy|, |dx| ≤ radius (x excepted), then its point reflection shifted by (dy − 1, dx − 1)
-/// over the same window (the reflection r → −r mod h moves an object centred at (h − 1)/2 to
-/// (h + 1)/2, so the window is centred on the reflected object). Every candidate has the DFT
-/// magnitudes of x. Training positives come first: placement_loss expects it. The radius must
-/// fit the image (check_placement_radius).
 /// invalid_input unless the window of `radius` fits an h×w image: 2r + 1 ≤ h and ≤ w (wider,
 /// its circular shifts repeat, and a repeat of the image among its own negatives would make
 /// the listwise loss ill-posed).
@@ -102,6 +95,13 @@ inline void check_placement_radius(int radius, int h, int w) {
                  " images (2r + 1 must be at most ", std::min(h, w), ", or its shifts repeat)");
 }
 
+/// Writes into columns c0 … c0 + placement_window_size(radius) − 1 of `out` the transforms of
+/// x (h·w) near its own placement: x itself first, then its circular shifts by (dy, dx) with
+/// |dy|, |dx| ≤ radius (x excepted), then its point reflection shifted by (dy − 1, dx − 1)
+/// over the same window (the reflection r → −r mod h moves an object centred at (h − 1)/2 to
+/// (h + 1)/2, so the window is centred on the reflected object). Every candidate has the DFT
+/// magnitudes of x. Training positives come first: placement_loss expects it. The radius must
+/// fit the image (check_placement_radius).
 template <class T>
 void placement_window(const Vec<T>& x, int h, int w, int radius, Mat<T>& out, Eigen::Index c0) {
   check_placement_radius(radius, h, w);
@@ -174,7 +174,7 @@ PlacementLoss<T> placement_loss(PlacementScorer<T>& scorer, const Mat<T>& candid
     const Mat<T> e = (sk.array() - mx).exp().matrix();
     const T z = e.sum();
     loss += double(std::log(z) + mx - sk(0, 0));
-    hits += arg == 0 && sk(0, 0) > T(-std::numeric_limits<T>::infinity());
+    hits += arg == 0;
     g.middleCols(k * K, K) = e / (z * T(G));
     g(0, k * K) -= T(1) / T(G);
   }
