@@ -123,7 +123,7 @@ int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs:
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   for (int epoch = 1; epoch <= st.epochs; ++epoch) {
-    for (Eigen::Index i = nt - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
+    rng.shuffle(order);
     double sum_mse = 0, sum_adv = 0, sum_wd = 0, sum_gp = 0;
     for (long b = 0; b < per_epoch; ++b) {
       if (stop_requested()) {

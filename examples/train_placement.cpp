@@ -160,7 +160,7 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   double best = -1;
   int best_epoch = 0;
   for (int epoch = 1; epoch <= st.epochs; ++epoch) {
-    for (Eigen::Index i = np - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
+    rng.shuffle(order);
     double sum_loss = 0, sum_top1 = 0;
     for (long b = 0; b < per_epoch; ++b) {
       if (stop_requested()) {

@@ -75,7 +75,7 @@ int train_model(Model& vae, const Options& o, const io::Dataset<T>& train, const
     std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), st.epoch);
   }
   for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
-    for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(std::uint64_t(i) + 1)]);
+    rng.shuffle(order);
     double epoch_loss = 0;
     long epoch_images = 0;
     for (long b = 0; b < batches_per_epoch; ++b) {

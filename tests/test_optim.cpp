@@ -73,6 +73,26 @@ TEST_CASE("Optimisers reject mismatched shapes") {
   CHECK_THROWS_WITH(adam.step(x, Mat<double>::Zero(4, 2), Mat<double>::Zero(4, 3), rng), doctest::Contains("centre"));
 }
 
+TEST_CASE("Rng::shuffle is Fisher-Yates on its own stream: a permutation, the same draws as the explicit loop") {
+  std::vector<Eigen::Index> v(1000), ref(1000);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = ref[i] = Eigen::Index(i);
+  Rng a(17), b(17);
+  a.shuffle(v);
+  for (std::size_t i = ref.size() - 1; i > 0; --i) std::swap(ref[i], ref[b.below(std::uint64_t(i) + 1)]);
+  CHECK(v == ref);
+  CHECK(a.next_u64() == b.next_u64());  // the same number of draws
+  std::vector<Eigen::Index> sorted = v;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) CHECK(sorted[i] == Eigen::Index(i));
+  int moved = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) moved += v[i] != Eigen::Index(i);
+  CHECK(moved > 900);
+  std::vector<int> empty, one{5};
+  a.shuffle(empty);
+  a.shuffle(one);
+  CHECK(one == std::vector<int>{5});
+}
+
 TEST_CASE("Rng::add_normal keeps its stream: pinned values, and normal_block blocks are the same stream") {
   // values of the stream as it was before normal_block was split out (state in locals, the
   // conversions in a vectorised loop): every latent solver's gradient noise, hence every

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <utility>
 
 #include "core.hpp"
 
@@ -52,6 +53,13 @@ class Rng {
 
   /// Uniform integer in [0, n).
   std::uint64_t below(std::uint64_t n) { return static_cast<std::uint64_t>(uniform() * static_cast<double>(n)); }
+
+  /// Fisher–Yates: permutes v uniformly at random, drawing below(i + 1) for i = size − 1 … 1 (the
+  /// training programs' epoch shuffles; the order of the draws is part of their streams).
+  template <class V>
+  void shuffle(V& v) {
+    for (std::size_t i = v.size(); i-- > 1;) std::swap(v[i], v[below(std::uint64_t(i) + 1)]);
+  }
 
   /// Standard normal N(0, 1).
   double normal() {
