@@ -154,8 +154,7 @@ int main(int argc, char** argv) {
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
     fs::path li_path;
     if (std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.start == LatentStart::li; })) {
-      const std::string gen = st.generator == "mlp" ? "" : "-" + st.generator;
-      li_path = locate(st.li_weights, "models/li-" + st.dataset + "-" + st.op + gen + ".prw");
+      li_path = locate(st.li_weights, io::li_encoder_file(st.dataset, st.op, st.generator));
       if (!fs::exists(li_path)) {
         const std::string gaussian = st.op == "fourier" ? ""
                                                         : " --measurements " + std::to_string(st.measurements) +
@@ -171,8 +170,7 @@ int main(int argc, char** argv) {
     fs::path scorer_path;
     if (cfg.resolve.scorer_weight > 0 &&
         std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; })) {
-      const std::string gen = st.generator == "mlp" ? "" : "-" + st.generator;
-      scorer_path = locate(st.placement_weights, "models/placement-" + st.dataset + gen + ".prw");
+      scorer_path = locate(st.placement_weights, io::placement_scorer_file(st.dataset, st.generator));
       if (!fs::exists(scorer_path))
         throw file_error("placement scorer " + scorer_path.string() + ": file not found (the config " +
                          config_path.string() + " sets resolve.scorer_weight " +

@@ -231,8 +231,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-every", st.log_every, "Print progress every N batches (0: once per epoch)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
-  if (st.out.empty())
-    st.out = "models/li-" + st.dataset + "-" + st.op + (st.generator == "mlp" ? "" : "-" + st.generator) + ".prw";
+  if (st.out.empty()) st.out = io::li_encoder_file(st.dataset, st.op, st.generator);
   cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {

@@ -64,9 +64,8 @@ Mat<T> reconstructed(const Settings& st, const V& vae, const Mat<T>& x, int h, i
   MethodOptions<T> opt{.restart = {.restarts = st.restarts}, .seed = st.seed};
   std::optional<LiEncoder<T>> li;
   if (m.start == LatentStart::li) {
-    const std::string gen = st.generator == "mlp" ? "" : "-" + st.generator;
     li = load_li_encoder<T>(
-        io::locate_file(st.li_weights, "models/li-" + st.dataset + "-fourier" + gen + ".prw", PRILO_SOURCE_DIR));
+        io::locate_file(st.li_weights, io::li_encoder_file(st.dataset, "fourier", st.generator), PRILO_SOURCE_DIR));
     opt.li = &*li;
   }
   const Fourier2d<T> F(h, w);
@@ -265,8 +264,7 @@ int main(int argc, char** argv) {
                  "models/placement-<dataset>-<generator>.prw with --generator conv or style)");
   app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
-  if (st.out.empty())
-    st.out = "models/placement-" + st.dataset + (st.generator == "mlp" ? "" : "-" + st.generator) + ".prw";
+  if (st.out.empty()) st.out = io::placement_scorer_file(st.dataset, st.generator);
   cpu::retain_freed_memory();
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {

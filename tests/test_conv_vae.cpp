@@ -2,7 +2,6 @@
 // generator at every split point, weights and checkpoints by name.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <prilo/io/idx.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
@@ -11,6 +10,7 @@
 #include <prilo/testing/checkers.hpp>
 #include <string>
 
+#include "test_support.hpp"
 #include "vae_test_helpers.hpp"
 
 #ifndef PRILO_SOURCE_DIR
@@ -140,8 +140,7 @@ TEST_CASE("ConvVae: weights saved and loaded by name, checkpoints round-trip, wr
 }
 
 TEST_CASE("end-to-end: the shipped convolutional VAE loads and reaches the test-set loss docs/training.md records") {
-  const char* e = std::getenv("PRILO_DATA");
-  const std::string data = e && *e ? e : std::string(PRILO_SOURCE_DIR) + "/data";
+  const std::string data = test_support::data_dir();
   auto vae = load_conv_vae<float>(std::string(PRILO_SOURCE_DIR) + "/models/convvae-mnist.prw");
   CHECK(vae.sizes() == ConvVaeSizes{});  // 1x28x28, latent 100, 32 and 64 channels
   auto test = io::load_dataset<float>(data, "mnist", "test");

@@ -3,7 +3,6 @@
 // its starts, the -li methods, and the shipped MNIST encoder against MII on held training images.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <prilo/init/li.hpp>
 #include <prilo/io/models.hpp>
@@ -15,26 +14,17 @@
 #include <string>
 #include <variant>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_li {
 
 using namespace prilo;
+using test_support::data_dir;
+using test_support::error_of;
 namespace fs = std::filesystem;
 
 namespace {
-std::string data_dir() {
-  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
-  return std::string(PRILO_SOURCE_DIR) + "/data";
-}
-
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 /// max_k |analytic_k − fd_k| / max(1, |fd_k|) over every entry of every parameter, central
 /// differences of `loss` with step h.
@@ -259,6 +249,24 @@ TEST_CASE("LI encoder files record the decoder they were trained through; anothe
   CHECK_MESSAGE(e.find("unknown decoder code 7") != std::string::npos, e);
 }
 
+TEST_CASE("the project's file names of a prior's LI encoder and placement scorer; the shipped encoders sit there") {
+  CHECK(io::generator_suffix("mlp").empty());
+  CHECK(io::generator_suffix("style") == "-style");
+  CHECK(io::li_encoder_file("mnist", "fourier", "mlp") == "models/li-mnist-fourier.prw");
+  CHECK(io::li_encoder_file("fashion-mnist", "gaussian", "conv") == "models/li-fashion-mnist-gaussian-conv.prw");
+  CHECK(io::placement_scorer_file("fashion-mnist", "style") == "models/placement-fashion-mnist-style.prw");
+  CHECK(io::placement_scorer_file("mnist", "mlp") == "models/placement-mnist.prw");
+  // every generator's config sits under the same suffix (prior_files), and its Fourier encoder is shipped
+  for (const std::string dataset : {"mnist", "fashion-mnist"})
+    for (const std::string generator : {"mlp", "conv", "style"}) {
+      const io::PriorFiles f = io::prior_files(dataset, generator, "", "", PRILO_SOURCE_DIR);
+      CHECK_MESSAGE(fs::exists(f.config), f.config.string());
+      CHECK(f.config.filename().string() == dataset + io::generator_suffix(generator) + ".json");
+      const fs::path li = fs::path(PRILO_SOURCE_DIR) / io::li_encoder_file(dataset, "fourier", generator);
+      CHECK_MESSAGE(fs::exists(li), li.string());
+    }
+}
+
 TEST_CASE("-li methods: names, parsing, and clear errors without a matching encoder") {
   for (const char* name : {"dpr-li", "prilo-li", "prilo-chain-li"}) {
     const MethodSpec m = parse_method(name);
@@ -362,8 +370,7 @@ TEST_CASE(
   const MagnitudeLoss<Fourier2d<T>> loss(F, y);
   for (const std::string generator : {"mlp", "conv", "style"}) {
     CAPTURE(generator);
-    const std::string suffix = generator == "mlp" ? "" : "-" + generator;
-    const fs::path li_path = fs::path(PRILO_SOURCE_DIR) / ("models/li-mnist-fourier" + suffix + ".prw");
+    const fs::path li_path = fs::path(PRILO_SOURCE_DIR) / io::li_encoder_file("mnist", "fourier", generator);
     REQUIRE_MESSAGE(fs::exists(li_path), li_path.string(),
                     " is missing: train it with prilo-train-li --dataset mnist --operator fourier --generator ",
                     generator, " (docs/li.md)");

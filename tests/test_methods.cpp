@@ -2,7 +2,6 @@
 // the JSON configs, run_method / reconstruct on real MNIST images, and -resolve's guarantee.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <prilo/io/config.hpp>
@@ -10,32 +9,23 @@
 #include <prilo/prilo.hpp>
 #include <string>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_methods {
 
 using namespace prilo;
+using test_support::data_dir;
+using test_support::error_of;
 using T = float;
 namespace fs = std::filesystem;
 
 namespace {
-std::string data_dir() {
-  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
-  return std::string(PRILO_SOURCE_DIR) + "/data";
-}
 
 fs::path write_temp(const std::string& name, const std::string& text) {
   const fs::path p = fs::path(PRILO_TEST_TMPDIR) / name;
   std::ofstream(p) << text;
   return p;
-}
-
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 /// Whether column j of `out` is exactly a circular shift or point reflection of column j of `in`.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "prilo/metrics/metrics.hpp"
+#include "test_support.hpp"
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_metrics {
@@ -20,6 +21,7 @@ using prilo::Mat;
 using prilo::Vec;
 using Index = Eigen::Index;
 namespace pm = prilo::metrics;
+using prilo::test_support::error_of;
 
 // ---- Image generators, mirrored exactly by tests/reference/skimage_reference.py -----------
 // Images hold integers k in [0, 255] (row-major, pixel (r, c) at r*w + c); divide by 255.
@@ -95,16 +97,6 @@ std::vector<RefCase> reference_cases() {
       {"lcg7x9", 7, 9, 7.198310489891063, -0.1811641700312765, -0.1811641700312764,
        [](Index h, Index w) { return lcg_image(h, w, 3); }, [](Index h, Index w) { return lcg_image(h, w, 4); }},
   };
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const prilo::invalid_input& e) {
-    return e.what();
-  }
-  return "<no invalid_input thrown>";
 }
 
 bool contains(const std::string& s, const std::string& part) {
@@ -202,7 +194,7 @@ TEST_CASE("metrics: summary and cap_psnr") {
   SUBCASE("infinite PSNR must be capped first") {
     Vec<double> p(3);
     p << 30.0, std::numeric_limits<double>::infinity(), 150.0;
-    CHECK(contains(error_of([&] { pm::summary(p); }), "cap_psnr"));
+    CHECK(contains(error_of<prilo::invalid_input>([&] { pm::summary(p); }), "cap_psnr"));
     const Vec<double> c = pm::cap_psnr(p);
     CHECK(c(0) == 30.0);
     CHECK(c(1) == pm::psnr_cap_db);
@@ -211,9 +203,12 @@ TEST_CASE("metrics: summary and cap_psnr") {
     CHECK(pm::cap_psnr(p, 50.0)(1) == 50.0);
   }
   SUBCASE("empty and NaN") {
-    CHECK(contains(error_of([] { pm::summary(std::vector<double>{}); }), "no values"));
-    CHECK(contains(error_of([] { pm::summary(std::vector<double>{1.0, std::nan("")}); }), "value 1"));
-    CHECK(contains(error_of([] { pm::summary(Mat<double>::Zero(2, 2)); }), "vector"));
+    CHECK(contains(error_of<prilo::invalid_input>([] { pm::summary(std::vector<double>{}); }), "no values"));
+    CHECK(contains(error_of<prilo::invalid_input>([] {
+                     pm::summary(std::vector<double>{1.0, std::nan("")});
+                   }),
+                   "value 1"));
+    CHECK(contains(error_of<prilo::invalid_input>([] { pm::summary(Mat<double>::Zero(2, 2)); }), "vector"));
   }
 }
 
@@ -320,34 +315,40 @@ TEST_CASE("metrics: align_to_reference recovers known shifts and reflections") {
 
 TEST_CASE("metrics: bad input raises invalid_input naming the problem") {
   const Vec<double> a = Vec<double>::Zero(784), b = Vec<double>::Zero(783);
-  std::string e = error_of([&] { pm::psnr(a, b); });
+  std::string e = error_of<prilo::invalid_input>([&] { pm::psnr(a, b); });
   CHECK(contains(e, "psnr"));
   CHECK(contains(e, "size mismatch"));
-  e = error_of([&] { pm::ssim(a, a, 28, 27); });
+  e = error_of<prilo::invalid_input>([&] { pm::ssim(a, a, 28, 27); });
   CHECK(contains(e, "ssim"));
   CHECK(contains(e, "h*w"));
   CHECK(contains(e, "784"));
-  CHECK(contains(error_of([&] { pm::ssim(a, b, 28, 28); }), "size mismatch"));
-  CHECK(contains(error_of([&] { pm::ssim(Vec<double>::Zero(36), Vec<double>::Zero(36), 6, 6); }),
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::ssim(a, b, 28, 28); }), "size mismatch"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::ssim(Vec<double>::Zero(36), Vec<double>::Zero(36), 6, 6); }),
                  "smaller than the 7x7"));
-  CHECK(contains(error_of([&] { pm::ssim(a, a, 28, 28, 0.0); }), "data_range"));
-  CHECK(contains(error_of([&] { pm::psnr(a, a, -1.0); }), "data_range"));
-  CHECK(contains(error_of([&] { pm::ssim(a, a, -28, -28); }), "positive"));
-  CHECK(contains(error_of([&] { pm::ssim_batch(Mat<double>::Zero(784, 2), Mat<double>::Zero(784, 3), 28, 28); }),
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::ssim(a, a, 28, 28, 0.0); }), "data_range"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::psnr(a, a, -1.0); }), "data_range"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::ssim(a, a, -28, -28); }), "positive"));
+  CHECK(contains(error_of<prilo::invalid_input>(
+                     [&] { pm::ssim_batch(Mat<double>::Zero(784, 2), Mat<double>::Zero(784, 3), 28, 28); }),
                  "size mismatch"));
-  CHECK(
-      contains(error_of([&] { pm::ssim_batch(Mat<double>::Zero(780, 2), Mat<double>::Zero(780, 2), 28, 28); }), "h*w"));
-  CHECK(contains(error_of([&] { pm::psnr_batch(Mat<double>::Zero(4, 2), Mat<double>::Zero(5, 2)); }), "size mismatch"));
-  CHECK(contains(error_of([&] { pm::psnr(Mat<double>::Zero(4, 2), Mat<double>::Zero(4, 2)); }), "column vector"));
-  CHECK(contains(error_of([&] { pm::psnr(Vec<double>(), Vec<double>()); }), "empty"));
+  CHECK(contains(error_of<prilo::invalid_input>(
+                     [&] { pm::ssim_batch(Mat<double>::Zero(780, 2), Mat<double>::Zero(780, 2), 28, 28); }),
+                 "h*w"));
+  CHECK(contains(
+      error_of<prilo::invalid_input>([&] { pm::psnr_batch(Mat<double>::Zero(4, 2), Mat<double>::Zero(5, 2)); }),
+      "size mismatch"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::psnr(Mat<double>::Zero(4, 2), Mat<double>::Zero(4, 2)); }),
+                 "column vector"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::psnr(Vec<double>(), Vec<double>()); }), "empty"));
   Vec<double> n = a;
   n(3) = std::nan("");
-  CHECK(contains(error_of([&] { pm::psnr(n, a); }), "NaN"));
-  CHECK(contains(error_of([&] { pm::ssim(a, n, 28, 28); }), "ref contains NaN"));
-  CHECK(contains(error_of([&] { pm::align_to_reference(a, b, 28, 28); }), "size mismatch"));
-  CHECK(contains(error_of([&] { pm::align_to_reference(a, a, 27, 28); }), "h*w"));
-  CHECK(contains(error_of([&] { pm::apply_shift_reflect(a, 28, 29, 0, 0, false); }), "apply_shift_reflect"));
-  CHECK(contains(error_of([&] { pm::apply_shift_reflect(a, 0, 0, 0, 0, false); }), "positive"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::psnr(n, a); }), "NaN"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::ssim(a, n, 28, 28); }), "ref contains NaN"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::align_to_reference(a, b, 28, 28); }), "size mismatch"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::align_to_reference(a, a, 27, 28); }), "h*w"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::apply_shift_reflect(a, 28, 29, 0, 0, false); }),
+                 "apply_shift_reflect"));
+  CHECK(contains(error_of<prilo::invalid_input>([&] { pm::apply_shift_reflect(a, 0, 0, 0, 0, false); }), "positive"));
 }
 
 }  // namespace prilo_test_metrics

@@ -12,10 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_nn_layers {
 
 using namespace prilo;
+using test_support::error_of;
 using namespace prilo::nn;
 using T = double;
 
@@ -63,16 +66,6 @@ BatchNorm2d<T> random_batchnorm(const Shape3& s, Rng& rng) {
   bn.running_mean() = rng.normal_matrix<T>(s.channels, 1);
   bn.running_var() = Vec<T>(rng.normal_matrix<T>(s.channels, 1)).array().square() + 0.5;
   return bn;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const invalid_input& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -269,17 +262,21 @@ TEST_CASE("BatchNorm2d: bad shapes and settings fail naming the problem") {
   const Shape3 s{2, 3, 3};
   BatchNorm2d<T> bn(s);
   Mat<T> y, x = Mat<T>::Ones(17, 2);
-  CHECK(error_of([&] { bn.forward(x, y); }).find("BatchNorm2d input") != std::string::npos);
-  CHECK(error_of([&] { bn.output_size(17); }).find("expects 18") != std::string::npos);
-  CHECK(error_of([&] { BatchNorm2d<T>(Shape3{0, 3, 3}); }).find("BatchNorm2d") != std::string::npos);
-  CHECK(error_of([&] { BatchNorm2d<T>(s, 1.5); }).find("momentum") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { bn.forward(x, y); }).find("BatchNorm2d input") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { bn.output_size(17); }).find("expects 18") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] {
+          BatchNorm2d<T>(Shape3{0, 3, 3});
+        }).find("BatchNorm2d") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { BatchNorm2d<T>(s, 1.5); }).find("momentum") != std::string::npos);
   BatchNorm2d<T> one(Shape3{4, 1, 1});
   one.set_mode(NormMode::training);
   const Mat<T> single = Mat<T>::Ones(4, 1);
-  CHECK(error_of([&] { one.forward(single, y); }).find("more than one value per channel") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { one.forward(single, y); }).find("more than one value per channel") !=
+        std::string::npos);
   Mat<T> gx, work, gy = Mat<T>::Ones(18, 3);
   x = Mat<T>::Ones(18, 2);
-  CHECK(error_of([&] { bn.backward_input(x, x, gy, gx, work); }).find("cotangent") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { bn.backward_input(x, x, gy, gx, work); }).find("cotangent") !=
+        std::string::npos);
 }
 
 TEST_CASE("Upsample2d nearest equals the naive loop; its VJP is its transpose") {
@@ -349,14 +346,21 @@ TEST_CASE("Upsample2d bilinear: align_corners=False values, interpolation proper
 TEST_CASE("Upsample2d and Reshape: bad shapes fail naming the problem") {
   Upsample2d<T> up(Shape3{2, 3, 3}, 2);
   Mat<T> y, x = Mat<T>::Ones(19, 1), gx, work;
-  CHECK(error_of([&] { up.forward(x, y); }).find("Upsample2d input") != std::string::npos);
-  CHECK(error_of([&] { up.backward_input(x, x, x, gx, work); }).find("Upsample2d output cotangent") !=
-        std::string::npos);
-  CHECK(error_of([&] { Upsample2d<T>(Shape3{2, 3, 3}, 0); }).find("scale factor") != std::string::npos);
-  CHECK(error_of([&] { Upsample2d<T>(Shape3{2, -1, 3}, 2); }).find("Upsample2d") != std::string::npos);
-  CHECK(error_of([&] { Reshape<T>(20, Shape3{2, 3, 3}); }).find("20 inputs cannot form 2x3x3") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { up.forward(x, y); }).find("Upsample2d input") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] {
+          up.backward_input(x, x, x, gx, work);
+        }).find("Upsample2d output cotangent") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] {
+          Upsample2d<T>(Shape3{2, 3, 3}, 0);
+        }).find("scale factor") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] {
+          Upsample2d<T>(Shape3{2, -1, 3}, 2);
+        }).find("Upsample2d") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] {
+          Reshape<T>(20, Shape3{2, 3, 3});
+        }).find("20 inputs cannot form 2x3x3") != std::string::npos);
   Reshape<T> r(Shape3{2, 3, 3});
-  CHECK(error_of([&] { r.forward(x, y); }).find("Reshape") != std::string::npos);
+  CHECK(error_of<prilo::invalid_input>([&] { r.forward(x, y); }).find("Reshape") != std::string::npos);
 }
 
 TEST_CASE("Reshape moves no data and carries the shape") {

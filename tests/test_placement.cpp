@@ -4,7 +4,6 @@
 // Fashion-MNIST training images.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/models.hpp>
@@ -13,26 +12,17 @@
 #include <prilo/solvers/placement_scorer.hpp>
 #include <string>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_placement {
 
 using namespace prilo;
+using test_support::data_dir;
+using test_support::error_of;
 namespace fs = std::filesystem;
 
 namespace {
-std::string data_dir() {
-  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
-  return std::string(PRILO_SOURCE_DIR) + "/data";
-}
-
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 /// A random nonnegative h×w image with no symmetry to speak of (every transform differs).
 template <class T>

@@ -1,20 +1,18 @@
 // Solvers end to end on real MNIST test images with the shipped weights (reduced steps).
 #include <doctest/doctest.h>
 
-#include <cstdlib>
 #include <prilo/prilo.hpp>
+
+#include "test_support.hpp"
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_solvers {
 
 using namespace prilo;
+using test_support::data_dir;
 using T = float;
 
 namespace {
-std::string data_dir() {
-  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
-  return std::string(PRILO_SOURCE_DIR) + "/data";
-}
 struct Fixture {
   io::Dataset<T> data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 8);
   nn::Vae<T> vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");

@@ -1,6 +1,7 @@
 // The shipped VAE priors by name: where a generator's weights and config live
 // (models/<g>vae-<dataset>.prw, configs/<dataset>[-<g>].json for g = mlp, conv, style) and
-// loading a weights file of whichever architecture its header names. The programs
+// the files trained for it (LI encoders, placement scorers), and loading a weights file of
+// whichever architecture its header names. The programs
 // (prilo-reconstruct, prilo-represent) share it.
 #pragma once
 
@@ -33,6 +34,26 @@ inline std::filesystem::path locate_file(const std::string& given, const std::st
   return !given.empty() ? fs::path(given) : fs::exists(rel) ? fs::path(rel) : source_dir / rel;
 }
 
+/// The suffix the shipped files of a generator's prior carry: "" for the MLP VAE ("mlp"),
+/// "-<generator>" for the others (configs/<dataset>-conv.json, models/li-…-style.prw).
+inline std::string generator_suffix(const std::string& generator) {
+  return generator == "mlp" ? "" : "-" + generator;
+}
+
+/// Where the project keeps the LI encoder of `dataset`, the operator `op` (fourier,
+/// gaussian, complex-gaussian) and `generator`, relative to its root: what prilo-train-li
+/// writes by default and the -li methods of prilo-reconstruct read (with locate_file).
+inline std::string li_encoder_file(const std::string& dataset, const std::string& op, const std::string& generator) {
+  return "models/li-" + dataset + "-" + op + generator_suffix(generator) + ".prw";
+}
+
+/// Where the project keeps the placement scorer of `dataset` and `generator`, relative to
+/// its root (prilo-train-placement's default output, read by -resolve when the config gives
+/// it a weight).
+inline std::string placement_scorer_file(const std::string& dataset, const std::string& generator) {
+  return "models/placement-" + dataset + generator_suffix(generator) + ".prw";
+}
+
 /// The weights and config of `generator` (mlp: models/vae-<dataset>.prw and
 /// configs/<dataset>.json; conv, style: models/<generator>vae-<dataset>.prw and
 /// configs/<dataset>-<generator>.json), each overridden by `weights` / `config` when those
@@ -41,10 +62,9 @@ inline PriorFiles prior_files(const std::string& dataset, const std::string& gen
                               const std::string& config, const std::filesystem::path& source_dir) {
   if (generator != "mlp" && generator != "conv" && generator != "style")
     throw invalid_input("generator: expected mlp, conv or style, got \"" + generator + "\"");
-  const std::string suffix = generator == "mlp" ? "" : "-" + generator;
   const std::string prefix = generator == "mlp" ? "" : generator;
   return {locate_file(weights, "models/" + prefix + "vae-" + dataset + ".prw", source_dir),
-          locate_file(config, "configs/" + dataset + suffix + ".json", source_dir)};
+          locate_file(config, "configs/" + dataset + generator_suffix(generator) + ".json", source_dir)};
 }
 
 /// Reads a VAE weights file of any shipped architecture (the MLP VAE, the conv VAE, the style
