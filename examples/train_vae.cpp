@@ -4,115 +4,65 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <numeric>
 #include <prilo/backend/cpu.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
-#include <prilo/nn/checkpoint.hpp>
-#include <prilo/nn/conv_vae_io.hpp>
-#include <prilo/nn/style_vae_io.hpp>
-#include <prilo/nn/vae_io.hpp>
-#include <prilo/optim/optimisers.hpp>
+#include <prilo/io/models.hpp>
+#include <prilo/nn/vae_training.hpp>
 #include <prilo/report.hpp>
+#include <variant>
 
 using namespace prilo;
 using T = float;
 
 namespace {
 
-void save_model(const std::string& path, nn::Vae<T>& vae) {
-  nn::save_vae(path, vae);
-}
-void save_model(const std::string& path, nn::ConvVae<T>& vae) {
-  nn::save_conv_vae(path, vae);
-}
-void save_model(const std::string& path, nn::StyleVae<T>& vae) {
-  nn::save_style_vae(path, vae);
-}
-
 struct Options {
-  std::string dataset, out;
+  std::string out;
   int epochs = 0, batch = 0, log_every = 0;
   std::uint64_t seed = 0;
   double lr = 0;
   bool resume = false;
 };
 
-/// Trains `vae` (nn::Vae, nn::ConvVae or nn::StyleVae: the same loss, checkpoints and protocol) and writes
-/// o.out after every epoch; returns the exit status (130 when interrupted).
+/// Trains `vae` with nn::train_vae, printing its progress; writes o.out and o.out.ckpt after
+/// every epoch. Returns the exit status (130 when interrupted).
 template <class Model>
 int train_model(Model& vae, const Options& o, const io::Dataset<T>& train, const io::Dataset<T>& test) {
-  const std::string& out = o.out;
-  const std::string ckpt = out + ".ckpt";
-  const int epochs = o.epochs, batch = o.batch, log_every = o.log_every;
-  const std::uint64_t seed = o.seed;
-  const double lr = o.lr;
-  const bool resume = o.resume;
-  const Eigen::Index n = train.images.cols(), d = train.images.rows();
-
-  AdamTrainer<T> adam({.learning_rate = T(lr)});
-  auto params = vae.parameters();
-  Rng rng(seed + 1);
-  std::vector<Eigen::Index> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  Mat<T> xb(d, batch);
+  const std::string ckpt = o.out + ".ckpt";
   const auto t0 = std::chrono::steady_clock::now();
-  const long batches_per_epoch = long((n + batch - 1) / batch);
-  const long total_batches = batches_per_epoch * epochs;
-  long done = 0, done_before = 0;  // batches done, and of them before this run (a resumed run)
-  double last_test = 0;
-  int first_epoch = 1;
-  if (resume) {
-    if (!std::filesystem::exists(ckpt)) throw file_error(ckpt + ": no checkpoint to resume from");
-    nn::TrainingState st = nn::load_checkpoint(ckpt, vae, adam);
-    if (st.order.size() != order.size())
-      throw invalid_input(ckpt + ": the checkpoint shuffles " + std::to_string(st.order.size()) + " images, not " +
-                          std::to_string(order.size()) + " (same --train-limit?)");
-    order = std::move(st.order);
-    rng.set_state(st.rng);
-    first_epoch = st.epoch + 1;
-    done = done_before = long(st.epoch) * batches_per_epoch;
-    std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), st.epoch);
-  }
-  for (int epoch = first_epoch; epoch <= epochs; ++epoch) {
-    rng.shuffle(order);
-    double epoch_loss = 0;
-    long epoch_images = 0;
-    for (long b = 0; b < batches_per_epoch; ++b) {
-      if (stop_requested()) {
-        std::printf("interrupted in epoch %d: %s holds epoch %d; continue with --resume\n", epoch, ckpt.c_str(),
-                    epoch - 1);
-        return 130;
-      }
-      const Eigen::Index j0 = b * batch, nb = std::min<Eigen::Index>(batch, n - j0);
-      xb.resize(d, nb);
-      for (Eigen::Index j = 0; j < nb; ++j) xb.col(j) = train.images.col(order[j0 + j]);
-      Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
-      vae.zero_grad();
-      auto l = vae.loss(xb, eps, true);
-      adam.step(params);
-      epoch_loss += double(l.total) * nb;
-      epoch_images += nb;
-      ++done;
-      if ((b + 1) % log_every == 0 || b + 1 == batches_per_epoch) {
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        const double ips = double(done - done_before) * batch / el;
-        const double left = el / double(done - done_before) * double(total_batches - done);
-        std::printf(
-            "epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
-            epoch, epochs, b + 1, batches_per_epoch, double(l.total), double(l.bce), double(l.kl), ips, el, left);
-        std::fflush(stdout);
-      }
-    }
-    last_test = nn::mean_negative_elbo(vae, test.images, seed + 2);
-    std::printf("epoch %3d done: train loss %.3f, test loss (negative ELBO, one sample) %.3f\n", epoch,
-                epoch_loss / double(epoch_images), last_test);
+  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  nn::VaeTrainingCallbacks cb;
+  cb.resumed = [&](int epoch) { std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), epoch); };
+  cb.batch = [&](const nn::VaeBatchReport& r) {
+    if (r.batch % o.log_every != 0 && r.batch != r.batches) return;
+    const double el = elapsed(), run = double(r.done - r.done_before);
+    std::printf("epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
+                r.epoch, r.epochs, r.batch, r.batches, r.loss, r.bce, r.kl, run * double(o.batch) / el, el,
+                el / run * double(r.total - r.done));
     std::fflush(stdout);
-    save_model(out, vae);  // keep the newest weights if the run is stopped
-    nn::save_checkpoint(ckpt, vae, adam, {epoch, order, rng.state()});
+  };
+  cb.epoch = [&](const nn::VaeEpochReport& r) {
+    std::printf("epoch %3d done: train loss %.3f, test loss (negative ELBO, one sample) %.3f\n", r.epoch, r.train_loss,
+                r.test_loss);
+    std::fflush(stdout);
+  };
+  const nn::VaeTrainingResult res = nn::train_vae(vae, train.images, test.images,
+                                                  {.epochs = o.epochs,
+                                                   .batch = o.batch,
+                                                   .learning_rate = o.lr,
+                                                   .seed = o.seed,
+                                                   .weights = o.out,
+                                                   .checkpoint = ckpt,
+                                                   .resume = o.resume},
+                                                  cb);
+  if (res.interrupted) {
+    std::printf("interrupted in epoch %d: %s holds epoch %d; continue with --resume\n", res.stopped_in, ckpt.c_str(),
+                res.epochs_done);
+    return 130;
   }
-  const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("wrote %s: %d epochs in %.0f s, final test loss %.3f\n", out.c_str(), epochs, el, last_test);
+  std::printf("wrote %s: %d epochs in %.0f s, final test loss %.3f\n", o.out.c_str(), o.epochs, elapsed(),
+              res.test_loss);
   return 0;
 }
 
@@ -154,14 +104,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!evaluate.empty()) {
     try {
-      // the file says which VAE it holds
-      const std::string file_arch = io::load_weights<T>(evaluate).arch;
+      const io::AnyVae<T> model = io::load_any_vae<T>(evaluate);  // the file says which VAE it holds
       auto test = io::load_dataset<T>(data_dir, dataset, "test");
-      const double nelbo = file_arch == nn::conv_vae_arch_tag
-                               ? nn::mean_negative_elbo(nn::load_conv_vae<T>(evaluate), test.images, seed + 2)
-                           : file_arch == nn::style_vae_arch_tag
-                               ? nn::mean_negative_elbo(nn::load_style_vae<T>(evaluate), test.images, seed + 2)
-                               : nn::mean_negative_elbo(nn::load_vae<T>(evaluate), test.images, seed + 2);
+      const double nelbo =
+          std::visit([&](const auto& vae) { return nn::mean_negative_elbo(vae, test.images, seed + 2); }, model);
       std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(),
                   dataset.c_str(), (unsigned long long)(seed + 2), nelbo);
       return 0;
@@ -190,7 +136,7 @@ int main(int argc, char** argv) {
         "threads\n",
         arch.c_str(), dataset.c_str(), long(n), long(test.images.cols()), train.rows, train.cols, epochs, batch, lr,
         (unsigned long long)seed, cpu::threads());
-    const Options o{dataset, out, epochs, batch, log_every, seed, lr, resume};
+    const Options o{out, epochs, batch, log_every, seed, lr, resume};
     if (arch == "conv" || arch == "style") {
       if (train.rows % 4 != 0 || train.cols % 4 != 0)
         throw invalid_input("--arch " + arch + " needs image sides that are multiples of 4, got " +

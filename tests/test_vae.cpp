@@ -1,12 +1,19 @@
 // The VAE: gradient of the full loss (reparameterisation included) and training on real data.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/nn.hpp>
 #include <prilo/nn/vae_io.hpp>
+#include <prilo/nn/vae_training.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/testing/checkers.hpp>
+
+#include "test_support.hpp"
 
 #ifndef PRILO_TEST_TMPDIR
 #define PRILO_TEST_TMPDIR "/tmp"
@@ -16,6 +23,8 @@
 namespace prilo_test_vae {
 
 using namespace prilo;
+using test_support::data_dir;
+using test_support::error_of;
 
 TEST_CASE("The VAE loss gradient matches finite differences for every weight tensor") {
   nn::Vae<double> vae(12, 9, 4, 21);
@@ -54,12 +63,7 @@ TEST_CASE("VAE loss parts are consistent") {
   CHECK_THROWS_WITH(vae.loss(Mat<double>::Ones(9, 4), eps, false), doctest::Contains("VAE input"));
 }
 
-namespace {
-std::string data_dir_for_vae() {
-  if (const char* e = std::getenv("PRILO_DATA"); e && *e) return e;
-  return std::string(PRILO_SOURCE_DIR) + "/data";
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("end-to-end: the shipped VAEs load and reach the test-set loss docs/training.md records") {
   // figures printed by prilo-train-vae at the end of training (seed 1, noise seed 3)
@@ -67,14 +71,14 @@ TEST_CASE("end-to-end: the shipped VAEs load and reach the test-set loss docs/tr
     auto vae = nn::load_vae<float>(std::string(PRILO_SOURCE_DIR) + "/models/vae-" + name + ".prw");
     CHECK(vae.latent_dim() == 100);
     CHECK(vae.hidden_dim() == 500);
-    auto test = io::load_dataset<float>(data_dir_for_vae(), name, "test");
+    auto test = io::load_dataset<float>(data_dir(), name, "test");
     CAPTURE(name);
     CHECK(nn::mean_negative_elbo(vae, test.images, 3) == doctest::Approx(want).epsilon(5e-4));
   }
 }
 
 TEST_CASE("end-to-end: a few hundred training steps on real images lower the VAE loss clearly") {
-  auto data = io::load_dataset<float>(data_dir_for_vae(), "mnist", "train", 0, 2000);
+  auto data = io::load_dataset<float>(data_dir(), "mnist", "train", 0, 2000);
   nn::Vae<float> vae(784, 128, 16, 5);
   AdamTrainer<float> adam;
   auto params = vae.parameters();
@@ -105,6 +109,191 @@ TEST_CASE("Weights of the wrong architecture are rejected") {
   auto back = nn::load_vae<float>(dir + "/small.prw");
   CHECK(back.decoder().module<2>().weight() == small.decoder().module<2>().weight());
   CHECK(back.encoder().module<0>().bias() == small.encoder().module<0>().bias());
+}
+
+namespace {
+
+/// Synthetic images in [0, 1] (d × n), drawn from Rng(seed).
+Mat<double> unit_images(Eigen::Index d, Eigen::Index n, std::uint64_t seed) {
+  Rng rng(seed);
+  Mat<double> x(d, n);
+  for (Eigen::Index j = 0; j < n; ++j)
+    for (Eigen::Index i = 0; i < d; ++i) x(i, j) = rng.uniform();
+  return x;
+}
+
+bool same_parameters(nn::Vae<double>& a, nn::Vae<double>& b) {
+  auto pa = a.parameters(), pb = b.parameters();
+  if (pa.size() != pb.size()) return false;
+  for (std::size_t k = 0; k < pa.size(); ++k)
+    if (pa[k].value != pb[k].value) return false;
+  return true;
+}
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+/// Clears a stop request when the test ends, whatever happens in it.
+struct ClearStop {
+  ~ClearStop() { clear_stop(); }
+};
+
+}  // namespace
+
+TEST_CASE("train_vae runs prilo-train-vae's protocol draw for draw: shuffle, batches, noise, Adam, test loss") {
+  const Mat<double> train = unit_images(12, 37, 3), test = unit_images(12, 9, 4);  // 37: a short last batch
+  const nn::VaeTrainingOptions o{.epochs = 3, .batch = 10, .learning_rate = 3e-3, .seed = 5};
+  nn::Vae<double> vae(12, 9, 4, 21);
+  std::vector<nn::VaeEpochReport> epochs;
+  long batches_seen = 0;
+  const auto res = nn::train_vae(vae, train, test, o,
+                                 {.batch =
+                                      [&](const nn::VaeBatchReport& r) {
+                                        ++batches_seen;
+                                        CHECK(r.images == (r.batch == 4 ? 7 : 10));
+                                        CHECK(r.done == (r.epoch - 1) * 4 + r.batch);
+                                      },
+                                  .epoch = [&](const nn::VaeEpochReport& r) { epochs.push_back(r); }});
+  CHECK(!res.interrupted);
+  CHECK(res.epochs_done == 3);
+  CHECK(batches_seen == 12);
+  REQUIRE(epochs.size() == 3u);
+
+  // the protocol written out: Rng(seed + 1) shuffles, then draws each batch's noise; Adam
+  nn::Vae<double> ref(12, 9, 4, 21);
+  AdamTrainer<double> adam({.learning_rate = 3e-3});
+  auto params = ref.parameters();
+  Rng rng(o.seed + 1);
+  std::vector<Eigen::Index> order(37);
+  std::iota(order.begin(), order.end(), Eigen::Index(0));
+  for (int epoch = 1; epoch <= 3; ++epoch) {
+    rng.shuffle(order);
+    double sum = 0;
+    for (Eigen::Index j0 = 0; j0 < 37; j0 += 10) {
+      const Eigen::Index nb = std::min<Eigen::Index>(10, 37 - j0);
+      Mat<double> xb(12, nb);
+      for (Eigen::Index j = 0; j < nb; ++j) xb.col(j) = train.col(order[std::size_t(j0 + j)]);
+      const Mat<double> eps = rng.normal_matrix<double>(4, nb);
+      ref.zero_grad();
+      sum += ref.loss(xb, eps, true).total * double(nb);
+      adam.step(params);
+    }
+    CHECK(epochs[std::size_t(epoch - 1)].train_loss == doctest::Approx(sum / 37).epsilon(1e-14));
+    CHECK(epochs[std::size_t(epoch - 1)].test_loss == nn::mean_negative_elbo(ref, test, o.seed + 2));
+  }
+  CHECK(same_parameters(vae, ref));
+  CHECK(res.test_loss == epochs.back().test_loss);
+}
+
+TEST_CASE(
+    "train_vae: a stop request ends it at the next batch; resuming from the checkpoint ends where an "
+    "uninterrupted run ends, files byte for byte") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR) / "vae_training";
+  fs::create_directories(dir);
+  const Mat<double> train = unit_images(12, 40, 7), test = unit_images(12, 8, 8);
+  nn::VaeTrainingOptions o{.epochs = 3, .batch = 8, .learning_rate = 2e-3, .seed = 9};
+
+  nn::Vae<double> straight(12, 9, 4, 2);
+  o.weights = dir / "straight.prw";
+  o.checkpoint = dir / "straight.ckpt";
+  const auto full = nn::train_vae(straight, train, test, o);
+  REQUIRE(full.epochs_done == 3);
+
+  const ClearStop clear;
+  nn::Vae<double> first(12, 9, 4, 2);
+  o.weights = dir / "resumed.prw";
+  o.checkpoint = dir / "resumed.ckpt";
+  fs::remove(o.checkpoint);
+  int last_epoch = 0;
+  long last_batch = 0;
+  const auto cut = nn::train_vae(first, train, test, o, {.batch = [&](const nn::VaeBatchReport& r) {
+                                   last_epoch = r.epoch;
+                                   last_batch = r.batch;
+                                   if (r.epoch == 2 && r.batch == 2) request_stop();
+                                 }});
+  CHECK(cut.interrupted);
+  CHECK(cut.stopped_in == 2);
+  CHECK(cut.epochs_done == 1);
+  CHECK((last_epoch == 2 && last_batch == 2));  // no batch after the request
+  clear_stop();
+
+  nn::Vae<double> second(12, 9, 4, 77);  // other initial weights: the checkpoint replaces them
+  o.resume = true;
+  int resumed_after = -1;
+  const auto rest = nn::train_vae(second, train, test, o, {.resumed = [&](int e) { resumed_after = e; }});
+  CHECK(resumed_after == 1);
+  CHECK(!rest.interrupted);
+  CHECK(rest.epochs_done == 3);
+  CHECK(rest.test_loss == full.test_loss);
+  CHECK(same_parameters(second, straight));
+  CHECK(file_bytes(dir / "resumed.prw") == file_bytes(dir / "straight.prw"));
+  nn::Vae<double> loaded = nn::load_vae<double>(dir / "resumed.prw");
+  CHECK(same_parameters(loaded, straight));
+
+  // a checkpoint of another training set is refused, naming both sizes
+  nn::Vae<double> other(12, 9, 4, 2);
+  CHECK(error_of([&] {
+          nn::train_vae(other, Mat<double>(train.leftCols(30)), test, o);
+        }).find("shuffles 40 images, not 30") != std::string::npos);
+  o.checkpoint = dir / "missing.ckpt";
+  fs::remove(o.checkpoint);
+  CHECK_THROWS_WITH_AS(nn::train_vae(other, train, test, o), doctest::Contains("no checkpoint to resume from"),
+                       file_error);
+}
+
+TEST_CASE("train_vae refuses bad options and data with a message that names them") {
+  nn::Vae<double> vae(12, 9, 4, 2);
+  const Mat<double> train = unit_images(12, 20, 1), test = unit_images(12, 5, 2);
+  const auto msg = [&](nn::VaeTrainingOptions o, const Mat<double>& tr, const Mat<double>& te) {
+    return error_of<invalid_input>([&] { nn::train_vae(vae, tr, te, o); });
+  };
+  const nn::VaeTrainingOptions ok{.epochs = 1, .batch = 5};
+  auto o = ok;
+  o.epochs = 0;
+  CHECK(msg(o, train, test).find("epochs must be at least 1, got 0") != std::string::npos);
+  o = ok;
+  o.batch = 0;
+  CHECK(msg(o, train, test).find("batch must be at least 1") != std::string::npos);
+  for (const double lr : {0.0, -1e-3, std::nan("")}) {
+    o = ok;
+    o.learning_rate = lr;
+    CHECK(msg(o, train, test).find("learning rate must be positive and finite") != std::string::npos);
+  }
+  o = ok;
+  o.resume = true;
+  CHECK(msg(o, train, test).find("resume needs a checkpoint path") != std::string::npos);
+  CHECK(msg(ok, unit_images(11, 20, 1), test).find("training images have 11 values, the model takes 12") !=
+        std::string::npos);
+  CHECK(msg(ok, train, unit_images(13, 5, 2)).find("test images have 13 values") != std::string::npos);
+  CHECK(msg(ok, train, Mat<double>(12, 0)).find("no test images") != std::string::npos);
+  Mat<double> bad = train;
+  bad(3, 7) = std::nan("");
+  CHECK(msg(ok, bad, test).find("training images hold NaN or infinite values") != std::string::npos);
+  // nothing was trained by the refused calls
+  nn::Vae<double> fresh(12, 9, 4, 2);
+  CHECK(same_parameters(vae, fresh));
+}
+
+TEST_CASE(
+    "train_vae on real MNIST images: each epoch's test loss below the last, the third under 60 % of the "
+    "untrained model's") {
+  const auto train = io::load_dataset<float>(data_dir(), "mnist", "train", 0, 2000);
+  const auto test = io::load_dataset<float>(data_dir(), "mnist", "test", 0, 500);
+  nn::Vae<float> vae(784, 128, 16, 5);
+  const double before = nn::mean_negative_elbo(vae, test.images, 3);
+  std::vector<double> losses;
+  const auto res = nn::train_vae(vae, train.images, test.images, {.epochs = 3, .batch = 50, .seed = 1},
+                                 {.epoch = [&](const nn::VaeEpochReport& r) { losses.push_back(r.test_loss); }});
+  MESSAGE("test loss untrained " << before << ", after each epoch " << losses[0] << ", " << losses[1] << ", "
+                                 << losses[2]);
+  REQUIRE(losses.size() == 3u);
+  CHECK(losses[0] < before);
+  CHECK(losses[1] < losses[0]);
+  CHECK(losses[2] < losses[1]);
+  CHECK(res.test_loss < 0.6 * before);
 }
 
 }  // namespace prilo_test_vae

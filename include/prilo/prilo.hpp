@@ -15,6 +15,7 @@
 #include "metrics/metrics.hpp"
 #include "nn.hpp"
 #include "nn/vae_io.hpp"
+#include "nn/vae_training.hpp"
 #include "operators.hpp"
 #include "optim/optimisers.hpp"
 #include "pipeline.hpp"
