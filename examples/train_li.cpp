@@ -7,14 +7,13 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <numeric>
 #include <prilo/backend/cpu.hpp>
 #include <prilo/init/li.hpp>
+#include <prilo/init/li_training.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/models.hpp>
 #include <prilo/operators.hpp>
-#include <prilo/optim/optimisers.hpp>
 #include <prilo/report.hpp>
 
 #ifndef PRILO_SOURCE_DIR
@@ -36,27 +35,6 @@ struct Settings {
   double lr = 1e-3, critic_lr = 1e-4, adversarial = 0.01, gp = 10;
 };
 
-struct Validation {
-  double mse = 0;        ///< ‖G(E(y)) − x‖² / (n·B)
-  double magnitude = 0;  ///< ‖|A G(E(y))| − y‖² / (m·B): the start's magnitude error
-};
-
-template <class Op, class V>
-Validation validate(const LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& feats, const Mat<T>& x,
-                    const Mat<T>& y) {
-  Validation v;
-  const Eigen::Index B = x.cols();
-  for (Eigen::Index j = 0; j < B; j += 1000) {
-    const Eigen::Index nb = std::min<Eigen::Index>(1000, B - j);
-    const Mat<T> xh = vae.decoder()(enc.network()(feats.middleCols(j, nb)));
-    v.mse += double((xh - x.middleCols(j, nb)).squaredNorm());
-    v.magnitude += double((measure(op, xh) - y.middleCols(j, nb)).squaredNorm());
-  }
-  v.mse /= double(B * x.rows());
-  v.magnitude /= double(B * y.rows());
-  return v;
-}
-
 template <class Op, class V>
 int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs::path& vae_path) {
   spec.decoder = *li_decoder_of<V>();
@@ -69,113 +47,61 @@ int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs:
   if (vae.data_dim() != n)
     throw invalid_input("weights " + vae_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
                         " pixels, the data has " + std::to_string(n));
-  if (Eigen::Index(st.validation) >= N - 1)
-    throw invalid_input("--validation " + std::to_string(st.validation) + ": needs fewer than the " +
-                        std::to_string(N) + " training images");
-  const Eigen::Index nv = st.validation, nt = N - nv;  // held out: the last nv images of the split
   spec.latent = vae.latent_dim();
   LiEncoder<T> enc(spec, st.seed + 1);
-  enc.set_operator(op);
-
-  // measurements and reduced inputs once; the standardisation from the training part
-  Mat<T> y(op.output_size(), N), red(enc.input_size(), N);
-  for (Eigen::Index j = 0; j < N; j += 2000) {
-    const Eigen::Index nb = std::min<Eigen::Index>(2000, N - j);
-    y.middleCols(j, nb) = measure(op, Mat<T>(data.images.middleCols(j, nb)));
-    red.middleCols(j, nb) = enc.reduce(y.middleCols(j, nb));
-  }
-  enc.fit_standardisation(red.leftCols(nt));
-  const Mat<T> feats = enc.standardise(red);
-  red.resize(0, 0);
-  const Mat<T> xv = data.images.rightCols(nv), yv = y.rightCols(nv), fv = feats.rightCols(nv);
-
-  std::printf(
-      "prilo-train-li: %s, operator %s%s, input %s half spectrum/magnitudes (%ld), encoder %ld-%d-%d-%ld, decoder "
-      "%s (frozen)\n  %ld training and %ld held-out training images, %d epochs, batch %d, lr %g, adversarial weight "
-      "%g (critic %ld-%d-%d-1, lr %g, gradient penalty %g), seed %llu, %d threads\n",
-      st.dataset.c_str(), st.op.c_str(),
-      spec.op == LiOperator::fourier ? "" : (" m=" + std::to_string(spec.measurements)).c_str(),
-      li_transform_name(spec.transform), long(enc.input_size()), long(enc.input_size()), st.hidden, st.hidden,
-      long(spec.latent), vae_path.string().c_str(), long(nt), long(nv), st.epochs, st.batch, st.lr, st.adversarial,
-      long(n), st.critic_hidden, st.critic_hidden, st.critic_lr, st.gp, (unsigned long long)st.seed, cpu::threads());
-  {
-    const Validation v0 = validate(enc, vae, op, fv, xv, yv);
-    std::printf("epoch   0: validation mse %.5f, start magnitude error %.5f\n", v0.mse, v0.magnitude);
-    std::fflush(stdout);
-  }
-
+  const LiTrainingOptions o{.epochs = st.epochs,
+                            .batch = st.batch,
+                            .learning_rate = st.lr,
+                            .adversarial_weight = st.adversarial,
+                            .critic_hidden = st.critic_hidden,
+                            .critic_learning_rate = st.critic_lr,
+                            .gradient_penalty = st.gp,
+                            .validation = st.validation,
+                            .seed = st.seed,
+                            .output = st.out};
+  const Eigen::Index nv = st.validation, nt = N - nv;
   const bool adv = st.adversarial > 0;
-  WganCritic<T> critic(n, st.critic_hidden, st.seed + 2);
-  AdamTrainer<T> adam({.learning_rate = T(st.lr)});
-  AdamTrainer<T> adam_critic({.learning_rate = T(st.critic_lr), .beta1 = T(0.5), .beta2 = T(0.9)});
-  auto params = enc.parameters();
-  auto cparams = critic.parameters();
-  Rng rng(st.seed + 3);
-  std::vector<Eigen::Index> order{};
-  order.resize(std::size_t(nt));
-  std::iota(order.begin(), order.end(), 0);
-  const long per_epoch = long((nt + st.batch - 1) / st.batch);
-  const int log_every = st.log_every > 0 ? st.log_every : int(per_epoch);
-  Mat<T> xb, fb, fake;
-  Vec<T> t(st.batch);
-  double best = std::numeric_limits<double>::infinity();
-  int best_epoch = 0;
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  for (int epoch = 1; epoch <= st.epochs; ++epoch) {
-    rng.shuffle(order);
-    double sum_mse = 0, sum_adv = 0, sum_wd = 0, sum_gp = 0;
-    for (long b = 0; b < per_epoch; ++b) {
-      if (stop_requested()) {
-        std::printf("interrupted in epoch %d: %s holds epoch %d (the best validation so far)\n", epoch, st.out.c_str(),
-                    best_epoch);
-        return 130;
-      }
-      const Eigen::Index j0 = b * st.batch, nb = std::min<Eigen::Index>(st.batch, nt - j0);
-      xb.resize(n, nb);
-      fb.resize(feats.rows(), nb);
-      for (Eigen::Index j = 0; j < nb; ++j) {
-        xb.col(j) = data.images.col(order[std::size_t(j0 + j)]);
-        fb.col(j) = feats.col(order[std::size_t(j0 + j)]);
-      }
-      enc.zero_grad();
-      const auto l = li_encoder_loss(enc, vae.decoder(), adv ? &critic : nullptr, fb, xb, T(st.adversarial), true,
-                                     adv ? &fake : nullptr);
-      adam.step(params);
-      sum_mse += double(l.mse) * double(nb);
-      if (adv) {  // one critic step on the same batch (the encoder's images, before its step)
-        t.resize(nb);
-        for (Eigen::Index j = 0; j < nb; ++j) t(j) = T(rng.uniform());
-        critic.zero_grad();
-        const auto c = critic.loss(xb, fake, t, T(st.gp), true);
-        adam_critic.step(cparams);
-        sum_adv += double(l.adversarial) * double(nb);
-        sum_wd += double(c.wasserstein) * double(nb);
-        sum_gp += double(c.penalty) * double(nb);
-      }
-      if ((b + 1) % log_every == 0 && b + 1 < per_epoch) {
-        std::printf("epoch %3d batch %5ld/%ld mse %.5f  %.0f s\n", epoch, b + 1, per_epoch, double(l.mse), elapsed());
-        std::fflush(stdout);
-      }
+  LiTrainingCallbacks cb;
+  cb.start = [&](const LiValidation& v0) {
+    std::printf(
+        "prilo-train-li: %s, operator %s%s, input %s half spectrum/magnitudes (%ld), encoder %ld-%d-%d-%ld, decoder "
+        "%s (frozen)\n  %ld training and %ld held-out training images, %d epochs, batch %d, lr %g, adversarial "
+        "weight %g (critic %ld-%d-%d-1, lr %g, gradient penalty %g), seed %llu, %d threads\n",
+        st.dataset.c_str(), st.op.c_str(),
+        spec.op == LiOperator::fourier ? "" : (" m=" + std::to_string(spec.measurements)).c_str(),
+        li_transform_name(spec.transform), long(enc.input_size()), long(enc.input_size()), st.hidden, st.hidden,
+        long(spec.latent), vae_path.string().c_str(), long(nt), long(nv), st.epochs, st.batch, st.lr, st.adversarial,
+        long(n), st.critic_hidden, st.critic_hidden, st.critic_lr, st.gp, (unsigned long long)st.seed, cpu::threads());
+    std::printf("epoch   0: validation mse %.5f, start magnitude error %.5f\n", v0.mse, v0.magnitude);
+    std::fflush(stdout);
+  };
+  cb.batch = [&](const LiBatchReport& r) {
+    const long log_every = st.log_every > 0 ? st.log_every : r.batches;
+    if (r.batch % log_every == 0 && r.batch < r.batches) {
+      std::printf("epoch %3d batch %5ld/%ld mse %.5f  %.0f s\n", r.epoch, r.batch, r.batches, r.mse, elapsed());
+      std::fflush(stdout);
     }
-    const Validation v = validate(enc, vae, op, fv, xv, yv);
-    const bool improved = v.mse < best;
-    if (improved) {
-      best = v.mse;
-      best_epoch = epoch;
-      save_li_encoder(st.out, enc);
-    }
-    std::printf("epoch %3d/%d: train mse %.5f%s, validation mse %.5f, start magnitude error %.5f%s  %.0f s\n", epoch,
-                st.epochs, sum_mse / double(nt),
-                adv ? (", adversarial -D(G(E(y))) " + std::to_string(sum_adv / double(nt)) + ", critic W " +
-                       std::to_string(-sum_wd / double(nt)) + " gp " + std::to_string(sum_gp / double(nt)))
+  };
+  cb.epoch = [&](const LiEpochReport& r) {
+    std::printf("epoch %3d/%d: train mse %.5f%s, validation mse %.5f, start magnitude error %.5f%s  %.0f s\n", r.epoch,
+                st.epochs, r.mse,
+                adv ? (", adversarial -D(G(E(y))) " + std::to_string(r.adversarial) + ", critic W " +
+                       std::to_string(r.critic_wasserstein) + " gp " + std::to_string(r.critic_penalty))
                           .c_str()
                     : "",
-                v.mse, v.magnitude, improved ? " (saved)" : "", elapsed());
+                r.validation.mse, r.validation.magnitude, r.improved ? " (saved)" : "", elapsed());
     std::fflush(stdout);
+  };
+  const LiTrainingResult res = train_li_encoder(enc, vae, op, data.images, o, cb);
+  if (res.interrupted) {
+    std::printf("interrupted in epoch %d: %s holds epoch %d (the best validation so far)\n", res.stopped_in,
+                st.out.c_str(), res.best_epoch);
+    return 130;
   }
-  std::printf("wrote %s: epoch %d of %d (best validation mse %.5f) in %.0f s\n", st.out.c_str(), best_epoch, st.epochs,
-              best, elapsed());
+  std::printf("wrote %s: epoch %d of %d (best validation mse %.5f) in %.0f s\n", st.out.c_str(), res.best_epoch,
+              st.epochs, res.best.mse, elapsed());
   return 0;
 }
 

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <prilo/init/li.hpp>
+#include <prilo/init/li_training.hpp>
+#include <prilo/interrupt.hpp>
 #include <prilo/io/models.hpp>
 #include <prilo/methods.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
@@ -247,6 +249,124 @@ TEST_CASE("LI encoder files record the decoder they were trained through; anothe
   io::save_weights(dir / "li-bad-decoder.prw", f);
   e = error_of([&] { (void)load_li_encoder<T>(dir / "li-bad-decoder.prw"); });
   CHECK_MESSAGE(e.find("unknown decoder code 7") != std::string::npos, e);
+}
+
+TEST_CASE(
+    "train_li_encoder keeps the best held-out epoch, in memory and in its file; lowers the held-out MSE; is "
+    "repeatable; a stop request keeps the best finished epoch") {
+  using T = float;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR) / "li_training";
+  fs::create_directories(dir);
+  const nn::Vae<T> vae(64, 16, 4, 5);
+  const Fourier2d<T> F(8, 8);
+  Rng rng(3);
+  const Mat<T> images = vae.decoder()(rng.normal_matrix<T>(4, 300));  // images the generator makes
+  LiTrainingOptions o{.epochs = 5,
+                      .batch = 32,
+                      .learning_rate = 3e-3,
+                      .critic_hidden = 8,
+                      .validation = 60,
+                      .seed = 4,
+                      .output = dir / "li.prw"};
+  LiEncoder<T> enc(tiny_fourier_spec(), o.seed + 1);
+  LiValidation start{};
+  std::vector<LiEpochReport> reports;
+  long batches = 0;
+  const LiTrainingResult r = train_li_encoder(enc, vae, F, images, o,
+                                              {.start = [&](const LiValidation& v) { start = v; },
+                                               .batch = [&](const LiBatchReport& b) { batches += b.images; },
+                                               .epoch = [&](const LiEpochReport& e) { reports.push_back(e); }});
+  CHECK(!r.interrupted);
+  CHECK(r.epochs_done == 5);
+  CHECK(batches == 5 * 240);  // every training image once per epoch, none of the 60 held out
+  REQUIRE(reports.size() == 5u);
+  double best = std::numeric_limits<double>::infinity();
+  int best_epoch = 0;
+  for (const auto& e : reports) {
+    CHECK(e.improved == (e.validation.mse < best));
+    CHECK(e.critic_penalty >= 0);
+    if (e.improved) {
+      best = e.validation.mse;
+      best_epoch = e.epoch;
+    }
+  }
+  CHECK(r.best_epoch == best_epoch);
+  CHECK(r.best.mse == best);
+  CHECK(r.best.mse < 0.8 * start.mse);
+  // the encoder returned is that epoch's: its held-out figures, recomputed from the images
+  const Mat<T> xv = images.rightCols(60), yv = measure(F, xv);
+  const LiValidation v = li_validation(enc, vae.decoder(), F, enc.features(yv), xv, yv);
+  CHECK(v.mse == doctest::Approx(r.best.mse).epsilon(1e-6));
+  CHECK(v.magnitude == doctest::Approx(r.best.magnitude).epsilon(1e-6));
+  // and the file's
+  const LiEncoder<T> loaded = load_li_encoder<T>(o.output);
+  CHECK((loaded.network()(loaded.features(yv)) - enc.network()(enc.features(yv))).norm() == 0);
+  // the same inputs make the same encoder
+  LiEncoder<T> again(tiny_fourier_spec(), o.seed + 1);
+  o.output.clear();
+  (void)train_li_encoder(again, vae, F, images, o);
+  CHECK((again.network()(again.features(yv)) - enc.network()(enc.features(yv))).norm() == 0);
+
+  // a stop request in epoch 3: the encoder holds the best of epochs 1 and 2
+  struct ClearStop {
+    ~ClearStop() { clear_stop(); }
+  } clear;
+  LiEncoder<T> cut(tiny_fourier_spec(), o.seed + 1);
+  const LiTrainingResult rc = train_li_encoder(cut, vae, F, images, o, {.batch = [](const LiBatchReport& b) {
+                                                 if (b.epoch == 3 && b.batch == 2) request_stop();
+                                               }});
+  CHECK(rc.interrupted);
+  CHECK(rc.stopped_in == 3);
+  CHECK(rc.epochs_done == 2);
+  const int want = reports[1].validation.mse < reports[0].validation.mse ? 2 : 1;
+  CHECK(rc.best_epoch == want);
+  CHECK(rc.best.mse == reports[std::size_t(want - 1)].validation.mse);
+  CHECK(li_validation(cut, vae.decoder(), F, cut.features(yv), xv, yv).mse ==
+        doctest::Approx(rc.best.mse).epsilon(1e-6));
+}
+
+TEST_CASE("train_li_encoder refuses bad options and data, naming them") {
+  using T = float;
+  const nn::Vae<T> vae(64, 16, 4, 5);
+  const Fourier2d<T> F(8, 8);
+  Rng rng(3);
+  const Mat<T> images = vae.decoder()(rng.normal_matrix<T>(4, 50));
+  const LiTrainingOptions ok{.epochs = 1, .batch = 16, .critic_hidden = 8, .validation = 10};
+  const auto msg = [&](const LiTrainingOptions& o, const Mat<T>& x, LiSpec spec = tiny_fourier_spec()) {
+    LiEncoder<T> enc(spec, 1);
+    return error_of<invalid_input>([&] { (void)train_li_encoder(enc, vae, F, x, o); });
+  };
+  auto o = ok;
+  o.epochs = 0;
+  CHECK(msg(o, images).find("epochs must be at least 1, got 0") != std::string::npos);
+  o = ok;
+  o.batch = 0;
+  CHECK(msg(o, images).find("batch must be at least 1") != std::string::npos);
+  o = ok;
+  o.learning_rate = std::nan("");
+  CHECK(msg(o, images).find("the learning rate must be positive and finite") != std::string::npos);
+  o = ok;
+  o.adversarial_weight = -0.1;
+  CHECK(msg(o, images).find("adversarial weight must be finite and ≥ 0") != std::string::npos);
+  o = ok;
+  o.critic_learning_rate = 0;
+  CHECK(msg(o, images).find("critic's learning rate") != std::string::npos);
+  o.adversarial_weight = 0;  // no critic: its options are not read
+  CHECK(msg(o, images) == "(no error)");
+  for (const Eigen::Index nv : {Eigen::Index(0), Eigen::Index(49), Eigen::Index(50)}) {
+    o = ok;
+    o.validation = nv;
+    CHECK(msg(o, images).find("validation " + std::to_string(nv) + ": needs fewer than the 50 training images") !=
+          std::string::npos);
+  }
+  CHECK(msg(ok, Mat<T>(images.topRows(49))).find("the images have 49 values, the generator makes 64") !=
+        std::string::npos);
+  Mat<T> bad = images;
+  bad(5, 7) = std::numeric_limits<T>::infinity();
+  CHECK(msg(ok, bad).find("the images hold NaN or infinite values") != std::string::npos);
+  LiSpec other = tiny_fourier_spec();
+  other.latent = 5;
+  CHECK(msg(ok, images, other).find("encodes to a latent of 5, the generator's latent has 4") != std::string::npos);
 }
 
 TEST_CASE("the project's file names of a prior's LI encoder and placement scorer; the shipped encoders sit there") {

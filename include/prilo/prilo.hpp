@@ -9,6 +9,7 @@
 #include "concepts/projection.hpp"
 #include "core.hpp"
 #include "init/initialisers.hpp"
+#include "init/li_training.hpp"
 #include "io/idx.hpp"
 #include "io/png.hpp"
 #include "io/weights.hpp"
