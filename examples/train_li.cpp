@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <prilo/backend/cpu.hpp>
+#include <prilo/fft/fftw.hpp>
 #include <prilo/init/li.hpp>
 #include <prilo/init/li_training.hpp>
 #include <prilo/interrupt.hpp>
@@ -159,6 +160,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (st.out.empty()) st.out = io::li_encoder_file(st.dataset, st.op, st.generator);
   cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
+  // FFTW plans chosen by timing (measure, patient) differ from run to run in their rounding, and
+  // so would the encoder; estimate's plans do not ($PRILO_FFTW_EFFORT still chooses). The FFTs
+  // here are the training set's measurements, once, and the validation's: speed is not at stake.
+  fftw::set_default_planner_effort(fftw::Effort::estimate);
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {
     check_output_path(st.out, "--output");  // before any training: a bad path must not cost the run

@@ -164,6 +164,9 @@ if [ -n "$train_li" ]; then
     --validation 500 --epochs 1 --output "$tmp/li.prw"
   expect_ok "$train_li" --train-limit 300 --validation 100 --epochs 1 --batch-size 50 --threads 1 --output "$tmp/li.prw"
   expect_ok test -s "$tmp/li.prw"
+  # the same command makes the same file (FFT plans that do not depend on timing; with the critic)
+  expect_ok "$train_li" --train-limit 300 --validation 100 --epochs 1 --batch-size 50 --threads 1 --output "$tmp/li2.prw"
+  expect_ok cmp "$tmp/li.prw" "$tmp/li2.prw"
   expect_ok "$recon" --count 2 --restarts 2 --config "$tmp/quick.json" --methods dpr-li,prilo-li,prilo-chain-li \
     --li-weights "$tmp/li.prw" --quiet --json "$tmp/li.json"
   expect_fail "prilo-train-li --dataset mnist --operator gaussian-real --measurements 200 --seed 3" "$recon" \
