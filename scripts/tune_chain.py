@@ -11,7 +11,8 @@ usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--c
                                      |scorer]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
---grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus").
+--grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus"), for the consensus
+and -resolve over it.
 --grid temperature: -resolve's temperature (config "resolve": 0 keeps the lowest-scoring
 candidate, > 0 their weighted mean), for -resolve over the chained runs and over their consensus.
 --grid schedule: the last stage's repetitions and the chain's own gradient noise (its "noise"
@@ -42,7 +43,7 @@ ap.add_argument("--grid", default="lr",
                          "schedule", "anchor", "scorer"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
-ap.add_argument("--values", help="comma-separated values for --grid temperature, anchor or scorer (default: "
+ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor or scorer (default: "
                 "the grid's own)")
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
@@ -111,13 +112,15 @@ elif args.grid == "placement":
         r = run(cfg, methods)
         print(line(f"{chain}-resolve placement_weight {w}", r[f"{chain}-resolve"]), flush=True)
 elif args.grid == "consensus":
-    for power in [0, 1, 2, 4, 8]:
+    powers = [float(v) for v in args.values.split(",")] if args.values else [0, 1, 2, 4, 8]
+    for i, power in enumerate(powers):
         cfg = copy.deepcopy(base)
         cfg["consensus"] = {"power": power}
-        r = run(cfg, f"{chain},{chain}-avg")
-        if power == 0:
+        r = run(cfg, f"{chain},{chain}-avg,{chain}-avg-resolve")
+        if i == 0:
             print(line(chain, r[chain]), flush=True)
-        print(line(f"{chain}-avg power {power}", r[f"{chain}-avg"]), flush=True)
+        print(line(f"{chain}-avg power {power:g}", r[f"{chain}-avg"]), flush=True)
+        print(line(f"{chain}-avg-resolve power {power:g}", r[f"{chain}-avg-resolve"]), flush=True)
 elif args.grid in ("temperature", "anchor", "scorer"):
     # one option of the "resolve" section, for -resolve over the chained runs and over their consensus
     if args.grid == "anchor" and args.start != "li":
