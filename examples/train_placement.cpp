@@ -7,16 +7,13 @@
 // epoch's weights are written for prilo-reconstruct (config "resolve": {"scorer_weight"}).
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <numeric>
 #include <prilo/backend/cpu.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/config.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/models.hpp>
 #include <prilo/methods.hpp>
-#include <prilo/optim/optimisers.hpp>
 #include <prilo/report.hpp>
 #include <prilo/solvers/placement_scorer.hpp>
 
@@ -109,29 +106,28 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   const Eigen::Index nv = st.validation, nt = N - nv;       // held out: the last nv images of the split
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  // positives: per training image its decoded posterior mean, itself, or both (two positives)
-  Mat<T> pos;
-  if (st.positives == "images") {
-    pos = data.images;
-  } else if (st.positives == "decoded") {
-    pos = decoded(vae, data.images);
-  } else {
-    pos.resize(n, 2 * N);
-    pos << decoded(vae, data.images), data.images;
-  }
-  const Eigen::Index per = pos.cols() / N;  // positives per image
-  const Mat<T> val = pos.middleCols(nt, std::min<Eigen::Index>(nv, st.validation_top1));
-  // and, with --reconstructed R, the reconstructions of training images 0 … R − 1 (columns
-  // per·N …): each drawn as often as an image of the other kinds, once per epoch
+  // positives: per training image its decoded posterior mean, itself, or both (two positives);
+  // validation: the first kind's of the held-out images
+  const Mat<T> first = st.positives == "images" ? data.images : decoded(vae, data.images);
+  const Eigen::Index per = st.positives == "both" ? 2 : 1;  // positives per image
+  const Mat<T> val = first.middleCols(nt, std::min<Eigen::Index>(nv, st.validation_top1));
+  // and, with --reconstructed R, the reconstructions of training images 0 … R − 1: each drawn as
+  // often as an image of the other kinds, once per epoch
   const Eigen::Index R = st.reconstructed;
-  if (R > 0) {
-    const Mat<T> rec = reconstructed(st, vae, Mat<T>(data.images.leftCols(R)), h, w);
-    pos.conservativeResize(n, per * N + R);
-    pos.rightCols(R) = rec;
-  }
+  Mat<T> pos(n, per * nt + R);
+  pos.leftCols(nt) = first.leftCols(nt);
+  if (per == 2) pos.middleCols(nt, nt) = data.images.leftCols(nt);
+  if (R > 0) pos.rightCols(R) = reconstructed(st, vae, Mat<T>(data.images.leftCols(R)), h, w);
 
   PlacementScorer<T> scorer({.height = h, .width = w, .hidden = st.hidden}, st.seed + 1);
-  const Eigen::Index K = placement_group_size(st.radius, st.far);
+  const PlacementTrainingOptions o{.epochs = st.epochs,
+                                   .batch = st.batch,
+                                   .learning_rate = st.lr,
+                                   .radius = st.radius,
+                                   .far = st.far,
+                                   .pixel_noise = st.noise,
+                                   .seed = st.seed,
+                                   .output = st.out};
   std::printf(
       "prilo-train-placement: %s, positives %s%s, pixel noise %g, scorer %ld-%d-%d-1, groups of %ld (window radius %d, "
       "%d far)\n"
@@ -141,67 +137,25 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
       (std::string(st.positives != "images" ? " (G(mu(x)) of " + vae_path.string() + ")" : "") +
        (R > 0 ? " and " + std::to_string(R) + " reconstructions (above)" : ""))
           .c_str(),
-      st.noise, long(n), st.hidden, st.hidden, long(K), st.radius, st.far, long(nt), long(nv), long(val.cols()),
-      st.epochs, st.batch, st.lr, (unsigned long long)st.seed, cpu::threads());
+      st.noise, long(n), st.hidden, st.hidden, long(placement_group_size(st.radius, st.far)), st.radius, st.far,
+      long(nt), long(nv), long(val.cols()), st.epochs, st.batch, st.lr, (unsigned long long)st.seed, cpu::threads());
   std::fflush(stdout);
-
-  AdamTrainer<T> adam({.learning_rate = T(st.lr)});
-  auto params = scorer.parameters();
-  Rng rng(st.seed + 2);
-  // the training positives: images 0 … nt − 1 of each kind (column k·N + j)
-  std::vector<Eigen::Index> order;
-  for (Eigen::Index k = 0; k < per; ++k)
-    for (Eigen::Index j = 0; j < nt; ++j) order.push_back(k * N + j);
-  for (Eigen::Index j = 0; j < R; ++j) order.push_back(per * N + j);
-  const Eigen::Index np = Eigen::Index(order.size());
-  const long per_epoch = long((np + st.batch - 1) / st.batch);
-  Mat<T> cand;
-  double best = -1;
-  int best_epoch = 0;
-  for (int epoch = 1; epoch <= st.epochs; ++epoch) {
-    rng.shuffle(order);
-    double sum_loss = 0, sum_top1 = 0;
-    for (long b = 0; b < per_epoch; ++b) {
-      if (stop_requested()) {
-        std::printf("interrupted in epoch %d: %s holds epoch %d (the best validation so far)\n", epoch, st.out.c_str(),
-                    best_epoch);
-        return 130;
-      }
-      const Eigen::Index j0 = b * st.batch, nb = std::min<Eigen::Index>(st.batch, np - j0);
-      cand.resize(n, nb * K);
-      for (Eigen::Index j = 0; j < nb; ++j) {
-        Vec<T> x = pos.col(order[std::size_t(j0 + j)]);
-        // fresh pixel noise on the positive, shared by its whole group (all keep one magnitude)
-        if (st.noise > 0)
-          for (Eigen::Index i = 0; i < n; ++i) x(i) += T(st.noise * rng.normal());
-        placement_group(x, h, w, st.radius, st.far, rng, cand, j * K);
-      }
-      scorer.zero_grad();
-      const auto l = placement_loss(scorer, cand, K, true);
-      if (!std::isfinite(double(l.loss)))
-        throw invalid_input("training diverged in epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) +
-                            ": the loss is " + std::to_string(double(l.loss)) + " (try a smaller --lr); " + st.out +
-                            (best_epoch > 0 ? " holds epoch " + std::to_string(best_epoch) : " was not written"));
-      adam.step(params);
-      sum_loss += double(l.loss) * double(nb);
-      sum_top1 += double(l.top1) * double(nb);
-    }
-    const double top1 = placement_top1(scorer, val);
-    const bool improved = top1 > best;
-    if (improved) {
-      best = top1;
-      best_epoch = epoch;
-      save_placement_scorer(st.out, scorer);
-    }
+  PlacementTrainingCallbacks cb;
+  cb.epoch = [&](const PlacementEpochReport& r) {
     std::printf(
         "epoch %3d/%d: train loss %.4f, top-1 in group %.4f; validation top-1 among all %d transforms %.4f%s  "
         "%.0f s\n",
-        epoch, st.epochs, sum_loss / double(np), sum_top1 / double(np), 2 * h * w, top1, improved ? " (saved)" : "",
-        elapsed());
+        r.epoch, st.epochs, r.loss, r.top1, 2 * h * w, r.validation_top1, r.improved ? " (saved)" : "", elapsed());
     std::fflush(stdout);
+  };
+  const PlacementTrainingResult res = train_placement_scorer(scorer, pos, val, o, cb);
+  if (res.interrupted) {
+    std::printf("interrupted in epoch %d: %s holds epoch %d (the best validation so far)\n", res.stopped_in,
+                st.out.c_str(), res.best_epoch);
+    return 130;
   }
-  std::printf("wrote %s: epoch %d of %d (validation top-1 %.4f) in %.0f s\n", st.out.c_str(), best_epoch, st.epochs,
-              best, elapsed());
+  std::printf("wrote %s: epoch %d of %d (validation top-1 %.4f) in %.0f s\n", st.out.c_str(), res.best_epoch, st.epochs,
+              res.best_top1, elapsed());
   return 0;
 }
 

@@ -7,16 +7,20 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <numeric>
 #include <string>
 #include <vector>
 
 #include "../core.hpp"
 #include "../flops.hpp"
+#include "../interrupt.hpp"
 #include "../io/weights.hpp"
 #include "../metrics/align.hpp"
 #include "../nn/linear.hpp"
 #include "../nn/sequential.hpp"
 #include "../nn/state_io.hpp"
+#include "../optim/optimisers.hpp"
 #include "../random.hpp"
 
 namespace prilo {
@@ -252,6 +256,149 @@ PlacementScorer<T> load_placement_scorer(const std::filesystem::path& path) {
     throw file_error(name + ": " + e.what());
   }
   return out;
+}
+
+/// How train_placement_scorer trains (prilo-train-placement's defaults).
+struct PlacementTrainingOptions {
+  int epochs = 4;
+  Eigen::Index batch = 32;      ///< positives per batch (each with its group of placement_group_size)
+  double learning_rate = 1e-3;  ///< Adam's step size
+  int radius = 3;               ///< the groups' window of shifts (placement_group)
+  int far = 14;                 ///< random transforms outside the window per group
+  double pixel_noise = 0;       ///< σ of fresh noise on each positive, shared by its whole group
+  std::uint64_t seed = 0;       ///< the stream is Rng(seed + 2) (prilo-train-placement seeds the scorer with seed + 1)
+  std::filesystem::path output{};  ///< the best epoch's scorer is written here (empty: not written)
+};
+
+/// What train_placement_scorer reports after each batch.
+struct PlacementBatchReport {
+  int epoch = 0;
+  long batch = 0, batches = 0;  ///< this batch of the epoch (from 1) and the epoch's count
+  Eigen::Index positives = 0;
+  double loss = 0, top1 = 0;  ///< the batch's mean loss and share of groups ranked right
+};
+
+/// What train_placement_scorer reports after each epoch.
+struct PlacementEpochReport {
+  int epoch = 0;
+  double loss = 0, top1 = 0;   ///< means over the epoch's positives
+  double validation_top1 = 0;  ///< placement_top1 on the validation images
+  bool improved = false;       ///< the best so far (then written to `output`)
+};
+
+/// Where train_placement_scorer reports to; either may be empty.
+struct PlacementTrainingCallbacks {
+  std::function<void(const PlacementBatchReport&)> batch{};
+  std::function<void(const PlacementEpochReport&)> epoch{};
+};
+
+/// How a train_placement_scorer call ended.
+struct PlacementTrainingResult {
+  bool interrupted = false;  ///< a stop was requested before the last epoch ended
+  int stopped_in = 0;        ///< interrupted: the epoch it was in
+  int epochs_done = 0;
+  int best_epoch = 0;     ///< the epoch the scorer now holds (0: none finished, the initial one)
+  double best_top1 = -1;  ///< its validation top-1
+};
+
+/// Trains `scorer` to rank each column of `positives` (images placed as the data's are) above
+/// its own transforms: per epoch a shuffle, then batches of groups (placement_group, after
+/// optional pixel noise) and an Adam step on placement_loss; after each epoch placement_top1
+/// on `validation` (placed images the training never sees), keeping the best epoch in the
+/// scorer and, when asked, in o.output. Interrupted (prilo::request_stop), the scorer holds the
+/// best finished epoch. Bad options or images are invalid_input naming them; a loss that is not
+/// finite stops it with invalid_input ("training diverged in epoch …").
+template <class T>
+PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const Mat<T>& positives,
+                                               const Mat<T>& validation, const PlacementTrainingOptions& o,
+                                               const PlacementTrainingCallbacks& cb = {}) {
+  const int h = scorer.spec().height, w = scorer.spec().width;
+  const Eigen::Index n = scorer.spec().image_size(), np = positives.cols();
+  if (o.epochs < 1) detail::fail("train_placement_scorer: epochs must be at least 1, got ", o.epochs);
+  if (o.batch < 1) detail::fail("train_placement_scorer: batch must be at least 1, got ", o.batch);
+  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
+    detail::fail("train_placement_scorer: the learning rate must be positive and finite, got ", o.learning_rate);
+  if (!(o.pixel_noise >= 0) || !std::isfinite(o.pixel_noise))
+    detail::fail("train_placement_scorer: the pixel noise must be finite and ≥ 0, got ", o.pixel_noise);
+  if (o.far < 0) detail::fail("train_placement_scorer: far must be ≥ 0, got ", o.far);
+  check_placement_radius(o.radius, h, w);
+  for (const auto* set : {&positives, &validation}) {
+    const char* what = set == &positives ? "positives" : "validation images";
+    if (set->cols() == 0) detail::fail("train_placement_scorer: no ", what);
+    if (set->rows() != n)
+      detail::fail("train_placement_scorer: the ", what, " have ", set->rows(), " values, the scorer reads ", h, "x",
+                   w);
+    if (!set->allFinite()) detail::fail("train_placement_scorer: the ", what, " hold NaN or infinite values");
+  }
+  const Eigen::Index K = placement_group_size(o.radius, o.far);
+  AdamTrainer<T> adam({.learning_rate = T(o.learning_rate)});
+  auto params = scorer.parameters();
+  std::vector<Mat<T>> best_values;  // the best epoch's weights
+  const auto keep_best = [&] {
+    if (!best_values.empty())
+      for (std::size_t k = 0; k < params.size(); ++k) params[k].value = best_values[k];
+  };
+  Rng rng(o.seed + 2);
+  std::vector<Eigen::Index> order(static_cast<std::size_t>(np));
+  std::iota(order.begin(), order.end(), Eigen::Index(0));
+  const long batches = long((np + o.batch - 1) / o.batch);
+  Mat<T> cand;
+  PlacementTrainingResult result;
+  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+    rng.shuffle(order);
+    PlacementEpochReport rep{.epoch = epoch};
+    for (long b = 0; b < batches; ++b) {
+      if (stop_requested()) {
+        result.interrupted = true;
+        result.stopped_in = epoch;
+        keep_best();
+        return result;
+      }
+      const Eigen::Index j0 = b * o.batch, nb = std::min<Eigen::Index>(o.batch, np - j0);
+      cand.resize(n, nb * K);
+      for (Eigen::Index j = 0; j < nb; ++j) {
+        Vec<T> x = positives.col(order[std::size_t(j0 + j)]);
+        // fresh pixel noise on the positive, shared by its whole group (all keep one magnitude)
+        if (o.pixel_noise > 0)
+          for (Eigen::Index i = 0; i < n; ++i) x(i) += T(o.pixel_noise * rng.normal());
+        placement_group(x, h, w, o.radius, o.far, rng, cand, j * K);
+      }
+      scorer.zero_grad();
+      const auto l = placement_loss(scorer, cand, K, true);
+      if (!std::isfinite(double(l.loss)))
+        detail::fail("train_placement_scorer: training diverged in epoch ", epoch, ", batch ", b + 1, ": the loss is ",
+                     double(l.loss), " (try a smaller learning rate)",
+                     o.output.empty() ? std::string()
+                     : result.best_epoch > 0
+                         ? "; " + o.output.string() + " holds epoch " + std::to_string(result.best_epoch)
+                         : "; " + o.output.string() + " was not written");
+      adam.step(params);
+      rep.loss += double(l.loss) * double(nb);
+      rep.top1 += double(l.top1) * double(nb);
+      if (cb.batch)
+        cb.batch({.epoch = epoch,
+                  .batch = b + 1,
+                  .batches = batches,
+                  .positives = nb,
+                  .loss = double(l.loss),
+                  .top1 = double(l.top1)});
+    }
+    rep.loss /= double(np);
+    rep.top1 /= double(np);
+    rep.validation_top1 = placement_top1(scorer, validation);
+    rep.improved = rep.validation_top1 > result.best_top1;
+    if (rep.improved) {
+      result.best_top1 = rep.validation_top1;
+      result.best_epoch = epoch;
+      best_values.clear();
+      for (const auto& p : params) best_values.emplace_back(p.value);
+      if (!o.output.empty()) save_placement_scorer(o.output, scorer);
+    }
+    result.epochs_done = epoch;
+    if (cb.epoch) cb.epoch(rep);
+  }
+  keep_best();
+  return result;
 }
 
 }  // namespace prilo
