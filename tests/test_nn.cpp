@@ -521,4 +521,26 @@ TEST_CASE("Sequential::forward_lent: forward's pass and VJP without copying z, w
   CHECK(bad == bad0);
 }
 
+TEST_CASE("ParamSnapshot: restores the values it took, nothing before it took any, and refuses other shapes") {
+  Rng rng(4);
+  Dense<double, Relu> layer(5, 3, rng);
+  auto ps = layer.parameters();
+  const Mat<double> w0 = ps[0].value, b0 = ps[1].value;
+  ParamSnapshot<double> snap;
+  CHECK(snap.empty());
+  snap.restore(ps);  // nothing taken: nothing changes
+  CHECK(ps[0].value == w0);
+  snap.take(ps);
+  ps[0].value.setZero();
+  ps[1].value.setOnes();
+  snap.restore(ps);
+  CHECK(ps[0].value == w0);
+  CHECK(ps[1].value == b0);
+  Dense<double, Relu> other(4, 3, rng);
+  auto qs = other.parameters();
+  CHECK_THROWS_WITH_AS(snap.restore(qs), doctest::Contains("ParamSnapshot: weight"), invalid_input);
+  auto one = ParamList<double>{ps[0]};
+  CHECK_THROWS_WITH_AS(snap.restore(one), doctest::Contains("2 tensors kept, the list has 1"), invalid_input);
+}
+
 }  // namespace prilo_test_nn

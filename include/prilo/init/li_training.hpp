@@ -152,7 +152,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   AdamTrainer<T> adam_critic({.learning_rate = T(o.critic_learning_rate), .beta1 = T(0.5), .beta2 = T(0.9)});
   auto params = enc.parameters();
   auto cparams = critic.parameters();
-  std::vector<Mat<T>> best_values;  // the best epoch's weights
+  nn::ParamSnapshot<T> best_weights;  // the best epoch's weights
   Rng rng(o.seed + 3);
   std::vector<Eigen::Index> order(static_cast<std::size_t>(nt));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
@@ -160,10 +160,6 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   Mat<T> xb, fb, fake;
   Vec<T> t(o.batch);
   LiTrainingResult result;
-  const auto keep_best = [&] {  // interrupted or done: the encoder returns to its best epoch
-    if (!best_values.empty())
-      for (std::size_t k = 0; k < params.size(); ++k) params[k].value = best_values[k];
-  };
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     rng.shuffle(order);
     LiEpochReport rep{.epoch = epoch};
@@ -171,7 +167,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
       if (stop_requested()) {
         result.interrupted = true;
         result.stopped_in = epoch;
-        keep_best();
+        best_weights.restore(params);
         return result;
       }
       const Eigen::Index j0 = b * o.batch, nb = std::min<Eigen::Index>(o.batch, nt - j0);
@@ -219,14 +215,13 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
     if (rep.improved) {
       result.best = rep.validation;
       result.best_epoch = epoch;
-      best_values.clear();
-      for (const auto& p : params) best_values.emplace_back(p.value);
+      best_weights.take(params);
       if (!o.output.empty()) save_li_encoder(o.output, enc);
     }
     result.epochs_done = epoch;
     if (cb.epoch) cb.epoch(rep);
   }
-  keep_best();
+  best_weights.restore(params);
   return result;
 }
 

@@ -56,4 +56,30 @@ BufferList<typename M::scalar> buffers_of(M& m) {
     return {};
 }
 
+/// A copy of the values of a parameter list, to return to: a training loop's best epoch.
+template <class T>
+class ParamSnapshot {
+ public:
+  /// Copies the values of `ps` (replacing an earlier copy).
+  void take(const ParamList<T>& ps) {
+    values_.clear();
+    for (const auto& p : ps) values_.emplace_back(p.value);
+  }
+  bool empty() const { return values_.empty(); }
+  /// Writes the copy back into `ps` (the same list, or one of a model of the same shapes); does
+  /// nothing when no copy was taken.
+  void restore(ParamList<T>& ps) const {
+    if (values_.empty()) return;
+    if (ps.size() != values_.size())
+      detail::fail("ParamSnapshot: ", values_.size(), " tensors kept, the list has ", ps.size());
+    for (std::size_t k = 0; k < ps.size(); ++k) {
+      require_shape(ps[k].value, values_[k].rows(), values_[k].cols(), ("ParamSnapshot: " + ps[k].name).c_str());
+      ps[k].value = values_[k];
+    }
+  }
+
+ private:
+  std::vector<Mat<T>> values_;
+};
+
 }  // namespace prilo::nn

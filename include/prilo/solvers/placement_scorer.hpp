@@ -333,11 +333,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
   const Eigen::Index K = placement_group_size(o.radius, o.far);
   AdamTrainer<T> adam({.learning_rate = T(o.learning_rate)});
   auto params = scorer.parameters();
-  std::vector<Mat<T>> best_values;  // the best epoch's weights
-  const auto keep_best = [&] {
-    if (!best_values.empty())
-      for (std::size_t k = 0; k < params.size(); ++k) params[k].value = best_values[k];
-  };
+  nn::ParamSnapshot<T> best_weights;  // the best epoch's weights
   Rng rng(o.seed + 2);
   std::vector<Eigen::Index> order(static_cast<std::size_t>(np));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
@@ -351,7 +347,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
       if (stop_requested()) {
         result.interrupted = true;
         result.stopped_in = epoch;
-        keep_best();
+        best_weights.restore(params);
         return result;
       }
       const Eigen::Index j0 = b * o.batch, nb = std::min<Eigen::Index>(o.batch, np - j0);
@@ -390,14 +386,13 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
     if (rep.improved) {
       result.best_top1 = rep.validation_top1;
       result.best_epoch = epoch;
-      best_values.clear();
-      for (const auto& p : params) best_values.emplace_back(p.value);
+      best_weights.take(params);
       if (!o.output.empty()) save_placement_scorer(o.output, scorer);
     }
     result.epochs_done = epoch;
     if (cb.epoch) cb.epoch(rep);
   }
-  keep_best();
+  best_weights.restore(params);
   return result;
 }
 
