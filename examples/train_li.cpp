@@ -48,6 +48,9 @@ int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs:
   if (vae.data_dim() != n)
     throw invalid_input("weights " + vae_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
                         " pixels, the data has " + std::to_string(n));
+  if (Eigen::Index(st.validation) >= N - 1)  // train_li_encoder checks it too, without the option's name
+    throw invalid_input("--validation " + std::to_string(st.validation) + ": needs fewer than the " +
+                        std::to_string(N) + " training images");
   spec.latent = vae.latent_dim();
   LiEncoder<T> enc(spec, st.seed + 1);
   const LiTrainingOptions o{.epochs = st.epochs,

@@ -160,7 +160,7 @@ if [ $rc -eq 130 ] && grep -q "continue with --resume" "$tmp/tint.txt"; then pas
 if [ -n "$train_li" ]; then
   expect_fail "--output $tmp/no-such-dir/li.prw: the folder $tmp/no-such-dir does not exist" "$train_li" --epochs 1 \
     --output "$tmp/no-such-dir/li.prw"
-  expect_fail "validation 500: needs fewer than the 300 training images" "$train_li" --train-limit 300 \
+  expect_fail "--validation 500: needs fewer than the 300 training images" "$train_li" --train-limit 300 \
     --validation 500 --epochs 1 --output "$tmp/li.prw"
   expect_ok "$train_li" --train-limit 300 --validation 100 --epochs 1 --batch-size 50 --threads 1 --output "$tmp/li.prw"
   expect_ok test -s "$tmp/li.prw"

@@ -63,8 +63,6 @@ TEST_CASE("VAE loss parts are consistent") {
   CHECK_THROWS_WITH(vae.loss(Mat<double>::Ones(9, 4), eps, false), doctest::Contains("VAE input"));
 }
 
-namespace {}  // namespace
-
 TEST_CASE("end-to-end: the shipped VAEs load and reach the test-set loss docs/training.md records") {
   // figures printed by prilo-train-vae at the end of training (seed 1, noise seed 3)
   for (auto [name, want] : {std::pair{"mnist", 99.106}, std::pair{"fashion-mnist", 238.194}}) {
@@ -233,8 +231,11 @@ TEST_CASE(
   nn::Vae<double> loaded = nn::load_vae<double>(dir / "resumed.prw");
   CHECK(same_parameters(loaded, straight));
 
-  // a checkpoint of another training set is refused, naming both sizes
+  // a checkpoint that holds the epochs asked for already: nothing to resume
   nn::Vae<double> other(12, 9, 4, 2);
+  CHECK(error_of([&] { nn::train_vae(other, train, test, o); }).find("holds 3 epochs already") != std::string::npos);
+  // a checkpoint of another training set is refused, naming both sizes
+  o.epochs = 4;
   CHECK(error_of([&] {
           nn::train_vae(other, Mat<double>(train.leftCols(30)), test, o);
         }).find("shuffles 40 images, not 30") != std::string::npos);
@@ -287,9 +288,9 @@ TEST_CASE(
   std::vector<double> losses;
   const auto res = nn::train_vae(vae, train.images, test.images, {.epochs = 3, .batch = 50, .seed = 1},
                                  {.epoch = [&](const nn::VaeEpochReport& r) { losses.push_back(r.test_loss); }});
+  REQUIRE(losses.size() == 3u);
   MESSAGE("test loss untrained " << before << ", after each epoch " << losses[0] << ", " << losses[1] << ", "
                                  << losses[2]);
-  REQUIRE(losses.size() == 3u);
   CHECK(losses[0] < before);
   CHECK(losses[1] < losses[0]);
   CHECK(losses[2] < losses[1]);

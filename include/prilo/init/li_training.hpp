@@ -71,7 +71,7 @@ struct LiTrainingCallbacks {
 
 /// How a train_li_encoder call ended.
 struct LiTrainingResult {
-  bool interrupted = false;  ///< a stop was requested before the last epoch ended
+  bool interrupted = false;  ///< a stop was requested before the last epoch ended (it stays set: clear_stop())
   int stopped_in = 0;        ///< interrupted: the epoch it was in
   int epochs_done = 0;       ///< epochs finished
   int best_epoch = 0;        ///< the epoch the encoder now holds (0: none finished, the initial one)
@@ -102,10 +102,11 @@ LiValidation li_validation(const LiEncoder<T>& enc, const G& decoder, const Op& 
 /// records op in the encoder, fits its standardisation on the training part, and trains for
 /// o.epochs, keeping the epoch of the lowest validation MSE. On return `enc` holds that epoch's
 /// weights (the file at o.output too, written whenever the best improves); interrupted, it
-/// holds the best finished epoch's. With the same inputs it makes the draws of every earlier
-/// prilo-train-li, so it reproduces the shipped encoders (docs/li.md). Bad options or data are
+/// holds the best finished epoch's (the stop request stays set: clear_stop() before the next
+/// call). It makes the same draws in the same order as every earlier prilo-train-li; the files
+/// match bit for bit under the same FFT plans (docs/li.md). Bad options or data are
 /// invalid_input naming them; a loss that is not finite stops it with invalid_input naming the
-/// epoch and batch.
+/// epoch and batch, the encoder back at its best finished epoch.
 template <class T, class V, MeasurementOperator Op>
 LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& images,
                                   const LiTrainingOptions& o, const LiTrainingCallbacks& cb = {}) {
@@ -180,12 +181,14 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
       enc.zero_grad();
       const auto l = li_encoder_loss(enc, vae.decoder(), adv ? &critic : nullptr, fb, xb, T(o.adversarial_weight), true,
                                      adv ? &fake : nullptr);
-      if (!std::isfinite(double(l.total)))
+      if (!std::isfinite(double(l.total))) {
+        best_weights.restore(params);
         detail::fail("train_li_encoder: the loss is ", double(l.total), " in epoch ", epoch, ", batch ", b + 1,
                      " (try a smaller learning rate)",
                      o.output.empty() || result.best_epoch == 0
                          ? std::string()
                          : "; " + o.output.string() + " holds epoch " + std::to_string(result.best_epoch));
+      }
       adam.step(params);
       rep.mse += double(l.mse) * double(nb);
       if (adv) {  // one critic step on the same batch (the encoder's images, before its step)

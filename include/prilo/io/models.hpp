@@ -41,7 +41,7 @@ inline std::string generator_suffix(const std::string& generator) {
 }
 
 /// Where the project keeps the LI encoder of `dataset`, the operator `op` (fourier,
-/// gaussian, complex-gaussian) and `generator`, relative to its root: what prilo-train-li
+/// gaussian-real, gaussian-complex) and `generator`, relative to its root: what prilo-train-li
 /// writes by default and the -li methods of prilo-reconstruct read (with locate_file).
 inline std::string li_encoder_file(const std::string& dataset, const std::string& op, const std::string& generator) {
   return "models/li-" + dataset + "-" + op + generator_suffix(generator) + ".prw";

@@ -64,7 +64,7 @@ struct VaeTrainingCallbacks {
 
 /// How a train_vae call ended.
 struct VaeTrainingResult {
-  bool interrupted = false;  ///< a stop was requested before the last epoch ended
+  bool interrupted = false;  ///< a stop was requested before the last epoch ended (it stays set: clear_stop())
   int epochs_done = 0;       ///< epochs finished and in the files (those of the checkpoint included)
   int stopped_in = 0;        ///< interrupted: the epoch it was in (its batches are lost)
   double test_loss = std::numeric_limits<double>::quiet_NaN();  ///< the last epoch's, NaN if this call ran none
@@ -124,6 +124,9 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     if (st.order.size() != order.size())
       throw invalid_input(o.checkpoint.string() + ": the checkpoint shuffles " + std::to_string(st.order.size()) +
                           " images, not " + std::to_string(order.size()) + " (was it written for these images?)");
+    if (st.epoch >= o.epochs)
+      detail::fail("train_vae: ", o.checkpoint.string(), " holds ", st.epoch, " epochs already; resume to more than ",
+                   st.epoch);
     order = std::move(st.order);
     rng.set_state(st.rng);
     result.epochs_done = st.epoch;
@@ -150,9 +153,9 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
       if (!std::isfinite(double(l.total)))
         detail::fail("train_vae: the loss is ", double(l.total), " in epoch ", epoch, ", batch ", b + 1,
                      " (try a smaller learning rate)",
-                     o.weights.empty() && o.checkpoint.empty()
-                         ? std::string()
-                         : "; the files hold epoch " + std::to_string(result.epochs_done));
+                     o.weights.empty() && o.checkpoint.empty() ? std::string()
+                     : result.epochs_done > 0 ? "; the files hold epoch " + std::to_string(result.epochs_done)
+                                              : "; no file was written");
       adam.step(params);
       sum += double(l.total) * double(nb);
       ++done;

@@ -294,7 +294,7 @@ struct PlacementTrainingCallbacks {
 
 /// How a train_placement_scorer call ended.
 struct PlacementTrainingResult {
-  bool interrupted = false;  ///< a stop was requested before the last epoch ended
+  bool interrupted = false;  ///< a stop was requested before the last epoch ended (it stays set: clear_stop())
   int stopped_in = 0;        ///< interrupted: the epoch it was in
   int epochs_done = 0;
   int best_epoch = 0;     ///< the epoch the scorer now holds (0: none finished, the initial one)
@@ -305,9 +305,10 @@ struct PlacementTrainingResult {
 /// its own transforms: per epoch a shuffle, then batches of groups (placement_group, after
 /// optional pixel noise) and an Adam step on placement_loss; after each epoch placement_top1
 /// on `validation` (placed images the training never sees), keeping the best epoch in the
-/// scorer and, when asked, in o.output. Interrupted (prilo::request_stop), the scorer holds the
-/// best finished epoch. Bad options or images are invalid_input naming them; a loss that is not
-/// finite stops it with invalid_input ("training diverged in epoch …").
+/// scorer and, when asked, in o.output. Interrupted (prilo::request_stop; the request stays set:
+/// clear_stop() before the next call), the scorer holds the best finished epoch. Bad options or
+/// images are invalid_input naming them; a loss that is not finite stops it with invalid_input
+/// ("training diverged in epoch …"), the scorer back at its best finished epoch.
 template <class T>
 PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const Mat<T>& positives,
                                                const Mat<T>& validation, const PlacementTrainingOptions& o,
@@ -361,13 +362,15 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
       }
       scorer.zero_grad();
       const auto l = placement_loss(scorer, cand, K, true);
-      if (!std::isfinite(double(l.loss)))
+      if (!std::isfinite(double(l.loss))) {
+        best_weights.restore(params);
         detail::fail("train_placement_scorer: training diverged in epoch ", epoch, ", batch ", b + 1, ": the loss is ",
                      double(l.loss), " (try a smaller learning rate)",
                      o.output.empty() ? std::string()
                      : result.best_epoch > 0
                          ? "; " + o.output.string() + " holds epoch " + std::to_string(result.best_epoch)
                          : "; " + o.output.string() + " was not written");
+      }
       adam.step(params);
       rep.loss += double(l.loss) * double(nb);
       rep.top1 += double(l.top1) * double(nb);
