@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <prilo/backend/cpu.hpp>
+#include <prilo/fft/fftw.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/config.hpp>
 #include <prilo/io/idx.hpp>
@@ -220,6 +221,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (st.out.empty()) st.out = io::placement_scorer_file(st.dataset, st.generator);
   cpu::retain_freed_memory();
+  // --reconstructed runs prilo::reconstruct: FFTW plans chosen by timing (measure, patient) differ
+  // from run to run in their rounding, and so would the positives; estimate's plans do not
+  // ($PRILO_FFTW_EFFORT still chooses)
+  fftw::set_default_planner_effort(fftw::Effort::estimate);
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {
     check_output_path(st.out, "--output");

@@ -203,6 +203,11 @@ if [ -n "$train_placement" ]; then
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
     --epochs 1 --threads 1 --reconstructed 2 --method prilo-mii --restarts 1 --config "$tmp/quick.json" \
     --output "$tmp/placement-rec.prw"
+  # the same command makes the same file (FFT plans that do not depend on timing)
+  expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \
+    --epochs 1 --threads 1 --reconstructed 2 --method prilo-mii --restarts 1 --config "$tmp/quick.json" \
+    --output "$tmp/placement-rec2.prw"
+  expect_ok cmp "$tmp/placement-rec.prw" "$tmp/placement-rec2.prw"
   expect_fail "--reconstructed 250: more than the 200 training images" "$train_placement" --dataset mnist \
     --generator mlp --train-limit 300 --validation 100 --reconstructed 250 --output "$tmp/placement-rec.prw"
   expect_fail "unknown method \"prilo-foo\"" "$train_placement" --dataset mnist --generator mlp --train-limit 300 \
