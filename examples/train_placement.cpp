@@ -109,7 +109,9 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   // positives: per training image its decoded posterior mean, itself, or both (two positives);
   // validation: the first kind's of the held-out images
-  const Mat<T> first = st.positives == "images" ? data.images : decoded(vae, data.images);
+  Mat<T> dec;  // G(mu(x)), unless the images are the only positives
+  if (st.positives != "images") dec = decoded(vae, data.images);
+  const Mat<T>& first = st.positives == "images" ? data.images : dec;
   const Eigen::Index per = st.positives == "both" ? 2 : 1;  // positives per image
   const Mat<T> val = first.middleCols(nt, std::min<Eigen::Index>(nv, st.validation_top1));
   // and, with --reconstructed R, the reconstructions of training images 0 … R − 1: each drawn as

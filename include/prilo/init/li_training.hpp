@@ -111,11 +111,8 @@ template <class T, class V, MeasurementOperator Op>
 LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& images,
                                   const LiTrainingOptions& o, const LiTrainingCallbacks& cb = {}) {
   const Eigen::Index N = images.cols(), n = images.rows();
-  if (o.epochs < 1) detail::fail("train_li_encoder: epochs must be at least 1, got ", o.epochs);
-  if (o.batch < 1) detail::fail("train_li_encoder: batch must be at least 1, got ", o.batch);
+  detail::check_training_schedule("train_li_encoder", o.epochs, o.batch, o.learning_rate);
   const auto positive = [](double v) { return v > 0 && std::isfinite(v); };
-  if (!positive(o.learning_rate))
-    detail::fail("train_li_encoder: the learning rate must be positive and finite, got ", o.learning_rate);
   if (!(o.adversarial_weight >= 0) || !std::isfinite(o.adversarial_weight))
     detail::fail("train_li_encoder: the adversarial weight must be finite and ≥ 0, got ", o.adversarial_weight);
   const bool adv = o.adversarial_weight > 0;

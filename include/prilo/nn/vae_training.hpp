@@ -97,10 +97,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
                             const VaeTrainingCallbacks& cb = {}) {
   static_assert(std::is_same_v<typename Model::scalar, T>, "train_vae: the model and the data differ in precision");
   const Eigen::Index n = train.cols(), d = vae.data_dim();
-  if (o.epochs < 1) detail::fail("train_vae: epochs must be at least 1, got ", o.epochs);
-  if (o.batch < 1) detail::fail("train_vae: batch must be at least 1, got ", o.batch);
-  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
-    detail::fail("train_vae: the learning rate must be positive and finite, got ", o.learning_rate);
+  detail::check_training_schedule("train_vae", o.epochs, o.batch, o.learning_rate);
   if (o.resume && o.checkpoint.empty()) detail::fail("train_vae: resume needs a checkpoint path");
   for (const auto* set : {&train, &test}) {
     const char* what = set == &train ? "training" : "test";

@@ -1,6 +1,8 @@
 // Projected gradient descent and Adam with projection and gradient-noise policies, over any executor.
 #pragma once
 
+#include <cmath>
+
 #include "../core.hpp"
 #include "../exec/executor.hpp"
 #include "../nn/parameter.hpp"
@@ -30,6 +32,15 @@ void check_step_inputs(const M& x, const M& grad, const M& centre) {
   if (centre.size() != 0 && !(centre.rows() == x.rows() && (centre.cols() == x.cols() || centre.cols() == 1)))
     fail("optimiser centre: expected ", x.rows(), "x", x.cols(), " or ", x.rows(), "x1, got ", centre.rows(), "x",
          centre.cols());
+}
+/// The checks every training loop makes of its schedule (train_vae, train_li_encoder,
+/// train_placement_scorer): invalid_input, prefixed by `who`, unless epochs and batch are at
+/// least 1 and the learning rate is positive and finite.
+inline void check_training_schedule(const char* who, int epochs, Eigen::Index batch, double learning_rate) {
+  if (epochs < 1) fail(who, ": epochs must be at least 1, got ", epochs);
+  if (batch < 1) fail(who, ": batch must be at least 1, got ", batch);
+  if (!(learning_rate > 0) || !std::isfinite(learning_rate))
+    fail(who, ": the learning rate must be positive and finite, got ", learning_rate);
 }
 }  // namespace detail
 

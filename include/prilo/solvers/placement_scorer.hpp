@@ -315,10 +315,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
                                                const PlacementTrainingCallbacks& cb = {}) {
   const int h = scorer.spec().height, w = scorer.spec().width;
   const Eigen::Index n = scorer.spec().image_size(), np = positives.cols();
-  if (o.epochs < 1) detail::fail("train_placement_scorer: epochs must be at least 1, got ", o.epochs);
-  if (o.batch < 1) detail::fail("train_placement_scorer: batch must be at least 1, got ", o.batch);
-  if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
-    detail::fail("train_placement_scorer: the learning rate must be positive and finite, got ", o.learning_rate);
+  detail::check_training_schedule("train_placement_scorer", o.epochs, o.batch, o.learning_rate);
   if (!(o.pixel_noise >= 0) || !std::isfinite(o.pixel_noise))
     detail::fail("train_placement_scorer: the pixel noise must be finite and ≥ 0, got ", o.pixel_noise);
   if (o.far < 0) detail::fail("train_placement_scorer: far must be ≥ 0, got ", o.far);
