@@ -1,10 +1,16 @@
-// Stopping a long run cleanly: a stop request (from a SIGINT handler, or any thread) makes the
-// solvers throw prilo::interrupted at their next step, so a program can keep what finished.
+// Stopping a long run cleanly: a stop request makes the solvers throw prilo::interrupted at
+// their next step (the training calls return, marked interrupted), so a program can keep what
+// finished. Two kinds of request, either of which stops a call:
+//  * the process-wide one (request_stop(), or SIGINT/SIGTERM with install_interrupt_handler()):
+//    every running call stops, and it stays set until clear_stop();
+//  * one call's own, a std::stop_token in its options (`stop`, from a std::stop_source or a
+//    std::jthread): only the calls holding that token stop, and nothing needs clearing after.
 #pragma once
 
 #include <atomic>
 #include <csignal>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 
 namespace prilo {
@@ -37,9 +43,14 @@ inline bool stop_requested() noexcept {
 inline void clear_stop() noexcept {
   detail::stop_flag().store(0, std::memory_order_relaxed);
 }
-/// Throws prilo::interrupted("<where>: interrupted") when a stop was requested.
-inline void throw_if_stopped(const char* where) {
-  if (stop_requested()) throw interrupted(std::string(where) + ": interrupted");
+/// Whether this call must stop: the process-wide request, or the call's own token's.
+inline bool stop_requested(const std::stop_token& token) noexcept {
+  return stop_requested() || token.stop_requested();
+}
+/// Throws prilo::interrupted("<where>: interrupted") when a stop was requested (process-wide,
+/// or through `token` when one is given).
+inline void throw_if_stopped(const char* where, const std::stop_token& token = {}) {
+  if (stop_requested(token)) throw interrupted(std::string(where) + ": interrupted");
 }
 
 /// SIGINT and SIGTERM request a stop instead of ending the process; a second one ends it.

@@ -278,6 +278,10 @@ struct MethodOptions {
   /// The learned placement scorer of the -resolve methods (ResolveOptions::scorer_weight > 0 in
   /// the config; prilo-train-placement trains it), which must outlive the run.
   const PlacementScorer<T>* placement_scorer = nullptr;
+  /// This run's own stop request (prilo/interrupt.hpp: a std::stop_source's token), passed to
+  /// every solver it runs; the process-wide request_stop() stops every run. reconstruct treats
+  /// both alike (its `unfinished` list).
+  std::stop_token stop{};
 };
 
 /// What a method returned.
@@ -363,19 +367,25 @@ ObserverFn<T> trace_observer(const Op& op, const Mat<T>* reference, Eigen::Index
 /// with a positive sum, and the output is clipped to [0, 1] like ER/HIO's object constraint.
 template <MeasurementOperator Op, class T>
 SolveResult<T> gaussian_baseline(const MethodSpec& m, const Op& op, const Mat<T>& y, const ReconstructionConfig<T>& cfg,
-                                 std::uint64_t seed, const ProgressFn& progress) {
+                                 std::uint64_t seed, const ProgressFn& progress, const std::stop_token& stop) {
   Rng rng = method_rng(seed, m.name);
   SolveResult<T> r;
+  auto spectral = cfg.spectral;
+  spectral.stop = stop;
   if (m.family == MethodFamily::spectral) {
-    r.x = spectral_init(op, y, cfg.spectral, rng);
+    r.x = spectral_init(op, y, spectral, rng);
   } else if (m.family == MethodFamily::wirtinger_flow) {
     auto o = cfg.wf;
     o.progress = progress;
-    r = wirtinger_flow(op, y, spectral_init(op, y, cfg.spectral, rng), o);
+    o.stop = stop;
+    r = wirtinger_flow(op, y, spectral_init(op, y, spectral, rng), o);
   } else {
     auto o = cfg.taf;
     o.progress = progress;
-    r = truncated_amplitude_flow(op, y, orthogonality_init(op, y, cfg.orthogonality, rng), o);
+    o.stop = stop;
+    auto orthogonality = cfg.orthogonality;
+    orthogonality.stop = stop;
+    r = truncated_amplitude_flow(op, y, orthogonality_init(op, y, orthogonality, rng), o);
   }
   for (Eigen::Index j = 0; j < r.x.cols(); ++j)
     if (r.x.col(j).sum() < T(0)) r.x.col(j) *= T(-1);
@@ -449,12 +459,14 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
         if (b.family == MethodFamily::dpr) {
           auto o = cfg.dpr;
           o.progress = progress();
+          o.stop = opt.stop;
           o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
           if (b.start == LatentStart::li) return keep(reconstruct_dpr(gen, lop, y, li, o, rng, restart, opt.run), all);
           return keep(reconstruct_dpr(gen, lop, y, b.start, cfg.mii, o, rng, restart, opt.run), all);
         }
         auto o = cfg.prilo_options(b, opt.ablation);
         o.progress = progress();
+        o.stop = opt.stop;
         o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
         if (b.start == LatentStart::li) return keep(reconstruct_prilo(gen, lop, y, li, o, rng, restart, opt.run), all);
         return keep(reconstruct_prilo(gen, lop, y, b.start, cfg.mii, o, rng, restart, opt.run), all);
@@ -468,6 +480,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       auto o = b.family == MethodFamily::er ? cfg.er : cfg.hio;
       o.progress = progress();
+      o.stop = opt.stop;
       return keep(reconstruct_fienup(op, y, b.family == MethodFamily::hio, o, rng, restart, opt.run), all);
     }
     throw invalid_input("method " + b.name + ": not a restart method");
@@ -499,6 +512,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
       if (!inputs.hio) hio = run_base(parse_method("hio"), nullptr);
       // the -li methods' anchor: the LI start G(E(y)); the other methods have none
       ResolveOptions ro = cfg.resolve;
+      ro.stop = opt.stop;
       Mat<T> anchor;
       Flops anchor_flops{};
       if (m.start == LatentStart::li && ro.anchor_weight > 0) {
@@ -514,7 +528,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     }
   } else if (m.operator_kind() == OperatorKind::gaussian) {
     if constexpr (!std::is_same_v<Op, Fourier2d<T>>)
-      out.best = detail::gaussian_baseline(m, op, y, cfg, opt.seed, progress());
+      out.best = detail::gaussian_baseline(m, op, y, cfg, opt.seed, progress(), opt.stop);
   } else {
     out.best = solve(m, opt.restart.keep_all && !m.average ? &out.all : nullptr, inputs.restarts);
   }
@@ -536,9 +550,9 @@ MethodResult<T> run_method(const MethodSpec& m, const V& vae, const Op& op, cons
 /// restarts of the method it averages (the same computation: each method's stream depends
 /// only on the seed and its name).
 ///
-/// With `unfinished`, a stop request (prilo::request_stop, e.g. from SIGINT with
-/// install_interrupt_handler) ends the run early: the methods that finished are returned and
-/// the names of the others stored there. Without it, prilo::interrupted propagates.
+/// With `unfinished`, a stop request (MethodOptions::stop's, or the process-wide
+/// prilo::request_stop, e.g. from SIGINT with install_interrupt_handler) ends the run early: the methods that finished
+/// are returned and the names of the others stored there. Without it, prilo::interrupted propagates.
 template <class Placement, MeasurementOperator Op, VaeModel V, class T = typename Op::scalar>
 std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vector<MethodSpec>& methods, const V& vae,
                                          const Op& op, const Mat<T>& y, const ReconstructionConfig<T>& cfg,

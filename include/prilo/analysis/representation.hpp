@@ -102,7 +102,9 @@ struct RepresentationOptions {
   /// depend on the number of blocks through the random starts only.
   ColumnBlockOptions blocks{};
   /// Progress of block 0 (the calling thread), every 100 steps of a phase.
-  ProgressFn progress = {};
+  ProgressFn progress = {};  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// The fit of one ball, per image.
@@ -247,8 +249,8 @@ void fit_phase(const G& gen, int layer, const ImageDistance<T>& loss, Mat<T>& z,
     SolveResult<T> scratch;
     const ObserverFn<T> none;
     best.before = z;
-    prilo::detail::PhaseContext<T, KeepBestIterate<T>> ctx{scratch,     0,       progress ? 100 : 0, progress, none,
-                                                           "represent", {{best}}};
+    prilo::detail::PhaseContext<T, KeepBestIterate<T>> ctx{scratch, 0,           progress ? 100 : 0, progress,
+                                                           none,    "represent", {{best}},           opt.stop};
     const Vec<T> l =
         prilo::detail::optimise_magnitude<Policies>(gen, layer, loss, z, centre, p, no_noise(), rng, ctx, n, 'D');
     best.keep(l, z);  // the last iterate, which no event reported

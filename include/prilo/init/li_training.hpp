@@ -37,6 +37,9 @@ struct LiTrainingOptions {
   Eigen::Index validation = 2000;      ///< the last `validation` images are held out
   std::uint64_t seed = 0;              ///< the critic starts from seed + 2, the stream is Rng(seed + 3)
   std::filesystem::path output{};      ///< the best epoch's encoder is written here (empty: not written)
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// The held-out images' figures: ‖G(E(y)) − x‖² / (n·B) and ‖|A G(E(y))| − y‖² / (m·B).
@@ -71,10 +74,12 @@ struct LiTrainingCallbacks {
 
 /// How a train_li_encoder call ended.
 struct LiTrainingResult {
-  bool interrupted = false;  ///< a stop was requested before the last epoch ended (it stays set: clear_stop())
-  int stopped_in = 0;        ///< interrupted: the epoch it was in
-  int epochs_done = 0;       ///< epochs finished
-  int best_epoch = 0;        ///< the epoch the encoder now holds (0: none finished, the initial one)
+  /// A stop was requested before the last epoch ended: o.stop's, or the process-wide one
+  /// (which stays set until clear_stop()).
+  bool interrupted = false;
+  int stopped_in = 0;   ///< interrupted: the epoch it was in
+  int epochs_done = 0;  ///< epochs finished
+  int best_epoch = 0;   ///< the epoch the encoder now holds (0: none finished, the initial one)
   LiValidation best{std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()};
 };
 
@@ -102,11 +107,11 @@ LiValidation li_validation(const LiEncoder<T>& enc, const G& decoder, const Op& 
 /// records op in the encoder, fits its standardisation on the training part, and trains for
 /// o.epochs, keeping the epoch of the lowest validation MSE. On return `enc` holds that epoch's
 /// weights (the file at o.output too, written whenever the best improves); interrupted, it
-/// holds the best finished epoch's (the stop request stays set: clear_stop() before the next
-/// call). It makes the same draws in the same order as every earlier prilo-train-li; the files
-/// match bit for bit under the same FFT plans (docs/li.md). Bad options or data are
-/// invalid_input naming them; a loss that is not finite stops it with invalid_input naming the
-/// epoch and batch, the encoder back at its best finished epoch.
+/// holds the best finished epoch's (o.stop's request, or the process-wide one, which stays set:
+/// clear_stop() before the next call). It makes the same draws in the same order as every earlier prilo-train-li; the
+/// files match bit for bit under the same FFT plans (docs/li.md). Bad options or data are invalid_input naming them; a
+/// loss that is not finite stops it with invalid_input naming the epoch and batch, the encoder back at its best
+/// finished epoch.
 template <class T, class V, MeasurementOperator Op>
 LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& images,
                                   const LiTrainingOptions& o, const LiTrainingCallbacks& cb = {}) {
@@ -162,7 +167,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
     rng.shuffle(order);
     LiEpochReport rep{.epoch = epoch};
     for (long b = 0; b < batches; ++b) {
-      if (stop_requested()) {
+      if (stop_requested(o.stop)) {
         result.interrupted = true;
         result.stopped_in = epoch;
         best_weights.restore(params);

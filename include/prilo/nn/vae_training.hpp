@@ -36,6 +36,9 @@ struct VaeTrainingOptions {
   std::filesystem::path weights{};     ///< the model, written after every epoch (empty: not written)
   std::filesystem::path checkpoint{};  ///< model, Adam and stream, written after every epoch (empty: none)
   bool resume = false;                 ///< continue from `checkpoint`, which must exist
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// What train_vae reports after each mini-batch.
@@ -64,9 +67,11 @@ struct VaeTrainingCallbacks {
 
 /// How a train_vae call ended.
 struct VaeTrainingResult {
-  bool interrupted = false;  ///< a stop was requested before the last epoch ended (it stays set: clear_stop())
-  int epochs_done = 0;       ///< epochs finished and in the files (those of the checkpoint included)
-  int stopped_in = 0;        ///< interrupted: the epoch it was in (its batches are lost)
+  /// A stop was requested before the last epoch ended: o.stop's, or the process-wide one
+  /// (which stays set until clear_stop()).
+  bool interrupted = false;
+  int epochs_done = 0;  ///< epochs finished and in the files (those of the checkpoint included)
+  int stopped_in = 0;   ///< interrupted: the epoch it was in (its batches are lost)
   double test_loss = std::numeric_limits<double>::quiet_NaN();  ///< the last epoch's, NaN if this call ran none
 };
 
@@ -136,7 +141,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     rng.shuffle(order);
     double sum = 0;
     for (long b = 0; b < batches; ++b) {
-      if (stop_requested()) {
+      if (stop_requested(o.stop)) {
         result.interrupted = true;
         result.stopped_in = epoch;
         return result;

@@ -22,6 +22,9 @@ struct FienupOptions {
   Vec<T> support;          ///< optional 0/1 support mask (n); empty = whole image (no support)
   int history_stride = 10;
   ProgressFn progress = {};
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 namespace detail {
@@ -56,7 +59,7 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   Mat<T> xp;
   const int hio_iters = hio ? std::max(0, opt.iterations - opt.final_er) : 0;
   for (int it = 0; it < opt.iterations; ++it) {
-    throw_if_stopped(hio ? "hio" : "er");
+    throw_if_stopped(hio ? "hio" : "er", opt.stop);
     F.forward_half(x, X);
     // magnitude projection: X ← (ȳ/s) · X/|X| (the unscaled spectrum of the scaled target)
     for_column_chunks(

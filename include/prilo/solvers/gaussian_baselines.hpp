@@ -44,6 +44,9 @@ struct SpectralOptions {
   double tolerance = 0;
   int progress_stride = 10;
   ProgressFn progress = {};
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// Options of orthogonality_init (TAF's orthogonality-promoting start, Wang, Giannakis & Eldar
@@ -56,6 +59,9 @@ struct OrthogonalityOptions {
   std::uint64_t seed = 0;       ///< start of the power iteration for the overload without an Rng
   int progress_stride = 10;
   ProgressFn progress = {};
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// Wirtinger flow (Candès, Li & Soltanolkotabi 2015). In the paper's terms, gradient descent on
@@ -79,6 +85,9 @@ struct WirtingerFlowOptions {
   T t0 = T(330);         ///< warm-up constant of μ_t (330 in the paper); ≤ 0: constant μ_t = μ_max
   int history_stride = 10;
   ProgressFn progress = {};
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// Truncated amplitude flow (Wang, Giannakis & Eldar 2018). In the paper's terms, truncated
@@ -96,6 +105,9 @@ struct AmplitudeFlowOptions {
   T gamma = T(0.7);      ///< truncation γ (0.7 in the paper); +∞ keeps every term (plain amplitude flow)
   int history_stride = 10;
   ProgressFn progress = {};
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 namespace detail {
@@ -122,7 +134,7 @@ void require_measurements(const Op& op, const Mat<T>& y, const char* what) {
 /// quotients vᵀM v of the last iterate.
 template <MeasurementOperator Op, class T = typename Op::scalar>
 Vec<T> power_iteration(const Op& op, const Mat<T>& w, Mat<T>& v, int iterations, double tolerance,
-                       const ProgressFn& progress, int stride, const char* method) {
+                       const ProgressFn& progress, int stride, const char* method, const std::stop_token& stop) {
   using U = typename measurement_t<Op>::Scalar;
   for (Eigen::Index j = 0; j < v.cols(); ++j) {
     const T nv = v.col(j).norm();
@@ -130,7 +142,7 @@ Vec<T> power_iteration(const Op& op, const Mat<T>& w, Mat<T>& v, int iterations,
   }
   Vec<T> lambda = Vec<T>::Zero(v.cols());
   for (int it = 0; it < iterations; ++it) {
-    throw_if_stopped(method);
+    throw_if_stopped(method, stop);
     measurement_t<Op> u = op.apply(v);
     u.array() *= w.array().template cast<U>();
     const Mat<T> mv = real_adjoint(op, u);
@@ -211,7 +223,8 @@ Mat<T> spectral_init(const Op& op, const std::type_identity_t<Mat<T>>& y, const 
   }
   w /= T(op.output_size());
   Mat<T> v = rng.normal_matrix<T>(op.input_size(), y.cols());  // normalised by the iteration
-  detail::power_iteration(op, w, v, opt.iterations, opt.tolerance, opt.progress, opt.progress_stride, "spectral");
+  detail::power_iteration(op, w, v, opt.iterations, opt.tolerance, opt.progress, opt.progress_stride, "spectral",
+                          opt.stop);
   detail::scale_to_norm_estimate(op, y, v, detail::row_norms_squared(op));
   return v;
 }
@@ -254,7 +267,8 @@ Mat<T> orthogonality_init(const Op& op, const std::type_identity_t<Mat<T>>& y, c
     for (Eigen::Index t = 0; t < k; ++t) w(idx[std::size_t(t)], j) = inv_rn2(idx[std::size_t(t)]) / T(k);
   }
   Mat<T> v = rng.normal_matrix<T>(op.input_size(), y.cols());  // normalised by the iteration
-  detail::power_iteration(op, w, v, opt.iterations, opt.tolerance, opt.progress, opt.progress_stride, "orthogonality");
+  detail::power_iteration(op, w, v, opt.iterations, opt.tolerance, opt.progress, opt.progress_stride, "orthogonality",
+                          opt.stop);
   detail::scale_to_norm_estimate(op, y, v, rn2);
   return v;
 }
@@ -367,7 +381,7 @@ SolveResult<T> wirtinger_flow(const Op& op, const std::type_identity_t<Mat<T>>& 
     for (Eigen::Index j = 0; j < B; ++j)
       for (Eigen::Index i = 0; i < m; ++i) w(i, j) *= detail::abs2_value(flow.u(i, j)) - y2(i, j);
     const T mu = opt.t0 > T(0) ? std::min(T(1) - std::exp(-T(t) / opt.t0), opt.mu_max) : opt.mu_max;
-    throw_if_stopped("wf");
+    throw_if_stopped("wf", opt.stop);
     flow.step(detail::real_adjoint(op, w), mu * inv_norm2);
     detail::flow_record(loss, flow.x, res, t, opt.iterations, opt.history_stride, opt.progress, "wf");
   }
@@ -406,7 +420,7 @@ SolveResult<T> truncated_amplitude_flow(const Op& op, const std::type_identity_t
         w(i, j) = keep ? w(i, j) * ((a - y(i, j)) / a) : U(0);
       }
     }
-    throw_if_stopped("taf");
+    throw_if_stopped("taf", opt.stop);
     flow.step(detail::real_adjoint(op, w), steps);
     detail::flow_record(loss, flow.x, res, t, opt.iterations, opt.history_stride, opt.progress, "taf");
   }

@@ -59,6 +59,9 @@ struct DprOptions {
   int history_stride = 10;
   ProgressFn progress = {};
   ObserverFn<T> observe = {};  ///< called every history_stride steps (analysis, Figure 7)
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// One PRILO stage (the paper's Tables 7 and 8): repeated `repetitions` times, A optimises
@@ -106,6 +109,9 @@ struct PriloOptions {
   int history_stride = 10;
   ProgressFn progress = {};
   ObserverFn<T> observe = {};  ///< called every history_stride steps (analysis, Figure 7)
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// The paper's policies for the phases of a latent solver: the l1 ball of the phase's radius
@@ -251,6 +257,7 @@ struct PhaseContext {
   const ObserverFn<T>& observe;
   const char* method;
   CallbackPack<C...> callbacks;
+  std::stop_token stop;  ///< the solve's own stop request (its options' `stop`)
 
   /// Records a phase and tells the callbacks. The reference stays valid during the phase.
   PhaseRecord& begin(std::string name, char kind, int layer, int steps) {
@@ -287,7 +294,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
   int ran = 0;
   with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, layer), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
-      throw_if_stopped(ctx.method);
+      throw_if_stopped(ctx.method, ctx.stop);
       {
         const StepForward<G, typename G::trace_type, M> pass(gen, layer, gen.depth(), z, tr);
         l = loss.value_and_gradient(tr.output(), gx);
@@ -330,7 +337,7 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
   const M zero = zeros<T>(ex, z0.rows(), 1);
   with_optimiser<Policies>(ex, ph, noise, state_blocks(gen, 0), [&](auto& opt) {
     for (int k = 0; k < ph.steps; ++k) {
-      throw_if_stopped(ctx.method);
+      throw_if_stopped(ctx.method, ctx.stop);
       gen.forward(0, layer, z0, tr);
       const bool report = ctx.progress && ctx.due(k);
       // diff = 2 (G(z0) − target), the gradient of the squared distance; (2d)² / 4 = d² exactly
@@ -407,7 +414,7 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
-      res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}};
+      res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}, opt.stop};
   const M zero = zeros<T>(ex, z0.rows(), 1);
   detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
@@ -451,7 +458,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   }
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
-      res, 0, opt.history_stride, opt.progress, opt.observe, "prilo", {{callbacks...}}};
+      res, 0, opt.history_stride, opt.progress, opt.observe, "prilo", {{callbacks...}}, opt.stop};
   const M zero = zeros<T>(ex, z0.rows(), 1);
   if (opt.initial.enabled)
     detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');

@@ -268,6 +268,9 @@ struct PlacementTrainingOptions {
   double pixel_noise = 0;       ///< σ of fresh noise on each positive, shared by its whole group
   std::uint64_t seed = 0;       ///< the stream is Rng(seed + 2) (prilo-train-placement seeds the scorer with seed + 1)
   std::filesystem::path output{};  ///< the best epoch's scorer is written here (empty: not written)
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// What train_placement_scorer reports after each batch.
@@ -294,8 +297,10 @@ struct PlacementTrainingCallbacks {
 
 /// How a train_placement_scorer call ended.
 struct PlacementTrainingResult {
-  bool interrupted = false;  ///< a stop was requested before the last epoch ended (it stays set: clear_stop())
-  int stopped_in = 0;        ///< interrupted: the epoch it was in
+  /// A stop was requested before the last epoch ended: o.stop's, or the process-wide one
+  /// (which stays set until clear_stop()).
+  bool interrupted = false;
+  int stopped_in = 0;  ///< interrupted: the epoch it was in
   int epochs_done = 0;
   int best_epoch = 0;     ///< the epoch the scorer now holds (0: none finished, the initial one)
   double best_top1 = -1;  ///< its validation top-1
@@ -305,8 +310,8 @@ struct PlacementTrainingResult {
 /// its own transforms: per epoch a shuffle, then batches of groups (placement_group, after
 /// optional pixel noise) and an Adam step on placement_loss; after each epoch placement_top1
 /// on `validation` (placed images the training never sees), keeping the best epoch in the
-/// scorer and, when asked, in o.output. Interrupted (prilo::request_stop; the request stays set:
-/// clear_stop() before the next call), the scorer holds the best finished epoch. Bad options or
+/// scorer and, when asked, in o.output. Interrupted (o.stop, or prilo::request_stop, whose request
+/// stays set: clear_stop() before the next call), the scorer holds the best finished epoch. Bad options or
 /// images are invalid_input naming them; a loss that is not finite stops it with invalid_input
 /// ("training diverged in epoch …"), the scorer back at its best finished epoch.
 template <class T>
@@ -342,7 +347,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
     rng.shuffle(order);
     PlacementEpochReport rep{.epoch = epoch};
     for (long b = 0; b < batches; ++b) {
-      if (stop_requested()) {
+      if (stop_requested(o.stop)) {
         result.interrupted = true;
         result.stopped_in = epoch;
         best_weights.restore(params);

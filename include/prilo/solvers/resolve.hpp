@@ -113,6 +113,9 @@ struct ResolveOptions {
   /// its log-probability in nats, a product of the two models). 0 (default) uses no scorer;
   /// with w > 0 resolve_ambiguity needs one, for images of its h×w.
   double scorer_weight = 0;
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  /// process-wide request_stop() stops every call.
+  std::stop_token stop{};
 };
 
 /// |F x| cannot tell x from its 2-D circular shifts and its point reflection x(−n): all
@@ -175,7 +178,7 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   // candidates scored per image (only the allowed solutions' transforms), for the FLOP account
   std::vector<Eigen::Index> scored(static_cast<std::size_t>(B), 0);
   auto resolve_one = [&](Eigen::Index j, Mat<T>& cand) {
-    throw_if_stopped("resolve");
+    throw_if_stopped("resolve", opt.stop);
     // the solutions that compete: those that fit the measurements if any does, else all
     std::vector<std::size_t> allowed;
     for (std::size_t k = 0; k < solutions.size(); ++k)
