@@ -7,6 +7,7 @@
 // prilo-reconstruct-cuda (reconstruct_cuda.cu, -DPRILO_ENABLE_CUDA=ON), `--backend cuda` runs
 // the latent methods on the GPU (prilo::gpu::OnDevice).
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
   app.add_option("--count", st.count, "Number of images")->check(CLI::PositiveNumber);
   app.add_option("--restarts", st.restarts, "Random restarts per image (lowest magnitude error kept)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--seed", st.seed, "Seed of every random choice");
+  app.add_option("--seed", st.seed, "Seed of every random choice")->check(CLI::NonNegativeNumber);
   app.add_option("--config", st.config, "JSON hyperparameter file (default configs/<dataset>.json)");
   app.add_option("--generator", st.generator,
                  "The VAE whose decoder is the prior: mlp (the paper's), conv (DCGAN-like decoder) or style (z0 fed "
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", st.json_path, "Write per-method summaries and per-image values to this JSON file");
   app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method");
   app.add_option("--png-count", st.png_count, "Images shown in the PNG grid")->check(CLI::PositiveNumber);
-  app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
   app.add_option("--fftw-effort", st.fftw_effort,
                  "FFTW planner: patient (default: the fastest transforms, its search kept in --fftw-wisdom), measure, "
@@ -112,9 +113,19 @@ int main(int argc, char** argv) {
   app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread; fix it for results independent of threads)")
       ->check(CLI::NonNegativeNumber);
   app.add_option(
-      "--peak-gflops", st.peak,
-      "FP32 FMA peak for the work table (0: measured once and cached; with --backend cuda the GPU's, measured "
-      "after the run)");
+         "--peak-gflops", st.peak,
+         "FP32 FMA peak for the work table (0: measured once and cached; with --backend cuda the GPU's, measured "
+         "after the run)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            double g = -1;
+            try {
+              g = std::stod(v);
+            } catch (const std::exception&) {
+            }
+            return std::isfinite(g) && g >= 0 ? std::string() : "not a finite number >= 0: " + v;
+          },
+          "NUMBER >= 0"));
   app.add_option("--backend", st.backend,
                  "Where DPR, PRILO and MII run: cpu, or cuda (prilo-reconstruct-cuda, a build with "
                  "-DPRILO_ENABLE_CUDA=ON; ER/HIO, -resolve and the Gaussian baselines stay on the CPU)")
@@ -137,6 +148,10 @@ int main(int argc, char** argv) {
     if (st.backend == "cuda" && gpu::device_count() < 1)
       throw invalid_input("--backend cuda: no CUDA device found on this machine");
 #endif
+    if (st.op == "fourier" && app.count("--measurements"))
+      throw invalid_input(
+          "--measurements: the DFT (--operator fourier) has as many measurements as pixels; "
+          "--measurements sets the Gaussian operators' m");
     cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
     if (st.threads > 0) cpu::set_threads(st.threads);
     fftw::set_default_planner_effort(fftw::Effort::patient);  // the library's default is measure
@@ -168,6 +183,9 @@ int main(int argc, char** argv) {
     }
     std::optional<PlacementScorer<T>> scorer;  // read only when a -resolve method uses it
     fs::path scorer_path;
+    if (!st.placement_weights.empty() && !(cfg.resolve.scorer_weight > 0))
+      throw invalid_input("--placement-weights " + st.placement_weights + ": the config " + config_path.string() +
+                          " gives the placement scorer no weight (resolve.scorer_weight 0), so it would not be read");
     if (cfg.resolve.scorer_weight > 0 &&
         std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; })) {
       scorer_path = locate(st.placement_weights, io::placement_scorer_file(st.dataset, st.generator));
@@ -183,18 +201,20 @@ int main(int argc, char** argv) {
     check_output_path(st.json_path, "--json");  // (and on every rank, so that none starts in vain)
     check_output_path(st.png_path, "--png");
     check_output_path(st.trace_path, "--trace");
+    check_distinct_outputs({{"--json", st.json_path}, {"--png", st.png_path}, {"--trace", st.trace_path}},
+                           {{"--config", config_path.string()},
+                            {"--weights", weights_path.string()},
+                            {"--li-weights", li_path.string()},
+                            {"--placement-weights", scorer_path.string()},
+                            {"--fftw-wisdom", wisdom.path().string()}});
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +
-                          std::to_string(st.first + st.count - 1) + " are outside the " + st.split + " split (" +
-                          std::to_string(available) + " images)");
+                          std::to_string(static_cast<long long>(st.first) + st.count - 1) + " are outside the " +
+                          st.split + " split (" + std::to_string(available) + " images)");
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
-    const io::AnyVae<T> model = io::load_any_vae<T>(weights_path);
-    const Eigen::Index data_dim = std::visit([](const auto& v) { return v.data_dim(); }, model);
     const int h = int(data.rows), w = int(data.cols);
-    if (data_dim != Eigen::Index(h) * w)
-      throw invalid_input("weights " + weights_path.string() + " are for images of " + std::to_string(data_dim) +
-                          " pixels");
+    const io::AnyVae<T> model = io::load_any_vae<T>(weights_path, st.generator, h, w);
     const Mat<T>& x = data.images;
     const std::string m_text = st.op == "fourier" ? "" : " m=" + std::to_string(st.measurements);
     std::printf(
@@ -298,7 +318,8 @@ int main(int argc, char** argv) {
   try {
     job();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "prilo-reconstruct: error: %s\n", e.what());
+    std::fprintf(stderr, "prilo-reconstruct: error: %s\n",
+                 error_text(e, "--count, --restarts, --measurements, or the config's mii.candidates").c_str());
     return 1;
   }
 #endif

@@ -136,10 +136,10 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--polish-factor", st.factor, "Learning-rate factor of each polish round")
       ->check(CLI::Range(1e-6, 1.0));
-  app.add_option("--seed", st.seed, "Seed of the random starts");
+  app.add_option("--seed", st.seed, "Seed of the random starts")->check(CLI::NonNegativeNumber);
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--json", st.json_path, "Write the summaries and per-image values to this JSON file");
-  app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -148,14 +148,15 @@ int main(int argc, char** argv) {
     const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
     const auto cfg = io::load_reconstruction_config<T>(files.config);
     check_output_path(st.json_path, "--json");
+    check_distinct_outputs({{"--json", st.json_path}},
+                           {{"--config", files.config.string()}, {"--weights", files.weights.string()}});
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +
-                          std::to_string(st.first + st.count - 1) + " are outside the " + st.split + " split (" +
-                          std::to_string(available) + " images)");
+                          std::to_string(static_cast<long long>(st.first) + st.count - 1) + " are outside the " +
+                          st.split + " split (" + std::to_string(available) + " images)");
     const io::AnyVae<T> model = io::load_any_vae<T>(files.weights);
     const int depth = std::visit([](const auto& v) { return v.decoder().depth(); }, model);
-    const Eigen::Index data_dim = std::visit([](const auto& v) { return Eigen::Index(v.data_dim()); }, model);
 
     // the balls: the config's forward radii (both readings) at each split point; for a chained
     // stage of R > 1 repetitions (each re-centring its ball) also R times its radius, the
@@ -204,7 +205,9 @@ int main(int argc, char** argv) {
     };
     for (const int i : points) {
       if (!st.radii.empty()) {
-        for (const std::string& tok : split_list(st.radii)) add(i, parse_radius(tok, base));
+        const std::vector<std::string> radii = split_list(st.radii);
+        if (radii.empty()) throw invalid_input("--radii: \"" + st.radii + "\" lists no radius");
+        for (const std::string& tok : radii) add(i, parse_radius(tok, base));
       } else {
         std::vector<PhaseOptions<T>> here;
         for (const auto& [layer, p] : from_config)
@@ -235,9 +238,7 @@ int main(int argc, char** argv) {
 
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
     const int h = int(data.rows), w = int(data.cols);
-    if (data_dim != Eigen::Index(h) * w)
-      throw invalid_input("weights " + files.weights.string() + " are for images of " + std::to_string(data_dim) +
-                          " pixels");
+    io::check_vae_fits(model, files.weights, st.generator, h, w);
     std::printf(
         "prilo-represent (analysis: fits the ground truth): %s prior, %s %s images %d..%d, %d threads, seed %llu\n",
         st.generator.c_str(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1, cpu::threads(),
@@ -306,7 +307,7 @@ int main(int argc, char** argv) {
       std::printf("wrote %s\n", st.json_path.c_str());
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "prilo-represent: error: %s\n", e.what());
+    std::fprintf(stderr, "prilo-represent: error: %s\n", error_text(e, "--count, --starts").c_str());
     return 1;
   }
   return 0;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <prilo/backend/cpu.hpp>
+#include <prilo/diagnostics.hpp>
 #include <prilo/fft/fftw.hpp>
 #include <prilo/init/li.hpp>
 #include <prilo/init/li_training.hpp>
@@ -123,7 +124,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--seed", st.seed,
                  "Seed: the Gaussian operator is drawn with seed + 7, as prilo-reconstruct --seed does (train with the "
-                 "--seed you reconstruct with); also the initialisation and shuffling");
+                 "--seed you reconstruct with); also the initialisation and shuffling")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", st.batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", st.lr, "Adam learning rate of the encoder")->check(CLI::PositiveNumber);
@@ -157,7 +159,7 @@ int main(int argc, char** argv) {
   app.add_option("--output,-o", st.out,
                  "Output weights file (default models/li-<dataset>-<operator>.prw, "
                  "models/li-<dataset>-<operator>-<generator>.prw with --generator conv or style)");
-  app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   app.add_option("--log-every", st.log_every, "Print progress every N batches (0: once per epoch)")
       ->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
@@ -178,6 +180,7 @@ int main(int argc, char** argv) {
                 .transform = st.transform == "log1p" ? LiTransform::log1p : LiTransform::identity,
                 .hidden = st.hidden};
     const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
+    check_distinct_outputs({{"--output", st.out}}, {{"--weights", vae_path.string()}});
     return std::visit(
         [&](const auto& vae) {
           if (st.op == "fourier") {
@@ -195,7 +198,8 @@ int main(int argc, char** argv) {
         },
         io::load_any_vae<T>(vae_path));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "prilo-train-li: error: %s\n", e.what());
+    std::fprintf(stderr, "prilo-train-li: error: %s\n",
+                 error_text(e, "--train-limit, --batch-size, --hidden, --critic-hidden, --measurements").c_str());
     return 1;
   }
 }

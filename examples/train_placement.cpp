@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <prilo/backend/cpu.hpp>
+#include <prilo/diagnostics.hpp>
 #include <prilo/fft/fftw.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/config.hpp>
@@ -93,9 +94,7 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
       io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
   const Eigen::Index N = data.images.cols(), n = data.images.rows();
   const int h = int(data.rows), w = int(data.cols);
-  if (vae.data_dim() != n)
-    throw invalid_input("weights " + vae_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
-                        " pixels, the data has " + std::to_string(n));
+  io::check_vae_fits(vae, vae_path, st.generator, h, w);
   check_placement_radius(st.radius, h, w);  // before the decoding: a bad radius must not cost it
   if (Eigen::Index(st.validation) >= N - 1)
     throw invalid_input("--validation " + std::to_string(st.validation) + ": needs fewer than the " +
@@ -103,8 +102,8 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   if (st.reconstructed > N - st.validation)
     throw invalid_input("--reconstructed " + std::to_string(st.reconstructed) + ": more than the " +
                         std::to_string(N - st.validation) + " training images outside the validation part");
-  if (st.reconstructed > 0) (void)parse_method(st.method);  // an unknown method before any work
-  const Eigen::Index nv = st.validation, nt = N - nv;       // held out: the last nv images of the split
+  if (st.reconstructed > 0) (void)parse_methods(st.method, "--method");  // an unknown method before any work
+  const Eigen::Index nv = st.validation, nt = N - nv;                    // held out: the last nv images of the split
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   // positives: per training image its decoded posterior mean, itself, or both (two positives);
@@ -191,14 +190,21 @@ int main(int argc, char** argv) {
                  "Also use as positives --method's reconstructions of training images 0..N-1 from their Fourier "
                  "magnitudes, each moved to its image's placement (0: none)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--method", st.method, "The method of --reconstructed (a prilo-reconstruct method name)");
-  app.add_option("--restarts", st.restarts, "Restarts of --reconstructed's method")->check(CLI::PositiveNumber);
+  auto* reconstructed = app.get_option("--reconstructed");
+  // the options of --reconstructed's runs mean nothing without it: an error, not ignored
+  app.add_option("--method", st.method, "The method of --reconstructed (a prilo-reconstruct method name)")
+      ->needs(reconstructed);
+  app.add_option("--restarts", st.restarts, "Restarts of --reconstructed's method")
+      ->check(CLI::PositiveNumber)
+      ->needs(reconstructed);
   app.add_option("--config", st.config,
                  "Config of --reconstructed's method (default configs/<dataset>.json, "
-                 "configs/<dataset>-<generator>.json with --generator conv or style)");
+                 "configs/<dataset>-<generator>.json with --generator conv or style)")
+      ->needs(reconstructed);
   app.add_option("--li-weights", st.li_weights,
                  "LI encoder of an -li --method (default models/li-<dataset>-fourier.prw, "
-                 "models/li-<dataset>-fourier-<generator>.prw with --generator conv or style)");
+                 "models/li-<dataset>-fourier-<generator>.prw with --generator conv or style)")
+      ->needs(reconstructed);
   app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", st.batch, "Images per mini-batch (each with its group of transforms)")
       ->check(CLI::PositiveNumber);
@@ -214,12 +220,13 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--train-limit", st.limit, "Use only the first N training images (0: all)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", st.seed, "Seed of the initialisation, the shuffling and the far transforms");
+  app.add_option("--seed", st.seed, "Seed of the initialisation, the shuffling and the far transforms")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--output,-o", st.out,
                  "Output weights file (default models/placement-<dataset>.prw, "
                  "models/placement-<dataset>-<generator>.prw with --generator conv or style)");
-  app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   CLI11_PARSE(app, argc, argv);
   if (st.out.empty()) st.out = io::placement_scorer_file(st.dataset, st.generator);
   cpu::retain_freed_memory();
@@ -231,10 +238,15 @@ int main(int argc, char** argv) {
   try {
     check_output_path(st.out, "--output");
     install_interrupt_handler();
-    const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
+    const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
+    const fs::path& vae_path = files.weights;
+    check_distinct_outputs({{"--output", st.out}}, {{"--weights", vae_path.string()},
+                                                    {"--config", st.reconstructed > 0 ? files.config.string() : ""},
+                                                    {"--li-weights", st.li_weights}});
     return std::visit([&](const auto& vae) { return train(st, vae, vae_path); }, io::load_any_vae<T>(vae_path));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "prilo-train-placement: error: %s\n", e.what());
+    std::fprintf(stderr, "prilo-train-placement: error: %s\n",
+                 error_text(e, "--train-limit, --batch-size, --hidden, --far, --reconstructed").c_str());
     return 1;
   }
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <prilo/backend/cpu.hpp>
+#include <prilo/diagnostics.hpp>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/models.hpp>
@@ -87,23 +88,28 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise");
+  app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise")->check(CLI::NonNegativeNumber);
   app.add_option("--output,-o", out,
                  "Output weights file (default models/vae-<dataset>.prw, conv: models/convvae-<dataset>.prw, style: "
                  "models/stylevae-<dataset>.prw)");
   app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
-  app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--log-every", log_every, "Print progress every N batches")->check(CLI::PositiveNumber);
   bool resume = false;
   app.add_flag("--resume", resume, "Continue from <output>.ckpt, the checkpoint written after every epoch");
   std::string evaluate;
-  app.add_option("--evaluate", evaluate,
-                 "Only print the test-set loss of an existing weights file (same protocol as training)");
+  auto* evaluate_opt = app.add_option(
+      "--evaluate", evaluate, "Only print the test-set loss of an existing weights file (same protocol as training)");
+  // the training options mean nothing to --evaluate: given with it, they are an error, not ignored
+  for (const char* name :
+       {"--arch", "--epochs", "--batch-size", "--lr", "--output", "--train-limit", "--log-every", "--resume"})
+    evaluate_opt->excludes(app.get_option(name));
   CLI11_PARSE(app, argc, argv);
   if (!evaluate.empty()) {
     try {
+      if (threads > 0) cpu::set_threads(threads);
       const io::AnyVae<T> model = io::load_any_vae<T>(evaluate);  // the file says which VAE it holds
       auto test = io::load_dataset<T>(data_dir, dataset, "test");
       const double nelbo =
@@ -112,7 +118,7 @@ int main(int argc, char** argv) {
                   dataset.c_str(), (unsigned long long)(seed + 2), nelbo);
       return 0;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
+      std::fprintf(stderr, "prilo-train-vae: error: %s\n", error_text(e, "--train-limit, --batch-size").c_str());
       return 1;
     }
   }
@@ -122,9 +128,9 @@ int main(int argc, char** argv) {
                              : "models/vae-") +
           dataset + ".prw";
   cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
-  if (threads > 0) cpu::set_threads(threads);
 
   try {
+    if (threads > 0) cpu::set_threads(threads);
     check_output_path(out, "--output");  // before any training: a bad path must not cost the run
     install_interrupt_handler();         // SIGINT: stop at the next batch; the last epoch's checkpoint stays
     auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
@@ -152,7 +158,7 @@ int main(int argc, char** argv) {
     nn::Vae<T> vae(d, 500, 100, seed);
     return train_model(vae, o, train, test);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "prilo-train-vae: error: %s\n", e.what());
+    std::fprintf(stderr, "prilo-train-vae: error: %s\n", error_text(e, "--train-limit, --batch-size").c_str());
     return 1;
   }
   return 0;

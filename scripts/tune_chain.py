@@ -58,7 +58,9 @@ def run(cfg, methods):
                         "--count", str(args.count), "--restarts", str(args.restarts), "--threads", str(args.threads),
                         "--quiet", "--methods", methods, "--config", c, "--json", j,
                         "--generator", args.generator]
-                       + (["--placement-weights", args.placement_weights] if args.placement_weights else []),
+                       # (prilo-reconstruct refuses a scorer that the config gives no weight)
+                       + (["--placement-weights", args.placement_weights]
+                          if args.placement_weights and cfg.get("resolve", {}).get("scorer_weight", 0) > 0 else []),
                        check=True, stdout=subprocess.DEVNULL)
         return json.load(open(j))["methods"]
 

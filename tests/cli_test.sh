@@ -44,6 +44,34 @@ printf '{"prilo": {"initial": {"optimiser": "sgd"}, "stages": []}}' > "$tmp/bado
 expect_fail "optimiser must be" "$recon" --config "$tmp/badopt.json" --count 1
 printf '{"prilo": {"stages": []}}' > "$tmp/nochain.json"
 expect_fail "no \"prilo_chain\" section" "$recon" --config "$tmp/nochain.json" --methods prilo-chain --count 1 --quiet
+# what the input audit of 2026-12-02 found accepted, crashing or silently wrong
+expect_fail "--threads: Value 100000 not in range" "$recon" --threads 100000 --count 1 --methods hio --quiet
+expect_fail "method hio is listed twice" "$recon" --methods hio,er,hio --count 1 --quiet
+printf '[]' > "$tmp/toparr.json"
+expect_fail "the config: expected an object" "$recon" --config "$tmp/toparr.json" --count 1 --methods hio --quiet
+printf '{"prilo_chian": {}}' > "$tmp/topunk.json"
+expect_fail "unknown key \"prilo_chian\"" "$recon" --config "$tmp/topunk.json" --count 1 --methods hio --quiet
+printf '{"prilo": {"keep_bset": true, "stages": []}}' > "$tmp/priounk.json"
+expect_fail "prilo: unknown key \"keep_bset\"" "$recon" --config "$tmp/priounk.json" --count 1 --methods hio --quiet
+printf '{"prilo": {"stages": [{"layer": 1, "forwrd": {}}]}}' > "$tmp/stageunk.json"
+expect_fail "prilo.stages[0]: unknown key \"forwrd\"" "$recon" --config "$tmp/stageunk.json" --count 1 --methods hio --quiet
+printf '{"prilo": {"stages": {}}}' > "$tmp/stagesobj.json"
+expect_fail "prilo.stages: expected an array" "$recon" --config "$tmp/stagesobj.json" --count 1 --methods hio --quiet
+printf '{"hio": {"beta": -3}}' > "$tmp/beta.json"
+expect_fail "hio.beta must be > 0" "$recon" --config "$tmp/beta.json" --count 1 --methods hio --quiet
+expect_fail "--json and --png name the same file" "$recon" --count 1 --methods hio --quiet --json "$tmp/same.out" \
+  --png "$tmp/same.out"
+expect_fail "is the --config file the program reads" "$recon" --count 1 --methods hio --quiet \
+  --config "$tmp/quick.json" --json "$tmp/quick.json"
+expect_fail "hold the mlp VAE, not the conv one" "$recon" --generator conv --weights "$repo/models/vae-mnist.prw" \
+  --count 1 --methods hio --quiet
+expect_fail "--measurements sets the Gaussian operators' m" "$recon" --measurements 300 --count 1 --methods hio --quiet
+expect_fail "--peak-gflops" "$recon" --peak-gflops nan --count 1 --methods hio --quiet
+expect_fail "--seed" "$recon" --seed -1 --count 1 --methods hio --quiet
+expect_fail "gives the placement scorer no weight" "$recon" --count 1 --methods hio --quiet \
+  --placement-weights "$tmp/no-such-placement.prw"
+expect_fail "images 5..2147483651 are outside" "$recon" --first 5 --count 2147483647
+expect_fail "--epochs excludes --evaluate" "$train" --evaluate "$repo/models/vae-mnist.prw" --epochs 3
 cat > "$tmp/quick.json" <<'JSON'
 {"hio": {"iterations": 50, "final_er": 10}, "dpr": {"steps": 20}, "mii": {"candidates": 50},
  "prilo": {"initial": {"steps": 10}, "stages": [{"layer": 2, "repetitions": 1, "forward": {"steps": 10},
@@ -105,10 +133,16 @@ run_w() { "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods d
 out1="$(run_w --fftw-wisdom "$w")"; out2="$(run_w --fftw-wisdom "$w")"
 if grep -q "FFTW wisdom: none yet" <<<"$out1" && [ -s "$w" ] && grep -q "FFTW wisdom from $w" <<<"$out2"; then
   passes=$((passes+1)); else echo "FAIL: FFTW wisdom not written and read back: $out1 $out2"; fails=$((fails+1)); fi
-printf 'garbage' > "$w"
+printf '(fftw-3.3 garbage' > "$w"
 out="$(run_w --fftw-wisdom "$w")"
-if grep -q "is unreadable or not FFTW wisdom" <<<"$out" && [ "$(head -c 6 "$w")" = "(fftw-" ]; then
+if grep -q "is unreadable or not FFTW wisdom" <<<"$out" && [ "$(head -c 14 "$w")" != "(fftw-3.3 garb" ]; then
   passes=$((passes+1)); else echo "FAIL: a corrupt FFTW wisdom file: $out"; fails=$((fails+1)); fi
+# a file that is not wisdom at all (a mistyped --fftw-wisdom) is neither read nor overwritten
+printf '{"dpr": {"steps": 10}}' > "$tmp/not-wisdom.json"
+out="$(run_w --fftw-wisdom "$tmp/not-wisdom.json")"
+if grep -q "is not an FFTW wisdom file; neither read nor overwritten" <<<"$out" &&
+  [ "$(cat "$tmp/not-wisdom.json")" = '{"dpr": {"steps": 10}}' ]; then
+  passes=$((passes+1)); else echo "FAIL: a file that is not wisdom was touched: $out"; fails=$((fails+1)); fi
 out="$(PRILO_FFTW_WISDOM="$w" run_w --fftw-effort estimate)"
 if grep -q "not used (planner effort estimate)" <<<"$out"; then passes=$((passes+1)); else
   echo "FAIL: estimate runs must not use FFTW wisdom: $out"; fails=$((fails+1)); fi
@@ -193,6 +227,8 @@ fi
 if [ -n "$train_placement" ]; then
   expect_fail "--output $tmp/no-such-dir/p.prw: the folder $tmp/no-such-dir does not exist" "$train_placement" \
     --dataset mnist --generator mlp --epochs 1 --output "$tmp/no-such-dir/p.prw"
+  expect_fail "--method requires --reconstructed" "$train_placement" --dataset mnist --method prilo-mii \
+    --output "$tmp/placement-x.prw"
   expect_fail "radius 14 is too wide for 28x28 images" "$train_placement" --dataset mnist --generator mlp --radius 14 \
     --train-limit 300 --validation 100 --epochs 1 --output "$tmp/placement.prw"
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \

@@ -21,6 +21,8 @@
 
 #include <zlib.h>
 
+#include "test_support.hpp"
+
 #ifndef PRILO_TEST_TMPDIR
 #define PRILO_TEST_TMPDIR "/tmp"
 #endif

@@ -117,6 +117,8 @@ TEST_CASE("methods: every known name parses into its parts, and unknown names ar
   CHECK(list[1].name == "prilo-mii");
   CHECK(error_of([] { (void)parse_methods("hio,foo", "--methods"); }).starts_with("--methods: unknown method \"foo\""));
   CHECK(error_of([] { (void)parse_methods(",", "--methods"); }) == "--methods: no method given");
+  // a method listed twice would run twice and leave one entry in the reports
+  CHECK(error_of([] { (void)parse_methods("hio,dpr,hio", "--methods"); }) == "--methods: method hio is listed twice");
 }
 
 TEST_CASE("methods: ablations by name switch off the paper's Table 3 phases") {
@@ -189,7 +191,7 @@ TEST_CASE("config: a PRILO section's own noise overrides the top level's, key by
                          doctest::Contains(what), invalid_input);
 }
 
-TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys of the small sections are errors") {
+TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere and senseless values are errors") {
   const auto c = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
       R"({"resolve": {"anchor_weight": 0.5, "scorer_weight": 2, "temperature": 1, "comment": "kept"}})"));
   CHECK(c.resolve.anchor_weight == 0.5);
@@ -205,9 +207,30 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys of the sma
            {R"({"hio": {"betta": 0.5}})", "hio: unknown key \"betta\""},
            {R"({"er": {"iters": 5}})", "er: unknown key \"iters\""},
            {R"({"consensus": {"pow": 2}})", "consensus: unknown key \"pow\""},
-           {R"({"li": {"sigma": 0.1, "sd": 1}})", "li: unknown key \"sd\""}})
+           {R"({"li": {"sigma": 0.1, "sd": 1}})", "li: unknown key \"sd\""},
+           // the document, the top level, the PRILO sections and their stages
+           {"[]", "the config: expected an object"},
+           {"42", "the config: expected an object"},
+           {R"({"prilo_chian": {}})", "the config: unknown key \"prilo_chian\""},
+           {R"({"prilo": {"keep_bset": true, "stages": []}})", "prilo: unknown key \"keep_bset\""},
+           {R"({"prilo": {"keep_best": 1, "stages": []}})", "prilo.keep_best must be true or false, got 1"},
+           {R"({"prilo_chain": {"stages": [{"layer": 1, "forwrd": {}}]}})",
+            "prilo_chain.stages[0]: unknown key \"forwrd\""},
+           {R"({"prilo": {"stages": {}}})", "prilo.stages: expected an array of stage objects, got object"},
+           {R"({"prilo": {"stages": [3]}})", "prilo.stages[0]: expected an object"},
+           // values no solver can use
+           {R"({"hio": {"beta": -3}})", "hio.beta must be > 0"},
+           {R"({"hio": {"final_er": -5}})", "hio.final_er must be >= 0"},
+           {R"({"er": {"iterations": 0}})", "er.iterations must be >= 1"},
+           {R"({"noise": {"gamma": -5}})", "noise.gamma must be finite and >= 0"},
+           {R"({"resolve": {"consistency_threshold": -1}})", "resolve: consistency_threshold must be >= 0"}})
     CHECK_THROWS_WITH_AS((void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(doc)),
                          doctest::Contains(what), invalid_input);
+  // "comment" is welcome anywhere
+  const auto commented = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
+      R"({"comment": "a", "prilo": {"comment": "b", "stages": [{"comment": "c", "layer": 1, "repetitions": 2}]}})"));
+  REQUIRE(commented.prilo.stages.size() == 1);
+  CHECK(commented.prilo.stages[0].repetitions == 2);
 }
 
 TEST_CASE("config: broken files give errors that name the file, the section and the key") {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <numbers>
 #include <prilo/operators.hpp>
@@ -349,6 +350,17 @@ TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, for
     make_plan();
     CHECK(w.save());  // the corrupt file is replaced by good wisdom
     CHECK(fftw::WisdomFile<float>(file).status() == fftw::WisdomStatus::loaded);
+  }
+  {
+    const std::string json = "{\"dpr\": {\"steps\": 10}}\n";  // some other file, e.g. a mistyped --fftw-wisdom
+    std::ofstream(dir / "config.json") << json;
+    fftw::WisdomFile<float> w(dir / "config.json");
+    CHECK(w.status() == fftw::WisdomStatus::foreign);
+    make_plan();
+    CHECK(w.save());
+    std::ifstream in(dir / "config.json");
+    CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == json);  // left as it was
+    CHECK(fftw::wisdom_note(w.status(), dir / "config.json").find("neither read nor overwritten") != std::string::npos);
   }
   {
     std::ofstream(dir / "plain") << "x";

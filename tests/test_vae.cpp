@@ -1,9 +1,11 @@
 // The VAE: gradient of the full loss (reparameterisation included) and training on real data.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <numeric>
 #include <prilo/interrupt.hpp>
 #include <prilo/io/idx.hpp>
@@ -12,6 +14,7 @@
 #include <prilo/nn/vae_training.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/testing/checkers.hpp>
+#include <stdexcept>
 
 #include "test_support.hpp"
 
@@ -107,6 +110,32 @@ TEST_CASE("Weights of the wrong architecture are rejected") {
   auto back = nn::load_vae<float>(dir + "/small.prw");
   CHECK(back.decoder().module<2>().weight() == small.decoder().module<2>().weight());
   CHECK(back.encoder().module<0>().bias() == small.encoder().module<0>().bias());
+}
+
+TEST_CASE("A VAE file holding NaN or infinity, or doubles beyond float's range, is refused, naming file and tensor") {
+  const std::string dir = PRILO_TEST_TMPDIR;
+  nn::Vae<double> small(10, 6, 3, 1);
+  nn::save_vae(dir + "/finite.prw", small);
+  const auto good = io::load_weights<double>(dir + "/finite.prw");
+  auto with = [&](const std::string& name, double v) {
+    io::WeightsFile<double> f = good;
+    for (auto& t : f.tensors)
+      if (t.name == "decoder.1.weight") t.value(2, 3) = v;
+    io::save_weights(dir + "/" + name, f);  // the format keeps any value: the model refuses it
+    return dir + "/" + name;
+  };
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::infinity()}) {
+    const std::string p = with("nan.prw", bad);
+    CHECK(std::isnan(io::load_weights<double>(p).at("decoder.1.weight")(2, 3)) == std::isnan(bad));
+    for (const std::string& e :
+         {error_of([&] { (void)nn::load_vae<double>(p); }), error_of([&] { (void)nn::load_vae<float>(p); })})
+      CHECK_MESSAGE(
+          e.find(p + ": weights: tensor \"decoder.1.weight\" holds NaN or infinite values") != std::string::npos, e);
+  }
+  const std::string huge = with("huge.prw", 1e300);
+  CHECK(nn::load_vae<double>(huge).decoder().module<1>().weight()(2, 3) == 1e300);  // a double holds it
+  CHECK(error_of([&] { (void)nn::load_vae<float>(huge); }).find("infinite values as float") != std::string::npos);
+  CHECK_THROWS_AS((void)nn::load_vae<float>(huge), file_error);
 }
 
 namespace {
@@ -243,6 +272,51 @@ TEST_CASE(
   fs::remove(o.checkpoint);
   CHECK_THROWS_WITH_AS(nn::train_vae(other, train, test, o), doctest::Contains("no checkpoint to resume from"),
                        file_error);
+}
+
+TEST_CASE("a checkpoint whose training state is damaged is refused, never used: order, epoch, Adam's moments") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR) / "vae_checkpoint_damage";
+  fs::create_directories(dir);
+  const Mat<double> train = unit_images(12, 20, 3), test = unit_images(12, 4, 4);
+  nn::Vae<double> vae(12, 9, 4, 2);
+  nn::VaeTrainingOptions o{.epochs = 1, .batch = 5, .seed = 1};
+  o.checkpoint = dir / "good.ckpt";
+  REQUIRE(nn::train_vae(vae, train, test, o).epochs_done == 1);
+  const auto good = io::load_weights<double>(o.checkpoint);
+  // the damaged copies carry valid checksums (save_weights writes them): only the contents are wrong
+  auto damaged = [&](const std::string& name, const auto& change) {
+    io::WeightsFile<double> f = good;
+    change(f);
+    const fs::path p = dir / (name + ".ckpt");
+    io::save_weights(p, f);
+    nn::Vae<double> into(12, 9, 4, 2);
+    AdamTrainer<double> adam;
+    return error_of([&] { (void)nn::load_checkpoint(p, into, adam); });
+  };
+  auto tensor = [](io::WeightsFile<double>& f, const std::string& name) -> Mat<double>& {
+    for (auto& t : f.tensors)
+      if (t.name == name) return t.value;
+    FAIL("no tensor " << name);
+    throw std::logic_error("unreachable");
+  };
+  CHECK(damaged("same", [](auto&) {}) == "(no error)");
+  const std::string not_permutation = "corrupt checkpoint: the shuffle order is not a permutation of 0..19";
+  for (const double v : {1e9, -5.0, 2.5, std::numeric_limits<double>::quiet_NaN()})
+    CHECK(damaged("order", [&](auto& f) { tensor(f, "train.order")(3) = v; }).find(not_permutation) !=
+          std::string::npos);
+  CHECK(damaged("repeat", [&](auto& f) {
+          auto& order = tensor(f, "train.order");
+          order(1) = order(0);
+        }).find(not_permutation + " (entry 1)") != std::string::npos);
+  // the epoch and Adam's step are 32-bit words after the model's three sizes
+  CHECK(damaged("epoch", [](auto& f) { f.sizes[3] = 0xFFFFFFFFu; }).find("epoch 4294967295 is out of range") !=
+        std::string::npos);
+  CHECK(damaged("step", [](auto& f) { f.sizes[4] = 0x80000000u; }).find("Adam's step 2147483648 is out of range") !=
+        std::string::npos);
+  CHECK(damaged("v", [&](auto& f) {
+          tensor(f, "adam.v.0")(0) = -1;
+        }).find("Adam's second moment 0 is negative or not finite") != std::string::npos);
 }
 
 TEST_CASE("train_vae refuses bad options and data with a message that names them") {

@@ -7,8 +7,11 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <functional>
+#include <new>
 #include <string>
+#include <string_view>
 
 #include "solvers/common.hpp"
 
@@ -17,6 +20,16 @@ extern "C" char* openblas_get_corename(void);
 #endif
 
 namespace prilo {
+
+/// What a program prints for the exception it stops on: e.what(), except for std::bad_alloc,
+/// whose what() names nothing: then a sentence that says memory ran out and which of the
+/// program's sizes (`sizes`, e.g. "--count, --restarts") to lower.
+inline std::string error_text(const std::exception& e, std::string_view sizes) {
+  if (dynamic_cast<const std::bad_alloc*>(&e))
+    return "out of memory: the sizes asked for need more memory than this machine can give (lower " +
+           std::string(sizes) + ")";
+  return e.what();
+}
 
 /// Which kernels run Eigen's dense products: "Eigen", or "OpenBLAS, <core> kernels".
 inline std::string products_backend() {

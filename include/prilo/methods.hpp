@@ -130,7 +130,8 @@ inline MethodSpec parse_method(std::string_view name) {
   return m;
 }
 
-/// The methods of a comma-separated list ("hio,dpr,prilo-mii"; empty items are skipped);
+/// The methods of a comma-separated list ("hio,dpr,prilo-mii"; empty items are skipped, a
+/// method listed twice is an error);
 /// `what` prefixes the error messages (e.g. "--methods").
 inline std::vector<MethodSpec> parse_methods(std::string_view list, std::string_view what = "methods") {
   std::vector<MethodSpec> out;
@@ -142,6 +143,10 @@ inline std::vector<MethodSpec> parse_methods(std::string_view list, std::string_
       } catch (const invalid_input& e) {
         throw invalid_input(std::string(what) + ": " + e.what());
       }
+      // a method listed twice would run twice, and the reports (keyed by name) keep one
+      for (std::size_t k = 0; k + 1 < out.size(); ++k)
+        if (out[k].name == out.back().name)
+          throw invalid_input(std::string(what) + ": method " + out.back().name + " is listed twice");
     }
     begin = end + 1;
   }

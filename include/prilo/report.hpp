@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,32 @@ inline void check_output_path(const std::string& path, const std::string& option
   if (!fs::is_directory(dir, ec)) throw file_error(what + "the folder " + dir.string() + " does not exist");
   if (fs::is_directory(p, ec)) throw file_error(what + "is a folder, not a file");
   if (::access(dir.c_str(), W_OK) != 0) throw file_error(what + "the folder " + dir.string() + " is not writable");
+}
+
+/// A program's files, named by its option: {"--json", path}. Empty paths are skipped.
+using NamedPaths = std::vector<std::pair<std::string, std::string>>;
+
+/// file_error unless every output file is a file of its own: two outputs at the same path would
+/// leave one of them (the last written), and an output at an input's path would overwrite the
+/// input. Paths are compared after resolving them (./a and a, links to one file).
+inline void check_distinct_outputs(const NamedPaths& outputs, const NamedPaths& inputs) {
+  namespace fs = std::filesystem;
+  auto same = [](const std::string& a, const std::string& b) {
+    std::error_code e1, e2;
+    const fs::path pa = fs::weakly_canonical(a, e1), pb = fs::weakly_canonical(b, e2);
+    return (!e1 && !e2) ? pa == pb : fs::path(a).lexically_normal() == fs::path(b).lexically_normal();
+  };
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].second.empty()) continue;
+    for (std::size_t j = i + 1; j < outputs.size(); ++j)
+      if (!outputs[j].second.empty() && same(outputs[i].second, outputs[j].second))
+        throw file_error(outputs[i].first + " and " + outputs[j].first + " name the same file, " + outputs[i].second +
+                         ": each output needs its own");
+    for (const auto& [option, path] : inputs)
+      if (!path.empty() && same(outputs[i].second, path))
+        throw file_error(outputs[i].first + " " + outputs[i].second + " is the " + option +
+                         " file the program reads: writing it would overwrite it");
+  }
 }
 
 /// Writes `text` and a newline to `path` atomically (a reader never sees half a file).

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <string>
+#include <thread>
 
 #include "../core.hpp"
 #include "../random.hpp"
@@ -26,8 +28,16 @@ struct cpu {
   using complex_matrix = CMat<T>;
   using rng = Rng;
 
-  /// Threads used for batched work (OpenMP) and Eigen's GEMM.
+  /// The most threads set_threads takes: far above any core count the library is run on,
+  /// and below the counts at which OpenMP runtimes fail to start their teams (libgomp crashes
+  /// at 100000).
+  static constexpr int max_threads = 1024;
+  /// Threads used for batched work (OpenMP) and Eigen's GEMM (n < 1: 1). More than
+  /// max_threads is invalid_input.
   static void set_threads(int n) {
+    if (n > max_threads)
+      throw invalid_input("threads: " + std::to_string(n) + " is more than " + std::to_string(max_threads) +
+                          " (this machine has " + std::to_string(std::thread::hardware_concurrency()) + " cores)");
     n = std::max(1, n);
 #if defined(_OPENMP)
     omp_set_num_threads(n);

@@ -275,6 +275,7 @@ enum class WisdomStatus {
   loaded,    ///< the file's wisdom is in use
   missing,   ///< no such file yet (the first run on this machine): it will be written
   rejected,  ///< the file is unreadable or not FFTW wisdom of this precision and version: ignored, rewritten
+  foreign,   ///< the file is not FFTW wisdom at all (some other file): ignored and left as it is
   skipped,   ///< planner effort estimate: wisdom would change its plans, so none is read or written
   disabled,  ///< no file given (no cache folder)
 };
@@ -320,7 +321,11 @@ class WisdomFile {
         std::ostringstream text;
         text << in.rdbuf();
         std::lock_guard lock(planner_mutex());
-        if (in.bad() || !api<T>::import_wisdom(text.str().c_str())) {
+        // FFTW's wisdom text starts "(fftw-"; any other non-empty file is someone else's: never
+        // overwritten (a mistyped --fftw-wisdom must not cost the file it names)
+        if (!in.bad() && !text.str().empty() && text.str().rfind("(fftw-", 0) != 0) {
+          status_ = WisdomStatus::foreign;
+        } else if (in.bad() || !api<T>::import_wisdom(text.str().c_str())) {
           status_ = WisdomStatus::rejected;
         } else {
           status_ = WisdomStatus::loaded;
@@ -345,7 +350,8 @@ class WisdomFile {
   /// Writes the wisdom now if plans were made since the last load or save and it differs from
   /// the file's; false when it had to but could not (the cache is then only not updated).
   bool save() {
-    if (status_ == WisdomStatus::skipped || status_ == WisdomStatus::disabled) return true;
+    if (status_ == WisdomStatus::skipped || status_ == WisdomStatus::disabled || status_ == WisdomStatus::foreign)
+      return true;
     const long made = detail::plans_made<T>().load();
     if (made == plans_at_load_) return true;
     std::string text;
@@ -393,6 +399,8 @@ inline std::string wisdom_note(WisdomStatus s, const std::filesystem::path& file
     case WisdomStatus::missing: return "FFTW wisdom: none yet, plans measured and kept in " + file.string();
     case WisdomStatus::rejected:
       return "FFTW wisdom: " + file.string() + " is unreadable or not FFTW wisdom of this build; measuring again";
+    case WisdomStatus::foreign:
+      return "FFTW wisdom: " + file.string() + " is not an FFTW wisdom file; neither read nor overwritten";
     case WisdomStatus::skipped: return "FFTW wisdom: not used (planner effort estimate)";
     case WisdomStatus::disabled: return "FFTW wisdom: no cache file";
   }

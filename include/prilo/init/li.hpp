@@ -351,7 +351,8 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
                        std::to_string(t->cols()) + ", expected " + std::to_string(rc[0]) + "x" + std::to_string(rc[1]));
   }
   LiEncoder<T> e(s, 0);
-  nn::read_state(f, e);
+  nn::read_state_from(name, f, e);
+  // (a NaN or an infinity is refused by load_weights)
   if (!(e.input_scale().minCoeff() > T(0))) throw file_error(name + ": corrupt: \"input.scale\" must be positive");
   return e;
 }

@@ -126,21 +126,30 @@ inline NoiseOptions read_noise(const json& n, const NoiseOptions& base, const st
   o.eta = real_or(n, "eta", base.eta, where);
   o.gamma = real_or(n, "gamma", base.gamma, where);
   if (!(o.eta >= 0) || !std::isfinite(o.eta)) throw invalid_input(where + ".eta must be finite and >= 0");
-  if (!std::isfinite(o.gamma)) throw invalid_input(where + ".gamma must be finite");
+  if (!(o.gamma >= 0) || !std::isfinite(o.gamma)) throw invalid_input(where + ".gamma must be finite and >= 0");
   return o;
 }
 
 /// A "prilo" or "prilo_chain" section: the initial phase and the stages (required).
 template <class T>
 PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::string& where) {
+  check_keys(p, where, {"initial", "stages", "keep_best", "keep_best_range_extended", "noise"});
   PriloOptions<T> o;
   o.reading = reading;
   if (p.contains("initial")) o.initial = read_phase(p["initial"], o.initial, where + ".initial");
+  for (const char* flag : {"keep_best", "keep_best_range_extended"})
+    if (p.contains(flag) && !p.at(flag).is_boolean())
+      throw invalid_input(where + "." + flag + " must be true or false, got " + p.at(flag).dump());
   o.keep_best = p.value("keep_best", true);
   o.keep_best_range_extended = p.value("keep_best_range_extended", false);
+  if (!p.contains("stages")) throw invalid_input(where + ": no \"stages\" (an array of stage objects)");
+  if (!p.at("stages").is_array())
+    throw invalid_input(where + ".stages: expected an array of stage objects, got " +
+                        std::string(p.at("stages").type_name()));
   int i = 0;
   for (const auto& s : p.at("stages")) {
     const std::string at = where + ".stages[" + std::to_string(i++) + "]";
+    check_keys(s, at, {"layer", "repetitions", "forward", "back", "refine"});
     PriloStage<T> st;
     if (!s.contains("layer")) throw invalid_input(at + ": no \"layer\"");
     st.layer = read_int(s.at("layer"), at + ".layer");
@@ -164,11 +173,14 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// -li methods' weight of their LI start as an anchor, scorer_weight: the learned placement
 /// scorer's), "consensus" (power:
 /// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation). Missing
-/// values keep ReconstructionConfig's defaults; other top-level keys ("comment") are ignored;
-/// unknown phase and noise options are errors. Throws invalid_input for bad values (and wrong
+/// values keep ReconstructionConfig's defaults; "comment" keys are ignored anywhere; any other
+/// unknown key (at the top level or in a section) is an error, as is a document that is not
+/// an object. Throws invalid_input for bad values (and wrong
 /// types, numbers out of range) and nlohmann::json::exception for other malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
+  detail::check_keys(j, "the config",
+                     {"noise", "mii", "resolve", "consensus", "li", "er", "hio", "dpr", "prilo", "prilo_chain"});
   ReconstructionConfig<T> c;
   const NoiseOptions noise =
       j.contains("noise") ? detail::read_noise(j.at("noise"), NoiseOptions{}, "noise") : NoiseOptions{};
@@ -181,6 +193,7 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     detail::check_keys(j.at("resolve"), "resolve",
                        {"consistency_threshold", "placement_weight", "temperature", "anchor_weight", "scorer_weight"});
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
+    if (!(c.resolve.consistency_threshold >= 0)) throw invalid_input("resolve: consistency_threshold must be >= 0");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
     if (!(c.resolve.placement_weight >= 0)) throw invalid_input("resolve: placement_weight must be >= 0");
     c.resolve.temperature = detail::real_or(j.at("resolve"), "temperature", 0.0, "resolve");
@@ -207,12 +220,16 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   if (j.contains("er")) {
     detail::check_keys(j.at("er"), "er", {"iterations"});
     c.er.iterations = detail::int_or(j.at("er"), "iterations", 1000, "er");
+    if (c.er.iterations < 1) throw invalid_input("er.iterations must be >= 1");
   }
   if (j.contains("hio")) {
     detail::check_keys(j.at("hio"), "hio", {"iterations", "beta", "final_er"});
     c.hio.iterations = detail::int_or(j.at("hio"), "iterations", 1000, "hio");
     c.hio.beta = detail::real_or(j.at("hio"), "beta", T(0.9), "hio");
     c.hio.final_er = detail::int_or(j.at("hio"), "final_er", 50, "hio");
+    if (c.hio.iterations < 1) throw invalid_input("hio.iterations must be >= 1");
+    if (!(c.hio.beta > 0)) throw invalid_input("hio.beta must be > 0 (Fienup's feedback parameter)");
+    if (c.hio.final_er < 0) throw invalid_input("hio.final_er must be >= 0");
   }
   if (j.contains("dpr")) c.dpr.phase = detail::read_phase(j.at("dpr"), c.dpr.phase, "dpr");
   if (j.contains("prilo")) c.prilo = detail::read_prilo<T>(j.at("prilo"), PriloReading::back_project_refine, "prilo");

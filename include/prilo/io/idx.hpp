@@ -388,6 +388,8 @@ namespace detail {
 inline std::filesystem::path idx_locate(const std::filesystem::path& base) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(base, ec)) return base;
+  if (std::filesystem::is_directory(base, ec))
+    throw file_error(base.string() + ": is a folder, not an IDX file (the data set's files go in its parent)");
   std::filesystem::path gz = base;
   gz += ".gz";
   if (std::filesystem::is_regular_file(gz, ec)) return gz;

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <variant>
 
 #include "../core.hpp"
@@ -75,6 +76,60 @@ AnyVae<T> load_any_vae(const std::filesystem::path& weights) {
   if (arch == nn::conv_vae_arch_tag) return nn::load_conv_vae<T>(weights);
   if (arch == nn::style_vae_arch_tag) return nn::load_style_vae<T>(weights);
   return nn::load_vae<T>(weights);
+}
+
+/// The generator name of a VAE type, as the programs' --generator spells it: "mlp" (nn::Vae),
+/// "conv" (nn::ConvVae) or "style" (nn::StyleVae).
+template <class V>
+std::string generator_name(const V&) {
+  using T = typename V::scalar;
+  if constexpr (std::is_same_v<V, nn::ConvVae<T>>)
+    return "conv";
+  else if constexpr (std::is_same_v<V, nn::StyleVae<T>>)
+    return "style";
+  else
+    return "mlp";
+}
+/// The generator name of the VAE an AnyVae holds.
+template <class T>
+std::string generator_name(const AnyVae<T>& model) {
+  return std::visit([](const auto& v) { return generator_name(v); }, model);
+}
+
+/// Checks a VAE read from `weights` against what the caller pairs it with: the generator it was
+/// asked for (whose config, LI encoder and placement scorer go with it; another one is
+/// invalid_input naming both) and images of h×w (the conv and style VAEs' own image shape; only
+/// the pixel count of an MLP VAE is fixed, so h·w must equal it).
+template <class V>
+void check_vae_fits(const V& vae, const std::filesystem::path& weights, const std::string& generator, Eigen::Index h,
+                    Eigen::Index w) {
+  if (const std::string found = generator_name(vae); found != generator)
+    throw invalid_input("weights " + weights.string() + " hold the " + found + " VAE, not the " + generator +
+                        " one (--generator " + found + " reads them, with its own config)");
+  if (Eigen::Index(vae.data_dim()) != h * w)
+    throw invalid_input("weights " + weights.string() + " are for images of " + std::to_string(vae.data_dim()) +
+                        " pixels, not " + std::to_string(h) + "x" + std::to_string(w));
+  if constexpr (requires { vae.sizes().image; }) {
+    const nn::Shape3& s = vae.sizes().image;
+    if (s.height != h || s.width != w)
+      throw invalid_input("weights " + weights.string() + " are for images of " + std::to_string(s.height) + "x" +
+                          std::to_string(s.width) + ", not " + std::to_string(h) + "x" + std::to_string(w));
+  }
+}
+/// check_vae_fits for the VAE an AnyVae holds.
+template <class T>
+void check_vae_fits(const AnyVae<T>& model, const std::filesystem::path& weights, const std::string& generator,
+                    Eigen::Index h, Eigen::Index w) {
+  std::visit([&](const auto& v) { check_vae_fits(v, weights, generator, h, w); }, model);
+}
+
+/// load_any_vae, then check_vae_fits.
+template <class T>
+AnyVae<T> load_any_vae(const std::filesystem::path& weights, const std::string& generator, Eigen::Index h,
+                       Eigen::Index w) {
+  AnyVae<T> model = load_any_vae<T>(weights);
+  check_vae_fits(model, weights, generator, h, w);
+  return model;
 }
 
 }  // namespace prilo::io

@@ -343,7 +343,8 @@ WeightsFile<T> weights_load(const std::filesystem::path& path, const std::string
 
 /// Loads a weights file, converting the stored scalar type to T when they differ.
 /// Throws file_error naming the file and the problem: file not found, bad magic, unsupported
-/// version, truncated file, trailing bytes, payload size mismatch, bad checksum.
+/// version, truncated file, trailing bytes, payload size mismatch, bad checksum. The values are
+/// stored bit for bit, NaN and infinities included (a model refuses them: nn::read_state).
 template <class T>
 WeightsFile<T> load_weights(const std::filesystem::path& path) {
   return detail::weights_load<T>(path, nullptr, nullptr);

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -72,6 +74,14 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
     for (std::size_t i = 0; i < ms; ++i) found += (i ? ", " : "") + std::to_string(f.sizes[i]);
     throw file_error(path.string() + ": the checkpoint is for a " + what + " of sizes " + found);
   }
+  auto corrupt = [&](const std::string& what_is_wrong) {
+    return file_error(path.string() + ": corrupt checkpoint: " + what_is_wrong);
+  };
+  // counts stored as 32-bit words: beyond int's range they are damage, never a count
+  if (f.sizes[ms] > std::uint32_t(std::numeric_limits<int>::max()))
+    throw corrupt("epoch " + std::to_string(f.sizes[ms]) + " is out of range");
+  if (f.sizes[ms + 1] > std::uint32_t(std::numeric_limits<int>::max()))
+    throw corrupt("Adam's step " + std::to_string(f.sizes[ms + 1]) + " is out of range");
   TrainingState st;
   st.epoch = int(f.sizes[ms]);
   for (std::size_t i = 0; i < 6; ++i)
@@ -80,7 +90,7 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
   state.arch = f.arch;
   for (const auto& t : f.tensors)
     if (t.name.rfind("adam.", 0) != 0 && t.name.rfind("train.", 0) != 0) state.add(t.name, t.value);
-  read_state(state, model);
+  read_state_from(path, state, model);
   if (f.sizes[ms + 1] == 0 && !f.find("adam.m.0")) {  // saved before Adam's first step
     adam.restore({}, {}, 0);
   } else {
@@ -89,11 +99,24 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
     for (std::size_t k = 0; k < params.size(); ++k) {
       m.push_back(f.at("adam.m." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
       v.push_back(f.at("adam.v." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
+      if (!m.back().allFinite()) throw corrupt("Adam's first moment " + std::to_string(k) + " is not finite");
+      // the second moment is a running mean of squares: finite and >= 0
+      if (!(v.back().array() >= T(0)).all() || !v.back().allFinite())
+        throw corrupt("Adam's second moment " + std::to_string(k) + " is negative or not finite");
     }
     adam.restore(std::move(m), std::move(v), int(f.sizes[ms + 1]));
   }
+  // the shuffle order must be a permutation of 0..n-1: its entries index the training images
   const Mat<T>& order = f.at("train.order");
-  for (Eigen::Index i = 0; i < order.size(); ++i) st.order.push_back(Eigen::Index(order(i)));
+  std::vector<bool> seen(static_cast<std::size_t>(order.size()), false);
+  for (Eigen::Index i = 0; i < order.size(); ++i) {
+    const T v = order(i);
+    if (!(v >= T(0) && v < T(order.size()) && v == std::floor(v)) || seen[std::size_t(v)])
+      throw corrupt("the shuffle order is not a permutation of 0.." + std::to_string(order.size() - 1) + " (entry " +
+                    std::to_string(i) + ")");
+    seen[std::size_t(v)] = true;
+    st.order.push_back(Eigen::Index(v));
+  }
   return st;
 }
 

@@ -70,7 +70,7 @@ Model load_sized_vae(const std::filesystem::path& path, const char* tag, const s
     throw file_error(path.string() + ": corrupt: the sizes " + listed + " need " + std::to_string(long(needed)) +
                      " values, the file holds " + std::to_string(long(stored)));
   Model vae(s, 0);
-  read_state(f, vae);
+  read_state_from(path, f, vae);
   return vae;
 }
 }  // namespace conv_vae_detail

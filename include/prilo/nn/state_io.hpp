@@ -2,7 +2,9 @@
 #pragma once
 
 #include <concepts>
+#include <filesystem>
 #include <string>
+#include <type_traits>
 #include <unordered_set>
 
 #include "../io/weights.hpp"
@@ -37,9 +39,11 @@ void write_state(io::WeightsFile<T>& f, Model& model, const std::string& prefix 
 
 /// Sets every parameter and buffer of `model` from the tensor of f called "<prefix><name>",
 /// by name: the order of the file does not matter. Throws invalid_input for a tensor the
-/// model needs that f lacks or holds in another shape, for a name the model gives twice, and
-/// for a tensor of f under `prefix` that the model does not have (a file of another
-/// architecture: loading it would silently drop state).
+/// model needs that f lacks or holds in another shape, for a name the model gives twice, for a
+/// tensor of f under `prefix` that the model does not have (a file of another architecture:
+/// loading it would silently drop state), and for a value that is NaN or infinite in the
+/// model's precision (no trained model holds one; a float64 value beyond float's range
+/// becomes one).
 template <class T, NamedTensors Model>
 void read_state(const io::WeightsFile<T>& f, Model& model, const std::string& prefix = "") {
   using S = typename Model::scalar;
@@ -48,6 +52,10 @@ void read_state(const io::WeightsFile<T>& f, Model& model, const std::string& pr
     const std::string key = prefix + name;
     if (!used.insert(key).second) prilo::detail::fail("weights: the model names two tensors \"", key, "\"");
     value = f.at(key, value.rows(), value.cols()).template cast<S>();
+    if (!value.allFinite())
+      prilo::detail::fail(
+          "weights: tensor \"", key, "\" holds NaN or infinite values",
+          std::is_same_v<S, float> ? " as float (a float64 value beyond float's range is infinite)" : "");
   };
   for (auto& p : model.parameters()) take(p.name, p.value);
   for (auto& b : buffers_of(model)) take(b.name, b.value);
@@ -55,6 +63,18 @@ void read_state(const io::WeightsFile<T>& f, Model& model, const std::string& pr
     if (t.name.compare(0, prefix.size(), prefix) == 0 && !used.count(t.name))
       prilo::detail::fail("weights: tensor \"", t.name, "\" (architecture \"", f.arch,
                           "\") belongs to no parameter or buffer of the model");
+}
+
+/// read_state of a file's tensors, with its errors prefixed by the file's path (a file_error:
+/// the file, not the caller, is at fault).
+template <class T, NamedTensors Model>
+void read_state_from(const std::filesystem::path& path, const io::WeightsFile<T>& f, Model& model,
+                     const std::string& prefix = "") {
+  try {
+    read_state(f, model, prefix);
+  } catch (const invalid_input& e) {
+    throw file_error(path.string() + ": " + e.what());
+  }
 }
 
 }  // namespace prilo::nn

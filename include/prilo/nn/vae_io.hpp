@@ -57,7 +57,7 @@ Vae<T> load_vae(const std::filesystem::path& path) {
                        ", " + std::to_string(z) + " need " + std::to_string(rc[0]) + "x" + std::to_string(rc[1]));
   }
   Vae<T> vae(d, h, z, 0);
-  read_state(f, vae);
+  read_state_from(path, f, vae);
   return vae;
 }
 

@@ -1,6 +1,7 @@
 // Fienup's error reduction (ER) and hybrid input-output (HIO) for the non-oversampled DFT.
 #pragma once
 
+#include <cmath>
 #include <type_traits>
 
 #include "../interrupt.hpp"
@@ -48,6 +49,9 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   require_shape(x, F.input_size(), loss.batch(), "fienup start x0");
   if (opt.iterations < 1) detail::fail("fienup: iterations must be >= 1, got ", opt.iterations);
   if (!(opt.lo <= opt.hi)) detail::fail("fienup: need lo <= hi, got ", opt.lo, " > ", opt.hi);
+  if (hio && (!(opt.beta > T(0)) || !std::isfinite(opt.beta)))
+    detail::fail("fienup: HIO's beta must be finite and > 0, got ", opt.beta);
+  if (opt.final_er < 0) detail::fail("fienup: final_er must be >= 0, got ", opt.final_er);
   if (opt.support.size() && opt.support.size() != F.input_size())
     detail::fail("fienup: support mask has ", opt.support.size(), " entries, expected ", F.input_size());
   const Eigen::Index n = F.input_size(), hn = F.half_size();
