@@ -32,6 +32,8 @@
 #define PRILO_SOURCE_DIR "."
 #endif
 
+#include "cli_checks.hpp"
+
 using namespace prilo;
 using T = float;
 using json = nlohmann::json;
@@ -71,7 +73,7 @@ int main(int argc, char** argv) {
   app.add_option("--count", st.count, "Number of images")->check(CLI::PositiveNumber);
   app.add_option("--restarts", st.restarts, "Random restarts per image (lowest magnitude error kept)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--seed", st.seed, "Seed of every random choice")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", st.seed, "Seed of every random choice")->check(prilo_cli::seed());
   app.add_option("--config", st.config, "JSON hyperparameter file (default configs/<dataset>.json)");
   app.add_option("--generator", st.generator,
                  "The VAE whose decoder is the prior: mlp (the paper's), conv (DCGAN-like decoder) or style (z0 fed "
@@ -116,16 +118,7 @@ int main(int argc, char** argv) {
          "--peak-gflops", st.peak,
          "FP32 FMA peak for the work table (0: measured once and cached; with --backend cuda the GPU's, measured "
          "after the run)")
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            double g = -1;
-            try {
-              g = std::stod(v);
-            } catch (const std::exception&) {
-            }
-            return std::isfinite(g) && g >= 0 ? std::string() : "not a finite number >= 0: " + v;
-          },
-          "NUMBER >= 0"));
+      ->check(prilo_cli::finite_nonnegative());
   app.add_option("--backend", st.backend,
                  "Where DPR, PRILO and MII run: cpu, or cuda (prilo-reconstruct-cuda, a build with "
                  "-DPRILO_ENABLE_CUDA=ON; ER/HIO, -resolve and the Gaussian baselines stay on the CPU)")
@@ -168,7 +161,11 @@ int main(int argc, char** argv) {
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
     fs::path li_path;
-    if (std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.start == LatentStart::li; })) {
+    const bool li_methods =
+        std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.start == LatentStart::li; });
+    if (!st.li_weights.empty() && !li_methods)
+      throw invalid_input("--li-weights " + st.li_weights + ": no -li method in --methods, so it would not be read");
+    if (li_methods) {
       li_path = locate(st.li_weights, io::li_encoder_file(st.dataset, st.op, st.generator));
       if (!fs::exists(li_path)) {
         const std::string gaussian = st.op == "fourier" ? ""
@@ -202,11 +199,12 @@ int main(int argc, char** argv) {
     check_output_path(st.png_path, "--png");
     check_output_path(st.trace_path, "--trace");
     check_distinct_outputs({{"--json", st.json_path}, {"--png", st.png_path}, {"--trace", st.trace_path}},
-                           {{"--config", config_path.string()},
-                            {"--weights", weights_path.string()},
-                            {"--li-weights", li_path.string()},
-                            {"--placement-weights", scorer_path.string()},
-                            {"--fftw-wisdom", wisdom.path().string()}});
+                           with_files({{"--config", config_path.string()},
+                                       {"--weights", weights_path.string()},
+                                       {"--li-weights", li_path.string()},
+                                       {"--placement-weights", scorer_path.string()},
+                                       {"--fftw-wisdom", wisdom.path().string()}},
+                                      io::dataset_files(st.data_dir, st.dataset), "data set's"));
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +

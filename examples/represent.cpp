@@ -26,6 +26,8 @@
 #define PRILO_SOURCE_DIR "."
 #endif
 
+#include "cli_checks.hpp"
+
 using namespace prilo;
 using T = float;
 using json = nlohmann::json;
@@ -136,7 +138,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--polish-factor", st.factor, "Learning-rate factor of each polish round")
       ->check(CLI::Range(1e-6, 1.0));
-  app.add_option("--seed", st.seed, "Seed of the random starts")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", st.seed, "Seed of the random starts")->check(prilo_cli::seed());
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--json", st.json_path, "Write the summaries and per-image values to this JSON file");
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
@@ -149,7 +151,8 @@ int main(int argc, char** argv) {
     const auto cfg = io::load_reconstruction_config<T>(files.config);
     check_output_path(st.json_path, "--json");
     check_distinct_outputs({{"--json", st.json_path}},
-                           {{"--config", files.config.string()}, {"--weights", files.weights.string()}});
+                           with_files({{"--config", files.config.string()}, {"--weights", files.weights.string()}},
+                                      io::dataset_files(st.data_dir, st.dataset), "data set's"));
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +

@@ -22,6 +22,8 @@
 #define PRILO_SOURCE_DIR "."
 #endif
 
+#include "cli_checks.hpp"
+
 using namespace prilo;
 using T = float;
 namespace fs = std::filesystem;
@@ -125,7 +127,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", st.seed,
                  "Seed: the Gaussian operator is drawn with seed + 7, as prilo-reconstruct --seed does (train with the "
                  "--seed you reconstruct with); also the initialisation and shuffling")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::seed());
   app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", st.batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", st.lr, "Adam learning rate of the encoder")->check(CLI::PositiveNumber);
@@ -138,8 +140,8 @@ int main(int argc, char** argv) {
   app.add_option("--gradient-penalty", st.gp, "Gradient-penalty weight lambda of the critic")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--critic-hidden", st.critic_hidden, "Hidden units of the critic's two LeakyReLU(0.2) layers")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--hidden", st.hidden, "Hidden units of the encoder's two ReLU layers")->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--hidden", st.hidden, "Hidden units of the encoder's two ReLU layers")->check(CLI::Range(1, 1 << 16));
   app.add_option("--transform", st.transform,
                  "Input map before standardisation: identity or log1p (of the half spectrum / magnitudes)")
       ->check(CLI::IsMember({"identity", "log1p"}));
@@ -180,7 +182,9 @@ int main(int argc, char** argv) {
                 .transform = st.transform == "log1p" ? LiTransform::log1p : LiTransform::identity,
                 .hidden = st.hidden};
     const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
-    check_distinct_outputs({{"--output", st.out}}, {{"--weights", vae_path.string()}});
+    check_distinct_outputs(
+        {{"--output", st.out}},
+        with_files({{"--weights", vae_path.string()}}, io::dataset_files(st.data_dir, st.dataset), "data set's"));
     return std::visit(
         [&](const auto& vae) {
           if (st.op == "fourier") {

@@ -23,6 +23,8 @@
 #define PRILO_SOURCE_DIR "."
 #endif
 
+#include "cli_checks.hpp"
+
 using namespace prilo;
 using T = float;
 namespace fs = std::filesystem;
@@ -209,7 +211,7 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", st.batch, "Images per mini-batch (each with its group of transforms)")
       ->check(CLI::PositiveNumber);
   app.add_option("--lr", st.lr, "Adam learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--hidden", st.hidden, "Hidden units of the scorer's two ReLU layers")->check(CLI::PositiveNumber);
+  app.add_option("--hidden", st.hidden, "Hidden units of the scorer's two ReLU layers")->check(CLI::Range(1, 1 << 16));
   app.add_option("--radius", st.radius, "Shifts up to this many pixels around each image and its reflection")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--far", st.far, "Random transforms from anywhere added to each group")->check(CLI::NonNegativeNumber);
@@ -221,7 +223,7 @@ int main(int argc, char** argv) {
   app.add_option("--train-limit", st.limit, "Use only the first N training images (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", st.seed, "Seed of the initialisation, the shuffling and the far transforms")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::seed());
   app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
   app.add_option("--output,-o", st.out,
                  "Output weights file (default models/placement-<dataset>.prw, "
@@ -240,9 +242,11 @@ int main(int argc, char** argv) {
     install_interrupt_handler();
     const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
     const fs::path& vae_path = files.weights;
-    check_distinct_outputs({{"--output", st.out}}, {{"--weights", vae_path.string()},
-                                                    {"--config", st.reconstructed > 0 ? files.config.string() : ""},
-                                                    {"--li-weights", st.li_weights}});
+    check_distinct_outputs({{"--output", st.out}},
+                           with_files({{"--weights", vae_path.string()},
+                                       {"--config", st.reconstructed > 0 ? files.config.string() : ""},
+                                       {"--li-weights", st.li_weights}},
+                                      io::dataset_files(st.data_dir, st.dataset), "data set's"));
     return std::visit([&](const auto& vae) { return train(st, vae, vae_path); }, io::load_any_vae<T>(vae_path));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prilo-train-placement: error: %s\n",

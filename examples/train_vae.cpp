@@ -13,6 +13,8 @@
 #include <prilo/report.hpp>
 #include <variant>
 
+#include "cli_checks.hpp"
+
 using namespace prilo;
 using T = float;
 
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
   app.add_option("--epochs", epochs, "Epochs")->check(CLI::PositiveNumber);
   app.add_option("--batch-size", batch, "Mini-batch size")->check(CLI::PositiveNumber);
   app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise")->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise")->check(prilo_cli::seed());
   app.add_option("--output,-o", out,
                  "Output weights file (default models/vae-<dataset>.prw, conv: models/convvae-<dataset>.prw, style: "
                  "models/stylevae-<dataset>.prw)");
@@ -112,6 +114,8 @@ int main(int argc, char** argv) {
       if (threads > 0) cpu::set_threads(threads);
       const io::AnyVae<T> model = io::load_any_vae<T>(evaluate);  // the file says which VAE it holds
       auto test = io::load_dataset<T>(data_dir, dataset, "test");
+      // its own architecture, against the images it is scored on
+      io::check_vae_fits(model, evaluate, io::generator_name(model), Eigen::Index(test.rows), Eigen::Index(test.cols));
       const double nelbo =
           std::visit([&](const auto& vae) { return nn::mean_negative_elbo(vae, test.images, seed + 2); }, model);
       std::printf("%s on %s test: negative ELBO (one sample, noise seed %llu) %.3f\n", evaluate.c_str(),
@@ -132,7 +136,9 @@ int main(int argc, char** argv) {
   try {
     if (threads > 0) cpu::set_threads(threads);
     check_output_path(out, "--output");  // before any training: a bad path must not cost the run
-    install_interrupt_handler();         // SIGINT: stop at the next batch; the last epoch's checkpoint stays
+    check_distinct_outputs({{"--output", out}, {"--output's checkpoint", out + ".ckpt"}},
+                           with_files({}, io::dataset_files(data_dir, dataset), "data set's"));
+    install_interrupt_handler();  // SIGINT: stop at the next batch; the last epoch's checkpoint stays
     auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
     auto test = io::load_dataset<T>(data_dir, dataset, "test");
     const Eigen::Index n = train.images.cols(), d = train.images.rows();

@@ -67,7 +67,15 @@ expect_fail "hold the mlp VAE, not the conv one" "$recon" --generator conv --wei
   --count 1 --methods hio --quiet
 expect_fail "--measurements sets the Gaussian operators' m" "$recon" --measurements 300 --count 1 --methods hio --quiet
 expect_fail "--peak-gflops" "$recon" --peak-gflops nan --count 1 --methods hio --quiet
-expect_fail "--seed" "$recon" --seed -1 --count 1 --methods hio --quiet
+expect_fail "--seed: not a seed" "$recon" --seed -1 --count 1 --methods hio --quiet
+expect_fail "is beyond 18446744073709551615" "$recon" --seed 18446744073709551616 --count 1 --methods hio --quiet
+expect_fail "no -li method in --methods" "$recon" --count 1 --methods hio --quiet --li-weights "$tmp/none.prw"
+# outputs never overwrite the data set's files (a copy of MNIST's test files here)
+mkdir -p "$tmp/dd/mnist" && cp "${PRILO_DATA:-$repo/data}"/mnist/t10k-* "$tmp/dd/mnist/"
+expect_fail "is the data set's file the program reads" "$recon" --data-dir "$tmp/dd" --count 1 --methods hio --quiet \
+  --png "$tmp/dd/mnist/t10k-images-idx3-ubyte"
+expect_fail "is the data set's file the program reads" "$train" --data-dir "$tmp/dd" --epochs 1 \
+  -o "$tmp/dd/mnist/t10k-labels-idx1-ubyte"
 expect_fail "gives the placement scorer no weight" "$recon" --count 1 --methods hio --quiet \
   --placement-weights "$tmp/no-such-placement.prw"
 expect_fail "images 5..2147483651 are outside" "$recon" --first 5 --count 2147483647
@@ -227,6 +235,8 @@ fi
 if [ -n "$train_placement" ]; then
   expect_fail "--output $tmp/no-such-dir/p.prw: the folder $tmp/no-such-dir does not exist" "$train_placement" \
     --dataset mnist --generator mlp --epochs 1 --output "$tmp/no-such-dir/p.prw"
+  expect_fail "--hidden: Value 100000 not in range" "$train_placement" --dataset mnist --hidden 100000 \
+    --output "$tmp/placement-x.prw"
   expect_fail "--method requires --reconstructed" "$train_placement" --dataset mnist --method prilo-mii \
     --output "$tmp/placement-x.prw"
   expect_fail "radius 14 is too wide for 28x28 images" "$train_placement" --dataset mnist --generator mlp --radius 14 \

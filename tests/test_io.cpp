@@ -3,11 +3,13 @@
 
 #include <prilo/init/li.hpp>
 #include <prilo/io/idx.hpp>
+#include <prilo/io/models.hpp>
 #include <prilo/io/png.hpp>
 #include <prilo/io/weights.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/style_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
+#include <prilo/report.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -528,6 +530,38 @@ TEST_CASE("io: every weights file in models/ loads by name and saves back byte f
     ++files;
   }
   CHECK(files >= 5);  // the MLP and conv VAEs, the LI encoders
+}
+
+TEST_CASE("io: a VAE is checked against its generator name and its images; outputs against each other and inputs") {
+  const prilo::io::AnyVae<float> mlp = prilo::nn::Vae<float>(784, 16, 4, 1);
+  const prilo::io::AnyVae<float> conv = prilo::nn::ConvVae<float>({.image = {1, 28, 28}, .latent = 4}, 1);
+  CHECK(prilo::io::generator_name(mlp) == "mlp");
+  CHECK(prilo::io::generator_name(conv) == "conv");
+  CHECK_NOTHROW(prilo::io::check_vae_fits(mlp, "m.prw", "mlp", 28, 28));
+  CHECK_NOTHROW(prilo::io::check_vae_fits(mlp, "m.prw", "mlp", 14, 56));  // an MLP fixes the pixel count only
+  CHECK_NOTHROW(prilo::io::check_vae_fits(conv, "c.prw", "conv", 28, 28));
+  CHECK_THROWS_WITH_AS(prilo::io::check_vae_fits(mlp, "m.prw", "conv", 28, 28),
+                       "weights m.prw hold the mlp VAE, not the conv one (--generator mlp reads them, with its own "
+                       "config)",
+                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(prilo::io::check_vae_fits(conv, "c.prw", "conv", 14, 56),
+                       "weights c.prw are for images of 28x28, not 14x56", prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(prilo::io::check_vae_fits(mlp, "m.prw", "mlp", 28, 27),
+                       "weights m.prw are for images of 784 pixels, not 28x27", prilo::invalid_input);
+
+  const auto dir = io_tmpdir("distinct_outputs");
+  const std::string a = (dir / "a.json").string(), b = (dir / "b.png").string();
+  CHECK_NOTHROW(prilo::check_distinct_outputs({{"--json", a}, {"--png", b}, {"--trace", ""}}, {{"--config", ""}}));
+  CHECK_THROWS_WITH_AS(prilo::check_distinct_outputs({{"--json", a}, {"--png", (dir / "." / "a.json").string()}}, {}),
+                       doctest::Contains("--json and --png name the same file"), prilo::file_error);
+  const std::string same_as_input = "--json " + a + " is the --config file the program reads";
+  CHECK_THROWS_WITH_AS(prilo::check_distinct_outputs({{"--json", a}}, {{"--config", a}}),
+                       doctest::Contains(same_as_input.c_str()), prilo::file_error);
+  const auto data = prilo::io::dataset_files(dir, "mnist");
+  CHECK(data.size() == 8u);
+  CHECK_THROWS_WITH_AS(
+      prilo::check_distinct_outputs({{"--png", data[1].string()}}, prilo::with_files({}, data, "data set's")),
+      doctest::Contains("is the data set's file the program reads"), prilo::file_error);
 }
 
 TEST_CASE("io: PNG grid is written with a valid signature") {

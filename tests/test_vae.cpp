@@ -134,7 +134,9 @@ TEST_CASE("A VAE file holding NaN or infinity, or doubles beyond float's range, 
   }
   const std::string huge = with("huge.prw", 1e300);
   CHECK(nn::load_vae<double>(huge).decoder().module<1>().weight()(2, 3) == 1e300);  // a double holds it
-  CHECK(error_of([&] { (void)nn::load_vae<float>(huge); }).find("infinite values as float") != std::string::npos);
+  CHECK(error_of([&] {
+          (void)nn::load_vae<float>(huge);
+        }).find("infinite values (read as float: a float64 value beyond") != std::string::npos);
   CHECK_THROWS_AS((void)nn::load_vae<float>(huge), file_error);
 }
 
@@ -317,6 +319,17 @@ TEST_CASE("a checkpoint whose training state is damaged is refused, never used: 
   CHECK(damaged("v", [&](auto& f) {
           tensor(f, "adam.v.0")(0) = -1;
         }).find("Adam's second moment 0 is negative or not finite") != std::string::npos);
+  // a step count that one epoch of 20 images cannot make (it would overflow Adam's counter)
+  io::WeightsFile<double> big = good;
+  big.sizes[4] = 0x7FFFFFFEu;
+  io::save_weights(dir / "bigstep.ckpt", big);
+  nn::Vae<double> resumed(12, 9, 4, 2);
+  nn::VaeTrainingOptions r{.epochs = 2, .batch = 5, .seed = 1};
+  r.checkpoint = dir / "bigstep.ckpt";
+  r.resume = true;
+  CHECK(error_of([&] { (void)nn::train_vae(resumed, train, test, r); })
+            .find("bigstep.ckpt: corrupt checkpoint: Adam's step 2147483646 is more than 1 epochs of 20 images can "
+                  "make") != std::string::npos);
 }
 
 TEST_CASE("train_vae refuses bad options and data with a message that names them") {

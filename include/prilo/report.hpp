@@ -61,6 +61,14 @@ inline void check_distinct_outputs(const NamedPaths& outputs, const NamedPaths& 
   }
 }
 
+/// `inputs` and every file in `files`, each named `what` (e.g. the data set's files:
+/// io::dataset_files), for check_distinct_outputs.
+inline NamedPaths with_files(NamedPaths inputs, const std::vector<std::filesystem::path>& files,
+                             const std::string& what) {
+  for (const auto& f : files) inputs.push_back({what, f.string()});
+  return inputs;
+}
+
 /// Writes `text` and a newline to `path` atomically (a reader never sees half a file).
 inline void write_text_file(const std::string& path, const std::string& text) {
   const std::string all = text + "\n";

@@ -400,6 +400,17 @@ inline std::filesystem::path idx_locate(const std::filesystem::path& base) {
 }
 }  // namespace detail
 
+/// Every file load_dataset may read for data set `name` (both splits, images and labels, plain
+/// and .gz): what a program's outputs must never overwrite.
+inline std::vector<std::filesystem::path> dataset_files(const std::filesystem::path& data_dir,
+                                                        const std::string& name) {
+  std::vector<std::filesystem::path> out;
+  for (const char* split : {"train", "t10k"})
+    for (const char* kind : {"-images-idx3-ubyte", "-labels-idx1-ubyte"})
+      for (const char* ext : {"", ".gz"}) out.push_back(data_dir / name / (std::string(split) + kind + ext));
+  return out;
+}
+
 /// Loads split "train" or "test" of data set "mnist" or "fashion-mnist" from
 /// `<data_dir>/<name>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` (the plain file is
 /// preferred when both exist), items [first, first+count). The image and label counts must match.

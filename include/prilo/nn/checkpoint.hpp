@@ -78,7 +78,7 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
     return file_error(path.string() + ": corrupt checkpoint: " + what_is_wrong);
   };
   // counts stored as 32-bit words: beyond int's range they are damage, never a count
-  if (f.sizes[ms] > std::uint32_t(std::numeric_limits<int>::max()))
+  if (f.sizes[ms] >= std::uint32_t(std::numeric_limits<int>::max()))
     throw corrupt("epoch " + std::to_string(f.sizes[ms]) + " is out of range");
   if (f.sizes[ms + 1] > std::uint32_t(std::numeric_limits<int>::max()))
     throw corrupt("Adam's step " + std::to_string(f.sizes[ms + 1]) + " is out of range");

@@ -55,7 +55,7 @@ void read_state(const io::WeightsFile<T>& f, Model& model, const std::string& pr
     if (!value.allFinite())
       prilo::detail::fail(
           "weights: tensor \"", key, "\" holds NaN or infinite values",
-          std::is_same_v<S, float> ? " as float (a float64 value beyond float's range is infinite)" : "");
+          std::is_same_v<S, float> ? " (read as float: a float64 value beyond float's range is infinite)" : "");
   };
   for (auto& p : model.parameters()) take(p.name, p.value);
   for (auto& b : buffers_of(model)) take(b.name, b.value);

@@ -118,6 +118,9 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
   std::vector<Eigen::Index> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
   const long batches = long((n + o.batch - 1) / o.batch), total = batches * o.epochs;
+  if (double(batches) * double(o.epochs) >= double(std::numeric_limits<int>::max()))
+    detail::fail("train_vae: ", o.epochs, " epochs of ", batches,
+                 " batches are more Adam steps than its counter holds");
   VaeTrainingResult result;
   if (o.resume) {
     if (!std::filesystem::exists(o.checkpoint))
@@ -126,6 +129,11 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     if (st.order.size() != order.size())
       throw invalid_input(o.checkpoint.string() + ": the checkpoint shuffles " + std::to_string(st.order.size()) +
                           " images, not " + std::to_string(order.size()) + " (was it written for these images?)");
+    // one Adam step per batch of at least one image: more steps than the epochs' images is damage
+    if (double(adam.iteration()) > double(st.epoch) * double(n))
+      throw file_error(o.checkpoint.string() + ": corrupt checkpoint: Adam's step " + std::to_string(adam.iteration()) +
+                       " is more than " + std::to_string(st.epoch) + " epochs of " + std::to_string(n) +
+                       " images can make");
     if (st.epoch >= o.epochs)
       detail::fail("train_vae: ", o.checkpoint.string(), " holds ", st.epoch, " epochs already; resume to more than ",
                    st.epoch);
