@@ -61,8 +61,9 @@ printf '{"hio": {"beta": -3}}' > "$tmp/beta.json"
 expect_fail "hio.beta must be > 0" "$recon" --config "$tmp/beta.json" --count 1 --methods hio --quiet
 expect_fail "--json and --png name the same file" "$recon" --count 1 --methods hio --quiet --json "$tmp/same.out" \
   --png "$tmp/same.out"
+printf '{}' > "$tmp/input.json"  # (a config of its own: quick.json is written further down)
 expect_fail "is the --config file the program reads" "$recon" --count 1 --methods hio --quiet \
-  --config "$tmp/quick.json" --json "$tmp/quick.json"
+  --config "$tmp/input.json" --json "$tmp/input.json"
 expect_fail "hold the mlp VAE, not the conv one" "$recon" --generator conv --weights "$repo/models/vae-mnist.prw" \
   --count 1 --methods hio --quiet
 expect_fail "--measurements sets the Gaussian operators' m" "$recon" --measurements 300 --count 1 --methods hio --quiet
