@@ -7,7 +7,6 @@
 // prilo-reconstruct-cuda (reconstruct_cuda.cu, -DPRILO_ENABLE_CUDA=ON), `--backend cuda` runs
 // the latent methods on the GPU (prilo::gpu::OnDevice).
 #include <CLI/CLI.hpp>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -159,6 +158,12 @@ int main(int argc, char** argv) {
     const fs::path &config_path = files.config, &weights_path = files.weights;
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
+    for (const MethodSpec& m : methods) {  // a method the operator cannot run: before the header and any reading
+      if (st.op == "fourier")
+        check_method<Fourier2d<T>>(m, cfg);
+      else
+        check_method<GaussianReal<T>>(m, cfg);  // (both Gaussian operators run the same methods)
+    }
     std::optional<LiEncoder<T>> li;  // read only when a -li method runs
     fs::path li_path;
     const bool li_methods =

@@ -238,6 +238,10 @@ int main(int argc, char** argv) {
   fftw::set_default_planner_effort(fftw::Effort::estimate);
   if (st.threads > 0) cpu::set_threads(st.threads);
   try {
+    if (st.reconstructed == 0)  // CLI11's needs() checks presence: --reconstructed 0 runs nothing they apply to
+      for (const char* name : {"--method", "--restarts", "--config", "--li-weights"})
+        if (app.count(name))
+          throw invalid_input(std::string(name) + ": applies to --reconstructed's runs, and --reconstructed is 0");
     check_output_path(st.out, "--output");
     install_interrupt_handler();
     const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);

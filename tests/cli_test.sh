@@ -30,6 +30,9 @@ expect_fail "bad.prw" "$recon" --weights "$tmp/bad.prw" --count 1
 printf '{"dpr": {"steps": "many"' > "$tmp/bad.json"
 expect_fail "bad.json" "$recon" --config "$tmp/bad.json" --count 1
 expect_fail "needs the Fourier operator" "$recon" --operator gaussian-real --methods hio --count 1 --quiet
+# ... before any reading or printing: the error is all the output
+if [ "$("$recon" --operator gaussian-real --methods hio --count 1 --quiet 2>&1 | wc -l)" -eq 1 ]; then
+  passes=$((passes+1)); else echo "FAIL: --methods hio with gaussian-real prints more than its error"; fails=$((fails+1)); fi
 expect_fail "--fftw-effort" "$recon" --fftw-effort exhaustive --count 1
 PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
@@ -240,6 +243,8 @@ if [ -n "$train_placement" ]; then
     --output "$tmp/placement-x.prw"
   expect_fail "--method requires --reconstructed" "$train_placement" --dataset mnist --method prilo-mii \
     --output "$tmp/placement-x.prw"
+  expect_fail "--restarts: applies to --reconstructed's runs, and --reconstructed is 0" "$train_placement" \
+    --dataset mnist --reconstructed 0 --restarts 2 --output "$tmp/placement-x.prw"
   expect_fail "radius 14 is too wide for 28x28 images" "$train_placement" --dataset mnist --generator mlp --radius 14 \
     --train-limit 300 --validation 100 --epochs 1 --output "$tmp/placement.prw"
   expect_ok "$train_placement" --dataset mnist --generator mlp --train-limit 300 --validation 100 --validation-top1 20 \

@@ -114,6 +114,11 @@ TEST_CASE("ConvVae: weights saved and loaded by name, checkpoints round-trip, wr
   g.sizes[5] = 1000;
   io::save_weights(tmp("bad.prw"), g);
   CHECK_THROWS_WITH_AS(load_conv_vae<T>(tmp("bad.prw")), doctest::Contains("corrupt"), file_error);
+  // a tensor the model does not take is named (not counted as surplus values)
+  auto extra = f;
+  extra.add("decoder.9.weight", Mat<T>::Zero(2, 2));
+  io::save_weights(tmp("extra.prw"), extra);
+  CHECK_THROWS_WITH_AS(load_conv_vae<T>(tmp("extra.prw")), doctest::Contains("\"decoder.9.weight\""), file_error);
 
   // checkpoint: model, Adam moments and training state come back
   AdamTrainer<T> adam({.learning_rate = 1e-3});

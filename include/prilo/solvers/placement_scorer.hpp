@@ -247,8 +247,6 @@ PlacementScorer<T> load_placement_scorer(const std::filesystem::path& path) {
     throw file_error(name + ": corrupt: tensor \"scorer.0.weight\" " +
                      (w0 ? "is " + std::to_string(w0->rows()) + "x" + std::to_string(w0->cols()) : "is missing") +
                      ", the sizes need " + std::to_string(s.hidden) + "x" + std::to_string(s.image_size()));
-  for (const auto& t : f.tensors)
-    if (!t.value.allFinite()) throw file_error(name + ": corrupt: tensor \"" + t.name + "\" holds NaN or Inf");
   PlacementScorer<T> out(s, 0);
   try {
     nn::read_state(f, out);
