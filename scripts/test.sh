@@ -39,8 +39,7 @@ ninja_dir() {  # a folder made by an earlier test.sh with another generator is s
 stage "MPI and CUDA builds: started in the background at nice 10 (waited for by their stages below)"
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT  # a failed stage leaves no build running behind it
 ninja_dir build-mpi
-# -O1: the MPI tests check results across processes, not speed (prilo-reconstruct compiles in
-# about half the time of -O3)
+# -O1: the MPI tests check results across processes, not speed
 (nice -n 10 cmake -G Ninja -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
    -DPRILO_MPI=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=OFF >/dev/null &&
  nice -n 10 cmake --build build-mpi -j "$jobs" --target prilo_mpi_test prilo-reconstruct) >build-mpi/build.log 2>&1 &
