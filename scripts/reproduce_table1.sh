@@ -10,7 +10,8 @@
 #   (the learned initialisation with the MLP VAE), conv-starts and style-starts (the conv and
 #   style VAEs from random, MII and LI starts: models/li-<dataset>-fourier-<generator>.prw),
 #   conv-li and style-li (chained PRILO from LI starts and its -resolve, conv and style VAEs),
-#   conv-avg and style-avg (the same runs' restarts averaged, -avg, and -resolve over that),
+#   conv-avg and style-avg (the same runs' restarts averaged, -avg, and -resolve over that; style-avg
+#   also -polish over -avg-resolve),
 #   grid-mlp, grid-conv and grid-style (the cells of DPR/PRILO × random/MII/LI that no other part
 #   runs: with paper, chain, conv, style, conv-li and style-li they make the whole grid, which
 #   scripts/grid_table.py prints); table1-<dataset>-<part>.{json,log,png} (paper: table1-<dataset>.*)
@@ -60,8 +61,11 @@ part_job() {  # part_job <dataset> <part>
     # chained PRILO from LI starts, and -resolve over it (with HIO's solutions)
     conv-li | style-li) run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-resolve --generator "${2%-li}" ;;
     # the consensus of the restarts (-avg) of chained PRILO from LI starts, and -resolve over it
-    conv-avg | style-avg)
-      run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-avg,prilo-chain-li-avg-resolve --generator "${2%-avg}" ;;
+    conv-avg) run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-avg,prilo-chain-li-avg-resolve --generator conv ;;
+    # the same with the style VAE, and -polish over -avg-resolve
+    style-avg)
+      run "$1" "-$2" hio,prilo-chain-li,prilo-chain-li-avg,prilo-chain-li-avg-resolve,prilo-chain-li-avg-resolve-polish \
+        --generator style ;;
     # the rest of the grid: the MLP VAE's LI cells (PRILO is the paper's, and chained), the
     # conv and style VAEs' random and DPR-LI cells (their PRILO is chained)
     grid-mlp) run "$1" -grid-mlp dpr-li,prilo-li,prilo-chain-li ;;

@@ -8,7 +8,7 @@ usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--c
                              [--restarts 4] [--threads 2] [--start mii|li] [--values V,V,...]
                              [--placement-weights FILE]
                              [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor
-                                     |scorer]
+                                     |scorer|polish]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus"), for the consensus
@@ -23,6 +23,8 @@ their consensus.
 --grid scorer: -resolve's learned placement scorer (config "resolve": "scorer_weight", the weight of
 models/placement-<dataset>[-<generator>].prw's logit in each candidate's score; prilo-train-placement
 trains it on images 0..57999, so tune it on --first 58000), for the same two methods.
+--grid polish: -polish's weight of the images it starts from (config "polish": "weight"; the rest of
+the result is the consensus of its restarts), for -polish over -avg-resolve.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 With --start li, images 58000..59999 are the ones the LI encoders were not trained on (their
 validation images; prilo-train-li --validation 2000): on images 0..57999 the encoder has seen the
@@ -40,10 +42,11 @@ ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
-                         "schedule", "anchor", "scorer"])
+                         "schedule", "anchor", "scorer", "polish"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
-ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor or scorer (default: "
+ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer or polish "
+                "(default: "
                 "the grid's own)")
 args = ap.parse_args()
 suffix = "" if args.generator == "mlp" else f"-{args.generator}"
@@ -139,6 +142,16 @@ elif args.grid in ("temperature", "anchor", "scorer"):
             print(line(chain, r[chain]), flush=True)
         for k in [f"{chain}-resolve", f"{chain}-avg-resolve"]:
             print(line(f"{k} {key} {v}", r[k]), flush=True)
+elif args.grid == "polish":
+    weights = [float(v) for v in args.values.split(",")] if args.values else [0.3, 0.5, 0.7]
+    for i, wgt in enumerate(weights):
+        cfg = copy.deepcopy(base)
+        cfg.setdefault("polish", {})["weight"] = wgt
+        r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
+        if i == 0:
+            for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve"]:
+                print(line(k, r[k]), flush=True)
+        print(line(f"{chain}-avg-resolve-polish weight {wgt:g}", r[f"{chain}-avg-resolve-polish"]), flush=True)
 elif args.grid == "schedule":
     top = base.get("noise", {}).get("eta", 0.02)
     for reps, eta in [(4, top), (8, top), (16, top), (8, "off"), (8, 0.005), (8, 0.001), (16, 0.005)]:

@@ -100,6 +100,14 @@ TEST_CASE("methods: every known name parses into its parts, and unknown names ar
   const MethodSpec rx = parse_method("prilo-mii-rx");
   CHECK((rx.range_extended && rx.start == LatentStart::mii && rx.reading == PriloReading::back_project_refine));
   CHECK(rx.operator_kind() == OperatorKind::any);
+  const MethodSpec polish = parse_method("prilo-chain-li-avg-resolve-polish");  // -polish over -avg-resolve
+  CHECK((polish.polish && polish.resolve && polish.average && polish.start == LatentStart::li));
+  CHECK(polish.polished() == "prilo-chain-li-avg-resolve");
+  CHECK(polish.base() == "prilo-chain-li-avg");
+  CHECK(polish.averaged() == "prilo-chain-li");
+  CHECK(polish.operator_kind() == OperatorKind::fourier);
+  CHECK(!avg.polish);
+  CHECK(avg.polished() == avg.name);
   CHECK(parse_method("dpr").start == LatentStart::random);
   CHECK(parse_method("hio").family == MethodFamily::hio);
   CHECK(parse_method("wf").family == MethodFamily::wirtinger_flow);
@@ -208,6 +216,10 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
            {R"({"er": {"iters": 5}})", "er: unknown key \"iters\""},
            {R"({"consensus": {"pow": 2}})", "consensus: unknown key \"pow\""},
            {R"({"li": {"sigma": 0.1, "sd": 1}})", "li: unknown key \"sd\""},
+           {R"({"polish": {"restart": 2}})", "polish: unknown key \"restart\" (known: restarts, sigma, weight)"},
+           {R"({"polish": {"restarts": 0}})", "polish.restarts must be in 1..1000"},
+           {R"({"polish": {"sigma": -0.1}})", "polish.sigma must be finite and >= 0"},
+           {R"({"polish": {"weight": 1.5}})", "polish.weight must be in [0, 1]"},
            // the document, the top level, the PRILO sections and their stages
            {"[]", "the config: expected an object"},
            {"42", "the config: expected an object"},
@@ -500,6 +512,54 @@ TEST_CASE("-avg in reconstruct: the consensus of the restarts its base method ra
     REQUIRE((from == 0 || from == 1));
     CHECK(is_transform_of(results[3].best.x, from == 0 ? avg.best.x : results[0].best.x, j, 28, 28));
   }
+}
+
+TEST_CASE("-polish: the images given, averaged with the consensus of PRILO restarts from their encodings") {
+  const TwoMnistImages setup;
+  const auto& [saved, data, vae, F, y] = setup;
+  auto cfg = quick_config();
+  cfg.polish = {.restarts = 3, .sigma = 0.05, .weight = 0.3};
+  const MethodOptions<T> opt{.restart = {.restarts = 2, .blocks = {.blocks = 1}}, .seed = 3};
+  const auto results = reconstruct(parse_methods("hio,prilo-chain-mii-avg-resolve,prilo-chain-mii-avg-resolve-polish"),
+                                   vae, F, y, cfg, opt);
+  REQUIRE(results.size() == 3);
+  const Mat<T>& given = results[1].best.x;
+  const SolveResult<T>& polished = results[2].best;
+  REQUIRE(polished.x.rows() == 784);
+  REQUIRE(polished.x.cols() == 2);
+  CHECK(polished.x.allFinite());
+  CHECK(polished.x != given);
+  // its magnitude error is the mean's own, and its work is its restarts' (the given images were reused)
+  const Vec<T> e = MagnitudeLoss<Fourier2d<T>>(F, y).value(polished.x) / T(784);
+  CHECK(polished.magnitude_error.isApprox(e));
+  CHECK(results[2].flops.products > 0);
+  CHECK(results[2].flops.total() < results[1].flops.total());
+  // run alone, it runs the method it polishes first (with that method's own streams): the same result
+  const auto alone = run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, cfg, opt);
+  CHECK(alone.best.x == polished.x);
+  CHECK(alone.flops.total() > results[2].flops.total());
+
+  // with no stage to run (and σ = 0) every restart returns G(μ(x)), and so does their
+  // consensus: the result is weight · x + (1 − weight) · G(μ(x))
+  auto still = cfg;
+  for (auto& st : still.prilo_chain.stages) st.repetitions = 0;
+  still.polish.sigma = 0;
+  const auto fixed =
+      run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, still, opt, {.polished = &given});
+  const Mat<T> decoded = vae.decoder().forward_from(0, vae.encode(given).first);
+  const Mat<T> want = T(0.3) * given + T(0.7) * decoded;
+  CHECK(fixed.best.x.isApprox(want, T(1e-5)));
+  CHECK(fixed.flops.products > 0);  // the encodings and the mean are counted
+  // images that are not finite, or of the wrong size, are refused before any solving
+  Mat<T> bad = given;
+  bad(5, 1) = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(
+      (void)run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, cfg, opt, {.polished = &bad}),
+      doctest::Contains("-polish images"), invalid_input);
+  const Mat<T> one = given.leftCols(1);
+  CHECK_THROWS_AS(
+      (void)run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, cfg, opt, {.polished = &one}),
+      invalid_input);
 }
 
 }  // namespace prilo_test_methods

@@ -44,6 +44,7 @@ inline const std::vector<std::string>& method_names() {
       "prilo-chain-li-resolve",
       "dpr-mii-avg", "dpr-li-avg", "prilo-mii-avg", "prilo-li-avg", "prilo-chain-mii-avg", "prilo-chain-li-avg",
       "prilo-chain-mii-avg-resolve", "prilo-chain-li-avg-resolve",
+      "prilo-chain-mii-avg-resolve-polish", "prilo-chain-li-avg-resolve-polish",
       "spectral", "wf", "taf"};
   // clang-format on
   return names;
@@ -57,7 +58,7 @@ inline std::string join(const std::vector<std::string>& parts, std::string_view 
 }
 }  // namespace detail
 
-/// A method, parsed from its name: <family>[-chain][-mii|-li][-rx][-avg][-resolve].
+/// A method, parsed from its name: <family>[-chain][-mii|-li][-rx][-avg][-resolve][-polish].
 ///   er, hio          Fienup's error reduction and hybrid input-output (Fourier only)
 ///   dpr              DPR (Hand et al.)
 ///   prilo            PRILO, the A/B/C reading (ReconstructionConfig::prilo)
@@ -71,6 +72,9 @@ inline std::string join(const std::vector<std::string>& parts, std::string_view 
 ///                    weighted mean, each aligned to that one (prilo/solvers/consensus.hpp)
 ///   -resolve         the shift/reflection of the base method's and HIO's solutions that the
 ///                    VAE finds most plausible (Fourier only)
+///   -polish          the method's PRILO reading run again from the encodings of those images
+///                    (PolishOptions: restarts, without the initial z0 phase), and the
+///                    weighted mean of its restarts' consensus and the images it started from
 struct MethodSpec {
   std::string name;
   MethodFamily family = MethodFamily::prilo;
@@ -79,10 +83,17 @@ struct MethodSpec {
   bool range_extended = false;                               ///< -rx
   bool average = false;                                      ///< -avg
   bool resolve = false;                                      ///< -resolve
+  bool polish = false;                                       ///< -polish
 
-  /// The method whose solutions -resolve combines with HIO's: the name without "-resolve".
+  /// The method whose images -polish starts from: the name without "-polish".
+  std::string polished() const {
+    return polish ? name.substr(0, name.size() - std::string_view("-polish").size()) : name;
+  }
+  /// The method whose solutions -resolve combines with HIO's: the name without "-resolve"
+  /// (and "-polish").
   std::string base() const {
-    return resolve ? name.substr(0, name.size() - std::string_view("-resolve").size()) : name;
+    const std::string p = polished();
+    return resolve ? p.substr(0, p.size() - std::string_view("-resolve").size()) : p;
   }
   /// The method whose restarts -avg averages: the name without "-avg" (and "-resolve").
   std::string averaged() const {
@@ -111,6 +122,7 @@ inline MethodSpec parse_method(std::string_view name) {
     rest.remove_suffix(s.size());
     return true;
   };
+  m.polish = take_suffix("-polish");
   m.resolve = take_suffix("-resolve");
   m.average = take_suffix("-avg");
   m.range_extended = take_suffix("-rx");
@@ -204,6 +216,17 @@ PriloOptions<T> ablate(PriloOptions<T> o, Ablation ablation) {
 // ---------------------------------------------------------------------------------------------
 // Configuration, options and results
 
+/// -polish: how many restarts of the method's PRILO reading start from the encoder means μ(x)
+/// of the images x given (restart 0 at μ(x) itself, the others at μ(x) + σ·ε), and σ. The
+/// result is weight · x + (1 − weight) · c, c the consensus of the restarts (-avg's rule,
+/// ReconstructionConfig::consensus). Chosen on training images (docs/tuning.md; config
+/// "polish": {"restarts", "sigma", "weight"}).
+struct PolishOptions {
+  int restarts = 4;
+  double sigma = 0.05;
+  double weight = 0.5;
+};
+
 /// Every solver's options: what configs/<dataset>.json holds (prilo::io::load_reconstruction_config
 /// reads it). The defaults are the single solvers' defaults, not the paper's tuned values; the
 /// PRILO sections have no stages until set. progress/observe members are set by run_method.
@@ -225,6 +248,7 @@ struct ReconstructionConfig {
   }();
   ResolveOptions resolve{};
   ConsensusOptions consensus{};  ///< -avg (config "consensus": {"power"})
+  PolishOptions polish{};        ///< -polish (config "polish": {"restarts", "sigma", "weight"})
   /// LI's perturbation of restarts 1 … R−1 (the paper's σ = 0.05; config "li": {"sigma"}).
   double li_sigma = 0.05;
   SpectralOptions spectral{};
@@ -296,7 +320,7 @@ struct MethodResult {
   SolveResult<T> best{};  ///< per image (B columns): x, magnitude_error, chosen_restart, phases, ...
   /// Every restart (B·R columns, restart r of image j in column r·B + j) with
   /// MethodOptions::restart.keep_all; empty for -resolve (it picks among transforms, not
-  /// restarts) and for the Gaussian baselines (no restarts).
+  /// restarts), for -polish (a mean) and for the Gaussian baselines (no restarts).
   SolveResult<T> all{};
   std::vector<TracePoint> trace{};  ///< with MethodOptions::trace_reference
   double seconds = 0;               ///< wall-clock time of the method
@@ -314,6 +338,7 @@ struct ResolveInputs {
   const Mat<T>* base = nullptr;              ///< -resolve: the base method's images (n×B)
   const Mat<T>* hio = nullptr;               ///< -resolve: HIO's images (n×B)
   const SolveResult<T>* restarts = nullptr;  ///< -avg: every restart of MethodSpec::averaged()
+  const Mat<T>* polished = nullptr;          ///< -polish: the images of MethodSpec::polished() (n×B)
 };
 
 /// The random stream of the method `name` under `seed`.
@@ -419,6 +444,12 @@ struct OnHost {
 };
 
 namespace detail {
+/// Whether a VAE gives its encoder's mean (encode(x).first), which -polish starts from. (A
+/// named concept: nvcc's front end evaluates requires-expressions inside lambdas wrongly.)
+template <class V, class T>
+concept has_encode = requires(const V& v, const Mat<T>& x) {
+  v.encode(x).first;
+};
 /// Whether a placement can make the parts of the latent methods from decoder G and operator Op.
 template <class P, class G, class Op>
 concept can_place = requires(const P& p, const G& g, const Op& op) {
@@ -432,6 +463,8 @@ concept can_place = requires(const P& p, const G& g, const Op& op) {
 /// MethodOptions::restart.restarts restarts per image as columns on column blocks, the lowest
 /// magnitude error kept per image (prilo/pipeline.hpp). -resolve: the base method's and HIO's
 /// solutions (from `inputs`, else computed with their own streams) go through resolve().
+/// -polish: the images of the method it names (from `inputs`, else computed) are the starts
+/// of its restarts (ReconstructionConfig::polish).
 /// The Gaussian baselines run once from their spectral starts; their global sign is the one
 /// with a positive sum and their images are clipped to [0, 1] (the object constraint of ER/HIO).
 template <class Placement, MeasurementOperator Op, VaeModel V, class T = typename Op::scalar>
@@ -490,12 +523,8 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     }
     throw invalid_input("method " + b.name + ": not a restart method");
   };
-  // a latent method, or the consensus of its restarts (-avg: from `given`, else run here)
-  auto solve = [&](const MethodSpec& b, SolveResult<T>* all, const SolveResult<T>* given) -> SolveResult<T> {
-    if (!b.average) return run_base(b, all);
-    SolveResult<T> ran;
-    if (!given) (void)run_base(parse_method(b.averaged()), &ran);
-    const SolveResult<T>& restarts = given ? *given : ran;
+  // the consensus of restarts (B·R columns), aligned where the operator has the DFT's ambiguity
+  auto consensus_of = [&](const SolveResult<T>& restarts) {
     ConsensusOptions co = cfg.consensus;
     int h = 0, w = 0;
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
@@ -504,13 +533,83 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     } else {
       co.align = false;  // no shift/reflection ambiguity to undo
     }
-    SolveResult<T> c = consensus(make_magnitude_loss(op, y), restarts, y.cols(), h, w, co);
+    return consensus(make_magnitude_loss(op, y), restarts, y.cols(), h, w, co);
+  };
+  // a latent method, or the consensus of its restarts (-avg: from `given`, else run here)
+  auto solve = [&](const MethodSpec& b, SolveResult<T>* all, const SolveResult<T>* given) -> SolveResult<T> {
+    if (!b.average) return run_base(b, all);
+    SolveResult<T> ran;
+    if (!given) (void)run_base(parse_method(b.averaged()), &ran);
+    const SolveResult<T>& restarts = given ? *given : ran;
+    SolveResult<T> c = consensus_of(restarts);
     c.flops += ran.flops;  // the restarts run here (none when given)
     c.phases = restarts.phases;
     return c;
   };
 
-  if (m.resolve) {
+  // -polish: the method's PRILO reading again from the encodings μ(x) of the given images x,
+  // without its initial z0 phase; the result is the weighted mean of its restarts' consensus and x
+  auto polish = [&](const Mat<T>& x0) -> SolveResult<T> {
+    using Decoder = std::decay_t<decltype(vae.decoder())>;
+    if constexpr (!detail::has_encode<V, T>) {
+      throw invalid_input("method " + m.name +
+                          ": -polish needs the model's encoder mean (a member encode(x) returning {mu, log var})");
+    } else if constexpr (!detail::can_place<Placement, Decoder, Op>) {
+      throw invalid_input("method " + m.name + ": the placement '" + std::string(Placement::name) +
+                          "' cannot run this model's decoder or operator");
+    } else {
+      const PolishOptions& po = cfg.polish;
+      if (po.restarts < 1) throw invalid_input("method " + m.name + ": polish.restarts must be >= 1");
+      if (!(po.sigma >= 0) || !std::isfinite(po.sigma))
+        throw invalid_input("method " + m.name + ": polish.sigma must be finite and >= 0");
+      if (!(po.weight >= 0 && po.weight <= 1))
+        throw invalid_input("method " + m.name + ": polish.weight must be in [0, 1]");
+      const Eigen::Index B = y.cols(), n = op.input_size();
+      require_shape(x0, n, B, "-polish images");
+      require_finite(x0, "-polish images");
+      Rng rng = method_rng(opt.seed, m.name);
+      const Mat<T> mu = vae.encode(x0).first;
+      Mat<T> z0(mu.rows(), B * po.restarts);
+      for (int r = 0; r < po.restarts; ++r) {
+        z0.middleCols(r * B, B) = mu;
+        if (r > 0) z0.middleCols(r * B, B) += rng.normal_matrix<T>(mu.rows(), B, po.sigma);
+      }
+      decltype(auto) gen = place.generator(vae.decoder());
+      decltype(auto) lop = place.op(op);
+      PriloOptions<T> o = cfg.prilo_options(m, opt.ablation);
+      o.initial.enabled = false;
+      o.progress = progress();
+      o.stop = opt.stop;
+      RestartOptions ro = opt.restart;
+      ro.restarts = po.restarts;
+      ro.keep_all = true;
+      RestartResult<T> rr = solve_restarts(
+          lop, y, z0, o, rng, ro,
+          [&](const auto& l, auto s, Rng& g, const PriloOptions<T>& oo) {
+            return prilo_solve(gen, l, std::move(s), oo, g);
+          },
+          opt.run);
+      // the consensus of the restarts (as -avg's), then its weighted mean with x
+      const auto loss = make_magnitude_loss(op, y);
+      SolveResult<T> res = consensus_of(rr.all);
+      res.x = T(po.weight) * x0 + T(1 - po.weight) * res.x;
+      res.magnitude_error = loss.value(res.x) / T(op.output_size());
+      res.chosen_restart.assign(std::size_t(B), -1);  // a mean, not one restart
+      res.phases = std::move(rr.all.phases);
+      // the restarts, the encodings, the mean with x (3·n FLOP per image) and two losses
+      res.flops += rr.all.flops +
+                   Flops{double(B) * forward_flops(vae.encoder(), 0, vae.encoder().depth()) + 3.0 * double(B * n), 0} +
+                   double(B) * loss_flops(loss, false);
+      return res;
+    }
+  };
+
+  if (m.polish) {
+    MethodResult<T> given;  // the images polished: the earlier run's, else run here
+    if (!inputs.polished) given = run_method(place, parse_method(m.polished()), vae, op, y, cfg, opt, inputs);
+    out.best = polish(inputs.polished ? *inputs.polished : given.best.x);
+    out.flops = given.flops;  // the run made here (none when given)
+  } else if (m.resolve) {
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
       SolveResult<T> base, hio;
       if (!inputs.base) base = solve(parse_method(m.base()), nullptr, inputs.restarts);
@@ -585,6 +684,7 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
     ResolveInputs<T> inputs;
     if (m.resolve) inputs = {earlier(m.base()), earlier("hio")};
     if (m.average) inputs.restarts = earlier_restarts(m.averaged());
+    if (m.polish) inputs.polished = earlier(m.polished());
     MethodOptions<T> o = opt;
     for (std::size_t j = k + 1; j < methods.size() && !o.restart.keep_all; ++j)
       if (methods[j].average && methods[j].averaged() == m.name) kept_for_average[k] = o.restart.keep_all = true;

@@ -172,15 +172,17 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// one), "resolve" (consistency_threshold, placement_weight, temperature, anchor_weight: the
 /// -li methods' weight of their LI start as an anchor, scorer_weight: the learned placement
 /// scorer's), "consensus" (power:
-/// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation). Missing
+/// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation), "polish"
+/// (restarts, sigma, weight: -polish's restarts, their perturbation, the given images' weight). Missing
 /// values keep ReconstructionConfig's defaults; "comment" keys are ignored anywhere; any other
 /// unknown key (at the top level or in a section) is an error, as is a document that is not
 /// an object. Throws invalid_input for bad values (and wrong
 /// types, numbers out of range) and nlohmann::json::exception for other malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
-  detail::check_keys(j, "the config",
-                     {"noise", "mii", "resolve", "consensus", "li", "er", "hio", "dpr", "prilo", "prilo_chain"});
+  detail::check_keys(
+      j, "the config",
+      {"noise", "mii", "resolve", "consensus", "li", "polish", "er", "hio", "dpr", "prilo", "prilo_chain"});
   ReconstructionConfig<T> c;
   const NoiseOptions noise =
       j.contains("noise") ? detail::read_noise(j.at("noise"), NoiseOptions{}, "noise") : NoiseOptions{};
@@ -216,6 +218,16 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     detail::check_keys(j.at("li"), "li", {"sigma"});
     c.li_sigma = detail::real_or(j.at("li"), "sigma", 0.05, "li");
     if (!(c.li_sigma >= 0) || !std::isfinite(c.li_sigma)) throw invalid_input("li.sigma must be finite and >= 0");
+  }
+  if (j.contains("polish")) {
+    detail::check_keys(j.at("polish"), "polish", {"restarts", "sigma", "weight"});
+    c.polish.restarts = detail::int_or(j.at("polish"), "restarts", 4, "polish");
+    if (c.polish.restarts < 1 || c.polish.restarts > 1000) throw invalid_input("polish.restarts must be in 1..1000");
+    c.polish.sigma = detail::real_or(j.at("polish"), "sigma", 0.05, "polish");
+    if (!(c.polish.sigma >= 0) || !std::isfinite(c.polish.sigma))
+      throw invalid_input("polish.sigma must be finite and >= 0");
+    c.polish.weight = detail::real_or(j.at("polish"), "weight", 0.5, "polish");
+    if (!(c.polish.weight >= 0 && c.polish.weight <= 1)) throw invalid_input("polish.weight must be in [0, 1]");
   }
   if (j.contains("er")) {
     detail::check_keys(j.at("er"), "er", {"iterations"});
