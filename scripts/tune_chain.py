@@ -6,7 +6,7 @@ and, as analysis, the aligned PSNR. docs/tuning.md records what was chosen.
 
 usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--count 256] [--first 50000]
                              [--restarts 4] [--threads 2] [--start mii|li] [--values V,V,...]
-                             [--placement-weights FILE]
+                             [--placement-weights FILE] [--polish-align] [--polish-restarts N]
                              [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor
                                      |scorer|polish]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
@@ -44,6 +44,11 @@ ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
                          "schedule", "anchor", "scorer", "polish"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
+ap.add_argument("--polish-align", action="store_true",
+                help="--grid polish: align the polish restarts to the image they started from (config \"polish\": "
+                "\"align_to_given\")")
+ap.add_argument("--polish-restarts", type=int,
+                help="--grid polish: -polish's restarts (config \"polish\": \"restarts\"; default: the config's)")
 ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
 ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer or polish "
                 "(default: "
@@ -147,11 +152,16 @@ elif args.grid == "polish":
     for i, wgt in enumerate(weights):
         cfg = copy.deepcopy(base)
         cfg.setdefault("polish", {})["weight"] = wgt
+        cfg["polish"]["align_to_given"] = args.polish_align
+        if args.polish_restarts:
+            cfg["polish"]["restarts"] = args.polish_restarts
         r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
         if i == 0:
             for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve"]:
                 print(line(k, r[k]), flush=True)
-        print(line(f"{chain}-avg-resolve-polish weight {wgt:g}", r[f"{chain}-avg-resolve-polish"]), flush=True)
+        label = (f"{chain}-avg-resolve-polish weight {wgt:g}" + (" aligned to given" if args.polish_align else "")
+                 + (f" restarts {args.polish_restarts}" if args.polish_restarts else ""))
+        print(line(label, r[f"{chain}-avg-resolve-polish"]), flush=True)
 elif args.grid == "schedule":
     top = base.get("noise", {}).get("eta", 0.02)
     for reps, eta in [(4, top), (8, top), (16, top), (8, "off"), (8, 0.005), (8, 0.001), (16, 0.005)]:

@@ -216,10 +216,12 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
            {R"({"er": {"iters": 5}})", "er: unknown key \"iters\""},
            {R"({"consensus": {"pow": 2}})", "consensus: unknown key \"pow\""},
            {R"({"li": {"sigma": 0.1, "sd": 1}})", "li: unknown key \"sd\""},
-           {R"({"polish": {"restart": 2}})", "polish: unknown key \"restart\" (known: restarts, sigma, weight)"},
+           {R"({"polish": {"restart": 2}})",
+            "polish: unknown key \"restart\" (known: restarts, sigma, weight, align_to_given)"},
            {R"({"polish": {"restarts": 0}})", "polish.restarts must be in 1..1000"},
            {R"({"polish": {"sigma": -0.1}})", "polish.sigma must be finite and >= 0"},
            {R"({"polish": {"weight": 1.5}})", "polish.weight must be in [0, 1]"},
+           {R"({"polish": {"align_to_given": 1}})", "polish.align_to_given must be true or false"},
            // the document, the top level, the PRILO sections and their stages
            {"[]", "the config: expected an object"},
            {"42", "the config: expected an object"},
@@ -461,6 +463,21 @@ TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the ke
   CHECK((consensus(loss, all, 2, 6, 5, {.power = 200}).x.col(1) - x.col(1)).cwiseAbs().maxCoeff() < 1e-6);
   const SolveResult<T> unaligned = consensus(loss, all, 2, 6, 5, {.power = 0, .align = false});
   CHECK((unaligned.x.col(0) - (all.x.col(0) + all.x.col(2) + all.x.col(4)) / 3).cwiseAbs().maxCoeff() < 1e-6);
+  // a given reference: every restart, the kept one too, aligned to it, so the consensus of
+  // image 0 is the truth in the reference's placement (a shift and a reflection of the kept one)
+  Mat<T> reference(30, 2);
+  reference.col(0) = metrics::apply_shift_reflect(Vec<T>(x.col(0)), 6, 5, 4, 1, true);
+  reference.col(1) = x.col(1);
+  const SolveResult<T> to_ref = consensus(loss, all, 2, 6, 5, {.power = 2}, &reference);
+  CHECK((to_ref.x.col(0) - reference.col(0)).cwiseAbs().maxCoeff() < 1e-6);
+  CHECK((to_ref.x.col(1) - want).cwiseAbs().maxCoeff() < 1e-6);  // image 1's kept restart is the reference
+  Mat<T> bad_reference = reference;
+  bad_reference(3, 1) = std::numeric_limits<T>::quiet_NaN();
+  CHECK(error_of([&] { (void)consensus(loss, all, 2, 6, 5, {}, &bad_reference); }).find("consensus reference") !=
+        std::string::npos);
+  const Mat<T> narrow = reference.leftCols(1);
+  CHECK(error_of([&] { (void)consensus(loss, all, 2, 6, 5, {}, &narrow); }).find("consensus reference") !=
+        std::string::npos);
   // an exact fit among the restarts: only the exact ones count
   SolveResult<T> exact = all;
   exact.magnitude_error(3) = 0;
@@ -550,6 +567,21 @@ TEST_CASE("-polish: the images given, averaged with the consensus of PRILO resta
   const Mat<T> want = T(0.3) * given + T(0.7) * decoded;
   CHECK(fixed.best.x.isApprox(want, T(1e-5)));
   CHECK(fixed.flops.products > 0);  // the encodings and the mean are counted
+  // aligned to the given images: G(μ(x)) moved by the transform that brings it nearest to x.
+  // Given images shifted by 9 columns (the VAE decodes them near the centre), so that the
+  // transform is not the identity
+  still.polish.align_to_given = true;
+  Mat<T> off(784, 2);
+  for (Eigen::Index j = 0; j < 2; ++j)
+    off.col(j) = metrics::apply_shift_reflect(Vec<T>(given.col(j)), 28, 28, 0, 9, false);
+  const auto aligned =
+      run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, still, opt, {.polished = &off});
+  const Mat<T> decoded_off = vae.decoder().forward_from(0, vae.encode(off).first);
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const auto a = metrics::align_to_reference(Vec<T>(decoded_off.col(j)), Vec<T>(off.col(j)), 28, 28);
+    REQUIRE((a.dy != 0 || a.dx != 0 || a.reflect));
+    CHECK(aligned.best.x.col(j).isApprox(T(0.3) * off.col(j) + T(0.7) * a.aligned, T(1e-5)));
+  }
   // images that are not finite, or of the wrong size, are refused before any solving
   Mat<T> bad = given;
   bad(5, 1) = std::numeric_limits<T>::quiet_NaN();

@@ -225,6 +225,9 @@ struct PolishOptions {
   int restarts = 4;
   double sigma = 0.05;
   double weight = 0.5;
+  /// Align each restart to the given image (the placement -resolve chose) before the consensus,
+  /// rather than to the lowest-error restart (DFT only).
+  bool align_to_given = false;
 };
 
 /// Every solver's options: what configs/<dataset>.json holds (prilo::io::load_reconstruction_config
@@ -524,7 +527,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     throw invalid_input("method " + b.name + ": not a restart method");
   };
   // the consensus of restarts (B·R columns), aligned where the operator has the DFT's ambiguity
-  auto consensus_of = [&](const SolveResult<T>& restarts) {
+  auto consensus_of = [&](const SolveResult<T>& restarts, const Mat<T>* reference = nullptr) {
     ConsensusOptions co = cfg.consensus;
     int h = 0, w = 0;
     if constexpr (std::is_same_v<Op, Fourier2d<T>>) {
@@ -533,7 +536,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
     } else {
       co.align = false;  // no shift/reflection ambiguity to undo
     }
-    return consensus(make_magnitude_loss(op, y), restarts, y.cols(), h, w, co);
+    return consensus(make_magnitude_loss(op, y), restarts, y.cols(), h, w, co, reference);
   };
   // a latent method, or the consensus of its restarts (-avg: from `given`, else run here)
   auto solve = [&](const MethodSpec& b, SolveResult<T>* all, const SolveResult<T>* given) -> SolveResult<T> {
@@ -591,7 +594,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
           opt.run);
       // the consensus of the restarts (as -avg's), then its weighted mean with x
       const auto loss = make_magnitude_loss(op, y);
-      SolveResult<T> res = consensus_of(rr.all);
+      SolveResult<T> res = consensus_of(rr.all, po.align_to_given ? &x0 : nullptr);
       res.x = T(po.weight) * x0 + T(1 - po.weight) * res.x;
       res.magnitude_error = loss.value(res.x) / T(op.output_size());
       res.chosen_restart.assign(std::size_t(B), -1);  // a mean, not one restart

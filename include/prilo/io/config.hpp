@@ -66,6 +66,12 @@ template <class T>
 T real_or(const json& obj, const char* key, T def, const std::string& where) {
   return obj.contains(key) ? read_real<T>(obj.at(key), where + "." + key) : def;
 }
+/// obj[key] when present (true or false: anything else is an invalid_input), `def` otherwise.
+inline bool bool_or(const json& obj, const char* key, bool def, const std::string& where) {
+  if (!obj.contains(key)) return def;
+  if (!obj.at(key).is_boolean()) throw invalid_input(where + "." + key + " must be true or false");
+  return obj.at(key).get<bool>();
+}
 
 /// A phase section ("steps", "radius", "radii", "learning_rate", "constrain", "enabled", "optimiser":
 /// "adam" or "gradient-descent") over the given defaults; an unknown key or a value of the
@@ -173,11 +179,11 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// -li methods' weight of their LI start as an anchor, scorer_weight: the learned placement
 /// scorer's), "consensus" (power:
 /// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation), "polish"
-/// (restarts, sigma, weight: -polish's restarts, their perturbation, the given images' weight). Missing
-/// values keep ReconstructionConfig's defaults; "comment" keys are ignored anywhere; any other
-/// unknown key (at the top level or in a section) is an error, as is a document that is not
-/// an object. Throws invalid_input for bad values (and wrong
-/// types, numbers out of range) and nlohmann::json::exception for other malformed values.
+/// (restarts, sigma, weight, align_to_given: -polish's restarts, their perturbation, the given images' weight, the
+/// restarts aligned to those images). Missing values keep ReconstructionConfig's defaults; "comment" keys are ignored
+/// anywhere; any other unknown key (at the top level or in a section) is an error, as is a document that is not an
+/// object. Throws invalid_input for bad values (and wrong types, numbers out of range) and nlohmann::json::exception
+/// for other malformed values.
 template <class T = float>
 ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j) {
   detail::check_keys(
@@ -220,7 +226,7 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     if (!(c.li_sigma >= 0) || !std::isfinite(c.li_sigma)) throw invalid_input("li.sigma must be finite and >= 0");
   }
   if (j.contains("polish")) {
-    detail::check_keys(j.at("polish"), "polish", {"restarts", "sigma", "weight"});
+    detail::check_keys(j.at("polish"), "polish", {"restarts", "sigma", "weight", "align_to_given"});
     c.polish.restarts = detail::int_or(j.at("polish"), "restarts", 4, "polish");
     if (c.polish.restarts < 1 || c.polish.restarts > 1000) throw invalid_input("polish.restarts must be in 1..1000");
     c.polish.sigma = detail::real_or(j.at("polish"), "sigma", 0.05, "polish");
@@ -228,6 +234,7 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
       throw invalid_input("polish.sigma must be finite and >= 0");
     c.polish.weight = detail::real_or(j.at("polish"), "weight", 0.5, "polish");
     if (!(c.polish.weight >= 0 && c.polish.weight <= 1)) throw invalid_input("polish.weight must be in [0, 1]");
+    c.polish.align_to_given = detail::bool_or(j.at("polish"), "align_to_given", false, "polish");
   }
   if (j.contains("er")) {
     detail::check_keys(j.at("er"), "er", {"iterations"});

@@ -36,16 +36,23 @@ struct ConsensusOptions {
 /// 20.46 → 21.04 dB on 1024 test images, docs/results.md). `loss` gives the mean's magnitude
 /// errors (the mean fits the magnitudes less well than the restarts do). chosen_restart: the
 /// lowest-error restart.
+/// With `reference` (n × B, finite), every restart of image j, the kept one included, is aligned
+/// to reference column j instead (with `align`): the consensus is then in the reference's
+/// placement (-polish: the image its restarts started from).
 /// flops: the final loss only (the restarts are counted where they ran).
 template <class Loss, class T>
 SolveResult<T> consensus(const Loss& loss, const SolveResult<T>& all, Eigen::Index B, int h, int w,
-                         const ConsensusOptions& opt = {}) {
+                         const ConsensusOptions& opt = {}, const Mat<T>* reference = nullptr) {
   if (B <= 0 || all.x.cols() % B != 0 || all.x.cols() == 0)
     detail::fail("consensus: ", all.x.cols(), " restart columns are not a multiple of ", B, " images");
   const Eigen::Index R = all.x.cols() / B, n = all.x.rows();
   require_shape(all.magnitude_error, all.x.cols(), 1, "consensus magnitude errors");
   if (opt.align && Eigen::Index(h) * w != n) detail::fail("consensus: images of ", n, " pixels are not ", h, "x", w);
   if (!(opt.power >= 0)) detail::fail("consensus: power must be >= 0, got ", opt.power);
+  if (reference && opt.align) {
+    require_shape(*reference, n, B, "consensus reference");
+    require_finite(*reference, "consensus reference");
+  }
   SolveResult<T> out;
   out.x.resize(n, B);
   out.chosen_restart.assign(std::size_t(B), -1);
@@ -67,7 +74,8 @@ SolveResult<T> consensus(const Loss& loss, const SolveResult<T>& all, Eigen::Ind
       return;
     }
     out.chosen_restart[std::size_t(j)] = int(best);
-    const Vec<T> ref = all.x.col(best * B + j);
+    const bool to_given = reference && opt.align;
+    const Vec<T> ref = to_given ? Vec<T>(reference->col(j)) : Vec<T>(all.x.col(best * B + j));
     Vec<double> sum = Vec<double>::Zero(n);
     double total = 0;
     for (Eigen::Index r = 0; r < R; ++r) {
@@ -77,7 +85,8 @@ SolveResult<T> consensus(const Loss& loss, const SolveResult<T>& all, Eigen::Ind
       const double wr = r == best ? 1.0 : e_min > 0 ? std::pow(e_min / e, opt.power) : (e == 0 ? 1.0 : 0.0);
       if (!(wr > 0)) continue;
       const Vec<T> xr = all.x.col(r * B + j);
-      const Vec<T> moved = (opt.align && r != best) ? metrics::align_to_reference(xr, ref, h, w).aligned : xr;
+      const Vec<T> moved =
+          (opt.align && (r != best || to_given)) ? metrics::align_to_reference(xr, ref, h, w).aligned : xr;
       sum += wr * moved.template cast<double>();
       total += wr;
     }
