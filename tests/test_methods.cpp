@@ -234,8 +234,15 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
            {R"({"prilo": {"stages": [3]}})", "prilo.stages[0]: expected an object"},
            // values no solver can use
            {R"({"hio": {"beta": -3}})", "hio.beta must be > 0"},
-           {R"({"hio": {"final_er": -5}})", "hio.final_er must be >= 0"},
-           {R"({"er": {"iterations": 0}})", "er.iterations must be >= 1"},
+           {R"({"hio": {"final_er": -5}})", "hio.final_er must be in 0..10000000, got -5"},
+           {R"({"er": {"iterations": 0}})", "er.iterations must be in 1..10000000, got 0"},
+           // counts that would run for days: a typo, refused
+           {R"({"hio": {"iterations": 2000000000}})", "hio.iterations must be in 1..10000000, got 2000000000"},
+           {R"({"dpr": {"steps": 20000001}})", "dpr: steps must be in 0..10000000, got 20000001"},
+           {R"({"prilo": {"stages": [{"layer": 1, "repetitions": 2000000000}]}})",
+            "prilo.stages[0]: repetitions x steps must be in 0..10000000"},
+           {R"({"prilo_chain": {"stages": [{"layer": 1, "repetitions": 5000, "forward": {"steps": 5000}}]}})",
+            "prilo_chain.stages[0]: repetitions x steps must be in 0..10000000, got"},
            {R"({"noise": {"gamma": -5}})", "noise.gamma must be finite and >= 0"},
            {R"({"resolve": {"consistency_threshold": -1}})", "resolve: consistency_threshold must be >= 0"}})
     CHECK_THROWS_WITH_AS((void)io::reconstruction_config_from_json<T>(nlohmann::json::parse(doc)),

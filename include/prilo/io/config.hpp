@@ -58,6 +58,14 @@ inline void check_keys(const json& obj, const std::string& where, std::initializ
       throw invalid_input(where + ": unknown key \"" + k + "\" (known: " + list + ")");
   }
 }
+/// The most steps or iterations a config may ask of one phase, and of one PRILO stage over its
+/// repetitions: a larger count (a typo such as 2e9) would run for days, and is refused.
+inline constexpr long long max_config_steps = 10'000'000;
+inline void check_count(long long value, long long least, const std::string& what) {
+  if (value < least || value > max_config_steps)
+    throw invalid_input(what + " must be in " + std::to_string(least) + ".." + std::to_string(max_config_steps) +
+                        ", got " + std::to_string(value) + " (a larger count is taken for a mistake)");
+}
 /// obj[key] read with read_int / read_real when present, `def` otherwise.
 inline int int_or(const json& obj, const char* key, int def, const std::string& where) {
   return obj.contains(key) ? read_int(obj.at(key), where + "." + key) : def;
@@ -116,6 +124,7 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
     }
   }
   if (p.steps < 0) throw bad("steps must be >= 0");
+  check_count(p.steps, 0, where + ": steps");
   if (!(p.radius >= 0)) throw bad("radius must be >= 0");
   if (!(p.learning_rate > 0)) throw bad("learning_rate must be > 0");
   return p;
@@ -164,6 +173,9 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
     if (s.contains("forward")) st.forward = read_phase(s["forward"], st.forward, at + ".forward");
     if (s.contains("back")) st.back = read_phase(s["back"], st.back, at + ".back");
     if (s.contains("refine")) st.refine = read_phase(s["refine"], st.refine, at + ".refine");
+    // the whole stage: its repetitions times the steps of its phases
+    check_count((long long)st.repetitions * (st.forward.steps + st.back.steps + st.refine.steps), 0,
+                at + ": repetitions x steps");
     o.stages.push_back(st);
   }
   return o;
@@ -239,16 +251,16 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   if (j.contains("er")) {
     detail::check_keys(j.at("er"), "er", {"iterations"});
     c.er.iterations = detail::int_or(j.at("er"), "iterations", 1000, "er");
-    if (c.er.iterations < 1) throw invalid_input("er.iterations must be >= 1");
+    detail::check_count(c.er.iterations, 1, "er.iterations");
   }
   if (j.contains("hio")) {
     detail::check_keys(j.at("hio"), "hio", {"iterations", "beta", "final_er"});
     c.hio.iterations = detail::int_or(j.at("hio"), "iterations", 1000, "hio");
     c.hio.beta = detail::real_or(j.at("hio"), "beta", T(0.9), "hio");
     c.hio.final_er = detail::int_or(j.at("hio"), "final_er", 50, "hio");
-    if (c.hio.iterations < 1) throw invalid_input("hio.iterations must be >= 1");
+    detail::check_count(c.hio.iterations, 1, "hio.iterations");
     if (!(c.hio.beta > 0)) throw invalid_input("hio.beta must be > 0 (Fienup's feedback parameter)");
-    if (c.hio.final_er < 0) throw invalid_input("hio.final_er must be >= 0");
+    detail::check_count(c.hio.final_er, 0, "hio.final_er");
   }
   if (j.contains("dpr")) c.dpr.phase = detail::read_phase(j.at("dpr"), c.dpr.phase, "dpr");
   if (j.contains("prilo")) c.prilo = detail::read_prilo<T>(j.at("prilo"), PriloReading::back_project_refine, "prilo");
