@@ -174,6 +174,16 @@ TEST_CASE("config: the shipped configs load into every solver's options") {
   CHECK((s.dpr.noise.eta == 0.02 && s.prilo.noise.eta == 0.02));
   REQUIRE(s.prilo_chain.stages.size() == 2);
   CHECK(s.prilo_chain.stages[1].repetitions == 8);
+  // -polish's section: the ends of the weight's range are values, and keys left out keep the defaults
+  for (const double w : {0.0, 1.0}) {
+    nlohmann::json doc;
+    doc["polish"]["weight"] = w;
+    const auto p = io::reconstruction_config_from_json<T>(doc).polish;
+    CHECK(p.weight == w);
+    CHECK((p.restarts == PolishOptions{}.restarts && p.sigma == PolishOptions{}.sigma && !p.align_to_given));
+  }
+  CHECK(io::reconstruction_config_from_json<T>(nlohmann::json::parse(R"({"polish": {"align_to_given": true}})"))
+            .polish.align_to_given);
 }
 
 TEST_CASE("config: a PRILO section's own noise overrides the top level's, key by key") {
@@ -561,7 +571,26 @@ TEST_CASE("-polish: the images given, averaged with the consensus of PRILO resta
   // run alone, it runs the method it polishes first (with that method's own streams): the same result
   const auto alone = run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, cfg, opt);
   CHECK(alone.best.x == polished.x);
-  CHECK(alone.flops.total() > results[2].flops.total());
+  // alone it also ran hio and -avg-resolve's chain, which reconstruct ran before it: the same work
+  CHECK(alone.flops.total() ==
+        doctest::Approx(results[0].flops.total() + results[1].flops.total() + results[2].flops.total()).epsilon(1e-9));
+  // weight 1: the given images unchanged, and nothing solved (the loss pass only)
+  auto whole = cfg;
+  whole.polish.weight = 1;
+  const auto kept =
+      run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, whole, opt, {.polished = &given});
+  CHECK(kept.best.x == given);
+  CHECK(kept.flops.total() < 0.01 * results[2].flops.total());
+  // bad polish settings are refused before any solving (no progress was reported)
+  auto broken = cfg;
+  broken.polish.weight = 2;
+  int reported = 0;
+  MethodOptions<T> counted = opt;
+  counted.progress = [&](const std::string&, const Progress&) { ++reported; };
+  CHECK_THROWS_WITH_AS(
+      (void)reconstruct(parse_methods("hio,prilo-chain-mii-avg-resolve-polish"), vae, F, y, broken, counted),
+      doctest::Contains("polish.weight must be in [0, 1]"), invalid_input);
+  CHECK(reported == 0);
 
   // with no stage to run (and σ = 0) every restart returns G(μ(x)), and so does their
   // consensus: the result is weight · x + (1 − weight) · G(μ(x))

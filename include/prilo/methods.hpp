@@ -220,11 +220,12 @@ PriloOptions<T> ablate(PriloOptions<T> o, Ablation ablation) {
 /// of the images x given (restart 0 at μ(x) itself, the others at μ(x) + σ·ε), and σ. The
 /// result is weight · x + (1 − weight) · c, c the consensus of the restarts (-avg's rule,
 /// ReconstructionConfig::consensus). Chosen on training images (docs/tuning.md; config
-/// "polish": {"restarts", "sigma", "weight"}).
+/// "polish": {"restarts", "sigma", "weight", "align_to_given"}). check_method refuses
+/// restarts < 1, σ negative or not finite, and a weight outside [0, 1] before any solving.
 struct PolishOptions {
   int restarts = 4;
   double sigma = 0.05;
-  double weight = 0.5;
+  double weight = 0.5;  ///< 1: the images given, unchanged (nothing is solved)
   /// Align each restart to the given image (the placement -resolve chose) before the consensus,
   /// rather than to the lowest-error restart (DFT only).
   bool align_to_given = false;
@@ -358,12 +359,34 @@ void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
   if (m.operator_kind() == OperatorKind::gaussian && fourier)
     throw invalid_input("method " + m.name + " needs a Gaussian operator, not Fourier2d");
   if (m.family == MethodFamily::prilo) (void)cfg.prilo_options(parse_method(m.base()));
+  if (m.polish) {
+    const PolishOptions& po = cfg.polish;
+    if (po.restarts < 1) throw invalid_input("method " + m.name + ": polish.restarts must be >= 1");
+    if (!(po.sigma >= 0) || !std::isfinite(po.sigma))
+      throw invalid_input("method " + m.name + ": polish.sigma must be finite and >= 0");
+    if (!(po.weight >= 0 && po.weight <= 1))
+      throw invalid_input("method " + m.name + ": polish.weight must be in [0, 1]");
+  }
 }
 
+namespace detail {
+/// Whether a VAE gives its encoder's mean (encode(x).first), which -polish starts from. (A
+/// named concept: nvcc's front end evaluates requires-expressions inside lambdas wrongly.)
+template <class V, class T>
+concept has_encode = requires(const V& v, const Mat<T>& x) {
+  v.encode(x).first;
+};
+}  // namespace detail
+
 /// invalid_input unless a -li method has an encoder (MethodOptions::li) trained on op through
-/// the decoder of vae (LiEncoder::check_decoder); a no-op for the other methods.
+/// the decoder of vae (LiEncoder::check_decoder), and unless the model of a -polish method has
+/// an encoder mean (detail::has_encode); a no-op for the other methods.
 template <MeasurementOperator Op, VaeModel V, class T>
 void check_li(const MethodSpec& m, const Op& op, const V& vae, const LiEncoder<T>* li) {
+  if constexpr (!detail::has_encode<V, T>)
+    if (m.polish)
+      throw invalid_input("method " + m.name +
+                          ": -polish needs the model's encoder mean (a member encode(x) returning {mu, log var})");
   if (m.start != LatentStart::li) return;
   if (!li)
     throw invalid_input("method " + m.name +
@@ -447,12 +470,6 @@ struct OnHost {
 };
 
 namespace detail {
-/// Whether a VAE gives its encoder's mean (encode(x).first), which -polish starts from. (A
-/// named concept: nvcc's front end evaluates requires-expressions inside lambdas wrongly.)
-template <class V, class T>
-concept has_encode = requires(const V& v, const Mat<T>& x) {
-  v.encode(x).first;
-};
 /// Whether a placement can make the parts of the latent methods from decoder G and operator Op.
 template <class P, class G, class Op>
 concept can_place = requires(const P& p, const G& g, const Op& op) {
@@ -561,15 +578,19 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
       throw invalid_input("method " + m.name + ": the placement '" + std::string(Placement::name) +
                           "' cannot run this model's decoder or operator");
     } else {
-      const PolishOptions& po = cfg.polish;
-      if (po.restarts < 1) throw invalid_input("method " + m.name + ": polish.restarts must be >= 1");
-      if (!(po.sigma >= 0) || !std::isfinite(po.sigma))
-        throw invalid_input("method " + m.name + ": polish.sigma must be finite and >= 0");
-      if (!(po.weight >= 0 && po.weight <= 1))
-        throw invalid_input("method " + m.name + ": polish.weight must be in [0, 1]");
+      const PolishOptions& po = cfg.polish;  // its values were checked by check_method
       const Eigen::Index B = y.cols(), n = op.input_size();
       require_shape(x0, n, B, "-polish images");
       require_finite(x0, "-polish images");
+      const auto loss = make_magnitude_loss(op, y);
+      if (po.weight == 1) {  // the images given, unchanged: nothing to solve
+        SolveResult<T> res;
+        res.x = x0;
+        res.magnitude_error = loss.value(res.x) / T(op.output_size());
+        res.chosen_restart.assign(std::size_t(B), -1);
+        res.flops = double(B) * loss_flops(loss, false);
+        return res;
+      }
       Rng rng = method_rng(opt.seed, m.name);
       const Mat<T> mu = vae.encode(x0).first;
       Mat<T> z0(mu.rows(), B * po.restarts);
@@ -593,7 +614,6 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
           },
           opt.run);
       // the consensus of the restarts (as -avg's), then its weighted mean with x
-      const auto loss = make_magnitude_loss(op, y);
       SolveResult<T> res = consensus_of(rr.all, po.align_to_given ? &x0 : nullptr);
       res.x = T(po.weight) * x0 + T(1 - po.weight) * res.x;
       res.magnitude_error = loss.value(res.x) / T(op.output_size());

@@ -239,14 +239,15 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   }
   if (j.contains("polish")) {
     detail::check_keys(j.at("polish"), "polish", {"restarts", "sigma", "weight", "align_to_given"});
-    c.polish.restarts = detail::int_or(j.at("polish"), "restarts", 4, "polish");
+    const PolishOptions defaults{};
+    c.polish.restarts = detail::int_or(j.at("polish"), "restarts", defaults.restarts, "polish");
     if (c.polish.restarts < 1 || c.polish.restarts > 1000) throw invalid_input("polish.restarts must be in 1..1000");
-    c.polish.sigma = detail::real_or(j.at("polish"), "sigma", 0.05, "polish");
+    c.polish.sigma = detail::real_or(j.at("polish"), "sigma", defaults.sigma, "polish");
     if (!(c.polish.sigma >= 0) || !std::isfinite(c.polish.sigma))
       throw invalid_input("polish.sigma must be finite and >= 0");
-    c.polish.weight = detail::real_or(j.at("polish"), "weight", 0.5, "polish");
+    c.polish.weight = detail::real_or(j.at("polish"), "weight", defaults.weight, "polish");
     if (!(c.polish.weight >= 0 && c.polish.weight <= 1)) throw invalid_input("polish.weight must be in [0, 1]");
-    c.polish.align_to_given = detail::bool_or(j.at("polish"), "align_to_given", false, "polish");
+    c.polish.align_to_given = detail::bool_or(j.at("polish"), "align_to_given", defaults.align_to_given, "polish");
   }
   if (j.contains("er")) {
     detail::check_keys(j.at("er"), "er", {"iterations"});
