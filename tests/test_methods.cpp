@@ -574,6 +574,17 @@ TEST_CASE("-polish: the images given, averaged with the consensus of PRILO resta
   // alone it also ran hio and -avg-resolve's chain, which reconstruct ran before it: the same work
   CHECK(alone.flops.total() ==
         doctest::Approx(results[0].flops.total() + results[1].flops.total() + results[2].flops.total()).epsilon(1e-9));
+  // the trace (analysis): the polish runs' steps, after those of the method polished when it ran here
+  MethodOptions<T> traced = opt;
+  traced.trace_reference = &data.images;
+  const auto traced_given =
+      run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, cfg, traced, {.polished = &given});
+  REQUIRE(!traced_given.trace.empty());
+  CHECK(traced_given.trace.front().phase.rfind("A z", 0) == 0);  // no initial z0 phase
+  const auto traced_alone = run_method(parse_method("prilo-chain-mii-avg-resolve-polish"), vae, F, y, cfg, traced);
+  const auto traced_base = run_method(parse_method("prilo-chain-mii-avg-resolve"), vae, F, y, cfg, traced);
+  REQUIRE(!traced_base.trace.empty());
+  CHECK(traced_alone.trace.size() == traced_base.trace.size() + traced_given.trace.size());
   // weight 1: the given images unchanged, and nothing solved (the loss pass only)
   auto whole = cfg;
   whole.polish.weight = 1;

@@ -604,6 +604,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
       o.initial.enabled = false;
       o.progress = progress();
       o.stop = opt.stop;
+      o.observe = detail::trace_observer(op, opt.trace_reference, y.cols(), out.trace);
       RestartOptions ro = opt.restart;
       ro.restarts = po.restarts;
       ro.keep_all = true;
@@ -630,6 +631,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
   if (m.polish) {
     MethodResult<T> given;  // the images polished: the earlier run's, else run here
     if (!inputs.polished) given = run_method(place, parse_method(m.polished()), vae, op, y, cfg, opt, inputs);
+    out.trace = std::move(given.trace);  // the run made here (empty when given), then the polish runs'
     out.best = polish(inputs.polished ? *inputs.polished : given.best.x);
     out.flops = given.flops;  // the run made here (none when given)
   } else if (m.resolve) {
