@@ -216,6 +216,41 @@ TEST_CASE("io: IDX malformed files are rejected with a message naming the file a
     }
     CHECK(contains(idx_error(p), "trailing data"));
   }
+  SUBCASE("bytes after the gzip data, and a file of several gzip members") {
+    const auto imgs = test_images(3, 3, 4);
+    prilo::io::write_idx_images(p, imgs, 3, 3, true);
+    const auto sound = read_bytes(p);
+    // junk, and zeros, after the member: zlib's gzread skips them, the reader must not
+    for (const std::vector<unsigned char>& tail :
+         {std::vector<unsigned char>{'j', 'u', 'n', 'k'}, std::vector<unsigned char>(8, 0),
+          std::vector<unsigned char>{0x1f}}) {
+      auto b = sound;
+      b.insert(b.end(), tail.begin(), tail.end());
+      write_bytes(p, b);
+      const auto msg = idx_error(p);
+      CHECK(contains(msg, p.string() + ": trailing bytes: " + std::to_string(tail.size()) +
+                              (tail.size() == 1 ? " byte" : " bytes") + " after the end of the gzip data (at byte " +
+                              std::to_string(sound.size()) + " of " + std::to_string(b.size()) + ")"));
+    }
+    // the same bytes as two members (what `cat a.gz b.gz` makes): sound, read whole
+    prilo::io::write_idx_images(p, imgs, 3, 3);
+    const auto raw = read_bytes(p);
+    std::vector<unsigned char> joined;
+    for (const auto& [from, to] : {std::pair<std::size_t, std::size_t>{0, 10}, {10, raw.size()}}) {
+      const fs::path part = dir / "part.gz";
+      gzFile f = gzopen(part.string().c_str(), "wb");
+      REQUIRE(f != nullptr);
+      gzwrite(f, raw.data() + from, static_cast<unsigned>(to - from));
+      gzclose(f);
+      const auto b = read_bytes(part);
+      joined.insert(joined.end(), b.begin(), b.end());
+    }
+    write_bytes(p, joined);
+    CHECK(prilo::io::read_idx_images<double>(p).images == imgs);
+    joined.push_back('!');  // and junk after the second member
+    write_bytes(p, joined);
+    CHECK(contains(idx_error(p), "trailing bytes: 1 byte after the end of the gzip data"));
+  }
   SUBCASE("wrong magic") {
     write_bytes(p, idx_image_bytes(0x801, 1, 2, 2, 4));
     const auto msg = idx_error(p);

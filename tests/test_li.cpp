@@ -144,6 +144,8 @@ TEST_CASE("LI encoder input: the half spectrum is MagnitudeLoss's, standardised;
   CHECK(spread < 0.1);
   CHECK_THROWS_AS(li_latents(enc, y, 0, 0.05, r1), invalid_input);
   CHECK_THROWS_AS(li_latents(enc, y, 2, -1.0, r1), invalid_input);
+  CHECK_THROWS_AS(li_latents(enc, y, 2, 1e30, r1), invalid_input);  // above max_start_sigma
+  CHECK_THROWS_AS(li_latents(enc, y, 2, std::nan(""), r1), invalid_input);
   const std::string bad = error_of([&] { (void)enc.encode(Mat<T>::Ones(63, 2)); });
   CHECK_MESSAGE(bad.find("LI encoder measurements y: expected a 64x2 matrix, got 63x2") != std::string::npos, bad);
 }

@@ -229,7 +229,10 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
            {R"({"polish": {"restart": 2}})",
             "polish: unknown key \"restart\" (known: restarts, sigma, weight, align_to_given)"},
            {R"({"polish": {"restarts": 0}})", "polish.restarts must be in 1..1000"},
-           {R"({"polish": {"sigma": -0.1}})", "polish.sigma must be finite and >= 0"},
+           {R"({"polish": {"sigma": -0.1}})", "polish.sigma must be in [0, 100]"},
+           {R"({"polish": {"sigma": 1e30}})", "polish.sigma must be in [0, 100]"},
+           {R"({"li": {"sigma": 101}})", "li.sigma must be in [0, 100]"},
+           {R"({"li": {"sigma": -1}})", "li.sigma must be in [0, 100]"},
            {R"({"polish": {"weight": 1.5}})", "polish.weight must be in [0, 1]"},
            {R"({"polish": {"align_to_given": 1}})", "polish.align_to_given must be true or false"},
            // the document, the top level, the PRILO sections and their stages
@@ -314,6 +317,13 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
         }).find("no \"prilo_chain\" section") != std::string::npos);
   CHECK_THROWS_AS(check_method<GaussianReal<T>>(parse_method("hio"), empty), invalid_input);
   CHECK_THROWS_AS(check_method<Fourier2d<T>>(parse_method("spectral"), empty), invalid_input);
+  // LI's perturbation out of range (set in code: the config refuses it), for the -li methods only
+  ReconstructionConfig<T> wide;
+  wide.li_sigma = 1e3;
+  CHECK(error_of([&] {
+          check_method<Fourier2d<T>>(parse_method("dpr-li"), wide);
+        }).find("li.sigma must be in [0, 100]") != std::string::npos);
+  check_method<Fourier2d<T>>(parse_method("dpr-mii"), wide);
 }
 
 TEST_CASE("run_method on two MNIST images: shapes, restarts, trace, and -resolve picks a transform of its inputs") {
@@ -601,6 +611,13 @@ TEST_CASE("-polish: the images given, averaged with the consensus of PRILO resta
   CHECK_THROWS_WITH_AS(
       (void)reconstruct(parse_methods("hio,prilo-chain-mii-avg-resolve-polish"), vae, F, y, broken, counted),
       doctest::Contains("polish.weight must be in [0, 1]"), invalid_input);
+  CHECK(reported == 0);
+  // so is a perturbation that would overflow the decoder (σ = 1e30, set in code: the config refuses it)
+  broken = cfg;
+  broken.polish.sigma = 1e30;
+  CHECK_THROWS_WITH_AS(
+      (void)reconstruct(parse_methods("hio,prilo-chain-mii-avg-resolve-polish"), vae, F, y, broken, counted),
+      doctest::Contains("polish.sigma must be in [0, 100]"), invalid_input);
   CHECK(reported == 0);
 
   // with no stage to run (and σ = 0) every restart returns G(μ(x)), and so does their

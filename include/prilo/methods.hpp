@@ -221,7 +221,8 @@ PriloOptions<T> ablate(PriloOptions<T> o, Ablation ablation) {
 /// result is weight · x + (1 − weight) · c, c the consensus of the restarts (-avg's rule,
 /// ReconstructionConfig::consensus). Chosen on training images (docs/tuning.md; config
 /// "polish": {"restarts", "sigma", "weight", "align_to_given"}). check_method refuses
-/// restarts < 1, σ negative or not finite, and a weight outside [0, 1] before any solving.
+/// restarts < 1, σ outside [0, max_start_sigma] (or NaN), and a weight outside [0, 1] before
+/// any solving.
 struct PolishOptions {
   int restarts = 4;
   double sigma = 0.05;
@@ -359,11 +360,14 @@ void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
   if (m.operator_kind() == OperatorKind::gaussian && fourier)
     throw invalid_input("method " + m.name + " needs a Gaussian operator, not Fourier2d");
   if (m.family == MethodFamily::prilo) (void)cfg.prilo_options(parse_method(m.base()));
+  static_assert(max_start_sigma == 100, "the messages below name the bound");
+  if (m.start == LatentStart::li && !(cfg.li_sigma >= 0 && cfg.li_sigma <= max_start_sigma))
+    throw invalid_input("method " + m.name + ": li.sigma must be in [0, 100] (max_start_sigma)");
   if (m.polish) {
     const PolishOptions& po = cfg.polish;
     if (po.restarts < 1) throw invalid_input("method " + m.name + ": polish.restarts must be >= 1");
-    if (!(po.sigma >= 0) || !std::isfinite(po.sigma))
-      throw invalid_input("method " + m.name + ": polish.sigma must be finite and >= 0");
+    if (!(po.sigma >= 0 && po.sigma <= max_start_sigma))
+      throw invalid_input("method " + m.name + ": polish.sigma must be in [0, 100] (max_start_sigma)");
     if (!(po.weight >= 0 && po.weight <= 1))
       throw invalid_input("method " + m.name + ": polish.weight must be in [0, 1]");
   }

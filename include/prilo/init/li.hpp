@@ -360,6 +360,11 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
 // ---------------------------------------------------------------------------------------------
 // Starts
 
+/// The largest σ of a perturbation of latent starts (LI's restarts, li.sigma; -polish's,
+/// polish.sigma). The latents' prior is N(0, I), so a σ of 100 already starts far outside it;
+/// a larger one is a typo (and in float, σ·ε near 10³⁸ overflows the decoder to inf and NaN).
+inline constexpr double max_start_sigma = 100;
+
 /// LI's starts for `restarts` restarts of every measurement column of y (column r·B + j for
 /// restart r of image j): restart 0 starts at E(y_j) itself, the encoder's best guess; restarts
 /// 1 … R−1 at E(y_j) + σ·ε with ε ~ N(0, I) (the paper's perturbation, σ = 0.05), so that
@@ -367,7 +372,8 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
 template <class T>
 Mat<T> li_latents(const LiEncoder<T>& enc, const Mat<T>& y, int restarts, double sigma, Rng& rng) {
   if (restarts < 1) detail::fail("li_latents: restarts must be >= 1, got ", restarts);
-  if (!(sigma >= 0) || !std::isfinite(sigma)) detail::fail("li_latents: sigma must be finite and >= 0, got ", sigma);
+  if (!(sigma >= 0 && sigma <= max_start_sigma))
+    detail::fail("li_latents: sigma must be in [0, ", max_start_sigma, "], got ", sigma);
   const Mat<T> z = enc.encode(y);
   const Eigen::Index B = y.cols();
   Mat<T> out(z.rows(), B * restarts);

@@ -235,7 +235,7 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   if (j.contains("li")) {
     detail::check_keys(j.at("li"), "li", {"sigma"});
     c.li_sigma = detail::real_or(j.at("li"), "sigma", 0.05, "li");
-    if (!(c.li_sigma >= 0) || !std::isfinite(c.li_sigma)) throw invalid_input("li.sigma must be finite and >= 0");
+    if (!(c.li_sigma >= 0 && c.li_sigma <= max_start_sigma)) throw invalid_input("li.sigma must be in [0, 100]");
   }
   if (j.contains("polish")) {
     detail::check_keys(j.at("polish"), "polish", {"restarts", "sigma", "weight", "align_to_given"});
@@ -243,8 +243,8 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     c.polish.restarts = detail::int_or(j.at("polish"), "restarts", defaults.restarts, "polish");
     if (c.polish.restarts < 1 || c.polish.restarts > 1000) throw invalid_input("polish.restarts must be in 1..1000");
     c.polish.sigma = detail::real_or(j.at("polish"), "sigma", defaults.sigma, "polish");
-    if (!(c.polish.sigma >= 0) || !std::isfinite(c.polish.sigma))
-      throw invalid_input("polish.sigma must be finite and >= 0");
+    if (!(c.polish.sigma >= 0 && c.polish.sigma <= max_start_sigma))
+      throw invalid_input("polish.sigma must be in [0, 100]");
     c.polish.weight = detail::real_or(j.at("polish"), "weight", defaults.weight, "polish");
     if (!(c.polish.weight >= 0 && c.polish.weight <= 1)) throw invalid_input("polish.weight must be in [0, 1]");
     c.polish.align_to_given = detail::bool_or(j.at("polish"), "align_to_given", defaults.align_to_given, "polish");

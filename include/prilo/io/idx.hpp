@@ -150,6 +150,64 @@ class IdxReader {
   bool direct() const { return gzdirect(file_) != 0; }
   std::uint64_t total() const { return total_; }  // bytes of (decompressed) data consumed so far
 
+  /// gzip input, once its data have been read to the end: refuses bytes after the last gzip
+  /// member, which zlib's gzread skips without a word (gzip(1) warns "trailing garbage
+  /// ignored"): a file with two things joined by mistake, or a copy overwritten by a shorter
+  /// one, must not read as sound. The file's last four bytes are the last member's data size
+  /// mod 2³² (ISIZE, RFC 1952): when they equal the data's, the file is one member with
+  /// nothing after it (the usual case: four bytes read). Otherwise (several members, or bytes
+  /// after them) the members are walked with inflate to find where they end.
+  void require_gzip_end() const {
+    std::ifstream f(path_, std::ios::binary);
+    if (!f) idx_fail(path_, "cannot reopen to check the end of the gzip data: ", std::strerror(errno));
+    f.seekg(0, std::ios::end);
+    const std::uint64_t size = static_cast<std::uint64_t>(f.tellg());
+    if (size >= 18) {  // the smallest gzip member: a 10-byte header and an 8-byte trailer
+      unsigned char tail[4] = {};
+      f.seekg(static_cast<std::streamoff>(size - 4));
+      f.read(reinterpret_cast<char*>(tail), 4);
+      const std::uint32_t isize = std::uint32_t(tail[0]) | (std::uint32_t(tail[1]) << 8) |
+                                  (std::uint32_t(tail[2]) << 16) | (std::uint32_t(tail[3]) << 24);
+      if (f && isize == static_cast<std::uint32_t>(total_)) return;
+    }
+    f.clear();
+    f.seekg(0);
+    z_stream zs{};
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) idx_fail(path_, "zlib: cannot start a gzip decoder");
+    const std::unique_ptr<z_stream, int (*)(z_streamp)> guard(&zs, inflateEnd);
+    std::vector<unsigned char> in(1u << 16), out(1u << 16);
+    std::uint64_t fed = 0;  // file bytes handed to inflate so far
+    for (;;) {
+      if (zs.avail_in == 0) {
+        f.read(reinterpret_cast<char*>(in.data()), static_cast<std::streamsize>(in.size()));
+        zs.next_in = in.data();
+        zs.avail_in = static_cast<uInt>(f.gcount());
+        fed += zs.avail_in;
+        if (zs.avail_in == 0) idx_fail(path_, "truncated: the gzip stream ends early");
+      }
+      zs.next_out = out.data();
+      zs.avail_out = static_cast<uInt>(out.size());
+      const int rc = inflate(&zs, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {  // a member ends: the file ends here, or another member starts
+        const std::uint64_t end = fed - zs.avail_in;
+        if (end == size) return;
+        unsigned char magic[2] = {};
+        f.clear();
+        f.seekg(static_cast<std::streamoff>(end));
+        f.read(reinterpret_cast<char*>(magic), 2);
+        if (f.gcount() < 2 || magic[0] != 0x1f || magic[1] != 0x8b)
+          idx_fail(path_, "trailing bytes: ", size - end, size - end == 1 ? " byte" : " bytes",
+                   " after the end of the gzip data (at byte ", end, " of ", size, ")");
+        f.seekg(static_cast<std::streamoff>(end));
+        fed = end;
+        zs.avail_in = 0;
+        inflateReset(&zs);
+      } else if (rc != Z_OK) {
+        idx_fail(path_, "corrupt gzip data: ", zs.msg ? zs.msg : "unknown zlib error");
+      }
+    }
+  }
+
  private:
   void check_stream() {
     int err = Z_OK;
@@ -270,7 +328,10 @@ inline std::vector<unsigned char> idx_read(const std::filesystem::path& path, st
     const std::size_t n = in.read(data.data() + old, step);
     if (n < step) check_total(in.total());
   }
-  if (!direct) check_total(in.total() + in.drain());
+  if (!direct) {
+    check_total(in.total() + in.drain());
+    in.require_gzip_end();
+  }
   return data;
 }
 
