@@ -8,7 +8,7 @@ usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--c
                              [--restarts 4] [--threads 2] [--start mii|li] [--values V,V,...]
                              [--placement-weights FILE] [--polish-align] [--polish-restarts N]
                              [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor
-                                     |scorer|polish]
+                                     |scorer|polish|polish-sigma]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus"), for the consensus
@@ -25,6 +25,8 @@ models/placement-<dataset>[-<generator>].prw's logit in each candidate's score; 
 trains it on images 0..57999, so tune it on --first 58000), for the same two methods.
 --grid polish: -polish's weight of the images it starts from (config "polish": "weight"; the rest of
 the result is the consensus of its restarts), for -polish over -avg-resolve.
+--grid polish-sigma: the spread of -polish's restarts around the encodings they start from (config
+"polish": "sigma"), for -polish over -avg-resolve.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 With --start li, images 58000..59999 are the ones the LI encoders were not trained on (their
 validation images; prilo-train-li --validation 2000): on images 0..57999 the encoder has seen the
@@ -42,15 +44,16 @@ ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
-                         "schedule", "anchor", "scorer", "polish"])
+                         "schedule", "anchor", "scorer", "polish", "polish-sigma"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 ap.add_argument("--polish-align", action="store_true",
                 help="--grid polish: align the polish restarts to the image they started from (config \"polish\": "
                 "\"align_to_given\")")
 ap.add_argument("--polish-restarts", type=int,
-                help="--grid polish: -polish's restarts (config \"polish\": \"restarts\"; default: the config's)")
+                help="--grid polish, polish-sigma: -polish's restarts (config \"polish\": \"restarts\"; default: the config's)")
 ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
-ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer or polish "
+ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer, polish "
+                "or polish-sigma "
                 "(default: "
                 "the grid's own)")
 args = ap.parse_args()
@@ -160,6 +163,20 @@ elif args.grid == "polish":
             for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve"]:
                 print(line(k, r[k]), flush=True)
         label = (f"{chain}-avg-resolve-polish weight {wgt:g}" + (" aligned to given" if args.polish_align else "")
+                 + (f" restarts {args.polish_restarts}" if args.polish_restarts else ""))
+        print(line(label, r[f"{chain}-avg-resolve-polish"]), flush=True)
+elif args.grid == "polish-sigma":
+    sigmas = [float(v) for v in args.values.split(",")] if args.values else [0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1]
+    for i, sigma in enumerate(sigmas):
+        cfg = copy.deepcopy(base)
+        cfg.setdefault("polish", {})["sigma"] = sigma
+        if args.polish_restarts:
+            cfg["polish"]["restarts"] = args.polish_restarts
+        r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
+        if i == 0:
+            for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve"]:
+                print(line(k, r[k]), flush=True)
+        label = (f"{chain}-avg-resolve-polish sigma {sigma:g}"
                  + (f" restarts {args.polish_restarts}" if args.polish_restarts else ""))
         print(line(label, r[f"{chain}-avg-resolve-polish"]), flush=True)
 elif args.grid == "schedule":
