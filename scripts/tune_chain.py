@@ -47,7 +47,7 @@ ap.add_argument("--grid", default="lr",
                          "schedule", "anchor", "scorer", "polish", "polish-sigma"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 ap.add_argument("--polish-align", action="store_true",
-                help="--grid polish: align the polish restarts to the image they started from (config \"polish\": "
+                help="--grid polish, polish-sigma: align the polish restarts to the image they started from (config \"polish\": "
                 "\"align_to_given\")")
 ap.add_argument("--polish-restarts", type=int,
                 help="--grid polish, polish-sigma: -polish's restarts (config \"polish\": \"restarts\"; default: the config's)")
@@ -150,11 +150,14 @@ elif args.grid in ("temperature", "anchor", "scorer"):
             print(line(chain, r[chain]), flush=True)
         for k in [f"{chain}-resolve", f"{chain}-avg-resolve"]:
             print(line(f"{k} {key} {v}", r[k]), flush=True)
-elif args.grid == "polish":
-    weights = [float(v) for v in args.values.split(",")] if args.values else [0.3, 0.5, 0.7]
-    for i, wgt in enumerate(weights):
+elif args.grid in ("polish", "polish-sigma"):
+    # one key of the config's "polish" section: its weight, or the spread sigma of its restarts
+    key, defaults = ("weight", [0.3, 0.5, 0.7]) if args.grid == "polish" else \
+        ("sigma", [0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1])
+    values = [float(v) for v in args.values.split(",")] if args.values else defaults
+    for i, v in enumerate(values):
         cfg = copy.deepcopy(base)
-        cfg.setdefault("polish", {})["weight"] = wgt
+        cfg.setdefault("polish", {})[key] = v
         cfg["polish"]["align_to_given"] = args.polish_align
         if args.polish_restarts:
             cfg["polish"]["restarts"] = args.polish_restarts
@@ -162,21 +165,7 @@ elif args.grid == "polish":
         if i == 0:
             for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve"]:
                 print(line(k, r[k]), flush=True)
-        label = (f"{chain}-avg-resolve-polish weight {wgt:g}" + (" aligned to given" if args.polish_align else "")
-                 + (f" restarts {args.polish_restarts}" if args.polish_restarts else ""))
-        print(line(label, r[f"{chain}-avg-resolve-polish"]), flush=True)
-elif args.grid == "polish-sigma":
-    sigmas = [float(v) for v in args.values.split(",")] if args.values else [0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1]
-    for i, sigma in enumerate(sigmas):
-        cfg = copy.deepcopy(base)
-        cfg.setdefault("polish", {})["sigma"] = sigma
-        if args.polish_restarts:
-            cfg["polish"]["restarts"] = args.polish_restarts
-        r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
-        if i == 0:
-            for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve"]:
-                print(line(k, r[k]), flush=True)
-        label = (f"{chain}-avg-resolve-polish sigma {sigma:g}"
+        label = (f"{chain}-avg-resolve-polish {key} {v:g}" + (" aligned to given" if args.polish_align else "")
                  + (f" restarts {args.polish_restarts}" if args.polish_restarts else ""))
         print(line(label, r[f"{chain}-avg-resolve-polish"]), flush=True)
 elif args.grid == "schedule":
