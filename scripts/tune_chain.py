@@ -8,7 +8,7 @@ usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--c
                              [--restarts 4] [--threads 2] [--start mii|li] [--values V,V,...]
                              [--placement-weights FILE] [--polish-align] [--polish-restarts N]
                              [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor
-                                     |scorer|polish|polish-sigma]
+                                     |scorer|polish|polish-sigma|li-sigma]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus"), for the consensus
@@ -27,6 +27,8 @@ trains it on images 0..57999, so tune it on --first 58000), for the same two met
 the result is the consensus of its restarts), for -polish over -avg-resolve.
 --grid polish-sigma: the spread of -polish's restarts around the encodings they start from (config
 "polish": "sigma"), for -polish over -avg-resolve.
+--grid li-sigma: the spread of the LI restarts 1..R-1 around E(y) (config "li": "sigma"; --start li),
+for the chained runs, their consensus, -resolve over that and -polish over -resolve.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 With --start li, images 58000..59999 are the ones the LI encoders were not trained on (their
 validation images; prilo-train-li --validation 2000): on images 0..57999 the encoder has seen the
@@ -44,7 +46,7 @@ ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
-                         "schedule", "anchor", "scorer", "polish", "polish-sigma"])
+                         "schedule", "anchor", "scorer", "polish", "polish-sigma", "li-sigma"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 ap.add_argument("--polish-align", action="store_true",
                 help="--grid polish, polish-sigma: align the polish restarts to the image they started from (config \"polish\": "
@@ -52,8 +54,8 @@ ap.add_argument("--polish-align", action="store_true",
 ap.add_argument("--polish-restarts", type=int,
                 help="--grid polish, polish-sigma: -polish's restarts (config \"polish\": \"restarts\"; default: the config's)")
 ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
-ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer, polish "
-                "or polish-sigma "
+ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer, polish, "
+                "polish-sigma or li-sigma "
                 "(default: "
                 "the grid's own)")
 args = ap.parse_args()
@@ -168,6 +170,16 @@ elif args.grid in ("polish", "polish-sigma"):
         label = (f"{chain}-avg-resolve-polish {key} {v:g}" + (" aligned to given" if args.polish_align else "")
                  + (f" restarts {args.polish_restarts}" if args.polish_restarts else ""))
         print(line(label, r[f"{chain}-avg-resolve-polish"]), flush=True)
+elif args.grid == "li-sigma":
+    if args.start != "li":
+        ap.error("--grid li-sigma: the spread of the LI starts; use --start li")
+    values = [float(v) for v in args.values.split(",")] if args.values else [0.05, 0.3, 0.5, 1]
+    for v in values:
+        cfg = copy.deepcopy(base)
+        cfg.setdefault("li", {})["sigma"] = v
+        r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
+        for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve", f"{chain}-avg-resolve-polish"]:
+            print(line(f"{k} li sigma {v:g}", r[k]), flush=True)
 elif args.grid == "schedule":
     top = base.get("noise", {}).get("eta", 0.02)
     for reps, eta in [(4, top), (8, top), (16, top), (8, "off"), (8, 0.005), (8, 0.001), (16, 0.005)]:
