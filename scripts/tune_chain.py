@@ -78,6 +78,11 @@ def run(cfg, methods):
         return json.load(open(j))["methods"]
 
 
+def grid_values(defaults):
+    """--values as floats, else the grid's own defaults."""
+    return [float(v) for v in args.values.split(",")] if args.values else defaults
+
+
 def line(label, m):
     al = m.get("analysis_aligned", {}).get("psnr", {}).get("mean", float("nan"))
     return (f"{label:<44} PSNR {m['psnr']['mean']:6.2f} median {m['psnr']['median']:6.2f} "
@@ -127,7 +132,7 @@ elif args.grid == "placement":
         r = run(cfg, methods)
         print(line(f"{chain}-resolve placement_weight {w}", r[f"{chain}-resolve"]), flush=True)
 elif args.grid == "consensus":
-    powers = [float(v) for v in args.values.split(",")] if args.values else [0, 1, 2, 4, 8]
+    powers = grid_values([0, 1, 2, 4, 8])
     for i, power in enumerate(powers):
         cfg = copy.deepcopy(base)
         cfg["consensus"] = {"power": power}
@@ -142,8 +147,7 @@ elif args.grid in ("temperature", "anchor", "scorer"):
         ap.error("--grid anchor: the anchor is the LI start; use --start li")
     key, values = {"temperature": ("temperature", [0, 1]), "anchor": ("anchor_weight", [0, 0.3, 1, 3]),
                    "scorer": ("scorer_weight", [0, 1, 3])}[args.grid]
-    if args.values:
-        values = [float(v) for v in args.values.split(",")]
+    values = grid_values(values)
     for v in values:
         cfg = copy.deepcopy(base)
         cfg["resolve"][key] = v
@@ -156,7 +160,7 @@ elif args.grid in ("polish", "polish-sigma"):
     # one key of the config's "polish" section: its weight, or the spread sigma of its restarts
     key, defaults = ("weight", [0.3, 0.5, 0.7]) if args.grid == "polish" else \
         ("sigma", [0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1])
-    values = [float(v) for v in args.values.split(",")] if args.values else defaults
+    values = grid_values(defaults)
     for i, v in enumerate(values):
         cfg = copy.deepcopy(base)
         cfg.setdefault("polish", {})[key] = v
@@ -173,7 +177,7 @@ elif args.grid in ("polish", "polish-sigma"):
 elif args.grid == "li-sigma":
     if args.start != "li":
         ap.error("--grid li-sigma: the spread of the LI starts; use --start li")
-    values = [float(v) for v in args.values.split(",")] if args.values else [0.05, 0.3, 0.5, 1]
+    values = grid_values([0.05, 0.3, 0.5, 1])
     for v in values:
         cfg = copy.deepcopy(base)
         cfg.setdefault("li", {})["sigma"] = v
