@@ -199,17 +199,29 @@ int main(int argc, char** argv) {
                          st.generator + " --output " + scorer_path.string());
       scorer = load_placement_scorer<T>(scorer_path);
     }
+    // the config's -resolve judges, read only when a -resolve method runs (files checked here, loaded with the data)
+    const bool resolve_methods =
+        std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; });
+    std::vector<fs::path> judge_files;
+    if (resolve_methods)
+      for (const JudgeFile& f : cfg.resolve_judges) {
+        if (!fs::exists(f.model))
+          throw file_error("-resolve judge " + f.model.string() + ": file not found (named by the config " +
+                           config_path.string() + ", resolve.judges)");
+        judge_files.push_back(f.model);
+      }
     // outputs are checked before any solving: a bad path must not cost the whole run
     check_output_path(st.json_path, "--json");  // (and on every rank, so that none starts in vain)
     check_output_path(st.png_path, "--png");
     check_output_path(st.trace_path, "--trace");
     check_distinct_outputs({{"--json", st.json_path}, {"--png", st.png_path}, {"--trace", st.trace_path}},
-                           with_files({{"--config", config_path.string()},
-                                       {"--weights", weights_path.string()},
-                                       {"--li-weights", li_path.string()},
-                                       {"--placement-weights", scorer_path.string()},
-                                       {"--fftw-wisdom", wisdom.path().string()}},
-                                      io::dataset_files(st.data_dir, st.dataset), "data set's"));
+                           with_files(with_files({{"--config", config_path.string()},
+                                                  {"--weights", weights_path.string()},
+                                                  {"--li-weights", li_path.string()},
+                                                  {"--placement-weights", scorer_path.string()},
+                                                  {"--fftw-wisdom", wisdom.path().string()}},
+                                                 io::dataset_files(st.data_dir, st.dataset), "data set's"),
+                                      judge_files, "-resolve judge"));
     const std::size_t available = st.split == "test" ? 10000 : 60000;
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +
@@ -218,6 +230,7 @@ int main(int argc, char** argv) {
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
     const int h = int(data.rows), w = int(data.cols);
     const io::AnyVae<T> model = io::load_any_vae<T>(weights_path, st.generator, h, w);
+    const io::ResolveJudges<T> judges(resolve_methods ? cfg.resolve_judges : std::vector<JudgeFile>{}, h, w);
     const Mat<T>& x = data.images;
     const std::string m_text = st.op == "fourier" ? "" : " m=" + std::to_string(st.measurements);
     std::printf(
@@ -230,6 +243,9 @@ int main(int argc, char** argv) {
     std::printf("  %s\n", fftw::wisdom_note(wisdom.status(), wisdom.path()).c_str());
     if (li) std::printf("  LI encoder %s\n", li_path.string().c_str());
     if (scorer) std::printf("  placement scorer %s\n", scorer_path.string().c_str());
+    for (const auto& jd : judges.judges())
+      std::printf("  -resolve judge %s (weight %g, its %td best candidates per image)\n", jd.name.c_str(), jd.weight,
+                  cfg.resolve.judged_candidates);
     if (const std::string note = blas_kernel_warning(); !note.empty()) std::printf("  %s\n", note.c_str());
     std::fflush(stdout);
 
@@ -240,6 +256,7 @@ int main(int argc, char** argv) {
     opt.restart.keep_all = st.per_restart;
     if (li) opt.li = &*li;
     if (scorer) opt.placement_scorer = &*scorer;
+    opt.judges = judges.judges();
     if (!st.quiet) opt.progress = progress_printer(stderr, 2.0);
 #ifdef PRILO_HAVE_MPI
     opt.run = mpi::any_run<T>(world);

@@ -8,7 +8,7 @@ usage: scripts/tune_chain.py [--dataset mnist] [--generator mlp|conv|style] [--c
                              [--restarts 4] [--threads 2] [--start mii|li] [--values V,V,...]
                              [--placement-weights FILE] [--polish-align] [--polish-restarts N]
                              [--grid lr|lr-low|resolve|placement|optimiser|radii|consensus|temperature|schedule|anchor
-                                     |scorer|polish|polish-sigma|li-sigma]
+                                     |scorer|polish|polish-sigma|li-sigma|judges]
 --grid radii: the l1 radii of the forward phases (with their learning rate), for the conv and style
 priors: for style, one radius per tensor of the split state {z_i, z0} (the paper's Tables 9/10).
 --grid consensus: the power of -avg's weights (e_min / e_r)^power (config "consensus"), for the consensus
@@ -29,6 +29,9 @@ the result is the consensus of its restarts), for -polish over -avg-resolve.
 "polish": "sigma"), for -polish over -avg-resolve.
 --grid li-sigma: the spread of the LI restarts 1..R-1 around E(y) (config "li": "sigma"; --start li),
 for the chained runs, their consensus, -resolve over that and -polish over -resolve.
+--grid judges: the weight of every other VAE the config names as a judge of -resolve's placements
+(config "resolve": "judges"; 0: the prior's own VAE alone), for -resolve over the consensus and
+-polish over that.
 --start: the chained runs' starts (li needs the generator's models/li-<dataset>-fourier*.prw).
 With --start li, images 58000..59999 are the ones the LI encoders were not trained on (their
 validation images; prilo-train-li --validation 2000): on images 0..57999 the encoder has seen the
@@ -46,7 +49,7 @@ ap.add_argument("--binary", default="build/examples/prilo-reconstruct")
 ap.add_argument("--generator", default="mlp", choices=["mlp", "conv", "style"])
 ap.add_argument("--grid", default="lr",
                 choices=["lr", "lr-low", "resolve", "placement", "optimiser", "radii", "consensus", "temperature",
-                         "schedule", "anchor", "scorer", "polish", "polish-sigma", "li-sigma"])
+                         "schedule", "anchor", "scorer", "polish", "polish-sigma", "li-sigma", "judges"])
 ap.add_argument("--start", default="mii", choices=["mii", "li"])
 ap.add_argument("--polish-align", action="store_true",
                 help="--grid polish, polish-sigma: align the polish restarts to the image they started from (config \"polish\": "
@@ -55,7 +58,7 @@ ap.add_argument("--polish-restarts", type=int,
                 help="--grid polish, polish-sigma: -polish's restarts (config \"polish\": \"restarts\"; default: the config's)")
 ap.add_argument("--placement-weights", help="the scorer for --grid scorer (default: prilo-reconstruct's)")
 ap.add_argument("--values", help="comma-separated values for --grid consensus, temperature, anchor, scorer, polish, "
-                "polish-sigma or li-sigma "
+                "polish-sigma, li-sigma or judges "
                 "(default: "
                 "the grid's own)")
 args = ap.parse_args()
@@ -66,6 +69,9 @@ base = json.load(open(f"configs/{args.dataset}{suffix}.json"))
 def run(cfg, methods):
     with tempfile.TemporaryDirectory() as d:
         c, j = os.path.join(d, "c.json"), os.path.join(d, "r.json")
+        cfg = copy.deepcopy(cfg)
+        for judge in cfg.get("resolve", {}).get("judges", []):  # relative to configs/, where the config came from
+            judge["model"] = os.path.abspath(os.path.join("configs", judge["model"]))
         json.dump(cfg, open(c, "w"))
         subprocess.run([args.binary, "--dataset", args.dataset, "--split", "train", "--first", str(args.first),
                         "--count", str(args.count), "--restarts", str(args.restarts), "--threads", str(args.threads),
@@ -184,6 +190,20 @@ elif args.grid == "li-sigma":
         r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
         for k in [chain, f"{chain}-avg", f"{chain}-avg-resolve", f"{chain}-avg-resolve-polish"]:
             print(line(f"{k} li sigma {v:g}", r[k]), flush=True)
+elif args.grid == "judges":
+    # the weight of every judge the config names (config "resolve": "judges"; 0: the prior's VAE alone)
+    if not base.get("resolve", {}).get("judges"):
+        ap.error("--grid judges: the config names no judges (\"resolve\": {\"judges\": [...]})")
+    for i, v in enumerate(grid_values([0, 0.5, 1])):
+        cfg = copy.deepcopy(base)
+        for judge in cfg["resolve"]["judges"]:
+            judge["weight"] = v
+        r = run(cfg, f"hio,{chain},{chain}-avg,{chain}-avg-resolve,{chain}-avg-resolve-polish")
+        if i == 0:
+            for k in [chain, f"{chain}-avg"]:
+                print(line(k, r[k]), flush=True)
+        for k in [f"{chain}-avg-resolve", f"{chain}-avg-resolve-polish"]:
+            print(line(f"{k} judges' weight {v:g}", r[k]), flush=True)
 elif args.grid == "schedule":
     top = base.get("noise", {}).get("eta", 0.02)
     for reps, eta in [(4, top), (8, top), (16, top), (8, "off"), (8, 0.005), (8, 0.001), (16, 0.005)]:

@@ -14,6 +14,12 @@ expect_ok() {
   local out; out="$("$@" 2>&1)"; local rc=$?
   if [ $rc -eq 0 ]; then passes=$((passes+1)); else echo "FAIL: '$*' (rc=$rc): $out"; fails=$((fails+1)); fi
 }
+expect_ok_with() {  # expect_ok_with "<substring of the output>" args...
+  local want="$1"; shift
+  local out; out="$("$@" 2>&1)"; local rc=$?
+  if [ $rc -eq 0 ] && grep -qF -- "$want" <<<"$out"; then passes=$((passes+1)); else
+    echo "FAIL: '$*' should succeed printing '$want' (rc=$rc): $out"; fails=$((fails+1)); fi
+}
 cd "$repo"
 # the FMA peak the work table measures is cached per machine: measured here, under the other
 # tests' load, it must not become the machine's cached figure
@@ -95,6 +101,19 @@ expect_ok "$recon" --count 2 --restarts 1 --config "$tmp/quick.json" --methods e
   --json "$tmp/r.json" --png "$tmp/r.png"
 expect_ok test -s "$tmp/r.json"
 expect_ok test -s "$tmp/r.png"
+# -resolve's judges, named by the config (a relative file from the config's folder): a run that
+# prints them, a missing one named before any solving, a judge file as an output refused
+python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['resolve']={'judges': [{'model': sys.argv[2]}]}; \
+json.dump(c, open(sys.argv[3], 'w'))" "$tmp/quick.json" "$repo/models/convvae-mnist.prw" "$tmp/judged.json"
+python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['resolve']={'judges': [{'model': 'no-such-judge.prw'}]}; \
+json.dump(c, open(sys.argv[2], 'w'))" "$tmp/quick.json" "$tmp/judged-missing.json"
+expect_ok_with "-resolve judge $repo/models/convvae-mnist.prw (weight 1" "$recon" --count 2 --restarts 1 \
+  --config "$tmp/judged.json" --methods prilo-mii-resolve --quiet
+expect_fail "-resolve judge $tmp/no-such-judge.prw: file not found" "$recon" --count 1 --config "$tmp/judged-missing.json" \
+  --methods prilo-mii-resolve --quiet
+expect_ok "$recon" --count 1 --restarts 1 --config "$tmp/judged-missing.json" --methods prilo-mii --quiet  # not read
+expect_fail "is the -resolve judge file the program reads" "$recon" --count 1 --config "$tmp/judged.json" \
+  --methods prilo-mii-resolve --quiet --json "$repo/models/convvae-mnist.prw"
 # the conv and style VAEs as priors (their default weights; the style chain with {z_i, z0} radii)
 cat > "$tmp/quick-style.json" <<'JSON'
 {"mii": {"candidates": 50}, "dpr": {"steps": 10},

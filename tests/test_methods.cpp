@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <prilo/io/config.hpp>
+#include <prilo/io/models.hpp>
 #include <prilo/methods.hpp>
 #include <prilo/prilo.hpp>
 #include <string>
@@ -174,6 +175,15 @@ TEST_CASE("config: the shipped configs load into every solver's options") {
   CHECK((s.dpr.noise.eta == 0.02 && s.prilo.noise.eta == 0.02));
   REQUIRE(s.prilo_chain.stages.size() == 2);
   CHECK(s.prilo_chain.stages[1].repetitions == 8);
+  // its -resolve judges: the conv and MLP Fashion-MNIST VAEs, files in models/ (read from the config's folder)
+  REQUIRE(s.resolve_judges.size() == 2);
+  for (const auto& j : s.resolve_judges) {
+    CHECK(fs::exists(j.model));
+    CHECK(j.weight == 1);
+  }
+  CHECK(s.resolve_judges[0].model.filename() == "convvae-fashion-mnist.prw");
+  CHECK(s.resolve_judges[1].model.filename() == "vae-fashion-mnist.prw");
+  CHECK(f.resolve_judges.empty());
   // -polish's section: the ends of the weight's range are values, and keys left out keep the defaults
   for (const double w : {0.0, 1.0}) {
     nlohmann::json doc;
@@ -209,6 +219,52 @@ TEST_CASE("config: a PRILO section's own noise overrides the top level's, key by
                          doctest::Contains(what), invalid_input);
 }
 
+TEST_CASE("config: a judge's relative file is read from the config file's folder; io::ResolveJudges loads them") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "prilo_test_methods_judges" / "configs";
+  fs::create_directories(dir);
+  {
+    std::ofstream out(dir / "c.json");
+    out << R"({"resolve": {"judges": [{"model": "../models/j.prw"}, {"model": "/abs/k.prw", "weight": 2}]}})";
+  }
+  const auto c = io::load_reconstruction_config<T>(dir / "c.json");
+  REQUIRE(c.resolve_judges.size() == 2);
+  CHECK(c.resolve_judges[0].model == (dir.parent_path() / "models" / "j.prw"));
+  CHECK(c.resolve_judges[1].model == "/abs/k.prw");
+  // the shipped MNIST VAEs as judges: each one's negative ELBO at ε = 0, with its weight and file name
+  const fs::path mlp = fs::path(PRILO_SOURCE_DIR) / "models" / "vae-mnist.prw",
+                 conv = fs::path(PRILO_SOURCE_DIR) / "models" / "convvae-mnist.prw";
+  const io::ResolveJudges<T> judges({{mlp, 2.0}, {conv, 0.5}}, 28, 28);
+  REQUIRE(judges.judges().size() == 2);
+  CHECK(judges.judges()[0].name == mlp.string());
+  CHECK(judges.judges()[0].weight == 2.0);
+  CHECK(judges.judges()[1].weight == 0.5);
+  const auto data = io::load_dataset<T>(test_support::data_dir(), "mnist", "test", 0, 3);
+  const auto conv_vae = nn::load_conv_vae<T>(conv);
+  CHECK(judges.judges()[1].score(data.images) ==
+        conv_vae.negative_elbo(data.images, Mat<T>::Zero(conv_vae.latent_dim(), 3)));
+  // a config that names judges, run without them loaded: refused before any method runs
+  auto mnist = io::load_reconstruction_config<T>(fs::path(PRILO_SOURCE_DIR) / "configs/mnist.json");
+  mnist.resolve_judges = {{mlp, 1.0}};
+  MethodOptions<T> opt;
+  int reported = 0;
+  opt.progress = [&](const std::string&, const Progress&) { ++reported; };
+  const auto vae = nn::load_vae<T>(mlp);
+  Fourier2d<T> F(28, 28);
+  const Mat<T> y = measure(F, data.images);
+  CHECK_THROWS_WITH_AS(reconstruct(parse_methods("hio,prilo-chain-mii,prilo-chain-mii-resolve"), vae, F, y, mnist, opt),
+                       doctest::Contains("MethodOptions::judges is empty"), invalid_input);
+  CHECK(reported == 0);
+  CHECK_NOTHROW(check_judges(parse_method("prilo-chain-mii"), mnist, opt));  // not a -resolve method
+  opt.judges = judges.judges();
+  CHECK_NOTHROW(check_judges(parse_method("prilo-chain-mii-resolve"), mnist, opt));
+  // a missing file, a model for other images: clear errors naming them
+  CHECK_THROWS_WITH_AS(io::ResolveJudges<T>({{dir / "none.prw", 1.0}}, 28, 28),
+                       doctest::Contains("none.prw: file not found"), file_error);
+  CHECK_THROWS_WITH_AS(io::ResolveJudges<T>({{conv, 1.0}}, 27, 28), doctest::Contains("not 27x28"), invalid_input);
+  fs::remove_all(dir.parent_path());
+}
+
 TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere and senseless values are errors") {
   const auto c = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
       R"({"resolve": {"anchor_weight": 0.5, "scorer_weight": 2, "temperature": 1, "comment": "kept"}})"));
@@ -216,7 +272,26 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
   CHECK(c.resolve.scorer_weight == 2);
   CHECK(io::reconstruction_config_from_json<T>(nlohmann::json::parse("{}")).resolve.anchor_weight == 0);
   CHECK(io::reconstruction_config_from_json<T>(nlohmann::json::parse("{}")).resolve.scorer_weight == 0);
+  // judges: files and weights (1 by default), and how many candidates they score (64 by default)
+  const auto cj = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
+      R"({"resolve": {"judges": [{"model": "a.prw", "weight": 0.5}, {"model": "/m/b.prw"}], "judged_candidates": 8}})"));
+  REQUIRE(cj.resolve_judges.size() == 2);
+  CHECK(cj.resolve_judges[0].model == "a.prw");
+  CHECK(cj.resolve_judges[0].weight == 0.5);
+  CHECK(cj.resolve_judges[1].model == "/m/b.prw");
+  CHECK(cj.resolve_judges[1].weight == 1);
+  CHECK(cj.resolve.judged_candidates == 8);
+  CHECK(c.resolve_judges.empty());
+  CHECK(c.resolve.judged_candidates == 64);
   for (const auto& [doc, what] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"resolve": {"judges": {"model": "a"}}})", "resolve: judges must be an array"},
+           {R"({"resolve": {"judges": ["a.prw"]}})", "resolve: each of judges must be an object"},
+           {R"({"resolve": {"judges": [{"weight": 1}]}})", "resolve.judges: each judge needs \"model\""},
+           {R"({"resolve": {"judges": [{"model": ""}]}})", "resolve.judges: each judge needs \"model\""},
+           {R"({"resolve": {"judges": [{"model": "a", "weight": -1}]}})",
+            "resolve.judges: weight must be finite and >= 0 (a)"},
+           {R"({"resolve": {"judges": [{"model": "a", "wieght": 1}]}})", "resolve.judges: unknown key \"wieght\""},
+           {R"({"resolve": {"judged_candidates": 0}})", "resolve: judged_candidates must be >= 1"},
            {R"({"resolve": {"anchor_weight": -1}})", "resolve: anchor_weight must be finite and >= 0"},
            {R"({"resolve": {"scorer_weight": -0.5}})", "resolve: scorer_weight must be finite and >= 0"},
            {R"({"resolve": {"anchor_wieght": 1}})", "resolve: unknown key \"anchor_wieght\""},

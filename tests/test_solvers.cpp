@@ -1,6 +1,8 @@
 // Solvers end to end on real MNIST test images with the shipped weights (reduced steps).
 #include <doctest/doctest.h>
 
+#include <numeric>
+
 #include <prilo/prilo.hpp>
 
 #include "test_support.hpp"
@@ -341,6 +343,93 @@ TEST_CASE("resolve: a placement scorer's logit enters each candidate's score as 
       resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{.scorer_weight = -1}, rng, nullptr, &scorer),
       doctest::Contains("scorer_weight"), invalid_input);
   CHECK_NOTHROW(resolve_ambiguity(f.vae, f.loss, 28, 28, {&shifted}, ResolveOptions{}, rng, nullptr, &small));
+}
+
+TEST_CASE("resolve: judges add their weighted scores to each image's best candidates, and only those compete") {
+  Fixture f;
+  // solutions that are not exact (digits shifted by (1, 2) plus noise), so that many placements score close
+  Rng rng(17);
+  const Mat<T> sol = moved_digits(f, 1, 2, false).leftCols(4) + T(0.15) * uniform_start<T>(784, 4, rng);
+  const MagnitudeLoss<Fourier2d<T>> loss(f.F, Mat<T>(f.y.leftCols(4)));
+  const Mat<T> truth = f.data.images.leftCols(4);
+  const double c = 0.05;
+  // a judge that knows where digit j sits: its score is c·‖x − truth_j‖² (any score in nats will do)
+  auto judge_for = [&](Eigen::Index j, double weight) {
+    return PlacementJudge<T>{.name = "truth " + std::to_string(j),
+                             .score = [&truth, j, c](const Mat<T>& x) -> Vec<T> {
+                               return (T(c) * (x.colwise() - truth.col(j)).colwise().squaredNorm()).transpose();
+                             },
+                             .weight = weight,
+                             .flops_per_column = 3.0 * 784};
+  };
+  for (Eigen::Index j = 0; j < 4; ++j) {
+    const MagnitudeLoss<Fourier2d<T>> lj(f.F, Mat<T>(f.y.col(j)));
+    const Mat<T> sj = sol.col(j);
+    const std::vector<PlacementJudge<T>> judges{judge_for(j, 2.0)};
+    ResolveOptions o{.consistency_threshold = 0, .temperature = 1, .judged_candidates = 5};
+    const auto r = resolve_ambiguity(f.vae, lj, 28, 28, {&sj}, o, rng, nullptr, nullptr, judges);
+    // in double: the model's 5 best candidates, their scores plus 2·c·‖x − truth‖², weighted at τ = 1
+    Mat<T> cand(784, 2 * 784);
+    metrics::all_shifts_reflections(sj.col(0), 28, 28, cand);
+    const Vec<T> own = f.vae.negative_elbo(cand, Mat<T>::Zero(f.vae.latent_dim(), cand.cols()));
+    std::vector<Eigen::Index> order(std::size_t(cand.cols()));
+    std::iota(order.begin(), order.end(), Eigen::Index(0));
+    std::stable_sort(order.begin(), order.end(), [&](Eigen::Index a, Eigen::Index b) { return own(a) < own(b); });
+    Eigen::VectorXd s(5);
+    for (int i = 0; i < 5; ++i)
+      s(i) = double(own(order[std::size_t(i)])) +
+             2.0 * c * (cand.col(order[std::size_t(i)]) - truth.col(j)).cast<double>().squaredNorm();
+    const Eigen::VectorXd wgt = (-(s.array() - s.minCoeff())).exp().matrix();
+    Eigen::VectorXd want = Eigen::VectorXd::Zero(784);
+    for (int i = 0; i < 5; ++i) want += wgt(i) / wgt.sum() * cand.col(order[std::size_t(i)]).cast<double>();
+    CHECK((r.x.col(0).cast<double>() - want).cwiseAbs().maxCoeff() < 1e-4);
+    // the FLOP account adds the judge's pass on the 5 candidates it scored
+    const auto r0 = resolve_ambiguity(f.vae, lj, 28, 28, {&sj}, o, rng);
+    CHECK(r.flops.total() - r0.flops.total() == doctest::Approx(5.0 * 3.0 * 784).epsilon(1e-9));
+    // judging one candidate changes nothing: the model's own pick (its lowest score) is returned
+    o.judged_candidates = 1;
+    const auto r1 = resolve_ambiguity(f.vae, lj, 28, 28, {&sj}, o, rng, nullptr, nullptr, judges);
+    CHECK(r1.x.col(0) == cand.col(order[0]));
+    // with every candidate judged and a heavy judge at temperature 0, the truth's placement wins
+    o = ResolveOptions{.consistency_threshold = 0, .judged_candidates = 2 * 784};
+    const std::vector<PlacementJudge<T>> heavy{judge_for(j, 1000.0)};
+    const auto rt = resolve_ambiguity(f.vae, lj, 28, 28, {&sj}, o, rng, nullptr, nullptr, heavy);
+    const auto a = metrics::align_to_reference(Vec<T>(sj.col(0)), Vec<T>(truth.col(j)), 28, 28);
+    CHECK(rt.x.col(0) == a.aligned);
+  }
+  // elbo_judge: another VAE's negative ELBO at ε = 0, its passes counted
+  const PlacementJudge<T> e = elbo_judge(f.vae, 0.5, "mnist mlp");
+  CHECK(e.weight == 0.5);
+  CHECK(e.name == "mnist mlp");
+  CHECK(e.score(sol) == f.vae.negative_elbo(sol, Mat<T>::Zero(f.vae.latent_dim(), 4)));
+  CHECK(e.flops_per_column == forward_flops(f.vae.encoder(), 0, f.vae.encoder().depth()) +
+                                  forward_flops(f.vae.decoder(), 0, f.vae.decoder().depth()));
+  // the images are resolved in parallel: one thread gives the same
+  const std::vector<PlacementJudge<T>> two{e, elbo_judge(f.vae, 1.0)};
+  const ResolveOptions o{.consistency_threshold = 0, .temperature = 1, .judged_candidates = 16};
+  const auto rp = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, o, rng, nullptr, nullptr, two);
+  const int saved = cpu::threads();
+  cpu::set_threads(1);
+  const auto rs = resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, o, rng, nullptr, nullptr, two);
+  cpu::set_threads(saved);
+  CHECK(rs.x == rp.x);
+  // a judge with no score, a bad weight, scores of the wrong count, judged_candidates < 1: clear errors
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, o, rng, nullptr, nullptr,
+                                         std::vector<PlacementJudge<T>>{{.name = "empty", .score = {}}}),
+                       doctest::Contains("judge 'empty' has no score function"), invalid_input);
+  PlacementJudge<T> bad = e;
+  bad.weight = -1;
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, o, rng, nullptr, nullptr, std::vector<PlacementJudge<T>>{bad}),
+      doctest::Contains("weight must be finite and >= 0"), invalid_input);
+  bad = e;
+  bad.score = [](const Mat<T>&) -> Vec<T> { return Vec<T>::Zero(3); };
+  CHECK_THROWS_WITH_AS(
+      resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, o, rng, nullptr, nullptr, std::vector<PlacementJudge<T>>{bad}),
+      doctest::Contains("gave 3 scores for 16 candidates"), invalid_input);
+  CHECK_THROWS_WITH_AS(resolve_ambiguity(f.vae, loss, 28, 28, {&sol}, ResolveOptions{.judged_candidates = 0}, rng,
+                                         nullptr, nullptr, two),
+                       doctest::Contains("judged_candidates must be >= 1"), invalid_input);
 }
 
 TEST_CASE("resolve: when an image has solutions that fit, only their transforms are scored") {

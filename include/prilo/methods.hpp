@@ -252,6 +252,9 @@ struct ReconstructionConfig {
     return o;
   }();
   ResolveOptions resolve{};
+  /// -resolve's judges (config "resolve": {"judges"}; io::load_reconstruction_config reads a
+  /// relative file from the config file's folder; io::ResolveJudges loads them).
+  std::vector<JudgeFile> resolve_judges{};
   ConsensusOptions consensus{};  ///< -avg (config "consensus": {"power"})
   PolishOptions polish{};        ///< -polish (config "polish": {"restarts", "sigma", "weight"})
   /// LI's perturbation of restarts 1 … R−1 (the paper's σ = 0.05; config "li": {"sigma"}).
@@ -312,6 +315,9 @@ struct MethodOptions {
   /// The learned placement scorer of the -resolve methods (ResolveOptions::scorer_weight > 0 in
   /// the config; prilo-train-placement trains it), which must outlive the run.
   const PlacementScorer<T>* placement_scorer = nullptr;
+  /// Other models' opinions on -resolve's candidates (PlacementJudge, e.g. elbo_judge of another
+  /// VAE; io::ResolveJudges loads those a config names), whose models must outlive the run.
+  std::vector<PlacementJudge<T>> judges{};
   /// This run's own stop request (prilo/interrupt.hpp: a std::stop_source's token), passed to
   /// every solver it runs; the process-wide request_stop() stops every run. reconstruct treats
   /// both alike (its `unfinished` list).
@@ -398,6 +404,18 @@ void check_li(const MethodSpec& m, const Op& op, const V& vae, const LiEncoder<T
                         "trained by prilo-train-li)");
   li->check_operator(op, "method " + m.name + ": the LI encoder");
   li->check_decoder(vae, "method " + m.name + ": the LI encoder");
+}
+
+/// invalid_input for a -resolve method whose config names judges (ReconstructionConfig::
+/// resolve_judges) that were not loaded into MethodOptions::judges: it would run without them
+/// and give other figures than the config was chosen with. A no-op for the other methods.
+template <class T>
+void check_judges(const MethodSpec& m, const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt) {
+  if (!m.resolve || cfg.resolve_judges.empty() || !opt.judges.empty()) return;
+  throw invalid_input("method " + m.name + ": the config names " + std::to_string(cfg.resolve_judges.size()) +
+                      " judge(s) for -resolve (resolve.judges, e.g. " + cfg.resolve_judges.front().model.string() +
+                      ") and MethodOptions::judges is empty: load them with io::ResolveJudges (prilo/io/models.hpp) "
+                      "and set opt.judges = judges.judges(), or clear ReconstructionConfig::resolve_judges");
 }
 
 namespace detail {
@@ -498,6 +516,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
   static_assert(std::is_same_v<typename V::scalar, T>, "run_method: the model and the operator have other scalars");
   check_method<Op>(m, cfg);
   check_li(m, op, vae, opt.li);
+  check_judges(m, cfg, opt);
   const auto t0 = std::chrono::steady_clock::now();
   MethodResult<T> out{.method = m.name};
   auto progress = [&]() -> ProgressFn {
@@ -656,7 +675,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
         ro.anchor_weight = 0;
       }
       out.best = resolve(vae, op, y, {inputs.base ? inputs.base : &base.x, inputs.hio ? inputs.hio : &hio.x}, ro,
-                         opt.run, anchor.size() > 0 ? &anchor : nullptr, opt.placement_scorer);
+                         opt.run, anchor.size() > 0 ? &anchor : nullptr, opt.placement_scorer, opt.judges);
       out.flops = base.flops + hio.flops + anchor_flops;  // the runs made here (none when given)
     }
   } else if (m.operator_kind() == OperatorKind::gaussian) {
@@ -694,6 +713,7 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
   for (const auto& m : methods) {
     check_method<Op>(m, cfg);
     check_li(m, op, vae, opt.li);
+    check_judges(m, cfg, opt);
   }
   std::vector<MethodResult<T>> out;
   out.reserve(methods.size());

@@ -273,14 +273,16 @@ RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, con
 /// first. With a placement weight and no prior given (all zero), the prior is fitted to
 /// 4096 samples of the decoder from a fixed stream.
 /// With opt.anchor_weight > 0, `anchor` gives one image per column (e.g. the LI start G(E(y)):
-/// li_anchor); with opt.scorer_weight > 0, `scorer` is the learned placement scorer. With a
-/// distributed `run`, each process resolves a contiguous part of the images and the parts are
-/// joined in every process (the same result as one process).
+/// li_anchor); with opt.scorer_weight > 0, `scorer` is the learned placement scorer; `judges`
+/// (e.g. other VAEs' elbo_judge) add their scores to each image's opt.judged_candidates best
+/// candidates. With a distributed `run`, each process resolves a contiguous part of the images
+/// and the parts are joined in every process (the same result as one process).
 template <class T, VaeModel V, class Run = LocalRun>
 SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
                        const std::vector<const Mat<T>*>& solutions, ResolveOptions opt, const Run& run = {},
                        std::type_identity_t<const Mat<T>*> anchor = nullptr,
-                       std::type_identity_t<const PlacementScorer<T>*> scorer = nullptr) {
+                       std::type_identity_t<const PlacementScorer<T>*> scorer = nullptr,
+                       std::type_identity_t<std::span<const PlacementJudge<T>>> judges = {}) {
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
     Rng prior_rng(0x9e3779b97f4a7c15ull);
     const auto& gen = vae.decoder();
@@ -290,7 +292,7 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
   Rng unused(0);
   if (run.parts() == 1)
     return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused,
-                             anchor, scorer);
+                             anchor, scorer, judges);
   ColumnPartition split;  // contiguous images per process
   split.blocks = run.parts();
   const Eigen::Index B = y.cols();
@@ -313,7 +315,7 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
   }
   SolveResult<T> part =
       nj > 0 ? resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, Mat<T>(y.middleCols(j0, nj))), op.height(),
-                                 op.width(), ptrs, opt, unused, anchor ? &local_anchor : nullptr, scorer)
+                                 op.width(), ptrs, opt, unused, anchor ? &local_anchor : nullptr, scorer, judges)
              : SolveResult<T>{};
   run.join(part, split);
   return part;

@@ -189,7 +189,8 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// keep_best, keep_best_range_extended, and "noise": that solver's own, over the top-level
 /// one), "resolve" (consistency_threshold, placement_weight, temperature, anchor_weight: the
 /// -li methods' weight of their LI start as an anchor, scorer_weight: the learned placement
-/// scorer's), "consensus" (power:
+/// scorer's, judges: [{model: a VAE's weights file, weight}] whose negative ELBOs join the score,
+/// judged_candidates: how many candidates per image they score), "consensus" (power:
 /// -avg's weights), "li" (sigma: the learned initialisation's restart perturbation), "polish"
 /// (restarts, sigma, weight, align_to_given: -polish's restarts, their perturbation, the given images' weight, the
 /// restarts aligned to those images). Missing values keep ReconstructionConfig's defaults; "comment" keys are ignored
@@ -211,7 +212,8 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   }
   if (j.contains("resolve")) {
     detail::check_keys(j.at("resolve"), "resolve",
-                       {"consistency_threshold", "placement_weight", "temperature", "anchor_weight", "scorer_weight"});
+                       {"consistency_threshold", "placement_weight", "temperature", "anchor_weight", "scorer_weight",
+                        "judges", "judged_candidates"});
     c.resolve.consistency_threshold = detail::real_or(j.at("resolve"), "consistency_threshold", 1e-4, "resolve");
     if (!(c.resolve.consistency_threshold >= 0)) throw invalid_input("resolve: consistency_threshold must be >= 0");
     c.resolve.placement_weight = detail::real_or(j.at("resolve"), "placement_weight", 0.0, "resolve");
@@ -225,6 +227,24 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     c.resolve.scorer_weight = detail::real_or(j.at("resolve"), "scorer_weight", 0.0, "resolve");
     if (!(c.resolve.scorer_weight >= 0) || !std::isfinite(c.resolve.scorer_weight))
       throw invalid_input("resolve: scorer_weight must be finite and >= 0");
+    const auto& r = j.at("resolve");
+    c.resolve.judged_candidates = detail::int_or(r, "judged_candidates", 64, "resolve");
+    if (c.resolve.judged_candidates < 1) throw invalid_input("resolve: judged_candidates must be >= 1");
+    if (r.contains("judges")) {
+      if (!r.at("judges").is_array())
+        throw invalid_input("resolve: judges must be an array of {\"model\": file, \"weight\": w}");
+      for (const auto& e : r.at("judges")) {
+        if (!e.is_object()) throw invalid_input("resolve: each of judges must be an object {\"model\", \"weight\"}");
+        detail::check_keys(e, "resolve.judges", {"model", "weight"});
+        if (!e.contains("model") || !e.at("model").is_string() || e.at("model").get<std::string>().empty())
+          throw invalid_input("resolve.judges: each judge needs \"model\", a weights file");
+        JudgeFile f{.model = e.at("model").get<std::string>(),
+                    .weight = detail::real_or(e, "weight", 1.0, "resolve.judges")};
+        if (!(f.weight >= 0) || !std::isfinite(f.weight))
+          throw invalid_input("resolve.judges: weight must be finite and >= 0 (" + f.model.string() + ")");
+        c.resolve_judges.push_back(std::move(f));
+      }
+    }
   }
   if (j.contains("consensus")) {
     detail::check_keys(j.at("consensus"), "consensus", {"power"});
@@ -292,7 +312,10 @@ ReconstructionConfig<T> load_reconstruction_config(const std::filesystem::path& 
     throw file_error(path.string() + ": not valid JSON: " + e.what());
   }
   try {
-    return reconstruction_config_from_json<T>(j);
+    ReconstructionConfig<T> c = reconstruction_config_from_json<T>(j);
+    for (auto& f : c.resolve_judges)  // relative to the config file's folder
+      if (f.model.is_relative()) f.model = (path.parent_path() / f.model).lexically_normal();
+    return c;
   } catch (const nlohmann::json::exception& e) {
     throw file_error(path.string() + ": bad config: " + e.what());
   } catch (const invalid_input& e) {

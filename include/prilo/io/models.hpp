@@ -6,14 +6,17 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <variant>
+#include <vector>
 
 #include "../core.hpp"
 #include "../nn/conv_vae_io.hpp"
 #include "../nn/style_vae_io.hpp"
 #include "../nn/vae_io.hpp"
+#include "../solvers/resolve.hpp"
 #include "weights.hpp"
 
 namespace prilo::io {
@@ -131,5 +134,41 @@ AnyVae<T> load_any_vae(const std::filesystem::path& weights, const std::string& 
   check_vae_fits(model, weights, generator, h, w);
   return model;
 }
+
+/// The judges a config names for -resolve (ReconstructionConfig::resolve_judges), loaded: each
+/// file read with load_any_vae (any architecture) and checked against images of h×w; a missing
+/// or bad file is a file_error naming it. Owns the models that judges() refers to, so it must
+/// outlive the runs that use them (MethodOptions::judges).
+template <class T>
+class ResolveJudges {
+ public:
+  ResolveJudges() = default;
+  ResolveJudges(const std::vector<JudgeFile>& files, Eigen::Index h, Eigen::Index w) {
+    for (const JudgeFile& f : files) {
+      std::error_code ec;
+      if (!std::filesystem::exists(f.model, ec))
+        throw file_error("-resolve judge " + f.model.string() + ": file not found (the config's resolve.judges)");
+      auto model = std::make_unique<AnyVae<T>>(load_any_vae<T>(f.model));
+      std::visit(
+          [&](const auto& v) {
+            check_vae_fits(v, f.model, generator_name(v), h, w);
+            judges_.push_back(elbo_judge(v, f.weight, f.model.string()));
+          },
+          *model);
+      models_.push_back(std::move(model));
+    }
+  }
+  ResolveJudges(ResolveJudges&&) noexcept = default;  // the models stay where they are
+  ResolveJudges& operator=(ResolveJudges&&) noexcept = default;
+  ResolveJudges(const ResolveJudges&) = delete;
+  ResolveJudges& operator=(const ResolveJudges&) = delete;
+
+  const std::vector<PlacementJudge<T>>& judges() const { return judges_; }
+  bool empty() const { return judges_.empty(); }
+
+ private:
+  std::vector<std::unique_ptr<AnyVae<T>>> models_;
+  std::vector<PlacementJudge<T>> judges_;
+};
 
 }  // namespace prilo::io
