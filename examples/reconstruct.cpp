@@ -202,14 +202,9 @@ int main(int argc, char** argv) {
     // the config's -resolve judges, read only when a -resolve method runs (files checked here, loaded with the data)
     const bool resolve_methods =
         std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; });
-    std::vector<fs::path> judge_files;
-    if (resolve_methods)
-      for (const JudgeFile& f : cfg.resolve_judges) {
-        if (!fs::exists(f.model))
-          throw file_error("-resolve judge " + f.model.string() + ": file not found (named by the config " +
-                           config_path.string() + ", resolve.judges)");
-        judge_files.push_back(f.model);
-      }
+    const std::vector<fs::path> judge_files =
+        resolve_methods ? io::judge_files(cfg.resolve_judges, "the config " + config_path.string())
+                        : std::vector<fs::path>{};
     // outputs are checked before any solving: a bad path must not cost the whole run
     check_output_path(st.json_path, "--json");  // (and on every rank, so that none starts in vain)
     check_output_path(st.png_path, "--png");

@@ -262,6 +262,12 @@ TEST_CASE("config: a judge's relative file is read from the config file's folder
   CHECK_THROWS_WITH_AS(io::ResolveJudges<T>({{dir / "none.prw", 1.0}}, 28, 28),
                        doctest::Contains("none.prw: file not found"), file_error);
   CHECK_THROWS_WITH_AS(io::ResolveJudges<T>({{conv, 1.0}}, 27, 28), doctest::Contains("not 27x28"), invalid_input);
+  // the files alone (what prilo-reconstruct checks before reading the data): in order; a missing one named with its
+  // source
+  CHECK(io::judge_files({{mlp, 2.0}, {conv, 0.5}}) == std::vector<fs::path>{mlp, conv});
+  CHECK_THROWS_WITH_AS(io::judge_files({{mlp, 1.0}, {dir / "none.prw", 1.0}}, "the config c.json"),
+                       doctest::Contains("none.prw: file not found (named by the config c.json, resolve.judges)"),
+                       file_error);
   fs::remove_all(dir.parent_path());
 }
 

@@ -135,6 +135,21 @@ AnyVae<T> load_any_vae(const std::filesystem::path& weights, const std::string& 
   return model;
 }
 
+/// The files of the judges a config names for -resolve, each checked to exist: a missing one is a
+/// file_error naming it and `named_by` (where the names came from, e.g. the config file's path).
+inline std::vector<std::filesystem::path> judge_files(const std::vector<JudgeFile>& files,
+                                                      const std::string& named_by = "the config") {
+  std::vector<std::filesystem::path> paths;
+  for (const JudgeFile& f : files) {
+    std::error_code ec;
+    if (!std::filesystem::exists(f.model, ec))
+      throw file_error("-resolve judge " + f.model.string() + ": file not found (named by " + named_by +
+                       ", resolve.judges)");
+    paths.push_back(f.model);
+  }
+  return paths;
+}
+
 /// The judges a config names for -resolve (ReconstructionConfig::resolve_judges), loaded: each
 /// file read with load_any_vae (any architecture) and checked against images of h×w; a missing
 /// or bad file is a file_error naming it. Owns the models that judges() refers to, so it must
@@ -144,10 +159,8 @@ class ResolveJudges {
  public:
   ResolveJudges() = default;
   ResolveJudges(const std::vector<JudgeFile>& files, Eigen::Index h, Eigen::Index w) {
+    judge_files(files);
     for (const JudgeFile& f : files) {
-      std::error_code ec;
-      if (!std::filesystem::exists(f.model, ec))
-        throw file_error("-resolve judge " + f.model.string() + ": file not found (the config's resolve.judges)");
       auto model = std::make_unique<AnyVae<T>>(load_any_vae<T>(f.model));
       std::visit(
           [&](const auto& v) {

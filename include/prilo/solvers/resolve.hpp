@@ -97,6 +97,16 @@ struct PlacementJudge {
   double flops_per_column = 0;  ///< for the FLOP account
 };
 
+namespace detail {
+/// FLOPs of one column's negative ELBO with the posterior mean: the encoder's and the decoder's
+/// forward passes (what -resolve's own model and an elbo_judge spend per candidate).
+template <VaeModel V>
+double elbo_flops_per_column(const V& vae) {
+  return forward_flops(vae.encoder(), 0, vae.encoder().depth()) +
+         forward_flops(vae.decoder(), 0, vae.decoder().depth());
+}
+}  // namespace detail
+
 /// A judge that scores by the VAE's negative ELBO with the posterior mean (ε = 0, as -resolve's
 /// own model); `vae` must outlive the judge.
 template <VaeModel V, class T = typename V::scalar>
@@ -106,8 +116,7 @@ PlacementJudge<T> elbo_judge(const V& vae, double weight = 1, std::string name =
             return vae.negative_elbo(x, Mat<T>::Zero(vae.latent_dim(), x.cols()));
           },
           .weight = weight,
-          .flops_per_column = forward_flops(vae.encoder(), 0, vae.encoder().depth()) +
-                              forward_flops(vae.decoder(), 0, vae.decoder().depth())};
+          .flops_per_column = detail::elbo_flops_per_column(vae)};
 }
 
 /// A model that -resolve asks for a second opinion, as a config names it (config "resolve":
@@ -278,9 +287,11 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
       std::partial_sort(order.begin(), order.begin() + k, order.end(),
                         [&](Eigen::Index a, Eigen::Index b) { return key(a) < key(b) || (key(a) == key(b) && a < b); });
       Mat<T> picked(n, k);
-      for (Eigen::Index i = 0; i < k; ++i) picked.col(i) = cand.col(order[std::size_t(i)]);
-      Vec<T> sum = Vec<T>::Zero(k);
-      for (Eigen::Index i = 0; i < k; ++i) sum(i) = all(order[std::size_t(i)]);
+      Vec<T> sum(k);  // the model's own scores, then the judges' added
+      for (Eigen::Index i = 0; i < k; ++i) {
+        picked.col(i) = cand.col(order[std::size_t(i)]);
+        sum(i) = all(order[std::size_t(i)]);
+      }
       for (const auto& jd : judges) {
         const Vec<T> js = jd.score(picked);
         if (js.size() != k)
@@ -320,8 +331,7 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
       1);
   res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
   // every candidate through the encoder (posterior mean) and the decoder, and the final loss
-  const double elbo =
-      forward_flops(vae.encoder(), 0, vae.encoder().depth()) + forward_flops(vae.decoder(), 0, vae.decoder().depth());
+  const double elbo = detail::elbo_flops_per_column(vae);
   double candidates = 0;
   for (const Eigen::Index k : scored) candidates += double(k);
   // with a temperature, the weighted mean of an image's candidates: 2·n FLOP per candidate
