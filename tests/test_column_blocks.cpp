@@ -33,6 +33,36 @@ struct ThreadGuard {
 
 }  // namespace
 
+TEST_CASE("parallel_for_dynamic: every item once, with its thread's index; an item's exception reaches the caller") {
+  for (const int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    constexpr Eigen::Index count = 37;
+    std::vector<std::atomic<int>> hits(count);
+    std::vector<int> owner(count, -1);
+    // items of uneven cost (as -resolve's images): a thread takes the next one when it is done
+    parallel_for_dynamic(count, threads, [&](Eigen::Index i, int t) {
+      volatile double s = 0;
+      for (Eigen::Index k = 0; k < (i % 5) * 20000; ++k) s = s + 1e-9 * double(k);
+      hits[std::size_t(i)].fetch_add(1);
+      owner[std::size_t(i)] = t;
+    });
+    for (Eigen::Index i = 0; i < count; ++i) {
+      CHECK(hits[std::size_t(i)].load() == 1);
+      CHECK(owner[std::size_t(i)] >= 0);
+      CHECK(owner[std::size_t(i)] < threads);
+    }
+    // the others still run; the first exception is rethrown on the calling thread
+    std::atomic<int> ran{0};
+    CHECK_THROWS_WITH_AS(parallel_for_dynamic(count, threads,
+                                              [&](Eigen::Index i, int) {
+                                                ran.fetch_add(1);
+                                                if (i == 5) throw std::runtime_error("item 5 failed");
+                                              }),
+                         "item 5 failed", std::runtime_error);
+    CHECK(ran.load() == count);
+  }
+}
+
 TEST_CASE("column blocks: blocks cover the batch in order and the results are joined in column order") {
   Problem p(10);
   MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);

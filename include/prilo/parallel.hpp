@@ -22,22 +22,29 @@ inline int max_threads() {
 #endif
 }
 
+namespace detail {
+/// Runs call(), recording its exception in `error` if it throws and none is recorded yet (the
+/// threads of a parallel loop share `error`; every item runs, the first failure is rethrown).
+template <class F>
+void keep_first_exception(std::exception_ptr& error, F&& call) {
+  try {
+    call();
+  } catch (...) {
+#if defined(_OPENMP)
+#pragma omp critical(prilo_parallel_for_error)
+#endif
+    if (!error) error = std::current_exception();
+  }
+}
+}  // namespace detail
+
 /// Calls f(i) for i = 0 … count−1 on up to `threads` OpenMP threads (thread t takes
 /// i = t, t + threads, …, so i = 0 runs on the calling thread). Every call runs even if an
 /// earlier one throws; the first exception recorded is then rethrown on the calling thread.
 template <class F>
 void parallel_for(Eigen::Index count, int threads, F&& f) {
   std::exception_ptr error;
-  auto call = [&](Eigen::Index i) {
-    try {
-      f(i);
-    } catch (...) {
-#if defined(_OPENMP)
-#pragma omp critical(prilo_parallel_for_error)
-#endif
-      if (!error) error = std::current_exception();
-    }
-  };
+  auto call = [&](Eigen::Index i) { detail::keep_first_exception(error, [&] { f(i); }); };
 #if defined(_OPENMP)
   if (threads > 1) {
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
@@ -47,6 +54,30 @@ void parallel_for(Eigen::Index count, int threads, F&& f) {
   {
     (void)threads;
     for (Eigen::Index i = 0; i < count; ++i) call(i);
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+/// Calls f(i, t) for i = 0 … count−1 on up to `threads` OpenMP threads, handing each thread the
+/// next i as soon as it finishes its last (dynamic scheduling), with t in [0, threads) the
+/// calling thread's index (for per-thread workspaces). For items of uneven cost, where a fixed
+/// split leaves threads idle (-resolve's images: one solution's transforms or several).
+/// Exceptions as in parallel_for.
+template <class F>
+void parallel_for_dynamic(Eigen::Index count, int threads, F&& f) {
+  std::exception_ptr error;
+#if defined(_OPENMP)
+  if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (Eigen::Index i = 0; i < count; ++i) {
+      const int t = omp_get_thread_num();
+      detail::keep_first_exception(error, [&] { f(i, t); });
+    }
+  } else
+#endif
+  {
+    (void)threads;
+    for (Eigen::Index i = 0; i < count; ++i) detail::keep_first_exception(error, [&] { f(i, 0); });
   }
   if (error) std::rethrow_exception(error);
 }

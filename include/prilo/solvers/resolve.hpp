@@ -183,9 +183,9 @@ struct ResolveOptions {
 /// image has any, only their transforms are scored (e.g. on MNIST, where HIO is often exact,
 /// half the work for those images). With ResolveOptions::temperature > 0 the result is the
 /// weighted mean of the candidates instead of the lowest one. Uses only the measurements and
-/// the model, never the ground truth. The images are resolved in parallel, contiguous ranges
-/// of them on the threads (max_threads()), each with its own candidate buffer; an image's
-/// result does not depend on the thread count. `anchor` (n×B, one image per column) is
+/// the model, never the ground truth. The images are resolved in parallel (max_threads()), each
+/// thread taking the next image when it is done, with its own candidate buffer; an image's
+/// result does not depend on the thread count or on which thread resolves it. `anchor` (n×B, one image per column) is
 /// required when ResolveOptions::anchor_weight > 0 and ignored otherwise, `scorer` when
 /// ResolveOptions::scorer_weight > 0. `judges` add their weighted scores to the
 /// ResolveOptions::judged_candidates best candidates of each image, and only those compete.
@@ -321,14 +321,15 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     }
     res.chosen_restart[j] = int(allowed[std::size_t(best_c / (2 * n))]);  // which solution the winner came from
   };
-  // images are independent: contiguous ranges of them on the threads, each with its candidates
-  for_column_chunks(
-      B,
-      [&](Eigen::Index j0, Eigen::Index nj) {
-        Mat<T> cand(n, per_image);
-        for (Eigen::Index j = j0; j < j0 + nj; ++j) resolve_one(j, cand);
-      },
-      1);
+  // images are independent and of uneven cost (one allowed solution's transforms or several):
+  // each thread takes the next image when it is done, with its own candidates' buffer
+  const int threads = int(std::max<Eigen::Index>(1, std::min<Eigen::Index>(max_threads(), B)));
+  std::vector<Mat<T>> cands(static_cast<std::size_t>(threads));
+  parallel_for_dynamic(B, threads, [&](Eigen::Index j, int t) {
+    Mat<T>& cand = cands[std::size_t(t)];
+    if (cand.cols() != per_image) cand.resize(n, per_image);
+    resolve_one(j, cand);
+  });
   res.magnitude_error = loss.value(res.x) / T(loss.op().output_size());
   // every candidate through the encoder (posterior mean) and the decoder, and the final loss
   const double elbo = detail::elbo_flops_per_column(vae);
