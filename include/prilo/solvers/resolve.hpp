@@ -321,8 +321,9 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     }
     res.chosen_restart[j] = int(allowed[std::size_t(best_c / (2 * n))]);  // which solution the winner came from
   };
-  // images are independent and of uneven cost (one allowed solution's transforms or several):
-  // each thread takes the next image when it is done, with its own candidates' buffer
+  // images are independent, of uneven cost (one allowed solution's transforms or several) on
+  // threads of possibly unequal speed: each thread takes the next image when it is done, with
+  // its own candidates' buffer
   const int threads = int(std::max<Eigen::Index>(1, std::min<Eigen::Index>(max_threads(), B)));
   std::vector<Mat<T>> cands(static_cast<std::size_t>(threads));
   parallel_for_dynamic(B, threads, [&](Eigen::Index j, int t) {
