@@ -185,9 +185,9 @@ struct ResolveOptions {
 /// weighted mean of the candidates instead of the lowest one. Uses only the measurements and
 /// the model, never the ground truth. The images are resolved in parallel (max_threads()), each
 /// thread taking the next image when it is done, with its own candidate buffer; an image's
-/// result does not depend on the thread count or on which thread resolves it. `anchor` (n×B, one image per column) is
-/// required when ResolveOptions::anchor_weight > 0 and ignored otherwise, `scorer` when
-/// ResolveOptions::scorer_weight > 0. `judges` add their weighted scores to the
+/// result does not depend on the thread count or on which thread resolves it. `anchor` (n×B,
+/// one image per column) is required when ResolveOptions::anchor_weight > 0 and ignored
+/// otherwise, `scorer` when ResolveOptions::scorer_weight > 0. `judges` add their weighted scores to the
 /// ResolveOptions::judged_candidates best candidates of each image, and only those compete.
 template <VaeModel V, class Op, class T = typename V::scalar>
 SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, int h, int w,
