@@ -3,6 +3,9 @@
 // modulation's weight gradient, the blocks a split point declares, and PRILO over both tensors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+
 #include <prilo/nn/conv.hpp>
 #include <prilo/nn/linear.hpp>
 #include <prilo/nn/sequential.hpp>
@@ -31,6 +34,24 @@ auto style_chain(Rng& rng) {
                          Carry<ConvTranspose2d<T>>(ConvTranspose2d<T>(Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng), d),
                          Modulate<T, Sigmoid, false>(Shape3{2, 4, 4}, d, rng));
 }
+
+/// Inner's forward and VJPs over whole matrices only (no forward_into / backward_input_into):
+/// Carry copies its rows through the staging buffers, as for a device module.
+template <class Inner>
+struct WholeMatrices {
+  using scalar = typename Inner::scalar;
+  using M = Mat<scalar>;
+  Inner inner;
+  Eigen::Index input_size() const { return inner.input_size(); }
+  Eigen::Index output_size(Eigen::Index in = -1) const { return inner.output_size(in); }
+  void forward(const M& x, M& y) const { inner.forward(x, y); }
+  void backward_input(const M& x, const M& y, const M& gy, M& gx, M& work) const {
+    inner.backward_input(x, y, gy, gx, work);
+  }
+  void backward(const M& x, const M& y, const M& gy, M* gx, bool accumulate) {
+    inner.backward(x, y, gy, gx, accumulate);
+  }
+};
 
 TEST_CASE("style chain: every split point passes check_generator (double), blocks are {z_i, z0}") {
   Rng rng(4);
@@ -161,7 +182,9 @@ TEST_CASE("a style module's staged passes equal its plain ones, with the buffers
 TEST_CASE("Carry's VJP reads the features its staged forward kept, and copies them for any other pass") {
   using T = double;
   Rng rng(32);
-  Carry<Dense<T, Relu>> c(Dense<T, Relu>(5, 7, rng), 2);  // ReLU: the VJP reads the output rows
+  // ReLU: the VJP reads the output rows; a module of whole matrices, so Carry copies its rows
+  Carry<WholeMatrices<Dense<T, Relu>>> c(WholeMatrices<Dense<T, Relu>>{Dense<T, Relu>(5, 7, rng)}, 2);
+  static_assert(!InPlaceRows<WholeMatrices<Dense<T, Relu>>>);
   Staging<Mat<T>> st;
   Mat<T> work, y1, y2, plain, staged;
   const Mat<T> x1 = rng.normal_matrix<T>(7, 3), x2 = rng.normal_matrix<T>(7, 3), gy = rng.normal_matrix<T>(9, 3);
@@ -199,6 +222,67 @@ TEST_CASE("Carry's VJP reads the features its staged forward kept, and copies th
   st.fy.setZero();
   c.backward_input(x1, y1, gy, staged, work, st);  // copies them again
   CHECK(staged == plain);
+}
+
+TEST_CASE(
+    "Carry passes the feature rows in place to Dense, Conv2d and ConvTranspose2d: the copying path's values bit for "
+    "bit") {
+  using T = float;
+  static_assert(InPlaceRows<Dense<T, Relu>> && InPlaceRows<ConvTranspose2d<T, Tanh>> && InPlaceRows<Conv2d<T, Tanh>>);
+  Rng rng(33);
+  const Eigen::Index d = 3;
+  Dense<T, Relu> dense(6, 9, rng);
+  ConvTranspose2d<T, Tanh> conv(Shape3{4, 3, 3}, 2, 4, 2, 1, 0, rng);  // a non-identity: strided cotangent
+  conv.bias().setRandom();
+  Conv2d<T, Tanh> down(Shape3{4, 6, 6}, 4, 3, 2, 1, rng);  // im2col + GEMM
+  Conv2d<T, Tanh> thin(Shape3{1, 6, 6}, 5, 3, 1, 1, rng);  // the direct kernels
+  Conv2d<T, Sigmoid> thin_sigmoid(Shape3{1, 6, 6}, 5, 3, 1, 1, rng);
+  REQUIRE(!down.computes_directly());
+  REQUIRE(thin.computes_directly());
+  Carry<Dense<T, Relu>> dense_in_place(dense, d);
+  Carry<WholeMatrices<Dense<T, Relu>>> dense_copied(WholeMatrices<Dense<T, Relu>>{dense}, d);
+  Carry<ConvTranspose2d<T, Tanh>> conv_in_place(conv, d);
+  Carry<WholeMatrices<ConvTranspose2d<T, Tanh>>> conv_copied(WholeMatrices<ConvTranspose2d<T, Tanh>>{conv}, d);
+  // exact: bit for bit. Not for the sigmoid, whose Eigen loop takes scalar std::exp on a
+  // column's values up to the first 64-byte boundary and packets after it: a column of a block of
+  // rows starts elsewhere than the same column copied out, so a value may move by an ulp.
+  const auto compare = [&](const auto& in_place, const auto& copied, Eigen::Index batch, const std::string& name,
+                           bool exact = true) {
+    CAPTURE(name);
+    CAPTURE(batch);
+    const auto same = [&](const Mat<T>& a, const Mat<T>& b) {
+      return exact ? a == b : (a - b).cwiseAbs().maxCoeff() <= 1e-6f * std::max(1.0f, b.cwiseAbs().maxCoeff());
+    };
+    const Mat<T> x = rng.normal_matrix<T>(in_place.input_size(), batch);
+    Mat<T> y1, y2, gx1, gx2, work1, work2;
+    Staging<Mat<T>> st1, st2;
+    in_place.forward(x, y1, work1, st1);
+    copied.forward(x, y2, work2, st2);
+    REQUIRE(y1.rows() == in_place.output_size());
+    CHECK(same(y1, y2));
+    CHECK(y1.bottomRows(d) == x.bottomRows(d));
+    const Mat<T> gy = rng.normal_matrix<T>(y1.rows(), batch);
+    in_place.backward_input(x, y1, gy, gx1, work1, st1);
+    copied.backward_input(x, y2, gy, gx2, work2, st2);
+    CHECK(same(gx1, gx2));
+    CHECK(gx1.bottomRows(d) == gy.bottomRows(d));
+    CHECK(st1.fx.size() == 0);  // nothing staged
+  };
+  for (const Eigen::Index batch : {1, 5, 40}) {  // one sample, one block, several blocks
+    compare(dense_in_place, dense_copied, batch, "Dense");
+    compare(conv_in_place, conv_copied, batch, "ConvTranspose2d");
+    compare(Carry<Conv2d<T, Tanh>>(down, d), Carry<WholeMatrices<Conv2d<T, Tanh>>>({down}, d), batch, "Conv2d");
+    compare(Carry<Conv2d<T, Tanh>>(thin, d), Carry<WholeMatrices<Conv2d<T, Tanh>>>({thin}, d), batch, "Conv2d, direct");
+    compare(Carry<Conv2d<T, Sigmoid>>(thin_sigmoid, d), Carry<WholeMatrices<Conv2d<T, Sigmoid>>>({thin_sigmoid}, d),
+            batch, "Conv2d, direct, sigmoid", false);
+  }
+  // shapes are checked before any row is read
+  Mat<T> y, gx, work;
+  Staging<Mat<T>> st;
+  CHECK_THROWS_AS(conv_in_place.forward(Mat<T>::Zero(conv.input_size(), 2), y, work, st), prilo::invalid_input);
+  CHECK_THROWS_AS(
+      dense_in_place.backward_input(Mat<T>::Zero(6 + d, 2), Mat<T>::Zero(5, 2), Mat<T>::Zero(9 + d, 2), gx, work, st),
+      prilo::invalid_input);
 }
 
 TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and lowers the magnitude error") {

@@ -55,8 +55,9 @@ void gemm(const CpuExecutor&, bool trans_a, bool trans_b, T alpha, const Mat<T>&
 /// y_ij ← act(y_ij + b_i) for every column j (b has y.rows() entries): one pass over y for the
 /// element-wise activations; sigmoid and tanh go through Eigen's vectorised exp/tanh (a scalar
 /// std::exp loop costs ~20 % of the decoder's forward).
+/// y may be a view (a block of rows of a larger matrix: nn::Dense::forward_into).
 template <class T, class Act>
-void bias_activation(const CpuExecutor&, Act, Mat<T>& y, const Vec<T>& b) {
+void bias_activation(const CpuExecutor&, Act, std::type_identity_t<Eigen::Ref<Mat<T>>> y, const Vec<T>& b) {
   require_shape(b, y.rows(), 1, "bias_activation bias");
   if constexpr (std::is_same_v<Act, nn::Sigmoid>) {  // column by column: one pass over y
     for (Eigen::Index j = 0; j < y.cols(); ++j) {
@@ -79,11 +80,19 @@ void bias_activation(const CpuExecutor&, Act, Mat<T>& y, const Vec<T>& b) {
 }
 
 /// out ← gy ⊙ act'(y), the derivative written in terms of the output y = act(·) (out resized
-/// to gy's shape; y and gy have the same shape).
+/// to gy's shape; y and gy have the same shape and may be views: one pass over the whole
+/// matrices when their columns are contiguous, else column by column).
 template <class T, class Act>
-void activation_cotangent(const CpuExecutor&, Act, const Mat<T>& y, const Mat<T>& gy, Mat<T>& out) {
+void activation_cotangent(const CpuExecutor&, Act, const std::type_identity_t<Eigen::Ref<const Mat<T>>>& y,
+                          const std::type_identity_t<Eigen::Ref<const Mat<T>>>& gy, Mat<T>& out) {
   out.resize(gy.rows(), gy.cols());
-  nn::apply_cotangent<Act>(gy.data(), y.data(), out.data(), gy.size());
+  const Eigen::Index rows = gy.rows();
+  if (y.outerStride() == rows && gy.outerStride() == rows) {
+    nn::apply_cotangent<Act>(gy.data(), y.data(), out.data(), gy.size());
+  } else {
+    for (Eigen::Index j = 0; j < gy.cols(); ++j)
+      nn::apply_cotangent<Act>(gy.col(j).data(), y.col(j).data(), out.col(j).data(), rows);
+  }
 }
 
 /// gb_i ← gb_i + Σ_j g_ij (gb has g.rows() entries).

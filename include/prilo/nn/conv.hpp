@@ -161,26 +161,43 @@ void transpose_into(const T* src, Index lds, Index rows, Index cols, T* dst, Ind
     for (Index j = 0; j < cols; ++j) dst[j + i0 * ldd] = src[i0 + j * lds];
 }
 
+/// The CPU forms read their batches through views (column-major, columns any distance apart):
+/// a Mat<T> binds as it is, and so does a block of its rows (Carry's feature rows of the
+/// stacked columns [h; z0], read and written in place). Non-deduced, so that T comes from the
+/// other arguments and a Mat<T> converts.
+template <class T>
+using ConstColumns = std::type_identity_t<Eigen::Ref<const Mat<T>>>;
+template <class T>
+using Columns = std::type_identity_t<Eigen::Ref<Mat<T>>>;
+
 /// xt ← columns first … first + nb − 1 of x, interleaved (xt is nb × x.rows(), column-major).
 template <class T>
-void interleave(const Mat<T>& x, Index first, Index nb, T* xt) {
-  transpose_into(x.col(first).data(), x.rows(), x.rows(), nb, xt, nb);
+void interleave(const ConstColumns<T>& x, Index first, Index nb, T* xt) {
+  transpose_into(x.col(first).data(), x.outerStride(), x.rows(), nb, xt, nb);
 }
 /// The inverse: columns first … first + nb − 1 of x ← the interleaved block xt.
 template <class T>
-void deinterleave(const T* xt, Index first, Index nb, Mat<T>& x) {
-  transpose_into(xt, nb, nb, x.rows(), x.col(first).data(), x.rows());
+void deinterleave(const T* xt, Index first, Index nb, Columns<T> x) {
+  transpose_into(xt, nb, nb, x.rows(), x.col(first).data(), x.outerStride());
 }
 /// gt ← gy ⊙ act'(y) on columns first … first + nb − 1, interleaved (the identity: gy's);
 /// tmp: nb·gy.rows() scalars of scratch (not for the identity).
 template <class Act, class T>
-void interleave_cotangent(const Mat<T>& gy, const Mat<T>& y, Index first, Index nb, T* tmp, T* gt) {
+void interleave_cotangent(const ConstColumns<T>& gy, const ConstColumns<T>& y, Index first, Index nb, T* tmp, T* gt) {
   const T* g = gy.col(first).data();
+  Index ld = gy.outerStride();
   if constexpr (!std::is_same_v<Act, Identity>) {
-    apply_cotangent<Act>(g, y.col(first).data(), tmp, nb * gy.rows());
+    const Index rows = gy.rows();
+    if (gy.outerStride() == rows && y.outerStride() == rows) {
+      apply_cotangent<Act>(g, y.col(first).data(), tmp, nb * rows);
+    } else {
+      for (Index j = 0; j < nb; ++j)
+        apply_cotangent<Act>(gy.col(first + j).data(), y.col(first + j).data(), tmp + j * rows, rows);
+    }
     g = tmp;
+    ld = rows;
   }
-  transpose_into(g, gy.rows(), gy.rows(), nb, gt, nb);
+  transpose_into(g, ld, gy.rows(), nb, gt, nb);
 }
 
 /// dst[i] = act(src[i] + b) for i < n (dst may be src).
@@ -335,7 +352,8 @@ Mat<T> taps_by_channels(const Mat<T>& w) {
 /// of pixels × channels (no im2col matrix), bias and activation applied in registers, each
 /// tile transposed in registers and stored into the sample's column of y.
 template <class Act, class T>
-void conv2d_forward_direct(const Geometry& g, const Mat<T>& w, const Vec<T>& b, const Mat<T>& x, Mat<T>& y) {
+void conv2d_forward_direct(const Geometry& g, const Mat<T>& w, const Vec<T>& b,
+                           const nn::conv_detail::ConstColumns<T>& x, nn::conv_detail::Columns<T> y) {
   namespace cd = nn::conv_detail;
   namespace dk = nn::conv_detail::direct;
   const Eigen::Index n = x.cols(), P = g.out_pixels(), K = g.patch(), Co = w.cols();
@@ -364,8 +382,9 @@ void conv2d_forward_direct(const Geometry& g, const Mat<T>& w, const Vec<T>& b, 
 /// accumulators (weight_product), ∂b += Σ G; gx = the frame's interior after G·Wᵀ
 /// (small_product) is added into it tap by tap (the adjoint of the forward's reads).
 template <bool Weights, class Act, class T>
-void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy,
-                       Mat<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b) {
+void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const nn::conv_detail::ConstColumns<T>& x,
+                       const nn::conv_detail::ConstColumns<T>& y, const nn::conv_detail::ConstColumns<T>& gy,
+                       nn::conv_detail::Columns<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b) {
   namespace cd = nn::conv_detail;
   namespace dk = nn::conv_detail::direct;
   const Eigen::Index n = gy.cols(), P = g.out_pixels(), K = g.patch(), Co = w.cols(), Cp = dk::padded<T>(Co),
@@ -433,15 +452,17 @@ void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const Mat<T>& x, cons
 /// thread's blocks in the columns of *part_w (K·C_out × slots) and *part_b (C_out × slots).
 /// Per block (interleaved, see nn::conv_detail): G = gy ⊙ act'(y) as an (m·P) × C_out matrix,
 /// ∂W += im2col(x)ᵀ G, ∂b += Σ G, gx = col2im(G Wᵀ).
+/// x, y and gy are read, and gx (of x's shape) written, through views (nn::conv_detail::Columns).
 template <bool Weights, class Act, class T>
-void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx,
-                Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
+void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_detail::ConstColumns<T>& x,
+                const nn::conv_detail::ConstColumns<T>& y, const nn::conv_detail::ConstColumns<T>& gy,
+                nn::conv_detail::Columns<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
   namespace cd = nn::conv_detail;
   const Eigen::Index n = gy.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols(), N = g_.in.size();
   require_shape(gy, Co * P, n, "Conv2d output cotangent");
   require_shape(y, Co * P, n, "Conv2d output");
   if (Weights || gx) require_shape(x, N, n, "Conv2d input");
-  if (gx) gx->resize(N, n);
+  if (gx) require_shape(*gx, N, n, "Conv2d input cotangent");
   if constexpr (Weights) {
     part_w->resize(w_.size(), 1);
     part_w->setZero();
@@ -499,9 +520,12 @@ void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat
 /// Weights, the weight gradients of each thread's blocks in the columns of *part_w (K·C_in ×
 /// slots) and *part_b (C_out × slots). Per block (interleaved): A = im2col(gy ⊙ act'(y)),
 /// gx = A·W, ∂W += Aᵀ X (X the block's input as an (m·P) × C_in matrix), ∂b += Σ G.
+/// x, y and gy are read, and gx (of x's shape) written, through views (nn::conv_detail::Columns).
 template <bool Weights, class Act, class T>
-void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy,
-                          Mat<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b, Eigen::Index block_) {
+void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_detail::ConstColumns<T>& x,
+                          const nn::conv_detail::ConstColumns<T>& y, const nn::conv_detail::ConstColumns<T>& gy,
+                          nn::conv_detail::Columns<T>* gx, Mat<T>& work, Mat<T>* part_w, Mat<T>* part_b,
+                          Eigen::Index block_) {
   namespace cd = nn::conv_detail;
   const nn::Shape3 in_{w_.cols(), g_.out_h, g_.out_w};
   const Eigen::Index n = gy.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
@@ -510,7 +534,7 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x,
   require_shape(gy, No, n, "ConvTranspose2d output cotangent");
   require_shape(y, No, n, "ConvTranspose2d output");
   if (Weights || gx) require_shape(x, in_.size(), n, "ConvTranspose2d input");
-  if (gx) gx->resize(in_.size(), n);
+  if (gx) require_shape(*gx, in_.size(), n, "ConvTranspose2d input cotangent");
   if constexpr (Weights) {
     part_w->setZero(w_.size(), 1);
     part_b->setZero(Co, 1);
@@ -562,15 +586,30 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const Mat<T>& x,
 }
 }  // namespace conv_cpu
 
-/// y ← act(W ∗ x + b) (nn::Conv2d's forward): per block of samples (interleaved), im2col times
-/// the weights, copied back to the samples' columns, then bias and activation.
+namespace conv_cpu {
+/// Calls f with gx as a view (resized to rows × cols first), or with a null view when gx is
+/// null: the whole-matrix VJPs in terms of the view forms.
+template <class T, class F>
+void with_view(Mat<T>* gx, Eigen::Index rows, Eigen::Index cols, F&& f) {
+  if (!gx) return f(static_cast<nn::conv_detail::Columns<T>*>(nullptr));
+  gx->resize(rows, cols);
+  nn::conv_detail::Columns<T> view(*gx);
+  f(&view);
+}
+}  // namespace conv_cpu
+
+/// y ← act(W ∗ x + b) (nn::Conv2d's forward) into a view of y's shape (C_out·P_out × n; a block
+/// of rows of a larger matrix: Carry's), x read through a view: per block of samples
+/// (interleaved), im2col times the weights, copied back to the samples' columns, then bias and
+/// activation.
 template <class T, class Act>
-void conv2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_, const Vec<T>& b_,
-                    const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+void conv2d_forward_into(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
+                         const Vec<T>& b_, const nn::conv_detail::ConstColumns<T>& x, nn::conv_detail::Columns<T> y,
+                         Eigen::Index block_) {
   namespace cd = nn::conv_detail;
   require_shape(x, g_.in.size(), x.cols(), "Conv2d input");
   const Eigen::Index n = x.cols(), P = g_.out_pixels(), K = g_.patch(), Co = w_.cols(), N = g_.in.size();
-  y.resize(Co * P, n);
+  require_shape(y, Co * P, n, "Conv2d output");
   if (n == 0) return;
   if (g_.direct()) return conv_cpu::conv2d_forward_direct<Act>(g_, w_, b_, x, y);
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Co) + N, prilo::max_threads(), block_);
@@ -603,13 +642,23 @@ void conv2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_
   });
 }
 
-/// gx ← ∂/∂x (if gx) and, with grads, ∂W and ∂b added to grads->weight and grads->bias
-/// (nn::Conv2d's VJPs): per block, G = gy ⊙ act'(y) interleaved, ∂W += im2col(x)ᵀ G,
-/// ∂b += Σ G, gx = col2im(G Wᵀ); per-thread partial gradients summed at the end.
+/// y ← act(W ∗ x + b), y resized to C_out·P_out × n (conv2d_forward_into).
 template <class T, class Act>
-void conv2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w, const Mat<T>& x,
-                     const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
-                     const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
+void conv2d_forward(const CpuExecutor& ex, Act act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
+                    const Vec<T>& b_, const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+  y.resize(w_.cols() * g_.out_pixels(), x.cols());
+  conv2d_forward_into(ex, act, g_, w_, b_, x, y, block_);
+}
+
+/// gx ← ∂/∂x (if gx: a view of x's shape) and, with grads, ∂W and ∂b added to grads->weight and
+/// grads->bias (nn::Conv2d's VJPs; x, y and gy read through views): per block, G = gy ⊙ act'(y)
+/// interleaved, ∂W += im2col(x)ᵀ G, ∂b += Σ G, gx = col2im(G Wᵀ); per-thread partial
+/// gradients summed at the end.
+template <class T, class Act>
+void conv2d_backward_into(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
+                          const nn::conv_detail::ConstColumns<T>& x, const nn::conv_detail::ConstColumns<T>& y,
+                          const nn::conv_detail::ConstColumns<T>& gy, nn::conv_detail::Columns<T>* gx, Mat<T>& work,
+                          const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
   if (grads) {
     conv_cpu::conv2d_vjp<true, Act>(g, w, x, y, gy, gx, work, &grads->part_weight, &grads->part_bias, block);
     grads->weight.reshaped() += grads->part_weight.rowwise().sum();
@@ -620,18 +669,30 @@ void conv2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g
   }
 }
 
-/// y ← act(Wᵀ ⋆ x + b) (nn::ConvTranspose2d's forward; g_ the adjoint convolution): per block,
+/// The same with gx (if given) resized to x's shape.
+template <class T, class Act>
+void conv2d_backward(const CpuExecutor& ex, Act act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
+                     const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
+                     const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
+  conv_cpu::with_view(gx, g.in.size(), gy.cols(), [&](nn::conv_detail::Columns<T>* view) {
+    conv2d_backward_into(ex, act, g, w, x, y, gy, view, work, grads, block);
+  });
+}
+
+/// y ← act(Wᵀ ⋆ x + b) (nn::ConvTranspose2d's forward; g_ the adjoint convolution) into a
+/// view of y's shape (C_out·P_out × n; a block of rows of a larger matrix: Carry's): per block,
 /// the interleaved input times weight()ᵀ, scattered into the output maps by col2im over the
 /// bias, copied back to the samples' columns, then the activation.
 template <class T, class Act>
-void conv_transpose2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
-                              const Vec<T>& b_, const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+void conv_transpose2d_forward_into(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
+                                   const Vec<T>& b_, const nn::conv_detail::ConstColumns<T>& x,
+                                   nn::conv_detail::Columns<T> y, Eigen::Index block_) {
   namespace cd = nn::conv_detail;
   const nn::Shape3 in_{w_.cols(), g_.out_h, g_.out_w};
   require_shape(x, in_.size(), x.cols(), "ConvTranspose2d input");
   const Eigen::Index n = x.cols(), P = in_.pixels(), K = g_.patch(), Ci = in_.channels, Co = g_.in.channels,
                      Po = g_.in.pixels(), No = g_.in.size();
-  y.resize(No, n);
+  require_shape(y, No, n, "ConvTranspose2d output");
   if (n == 0) return;
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Ci) + No, prilo::max_threads(), block_);
   const int slots = cd::slots_for(n, nb);
@@ -660,12 +721,23 @@ void conv_transpose2d_forward(const CpuExecutor&, Act, const nn::conv_detail::Ge
   });
 }
 
-/// gx ← ∂/∂x (if gx) and, with grads, ∂W and ∂b added (nn::ConvTranspose2d's VJPs): per
-/// block, A = im2col(gy ⊙ act'(y)), gx = A·W, ∂W += Aᵀ X (X the interleaved input), ∂b += Σ G.
+/// y ← act(Wᵀ ⋆ x + b), y resized to C_out·P_out × n (conv_transpose2d_forward_into).
 template <class T, class Act>
-void conv_transpose2d_backward(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
-                               const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
-                               const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
+void conv_transpose2d_forward(const CpuExecutor& ex, Act act, const nn::conv_detail::Geometry& g_, const Mat<T>& w_,
+                              const Vec<T>& b_, const Mat<T>& x, Mat<T>& y, Eigen::Index block_) {
+  y.resize(g_.in.size(), x.cols());
+  conv_transpose2d_forward_into(ex, act, g_, w_, b_, x, y, block_);
+}
+
+/// gx ← ∂/∂x (if gx: a view of x's shape) and, with grads, ∂W and ∂b added
+/// (nn::ConvTranspose2d's VJPs; x, y and gy read through views): per block,
+/// A = im2col(gy ⊙ act'(y)), gx = A·W, ∂W += Aᵀ X (X the interleaved input), ∂b += Σ G.
+template <class T, class Act>
+void conv_transpose2d_backward_into(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
+                                    const nn::conv_detail::ConstColumns<T>& x,
+                                    const nn::conv_detail::ConstColumns<T>& y,
+                                    const nn::conv_detail::ConstColumns<T>& gy, nn::conv_detail::Columns<T>* gx,
+                                    Mat<T>& work, const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
   if (grads) {
     conv_cpu::conv_transpose2d_vjp<true, Act>(g, w, x, y, gy, gx, work, &grads->part_weight, &grads->part_bias, block);
     grads->weight.reshaped() += grads->part_weight.rowwise().sum();
@@ -674,6 +746,16 @@ void conv_transpose2d_backward(const CpuExecutor&, Act, const nn::conv_detail::G
     conv_cpu::conv_transpose2d_vjp<false, Act>(g, w, x, y, gy, gx, work, static_cast<Mat<T>*>(nullptr),
                                                static_cast<Mat<T>*>(nullptr), block);
   }
+}
+
+/// The same with gx (if given) resized to x's shape.
+template <class T, class Act>
+void conv_transpose2d_backward(const CpuExecutor& ex, Act act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
+                               const Mat<T>& x, const Mat<T>& y, const Mat<T>& gy, Mat<T>* gx, Mat<T>& work,
+                               const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
+  conv_cpu::with_view(gx, w.cols() * g.out_pixels(), gy.cols(), [&](nn::conv_detail::Columns<T>* view) {
+    conv_transpose2d_backward_into(ex, act, g, w, x, y, gy, view, work, grads, block);
+  });
 }
 
 }  // namespace prilo
@@ -799,6 +881,20 @@ class Conv2d : public WeightAndBias<T, Exec> {
       conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
     else
       forward(x, y);
+  }
+
+  /// On the CPU: the forward pass into a view of y's shape, x read through a view (blocks of
+  /// rows of larger matrices, as nn::Carry passes its stacked columns' feature rows: no
+  /// copies); the same values as forward(x, y).
+  void forward_into(const Eigen::Ref<const Mat<T>>& x,
+                    Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
+    conv2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
+  }
+  /// On the CPU: backward_input into a view of x's shape, x, y and gy read through views.
+  void backward_input_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                           const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
+                           Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
+    conv2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
@@ -965,6 +1061,20 @@ class ConvTranspose2d : public WeightAndBias<T, Exec> {
       conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
     else
       forward(x, y);
+  }
+
+  /// On the CPU: the forward pass into a view of y's shape, x read through a view (blocks of
+  /// rows of larger matrices, as nn::Carry passes its stacked columns' feature rows: no
+  /// copies); the same values as forward(x, y).
+  void forward_into(const Eigen::Ref<const Mat<T>>& x,
+                    Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
+    conv_transpose2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
+  }
+  /// On the CPU: backward_input into a view of x's shape, x, y and gy read through views.
+  void backward_input_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                           const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
+                           Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
+    conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if

@@ -91,6 +91,32 @@ class Dense : public WeightAndBias<T, Exec> {
     bias_activation(ex_, Act{}, y, b_);
   }
 
+  /// On the CPU: the forward pass into a view of y's shape (out × x.cols()), x read through a
+  /// view: blocks of rows of larger matrices, as nn::Carry passes its stacked columns' feature
+  /// rows, with no copies. The same products and passes as forward(x, y), so the same values.
+  void forward_into(const Eigen::Ref<const Mat<T>>& x,
+                    Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
+    require_shape(x, w_.cols(), x.cols(), "Dense layer input");
+    require_shape(y, w_.rows(), x.cols(), "Dense layer output");
+    y.noalias() = w_ * x;
+    bias_activation(ex_, Act{}, y, b_);
+  }
+  /// On the CPU: backward_input's gx = Wᵀ (gy ⊙ act'(y)) into a view of x's shape, x, y and gy
+  /// read through views (forward_into's counterpart; g formed in `work` unless the identity).
+  void backward_input_into(const Eigen::Ref<const Mat<T>>&, const Eigen::Ref<const Mat<T>>& y,
+                           const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
+                           Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
+    require_shape(gy, w_.rows(), gy.cols(), "Dense output cotangent gy");
+    require_shape(gx, w_.cols(), gy.cols(), "Dense input cotangent gx");
+    if constexpr (std::is_same_v<Act, Identity>) {
+      gx.noalias() = w_.transpose() * gy;
+    } else {
+      require_shape(y, gy.rows(), gy.cols(), "Dense output y");
+      activation_cotangent(ex_, Act{}, y, gy, work);
+      gx.noalias() = w_.transpose() * work;
+    }
+  }
+
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, so one thread
   /// at a time: g = gy ⊙ act'(y) is formed in a member scratch matrix.

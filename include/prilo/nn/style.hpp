@@ -212,10 +212,22 @@ class Duplicate {
   [[no_unique_address]] Exec ex_;
 };
 
+/// Whether a module reads and writes blocks of rows in place: CPU modules with
+/// forward_into(x, y) and backward_input_into(x, y, gy, gx, work) over Eigen::Ref views
+/// (nn::Dense, nn::Conv2d and nn::ConvTranspose2d on the CPU).
+template <class M, class T = typename M::scalar>
+concept InPlaceRows = requires(const M& m, const Eigen::Ref<const Mat<T>>& a, Eigen::Ref<Mat<T>> b, Mat<T>& work) {
+  m.forward_into(a, b);
+  m.backward_input_into(a, a, a, b, work);
+};
+
 /// [h; z0] → [Inner(h); z0]: any module applied to the features, z0 carried unchanged (the
 /// cotangent of z0 passes through). Inner is a Module (Dense, Conv2d, ConvTranspose2d, …) on
-/// any executor; Carry runs on Inner's. The features are copied out of and into the stacked
-/// columns (one pass each way), through staging buffers (nn::Staging).
+/// any executor; Carry runs on Inner's. An inner module that reads and writes views
+/// (InPlaceRows: nn::Dense, nn::Conv2d and nn::ConvTranspose2d on the CPU) gets the feature rows of the
+/// stacked columns in place for the forward pass and the input VJP, and only z0's rows are
+/// copied; for any other, the features are copied out of and into the stacked columns (one
+/// pass each way), through staging buffers (nn::Staging).
 template <class Inner>
 class Carry {
  public:
@@ -268,6 +280,13 @@ class Carry {
   void forward(const matrix_type& x, matrix_type& y, matrix_type& work, staging_type& st) const {
     require_shape(x, in_ + d_, x.cols(), "Carry input [h; z0]");
     const executor_type ex = executor();
+    if constexpr (in_place) {
+      y.resize(out_ + d_, x.cols());
+      auto features = y.topRows(out_);
+      inner_.forward_into(x.topRows(in_), features);
+      copy_rows(ex, y, out_, x, in_, d_);
+      return;
+    }
     forget_features(st);
     take_rows(ex, st.fx, x, 0, in_);
     if constexpr (requires { inner_.forward(st.fx, st.fy, work); })
@@ -294,6 +313,16 @@ class Carry {
   void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work, staging_type& st) const {
     const executor_type ex = executor();
+    if constexpr (in_place) {
+      require_shape(x, in_ + d_, x.cols(), "Carry input [h; z0]");
+      require_shape(y, out_ + d_, x.cols(), "Carry output [Inner(h); z0]");
+      require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
+      gx.resize(in_ + d_, gy.cols());
+      auto features = gx.topRows(in_);
+      inner_.backward_input_into(x.topRows(in_), y.topRows(out_), gy.topRows(out_), features, work);
+      copy_rows(ex, gx, in_, gy, out_, d_);
+      return;
+    }
     take_features(ex, st, x, y, gy);
     inner_.backward_input(st.fx, st.fy, st.c, st.d, work);
     put_rows(ex, gx, st.d, gy, out_);
@@ -353,6 +382,8 @@ class Carry {
     copy_rows(ex, gx, 0, gh, 0, in_);
     copy_rows(ex, gx, in_, gy, from, d_);
   }
+
+  static constexpr bool in_place = InPlaceRows<Inner>;
 
   Inner inner_;
   Eigen::Index d_ = 0, in_ = 0, out_ = 0;
