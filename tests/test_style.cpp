@@ -22,6 +22,7 @@ namespace {
 
 using prilo::Mat;
 using prilo::Rng;
+using prilo::nn::ParamList;
 using namespace prilo::nn;
 
 /// z0 (4) → [z0; z0] → [dense 3×2×2; z0] → modulated (leaky ReLU) → [conv-transposed 2×4×4; z0]
@@ -51,6 +52,7 @@ struct WholeMatrices {
   void backward(const M& x, const M& y, const M& gy, M* gx, bool accumulate) {
     inner.backward(x, y, gy, gx, accumulate);
   }
+  ParamList<scalar> parameters() { return inner.parameters(); }
 };
 
 TEST_CASE("style chain: every split point passes check_generator (double), blocks are {z_i, z0}") {
@@ -267,6 +269,24 @@ TEST_CASE(
     CHECK(same(gx1, gx2));
     CHECK(gx1.bottomRows(d) == gy.bottomRows(d));
     CHECK(st1.fx.size() == 0);  // nothing staged
+    // the mutating VJP with the weight gradients, on copies of both (their own gradient buffers)
+    auto a = in_place;
+    auto b = copied;
+    Mat<T> ga, gb;
+    a.backward(x, y1, gy, &ga, true);
+    b.backward(x, y2, gy, &gb, true);
+    CHECK(same(ga, gb));
+    CHECK(ga.bottomRows(d) == gy.bottomRows(d));
+    const auto pa = a.parameters(), pb = b.parameters();
+    REQUIRE(pa.size() == pb.size());
+    for (std::size_t i = 0; i < pa.size(); ++i) {
+      CAPTURE(pa[i].name);
+      CHECK(pa[i].grad.cwiseAbs().maxCoeff() > 0);
+      CHECK(same(pa[i].grad, pb[i].grad));
+    }
+    a.backward(x, y1, gy, nullptr, true);  // no input cotangent: the weights' alone
+    b.backward(x, y2, gy, nullptr, true);
+    for (std::size_t i = 0; i < pa.size(); ++i) CHECK(same(pa[i].grad, pb[i].grad));
   };
   for (const Eigen::Index batch : {1, 5, 40}) {  // one sample, one block, several blocks
     compare(dense_in_place, dense_copied, batch, "Dense");

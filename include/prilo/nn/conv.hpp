@@ -896,6 +896,14 @@ class Conv2d : public WeightAndBias<T, Exec> {
                            Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
     conv2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
   }
+  /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a
+  /// view of x's shape (if gx); mutating, one thread at a time.
+  void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                     const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
+                     bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
+    const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
+    conv2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work_, accumulate_weights ? &grads : no_grads(), block_);
+  }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating (member scratch
@@ -1075,6 +1083,15 @@ class ConvTranspose2d : public WeightAndBias<T, Exec> {
                            const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
                            Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
     conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
+  }
+  /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a
+  /// view of x's shape (if gx); mutating, one thread at a time.
+  void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                     const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
+                     bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
+    const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
+    conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work_, accumulate_weights ? &grads : no_grads(),
+                                   block_);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if

@@ -117,6 +117,29 @@ class Dense : public WeightAndBias<T, Exec> {
     }
   }
 
+  /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a view
+  /// of x's shape (if gx); mutating, one thread at a time.
+  void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                     const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
+                     bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
+    require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
+    if (gx) require_shape(*gx, w_.cols(), x.cols(), "Dense input cotangent gx");
+    const auto run = [&](const auto& g) {
+      if (accumulate_weights) {
+        gw_.noalias() += g * x.transpose();
+        gb_ += g.rowwise().sum();
+      }
+      if (gx) gx->noalias() = w_.transpose() * g;
+    };
+    if constexpr (std::is_same_v<Act, Identity>) {
+      run(gy);
+    } else {
+      require_shape(y, gy.rows(), gy.cols(), "Dense output y");
+      activation_cotangent(ex_, Act{}, y, gy, work_);
+      run(work_);
+    }
+  }
+
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
   /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, so one thread
   /// at a time: g = gy ⊙ act'(y) is formed in a member scratch matrix.

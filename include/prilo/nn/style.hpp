@@ -213,19 +213,22 @@ class Duplicate {
 };
 
 /// Whether a module reads and writes blocks of rows in place: CPU modules with
-/// forward_into(x, y) and backward_input_into(x, y, gy, gx, work) over Eigen::Ref views
-/// (nn::Dense, nn::Conv2d and nn::ConvTranspose2d on the CPU).
+/// forward_into(x, y), backward_input_into(x, y, gy, gx, work) and the mutating
+/// backward_into(x, y, gy, gx*, accumulate_weights) over Eigen::Ref views (nn::Dense,
+/// nn::Conv2d and nn::ConvTranspose2d on the CPU).
 template <class M, class T = typename M::scalar>
-concept InPlaceRows = requires(const M& m, const Eigen::Ref<const Mat<T>>& a, Eigen::Ref<Mat<T>> b, Mat<T>& work) {
-  m.forward_into(a, b);
-  m.backward_input_into(a, a, a, b, work);
+concept InPlaceRows = requires(M& m, const M& c, const Eigen::Ref<const Mat<T>>& a, Eigen::Ref<Mat<T>> b,
+                               Mat<T>& work) {
+  c.forward_into(a, b);
+  c.backward_input_into(a, a, a, b, work);
+  m.backward_into(a, a, a, &b, true);
 };
 
 /// [h; z0] → [Inner(h); z0]: any module applied to the features, z0 carried unchanged (the
 /// cotangent of z0 passes through). Inner is a Module (Dense, Conv2d, ConvTranspose2d, …) on
 /// any executor; Carry runs on Inner's. An inner module that reads and writes views
 /// (InPlaceRows: nn::Dense, nn::Conv2d and nn::ConvTranspose2d on the CPU) gets the feature rows of the
-/// stacked columns in place for the forward pass and the input VJP, and only z0's rows are
+/// stacked columns in place for the forward pass and both VJPs, and only z0's rows are
 /// copied; for any other, the features are copied out of and into the stacked columns (one
 /// pass each way), through staging buffers (nn::Staging).
 template <class Inner>
@@ -314,9 +317,7 @@ class Carry {
                       matrix_type& work, staging_type& st) const {
     const executor_type ex = executor();
     if constexpr (in_place) {
-      require_shape(x, in_ + d_, x.cols(), "Carry input [h; z0]");
-      require_shape(y, out_ + d_, x.cols(), "Carry output [Inner(h); z0]");
-      require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
+      check_vjp_operands(x, y, gy);
       gx.resize(in_ + d_, gy.cols());
       auto features = gx.topRows(in_);
       inner_.backward_input_into(x.topRows(in_), y.topRows(out_), gy.topRows(out_), features, work);
@@ -331,6 +332,17 @@ class Carry {
   void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
                 bool accumulate_weights) {
     const executor_type ex = executor();
+    if constexpr (in_place) {
+      check_vjp_operands(x, y, gy);
+      if (!gx)
+        return inner_.backward_into(x.topRows(in_), y.topRows(out_), gy.topRows(out_), nullptr, accumulate_weights);
+      gx->resize(in_ + d_, gy.cols());
+      auto block = gx->topRows(in_);
+      Eigen::Ref<Mat<T>> features(block);
+      inner_.backward_into(x.topRows(in_), y.topRows(out_), gy.topRows(out_), &features, accumulate_weights);
+      copy_rows(ex, *gx, in_, gy, out_, d_);
+      return;
+    }
     take_features(ex, st_, x, y, gy);
     inner_.backward(st_.fx, st_.fy, st_.c, gx ? &st_.d : nullptr, accumulate_weights);
     if (gx) put_rows(ex, *gx, st_.d, gy, out_);
@@ -341,6 +353,13 @@ class Carry {
   void zero_grad() { inner_.zero_grad(); }
 
  private:
+  /// The in-place VJPs' operands: x [h; z0], y [Inner(h); z0] and gy of y's shape (checked
+  /// before any block of their rows is taken).
+  void check_vjp_operands(const matrix_type& x, const matrix_type& y, const matrix_type& gy) const {
+    require_shape(x, in_ + d_, x.cols(), "Carry input [h; z0]");
+    require_shape(y, out_ + d_, x.cols(), "Carry output [Inner(h); z0]");
+    require_shape(gy, out_ + d_, x.cols(), "Carry output cotangent");
+  }
   /// Whether st holds the features of the pass from x to y (Staging's key, and the shapes).
   bool holds_features(const staging_type& st, const matrix_type& x, const matrix_type& y) const {
     return x.data() != nullptr && st.key_x == x.data() && st.key_y == y.data() &&
