@@ -86,13 +86,7 @@ template <class T, class Act>
 void activation_cotangent(const CpuExecutor&, Act, const std::type_identity_t<Eigen::Ref<const Mat<T>>>& y,
                           const std::type_identity_t<Eigen::Ref<const Mat<T>>>& gy, Mat<T>& out) {
   out.resize(gy.rows(), gy.cols());
-  const Eigen::Index rows = gy.rows();
-  if (y.outerStride() == rows && gy.outerStride() == rows) {
-    nn::apply_cotangent<Act>(gy.data(), y.data(), out.data(), gy.size());
-  } else {
-    for (Eigen::Index j = 0; j < gy.cols(); ++j)
-      nn::apply_cotangent<Act>(gy.col(j).data(), y.col(j).data(), out.col(j).data(), rows);
-  }
+  nn::apply_cotangent_columns<Act>(gy, y, out.data());
 }
 
 /// gb_i ← gb_i + Σ_j g_ij (gb has g.rows() entries).

@@ -144,6 +144,19 @@ void apply_cotangent(const T* g, const T* y, T* dst, Eigen::Index n) {
   for (; i < n; ++i) dst[i] = cotangent<Act>(g[i], y[i]);
 }
 
+/// dst (column-major, gy.rows() apart) ← gy ⊙ act'(y) for views gy and y of one shape (blocks
+/// of rows of larger matrices): one apply_cotangent over every entry when their columns are
+/// contiguous, else one per column.
+template <class Act, class T>
+void apply_cotangent_columns(const std::type_identity_t<Eigen::Ref<const Mat<T>>>& gy,
+                             const std::type_identity_t<Eigen::Ref<const Mat<T>>>& y, T* dst) {
+  const Eigen::Index rows = gy.rows();
+  if (gy.outerStride() == rows && y.outerStride() == rows)
+    return apply_cotangent<Act>(gy.data(), y.data(), dst, gy.size());
+  for (Eigen::Index j = 0; j < gy.cols(); ++j)
+    apply_cotangent<Act>(gy.col(j).data(), y.col(j).data(), dst + j * rows, rows);
+}
+
 /// dst[i] = act(a·src[i] + b) for i < n (dst may be src): sigmoid through Eigen's vectorised
 /// exp and tanh through its tanh (a scalar std::exp loop was 6 % of a style VAE's chained run,
 /// its last modulation), the other activations in a loop that vectorises. With a = 1 the

@@ -187,15 +187,9 @@ void interleave_cotangent(const ConstColumns<T>& gy, const ConstColumns<T>& y, I
   const T* g = gy.col(first).data();
   Index ld = gy.outerStride();
   if constexpr (!std::is_same_v<Act, Identity>) {
-    const Index rows = gy.rows();
-    if (gy.outerStride() == rows && y.outerStride() == rows) {
-      apply_cotangent<Act>(g, y.col(first).data(), tmp, nb * rows);
-    } else {
-      for (Index j = 0; j < nb; ++j)
-        apply_cotangent<Act>(gy.col(first + j).data(), y.col(first + j).data(), tmp + j * rows, rows);
-    }
+    apply_cotangent_columns<Act>(gy.middleCols(first, nb), y.middleCols(first, nb), tmp);
     g = tmp;
-    ld = rows;
+    ld = gy.rows();
   }
   transpose_into(g, ld, gy.rows(), nb, gt, nb);
 }
@@ -584,9 +578,7 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_d
     }
   });
 }
-}  // namespace conv_cpu
 
-namespace conv_cpu {
 /// Calls f with gx as a view (resized to rows × cols first), or with a null view when gx is
 /// null: the whole-matrix VJPs in terms of the view forms.
 template <class T, class F>
