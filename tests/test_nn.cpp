@@ -7,8 +7,10 @@
 #include <prilo/testing/checkers.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -541,6 +543,51 @@ TEST_CASE("ParamSnapshot: restores the values it took, nothing before it took an
   CHECK_THROWS_WITH_AS(snap.restore(qs), doctest::Contains("ParamSnapshot: weight"), invalid_input);
   auto one = ParamList<double>{ps[0]};
   CHECK_THROWS_WITH_AS(snap.restore(one), doctest::Contains("2 tensors kept, the list has 1"), invalid_input);
+}
+
+TEST_CASE(
+    "BestEpoch: keeps and saves the improving epochs only, restores them, and fails on a loss that is not finite") {
+  Rng rng(6);
+  Dense<double, Relu> layer(4, 3, rng);
+  auto ps = layer.parameters();
+  const Mat<double> w0 = ps[0].value;
+  const auto fails = [](BestEpoch<double>& best, double loss) {
+    try {
+      best.check_loss("trainer", loss, 3, 7);
+    } catch (const invalid_input& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  BestEpoch<double> best(ps, "best.prw");
+  std::vector<std::pair<std::string, double>> saved;  // the path and the first weight at each save
+  const auto save = [&](const std::filesystem::path& path) { saved.emplace_back(path.string(), ps[0].value(0, 0)); };
+  CHECK(best.epoch() == 0);
+  best.check_loss("trainer", 1.5, 1, 1);  // finite: nothing happens
+  ps[0].value.setConstant(1);
+  CHECK(fails(best, std::nan("")) ==
+        "trainer: training diverged in epoch 3, batch 7: the loss is nan (try a smaller learning rate); best.prw was "
+        "not written");
+  CHECK(ps[0].value(0, 0) == 1);  // no epoch kept: nothing to restore
+  best.end_epoch(1, true, save);
+  ps[0].value.setConstant(2);
+  best.end_epoch(2, false, save);  // not improved: neither kept nor saved
+  CHECK(best.epoch() == 1);
+  REQUIRE(saved.size() == 1);
+  CHECK(saved[0] == std::pair<std::string, double>("best.prw", 1.0));
+  CHECK(fails(best, std::numeric_limits<double>::infinity())
+            .find("the loss is inf (try a smaller learning rate); "
+                  "best.prw holds epoch 1") != std::string::npos);
+  CHECK(ps[0].value == Mat<double>::Constant(w0.rows(), w0.cols(), 1.0));  // epoch 1's weights back
+  ps[0].value.setConstant(3);
+  best.restore();
+  CHECK(ps[0].value(2, 1) == 1);
+  // without an output file nothing is saved and the message names none
+  BestEpoch<double> quiet(ps, {});
+  quiet.end_epoch(1, true, save);
+  CHECK(saved.size() == 1);
+  CHECK(quiet.epoch() == 1);
+  CHECK(fails(quiet, std::nan("")).ends_with("(try a smaller learning rate)"));
 }
 
 }  // namespace prilo_test_nn

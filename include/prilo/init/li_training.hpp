@@ -110,8 +110,8 @@ LiValidation li_validation(const LiEncoder<T>& enc, const G& decoder, const Op& 
 /// holds the best finished epoch's (o.stop's request, or the process-wide one, which stays set:
 /// clear_stop() before the next call). It makes the same draws in the same order as every earlier prilo-train-li; the
 /// files match bit for bit under the same FFT plans (docs/li.md). Bad options or data are invalid_input naming them; a
-/// loss that is not finite stops it with invalid_input naming the epoch and batch, the encoder back at its best
-/// finished epoch.
+/// loss that is not finite stops it with invalid_input ("training diverged in epoch …", naming the batch), the encoder
+/// back at its best finished epoch.
 template <class T, class V, MeasurementOperator Op>
 LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& images,
                                   const LiTrainingOptions& o, const LiTrainingCallbacks& cb = {}) {
@@ -155,7 +155,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   AdamTrainer<T> adam_critic({.learning_rate = T(o.critic_learning_rate), .beta1 = T(0.5), .beta2 = T(0.9)});
   auto params = enc.parameters();
   auto cparams = critic.parameters();
-  nn::ParamSnapshot<T> best_weights;  // the best epoch's weights
+  nn::BestEpoch<T> best(params, o.output);
   Rng rng(o.seed + 3);
   std::vector<Eigen::Index> order(static_cast<std::size_t>(nt));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
@@ -170,7 +170,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
       if (stop_requested(o.stop)) {
         result.interrupted = true;
         result.stopped_in = epoch;
-        best_weights.restore(params);
+        best.restore();
         return result;
       }
       const Eigen::Index j0 = b * o.batch, nb = std::min<Eigen::Index>(o.batch, nt - j0);
@@ -183,14 +183,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
       enc.zero_grad();
       const auto l = li_encoder_loss(enc, vae.decoder(), adv ? &critic : nullptr, fb, xb, T(o.adversarial_weight), true,
                                      adv ? &fake : nullptr);
-      if (!std::isfinite(double(l.total))) {
-        best_weights.restore(params);
-        detail::fail("train_li_encoder: the loss is ", double(l.total), " in epoch ", epoch, ", batch ", b + 1,
-                     " (try a smaller learning rate)",
-                     o.output.empty() || result.best_epoch == 0
-                         ? std::string()
-                         : "; " + o.output.string() + " holds epoch " + std::to_string(result.best_epoch));
-      }
+      best.check_loss("train_li_encoder", double(l.total), epoch, b + 1);
       adam.step(params);
       rep.mse += double(l.mse) * double(nb);
       if (adv) {  // one critic step on the same batch (the encoder's images, before its step)
@@ -217,16 +210,13 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
     rep.critic_penalty /= double(nt);
     rep.validation = li_validation(enc, vae.decoder(), op, fv, xv, yv);
     rep.improved = rep.validation.mse < result.best.mse;
-    if (rep.improved) {
-      result.best = rep.validation;
-      result.best_epoch = epoch;
-      best_weights.take(params);
-      if (!o.output.empty()) save_li_encoder(o.output, enc);
-    }
+    if (rep.improved) result.best = rep.validation;
+    best.end_epoch(epoch, rep.improved, [&](const auto& path) { save_li_encoder(path, enc); });
+    result.best_epoch = best.epoch();
     result.epochs_done = epoch;
     if (cb.epoch) cb.epoch(rep);
   }
-  best_weights.restore(params);
+  best.restore();
   return result;
 }
 

@@ -579,6 +579,17 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_d
   });
 }
 
+/// The backward forms' weight gradients: with grads, runs vjp(std::true_type, part_w, part_b)
+/// on grads' per-thread partial buffers and adds their columns to grads->weight and
+/// grads->bias; without, vjp(std::false_type, nullptr, nullptr) (the input VJP alone).
+template <class T, class Vjp>
+void with_gradients(const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Vjp&& vjp) {
+  if (!grads) return vjp(std::false_type{}, static_cast<Mat<T>*>(nullptr), static_cast<Mat<T>*>(nullptr));
+  vjp(std::true_type{}, &grads->part_weight, &grads->part_bias);
+  grads->weight.reshaped() += grads->part_weight.rowwise().sum();
+  grads->bias += grads->part_bias.rowwise().sum();
+}
+
 /// Calls f with gx as a view (resized to rows × cols first), or with a null view when gx is
 /// null: the whole-matrix VJPs in terms of the view forms.
 template <class T, class F>
@@ -651,14 +662,9 @@ void conv2d_backward_into(const CpuExecutor&, Act, const nn::conv_detail::Geomet
                           const nn::conv_detail::ConstColumns<T>& x, const nn::conv_detail::ConstColumns<T>& y,
                           const nn::conv_detail::ConstColumns<T>& gy, nn::conv_detail::Columns<T>* gx, Mat<T>& work,
                           const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
-  if (grads) {
-    conv_cpu::conv2d_vjp<true, Act>(g, w, x, y, gy, gx, work, &grads->part_weight, &grads->part_bias, block);
-    grads->weight.reshaped() += grads->part_weight.rowwise().sum();
-    grads->bias += grads->part_bias.rowwise().sum();
-  } else {
-    conv_cpu::conv2d_vjp<false, Act>(g, w, x, y, gy, gx, work, static_cast<Mat<T>*>(nullptr),
-                                     static_cast<Mat<T>*>(nullptr), block);
-  }
+  conv_cpu::with_gradients(grads, [&](auto weights, Mat<T>* part_w, Mat<T>* part_b) {
+    conv_cpu::conv2d_vjp<decltype(weights)::value, Act>(g, w, x, y, gy, gx, work, part_w, part_b, block);
+  });
 }
 
 /// The same with gx (if given) resized to x's shape.
@@ -730,14 +736,9 @@ void conv_transpose2d_backward_into(const CpuExecutor&, Act, const nn::conv_deta
                                     const nn::conv_detail::ConstColumns<T>& y,
                                     const nn::conv_detail::ConstColumns<T>& gy, nn::conv_detail::Columns<T>* gx,
                                     Mat<T>& work, const nn::ConvGradients<Mat<T>, Vec<T>>* grads, Eigen::Index block) {
-  if (grads) {
-    conv_cpu::conv_transpose2d_vjp<true, Act>(g, w, x, y, gy, gx, work, &grads->part_weight, &grads->part_bias, block);
-    grads->weight.reshaped() += grads->part_weight.rowwise().sum();
-    grads->bias += grads->part_bias.rowwise().sum();
-  } else {
-    conv_cpu::conv_transpose2d_vjp<false, Act>(g, w, x, y, gy, gx, work, static_cast<Mat<T>*>(nullptr),
-                                               static_cast<Mat<T>*>(nullptr), block);
-  }
+  conv_cpu::with_gradients(grads, [&](auto weights, Mat<T>* part_w, Mat<T>* part_b) {
+    conv_cpu::conv_transpose2d_vjp<decltype(weights)::value, Act>(g, w, x, y, gy, gx, work, part_w, part_b, block);
+  });
 }
 
 /// The same with gx (if given) resized to x's shape.
@@ -753,6 +754,194 @@ void conv_transpose2d_backward(const CpuExecutor& ex, Act act, const nn::conv_de
 }  // namespace prilo
 
 namespace prilo::nn {
+
+/// What Conv2d and ConvTranspose2d share: the weight and bias (WeightAndBias), the geometry
+/// g_ of the convolution (ConvTranspose2d's: its adjoint, output maps → input maps) with the
+/// channels of g_'s output side (maps_: Conv2d's output channels, ConvTranspose2d's input
+/// channels, the weight's columns), the block size, backward()'s scratch, and the members
+/// that run the executor's forms of the layer's customisation points: conv2d_* or, with
+/// Transposed, conv_transpose2d_* (the CPU forms above; a device executor's found by
+/// argument-dependent lookup). The two layers add their constructors and what is theirs alone.
+template <class T, class Act, class Exec, bool Transposed>
+class ConvLayer : public WeightAndBias<T, Exec> {
+  using Base = WeightAndBias<T, Exec>;
+  using Base::b_;
+  using Base::ex_;
+  using Base::gb_;
+  using Base::gw_;
+  using Base::w_;
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Conv2d, ConvTranspose2d: float or double");
+  static_assert(Executor<Exec>, "Conv2d, ConvTranspose2d: Exec must model prilo::Executor");
+  using Gradients = ConvGradients<matrix_t<Exec, T>, vector_t<Exec, T>>;
+  static constexpr const char* kName = Transposed ? "ConvTranspose2d" : "Conv2d";
+
+ public:
+  using scalar = T;
+  using activation = Act;
+  using executor_type = Exec;
+  using matrix_type = matrix_t<Exec, T>;
+  using vector_type = vector_t<Exec, T>;
+
+  Shape3 input_shape() const { return Transposed ? side_maps() : g_.in; }
+  Shape3 output_shape() const { return Transposed ? g_.in : side_maps(); }
+  int kernel() const { return g_.k; }
+  int stride() const { return g_.s; }
+  int padding() const { return g_.p; }
+  Eigen::Index input_size() const { return input_shape().size(); }
+  Eigen::Index output_size(Eigen::Index in = -1) const {
+    const Shape3 s = input_shape();
+    if (in >= 0 && in != s.size())
+      detail::fail(kName, ": expects ", s.size(), " inputs (", s.channels, "x", s.height, "x", s.width, "), got ", in);
+    return output_shape().size();
+  }
+  /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
+  double flops_per_sample() const { return 2.0 * double(g_.out_pixels()) * double(g_.patch()) * double(maps_); }
+
+  /// Samples per block (0: chosen from the shapes; results do not depend on it up to
+  /// rounding). For benchmarks and tests.
+  void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
+
+  void forward(const matrix_type& x, matrix_type& y) const {
+    if constexpr (Transposed)
+      conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_);
+    else
+      conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_);
+  }
+  /// The forward pass with scratch in the caller's `work` (kept between calls), for executors
+  /// whose forward needs scratch (the GPU's im2col matrix, or stacked input and product); on
+  /// the CPU, forward(x, y).
+  void forward(const matrix_type& x, matrix_type& y, matrix_type& work) const {
+    if constexpr (!Transposed) {
+      if constexpr (requires { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); })
+        conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
+      else
+        forward(x, y);
+    } else if constexpr (requires { conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); }) {
+      conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
+    } else {
+      forward(x, y);
+    }
+  }
+
+  /// On the CPU: the forward pass into a view of y's shape, x read through a view (blocks of
+  /// rows of larger matrices, as nn::Carry passes its stacked columns' feature rows: no
+  /// copies); the same values as forward(x, y).
+  void forward_into(const Eigen::Ref<const Mat<T>>& x,
+                    Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
+    if constexpr (Transposed)
+      conv_transpose2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
+    else
+      conv2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
+  }
+  /// On the CPU: backward_input into a view of x's shape, x, y and gy read through views.
+  void backward_input_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                           const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
+                           Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
+    vjps_into(x, y, gy, &gx, work, nullptr);
+  }
+  /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a
+  /// view of x's shape (if gx); mutating, one thread at a time.
+  void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                     const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
+                     bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
+    const Gradients grads{gw_, gb_, part_w_, part_b_};
+    vjps_into(x, y, gy, gx, work_, accumulate_weights ? &grads : nullptr);
+  }
+
+  /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
+  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating (member scratch
+  /// and per-thread partial weight gradients), so one thread at a time.
+  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
+                bool accumulate_weights) {
+    const Gradients grads{gw_, gb_, part_w_, part_b_};
+    vjps(x, y, gy, gx, work_, accumulate_weights ? &grads : nullptr);
+  }
+  /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
+  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
+                      matrix_type& work) const {
+    vjps(x, y, gy, &gx, work, nullptr);
+  }
+
+ protected:
+  template <class, class, class, bool>
+  friend class ConvLayer;
+
+  ConvLayer() = default;
+  explicit ConvLayer(Exec ex) : Base(std::move(ex)) {}
+
+  /// Becomes a copy of a layer on another executor (geometry, block size, weights and bias,
+  /// through the host) with zero gradients.
+  template <class From>
+  void copy_from(const ConvLayer<T, Act, From, Transposed>& other) {
+    g_ = other.g_;
+    maps_ = other.maps_;
+    block_ = other.block_;
+    assign(other.host_weight(), other.host_bias());
+  }
+  /// Copies the weights and bias into a layer of the same geometry on another executor (its
+  /// gradients untouched).
+  template <class To>
+  void copy_to(ConvLayer<T, Act, To, Transposed>& other) const {
+    if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
+        other.stride() != stride() || other.padding() != padding())
+      detail::fail(kName, "::download: the target layer has another geometry");
+    other.assign_weights(this->host_weight(), this->host_bias());
+  }
+
+  /// Takes the geometry and the channels of its output side, and draws the weights (C·k² ×
+  /// maps) and the bias as PyTorch does: U(−1/√fan_in, 1/√fan_in), fan_in = C·k², the weights'
+  /// column-major entries first (on the host, in the same order for every executor).
+  void initialise(const conv_detail::Geometry& g, Eigen::Index maps, Rng& rng) {
+    g_ = g;
+    maps_ = maps;
+    Mat<T> w(g_.patch(), maps_);
+    Vec<T> b(output_shape().channels);
+    const double bound = 1.0 / std::sqrt(double(g_.patch()));
+    conv_detail::init_uniform(w.data(), w.size(), bound, rng);
+    conv_detail::init_uniform(b.data(), b.size(), bound, rng);
+    assign(w, b);
+  }
+
+  /// Takes host weights (C·k² × maps_, C the channels of g_.in) and bias (one per output
+  /// channel).
+  void assign_weights(const Mat<T>& w, const Mat<T>& b) {
+    require_shape(w, g_.patch(), maps_, Transposed ? "ConvTranspose2d weight" : "Conv2d weight");
+    require_shape(b, output_shape().channels, 1, Transposed ? "ConvTranspose2d bias" : "Conv2d bias");
+    this->store(w, b);
+  }
+  /// The same, with zero gradients of the same shapes.
+  void assign(const Mat<T>& w, const Mat<T>& b) {
+    assign_weights(w, b);
+    this->reset_gradients();
+  }
+
+  conv_detail::Geometry g_;
+  Eigen::Index maps_ = 0;
+  Eigen::Index block_ = 0;
+
+ private:
+  /// The maps on g_'s output side: maps_ channels of g_.out_h × g_.out_w.
+  Shape3 side_maps() const { return {maps_, g_.out_h, g_.out_w}; }
+  /// The executor's backward form (whole matrices, gx resized).
+  void vjps(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx, matrix_type& work,
+            const Gradients* grads) const {
+    if constexpr (Transposed)
+      conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work, grads, block_);
+    else
+      conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work, grads, block_);
+  }
+  /// The CPU's backward form over views.
+  void vjps_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
+                 const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx, Mat<T>& work,
+                 const Gradients* grads) const {
+    if constexpr (Transposed)
+      conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work, grads, block_);
+    else
+      conv2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work, grads, block_);
+  }
+
+  matrix_type work_, part_w_, part_b_;  // scratch of backward()
+};
 
 /// 2-D convolution y = act(W ∗ x + b) over a batch of feature maps (one sample per column,
 /// layout of Shape3), with PyTorch's nn.Conv2d semantics: square kernel k, stride s, zero
@@ -772,25 +961,14 @@ namespace prilo::nn {
 /// VJPs are the same products transposed: gx = col2im(G Wᵀ), ∂W = Aᵀ G, ∂b = Σ G, with
 /// G = gy ⊙ act'(y) interleaved likewise. On the
 /// CPU, blocks run in parallel on OpenMP's threads (one thread inside an enclosing parallel
-/// region); forward and backward_input are const and thread-safe.
+/// region); forward and backward_input are const and thread-safe. The members shared with
+/// ConvTranspose2d (shapes, passes, VJPs) are ConvLayer's.
 template <class T, class Act = Identity, class Exec = CpuExecutor>
-class Conv2d : public WeightAndBias<T, Exec> {
-  using Base = WeightAndBias<T, Exec>;
-  using Base::b_;
-  using Base::ex_;
-  using Base::gb_;
-  using Base::gw_;
-  using Base::w_;
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Conv2d: float or double");
-  static_assert(Executor<Exec>, "Conv2d: Exec must model prilo::Executor");
+class Conv2d : public ConvLayer<T, Act, Exec, false> {
+  using Base = ConvLayer<T, Act, Exec, false>;
+  using Base::g_;
 
  public:
-  using scalar = T;
-  using activation = Act;
-  using executor_type = Exec;
-  using matrix_type = matrix_t<Exec, T>;
-  using vector_type = vector_t<Exec, T>;
-
   Conv2d() = default;
   Conv2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, Rng& rng, Exec ex = {})
       : Base(std::move(ex)) {
@@ -799,19 +977,13 @@ class Conv2d : public WeightAndBias<T, Exec> {
     if (in.height + 2 * padding < kernel || in.width + 2 * padding < kernel)
       detail::fail("Conv2d: kernel ", kernel, " is larger than the padded input ", in.height + 2 * padding, "x",
                    in.width + 2 * padding);
-    g_.in = in;
-    g_.k = kernel;
-    g_.s = stride;
-    g_.p = padding;
-    g_.out_h = (in.height + 2 * padding - kernel) / stride + 1;
-    g_.out_w = (in.width + 2 * padding - kernel) / stride + 1;
-    out_channels_ = out_channels;
-    Mat<T> w(g_.patch(), out_channels);
-    Vec<T> b(out_channels);
-    const double bound = 1.0 / std::sqrt(double(g_.patch()));
-    conv_detail::init_uniform(w.data(), w.size(), bound, rng);
-    conv_detail::init_uniform(b.data(), b.size(), bound, rng);
-    assign(w, b);
+    this->initialise({.in = in,
+                      .out_h = (in.height + 2 * padding - kernel) / stride + 1,
+                      .out_w = (in.width + 2 * padding - kernel) / stride + 1,
+                      .k = kernel,
+                      .s = stride,
+                      .p = padding},
+                     out_channels, rng);
   }
   /// The same layer on executor ex, copied through the host from a layer on another executor
   /// (e.g. gpu::Conv2d from nn::Conv2d); gradients start at zero.
@@ -825,117 +997,21 @@ class Conv2d : public WeightAndBias<T, Exec> {
   /// host) with zero gradients: nn::Conv2d → gpu::Conv2d.
   template <class From>
   void upload(const Conv2d<T, Act, From>& other) {
-    g_ = other.g_;
-    out_channels_ = other.out_channels_;
-    block_ = other.block_;
-    assign(other.host_weight(), other.host_bias());
+    this->copy_from(other);
   }
   /// Copies the weights and bias into a layer of the same geometry on another executor (its
   /// gradients untouched): gpu::Conv2d → nn::Conv2d.
   template <class To>
   void download(Conv2d<T, Act, To>& other) const {
-    if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
-        other.stride() != stride() || other.padding() != padding())
-      detail::fail("Conv2d::download: the target layer has another geometry");
-    other.assign_weights(this->host_weight(), this->host_bias());
+    this->copy_to(other);
   }
 
-  Shape3 input_shape() const { return g_.in; }
-  Shape3 output_shape() const { return {out_channels_, g_.out_h, g_.out_w}; }
-  int kernel() const { return g_.k; }
-  int stride() const { return g_.s; }
-  int padding() const { return g_.p; }
-  Eigen::Index input_size() const { return g_.in.size(); }
-  Eigen::Index output_size(Eigen::Index in = -1) const {
-    if (in >= 0 && in != g_.in.size())
-      detail::fail("Conv2d: expects ", g_.in.size(), " inputs (", g_.in.channels, "x", g_.in.height, "x", g_.in.width,
-                   "), got ", in);
-    return output_shape().size();
-  }
-  /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
-  double flops_per_sample() const { return 2.0 * double(g_.out_pixels()) * double(g_.patch()) * double(out_channels_); }
-
-  /// Samples per im2col block (0: chosen from the shapes; results do not depend on it up to
-  /// rounding). For benchmarks and tests.
-  void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
   /// How the CPU computes (ConvAlgorithm; automatic by default; results the same up to
   /// rounding). For benchmarks and tests.
   void set_algorithm(ConvAlgorithm a) { g_.algorithm = a; }
   ConvAlgorithm algorithm() const { return g_.algorithm; }
   /// Whether the CPU takes the direct kernels for this layer (ConvAlgorithm).
   bool computes_directly() const { return g_.direct(); }
-
-  void forward(const matrix_type& x, matrix_type& y) const { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_); }
-  /// The forward pass with scratch in the caller's `work` (kept between calls), for executors
-  /// whose forward needs scratch (the GPU's im2col matrix); on the CPU, forward(x, y).
-  void forward(const matrix_type& x, matrix_type& y, matrix_type& work) const {
-    if constexpr (requires { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); })
-      conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
-    else
-      forward(x, y);
-  }
-
-  /// On the CPU: the forward pass into a view of y's shape, x read through a view (blocks of
-  /// rows of larger matrices, as nn::Carry passes its stacked columns' feature rows: no
-  /// copies); the same values as forward(x, y).
-  void forward_into(const Eigen::Ref<const Mat<T>>& x,
-                    Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
-    conv2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
-  }
-  /// On the CPU: backward_input into a view of x's shape, x, y and gy read through views.
-  void backward_input_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
-                           const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
-                           Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
-    conv2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
-  }
-  /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a
-  /// view of x's shape (if gx); mutating, one thread at a time.
-  void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
-                     const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
-                     bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
-    const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
-    conv2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work_, accumulate_weights ? &grads : no_grads(), block_);
-  }
-
-  /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
-  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating (member scratch
-  /// and per-thread partial weight gradients), so one thread at a time.
-  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
-                bool accumulate_weights) {
-    if (accumulate_weights) {
-      const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
-      conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, &grads, block_);
-    } else {
-      conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, no_grads(), block_);
-    }
-  }
-  /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
-  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
-                      matrix_type& work) const {
-    conv2d_backward(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
-  }
-
- private:
-  template <class, class, class>
-  friend class Conv2d;
-
-  static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
-  /// Takes host weights (C_in·k² × C_out) and bias (C_out × 1).
-  void assign_weights(const Mat<T>& w, const Mat<T>& b) {
-    require_shape(w, g_.patch(), out_channels_, "Conv2d weight");
-    require_shape(b, out_channels_, 1, "Conv2d bias");
-    this->store(w, b);
-  }
-  /// The same, with zero gradients of the same shapes.
-  void assign(const Mat<T>& w, const Mat<T>& b) {
-    assign_weights(w, b);
-    this->reset_gradients();
-  }
-
-  conv_detail::Geometry g_;
-  Eigen::Index out_channels_ = 0;
-  Eigen::Index block_ = 0;
-  matrix_type work_, part_w_, part_b_;  // scratch of backward()
 };
 
 /// Transposed 2-D convolution y = act(Wᵀ ⋆ x + b) with PyTorch's nn.ConvTranspose2d
@@ -954,25 +1030,13 @@ class Conv2d : public WeightAndBias<T, Exec> {
 /// Computation (the executor's conv_transpose2d_forward and conv_transpose2d_backward): per
 /// block of samples, the interleaved input X ((samples·H·W) × C_in) times weight()ᵀ, scattered
 /// into the output maps by col2im (the conv's input VJP); backward input = the conv forward
-/// of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X.
+/// of G = gy ⊙ act'(y) (im2col(G) · weight()), ∂W = im2col(G)ᵀ X. The members shared with
+/// Conv2d (shapes, passes, VJPs) are ConvLayer's.
 template <class T, class Act = Identity, class Exec = CpuExecutor>
-class ConvTranspose2d : public WeightAndBias<T, Exec> {
-  using Base = WeightAndBias<T, Exec>;
-  using Base::b_;
-  using Base::ex_;
-  using Base::gb_;
-  using Base::gw_;
-  using Base::w_;
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "ConvTranspose2d: float or double");
-  static_assert(Executor<Exec>, "ConvTranspose2d: Exec must model prilo::Executor");
+class ConvTranspose2d : public ConvLayer<T, Act, Exec, true> {
+  using Base = ConvLayer<T, Act, Exec, true>;
 
  public:
-  using scalar = T;
-  using activation = Act;
-  using executor_type = Exec;
-  using matrix_type = matrix_t<Exec, T>;
-  using vector_type = vector_t<Exec, T>;
-
   ConvTranspose2d() = default;
   ConvTranspose2d(Shape3 in, Eigen::Index out_channels, int kernel, int stride, int padding, int output_padding,
                   Rng& rng, Exec ex = {})
@@ -987,21 +1051,11 @@ class ConvTranspose2d : public WeightAndBias<T, Exec> {
     if (oh <= 0 || ow <= 0)
       detail::fail("ConvTranspose2d: padding ", padding, " leaves no output (", oh, "x", ow, ") for a ", in.height, "x",
                    in.width, " input with kernel ", kernel, " and stride ", stride);
-    in_ = in;
     op_ = output_padding;
     // the adjoint convolution: from the output maps (C_out × oh × ow) to the input's H × W
-    g_.in = {out_channels, oh, ow};
-    g_.k = kernel;
-    g_.s = stride;
-    g_.p = padding;
-    g_.out_h = in.height;
-    g_.out_w = in.width;
-    Mat<T> w(g_.patch(), in.channels);
-    Vec<T> b(out_channels);
-    const double bound = 1.0 / std::sqrt(double(g_.patch()));
-    conv_detail::init_uniform(w.data(), w.size(), bound, rng);
-    conv_detail::init_uniform(b.data(), b.size(), bound, rng);
-    assign(w, b);
+    this->initialise(
+        {.in = {out_channels, oh, ow}, .out_h = in.height, .out_w = in.width, .k = kernel, .s = stride, .p = padding},
+        in.channels, rng);
   }
   /// The same layer on executor ex, copied through the host from a layer on another executor
   /// (e.g. gpu::ConvTranspose2d from nn::ConvTranspose2d); gradients start at zero.
@@ -1016,116 +1070,22 @@ class ConvTranspose2d : public WeightAndBias<T, Exec> {
   /// host) with zero gradients: nn::ConvTranspose2d → gpu::ConvTranspose2d.
   template <class From>
   void upload(const ConvTranspose2d<T, Act, From>& other) {
-    in_ = other.in_;
-    op_ = other.op_;
-    g_ = other.g_;
-    block_ = other.block_;
-    assign(other.host_weight(), other.host_bias());
+    op_ = other.output_padding();
+    this->copy_from(other);
   }
   /// Copies the weights and bias into a layer of the same geometry on another executor (its
   /// gradients untouched): gpu::ConvTranspose2d → nn::ConvTranspose2d.
   template <class To>
   void download(ConvTranspose2d<T, Act, To>& other) const {
-    if (other.input_shape() != input_shape() || other.output_shape() != output_shape() || other.kernel() != kernel() ||
-        other.stride() != stride() || other.padding() != padding() || other.output_padding() != output_padding())
+    if (other.output_padding() != output_padding())
       detail::fail("ConvTranspose2d::download: the target layer has another geometry");
-    other.assign_weights(this->host_weight(), this->host_bias());
+    this->copy_to(other);
   }
 
-  Shape3 input_shape() const { return in_; }
-  Shape3 output_shape() const { return g_.in; }
-  int kernel() const { return g_.k; }
-  int stride() const { return g_.s; }
-  int padding() const { return g_.p; }
   int output_padding() const { return op_; }
-  Eigen::Index input_size() const { return in_.size(); }
-  Eigen::Index output_size(Eigen::Index in = -1) const {
-    if (in >= 0 && in != in_.size())
-      detail::fail("ConvTranspose2d: expects ", in_.size(), " inputs (", in_.channels, "x", in_.height, "x", in_.width,
-                   "), got ", in);
-    return g_.in.size();
-  }
-  /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
-  double flops_per_sample() const { return 2.0 * double(in_.pixels()) * double(g_.patch()) * double(in_.channels); }
-
-  /// Samples per block (0: chosen from the shapes). For benchmarks and tests.
-  void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
-
-  void forward(const matrix_type& x, matrix_type& y) const {
-    conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_);
-  }
-  /// The forward pass with scratch in the caller's `work` (kept between calls), for executors
-  /// whose forward needs scratch (the GPU's stacked input and product); on the CPU, forward(x, y).
-  void forward(const matrix_type& x, matrix_type& y, matrix_type& work) const {
-    if constexpr (requires { conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); })
-      conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
-    else
-      forward(x, y);
-  }
-
-  /// On the CPU: the forward pass into a view of y's shape, x read through a view (blocks of
-  /// rows of larger matrices, as nn::Carry passes its stacked columns' feature rows: no
-  /// copies); the same values as forward(x, y).
-  void forward_into(const Eigen::Ref<const Mat<T>>& x,
-                    Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
-    conv_transpose2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
-  }
-  /// On the CPU: backward_input into a view of x's shape, x, y and gy read through views.
-  void backward_input_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
-                           const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
-                           Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
-    conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
-  }
-  /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a
-  /// view of x's shape (if gx); mutating, one thread at a time.
-  void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
-                     const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
-                     bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
-    const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
-    conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work_, accumulate_weights ? &grads : no_grads(),
-                                   block_);
-  }
-
-  /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
-  /// accumulate_weights, adds ∂/∂W and ∂/∂b to the gradient buffers. Mutating, one thread at
-  /// a time.
-  void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
-                bool accumulate_weights) {
-    if (accumulate_weights) {
-      const ConvGradients<matrix_type, vector_type> grads{gw_, gb_, part_w_, part_b_};
-      conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, &grads, block_);
-    } else {
-      conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work_, no_grads(), block_);
-    }
-  }
-  /// The input VJP alone, const and thread-safe: scratch in the caller's `work`.
-  void backward_input(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
-                      matrix_type& work) const {
-    conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, &gx, work, no_grads(), block_);
-  }
 
  private:
-  template <class, class, class>
-  friend class ConvTranspose2d;
-
-  static const ConvGradients<matrix_type, vector_type>* no_grads() { return nullptr; }
-  /// Takes host weights (C_out·k² × C_in) and bias (C_out × 1).
-  void assign_weights(const Mat<T>& w, const Mat<T>& b) {
-    require_shape(w, g_.patch(), in_.channels, "ConvTranspose2d weight");
-    require_shape(b, g_.in.channels, 1, "ConvTranspose2d bias");
-    this->store(w, b);
-  }
-  /// The same, with zero gradients of the same shapes.
-  void assign(const Mat<T>& w, const Mat<T>& b) {
-    assign_weights(w, b);
-    this->reset_gradients();
-  }
-
-  Shape3 in_;
   int op_ = 0;
-  conv_detail::Geometry g_;  // the adjoint convolution (output maps → input maps)
-  Eigen::Index block_ = 0;
-  matrix_type work_, part_w_, part_b_;  // scratch of backward()
 };
 
 }  // namespace prilo::nn

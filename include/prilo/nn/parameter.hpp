@@ -1,7 +1,10 @@
 // Named views of a module's tensors: trainable parameters (with gradients) and saved buffers.
 #pragma once
 
+#include <cmath>
+#include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core.hpp"
@@ -80,6 +83,47 @@ class ParamSnapshot {
 
  private:
   std::vector<Mat<T>> values_;
+};
+
+/// The weights of a trainer's best epoch so far (by its own validation), for the trainers that
+/// keep that epoch (train_li_encoder, train_placement_scorer): end_epoch keeps the weights and
+/// saves them to `output` (if one is set) whenever an epoch improves; restore puts them back,
+/// when training ends, is interrupted, or diverges (check_loss). The model starts as epoch 0.
+template <class T>
+class BestEpoch {
+ public:
+  BestEpoch(ParamList<T>& params, std::filesystem::path output) : params_(params), output_(std::move(output)) {}
+
+  /// The epoch whose weights are kept (0: none; the model's initial weights stand).
+  int epoch() const { return epoch_; }
+  /// Ends epoch e: when it improved, keeps its weights and calls save(output) if an output is set.
+  template <class Save>
+  void end_epoch(int e, bool improved, Save&& save) {
+    if (!improved) return;
+    epoch_ = e;
+    snapshot_.take(params_);
+    if (!output_.empty()) save(output_);
+  }
+  /// Puts the kept weights back (nothing when none were kept).
+  void restore() { snapshot_.restore(params_); }
+  /// A loss that is not finite in batch b of epoch e: the kept weights back, then invalid_input
+  /// "<trainer>: training diverged in epoch e, batch b: the loss is …", saying what the output
+  /// file holds.
+  void check_loss(const char* trainer, double loss, int e, long b) {
+    if (std::isfinite(loss)) return;
+    restore();
+    detail::fail(trainer, ": training diverged in epoch ", e, ", batch ", b, ": the loss is ", loss,
+                 " (try a smaller learning rate)",
+                 output_.empty() ? std::string()
+                 : epoch_ > 0    ? "; " + output_.string() + " holds epoch " + std::to_string(epoch_)
+                                 : "; " + output_.string() + " was not written");
+  }
+
+ private:
+  ParamList<T>& params_;
+  std::filesystem::path output_;
+  ParamSnapshot<T> snapshot_;
+  int epoch_ = 0;
 };
 
 }  // namespace prilo::nn

@@ -334,7 +334,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
   const Eigen::Index K = placement_group_size(o.radius, o.far);
   AdamTrainer<T> adam({.learning_rate = T(o.learning_rate)});
   auto params = scorer.parameters();
-  nn::ParamSnapshot<T> best_weights;  // the best epoch's weights
+  nn::BestEpoch<T> best(params, o.output);
   Rng rng(o.seed + 2);
   std::vector<Eigen::Index> order(static_cast<std::size_t>(np));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
@@ -348,7 +348,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
       if (stop_requested(o.stop)) {
         result.interrupted = true;
         result.stopped_in = epoch;
-        best_weights.restore(params);
+        best.restore();
         return result;
       }
       const Eigen::Index j0 = b * o.batch, nb = std::min<Eigen::Index>(o.batch, np - j0);
@@ -362,15 +362,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
       }
       scorer.zero_grad();
       const auto l = placement_loss(scorer, cand, K, true);
-      if (!std::isfinite(double(l.loss))) {
-        best_weights.restore(params);
-        detail::fail("train_placement_scorer: training diverged in epoch ", epoch, ", batch ", b + 1, ": the loss is ",
-                     double(l.loss), " (try a smaller learning rate)",
-                     o.output.empty() ? std::string()
-                     : result.best_epoch > 0
-                         ? "; " + o.output.string() + " holds epoch " + std::to_string(result.best_epoch)
-                         : "; " + o.output.string() + " was not written");
-      }
+      best.check_loss("train_placement_scorer", double(l.loss), epoch, b + 1);
       adam.step(params);
       rep.loss += double(l.loss) * double(nb);
       rep.top1 += double(l.top1) * double(nb);
@@ -386,16 +378,13 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
     rep.top1 /= double(np);
     rep.validation_top1 = placement_top1(scorer, validation);
     rep.improved = rep.validation_top1 > result.best_top1;
-    if (rep.improved) {
-      result.best_top1 = rep.validation_top1;
-      result.best_epoch = epoch;
-      best_weights.take(params);
-      if (!o.output.empty()) save_placement_scorer(o.output, scorer);
-    }
+    if (rep.improved) result.best_top1 = rep.validation_top1;
+    best.end_epoch(epoch, rep.improved, [&](const auto& path) { save_placement_scorer(path, scorer); });
+    result.best_epoch = best.epoch();
     result.epochs_done = epoch;
     if (cb.epoch) cb.epoch(rep);
   }
-  best_weights.restore(params);
+  best.restore();
   return result;
 }
 
