@@ -108,13 +108,7 @@ class Dense : public WeightAndBias<T, Exec> {
                            Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
     require_shape(gy, w_.rows(), gy.cols(), "Dense output cotangent gy");
     require_shape(gx, w_.cols(), gy.cols(), "Dense input cotangent gx");
-    if constexpr (std::is_same_v<Act, Identity>) {
-      gx.noalias() = w_.transpose() * gy;
-    } else {
-      require_shape(y, gy.rows(), gy.cols(), "Dense output y");
-      activation_cotangent(ex_, Act{}, y, gy, work);
-      gx.noalias() = w_.transpose() * work;
-    }
+    gx.noalias() = w_.transpose() * cotangent(y, gy, work);
   }
 
   /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a view
@@ -124,20 +118,12 @@ class Dense : public WeightAndBias<T, Exec> {
                      bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
     require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
     if (gx) require_shape(*gx, w_.cols(), x.cols(), "Dense input cotangent gx");
-    const auto run = [&](const auto& g) {
-      if (accumulate_weights) {
-        gw_.noalias() += g * x.transpose();
-        gb_ += g.rowwise().sum();
-      }
-      if (gx) gx->noalias() = w_.transpose() * g;
-    };
-    if constexpr (std::is_same_v<Act, Identity>) {
-      run(gy);
-    } else {
-      require_shape(y, gy.rows(), gy.cols(), "Dense output y");
-      activation_cotangent(ex_, Act{}, y, gy, work_);
-      run(work_);
+    const auto& g = cotangent(y, gy, work_);
+    if (accumulate_weights) {
+      gw_.noalias() += g * x.transpose();
+      gb_ += g.rowwise().sum();
     }
+    if (gx) gx->noalias() = w_.transpose() * g;
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
@@ -175,9 +161,10 @@ class Dense : public WeightAndBias<T, Exec> {
     assign_weights(w, b);
     this->reset_gradients();
   }
-  /// g = gy ⊙ act'(y), written into work (gy itself for the identity: no pass).
-  const matrix_type& cotangent([[maybe_unused]] const matrix_type& y, const matrix_type& gy,
-                               [[maybe_unused]] matrix_type& work) const {
+  /// g = gy ⊙ act'(y), written into work (gy itself for the identity: no pass); y and gy
+  /// whole matrices or, on the CPU, views (the _into members).
+  template <class M>
+  const auto& cotangent([[maybe_unused]] const M& y, const M& gy, [[maybe_unused]] matrix_type& work) const {
     if constexpr (std::is_same_v<Act, Identity>) {
       return gy;
     } else {
