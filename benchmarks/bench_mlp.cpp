@@ -25,6 +25,9 @@
 //  * GFLOPS_best / pct_peak_best: from the fastest round (decoder, interleaved with its
 //    baseline) and the fastest of 10 extra peak GEMMs: robust figures on a loaded machine.
 //  * Threads 1 and 2 (prilo::cpu::set_threads: OpenMP and Eigen); wall-clock times.
+//  * decoder_packed (builds with oneDNN): a solver step's decoder work at 128 columns, 1 thread,
+//    with the weights packed (nn::Dense::pack_weights); ratio_min against the same decoder
+//    unpacked, in alternating rounds.
 // Run: OMP_NUM_THREADS=1 ./bench_mlp
 #include <prilo/backend/cpu.hpp>
 #include <prilo/nn/vae.hpp>
@@ -173,6 +176,42 @@ void bm_decoder(benchmark::State& state, Work w, int threads) {
   }
 }
 
+#if defined(PRILO_HAVE_ONEDNN)
+/// A solver step's decoder work per thread (forward + vjp_input at 128 columns: 64 images × 4
+/// restarts over 2 threads) with the weights packed once for oneDNN (nn::Dense::pack_weights)
+/// against the same decoder unpacked (OpenBLAS or Eigen repacking them on every product).
+/// ratio_min: packed / unpacked, fastest of alternating rounds in this run.
+void bm_packed_step(benchmark::State& state, int threads) {
+  prilo::cpu::set_threads(threads);
+  Setup& s = setup();
+  constexpr Index cols = 128;
+  const Mat z = s.z.leftCols(cols), gy = s.gy.leftCols(cols);
+  const auto& dec = s.vae.decoder();
+  auto packed = dec;
+  packed.pack_weights();
+  prilo::nn::Trace<T> tr_plain, tr_packed;
+  Mat gz_plain, gz_packed;
+  const auto step = [&](const auto& d, prilo::nn::Trace<T>& tr, Mat& gz) {
+    d.forward(0, d.depth(), z, tr);
+    d.vjp_input(tr, gy, gz);
+    benchmark::DoNotOptimize(gz.data());
+    benchmark::ClobberMemory();
+  };
+  step(dec, tr_plain, gz_plain);
+  step(packed, tr_packed, gz_packed);
+  const Times t0 = now();
+  for (auto _ : state) step(packed, tr_packed, gz_packed);
+  const Times t = per_iteration(state, t0);
+  const double f = flop(Work::vjp_input) * double(cols) / double(kBatch);
+  set_flops(state, f, t.wall, threads);
+  const Interleaved r =
+      interleaved([&] { step(dec, tr_plain, gz_plain); }, [&] { step(packed, tr_packed, gz_packed); }, t.wall);
+  state.counters["ratio_min"] = r.ratio;
+  state.counters["GFLOPS_best"] = f / r.fn / 1e9;
+  state.counters["GFLOPS_unpacked_best"] = f / r.base / 1e9;
+}
+#endif
+
 /// Square 1024³ float GEMM: the practical FP32 peak of Eigen on this machine.
 void bm_peak(benchmark::State& state, int threads) {
   prilo::cpu::set_threads(threads);
@@ -217,6 +256,11 @@ const bool registered = [] {
       })->UseRealTime();
     }
   }
+#if defined(PRILO_HAVE_ONEDNN)
+  benchmark::RegisterBenchmark("decoder_packed/step/float/b128/t1", [](benchmark::State& s) {
+    bm_packed_step(s, 1);
+  })->UseRealTime();
+#endif
   return true;
 }();
 

@@ -2,9 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <limits>
 #include <mutex>
 #include <prilo/prilo.hpp>
 #include <stdexcept>
+#include <vector>
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_column_blocks {
@@ -190,5 +192,51 @@ TEST_CASE(
   CHECK(one.magnitude_error.head(12).mean() < e0.head(12).mean());
   CHECK(one.magnitude_error.tail(12).mean() < e0.tail(12).mean());
 }
+
+#if defined(PRILO_HAS_MXCSR)
+namespace {
+// A denormal float's product with 1, computed at run time (volatile: no constant folding).
+float denormal_times_one() {
+  volatile float tiny = std::numeric_limits<float>::denorm_min() * 64;
+  volatile float one = 1.f;
+  return tiny * one;
+}
+}  // namespace
+
+TEST_CASE("FlushDenormals: prilo's parallel work flushes denormals, the caller's thread keeps its own mode") {
+  REQUIRE(flush_denormals());  // the default
+  REQUIRE(denormal_times_one() > 0.f);
+  {
+    const FlushDenormals guard;
+    CHECK(denormal_times_one() == 0.f);
+  }
+  CHECK(denormal_times_one() > 0.f);  // restored
+  // every item of parallel_for and parallel_for_dynamic, on every thread, and a single chunk
+  std::vector<float> seen(8, 1.f), seen_dynamic(8, 1.f);
+  parallel_for(8, 2, [&](Eigen::Index i) { seen[std::size_t(i)] = denormal_times_one(); });
+  parallel_for_dynamic(8, 2, [&](Eigen::Index i, int) { seen_dynamic[std::size_t(i)] = denormal_times_one(); });
+  for (std::size_t i = 0; i < 8; ++i) {
+    CHECK(seen[i] == 0.f);
+    CHECK(seen_dynamic[i] == 0.f);
+  }
+  float chunk = 1.f;
+  for_column_chunks(
+      4, [&](Eigen::Index, Eigen::Index) { chunk = denormal_times_one(); }, 8);
+  CHECK(chunk == 0.f);
+  CHECK(denormal_times_one() > 0.f);
+  // switched off: gradual underflow inside the work too
+  set_flush_denormals(false);
+  parallel_for(2, 2, [&](Eigen::Index i) { seen[std::size_t(i)] = denormal_times_one(); });
+  set_flush_denormals(true);
+  CHECK(seen[0] > 0.f);
+  CHECK(seen[1] > 0.f);
+  // a guard inside the caller's own flushing mode leaves it on
+  const unsigned before = _mm_getcsr();
+  _mm_setcsr(before | 0x8040);
+  { const FlushDenormals guard; }
+  CHECK(denormal_times_one() == 0.f);
+  _mm_setcsr(before);
+}
+#endif
 
 }  // namespace prilo_test_column_blocks

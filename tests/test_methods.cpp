@@ -504,13 +504,13 @@ TEST_CASE("run_method on Gaussian measurements: the classical baselines and the 
 }
 
 namespace {
-/// A user's placement: the host parts, counted (what gpu::OnDevice does with uploads).
+/// A user's placement: OnHost's parts, counted (what gpu::OnDevice does with uploads).
 struct CountingPlacement {
   mutable int generators = 0, operators = 0;
   template <class G>
-  const G& generator(const G& g) const {
+  decltype(auto) generator(const G& g) const {
     ++generators;
-    return g;
+    return OnHost{}.generator(g);  // the decoder, or its copy with packed weights (oneDNN)
   }
   template <class Op>
   const Op& op(const Op& o) const {

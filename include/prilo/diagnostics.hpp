@@ -18,6 +18,9 @@
 #if defined(PRILO_BLAS_OPENBLAS)
 extern "C" char* openblas_get_corename(void);
 #endif
+#if defined(PRILO_HAVE_ONEDNN)
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 namespace prilo {
 
@@ -31,13 +34,21 @@ inline std::string error_text(const std::exception& e, std::string_view sizes) {
   return e.what();
 }
 
-/// Which kernels run Eigen's dense products: "Eigen", or "OpenBLAS, <core> kernels".
+/// Which kernels run Eigen's dense products: "Eigen", or "OpenBLAS, <core> kernels"; with
+/// oneDNN (PRILO_HAVE_ONEDNN) also "; the generators' weights packed for oneDNN <version>"
+/// (nn::Dense::pack_weights: the latent methods' products with the decoder's dense layers).
 inline std::string products_backend() {
 #if defined(PRILO_BLAS_OPENBLAS)
-  return std::string("OpenBLAS, ") + openblas_get_corename() + " kernels";
+  std::string s = std::string("OpenBLAS, ") + openblas_get_corename() + " kernels";
 #else
-  return "Eigen";
+  std::string s = "Eigen";
 #endif
+#if defined(PRILO_HAVE_ONEDNN)
+  const dnnl_version_t* v = dnnl_version();
+  s += "; dense layers' weights packed for oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+       std::to_string(v->patch);
+#endif
+  return s;
 }
 
 /// One line when OpenBLAS runs slower kernels than this CPU allows, with the remedy; empty

@@ -18,6 +18,7 @@
 #include "concepts/vae.hpp"
 #include "metrics/metrics.hpp"
 #include "operators/fourier.hpp"
+#include "parallel.hpp"
 #include "pipeline.hpp"
 #include "solvers/consensus.hpp"
 #include "solvers/gaussian_baselines.hpp"
@@ -475,15 +476,24 @@ SolveResult<T> gaussian_baseline(const MethodSpec& m, const Op& op, const Mat<T>
 
 /// Where run_method and reconstruct run the latent methods (DPR, PRILO and their MII starts):
 /// a placement makes, from the host decoder and operator, the parts the solvers run on, and
-/// the solvers follow those parts' executor. OnHost (the default) uses them as they are;
+/// the solvers follow those parts' executor. OnHost (the default) uses them as they are (the
+/// decoder's weights packed in a copy where the build has oneDNN);
 /// gpu::OnDevice (prilo/backend/cuda/placement.cuh) uploads them to the GPU. ER/HIO, the
 /// Gaussian baselines and -resolve's scoring run on the host either way; inputs and results are
 /// host matrices.
 struct OnHost {
   static constexpr const char* name = "cpu";
+  /// The decoder itself, or, where the build can pack weights (oneDNN: G::can_pack_weights),
+  /// a copy with its weights packed once for the solvers' thousands of products.
   template <class G>
-  const G& generator(const G& g) const {
-    return g;
+  decltype(auto) generator(const G& g) const {
+    if constexpr (requires { requires G::can_pack_weights; }) {
+      G packed = g;
+      packed.pack_weights();
+      return packed;
+    } else {
+      return (g);
+    }
   }
   template <class Op>
   const Op& op(const Op& o) const {
@@ -514,6 +524,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
                            const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt = {},
                            ResolveInputs<T> inputs = {}) {
   static_assert(std::is_same_v<typename V::scalar, T>, "run_method: the model and the operator have other scalars");
+  const FlushDenormals flush;  // the calling thread's share of the work (prilo/parallel.hpp)
   check_method<Op>(m, cfg);
   check_li(m, op, vae, opt.li);
   check_judges(m, cfg, opt);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 
 #include "core.hpp"
@@ -9,8 +10,64 @@
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define PRILO_HAS_MXCSR 1
+#endif
 
 namespace prilo {
+
+namespace detail {
+inline std::atomic<bool>& flush_denormals_flag() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+}  // namespace detail
+
+/// Whether prilo's work runs with denormal floats flushed to zero: the items of parallel_for,
+/// parallel_for_dynamic and for_column_chunks (the solvers' column blocks, -resolve's images,
+/// the transforms' column ranges) and run_method's calling thread, each for the duration of
+/// the work (FlushDenormals). On by default. On x86 cores a product or sum with a denormal
+/// operand or result takes a microcode assist, and a reconstruction's cotangents and
+/// moments reach that range (below 1.2e-38 in float): on an Intel Xeon VM a PRILO-MII run took
+/// 1.8× the time with gradual underflow (benchmarks/README.md). Values that small are
+/// rounding noise here; flushing them changes results only in the last bits, if at all.
+/// Off: IEEE gradual underflow everywhere (the thread's own mode is left alone).
+inline void set_flush_denormals(bool on) {
+  detail::flush_denormals_flag().store(on, std::memory_order_relaxed);
+}
+inline bool flush_denormals() {
+  return detail::flush_denormals_flag().load(std::memory_order_relaxed);
+}
+
+/// While alive, this thread flushes denormal results to zero and reads denormal operands as
+/// zero (x86: MXCSR's FTZ and DAZ bits) when flush_denormals() is on; the destructor restores
+/// the thread's previous mode, so the caller's own code keeps its own. Elsewhere (no MXCSR) it
+/// does nothing. Not copyable: one guard, one thread.
+class FlushDenormals {
+ public:
+  FlushDenormals() {
+#if defined(PRILO_HAS_MXCSR)
+    if (flush_denormals()) {
+      saved_ = _mm_getcsr();
+      _mm_setcsr(saved_ | kFtzDaz);
+      active_ = true;
+    }
+#endif
+  }
+  ~FlushDenormals() {
+#if defined(PRILO_HAS_MXCSR)
+    if (active_) _mm_setcsr(saved_);
+#endif
+  }
+  FlushDenormals(const FlushDenormals&) = delete;
+  FlushDenormals& operator=(const FlushDenormals&) = delete;
+
+ private:
+  static constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bit 15 (flush to zero), bit 6 (denormals are zero)
+  unsigned saved_ = 0;
+  bool active_ = false;
+};
 
 /// Threads available to a new parallel region here: OpenMP's maximum outside a parallel
 /// region, 1 inside one (prilo never nests regions) or without OpenMP.
@@ -41,10 +98,14 @@ void keep_first_exception(std::exception_ptr& error, F&& call) {
 /// Calls f(i) for i = 0 … count−1 on up to `threads` OpenMP threads (thread t takes
 /// i = t, t + threads, …, so i = 0 runs on the calling thread). Every call runs even if an
 /// earlier one throws; the first exception recorded is then rethrown on the calling thread.
+/// Each call runs under FlushDenormals.
 template <class F>
 void parallel_for(Eigen::Index count, int threads, F&& f) {
   std::exception_ptr error;
-  auto call = [&](Eigen::Index i) { detail::keep_first_exception(error, [&] { f(i); }); };
+  auto call = [&](Eigen::Index i) {
+    const FlushDenormals flush;
+    detail::keep_first_exception(error, [&] { f(i); });
+  };
 #if defined(_OPENMP)
   if (threads > 1) {
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
@@ -62,35 +123,39 @@ void parallel_for(Eigen::Index count, int threads, F&& f) {
 /// next i as soon as it finishes its last (dynamic scheduling), with t in [0, threads) the
 /// calling thread's index (for per-thread workspaces). For items of uneven cost, where a fixed
 /// split leaves threads idle (-resolve's images: one solution's transforms or several).
-/// Exceptions as in parallel_for.
+/// Exceptions and FlushDenormals as in parallel_for.
 template <class F>
 void parallel_for_dynamic(Eigen::Index count, int threads, F&& f) {
   std::exception_ptr error;
+  auto call = [&](Eigen::Index i, int t) {
+    const FlushDenormals flush;
+    detail::keep_first_exception(error, [&] { f(i, t); });
+  };
 #if defined(_OPENMP)
   if (threads > 1) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (Eigen::Index i = 0; i < count; ++i) {
-      const int t = omp_get_thread_num();
-      detail::keep_first_exception(error, [&] { f(i, t); });
-    }
+    for (Eigen::Index i = 0; i < count; ++i) call(i, omp_get_thread_num());
   } else
 #endif
   {
     (void)threads;
-    for (Eigen::Index i = 0; i < count; ++i) detail::keep_first_exception(error, [&] { f(i, 0); });
+    for (Eigen::Index i = 0; i < count; ++i) call(i, 0);
   }
   if (error) std::rethrow_exception(error);
 }
 
 /// Calls f(first_column, count) on contiguous column ranges covering [0, cols), one range
 /// per thread, in parallel. Ranges are at least `min_cols` wide so small batches stay on one
-/// thread. Exceptions thrown by f are rethrown on the calling thread.
+/// thread. Exceptions thrown by f are rethrown on the calling thread. Under FlushDenormals.
 template <class F>
 void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8) {
   if (cols <= 0) return;
   const Eigen::Index nt =
       std::max<Eigen::Index>(1, std::min<Eigen::Index>(max_threads(), cols / std::max<Eigen::Index>(1, min_cols)));
-  if (nt == 1) return f(Eigen::Index(0), cols);
+  if (nt == 1) {
+    const FlushDenormals flush;
+    return f(Eigen::Index(0), cols);
+  }
   parallel_for(nt, int(nt), [&](Eigen::Index t) {
     const Eigen::Index j0 = cols * t / nt, j1 = cols * (t + 1) / nt;
     f(j0, j1 - j0);

@@ -35,6 +35,7 @@ class Dense : public WeightAndBias<T, Exec> {
   using Base::ex_;
   using Base::gb_;
   using Base::gw_;
+  using Base::packed_;
   using Base::w_;
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "Dense: float or double");
   static_assert(Executor<Exec>, "Dense: Exec must model prilo::Executor");
@@ -85,9 +86,24 @@ class Dense : public WeightAndBias<T, Exec> {
     return w_.rows();
   }
 
+  /// Packs a snapshot of the weights for the products of forward, forward_into and the input
+  /// VJPs (oneDNN's matmul with the weights in its own layout, prilo/exec/packed_weights.hpp):
+  /// a BLAS call repacks them for every product, and in a reconstruction they never change.
+  /// The same products up to rounding (the sums run in another order). weight(), parameters()
+  /// and the assignments drop the snapshot; changes made later through references taken
+  /// earlier are not seen, so pack again after them (OnHost packs a copy of the decoder per
+  /// run_method). Exists where the build can (float on the CPU with PRILO_HAVE_ONEDNN:
+  /// detail::can_pack_weights).
+  void pack_weights() requires detail::can_pack_weights<T, Exec> {
+    // spelled through the slot's type, so that builds without oneDNN never name the class
+    using Slot = typename detail::PackedSlot<T, Exec>::type;
+    packed_ = std::make_shared<typename Slot::element_type>(w_);
+  }
+  bool weights_packed() const { return bool(packed_); }
+
   void forward(const matrix_type& x, matrix_type& y) const {
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
-    gemm(ex_, false, false, T(1), w_, x, T(0), y);
+    weight_product(false, x, y);
     bias_activation(ex_, Act{}, y, b_);
   }
 
@@ -98,7 +114,7 @@ class Dense : public WeightAndBias<T, Exec> {
                     Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     require_shape(y, w_.rows(), x.cols(), "Dense layer output");
-    y.noalias() = w_ * x;
+    weight_product_into(false, x, y);
     bias_activation(ex_, Act{}, y, b_);
   }
   /// On the CPU: backward_input's gx = Wᵀ (gy ⊙ act'(y)) into a view of x's shape, x, y and gy
@@ -108,7 +124,7 @@ class Dense : public WeightAndBias<T, Exec> {
                            Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
     require_shape(gy, w_.rows(), gy.cols(), "Dense output cotangent gy");
     require_shape(gx, w_.cols(), gy.cols(), "Dense input cotangent gx");
-    gx.noalias() = w_.transpose() * cotangent(y, gy, work);
+    weight_product_into(true, cotangent(y, gy, work), gx);
   }
 
   /// On the CPU: backward's VJPs with x, y and gy read through views and ∂/∂x written into a view
@@ -123,7 +139,7 @@ class Dense : public WeightAndBias<T, Exec> {
       gw_.noalias() += g * x.transpose();
       gb_ += g.rowwise().sum();
     }
-    if (gx) gx->noalias() = w_.transpose() * g;
+    if (gx) weight_product_into(true, g, *gx);
   }
 
   /// Given input x, output y and output cotangent gy: writes ∂/∂x into *gx (if gx) and, if
@@ -137,14 +153,13 @@ class Dense : public WeightAndBias<T, Exec> {
       gemm(ex_, false, true, T(1), g, x, T(1), gw_);
       add_row_sums(ex_, g, gb_);
     }
-    if (gx) gemm(ex_, true, false, T(1), w_, g, T(0), *gx);
+    if (gx) weight_product(true, g, *gx);
   }
   /// The input VJP alone, gx = Wᵀ (gy ⊙ act'(y)): const and thread-safe, g formed in the
   /// caller's `work` (kept between calls: no allocation once it has the batch's shape).
   void backward_input(const matrix_type&, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work) const {
-    const matrix_type& g = cotangent(y, gy, work);
-    gemm(ex_, true, false, T(1), w_, g, T(0), gx);
+    weight_product(true, cotangent(y, gy, work), gx);
   }
 
  private:
@@ -160,6 +175,31 @@ class Dense : public WeightAndBias<T, Exec> {
   void assign(const Mat<T>& w, const Mat<T>& b) {
     assign_weights(w, b);
     this->reset_gradients();
+  }
+  /// y = W x (transposed: Wᵀ x), y resized: with the packed weights if there are, else the
+  /// executor's GEMM.
+  void weight_product(bool transposed, const matrix_type& x, matrix_type& y) const {
+    if constexpr (detail::can_pack_weights<T, Exec>) {
+      if (packed_) {
+        y.resize(transposed ? w_.cols() : w_.rows(), x.cols());
+        packed_->product(transposed, x, y);
+        return;
+      }
+    }
+    gemm(ex_, transposed, false, T(1), w_, x, T(0), y);
+  }
+  /// The same into a view of y's shape, x a view (the CPU's _into members).
+  void weight_product_into(bool transposed, const Eigen::Ref<const Mat<T>>& x, Eigen::Ref<Mat<T>> y) const {
+    if constexpr (detail::can_pack_weights<T, Exec>) {
+      if (packed_) {
+        packed_->product(transposed, x, y);
+        return;
+      }
+    }
+    if (transposed)
+      y.noalias() = w_.transpose() * x;
+    else
+      y.noalias() = w_ * x;
   }
   /// g = gy ⊙ act'(y), written into work (gy itself for the identity: no pass); y and gy
   /// whole matrices or, on the CPU, views (the _into members).

@@ -11,6 +11,13 @@
 
 namespace prilo::nn {
 
+/// A module that can pack a snapshot of its weights for its products (nn::Dense on the CPU,
+/// float, with oneDNN; Sequential and Carry pass it on).
+template <class M>
+concept PacksWeights = requires(M& m) {
+  m.pack_weights();
+};
+
 /// A parameter tensor and its gradient buffer, both owned by a layer. Optimisers keep their
 /// state by the parameter's position in a model's parameter list, never by address. `name`
 /// is unique within the list that holds it: a layer's own names ("weight", "bias"), qualified

@@ -214,6 +214,17 @@ class Sequential {
     return gx;
   }
 
+  /// Whether some module can pack its weights in this build (nn::Dense::pack_weights).
+  static constexpr bool can_pack_weights = (PacksWeights<Modules> || ...);
+  /// Packs a snapshot of the weights of every module that can, for its products (a
+  /// reconstruction's fixed generator; nn::Dense::pack_weights). parameters() and the modules'
+  /// weight() drop the snapshots.
+  void pack_weights() requires can_pack_weights {
+    for_each_module([](auto& m, int) {
+      if constexpr (PacksWeights<std::decay_t<decltype(m)>>) m.pack_weights();
+    });
+  }
+
   /// All trainable tensors, in module order, named "<module index>.<name>" ("0.weight").
   ParamList<T> parameters() {
     ParamList<T> all;

@@ -349,6 +349,8 @@ class Carry {
   }
   ParamList<T> parameters() requires requires(Inner& i) { i.parameters(); }
   { return inner_.parameters(); }
+  /// Packs the inner module's weights for its products (nn::Dense::pack_weights).
+  void pack_weights() requires PacksWeights<Inner> { inner_.pack_weights(); }
   BufferList<T> buffers() requires std::is_same_v<matrix_type, Mat<T>> { return buffers_of(inner_); }
   void zero_grad() { inner_.zero_grad(); }
 

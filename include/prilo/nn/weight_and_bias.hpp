@@ -3,12 +3,37 @@
 // written once.
 #pragma once
 
+#include <memory>
 #include <type_traits>
 #include <utility>
 
 #include "../core.hpp"
 #include "../exec/executor.hpp"
+#include "../exec/packed_weights.hpp"
 #include "parameter.hpp"
+
+namespace prilo::detail {
+/// Where a layer keeps its packed weights (prilo/exec/packed_weights.hpp): a shared, immutable
+/// snapshot for float layers on the CPU when the build has oneDNN (PRILO_HAVE_ONEDNN), else
+/// nothing.
+struct NoPackedWeights {
+  void reset() {}
+  explicit operator bool() const { return false; }
+};
+template <class T, class Exec>
+struct PackedSlot {
+  using type = NoPackedWeights;
+};
+#if defined(PRILO_HAVE_ONEDNN)
+template <>
+struct PackedSlot<float, CpuExecutor> {
+  using type = std::shared_ptr<const onednn::PackedWeights>;
+};
+#endif
+/// Whether layers of scalar T on Exec can pack their weights in this build.
+template <class T, class Exec>
+inline constexpr bool can_pack_weights = !std::is_same_v<typename PackedSlot<T, Exec>::type, NoPackedWeights>;
+}  // namespace prilo::detail
 
 namespace prilo::nn {
 
@@ -36,7 +61,11 @@ class WeightAndBias {
   /// Work of later calls runs on ex (e.g. a generator's stream); the tensors stay where they are.
   void set_executor(Exec ex) { ex_ = std::move(ex); }
 
-  matrix_type& weight() { return w_; }
+  /// Mutable access: drops the packed weights (a layer's pack_weights), which could go stale.
+  matrix_type& weight() {
+    packed_.reset();
+    return w_;
+  }
   vector_type& bias() { return b_; }
   const matrix_type& weight() const { return w_; }
   const vector_type& bias() const { return b_; }
@@ -44,7 +73,11 @@ class WeightAndBias {
   const vector_type& grad_bias() const { return gb_; }
 
   /// The weight and bias with their gradients, named "weight" and "bias" (host executors).
-  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> { return weight_and_bias(w_, gw_, b_, gb_); }
+  /// (Drops the packed weights, as weight() does.)
+  ParamList<T> parameters() requires std::is_same_v<matrix_type, Mat<T>> {
+    packed_.reset();
+    return weight_and_bias(w_, gw_, b_, gb_);
+  }
   void zero_grad() {
     set_zero(ex_, gw_);
     set_zero(ex_, gb_);
@@ -56,6 +89,7 @@ class WeightAndBias {
 
   /// Takes host weights and bias (already checked against the layer's shapes) onto the executor.
   void store(const Mat<T>& w, const Mat<T>& b) {
+    packed_.reset();
     w_ = from_host(ex_, w);
     b_ = from_host(ex_, b);
   }
@@ -70,6 +104,8 @@ class WeightAndBias {
   matrix_type gw_;
   vector_type gb_;
   [[no_unique_address]] Exec ex_;
+  /// A snapshot of w_ packed for its products (set by the layer's pack_weights), or empty.
+  [[no_unique_address]] typename detail::PackedSlot<T, Exec>::type packed_;
 };
 
 }  // namespace prilo::nn
