@@ -26,7 +26,8 @@ namespace prilo::onednn {
 /// passes them). The snapshot is taken at construction: later changes to the matrix it was
 /// made from are not seen (nn::Dense drops its PackedWeights whenever its weights may change).
 /// Const and thread-safe: the packed forms and the matmul primitives (one per transposition,
-/// column count and pair of strides) are made on first use under a lock and then only read;
+/// column count and pair of strides: a handful in a reconstruction, each compiled by oneDNN's
+/// JIT) are made on first use under a lock and then only read;
 /// each call runs single-threaded inside a parallel region (OpenMP), as OpenBLAS does, with
 /// its scratch memory in the calling thread.
 class PackedWeights {
@@ -39,7 +40,8 @@ class PackedWeights {
   Eigen::Index cols() const { return w_.cols(); }
 
   /// y = W x (transposed = false: x has cols() rows, y rows()) or y = Wᵀ x (transposed = true:
-  /// x has rows() rows, y cols()); y must already have its shape (n = x.cols() columns).
+  /// x has rows() rows, y cols()); y must already have its shape (n = x.cols() columns) and
+  /// must not overlap x (as with Eigen's noalias()).
   void product(bool transposed, const Eigen::Ref<const Mat<float>>& x, Eigen::Ref<Mat<float>> y) const {
     const Eigen::Index k = transposed ? w_.rows() : w_.cols();
     const Eigen::Index m = transposed ? w_.cols() : w_.rows();
