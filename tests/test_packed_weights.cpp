@@ -147,7 +147,7 @@ TEST_CASE("OnHost packs a copy of the decoder: the original keeps its weights un
   Rng rng(15);
   auto gen = nn::Sequential<float, nn::Dense<float, nn::Relu>, nn::Dense<float, nn::Sigmoid>>(
       8, nn::Dense<float, nn::Relu>(8, 16, rng), nn::Dense<float, nn::Sigmoid>(16, 12, rng));
-  static_assert(decltype(gen)::can_pack_weights);
+  static_assert(nn::PacksWeights<decltype(gen)>);
   const auto& packed = OnHost{}.generator(gen);
   static_assert(!std::is_reference_v<decltype(OnHost{}.generator(gen))>);
   const Mat<float> z = random_matrix(8, 5, rng);

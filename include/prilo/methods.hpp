@@ -17,6 +17,7 @@
 
 #include "concepts/vae.hpp"
 #include "metrics/metrics.hpp"
+#include "nn/parameter.hpp"
 #include "operators/fourier.hpp"
 #include "parallel.hpp"
 #include "pipeline.hpp"
@@ -483,11 +484,11 @@ SolveResult<T> gaussian_baseline(const MethodSpec& m, const Op& op, const Mat<T>
 /// host matrices.
 struct OnHost {
   static constexpr const char* name = "cpu";
-  /// The decoder itself, or, where the build can pack weights (oneDNN: G::can_pack_weights),
+  /// The decoder itself, or, where the build can pack weights (oneDNN: nn::PacksWeights<G>),
   /// a copy with its weights packed once for the solvers' thousands of products.
   template <class G>
   decltype(auto) generator(const G& g) const {
-    if constexpr (requires { requires G::can_pack_weights; }) {
+    if constexpr (nn::PacksWeights<G>) {
       G packed = g;
       packed.pack_weights();
       return packed;

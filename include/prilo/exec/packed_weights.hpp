@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core.hpp"
@@ -43,8 +44,7 @@ class PackedWeights {
   /// x has rows() rows, y cols()); y must already have its shape (n = x.cols() columns) and
   /// must not overlap x (as with Eigen's noalias()).
   void product(bool transposed, const Eigen::Ref<const Mat<float>>& x, Eigen::Ref<Mat<float>> y) const {
-    const Eigen::Index k = transposed ? w_.rows() : w_.cols();
-    const Eigen::Index m = transposed ? w_.cols() : w_.rows();
+    const auto [k, m] = inner_outer(transposed);
     require_shape(x, k, x.cols(), "PackedWeights product input");
     require_shape(y, m, x.cols(), "PackedWeights product output");
     if (x.cols() == 0) return;
@@ -68,8 +68,7 @@ class PackedWeights {
 
   /// The oneDNN implementation the products of n columns run (e.g. "brg:avx512_core").
   std::string implementation(bool transposed, Eigen::Index n) const {
-    const Eigen::Index k = transposed ? w_.rows() : w_.cols();
-    const Eigen::Index m = transposed ? w_.cols() : w_.rows();
+    const auto [k, m] = inner_outer(transposed);
     return entry(Key{transposed, n, k, m}).impl;
   }
 
@@ -90,6 +89,11 @@ class PackedWeights {
     std::string impl;
   };
 
+  /// op(W)'s inner and outer dimensions: {k, m}, op(W) being m×k.
+  std::pair<Eigen::Index, Eigen::Index> inner_outer(bool transposed) const {
+    return transposed ? std::pair{w_.rows(), w_.cols()} : std::pair{w_.cols(), w_.rows()};
+  }
+
   static const dnnl::engine& engine_() {
     static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
     return e;
@@ -101,8 +105,7 @@ class PackedWeights {
     using namespace dnnl;
     using dt = memory::data_type;
     const memory::dim n = key.n;
-    const memory::dim k = key.transposed ? w_.rows() : w_.cols();
-    const memory::dim m = key.transposed ? w_.cols() : w_.rows();
+    const auto [k, m] = inner_outer(key.transposed);
     try {
       Entry e;
       e.src_md = memory::desc({n, k}, dt::f32, memory::dims{key.ldx, 1});

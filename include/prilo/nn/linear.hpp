@@ -180,9 +180,9 @@ class Dense : public WeightAndBias<T, Exec> {
   /// executor's GEMM.
   void weight_product(bool transposed, const matrix_type& x, matrix_type& y) const {
     if constexpr (detail::can_pack_weights<T, Exec>) {
-      if (packed_) {
+      if (packed_) {  // packing implies the CPU, whose _into form takes it
         y.resize(transposed ? w_.cols() : w_.rows(), x.cols());
-        packed_->product(transposed, x, y);
+        weight_product_into(transposed, x, y);
         return;
       }
     }

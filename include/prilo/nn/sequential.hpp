@@ -214,12 +214,11 @@ class Sequential {
     return gx;
   }
 
-  /// Whether some module can pack its weights in this build (nn::Dense::pack_weights).
-  static constexpr bool can_pack_weights = (PacksWeights<Modules> || ...);
   /// Packs a snapshot of the weights of every module that can, for its products (a
   /// reconstruction's fixed generator; nn::Dense::pack_weights). parameters() and the modules'
-  /// weight() drop the snapshots.
-  void pack_weights() requires can_pack_weights {
+  /// weight() drop the snapshots. Exists where some module can pack in this build (so
+  /// nn::PacksWeights<Sequential> says whether the whole can).
+  void pack_weights() requires(PacksWeights<Modules> || ...) {
     for_each_module([](auto& m, int) {
       if constexpr (PacksWeights<std::decay_t<decltype(m)>>) m.pack_weights();
     });
