@@ -24,6 +24,11 @@
 //    with process CPU time (robust on a loaded machine for single-thread rows); ratio_min:
 //    alternating rounds of baseline and step after the timed loop, fastest round of each (robust
 //    against other load: the headline figure; the optimiser state keeps advancing).
+//  * gemm_dpr_packed / dpr_step_packed (builds with oneDNN, batch 1024): the same pair as the
+//    programs run it: the decoder a copy with its weights packed (nn::Dense::pack_weights, as
+//    OnHost hands it to the solvers), the six bare products through onednn::PackedWeights,
+//    both under FlushDenormals (as prilo's parallel helpers and run_method run a solve); the
+//    ratios against the packed products.
 //  * normal_block: Rng::normal_block, 512 N(0, 1) samples a call (items = samples).
 //    adam_noise: the CPU executor's adam_update with gradient noise (σ = 0.01, each sample
 //    drawn in the pass) on 3136 × 256 floats (a conv VAE's split point of 64 × 7 × 7 maps for
@@ -35,6 +40,7 @@
 #include <prilo/init/initialisers.hpp>
 #include <prilo/nn/vae.hpp>
 #include <prilo/operators.hpp>
+#include <prilo/parallel.hpp>
 #include <prilo/solvers/latent.hpp>
 
 #include <benchmark/benchmark.h>
@@ -43,7 +49,9 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 namespace {
 
@@ -65,6 +73,17 @@ Model& model() {
   static Model m;
   return m;
 }
+#if defined(PRILO_HAVE_ONEDNN)
+/// A copy of the decoder with its weights packed, as OnHost hands it to the solvers.
+const auto& packed_decoder() {
+  static const auto d = [] {
+    auto copy = model().vae.decoder();
+    copy.pack_weights();
+    return copy;
+  }();
+  return d;
+}
+#endif
 
 /// Measurements of B random decoder outputs, and a loss over them.
 struct Problem {
@@ -90,15 +109,16 @@ std::map<std::string, Times>& baseline_times() {
   static std::map<std::string, Times> m;
   return m;
 }
-std::string key(Index b, int t) {
+std::string key(Index b, int t, bool packed) {
   std::string k = "b";  // appended step by step: GCC 12 warns falsely (-Wrestrict) on "b" + to_string(...)
   k += std::to_string(b);
   k += "/t";
   k += std::to_string(t);
+  if (packed) k += "/packed";
   return k;
 }
-void set_ratio(benchmark::State& state, const Times& t, Index b, int threads) {
-  const auto it = baseline_times().find(key(b, threads));
+void set_ratio(benchmark::State& state, const Times& t, Index b, int threads, bool packed) {
+  const auto it = baseline_times().find(key(b, threads, packed));
   if (it == baseline_times().end()) return;
   state.counters["ratio"] = t.wall / it->second.wall;
   state.counters["ratio_cpu"] = t.cpu / it->second.cpu;
@@ -139,20 +159,60 @@ struct GemmDpr {
   }
 };
 
-void bm_gemm_dpr(benchmark::State& state, Index b, int t) {
+#if defined(PRILO_HAVE_ONEDNN)
+/// The same six products through the weights packed once (onednn::PackedWeights), as the
+/// packed decoder runs them.
+struct PackedGemmDpr {
+  GemmDpr m;
+  prilo::onednn::PackedWeights p1, p2, p3;
+  explicit PackedGemmDpr(Index b) : m(b), p1(m.w1), p2(m.w2), p3(m.w3) {}
+  void operator()() {
+    p1.product(false, m.z, m.h1);
+    p2.product(false, m.h1, m.h2);
+    p3.product(false, m.h2, m.out);
+    p3.product(true, m.g3, m.g2);
+    p2.product(true, m.g2, m.g1);
+    p1.product(true, m.g1, m.gz);
+    benchmark::DoNotOptimize(m.out.data());
+    benchmark::DoNotOptimize(m.gz.data());
+    benchmark::ClobberMemory();
+  }
+};
+#endif
+
+/// The bare products, unpacked (OpenBLAS through Eigen) or packed (under FlushDenormals, as
+/// the programs run them).
+void bm_gemm_dpr(benchmark::State& state, Index b, int t, bool packed) {
   prilo::cpu::set_threads(t);
-  GemmDpr gemm(b);
-  const Times t0 = now();
-  for (auto _ : state) gemm();
-  baseline_times()[key(b, t)] = per_iteration(state, t0);
+  const auto timed = [&](auto&& gemm) {
+    const Times t0 = now();
+    for (auto _ : state) gemm();
+    baseline_times()[key(b, t, packed)] = per_iteration(state, t0);
+  };
+#if defined(PRILO_HAVE_ONEDNN)
+  if (packed) {
+    const prilo::FlushDenormals flush;
+    timed(PackedGemmDpr(b));
+  } else {
+    timed(GemmDpr(b));
+  }
+#else
+  timed(GemmDpr(b));
+#endif
   state.SetItemsProcessed(state.iterations() * b);
 }
 
 /// One magnitude-loss step at split point `layer` (DPR: layer 0; PRILO step A: layer 2), the
 /// body of detail::optimise_magnitude.
-void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer) {
+void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer, bool packed = false) {
   prilo::cpu::set_threads(t);
-  auto& gen = model().vae.decoder();
+#if defined(PRILO_HAVE_ONEDNN)
+  const auto& gen = packed ? packed_decoder() : std::as_const(model().vae.decoder());
+  std::optional<prilo::FlushDenormals> flush;
+  if (packed) flush.emplace();
+#else
+  const auto& gen = std::as_const(model().vae.decoder());
+#endif
   Problem& p = problem(b);
   prilo::Rng rng(11);
   const prilo::PhaseOptions<T> ph = layer == 0
@@ -180,9 +240,19 @@ void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer) {
   }
   const Times tm = per_iteration(state, t0);
   if (layer == 0) {
-    set_ratio(state, tm, b, t);
+    set_ratio(state, tm, b, t, packed);
+#if defined(PRILO_HAVE_ONEDNN)
+    if (packed) {
+      PackedGemmDpr gemm(b);
+      state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio;
+    } else {
+      GemmDpr gemm(b);
+      state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio;
+    }
+#else
     GemmDpr gemm(b);
     state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio;
+#endif
   }
   state.SetItemsProcessed(state.iterations() * b);
 }
@@ -295,13 +365,21 @@ const bool registered = [] {
     for (Index b : {Index(1), Index(16), Index(1024)}) {
       const std::string bs = "/float/b" + std::to_string(b) + ts;
       benchmark::RegisterBenchmark(("gemm_dpr" + bs).c_str(), [b, t](benchmark::State& s) {
-        bm_gemm_dpr(s, b, t);
+        bm_gemm_dpr(s, b, t, false);
       })->UseRealTime();
       benchmark::RegisterBenchmark(("dpr_step" + bs).c_str(), [b, t](benchmark::State& s) {
         bm_magnitude_step(s, b, t, 0);
       })->UseRealTime();
     }
     const std::string bs = "/float/b1024" + ts;
+#if defined(PRILO_HAVE_ONEDNN)
+    benchmark::RegisterBenchmark(("gemm_dpr_packed" + bs).c_str(), [t](benchmark::State& s) {
+      bm_gemm_dpr(s, 1024, t, true);
+    })->UseRealTime();
+    benchmark::RegisterBenchmark(("dpr_step_packed" + bs).c_str(), [t](benchmark::State& s) {
+      bm_magnitude_step(s, 1024, t, 0, true);
+    })->UseRealTime();
+#endif
     benchmark::RegisterBenchmark(("prilo_step_a_z2" + bs).c_str(), [t](benchmark::State& s) {
       bm_magnitude_step(s, 1024, t, 2);
     })->UseRealTime();
