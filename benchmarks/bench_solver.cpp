@@ -241,17 +241,15 @@ void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer, bool 
   const Times tm = per_iteration(state, t0);
   if (layer == 0) {
     set_ratio(state, tm, b, t, packed);
+    const auto ratio_min = [&](auto&& gemm) { state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio; };
 #if defined(PRILO_HAVE_ONEDNN)
     if (packed) {
-      PackedGemmDpr gemm(b);
-      state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio;
+      ratio_min(PackedGemmDpr(b));
     } else {
-      GemmDpr gemm(b);
-      state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio;
+      ratio_min(GemmDpr(b));
     }
 #else
-    GemmDpr gemm(b);
-    state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio;
+    ratio_min(GemmDpr(b));
 #endif
   }
   state.SetItemsProcessed(state.iterations() * b);
