@@ -237,6 +237,57 @@ TEST_CASE("FlushDenormals: prilo's parallel work flushes denormals, the caller's
   CHECK(denormal_times_one() == 0.f);
   _mm_setcsr(before);
 }
+
+#if defined(_OPENMP)
+// What a raw OpenMP region (not prilo's helpers, which flush per item themselves: the BLAS's
+// own threaded products) computes on each of its 2 threads.
+std::vector<float> raw_region_products() {
+  std::vector<float> seen(2, -1.f);
+#pragma omp parallel num_threads(2)
+  seen[std::size_t(omp_get_thread_num())] = denormal_times_one();
+  return seen;
+}
+
+TEST_CASE("FlushDenormalsTeam: the OpenMP team flushes denormals while it lives, then every thread's mode is back") {
+  REQUIRE(flush_denormals());
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  REQUIRE(raw_region_products() == std::vector<float>(2, denormal_times_one()));  // gradual underflow
+  REQUIRE(denormal_times_one() > 0.f);
+  {
+    const FlushDenormalsTeam guard;
+    CHECK(denormal_times_one() == 0.f);
+    CHECK(raw_region_products() == std::vector<float>(2, 0.f));
+  }
+  CHECK(denormal_times_one() > 0.f);
+  CHECK(raw_region_products() == std::vector<float>(2, denormal_times_one()));
+  // switched off: nothing changes
+  set_flush_denormals(false);
+  {
+    const FlushDenormalsTeam guard;
+    CHECK(raw_region_products() == std::vector<float>(2, denormal_times_one()));
+  }
+  set_flush_denormals(true);
+  // inside a parallel region: the calling thread alone, restored after
+  std::vector<float> inside(2, -1.f), after(2, -1.f);
+#pragma omp parallel num_threads(2)
+  {
+    const std::size_t t = std::size_t(omp_get_thread_num());
+    if (t == 1) {
+      const FlushDenormalsTeam guard;
+      inside[t] = denormal_times_one();
+    } else {
+      inside[t] = 1.f;
+    }
+#pragma omp barrier
+    after[t] = denormal_times_one();
+  }
+  CHECK(inside[1] == 0.f);
+  CHECK(after[0] > 0.f);
+  CHECK(after[1] > 0.f);
+  omp_set_num_threads(threads);
+}
+#endif
 #endif
 
 }  // namespace prilo_test_column_blocks

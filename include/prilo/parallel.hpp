@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <vector>
 
 #include "core.hpp"
 
@@ -18,6 +19,8 @@
 namespace prilo {
 
 namespace detail {
+/// MXCSR's flush-to-zero (bit 15) and denormals-are-zero (bit 6) bits.
+inline constexpr unsigned kFtzDaz = 0x8040;
 inline std::atomic<bool>& flush_denormals_flag() {
   static std::atomic<bool> on{true};
   return on;
@@ -27,7 +30,8 @@ inline std::atomic<bool>& flush_denormals_flag() {
 /// Whether prilo's work runs with denormal floats flushed to zero: the items of parallel_for,
 /// parallel_for_dynamic and for_column_chunks (the solvers' column blocks, -resolve's images,
 /// the transforms' column ranges) and run_method's calling thread, each for the duration of
-/// the work (FlushDenormals). On by default. On x86 cores a product or sum with a denormal
+/// the work (FlushDenormals), and the trainers with the threads of their threaded products
+/// (FlushDenormalsTeam). On by default. On x86 cores a product or sum with a denormal
 /// operand or result takes a microcode assist, and a reconstruction's cotangents and
 /// moments reach that range (below 1.2e-38 in float): on an Intel Xeon VM a PRILO-MII run took
 /// 1.8× the time with gradual underflow (benchmarks/README.md). Values that small are
@@ -50,7 +54,7 @@ class FlushDenormals {
 #if defined(PRILO_HAS_MXCSR)
     if (flush_denormals()) {
       saved_ = _mm_getcsr();
-      _mm_setcsr(saved_ | kFtzDaz);
+      _mm_setcsr(saved_ | detail::kFtzDaz);
       active_ = true;
     }
 #endif
@@ -64,7 +68,6 @@ class FlushDenormals {
   FlushDenormals& operator=(const FlushDenormals&) = delete;
 
  private:
-  static constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bit 15 (flush to zero), bit 6 (denormals are zero)
   unsigned saved_ = 0;
   bool active_ = false;
 };
@@ -78,6 +81,53 @@ inline int max_threads() {
   return 1;
 #endif
 }
+
+/// FlushDenormals for work whose threads are not prilo's parallel helpers' items: while alive,
+/// the calling thread and the threads of OpenMP's team flush denormals when flush_denormals()
+/// is on, and the destructor restores each one's mode. The team is the one a parallel region
+/// of max_threads() threads runs on; an OpenMP build of OpenBLAS (Debian's openblas-openmp,
+/// the project's) runs its threaded products on the same pool threads. The trainers
+/// (nn::train_vae, train_li_encoder, train_placement_scorer) run under one: their products
+/// are the BLAS's own threaded calls, and on an Intel Xeon VM four epochs of the MLP VAE took
+/// 1.9× the time with gradual underflow (benchmarks/README.md). Restoring relies on the
+/// OpenMP runtime giving thread number t of consecutive teams of one size to the same pool
+/// thread (GCC's and LLVM's runtimes do). Inside a parallel region it covers the calling
+/// thread alone (max_threads() is 1 there). Not copyable.
+class FlushDenormalsTeam {
+ public:
+  FlushDenormalsTeam() {
+#if defined(PRILO_HAS_MXCSR)
+    if (!flush_denormals()) return;
+    saved_.assign(std::size_t(max_threads()), 0u);
+    on_team([this](std::size_t t) {
+      saved_[t] = _mm_getcsr();
+      _mm_setcsr(saved_[t] | detail::kFtzDaz);
+    });
+#endif
+  }
+  ~FlushDenormalsTeam() {
+#if defined(PRILO_HAS_MXCSR)
+    if (!saved_.empty()) on_team([this](std::size_t t) { _mm_setcsr(saved_[t]); });
+#endif
+  }
+  FlushDenormalsTeam(const FlushDenormalsTeam&) = delete;
+  FlushDenormalsTeam& operator=(const FlushDenormalsTeam&) = delete;
+
+ private:
+  /// f(t) on thread t of a team of saved_.size() threads (thread 0: the caller).
+  template <class F>
+  void on_team(F&& f) {
+#if defined(_OPENMP)
+    if (saved_.size() > 1) {
+#pragma omp parallel num_threads(int(saved_.size()))
+      f(std::size_t(omp_get_thread_num()));
+      return;
+    }
+#endif
+    f(0);
+  }
+  std::vector<unsigned> saved_;  // each thread's mode before; empty: nothing was changed
+};
 
 namespace detail {
 /// Runs call(), recording its exception in `error` if it throws and none is recorded yet (the

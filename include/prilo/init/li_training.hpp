@@ -20,6 +20,7 @@
 #include "../core.hpp"
 #include "../interrupt.hpp"
 #include "../optim/optimisers.hpp"
+#include "../parallel.hpp"
 #include "../random.hpp"
 #include "li.hpp"
 
@@ -109,7 +110,8 @@ LiValidation li_validation(const LiEncoder<T>& enc, const G& decoder, const Op& 
 /// weights (the file at o.output too, written whenever the best improves); interrupted, it
 /// holds the best finished epoch's (o.stop's request, or the process-wide one, which stays set:
 /// clear_stop() before the next call). It makes the same draws in the same order as every earlier prilo-train-li; the
-/// files match bit for bit under the same FFT plans (docs/li.md). Bad options or data are invalid_input naming them; a
+/// files match bit for bit under the same FFT plans and denormal mode (set_flush_denormals; on by default
+/// since the thirteenth round of issue 14) (docs/li.md). Bad options or data are invalid_input naming them; a
 /// loss that is not finite stops it with invalid_input ("training diverged in epoch …", naming the batch), the encoder
 /// back at its best finished epoch.
 template <class T, class V, MeasurementOperator Op>
@@ -134,6 +136,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
                  " training images (and at least 1)");
   if (!images.allFinite()) detail::fail("train_li_encoder: the images hold NaN or infinite values");
   enc.check_decoder(vae, "train_li_encoder: the encoder");
+  const FlushDenormalsTeam flush;                     // the BLAS's threads too (prilo/parallel.hpp)
   const Eigen::Index nv = o.validation, nt = N - nv;  // held out: the last nv images
   enc.set_operator(op);
 

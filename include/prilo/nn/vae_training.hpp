@@ -19,6 +19,7 @@
 #include "../core.hpp"
 #include "../interrupt.hpp"
 #include "../optim/optimisers.hpp"
+#include "../parallel.hpp"
 #include "../random.hpp"
 #include "checkpoint.hpp"
 #include "conv_vae_io.hpp"
@@ -112,6 +113,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     if (!set->allFinite()) detail::fail("train_vae: the ", what, " images hold NaN or infinite values");
   }
 
+  const FlushDenormalsTeam flush;  // the BLAS's threads too (prilo/parallel.hpp)
   AdamTrainer<T> adam({.learning_rate = T(o.learning_rate)});
   auto params = vae.parameters();
   Rng rng(o.seed + 1);

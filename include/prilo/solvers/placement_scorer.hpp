@@ -21,6 +21,7 @@
 #include "../nn/sequential.hpp"
 #include "../nn/state_io.hpp"
 #include "../optim/optimisers.hpp"
+#include "../parallel.hpp"
 #include "../random.hpp"
 
 namespace prilo {
@@ -331,6 +332,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
                    w);
     if (!set->allFinite()) detail::fail("train_placement_scorer: the ", what, " hold NaN or infinite values");
   }
+  const FlushDenormalsTeam flush;  // the BLAS's threads too (prilo/parallel.hpp)
   const Eigen::Index K = placement_group_size(o.radius, o.far);
   AdamTrainer<T> adam({.learning_rate = T(o.learning_rate)});
   auto params = scorer.parameters();
