@@ -89,7 +89,7 @@ inline int max_threads() {
 /// the project's) runs its threaded products on the same pool threads. The trainers
 /// (nn::train_vae, train_li_encoder, train_placement_scorer) run under one: their products
 /// are the BLAS's own threaded calls, and on an Intel Xeon VM four epochs of the MLP VAE took
-/// 1.9× the time with gradual underflow (benchmarks/README.md). Restoring relies on the
+/// 1.8× the time with gradual underflow (benchmarks/README.md). Restoring relies on the
 /// OpenMP runtime giving thread number t of consecutive teams of one size to the same pool
 /// thread (GCC's and LLVM's runtimes do). Inside a parallel region it covers the calling
 /// thread alone (max_threads() is 1 there). Not copyable.
@@ -98,7 +98,7 @@ class FlushDenormalsTeam {
   FlushDenormalsTeam() {
 #if defined(PRILO_HAS_MXCSR)
     if (!flush_denormals()) return;
-    saved_.assign(std::size_t(max_threads()), 0u);
+    saved_.assign(std::size_t(max_threads()), kUntouched);
     on_team([this](std::size_t t) {
       saved_[t] = _mm_getcsr();
       _mm_setcsr(saved_[t] | detail::kFtzDaz);
@@ -107,7 +107,10 @@ class FlushDenormalsTeam {
   }
   ~FlushDenormalsTeam() {
 #if defined(PRILO_HAS_MXCSR)
-    if (!saved_.empty()) on_team([this](std::size_t t) { _mm_setcsr(saved_[t]); });
+    if (!saved_.empty())
+      on_team([this](std::size_t t) {
+        if (saved_[t] != kUntouched) _mm_setcsr(saved_[t]);  // a thread the first team did not have: left alone
+      });
 #endif
   }
   FlushDenormalsTeam(const FlushDenormalsTeam&) = delete;
@@ -126,7 +129,8 @@ class FlushDenormalsTeam {
 #endif
     f(0);
   }
-  std::vector<unsigned> saved_;  // each thread's mode before; empty: nothing was changed
+  static constexpr unsigned kUntouched = ~0u;  // no MXCSR value: its bits 16–31 are reserved, zero
+  std::vector<unsigned> saved_;                // each thread's mode before; empty: nothing was changed
 };
 
 namespace detail {

@@ -110,10 +110,9 @@ LiValidation li_validation(const LiEncoder<T>& enc, const G& decoder, const Op& 
 /// weights (the file at o.output too, written whenever the best improves); interrupted, it
 /// holds the best finished epoch's (o.stop's request, or the process-wide one, which stays set:
 /// clear_stop() before the next call). It makes the same draws in the same order as every earlier prilo-train-li; the
-/// files match bit for bit under the same FFT plans and denormal mode (set_flush_denormals; on by default
-/// since the thirteenth round of issue 14) (docs/li.md). Bad options or data are invalid_input naming them; a
-/// loss that is not finite stops it with invalid_input ("training diverged in epoch …", naming the batch), the encoder
-/// back at its best finished epoch.
+/// files match bit for bit under the same FFT plans and set_flush_denormals (docs/li.md). Bad options or data are
+/// invalid_input naming them; a loss that is not finite stops it with invalid_input ("training diverged in epoch …",
+/// naming the batch), the encoder back at its best finished epoch.
 template <class T, class V, MeasurementOperator Op>
 LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op, const Mat<T>& images,
                                   const LiTrainingOptions& o, const LiTrainingCallbacks& cb = {}) {
