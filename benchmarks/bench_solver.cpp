@@ -180,25 +180,26 @@ struct PackedGemmDpr {
 };
 #endif
 
-/// The bare products, unpacked (OpenBLAS through Eigen) or packed (under FlushDenormals, as
-/// the programs run them).
+/// Calls f with the six bare products of a DPR step at batch b: packed (PackedGemmDpr, builds
+/// with oneDNN) or unpacked (GemmDpr, OpenBLAS through Eigen).
+template <class F>
+void with_gemm_dpr(Index b, [[maybe_unused]] bool packed, F&& f) {
+#if defined(PRILO_HAVE_ONEDNN)
+  if (packed) return f(PackedGemmDpr(b));
+#endif
+  f(GemmDpr(b));
+}
+
+/// The bare products, unpacked or packed (under FlushDenormals, as the programs run them).
 void bm_gemm_dpr(benchmark::State& state, Index b, int t, bool packed) {
   prilo::cpu::set_threads(t);
-  const auto timed = [&](auto&& gemm) {
+  std::optional<prilo::FlushDenormals> flush;
+  if (packed) flush.emplace();
+  with_gemm_dpr(b, packed, [&](auto&& gemm) {
     const Times t0 = now();
     for (auto _ : state) gemm();
     baseline_times()[key(b, t, packed)] = per_iteration(state, t0);
-  };
-#if defined(PRILO_HAVE_ONEDNN)
-  if (packed) {
-    const prilo::FlushDenormals flush;
-    timed(PackedGemmDpr(b));
-  } else {
-    timed(GemmDpr(b));
-  }
-#else
-  timed(GemmDpr(b));
-#endif
+  });
   state.SetItemsProcessed(state.iterations() * b);
 }
 
@@ -241,16 +242,8 @@ void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer, bool 
   const Times tm = per_iteration(state, t0);
   if (layer == 0) {
     set_ratio(state, tm, b, t, packed);
-    const auto ratio_min = [&](auto&& gemm) { state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio; };
-#if defined(PRILO_HAVE_ONEDNN)
-    if (packed) {
-      ratio_min(PackedGemmDpr(b));
-    } else {
-      ratio_min(GemmDpr(b));
-    }
-#else
-    ratio_min(GemmDpr(b));
-#endif
+    with_gemm_dpr(b, packed,
+                  [&](auto&& gemm) { state.counters["ratio_min"] = interleaved(gemm, step, tm.wall).ratio; });
   }
   state.SetItemsProcessed(state.iterations() * b);
 }
