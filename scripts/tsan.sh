@@ -46,14 +46,15 @@ fi
 
 # The test cases that start OpenMP threads at their sizes (2 threads): column blocks, the
 # pipeline and executor bodies (solve_column_blocks, the Fourier and fused-loss column chunks,
-# FFTW plan caches shared by threads), Fienup, MII and -resolve on real digits, and the
-# Gaussian baselines (Eigen's OpenMP GEMM), and two solves on two threads with their own stop
-# tokens. Left out: cases that start no thread at their
+# FFTW plan caches shared by threads), Fienup, MII and -resolve on real digits, the Gaussian
+# baselines (Eigen's OpenMP GEMM), two solves on two threads with their own stop tokens, and
+# the denormal guards on OpenMP's team (FlushDenormals*; under LLVM's libomp too, whose
+# regions carry the primary thread's MXCSR). Left out: cases that start no thread at their
 # batch sizes, and the three slowest (two reduced PRILO runs and the VAE training: minutes
 # under TSan, on the same code paths). Keep in step with the tsan test preset's filter and with
 # prilo_threaded_test_sources in tests/CMakeLists.txt (the only files this build compiles).
 cases='column blocks: *,Executor bodies on the CPU: *,Gaussian baselines: *,reconstruct_*,solve_restarts *'
-cases+=',end-to-end: HIO*,end-to-end: MII starts*,end-to-end: resolve*,stop tokens: *'
+cases+=',end-to-end: HIO*,end-to-end: MII starts*,end-to-end: resolve*,stop tokens: *,FlushDenormals*'
 log="$repo/build-tsan/tsan.log"
 set +e
 "$bin" -tc="$cases" -ni 2>&1 | tee "$log"

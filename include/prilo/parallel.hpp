@@ -117,14 +117,16 @@ class FlushDenormalsTeam {
   FlushDenormalsTeam& operator=(const FlushDenormalsTeam&) = delete;
 
  private:
-  /// f(t) on thread t of a team of saved_.size() threads (thread 0: the caller).
+  /// f(t) on thread t of a team of saved_.size() threads, then f(0) on the caller outside the
+  /// region: LLVM's runtime (libomp) gives the primary thread back, at a region's end, the
+  /// MXCSR it had at the fork, so a change made inside the region would not last there (its
+  /// workers take the primary's MXCSR at each fork as well; GCC's libgomp does neither).
   template <class F>
   void on_team(F&& f) {
 #if defined(_OPENMP)
     if (saved_.size() > 1) {
 #pragma omp parallel num_threads(int(saved_.size()))
-      f(std::size_t(omp_get_thread_num()));
-      return;
+      if (const int t = omp_get_thread_num(); t != 0) f(std::size_t(t));
     }
 #endif
     f(0);
