@@ -161,6 +161,7 @@ struct TransposedCase {
   Mat xs, bb, yf, a, gxs, gw;
   TransposedCase(Shape3 in, Index co, prilo::Rng& rng) : tc(in, co, 4, 2, 1, 0, rng) {
     tc.set_block_samples(block_from_env());
+    tc.set_algorithm(algorithm_from_env());
     const Shape3 out = tc.output_shape();
     g.in = out;
     g.k = 4;

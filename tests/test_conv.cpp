@@ -303,6 +303,13 @@ TEST_CASE_TEMPLATE("ConvTranspose2d matches a direct transposed convolution", T,
       INFO("block " << nb);
       CHECK(rel_diff(y, ref) < tolerance<T>());
     }
+    for (ConvAlgorithm a : {ConvAlgorithm::im2col_gemm, ConvAlgorithm::direct}) {  // both CPU computations
+      tc.set_algorithm(a);
+      Mat<T> y;
+      tc.forward(x, y);
+      INFO("algorithm " << int(a));
+      CHECK(rel_diff(y, ref) < tolerance<T>());
+    }
   }
   const ConvCase cs = cases[2];
   ConvTranspose2d<T, Tanh> th(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
@@ -316,6 +323,68 @@ TEST_CASE_TEMPLATE("ConvTranspose2d matches a direct transposed convolution", T,
   CHECK(rel_diff(y, direct_conv_transpose<T, Relu>(x, cs.in, cs.out_channels, re.weight(), re.bias(), cs.k, cs.s, cs.p,
                                                    cs.op)) < tolerance<T>());
   CHECK(y.minCoeff() == 0);
+}
+
+TEST_CASE_TEMPLATE("ConvTranspose2d: the interleaved kernels and im2col + GEMM agree, forward and input VJP", T, float,
+                   double) {
+  Rng rng(17);
+  // the conv VAE's two transposed layers; channel counts on both sides of the tiles' 8 and 16;
+  // strides 1–3 with output padding; a kernel smaller than the stride (phases with no tap);
+  // padding past the kernel's reach
+  const std::vector<ConvCase> shapes = {
+      {{64, 7, 7}, 32, 4, 2, 1, 0}, {{32, 14, 14}, 1, 4, 2, 1, 0}, {{3, 9, 7}, 17, 4, 2, 1, 1},
+      {{5, 4, 6}, 9, 3, 3, 2, 2},   {{2, 5, 5}, 33, 1, 2, 0, 1},   {{4, 6, 6}, 8, 5, 1, 4, 0},
+  };
+  for (const auto& cs : shapes) {
+    INFO(describe(cs));
+    ConvTranspose2d<T, Relu> gemm(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+    ConvTranspose2d<T, Relu> direct = gemm;
+    gemm.set_algorithm(ConvAlgorithm::im2col_gemm);
+    direct.set_algorithm(ConvAlgorithm::direct);
+    CHECK_FALSE(gemm.computes_directly());
+    CHECK(direct.computes_directly());
+    // 1 sample, a partial block, whole blocks of one and two packets with a partial one after
+    for (Index n : {1, 3, 17, 33, 70}) {
+      INFO("batch " << n);
+      const Mat<T> x = rng.normal_matrix<T>(gemm.input_size(), n);
+      Mat<T> y[2], gx[2], work;
+      gemm.forward(x, y[0]);
+      direct.forward(x, y[1]);
+      CHECK(rel_diff(y[1], y[0]) < tolerance<T>());
+      CHECK(y[1].minCoeff() == 0);  // ReLU applied in registers
+      const Mat<T> gy = rng.normal_matrix<T>(y[0].rows(), n);
+      gemm.backward_input(x, y[0], gy, gx[0], work);
+      direct.backward_input(x, y[0], gy, gx[1], work);  // work as the GEMM path left it
+      CHECK(rel_diff(gx[1], gx[0]) < tolerance<T>());
+      // through views, as Carry runs them: rows of taller matrices, columns apart
+      Mat<T> xs = Mat<T>::Zero(x.rows() + 5, n), ys = Mat<T>::Constant(y[0].rows() + 3, n, T(7)),
+             gxs = Mat<T>::Constant(x.rows() + 5, n, T(7));
+      xs.bottomRows(x.rows()) = x;
+      direct.forward_into(xs.bottomRows(x.rows()), ys.bottomRows(y[0].rows()));
+      CHECK(ys.bottomRows(y[0].rows()) == y[1]);
+      CHECK((ys.topRows(3).array() == T(7)).all());
+      direct.backward_input_into(xs.bottomRows(x.rows()), ys.bottomRows(y[0].rows()), gy, gxs.bottomRows(x.rows()),
+                                 work);
+      CHECK(gxs.bottomRows(x.rows()) == gx[1]);
+      CHECK((gxs.topRows(5).array() == T(7)).all());
+    }
+  }
+  // an activation without a packet form (applied after the kernels) and the identity
+  ConvTranspose2d<T, Sigmoid> sig({64, 7, 7}, 32, 4, 2, 1, 0, rng);
+  ConvTranspose2d<T> lin({64, 7, 7}, 32, 4, 2, 1, 0, rng);
+  const Mat<T> x = rng.normal_matrix<T>(sig.input_size(), 5);
+  Mat<T> y;
+  sig.forward(x, y);
+  CHECK(rel_diff(y, direct_conv_transpose<T, Sigmoid>(x, {64, 7, 7}, 32, sig.weight(), sig.bias(), 4, 2, 1, 0)) <
+        tolerance<T>());
+  lin.forward(x, y);
+  CHECK(rel_diff(y, direct_conv_transpose<T>(x, {64, 7, 7}, 32, lin.weight(), lin.bias(), 4, 2, 1, 0)) <
+        tolerance<T>());
+  // automatic: the interleaved kernels from conv_detail::direct_min_transposed_outputs output channels
+  CHECK(ConvTranspose2d<T>({64, 7, 7}, 32, 4, 2, 1, 0, rng).computes_directly());
+  CHECK(ConvTranspose2d<T>({3, 5, 5}, 8, 3, 1, 1, 0, rng).computes_directly());
+  CHECK_FALSE(ConvTranspose2d<T>({32, 14, 14}, 1, 4, 2, 1, 0, rng).computes_directly());
+  CHECK_FALSE(ConvTranspose2d<T>({32, 14, 14}, 7, 4, 2, 1, 0, rng).computes_directly());
 }
 
 TEST_CASE("ConvTranspose2d is the adjoint of Conv2d's input map with the same weights") {
@@ -359,10 +428,13 @@ TEST_CASE("Conv2d and ConvTranspose2d: VJPs against finite differences (input, w
       b.set_block_samples(2);  // stacked blocks, a partial last block
       check_layer_vjps(b, 3, rng);
     }
-    {
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::im2col_gemm, ConvAlgorithm::direct}) {
+      INFO("transposed, algorithm " << int(algorithm));
       ConvTranspose2d<double> a(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+      a.set_algorithm(algorithm);
       check_layer_vjps(a, 3, rng);
       ConvTranspose2d<double, Sigmoid> b(cs.in, cs.out_channels, cs.k, cs.s, cs.p, cs.op, rng);
+      b.set_algorithm(algorithm);
       b.set_block_samples(2);
       check_layer_vjps(b, 3, rng);
     }

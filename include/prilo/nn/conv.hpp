@@ -22,15 +22,19 @@
 
 namespace prilo::nn {
 
-/// How a Conv2d computes on the CPU (device executors ignore it; ConvTranspose2d always takes
-/// im2col_gemm):
+/// How a Conv2d or ConvTranspose2d computes on the CPU (device executors ignore it):
 ///  * im2col_gemm: blocks of samples interleaved, their im2col matrix times the weights by one
-///    BLAS product per block (nn::conv_detail) — for patches of many input channels;
-///  * direct: one sample at a time, read from a zero-padded copy of its maps by register-tiled
-///    kernels that write straight into its column (nn/conv_direct.hpp) — for thin patches (a
-///    Conv2d from one channel), whose GEMMs would spend as long packing as multiplying;
-///  * automatic (the default): direct when the patch C_in·k² is at most
-///    conv_detail::direct_max_patch, else im2col_gemm.
+///    BLAS product per block (nn::conv_detail) — for patches of many input channels; a
+///    ConvTranspose2d's forward is the product followed by col2im;
+///  * direct: a Conv2d one sample at a time, read from a zero-padded copy of its maps by
+///    register-tiled kernels that write straight into its column (nn/conv_direct.hpp) — for
+///    thin patches (a Conv2d from one channel), whose GEMMs would spend as long packing as
+///    multiplying. A ConvTranspose2d's forward and input VJP by the interleaved kernels of
+///    nn/conv_direct.hpp: blocks of samples in a zero frame, tiles of sample packets ×
+///    channels, no im2col/col2im matrix and no BLAS call (its weight gradient stays a GEMM);
+///  * automatic (the default): a Conv2d direct when the patch C_in·k² is at most
+///    conv_detail::direct_max_patch, a ConvTranspose2d when it has at least
+///    conv_detail::direct_min_transposed_outputs output channels; else im2col_gemm.
 /// Both give the same results up to rounding.
 enum class ConvAlgorithm { automatic, im2col_gemm, direct };
 
@@ -38,8 +42,12 @@ namespace conv_detail {
 
 using Index = Eigen::Index;
 
-/// The largest patch (C_in·k²) that ConvAlgorithm::automatic computes directly.
+/// The largest patch (C_in·k²) that ConvAlgorithm::automatic computes directly (Conv2d).
 inline constexpr Index direct_max_patch = 32;
+/// The fewest output channels with which ConvAlgorithm::automatic computes a ConvTranspose2d
+/// directly: the interleaved kernels' tiles cover 8 or 16 channels, so a thinner layer (the
+/// conv VAE's last, 32 → 1) would spend most of their multiplies on padding.
+inline constexpr Index direct_min_transposed_outputs = 8;
 
 /// The geometry of one convolution (square kernel k, stride s, zero padding p): input maps
 /// `in`, output maps of out_h × out_w pixels, output pixel (oh, ow) reading input pixels
@@ -55,6 +63,12 @@ struct Geometry {
   /// Whether the CPU takes the direct kernels (ConvAlgorithm).
   bool direct() const {
     return algorithm == ConvAlgorithm::direct || (algorithm == ConvAlgorithm::automatic && patch() <= direct_max_patch);
+  }
+  /// Whether the CPU takes the interleaved kernels for a ConvTranspose2d of this adjoint
+  /// geometry (its forward and input VJP; ConvAlgorithm).
+  bool transposed_direct() const {
+    return algorithm == ConvAlgorithm::direct ||
+           (algorithm == ConvAlgorithm::automatic && in.channels >= direct_min_transposed_outputs);
   }
 };
 
@@ -510,6 +524,185 @@ void conv2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_detail::Con
   });
 }
 
+/// ConvTranspose2d's forward as the interleaved kernels read it (g: the adjoint convolution,
+/// from the output maps C_out × Ho × Wo to the input's H × W; Ci input channels): output pixel
+/// (oy, ox) of phase (oy mod s, ox mod s) adds input pixel ((oy + p − kh)/s, (ox + p − kw)/s)
+/// through tap (kh, kw) for the taps whose divisions are exact, the same taps for every pixel
+/// of a phase. The input frame pads the maps so that every such read lies inside it (zeros
+/// where it falls outside the maps). kh and kw: each group's (phase's) taps.
+struct TransposedForwardPlan {
+  nn::conv_detail::direct::SampleFrame frame;
+  nn::conv_detail::direct::SamplePlan plan;
+  std::vector<int> kh, kw;  // per group, taps_max entries
+};
+inline TransposedForwardPlan transposed_forward_plan(const Geometry& g, Eigen::Index Ci) {
+  using Eigen::Index;
+  const int s = g.s;
+  const Index H = g.out_h, W = g.out_w, Ho = g.in.height, Wo = g.in.width;
+  // per phase ph of one axis: the taps k with (ph + p − k) divisible by s, and the input shift (ph + p − k)/s
+  std::vector<std::vector<std::pair<int, Index>>> phase(static_cast<std::size_t>(s));
+  for (int ph = 0; ph < s; ++ph)
+    for (int k = 0; k < g.k; ++k)
+      if (const int d = ph + g.p - k; ((d % s) + s) % s == 0) phase[std::size_t(ph)].push_back({k, Index(d / s)});
+  // the input rows (columns) read: shift + o / s over the outputs o
+  auto extent = [&](Index out, Index in, Index& lo, Index& hi) {
+    lo = 0;
+    hi = in - 1;
+    for (Index o = 0; o < out; ++o)
+      for (const auto& [k, d] : phase[std::size_t(o % s)]) {
+        lo = std::min(lo, d + o / s);
+        hi = std::max(hi, d + o / s);
+      }
+  };
+  Index ylo, yhi, xlo, xhi;
+  extent(Ho, H, ylo, yhi);
+  extent(Wo, W, xlo, xhi);
+  TransposedForwardPlan fp;
+  fp.frame = {
+      .channels = Ci, .height = H, .width = W, .top = -ylo, .left = -xlo, .fh = yhi - ylo + 1, .fw = xhi - xlo + 1};
+  auto& pl = fp.plan;
+  pl.depth = Ci;
+  pl.channels = g.in.channels;
+  pl.frame_pixels = fp.frame.pixels();
+  for (const auto& ty : phase)
+    for (const auto& tx : phase) pl.taps_max = std::max(pl.taps_max, Index(ty.size() * tx.size()));
+  pl.taps.assign(std::size_t(s * s), 0);
+  pl.off.assign(std::size_t(s * s * pl.taps_max), 0);
+  fp.kh.assign(pl.off.size(), 0);
+  fp.kw.assign(pl.off.size(), 0);
+  for (int py = 0; py < s; ++py)
+    for (int px = 0; px < s; ++px) {
+      const std::size_t grp = std::size_t(py * s + px);
+      Index t = 0;
+      for (const auto& [kh, dy] : phase[std::size_t(py)])
+        for (const auto& [kw, dx] : phase[std::size_t(px)]) {
+          const std::size_t i = grp * std::size_t(pl.taps_max) + std::size_t(t++);
+          pl.off[i] = dy * fp.frame.fw + dx;
+          fp.kh[i] = kh;
+          fp.kw[i] = kw;
+        }
+      pl.taps[grp] = t;
+    }
+  for (Index oy = 0; oy < Ho; ++oy)
+    for (Index ox = 0; ox < Wo; ++ox) {
+      pl.base.push_back((oy / s + fp.frame.top) * fp.frame.fw + ox / s + fp.frame.left);
+      pl.group.push_back((oy % s) * s + ox % s);
+    }
+  return fp;
+}
+
+/// ConvTranspose2d's input VJP as the interleaved kernels read it: gx(ci, iy, ix) = Σ over the
+/// output channels and taps (kh, kw) of G(co, iy·s − p + kh, ix·s − p + kw)·W — a strided
+/// convolution of G = gy ⊙ act'(y), every input pixel with all k² taps, G in a frame padded by
+/// p and as far as the last taps read.
+struct TransposedInputPlan {
+  nn::conv_detail::direct::SampleFrame frame;
+  nn::conv_detail::direct::SamplePlan plan;
+};
+inline TransposedInputPlan transposed_input_plan(const Geometry& g, Eigen::Index Ci) {
+  using Eigen::Index;
+  const Index H = g.out_h, W = g.out_w, Ho = g.in.height, Wo = g.in.width;
+  TransposedInputPlan ip;
+  ip.frame = {.channels = g.in.channels,
+              .height = Ho,
+              .width = Wo,
+              .top = g.p,
+              .left = g.p,
+              .fh = std::max(Ho - 1, (H - 1) * g.s - g.p + g.k - 1) + g.p + 1,
+              .fw = std::max(Wo - 1, (W - 1) * g.s - g.p + g.k - 1) + g.p + 1};
+  auto& pl = ip.plan;
+  pl.depth = g.in.channels;
+  pl.channels = Ci;
+  pl.frame_pixels = ip.frame.pixels();
+  pl.taps_max = Index(g.k) * g.k;
+  pl.taps = {pl.taps_max};
+  for (int kh = 0; kh < g.k; ++kh)
+    for (int kw = 0; kw < g.k; ++kw) pl.off.push_back(kh * ip.frame.fw + kw);
+  for (Index iy = 0; iy < H; ++iy)
+    for (Index ix = 0; ix < W; ++ix) {
+      pl.base.push_back(iy * g.s * ip.frame.fw + ix * g.s);
+      pl.group.push_back(0);
+    }
+  return ip;
+}
+
+/// Samples a block of the interleaved kernels holds: two packets (float on AVX-512: 32).
+template <class T>
+inline constexpr Eigen::Index sample_run = 2 * nn::conv_detail::direct::lanes<T>;
+
+/// ConvTranspose2d's forward by the interleaved kernels (ConvAlgorithm::direct): per block of
+/// sample_run samples, the input interleaved into its frame, every output pixel computed in
+/// tiles of samples × channels with bias and (where it has value_packet) activation in
+/// registers, the block transposed back into y's columns.
+template <class Act, class T>
+void conv_transpose2d_forward_samples(const Geometry& g, const Mat<T>& w, const Vec<T>& b,
+                                      const nn::conv_detail::ConstColumns<T>& x, nn::conv_detail::Columns<T> y) {
+  namespace cd = nn::conv_detail;
+  namespace dk = nn::conv_detail::direct;
+  const Eigen::Index n = x.cols(), Ci = w.cols(), Co = g.in.channels, P = g.out_pixels(), No = g.in.size(),
+                     run = sample_run<T>;
+  const TransposedForwardPlan fp = transposed_forward_plan(g, Ci);
+  const dk::SamplePlan& pl = fp.plan;
+  const Eigen::Index ldw = dk::sample_ldw(Co), wg = Ci * pl.taps_max * ldw;
+  Mat<T> wp = Mat<T>::Zero(wg, Eigen::Index(pl.taps.size()));  // per group: (ci, tap) rows of the channels
+  for (std::size_t grp = 0; grp < pl.taps.size(); ++grp)
+    for (Eigen::Index ci = 0; ci < Ci; ++ci)
+      for (Eigen::Index t = 0; t < pl.taps[grp]; ++t) {
+        const std::size_t i = grp * std::size_t(pl.taps_max) + std::size_t(t);
+        T* row = wp.col(Eigen::Index(grp)).data() + (ci * pl.taps[grp] + t) * ldw;
+        for (Eigen::Index co = 0; co < Co; ++co) row[co] = w((co * g.k + fp.kh[i]) * g.k + fp.kw[i], ci);
+      }
+  Vec<T> bp = Vec<T>::Zero(ldw);
+  bp.head(Co) = b;
+  constexpr bool fused = dk::has_value_packet<Act, T>;
+  const int slots = cd::slots_for(n, run);
+  const Eigen::Index frame = fp.frame.size(run);
+  Mat<T> scratch(frame + (Ci * P + No) * run, slots);  // per slot: the frame, x interleaved, y interleaved
+  cd::for_blocks(n, run, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+    T* xf = scratch.col(t).data();
+    T* xt = xf + frame;
+    T* yt = xt + Ci * P * run;
+    if (first < slots * run) fp.frame.clear_border(run, xf);  // the slot's first block
+    cd::interleave(x, first, m, xt);
+    fp.frame.fill(xt, m, run, xf);
+    dk::sample_product<std::conditional_t<fused, Act, nn::Identity>>(pl, xf, run, wp.data(), ldw, bp.data(), yt);
+    if constexpr (!fused) cd::bias_act<Act>(yt, T(0), yt, No * run);
+    cd::transpose_into(yt, run, m, No, y.col(first).data(), y.outerStride());
+  });
+}
+
+/// ConvTranspose2d's input VJP by the interleaved kernels (ConvAlgorithm::direct): per block,
+/// G = gy ⊙ act'(y) interleaved into its frame, gx's pixels in tiles of samples × input
+/// channels, transposed back into gx's columns. work: the slots' scratch.
+template <class Act, class T>
+void conv_transpose2d_input_samples(const Geometry& g, const Mat<T>& w, const nn::conv_detail::ConstColumns<T>& y,
+                                    const nn::conv_detail::ConstColumns<T>& gy, nn::conv_detail::Columns<T>& gx,
+                                    Mat<T>& work) {
+  namespace cd = nn::conv_detail;
+  namespace dk = nn::conv_detail::direct;
+  const Eigen::Index n = gy.cols(), Ci = w.cols(), P = g.out_pixels(), No = g.in.size(), run = sample_run<T>;
+  const TransposedInputPlan ip = transposed_input_plan(g, Ci);
+  const Eigen::Index ldw = dk::sample_ldw(Ci);
+  Mat<T> wp = Mat<T>::Zero(ldw, w.rows());  // row (co·k + kh)·k + kw of w as a run of the input channels
+  wp.topRows(Ci) = w.transpose();
+  constexpr bool identity = std::is_same_v<Act, nn::Identity>;
+  const int slots = cd::slots_for(n, run);
+  const Eigen::Index frame = ip.frame.size(run);
+  // per slot: the frame, G interleaved, G before it is interleaved (not for the identity), gx interleaved
+  work.resize(frame + (No * (identity ? 1 : 2) + Ci * P) * run, slots);
+  cd::for_blocks(n, run, slots, [&](Eigen::Index t, Eigen::Index first, Eigen::Index m) {
+    T* gf = work.col(t).data();
+    T* gt = gf + frame;
+    T* tmp = gt + No * run;
+    T* gxt = tmp + (identity ? 0 : No * run);
+    if (first < slots * run) ip.frame.clear_border(run, gf);
+    cd::interleave_cotangent<Act>(gy, y, first, m, tmp, gt);
+    ip.frame.fill(gt, m, run, gf);
+    dk::sample_product<nn::Identity>(ip.plan, gf, run, wp.data(), ldw, static_cast<const T*>(nullptr), gxt);
+    cd::transpose_into(gxt, run, m, Ci * P, gx.col(first).data(), gx.outerStride());
+  });
+}
+
 /// The VJPs of a ConvTranspose2d batch (g_: the adjoint convolution): gx (if gx) and, with
 /// Weights, the weight gradients of each thread's blocks in the columns of *part_w (K·C_in ×
 /// slots) and *part_b (C_out × slots). Per block (interleaved): A = im2col(gy ⊙ act'(y)),
@@ -534,6 +727,16 @@ void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_d
     part_b->setZero(Co, 1);
   }
   if (n == 0 || (!Weights && !gx)) return;
+  if (gx && g_.transposed_direct()) {
+    // gx by the interleaved kernels, with or without the weight gradients (the same gx either
+    // way); those stay im2col + GEMM: ∂W needs im2col(G) anyway
+    if constexpr (Weights) {
+      Geometry gemm = g_;
+      gemm.algorithm = nn::ConvAlgorithm::im2col_gemm;
+      conv_transpose2d_vjp<true, Act>(gemm, w_, x, y, gy, nullptr, work, part_w, part_b, block_);
+    }
+    return conv_transpose2d_input_samples<Act>(g_, w_, y, gy, *gx, work);
+  }
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Ci) + No, prilo::max_threads(), block_);
   const int slots = cd::slots_for(n, nb);
   // per slot: A = im2col(G) (nb·P × K), an interleaved nb·P × C_in block (x for ∂W, then gx's),
@@ -692,6 +895,7 @@ void conv_transpose2d_forward_into(const CpuExecutor&, Act, const nn::conv_detai
                      Po = g_.in.pixels(), No = g_.in.size();
   require_shape(y, No, n, "ConvTranspose2d output");
   if (n == 0) return;
+  if (g_.transposed_direct()) return conv_cpu::conv_transpose2d_forward_samples<Act>(g_, w_, b_, x, y);
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Ci) + No, prilo::max_threads(), block_);
   const int slots = cd::slots_for(n, nb);
   const Eigen::Index per_slot = nb > 1 ? nb * (P * (K + Ci) + No) : P * K;
@@ -796,6 +1000,13 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   }
   /// Products of one sample's forward pass (2 per multiply-add); each VJP costs the same.
   double flops_per_sample() const { return 2.0 * double(g_.out_pixels()) * double(g_.patch()) * double(maps_); }
+
+  /// How the CPU computes (ConvAlgorithm; automatic by default; results the same up to
+  /// rounding; copied with the layer, ignored by device executors). For benchmarks and tests.
+  void set_algorithm(ConvAlgorithm a) { g_.algorithm = a; }
+  ConvAlgorithm algorithm() const { return g_.algorithm; }
+  /// Whether the CPU takes the direct kernels for this layer (ConvAlgorithm).
+  bool computes_directly() const { return Transposed ? g_.transposed_direct() : g_.direct(); }
 
   /// Samples per block (0: chosen from the shapes; results do not depend on it up to
   /// rounding). For benchmarks and tests.
@@ -1005,13 +1216,6 @@ class Conv2d : public ConvLayer<T, Act, Exec, false> {
   void download(Conv2d<T, Act, To>& other) const {
     this->copy_to(other);
   }
-
-  /// How the CPU computes (ConvAlgorithm; automatic by default; results the same up to
-  /// rounding). For benchmarks and tests.
-  void set_algorithm(ConvAlgorithm a) { g_.algorithm = a; }
-  ConvAlgorithm algorithm() const { return g_.algorithm; }
-  /// Whether the CPU takes the direct kernels for this layer (ConvAlgorithm).
-  bool computes_directly() const { return g_.direct(); }
 };
 
 /// Transposed 2-D convolution y = act(Wᵀ ⋆ x + b) with PyTorch's nn.ConvTranspose2d

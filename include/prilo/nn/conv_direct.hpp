@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "../core.hpp"
 
@@ -284,6 +285,133 @@ void weight_product(const T* xp, Index row, Index out_h, Index out_w, Index s, c
   for (; c + 2 * S <= ldg; c += 2 * S)
     weight_taps<T, 2>(xp, row, out_h, out_w, s, off, taps, gt + c, ldg, acc + c, ldg);
   for (; c < ldg; c += S) weight_taps<T, 1>(xp, row, out_h, out_w, s, off, taps, gt + c, ldg, acc + c, ldg);
+}
+
+// ---------------------------------------------------------------------------------------
+// ConvTranspose2d's direct kernels (ConvAlgorithm::direct): blocks of samples interleaved (the
+// sample index innermost, nn::conv_detail's layout), every pixel a run of whole packets of
+// samples, read from a zero frame around the maps. A tile is R packets of samples × C channels
+// of one pixel, so every load is a packet of samples and every weight a broadcast; there is no
+// im2col or col2im matrix (the GEMM path's (m·P) × (C·k²) matrices, four times the maps for
+// k = 4, s = 2) and no BLAS call.
+
+/// out[c·ldo + r·S] = act(bias[c] + Σ_{d < depth} Σ_{t < taps} x[d·ldx + off[t] + r·S] ·
+/// w[(d·taps + t)·ldw + c]) for r < R, c < min(C, channels) (bias null: 0). w holds C readable
+/// channels per row (padded with zeros).
+template <class Act, class T, int R, int C>
+EIGEN_ALWAYS_INLINE void sample_tile(const T* x, Index ldx, Index depth, const Index* off, Index taps, const T* w,
+                                     Index ldw, const T* bias, T* out, Index ldo, Index channels) {
+  using Pk = Packet<T>;
+  constexpr Index S = lanes<T>;
+  Pk acc[R][C];
+  for (int c = 0; c < C; ++c)
+    for (int r = 0; r < R; ++r) acc[r][c] = ei::pset1<Pk>(T(0));
+  for (Index d = 0; d < depth; ++d) {
+    const T* xd = x + d * ldx;
+    const T* wd = w + d * taps * ldw;
+    for (Index t = 0; t < taps; ++t) {
+      const T* xt = xd + off[t];
+      const T* wt = wd + t * ldw;
+      Pk a[R];
+      for (int r = 0; r < R; ++r) a[r] = ei::ploadu<Pk>(xt + r * S);
+      for (int c = 0; c < C; ++c) {
+        const Pk wc = ei::pset1<Pk>(wt[c]);
+        for (int r = 0; r < R; ++r) acc[r][c] = ei::pmadd(a[r], wc, acc[r][c]);
+      }
+    }
+  }
+  for (int c = 0; c < C && c < channels; ++c) {
+    const Pk b = ei::pset1<Pk>(bias ? bias[c] : T(0));
+    for (int r = 0; r < R; ++r)
+      ei::pstoreu(out + c * ldo + r * S, Act::template value_packet<T>(ei::padd(acc[r][c], b)));
+  }
+}
+
+/// Where the interleaved kernels read and what they compute, for every output pixel q of one
+/// convolution-like map: its inputs are the frame pixels base[q] + off[g·taps_max + t] for the
+/// taps t < taps[g] of its group g = group[q], weighted by the group's weights (depth ×
+/// taps[g] rows of `channels` values, padded to ldw; depth: the input channels, each a whole
+/// frame further). Offsets count pixels; the kernels scale them by the run.
+struct SamplePlan {
+  Index depth = 0, channels = 0, taps_max = 0, frame_pixels = 0;
+  std::vector<Index> base, group, taps, off;
+  Index pixels() const { return Index(base.size()); }
+};
+
+/// A block of maps (channels × height × width) in the interleaved layout inside a zero frame:
+/// the maps at (top, left) of frames of fh × fw pixels, every pixel a run of `run` samples.
+struct SampleFrame {
+  Index channels = 0, height = 0, width = 0, top = 0, left = 0, fh = 0, fw = 0;
+  Index pixels() const { return fh * fw; }
+  Index size(Index run) const { return channels * pixels() * run; }
+  /// The frame's border ← 0 (the interior is written by fill).
+  template <class T>
+  void clear_border(Index run, T* frame) const {
+    for (Index c = 0; c < channels; ++c)
+      for (Index h = 0; h < fh; ++h) {
+        T* row = frame + (c * fh + h) * fw * run;
+        if (h < top || h >= top + height) {
+          std::fill(row, row + fw * run, T(0));
+        } else {
+          std::fill(row, row + left * run, T(0));
+          std::fill(row + (left + width) * run, row + fw * run, T(0));
+        }
+      }
+  }
+  /// The frame's interior ← the interleaved block xt (m ≤ run samples a pixel); the lanes
+  /// m … run − 1 ← 0.
+  template <class T>
+  void fill(const T* xt, Index m, Index run, T* frame) const {
+    for (Index c = 0; c < channels; ++c)
+      for (Index h = 0; h < height; ++h) {
+        const T* src = xt + (c * height + h) * width * m;
+        T* row = frame + ((c * fh + h + top) * fw + left) * run;
+        if (m == run) {
+          std::copy(src, src + width * run, row);
+        } else {
+          for (Index w = 0; w < width; ++w) {
+            std::copy(src + w * m, src + (w + 1) * m, row + w * run);
+            std::fill(row + w * run + m, row + (w + 1) * run, T(0));
+          }
+        }
+      }
+  }
+};
+
+/// The channels a sample tile covers: 16 with one packet of samples, 8 with two (16 and 32
+/// accumulators: enough independent sums for two FMA units of latency 4 to 8, and no more
+/// than the 32 vector registers of AVX-512 hold with the loads).
+inline constexpr Index sample_tile_channels = 16;
+inline Index sample_ldw(Index channels) {
+  return (channels + sample_tile_channels - 1) / sample_tile_channels * sample_tile_channels;
+}
+
+/// Every output pixel of one block: out[(c·pixels + q)·run + j] for c < plan.channels, samples
+/// j < run (run a multiple of the packet: the frame's and out's runs), from the frame (its
+/// depth maps run·plan.frame_pixels apart), the groups' weights w (plan.depth·plan.taps_max·ldw
+/// apart), bias (or null) and the activation where Act has value_packet (the Identity else).
+template <class Act, class T>
+void sample_product(const SamplePlan& plan, const T* frame, Index run, const T* w, Index ldw, const T* bias, T* out) {
+  constexpr Index S = lanes<T>;
+  const Index P = plan.pixels(), ldx = plan.frame_pixels * run, ldo = P * run, wg = plan.depth * plan.taps_max * ldw;
+  // the offsets in scalars: a few hundred values, against a block of millions of FMAs
+  std::vector<Index> off(plan.off.size());
+  for (std::size_t i = 0; i < off.size(); ++i) off[i] = plan.off[i] * run;
+  for (Index q = 0; q < P; ++q) {
+    const Index g = plan.group[std::size_t(q)], taps = plan.taps[std::size_t(g)];
+    const T* xq = frame + plan.base[std::size_t(q)] * run;
+    const Index* oq = off.data() + g * plan.taps_max;
+    const T* wq = w + g * wg;
+    Index j = 0;
+    for (; j + 2 * S <= run; j += 2 * S)
+      for (Index c = 0; c < plan.channels; c += 8)
+        sample_tile<Act, T, 2, 8>(xq + j, ldx, plan.depth, oq, taps, wq + c, ldw, bias ? bias + c : nullptr,
+                                  out + (c * P + q) * run + j, ldo, plan.channels - c);
+    if (j < run)
+      for (Index c = 0; c < plan.channels; c += 16)
+        sample_tile<Act, T, 1, 16>(xq + j, ldx, plan.depth, oq, taps, wq + c, ldw, bias ? bias + c : nullptr,
+                                   out + (c * P + q) * run + j, ldo, plan.channels - c);
+  }
 }
 
 }  // namespace prilo::nn::conv_detail::direct
