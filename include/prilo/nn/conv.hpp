@@ -1,7 +1,8 @@
 // Convolutional layers: Conv2d and ConvTranspose2d (PyTorch's semantics), by im2col + GEMM (a
-// Conv2d with a thin patch, C_in·k² ≤ 32, by the register-tiled direct kernels of
-// nn/conv_direct.hpp instead: nn::ConvAlgorithm), on any executor: the CPU forms of their
-// customisation points are here, the CUDA forms in prilo/backend/cuda/conv.cuh.
+// Conv2d with a thin patch, C_in·k² ≤ 32, and the forward and input VJP of a ConvTranspose2d
+// with at least 8 output channels by the register-tiled direct kernels of nn/conv_direct.hpp
+// instead: nn::ConvAlgorithm), on any executor: the CPU forms of their customisation points
+// are here, the CUDA forms in prilo/backend/cuda/conv.cuh.
 #pragma once
 
 #include <algorithm>
@@ -707,6 +708,8 @@ void conv_transpose2d_input_samples(const Geometry& g, const Mat<T>& w, const nn
 /// Weights, the weight gradients of each thread's blocks in the columns of *part_w (K·C_in ×
 /// slots) and *part_b (C_out × slots). Per block (interleaved): A = im2col(gy ⊙ act'(y)),
 /// gx = A·W, ∂W += Aᵀ X (X the block's input as an (m·P) × C_in matrix), ∂b += Σ G.
+/// Where g_ takes the interleaved kernels, gx comes from them (conv_transpose2d_input_samples)
+/// and the GEMM path computes the weight gradients alone.
 /// x, y and gy are read, and gx (of x's shape) written, through views (nn::conv_detail::Columns).
 template <bool Weights, class Act, class T>
 void conv_transpose2d_vjp(const Geometry& g_, const Mat<T>& w_, const nn::conv_detail::ConstColumns<T>& x,
@@ -934,6 +937,7 @@ void conv_transpose2d_forward(const CpuExecutor& ex, Act act, const nn::conv_det
 /// gx ← ∂/∂x (if gx: a view of x's shape) and, with grads, ∂W and ∂b added
 /// (nn::ConvTranspose2d's VJPs; x, y and gy read through views): per block,
 /// A = im2col(gy ⊙ act'(y)), gx = A·W, ∂W += Aᵀ X (X the interleaved input), ∂b += Σ G.
+/// (gx by the interleaved kernels where the layer takes them: ConvAlgorithm.)
 template <class T, class Act>
 void conv_transpose2d_backward_into(const CpuExecutor&, Act, const nn::conv_detail::Geometry& g, const Mat<T>& w,
                                     const nn::conv_detail::ConstColumns<T>& x,
