@@ -380,11 +380,22 @@ TEST_CASE_TEMPLATE("ConvTranspose2d: the interleaved kernels and im2col + GEMM a
   lin.forward(x, y);
   CHECK(rel_diff(y, direct_conv_transpose<T>(x, {64, 7, 7}, 32, lin.weight(), lin.bias(), 4, 2, 1, 0)) <
         tolerance<T>());
-  // automatic: the interleaved kernels from conv_detail::direct_min_transposed_outputs output channels
-  CHECK(ConvTranspose2d<T>({64, 7, 7}, 32, 4, 2, 1, 0, rng).computes_directly());
-  CHECK(ConvTranspose2d<T>({3, 5, 5}, 8, 3, 1, 1, 0, rng).computes_directly());
-  CHECK_FALSE(ConvTranspose2d<T>({32, 14, 14}, 1, 4, 2, 1, 0, rng).computes_directly());
-  CHECK_FALSE(ConvTranspose2d<T>({32, 14, 14}, 7, 4, 2, 1, 0, rng).computes_directly());
+  // automatic: the interleaved kernels from conv_detail::direct_min_transposed_channels channels
+  // on the side each pass tiles: the forward's output channels, the input VJP's input channels
+  const auto takes = [&](Shape3 in, Index co) {
+    const ConvTranspose2d<T> c(in, co, 4, 2, 1, 0, rng);
+    return std::pair{c.computes_directly(), c.computes_input_vjp_directly()};
+  };
+  CHECK(takes({64, 7, 7}, 32) == std::pair{true, true});
+  CHECK(takes({3, 5, 5}, 8) == std::pair{true, false});
+  CHECK(takes({32, 14, 14}, 1) == std::pair{false, true});
+  CHECK(takes({32, 14, 14}, 7) == std::pair{false, true});
+  CHECK(takes({7, 14, 14}, 7) == std::pair{false, false});
+  ConvTranspose2d<T> forced({7, 14, 14}, 1, 4, 2, 1, 0, rng);
+  forced.set_algorithm(ConvAlgorithm::direct);
+  CHECK((forced.computes_directly() && forced.computes_input_vjp_directly()));
+  forced.set_algorithm(ConvAlgorithm::im2col_gemm);
+  CHECK_FALSE((forced.computes_directly() || forced.computes_input_vjp_directly()));
 }
 
 TEST_CASE("ConvTranspose2d is the adjoint of Conv2d's input map with the same weights") {

@@ -55,6 +55,13 @@ struct Relu {
     const P zero = ei::pset1<P>(T(0));
     return ei::pselect(ei::pcmp_lt(zero, v), v, zero);
   }
+  /// cotangent() on Eigen packets of T, the same select.
+  template <class T, class P>
+  static P cotangent_packet(const P& g, const P& y) {
+    namespace ei = Eigen::internal;
+    const P zero = ei::pset1<P>(T(0));
+    return ei::pselect(ei::pcmp_lt(zero, y), g, zero);
+  }
 };
 /// Leaky ReLU with PyTorch's default slope 0.01.
 struct LeakyRelu {

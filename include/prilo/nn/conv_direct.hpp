@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core.hpp"
+#include "activations.hpp"
 
 namespace prilo::nn::conv_detail::direct {
 
@@ -338,6 +339,17 @@ struct SamplePlan {
   Index pixels() const { return Index(base.size()); }
 };
 
+/// Whether Act has cotangent_packet (g ⊙ act'(y) on packets).
+template <class Act, class T>
+inline constexpr bool has_cotangent_packet = requires(const Packet<T>& p) {
+  Act::template cotangent_packet<T>(p, p);
+};
+
+// (PacketBlock in fill_columns, as above)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#endif
 /// A block of maps (channels × height × width) in the interleaved layout inside a zero frame:
 /// the maps at (top, left) of frames of fh × fw pixels, every pixel a run of `run` samples.
 struct SampleFrame {
@@ -358,6 +370,54 @@ struct SampleFrame {
         }
       }
   }
+  /// The frame's interior ← columns 0 … run − 1 of g (each a sample's channels × height ×
+  /// width values, ldg apart; run whole packets), straight into the interleaved layout:
+  /// blocks of S pixels × S samples transposed in registers and stored at the pixels' places
+  /// in the frame (one pass where interleaving and fill are two). Act other than the Identity
+  /// (one with cotangent_packet): g ⊙ act'(y) on the way, y (Act's outputs) of g's shape, ldy
+  /// apart (a third pass fewer).
+  template <class Act, class T>
+  void fill_columns(const T* g, Index ldg, const T* y, Index ldy, Index run, T* frame) const {
+    using Pk = Packet<T>;
+    constexpr int S = int(lanes<T>);
+    constexpr bool copy = std::is_same_v<Act, Identity>;
+    static_assert(copy || has_cotangent_packet<Act, T>, "fill_columns: Act needs a cotangent_packet");
+    const Index rows = channels * height * width;
+    Index c = 0, h = 0, w = 0;  // the map pixel of row i
+    auto place = [&] {          // its place in the frame, then the next pixel's
+      const Index d = ((c * fh + h + top) * fw + left + w) * run;
+      if (++w == width) {
+        w = 0;
+        if (++h == height) {
+          h = 0;
+          ++c;
+        }
+      }
+      return d;
+    };
+    Index i = 0;
+    for (; i + S <= rows; i += S) {
+      Index dst[S];
+      for (int r = 0; r < S; ++r) dst[r] = place();
+      for (Index j0 = 0; j0 < run; j0 += S) {
+        ei::PacketBlock<Pk, S> b;
+        for (int j = 0; j < S; ++j) {
+          const Pk v = ei::ploadu<Pk>(g + i + (j0 + j) * ldg);
+          if constexpr (copy)
+            b.packet[j] = v;
+          else
+            b.packet[j] = Act::template cotangent_packet<T>(v, ei::ploadu<Pk>(y + i + (j0 + j) * ldy));
+        }
+        if constexpr (S > 1) ei::ptranspose(b);
+        for (int r = 0; r < S; ++r) ei::pstoreu(frame + dst[r] + j0, b.packet[r]);
+      }
+    }
+    for (; i < rows; ++i) {
+      const Index d = place();
+      for (Index j = 0; j < run; ++j)
+        frame[d + j] = copy ? g[i + j * ldg] : cotangent<Act>(g[i + j * ldg], y[i + j * ldy]);
+    }
+  }
   /// The frame's interior ← the interleaved block xt (m ≤ run samples a pixel); the lanes
   /// m … run − 1 ← 0.
   template <class T>
@@ -377,6 +437,10 @@ struct SampleFrame {
       }
   }
 };
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /// The channels a sample tile covers: 16 with one packet of samples, 8 with two (16 and 32
 /// accumulators: enough independent sums for two FMA units of latency 4 to 8, and no more
