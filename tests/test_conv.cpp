@@ -380,6 +380,28 @@ TEST_CASE_TEMPLATE("ConvTranspose2d: the interleaved kernels and im2col + GEMM a
   lin.forward(x, y);
   CHECK(rel_diff(y, direct_conv_transpose<T>(x, {64, 7, 7}, 32, lin.weight(), lin.bias(), 4, 2, 1, 0)) <
         tolerance<T>());
+  // the input VJP's frame filled from whole blocks of columns with the cotangent taken on the
+  // way (SampleFrame::fill_columns): the identity, ReLU and LeakyReLU's packet selects, the
+  // sigmoid (no packet form: masked first, then filled); a partial block after the whole ones
+  const auto vjps_agree = [&]<class Act>(Act) {
+    ConvTranspose2d<T, Act> gemm({5, 9, 7}, 17, 4, 2, 1, 1, rng);
+    ConvTranspose2d<T, Act> direct = gemm;
+    gemm.set_algorithm(ConvAlgorithm::im2col_gemm);
+    direct.set_algorithm(ConvAlgorithm::direct);
+    const Mat<T> xb = rng.normal_matrix<T>(gemm.input_size(), 70);
+    Mat<T> yb[2], gx[2], work;
+    gemm.forward(xb, yb[0]);
+    direct.forward(xb, yb[1]);
+    CHECK(rel_diff(yb[1], yb[0]) < tolerance<T>());
+    const Mat<T> gy = rng.normal_matrix<T>(yb[0].rows(), 70);
+    gemm.backward_input(xb, yb[0], gy, gx[0], work);
+    direct.backward_input(xb, yb[0], gy, gx[1], work);
+    CHECK(rel_diff(gx[1], gx[0]) < tolerance<T>());
+  };
+  vjps_agree(Identity{});
+  vjps_agree(Relu{});
+  vjps_agree(LeakyRelu{});
+  vjps_agree(Sigmoid{});
   // automatic: the interleaved kernels from conv_detail::direct_min_transposed_channels channels
   // on the side each pass tiles: the forward's output channels, the input VJP's input channels
   const auto takes = [&](Shape3 in, Index co) {
