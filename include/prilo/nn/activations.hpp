@@ -135,6 +135,13 @@ T cotangent(T g, T y) {
   }
 }
 
+/// Whether Act has cotangent_packet: g·act'(y) on Eigen packets of T (apply_cotangent and the
+/// conv layers' fills take it where it exists).
+template <class Act, class T>
+inline constexpr bool has_cotangent_packet = requires(const typename Eigen::internal::packet_traits<T>::type& p) {
+  Act::template cotangent_packet<T>(p, p);
+};
+
 /// dst[i] = g[i]·act'(y[i]) for i < n (nn::cotangent per entry; dst may be g), in Eigen packets
 /// where Act has a cotangent_packet.
 template <class Act, class T>
@@ -142,8 +149,7 @@ void apply_cotangent(const T* g, const T* y, T* dst, Eigen::Index n) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<T>::type;
   Eigen::Index i = 0;
-  if constexpr (ei::packet_traits<T>::Vectorizable &&
-                requires(const P& p) { Act::template cotangent_packet<T>(p, p); }) {
+  if constexpr (ei::packet_traits<T>::Vectorizable && has_cotangent_packet<Act, T>) {
     constexpr Eigen::Index S = ei::packet_traits<T>::size;
     for (; i + S <= n; i += S)
       ei::pstoreu(dst + i, Act::template cotangent_packet<T>(ei::ploadu<P>(g + i), ei::ploadu<P>(y + i)));

@@ -697,6 +697,8 @@ void conv_transpose2d_input_samples(const Geometry& g, const Mat<T>& w, const nn
   Mat<T> wp = Mat<T>::Zero(ldw, w.rows());  // row (co·k + kh)·k + kw of w as a run of the input channels
   wp.topRows(Ci) = w.transpose();
   constexpr bool identity = std::is_same_v<Act, nn::Identity>;
+  // whole blocks: the frame filled from the columns with G = gy ⊙ act'(y) taken on the way
+  constexpr bool fused_fill = identity || nn::has_cotangent_packet<Act, T>;
   const int slots = cd::slots_for(n, run);
   const Eigen::Index frame = ip.frame.size(run);
   // per slot: the frame, G interleaved, G before it is interleaved (not for the identity), gx interleaved
@@ -707,8 +709,8 @@ void conv_transpose2d_input_samples(const Geometry& g, const Mat<T>& w, const nn
     T* tmp = gt + No * run;
     T* gxt = tmp + (identity ? 0 : No * run);
     if (first < slots * run) ip.frame.clear_border(run, gf);
-    if (m == run && (identity || dk::has_cotangent_packet<Act, T>)) {
-      if constexpr (identity || dk::has_cotangent_packet<Act, T>)
+    if (m == run && fused_fill) {
+      if constexpr (fused_fill)
         ip.frame.template fill_columns<Act>(gy.col(first).data(), gy.outerStride(), y.col(first).data(),
                                             y.outerStride(), run, gf);
     } else {

@@ -339,12 +339,6 @@ struct SamplePlan {
   Index pixels() const { return Index(base.size()); }
 };
 
-/// Whether Act has cotangent_packet (g ⊙ act'(y) on packets).
-template <class Act, class T>
-inline constexpr bool has_cotangent_packet = requires(const Packet<T>& p) {
-  Act::template cotangent_packet<T>(p, p);
-};
-
 // (PacketBlock in fill_columns, as above)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
