@@ -107,8 +107,11 @@ Mat<T> clone(const CpuExecutor&, const Mat<T>& m) {
 template <class T>
 void scaled_difference(const CpuExecutor&, Mat<T>& out, const Mat<T>& a, const Mat<T>& b, T s) {
   require_shape(b, a.rows(), a.cols(), "scaled_difference b");
-  out = a - b;  // same shape every call: no allocation after the first
-  if (s != T(1)) out *= s;
+  // one pass (same shape every call: no allocation after the first)
+  if (s == T(1))
+    out = a - b;
+  else
+    out = (a - b) * s;
 }
 
 /// ‖column j‖² for every column, on the host.

@@ -34,9 +34,12 @@ namespace prilo::nn {
 ///    nn/conv_direct.hpp: blocks of samples in a zero frame, tiles of sample packets ×
 ///    channels, no im2col/col2im matrix and no BLAS call (its weight gradient stays a GEMM);
 ///  * automatic (the default): a Conv2d direct when the patch C_in·k² is at most
-///    conv_detail::direct_max_patch; a ConvTranspose2d's forward direct when it has at least
-///    conv_detail::direct_min_transposed_channels output channels, its input VJP when it has
-///    as many input channels (the channels each pass's tiles cover); else im2col_gemm.
+///    conv_detail::direct_max_patch; a ConvTranspose2d's forward by the interleaved kernels
+///    when it has at least conv_detail::direct_min_transposed_channels output channels, and
+///    with fewer one sample at a time as its adjoint Conv2d's direct input VJP (straight from
+///    the sample's column to its output column, no BLAS: conv_transpose2d_forward_thin); its
+///    input VJP by the interleaved kernels when it has as many input channels (the channels
+///    each pass's tiles cover); else im2col_gemm.
 /// Both give the same results up to rounding.
 enum class ConvAlgorithm { automatic, im2col_gemm, direct };
 
@@ -51,7 +54,8 @@ inline constexpr Index direct_max_patch = 32;
 /// forward's output channels, the input VJP's input channels), so a thinner side would spend
 /// most of their multiplies on padding. The conv VAE's last layer, 32 → 1, takes them for its
 /// input VJP (0.84–0.89 against 1.27 ms for 256 samples, one thread, on the Intel VM) but not
-/// for its forward (3.9 against 1.2 ms).
+/// for its forward (3.9 against 1.2 ms), which automatic computes one sample at a time
+/// instead (Geometry::transposed_thin: 1.19 against 2.5 ms for im2col + GEMM, bench_conv).
 inline constexpr Index direct_min_transposed_channels = 8;
 
 /// The geometry of one convolution (square kernel k, stride s, zero padding p): input maps
@@ -75,6 +79,12 @@ struct Geometry {
   bool transposed_direct(Index channels) const {
     return algorithm == ConvAlgorithm::direct ||
            (algorithm == ConvAlgorithm::automatic && channels >= direct_min_transposed_channels);
+  }
+  /// Whether the CPU computes the forward of a ConvTranspose2d of this adjoint geometry one
+  /// sample at a time (conv_transpose2d_forward_thin): automatic, fewer output channels
+  /// (in.channels) than the interleaved kernels take.
+  bool transposed_thin(Index channels) const {
+    return algorithm == ConvAlgorithm::automatic && channels < direct_min_transposed_channels;
   }
 };
 
@@ -390,6 +400,42 @@ void conv2d_forward_direct(const Geometry& g, const Mat<T>& w, const Vec<T>& b,
   });
 }
 
+/// One sample's maps ← the zero frame's interior after bm's columns (G·Wᵀ of the sample, one
+/// column per tap, ld apart) are added into it at each tap's reads: the adjoint of the direct
+/// forward's reads (what lands on the border is dropped). The frame is zero again after.
+template <class T>
+void add_taps_and_read(const Geometry& g, const Frame& f, const T* bm, Eigen::Index ld, T* frame, T* out) {
+  if (g.s == 2 && g.k % 2 == 0) {
+    // taps kw and kw + 1 (kw even) read alternate pixels of one run of a row: added together,
+    // the run is read and written contiguously (each pixel still gets its taps in order)
+    for (Eigen::Index tap = 0; tap < g.patch(); tap += 2)
+      for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
+        const T* b0 = bm + tap * ld + oh * g.out_w;
+        const T* b1 = b0 + ld;
+        T* ft = frame + f.off[std::size_t(tap)] + oh * 2 * f.cols;
+        for (Eigen::Index ow = 0; ow < g.out_w; ++ow) {
+          ft[2 * ow] += b0[ow];
+          ft[2 * ow + 1] += b1[ow];
+        }
+      }
+    f.read(frame, out);
+    std::fill(frame, frame + f.size(), T(0));
+    return;
+  }
+  for (Eigen::Index tap = 0; tap < g.patch(); ++tap)
+    for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
+      const T* bt = bm + tap * ld + oh * g.out_w;
+      T* ft = frame + f.off[std::size_t(tap)] + oh * g.s * f.cols;
+      if (g.s == 2) {
+        for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[2 * ow] += bt[ow];
+      } else {
+        for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[ow * g.s] += bt[ow];
+      }
+    }
+  f.read(frame, out);
+  std::fill(frame, frame + f.size(), T(0));  // the next sample's frame: zero borders
+}
+
 /// Conv2d's VJPs by the direct kernels, with conv2d_vjp's contract: per sample, G = gy ⊙ act'(y)
 /// (pixels × C_out, each channel's pixels padded to whole packets); with Weights, ∂W += AᵀG
 /// from the sample's Frame and G transposed (channels along the packets) into per-thread
@@ -440,24 +486,58 @@ void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const nn::conv_detail
       if (gx) {
         dk::small_product(gm, ld, P, Co, w.data(), K, 1, K, bm, ld);      // G·Wᵀ
         if constexpr (Weights) std::fill(frame, frame + f.size(), T(0));  // it holds x
-        for (Eigen::Index tap = 0; tap < K; ++tap)
-          for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
-            const T* bt = bm + tap * ld + oh * g.out_w;
-            T* ft = frame + f.off[std::size_t(tap)] + oh * g.s * f.cols;
-            if (g.s == 2) {
-              for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[2 * ow] += bt[ow];
-            } else {
-              for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[ow * g.s] += bt[ow];
-            }
-          }
-        f.read(frame, gx->col(j).data());
-        std::fill(frame, frame + f.size(), T(0));  // the next sample's frame: zero borders
+        add_taps_and_read(g, f, bm, ld, frame, gx->col(j).data());
       }
     }
     if constexpr (Weights) {
       Eigen::Map<Mat<T>> pw(part_w->col(t).data(), K, Co);
       pw += Eigen::Map<const Mat<T>>(acc, Cp, K).topRows(Co).transpose();
       part_b->col(t) += Eigen::Map<const Vec<T>>(accb, Co);
+    }
+  });
+}
+
+/// ConvTranspose2d's forward one sample at a time (the rule: conv_detail::Geometry::
+/// transposed_thin): its adjoint Conv2d's input VJP as conv2d_vjp_direct computes it, X·Wᵀ
+/// (dk::small_product; pixels × taps) added tap by tap into a zero frame whose interior is
+/// read into the sample's column (add_taps_and_read),
+/// then bias and activation on that column while it is in cache. No interleaving, no
+/// im2col/col2im matrix, no BLAS call: for thin outputs (few channels), where a block's GEMM is
+/// short and its layout passes cost more than its products. X is read in place from the
+/// sample's column: each channel's last packet runs into the next channel's pixels (or, for
+/// the last channel, the next sample's column), rows the product computes and never stores;
+/// the batch's last sample, with nothing after it to read, is copied to scratch with each
+/// channel padded to whole packets.
+template <class Act, class T>
+void conv_transpose2d_forward_thin(const Geometry& g, const Mat<T>& w, const Vec<T>& b,
+                                   const nn::conv_detail::ConstColumns<T>& x, nn::conv_detail::Columns<T> y) {
+  namespace cd = nn::conv_detail;
+  namespace dk = nn::conv_detail::direct;
+  const Eigen::Index n = x.cols(), P = g.out_pixels(), K = g.patch(), Ci = w.cols(), Co = g.in.channels,
+                     Po = g.in.pixels(), ld = dk::padded<T>(P);
+  const Frame f(g);
+  const int slots = direct_slots(n);
+  // per slot: the last sample's X padded (ld × C_in; the padding rows stay zero), X·Wᵀ (ld × K),
+  // the frame
+  Eigen::Index per_slot = ld * (Ci + K) + f.size();
+  per_slot = (per_slot + 2 * dk::lanes<T> - 1) / (2 * dk::lanes<T>)*(2 * dk::lanes<T>);
+  Mat<T> work = Mat<T>::Zero(per_slot, slots);
+  prilo::parallel_for(slots, slots, [&](Eigen::Index t) {
+    T* xm = work.col(t).data();
+    T* bm = xm + ld * Ci;
+    T* frame = bm + ld * K;
+    for (Eigen::Index j = t; j < n; j += slots) {
+      const T* xj = x.col(j).data();
+      Eigen::Index ldx = P;
+      if (j + 1 == n) {  // nothing to read past the last channel of the batch's last sample
+        for (Eigen::Index c = 0; c < Ci; ++c) std::copy(xj + c * P, xj + (c + 1) * P, xm + c * ld);
+        xj = xm;
+        ldx = ld;
+      }
+      dk::small_product(xj, ldx, P, Ci, w.data(), K, 1, K, bm, ld);  // X·Wᵀ
+      T* yj = y.col(j).data();
+      add_taps_and_read(g, f, bm, ld, frame, yj);
+      for (Eigen::Index c = 0; c < Co; ++c) cd::bias_act<Act>(yj + c * Po, b(c), yj + c * Po, Po);
     }
   });
 }
@@ -917,6 +997,7 @@ void conv_transpose2d_forward_into(const CpuExecutor&, Act, const nn::conv_detai
   require_shape(y, No, n, "ConvTranspose2d output");
   if (n == 0) return;
   if (g_.transposed_direct(Co)) return conv_cpu::conv_transpose2d_forward_samples<Act>(g_, w_, b_, x, y);
+  if (g_.transposed_thin(Co)) return conv_cpu::conv_transpose2d_forward_thin<Act>(g_, w_, b_, x, y);
   const Eigen::Index nb = cd::block_samples(n, P, P * (K + Ci) + No, prilo::max_threads(), block_);
   const int slots = cd::slots_for(n, nb);
   const Eigen::Index per_slot = nb > 1 ? nb * (P * (K + Ci) + No) : P * K;
@@ -1027,8 +1108,12 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   /// rounding; copied with the layer, ignored by device executors). For benchmarks and tests.
   void set_algorithm(ConvAlgorithm a) { g_.algorithm = a; }
   ConvAlgorithm algorithm() const { return g_.algorithm; }
-  /// Whether the CPU takes the direct kernels for this layer's forward pass (ConvAlgorithm).
-  bool computes_directly() const { return Transposed ? g_.transposed_direct(g_.in.channels) : g_.direct(); }
+  /// Whether the CPU computes this layer's forward pass without im2col + GEMM (ConvAlgorithm):
+  /// by the direct kernels, or for a ConvTranspose2d by the interleaved ones or one sample at
+  /// a time (the thin rule).
+  bool computes_directly() const {
+    return Transposed ? g_.transposed_direct(g_.in.channels) || g_.transposed_thin(g_.in.channels) : g_.direct();
+  }
   /// Whether it takes them for the input VJP (a ConvTranspose2d's may differ from its forward:
   /// ConvAlgorithm::automatic looks at the channels each pass's tiles cover).
   bool computes_input_vjp_directly() const { return Transposed ? g_.transposed_direct(maps_) : g_.direct(); }

@@ -92,7 +92,8 @@ void panel(const T* in, Index ldi, Index rows, Index depth, const T* w, Index sr
 }
 
 /// out(q, o) = Σ_r in(q, r)·w[r·sr + o·so] for q < rows, o < outputs. `in` is column-major with leading dimension ldi ≥
-/// padded(rows), its rows up to padded(rows) readable (their values do not reach the rows stored); out column-major
+/// rows, its rows up to padded(rows) readable (their values do not reach the rows stored; with ldi < padded(rows) they
+/// are the next column's first rows); out column-major
 /// with leading dimension ldo, rows ≥ `rows` not written. Tiles of 3 packets × 4 outputs: 12 accumulators, 3 loads and
 /// 4 broadcasts per step of the depth (16 vector registers on AVX2).
 template <class T>
