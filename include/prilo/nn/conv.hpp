@@ -55,7 +55,7 @@ inline constexpr Index direct_max_patch = 32;
 /// most of their multiplies on padding. The conv VAE's last layer, 32 → 1, takes them for its
 /// input VJP (0.84–0.89 against 1.27 ms for 256 samples, one thread, on the Intel VM) but not
 /// for its forward (3.9 against 1.2 ms), which automatic computes one sample at a time
-/// instead (Geometry::transposed_thin: 1.19 against 2.5 ms for im2col + GEMM, bench_conv).
+/// instead (Geometry::transposed_thin: 1.00 against 1.17 ms for im2col + GEMM, bench_conv).
 inline constexpr Index direct_min_transposed_channels = 8;
 
 /// The geometry of one convolution (square kernel k, stride s, zero padding p): input maps
@@ -418,20 +418,14 @@ void add_taps_and_read(const Geometry& g, const Frame& f, const T* bm, Eigen::In
           ft[2 * ow + 1] += b1[ow];
         }
       }
-    f.read(frame, out);
-    std::fill(frame, frame + f.size(), T(0));
-    return;
-  }
-  for (Eigen::Index tap = 0; tap < g.patch(); ++tap)
-    for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
-      const T* bt = bm + tap * ld + oh * g.out_w;
-      T* ft = frame + f.off[std::size_t(tap)] + oh * g.s * f.cols;
-      if (g.s == 2) {
-        for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[2 * ow] += bt[ow];
-      } else {
+  } else {
+    for (Eigen::Index tap = 0; tap < g.patch(); ++tap)
+      for (Eigen::Index oh = 0; oh < g.out_h; ++oh) {
+        const T* bt = bm + tap * ld + oh * g.out_w;
+        T* ft = frame + f.off[std::size_t(tap)] + oh * g.s * f.cols;
         for (Eigen::Index ow = 0; ow < g.out_w; ++ow) ft[ow * g.s] += bt[ow];
       }
-    }
+  }
   f.read(frame, out);
   std::fill(frame, frame + f.size(), T(0));  // the next sample's frame: zero borders
 }
@@ -500,8 +494,8 @@ void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const nn::conv_detail
 /// ConvTranspose2d's forward one sample at a time (the rule: conv_detail::Geometry::
 /// transposed_thin): its adjoint Conv2d's input VJP as conv2d_vjp_direct computes it, X·Wᵀ
 /// (dk::small_product; pixels × taps) added tap by tap into a zero frame whose interior is
-/// read into the sample's column (add_taps_and_read),
-/// then bias and activation on that column while it is in cache. No interleaving, no
+/// read into the sample's column (add_taps_and_read), then bias and activation on that column
+/// while it is in cache. No interleaving, no
 /// im2col/col2im matrix, no BLAS call: for thin outputs (few channels), where a block's GEMM is
 /// short and its layout passes cost more than its products. X is read in place from the
 /// sample's column: each channel's last packet runs into the next channel's pixels (or, for
