@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <limits>
 #include <numbers>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/projection.hpp>
@@ -161,6 +164,24 @@ TEST_CASE("Rng::normal_block is Box-Muller of its draws, to float accuracy, in e
   CHECK(worst <= 3.5e-7);
   for (int h : quadrant_hits) CHECK(h > 15000);
   CHECK(a.next_u64() == b.next_u64());  // one draw per pair, nothing else
+}
+
+TEST_CASE("Rng::normal_block: a short block is the prefix of a whole one and draws one value per pair") {
+  // the pairs go through in chunks, the next chunk's draws taken during the current chunk's
+  // transform: every length around the chunk boundaries writes exactly its samples, the same
+  // bits as the first samples of a whole block, and leaves the state (len + 1) / 2 draws on
+  alignas(64) float whole[Rng::kNormalBlock], part[Rng::kNormalBlock + 1];
+  for (int len : {0, 1, 2, 3, 62, 63, 64, 65, 66, 127, 128, 129, 130, 191, 255, 256, 257, 448, 449, 510, 511, 512}) {
+    CAPTURE(len);
+    Rng a(57), b(57), c(57);
+    a.normal_block(whole, Rng::kNormalBlock);
+    std::fill(std::begin(part), std::end(part), std::numeric_limits<float>::quiet_NaN());
+    b.normal_block(part, len);
+    CHECK(std::memcmp(part, whole, sizeof(float) * std::size_t(len)) == 0);
+    CHECK(std::all_of(part + len, std::end(part), [](float v) { return std::isnan(v); }));  // nothing past len
+    for (int k = 0; k < (len + 1) / 2; ++k) c.next_u64();
+    CHECK(b.next_u64() == c.next_u64());
+  }
 }
 
 TEST_CASE("Rng::add_normal adds N(0, sigma^2) samples: moments, tails, odd lengths, reproducible") {
