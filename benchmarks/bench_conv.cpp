@@ -35,10 +35,14 @@
 //    benchmarks/compare_pytorch.py times PyTorch on.
 //  * conv_algorithm/…: a Conv2d from C_in = 1–4 channels by the direct kernels, with
 //    `direct_over_gemm` (interleaved fastest rounds against the same layer by im2col + GEMM).
+//  * modulate/…: the style VAE's modulations (nn::Modulate<LeakyRelu>, act(u ⊙ (1 + γ(z0)) +
+//    β(z0)) per channel, z0 of 100 rows carried), forward and forward + input VJP at batch
+//    256, one thread; GB_per_s counts the features read and written once per pass.
 // Run: OMP_NUM_THREADS=1 ./bench_conv
 #include <prilo/backend/cpu.hpp>
 #include <prilo/nn/conv.hpp>
 #include <prilo/nn/conv_vae.hpp>
+#include <prilo/nn/style.hpp>
 #include <prilo/random.hpp>
 
 #include <benchmark/benchmark.h>
@@ -51,6 +55,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace {
@@ -309,7 +314,38 @@ void bm_algorithms(benchmark::State& state, Index cin, Index cout, Work w, int t
   state.counters["direct_over_gemm"] = interleaved([&] { run(gemm); }, [&] { run(direct); }, t.wall).ratio;
 }
 
+/// The style VAE's modulation of C channels × P pixels (z0: 100 rows), batch 256, one thread:
+/// forward, or forward + input VJP.
+void bm_modulate(benchmark::State& state, Index channels, Index pixels, bool vjp) {
+  prilo::cpu::set_threads(1);
+  constexpr Index d = 100;
+  prilo::Rng rng(43);
+  const prilo::nn::Modulate<T, prilo::nn::LeakyRelu> m(channels, pixels, d, rng);
+  const Mat x = rng.normal_matrix<T>(channels * pixels + d, kBatch), gy = rng.normal_matrix<T>(x.rows(), kBatch);
+  Mat y, gx, work;
+  const auto pass = [&] {
+    m.forward(x, y);
+    if (vjp) m.backward_input(x, y, gy, gx, work);
+  };
+  pass();
+  for (auto _ : state) {
+    pass();
+    benchmark::DoNotOptimize(gx.data());
+    benchmark::ClobberMemory();
+  }
+  // features read and written: forward u → y; the VJP reads gy, y and u and writes gx
+  const double values = double(channels * pixels) * kBatch * (vjp ? 6 : 2);
+  state.counters["GB_per_s"] = benchmark::Counter(values * sizeof(T), benchmark::Counter::kIsIterationInvariantRate,
+                                                  benchmark::Counter::kIs1000);
+}
+
 const bool registered = [] {
+  for (auto [c, p, label] : {std::tuple<Index, Index, const char*>{64, 49, "m0_64x7x7"}, {32, 196, "m1_32x14x14"}})
+    for (bool vjp : {false, true})
+      benchmark::RegisterBenchmark(
+          ("modulate/" + std::string(label) + (vjp ? "/vjp_input" : "/forward") + "/float/b256/t1").c_str(),
+          [c, p, vjp](benchmark::State& s) { bm_modulate(s, c, p, vjp); })
+          ->UseRealTime();
   for (int t : {1, 2}) {
     const std::string ts = "/t" + std::to_string(t);
     for (const char* w : {"forward", "vjp_input", "vjp_weights"})

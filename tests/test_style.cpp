@@ -4,7 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include <prilo/nn/conv.hpp>
 #include <prilo/nn/linear.hpp>
@@ -124,6 +127,47 @@ TEST_CASE("Modulate: the input and weight VJPs match central differences, and th
   Mat<T> y;
   CHECK_THROWS_WITH_AS(m.forward(Mat<T>::Zero(16, 2), y), doctest::Contains("Modulate input"), prilo::invalid_input);
   CHECK_THROWS_AS(Modulate<T>(0, 5, 2, rng), prilo::invalid_input);
+}
+
+TEST_CASE_TEMPLATE("Modulate's one-pass channel VJP: the cotangent, its two sums and the scaling done apart", T, float,
+                   double) {
+  // prilo::detail::modulate_channel_vjp (packets, two accumulators per sum, a tail per entry)
+  // against the same quantities per entry, the sums in long double: every length around the
+  // packet and double-packet boundaries of float and double on SSE, AVX2 and AVX-512
+  Rng rng(31);
+  for (const Eigen::Index n : {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 49, 196}) {
+    CAPTURE(n);
+    Mat<T> m = rng.normal_matrix<T>(n, 3);
+    for (Eigen::Index i = 0; i < n; i += 5) m(i, 1) = T(0);  // y = 0: the mask's boundary
+    const T* g = m.col(0).data();
+    const T* y = m.col(1).data();
+    const T* u = m.col(2).data();
+    const T scale = T(1.375);
+    auto check = [&](auto act) {
+      using Act = decltype(act);
+      std::vector<T> out(std::size_t(n) + 1, T(-7));
+      const auto [gu, gs] = prilo::detail::modulate_channel_vjp<Act>(g, y, u, out.data(), n, scale);
+      const auto [gu2, gs2] = prilo::detail::modulate_channel_vjp<Act>(g, y, u, static_cast<T*>(nullptr), n, scale);
+      long double gu_ref = 0, gs_ref = 0, mag = 0;
+      bool exact = true;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const T v = prilo::nn::cotangent<Act>(g[i], y[i]);
+        gu_ref += (long double)v * u[i];
+        gs_ref += v;
+        mag += std::abs((long double)v) * (1 + std::abs((long double)u[i]));
+        exact = exact && out[std::size_t(i)] == v * scale;
+      }
+      CHECK(exact);                         // the scaled cotangent, entry for entry
+      CHECK(out[std::size_t(n)] == T(-7));  // nothing past n
+      const long double tol = 8 * std::numeric_limits<T>::epsilon() * mag;
+      CHECK(std::abs((long double)gu - gu_ref) <= tol);
+      CHECK(std::abs((long double)gs - gs_ref) <= tol);
+      CHECK(gu2 == gu);  // without an output the same sums
+      CHECK(gs2 == gs);
+    };
+    check(LeakyRelu{});
+    check(Relu{});
+  }
 }
 
 TEST_CASE("the style modules' row-block customisation points copy and add the blocks asked for, and refuse others") {
