@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -137,35 +138,26 @@ void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::
   const Eigen::Index C = sh.channels, P = sh.pixels, d = sh.style;
   gs.resize(2 * C, x.cols());
   if (gx) gx->resize(sh.features() + d, x.cols());
-  if constexpr (Eigen::internal::packet_traits<T>::Vectorizable && nn::has_cotangent_packet<Act, T>) {
-    // per channel, one pass over its P values: v = gy ⊙ act'(y), the sums Σ v·u and Σ v, and
-    // v·(1 + γ) into gx's rows when gx is wanted (four passes, the cotangent, two sums and the
-    // scaling, were 5.8 % of a style VAE's PRILO-MII run)
-    for (Eigen::Index j = 0; j < x.cols(); ++j) {
-      const T* u = x.col(j).data();
-      const T* yo = y.col(j).data();
-      const T* g = gy.col(j).data();
-      for (Eigen::Index c = 0; c < C; ++c) {
-        const Eigen::Index o = c * P;
-        const auto [gu, gsum] = detail::modulate_channel_vjp<Act>(
-            g + o, yo + o, u + o, gx ? gx->col(j).data() + o : nullptr, P, T(1) + s(c, j));
-        gs(c, j) = gu;
-        gs(C + c, j) = gsum;
-      }
-    }
-  } else {
-    // per channel: v = gy ⊙ act'(y) (nn::apply_cotangent, vectorised by the compiler), then
-    // Eigen's vectorised sums and the scaling, on P values that stay in the L1 cache (one
-    // scalar loop with two running sums cannot vectorise: its sums are ordered)
-    using A = Eigen::Array<T, Eigen::Dynamic, 1>;
-    A tmp(gx ? 0 : P);
-    for (Eigen::Index j = 0; j < x.cols(); ++j) {
-      const T* u = x.col(j).data();
-      const T* yo = y.col(j).data();
-      const T* g = gy.col(j).data();
-      for (Eigen::Index c = 0; c < C; ++c) {
-        const Eigen::Index o = c * P;
-        T* v = gx ? gx->col(j).data() + o : tmp.data();
+  // per channel, for an activation with a cotangent_packet, one pass over its P values
+  // (detail::modulate_channel_vjp: v = gy ⊙ act'(y), the sums Σ v·u and Σ v, and v·(1 + γ) into
+  // gx's rows when gx is wanted; four passes were 5.8 % of a style VAE's PRILO-MII run); for
+  // the others v by nn::apply_cotangent (vectorised by the compiler), then Eigen's vectorised
+  // sums and the scaling, on P values that stay in the L1 cache (a scalar loop with running
+  // sums cannot vectorise: its sums are ordered)
+  constexpr bool one_pass = Eigen::internal::packet_traits<T>::Vectorizable && nn::has_cotangent_packet<Act, T>;
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  A tmp(one_pass || gx ? 0 : P);
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    const T* u = x.col(j).data();
+    const T* yo = y.col(j).data();
+    const T* g = gy.col(j).data();
+    for (Eigen::Index c = 0; c < C; ++c) {
+      const Eigen::Index o = c * P;
+      T* v = gx ? gx->col(j).data() + o : tmp.data();
+      if constexpr (one_pass) {
+        std::tie(gs(c, j), gs(C + c, j)) =
+            detail::modulate_channel_vjp<Act>(g + o, yo + o, u + o, gx ? v : nullptr, P, T(1) + s(c, j));
+      } else {
         nn::apply_cotangent<Act>(g + o, yo + o, v, P);
         Eigen::Map<A> vm(v, P);
         gs(c, j) = (vm * Eigen::Map<const A>(u + o, P)).sum();
