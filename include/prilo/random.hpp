@@ -109,10 +109,11 @@ class Rng {
   void normal_block(float* u, int len) {
     if (len < 0 || len > kNormalBlock) detail::fail("Rng::normal_block: 0..", kNormalBlock, " samples, got ", len);
     // The pairs go through in chunks of kChunk. The state steps are serial (each xoshiro step
-    // needs the last, two cycles of latency) while the transform is vector work, so the steps
-    // for the next chunk are taken between the current chunk's vector loops, where the core
-    // runs both at once (0.66 of the time of drawing all 256 first on the Intel VM; the same
-    // draws, so the same bits).
+    // needs the last) while the transform is vector work, so the steps for the next chunk are
+    // taken between the current chunk's vector loops, where the core runs both at once (0.68
+    // of the time of drawing all 256 first, bench_solver's normal_block/512 on the Intel VM;
+    // the same draws, so the same bits). The choice between cos t and sin t is a select, the
+    // same value as the products with w ∈ {0, 1} this code used before.
     constexpr int kChunk = 32;
     const int m = (len + 1) / 2;  // pairs
     std::uint64_t s0 = s_[0], s1 = s_[1], s2 = s_[2], s3 = s_[3];
