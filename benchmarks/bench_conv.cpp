@@ -35,9 +35,10 @@
 //    benchmarks/compare_pytorch.py times PyTorch on.
 //  * conv_algorithm/…: a Conv2d from C_in = 1–4 channels by the direct kernels, with
 //    `direct_over_gemm` (interleaved fastest rounds against the same layer by im2col + GEMM).
-//  * modulate/…: the style VAE's modulations (nn::Modulate<LeakyRelu>, act(u ⊙ (1 + γ(z0)) +
-//    β(z0)) per channel, z0 of 100 rows carried), forward and forward + input VJP at batch
-//    256, one thread; GB_per_s counts the features read and written once per pass.
+//  * modulate/…: the style VAE's modulations (act(u ⊙ (1 + γ(z0)) + β(z0)) per channel: the
+//    hidden ones nn::Modulate<LeakyRelu> with z0 of 100 rows carried, the image's
+//    nn::Modulate<Sigmoid, false>), forward and forward + input VJP at batch 256, one thread;
+//    GB_per_s counts the features read and written once per pass.
 // Run: OMP_NUM_THREADS=1 ./bench_conv
 #include <prilo/backend/cpu.hpp>
 #include <prilo/nn/conv.hpp>
@@ -315,13 +316,16 @@ void bm_algorithms(benchmark::State& state, Index cin, Index cout, Work w, int t
 }
 
 /// The style VAE's modulation of C channels × P pixels (z0: 100 rows), batch 256, one thread:
-/// forward, or forward + input VJP.
+/// forward, or forward + input VJP. Act and Carry as nn::Modulate's (the hidden modulations:
+/// LeakyReLU, z0 carried; the image's: the sigmoid, z0 dropped).
+template <class Act, bool Carry>
 void bm_modulate(benchmark::State& state, Index channels, Index pixels, bool vjp) {
   prilo::cpu::set_threads(1);
   constexpr Index d = 100;
   prilo::Rng rng(43);
-  const prilo::nn::Modulate<T, prilo::nn::LeakyRelu> m(channels, pixels, d, rng);
-  const Mat x = rng.normal_matrix<T>(channels * pixels + d, kBatch), gy = rng.normal_matrix<T>(x.rows(), kBatch);
+  const prilo::nn::Modulate<T, Act, Carry> m(channels, pixels, d, rng);
+  const Mat x = rng.normal_matrix<T>(channels * pixels + d, kBatch);
+  const Mat gy = rng.normal_matrix<T>(m.output_size(x.rows()), kBatch);
   Mat y, gx, work;
   const auto pass = [&] {
     m.forward(x, y);
@@ -340,11 +344,18 @@ void bm_modulate(benchmark::State& state, Index channels, Index pixels, bool vjp
 }
 
 const bool registered = [] {
-  for (auto [c, p, label] : {std::tuple<Index, Index, const char*>{64, 49, "m0_64x7x7"}, {32, 196, "m1_32x14x14"}})
+  for (auto [c, p, label] : {std::tuple<Index, Index, const char*>{64, 49, "m0_64x7x7"},
+                             {32, 196, "m1_32x14x14"},
+                             {1, 784, "m2_1x28x28_sigmoid"}})
     for (bool vjp : {false, true})
       benchmark::RegisterBenchmark(
           ("modulate/" + std::string(label) + (vjp ? "/vjp_input" : "/forward") + "/float/b256/t1").c_str(),
-          [c, p, vjp](benchmark::State& s) { bm_modulate(s, c, p, vjp); })
+          [c = c, p = p, vjp](benchmark::State& s) {
+            if (c == 1)
+              bm_modulate<prilo::nn::Sigmoid, false>(s, c, p, vjp);
+            else
+              bm_modulate<prilo::nn::LeakyRelu, true>(s, c, p, vjp);
+          })
           ->UseRealTime();
   for (int t : {1, 2}) {
     const std::string ts = "/t" + std::to_string(t);

@@ -11,6 +11,8 @@
 //    "read passes" a projection costs, including its unavoidable final write.
 //  * Radii r = 0.1 ||x||_1 ("r10") and 0.9 ||x||_1 ("r90"), computed per pool vector.
 //  * Batch: 1024 columns of n = 500 per iteration (one column-major matrix from a pool of batches).
+//  * l1ball_centred: the L1Ball policy in place on 128 centred columns of 6272 (a solver's
+//    state), l1::newton inlined by the policy against the generic path around it.
 // items_processed = elements projected, bytes_processed = bytes of input read once.
 // Run: ./bench_projection --benchmark_format=console  (add --benchmark_filter=newton etc.)
 #include <prilo/projection.hpp>
@@ -136,6 +138,41 @@ void bm_project_batch(benchmark::State& state, Kernel<T> algo, bool large_radius
   set_counters<T>(state, kBatchN * kBatchCols);
 }
 
+/// l1::newton behind a function of its own, so that L1Ball over it takes the policy's generic
+/// path (the centre subtracted, the algorithm, the centre added back: three passes around it).
+template <class T>
+void newton_generic(T* x, Index n, T r) {
+  prilo::l1::newton(x, n, r);
+}
+
+/// The L1Ball policy in place on a solver's state: 128 columns of the conv VAE's z2 (6272
+/// values; one thread's block of 64 images × 4 restarts), each around its centre, radius
+/// `frac` of its distance (every column outside its ball). The state is refilled from a pool
+/// outside the timed region before every projection. Policy: L1Ball<T> (l1::newton inlined) or
+/// L1Ball<T, newton_generic> (the generic path around the same algorithm).
+template <class T, class Policy>
+void bm_policy_centred(benchmark::State& state, T frac) {
+  constexpr Index n = 6272, cols = 128;
+  const Pool<T>& p = pool<T>(n, 4 * cols);
+  prilo::Mat<T> x(n, cols), c(n, cols);
+  std::mt19937_64 gen(7);
+  std::normal_distribution<T> normal(T(0), T(0.5));
+  for (Index k = 0; k < c.size(); ++k) c.data()[k] = normal(gen);
+  Index k = 0;
+  T radius = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (Index j = 0; j < cols; ++j) x.col(j) = c.col(j) + Eigen::Map<const prilo::Vec<T>>(p.vec((k + j) % p.count), n);
+    radius = frac * (x - c).col(0).cwiseAbs().sum();
+    k = (k + cols) % p.count;
+    state.ResumeTiming();
+    Policy{.radius = radius}.project(x, c);
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters<T>(state, n * cols);
+}
+
 template <class T>
 void register_type(const std::string& tname) {
   const std::tuple<const char*, Kernel<T>> algos[] = {
@@ -156,6 +193,16 @@ void register_type(const std::string& tname) {
     for (bool large : {false, true})
       benchmark::RegisterBenchmark((std::string(name) + bsuffix + (large ? "/r90" : "/r10")).c_str(),
                                    [algo = algo, large](benchmark::State& s) { bm_project_batch<T>(s, algo, large); });
+  for (const T frac : {T(0.1), T(0.9)}) {
+    const std::string rs = frac < T(0.5) ? "/r10" : "/r90";
+    benchmark::RegisterBenchmark(("l1ball_centred/newton_inlined/" + tname + "/6272x128" + rs).c_str(),
+                                 [frac](benchmark::State& s) { bm_policy_centred<T, prilo::L1Ball<T>>(s, frac); })
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(
+        ("l1ball_centred/newton_generic/" + tname + "/6272x128" + rs).c_str(),
+        [frac](benchmark::State& s) { bm_policy_centred<T, prilo::L1Ball<T, &newton_generic<T>>>(s, frac); })
+        ->UseRealTime();
+  }
 }
 
 const bool registered = [] {

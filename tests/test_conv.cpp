@@ -396,7 +396,7 @@ TEST_CASE_TEMPLATE("ConvTranspose2d: the interleaved kernels and im2col + GEMM a
         tolerance<T>());
   // the input VJP's frame filled from whole blocks of columns with the cotangent taken on the
   // way (SampleFrame::fill_columns): the identity, ReLU and LeakyReLU's packet selects, the
-  // sigmoid (no packet form: masked first, then filled); a partial block after the whole ones
+  // sigmoid's packet product; a partial block after the whole ones (masked first, then filled)
   const auto fills = [&](const char* name, auto act) {
     INFO(name);
     auto [gemm, direct] = both(act, ConvCase{{5, 9, 7}, 17, 4, 2, 1, 1});

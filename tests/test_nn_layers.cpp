@@ -106,6 +106,30 @@ TEST_CASE_TEMPLATE("LeakyReLU: the max form and the packet cotangent equal the s
   }
 }
 
+TEST_CASE_TEMPLATE("Sigmoid: the packet cotangent is g*(y*(1-y)) bit for bit, tails and in place included", S, float,
+                   double) {
+  // apply_cotangent takes Sigmoid::cotangent_packet for whole packets and the scalar form for
+  // the tail; the conv fills and the modulation's one-pass VJP rely on the two agreeing
+  const auto same = [](S a, S b) { return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof(S)) == 0; };
+  Rng rng(12);
+  for (Eigen::Index n = 0; n <= 41; ++n) {  // every tail length of every packet size
+    std::vector<S> g(n), y(n), out(n), in_place(n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      g[i] = S(rng.normal());
+      y[i] = i % 7 == 3 ? S(i % 2) : Sigmoid::value(S(3 * rng.normal()));  // 0 and 1 at the ends
+    }
+    apply_cotangent<Sigmoid>(g.data(), y.data(), out.data(), n);
+    in_place = g;
+    apply_cotangent<Sigmoid>(in_place.data(), y.data(), in_place.data(), n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      INFO("n = ", n, ", i = ", i, ", y = ", y[i]);
+      const S want = g[i] * (y[i] * (S(1) - y[i]));
+      CHECK(same(out[i], want));
+      CHECK(same(in_place[i], want));
+    }
+  }
+}
+
 TEST_CASE("BatchNorm2d training mode: forward equals the per-channel batch loops") {
   Rng rng(1);
   const Shape3 s{3, 4, 5};

@@ -271,6 +271,35 @@ TEST_CASE_TEMPLATE("L1Ball policy: batches, centres, broadcast, all algorithms",
   CHECK(z == c);
 }
 
+/// l1::newton behind a function of its own: L1Ball over it takes the policy's generic path
+/// (subtract the centre, the algorithm, add the centre back) instead of the inlined one.
+template <class T>
+void newton_generic(T* x, Index n, T r) {
+  prilo::l1::newton(x, n, r);
+}
+
+TEST_CASE_TEMPLATE("L1Ball's inlined Newton path gives the generic path's bits", T, float, double) {
+  // L1Ball<T> (l1::newton) reuses the distance as the norm and adds the centre in the soft
+  // threshold's pass; columns inside and outside their balls, every tail length, heavy tails
+  std::mt19937 g(7);
+  std::normal_distribution<T> normal;
+  std::cauchy_distribution<T> cauchy;
+  for (Index n = 1; n <= 70; n += (n < 40 ? 1 : 7)) {
+    CAPTURE(n);
+    const Index m = 9;
+    Mat<T> x(n, m), c(n, m);
+    for (Index k = 0; k < x.size(); ++k) x.data()[k] = k % 3 == 0 ? cauchy(g) : normal(g);
+    for (Index k = 0; k < c.size(); ++k) c.data()[k] = T(0.5) * normal(g);
+    for (const T r : {T(0.3), T(2), T(0.9) * T(n)}) {
+      CAPTURE(r);
+      Mat<T> fused = x, generic = x;
+      prilo::L1Ball<T>{.radius = r}.project(fused, c);
+      prilo::L1Ball<T, &newton_generic<T>>{.radius = r}.project(generic, c);
+      CHECK(same_bits(fused.data(), generic.data(), fused.size()));
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("L2Ball policy: closed form, inside untouched, overflow-safe", T, float, double) {
   std::mt19937 g(5);
   std::normal_distribution<T> normal;

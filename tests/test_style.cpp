@@ -167,6 +167,7 @@ TEST_CASE_TEMPLATE("Modulate's one-pass channel VJP: the cotangent, its two sums
     };
     check(LeakyRelu{});
     check(Relu{});
+    check(Sigmoid{});
   }
 }
 

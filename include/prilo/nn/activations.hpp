@@ -110,6 +110,14 @@ struct Sigmoid {
   static T derivative_from_output(T y) {
     return y * (T(1) - y);
   }
+  /// g·y·(1 − y) on Eigen packets of T, the scalar form's operations in its order
+  /// (g·(y·(1 − y))), so the same bits: the conv layers' fills and the modulation's one-pass
+  /// VJP take it instead of masking in a pass of their own.
+  template <class T, class P>
+  static P cotangent_packet(const P& g, const P& y) {
+    namespace ei = Eigen::internal;
+    return ei::pmul(g, ei::pmul(y, ei::psub(ei::pset1<P>(T(1)), y)));
+  }
 };
 struct Tanh {
   static constexpr const char* name = "tanh";

@@ -138,12 +138,12 @@ void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::
   const Eigen::Index C = sh.channels, P = sh.pixels, d = sh.style;
   gs.resize(2 * C, x.cols());
   if (gx) gx->resize(sh.features() + d, x.cols());
-  // per channel, for an activation with a cotangent_packet, one pass over its P values
-  // (detail::modulate_channel_vjp: v = gy ⊙ act'(y), the sums Σ v·u and Σ v, and v·(1 + γ) into
-  // gx's rows when gx is wanted; four passes were 5.8 % of a style VAE's PRILO-MII run); for
-  // the others v by nn::apply_cotangent (vectorised by the compiler), then Eigen's vectorised
-  // sums and the scaling, on P values that stay in the L1 cache (a scalar loop with running
-  // sums cannot vectorise: its sums are ordered)
+  // per channel, for an activation with a cotangent_packet (every shipped one but Tanh), one
+  // pass over its P values (detail::modulate_channel_vjp: v = gy ⊙ act'(y), the sums Σ v·u and
+  // Σ v, and v·(1 + γ) into gx's rows when gx is wanted; four passes were 5.8 % of a style VAE's
+  // PRILO-MII run); for the others v by nn::apply_cotangent (vectorised by the compiler), then
+  // Eigen's vectorised sums and the scaling, on P values that stay in the L1 cache (a scalar
+  // loop with running sums cannot vectorise: its sums are ordered)
   constexpr bool one_pass = Eigen::internal::packet_traits<T>::Vectorizable && nn::has_cotangent_packet<Act, T>;
   using A = Eigen::Array<T, Eigen::Dynamic, 1>;
   A tmp(one_pass || gx ? 0 : P);

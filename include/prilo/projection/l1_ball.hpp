@@ -247,25 +247,27 @@ inline T duchi_tau(const T* x, Eigen::Index n, T r) {
 /// Newton passes before falling back to Condat on the surviving elements (see newton()).
 inline constexpr int kNewtonMaxPasses = 40;
 
-/// l1::newton with an explicit pass budget (tests use a tiny budget to exercise the fallback).
+/// Newton's threshold for src, whose l1 norm is `norm` (> r > 0, finite: what prologue
+/// returns), with an explicit pass budget (tests use a tiny budget to exercise the fallback).
+template <std::floating_point T>
+T newton_tau(const T* src, Eigen::Index n, T r, T norm, int max_passes) {
+  T tau = (norm - r) / T(n);
+  Eigen::Index count = n;
+  for (int pass = 0; pass < max_passes; ++pass) {
+    const auto [s, k] = sum_above(src, n, tau);
+    if (k >= count || k == 0) return tau;  // the active set no longer shrinks: tau is the fixed point
+    tau = (s - r) / T(k);
+    count = k;
+  }
+  return condat_tau(src, n, r, tau);
+}
+
+/// l1::newton with an explicit pass budget.
 template <std::floating_point T>
 void newton_impl(const T* src, T* dst, Eigen::Index n, T r, int max_passes) {
   const auto norm = prologue(src, dst, n, r, "l1::newton");
   if (!norm) return;
-  T tau = (*norm - r) / T(n);
-  Eigen::Index count = n;
-  bool converged = false;
-  for (int pass = 0; pass < max_passes; ++pass) {
-    const auto [s, k] = sum_above(src, n, tau);
-    if (k >= count || k == 0) {  // the active set no longer shrinks: tau is the fixed point
-      converged = true;
-      break;
-    }
-    tau = (s - r) / T(k);
-    count = k;
-  }
-  if (!converged) tau = condat_tau(src, n, r, tau);
-  soft_threshold(src, dst, n, tau);
+  soft_threshold(src, dst, n, newton_tau(src, n, r, *norm, max_passes));
 }
 
 }  // namespace detail
@@ -348,8 +350,18 @@ struct L1Ball {
         continue;
       }
       for (Eigen::Index i = 0; i < n; ++i) xj[i] -= cj[i];
-      Algo(xj, n, radius);
-      for (Eigen::Index i = 0; i < n; ++i) xj[i] += cj[i];
+      if constexpr (Algo == static_cast<void (*)(T*, Eigen::Index, T)>(&l1::newton<T>)) {
+        // l1::newton inlined, two passes fewer with the same bits: the norm of xj − cj is `dist`
+        // (abs_diff_sum adds |x_i − c_i| as abs_sum adds the stored differences, lane for lane),
+        // so the prologue's read pass is skipped, and the soft threshold and the centre's add
+        // are one pass (c_i + p_i is p_i + c_i)
+        const T tau = l1::detail::newton_tau(xj, n, radius, dist, l1::detail::kNewtonMaxPasses);
+        for (Eigen::Index i = 0; i < n; ++i)
+          xj[i] = std::copysign(std::max(std::abs(xj[i]) - tau, T(0)), xj[i]) + cj[i];
+      } else {
+        Algo(xj, n, radius);
+        for (Eigen::Index i = 0; i < n; ++i) xj[i] += cj[i];
+      }
     }
   }
 };
