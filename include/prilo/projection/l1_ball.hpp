@@ -323,6 +323,16 @@ void newton(T* x, Eigen::Index n, T r) {
 
 }  // namespace l1
 
+namespace detail {
+/// Whether two l1 algorithms are the same function: template arguments match by identity, where
+/// comparing the pointers (A == B) is not a constant expression under every flag (GCC's
+/// -fsanitize=undefined rejects it).
+template <class T, void (*A)(T*, Eigen::Index, T), void (*B)(T*, Eigen::Index, T)>
+struct same_l1_algorithm : std::false_type {};
+template <class T, void (*A)(T*, Eigen::Index, T)>
+struct same_l1_algorithm<T, A, A> : std::true_type {};
+}  // namespace detail
+
 /// Projection onto the l1 ball around each centre column c_j:
 ///
 ///     x_j  <-  argmin_{||p - c_j||_1 <= radius} ||p - x_j||_2 = c_j + P_{B_1(radius)}(x_j - c_j).
@@ -350,7 +360,7 @@ struct L1Ball {
         continue;
       }
       for (Eigen::Index i = 0; i < n; ++i) xj[i] -= cj[i];
-      if constexpr (Algo == static_cast<void (*)(T*, Eigen::Index, T)>(&l1::newton<T>)) {
+      if constexpr (detail::same_l1_algorithm<T, Algo, &l1::newton<T>>::value) {
         // l1::newton inlined, two passes fewer with the same bits: the norm of xj − cj is `dist`
         // (abs_diff_sum adds |x_i − c_i| as abs_sum adds the stored differences, lane for lane),
         // so the prologue's read pass is skipped, and the soft threshold and the centre's add
