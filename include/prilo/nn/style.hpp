@@ -138,7 +138,7 @@ void modulate_vjp(const CpuExecutor&, Act, std::bool_constant<Carry>, const nn::
   const Eigen::Index C = sh.channels, P = sh.pixels, d = sh.style;
   gs.resize(2 * C, x.cols());
   if (gx) gx->resize(sh.features() + d, x.cols());
-  // per channel, for an activation with a cotangent_packet (every shipped one but Tanh), one
+  // per channel, for an activation with a cotangent_packet (ReLU, LeakyReLU, the sigmoid), one
   // pass over its P values (detail::modulate_channel_vjp: v = gy ⊙ act'(y), the sums Σ v·u and
   // Σ v, and v·(1 + γ) into gx's rows when gx is wanted; four passes were 5.8 % of a style VAE's
   // PRILO-MII run); for the others v by nn::apply_cotangent (vectorised by the compiler), then

@@ -120,10 +120,16 @@ inline masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
   return {reduce_lanes(acc), k};
 }
 
-/// dst_i = sign(src_i) * max(|src_i| - tau, 0)  (soft threshold; dst may alias src).
+/// sign(v) * max(|v| - tau, 0): the soft threshold of one value.
+template <std::floating_point T>
+inline T soft(T v, T tau) {
+  return std::copysign(std::max(std::abs(v) - tau, T(0)), v);
+}
+
+/// dst_i = soft(src_i, tau)  (dst may alias src).
 template <std::floating_point T>
 inline void soft_threshold(const T* src, T* dst, Eigen::Index n, T tau) {
-  for (Eigen::Index i = 0; i < n; ++i) dst[i] = std::copysign(std::max(std::abs(src[i]) - tau, T(0)), src[i]);
+  for (Eigen::Index i = 0; i < n; ++i) dst[i] = soft(src[i], tau);
 }
 
 /// Per-thread scratch reused across calls (Duchi and Condat need O(n) work space).
@@ -364,10 +370,9 @@ struct L1Ball {
         // l1::newton inlined, two passes fewer with the same bits: the norm of xj − cj is `dist`
         // (abs_diff_sum adds |x_i − c_i| as abs_sum adds the stored differences, lane for lane),
         // so the prologue's read pass is skipped, and the soft threshold and the centre's add
-        // are one pass (c_i + p_i is p_i + c_i)
+        // are one pass (p_i + c_i, the same addition the separate pass made)
         const T tau = l1::detail::newton_tau(xj, n, radius, dist, l1::detail::kNewtonMaxPasses);
-        for (Eigen::Index i = 0; i < n; ++i)
-          xj[i] = std::copysign(std::max(std::abs(xj[i]) - tau, T(0)), xj[i]) + cj[i];
+        for (Eigen::Index i = 0; i < n; ++i) xj[i] = l1::detail::soft(xj[i], tau) + cj[i];
       } else {
         Algo(xj, n, radius);
         for (Eigen::Index i = 0; i < n; ++i) xj[i] += cj[i];
