@@ -147,7 +147,8 @@ void newton_generic(T* x, Index n, T r) {
 
 /// The L1Ball policy in place on a solver's state: 128 columns of the conv VAE's z2 (6272
 /// values; one thread's block of 64 images × 4 restarts), each around its centre, radius
-/// `frac` of its distance (every column outside its ball). The state is refilled from a pool
+/// `frac` of the first column's distance (the columns' distances differ by about 1 %, so every
+/// column lies outside its ball). The state is refilled from a pool
 /// outside the timed region before every projection. Policy: L1Ball<T> (l1::newton inlined) or
 /// L1Ball<T, newton_generic> (the generic path around the same algorithm).
 template <class T, class Policy>

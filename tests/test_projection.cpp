@@ -280,7 +280,11 @@ void newton_generic(T* x, Index n, T r) {
 
 TEST_CASE_TEMPLATE("L1Ball's inlined Newton path gives the generic path's bits", T, float, double) {
   // L1Ball<T> (l1::newton) reuses the distance as the norm and adds the centre in the soft
-  // threshold's pass; columns inside and outside their balls, every tail length, heavy tails
+  // threshold's pass; columns inside and outside their balls, every tail length, heavy tails.
+  // The policy picks its path by this trait: the default takes the inlined one, the wrapper not
+  static_assert(prilo::detail::same_l1_algorithm<T, &prilo::l1::newton<T>, &prilo::l1::newton<T>>::value);
+  static_assert(!prilo::detail::same_l1_algorithm<T, &newton_generic<T>, &prilo::l1::newton<T>>::value);
+  static_assert(!prilo::detail::same_l1_algorithm<T, &prilo::l1::condat<T>, &prilo::l1::newton<T>>::value);
   std::mt19937 g(7);
   std::normal_distribution<T> normal;
   std::cauchy_distribution<T> cauchy;
