@@ -724,12 +724,12 @@ void conv_transpose2d_forward_samples(const Geometry& g, const Mat<T>& w, const 
   const TransposedForwardPlan fp = transposed_forward_plan(g, Ci);
   const dk::SamplePlan& pl = fp.plan;
   const Eigen::Index ldw = dk::sample_ldw(Co), wg = Ci * pl.taps_max * ldw;
-  Mat<T> wp = Mat<T>::Zero(wg, Eigen::Index(pl.taps.size()));  // per group: (ci, tap) rows of the channels
+  Mat<T> wp = Mat<T>::Zero(wg, Eigen::Index(pl.taps.size()));  // per group: (tap, ci) rows of the channels
   for (std::size_t grp = 0; grp < pl.taps.size(); ++grp)
     for (Eigen::Index ci = 0; ci < Ci; ++ci)
       for (Eigen::Index t = 0; t < pl.taps[grp]; ++t) {
         const std::size_t i = grp * std::size_t(pl.taps_max) + std::size_t(t);
-        T* row = wp.col(Eigen::Index(grp)).data() + (ci * pl.taps[grp] + t) * ldw;
+        T* row = wp.col(Eigen::Index(grp)).data() + (t * Ci + ci) * ldw;
         for (Eigen::Index co = 0; co < Co; ++co) row[co] = w((co * g.k + fp.kh[i]) * g.k + fp.kw[i], ci);
       }
   Vec<T> bp = Vec<T>::Zero(ldw);
@@ -768,8 +768,12 @@ void conv_transpose2d_input_samples(const Geometry& g, const Mat<T>& w, const nn
   const Eigen::Index n = gy.cols(), Ci = w.cols(), P = g.out_pixels(), No = g.in.size(), run = sample_run<T>;
   const TransposedInputPlan ip = transposed_input_plan(g, Ci);
   const Eigen::Index ldw = dk::sample_ldw(Ci);
-  Mat<T> wp = Mat<T>::Zero(ldw, w.rows());  // row (co·k + kh)·k + kw of w as a run of the input channels
-  wp.topRows(Ci) = w.transpose();
+  // row (co·k + kh)·k + kw of w (tap t = kh·k + kw of output channel co) as a run of the input
+  // channels, in column t·C_out + co (sample_tile's tap-major order)
+  const Eigen::Index taps = Eigen::Index(g.k) * g.k, Co = g.in.channels;
+  Mat<T> wp = Mat<T>::Zero(ldw, w.rows());
+  for (Eigen::Index co = 0; co < Co; ++co)
+    for (Eigen::Index t = 0; t < taps; ++t) wp.col(t * Co + co).head(Ci) = w.row(co * taps + t).transpose();
   constexpr bool identity = std::is_same_v<Act, nn::Identity>;
   // whole blocks: the frame filled from the columns with G = gy ⊙ act'(y) taken on the way
   constexpr bool fused_fill = identity || nn::has_cotangent_packet<Act, T>;

@@ -297,9 +297,11 @@ void weight_product(const T* xp, Index row, Index out_h, Index out_w, Index s, c
 // im2col or col2im matrix (the GEMM path's (m·P) × (C·k²) matrices, four times the maps for
 // k = 4, s = 2) and no BLAS call.
 
-/// out[c·ldo + r·S] = act(bias[c] + Σ_{d < depth} Σ_{t < taps} x[d·ldx + off[t] + r·S] ·
-/// w[(d·taps + t)·ldw + c]) for r < R, c < min(C, channels) (bias null: 0). w holds C readable
-/// channels per row (padded with zeros).
+/// out[c·ldo + r·S] = act(bias[c] + Σ_{t < taps} Σ_{d < depth} x[off[t] + d·ldx + r·S] ·
+/// w[(t·depth + d)·ldw + c]) for r < R, c < min(C, channels) (bias null: 0). w holds C readable
+/// channels per row (padded with zeros), tap by tap. The taps outside and the depth inside: the
+/// depth loop is the long one (the input channels, 32–64 in the conv VAE, against 4 or 16 taps),
+/// and in a pixel-major frame (SampleFrame, ldx = run) its reads are contiguous.
 template <class Act, class T, int R, int C>
 EIGEN_ALWAYS_INLINE void sample_tile(const T* x, Index ldx, Index depth, const Index* off, Index taps, const T* w,
                                      Index ldw, const T* bias, T* out, Index ldo, Index channels) {
@@ -308,16 +310,15 @@ EIGEN_ALWAYS_INLINE void sample_tile(const T* x, Index ldx, Index depth, const I
   Pk acc[R][C];
   for (int c = 0; c < C; ++c)
     for (int r = 0; r < R; ++r) acc[r][c] = ei::pset1<Pk>(T(0));
-  for (Index d = 0; d < depth; ++d) {
-    const T* xd = x + d * ldx;
-    const T* wd = w + d * taps * ldw;
-    for (Index t = 0; t < taps; ++t) {
-      const T* xt = xd + off[t];
-      const T* wt = wd + t * ldw;
+  for (Index t = 0; t < taps; ++t) {
+    const T* xt = x + off[t];
+    const T* wt = w + t * depth * ldw;
+    for (Index d = 0; d < depth; ++d) {
       Pk a[R];
-      for (int r = 0; r < R; ++r) a[r] = ei::ploadu<Pk>(xt + r * S);
+      for (int r = 0; r < R; ++r) a[r] = ei::ploadu<Pk>(xt + d * ldx + r * S);
+      const T* wd = wt + d * ldw;
       for (int c = 0; c < C; ++c) {
-        const Pk wc = ei::pset1<Pk>(wt[c]);
+        const Pk wc = ei::pset1<Pk>(wd[c]);
         for (int r = 0; r < R; ++r) acc[r][c] = ei::pmadd(a[r], wc, acc[r][c]);
       }
     }
@@ -331,9 +332,10 @@ EIGEN_ALWAYS_INLINE void sample_tile(const T* x, Index ldx, Index depth, const I
 
 /// Where the interleaved kernels read and what they compute, for every output pixel q of one
 /// convolution-like map: its inputs are the frame pixels base[q] + off[g·taps_max + t] for the
-/// taps t < taps[g] of its group g = group[q], weighted by the group's weights (depth ×
-/// taps[g] rows of `channels` values, padded to ldw; depth: the input channels, each a whole
-/// frame further). Offsets count pixels; the kernels scale them by the run.
+/// taps t < taps[g] of its group g = group[q], weighted by the group's weights (taps[g] ×
+/// depth rows of `channels` values, padded to ldw, row t·depth + d; depth: the input
+/// channels, each a run further inside a frame pixel: SampleFrame). Offsets count frame
+/// pixels; the kernels scale them by depth·run.
 struct SamplePlan {
   Index depth = 0, channels = 0, taps_max = 0, frame_pixels = 0;
   std::vector<Index> base, group, taps, off;
@@ -345,8 +347,12 @@ struct SamplePlan {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
 #endif
-/// A block of maps (channels × height × width) in the interleaved layout inside a zero frame:
-/// the maps at (top, left) of frames of fh × fw pixels, every pixel a run of `run` samples.
+/// A block of maps (channels × height × width) inside a zero frame of fh × fw pixels, the maps
+/// at (top, left), pixel-major: frame pixel p holds every channel's run of `run` samples,
+/// channel c at (p·channels + c)·run. A tile's reads for one tap then run through the depth
+/// contiguously (sample_tile): against the channels a whole frame apart (the layout before),
+/// dec1's forward and its forward + input VJP take 0.955 and 0.94 of the time (bench_conv's
+/// layer/dec1…/t1, the Intel VM), conv PRILO-MII 0.957.
 struct SampleFrame {
   Index channels = 0, height = 0, width = 0, top = 0, left = 0, fh = 0, fw = 0;
   Index pixels() const { return fh * fw; }
@@ -354,16 +360,16 @@ struct SampleFrame {
   /// The frame's border ← 0 (the interior is written by fill).
   template <class T>
   void clear_border(Index run, T* frame) const {
-    for (Index c = 0; c < channels; ++c)
-      for (Index h = 0; h < fh; ++h) {
-        T* row = frame + (c * fh + h) * fw * run;
-        if (h < top || h >= top + height) {
-          std::fill(row, row + fw * run, T(0));
-        } else {
-          std::fill(row, row + left * run, T(0));
-          std::fill(row + (left + width) * run, row + fw * run, T(0));
-        }
+    const Index px = channels * run;  // one frame pixel: every channel's run
+    for (Index h = 0; h < fh; ++h) {
+      T* row = frame + h * fw * px;
+      if (h < top || h >= top + height) {
+        std::fill(row, row + fw * px, T(0));
+      } else {
+        std::fill(row, row + left * px, T(0));
+        std::fill(row + (left + width) * px, row + fw * px, T(0));
       }
+    }
   }
   /// The frame's interior ← columns 0 … run − 1 of g (each a sample's channels × height ×
   /// width values, ldg apart; run whole packets), straight into the interleaved layout:
@@ -380,7 +386,7 @@ struct SampleFrame {
     const Index rows = channels * height * width;
     Index c = 0, h = 0, w = 0;  // the map pixel of row i
     auto place = [&] {          // its place in the frame, then the next pixel's
-      const Index d = ((c * fh + h + top) * fw + left + w) * run;
+      const Index d = (((h + top) * fw + left + w) * channels + c) * run;
       if (++w == width) {
         w = 0;
         if (++h == height) {
@@ -418,18 +424,13 @@ struct SampleFrame {
   template <class T>
   void fill(const T* xt, Index m, Index run, T* frame) const {
     for (Index c = 0; c < channels; ++c)
-      for (Index h = 0; h < height; ++h) {
-        const T* src = xt + (c * height + h) * width * m;
-        T* row = frame + ((c * fh + h + top) * fw + left) * run;
-        if (m == run) {
-          std::copy(src, src + width * run, row);
-        } else {
-          for (Index w = 0; w < width; ++w) {
-            std::copy(src + w * m, src + (w + 1) * m, row + w * run);
-            std::fill(row + w * run + m, row + (w + 1) * run, T(0));
-          }
+      for (Index h = 0; h < height; ++h)
+        for (Index w = 0; w < width; ++w) {
+          const T* src = xt + ((c * height + h) * width + w) * m;
+          T* dst = frame + (((h + top) * fw + left + w) * channels + c) * run;
+          std::copy(src, src + m, dst);
+          std::fill(dst + m, dst + run, T(0));
         }
-      }
   }
 };
 
@@ -452,13 +453,13 @@ inline Index sample_ldw(Index channels) {
 template <class Act, class T>
 void sample_product(const SamplePlan& plan, const T* frame, Index run, const T* w, Index ldw, const T* bias, T* out) {
   constexpr Index S = lanes<T>;
-  const Index P = plan.pixels(), ldx = plan.frame_pixels * run, ldo = P * run, wg = plan.depth * plan.taps_max * ldw;
+  const Index P = plan.pixels(), ldx = run, px = plan.depth * run, ldo = P * run, wg = plan.depth * plan.taps_max * ldw;
   // the offsets in scalars: a few hundred values, against a block of millions of FMAs
   std::vector<Index> off(plan.off.size());
-  for (std::size_t i = 0; i < off.size(); ++i) off[i] = plan.off[i] * run;
+  for (std::size_t i = 0; i < off.size(); ++i) off[i] = plan.off[i] * px;
   for (Index q = 0; q < P; ++q) {
     const Index g = plan.group[std::size_t(q)], taps = plan.taps[std::size_t(g)];
-    const T* xq = frame + plan.base[std::size_t(q)] * run;
+    const T* xq = frame + plan.base[std::size_t(q)] * px;
     const Index* oq = off.data() + g * plan.taps_max;
     const T* wq = w + g * wg;
     Index j = 0;
