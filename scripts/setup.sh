@@ -6,9 +6,10 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 data="${PRILO_DATA:-$repo/data}"
 
+# ocl-icd-opencl-dev: Debian's oneDNN CMake config requires OpenCL (its GPU runtime is OpenCL)
 packages=(build-essential cmake ninja-build pkg-config libeigen3-dev libfftw3-dev doctest-dev libbenchmark-dev
-          zlib1g-dev time libcli11-dev nlohmann-json3-dev libstb-dev libopenblas-openmp-dev libdnnl-dev dataset-fashion-mnist
-          clang-19 libomp-19-dev libclang-rt-19-dev libopenmpi-dev openmpi-bin clang-format-14)
+          zlib1g-dev time libcli11-dev nlohmann-json3-dev libstb-dev libopenblas-openmp-dev libdnnl-dev ocl-icd-opencl-dev
+          dataset-fashion-mnist clang-19 libomp-19-dev libclang-rt-19-dev libopenmpi-dev openmpi-bin clang-format-14)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
