@@ -643,7 +643,6 @@ inline TransposedForwardPlan transposed_forward_plan(const Geometry& g, Eigen::I
   auto& pl = fp.plan;
   pl.depth = Ci;
   pl.channels = g.in.channels;
-  pl.frame_pixels = fp.frame.pixels();
   for (const auto& ty : phase)
     for (const auto& tx : phase) pl.taps_max = std::max(pl.taps_max, Index(ty.size() * tx.size()));
   pl.taps.assign(std::size_t(s * s), 0);
@@ -693,7 +692,6 @@ inline TransposedInputPlan transposed_input_plan(const Geometry& g, Eigen::Index
   auto& pl = ip.plan;
   pl.depth = g.in.channels;
   pl.channels = Ci;
-  pl.frame_pixels = ip.frame.pixels();
   pl.taps_max = Index(g.k) * g.k;
   pl.taps = {pl.taps_max};
   for (int kh = 0; kh < g.k; ++kh)

@@ -330,14 +330,23 @@ EIGEN_ALWAYS_INLINE void sample_tile(const T* x, Index ldx, Index depth, const I
   }
 }
 
+/// The distance between two frame pixels of a pixel-major frame (SampleFrame) of `depth`
+/// channels' runs of `run` samples, in scalars: the one definition the frame's writers and
+/// sample_product's reads share. (A pad of one cache line where depth·run·sizeof(T) is a
+/// multiple of 4096 bytes, so that fill_columns' stores, one frame pixel apart, would not share
+/// cache sets, gave 1.008 of conv PRILO-MII's time: not taken, benchmarks/README.md.)
+constexpr Index frame_pixel_stride(Index depth, Index run) {
+  return depth * run;
+}
+
 /// Where the interleaved kernels read and what they compute, for every output pixel q of one
 /// convolution-like map: its inputs are the frame pixels base[q] + off[g·taps_max + t] for the
 /// taps t < taps[g] of its group g = group[q], weighted by the group's weights (taps[g] ×
 /// depth rows of `channels` values, padded to ldw, row t·depth + d; depth: the input
 /// channels, each a run further inside a frame pixel: SampleFrame). Offsets count frame
-/// pixels; the kernels scale them by depth·run.
+/// pixels; the kernels scale them by frame_pixel_stride(depth, run).
 struct SamplePlan {
-  Index depth = 0, channels = 0, taps_max = 0, frame_pixels = 0;
+  Index depth = 0, channels = 0, taps_max = 0;
   std::vector<Index> base, group, taps, off;
   Index pixels() const { return Index(base.size()); }
 };
@@ -349,18 +358,20 @@ struct SamplePlan {
 #endif
 /// A block of maps (channels × height × width) inside a zero frame of fh × fw pixels, the maps
 /// at (top, left), pixel-major: frame pixel p holds every channel's run of `run` samples,
-/// channel c at (p·channels + c)·run. A tile's reads for one tap then run through the depth
-/// contiguously (sample_tile): against the channels a whole frame apart (the layout before),
-/// dec1's forward and its forward + input VJP take 0.955 and 0.94 of the time (bench_conv's
-/// layer/dec1…/t1, the Intel VM), conv PRILO-MII 0.957.
+/// channel c at p·stride + c·run (stride = frame_pixel_stride(channels, run) = channels·run). A
+/// tile's reads for one tap then run through the depth contiguously (sample_tile): against the
+/// channels a whole frame apart (the layout before), dec1's forward and its forward + input
+/// VJP take 0.955 and 0.94 of the time (bench_conv's layer/dec1…/t1, the Intel VM), conv
+/// PRILO-MII 0.957.
 struct SampleFrame {
   Index channels = 0, height = 0, width = 0, top = 0, left = 0, fh = 0, fw = 0;
   Index pixels() const { return fh * fw; }
-  Index size(Index run) const { return channels * pixels() * run; }
+  Index stride(Index run) const { return frame_pixel_stride(channels, run); }
+  Index size(Index run) const { return pixels() * stride(run); }
   /// The frame's border ← 0 (the interior is written by fill).
   template <class T>
   void clear_border(Index run, T* frame) const {
-    const Index px = channels * run;  // one frame pixel: every channel's run
+    const Index px = stride(run);  // one frame pixel: every channel's run
     for (Index h = 0; h < fh; ++h) {
       T* row = frame + h * fw * px;
       if (h < top || h >= top + height) {
@@ -383,10 +394,10 @@ struct SampleFrame {
     constexpr int S = int(lanes<T>);
     constexpr bool copy = std::is_same_v<Act, Identity>;
     static_assert(copy || has_cotangent_packet<Act, T>, "fill_columns: Act needs a cotangent_packet");
-    const Index rows = channels * height * width;
+    const Index rows = channels * height * width, px = stride(run);
     Index c = 0, h = 0, w = 0;  // the map pixel of row i
     auto place = [&] {          // its place in the frame, then the next pixel's
-      const Index d = (((h + top) * fw + left + w) * channels + c) * run;
+      const Index d = ((h + top) * fw + left + w) * px + c * run;
       if (++w == width) {
         w = 0;
         if (++h == height) {
@@ -423,11 +434,12 @@ struct SampleFrame {
   /// m … run − 1 ← 0.
   template <class T>
   void fill(const T* xt, Index m, Index run, T* frame) const {
+    const Index px = stride(run);
     for (Index c = 0; c < channels; ++c)
       for (Index h = 0; h < height; ++h)
         for (Index w = 0; w < width; ++w) {
           const T* src = xt + ((c * height + h) * width + w) * m;
-          T* dst = frame + (((h + top) * fw + left + w) * channels + c) * run;
+          T* dst = frame + ((h + top) * fw + left + w) * px + c * run;
           std::copy(src, src + m, dst);
           std::fill(dst + m, dst + run, T(0));
         }
@@ -447,13 +459,15 @@ inline Index sample_ldw(Index channels) {
 }
 
 /// Every output pixel of one block: out[(c·pixels + q)·run + j] for c < plan.channels, samples
-/// j < run (run a multiple of the packet: the frame's and out's runs), from the frame (its
-/// depth maps run·plan.frame_pixels apart), the groups' weights w (plan.depth·plan.taps_max·ldw
-/// apart), bias (or null) and the activation where Act has value_packet (the Identity else).
+/// j < run (run a multiple of the packet: the frame's and out's runs), from the pixel-major
+/// frame (SampleFrame: its pixels frame_pixel_stride(plan.depth, run) apart), the groups'
+/// weights w (plan.depth·plan.taps_max·ldw apart), bias (or null) and the activation where Act
+/// has value_packet (the Identity else).
 template <class Act, class T>
 void sample_product(const SamplePlan& plan, const T* frame, Index run, const T* w, Index ldw, const T* bias, T* out) {
   constexpr Index S = lanes<T>;
-  const Index P = plan.pixels(), ldx = run, px = plan.depth * run, ldo = P * run, wg = plan.depth * plan.taps_max * ldw;
+  const Index P = plan.pixels(), ldx = run, px = frame_pixel_stride(plan.depth, run), ldo = P * run,
+              wg = plan.depth * plan.taps_max * ldw;
   // the offsets in scalars: a few hundred values, against a block of millions of FMAs
   std::vector<Index> off(plan.off.size());
   for (std::size_t i = 0; i < off.size(); ++i) off[i] = plan.off[i] * px;
