@@ -4,6 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include <prilo/flops.hpp>
 #include <prilo/nn/vae.hpp>
@@ -108,6 +112,44 @@ TEST_CASE("the measured FMA peak is a plausible rate") {
   CHECK(m2.gflops > 0.5);
   CHECK(m2.cpu_share > 0.0);
   CHECK(m2.cpu_share < 1.1);
+}
+
+TEST_CASE("the cached peak is this machine's and build's: a figure under another key, or none, is measured again") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("prilo-peak-cache-test-" + std::to_string(std::rand()));
+  fs::remove_all(dir);
+  const char* old = std::getenv("XDG_CACHE_HOME");
+  const std::string saved = old ? old : "";
+  ::setenv("XDG_CACHE_HOME", dir.c_str(), 1);
+  const fs::path file = prilo::peak_cache_file(1);
+  REQUIRE(file.parent_path() == dir / "prilo");
+  fs::create_directories(file.parent_path());
+  const std::string key = prilo::peak_cache_key();
+  CHECK(key.rfind(std::string(prilo::detail::kPeakIsa) + "; ", 0) == 0);  // the build's kernel first
+  // under this machine's and build's key the figure is used as it is (no one-core peak is this high)
+  { std::ofstream(file) << 12345.5 << "\n" << key << "\n"; }
+  CHECK(prilo::cached_peak_gflops(1) == 12345.5);
+  // under another key, or none (an earlier version's file), the peak is measured again and kept
+  // under this key (unless other load took the core while it was measured: then the file stays)
+  for (const std::string content : {"12345.5\nscalar (another build); cpu unknown\n", "12345.5\n"}) {
+    CAPTURE(content);
+    { std::ofstream(file) << content; }
+    const double p = prilo::cached_peak_gflops(1);
+    CHECK(p > 0.5);
+    CHECK(p < 10000.0);
+    std::ifstream in(file);
+    double v = 0;
+    std::string rest, k;
+    in >> v;
+    std::getline(in, rest);
+    std::getline(in, k);
+    CHECK(((k == key && v == doctest::Approx(p)) || v == 12345.5));
+  }
+  if (old)
+    ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+  else
+    ::unsetenv("XDG_CACHE_HOME");
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -205,28 +205,56 @@ inline std::filesystem::path peak_cache_file(int threads) {
   return dir.empty() ? dir : dir / ("peak-gflops-t" + std::to_string(threads) + ".txt");
 }
 
+/// What a cached peak was measured on: the build's peak kernel (detail::kPeakIsa) and the CPU
+/// (vendor, family, model, stepping and model name of /proc/cpuinfo's first processor, or
+/// "cpu unknown" where there is none). A home folder outlives its machine (a VM moved to
+/// another host, a shared home on a cluster) and one machine runs builds with other vector
+/// widths: a figure measured under another key would be another machine's or build's peak.
+inline std::string peak_cache_key() {
+  std::string cpu;
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line) && !line.empty();) {  // the first processor's block
+    const std::size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    name.erase(name.find_last_not_of(" \t") + 1);
+    if (name == "vendor_id" || name == "cpu family" || name == "model" || name == "model name" || name == "stepping") {
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      cpu += (cpu.empty() ? "" : ", ") + name + " " + value;
+    }
+  }
+  return std::string(detail::kPeakIsa) + "; " + (cpu.empty() ? std::string("cpu unknown") : cpu);
+}
+
 /// The least CPU share (PeakMeasurement::cpu_share) at which a measured peak is cached.
 inline constexpr double kPeakCacheMinCpuShare = 0.95;
 
-/// The peak for `threads` threads, measured once per machine and kept in peak_cache_file; a
-/// cache that cannot be read or written only means measuring again. A measurement during
-/// which other work took the cores (cpu_share below kPeakCacheMinCpuShare) is used for this
-/// run but not cached, so the next run measures again. Delete the file to measure again
+/// The peak for `threads` threads, measured once per machine and build and kept in
+/// peak_cache_file (the figure, then peak_cache_key() on the second line); a cache that cannot
+/// be read or written, or whose key is not this machine's and build's (or that has none: the
+/// files of earlier versions), only means measuring again. A measurement during which other
+/// work took the cores (cpu_share below kPeakCacheMinCpuShare) is used for this run but not
+/// cached, so the next run measures again. Delete the file to measure again
 /// (prilo-reconstruct --peak-gflops overrides it).
 inline double cached_peak_gflops(int threads) {
   namespace fs = std::filesystem;
   const fs::path file = peak_cache_file(threads);
+  const std::string key = peak_cache_key();
   if (!file.empty()) {
     std::ifstream in(file);
     double v = 0;
-    if (in >> v && std::isfinite(v) && v > 0) return v;
+    std::string rest, cached_key;
+    if (in >> v && std::getline(in, rest) && std::getline(in, cached_key) && cached_key == key && std::isfinite(v) &&
+        v > 0)
+      return v;
   }
   const PeakMeasurement m = measure_peak(threads);
   if (!file.empty() && m.cpu_share >= kPeakCacheMinCpuShare) {
     std::error_code ec;
     fs::create_directories(file.parent_path(), ec);
     std::ofstream out(file);
-    if (out) out << m.gflops << "\n";
+    if (out) out << m.gflops << "\n" << key << "\n";
   }
   return m.gflops;
 }
