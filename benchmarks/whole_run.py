@@ -11,7 +11,8 @@ between runs hits every build alike.
 Each case is a generator and a comma list of methods run in one prilo-reconstruct call on
 the first --count MNIST test images with --restarts restarts. The FLOP account (GFLOP per
 method) comes from the program's JSON ('work'); % of peak is GFLOP/s over the single-core
-peak times the threads. Prints one Markdown table: the median wall time per build (and the
+peak times the threads. Prints the CPU (/proc/cpuinfo's model name, family, model and
+stepping) under the header line, then one Markdown table: the median wall time per build (and the
 range over the runs), GFLOP/s and % of peak at the median, and the median ratio of each
 later build's time to the first build's, taken run by run. --bin-args gives one build extra
 prilo-reconstruct options (the same binary can then be two "builds": e.g. its FFTW planner
@@ -25,6 +26,26 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+
+def cpu_identity():
+    """The CPU the runs ran on, from /proc/cpuinfo's first processor (as prilo's peak cache key
+    names it), so that every table says its machine: VMs of one name differ from day to day."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
+    except OSError:
+        return "cpu unknown"
+    if not fields:
+        return "cpu unknown"
+    return (f"{fields.get('model name', '?')} (vendor {fields.get('vendor_id', '?')}, family "
+            f"{fields.get('cpu family', '?')}, model {fields.get('model', '?')}, stepping {fields.get('stepping', '?')}), "
+            f"{os.cpu_count()} logical CPUs")
 
 
 def measure_peak(bench_peak):
@@ -91,7 +112,7 @@ def main():
                         gflop[(gen, m)] = g
                     print(f"run {r + 1}/{args.runs}: {gen} {methods} t{t} {name} done", file=sys.stderr)
     print(f"{args.count} {args.dataset} test images x {args.restarts} restarts, {args.runs} interleaved runs, "
-          f"single-core FP32 FMA peak {peak:.1f} GFLOP/s (x threads)\n")
+          f"single-core FP32 FMA peak {peak:.1f} GFLOP/s (x threads)\non {cpu_identity()}\n")
     head = "| generator | method | GFLOP | threads | " + " | ".join(
         f"{n}: s (range), GFLOP/s, % of peak" for n, _ in bins) + "".join(
         f" | {n} / {bins[0][0]}" for n, _ in bins[1:]) + " |"
