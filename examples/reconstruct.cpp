@@ -64,55 +64,69 @@ int main(int argc, char** argv) {
   app.add_option("--operator", st.op, "fourier (28x28 DFT, no oversampling), gaussian-real, gaussian-complex")
       ->check(CLI::IsMember({"fourier", "gaussian-real", "gaussian-complex"}));
   app.add_option("--measurements", st.measurements, "m, the number of Gaussian measurements")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--methods", st.methods, "Comma-separated: " + detail::join(method_names(), ","));
   app.add_option("--split", st.split, "Images from the test split (reporting) or the train split (tuning)")
       ->check(CLI::IsMember({"test", "train"}));
-  app.add_option("--first", st.first, "First image index")->check(CLI::NonNegativeNumber);
-  app.add_option("--count", st.count, "Number of images")->check(CLI::PositiveNumber);
+  app.add_option("--first", st.first, "First image index")->check(prilo_cli::integer_at_least<int>(0));
+  app.add_option("--count", st.count, "Number of images")->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--restarts", st.restarts, "Random restarts per image (lowest magnitude error kept)")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--seed", st.seed, "Seed of every random choice")->check(prilo_cli::seed());
-  app.add_option("--config", st.config, "JSON hyperparameter file (default configs/<dataset>.json)");
+  app.add_option("--config", st.config,
+                 "JSON hyperparameter file (default configs/<dataset>.json, configs/<dataset>-<generator>.json with "
+                 "--generator conv or style)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--generator", st.generator,
                  "The VAE whose decoder is the prior: mlp (the paper's), conv (DCGAN-like decoder) or style (z0 fed "
                  "into every layer); picks the default --weights and --config")
       ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--weights", st.weights,
                  "VAE weights, MLP, conv or style (read from the file; default models/vae-<dataset>.prw, "
-                 "models/<generator>vae-<dataset>.prw with --generator conv or style)");
+                 "models/<generator>vae-<dataset>.prw with --generator conv or style)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option(
-      "--li-weights", st.li_weights,
-      "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw, with --generator conv or style "
-      "models/li-<dataset>-<operator>-<generator>.prw; prilo-train-li trains it)");
+         "--li-weights", st.li_weights,
+         "LI encoder of the -li methods (default models/li-<dataset>-<operator>.prw, with --generator conv or style "
+         "models/li-<dataset>-<operator>-<generator>.prw; prilo-train-li trains it)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--placement-weights", st.placement_weights,
                  "Placement scorer of the -resolve methods, read when the config's resolve.scorer_weight > 0 "
                  "(default models/placement-<dataset>.prw, models/placement-<dataset>-<generator>.prw with --generator "
-                 "conv or style; prilo-train-placement trains it)");
-  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
-  app.add_option("--json", st.json_path, "Write per-method summaries and per-image values to this JSON file");
-  app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method");
-  app.add_option("--png-count", st.png_count, "Images shown in the PNG grid")->check(CLI::PositiveNumber);
+                 "conv or style; prilo-train-placement trains it)")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--json", st.json_path, "Write per-method summaries and per-image values to this JSON file")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--png-count", st.png_count, "Images shown in the PNG grid")
+      ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
   app.add_option("--fftw-effort", st.fftw_effort,
                  "FFTW planner: patient (default: the fastest transforms, its search kept in --fftw-wisdom), measure, "
                  "estimate (bit-reproducible runs, no wisdom); default $PRILO_FFTW_EFFORT or patient")
       ->check(CLI::IsMember({"estimate", "measure", "patient"}));
-  app.add_option("--fftw-wisdom", st.fftw_wisdom,
-                 "File keeping FFTW's plan measurements between runs (default $PRILO_FFTW_WISDOM or "
-                 "~/.cache/prilo/fftw-wisdom-<precision>.txt; none: no file)");
+  app.add_option(
+         "--fftw-wisdom", st.fftw_wisdom,
+         "File keeping FFTW's plan measurements between runs (default $PRILO_FFTW_WISDOM or "
+         "$XDG_CACHE_HOME/prilo/fftw-wisdom-<precision>.txt, $XDG_CACHE_HOME defaulting to ~/.cache; none: no file; "
+         "a folder other than the default one must exist)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--ablation", st.ablation,
                  "PRILO phases (the paper's Table 3): full, init-only (no optimisation), a-only (no B, C), a-b (no C), "
                  "no-balls (no l1 constraints)")
       ->check(CLI::IsMember(ablation_names()));
   app.add_option(
-      "--trace", st.trace_path,
-      "Write per-method mean magnitude error and PSNR (analysis) every 10 steps, per phase, to this JSON file "
-      "(block 0's columns: all of them with --threads 1)");
+         "--trace", st.trace_path,
+         "Write per-method mean magnitude error and PSNR (analysis) every 10 steps, per phase, to this JSON file "
+         "(block 0's columns: all of them with --threads 1)")
+      ->check(prilo_cli::non_empty_path());
   app.add_flag("--per-restart", st.per_restart, "Also write every restart's magnitude error and PSNR to --json");
   app.add_option("--blocks", st.blocks, "Column blocks (0: one per thread; fix it for results independent of threads)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<int>(0));
   app.add_option(
          "--peak-gflops", st.peak,
          "FP32 FMA peak for the work table (0: measured once and cached; with --backend cuda the GPU's, measured "
@@ -140,6 +154,11 @@ int main(int argc, char** argv) {
     if (st.backend == "cuda" && gpu::device_count() < 1)
       throw invalid_input("--backend cuda: no CUDA device found on this machine");
 #endif
+    // options that would do nothing here: an error, not ignored
+    if (st.per_restart && st.json_path.empty())
+      throw invalid_input("--per-restart: adds every restart's values to --json, and no --json is given");
+    if (app.count("--png-count") && st.png_path.empty())
+      throw invalid_input("--png-count: sets the images of the --png grid, and no --png is given");
     if (st.op == "fourier" && app.count("--measurements"))
       throw invalid_input(
           "--measurements: the DFT (--operator fourier) has as many measurements as pixels; "
@@ -149,6 +168,8 @@ int main(int argc, char** argv) {
     fftw::set_default_planner_effort(fftw::Effort::patient);  // the library's default is measure
     if (!st.fftw_effort.empty()) fftw::set_planner_effort(fftw::parse_effort(st.fftw_effort));
     const fftw::Effort effort = fftw::planner_effort();  // a bad $PRILO_FFTW_EFFORT fails here, clearly
+    // a file the user names must be writable where it is (as --json's): its folder is not made
+    if (app.count("--fftw-wisdom") && st.fftw_wisdom != "none") check_output_path(st.fftw_wisdom, "--fftw-wisdom");
     // written back when the job ends, if plans were made
     fftw::WisdomFile<T> wisdom(fftw::WisdomFile<T>::path_of(st.fftw_wisdom));
     auto locate = [](const std::string& given, const std::string& rel) {
@@ -188,6 +209,10 @@ int main(int argc, char** argv) {
     if (!st.placement_weights.empty() && !(cfg.resolve.scorer_weight > 0))
       throw invalid_input("--placement-weights " + st.placement_weights + ": the config " + config_path.string() +
                           " gives the placement scorer no weight (resolve.scorer_weight 0), so it would not be read");
+    if (!st.placement_weights.empty() &&
+        std::none_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; }))
+      throw invalid_input("--placement-weights " + st.placement_weights +
+                          ": no -resolve method in --methods, so it would not be read");
     if (cfg.resolve.scorer_weight > 0 &&
         std::any_of(methods.begin(), methods.end(), [](const MethodSpec& m) { return m.resolve; })) {
       scorer_path = locate(st.placement_weights, io::placement_scorer_file(st.dataset, st.generator));
@@ -321,6 +346,9 @@ int main(int argc, char** argv) {
       for (const auto& r : results) std::printf(" %s", r.method.c_str());
       std::printf(")\n");
     }
+    if (!wisdom.save())  // (the destructor's save would fail without a word)
+      std::fprintf(stderr, "prilo-reconstruct: warning: FFTW wisdom not saved: cannot write %s\n",
+                   wisdom.path().string().c_str());
     if (!unfinished.empty()) {
       std::printf("interrupted: the output holds the %zu method(s) that finished; not finished: %s\n", results.size(),
                   detail::join(unfinished, ",").c_str());

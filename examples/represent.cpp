@@ -112,14 +112,16 @@ int main(int argc, char** argv) {
   app.add_option("--generator", st.generator,
                  "The VAE whose decoder is the prior: mlp, conv or style; picks the default --weights and --config")
       ->check(CLI::IsMember({"mlp", "conv", "style"}));
-  app.add_option("--weights", st.weights, "VAE weights (default models/[<generator>]vae-<dataset>.prw)");
+  app.add_option("--weights", st.weights, "VAE weights (default models/[<generator>]vae-<dataset>.prw)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option(
-      "--config", st.config,
-      "Config whose PRILO forward radii are fitted by default (default configs/<dataset>[-<generator>].json)");
+         "--config", st.config,
+         "Config whose PRILO forward radii are fitted by default (default configs/<dataset>[-<generator>].json)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--split", st.split, "Images from the test split (reporting) or the train split")
       ->check(CLI::IsMember({"test", "train"}));
-  app.add_option("--first", st.first, "First image index")->check(CLI::NonNegativeNumber);
-  app.add_option("--count", st.count, "Number of images")->check(CLI::PositiveNumber);
+  app.add_option("--first", st.first, "First image index")->check(prilo_cli::integer_at_least<int>(0));
+  app.add_option("--count", st.count, "Number of images")->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--split-points", st.split_points,
                  "Comma-separated split points i of the z_i fits (default: those of the config's PRILO stages)");
   app.add_option("--radii", st.radii,
@@ -127,20 +129,23 @@ int main(int argc, char** argv) {
                  "radius per tensor a/b (style); default: the config's forward radii at each split point (for a "
                  "chained stage of R repetitions also R x its radius), and inf");
   app.add_option("--starts", st.starts, "Random N(0, I) starts of the z0 fit beside the encoder's mean")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--steps", st.steps, "Adam steps of the z0 fit")->check(CLI::NonNegativeNumber);
-  app.add_option("--lr", st.lr, "Learning rate of the z0 fit")->check(CLI::PositiveNumber);
-  app.add_option("--split-steps", st.split_steps, "Adam steps of each z_i fit")->check(CLI::NonNegativeNumber);
-  app.add_option("--split-lr", st.split_lr, "Learning rate of the z_i fits")->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<int>(0));
+  app.add_option("--steps", st.steps, "Adam steps of the z0 fit")->check(prilo_cli::integer_at_least<int>(0));
+  app.add_option("--lr", st.lr, "Learning rate of the z0 fit")->check(prilo_cli::finite_positive<T>());
+  app.add_option("--split-steps", st.split_steps, "Adam steps of each z_i fit")
+      ->check(prilo_cli::integer_at_least<int>(0));
+  app.add_option("--split-lr", st.split_lr, "Learning rate of the z_i fits")->check(prilo_cli::finite_positive<T>());
   app.add_option("--polish", st.polish, "Steps of each polish round of every fit (from its best point so far)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<int>(0));
   app.add_option("--polish-rounds", st.rounds, "Polish rounds, each at the previous learning rate x --polish-factor")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<int>(0));
   app.add_option("--polish-factor", st.factor, "Learning-rate factor of each polish round")
-      ->check(CLI::Range(1e-6, 1.0));
+      ->check(prilo_cli::finite_range<T>(1e-6, 1.0));
   app.add_option("--seed", st.seed, "Seed of the random starts")->check(prilo_cli::seed());
-  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
-  app.add_option("--json", st.json_path, "Write the summaries and per-image values to this JSON file");
+  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--json", st.json_path, "Write the summaries and per-image values to this JSON file")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
   CLI11_PARSE(app, argc, argv);
@@ -267,8 +272,11 @@ int main(int argc, char** argv) {
     auto row = [&](const std::string& what, const std::string& point, const std::string& radius,
                    const Vec<double>& psnr, const Vec<double>& err) {
       const metrics::Summary s = metrics::summary(metrics::cap_psnr(psnr));
-      std::printf("| %s | %s | %s | %.2f ± %.2f | %.2f | %.3f |\n", what.c_str(), point.c_str(), radius.c_str(), s.mean,
-                  std::isnan(s.ci95) ? 0.0 : s.ci95, s.median, err.mean());
+      // one image has no confidence interval: "n/a", not 0 (nor nan)
+      char ci[32] = "n/a";
+      if (!std::isnan(s.ci95)) std::snprintf(ci, sizeof ci, "%.2f", s.ci95);
+      std::printf("| %s | %s | %s | %.2f ± %s | %.2f | %.3f |\n", what.c_str(), point.c_str(), radius.c_str(), s.mean,
+                  ci, s.median, err.mean());
       json j = {{"fit", what},
                 {"split_point", point},
                 {"radius", radius},

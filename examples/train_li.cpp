@@ -40,13 +40,12 @@ struct Settings {
 };
 
 template <class Op, class V>
-int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs::path& vae_path) {
+int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs::path& vae_path,
+          const io::Dataset<T>& data) {
   spec.decoder = *li_decoder_of<V>();
   if (li_decoder_name(spec.decoder) != "vae-" + st.generator)
     throw invalid_input("--generator " + st.generator + ": the weights " + vae_path.string() + " are a " +
                         li_decoder_name(spec.decoder) + ", not a vae-" + st.generator);
-  const auto data =
-      io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
   const Eigen::Index N = data.images.cols(), n = data.images.rows();
   if (vae.data_dim() != n)
     throw invalid_input("weights " + vae_path.string() + " are for images of " + std::to_string(vae.data_dim()) +
@@ -123,22 +122,22 @@ int main(int argc, char** argv) {
   app.add_option("--operator", st.op, "fourier (28x28 DFT), gaussian-real, gaussian-complex")
       ->check(CLI::IsMember({"fourier", "gaussian-real", "gaussian-complex"}));
   app.add_option("--measurements", st.measurements, "m, the number of Gaussian measurements")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--seed", st.seed,
                  "Seed: the Gaussian operator is drawn with seed + 7, as prilo-reconstruct --seed does (train with the "
                  "--seed you reconstruct with); also the initialisation and shuffling")
       ->check(prilo_cli::seed());
-  app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", st.batch, "Mini-batch size")->check(CLI::PositiveNumber);
-  app.add_option("--lr", st.lr, "Adam learning rate of the encoder")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", st.epochs, "Epochs")->check(prilo_cli::integer_at_least<int>(1));
+  app.add_option("--batch-size", st.batch, "Mini-batch size")->check(prilo_cli::integer_at_least<int>(1));
+  app.add_option("--lr", st.lr, "Adam learning rate of the encoder")->check(prilo_cli::finite_positive<T>());
   app.add_option("--adversarial-weight", st.adversarial,
                  "Weight of the WGAN-GP adversarial term (default 0.01; 0: image MSE only, no critic; the paper used "
                  "0.1 with its own MSE scale, which diverged here: docs/li.md)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::finite_nonnegative<T>());
   app.add_option("--critic-lr", st.critic_lr, "Adam learning rate of the critic (betas 0.5, 0.9)")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::finite_positive<T>());
   app.add_option("--gradient-penalty", st.gp, "Gradient-penalty weight lambda of the critic")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::finite_nonnegative<T>());
   app.add_option("--critic-hidden", st.critic_hidden, "Hidden units of the critic's two LeakyReLU(0.2) layers")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--hidden", st.hidden, "Hidden units of the encoder's two ReLU layers")->check(CLI::Range(1, 1 << 16));
@@ -147,25 +146,28 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"identity", "log1p"}));
   app.add_option("--validation", st.validation,
                  "Held-out images at the end of the training split for the validation loss (never test images)")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<long>(1));
   app.add_option("--train-limit", st.limit, "Use only the first N training images (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<long>(0));
   app.add_option("--generator", st.generator,
                  "The VAE whose frozen decoder the encoder is trained through: mlp, conv or style (picks the default "
                  "--weights and --output)")
       ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--weights", st.weights,
                  "VAE weights whose decoder is the generator (default models/vae-<dataset>.prw, "
-                 "models/<generator>vae-<dataset>.prw with --generator conv or style)");
-  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
+                 "models/<generator>vae-<dataset>.prw with --generator conv or style)")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--output,-o", st.out,
                  "Output weights file (default models/li-<dataset>-<operator>.prw, "
-                 "models/li-<dataset>-<operator>-<generator>.prw with --generator conv or style)");
+                 "models/li-<dataset>-<operator>-<generator>.prw with --generator conv or style)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   app.add_option("--log-every", st.log_every, "Print progress every N batches (0: once per epoch)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<int>(0));
   CLI11_PARSE(app, argc, argv);
-  if (st.out.empty()) st.out = io::li_encoder_file(st.dataset, st.op, st.generator);
+  if (app.count("--output") == 0) st.out = io::li_encoder_file(st.dataset, st.op, st.generator);
   cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
   // FFTW plans chosen by timing (measure, patient) differ from run to run in their rounding, and
   // so would the encoder; estimate's plans do not ($PRILO_FFTW_EFFORT still chooses). The FFTs
@@ -175,30 +177,38 @@ int main(int argc, char** argv) {
   try {
     check_output_path(st.out, "--output");  // before any training: a bad path must not cost the run
     install_interrupt_handler();            // SIGINT: stop at the next batch; the best epoch's file stays
-    LiSpec spec{.height = 28,
-                .width = 28,
-                .measurements = st.measurements,
-                .operator_seed = st.seed + 7,
-                .transform = st.transform == "log1p" ? LiTransform::log1p : LiTransform::identity,
-                .hidden = st.hidden};
     const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
     check_distinct_outputs(
         {{"--output", st.out}},
         with_files({{"--weights", vae_path.string()}}, io::dataset_files(st.data_dir, st.dataset), "data set's"));
+    if (st.op == "fourier" && app.count("--measurements"))  // (as prilo-reconstruct)
+      throw invalid_input(
+          "--measurements: the DFT (--operator fourier) has as many measurements as pixels; "
+          "--measurements sets the Gaussian operators' m");
+    // the images' sides from the data (load_dataset checks them against the data set's)
+    const auto data =
+        io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
+    const int h = int(data.rows), w = int(data.cols);
+    LiSpec spec{.height = h,
+                .width = w,
+                .measurements = st.measurements,
+                .operator_seed = st.seed + 7,
+                .transform = st.transform == "log1p" ? LiTransform::log1p : LiTransform::identity,
+                .hidden = st.hidden};
     return std::visit(
         [&](const auto& vae) {
           if (st.op == "fourier") {
             spec.op = LiOperator::fourier;
             spec.measurements = 0;
             spec.operator_seed = 0;
-            return train(st, Fourier2d<T>(28, 28), spec, vae, vae_path);
+            return train(st, Fourier2d<T>(h, w), spec, vae, vae_path, data);
           }
           if (st.op == "gaussian-real") {
             spec.op = LiOperator::gaussian_real;
-            return train(st, GaussianReal<T>(st.measurements, 28 * 28, st.seed + 7), spec, vae, vae_path);
+            return train(st, GaussianReal<T>(st.measurements, h * w, st.seed + 7), spec, vae, vae_path, data);
           }
           spec.op = LiOperator::gaussian_complex;
-          return train(st, GaussianComplex<T>(st.measurements, 28 * 28, st.seed + 7), spec, vae, vae_path);
+          return train(st, GaussianComplex<T>(st.measurements, h * w, st.seed + 7), spec, vae, vae_path, data);
         },
         io::load_any_vae<T>(vae_path));
   } catch (const std::exception& e) {

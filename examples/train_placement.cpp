@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--weights", st.weights,
                  "VAE weights (default models/vae-<dataset>.prw, models/<generator>vae-<dataset>.prw with "
-                 "--generator conv or style)");
+                 "--generator conv or style)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option(
          "--positives", st.positives,
          "decoded: G(mu(x)), the VAE's decoded posterior mean of each training image (the kind of image a "
@@ -187,50 +188,55 @@ int main(int argc, char** argv) {
   app.add_option("--pixel-noise", st.noise,
                  "Standard deviation of Gaussian noise added to each positive (fresh every time it is drawn, shared "
                  "by its group), for a scorer that tolerates a reconstruction's errors")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::finite_nonnegative<T>());
   app.add_option("--reconstructed", st.reconstructed,
                  "Also use as positives --method's reconstructions of training images 0..N-1 from their Fourier "
                  "magnitudes, each moved to its image's placement (0: none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<long>(0));
   auto* reconstructed = app.get_option("--reconstructed");
   // the options of --reconstructed's runs mean nothing without it: an error, not ignored
   app.add_option("--method", st.method, "The method of --reconstructed (a prilo-reconstruct method name)")
       ->needs(reconstructed);
   app.add_option("--restarts", st.restarts, "Restarts of --reconstructed's method")
-      ->check(CLI::PositiveNumber)
+      ->check(prilo_cli::integer_at_least<int>(1))
       ->needs(reconstructed);
   app.add_option("--config", st.config,
                  "Config of --reconstructed's method (default configs/<dataset>.json, "
                  "configs/<dataset>-<generator>.json with --generator conv or style)")
-      ->needs(reconstructed);
+      ->needs(reconstructed)
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--li-weights", st.li_weights,
                  "LI encoder of an -li --method (default models/li-<dataset>-fourier.prw, "
                  "models/li-<dataset>-fourier-<generator>.prw with --generator conv or style)")
-      ->needs(reconstructed);
-  app.add_option("--epochs", st.epochs, "Epochs")->check(CLI::PositiveNumber);
+      ->needs(reconstructed)
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--epochs", st.epochs, "Epochs")->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--batch-size", st.batch, "Images per mini-batch (each with its group of transforms)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lr", st.lr, "Adam learning rate")->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<int>(1));
+  app.add_option("--lr", st.lr, "Adam learning rate")->check(prilo_cli::finite_positive<T>());
   app.add_option("--hidden", st.hidden, "Hidden units of the scorer's two ReLU layers")->check(CLI::Range(1, 1 << 16));
   app.add_option("--radius", st.radius, "Shifts up to this many pixels around each image and its reflection")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--far", st.far, "Random transforms from anywhere added to each group")->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<int>(0));
+  app.add_option("--far", st.far, "Random transforms from anywhere added to each group")
+      ->check(prilo_cli::integer_at_least<int>(0));
   app.add_option("--validation", st.validation, "Held-out images at the end of the training split (never test images)")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<long>(1));
   app.add_option("--validation-top1", st.validation_top1,
                  "Of those, the images whose top-1 among all transforms is measured each epoch")
-      ->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<long>(1));
   app.add_option("--train-limit", st.limit, "Use only the first N training images (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(prilo_cli::integer_at_least<long>(0));
   app.add_option("--seed", st.seed, "Seed of the initialisation, the shuffling and the far transforms")
       ->check(prilo_cli::seed());
-  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
+  app.add_option("--data-dir", st.data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--output,-o", st.out,
                  "Output weights file (default models/placement-<dataset>.prw, "
-                 "models/placement-<dataset>-<generator>.prw with --generator conv or style)");
+                 "models/placement-<dataset>-<generator>.prw with --generator conv or style)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   CLI11_PARSE(app, argc, argv);
-  if (st.out.empty()) st.out = io::placement_scorer_file(st.dataset, st.generator);
+  if (app.count("--output") == 0) st.out = io::placement_scorer_file(st.dataset, st.generator);
   cpu::retain_freed_memory();
   // --reconstructed runs prilo::reconstruct: FFTW plans chosen by timing (measure, patient) differ
   // from run to run in their rounding, and so would the positives; estimate's plans do not

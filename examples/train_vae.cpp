@@ -87,29 +87,34 @@ int main(int argc, char** argv) {
          "ConvTranspose(64-32-1, k4 s2), each followed by a per-channel modulation by z0")
       ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--dataset", dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
-  app.add_option("--epochs", epochs, "Epochs")->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", batch, "Mini-batch size")->check(CLI::PositiveNumber);
-  app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--epochs", epochs, "Epochs")->check(prilo_cli::integer_at_least<int>(1));
+  app.add_option("--batch-size", batch, "Mini-batch size")->check(prilo_cli::integer_at_least<int>(1));
+  app.add_option("--lr", lr, "Adam learning rate")->check(prilo_cli::finite_positive<T>());
   app.add_option("--seed", seed, "Seed for initialisation, shuffling and noise")->check(prilo_cli::seed());
   app.add_option("--output,-o", out,
                  "Output weights file (default models/vae-<dataset>.prw, conv: models/convvae-<dataset>.prw, style: "
-                 "models/stylevae-<dataset>.prw)");
-  app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)");
+                 "models/stylevae-<dataset>.prw)")
+      ->check(prilo_cli::non_empty_path());
+  app.add_option("--data-dir", data_dir, "Folder holding mnist/ and fashion-mnist/ (default $PRILO_DATA or ./data)")
+      ->check(prilo_cli::non_empty_path());
   app.add_option("--threads", threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   app.add_option("--train-limit", limit, "Use only the first N training images (0: all)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--log-every", log_every, "Print progress every N batches")->check(CLI::PositiveNumber);
+      ->check(prilo_cli::integer_at_least<long>(0));
+  app.add_option("--log-every", log_every, "Print progress every N batches")
+      ->check(prilo_cli::integer_at_least<int>(1));
   bool resume = false;
   app.add_flag("--resume", resume, "Continue from <output>.ckpt, the checkpoint written after every epoch");
   std::string evaluate;
-  auto* evaluate_opt = app.add_option(
-      "--evaluate", evaluate, "Only print the test-set loss of an existing weights file (same protocol as training)");
+  auto* evaluate_opt =
+      app.add_option("--evaluate", evaluate,
+                     "Only print the test-set loss of an existing weights file (same protocol as training)")
+          ->check(prilo_cli::non_empty_path());
   // the training options mean nothing to --evaluate: given with it, they are an error, not ignored
   for (const char* name :
        {"--arch", "--epochs", "--batch-size", "--lr", "--output", "--train-limit", "--log-every", "--resume"})
     evaluate_opt->excludes(app.get_option(name));
   CLI11_PARSE(app, argc, argv);
-  if (!evaluate.empty()) {
+  if (evaluate_opt->count() > 0) {  // (an empty value is refused by its validator)
     try {
       if (threads > 0) cpu::set_threads(threads);
       const io::AnyVae<T> model = io::load_any_vae<T>(evaluate);  // the file says which VAE it holds
@@ -126,7 +131,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (out.empty())
+  if (app.count("--output") == 0)
     out = (arch == "conv"    ? "models/convvae-"
            : arch == "style" ? "models/stylevae-"
                              : "models/vae-") +

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from a fresh clone: set-up, build, then prilo-reconstruct with its defaults
-# (a small MNIST Fourier run with HIO, DPR and PRILO-MII on the shipped weights). Any
+# (a small MNIST Fourier run with HIO, DPR, PRILO-MII, PRILO-chain-MII and
+# PRILO-chain-MII-resolve on the shipped weights). Any
 # arguments are passed on to prilo-reconstruct (see --help).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

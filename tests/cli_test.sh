@@ -90,6 +90,78 @@ expect_fail "gives the placement scorer no weight" "$recon" --count 1 --methods 
   --placement-weights "$tmp/no-such-placement.prw"
 expect_fail "images 5..2147483651 are outside" "$recon" --first 5 --count 2147483647
 expect_fail "--epochs excludes --evaluate" "$train" --evaluate "$repo/models/vae-mnist.prw" --epochs 3
+# what the input audit of 2026-12-06 found: an empty path falling back to a default (shipped
+# weights overwritten), NaN and float-overflowing numbers, images of another shape, a folder as
+# --config, a device as --weights, options that do nothing. The empty-path checks run in $tmp:
+# a program that took "" for its default would fail there (no models/) instead of training over
+# the shipped weights
+expect_fail "--output: empty path" env -C "$tmp" "$train" --epochs 1 -o ""
+expect_fail "--evaluate: empty path" env -C "$tmp" "$train" --evaluate ""
+expect_fail "--json: empty path" "$recon" --count 1 --methods hio --quiet --json ""
+expect_fail "--fftw-wisdom: empty path" "$recon" --count 1 --methods hio --quiet --fftw-wisdom ""
+expect_fail "--count: must be an integer >= 1, got 0" "$recon" --count 0
+expect_fail "--first: must be an integer >= 0, got -1" "$recon" --first -1
+expect_fail "--epochs: must be an integer >= 1, got 1.5" "$train" --epochs 1.5
+expect_fail "--lr: must be a finite number > 0, got nan" env -C "$tmp" "$train" --lr nan --epochs 1
+expect_fail "--lr: must be a finite number > 0, got 1e39 (beyond the range of float" env -C "$tmp" "$train" \
+  --lr 1e39 --epochs 1
+expect_fail "is a directory, not a config file" "$recon" --config "$tmp" --count 1 --methods hio --quiet
+expect_fail "bad magic: not a prilo weights file" timeout 60 "$recon" --weights /dev/zero --count 1 --methods hio --quiet
+expect_fail "--per-restart: adds every restart's values to --json, and no --json is given" "$recon" --per-restart \
+  --count 1 --methods hio --quiet
+expect_fail "--png-count: sets the images of the --png grid, and no --png is given" "$recon" --png-count 4 --count 1 \
+  --methods hio --quiet
+expect_fail "no -resolve method in --methods, so it would not be read" "$recon" --count 1 --methods prilo-mii --quiet \
+  --config <(printf '{"resolve": {"scorer_weight": 1}}') --placement-weights "$tmp/no-such-placement.prw"
+# --fftw-wisdom in a missing folder fails up front and makes no folder; a file the program cannot
+# write (here $PRILO_FFTW_WISDOM's, not checked up front) is named in a warning, not claimed kept
+expect_fail "--fftw-wisdom $tmp/no-wisdom-dir/w.txt: the folder $tmp/no-wisdom-dir does not exist" "$recon" --count 1 \
+  --methods hio --quiet --fftw-wisdom "$tmp/no-wisdom-dir/w.txt"
+expect_ok test ! -e "$tmp/no-wisdom-dir"
+expect_ok_with "warning: FFTW wisdom not saved: cannot write $tmp/no-wisdom-dir2/w.txt" env \
+  PRILO_FFTW_WISDOM="$tmp/no-wisdom-dir2/w.txt" "$recon" --count 1 --restarts 1 --methods hio --quiet --peak-gflops 100 \
+  --config <(printf '{"hio": {"iterations": 5, "final_er": 1}}')
+expect_ok test ! -e "$tmp/no-wisdom-dir2"
+# MNIST's first 300 images with a 56x14 header (the same pixel count): refused by name
+mkdir -p "$tmp/dims/mnist"
+python3 - "${PRILO_DATA:-$repo/data}/mnist" "$tmp/dims/mnist" <<'PY'
+import gzip, os, struct, sys
+src, dst = sys.argv[1:]
+def read(name):
+    p = os.path.join(src, name)
+    return open(p, "rb").read() if os.path.exists(p) else gzip.open(p + ".gz").read()
+for split in ("train", "t10k"):
+    imgs, labs = read(split + "-images-idx3-ubyte"), read(split + "-labels-idx1-ubyte")
+    open(os.path.join(dst, split + "-images-idx3-ubyte"), "wb").write(struct.pack(">IIII", 0x803, 300, 56, 14) + imgs[16:16 + 300 * 784])
+    open(os.path.join(dst, split + "-labels-idx1-ubyte"), "wb").write(struct.pack(">II", 0x801, 300) + labs[8:8 + 300])
+PY
+expect_fail "t10k-images-idx3-ubyte: images of 56x14 pixels, but mnist's are 28x28" "$recon" --data-dir "$tmp/dims" \
+  --count 1 --methods hio --quiet
+expect_fail "t10k-images-idx3-ubyte: images of 56x14 pixels, but mnist's are 28x28" "$train" --data-dir "$tmp/dims" \
+  --evaluate "$repo/models/vae-mnist.prw"
+if [ -n "$train_li" ]; then
+  expect_fail "train-images-idx3-ubyte: images of 56x14 pixels, but mnist's are 28x28" "$train_li" --data-dir "$tmp/dims" \
+    --epochs 1 --validation 100 --output "$tmp/li-dims.prw"
+  expect_fail "--output: empty path" env -C "$tmp" "$train_li" --epochs 1 -o ""
+  expect_fail "--lr: must be a finite number > 0, got 1e39" "$train_li" --epochs 1 --lr 1e39 -o "$tmp/li-big.prw"
+  expect_fail "--measurements: the DFT (--operator fourier) has as many measurements as pixels" "$train_li" \
+    --measurements 300 --epochs 1 -o "$tmp/li-m.prw"
+  # a learning rate that makes the weights infinite while the loss stays finite (a saturated sigmoid)
+  expect_fail "training diverged: parameter" "$train_li" --train-limit 300 --validation 100 --epochs 1 --batch-size 50 \
+    --threads 1 --adversarial-weight 0 --lr 1e30 --output "$tmp/li-inf.prw"
+  expect_ok test ! -e "$tmp/li-inf.prw"
+fi
+if [ -n "$train_placement" ]; then
+  expect_fail "--output: empty path" env -C "$tmp" "$train_placement" --epochs 1 -o ""
+  expect_fail "--pixel-noise: must be a finite number >= 0, got nan" "$train_placement" --pixel-noise nan -o "$tmp/p.prw"
+fi
+represent="$(dirname "$recon")/prilo-represent"
+if [ -x "$represent" ]; then
+  expect_fail "--lr: must be a finite number > 0, got nan" "$represent" --lr nan --count 1
+  expect_fail "--split-lr: must be a finite number > 0, got 1e39" "$represent" --split-lr 1e39 --count 1
+  expect_fail "--polish-factor: must be a number from 1e-06 to 1, got nan" "$represent" --polish-factor nan --count 1
+  expect_fail "--json: empty path" "$represent" --json "" --count 1
+fi
 cat > "$tmp/quick.json" <<'JSON'
 {"hio": {"iterations": 50, "final_er": 10}, "dpr": {"steps": 20}, "mii": {"candidates": 50},
  "prilo": {"initial": {"steps": 10}, "stages": [{"layer": 2, "repetitions": 1, "forward": {"steps": 10},

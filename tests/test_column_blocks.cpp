@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_column_blocks {
 
@@ -27,11 +29,8 @@ struct Problem {
   }
 };
 
-// Restores the thread count after a test that changes it.
-struct ThreadGuard {
-  int saved = cpu::threads();
-  ~ThreadGuard() { cpu::set_threads(saved); }
-};
+using test_support::OnExit;
+using test_support::ThreadGuard;
 
 }  // namespace
 
@@ -69,7 +68,8 @@ TEST_CASE("column blocks: blocks cover the batch in order and the results are jo
   Problem p(10);
   MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
   Rng rng(1);
-  const Mat<T> start = Mat<T>::Random(3, 10);
+  Rng draw(3);  // the start's own seeded stream (Eigen's Random is the global rand(): test order)
+  const Mat<T> start = draw.normal_matrix<T>(3, 10);
   std::mutex m;
   std::vector<ColumnBlock> seen;
   auto r = solve_column_blocks(loss, start, rng,
@@ -114,7 +114,8 @@ TEST_CASE("column blocks: one block is a direct call with the caller's loss and 
   Problem p(20);
   MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
   Rng rng(1);
-  const Mat<T> start = Mat<T>::Random(3, 20);
+  Rng draw(3);  // the start's own seeded stream (Eigen's Random is the global rand(): test order)
+  const Mat<T> start = draw.normal_matrix<T>(3, 20);
   int calls = 0;
   // 20 columns with blocks of at least 16: one block, whatever the thread count
   auto r = solve_column_blocks(loss, start, rng,
@@ -191,6 +192,21 @@ TEST_CASE(
   const Vec<T> e0 = loss.value(vae.decoder().forward_from(0, z0)) / T(64);
   CHECK(one.magnitude_error.head(12).mean() < e0.head(12).mean());
   CHECK(one.magnitude_error.tail(12).mean() < e0.tail(12).mean());
+  // each block's own result: block b is DPR called directly on its 12 columns with the b-th
+  // rng.split() of the caller's stream (the splits taken in block order before the blocks run)
+  cpu::set_threads(1);
+  Rng rng(9);
+  std::vector<Rng> streams;
+  for (int b = 0; b < 2; ++b) streams.push_back(rng.split());
+  for (int b = 0; b < 2; ++b) {
+    CAPTURE(b);
+    const MagnitudeLoss<Fourier2d<T>> block_loss(p.F, Mat<T>(p.y.middleCols(12 * b, 12)));
+    const SolveResult<T> own =
+        dpr(vae.decoder(), block_loss, Mat<T>(z0.middleCols(12 * b, 12)), opt, streams[std::size_t(b)]);
+    CHECK(one.x.middleCols(12 * b, 12) == own.x);
+    CHECK(one.z.middleCols(12 * b, 12) == own.z);
+    CHECK(one.magnitude_error.segment(12 * b, 12) == own.magnitude_error);
+  }
 }
 
 #if defined(PRILO_HAS_MXCSR)
@@ -224,7 +240,8 @@ TEST_CASE("FlushDenormals: prilo's parallel work flushes denormals, the caller's
       4, [&](Eigen::Index, Eigen::Index) { chunk = denormal_times_one(); }, 8);
   CHECK(chunk == 0.f);
   CHECK(denormal_times_one() > 0.f);
-  // switched off: gradual underflow inside the work too
+  // switched off: gradual underflow inside the work too (the setting restored however the case ends)
+  const OnExit restore_flush{[saved = flush_denormals()] { set_flush_denormals(saved); }};
   set_flush_denormals(false);
   parallel_for(2, 2, [&](Eigen::Index i) { seen[std::size_t(i)] = denormal_times_one(); });
   set_flush_denormals(true);
@@ -250,7 +267,9 @@ std::vector<float> raw_region_products() {
 
 TEST_CASE("FlushDenormalsTeam: the OpenMP team flushes denormals while it lives, then every thread's mode is back") {
   REQUIRE(flush_denormals());
-  const int threads = omp_get_max_threads();
+  // OpenMP's thread count and the flushing setting restored however the case ends
+  const OnExit restore_threads{[saved = omp_get_max_threads()] { omp_set_num_threads(saved); }};
+  const OnExit restore_flush{[saved = flush_denormals()] { set_flush_denormals(saved); }};
   omp_set_num_threads(2);
   REQUIRE(raw_region_products() == std::vector<float>(2, denormal_times_one()));  // gradual underflow
   REQUIRE(denormal_times_one() > 0.f);
@@ -285,7 +304,6 @@ TEST_CASE("FlushDenormalsTeam: the OpenMP team flushes denormals while it lives,
   CHECK(inside[1] == 0.f);
   CHECK(after[0] > 0.f);
   CHECK(after[1] > 0.f);
-  omp_set_num_threads(threads);
 }
 #endif
 #endif

@@ -3,11 +3,17 @@
 // hand here; and the machine's peak is measured to something sensible.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include <prilo/flops.hpp>
 #include <prilo/nn/vae.hpp>
@@ -17,6 +23,8 @@
 #include <prilo/pipeline.hpp>
 #include <prilo/solvers/fienup.hpp>
 #include <prilo/solvers/latent.hpp>
+
+#include "test_support.hpp"
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_flops {
@@ -116,40 +124,70 @@ TEST_CASE("the measured FMA peak is a plausible rate") {
 
 TEST_CASE("the cached peak is this machine's and build's: a figure under another key, or none, is measured again") {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("prilo-peak-cache-test-" + std::to_string(std::rand()));
-  fs::remove_all(dir);
-  const char* old = std::getenv("XDG_CACHE_HOME");
-  const std::string saved = old ? old : "";
-  ::setenv("XDG_CACHE_HOME", dir.c_str(), 1);
+  // a folder of this process's own (its pid, the time, a counter) in the system's temporary
+  // folder, removed, and XDG_CACHE_HOME restored, however the case ends
+  static std::atomic<int> runs{0};
+  const fs::path dir =
+      fs::temp_directory_path() /
+      ("prilo-peak-cache-test-" + std::to_string(::getpid()) + "-" +
+       std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + "-" + std::to_string(runs++));
+  REQUIRE(!fs::exists(dir));
+  const prilo::test_support::OnExit remove_dir{[dir] {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }};
+  const prilo::test_support::EnvGuard cache_home("XDG_CACHE_HOME", dir.string());
   const fs::path file = prilo::peak_cache_file(1);
   REQUIRE(file.parent_path() == dir / "prilo");
   fs::create_directories(file.parent_path());
   const std::string key = prilo::peak_cache_key();
   CHECK(key.rfind(std::string(prilo::detail::kPeakIsa) + "; ", 0) == 0);  // the build's kernel first
-  // under this machine's and build's key the figure is used as it is (no one-core peak is this high)
+  // the measurement is the test's own (cached_peak_gflops' second argument): what is kept, and
+  // when, is then decided by the cache's rules alone, not by how loaded the machine is
+  int measured = 0;
+  double share = 1;
+  const auto fake = [&](int threads) {
+    CHECK(threads == 1);
+    ++measured;
+    return prilo::PeakMeasurement{.gflops = 777.25, .cpu_share = share};
+  };
+  const auto read_file = [&] {
+    std::ifstream in(file);
+    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  };
+  // under this machine's and build's key the figure is used as it is, without measuring
   { std::ofstream(file) << 12345.5 << "\n" << key << "\n"; }
-  CHECK(prilo::cached_peak_gflops(1) == 12345.5);
-  // under another key, or none (an earlier version's file), the peak is measured again and kept
-  // under this key (unless other load took the core while it was measured: then the file stays)
-  for (const std::string content : {"12345.5\nscalar (another build); cpu unknown\n", "12345.5\n"}) {
+  CHECK(prilo::cached_peak_gflops(1, fake) == 12345.5);
+  CHECK(measured == 0);
+  CHECK(prilo::cached_peak_gflops(1) == 12345.5);  // the default measurement too
+  // under another key, or none (an earlier version's file), or with a figure that is not a
+  // positive number, the peak is measured again and kept under this key
+  for (const std::string& content :
+       std::vector<std::string>{"12345.5\nscalar (another build); cpu unknown\n", "12345.5\n", "-3\n" + key + "\n",
+                                "nan\n" + key + "\n", ""}) {
     CAPTURE(content);
     { std::ofstream(file) << content; }
-    const double p = prilo::cached_peak_gflops(1);
-    CHECK(p > 0.5);
-    CHECK(p < 10000.0);
-    std::ifstream in(file);
-    double v = 0;
-    std::string rest, k;
-    in >> v;
-    std::getline(in, rest);
-    std::getline(in, k);
-    CHECK(((k == key && v == doctest::Approx(p)) || v == 12345.5));
+    measured = 0;
+    share = 1;
+    CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
+    CHECK(measured == 1);
+    CHECK(read_file() == "777.25\n" + key + "\n");
+    // and used from then on
+    CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
+    CHECK(measured == 1);
+    // a measurement during which other work took the core is used for the run, not kept: the
+    // file stays exactly as it was
+    { std::ofstream(file) << content; }
+    share = prilo::kPeakCacheMinCpuShare * 0.99;
+    CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
+    CHECK(measured == 2);
+    CHECK(read_file() == content);
   }
-  if (old)
-    ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
-  else
-    ::unsetenv("XDG_CACHE_HOME");
-  fs::remove_all(dir);
+  // no cache file at all: measured and written (its folder made)
+  fs::remove_all(file.parent_path());
+  share = 1;
+  CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
+  CHECK(read_file() == "777.25\n" + key + "\n");
 }
 
 }  // namespace

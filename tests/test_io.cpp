@@ -2,10 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <prilo/init/li.hpp>
+#include <prilo/io/config.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/io/models.hpp>
 #include <prilo/io/png.hpp>
 #include <prilo/io/weights.hpp>
+#include <prilo/nn/checkpoint.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
 #include <prilo/nn/style_vae_io.hpp>
 #include <prilo/nn/vae_io.hpp>
@@ -330,6 +332,54 @@ TEST_CASE("io: load_dataset finds raw or gz files and checks that image and labe
     CHECK(contains(msg, "train-images-idx3-ubyte has 6 images"));
     CHECK(contains(msg, "train-labels-idx1-ubyte has 3 labels"));
   }
+}
+
+TEST_CASE("io: load_dataset refuses images that are not 28x28, naming the file and its sides") {
+  // the same pixel count (784) as MNIST's: every later size check would pass
+  const auto dir = io_tmpdir("dataset_dims");
+  fs::create_directories(dir / "mnist");
+  prilo::io::write_idx_images(dir / "mnist" / "t10k-images-idx3-ubyte", test_images(56, 14, 3), 56, 14);
+  prilo::io::write_idx_labels(dir / "mnist" / "t10k-labels-idx1-ubyte", {1, 2, 3});
+  try {
+    (void)prilo::io::load_dataset<float>(dir, "mnist", "test");
+    FAIL("no error");
+  } catch (const prilo::file_error& e) {
+    CHECK(contains(e.what(), "t10k-images-idx3-ubyte: images of 56x14 pixels, but mnist's are 28x28"));
+  }
+}
+
+TEST_CASE("io: a folder or a device given as a config or weights file is refused by name, without reading it all") {
+  const auto dir = io_tmpdir("folder_inputs");
+  try {
+    (void)prilo::io::load_reconstruction_config<float>(dir);
+    FAIL("no error");
+  } catch (const prilo::file_error& e) {
+    CHECK(contains(e.what(), dir.string() + ": is a directory, not a config file"));
+  }
+  // /dev/zero has no end: the magic number is checked before the rest is read
+  if (fs::exists("/dev/zero")) CHECK(contains(weights_error<float>("/dev/zero"), "/dev/zero: bad magic"));
+  CHECK(contains(weights_error<float>(dir), "is a directory"));
+}
+
+TEST_CASE("io: trainers' checks name a learning rate beyond float's range and the first non-finite parameter") {
+  // a learning rate finite as a double is infinite as a float (1e39) or 0 (1e-50): named
+  CHECK_THROWS_WITH_AS(prilo::nn::check_learning_rate_fits<float>("train_x", "learning rate", 1e39),
+                       doctest::Contains("train_x: the learning rate 1e+39 is not a positive finite float"),
+                       prilo::invalid_input);
+  CHECK_THROWS_AS(prilo::nn::check_learning_rate_fits<float>("train_x", "learning rate", 1e-50), prilo::invalid_input);
+  CHECK_NOTHROW(prilo::nn::check_learning_rate_fits<double>("train_x", "learning rate", 1e39));
+  prilo::Mat<float> a = prilo::Mat<float>::Ones(2, 2), b = a, ga = a, gb = a;
+  prilo::nn::ParamList<float> ps{{"a", {a.data(), 2, 2}, {ga.data(), 2, 2}},
+                                 {"b", {b.data(), 2, 2}, {gb.data(), 2, 2}}};
+  CHECK(prilo::nn::first_nonfinite_parameter(ps).empty());
+  CHECK_NOTHROW(prilo::nn::check_parameters_finite("train_x", ps, 1, 1, ""));
+  b(1, 0) = std::numeric_limits<float>::infinity();
+  CHECK(prilo::nn::first_nonfinite_parameter(ps) == "b");
+  CHECK_THROWS_WITH_AS(
+      prilo::nn::check_parameters_finite("train_x", ps, 2, 5, "; out.prw holds epoch 1"),
+      "train_x: training diverged: parameter b holds NaN or infinite values at epoch 2, batch 5 (try a smaller "
+      "learning rate); out.prw holds epoch 1",
+      prilo::invalid_input);
 }
 
 TEST_CASE("io: default_data_dir honours PRILO_DATA") {

@@ -113,7 +113,24 @@ TEST_CASE(
     });
     CHECK_MESSAGE(err < 1e-6, "adversarial weight ", w, ": max relative error ", err);
   }
-  // the generator and the critic are frozen: the loss leaves their gradients untouched
+  // the generator and the critic are frozen: the loss, accumulating with the adversarial term
+  // on, adds to the encoder's gradients only; the decoder's (a copy whose gradient buffers are
+  // reachable) and the critic's keep the value they were filled with
+  nn::Vae<T> gen = vae;
+  auto frozen = gen.parameters();
+  for (auto& p : critic.parameters()) frozen.push_back(p);
+  REQUIRE(!frozen.empty());
+  for (auto& p : frozen) p.grad.setConstant(T(0.25));
+  enc.zero_grad();
+  (void)li_encoder_loss(enc, gen.decoder(), &critic, feats, x, T(0.3), true);
+  for (auto& p : frozen) {
+    CAPTURE(p.name);
+    CHECK((p.grad.array() == T(0.25)).all());
+  }
+  double encoder_grad = 0;
+  for (auto& p : enc.parameters()) encoder_grad += p.grad.norm();
+  CHECK(encoder_grad > 0);  // it did accumulate
+  // features of the wrong size are refused
   CHECK_THROWS_AS(li_encoder_loss(enc, vae.decoder(), &critic, Mat<T>(feats.topRows(3)), x, T(0), false),
                   invalid_input);
 }

@@ -7,10 +7,13 @@
 #include <iterator>
 #include <limits>
 #include <numbers>
+#include <optional>
 #include <prilo/operators.hpp>
 #include <prilo/testing/checkers.hpp>
 #include <random>
 #include <utility>
+
+#include "test_support.hpp"
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_operators {
@@ -265,7 +268,8 @@ TEST_CASE("Operators reject bad input with a message that names the problem") {
 }
 
 TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown values are rejected") {
-  const fftw::Effort saved = fftw::planner_effort();
+  // the process-wide effort restored however the case ends (a failed REQUIRE throws)
+  const test_support::OnExit restore_effort{[saved = fftw::planner_effort()] { fftw::set_planner_effort(saved); }};
   Rng rng(21);
   const Mat<double> x = rng.normal_matrix<double>(6 * 10, 5);
   Mat<CMat<double>::Scalar> ref;
@@ -280,7 +284,6 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
     const MagnitudeLoss<Fourier2d<double>> loss(F, measure(F, x));
     CHECK(loss.value_and_gradient(x, g).cwiseAbs().maxCoeff() <= 1e-20);
   }
-  fftw::set_planner_effort(saved);
   CHECK(fftw::parse_effort("patient") == fftw::Effort::patient);
   CHECK_THROWS_WITH_AS(fftw::parse_effort("exhaustive"),
                        "FFTW planner effort: unknown value \"exhaustive\" (known: estimate, measure, patient)",
@@ -289,9 +292,8 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
 
 TEST_CASE("FFTW wisdom file: the file a choice names, and $PRILO_FFTW_WISDOM") {
   namespace fs = std::filesystem;
-  const char* old = std::getenv("PRILO_FFTW_WISDOM");
-  const std::string saved = old ? old : "";
-  ::unsetenv("PRILO_FFTW_WISDOM");
+  // unset here, set below; its earlier value restored however the case ends
+  const test_support::EnvGuard wisdom_env("PRILO_FFTW_WISDOM", std::nullopt);
   const fs::path cache = user_cache_dir();
   CHECK(fftw::WisdomFile<float>::default_path() == (cache.empty() ? cache : cache / "fftw-wisdom-float.txt"));
   CHECK(fftw::WisdomFile<double>::path_of("") == fftw::WisdomFile<double>::default_path());
@@ -304,17 +306,18 @@ TEST_CASE("FFTW wisdom file: the file a choice names, and $PRILO_FFTW_WISDOM") {
   ::setenv("PRILO_FFTW_WISDOM", "none", 1);
   CHECK(fftw::WisdomFile<float>::default_path().empty());
   CHECK(fftw::WisdomFile<float>().status() == fftw::WisdomStatus::disabled);
-  if (old)
-    ::setenv("PRILO_FFTW_WISDOM", saved.c_str(), 1);
-  else
-    ::unsetenv("PRILO_FFTW_WISDOM");
 }
 
 TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, foreign or unwritable file is a miss") {
   namespace fs = std::filesystem;
-  const fftw::Effort saved = fftw::planner_effort();
+  // the process-wide effort restored, and the folder removed, however the case ends
+  const test_support::OnExit restore_effort{[saved = fftw::planner_effort()] { fftw::set_planner_effort(saved); }};
   fftw::set_planner_effort(fftw::Effort::measure);
   const fs::path dir = fs::temp_directory_path() / ("prilo-wisdom-test-" + std::to_string(std::random_device{}()));
+  const test_support::OnExit remove_dir{[dir] {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }};
   fs::create_directories(dir);
   const fs::path file = dir / "w.txt";
   int size = 5;
@@ -380,8 +383,6 @@ TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, for
   CHECK(fftw::WisdomFile<float>(fs::path()).status() == fftw::WisdomStatus::disabled);
   CHECK(fftw::wisdom_note(fftw::WisdomStatus::rejected, file).find("unreadable or not FFTW wisdom") !=
         std::string::npos);
-  fftw::set_planner_effort(saved);
-  fs::remove_all(dir);
 }
 
 }  // namespace prilo_test_operators

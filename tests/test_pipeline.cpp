@@ -6,6 +6,8 @@
 #include <prilo/prilo.hpp>
 #include <thread>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_pipeline {
 
@@ -56,23 +58,38 @@ TEST_CASE("solve_restarts reports progress from block 0 only, on the calling thr
   o.history_stride = 5;
   std::mutex mu;
   std::vector<std::thread::id> callers;
-  int observed_columns = -1;
+  std::vector<int> observed_columns;
   o.progress = [&](const Progress&) {
     std::lock_guard lock(mu);
     callers.push_back(std::this_thread::get_id());
   };
   o.observe = [&](const Snapshot<T>& snap) {
     std::lock_guard lock(mu);
-    observed_columns = int(snap.x.cols());
+    observed_columns.push_back(int(snap.x.cols()));
   };
+  // the reports of one solve of the whole batch (a single block): how many one block makes
+  Rng rng1(2);
+  reconstruct_prilo(s.vae.decoder(), s.F, s.y, LatentStart::mii, MiiOptions{.candidates = 50}, o, rng1,
+                    RestartOptions{.restarts = 3, .blocks = {.blocks = 1}});
+  const std::size_t one_block_reports = callers.size();
+  REQUIRE(one_block_reports > 0);
+  callers.clear();
+  observed_columns.clear();
+  // two threads forced (with one, block 1 would run on the calling thread too), and blocks of
+  // unequal width: 5 images × 3 restarts = 15 columns in blocks of 7 and 8, so the width of
+  // what observe sees tells block 0 from block 1
+  const test_support::ThreadGuard threads;
+  cpu::set_threads(2);
   Rng rng(2);
   const auto r = reconstruct_prilo(s.vae.decoder(), s.F, s.y, LatentStart::mii, MiiOptions{.candidates = 50}, o, rng,
-                                   RestartOptions{.restarts = 2, .blocks = {.blocks = 2, .min_columns = 1}});
+                                   RestartOptions{.restarts = 3, .blocks = {.blocks = 2, .min_columns = 1}});
   CHECK(r.best.x.cols() == s.y.cols());
-  REQUIRE(!callers.empty());
+  // as many progress reports as one block makes (not twice as many), all on the calling thread
+  CHECK(callers.size() == one_block_reports);
   for (const auto& id : callers) CHECK(id == std::this_thread::get_id());
-  CHECK(observed_columns == 5);      // block 0 of 2 over 10 columns
-  CHECK(r.best.phases.size() == 4);  // I, A, B, C
+  REQUIRE(!observed_columns.empty());
+  for (const int c : observed_columns) CHECK(c == 7);  // block 0's 7 columns, never block 1's 8
+  CHECK(r.best.phases.size() == 4);                    // I, A, B, C
 }
 
 TEST_CASE("reconstruct_fienup and resolve from the library, bad restarts are refused") {

@@ -13,6 +13,8 @@
 #include <prilo/solvers/latent.hpp>
 #include <prilo/testing/checkers.hpp>
 
+#include "recording_balls.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_split_state {
 
@@ -120,30 +122,9 @@ TEST_CASE("a generator whose split state holds {z_i, z0} passes the conformance 
   CHECK_MESSAGE(conf.ok, conf.failures);
 }
 
-/// Projection policies that record, per call, the rows they saw and the largest l1 distance
-/// from the centre after projecting: which ball each block of the state was kept in.
-struct Seen {
-  Index rows;
-  double radius, dist;
-};
-std::vector<Seen> seen;
-struct RecordingL1 {
-  double radius;
-  void project(Eigen::Ref<Mat<double>> x, const Eigen::Ref<const Mat<double>>& centre) const {
-    prilo::L1Ball<double>{.radius = radius}.project(x, centre);
-    double worst = 0;
-    for (Index j = 0; j < x.cols(); ++j)
-      worst = std::max(worst, (x.col(j) - centre.col(centre.cols() == 1 ? 0 : j)).cwiseAbs().sum());
-    seen.push_back({x.rows(), radius, worst});
-  }
-};
-struct RecordingPolicies {
-  template <class T>
-  static RecordingL1 projection(const prilo::PhaseOptions<T>& ph) {
-    return {ph.constrain ? double(ph.radius) : std::numeric_limits<double>::infinity()};
-  }
-  static prilo::NoNoise noise(const prilo::NoiseOptions&) { return {}; }
-};
+using prilo::test_support::RecordingPolicies;
+using prilo::test_support::Seen;
+using prilo::test_support::seen;
 
 TEST_CASE("PRILO on {z_i, z0} keeps each tensor in its own ball (PhaseOptions::radii)") {
   using T = double;
@@ -160,21 +141,37 @@ TEST_CASE("PRILO on {z_i, z0} keeps each tensor in its own ball (PhaseOptions::r
   opt.stages[0].forward.radii = {T(3), T(0.25)};  // z_1 (10 rows) within 3, z0 (4 rows) within 0.25
   seen.clear();
   prilo::Rng r(1);
-  const auto res = prilo::prilo_solve<RecordingPolicies>(g, loss, rng.normal_matrix<T>(4, 3), opt, r);
+  const Mat<T> z_start = rng.normal_matrix<T>(4, 3);
+  const auto res = prilo::prilo_solve<RecordingPolicies>(g, loss, z_start, opt, r);
   CHECK(res.x.allFinite());
-  int z1_calls = 0, z0_calls = 0;
-  for (const auto& s : seen) {
-    if (s.rows == 10) {
-      ++z1_calls;
-      CHECK(s.radius == 3.0);
-      CHECK(s.dist <= 3.0 * (1 + 1e-12));
-    } else if (s.rows == 4 && s.radius == 0.25) {
-      ++z0_calls;
-      CHECK(s.dist <= 0.25 * (1 + 1e-12));
+  // the calls in order: the initial phase's 30 steps on z0 (4 rows, its own radius), then each
+  // of the 2 repetitions' 40 A steps project z_1 (10 rows, radius 3) and z0 (4 rows, 0.25)
+  const std::size_t initial = 30;
+  REQUIRE(seen.size() == initial + 2 * 40 * 2);
+  for (std::size_t k = 0; k < initial; ++k) {
+    CHECK(seen[k].rows == 4);
+    CHECK(seen[k].radius == 100.0);
+    CHECK(seen[k].centre == Mat<T>::Zero(4, 1));  // the initial phase's ball is around the origin
+  }
+  // the first repetition's ball is around G_1(z0*), z0* the initial phase's last point; the
+  // second's is re-centred where the first ended (PriloReading::chained)
+  const Mat<T> z0_star = seen[initial - 1].x;
+  const Mat<T> first_centre = g.forward(0, 1, z0_star);
+  for (int rep = 0; rep < 2; ++rep) {
+    CAPTURE(rep);
+    const std::size_t at = initial + std::size_t(rep) * 80;
+    const Mat<T> centre =
+        rep == 0 ? first_centre : (Mat<T>(14, 3) << seen[at - 2].x, seen[at - 1].x).finished();  // rep 1's last z_1, z0
+    for (std::size_t k = at; k < at + 80; k += 2) {
+      const Seen &z1 = seen[k], &z0 = seen[k + 1];
+      REQUIRE(z1.rows == 10);
+      REQUIRE(z0.rows == 4);
+      CHECK(z1.radius == 3.0);
+      CHECK(z0.radius == 0.25);
+      CHECK(z1.centre == centre.topRows(10));
+      CHECK(z0.centre == centre.bottomRows(4));
     }
   }
-  CHECK(z1_calls == 80);  // every A step, both repetitions
-  CHECK(z0_calls == 80);
   // a radii list that does not match the state's tensors is an error naming the counts
   opt.stages[0].forward.radii = {T(3)};
   opt.stages[0].forward.radii.push_back(T(1));

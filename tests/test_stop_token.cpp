@@ -41,13 +41,24 @@ TEST_CASE("stop tokens: a stopped token stops only the solve that holds it; one 
   stopped.history_stride = 1;
   std::atomic<bool> started{false};
   stopped.progress = [&](const prilo::Progress&) { started = true; };
+  std::atomic<bool> done{false};
   std::string stopped_what;
   std::thread other([&] {
     prilo::Rng rng(9);
     // error_of<std::exception>: no exception leaves the thread
     stopped_what = prilo::test_support::error_of([&] { prilo::prilo_solve(p.gen, loss, z0, stopped, rng); });
+    done = true;
   });
-  while (!started) std::this_thread::yield();
+  // however the case ends (a failed REQUIRE throws), the other solve is stopped and joined
+  const prilo::test_support::OnExit stop_and_join{[&] {
+    source.request_stop();
+    if (other.joinable()) other.join();
+  }};
+  // wait for its first progress report, or for its end (a solve that fails at once must not
+  // leave this loop spinning): it has to be running while the second solve runs
+  while (!started && !done) std::this_thread::yield();
+  if (!started) other.join();  // it ended: stopped_what is complete
+  REQUIRE_MESSAGE(started, "the stopped solve ended before its first progress report: ", stopped_what);
   prilo::Rng rng(9);
   const prilo::SolveResult<T> beside = prilo::prilo_solve(p.gen, loss, z0, o, rng);  // while the other runs
   source.request_stop();

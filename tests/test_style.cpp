@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <prilo/nn/conv.hpp>
@@ -15,8 +17,11 @@
 #include <prilo/nn/style.hpp>
 #include <prilo/operators/fourier.hpp>
 #include <prilo/operators/magnitude_loss.hpp>
+#include <prilo/projection/l1_ball.hpp>
 #include <prilo/solvers/latent.hpp>
 #include <prilo/testing/checkers.hpp>
+
+#include "recording_balls.hpp"
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_style {
@@ -38,6 +43,20 @@ auto style_chain(Rng& rng) {
                          Carry<ConvTranspose2d<T>>(ConvTranspose2d<T>(Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng), d),
                          Modulate<T, Sigmoid, false>(Shape3{2, 4, 4}, d, rng));
 }
+
+/// Fills m with uniform values in [−1, 1) (what Eigen's setRandom gives) from its own seeded
+/// stream: setRandom draws from the global rand(), so the values would depend on the order the
+/// tests run in.
+template <class M>
+void fill_uniform(M&& m, std::uint64_t seed) {
+  Rng rng(seed);
+  for (Eigen::Index i = 0; i < m.size(); ++i)
+    m.data()[i] = typename std::remove_cvref_t<M>::Scalar(2 * rng.uniform() - 1);
+}
+
+using prilo::test_support::check_chained_balls;
+using prilo::test_support::RecordingPolicies;
+using prilo::test_support::seen;
 
 /// Inner's forward and VJPs over whole matrices only (no forward_into / backward_input_into):
 /// Carry copies its rows through the staging buffers, as for a device module.
@@ -84,7 +103,7 @@ TEST_CASE("Modulate: the input and weight VJPs match central differences, and th
     Modulate<T, LeakyRelu, true> mc(3, 5, 2, rng);
     Modulate<T, LeakyRelu, false> mn(3, 5, 2, rng);
     mn.weight() = mc.weight();
-    mc.bias().setRandom();
+    fill_uniform(mc.bias(), carry ? 1 : 2);
     mn.bias() = mc.bias();
     const Mat<T> x = rng.normal_matrix<T>(17, 4);
     auto check = [&](auto& m) {
@@ -198,7 +217,7 @@ TEST_CASE("a style module's staged passes equal its plain ones, with the buffers
   using T = double;
   Rng rng(31);
   Modulate<T, LeakyRelu> m(3, 5, 2, rng);
-  m.bias().setRandom();
+  fill_uniform(m.bias(), 3);
   Carry<ConvTranspose2d<T>> c(ConvTranspose2d<T>(Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng), 2);
   Staging<Mat<T>> st;
   Mat<T> work;
@@ -280,7 +299,7 @@ TEST_CASE(
   const Eigen::Index d = 3;
   Dense<T, Relu> dense(6, 9, rng);
   ConvTranspose2d<T, Tanh> conv(Shape3{4, 3, 3}, 2, 4, 2, 1, 0, rng);  // a non-identity: strided cotangent
-  conv.bias().setRandom();
+  fill_uniform(conv.bias(), 4);
   Conv2d<T, Tanh> down(Shape3{4, 6, 6}, 4, 3, 2, 1, rng);  // im2col + GEMM
   Conv2d<T, Tanh> thin(Shape3{1, 6, 6}, 5, 3, 1, 1, rng);  // the direct kernels
   Conv2d<T, Sigmoid> thin_sigmoid(Shape3{1, 6, 6}, 5, 3, 1, 1, rng);
@@ -365,8 +384,12 @@ TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and l
   opt.stages = {{.layer = 3, .repetitions = 2, .forward = {.steps = 40, .radius = 1, .learning_rate = T(0.05)}}};
   opt.stages[0].forward.radii = {T(2), T(0.5)};  // z_3 (12 rows) within 2, z0 (4 rows) within 0.5
   Rng r(1);
-  const auto res = prilo::prilo_solve(g, loss, z0, opt, r);
+  seen.clear();
+  const auto res = prilo::prilo_solve<RecordingPolicies>(g, loss, z0, opt, r);
   REQUIRE(res.x.allFinite());
+  // each tensor of the state in the ball of its own radius, around the phase's start
+  REQUIRE(g.blocks(3) == std::vector<Eigen::Index>{12, 4});
+  check_chained_balls(g, opt);
   const auto start = loss.value(g.forward_from(0, z0));
   CHECK(res.magnitude_error.sum() * T(op.output_size()) < start.sum());
   opt.stages[0].forward.radii = {T(2)};

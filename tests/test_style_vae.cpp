@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <prilo/concepts/vae.hpp>
 #include <prilo/io/idx.hpp>
 #include <prilo/nn/conv_vae_io.hpp>
@@ -12,11 +13,13 @@
 #include <prilo/operators/fourier.hpp>
 #include <prilo/operators/magnitude_loss.hpp>
 #include <prilo/optim/optimisers.hpp>
+#include <prilo/projection/l1_ball.hpp>
 #include <prilo/solvers/latent.hpp>
 #include <prilo/testing/checkers.hpp>
 #include <string>
 #include <vector>
 
+#include "recording_balls.hpp"
 #include "vae_test_helpers.hpp"
 
 #ifndef PRILO_SOURCE_DIR
@@ -47,6 +50,10 @@ fs::path tmp(const std::string& name) {
 }
 
 using Blocks = std::vector<Eigen::Index>;
+
+using prilo::test_support::check_chained_balls;
+using prilo::test_support::RecordingPolicies;
+using prilo::test_support::seen;
 
 }  // namespace
 
@@ -118,8 +125,14 @@ TEST_CASE("StyleVae: PRILO runs at both style split points with a radius for z_i
   opt.stages[0].forward.radii = {T(3), T(0.5)};  // z_3 (3 maps of 2×2) and z0
   opt.stages[1].forward.radii = {T(3), T(0.5)};  // z_5 (2 maps of 4×4) and z0
   Rng r(1);
-  const auto res = prilo_solve(g, loss, z0, opt, r);
+  seen.clear();
+  const auto res = prilo_solve<RecordingPolicies>(g, loss, z0, opt, r);
   REQUIRE(res.x.allFinite());
+  // each tensor of the state in the ball of its own radius, around the phase's start (the
+  // second stage's: G_{3→5} of the first stage's end)
+  CHECK(g.blocks(3) == Blocks{3 * 2 * 2, 3});
+  CHECK(g.blocks(5) == Blocks{2 * 4 * 4, 3});
+  check_chained_balls(g, opt);
   CHECK(res.x.rows() == 64);
   const auto start = loss.value(g.forward_from(0, z0));
   CHECK(res.magnitude_error.sum() * T(op.output_size()) < start.sum());

@@ -1,10 +1,15 @@
-// Helpers every test file may use: where the data sets are, and the message of the error a
-// call throws.
+// Helpers every test file may use: where the data sets are, the message of the error a call
+// throws, and guards that restore process-wide state (threads, environment variables, ...)
+// however a test case ends, so that a failed REQUIRE cannot leak that state into later cases.
 #pragma once
 
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
+#include <utility>
+
+#include <prilo/backend/cpu.hpp>
 
 namespace prilo::test_support {
 
@@ -27,5 +32,47 @@ std::string error_of(F&& f) {
   }
   return "(no error)";
 }
+
+/// Runs `restore` when the scope ends, however it ends (a failed REQUIRE throws):
+///     const OnExit guard{[saved = fftw::planner_effort()] { fftw::set_planner_effort(saved); }};
+template <class F>
+struct OnExit {
+  F restore;
+  OnExit(F f) : restore(std::move(f)) {}
+  OnExit(const OnExit&) = delete;
+  OnExit& operator=(const OnExit&) = delete;
+  ~OnExit() { restore(); }
+};
+
+/// Restores cpu::threads() (OpenMP's and Eigen's thread counts) when the scope ends.
+struct ThreadGuard {
+  int saved = cpu::threads();
+  ThreadGuard() = default;
+  ThreadGuard(const ThreadGuard&) = delete;
+  ThreadGuard& operator=(const ThreadGuard&) = delete;
+  ~ThreadGuard() { cpu::set_threads(saved); }
+};
+
+/// Sets (or, with nullopt, unsets) the environment variable `name` and restores its earlier
+/// value, or its absence, when the scope ends.
+struct EnvGuard {
+  std::string name;
+  std::optional<std::string> saved;
+  EnvGuard(std::string n, const std::optional<std::string>& value) : name(std::move(n)) {
+    if (const char* old = std::getenv(name.c_str())) saved = old;
+    if (value)
+      ::setenv(name.c_str(), value->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
+  }
+  EnvGuard(const EnvGuard&) = delete;
+  EnvGuard& operator=(const EnvGuard&) = delete;
+  ~EnvGuard() {
+    if (saved)
+      ::setenv(name.c_str(), saved->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
+  }
+};
 
 }  // namespace prilo::test_support

@@ -236,8 +236,10 @@ inline constexpr double kPeakCacheMinCpuShare = 0.95;
 /// files of earlier versions), only means measuring again. A measurement during which other
 /// work took the cores (cpu_share below kPeakCacheMinCpuShare) is used for this run but not
 /// cached, so the next run measures again. Delete the file to measure again
-/// (prilo-reconstruct --peak-gflops overrides it).
-inline double cached_peak_gflops(int threads) {
+/// (prilo-reconstruct --peak-gflops overrides it). `measure(threads)` gives the PeakMeasurement
+/// (measure_peak by default; tests give one of their own).
+template <class Measure>
+double cached_peak_gflops(int threads, Measure&& measure) {
   namespace fs = std::filesystem;
   const fs::path file = peak_cache_file(threads);
   const std::string key = peak_cache_key();
@@ -249,7 +251,7 @@ inline double cached_peak_gflops(int threads) {
         v > 0)
       return v;
   }
-  const PeakMeasurement m = measure_peak(threads);
+  const PeakMeasurement m = measure(threads);
   if (!file.empty() && m.cpu_share >= kPeakCacheMinCpuShare) {
     std::error_code ec;
     fs::create_directories(file.parent_path(), ec);
@@ -257,6 +259,9 @@ inline double cached_peak_gflops(int threads) {
     if (out) out << m.gflops << "\n" << key << "\n";
   }
   return m.gflops;
+}
+inline double cached_peak_gflops(int threads) {
+  return cached_peak_gflops(threads, [](int t) { return measure_peak(t); });
 }
 
 }  // namespace prilo

@@ -348,7 +348,9 @@ class WisdomFile {
   const std::filesystem::path& path() const { return file_; }
 
   /// Writes the wisdom now if plans were made since the last load or save and it differs from
-  /// the file's; false when it had to but could not (the cache is then only not updated).
+  /// the file's; false when it had to but could not (the cache is then only not updated: a
+  /// program says so, the destructor cannot). Only the default cache folder (user_cache_dir())
+  /// is created when missing; a file in another missing folder cannot be written.
   bool save() {
     if (status_ == WisdomStatus::skipped || status_ == WisdomStatus::disabled || status_ == WisdomStatus::foreign)
       return true;
@@ -365,7 +367,11 @@ class WisdomFile {
     }
     namespace fs = std::filesystem;
     std::error_code ec;
-    if (file_.has_parent_path()) fs::create_directories(file_.parent_path(), ec);
+    // the default cache folder is made on first use; a folder the user named is not (a
+    // mistyped path must not leave folders behind: the save fails, and save() says so)
+    if (const fs::path cache = user_cache_dir();
+        !cache.empty() && file_.has_parent_path() && file_.parent_path().lexically_normal() == cache.lexically_normal())
+      fs::create_directories(file_.parent_path(), ec);
     fs::path tmp = file_;
     tmp += ".tmp" + std::to_string(std::random_device{}());
     {
@@ -396,7 +402,7 @@ class WisdomFile {
 inline std::string wisdom_note(WisdomStatus s, const std::filesystem::path& file) {
   switch (s) {
     case WisdomStatus::loaded: return "FFTW wisdom from " + file.string();
-    case WisdomStatus::missing: return "FFTW wisdom: none yet, plans measured and kept in " + file.string();
+    case WisdomStatus::missing: return "FFTW wisdom: none yet, plans measured now and saved to " + file.string();
     case WisdomStatus::rejected:
       return "FFTW wisdom: " + file.string() + " is unreadable or not FFTW wisdom of this build; measuring again";
     case WisdomStatus::foreign:

@@ -19,6 +19,7 @@
 
 #include "../core.hpp"
 #include "../interrupt.hpp"
+#include "../nn/checkpoint.hpp"
 #include "../optim/optimisers.hpp"
 #include "../parallel.hpp"
 #include "../random.hpp"
@@ -118,6 +119,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
                                   const LiTrainingOptions& o, const LiTrainingCallbacks& cb = {}) {
   const Eigen::Index N = images.cols(), n = images.rows();
   detail::check_training_schedule("train_li_encoder", o.epochs, o.batch, o.learning_rate);
+  nn::check_learning_rate_fits<T>("train_li_encoder", "learning rate", o.learning_rate);
   const auto positive = [](double v) { return v > 0 && std::isfinite(v); };
   if (!(o.adversarial_weight >= 0) || !std::isfinite(o.adversarial_weight))
     detail::fail("train_li_encoder: the adversarial weight must be finite and ≥ 0, got ", o.adversarial_weight);
@@ -127,6 +129,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
                  o.critic_learning_rate);
   if (adv && (!(o.gradient_penalty >= 0) || !std::isfinite(o.gradient_penalty)))
     detail::fail("train_li_encoder: the gradient penalty must be finite and ≥ 0, got ", o.gradient_penalty);
+  if (adv) nn::check_learning_rate_fits<T>("train_li_encoder", "critic's learning rate", o.critic_learning_rate);
   if (adv && o.critic_hidden < 1) detail::fail("train_li_encoder: critic_hidden must be at least 1");
   if (n != vae.data_dim())
     detail::fail("train_li_encoder: the images have ", n, " values, the generator makes ", vae.data_dim());
@@ -165,6 +168,16 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   Mat<T> xb, fb, fake;
   Vec<T> t(o.batch);
   LiTrainingResult result;
+  // a tensor of ps that is not finite: the best epoch's weights restored, and the error
+  const auto diverged = [&](const nn::ParamList<T>& ps, const char* what, const char* rate, int epoch, long batch) {
+    const std::string bad = nn::first_nonfinite_parameter(ps);
+    if (bad.empty()) return;
+    best.restore();
+    nn::fail_diverged("train_li_encoder", what, bad, epoch, batch, rate,
+                      o.output.empty()   ? std::string()
+                      : best.epoch() > 0 ? "; " + o.output.string() + " holds epoch " + std::to_string(best.epoch())
+                                         : "; " + o.output.string() + " was not written");
+  };
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     rng.shuffle(order);
     LiEpochReport rep{.epoch = epoch};
@@ -187,6 +200,9 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
                                      adv ? &fake : nullptr);
       best.check_loss("train_li_encoder", double(l.total), epoch, b + 1);
       adam.step(params);
+      // a loss can stay finite (a saturated sigmoid) while a huge learning rate has made the
+      // weights infinite: they are checked after every step, never saved so
+      diverged(params, "parameter", "learning rate", epoch, b + 1);
       rep.mse += double(l.mse) * double(nb);
       if (adv) {  // one critic step on the same batch (the encoder's images, before its step)
         t.resize(nb);
@@ -194,6 +210,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
         critic.zero_grad();
         const auto c = critic.loss(xb, fake, t, T(o.gradient_penalty), true);
         adam_critic.step(cparams);
+        diverged(cparams, "critic parameter", "critic learning rate", epoch, b + 1);
         rep.adversarial += double(l.adversarial) * double(nb);
         rep.critic_wasserstein -= double(c.wasserstein) * double(nb);
         rep.critic_penalty += double(c.penalty) * double(nb);

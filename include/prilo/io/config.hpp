@@ -4,7 +4,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -303,13 +305,18 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
 /// out of range or otherwise bad.
 template <class T = float>
 ReconstructionConfig<T> load_reconstruction_config(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw file_error(path.string() + ": is a directory, not a config file (a JSON file)");
   std::ifstream in(path);
-  if (!in) throw file_error(path.string() + ": cannot open the config file");
+  if (!in) throw file_error(path.string() + ": cannot open the config file: " + std::strerror(errno));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
     throw file_error(path.string() + ": not valid JSON: " + e.what());
+  } catch (const std::exception& e) {  // a read error (the stream's own exceptions): the file named
+    throw file_error(path.string() + ": cannot read the config file: " + e.what());
   }
   try {
     ReconstructionConfig<T> c = reconstruction_config_from_json<T>(j);

@@ -474,7 +474,8 @@ inline std::vector<std::filesystem::path> dataset_files(const std::filesystem::p
 
 /// Loads split "train" or "test" of data set "mnist" or "fashion-mnist" from
 /// `<data_dir>/<name>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` (the plain file is
-/// preferred when both exist), items [first, first+count). The image and label counts must match.
+/// preferred when both exist), items [first, first+count). The image and label counts must match,
+/// and the images must be 28x28 (file_error naming the file and its sides otherwise).
 template <class T = double>
 Dataset<T> load_dataset(const std::filesystem::path& data_dir, const std::string& name, const std::string& split,
                         std::size_t first = 0, std::size_t count = idx_all) {
@@ -496,6 +497,11 @@ Dataset<T> load_dataset(const std::filesystem::path& data_dir, const std::string
 
   Dataset<T> out;
   auto imgs = read_idx_images<T>(images_path, first, count);
+  // both data sets are 28x28: other sides of the same pixel count (56x14) would pass every
+  // later size check and be read as 28x28 images, silently wrong
+  if (imgs.rows != 28 || imgs.cols != 28)
+    throw file_error(images_path.string() + ": images of " + std::to_string(imgs.rows) + "x" +
+                     std::to_string(imgs.cols) + " pixels, but " + name + "'s are 28x28");
   out.labels = read_idx_labels(labels_path, first, count);
   out.images = std::move(imgs.images);
   out.rows = imgs.rows;

@@ -166,9 +166,20 @@ inline std::vector<unsigned char> weights_read_file(const std::filesystem::path&
   if (!f) weights_fail(path, "cannot open for reading: ", std::strerror(errno));
   std::vector<unsigned char> bytes;
   char buf[1 << 16];
+  // the magic number first: a file that is not weights (/dev/zero, a device, a huge file of
+  // something else) is refused before the rest is read, and a stream that is not a regular
+  // file is read no further than any weights file could reach
+  f.read(buf, 8);
+  bytes.insert(bytes.end(), buf, buf + f.gcount());
+  if (bytes.size() == 8 && std::memcmp(bytes.data(), weights_magic, 8) != 0)
+    weights_fail(path, "bad magic: not a prilo weights file (expected the bytes \"PRILOWTS\")");
+  const bool regular = std::filesystem::is_regular_file(path, ec);
+  constexpr std::size_t stream_limit = std::size_t(1) << 32;
   while (f) {
     f.read(buf, sizeof buf);
     bytes.insert(bytes.end(), buf, buf + f.gcount());
+    if (!regular && bytes.size() > stream_limit)
+      weights_fail(path, "not a regular file, and more than 4 GiB long: not a weights file");
   }
   if (f.bad()) weights_fail(path, "read error");
   return bytes;

@@ -22,6 +22,41 @@ namespace prilo::nn {
 
 inline constexpr const char* vae_checkpoint_tag = "vae-mlp-checkpoint";
 
+/// The name of the first tensor of `ps` that holds NaN or infinite values ("" when all are
+/// finite): a trainer checks its model after each optimiser step, since a loss can stay finite
+/// (a saturated sigmoid) while a huge learning rate has made the weights infinite.
+template <class T>
+std::string first_nonfinite_parameter(const ParamList<T>& ps) {
+  for (const auto& p : ps)
+    if (!p.value.allFinite()) return p.name;
+  return {};
+}
+
+/// Fails with invalid_input "<trainer>: training diverged: <what> X holds NaN or infinite
+/// values at epoch e, batch b (try a smaller <rate>)<files>": the trainers' one wording of it;
+/// `files` says what the output holds.
+[[noreturn]] inline void fail_diverged(const char* trainer, const char* what, const std::string& tensor, int e, long b,
+                                       const char* rate, const std::string& files) {
+  prilo::detail::fail(trainer, ": training diverged: ", what, " ", tensor, " holds NaN or infinite values at epoch ", e,
+                      ", batch ", b, " (try a smaller ", rate, ")", files);
+}
+
+/// fail_diverged for the first tensor of `ps` that is not finite, if there is one.
+template <class T>
+void check_parameters_finite(const char* trainer, const ParamList<T>& ps, int e, long b, const std::string& files) {
+  if (const std::string bad = first_nonfinite_parameter(ps); !bad.empty())
+    fail_diverged(trainer, "parameter", bad, e, b, "learning rate", files);
+}
+
+/// A learning rate that is finite as a double but not in the model's precision T (1e39 as a
+/// float) or 0 there: invalid_input naming it.
+template <class T>
+void check_learning_rate_fits(const char* trainer, const char* what, double lr) {
+  if (!std::isfinite(T(lr)) || !(T(lr) > T(0)))
+    prilo::detail::fail(trainer, ": the ", what, " ", lr, " is not a positive finite ",
+                        sizeof(T) == 4 ? "float" : "double", " (the model's precision)");
+}
+
 /// Where a training run stands after a finished epoch.
 struct TrainingState {
   int epoch = 0;                       ///< epochs finished

@@ -104,6 +104,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
   static_assert(std::is_same_v<typename Model::scalar, T>, "train_vae: the model and the data differ in precision");
   const Eigen::Index n = train.cols(), d = vae.data_dim();
   detail::check_training_schedule("train_vae", o.epochs, o.batch, o.learning_rate);
+  check_learning_rate_fits<T>("train_vae", "learning rate", o.learning_rate);
   if (o.resume && o.checkpoint.empty()) detail::fail("train_vae: resume needs a checkpoint path");
   for (const auto* set : {&train, &test}) {
     const char* what = set == &train ? "training" : "test";
@@ -162,13 +163,19 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
       const Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
       vae.zero_grad();
       const auto l = vae.loss(xb, eps, true);
+      // what the files hold, for the errors below
+      const auto files = [&] {
+        return o.weights.empty() && o.checkpoint.empty() ? std::string()
+               : result.epochs_done > 0 ? "; the files hold epoch " + std::to_string(result.epochs_done)
+                                        : "; no file was written";
+      };
       if (!std::isfinite(double(l.total)))
         detail::fail("train_vae: the loss is ", double(l.total), " in epoch ", epoch, ", batch ", b + 1,
-                     " (try a smaller learning rate)",
-                     o.weights.empty() && o.checkpoint.empty() ? std::string()
-                     : result.epochs_done > 0 ? "; the files hold epoch " + std::to_string(result.epochs_done)
-                                              : "; no file was written");
+                     " (try a smaller learning rate)", files());
       adam.step(params);
+      // a loss can stay finite while a huge step has made the weights infinite: never saved so
+      if (const std::string bad = first_nonfinite_parameter(params); !bad.empty())
+        fail_diverged("train_vae", "parameter", bad, epoch, b + 1, "learning rate", files());
       sum += double(l.total) * double(nb);
       ++done;
       if (cb.batch)
