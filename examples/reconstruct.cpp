@@ -250,6 +250,16 @@ int main(int argc, char** argv) {
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
     const int h = int(data.rows), w = int(data.cols);
     const io::AnyVae<T> model = io::load_any_vae<T>(weights_path, st.generator, h, w);
+    for (const MethodSpec& m : methods)  // the stages against the decoder's layers: the config named, before any work
+      std::visit(
+          [&](const auto& vae) {
+            try {
+              check_stages(m, cfg, vae, parse_ablation(st.ablation));
+            } catch (const invalid_input& e) {
+              throw invalid_input("the config " + config_path.string() + ": " + e.what());
+            }
+          },
+          model);
     const io::ResolveJudges<T> judges(resolve_methods ? cfg.resolve_judges : std::vector<JudgeFile>{}, h, w);
     const Mat<T>& x = data.images;
     const std::string m_text = st.op == "fourier" ? "" : " m=" + std::to_string(st.measurements);

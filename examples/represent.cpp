@@ -272,11 +272,8 @@ int main(int argc, char** argv) {
     auto row = [&](const std::string& what, const std::string& point, const std::string& radius,
                    const Vec<double>& psnr, const Vec<double>& err) {
       const metrics::Summary s = metrics::summary(metrics::cap_psnr(psnr));
-      // one image has no confidence interval: "n/a", not 0 (nor nan)
-      char ci[32] = "n/a";
-      if (!std::isnan(s.ci95)) std::snprintf(ci, sizeof ci, "%.2f", s.ci95);
       std::printf("| %s | %s | %s | %.2f ± %s | %.2f | %.3f |\n", what.c_str(), point.c_str(), radius.c_str(), s.mean,
-                  ci, s.median, err.mean());
+                  metrics::format_ci(s.ci95).c_str(), s.median, err.mean());
       json j = {{"fit", what},
                 {"split_point", point},
                 {"radius", radius},

@@ -32,7 +32,7 @@ namespace {
 
 struct Settings {
   std::string dataset = "mnist", op = "fourier", transform = "identity", generator = "mlp", out, weights,
-              data_dir = io::default_data_dir();
+              data_dir = io::default_data_dir(), record;
   int measurements = 200, epochs = 20, batch = 128, threads = 0, hidden = 500, critic_hidden = 256, log_every = 0;
   long limit = 0, validation = 2000;
   std::uint64_t seed = 0;
@@ -166,7 +166,41 @@ int main(int argc, char** argv) {
   app.add_option("--threads", st.threads, "Threads (0: all)")->check(CLI::Range(0, cpu::max_threads));
   app.add_option("--log-every", st.log_every, "Print progress every N batches (0: once per epoch)")
       ->check(prilo_cli::integer_at_least<int>(0));
+  auto* record = app.add_option("--record-decoder", st.record,
+                                "Instead of training: record in this existing encoder file the image its decoder "
+                                "(--weights, or --dataset and --generator's default) makes of a fixed probe latent, "
+                                "so that prilo-reconstruct refuses the encoder with another VAE's weights (encoders "
+                                "trained by earlier versions have none; new ones record it as they train)")
+                     ->check(prilo_cli::non_empty_path());
+  for (const char* training_only :
+       {"--operator", "--measurements", "--seed", "--epochs", "--batch-size", "--lr", "--adversarial-weight",
+        "--critic-lr", "--gradient-penalty", "--critic-hidden", "--hidden", "--transform", "--validation",
+        "--train-limit", "--data-dir", "--output", "--threads", "--log-every"})
+    record->excludes(app.get_option(training_only));
   CLI11_PARSE(app, argc, argv);
+  if (!st.record.empty()) {
+    try {
+      const fs::path vae_path = io::prior_files(st.dataset, st.generator, st.weights, "", PRILO_SOURCE_DIR).weights;
+      LiEncoder<T> enc = load_li_encoder<T>(st.record);
+      const bool had = enc.decoder_probe().size() != 0;
+      std::visit(
+          [&](const auto& vae) {
+            // an encoder that records other weights already is refused, never rewritten
+            enc.check_decoder(vae, st.record + " (--record-decoder)");
+            if (!had) enc.set_decoder(vae);
+          },
+          io::load_any_vae<T>(vae_path));
+      // one that records these weights already is left as it is (another build's products
+      // would round the probe image differently in its last bits)
+      if (!had) save_li_encoder(st.record, enc);
+      std::printf("prilo-train-li: %s records the decoder of %s%s\n", st.record.c_str(), vae_path.string().c_str(),
+                  had ? " already (unchanged)" : "");
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "prilo-train-li: error: %s\n", e.what());
+      return 1;
+    }
+  }
   if (app.count("--output") == 0) st.out = io::li_encoder_file(st.dataset, st.op, st.generator);
   cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
   // FFTW plans chosen by timing (measure, patient) differ from run to run in their rounding, and

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The test suite, from a fresh clone: set-up, Release build of the library's tests, examples
-# and benchmarks, the unit and end-to-end tests (CTest), a consumer project built against the
-# installed package, the unit tests again under AddressSanitizer + UBSan and the threaded ones
-# under ThreadSanitizer, the MPI tests (2 processes against one), the fuzzers for a short
-# bounded time, the formatting check, and, where nvcc exists, a compile of every CUDA test
-# and benchmark (no GPU is needed: they are not run).
+# The test suite, from a fresh clone: set-up, the formatting check, a Release build of the
+# examples and benchmarks, a consumer project built against the installed package, the whole
+# doctest suite (unit and end-to-end cases, CTest) under AddressSanitizer + UBSan, the threaded
+# cases under ThreadSanitizer, the fuzzers for a short bounded time, the MPI tests (2 processes
+# against one), the programs' tests (CLI, training, SIGINT) on the -O3 build, and, where nvcc
+# exists, a compile of every CUDA test and benchmark (no GPU is needed: they are not run).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -25,13 +25,15 @@ ninja_dir() {  # a folder made by an earlier test.sh (or run.sh) with another ge
 
 # Ninja: one schedule over every translation unit; the same build took 11:03 with Ninja and
 # 12:39 through Makefiles on the 2-core VM (2026-12-03). run.sh reuses the cached generator.
-# The unit tests at -O1 (PRILO_TEST_OPTIMIZATION; examples and benchmarks stay at -O3): their four
-# unity translation units compile in 501 core-seconds instead of 735, their run takes 180 instead
-# of 99; the programs' end-to-end tests and the benchmarks' build still cover the -O3 code.
-stage "Release build"
+# The doctest suite is not built here (PRILO_UNIT_TESTS=OFF): it runs once, whole, in the ASan/UBSan
+# tree below. Built here too at -O1 it cost 336 core-seconds of compiling and 117 of running the
+# cases the ASan run repeats; the end-to-end cases, the only ones the ASan run used to leave out,
+# take 57 core-seconds there (2026-12-06, the 2-core VM). The programs' tests (CLI, SIGINT, MPI)
+# run the -O3 programs built here, and the benchmarks' build covers the -O3 kernels.
+stage "Release build (programs, benchmarks, the programs' tests)"
 ninja_dir build
-cmake -G Ninja -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=ON \
-      -DPRILO_BUILD_BENCHMARKS=ON -DPRILO_TEST_OPTIMIZATION=-O1 -DCMAKE_INSTALL_PREFIX="$repo/build/install" >/dev/null
+cmake -G Ninja -S . -B build -DCMAKE_BUILD_TYPE=Release -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_UNIT_TESTS=OFF \
+      -DPRILO_BUILD_EXAMPLES=ON -DPRILO_BUILD_BENCHMARKS=ON -DCMAKE_INSTALL_PREFIX="$repo/build/install" >/dev/null
 cmake --build build -j "$jobs"
 
 stage "Consumer project against the installed package"
@@ -40,16 +42,24 @@ cmake -S tests/consumer -B build/consumer -DCMAKE_PREFIX_PATH="$repo/build/insta
 cmake --build build/consumer -j "$jobs" >/dev/null
 ./build/consumer/prilo_consumer
 
-stage "Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON \
-      -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF -DCMAKE_CXX_FLAGS="-Og" -DCMAKE_CXX_FLAGS_DEBUG="-g1" \
-      >/dev/null  # -g1: line tables for the stack traces, a third less compile time than -g; -Og: a test
-                  # file compiles in 33 s instead of 54 at -O1 here, and the suite runs in 29 s instead of 24
+stage "The doctest suite under AddressSanitizer and UndefinedBehaviorSanitizer: build"
+# -g1: line tables for the stack traces, a third less compile time than -g; -Og: a test file
+# compiled in 33 s instead of 54 at -O1, and the suite ran in 29 s instead of 24.
+# PRILO_SANITIZE_EXCLUDE: UBSan's null, alignment and vptr checks instrument nearly every
+# reference and member access of the templates, and cost most of the build: one unity file of the
+# suite took 185 s with them and 103 s without (ASan alone: 92 s, no sanitizer at -O1: 97 s; the
+# 2-core VM, 2026-12-06). What they would find is caught here anyway: a null dereference is a
+# SEGV that ASan reports with its stack, this Debug build keeps Eigen's assertions on misaligned
+# vector data, and the library has almost no virtual functions for vptr to check.
+ninja_dir build-asan
+cmake -G Ninja -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPRILO_SANITIZE=ON -DPRILO_SANITIZE_EXCLUDE=null,alignment,vptr \
+      -DPRILO_WERROR=ON -DPRILO_BUILD_TESTS=ON -DPRILO_BUILD_EXAMPLES=OFF -DPRILO_BUILD_BENCHMARKS=OFF \
+      -DCMAKE_CXX_FLAGS="-Og" -DCMAKE_CXX_FLAGS_DEBUG="-g1" >/dev/null
 cmake --build build-asan -j "$jobs" --target prilo_tests
 
 # The MPI and CUDA builds, in the background at nice 10 from here on: the foreground stages
-# below leave a core idle for minutes (the ASan test run and the TSan build are mostly one
-# thread), and the fuzzers run for a fixed wall time at nice 19. Ninja, so that each builds its
+# below leave cores idle at times (the TSan build's and the test runs' tails, one long case or
+# CLI script at the end of a parallel CTest), and the fuzzers run for a fixed wall time at nice 19. Ninja, so that each builds its
 # targets in parallel (a Makefile build runs the targets of one `cmake --build --target a b`
 # one after the other). Logs: build-mpi/build.log, build-cuda/compile.log. They start after
 # the ASan build, not before it: the ASan build took 6:45 alone on the 2-core VM and 12:41
@@ -88,7 +98,8 @@ wait_for() {  # wait_for <pid> <log> <what>: the background build's status, its 
   fi
 }
 
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/tests/prilo_tests -tce='*end-to-end*' -ni
+stage "The doctest suite under AddressSanitizer and UndefinedBehaviorSanitizer: every case (CTest), end-to-end ones included"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j "$jobs")
 
 stage "Threaded tests under ThreadSanitizer (clang-19, LLVM OpenMP with Archer; scripts/tsan.sh)"
 bash scripts/tsan.sh
@@ -103,7 +114,7 @@ stage "MPI: the pipeline and prilo-reconstruct over 2 processes against one (Ope
 wait_for "$mpi_pid" build-mpi/build.log "the MPI build"
 (cd build-mpi && ctest -R '^mpi\.' --output-on-failure)
 
-stage "Unit and end-to-end tests (CTest)"
+stage "The programs' tests (CTest: CLI errors, tiny runs, training and resume, SIGINT)"
 (cd build && ctest --output-on-failure -j "$jobs")
 
 if [ -n "$cuda_pid" ]; then

@@ -40,6 +40,10 @@ expect_fail "needs the Fourier operator" "$recon" --operator gaussian-real --met
 if [ "$("$recon" --operator gaussian-real --methods hio --count 1 --quiet 2>&1 | wc -l)" -eq 1 ]; then
   passes=$((passes+1)); else echo "FAIL: --methods hio with gaussian-real prints more than its error"; fails=$((fails+1)); fi
 expect_fail "--fftw-effort" "$recon" --fftw-effort exhaustive --count 1
+# one image has no confidence interval: the table says n/a, never nan
+out="$("$recon" --methods er --count 1 --peak-gflops 100 2>&1)"; rc=$?
+if [ $rc -eq 0 ] && grep -qE "± +n/a" <<<"$out" && ! grep -qiw "nan" <<<"$out"; then passes=$((passes+1)); else
+  echo "FAIL: --count 1 should print n/a for the confidence intervals (rc=$rc): $out"; fails=$((fails+1)); fi
 PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
 # output paths are checked before any solving (no banner, no table)
@@ -51,6 +55,10 @@ expect_fail "--trace" "$recon" --count 1 --trace "$tmp/no-such-dir/t.json"
 expect_fail "--ablation" "$recon" --ablation half --count 1
 printf '{"prilo": {"initial": {"optimiser": "sgd"}, "stages": []}}' > "$tmp/badopt.json"
 expect_fail "optimiser must be" "$recon" --config "$tmp/badopt.json" --count 1
+# a stage below the decoder's last layer is refused with the config named, before the header
+printf '{"prilo": {"stages": [{"layer": 9}]}}' > "$tmp/deep.json"
+expect_fail "the config $tmp/deep.json: method prilo-mii: the config's prilo.stages for this decoder" \
+  "$recon" --config "$tmp/deep.json" --methods prilo-mii --count 1 --quiet
 printf '{"prilo": {"stages": []}}' > "$tmp/nochain.json"
 expect_fail "no \"prilo_chain\" section" "$recon" --config "$tmp/nochain.json" --methods prilo-chain --count 1 --quiet
 # what the input audit of 2026-12-02 found accepted, crashing or silently wrong
@@ -150,8 +158,23 @@ if [ -n "$train_li" ]; then
   expect_fail "training diverged: parameter" "$train_li" --train-limit 300 --validation 100 --epochs 1 --batch-size 50 \
     --threads 1 --adversarial-weight 0 --lr 1e30 --output "$tmp/li-inf.prw"
   expect_ok test ! -e "$tmp/li-inf.prw"
+  # the shipped encoders record their decoder's weights: Fashion-MNIST's is refused with MNIST's VAE
+  expect_fail "trained through another vae-mlp decoder's weights" "$recon" --methods dpr-li --count 1 --quiet \
+    --li-weights "$repo/models/li-fashion-mnist-fourier.prw"
+  # --record-decoder: an encoder that records other weights is never rewritten; training options are refused
+  cp "$repo/models/li-mnist-fourier.prw" "$tmp/li-record.prw"
+  expect_fail "(--record-decoder): trained through another vae-mlp decoder's weights" "$train_li" \
+    --dataset fashion-mnist --record-decoder "$tmp/li-record.prw"
+  expect_ok cmp "$repo/models/li-mnist-fourier.prw" "$tmp/li-record.prw"
+  expect_ok_with "vae-mnist.prw already (unchanged)" "$train_li" \
+    --record-decoder "$tmp/li-record.prw"
+  expect_ok cmp "$repo/models/li-mnist-fourier.prw" "$tmp/li-record.prw"
+  expect_fail "--epochs excludes --record-decoder" "$train_li" --record-decoder "$tmp/li-record.prw" --epochs 3
 fi
 if [ -n "$train_placement" ]; then
+  # its defaults differ from the other programs' (mnist, mlp), so --help shows them
+  expect_ok_with "=fashion-mnist" "$train_placement" --help
+  expect_ok_with "=style" "$train_placement" --help
   expect_fail "--output: empty path" env -C "$tmp" "$train_placement" --epochs 1 -o ""
   expect_fail "--pixel-noise: must be a finite number >= 0, got nan" "$train_placement" --pixel-noise nan -o "$tmp/p.prw"
 fi
@@ -268,6 +291,11 @@ targs=(--train-limit 200 --batch-size 100 --threads 1)
 "$train" "${targs[@]}" --epochs 2 -o "$tmp/part.prw" --resume >/dev/null 2>&1
 expect_ok cmp "$tmp/full.prw" "$tmp/part.prw"
 expect_fail "no checkpoint to resume from" "$train" "${targs[@]}" --epochs 1 -o "$tmp/never.prw" --resume
+# resuming with other images (of the same count) or another seed is refused, naming the difference
+expect_fail "the checkpoint was written for other training images" "$train" "${targs[@]}" --dataset fashion-mnist \
+  --epochs 3 -o "$tmp/part.prw" --resume
+expect_fail "the checkpoint was written with seed 1, not 5" "$train" "${targs[@]}" --seed 5 --epochs 3 \
+  -o "$tmp/part.prw" --resume
 # the convolutional VAE: the same checkpoints and resume; --evaluate reads the architecture from the file
 "$train" --arch conv "${targs[@]}" --epochs 2 -o "$tmp/cfull.prw" >/dev/null 2>&1
 "$train" --arch conv "${targs[@]}" --epochs 1 -o "$tmp/cpart.prw" >/dev/null 2>&1

@@ -372,14 +372,31 @@ TEST_CASE("io: trainers' checks name a learning rate beyond float's range and th
   prilo::nn::ParamList<float> ps{{"a", {a.data(), 2, 2}, {ga.data(), 2, 2}},
                                  {"b", {b.data(), 2, 2}, {gb.data(), 2, 2}}};
   CHECK(prilo::nn::first_nonfinite_parameter(ps).empty());
-  CHECK_NOTHROW(prilo::nn::check_parameters_finite("train_x", ps, 1, 1, ""));
+  int asked = 0;  // what the files hold is worked out only for the error
+  const auto files = [&] {
+    ++asked;
+    return std::string("; out.prw holds epoch 1");
+  };
+  CHECK_NOTHROW(prilo::nn::check_parameters_finite("train_x", ps, 1, 1, files));
+  CHECK(asked == 0);
   b(1, 0) = std::numeric_limits<float>::infinity();
   CHECK(prilo::nn::first_nonfinite_parameter(ps) == "b");
   CHECK_THROWS_WITH_AS(
-      prilo::nn::check_parameters_finite("train_x", ps, 2, 5, "; out.prw holds epoch 1"),
+      prilo::nn::check_parameters_finite("train_x", ps, 2, 5, files),
       "train_x: training diverged: parameter b holds NaN or infinite values at epoch 2, batch 5 (try a smaller "
       "learning rate); out.prw holds epoch 1",
       prilo::invalid_input);
+  CHECK(asked == 1);
+  // BestEpoch: the kept epoch's weights back before the error, which says what the output holds
+  b(1, 0) = 1;
+  prilo::nn::BestEpoch<float> best(ps, "out.prw");
+  best.end_epoch(3, true, [](const auto&) {});
+  b(0, 1) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(best.check_parameters("train_x", ps, 4, 2, "critic parameter", "critic learning rate"),
+                       "train_x: training diverged: critic parameter b holds NaN or infinite values at epoch 4, batch "
+                       "2 (try a smaller critic learning rate); out.prw holds epoch 3",
+                       prilo::invalid_input);
+  CHECK(prilo::nn::first_nonfinite_parameter(ps).empty());  // epoch 3's weights, restored
 }
 
 TEST_CASE("io: default_data_dir honours PRILO_DATA") {

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <prilo/init/li.hpp>
 #include <prilo/init/li_training.hpp>
 #include <prilo/interrupt.hpp>
@@ -270,6 +272,57 @@ TEST_CASE("LI encoder files record the decoder they were trained through; anothe
   CHECK_MESSAGE(e.find("unknown decoder code 7") != std::string::npos, e);
 }
 
+TEST_CASE("LI encoder files record their decoder's weights through a probe image; other weights are refused") {
+  using T = float;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR);
+  fs::create_directories(dir);
+  const Fourier2d<T> F(28, 28);
+  const nn::ConvVae<T> conv({.image = {1, 28, 28}, .latent = 6, .channels1 = 2, .channels2 = 3}, 1);
+  const nn::ConvVae<T> other({.image = {1, 28, 28}, .latent = 6, .channels1 = 2, .channels2 = 3}, 2);  // other weights
+  LiEncoder<T> enc({.hidden = 8, .latent = 6, .decoder = LiDecoder::vae_conv}, 3);
+  enc.set_operator(F);
+  CHECK(enc.decoder_probe().size() == 0);
+  enc.check_decoder(other);  // none recorded: the kind and the latent size alone
+  enc.set_decoder(conv);
+  REQUIRE(enc.decoder_probe().rows() == 784);
+  const Mat<T> z = enc.decoder_probe_latent();
+  CHECK(enc.decoder_probe() == conv.decoder().forward(0, conv.decoder().depth(), z));
+  enc.check_decoder(conv);
+  std::string e = error_of([&] { enc.check_decoder(other); });
+  CHECK_MESSAGE(e.find("LI encoder: trained through another vae-conv decoder's weights: its image of a fixed probe "
+                       "latent differs by ") != std::string::npos,
+                e);
+  // kept by the file, byte for byte through a load and a save
+  save_li_encoder(dir / "li-probe.prw", enc);
+  const auto back = load_li_encoder<T>(dir / "li-probe.prw");
+  CHECK(back.decoder_probe() == enc.decoder_probe());
+  back.check_decoder(conv);
+  CHECK(error_of([&] { back.check_decoder(other); }).find("another vae-conv decoder's weights") != std::string::npos);
+  LiEncoder<T> copy = back;
+  save_li_encoder(dir / "li-probe-again.prw", copy);
+  auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(bytes(dir / "li-probe-again.prw") == bytes(dir / "li-probe.prw"));
+  // ... and the methods refuse the encoder with the other weights before any solving
+  const Mat<T> y = measure(F, Mat<T>(Mat<T>::Constant(784, 1, T(0.5))));
+  MethodOptions<T> opt;
+  opt.li = &back;
+  e = error_of(
+      [&] { (void)reconstruct(OnHost{}, parse_methods("dpr-li"), other, F, y, ReconstructionConfig<T>{}, opt); });
+  CHECK_MESSAGE(
+      e.find("method dpr-li: the LI encoder: trained through another vae-conv decoder's weights") != std::string::npos,
+      e);
+  // a probe of the wrong shape is corrupt
+  auto f = io::load_weights<T>(dir / "li-probe.prw");
+  for (auto& t : f.tensors)
+    if (t.name == "decoder.probe") t.value = Mat<T>::Zero(783, 1);
+  io::save_weights(dir / "li-probe-bad.prw", f);
+  e = error_of([&] { (void)load_li_encoder<T>(dir / "li-probe-bad.prw"); });
+  CHECK_MESSAGE(e.find("li-probe-bad.prw: corrupt: LI encoder: a decoder probe must be 784x1") != std::string::npos, e);
+}
+
 TEST_CASE(
     "train_li_encoder keeps the best held-out epoch, in memory and in its file; lowers the held-out MSE; is "
     "repeatable; a stop request keeps the best finished epoch") {
@@ -324,6 +377,9 @@ TEST_CASE(
   // and the file's
   const LiEncoder<T> loaded = load_li_encoder<T>(o.output);
   CHECK((loaded.network()(loaded.features(yv)) - enc.network()(enc.features(yv))).norm() == 0);
+  // with the decoder it was trained through recorded (its image of the probe latent)
+  CHECK(enc.decoder_probe().size() == vae.data_dim());
+  CHECK(loaded.decoder_probe() == enc.decoder_probe());
   // the same inputs make the same encoder
   LiEncoder<T> again(tiny_fourier_spec(), o.seed + 1);
   o.output.clear();

@@ -343,9 +343,12 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
                          doctest::Contains(what), invalid_input);
   // "comment" is welcome anywhere
   const auto commented = io::reconstruction_config_from_json<T>(nlohmann::json::parse(
-      R"({"comment": "a", "prilo": {"comment": "b", "stages": [{"comment": "c", "layer": 1, "repetitions": 2}]}})"));
+      R"({"comment": "a", "prilo": {"comment": "b", "stages": [{"comment": "c", "layer": 1, "repetitions": 2,)"
+      R"( "back": {"comment": "d", "steps": 7}}]}, "dpr": {"comment": "e", "steps": 9}})"));
   REQUIRE(commented.prilo.stages.size() == 1);
   CHECK(commented.prilo.stages[0].repetitions == 2);
+  CHECK(commented.prilo.stages[0].back.steps == 7);  // phase objects too
+  CHECK(commented.dpr.phase.steps == 9);
 }
 
 TEST_CASE("config: broken files give errors that name the file, the section and the key") {
@@ -354,6 +357,21 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
   CHECK_MESSAGE(e.find("wrong-type.json: bad config: dpr.steps: expected an integer, got string") != std::string::npos,
                 e);
   CHECK_THROWS_AS((void)io::load_reconstruction_config<T>(wrong_type), invalid_input);
+
+  // a key given twice (JSON parsers keep the last): refused, naming the key and its object
+  for (const auto& [doc, what] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"dpr": {"steps": 5, "steps": 50}})", "key \"steps\" appears twice in the object \"dpr\""},
+           {R"({"dpr": {"steps": 5}, "dpr": {"steps": 50}})", "key \"dpr\" appears twice in the top-level object"},
+           {R"({"prilo": {"stages": [{"layer": 1, "layer": 2}]}})",
+            "key \"layer\" appears twice in an object in an array"}}) {
+    const auto twice = write_temp("twice.json", doc);
+    e = error_of([&] { (void)io::load_reconstruction_config<T>(twice); });
+    CHECK_MESSAGE(e.find("twice.json: bad config: " + what) != std::string::npos, e);
+  }
+  // the same key in sibling objects is no duplicate
+  const auto siblings = write_temp(
+      "siblings.json", R"({"dpr": {"steps": 5}, "prilo": {"stages": [{"layer": 1}, {"layer": 2}]}, "er": {}})");
+  CHECK(io::load_reconstruction_config<T>(siblings).prilo.stages.size() == 2);
 
   const auto unknown = write_temp("unknown-key.json", R"({"prilo": {"stages": [{"layer": 1, "back": {"stepz": 5}}]}})");
   e = error_of([&] { (void)io::load_reconstruction_config<T>(unknown); });

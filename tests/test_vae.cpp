@@ -270,10 +270,65 @@ TEST_CASE(
   CHECK(error_of([&] {
           nn::train_vae(other, Mat<double>(train.leftCols(30)), test, o);
         }).find("shuffles 40 images, not 30") != std::string::npos);
+  // ... and so is one written for other images of the same count, or with another batch size,
+  // learning rate or seed: each named, and the checkpoint left as it was
+  const auto before = file_bytes(o.checkpoint);
+  auto refused = [&](const Mat<double>& images, nn::VaeTrainingOptions changed) {
+    nn::Vae<double> m(12, 9, 4, 2);
+    return error_of([&] { nn::train_vae(m, images, test, changed); });
+  };
+  const std::string written = "resumed.ckpt: the checkpoint was written ";
+  CHECK_MESSAGE(refused(unit_images(12, 40, 70), o).find(written + "for other training images (fingerprint ") !=
+                    std::string::npos,
+                refused(unit_images(12, 40, 70), o));
+  nn::VaeTrainingOptions changed = o;
+  changed.batch = 10;
+  CHECK(refused(train, changed).find(written + "with batch size 8, not 10") != std::string::npos);
+  changed = o;
+  changed.learning_rate = 1e-3;
+  CHECK(refused(train, changed).find(written + "with learning rate 0.002, not 0.001") != std::string::npos);
+  changed = o;
+  changed.seed = 10;
+  CHECK(refused(train, changed).find(written + "with seed 9, not 10 (resume with the run's own settings") !=
+        std::string::npos);
+  CHECK(file_bytes(o.checkpoint) == before);
+  // a checkpoint written before the key was kept (its 8 words gone) loads without one, and resumes unchecked
+  {
+    io::WeightsFile<double> f = io::load_weights<double>(o.checkpoint);
+    REQUIRE(f.sizes.size() == 3 + 14 + 8);
+    f.sizes.resize(3 + 14);
+    io::save_weights(dir / "keyless.ckpt", f);
+    nn::Vae<double> m(12, 9, 4, 2);
+    AdamTrainer<double> adam;
+    const nn::TrainingState st = nn::load_checkpoint(dir / "keyless.ckpt", m, adam);
+    CHECK(!st.key.has_value());
+    CHECK(st.epoch == 3);
+    nn::VaeTrainingOptions old = o;
+    old.checkpoint = dir / "keyless.ckpt";
+    old.seed = 10;
+    CHECK(nn::train_vae(m, train, test, old).epochs_done == 4);
+  }
   o.checkpoint = dir / "missing.ckpt";
   fs::remove(o.checkpoint);
   CHECK_THROWS_WITH_AS(nn::train_vae(other, train, test, o), doctest::Contains("no checkpoint to resume from"),
                        file_error);
+}
+
+TEST_CASE("data_fingerprint: equal for equal data, different for one changed value, a sign or another shape") {
+  const Mat<float> a = unit_images(12, 6, 3).cast<float>();
+  Mat<float> b = a;
+  CHECK(nn::data_fingerprint(a) == nn::data_fingerprint(b));
+  for (Eigen::Index k : {Eigen::Index(0), a.size() / 2, a.size() - 1}) {
+    b = a;
+    b(k) = std::nextafter(b(k), 2.0f);  // one value, one ulp
+    CHECK(nn::data_fingerprint(a) != nn::data_fingerprint(b));
+  }
+  b = a;
+  b(5) = -b(5) == 0 ? 1 : -b(5);
+  CHECK(nn::data_fingerprint(a) != nn::data_fingerprint(b));
+  const Mat<float> c = Eigen::Map<const Mat<float>>(a.data(), 6, 12);  // the same values, another shape
+  CHECK(nn::data_fingerprint(a) != nn::data_fingerprint(c));
+  CHECK(nn::data_fingerprint(a) != nn::data_fingerprint(Mat<double>(a.cast<double>())));
 }
 
 TEST_CASE("a checkpoint whose training state is damaged is refused, never used: order, epoch, Adam's moments") {

@@ -408,6 +408,24 @@ void check_li(const MethodSpec& m, const Op& op, const V& vae, const LiEncoder<T
   li->check_decoder(vae, "method " + m.name + ": the LI encoder");
 }
 
+/// invalid_input unless a PRILO method's stages (its reading's section of the config, with the
+/// ablation applied) split vae's decoder at its intermediate layers in an order the solve can
+/// run (check_prilo_stages); a no-op for the other methods. reconstruct() checks this before any
+/// solving; a program that wants the config's file named calls it itself after loading its model.
+template <VaeModel V, class T>
+void check_stages(const MethodSpec& m, const ReconstructionConfig<T>& cfg, const V& vae,
+                  Ablation ablation = Ablation::full) {
+  if (m.family != MethodFamily::prilo) return;
+  const PriloOptions<T> o = cfg.prilo_options(m, ablation);
+  try {
+    check_prilo_stages(o, int(vae.decoder().depth()));
+  } catch (const invalid_input& e) {
+    throw invalid_input("method " + m.name + ": the config's " +
+                        (m.reading == PriloReading::chained ? "prilo_chain" : "prilo") + ".stages for this decoder (" +
+                        std::to_string(vae.decoder().depth()) + " layers): " + e.what());
+  }
+}
+
 /// invalid_input for a -resolve method whose config names judges (ReconstructionConfig::
 /// resolve_judges) that were not loaded into MethodOptions::judges: it would run without them
 /// and give other figures than the config was chosen with. A no-op for the other methods.
@@ -529,6 +547,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
   check_method<Op>(m, cfg);
   check_li(m, op, vae, opt.li);
   check_judges(m, cfg, opt);
+  check_stages(m, cfg, vae, opt.ablation);
   const auto t0 = std::chrono::steady_clock::now();
   MethodResult<T> out{.method = m.name};
   auto progress = [&]() -> ProgressFn {
@@ -726,6 +745,7 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
     check_method<Op>(m, cfg);
     check_li(m, op, vae, opt.li);
     check_judges(m, cfg, opt);
+    check_stages(m, cfg, vae, opt.ablation);
   }
   std::vector<MethodResult<T>> out;
   out.reserve(methods.size());

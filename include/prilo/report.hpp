@@ -18,6 +18,7 @@
 #include "io/config.hpp"
 #include "io/file.hpp"
 #include "methods.hpp"
+#include "metrics/stats.hpp"
 
 namespace prilo {
 
@@ -138,8 +139,9 @@ nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>&
                "PSNR dB (95% CI)", "SSIM (95% CI)", "mag. error", "seconds", "PSNR", "SSIM");
   for (const auto& r : results) {
     const MethodMetrics e = evaluate_method(r, truth, h, w, align);
-    std::fprintf(out, "%-*s %8.2f ± %6.2f %8.4f ± %6.4f %12.4g %9.1f |", mw, r.method.c_str(), e.psnr.mean, e.psnr.ci95,
-                 e.ssim.mean, e.ssim.ci95, e.magnitude_error.mean, r.seconds);
+    std::fprintf(out, "%-*s %8.2f ± %6s %8.4f ± %6s %12.4g %9.1f |", mw, r.method.c_str(), e.psnr.mean,
+                 metrics::format_ci(e.psnr.ci95, 2).c_str(), e.ssim.mean, metrics::format_ci(e.ssim.ci95, 4).c_str(),
+                 e.magnitude_error.mean, r.seconds);
     if (e.aligned)
       std::fprintf(out, " %8.2f %8.4f\n", e.aligned->psnr.mean, e.aligned->ssim.mean);
     else

@@ -211,8 +211,12 @@ class LiEncoder {
   }
 
   /// invalid_input unless `vae` is the model whose decoder the encoder was trained through:
-  /// the same latent size and, for the VAEs prilo ships (li_decoder_of), the same kind. A
-  /// user's own VaeModel is checked by its latent size only.
+  /// the same latent size; for the VAEs prilo ships (li_decoder_of), the same kind; and where
+  /// the encoder records its decoder's image of a fixed probe latent (decoder_probe(): encoders
+  /// trained since prilo keeps it, or given it by prilo-train-li --record-decoder), the same
+  /// weights, through that image (relative difference ≤ 1e-3: an encoder trained through
+  /// Fashion-MNIST's VAE is refused with MNIST's). A user's own VaeModel is checked by its latent
+  /// size, and by the probe when its decoder runs on host matrices.
   template <class V>
   void check_decoder(const V& vae, const std::string& what = "LI encoder") const {
     if (vae.latent_dim() != spec_.latent)
@@ -221,6 +225,56 @@ class LiEncoder {
       if (*kind != spec_.decoder)
         detail::fail(what, ": trained through the ", li_decoder_name(spec_.decoder), " decoder, the generator is a ",
                      li_decoder_name(*kind), " (prilo-train-li --generator trains one for it)");
+    if (decoder_probe_.size() == 0) return;
+    if (const std::optional<Mat<T>> img = decoded_probe(vae)) {
+      if (img->rows() != decoder_probe_.rows())
+        detail::fail(what, ": trained through a decoder of ", decoder_probe_.rows(),
+                     "-pixel images, the generator's has ", img->rows());
+      const double diff = double((*img - decoder_probe_).norm()), ref = std::max(1e-30, double(decoder_probe_.norm()));
+      if (!(diff <= 1e-3 * ref))
+        detail::fail(
+            what, ": trained through another ", li_decoder_name(spec_.decoder),
+            " decoder's weights: its image of a fixed probe latent differs by ", diff / ref,
+            " (relative) from this generator's (prilo-train-li --weights <these weights> trains one for them)");
+    }
+  }
+
+  /// The probe latent (latent × 1, N(0, I) from a fixed stream) whose decoded image identifies
+  /// the decoder's weights.
+  Mat<T> decoder_probe_latent() const {
+    Rng rng(0x4c4944u);
+    Mat<T> z(spec_.latent, 1);
+    for (Eigen::Index i = 0; i < z.rows(); ++i) z(i, 0) = T(rng.normal());
+    return z;
+  }
+  /// G(z_p) for the probe latent, where vae's decoder runs on host matrices (nullopt otherwise).
+  template <class V>
+  std::optional<Mat<T>> decoded_probe(const V& vae) const {
+    using G = std::decay_t<decltype(vae.decoder())>;
+    if constexpr (std::is_same_v<generator_matrix_t<G>, Mat<T>>) {
+      const G& g = vae.decoder();
+      return Mat<T>(g.forward(0, g.depth(), decoder_probe_latent()));
+    } else {
+      return std::nullopt;
+    }
+  }
+  /// Records the decoder the encoder is trained through (train_li_encoder calls it): checks its
+  /// kind and latent size, then keeps its image of the probe latent for check_decoder.
+  template <class V>
+  void set_decoder(const V& vae) {
+    decoder_probe_.resize(0, 0);
+    check_decoder(vae, "LI encoder");
+    if (std::optional<Mat<T>> img = decoded_probe(vae)) decoder_probe_ = std::move(*img);
+  }
+  /// The recorded image of the probe latent (empty: none recorded; check_decoder then checks
+  /// the kind and the latent size only).
+  const Mat<T>& decoder_probe() const { return decoder_probe_; }
+  /// Sets it as read from a file (load_li_encoder); an image-sized column of finite values.
+  void set_decoder_probe(Mat<T> image) {
+    if (image.size() != 0 && (image.cols() != 1 || image.rows() != spec_.image_size() || !image.allFinite()))
+      detail::fail("LI encoder: a decoder probe must be ", spec_.image_size(), "x1 and finite, got ", image.rows(), "x",
+                   image.cols());
+    decoder_probe_ = std::move(image);
   }
 
   /// The network's tensors, named "encoder.<module>.<name>".
@@ -271,6 +325,7 @@ class LiEncoder {
   LiSpec spec_{};
   Network net_;
   Mat<T> mean_, scale_, probe_;
+  Mat<T> decoder_probe_;  ///< G(z_p) of the decoder trained through (empty: not recorded)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +335,8 @@ inline constexpr const char* li_arch_tag = "li-mlp";
 
 /// Writes the encoder (architecture "li-mlp"; sizes: input, hidden, latent, operator, transform,
 /// height, width, m, seed low and high 32 bits), every tensor by name: "encoder.0.weight" …
-/// "encoder.2.bias", "input.mean", "input.scale", "operator.probe".
+/// "encoder.2.bias", "input.mean", "input.scale", "operator.probe", and "decoder.probe" when
+/// the encoder records its decoder (LiEncoder::decoder_probe).
 template <class T>
 void save_li_encoder(const std::filesystem::path& path, LiEncoder<T>& e) {
   const LiSpec& s = e.spec();
@@ -300,6 +356,7 @@ void save_li_encoder(const std::filesystem::path& path, LiEncoder<T>& e) {
   // decoder was recorded, which stay byte for byte as they were)
   if (s.decoder != LiDecoder::vae_mlp) f.sizes.push_back(std::uint32_t(s.decoder));
   nn::write_state(f, e);
+  if (e.decoder_probe().size() != 0) f.add("decoder.probe", e.decoder_probe());
   io::save_weights(path, f);
 }
 
@@ -350,8 +407,21 @@ LiEncoder<T> load_li_encoder(const std::filesystem::path& path) {
       throw file_error(name + ": corrupt: tensor \"" + tname + "\" is " + std::to_string(t->rows()) + "x" +
                        std::to_string(t->cols()) + ", expected " + std::to_string(rc[0]) + "x" + std::to_string(rc[1]));
   }
+  // the decoder's probe image: optional (encoders written before prilo kept it have none)
+  Mat<T> decoder_probe;
+  for (auto it = f.tensors.begin(); it != f.tensors.end(); ++it)
+    if (it->name == "decoder.probe") {
+      decoder_probe = std::move(it->value);
+      f.tensors.erase(it);
+      break;
+    }
   LiEncoder<T> e(s, 0);
   nn::read_state_from(name, f, e);
+  try {
+    e.set_decoder_probe(std::move(decoder_probe));
+  } catch (const invalid_input& err) {
+    throw file_error(name + ": corrupt: " + err.what());
+  }
   // (a NaN or an infinity is refused by load_weights)
   if (!(e.input_scale().minCoeff() > T(0))) throw file_error(name + ": corrupt: \"input.scale\" must be positive");
   return e;

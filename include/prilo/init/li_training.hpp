@@ -141,6 +141,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   const FlushDenormalsTeam flush;                     // the BLAS's threads too (prilo/parallel.hpp)
   const Eigen::Index nv = o.validation, nt = N - nv;  // held out: the last nv images
   enc.set_operator(op);
+  enc.set_decoder(vae);  // its image of a probe latent: check_decoder refuses other weights later
 
   // measurements and reduced inputs once; the standardisation from the training part
   Mat<T> y(op.output_size(), N), red(enc.input_size(), N);
@@ -168,16 +169,6 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   Mat<T> xb, fb, fake;
   Vec<T> t(o.batch);
   LiTrainingResult result;
-  // a tensor of ps that is not finite: the best epoch's weights restored, and the error
-  const auto diverged = [&](const nn::ParamList<T>& ps, const char* what, const char* rate, int epoch, long batch) {
-    const std::string bad = nn::first_nonfinite_parameter(ps);
-    if (bad.empty()) return;
-    best.restore();
-    nn::fail_diverged("train_li_encoder", what, bad, epoch, batch, rate,
-                      o.output.empty()   ? std::string()
-                      : best.epoch() > 0 ? "; " + o.output.string() + " holds epoch " + std::to_string(best.epoch())
-                                         : "; " + o.output.string() + " was not written");
-  };
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     rng.shuffle(order);
     LiEpochReport rep{.epoch = epoch};
@@ -202,7 +193,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
       adam.step(params);
       // a loss can stay finite (a saturated sigmoid) while a huge learning rate has made the
       // weights infinite: they are checked after every step, never saved so
-      diverged(params, "parameter", "learning rate", epoch, b + 1);
+      best.check_parameters("train_li_encoder", params, epoch, b + 1);
       rep.mse += double(l.mse) * double(nb);
       if (adv) {  // one critic step on the same batch (the encoder's images, before its step)
         t.resize(nb);
@@ -210,7 +201,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
         critic.zero_grad();
         const auto c = critic.loss(xb, fake, t, T(o.gradient_penalty), true);
         adam_critic.step(cparams);
-        diverged(cparams, "critic parameter", "critic learning rate", epoch, b + 1);
+        best.check_parameters("train_li_encoder", cparams, epoch, b + 1, "critic parameter", "critic learning rate");
         rep.adversarial += double(l.adversarial) * double(nb);
         rep.critic_wasserstein -= double(c.wasserstein) * double(nb);
         rep.critic_penalty += double(c.penalty) * double(nb);

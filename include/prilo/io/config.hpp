@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -84,7 +85,7 @@ inline bool bool_or(const json& obj, const char* key, bool def, const std::strin
 }
 
 /// A phase section ("steps", "radius", "radii", "learning_rate", "constrain", "enabled", "optimiser":
-/// "adam" or "gradient-descent") over the given defaults; an unknown key or a value of the
+/// "adam" or "gradient-descent"; "comment" ignored) over the given defaults; an unknown key or a value of the
 /// wrong type is an invalid_input naming the section and the key.
 template <class T>
 PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& where) {
@@ -92,6 +93,8 @@ PhaseOptions<T> read_phase(const json& j, PhaseOptions<T> p, const std::string& 
   if (!j.is_object()) throw bad("expected an object of phase options, got " + std::string(j.type_name()));
   for (auto& [k, v] : j.items()) {
     try {
+      if (k == "comment")  // ignored here too, as in every other object of a config
+        continue;
       if (k == "steps")
         p.steps = read_int(v, where + ".steps");
       else if (k == "radius")
@@ -181,6 +184,47 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
     o.stages.push_back(st);
   }
   return o;
+}
+
+/// nlohmann::json::parse, refusing an object that names a key twice (the parser keeps the last
+/// value, so a config's earlier setting would be dropped without a word): invalid_input naming
+/// the key and the object that holds it.
+inline json parse_unique_keys(std::istream& in) {
+  struct Object {
+    std::string name;            // "the object \"dpr\"", or "the top-level object", "an object in an array"
+    std::set<std::string> keys;  // seen so far
+  };
+  std::vector<Object> open;
+  std::string last_key, duplicate;
+  std::vector<bool> array_stack;  // per open container: whether it is an array
+  const json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
+    switch (ev) {
+      case json::parse_event_t::object_start:
+        open.push_back({open.empty()                                   ? std::string("the top-level object")
+                        : (!array_stack.empty() && array_stack.back()) ? std::string("an object in an array")
+                                                                       : "the object \"" + last_key + "\"",
+                        {}});
+        array_stack.push_back(false);
+        break;
+      case json::parse_event_t::array_start: array_stack.push_back(true); break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (ev == json::parse_event_t::object_end && !open.empty()) open.pop_back();
+        if (!array_stack.empty()) array_stack.pop_back();
+        break;
+      case json::parse_event_t::key:
+        last_key = parsed.get<std::string>();
+        if (!open.empty() && !open.back().keys.insert(last_key).second && duplicate.empty())
+          duplicate = "key \"" + last_key + "\" appears twice in " + open.back().name +
+                      " (JSON keeps the last value: a setting would be dropped without a word)";
+        break;
+      default: break;
+    }
+    return true;
+  };
+  json j = json::parse(in, cb);
+  if (!duplicate.empty()) throw invalid_input(duplicate);
+  return j;
 }
 }  // namespace detail
 
@@ -302,7 +346,8 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
 /// The configuration in a JSON file (configs/mnist.json, configs/fashion-mnist.json).
 /// Errors name the file: file_error when it cannot be read or is not JSON (or another
 /// malformed value); invalid_input, naming the section and key, for a value of the wrong type,
-/// out of range or otherwise bad.
+/// out of range or otherwise bad, or a key named twice in one object (JSON parsers keep the last
+/// value).
 template <class T = float>
 ReconstructionConfig<T> load_reconstruction_config(const std::filesystem::path& path) {
   std::error_code ec;
@@ -312,9 +357,11 @@ ReconstructionConfig<T> load_reconstruction_config(const std::filesystem::path& 
   if (!in) throw file_error(path.string() + ": cannot open the config file: " + std::strerror(errno));
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = detail::parse_unique_keys(in);
   } catch (const nlohmann::json::exception& e) {
     throw file_error(path.string() + ": not valid JSON: " + e.what());
+  } catch (const invalid_input& e) {  // a key twice: the content, as for the checks below
+    throw invalid_input(path.string() + ": bad config: " + e.what());
   } catch (const std::exception& e) {  // a read error (the stream's own exceptions): the file named
     throw file_error(path.string() + ": cannot read the config file: " + e.what());
   }

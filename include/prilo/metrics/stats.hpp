@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "prilo/core.hpp"
@@ -48,6 +50,15 @@ inline Summary summary(const std::vector<double>& values) {
   std::sort(sorted.begin(), sorted.end());
   s.median = (n % 2 == 1) ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
   return s;
+}
+
+/// A confidence interval's half-width for a table: `precision` decimals, or "n/a" where it is
+/// NaN (one value has none), so a report never prints "± nan".
+inline std::string format_ci(double ci95, int precision = 2) {
+  if (std::isnan(ci95)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", precision, ci95);
+  return buf;
 }
 
 /// Summary of the entries of an Eigen vector (e.g. the result of psnr_batch / ssim_batch).

@@ -7,9 +7,14 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../io/weights.hpp"
@@ -22,32 +27,6 @@ namespace prilo::nn {
 
 inline constexpr const char* vae_checkpoint_tag = "vae-mlp-checkpoint";
 
-/// The name of the first tensor of `ps` that holds NaN or infinite values ("" when all are
-/// finite): a trainer checks its model after each optimiser step, since a loss can stay finite
-/// (a saturated sigmoid) while a huge learning rate has made the weights infinite.
-template <class T>
-std::string first_nonfinite_parameter(const ParamList<T>& ps) {
-  for (const auto& p : ps)
-    if (!p.value.allFinite()) return p.name;
-  return {};
-}
-
-/// Fails with invalid_input "<trainer>: training diverged: <what> X holds NaN or infinite
-/// values at epoch e, batch b (try a smaller <rate>)<files>": the trainers' one wording of it;
-/// `files` says what the output holds.
-[[noreturn]] inline void fail_diverged(const char* trainer, const char* what, const std::string& tensor, int e, long b,
-                                       const char* rate, const std::string& files) {
-  prilo::detail::fail(trainer, ": training diverged: ", what, " ", tensor, " holds NaN or infinite values at epoch ", e,
-                      ", batch ", b, " (try a smaller ", rate, ")", files);
-}
-
-/// fail_diverged for the first tensor of `ps` that is not finite, if there is one.
-template <class T>
-void check_parameters_finite(const char* trainer, const ParamList<T>& ps, int e, long b, const std::string& files) {
-  if (const std::string bad = first_nonfinite_parameter(ps); !bad.empty())
-    fail_diverged(trainer, "parameter", bad, e, b, "learning rate", files);
-}
-
 /// A learning rate that is finite as a double but not in the model's precision T (1e39 as a
 /// float) or 0 there: invalid_input naming it.
 template <class T>
@@ -57,19 +36,92 @@ void check_learning_rate_fits(const char* trainer, const char* what, double lr) 
                         sizeof(T) == 4 ? "float" : "double", " (the model's precision)");
 }
 
+/// What a training run's steps depend on besides the model: the training images, the batch
+/// size, the learning rate and the seed. A checkpoint keeps it, and a run resumes from it only
+/// under the same key: resumed with other data or settings, it would go on silently as a run
+/// that no single setting describes.
+struct TrainingKey {
+  std::uint64_t data = 0;  ///< data_fingerprint of the training images
+  std::uint64_t batch = 0;
+  double learning_rate = 0;
+  std::uint64_t seed = 0;
+  bool operator==(const TrainingKey&) const = default;
+};
+
+/// A 64-bit fingerprint of a matrix: its shape and the bit pattern of every value, in column
+/// order (two data sets that differ anywhere differ here, barring a 2^-64 collision).
+template <class D>
+std::uint64_t data_fingerprint(const Eigen::MatrixBase<D>& x) {
+  using S = typename D::Scalar;
+  using Word = std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>;
+  static_assert(sizeof(S) == sizeof(Word), "data_fingerprint: float or double values");
+  auto mix = [](std::uint64_t h, std::uint64_t v) {  // a multiply-xorshift step per word
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 31);
+  };
+  std::uint64_t h = mix(mix(0x243F6A8885A308D3ull, std::uint64_t(x.rows())), std::uint64_t(x.cols()));
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      const S v = x(i, j);
+      Word w;
+      std::memcpy(&w, &v, sizeof w);
+      h = mix(h, w);
+    }
+  return h;
+}
+
 /// Where a training run stands after a finished epoch.
 struct TrainingState {
   int epoch = 0;                       ///< epochs finished
   std::vector<Eigen::Index> order;     ///< the shuffle order the next epoch permutes
   std::array<std::uint64_t, 6> rng{};  ///< Rng::state() of the training stream
+  /// What the run's steps depend on (saved when set; checkpoints written before prilo kept it
+  /// load without one, and resume unchecked).
+  std::optional<TrainingKey> key{};
 };
+
+/// invalid_input naming the first difference when the checkpoint at `path` was written under
+/// another key than `now` (other training images, batch size, learning rate or seed); nothing
+/// when it holds no key (written before prilo kept one).
+inline void check_training_key(const std::filesystem::path& path, const std::optional<TrainingKey>& saved,
+                               const TrainingKey& now) {
+  if (!saved || *saved == now) return;
+  const std::string was = path.string() + ": the checkpoint was written ";
+  const std::string remedy = " (resume with the run's own settings, or train afresh without resuming)";
+  auto hex = [](std::uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "%016llx", static_cast<unsigned long long>(v));
+    return std::string(b);
+  };
+  if (saved->data != now.data)
+    throw invalid_input(was + "for other training images (fingerprint " + hex(saved->data) + ", these images " +
+                        hex(now.data) + ")" + remedy);
+  if (saved->batch != now.batch)
+    throw invalid_input(was + "with batch size " + std::to_string(saved->batch) + ", not " + std::to_string(now.batch) +
+                        remedy);
+  if (saved->learning_rate != now.learning_rate) {
+    std::ostringstream m;
+    m << was << "with learning rate " << saved->learning_rate << ", not " << now.learning_rate << remedy;
+    throw invalid_input(m.str());
+  }
+  throw invalid_input(was + "with seed " + std::to_string(saved->seed) + ", not " + std::to_string(now.seed) + remedy);
+}
 
 namespace checkpoint_detail {
 
+/// The 64-bit values of a key, in the order the checkpoint keeps them.
+inline std::array<std::uint64_t, 4> key_words(const TrainingKey& k) {
+  std::uint64_t lr = 0;
+  std::memcpy(&lr, &k.learning_rate, sizeof lr);
+  return {k.data, k.batch, lr, k.seed};
+}
+
 /// The checkpoint format shared by the VAEs: architecture `tag`, sizes = the model's sizes,
-/// then epoch, Adam's step and the Rng state (12 words); tensors: the model's by name, then
-/// "adam.m.<k>", "adam.v.<k>" and "train.order". Written atomically (a reader or a crash never
-/// sees half a file).
+/// then epoch, Adam's step and the Rng state (12 words), then, when the state has one, the
+/// training key (data fingerprint, batch size, learning rate's bits and seed: 8 words); tensors:
+/// the model's by name, then "adam.m.<k>", "adam.v.<k>" and "train.order". Written atomically
+/// (a reader or a crash never sees half a file).
 template <class T, NamedTensors Model>
 void save_checkpoint_as(const std::filesystem::path& path, const char* tag, std::vector<std::uint32_t> model_sizes,
                         Model& model, const AdamTrainer<T>& adam, const TrainingState& st) {
@@ -78,10 +130,13 @@ void save_checkpoint_as(const std::filesystem::path& path, const char* tag, std:
   f.sizes = std::move(model_sizes);
   f.sizes.push_back(std::uint32_t(st.epoch));
   f.sizes.push_back(std::uint32_t(adam.iteration()));
-  for (const std::uint64_t w : st.rng) {
+  auto push64 = [&](std::uint64_t w) {
     f.sizes.push_back(std::uint32_t(w & 0xFFFFFFFFu));
     f.sizes.push_back(std::uint32_t(w >> 32));
-  }
+  };
+  for (const std::uint64_t w : st.rng) push64(w);
+  if (st.key)
+    for (const std::uint64_t w : key_words(*st.key)) push64(w);
   write_state(f, model);
   for (std::size_t k = 0; k < adam.first_moments().size(); ++k) {
     f.add("adam.m." + std::to_string(k), adam.first_moments()[k]);
@@ -102,7 +157,7 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
   const auto f = io::load_weights<T>(path);
   if (f.arch != tag) throw file_error(path.string() + ": \"" + f.arch + "\" is not a " + what + " training checkpoint");
   const std::size_t ms = model_sizes.size();
-  if (f.sizes.size() != ms + 14)
+  if (f.sizes.size() != ms + 14 && f.sizes.size() != ms + 22)  // without or with the training key
     throw file_error(path.string() + ": corrupt checkpoint header (" + std::to_string(f.sizes.size()) + " sizes)");
   if (!std::equal(model_sizes.begin(), model_sizes.end(), f.sizes.begin())) {
     std::string found;
@@ -119,8 +174,14 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
     throw corrupt("Adam's step " + std::to_string(f.sizes[ms + 1]) + " is out of range");
   TrainingState st;
   st.epoch = int(f.sizes[ms]);
-  for (std::size_t i = 0; i < 6; ++i)
-    st.rng[i] = std::uint64_t(f.sizes[ms + 2 + 2 * i]) | (std::uint64_t(f.sizes[ms + 3 + 2 * i]) << 32);
+  const auto word = [&](std::size_t at) { return std::uint64_t(f.sizes[at]) | (std::uint64_t(f.sizes[at + 1]) << 32); };
+  for (std::size_t i = 0; i < 6; ++i) st.rng[i] = word(ms + 2 + 2 * i);
+  if (f.sizes.size() == ms + 22) {
+    TrainingKey k{.data = word(ms + 14), .batch = word(ms + 16), .seed = word(ms + 20)};
+    const std::uint64_t lr = word(ms + 18);
+    std::memcpy(&k.learning_rate, &lr, sizeof lr);
+    st.key = k;
+  }
   io::WeightsFile<T> state;  // the model's tensors only: read_state wants every tensor to be the model's
   state.arch = f.arch;
   for (const auto& t : f.tensors)

@@ -92,10 +92,41 @@ class ParamSnapshot {
   std::vector<Mat<T>> values_;
 };
 
+/// The name of the first tensor of `ps` that holds NaN or infinite values ("" when all are
+/// finite): a trainer checks its model after each optimiser step, since a loss can stay finite
+/// (a saturated sigmoid) while a huge learning rate has made the weights infinite.
+template <class T>
+std::string first_nonfinite_parameter(const ParamList<T>& ps) {
+  for (const auto& p : ps)
+    if (!p.value.allFinite()) return p.name;
+  return {};
+}
+
+/// Fails with invalid_input "<trainer>: training diverged: <what> X holds NaN or infinite
+/// values at epoch e, batch b (try a smaller <rate>)<files>": the trainers' one wording of it;
+/// `files` says what the output holds.
+[[noreturn]] inline void fail_diverged(const char* trainer, const char* what, const std::string& tensor, int e, long b,
+                                       const char* rate, const std::string& files) {
+  detail::fail(trainer, ": training diverged: ", what, " ", tensor, " holds NaN or infinite values at epoch ", e,
+               ", batch ", b, " (try a smaller ", rate, ")", files);
+}
+
+/// fail_diverged for the first tensor of `ps` that is not finite, if there is one. `files()`
+/// says what the output holds; it is called only then (it may first put a kept epoch's weights
+/// back, as BestEpoch::check_parameters does). `what` names the tensors ("parameter", "critic
+/// parameter") and `rate` the learning rate to lower.
+template <class T, class Files>
+void check_parameters_finite(const char* trainer, const ParamList<T>& ps, int e, long b, Files&& files,
+                             const char* what = "parameter", const char* rate = "learning rate") {
+  if (const std::string bad = first_nonfinite_parameter(ps); !bad.empty())
+    fail_diverged(trainer, what, bad, e, b, rate, std::string(files()));
+}
+
 /// The weights of a trainer's best epoch so far (by its own validation), for the trainers that
 /// keep that epoch (train_li_encoder, train_placement_scorer): end_epoch keeps the weights and
 /// saves them to `output` (if one is set) whenever an epoch improves; restore puts them back,
-/// when training ends, is interrupted, or diverges (check_loss). The model starts as epoch 0.
+/// when training ends, is interrupted, or diverges (check_loss, check_parameters). The model
+/// starts as epoch 0.
 template <class T>
 class BestEpoch {
  public:
@@ -120,10 +151,27 @@ class BestEpoch {
     if (std::isfinite(loss)) return;
     restore();
     detail::fail(trainer, ": training diverged in epoch ", e, ", batch ", b, ": the loss is ", loss,
-                 " (try a smaller learning rate)",
-                 output_.empty() ? std::string()
-                 : epoch_ > 0    ? "; " + output_.string() + " holds epoch " + std::to_string(epoch_)
-                                 : "; " + output_.string() + " was not written");
+                 " (try a smaller learning rate)", output_status());
+  }
+  /// A tensor of `ps` (the model's parameters, or a critic's) that is not finite after the
+  /// optimiser step of batch b in epoch e: the kept weights back, then check_parameters_finite's
+  /// error, saying what the output file holds.
+  template <class P>
+  void check_parameters(const char* trainer, const ParamList<P>& ps, int e, long b, const char* what = "parameter",
+                        const char* rate = "learning rate") {
+    check_parameters_finite(
+        trainer, ps, e, b,
+        [&] {
+          restore();
+          return output_status();
+        },
+        what, rate);
+  }
+  /// "; <output> holds epoch k", "; <output> was not written", or "" without an output.
+  std::string output_status() const {
+    return output_.empty() ? std::string()
+           : epoch_ > 0    ? "; " + output_.string() + " holds epoch " + std::to_string(epoch_)
+                           : "; " + output_.string() + " was not written";
   }
 
  private:

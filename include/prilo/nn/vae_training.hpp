@@ -36,7 +36,9 @@ struct VaeTrainingOptions {
   std::uint64_t seed = 1;              ///< Rng(seed + 1) shuffles and draws ε; the test losses use seed + 2
   std::filesystem::path weights{};     ///< the model, written after every epoch (empty: not written)
   std::filesystem::path checkpoint{};  ///< model, Adam and stream, written after every epoch (empty: none)
-  bool resume = false;                 ///< continue from `checkpoint`, which must exist
+  /// Continue from `checkpoint`, which must exist and have been written for these training
+  /// images with this batch size, learning rate and seed (TrainingKey; invalid_input otherwise).
+  bool resume = false;
   /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
   /// process-wide request_stop() stops every call.
   std::stop_token stop{};
@@ -125,6 +127,10 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     detail::fail("train_vae: ", o.epochs, " epochs of ", batches,
                  " batches are more Adam steps than its counter holds");
   VaeTrainingResult result;
+  const TrainingKey key{.data = data_fingerprint(train),
+                        .batch = std::uint64_t(o.batch),
+                        .learning_rate = o.learning_rate,
+                        .seed = o.seed};
   if (o.resume) {
     if (!std::filesystem::exists(o.checkpoint))
       throw file_error(o.checkpoint.string() + ": no checkpoint to resume from");
@@ -132,6 +138,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     if (st.order.size() != order.size())
       throw invalid_input(o.checkpoint.string() + ": the checkpoint shuffles " + std::to_string(st.order.size()) +
                           " images, not " + std::to_string(order.size()) + " (was it written for these images?)");
+    check_training_key(o.checkpoint, st.key, key);
     // one Adam step per batch of at least one image: more steps than the epochs' images is damage
     if (double(adam.iteration()) > double(st.epoch) * double(n))
       throw file_error(o.checkpoint.string() + ": corrupt checkpoint: Adam's step " + std::to_string(adam.iteration()) +
@@ -174,8 +181,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
                      " (try a smaller learning rate)", files());
       adam.step(params);
       // a loss can stay finite while a huge step has made the weights infinite: never saved so
-      if (const std::string bad = first_nonfinite_parameter(params); !bad.empty())
-        fail_diverged("train_vae", "parameter", bad, epoch, b + 1, "learning rate", files());
+      check_parameters_finite("train_vae", params, epoch, b + 1, files);
       sum += double(l.total) * double(nb);
       ++done;
       if (cb.batch)
@@ -193,7 +199,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     }
     result.test_loss = mean_negative_elbo(vae, test, o.seed + 2);
     if (!o.weights.empty()) vae_training_detail::save_weights(o.weights, vae);
-    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, vae, adam, {epoch, order, rng.state()});
+    if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, vae, adam, {epoch, order, rng.state(), key});
     result.epochs_done = epoch;
     if (cb.epoch) cb.epoch({epoch, sum / double(n), result.test_loss});
   }

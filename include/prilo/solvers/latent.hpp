@@ -420,6 +420,30 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
   return detail::finish(gen, loss, std::move(z0), std::move(res));
 }
 
+/// invalid_input unless every stage of `opt` splits a generator of `depth` layers at an
+/// intermediate layer (1..depth-1) with repetitions >= 0, in an order the solve can run: a
+/// forward phase without B and C after it (the chained reading, or both switched off) leaves the
+/// solve at z_i, from where no later stage can go back to a lower layer. prilo_solve checks this
+/// first; a program can call it after loading its generator, before any work.
+template <class T>
+void check_prilo_stages(const PriloOptions<T>& opt, int depth) {
+  const bool chained = opt.reading == PriloReading::chained;
+  // the split point the solve will be at before each stage
+  int state_layer = 0;
+  for (const auto& st : opt.stages) {
+    if (st.layer < 1 || st.layer >= depth)
+      detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", depth - 1);
+    if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
+    if (st.repetitions == 0) continue;
+    if (st.layer < state_layer)
+      detail::fail(
+          "prilo: stage layers must be non-decreasing after a forward-only stage (chained reading, or B and C "
+          "off): layer ",
+          st.layer, " after ", state_layer);
+    state_layer = chained || (!st.back.enabled && !st.refine.enabled) ? st.layer : 0;
+  }
+}
+
 /// PRILO: the initial optimisation of z0, then every stage in order, each repeated as
 /// configured. In the default reading (PriloReading::back_project_refine) a repetition is A
 /// (forward optimisation of z_i), B (back-projection) and C (refinement); any of them can be
@@ -441,21 +465,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
-  // the split point the solve will be at before each stage: a forward phase without B and C
-  // after it leaves the solve at z_i, from where no later stage can go back to a lower layer
-  int state_layer = 0;
-  for (const auto& st : opt.stages) {
-    if (st.layer < 1 || st.layer >= gen.depth())
-      detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", gen.depth() - 1);
-    if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
-    if (st.repetitions == 0) continue;
-    if (st.layer < state_layer)
-      detail::fail(
-          "prilo: stage layers must be non-decreasing after a forward-only stage (chained reading, or B and C "
-          "off): layer ",
-          st.layer, " after ", state_layer);
-    state_layer = chained || (!st.back.enabled && !st.refine.enabled) ? st.layer : 0;
-  }
+  check_prilo_stages(opt, gen.depth());
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
       res, 0, opt.history_stride, opt.progress, opt.observe, "prilo", {{callbacks...}}, opt.stop};

@@ -366,6 +366,7 @@ PlacementTrainingResult train_placement_scorer(PlacementScorer<T>& scorer, const
       const auto l = placement_loss(scorer, cand, K, true);
       best.check_loss("train_placement_scorer", double(l.loss), epoch, b + 1);
       adam.step(params);
+      best.check_parameters("train_placement_scorer", params, epoch, b + 1);  // a finite loss, infinite weights
       rep.loss += double(l.loss) * double(nb);
       rep.top1 += double(l.top1) * double(nb);
       if (cb.batch)
