@@ -287,6 +287,8 @@ TEST_CASE(
   changed = o;
   changed.learning_rate = 1e-3;
   CHECK(refused(train, changed).find(written + "with learning rate 0.002, not 0.001") != std::string::npos);
+  changed.learning_rate = 2.0000001e-3;  // apart in the 8th digit: printed apart too
+  CHECK(refused(train, changed).find(written + "with learning rate 0.002, not 0.0020000001") != std::string::npos);
   changed = o;
   changed.seed = 10;
   CHECK(refused(train, changed).find(written + "with seed 9, not 10 (resume with the run's own settings") !=

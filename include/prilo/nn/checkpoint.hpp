@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -101,9 +101,13 @@ inline void check_training_key(const std::filesystem::path& path, const std::opt
     throw invalid_input(was + "with batch size " + std::to_string(saved->batch) + ", not " + std::to_string(now.batch) +
                         remedy);
   if (saved->learning_rate != now.learning_rate) {
-    std::ostringstream m;
-    m << was << "with learning rate " << saved->learning_rate << ", not " << now.learning_rate << remedy;
-    throw invalid_input(m.str());
+    auto shortest = [](double v) {  // the shortest text that reads back as v: two rates never print alike
+      char b[32];
+      const auto r = std::to_chars(b, b + sizeof b, v);
+      return std::string(b, r.ptr);
+    };
+    throw invalid_input(was + "with learning rate " + shortest(saved->learning_rate) + ", not " +
+                        shortest(now.learning_rate) + remedy);
   }
   throw invalid_input(was + "with seed " + std::to_string(saved->seed) + ", not " + std::to_string(now.seed) + remedy);
 }
