@@ -103,7 +103,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-every", log_every, "Print progress every N batches")
       ->check(prilo_cli::integer_at_least<int>(1));
   bool resume = false;
-  app.add_flag("--resume", resume, "Continue from <output>.ckpt, the checkpoint written after every epoch");
+  app.add_flag("--resume", resume,
+               "Continue from <output>.ckpt, the checkpoint written after every epoch, with the run's own data "
+               "(--dataset, --train-limit), --batch-size, --lr and --seed: the checkpoint keeps them, and others are "
+               "refused");
   std::string evaluate;
   auto* evaluate_opt =
       app.add_option("--evaluate", evaluate,
