@@ -197,15 +197,14 @@ class LiEncoder {
   template <MeasurementOperator Op>
   void check_operator(const Op& op, const std::string& what = "LI encoder") const {
     check_operator_shape(op, what);
-    const Mat<T> p = measure(op, probe_image());
-    const double diff = double((p - probe_).norm()), ref = std::max(1e-30, double(probe_.norm()));
-    if (!(diff <= 1e-4 * ref)) {
+    const double gap = relative_gap(measure(op, probe_image()), probe_);
+    if (!(gap <= 1e-4)) {
       std::string hint = spec_.op == LiOperator::fourier
                              ? ""
                              : " (it was trained on the matrix drawn with seed " + std::to_string(spec_.operator_seed) +
                                    "; prilo-reconstruct draws it with --seed + 7, so run with --seed " +
                                    std::to_string(spec_.operator_seed - 7) + " or train an encoder for this seed)";
-      detail::fail(what, ": trained on another measurement operator: its probe magnitudes differ by ", diff / ref,
+      detail::fail(what, ": trained on another measurement operator: its probe magnitudes differ by ", gap,
                    " (relative)", hint);
     }
   }
@@ -230,11 +229,11 @@ class LiEncoder {
       if (img->rows() != decoder_probe_.rows())
         detail::fail(what, ": trained through a decoder of ", decoder_probe_.rows(),
                      "-pixel images, the generator's has ", img->rows());
-      const double diff = double((*img - decoder_probe_).norm()), ref = std::max(1e-30, double(decoder_probe_.norm()));
-      if (!(diff <= 1e-3 * ref))
+      const double gap = relative_gap(*img, decoder_probe_);
+      if (!(gap <= 1e-3))
         detail::fail(
             what, ": trained through another ", li_decoder_name(spec_.decoder),
-            " decoder's weights: its image of a fixed probe latent differs by ", diff / ref,
+            " decoder's weights: its image of a fixed probe latent differs by ", gap,
             " (relative) from this generator's (prilo-train-li --weights <these weights> trains one for them)");
     }
   }
@@ -320,6 +319,12 @@ class LiEncoder {
     if (op.input_size() != spec_.image_size() || op.output_size() != spec_.measurement_rows())
       detail::fail(what, ": trained for ", spec_.measurement_rows(), " measurements of ", spec_.image_size(),
                    "-pixel images, the operator has ", op.output_size(), " of ", op.input_size());
+  }
+
+  /// ‖now − recorded‖ / ‖recorded‖: how far a probe's result is from the one the file records
+  /// (check_operator's and check_decoder's measure).
+  static double relative_gap(const Mat<T>& now, const Mat<T>& recorded) {
+    return double((now - recorded).norm()) / std::max(1e-30, double(recorded.norm()));
   }
 
   LiSpec spec_{};

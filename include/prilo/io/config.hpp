@@ -190,27 +190,26 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
 /// value, so a config's earlier setting would be dropped without a word): invalid_input naming
 /// the key and the object that holds it.
 inline json parse_unique_keys(std::istream& in) {
-  struct Object {
-    std::string name;            // "the object \"dpr\"", or "the top-level object", "an object in an array"
-    std::set<std::string> keys;  // seen so far
+  struct Container {
+    bool array = false;
+    std::string name;            // objects: "the object \"dpr\"", "the top-level object", "an object in an array"
+    std::set<std::string> keys;  // objects: the keys seen so far
   };
-  std::vector<Object> open;
+  std::vector<Container> open;  // the containers being parsed, outermost first
   std::string last_key, duplicate;
-  std::vector<bool> array_stack;  // per open container: whether it is an array
   const json::parser_callback_t cb = [&](int, json::parse_event_t ev, json& parsed) {
     switch (ev) {
       case json::parse_event_t::object_start:
-        open.push_back({open.empty()                                   ? std::string("the top-level object")
-                        : (!array_stack.empty() && array_stack.back()) ? std::string("an object in an array")
-                                                                       : "the object \"" + last_key + "\"",
+        open.push_back({false,
+                        open.empty()        ? std::string("the top-level object")
+                        : open.back().array ? std::string("an object in an array")
+                                            : "the object \"" + last_key + "\"",
                         {}});
-        array_stack.push_back(false);
         break;
-      case json::parse_event_t::array_start: array_stack.push_back(true); break;
+      case json::parse_event_t::array_start: open.push_back({true, {}, {}}); break;
       case json::parse_event_t::object_end:
       case json::parse_event_t::array_end:
-        if (ev == json::parse_event_t::object_end && !open.empty()) open.pop_back();
-        if (!array_stack.empty()) array_stack.pop_back();
+        if (!open.empty()) open.pop_back();
         break;
       case json::parse_event_t::key:
         last_key = parsed.get<std::string>();

@@ -13,6 +13,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -127,10 +128,14 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     detail::fail("train_vae: ", o.epochs, " epochs of ", batches,
                  " batches are more Adam steps than its counter holds");
   VaeTrainingResult result;
-  const TrainingKey key{.data = data_fingerprint(train),
-                        .batch = std::uint64_t(o.batch),
-                        .learning_rate = o.learning_rate,
-                        .seed = o.seed};
+  // what the checkpoint keeps of the run (the images' fingerprint is a pass over all of them:
+  // only made when there is a checkpoint)
+  std::optional<TrainingKey> key;
+  if (!o.checkpoint.empty())
+    key = TrainingKey{.data = data_fingerprint(train),
+                      .batch = std::uint64_t(o.batch),
+                      .learning_rate = o.learning_rate,
+                      .seed = o.seed};
   if (o.resume) {
     if (!std::filesystem::exists(o.checkpoint))
       throw file_error(o.checkpoint.string() + ": no checkpoint to resume from");
@@ -138,7 +143,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
     if (st.order.size() != order.size())
       throw invalid_input(o.checkpoint.string() + ": the checkpoint shuffles " + std::to_string(st.order.size()) +
                           " images, not " + std::to_string(order.size()) + " (was it written for these images?)");
-    check_training_key(o.checkpoint, st.key, key);
+    check_training_key(o.checkpoint, st.key, *key);
     // one Adam step per batch of at least one image: more steps than the epochs' images is damage
     if (double(adam.iteration()) > double(st.epoch) * double(n))
       throw file_error(o.checkpoint.string() + ": corrupt checkpoint: Adam's step " + std::to_string(adam.iteration()) +
