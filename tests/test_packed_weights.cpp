@@ -94,6 +94,48 @@ TEST_CASE("PackedWeights: products from OpenMP threads at once give the serial v
   for (int i = 0; i < items; ++i) CHECK(threaded[std::size_t(i)] == serial[std::size_t(i)]);
 }
 
+TEST_CASE("PackedWeights: a thread's kept memory objects serve the right weights, batches and layouts") {
+  // product() keeps per thread the memory objects of the last 32 (object, layout) pairs it ran.
+  // Objects of one shape made and destroyed in turn (a new one may sit where the last one was),
+  // one kept alive in between, one of another shape with the same layout (column count and
+  // strides), and more layouts than are kept (the first ones are made again): every product is
+  // checked against the reference.
+  Rng rng(13);
+  const Mat<float> w0 = random_matrix(40, 30, rng);
+  const onednn::PackedWeights kept(w0);
+  const Mat<float> w50 = random_matrix(50, 30, rng);
+  const onednn::PackedWeights taller(w50);
+  for (int round = 0; round < 40; ++round) {
+    CAPTURE(round);
+    const Mat<float> w = random_matrix(40, 30, rng);
+    const onednn::PackedWeights packed(w);
+    const Eigen::Index n = 1 + round;  // a new layout every round: 40 of them
+    for (const bool transposed : {false, true}) {
+      const Mat<float> x = random_matrix(transposed ? 40 : 30, n, rng);
+      Mat<float> y(transposed ? 30 : 40, n), y0(transposed ? 30 : 40, n);
+      packed.product(transposed, x, y);
+      check_product(w, transposed, x, y);
+      kept.product(transposed, x, y0);
+      check_product(w0, transposed, x, y0);
+      // the same batch again into another output: the same values bit for bit
+      Mat<float> again(y.rows(), n);
+      packed.product(transposed, x, again);
+      CHECK(again == y);
+    }
+    // y = W x into rows of a 50-row matrix, then the 50×30 weights with the same strides
+    const Mat<float> x = random_matrix(30, n, rng);
+    Mat<float> y50 = Mat<float>::Zero(50, n);
+    packed.product(false, x, y50.topRows(40));
+    check_product(w, false, x, y50.topRows(40));
+    taller.product(false, x, y50);
+    check_product(w50, false, x, y50);
+  }
+  const Mat<float> x = random_matrix(30, 1, rng);  // the first layout, long evicted
+  Mat<float> y(40, 1);
+  kept.product(false, x, y);
+  check_product(w0, false, x, y);
+}
+
 TEST_CASE("PackedWeights: shapes that do not fit are errors that name them") {
   Rng rng(13);
   const onednn::PackedWeights packed(random_matrix(6, 4, rng));

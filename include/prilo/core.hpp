@@ -10,6 +10,20 @@
 #include <string>
 #include <type_traits>
 
+/// On a function whose loops GCC vectorises: on an AVX-512 build, use 512-bit vectors there
+/// (GCC's -march=native prefers 256-bit ones on these CPUs, for the whole program). The
+/// values are the same (the same operations per lane); only the loops' width changes. The
+/// function is not inlined: inlined, it would take its caller's preference. PRILO_ALWAYS_INLINE
+/// is for a lambda called inside such a function, which GCC may otherwise leave out of line
+/// (their target options differ). Both are no-ops on other compilers and instruction sets.
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__AVX512F__)
+#define PRILO_WIDE_VECTORS __attribute__((target("prefer-vector-width=512"), noinline))
+#define PRILO_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define PRILO_WIDE_VECTORS
+#define PRILO_ALWAYS_INLINE
+#endif
+
 namespace prilo {
 
 /// Column-major dense matrix: the batch layout of the CPU backend (one column per sample).

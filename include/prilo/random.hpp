@@ -1,4 +1,5 @@
-// Deterministic, seeded random numbers (identical streams on every platform).
+// Deterministic, seeded random numbers: the same draws on every platform (the normals made from
+// them can differ in their last bits with another libm, or, for normal_block, instruction set).
 #pragma once
 
 #include <array>
@@ -104,9 +105,13 @@ class Rng {
   /// integer bits (exact) and two short polynomials on [−π/4, π/4) that share it. About 10×
   /// faster than normal() per sample (2 against 21 ns on the 2-core AVX2 VM), which spends its
   /// time in scalar double log and sincos.
-  /// Its own stream (not normal()'s), and it does not touch normal()'s spare value. A sequence
-  /// of calls of kNormalBlock samples (the last one shorter) is add_normal's stream.
-  void normal_block(float* u, int len) {
+  /// Its own stream, not normal()'s (its draws are next_u64()'s; its values can differ in the
+  /// last bits between instruction sets, as Eigen's vectorised log and square root round
+  /// differently with AVX2 and AVX-512), and it does not touch normal()'s spare value. A
+  /// sequence of calls of kNormalBlock samples (the last one shorter) is add_normal's stream.
+  /// Its loops run on 512-bit vectors where the build has them (PRILO_WIDE_VECTORS: 0.83 of
+  /// the time at 256 bits, bench_solver's normal_block/512 on the Intel VM; the same values).
+  PRILO_WIDE_VECTORS void normal_block(float* u, int len) {
     if (len < 0 || len > kNormalBlock) detail::fail("Rng::normal_block: 0..", kNormalBlock, " samples, got ", len);
     // The pairs go through in chunks of kChunk. The state steps are serial (each xoshiro step
     // needs the last) while the transform is vector work, so the steps for the next chunk are
@@ -120,7 +125,7 @@ class Rng {
     alignas(64) std::uint64_t draws[2][kChunk];
     int drawn = 0;
     // the state words s1 of the next steps (the outputs are made of them) into d[drawn, upto)
-    const auto take = [&](std::uint64_t* d, int upto) {
+    const auto take = [&](std::uint64_t* d, int upto) PRILO_ALWAYS_INLINE {
       for (; drawn < upto; ++drawn) {
         d[drawn] = s1;
         advance(s0, s1, s2, s3);

@@ -10,11 +10,14 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <atomic>
 #include <compare>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -48,19 +51,22 @@ class PackedWeights {
     require_shape(x, k, x.cols(), "PackedWeights product input");
     require_shape(y, m, x.cols(), "PackedWeights product output");
     if (x.cols() == 0) return;
-    const Entry& e = entry(Key{transposed, x.cols(), x.outerStride(), y.outerStride()});
+    const Key key{transposed, x.cols(), x.outerStride(), y.outerStride()};
+    const Entry& e = entry(key);
     using namespace dnnl;
     static thread_local std::vector<char> scratch;
     static thread_local std::unique_ptr<stream> s;
     if (!s) s = std::make_unique<stream>(engine_());
     if (scratch.size() < e.scratch_bytes) scratch.resize(e.scratch_bytes);
     try {
-      memory src(e.src_md, engine_(), const_cast<float*>(x.data()));
-      memory dst(e.dst_md, engine_(), y.data());
-      memory pad(e.scratch_md, engine_(), scratch.data());
-      e.prim.execute(
-          *s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, *e.weights}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, pad}});
+      Bound& b = bound(key, e);
+      b.src.set_data_handle(const_cast<float*>(x.data()));
+      b.dst.set_data_handle(y.data());
+      b.pad.set_data_handle(scratch.data());
+      b.args.at(DNNL_ARG_WEIGHTS) = *e.weights;
+      e.prim.execute(*s, b.args);
       s->wait();
+      b.args.at(DNNL_ARG_WEIGHTS) = memory();  // the cache keeps no hold on the weights
     } catch (const dnnl::error& err) {
       detail::fail("PackedWeights: oneDNN's matmul failed: ", err.what());
     }
@@ -89,6 +95,44 @@ class PackedWeights {
     std::string impl;
   };
 
+  /// A calling thread's memory objects for one entry (source, destination, scratch pad) and
+  /// the argument map that names them with the weights: made on the thread's first product of
+  /// that entry, then only given each call's pointers and weights. Building them on every call
+  /// took several allocations per product (the objects and the map's nodes).
+  struct Bound {
+    std::uint64_t owner = 0;
+    Key key{};
+    dnnl::memory src, dst, pad;
+    std::unordered_map<int, dnnl::memory> args;
+  };
+  /// This thread's Bound for (this object, key). Owners are serial numbers that are never
+  /// reused, so an entry of a destroyed PackedWeights is never taken for a new one's; the
+  /// cache keeps the last kBound entries a thread used (a reconstruction uses a handful).
+  Bound& bound(const Key& key, const Entry& e) const {
+    static constexpr std::size_t kBound = 32;
+    static thread_local std::vector<std::unique_ptr<Bound>> cache;
+    for (std::size_t i = 0; i < cache.size(); ++i)
+      if (cache[i]->owner == serial_ && cache[i]->key == key) {
+        if (i > 0) std::swap(cache[i], cache[i - 1]);  // the ones in use drift to the front
+        return i > 0 ? *cache[i - 1] : *cache[0];
+      }
+    using namespace dnnl;
+    auto b = std::make_unique<Bound>();
+    b->owner = serial_;
+    b->key = key;
+    b->src = memory(e.src_md, engine_(), DNNL_MEMORY_NONE);
+    b->dst = memory(e.dst_md, engine_(), DNNL_MEMORY_NONE);
+    b->pad = memory(e.scratch_md, engine_(), DNNL_MEMORY_NONE);
+    b->args = {
+        {DNNL_ARG_SRC, b->src}, {DNNL_ARG_WEIGHTS, memory()}, {DNNL_ARG_DST, b->dst}, {DNNL_ARG_SCRATCHPAD, b->pad}};
+    if (cache.size() == kBound) cache.pop_back();
+    cache.push_back(std::move(b));
+    return *cache.back();
+  }
+  static std::uint64_t next_serial() {
+    static std::atomic<std::uint64_t> n{0};
+    return ++n;
+  }
   /// op(W)'s inner and outer dimensions: {k, m}, op(W) being m×k.
   std::pair<Eigen::Index, Eigen::Index> inner_outer(bool transposed) const {
     return transposed ? std::pair{w_.rows(), w_.cols()} : std::pair{w_.cols(), w_.rows()};
@@ -147,6 +191,7 @@ class PackedWeights {
   }
 
   Mat<float> w_;
+  std::uint64_t serial_ = next_serial();
   mutable std::mutex mutex_;
   mutable std::map<Key, Entry> entries_;
   struct Packed {

@@ -59,7 +59,7 @@ inline T reduce_lanes(T (&a)[L]) {
 
 /// ||x||_1 = sum_i |x_i| in one vectorised read pass.
 template <std::floating_point T>
-inline T abs_sum(const T* x, Eigen::Index n) {
+PRILO_WIDE_VECTORS T abs_sum(const T* x, Eigen::Index n) {
   constexpr Eigen::Index L = kLanes<T>;
   T acc[L] = {};
   Eigen::Index i = 0;
@@ -71,7 +71,7 @@ inline T abs_sum(const T* x, Eigen::Index n) {
 
 /// ||x - c||_1 in one read pass over both.
 template <std::floating_point T>
-inline T abs_diff_sum(const T* x, const T* c, Eigen::Index n) {
+PRILO_WIDE_VECTORS T abs_diff_sum(const T* x, const T* c, Eigen::Index n) {
   constexpr Eigen::Index L = kLanes<T>;
   T acc[L] = {};
   Eigen::Index i = 0;
@@ -94,7 +94,7 @@ struct masked_sum {
 /// a plain integer or float op the compiler vectorises without branches (a bool-to-float select
 /// is if-converted unreliably by GCC and ends up as mispredicted branches).
 template <std::floating_point T>
-inline masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
+PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
   using C = count_t<T>;
   constexpr Eigen::Index L = kMaskLanes;
   constexpr C abs_mask = std::numeric_limits<C>::max();          // clears the sign bit
@@ -128,7 +128,7 @@ inline T soft(T v, T tau) {
 
 /// dst_i = soft(src_i, tau)  (dst may alias src).
 template <std::floating_point T>
-inline void soft_threshold(const T* src, T* dst, Eigen::Index n, T tau) {
+PRILO_WIDE_VECTORS void soft_threshold(const T* src, T* dst, Eigen::Index n, T tau) {
   for (Eigen::Index i = 0; i < n; ++i) dst[i] = soft(src[i], tau);
 }
 
@@ -351,7 +351,7 @@ template <std::floating_point T, void (*Algo)(T*, Eigen::Index, T) = &l1::newton
 struct L1Ball {
   T radius = std::numeric_limits<T>::quiet_NaN();
 
-  void project(Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) const {
+  PRILO_WIDE_VECTORS void project(Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) const {
     detail::require_radius(radius, "L1Ball");
     detail::require_centre_shape(x, centre, "L1Ball");
     const Eigen::Index n = x.rows();
