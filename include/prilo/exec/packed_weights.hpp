@@ -10,6 +10,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <compare>
 #include <cstdint>
@@ -58,16 +59,18 @@ class PackedWeights {
     static thread_local std::unique_ptr<stream> s;
     if (!s) s = std::make_unique<stream>(engine_());
     if (scratch.size() < e.scratch_bytes) scratch.resize(e.scratch_bytes);
+    Bound* b = nullptr;
     try {
-      Bound& b = bound(key, e);
-      b.src.set_data_handle(const_cast<float*>(x.data()));
-      b.dst.set_data_handle(y.data());
-      b.pad.set_data_handle(scratch.data());
-      b.args.at(DNNL_ARG_WEIGHTS) = *e.weights;
-      e.prim.execute(*s, b.args);
+      b = &bound(key, e);
+      b->src.set_data_handle(const_cast<float*>(x.data()));
+      b->dst.set_data_handle(y.data());
+      b->pad.set_data_handle(scratch.data());
+      b->args.at(DNNL_ARG_WEIGHTS) = *e.weights;
+      e.prim.execute(*s, b->args);
       s->wait();
-      b.args.at(DNNL_ARG_WEIGHTS) = memory();  // the cache keeps no hold on the weights
+      b->args.at(DNNL_ARG_WEIGHTS) = memory();  // the cache keeps no hold on the weights
     } catch (const dnnl::error& err) {
+      if (b) b->args.at(DNNL_ARG_WEIGHTS) = memory();
       detail::fail("PackedWeights: oneDNN's matmul failed: ", err.what());
     }
   }
@@ -106,15 +109,16 @@ class PackedWeights {
     std::unordered_map<int, dnnl::memory> args;
   };
   /// This thread's Bound for (this object, key). Owners are serial numbers that are never
-  /// reused, so an entry of a destroyed PackedWeights is never taken for a new one's; the
-  /// cache keeps the last kBound entries a thread used (a reconstruction uses a handful).
+  /// reused, so an entry of a destroyed PackedWeights is never taken for a new one's. The
+  /// cache keeps the kBound entries a thread used last (a reconstruction uses a handful),
+  /// most recent first.
   Bound& bound(const Key& key, const Entry& e) const {
     static constexpr std::size_t kBound = 32;
     static thread_local std::vector<std::unique_ptr<Bound>> cache;
     for (std::size_t i = 0; i < cache.size(); ++i)
       if (cache[i]->owner == serial_ && cache[i]->key == key) {
-        if (i > 0) std::swap(cache[i], cache[i - 1]);  // the ones in use drift to the front
-        return i > 0 ? *cache[i - 1] : *cache[0];
+        std::rotate(cache.begin(), cache.begin() + std::ptrdiff_t(i), cache.begin() + std::ptrdiff_t(i) + 1);
+        return *cache.front();
       }
     using namespace dnnl;
     auto b = std::make_unique<Bound>();
@@ -126,8 +130,8 @@ class PackedWeights {
     b->args = {
         {DNNL_ARG_SRC, b->src}, {DNNL_ARG_WEIGHTS, memory()}, {DNNL_ARG_DST, b->dst}, {DNNL_ARG_SCRATCHPAD, b->pad}};
     if (cache.size() == kBound) cache.pop_back();
-    cache.push_back(std::move(b));
-    return *cache.back();
+    cache.insert(cache.begin(), std::move(b));
+    return *cache.front();
   }
   static std::uint64_t next_serial() {
     static std::atomic<std::uint64_t> n{0};
