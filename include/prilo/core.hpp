@@ -15,8 +15,11 @@
 /// values are the same (the same operations per lane); only the loops' width changes. The
 /// function is not inlined: inlined, it would take its caller's preference. PRILO_ALWAYS_INLINE
 /// is for a lambda called inside such a function, which GCC may otherwise leave out of line
-/// (their target options differ). Both are no-ops on other compilers and instruction sets.
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__AVX512F__)
+/// (their target options differ). Both are no-ops on other compilers and instruction sets, and
+/// where PRILO_NO_WIDE_VECTORS is defined (for CPUs whose clock drops under 512-bit code, the
+/// reason GCC prefers 256 bits).
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__AVX512F__) && \
+    !defined(PRILO_NO_WIDE_VECTORS)
 #define PRILO_WIDE_VECTORS __attribute__((target("prefer-vector-width=512"), noinline))
 #define PRILO_ALWAYS_INLINE __attribute__((always_inline))
 #else
