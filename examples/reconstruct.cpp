@@ -331,13 +331,15 @@ int main(int argc, char** argv) {
     }
 #endif
     if (peak.gflops <= 0) {
-      peak.gflops = cached_peak_gflops(threads);
-      std::error_code ec;
-      const auto file = peak_cache_file(threads);
-      if (!file.empty() && std::filesystem::exists(file, ec))
-        peak.of += ", cached in " + file.string() + " (delete it to measure again)";
+      PeakSource source{};
+      peak.gflops = cached_peak_gflops(threads, &source);
+      const std::string file = peak_cache_file(threads).string();
+      if (source == PeakSource::cache)
+        peak.of += ", cached in " + file + " (delete it to measure again)";
+      else if (source == PeakSource::measured_and_cached)
+        peak.of += ", measured now and cached in " + file;
       else
-        peak.of += ", measured now";
+        peak.of += ", measured now (not cached: other work held the cores, or no cache folder)";
     }
     report["methods"] = print_results(stdout, results, x, h, w, /*align=*/st.op == "fourier", peak);
     if (!unfinished.empty()) report["interrupted"] = {{"not_finished", unfinished}};

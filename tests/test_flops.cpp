@@ -157,8 +157,10 @@ TEST_CASE("the cached peak is this machine's and build's: a figure under another
   };
   // under this machine's and build's key the figure is used as it is, without measuring
   { std::ofstream(file) << 12345.5 << "\n" << key << "\n"; }
-  CHECK(prilo::cached_peak_gflops(1, fake) == 12345.5);
+  prilo::PeakSource source{};
+  CHECK(prilo::cached_peak_gflops(1, fake, &source) == 12345.5);
   CHECK(measured == 0);
+  CHECK(source == prilo::PeakSource::cache);
   CHECK(prilo::cached_peak_gflops(1) == 12345.5);  // the default measurement too
   // under another key, or none (an earlier version's file), or with a figure that is not a
   // positive number, the peak is measured again and kept under this key
@@ -169,8 +171,9 @@ TEST_CASE("the cached peak is this machine's and build's: a figure under another
     { std::ofstream(file) << content; }
     measured = 0;
     share = 1;
-    CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
+    CHECK(prilo::cached_peak_gflops(1, fake, &source) == 777.25);
     CHECK(measured == 1);
+    CHECK(source == prilo::PeakSource::measured_and_cached);
     CHECK(read_file() == "777.25\n" + key + "\n");
     // and used from then on
     CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
@@ -179,8 +182,9 @@ TEST_CASE("the cached peak is this machine's and build's: a figure under another
     // file stays exactly as it was
     { std::ofstream(file) << content; }
     share = prilo::kPeakCacheMinCpuShare * 0.99;
-    CHECK(prilo::cached_peak_gflops(1, fake) == 777.25);
+    CHECK(prilo::cached_peak_gflops(1, fake, &source) == 777.25);
     CHECK(measured == 2);
+    CHECK(source == prilo::PeakSource::measured);  // what prilo-reconstruct then says
     CHECK(read_file() == content);
   }
   // no cache file at all: measured and written (its folder made)

@@ -59,6 +59,7 @@ TEST_CASE("reconstruct keeps the finished methods and names the others") {
   const Mat<T> y = prilo::measure(op, x);
   prilo::ReconstructionConfig<T> cfg;
   cfg.hio.iterations = 20;
+  cfg.hio.final_er = 5;
   cfg.dpr.phase.steps = 500;
   cfg.mii.candidates = 50;
   prilo::MethodOptions<T> opt{.restart = {.restarts = 1}};

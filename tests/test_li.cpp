@@ -595,4 +595,15 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("A default-constructed LiEncoder or WganCritic is refused by name when used, not read out of bounds") {
+  using T = float;
+  const LiEncoder<T> enc;
+  const Mat<T> y = Mat<T>::Ones(enc.spec().measurement_rows(), 2);
+  CHECK_THROWS_WITH_AS(enc.encode(y), doctest::Contains("default constructor has no weights"), invalid_input);
+  const WganCritic<T> critic;
+  CHECK_THROWS_WITH_AS(critic.score(Mat<T>::Ones(4, 1)), doctest::Contains("default constructor has no weights"),
+                       invalid_input);
+  CHECK_THROWS_AS((void)critic.input_size(), invalid_input);
+}
+
 }  // namespace prilo_test_li

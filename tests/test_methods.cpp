@@ -329,6 +329,9 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
            // values no solver can use
            {R"({"hio": {"beta": -3}})", "hio.beta must be > 0"},
            {R"({"hio": {"final_er": -5}})", "hio.final_er must be in 0..10000000, got -5"},
+           {R"({"hio": {"iterations": 40}})", "hio.final_er (50) must be less than hio.iterations (40)"},
+           {R"({"hio": {"iterations": 10, "final_er": 10}})",
+            "hio.final_er (10) must be less than hio.iterations (10)"},
            {R"({"er": {"iterations": 0}})", "er.iterations must be in 1..10000000, got 0"},
            // counts that would run for days: a typo, refused
            {R"({"hio": {"iterations": 2000000000}})", "hio.iterations must be in 1..10000000, got 2000000000"},

@@ -33,4 +33,24 @@ TEST_CASE("mii_scores: S(c, j) = || |F G(z_c)| - y_j ||^2 for every candidate an
   CHECK_THROWS_AS(mii_scores(gen, loss, Mat<T>(Mat<T>::Zero(5, 7)), 3), invalid_input);
 }
 
+TEST_CASE("mii_latents and random_latents refuse counts below what they can draw, naming them") {
+  using T = double;
+  const nn::Vae<T> vae(64, 16, 4, 3);
+  const auto& gen = vae.decoder();
+  Fourier2d<T> F(8, 8);
+  Rng rng(5);
+  const MagnitudeLoss<Fourier2d<T>> loss(F, measure(F, Mat<T>(rng.normal_matrix<T>(64, 2).cwiseAbs())));
+  const MiiOptions opt{.candidates = 20, .chunk = 8};
+  for (const int restarts : {0, -1})
+    CHECK_THROWS_WITH_AS(mii_latents(gen, loss, restarts, opt, rng), doctest::Contains("mii: restarts must be >= 1"),
+                         invalid_input);
+  CHECK_THROWS_WITH_AS(mii_latents(gen, loss, 21, opt, rng), doctest::Contains("at least as many candidates"),
+                       invalid_input);
+  const Mat<T> z = mii_latents(gen, loss, 3, opt, rng);
+  CHECK(z.rows() == 4);
+  CHECK(z.cols() == 6);
+  CHECK_THROWS_WITH_AS(random_latents(gen, -1, rng), doctest::Contains("random_latents"), invalid_input);
+  CHECK(random_latents(gen, 0, rng).cols() == 0);
+}
+
 }  // namespace prilo_test_mii

@@ -385,4 +385,35 @@ TEST_CASE("FFTW wisdom file: written once plans exist, read back, a corrupt, for
         std::string::npos);
 }
 
+TEST_CASE("Operators refuse what they cannot transform: half spectra of other sizes, too many pixels, bad matrices") {
+  using T = float;
+  const Fourier2d<T> F(4, 6);
+  CMat<T> half;
+  Mat<T> x;
+  CHECK_THROWS_WITH_AS(F.forward_half(Mat<T>::Zero(25, 2), half), doctest::Contains("Fourier2d::forward_half input"),
+                       invalid_input);
+  CMat<T> wrong = CMat<T>::Zero(F.half_size() + 1, 2);
+  CHECK_THROWS_WITH_AS(F.backward_half(wrong, x), doctest::Contains("Fourier2d::backward_half input"), invalid_input);
+  // the right sizes: the half spectrum of x, and back (unscaled: n·x)
+  Rng rng(3);
+  const Mat<T> x0 = rng.normal_matrix<T>(24, 2);
+  F.forward_half(x0, half);
+  CHECK(half.rows() == F.half_size());
+  F.backward_half(half, x);
+  CHECK((x / T(24) - x0).cwiseAbs().maxCoeff() < 1e-5f);
+  // pixel indices are ints
+  CHECK_THROWS_WITH_AS(Fourier2d<T>(65536, 65536), doctest::Contains("pixels"), invalid_input);
+  CHECK_THROWS_WITH_AS(Fourier2d<T>(0, 5), doctest::Contains("must be positive"), invalid_input);
+  // a Gaussian matrix given by the user
+  CHECK_THROWS_WITH_AS(GaussianReal<T>(Mat<T>(0, 0)), doctest::Contains("GaussianReal: the matrix is empty"),
+                       invalid_input);
+  Mat<T> a = Mat<T>::Ones(3, 2);
+  a(1, 1) = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(GaussianReal<T>{a}, doctest::Contains("GaussianReal matrix"), invalid_input);
+  CHECK(GaussianReal<T>(Mat<T>::Ones(3, 2)).output_size() == 3);
+  for (const Eigen::Index n : {0, -1})
+    CHECK_THROWS_WITH_AS(ComplexMask<T>::random_phase(n, 1), doctest::Contains("mask size must be >= 1"),
+                         invalid_input);
+}
+
 }  // namespace prilo_test_operators

@@ -96,6 +96,7 @@ TEST_CASE("reconstruct_fienup and resolve from the library, bad restarts are ref
   Small s;
   FienupOptions<T> fo;
   fo.iterations = 50;
+  fo.final_er = 10;
   fo.history_stride = 0;
   Rng rng(3);
   const auto h = reconstruct_fienup(s.F, s.y, true, fo, rng, RestartOptions{.restarts = 2});

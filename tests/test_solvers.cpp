@@ -474,4 +474,55 @@ TEST_CASE("resolve: when an image has solutions that fit, only their transforms 
   CHECK(part.x.leftCols(4) == fit.x.leftCols(4));  // the same candidates scored: the same pick
 }
 
+TEST_CASE("fienup, uniform_start and wirtinger_flow refuse settings that would run nothing or give NaN") {
+  const Fourier2d<T> F(4, 4);
+  Rng rng(6);
+  const Mat<T> x = uniform_start<T>(16, 2, rng);
+  const MagnitudeLoss<Fourier2d<T>> loss(F, measure(F, x));
+  FienupOptions<T> o;
+  o.iterations = 10;  // the default final_er is 50: HIO would run no HIO step
+  CHECK_THROWS_WITH_AS(fienup(loss, x, true, o),
+                       doctest::Contains("HIO's final_er (50) must be less than its iterations (10)"), invalid_input);
+  CHECK_NOTHROW(fienup(loss, x, false, o));  // ER ignores final_er
+  o.final_er = 2;
+  CHECK_NOTHROW(fienup(loss, x, true, o));
+  const T inf = std::numeric_limits<T>::infinity();
+  for (const auto& [lo, hi] : {std::pair{inf, inf}, std::pair{-inf, -inf}, std::pair{T(0), -inf}}) {
+    o.lo = lo;
+    o.hi = hi;
+    CHECK_THROWS_AS(fienup(loss, x, false, o), invalid_input);
+  }
+  o.lo = -inf;  // no constraint at all: allowed, and the result is finite
+  o.hi = inf;
+  CHECK(fienup(loss, x, true, o).x.allFinite());
+  // a support mask is 0 or 1 per pixel; a start with NaN is refused, not replaced
+  o.support = Vec<T>::Ones(16);
+  CHECK_NOTHROW(fienup(loss, x, false, o));
+  o.support(3) = T(0.3);
+  CHECK_THROWS_WITH_AS(fienup(loss, x, false, o), doctest::Contains("support mask holds 0 or 1, found 0.3 at pixel 3"),
+                       invalid_input);
+  o.support.resize(0);
+  Mat<T> bad = x;
+  bad(2, 1) = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(fienup(loss, bad, false, o), doctest::Contains("fienup start x0"), invalid_input);
+  CHECK_THROWS_WITH_AS(uniform_start<T>(-1, 2, rng), doctest::Contains("uniform_start: sizes"), invalid_input);
+  CHECK_THROWS_WITH_AS(uniform_start<T>(4, 2, rng, T(1), T(0)), doctest::Contains("need finite lo <= hi"),
+                       invalid_input);
+  CHECK_THROWS_AS(uniform_start<T>(4, 2, rng, T(0), inf), invalid_input);
+}
+
+TEST_CASE("wirtinger_flow refuses t0 = +inf, which would never move from its start") {
+  const GaussianReal<T> A(40, 8, 3);
+  Rng rng(7);
+  const Mat<T> x = rng.normal_matrix<T>(8, 2);
+  const Mat<T> y = measure(A, x);
+  const Mat<T> x0 = spectral_init(A, y, SpectralOptions{}, rng);
+  WirtingerFlowOptions<T> o;
+  o.iterations = 3;
+  o.t0 = std::numeric_limits<T>::infinity();
+  CHECK_THROWS_WITH_AS(wirtinger_flow(A, y, x0, o), doctest::Contains("t0"), invalid_input);
+  o.t0 = -std::numeric_limits<T>::infinity();  // ≤ 0: the constant step
+  CHECK(wirtinger_flow(A, y, x0, o).x.allFinite());
+}
+
 }  // namespace prilo_test_solvers

@@ -237,31 +237,44 @@ inline constexpr double kPeakCacheMinCpuShare = 0.95;
 /// work took the cores (cpu_share below kPeakCacheMinCpuShare) is used for this run but not
 /// cached, so the next run measures again. Delete the file to measure again
 /// (prilo-reconstruct --peak-gflops overrides it). `measure(threads)` gives the PeakMeasurement
-/// (measure_peak by default; tests give one of their own).
+/// (measure_peak by default; tests give one of their own). `source`, when given, says where
+/// the figure came from.
+enum class PeakSource {
+  cache,                ///< read from peak_cache_file
+  measured_and_cached,  ///< measured now and written to peak_cache_file
+  measured,             ///< measured now, not cached (no cache folder, a busy machine, a failed write)
+};
 template <class Measure>
-double cached_peak_gflops(int threads, Measure&& measure) {
+double cached_peak_gflops(int threads, Measure&& measure, PeakSource* source = nullptr) {
   namespace fs = std::filesystem;
   const fs::path file = peak_cache_file(threads);
   const std::string key = peak_cache_key();
+  const auto from = [&](PeakSource s) {
+    if (source) *source = s;
+  };
   if (!file.empty()) {
     std::ifstream in(file);
     double v = 0;
     std::string rest, cached_key;
     if (in >> v && std::getline(in, rest) && std::getline(in, cached_key) && cached_key == key && std::isfinite(v) &&
-        v > 0)
+        v > 0) {
+      from(PeakSource::cache);
       return v;
+    }
   }
   const PeakMeasurement m = measure(threads);
+  from(PeakSource::measured);
   if (!file.empty() && m.cpu_share >= kPeakCacheMinCpuShare) {
     std::error_code ec;
     fs::create_directories(file.parent_path(), ec);
     std::ofstream out(file);
-    if (out) out << m.gflops << "\n" << key << "\n";
+    if (out && out << m.gflops << "\n" << key << "\n" && out.flush()) from(PeakSource::measured_and_cached);
   }
   return m.gflops;
 }
-inline double cached_peak_gflops(int threads) {
-  return cached_peak_gflops(threads, [](int t) { return measure_peak(t); });
+inline double cached_peak_gflops(int threads, PeakSource* source = nullptr) {
+  return cached_peak_gflops(
+      threads, [](int t) { return measure_peak(t); }, source);
 }
 
 }  // namespace prilo

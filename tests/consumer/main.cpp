@@ -37,6 +37,7 @@ int main() {
                                               rng, RestartOptions{.restarts = 2});
   FienupOptions<double> fo;
   fo.iterations = 20;
+  fo.final_er = 5;  // HIO steps, then ER
   RestartResult<double> h = reconstruct_fienup(F, y, true, fo, rng, RestartOptions{.restarts = 2});
   SolveResult<double> s =
       resolve(vae, F, y, {&p.best.x, &h.best.x}, ResolveOptions{.consistency_threshold = 1e-6, .placement_weight = 10});

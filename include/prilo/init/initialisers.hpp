@@ -13,6 +13,7 @@ namespace prilo {
 /// z0 ~ N(0, I): `cols` independent standard-normal latents.
 template <Generator G, class T = typename G::scalar>
 Mat<T> random_latents(const G& gen, Eigen::Index cols, Rng& rng) {
+  if (cols < 0) detail::fail("random_latents: the number of latents must be >= 0, got ", cols);
   return rng.normal_matrix<T>(gen.dim(0), cols);
 }
 
@@ -54,6 +55,7 @@ Mat<T> mii_scores(const G& gen, const Loss& loss, const Mat<T>& candidates, Eige
 /// column r·B + j. Restarts thus start from distinct good candidates.
 template <Generator G, class Loss, class T = typename G::scalar>
 Mat<T> mii_latents(const G& gen, const Loss& loss, int restarts, const MiiOptions& opt, Rng& rng) {
+  if (restarts < 1) detail::fail("mii: restarts must be >= 1, got ", restarts);
   if (opt.candidates < restarts)
     detail::fail("mii: need at least as many candidates (", opt.candidates, ") as restarts (", restarts, ")");
   const Eigen::Index B = loss.batch(), p = opt.candidates;

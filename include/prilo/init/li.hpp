@@ -169,6 +169,10 @@ class LiEncoder {
   /// The network's input: (reduce(y) − mean) / scale.
   Mat<T> features(const Mat<T>& y) const { return standardise(reduce(y)); }
   Mat<T> standardise(const Mat<T>& reduced) const {
+    if (mean_.size() == 0)
+      detail::fail(
+          "LiEncoder: an encoder made by its default constructor has no weights (construct it from a LiSpec, "
+          "or load one with load_li_encoder)");
     require_shape(reduced, input_size(), reduced.cols(), "LI reduced measurements");
     return ((reduced.colwise() - mean_.col(0)).array().colwise() / scale_.col(0).array()).matrix();
   }
@@ -500,7 +504,11 @@ class WganCritic {
     for (const auto& m : w_) g_.push_back(Mat<T>::Zero(m.rows(), m.cols()));
   }
 
-  Eigen::Index input_size() const { return w_[0].cols(); }
+  Eigen::Index input_size() const {
+    if (w_.empty())
+      detail::fail("WganCritic: a critic made by its default constructor has no weights (construct it with its sizes)");
+    return w_[0].cols();
+  }
   T slope() const { return slope_; }
 
   /// D(x) per column (1×B).

@@ -327,6 +327,9 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
     detail::check_count(c.hio.iterations, 1, "hio.iterations");
     if (!(c.hio.beta > 0)) throw invalid_input("hio.beta must be > 0 (Fienup's feedback parameter)");
     detail::check_count(c.hio.final_er, 0, "hio.final_er");
+    if (c.hio.final_er >= c.hio.iterations)
+      throw invalid_input("hio.final_er (" + std::to_string(c.hio.final_er) + ") must be less than hio.iterations (" +
+                          std::to_string(c.hio.iterations) + "): HIO would run no step of its own");
   }
   if (j.contains("dpr")) c.dpr.phase = detail::read_phase(j.at("dpr"), c.dpr.phase, "dpr");
   if (j.contains("prilo")) c.prilo = detail::read_prilo<T>(j.at("prilo"), PriloReading::back_project_refine, "prilo");

@@ -122,6 +122,7 @@ class ComplexMask {
 
 template <class T>
 prilo::ComplexMask<T> prilo::ComplexMask<T>::random_phase(Eigen::Index n, std::uint64_t seed) {
+  if (n < 1) detail::fail("ComplexMask::random_phase: the mask size must be >= 1, got ", n);
   Rng rng(seed);
   Vec<std::complex<T>> m(n);
   for (Eigen::Index i = 0; i < n; ++i) m(i) = std::polar(T(1), T(2 * std::numbers::pi * rng.uniform()));

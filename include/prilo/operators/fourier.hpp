@@ -2,7 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 
 #include "../core.hpp"
@@ -91,6 +93,7 @@ class Fourier2d {
 
   /// Half spectrum (h × (w/2+1), unscaled DFT) of real images via batched r2c.
   void forward_half(const Mat<T>& x, CMat<T>& half) const {
+    require_shape(x, input_size(), x.cols(), "Fourier2d::forward_half input");
     half.resize(half_size(), x.cols());
     run_chunks(
         x.cols(), fftw::Kind::r2c,
@@ -102,6 +105,7 @@ class Fourier2d {
 
   /// Real images from Hermitian half spectra via batched c2r (unscaled; destroys `half`).
   void backward_half(CMat<T>& half, Mat<T>& x) const {
+    require_shape(half, half_size(), half.cols(), "Fourier2d::backward_half input");
     x.resize(input_size(), half.cols());
     run_chunks(
         half.cols(), fftw::Kind::c2r,
@@ -114,6 +118,9 @@ class Fourier2d {
  private:
   static std::shared_ptr<const fftw::PlanCache<T>> make_plans(int h, int w) {
     if (h <= 0 || w <= 0) detail::fail("Fourier2d: image size must be positive, got ", h, "x", w);
+    // pixel and bin indices are ints (FFTW's plans, the loss's bins): h·w must fit one
+    if (std::int64_t(h) * std::int64_t(w) > std::numeric_limits<int>::max())
+      detail::fail("Fourier2d: image size ", h, "x", w, " has more than ", std::numeric_limits<int>::max(), " pixels");
     return std::make_shared<const fftw::PlanCache<T>>(h, w);
   }
 

@@ -18,7 +18,10 @@ class GaussianReal {
     Rng rng(seed);
     a_ = rng.normal_matrix<T>(m, n, 1.0 / std::sqrt(double(m)));
   }
-  explicit GaussianReal(Mat<T> a) : a_(std::move(a)) {}
+  explicit GaussianReal(Mat<T> a) : a_(std::move(a)) {
+    if (a_.size() == 0) detail::fail("GaussianReal: the matrix is empty (", a_.rows(), "x", a_.cols(), ")");
+    require_finite(a_, "GaussianReal matrix");
+  }
 
   Eigen::Index input_size() const { return a_.cols(); }
   Eigen::Index output_size() const { return a_.rows(); }
@@ -81,7 +84,7 @@ class GaussianComplex {
     return matrix() * x;
   }
   CMat<T> adjoint(const CMat<T>& u) const {
-    require_shape(u, output_size(), u.cols(), "GaussianComplex::adjoint input");
+    require_shape(u, output_size(), u.cols(), "GaussianComplex::adjoint_real input");
     const Mat<T> ur = u.real(), ui = u.imag();
     CMat<T> x(input_size(), u.cols());
     x.real() = re_.transpose() * ur + im_.transpose() * ui;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "../interrupt.hpp"
@@ -49,11 +50,20 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
   require_shape(x, F.input_size(), loss.batch(), "fienup start x0");
   if (opt.iterations < 1) detail::fail("fienup: iterations must be >= 1, got ", opt.iterations);
   if (!(opt.lo <= opt.hi)) detail::fail("fienup: need lo <= hi, got ", opt.lo, " > ", opt.hi);
+  if (opt.lo == std::numeric_limits<T>::infinity() || opt.hi == -std::numeric_limits<T>::infinity())
+    detail::fail("fienup: the box [lo, hi] = [", opt.lo, ", ", opt.hi, "] holds no finite value");
   if (hio && (!(opt.beta > T(0)) || !std::isfinite(opt.beta)))
     detail::fail("fienup: HIO's beta must be finite and > 0, got ", opt.beta);
   if (opt.final_er < 0) detail::fail("fienup: final_er must be >= 0, got ", opt.final_er);
+  if (hio && opt.final_er >= opt.iterations)
+    detail::fail("fienup: HIO's final_er (", opt.final_er, ") must be less than its iterations (", opt.iterations,
+                 "), or HIO runs no step of its own");
   if (opt.support.size() && opt.support.size() != F.input_size())
     detail::fail("fienup: support mask has ", opt.support.size(), " entries, expected ", F.input_size());
+  for (Eigen::Index i = 0; i < opt.support.size(); ++i)
+    if (opt.support(i) != T(0) && opt.support(i) != T(1))
+      detail::fail("fienup: the support mask holds 0 or 1, found ", opt.support(i), " at pixel ", i);
+  require_finite(x, "fienup start x0");
   const Eigen::Index n = F.input_size(), hn = F.half_size();
   const T s = F.scale(), inv_s = T(1) / s, inv_n = T(1) / T(n);
   const Mat<T>& yb = loss.half_measurements();
@@ -120,6 +130,9 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
 /// A batch of random starts, uniform in [lo, hi].
 template <class T>
 Mat<T> uniform_start(Eigen::Index n, Eigen::Index cols, Rng& rng, T lo = T(0), T hi = T(1)) {
+  if (n < 0 || cols < 0) detail::fail("uniform_start: sizes must be >= 0, got ", n, "x", cols);
+  if (!(lo <= hi) || !std::isfinite(lo) || !std::isfinite(hi))
+    detail::fail("uniform_start: need finite lo <= hi, got [", lo, ", ", hi, "]");
   Mat<T> x(n, cols);
   for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = lo + (hi - lo) * T(rng.uniform());
   return x;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -361,7 +362,8 @@ SolveResult<T> wirtinger_flow(const Op& op, const std::type_identity_t<Mat<T>>& 
   if (opt.iterations < 0) detail::fail("wirtinger_flow: iterations must be >= 0, got ", opt.iterations);
   if (!(opt.mu_max > T(0)) || !std::isfinite(opt.mu_max))
     detail::fail("wirtinger_flow: mu_max must be positive and finite, got ", opt.mu_max);
-  if (std::isnan(opt.t0)) detail::fail("wirtinger_flow: t0 must not be NaN");
+  if (std::isnan(opt.t0) || opt.t0 == std::numeric_limits<T>::infinity())
+    detail::fail("wirtinger_flow: t0 must be a number below +inf (<= 0: constant step), got ", opt.t0);
   const MagnitudeLoss<Op> loss(op, y);
   const Eigen::Index m = op.output_size(), B = y.cols();
   const Mat<T> y2 = y.array().square();
