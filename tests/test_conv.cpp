@@ -580,6 +580,9 @@ TEST_CASE("Conv2d and ConvTranspose2d reject bad shapes, naming the problem") {
   CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 0, 1, 0, rng), doctest::Contains("kernel size must be positive"));
   CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 3, 0, 0, rng), doctest::Contains("stride must be positive"));
   CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 3, 1, -1, rng), doctest::Contains("padding must be non-negative"));
+  // sizes whose geometry would overflow its ints (2·padding for 2^30)
+  CHECK_THROWS_WITH(Conv2d<float>({1, 4, 4}, 2, 3, 1, 1 << 30, rng), doctest::Contains("must be at most 65536"));
+  CHECK_THROWS_WITH(ConvTranspose2d<float>({1, 4, 4}, 2, 3, 1 << 20, 0, 0, rng), doctest::Contains("must be at most"));
   CHECK_THROWS_WITH(Conv2d<float>({1, 4, 6}, 2, 7, 1, 1, rng),
                     doctest::Contains("kernel 7 is larger than the padded input 6x8"));
   CHECK_NOTHROW(Conv2d<float>({1, 4, 6}, 2, 6, 1, 1, rng));

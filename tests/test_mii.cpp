@@ -7,15 +7,26 @@
 namespace prilo_test_mii {
 
 using namespace prilo;
+using T = double;
+
+namespace {
+/// A small VAE over 8×8 images and the DFT magnitudes of `images` random non-negative images.
+struct Problem {
+  nn::Vae<T> vae{64, 16, 4, 3};
+  Fourier2d<T> F{8, 8};
+  Rng rng;
+  MagnitudeLoss<Fourier2d<T>> loss;
+  Problem(std::uint64_t seed, Eigen::Index images)
+      : rng(seed), loss(F, measure(F, Mat<T>(rng.normal_matrix<T>(64, images).cwiseAbs()))) {}
+};
+}  // namespace
 
 TEST_CASE("mii_scores: S(c, j) = || |F G(z_c)| - y_j ||^2 for every candidate and measurement, any chunk size") {
-  using T = double;
-  const nn::Vae<T> vae(64, 16, 4, 3);
-  const auto& gen = vae.decoder();
-  Fourier2d<T> F(8, 8);
-  Rng rng(4);
-  const Mat<T> x = rng.normal_matrix<T>(64, 3).cwiseAbs();
-  const MagnitudeLoss<Fourier2d<T>> loss(F, measure(F, x));
+  Problem pr(4, 3);
+  const auto& gen = pr.vae.decoder();
+  const auto& F = pr.F;
+  const auto& loss = pr.loss;
+  Rng& rng = pr.rng;
   const Mat<T> cand = rng.normal_matrix<T>(4, 7);
   const Mat<T> g = gen.forward_from(0, cand);
   for (Eigen::Index chunk : {1, 3, 7, 100}) {
@@ -34,12 +45,10 @@ TEST_CASE("mii_scores: S(c, j) = || |F G(z_c)| - y_j ||^2 for every candidate an
 }
 
 TEST_CASE("mii_latents and random_latents refuse counts below what they can draw, naming them") {
-  using T = double;
-  const nn::Vae<T> vae(64, 16, 4, 3);
-  const auto& gen = vae.decoder();
-  Fourier2d<T> F(8, 8);
-  Rng rng(5);
-  const MagnitudeLoss<Fourier2d<T>> loss(F, measure(F, Mat<T>(rng.normal_matrix<T>(64, 2).cwiseAbs())));
+  Problem pr(5, 2);
+  const auto& gen = pr.vae.decoder();
+  const auto& loss = pr.loss;
+  Rng& rng = pr.rng;
   const MiiOptions opt{.candidates = 20, .chunk = 8};
   for (const int restarts : {0, -1})
     CHECK_THROWS_WITH_AS(mii_latents(gen, loss, restarts, opt, rng), doctest::Contains("mii: restarts must be >= 1"),

@@ -368,6 +368,15 @@ TEST_CASE("Sequential rejects bad split points and sizes") {
   CHECK_THROWS_WITH(net.forward(2, 1, Mat<double>::Ones(2, 1)), doctest::Contains("after its end"));
   CHECK_THROWS_WITH(net.forward(0, 2, Mat<double>::Ones(5, 1)), doctest::Contains("expected a 3x1 matrix, got 5x1"));
   CHECK_THROWS_WITH(Linear<double>(0, 2, rng), doctest::Contains("positive"));
+  // a VJP of a trace that holds no forward pass (never run): refused, not read out of bounds
+  Mat<double> gx;
+  CHECK_THROWS_WITH_AS(net.vjp_input(Trace<double>{}, Mat<double>::Ones(2, 1), gx),
+                       doctest::Contains("the trace holds no forward pass"), invalid_input);
+  // Dense's backward_into checks its input as well as the cotangents
+  Dense<double, Relu> dense(3, 2, rng);
+  const Mat<double> x = Mat<double>::Ones(5, 4), y = Mat<double>::Ones(2, 4), gy = Mat<double>::Ones(2, 4);
+  CHECK_THROWS_WITH_AS(dense.backward_into(x, y, gy, nullptr, true), doctest::Contains("Dense layer input"),
+                       invalid_input);
 }
 
 TEST_CASE("Sequential names tensors by module index, and a three-parameter module round-trips by name") {

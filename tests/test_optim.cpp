@@ -8,6 +8,7 @@
 #include <iterator>
 #include <limits>
 #include <numbers>
+#include <prilo/nn/linear.hpp>
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/projection.hpp>
 #include <utility>
@@ -74,6 +75,41 @@ TEST_CASE("Optimisers reject mismatched shapes") {
   Adam<double> adam;
   CHECK_THROWS_WITH(adam.step(x, Mat<double>::Zero(3, 2), Mat<double>::Zero(4, 1), rng), doctest::Contains("gradient"));
   CHECK_THROWS_WITH(adam.step(x, Mat<double>::Zero(4, 2), Mat<double>::Zero(4, 3), rng), doctest::Contains("centre"));
+}
+
+TEST_CASE("Optimisers refuse options under which every step writes NaN, and a restore that does not fit") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(Adam<double>(AdamOptions<double>{.learning_rate = nan}),
+                       doctest::Contains("Adam: the learning rate"), invalid_input);
+  CHECK_THROWS_WITH_AS(Adam<double>(AdamOptions<double>{.learning_rate = -1}), doctest::Contains("learning rate"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(Adam<double>(AdamOptions<double>{.beta1 = 1}),
+                       doctest::Contains("beta1 and beta2 must be in [0, 1)"), invalid_input);
+  CHECK_THROWS_AS(Adam<double>(AdamOptions<double>{.beta2 = 2}), invalid_input);
+  CHECK_THROWS_WITH_AS(Adam<double>(AdamOptions<double>{.epsilon = -1}), doctest::Contains("epsilon"), invalid_input);
+  CHECK_THROWS_WITH_AS(GradientDescent<double>(GradientDescentOptions<double>{nan}),
+                       doctest::Contains("GradientDescent: the learning rate"), invalid_input);
+  CHECK_THROWS_WITH_AS(AdamTrainer<double>(AdamOptions<double>{.beta1 = -0.5}), doctest::Contains("AdamTrainer"),
+                       invalid_input);
+  CHECK_NOTHROW(Adam<double>(AdamOptions<double>{.learning_rate = 0, .beta1 = 0, .beta2 = 0, .epsilon = 0}));
+  // a restore whose moments do not match each other, the parameters or a count below 0
+  Rng rng(2);
+  nn::Linear<double> layer(5, 4, rng);
+  auto params = layer.parameters();
+  AdamTrainer<double> t;
+  std::vector<Mat<double>> m, v, small;
+  for (const auto& p : params) {
+    m.push_back(Mat<double>::Zero(p.value.rows(), p.value.cols()));
+    small.push_back(Mat<double>::Zero(1, 1));
+  }
+  v = m;
+  CHECK_THROWS_WITH_AS(t.restore(m, small, 3), doctest::Contains("AdamTrainer::restore: moment 0 is 4x5 (first)"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(t.restore(m, v, -1), doctest::Contains("step count must be >= 0"), invalid_input);
+  t.restore(small, small, 3);
+  CHECK_THROWS_WITH_AS(t.step(params), doctest::Contains("AdamTrainer parameter"), invalid_input);
+  t.restore(m, v, 3);
+  CHECK_NOTHROW(t.step(params));
 }
 
 TEST_CASE("Rng::shuffle is Fisher-Yates on its own stream: a permutation, the same draws as the explicit loop") {

@@ -171,6 +171,16 @@ struct ClearStop {
 
 }  // namespace
 
+TEST_CASE("train_vae with a batch larger than the data: one batch of all of it, nothing allocated for the rest") {
+  const Mat<double> train = unit_images(12, 5, 3), test = unit_images(12, 3, 4);
+  nn::Vae<double> a(12, 9, 4, 21), b(12, 9, 4, 21);
+  const auto big = nn::train_vae(a, train, test, {.epochs = 2, .batch = Eigen::Index(1) << 40, .seed = 5});
+  const auto all = nn::train_vae(b, train, test, {.epochs = 2, .batch = 5, .seed = 5});
+  CHECK(big.epochs_done == 2);
+  CHECK(all.epochs_done == 2);
+  CHECK(a.decoder().module<0>().weight() == b.decoder().module<0>().weight());  // the same run
+}
+
 TEST_CASE("train_vae runs prilo-train-vae's protocol draw for draw: shuffle, batches, noise, Adam, test loss") {
   const Mat<double> train = unit_images(12, 37, 3), test = unit_images(12, 9, 4);  // 37: a short last batch
   const nn::VaeTrainingOptions o{.epochs = 3, .batch = 10, .learning_rate = 3e-3, .seed = 5};

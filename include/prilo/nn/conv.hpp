@@ -274,6 +274,11 @@ inline void check_hyper(const char* layer, Index out_channels, int kernel, int s
   if (kernel <= 0) prilo::detail::fail(layer, ": kernel size must be positive, got ", kernel);
   if (stride <= 0) prilo::detail::fail(layer, ": stride must be positive, got ", stride);
   if (padding < 0) prilo::detail::fail(layer, ": padding must be non-negative, got ", padding);
+  // the geometry's sizes (h + 2p, (h − 1)·s + k, …) are ints
+  constexpr int kMax = 1 << 16;
+  if (kernel > kMax || stride > kMax || padding > kMax)
+    prilo::detail::fail(layer, ": kernel, stride and padding must be at most ", kMax, ", got ", kernel, ", ", stride,
+                        ", ", padding);
 }
 
 }  // namespace conv_detail

@@ -132,6 +132,7 @@ class Dense : public WeightAndBias<T, Exec> {
   void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
                      const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
                      bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
+    require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
     if (gx) require_shape(*gx, w_.cols(), x.cols(), "Dense input cotangent gx");
     const auto& g = cotangent(y, gy, work_);

@@ -251,6 +251,9 @@ class Sequential {
   // backward_input, the weight VJP their mutating backward.
   template <bool Weights, class Self>
   static void backprop(Self& self, const Trace<T>& tr, const Mat<T>& gy, Mat<T>& result) {
+    if (tr.first < 0 || tr.first > tr.last || tr.last >= int(tr.acts.size()) || tr.last > self.depth())
+      detail::fail("Sequential VJP: the trace holds no forward pass of this network (", tr.acts.size(),
+                   " activations, layers ", tr.first, "..", tr.last, ", depth ", self.depth(), ")");
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
     if (tr.first == tr.last) {
       result = gy;

@@ -123,7 +123,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
   Rng rng(o.seed + 1);
   std::vector<Eigen::Index> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
-  const long batches = long((n + o.batch - 1) / o.batch), total = batches * o.epochs;
+  const long batches = long(n / o.batch + (n % o.batch != 0)), total = batches * o.epochs;  // no n + batch overflow
   if (double(batches) * double(o.epochs) >= double(std::numeric_limits<int>::max()))
     detail::fail("train_vae: ", o.epochs, " epochs of ", batches,
                  " batches are more Adam steps than its counter holds");
@@ -159,7 +159,7 @@ VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test,
   }
   const long done_before = long(result.epochs_done) * batches;
   long done = done_before;
-  Mat<T> xb(d, o.batch);
+  Mat<T> xb(d, std::min<Eigen::Index>(o.batch, n));  // a batch never holds more than the data
   for (int epoch = result.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     rng.shuffle(order);
     double sum = 0;

@@ -42,6 +42,22 @@ inline void check_training_schedule(const char* who, int epochs, Eigen::Index ba
   if (!(learning_rate > 0) || !std::isfinite(learning_rate))
     fail(who, ": the learning rate must be positive and finite, got ", learning_rate);
 }
+/// An optimiser's options: invalid_input unless the learning rate is finite and ≥ 0 and, for
+/// Adam, β₁ and β₂ are in [0, 1) and ε is finite and ≥ 0 (outside them every step writes NaN
+/// or inf, or the bias correction divides by zero).
+template <class T>
+void check_options(const GradientDescentOptions<T>& o, const char* who) {
+  if (!(o.learning_rate >= T(0)) || !std::isfinite(o.learning_rate))
+    fail(who, ": the learning rate must be finite and >= 0, got ", o.learning_rate);
+}
+template <class T>
+void check_options(const AdamOptions<T>& o, const char* who) {
+  check_options(GradientDescentOptions<T>{o.learning_rate}, who);
+  if (!(o.beta1 >= T(0) && o.beta1 < T(1)) || !(o.beta2 >= T(0) && o.beta2 < T(1)))
+    fail(who, ": beta1 and beta2 must be in [0, 1), got ", o.beta1, " and ", o.beta2);
+  if (!(o.epsilon >= T(0)) || !std::isfinite(o.epsilon))
+    fail(who, ": epsilon must be finite and >= 0, got ", o.epsilon);
+}
 }  // namespace detail
 
 /// Projected gradient descent with gradient noise (the paper's Eq. 10):
@@ -55,7 +71,9 @@ class GradientDescent {
   using matrix = matrix_t<Exec, T>;
 
   GradientDescent(GradientDescentOptions<T> opt = {}, Projection proj = {}, Noise noise = {}, Exec ex = {})
-      : opt_(opt), proj_(std::move(proj)), noise_(noise), ex_(std::move(ex)) {}
+      : opt_(opt), proj_(std::move(proj)), noise_(noise), ex_(std::move(ex)) {
+    detail::check_options(opt_, "GradientDescent");
+  }
   void reset() { k_ = 0; }
   int iteration() const { return k_; }
   Projection& projection() { return proj_; }
@@ -89,7 +107,9 @@ class Adam {
   using matrix = matrix_t<Exec, T>;
 
   Adam(AdamOptions<T> opt = {}, Projection proj = {}, Noise noise = {}, Exec ex = {})
-      : opt_(opt), proj_(std::move(proj)), noise_(noise), ex_(std::move(ex)) {}
+      : opt_(opt), proj_(std::move(proj)), noise_(noise), ex_(std::move(ex)) {
+    detail::check_options(opt_, "Adam");
+  }
   void reset() {
     k_ = 0;
     m_ = matrix();
@@ -131,7 +151,7 @@ class Adam {
 template <class T>
 class AdamTrainer {
  public:
-  explicit AdamTrainer(AdamOptions<T> opt = {}) : opt_(opt) {}
+  explicit AdamTrainer(AdamOptions<T> opt = {}) : opt_(opt) { detail::check_options(opt_, "AdamTrainer"); }
   void step(nn::ParamList<T>& params) {
     if (m_.size() != params.size()) {
       m_.clear();
@@ -148,6 +168,8 @@ class AdamTrainer {
     for (std::size_t q = 0; q < params.size(); ++q) {
       auto& p = params[q];
       require_shape(p.value, m_[q].rows(), m_[q].cols(), "AdamTrainer parameter");
+      require_shape(v_[q], m_[q].rows(), m_[q].cols(), "AdamTrainer second moment");
+      require_shape(p.grad, m_[q].rows(), m_[q].cols(), "AdamTrainer gradient");
       const Eigen::Index n = p.value.size();
       T* x = p.value.data();
       const T* g = p.grad.data();
@@ -168,6 +190,11 @@ class AdamTrainer {
   void restore(std::vector<Mat<T>> m, std::vector<Mat<T>> v, int k) {
     if (m.size() != v.size())
       detail::fail("AdamTrainer::restore: ", m.size(), " first and ", v.size(), " second moments");
+    if (k < 0) detail::fail("AdamTrainer::restore: the step count must be >= 0, got ", k);
+    for (std::size_t q = 0; q < m.size(); ++q)
+      if (m[q].rows() != v[q].rows() || m[q].cols() != v[q].cols())
+        detail::fail("AdamTrainer::restore: moment ", q, " is ", m[q].rows(), "x", m[q].cols(), " (first) and ",
+                     v[q].rows(), "x", v[q].cols(), " (second)");
     m_ = std::move(m);
     v_ = std::move(v);
     k_ = k;
