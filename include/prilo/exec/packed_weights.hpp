@@ -62,9 +62,9 @@ class PackedWeights {
     Bound* b = nullptr;
     try {
       b = &bound(key, e);
-      b->src.set_data_handle(const_cast<float*>(x.data()));
-      b->dst.set_data_handle(y.data());
-      b->pad.set_data_handle(scratch.data());
+      b->args.at(DNNL_ARG_SRC).set_data_handle(const_cast<float*>(x.data()));
+      b->args.at(DNNL_ARG_DST).set_data_handle(y.data());
+      b->args.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch.data());
       b->args.at(DNNL_ARG_WEIGHTS) = *e.weights;
       e.prim.execute(*s, b->args);
       s->wait();
@@ -98,14 +98,13 @@ class PackedWeights {
     std::string impl;
   };
 
-  /// A calling thread's memory objects for one entry (source, destination, scratch pad) and
-  /// the argument map that names them with the weights: made on the thread's first product of
-  /// that entry, then only given each call's pointers and weights. Building them on every call
-  /// took several allocations per product (the objects and the map's nodes).
+  /// A calling thread's argument map for one entry: its memory objects (source, destination,
+  /// scratch pad) and a slot for the weights, made on the thread's first product of that entry,
+  /// then only given each call's pointers and weights. Building them on every call took several
+  /// allocations per product (the objects and the map's nodes).
   struct Bound {
     std::uint64_t owner = 0;
     Key key{};
-    dnnl::memory src, dst, pad;
     std::unordered_map<int, dnnl::memory> args;
   };
   /// This thread's Bound for (this object, key). Owners are serial numbers that are never
@@ -124,11 +123,10 @@ class PackedWeights {
     auto b = std::make_unique<Bound>();
     b->owner = serial_;
     b->key = key;
-    b->src = memory(e.src_md, engine_(), DNNL_MEMORY_NONE);
-    b->dst = memory(e.dst_md, engine_(), DNNL_MEMORY_NONE);
-    b->pad = memory(e.scratch_md, engine_(), DNNL_MEMORY_NONE);
-    b->args = {
-        {DNNL_ARG_SRC, b->src}, {DNNL_ARG_WEIGHTS, memory()}, {DNNL_ARG_DST, b->dst}, {DNNL_ARG_SCRATCHPAD, b->pad}};
+    b->args = {{DNNL_ARG_SRC, memory(e.src_md, engine_(), DNNL_MEMORY_NONE)},
+               {DNNL_ARG_WEIGHTS, memory()},
+               {DNNL_ARG_DST, memory(e.dst_md, engine_(), DNNL_MEMORY_NONE)},
+               {DNNL_ARG_SCRATCHPAD, memory(e.scratch_md, engine_(), DNNL_MEMORY_NONE)}};
     if (cache.size() == kBound) cache.pop_back();
     cache.insert(cache.begin(), std::move(b));
     return *cache.front();
