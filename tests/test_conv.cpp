@@ -677,4 +677,70 @@ TEST_CASE("Conv2d and ConvTranspose2d: weights saved and loaded by name") {
   CHECK_THROWS_WITH(read_state(g, other, "net."), doctest::Contains("net.1.weight"));
 }
 
+TEST_CASE("Shapes whose element count exceeds Eigen::Index are refused where the layers take them") {
+  Rng rng(31);
+  constexpr Index most = std::numeric_limits<Index>::max(), big = Index(1) << 32;
+  const auto beyond = doctest::Contains("the index type's range");
+  // C·H·W = 2^64 wrapped to 0: the layers were built and their sizes were 0
+  CHECK_THROWS_WITH_AS(Conv2d<float>({1, big, big}, 1, 1, 1, 0, rng),
+                       doctest::Contains("Conv2d input: feature-map shape 1x4294967296x4294967296 has more elements"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(ConvTranspose2d<float>({1, big, big}, 1, 1, 1, 0, 0, rng),
+                       doctest::Contains("ConvTranspose2d input: feature-map shape"), invalid_input);
+  CHECK_THROWS_WITH_AS(Reshape<float>(Shape3{big, 1, big}), doctest::Contains("Reshape: feature-map shape"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(BatchNorm2d<float>(Shape3{2, big, big / 2}), doctest::Contains("BatchNorm2d: feature-map shape"),
+                       invalid_input);
+  // inputs that fit, outputs that do not: 4 channels of 2^31 × 2^31 pixels
+  const Index half = Index(1) << 31;
+  CHECK_THROWS_WITH_AS(Conv2d<float>({1, half, half}, 4, 1, 1, 0, rng),
+                       doctest::Contains("Conv2d output: feature-map shape 4x2147483648x2147483648"), invalid_input);
+  CHECK_THROWS_WITH_AS(ConvTranspose2d<float>({1, half, half}, 4, 1, 1, 0, 0, rng),
+                       doctest::Contains("ConvTranspose2d output: feature-map shape 4x2147483648x2147483648"),
+                       invalid_input);
+  // extents whose geometry overflowed before the product: H + 2p, (H − 1)·s + k
+  CHECK_THROWS_WITH_AS(Conv2d<float>({1, most, 1}, 1, 1, 1, 1, rng), beyond, invalid_input);
+  CHECK_THROWS_WITH_AS(ConvTranspose2d<float>({1, Index(1) << 62, 1}, 1, 3, 4, 0, 0, rng), beyond, invalid_input);
+  // patches C·k² beyond Index (2^40 · 4096² = 2^64 wrapped to 0: a 0-row weight matrix)
+  CHECK_THROWS_WITH_AS(Conv2d<float>({Index(1) << 40, 1, 1}, 1, 4096, 1, 2048, rng),
+                       doctest::Contains("Conv2d: a patch of 1099511627776 channels with kernel 4096"), invalid_input);
+  CHECK_THROWS_WITH_AS(ConvTranspose2d<float>({1, 1, 1}, Index(1) << 40, 4096, 1, 0, 0, rng),
+                       doctest::Contains("ConvTranspose2d: a patch of 1099511627776 channels"), invalid_input);
+  // the largest counts still pass the shape check
+  CHECK_NOTHROW(require_positive(Shape3{1, 1, most}, "most"));
+  CHECK_NOTHROW(require_positive(Shape3{most / 6, 2, 3}, "most"));
+  CHECK_THROWS_WITH_AS(require_positive(Shape3{most / 6 + 1, 2, 3}, "one more"), beyond, invalid_input);
+}
+
+TEST_CASE("Conv2d and ConvTranspose2d: a default-constructed layer refuses every pass, naming the problem") {
+  Mat<double> y, gx, work;
+  const Mat<double> empty(0, 3), x = Mat<double>::Ones(3, 2);
+  const auto refuses = [&](auto& layer, const char* message) {
+    const auto named = doctest::Contains(message);
+    // an empty input gave an empty output, silently
+    CHECK_THROWS_WITH_AS(layer.forward(empty, y), named, invalid_input);
+    CHECK_THROWS_WITH_AS(layer.forward(x, y), named, invalid_input);
+    CHECK_THROWS_WITH_AS(layer.forward(empty, y, work), named, invalid_input);
+    Mat<double> out(0, 3);
+    CHECK_THROWS_WITH_AS(layer.forward_into(empty, out), named, invalid_input);
+    CHECK_THROWS_WITH_AS(layer.output_size(), named, invalid_input);
+    CHECK_THROWS_WITH_AS(make_sequential(3, layer), named, invalid_input);
+    // the VJPs: ConvTranspose2d's divided by zero (SIGFPE)
+    CHECK_THROWS_WITH_AS(layer.backward_input(empty, empty, empty, gx, work), named, invalid_input);
+    CHECK_THROWS_WITH_AS(layer.backward_input_into(empty, empty, empty, out, work), named, invalid_input);
+    CHECK_THROWS_WITH_AS(layer.backward(empty, empty, empty, &gx, true), named, invalid_input);
+    Eigen::Ref<Mat<double>> view(out);
+    CHECK_THROWS_WITH_AS(layer.backward_into(empty, empty, empty, &view, true), named, invalid_input);
+  };
+  Conv2d<double, Relu> conv;
+  ConvTranspose2d<double, Sigmoid> tc;
+  refuses(conv, "Conv2d: the layer was default-constructed (no geometry or weights)");
+  refuses(tc, "ConvTranspose2d: the layer was default-constructed (no geometry or weights)");
+  // constructed layers still run
+  Rng rng(32);
+  Conv2d<double, Relu> ok({1, 3, 3}, 2, 3, 1, 1, rng);
+  ok.forward(Mat<double>::Ones(9, 2), y);
+  CHECK(y.rows() == 18);
+}
+
 }  // namespace prilo_test_conv

@@ -3,9 +3,11 @@
 // its starts, the -li methods, and the shipped MNIST encoder against MII on held training images.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <prilo/init/li.hpp>
 #include <prilo/init/li_training.hpp>
 #include <prilo/interrupt.hpp>
@@ -604,6 +606,50 @@ TEST_CASE("A default-constructed LiEncoder or WganCritic is refused by name when
   CHECK_THROWS_WITH_AS(critic.score(Mat<T>::Ones(4, 1)), doctest::Contains("default constructor has no weights"),
                        invalid_input);
   CHECK_THROWS_AS((void)critic.input_size(), invalid_input);
+}
+
+TEST_CASE("LI encoder, critic and training loss refuse empty batches, NaN data and sizes their files cannot hold") {
+  using T = double;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  Fourier2d<T> F(8, 8);
+  Rng rng(3);
+  const Mat<T> x = Mat<T>(rng.normal_matrix<T>(64, 4)).cwiseAbs().cwiseMin(1.0);
+  LiEncoder<T> enc(tiny_fourier_spec(), 2);
+  Mat<T> y = measure(F, x);
+  // NaN measurements: the standardisation and the encoding name the column
+  Mat<T> reduced = enc.reduce(y);
+  reduced(5, 2) = nan;
+  CHECK_THROWS_WITH_AS(enc.fit_standardisation(reduced), doctest::Contains("column 2 of the data is not finite"),
+                       invalid_input);
+  enc.fit_standardisation(enc.reduce(y));
+  y(3, 1) = std::numeric_limits<T>::infinity();
+  CHECK_THROWS_WITH_AS((void)enc.encode(y), doctest::Contains("measurement column 1 is not finite"), invalid_input);
+  // empty batches: the losses would divide by zero and report NaN
+  WganCritic<T> critic(64, 8, 2);
+  const Mat<T> none(64, 0);
+  CHECK_THROWS_WITH_AS(critic.loss(none, none, Vec<T>(0), T(10), false), doctest::Contains("empty batch"),
+                       invalid_input);
+  const nn::Vae<T> vae(64, 16, 4, 5);
+  CHECK_THROWS_WITH_AS(li_encoder_loss(enc, vae.decoder(), &critic, Mat<T>(enc.input_size(), 0), none, T(0), false),
+                       doctest::Contains("empty batch"), invalid_input);
+  // the critic's penalty weight and interpolation weights
+  const Vec<T> half = Vec<T>::Constant(4, 0.5);
+  CHECK_THROWS_WITH_AS(critic.loss(x, x, half, nan, false), doctest::Contains("penalty weight"), invalid_input);
+  CHECK_THROWS_WITH_AS(critic.loss(x, x, half, T(-1), false), doctest::Contains("penalty weight"), invalid_input);
+  Vec<T> bad_t = half;
+  bad_t(3) = 1.5;
+  CHECK_THROWS_WITH_AS(critic.loss(x, x, bad_t, T(10), false), doctest::Contains("interpolation weight 3"),
+                       invalid_input);
+  CHECK(std::isfinite(critic.loss(x, x, half, T(10), false).total));
+  const Mat<T> feats = enc.features(measure(F, x));
+  CHECK_THROWS_WITH_AS(li_encoder_loss(enc, vae.decoder(), &critic, feats, x, nan, false),
+                       doctest::Contains("adversarial weight"), invalid_input);
+  // sizes the weights file cannot keep (its sides are read back up to 2^16, its sizes as 32 bits)
+  CHECK_THROWS_WITH_AS(LiEncoder<T>(LiSpec{.op = LiOperator::fourier, .height = 70000, .width = 1}, 1),
+                       doctest::Contains("at most 65536"), invalid_input);
+  CHECK_THROWS_WITH_AS(
+      LiEncoder<T>(LiSpec{.op = LiOperator::gaussian_real, .measurements = Eigen::Index(1) << 32, .hidden = 1}, 1),
+      doctest::Contains("below 2^31"), invalid_input);
 }
 
 }  // namespace prilo_test_li

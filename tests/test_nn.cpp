@@ -599,4 +599,78 @@ TEST_CASE(
   CHECK(fails(quiet, std::nan("")).ends_with("(try a smaller learning rate)"));
 }
 
+TEST_CASE("Sequential refuses a non-positive input dimension, which size-preserving modules would pass on") {
+  Rng rng(21);
+  // activations take any size: nothing else checked the dimension, so dim(0) was -3
+  CHECK_THROWS_WITH_AS(make_sequential(-3, ReLU<double>{}, TanhLayer<double>{}),
+                       doctest::Contains("Sequential: the input dimension must be positive, got -3"), invalid_input);
+  CHECK_THROWS_WITH_AS(make_sequential(0, SigmoidLayer<double>{}),
+                       doctest::Contains("Sequential: the input dimension must be positive, got 0"), invalid_input);
+  // Dense reads a negative size as "any" (its output_size(-1)), so it passed as well
+  CHECK_THROWS_WITH_AS(make_sequential(-1, Dense<double>(3, 4, rng)),
+                       doctest::Contains("Sequential: the input dimension must be positive, got -1"), invalid_input);
+  // a positive dimension is kept, and inputs of other sizes refused
+  auto acts = make_sequential(5, ReLU<double>{}, TanhLayer<double>{});
+  CHECK(acts.dim(0) == 5);
+  CHECK(acts.dim(2) == 5);
+  CHECK(acts(Mat<double>::Ones(5, 2)).rows() == 5);
+  CHECK_THROWS_WITH_AS(acts(Mat<double>::Ones(3, 2)), doctest::Contains("expected a 5x2 matrix, got 3x2"),
+                       invalid_input);
+}
+
+TEST_CASE("Dense: a default-constructed layer refuses every pass, naming the problem") {
+  const auto named = doctest::Contains("Dense: the layer was default-constructed (no weights)");
+  Dense<double, Relu> d;
+  Mat<double> y, gx, work;
+  const Mat<double> empty(0, 3), x = Mat<double>::Ones(3, 2);
+  // an empty input gave an empty output, silently
+  CHECK_THROWS_WITH_AS(d.forward(empty, y), named, invalid_input);
+  CHECK_THROWS_WITH_AS(d.forward(x, y), named, invalid_input);
+  CHECK_THROWS_WITH_AS(d.backward_input(empty, empty, empty, gx, work), named, invalid_input);
+  CHECK_THROWS_WITH_AS(d.backward(empty, empty, empty, &gx, true), named, invalid_input);
+  Mat<double> view_out(0, 3);
+  CHECK_THROWS_WITH_AS(d.forward_into(empty, view_out), named, invalid_input);
+  CHECK_THROWS_WITH_AS(d.backward_input_into(empty, empty, empty, view_out, work), named, invalid_input);
+  CHECK_THROWS_WITH_AS(d.backward_into(empty, empty, empty, nullptr, true), named, invalid_input);
+  CHECK_THROWS_WITH_AS(d.output_size(), named, invalid_input);
+  // in a chain: refused where the chain is built, and a default-constructed chain's pass as well
+  CHECK_THROWS_WITH_AS(make_sequential(3, Linear<double>{}), named, invalid_input);
+  const Sequential<double, Linear<double>> net{};
+  CHECK_THROWS_WITH_AS(net(Mat<double>(0, 2)), named, invalid_input);
+  // a constructed layer still runs
+  Rng rng(22);
+  Dense<double, Relu> ok(3, 4, rng);
+  ok.forward(x, y);
+  CHECK(y.rows() == 4);
+  CHECK(ok.output_size() == 4);
+}
+
+TEST_CASE("BatchNorm2d refuses an eps that is not positive and finite in its scalar type, and a bad momentum") {
+  const Shape3 s{1, 2, 2};
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const auto named = doctest::Contains("BatchNorm2d: eps must be positive and finite");
+  // +inf made 1/sqrt(var + eps) zero: every output was the bias, silently
+  CHECK_THROWS_WITH_AS(BatchNorm2d<double>(s, 0.1, inf), named, invalid_input);
+  CHECK_THROWS_WITH_AS(BatchNorm2d<float>(s, 0.1, inf), named, invalid_input);
+  // finite as a double but not as a float: 1e300 becomes inf, and 1e-50 becomes 0, so that a
+  // constant channel (var = 0) gave 0/0 = NaN
+  CHECK_THROWS_WITH_AS(BatchNorm2d<float>(s, 0.1, 1e300), named, invalid_input);
+  CHECK_THROWS_WITH_AS(BatchNorm2d<float>(s, 0.1, 1e-50), named, invalid_input);
+  CHECK_NOTHROW(BatchNorm2d<double>(s, 0.1, 1e-50));
+  // refused before as well
+  for (const double eps : {nan, -inf, -1e-5, 0.0, -0.0})
+    CHECK_THROWS_WITH_AS(BatchNorm2d<float>(s, 0.1, eps), doctest::Contains("BatchNorm2d: eps must be positive"),
+                         invalid_input);
+  for (const double m : {nan, inf, -inf, -0.1, 1.5})
+    CHECK_THROWS_WITH_AS(BatchNorm2d<float>(s, m), doctest::Contains("BatchNorm2d: momentum must be in [0, 1]"),
+                         invalid_input);
+  // the smallest normal float eps still normalises a constant channel to finite values (zero)
+  BatchNorm2d<float> tiny(s, 0.1, double(std::numeric_limits<float>::min()));
+  tiny.set_mode(NormMode::training);
+  Mat<float> y;
+  tiny.forward(Mat<float>::Ones(4, 2), y);
+  CHECK(y.allFinite());
+  CHECK(y.cwiseAbs().maxCoeff() == 0.0f);
+}
+
 }  // namespace prilo_test_nn

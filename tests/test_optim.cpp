@@ -254,4 +254,16 @@ TEST_CASE("Rng::add_normal adds N(0, sigma^2) samples: moments, tails, odd lengt
   CHECK(std::abs(c / (n - 1)) < 0.01);
 }
 
+TEST_CASE("Rng::normal_matrix refuses negative sizes and a sigma that is negative or not finite, by name") {
+  Rng rng(4);
+  CHECK_THROWS_WITH_AS(rng.normal_matrix<float>(-1, 3), doctest::Contains("Rng::normal_matrix: sizes"), invalid_input);
+  CHECK_THROWS_WITH_AS(rng.normal_matrix<float>(3, -2), doctest::Contains("Rng::normal_matrix: sizes"), invalid_input);
+  CHECK_THROWS_WITH_AS(rng.normal_matrix<float>(3, 2, std::nan("")), doctest::Contains("sigma"), invalid_input);
+  CHECK_THROWS_WITH_AS(rng.normal_matrix<float>(3, 2, -0.5), doctest::Contains("sigma"), invalid_input);
+  CHECK_THROWS_WITH_AS(rng.normal_matrix<float>(3, 2, HUGE_VAL), doctest::Contains("sigma"), invalid_input);
+  // the legal edges: empty matrices and sigma 0
+  CHECK(rng.normal_matrix<float>(0, 3).size() == 0);
+  CHECK(rng.normal_matrix<double>(4, 2, 0.0).isZero(0.0));
+}
+
 }  // namespace prilo_test_optim

@@ -343,6 +343,32 @@ TEST_CASE("data_fingerprint: equal for equal data, different for one changed val
   CHECK(nn::data_fingerprint(a) != nn::data_fingerprint(Mat<double>(a.cast<double>())));
 }
 
+TEST_CASE("save_checkpoint refuses a training state its file cannot hold: a negative epoch, a float order past 2^24") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(PRILO_TEST_TMPDIR) / "vae_checkpoint_unsaveable";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  nn::Vae<float> vae(12, 9, 4, 2);
+  AdamTrainer<float> adam;
+  std::vector<Eigen::Index> order(20);
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = Eigen::Index(i);
+  nn::TrainingState st{.epoch = 3, .order = order, .rng = Rng(1).state()};
+  nn::save_checkpoint(dir / "fine.ckpt", vae, adam, st);
+  CHECK(fs::exists(dir / "fine.ckpt"));
+  st.epoch = -1;  // a uint32 cast would have stored 4294967295, refused only on resuming
+  CHECK(error_of([&] {
+          nn::save_checkpoint(dir / "epoch.ckpt", vae, adam, st);
+        }).find("save_checkpoint: the epoch must be >= 0, got -1") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "epoch.ckpt"));
+  // float keeps the integers exactly up to 2^24: a longer order would round entries together
+  st.epoch = 3;
+  st.order.assign((std::size_t(1) << 24) + 1, 0);
+  CHECK(error_of([&] {
+          nn::save_checkpoint(dir / "order.ckpt", vae, adam, st);
+        }).find("cannot be kept in float (at most 16777216 training images)") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "order.ckpt"));
+}
+
 TEST_CASE("a checkpoint whose training state is damaged is refused, never used: order, epoch, Adam's moments") {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(PRILO_TEST_TMPDIR) / "vae_checkpoint_damage";

@@ -87,9 +87,13 @@ class Rng {
       for (Eigen::Index i = 0; i < m.rows(); ++i) m(i, j) = static_cast<S>(sigma * normal());
   }
 
-  /// A fresh matrix of N(0, sigma²) samples.
+  /// A fresh matrix of N(0, sigma²) samples; invalid_input for negative sizes or a sigma that
+  /// is negative or not finite.
   template <class T>
   Mat<T> normal_matrix(Eigen::Index rows, Eigen::Index cols, double sigma = 1.0) {
+    if (rows < 0 || cols < 0) detail::fail("Rng::normal_matrix: sizes must be >= 0, got ", rows, "x", cols);
+    if (!(std::isfinite(sigma) && sigma >= 0))
+      detail::fail("Rng::normal_matrix: sigma must be finite and >= 0, got ", sigma);
     Mat<T> m(rows, cols);
     fill_normal(m, sigma);
     return m;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -158,6 +159,9 @@ class LiEncoder {
   void fit_standardisation(const Mat<T>& reduced) {
     require_shape(reduced, input_size(), reduced.cols(), "LI standardisation data");
     if (reduced.cols() < 2) detail::fail("LI standardisation: needs at least 2 columns, got ", reduced.cols());
+    for (Eigen::Index j = 0; j < reduced.cols(); ++j)
+      if (!reduced.col(j).allFinite())
+        detail::fail("LI standardisation: column ", j, " of the data is not finite (NaN or inf)");
     const Mat<double> r = reduced.template cast<double>();
     const Vec<double> mu = r.rowwise().mean();
     Vec<double> sd = ((r.colwise() - mu).array().square().rowwise().sum() / double(r.cols() - 1)).sqrt().matrix();
@@ -176,8 +180,13 @@ class LiEncoder {
     require_shape(reduced, input_size(), reduced.cols(), "LI reduced measurements");
     return ((reduced.colwise() - mean_.col(0)).array().colwise() / scale_.col(0).array()).matrix();
   }
-  /// z0 = E(y) for every column of y.
-  Mat<T> encode(const Mat<T>& y) const { return net_(features(y)); }
+  /// z0 = E(y) for every column of y; invalid_input when a column of y holds a NaN or inf.
+  Mat<T> encode(const Mat<T>& y) const {
+    for (Eigen::Index j = 0; j < y.cols(); ++j)
+      if (!y.col(j).allFinite())
+        detail::fail("LiEncoder::encode: measurement column ", j, " is not finite (NaN or inf)");
+    return net_(features(y));
+  }
 
   /// Products of one encoding (one column): the network's dense layers.
   double flops_per_column() const { return forward_flops(net_, 0, net_.depth()); }
@@ -301,6 +310,13 @@ class LiEncoder {
       detail::fail("LI encoder: a Gaussian operator needs m >= 1 measurements, got ", s.measurements);
     if (s.hidden < 1 || s.latent < 1)
       detail::fail("LI encoder: hidden and latent sizes must be positive, got ", s.hidden, " and ", s.latent);
+    // the weights file keeps the sizes as 32-bit words and the image sides up to 2^16
+    if (s.height > (1 << 16) || s.width > (1 << 16))
+      detail::fail("LI encoder: image sides must be at most 65536, got ", s.height, "x", s.width);
+    constexpr Eigen::Index most = std::numeric_limits<std::int32_t>::max();
+    if (s.measurements > most || s.hidden > most || s.latent > most || s.input_size() > most)
+      detail::fail("LI encoder: sizes must be below 2^31 (measurements ", s.measurements, ", hidden ", s.hidden,
+                   ", latent ", s.latent, ", inputs ", s.input_size(), ")");
   }
 
  private:
@@ -531,6 +547,12 @@ class WganCritic {
     require_shape(xf, input_size(), x.cols(), "critic fake images");
     require_shape(t, x.cols(), 1, "critic interpolation weights");
     const Eigen::Index B = x.cols();
+    if (B < 1) detail::fail("WganCritic::loss: needs at least one image, got an empty batch");
+    if (!(std::isfinite(double(lambda)) && lambda >= T(0)))
+      detail::fail("WganCritic::loss: the penalty weight must be finite and >= 0, got ", lambda);
+    for (Eigen::Index j = 0; j < B; ++j)
+      if (!(t(j) >= T(0) && t(j) <= T(1)))
+        detail::fail("WganCritic::loss: interpolation weight ", j, " is ", t(j), " (must lie in [0, 1])");
     Loss out;
     Pass pr, pf, pi;
     run(x, pr);
@@ -640,6 +662,9 @@ LiLoss<T> li_encoder_loss(LiEncoder<T>& enc, const G& gen, const WganCritic<T>* 
   if (gen.dim(0) != enc.latent_dim())
     detail::fail("LI: the encoder's latent has ", enc.latent_dim(), " entries, the generator's ", gen.dim(0));
   const Eigen::Index B = x.cols(), n = x.rows();
+  if (B < 1) detail::fail("li_encoder_loss: needs at least one image, got an empty batch");
+  if (!std::isfinite(double(adversarial_weight)))
+    detail::fail("li_encoder_loss: the adversarial weight must be finite, got ", adversarial_weight);
   nn::Trace<T> etr, gtr;
   enc.network().forward(0, enc.network().depth(), features, etr);
   gen.forward(0, gen.depth(), etr.output(), gtr);

@@ -48,7 +48,11 @@ class BatchNorm2d {
       : shape_(shape), momentum_(momentum), eps_(eps) {
     require_positive(shape, "BatchNorm2d");
     if (!(momentum >= 0 && momentum <= 1)) detail::fail("BatchNorm2d: momentum must be in [0, 1], got ", momentum);
-    if (!(eps > 0)) detail::fail("BatchNorm2d: eps must be positive, got ", eps);
+    // 1/√(var + eps) needs var + eps > 0 for a constant channel (var = 0), in T: a positive
+    // eps that rounds to 0 in float gives 0·∞ = NaN there, and an infinite one (or one beyond
+    // float's range) zeroes every output but the bias
+    if (const T e = T(eps); !(e > 0 && std::isfinite(e)))
+      detail::fail("BatchNorm2d: eps must be positive and finite in the layer's scalar type, got ", eps);
     const Eigen::Index c = shape.channels;
     gamma_ = Vec<T>::Ones(c);
     beta_ = Vec<T>::Zero(c);

@@ -129,6 +129,13 @@ inline std::array<std::uint64_t, 4> key_words(const TrainingKey& k) {
 template <class T, NamedTensors Model>
 void save_checkpoint_as(const std::filesystem::path& path, const char* tag, std::vector<std::uint32_t> model_sizes,
                         Model& model, const AdamTrainer<T>& adam, const TrainingState& st) {
+  // what the file cannot hold is refused here, not found corrupt when the run resumes: the epoch
+  // as a 32-bit word, the shuffle order as T (exact integers up to 2^digits)
+  if (st.epoch < 0) detail::fail("save_checkpoint: the epoch must be >= 0, got ", st.epoch);
+  constexpr auto exact = std::uint64_t(1) << std::numeric_limits<T>::digits;
+  if (std::uint64_t(st.order.size()) > exact)
+    detail::fail("save_checkpoint: a shuffle order of ", st.order.size(), " entries cannot be kept in ",
+                 sizeof(T) == 4 ? "float" : "double", " (at most ", exact, " training images)");
   io::WeightsFile<T> f;
   f.arch = tag;
   f.sizes = std::move(model_sizes);
@@ -147,7 +154,7 @@ void save_checkpoint_as(const std::filesystem::path& path, const char* tag, std:
     f.add("adam.v." + std::to_string(k), adam.second_moments()[k]);
   }
   Mat<T> order(Eigen::Index(st.order.size()), 1);
-  for (std::size_t i = 0; i < st.order.size(); ++i) order(Eigen::Index(i)) = T(st.order[i]);  // exact below 2^24
+  for (std::size_t i = 0; i < st.order.size(); ++i) order(Eigen::Index(i)) = T(st.order[i]);  // exact: checked above
   f.add("train.order", std::move(order));
   io::save_weights(path, f);
 }

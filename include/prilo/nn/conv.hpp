@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -279,6 +280,13 @@ inline void check_hyper(const char* layer, Index out_channels, int kernel, int s
   if (kernel > kMax || stride > kMax || padding > kMax)
     prilo::detail::fail(layer, ": kernel, stride and padding must be at most ", kMax, ", got ", kernel, ", ", stride,
                         ", ", padding);
+}
+
+/// Checks that the patch C·k² of `channels` channels (the weights' rows) fits Index.
+inline void check_patch(const char* layer, Index channels, int kernel) {
+  if (channels > std::numeric_limits<Index>::max() / (Index(kernel) * kernel))
+    prilo::detail::fail(layer, ": a patch of ", channels, " channels with kernel ", kernel,
+                        " (C·k²) exceeds the index type's range");
 }
 
 }  // namespace conv_detail
@@ -1097,6 +1105,7 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   int padding() const { return g_.p; }
   Eigen::Index input_size() const { return input_shape().size(); }
   Eigen::Index output_size(Eigen::Index in = -1) const {
+    require_constructed();
     const Shape3 s = input_shape();
     if (in >= 0 && in != s.size())
       detail::fail(kName, ": expects ", s.size(), " inputs (", s.channels, "x", s.height, "x", s.width, "), got ", in);
@@ -1124,6 +1133,7 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   void set_block_samples(Eigen::Index nb) { block_ = std::max<Eigen::Index>(0, nb); }
 
   void forward(const matrix_type& x, matrix_type& y) const {
+    require_constructed();
     if constexpr (Transposed)
       conv_transpose2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_);
     else
@@ -1133,6 +1143,7 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   /// whose forward needs scratch (the GPU's im2col matrix, or stacked input and product); on
   /// the CPU, forward(x, y).
   void forward(const matrix_type& x, matrix_type& y, matrix_type& work) const {
+    require_constructed();
     if constexpr (!Transposed) {
       if constexpr (requires { conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work); })
         conv2d_forward(ex_, Act{}, g_, w_, b_, x, y, block_, work);
@@ -1150,6 +1161,7 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   /// copies); the same values as forward(x, y).
   void forward_into(const Eigen::Ref<const Mat<T>>& x,
                     Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
+    require_constructed();
     if constexpr (Transposed)
       conv_transpose2d_forward_into(ex_, Act{}, g_, w_, b_, x, y, block_);
     else
@@ -1244,9 +1256,15 @@ class ConvLayer : public WeightAndBias<T, Exec> {
  private:
   /// The maps on g_'s output side: maps_ channels of g_.out_h × g_.out_w.
   Shape3 side_maps() const { return {maps_, g_.out_h, g_.out_w}; }
+  /// Fails unless the layer has weights: a default-constructed one has no geometry, and its
+  /// passes returned empty outputs or (ConvTranspose2d's VJPs) divided by zero. Once per call.
+  void require_constructed() const {
+    if (w_.cols() == 0) detail::fail(kName, ": the layer was default-constructed (no geometry or weights)");
+  }
   /// The executor's backward form (whole matrices, gx resized).
   void vjps(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx, matrix_type& work,
             const Gradients* grads) const {
+    require_constructed();
     if constexpr (Transposed)
       conv_transpose2d_backward(ex_, Act{}, g_, w_, x, y, gy, gx, work, grads, block_);
     else
@@ -1256,6 +1274,7 @@ class ConvLayer : public WeightAndBias<T, Exec> {
   void vjps_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
                  const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx, Mat<T>& work,
                  const Gradients* grads) const {
+    require_constructed();
     if constexpr (Transposed)
       conv_transpose2d_backward_into(ex_, Act{}, g_, w_, x, y, gy, gx, work, grads, block_);
     else
@@ -1296,16 +1315,19 @@ class Conv2d : public ConvLayer<T, Act, Exec, false> {
       : Base(std::move(ex)) {
     require_positive(in, "Conv2d input");
     conv_detail::check_hyper("Conv2d", out_channels, kernel, stride, padding);
+    conv_detail::check_patch("Conv2d", in.channels, kernel);
+    // the padded extents H + 2p and W + 2p below must stay inside Index
+    constexpr Eigen::Index most = std::numeric_limits<Eigen::Index>::max();
+    if (std::max(in.height, in.width) > most - 2 * Eigen::Index(padding))
+      detail::fail("Conv2d: the padded input (", in.height, "x", in.width, " with padding ", padding,
+                   ") exceeds the index type's range");
     if (in.height + 2 * padding < kernel || in.width + 2 * padding < kernel)
       detail::fail("Conv2d: kernel ", kernel, " is larger than the padded input ", in.height + 2 * padding, "x",
                    in.width + 2 * padding);
-    this->initialise({.in = in,
-                      .out_h = (in.height + 2 * padding - kernel) / stride + 1,
-                      .out_w = (in.width + 2 * padding - kernel) / stride + 1,
-                      .k = kernel,
-                      .s = stride,
-                      .p = padding},
-                     out_channels, rng);
+    const Eigen::Index oh = (in.height + 2 * padding - kernel) / stride + 1;
+    const Eigen::Index ow = (in.width + 2 * padding - kernel) / stride + 1;
+    require_positive(Shape3{out_channels, oh, ow}, "Conv2d output");
+    this->initialise({.in = in, .out_h = oh, .out_w = ow, .k = kernel, .s = stride, .p = padding}, out_channels, rng);
   }
   /// The same layer on executor ex, copied through the host from a layer on another executor
   /// (e.g. gpu::Conv2d from nn::Conv2d); gradients start at zero.
@@ -1358,14 +1380,22 @@ class ConvTranspose2d : public ConvLayer<T, Act, Exec, true> {
       : Base(std::move(ex)) {
     require_positive(in, "ConvTranspose2d input");
     conv_detail::check_hyper("ConvTranspose2d", out_channels, kernel, stride, padding);
+    conv_detail::check_patch("ConvTranspose2d", out_channels, kernel);
     if (output_padding < 0 || output_padding >= stride)
       detail::fail("ConvTranspose2d: output_padding must be in [0, stride), got output_padding=", output_padding,
                    " with stride=", stride);
+    // (H − 1)·s + k + output_padding (likewise W) must stay inside Index
+    constexpr Eigen::Index most = std::numeric_limits<Eigen::Index>::max();
+    const Eigen::Index grow = Eigen::Index(kernel) + output_padding;
+    if (std::max(in.height, in.width) - 1 > (most - grow) / stride)
+      detail::fail("ConvTranspose2d: the output of a ", in.height, "x", in.width, " input with kernel ", kernel,
+                   " and stride ", stride, " exceeds the index type's range");
     const Eigen::Index oh = (in.height - 1) * stride - 2 * padding + kernel + output_padding;
     const Eigen::Index ow = (in.width - 1) * stride - 2 * padding + kernel + output_padding;
     if (oh <= 0 || ow <= 0)
       detail::fail("ConvTranspose2d: padding ", padding, " leaves no output (", oh, "x", ow, ") for a ", in.height, "x",
                    in.width, " input with kernel ", kernel, " and stride ", stride);
+    require_positive(Shape3{out_channels, oh, ow}, "ConvTranspose2d output");
     op_ = output_padding;
     // the adjoint convolution: from the output maps (C_out × oh × ow) to the input's H × W
     this->initialise(

@@ -82,6 +82,7 @@ class Dense : public WeightAndBias<T, Exec> {
 
   Eigen::Index input_size() const { return w_.cols(); }
   Eigen::Index output_size(Eigen::Index in = -1) const {
+    require_constructed();
     if (in >= 0 && in != w_.cols()) detail::fail("Dense: expects ", w_.cols(), " inputs, got ", in);
     return w_.rows();
   }
@@ -102,6 +103,7 @@ class Dense : public WeightAndBias<T, Exec> {
   bool weights_packed() const { return bool(packed_); }
 
   void forward(const matrix_type& x, matrix_type& y) const {
+    require_constructed();
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     weight_product(false, x, y);
     bias_activation(ex_, Act{}, y, b_);
@@ -112,6 +114,7 @@ class Dense : public WeightAndBias<T, Exec> {
   /// rows, with no copies. The same products and passes as forward(x, y), so the same values.
   void forward_into(const Eigen::Ref<const Mat<T>>& x,
                     Eigen::Ref<Mat<T>> y) const requires std::is_same_v<Exec, CpuExecutor> {
+    require_constructed();
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     require_shape(y, w_.rows(), x.cols(), "Dense layer output");
     weight_product_into(false, x, y);
@@ -122,6 +125,7 @@ class Dense : public WeightAndBias<T, Exec> {
   void backward_input_into(const Eigen::Ref<const Mat<T>>&, const Eigen::Ref<const Mat<T>>& y,
                            const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>> gx,
                            Mat<T>& work) const requires std::is_same_v<Exec, CpuExecutor> {
+    require_constructed();
     require_shape(gy, w_.rows(), gy.cols(), "Dense output cotangent gy");
     require_shape(gx, w_.cols(), gy.cols(), "Dense input cotangent gx");
     weight_product_into(true, cotangent(y, gy, work), gx);
@@ -132,6 +136,7 @@ class Dense : public WeightAndBias<T, Exec> {
   void backward_into(const Eigen::Ref<const Mat<T>>& x, const Eigen::Ref<const Mat<T>>& y,
                      const Eigen::Ref<const Mat<T>>& gy, Eigen::Ref<Mat<T>>* gx,
                      bool accumulate_weights) requires std::is_same_v<Exec, CpuExecutor> {
+    require_constructed();
     require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
     if (gx) require_shape(*gx, w_.cols(), x.cols(), "Dense input cotangent gx");
@@ -148,6 +153,7 @@ class Dense : public WeightAndBias<T, Exec> {
   /// at a time: g = gy ⊙ act'(y) is formed in a member scratch matrix.
   void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
                 bool accumulate_weights) {
+    require_constructed();
     require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
     const matrix_type& g = cotangent(y, gy, work_);
     if (accumulate_weights) {
@@ -160,12 +166,19 @@ class Dense : public WeightAndBias<T, Exec> {
   /// caller's `work` (kept between calls: no allocation once it has the batch's shape).
   void backward_input(const matrix_type&, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work) const {
+    require_constructed();
     weight_product(true, cotangent(y, gy, work), gx);
   }
 
  private:
   template <class, class, class>
   friend class Dense;
+
+  /// Fails unless the layer has weights: a default-constructed one has none, and its passes
+  /// returned empty outputs. Once per call.
+  void require_constructed() const {
+    if (w_.cols() == 0) detail::fail("Dense: the layer was default-constructed (no weights)");
+  }
 
   /// Takes host weights (out×in) and bias (out×1).
   void assign_weights(const Mat<T>& w, const Mat<T>& b) {

@@ -93,6 +93,8 @@ class Sequential {
   static constexpr int num_modules = sizeof...(Modules);
 
   Sequential() = default;
+  /// A chain whose input has input_dim rows (positive: modules that take any size, such as the
+  /// activations, would pass a negative or zero one on, and every later size with it).
   explicit Sequential(Eigen::Index input_dim, Modules... m) : modules_(std::move(m)...) { set_dims(input_dim); }
 
   /// Number of modules k; split points are 0 … k.
@@ -277,6 +279,7 @@ class Sequential {
   }
 
   void set_dims(Eigen::Index input_dim) {
+    if (input_dim <= 0) detail::fail("Sequential: the input dimension must be positive, got ", input_dim);
     dims_[0] = input_dim;
     for_each_module([&](auto& m, int k) { dims_[k + 1] = m.output_size(dims_[k]); });
   }

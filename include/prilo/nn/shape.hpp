@@ -1,6 +1,8 @@
 // The shape of one sample's feature maps, and how a batch of them is laid out.
 #pragma once
 
+#include <limits>
+
 #include "../core.hpp"
 
 namespace prilo::nn {
@@ -16,10 +18,18 @@ struct Shape3 {
   friend bool operator==(const Shape3&, const Shape3&) = default;
 };
 
-/// Fails with a message naming `what` unless every extent is positive.
+/// Fails with a message naming `what` unless every extent is positive and the element count
+/// C·H·W fits Eigen::Index (size() and pixels() would overflow silently, and so would every
+/// offset (c·H + h)·W + w computed from them). Per sample: a batch's C·H·W × n matrix that
+/// exists has fewer elements than Index counts, and Eigen refuses to allocate one that would
+/// not (std::bad_alloc).
 inline void require_positive(const Shape3& s, const char* what) {
   if (s.channels <= 0 || s.height <= 0 || s.width <= 0)
     detail::fail(what, ": feature-map shape must be positive, got ", s.channels, "x", s.height, "x", s.width);
+  constexpr Eigen::Index most = std::numeric_limits<Eigen::Index>::max();
+  if (s.height > most / s.width || s.channels > most / (s.height * s.width))
+    detail::fail(what, ": feature-map shape ", s.channels, "x", s.height, "x", s.width, " has more elements than ",
+                 most, " (the index type's range)");
 }
 
 }  // namespace prilo::nn
