@@ -226,6 +226,25 @@ TEST_CASE("BatchNorm2d: running statistics advance in the training backward, mom
   CHECK(bn.running_var() == rv);
 }
 
+TEST_CASE("BatchNorm2d in inference mode refuses running statistics that would make NaN, naming the channel") {
+  Rng rng(6);
+  const Shape3 s{3, 2, 2};
+  const Mat<T> x = rng.normal_matrix<T>(s.size(), 2);
+  Mat<T> y;
+  for (const auto& [var, mean] : {std::pair{-0.5, 0.0}, std::pair{std::nan(""), 0.0}, std::pair{1.0, HUGE_VAL}}) {
+    BatchNorm2d<T> bn(s);
+    bn.running_var()(1) = var;  // as a damaged weights file's "running_var" would set it
+    bn.running_mean()(1) = mean;
+    CHECK_THROWS_WITH_AS(bn.forward(x, y), doctest::Contains("running statistics of channel 1 are invalid"),
+                         invalid_input);
+    CHECK_THROWS_WITH_AS((void)bn.inference_scale(), doctest::Contains("channel 1"), invalid_input);
+    // training mode normalises with the batch's own statistics: the running ones are not read
+    bn.set_mode(NormMode::training);
+    bn.forward(x, y);
+    CHECK(y.allFinite());
+  }
+}
+
 TEST_CASE("BatchNorm2d inference mode is the per-channel affine map of the running statistics") {
   Rng rng(4);
   const Shape3 s{4, 3, 2};
@@ -325,6 +344,18 @@ TEST_CASE("Upsample2d nearest equals the naive loop; its VJP is its transpose") 
     up.backward_input(x, y, u, gx, work);
     CHECK((y.array() * u.array()).sum() == doctest::Approx((x.array() * gx.array()).sum()).epsilon(1e-12));
   }
+}
+
+TEST_CASE("Upsample2d refuses an output shape beyond the index type's range, by name") {
+  using T = float;
+  const Eigen::Index big = Eigen::Index(1) << 40;
+  // H·s wrapped round (a negative or small output shape) before the check
+  CHECK_THROWS_WITH_AS(Upsample2d<T>(Shape3{1, big, 1}, 1 << 24), doctest::Contains("exceeds the index type's range"),
+                       invalid_input);
+  // each side fits, their product with the channels does not
+  CHECK_THROWS_WITH_AS(Upsample2d<T>(Shape3{1 << 20, Eigen::Index(1) << 20, 1}, 1 << 20),
+                       doctest::Contains("Upsample2d output"), invalid_input);
+  CHECK(Upsample2d<T>(Shape3{2, 3, 5}, 4).output_shape() == Shape3{2, 12, 20});
 }
 
 TEST_CASE("Upsample2d bilinear: align_corners=False values, interpolation property, and VJP") {

@@ -89,7 +89,10 @@ class BatchNorm2d {
   /// a_c = γ_c / √(running_var_c + eps): the inference form's per-channel scale.
   Vec<T> inference_scale() const {
     Vec<T> a(gamma_.size());
-    for (Eigen::Index c = 0; c < a.size(); ++c) a(c) = gamma_(c) / std::sqrt(running_var_(c) + T(eps_));
+    for (Eigen::Index c = 0; c < a.size(); ++c) {
+      check_running(c);
+      a(c) = gamma_(c) / std::sqrt(running_var_(c) + T(eps_));
+    }
     return a;
   }
   /// b_c = β_c − a_c·running_mean_c: the inference form's per-channel shift.
@@ -175,10 +178,19 @@ class BatchNorm2d {
                    shape_.pixels(), " pixels); use NormMode::inference for single values");
   }
 
+  /// invalid_input when the running statistics of channel c are not finite or the variance is
+  /// negative (set so, or read from a damaged weights file: every output of the channel would
+  /// be NaN).
+  void check_running(Eigen::Index c) const {
+    if (!(running_var_(c) >= T(0) && std::isfinite(running_var_(c)) && std::isfinite(running_mean_(c))))
+      detail::fail("BatchNorm2d: the running statistics of channel ", c, " are invalid (mean ", running_mean_(c),
+                   ", variance ", running_var_(c), "; the variance must be finite and >= 0)");
+  }
   /// Mean and 1/√(var + eps) that channel c is normalised with in the current mode.
   void statistics(const Mat<T>& x, Eigen::Index c, T& mean, T& invstd) const {
     if (mode_ == NormMode::inference) {
       mean = running_mean_(c);
+      check_running(c);
       invstd = T(1) / std::sqrt(running_var_(c) + T(eps_));
       return;
     }

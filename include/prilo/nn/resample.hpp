@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "../core.hpp"
@@ -29,7 +30,11 @@ class Upsample2d {
   Upsample2d(Shape3 in, int scale, Interpolation mode = Interpolation::nearest) : in_(in), scale_(scale), mode_(mode) {
     require_positive(in, "Upsample2d");
     if (scale < 1) detail::fail("Upsample2d: scale factor must be at least 1, got ", scale);
+    if (std::max(in.height, in.width) > std::numeric_limits<Eigen::Index>::max() / scale)
+      detail::fail("Upsample2d: a ", in.height, "x", in.width, " input scaled by ", scale,
+                   " exceeds the index type's range");
     out_ = {in.channels, in.height * scale, in.width * scale};
+    require_positive(out_, "Upsample2d output");
     rows_ = axis(in.height);
     cols_ = axis(in.width);
   }
