@@ -2,6 +2,7 @@
 // phase (and only it), and every phase is opened and closed once.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <prilo/solvers/callbacks.hpp>
 #include <prilo/solvers/latent.hpp>
 
@@ -106,6 +107,10 @@ TEST_CASE("EarlyStop ends a phase once the mean loss stalls, not before") {
   const double gap = double(stopped.magnitude_error.mean() - full.magnitude_error.mean()) * double(p.op.output_size());
   CHECK(gap < 0.05 * start);
   CHECK_THROWS_AS(prilo::callbacks::EarlyStop(-1.0, 3), prilo::invalid_input);
+  // a relative fall of 100 % never happens: such a tolerance ended every phase after `patience` steps
+  for (const double tol : {1.0, 5.0, HUGE_VAL, std::nan("")})
+    CHECK_THROWS_WITH_AS(prilo::callbacks::EarlyStop(tol, 3), doctest::Contains("tolerance must be in [0, 1)"),
+                         prilo::invalid_input);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <prilo/report.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -694,6 +695,27 @@ TEST_CASE("io: PNG grid is written with a valid signature") {
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 28, 28, 2, 2), prilo::invalid_input);
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 27, 28, 2, 5), prilo::invalid_input);
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "no-such-dir" / "x.png", imgs, 28, 28), prilo::file_error);
+}
+
+TEST_CASE("print_results refuses a method named twice: its report is keyed by name and would keep one") {
+  using T = float;
+  prilo::MethodResult<T> a;
+  a.method = "dpr";
+  a.best.x = prilo::Mat<T>::Constant(64, 2, 0.5f);
+  a.best.magnitude_error = prilo::Vec<T>::Zero(2);
+  a.seconds = 1;
+  const prilo::Mat<T> truth = prilo::Mat<T>::Constant(64, 2, 0.5f);
+  std::FILE* sink = std::tmpfile();
+  REQUIRE(sink);
+  prilo::MethodResult<T> b = a;
+  b.method = "hio";
+  CHECK(
+      prilo::print_results(sink, std::vector<prilo::MethodResult<T>>{a, b}, truth, 8, 8, false, prilo::Peak{}).size() ==
+      2);
+  CHECK_THROWS_WITH_AS(
+      prilo::print_results(sink, std::vector<prilo::MethodResult<T>>{a, b, a}, truth, 8, 8, false, prilo::Peak{}),
+      doctest::Contains("method \"dpr\" is listed twice (results 0 and 2)"), prilo::invalid_input);
+  std::fclose(sink);
 }
 
 }  // namespace prilo_test_io

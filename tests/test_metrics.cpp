@@ -212,6 +212,16 @@ TEST_CASE("metrics: summary and cap_psnr") {
   }
 }
 
+TEST_CASE("metrics: image sides whose product overflows are refused, not wrapped to the image's length") {
+  // 2^32 · 2^32 wraps to 0 in 64 bits: the length check passed and the shift read through a null pointer
+  const Eigen::Index big = Eigen::Index(1) << 32;
+  CHECK_THROWS_WITH_AS(pm::apply_shift_reflect(Vec<float>(0), big, big, 0, 0, false),
+                       doctest::Contains("does not match the image length 0"), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(pm::apply_shift_reflect(Vec<float>::Ones(12), 3, 5, 0, 0, false),
+                       doctest::Contains("does not match the image length 12"), prilo::invalid_input);
+  CHECK(pm::apply_shift_reflect(Vec<float>::Ones(12), 3, 4, 1, 1, true).isOnes());
+}
+
 TEST_CASE("metrics: apply_shift_reflect definition and group properties") {
   const Index h = 3, w = 4;
   Vec<double> x(h * w);

@@ -1,6 +1,7 @@
 // Solvers end to end on real MNIST test images with the shipped weights (reduced steps).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <numeric>
 
 #include <prilo/prilo.hpp>
@@ -523,6 +524,84 @@ TEST_CASE("wirtinger_flow refuses t0 = +inf, which would never move from its sta
   CHECK_THROWS_WITH_AS(wirtinger_flow(A, y, x0, o), doctest::Contains("t0"), invalid_input);
   o.t0 = -std::numeric_limits<T>::infinity();  // ≤ 0: the constant step
   CHECK(wirtinger_flow(A, y, x0, o).x.allFinite());
+}
+
+TEST_CASE("resolve, select_best, the placement prior, the projections and the solvers' phases refuse bad arguments") {
+  using F32 = float;
+  Rng rng(2);
+  nn::Vae<F32> vae(16, 8, 4, 1);
+  Fourier2d<F32> F(4, 4);
+  const Mat<F32> x = Mat<F32>(rng.normal_matrix<F32>(16, 2)).cwiseAbs();
+  const Mat<F32> y = measure(F, x);
+  MagnitudeLoss<Fourier2d<F32>> loss(F, y);
+  const std::vector<const Mat<F32>*> sols{&x};
+  auto resolve_error = [&](const ResolveOptions& ro, int h = 4, int w = 4, const std::vector<const Mat<F32>*>& s = {}) {
+    return test_support::error_of([&] { (void)resolve_ambiguity(vae, loss, h, w, s.empty() ? sols : s, ro, rng); });
+  };
+  CHECK(resolve_error({}) == "(no error)");
+  // block 0 looped forever, a negative block failed an allocation
+  CHECK(resolve_error({.block = 0}).find("block must be >= 1, got 0") != std::string::npos);
+  CHECK(resolve_error({.block = -5}).find("block must be >= 1, got -5") != std::string::npos);
+  CHECK(resolve_error({}, 4, 4, {&x, nullptr}).find("solution 1 is a null pointer") != std::string::npos);
+  // other sides of the same pixel count: other shifts and reflections than the measured images'
+  CHECK(resolve_error({}, 2, 8).find("h x w = 2x8 but the DFT's images are 4x4") != std::string::npos);
+  CHECK(resolve_error({}, -4, -4).find("h and w must be >= 1") != std::string::npos);
+  // the placement term: a weight that is not finite and >= 0, a covariance that is not positive definite
+  const PlacementPrior centred{.mean_row = 1.5, .mean_col = 1.5};
+  for (const double wgt : {std::nan(""), -1.0, HUGE_VAL})
+    CHECK(resolve_error({.placement_weight = wgt, .placement = centred}).find("placement_weight must be finite") !=
+          std::string::npos);
+  CHECK(resolve_error({.placement_weight = 1, .placement = {.mean_row = 1.5, .mean_col = 1.5, .var_row = 0}})
+            .find("not positive definite") != std::string::npos);
+  CHECK(resolve_error({.placement_weight = 1, .placement = {.mean_row = 1.5, .mean_col = 1.5, .cov = 2}})
+            .find("not positive definite") != std::string::npos);
+  CHECK(resolve_error({.placement_weight = 1, .placement = centred}) == "(no error)");
+  // the distributed form: a part outside 0..parts-1 read past its partition
+  CHECK_THROWS_WITH_AS(resolve(vae, F, y, sols, ResolveOptions{}, AnyRun<F32>{.part_index = 0, .part_count = 0}),
+                       doctest::Contains("part 0 of 0 is not a valid part"), invalid_input);
+  CHECK_THROWS_WITH_AS(resolve(vae, F, y, sols, ResolveOptions{}, AnyRun<F32>{.part_index = 3, .part_count = 2}),
+                       doctest::Contains("part 3 of 2"), invalid_input);
+  // the placement prior and the centre of mass read h·w pixels
+  CHECK_THROWS_WITH_AS(centre_of_mass(Vec<F32>::Ones(10), 4, 4), doctest::Contains("10 pixels is not 4x4"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(placement_prior<F32>(x, -4, -4), doctest::Contains("h and w must be >= 1"), invalid_input);
+
+  // select_best: B and R must describe the result it picks from
+  SolveResult<F32> all;
+  all.x = Mat<F32>::Zero(16, 4);
+  all.magnitude_error = Vec<F32>::Zero(4);
+  CHECK(select_best(all, 2, 2).x.cols() == 2);
+  CHECK_THROWS_WITH_AS(select_best(all, 3, 2), doctest::Contains("B·R = 6 expected"), invalid_input);
+  CHECK_THROWS_WITH_AS(select_best(all, 4, 0), doctest::Contains("R >= 1"), invalid_input);
+
+  // the solvers' phases: negative steps ran as 0, a NaN gamma switched the noise off after one step
+  DprOptions<F32> d;
+  d.phase.steps = -50;
+  CHECK_THROWS_WITH_AS(dpr(vae.decoder(), loss, Mat<F32>::Zero(4, 2), d, rng),
+                       doctest::Contains("dpr: the z0 phase's steps must be >= 0, got -50"), invalid_input);
+  d.phase.steps = 5;
+  d.noise.gamma = std::nan("");
+  CHECK_THROWS_WITH_AS(dpr(vae.decoder(), loss, Mat<F32>::Zero(4, 2), d, rng),
+                       doctest::Contains("noise gamma must be finite"), invalid_input);
+  d.noise.enabled = false;  // not read when the noise is off
+  CHECK(dpr(vae.decoder(), loss, Mat<F32>::Zero(4, 2), d, rng).x.cols() == 2);
+  PriloOptions<F32> po;
+  po.initial.steps = 2;
+  po.stages = {PriloStage<F32>{.layer = 1}};
+  po.stages[0].refine.steps = -3;
+  CHECK_THROWS_WITH_AS(prilo_solve(vae.decoder(), loss, Mat<F32>::Zero(4, 2), po, rng),
+                       doctest::Contains("the refinement (C) phase's steps must be >= 0, got -3"), invalid_input);
+  CHECK_THROWS_WITH_AS(WellingTeh{.gamma = std::nan("")}.sigma<F32>(3), doctest::Contains("gamma"), invalid_input);
+  CHECK_THROWS_WITH_AS(WellingTeh{}.sigma<F32>(-1), doctest::Contains("step index"), invalid_input);
+
+  // projections: a negative block size wrote before the state; a box that holds no finite value
+  Mat<F32> z = Mat<F32>::Ones(4, 2);
+  const Mat<F32> c = Mat<F32>::Zero(4, 1);
+  const BlockProjection<F32, L1Ball<F32>> blocks{{-2, 6}, {L1Ball<F32>{.radius = 1}, L1Ball<F32>{.radius = 1}}};
+  CHECK_THROWS_WITH_AS(blocks.project(z, c), doctest::Contains("block 0 has a negative size -2"), invalid_input);
+  CHECK_THROWS_WITH_AS(Box<F32>{.lo = HUGE_VALF}.project(z, c), doctest::Contains("no finite value"), invalid_input);
+  CHECK_THROWS_WITH_AS(Box<F32>{.hi = -HUGE_VALF}.project(z, c), doctest::Contains("no finite value"), invalid_input);
+  CHECK(z.isOnes());
 }
 
 }  // namespace prilo_test_solvers

@@ -283,6 +283,10 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
                        std::type_identity_t<const Mat<T>*> anchor = nullptr,
                        std::type_identity_t<const PlacementScorer<T>*> scorer = nullptr,
                        std::type_identity_t<std::span<const PlacementJudge<T>>> judges = {}) {
+  if (run.parts() < 1 || run.part() < 0 || run.part() >= run.parts())
+    detail::fail("resolve: part ", run.part(), " of ", run.parts(), " is not a valid part");
+  for (std::size_t k = 0; k < solutions.size(); ++k)
+    if (!solutions[k]) detail::fail("resolve: solution ", k, " is a null pointer");
   if (opt.placement_weight > 0 && opt.placement.mean_row == 0 && opt.placement.mean_col == 0) {
     Rng prior_rng(0x9e3779b97f4a7c15ull);
     const auto& gen = vae.decoder();

@@ -133,6 +133,11 @@ void print_work(std::FILE* out, const std::vector<MethodResult<T>>& results, con
 template <class T>
 nlohmann::json print_results(std::FILE* out, const std::vector<MethodResult<T>>& results, const Mat<T>& truth, int h,
                              int w, bool align, const Peak& peak) {
+  // the report is keyed by method name: a name twice would print two rows and keep one entry
+  for (std::size_t i = 0; i < results.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (results[k].method == results[i].method)
+        detail::fail("print_results: method \"", results[i].method, "\" is listed twice (results ", k, " and ", i, ")");
   nlohmann::json methods = nlohmann::json::object();
   const int mw = detail::method_column(results);
   std::fprintf(out, "\n%-*s %17s %17s %12s %9s | analysis (aligned to truth): %8s %8s\n", mw, "method",

@@ -36,6 +36,8 @@ void require_finite_image(const Eigen::MatrixBase<D>& x, const char* fn, const c
 
 inline void require_dims(Eigen::Index rows, Eigen::Index h, Eigen::Index w, const char* fn) {
   if (h <= 0 || w <= 0) prilo::detail::fail(fn, ": image dimensions must be positive, got h=", h, ", w=", w);
+  if (h > rows / w)  // also where h*w would overflow
+    prilo::detail::fail(fn, ": h*w = ", h, "*", w, " does not match the image length ", rows);
   if (h * w != rows)
     prilo::detail::fail(fn, ": h*w = ", h, "*", w, " = ", h * w, " does not match the image length ", rows);
 }

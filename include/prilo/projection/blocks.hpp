@@ -23,6 +23,8 @@ struct BlockProjection {
     detail::require_centre_shape(x, centre, "BlockProjection");
     if (sizes.size() != parts.size())
       detail::fail("BlockProjection: ", sizes.size(), " block sizes but ", parts.size(), " projections");
+    for (std::size_t k = 0; k < sizes.size(); ++k)
+      if (sizes[k] < 0) detail::fail("BlockProjection: block ", k, " has a negative size ", sizes[k]);
     const Eigen::Index total = std::accumulate(sizes.begin(), sizes.end(), Eigen::Index(0));
     if (total != x.rows())
       detail::fail("BlockProjection: block sizes sum to ", total, " but the state has ", x.rows(), " rows");

@@ -26,6 +26,9 @@ struct Box {
   void project(Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) const {
     if (std::isnan(lo) || std::isnan(hi)) detail::fail("Box: bound is NaN (lo = ", lo, ", hi = ", hi, ")");
     if (lo > hi) detail::fail("Box: empty box, lo = ", lo, " > hi = ", hi);
+    // no finite value lies in [+inf, hi] or [lo, -inf]: every entry would become ±inf
+    if (lo == std::numeric_limits<T>::infinity() || hi == -std::numeric_limits<T>::infinity())
+      detail::fail("Box: the box holds no finite value (lo = ", lo, ", hi = ", hi, ")");
     detail::require_centre_shape(x, centre, "Box");
     const Eigen::Index n = x.rows();
     for (Eigen::Index j = 0; j < x.cols(); ++j) {

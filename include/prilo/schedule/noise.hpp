@@ -25,6 +25,9 @@ struct WellingTeh {
   template <class T>
   T sigma(int k) const {
     if (!(eta >= 0) || !std::isfinite(eta)) detail::fail("WellingTeh: eta must be finite and >= 0, got ", eta);
+    if (k < 0) detail::fail("WellingTeh: the step index must be >= 0, got ", k);
+    if (eta == 0) return T(0);  // no noise (what the formula gives for every finite gamma)
+    if (!std::isfinite(gamma)) detail::fail("WellingTeh: gamma must be finite, got ", gamma);
     return T(std::sqrt(eta / std::pow(1.0 + k, gamma)));
   }
 };

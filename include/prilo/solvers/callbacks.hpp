@@ -37,8 +37,9 @@ namespace callbacks {
 class EarlyStop {
  public:
   explicit EarlyStop(double tolerance = 1e-4, int patience = 20) : tolerance(tolerance), patience(patience) {
-    if (!(tolerance >= 0) || patience < 1)
-      detail::fail("EarlyStop: tolerance must be >= 0 and patience >= 1, got ", tolerance, " and ", patience);
+    // a relative fall of 1 (100 %) or more never happens: every phase would stop after `patience`
+    if (!(tolerance >= 0 && tolerance < 1) || patience < 1)
+      detail::fail("EarlyStop: tolerance must be in [0, 1) and patience >= 1, got ", tolerance, " and ", patience);
   }
   double tolerance;
   int patience;

@@ -82,6 +82,13 @@ void record(SolveResult<T>& res, int step, const Vec<T>& loss, int stride) {
 /// the lowest magnitude error.
 template <class T>
 SolveResult<T> select_best(const SolveResult<T>& all, Eigen::Index B, int R) {
+  if (R < 1 || B < 0) detail::fail("select_best: needs B >= 0 images and R >= 1 restarts, got B = ", B, ", R = ", R);
+  const Eigen::Index n = B * R;
+  if (all.x.cols() != n || all.magnitude_error.size() != n || (all.z.size() && all.z.cols() != n) ||
+      (all.history.rows() && all.history.cols() != n))
+    detail::fail("select_best: the result has ", all.x.cols(), " images, ", all.magnitude_error.size(),
+                 " magnitude errors, ", all.z.cols(), " latents and ", all.history.cols(),
+                 " history columns; B·R = ", n, " expected of each (latents and history may be empty)");
   SolveResult<T> out;
   out.x.resize(all.x.rows(), B);
   if (all.z.size()) out.z.resize(all.z.rows(), B);

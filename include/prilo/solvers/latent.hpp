@@ -1,6 +1,7 @@
 // Latent-space solvers: DPR (Hand et al.) and PRILO (intermediate layer optimisation).
 #pragma once
 
+#include <cmath>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -398,6 +399,19 @@ constexpr void check_latent_solver_arguments() {
                 "returning a ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
 }
 
+/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps) and
+/// the noise schedule's exponents are finite (a NaN γ gave NaN σ from the second step on,
+/// which the optimisers read as "no noise"): checked on entry, before any phase runs.
+template <class T>
+void check_phase_steps(const PhaseOptions<T>& ph, const char* solver, const char* phase) {
+  if (ph.steps < 0) fail(solver, ": the ", phase, " phase's steps must be >= 0, got ", ph.steps);
+}
+inline void check_noise_options(const NoiseOptions& n, const char* solver) {
+  if (!n.enabled) return;
+  if (!(std::isfinite(n.eta) && n.eta >= 0)) fail(solver, ": noise eta must be finite and >= 0, got ", n.eta);
+  if (!std::isfinite(n.gamma)) fail(solver, ": noise gamma must be finite, got ", n.gamma);
+}
+
 }  // namespace detail
 
 /// DPR (Hand, Leong & Voroninski 2018): projected Adam on z0 for ‖|A G(z0)| − y‖²; each
@@ -412,6 +426,8 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
   using M = generator_matrix_t<G>;
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
+  detail::check_phase_steps(opt.phase, "dpr", "z0");
+  detail::check_noise_options(opt.noise, "dpr");
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
       res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}, opt.stop};
@@ -428,9 +444,14 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
 template <class T>
 void check_prilo_stages(const PriloOptions<T>& opt, int depth) {
   const bool chained = opt.reading == PriloReading::chained;
+  detail::check_phase_steps(opt.initial, "prilo", "initial");
+  detail::check_noise_options(opt.noise, "prilo");
   // the split point the solve will be at before each stage
   int state_layer = 0;
   for (const auto& st : opt.stages) {
+    detail::check_phase_steps(st.forward, "prilo", "forward (A)");
+    detail::check_phase_steps(st.back, "prilo", "back-projection (B)");
+    detail::check_phase_steps(st.refine, "prilo", "refinement (C)");
     if (st.layer < 1 || st.layer >= depth)
       detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", depth - 1);
     if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);

@@ -37,12 +37,24 @@ struct PlacementPrior {
     const double dr = row - mean_row, dc = col - mean_col, det = var_row * var_col - cov * cov;
     return (var_col * dr * dr - 2 * cov * dr * dc + var_row * dc * dc) / det;
   }
+  /// invalid_input unless the mean is finite and the covariance positive definite (distance2
+  /// divides by its determinant); `what` names the caller.
+  void check(const char* what) const {
+    if (!(std::isfinite(mean_row) && std::isfinite(mean_col)))
+      detail::fail(what, ": the placement prior's mean (", mean_row, ", ", mean_col, ") is not finite");
+    if (!(var_row > 0 && var_col > 0 && std::isfinite(var_row) && std::isfinite(var_col) && std::isfinite(cov) &&
+          var_row * var_col - cov * cov > 0))
+      detail::fail(what, ": the placement prior's covariance (", var_row, ", ", cov, "; ", cov, ", ", var_col,
+                   ") is not positive definite");
+  }
 };
 
 /// Centre of mass (row, column) of the nonnegative part of a row-major h×w image; the frame's
 /// centre ((h − 1)/2, (w − 1)/2) for an image with no positive pixel.
 template <class D>
 std::array<double, 2> centre_of_mass(const Eigen::MatrixBase<D>& x, Eigen::Index h, Eigen::Index w) {
+  if (h < 1 || w < 1 || h > x.size() / w || h * w != x.size())
+    detail::fail("centre_of_mass: an image of ", x.size(), " pixels is not ", h, "x", w);
   double m = 0, r = 0, c = 0;
   for (Eigen::Index i = 0; i < h; ++i)
     for (Eigen::Index j = 0; j < w; ++j) {
@@ -59,6 +71,7 @@ std::array<double, 2> centre_of_mass(const Eigen::MatrixBase<D>& x, Eigen::Index
 /// `images` (h·w × N, N ≥ 2), e.g. samples G(z), z ~ N(0, I), of the generator.
 template <class T>
 PlacementPrior placement_prior(const Mat<T>& images, Eigen::Index h, Eigen::Index w) {
+  if (h < 1 || w < 1) detail::fail("placement_prior: h and w must be >= 1, got ", h, "x", w);
   require_shape(images, h * w, images.cols(), "placement_prior images");
   if (images.cols() < 2) detail::fail("placement_prior: needs at least 2 images, got ", images.cols());
   require_finite(images, "placement_prior images");
@@ -196,6 +209,18 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
                                  std::type_identity_t<const PlacementScorer<T>*> scorer = nullptr,
                                  std::type_identity_t<std::span<const PlacementJudge<T>>> judges = {}) {
   if (solutions.empty()) detail::fail("resolve_ambiguity: no solutions given");
+  for (std::size_t k = 0; k < solutions.size(); ++k)
+    if (!solutions[k]) detail::fail("resolve_ambiguity: solution ", k, " is a null pointer");
+  if (h < 1 || w < 1) detail::fail("resolve_ambiguity: h and w must be >= 1, got ", h, "x", w);
+  // a DFT knows its image's sides: another h×w of the same size would shift and reflect
+  // other images than the measured ones
+  if constexpr (HalfSpectrumOperator<Op>)
+    if (h != loss.op().height() || w != loss.op().width())
+      detail::fail("resolve_ambiguity: h x w = ", h, "x", w, " but the DFT's images are ", loss.op().height(), "x",
+                   loss.op().width());
+  if (opt.block < 1) detail::fail("resolve_ambiguity: block must be >= 1, got ", opt.block);
+  if (!(opt.placement_weight >= 0) || !std::isfinite(opt.placement_weight))
+    detail::fail("resolve_ambiguity: placement_weight must be finite and >= 0, got ", opt.placement_weight);
   if (!(opt.anchor_weight >= 0) || !std::isfinite(opt.anchor_weight))
     detail::fail("resolve_ambiguity: anchor_weight must be finite and >= 0, got ", opt.anchor_weight);
   const bool anchored = opt.anchor_weight > 0;
@@ -206,6 +231,7 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
     detail::fail("resolve_ambiguity: placement_weight ", opt.placement_weight,
                  " with no placement prior (ResolveOptions::placement is the default, centred at pixel (0, 0)): "
                  "fit one with placement_prior() or call prilo::resolve, which fits it to the decoder's samples");
+  if (opt.placement_weight > 0) opt.placement.check("resolve_ambiguity");
   if (!(opt.temperature >= 0) || !std::isfinite(opt.temperature))
     detail::fail("resolve_ambiguity: temperature must be finite and >= 0, got ", opt.temperature);
   if (!(opt.scorer_weight >= 0) || !std::isfinite(opt.scorer_weight))
