@@ -159,6 +159,9 @@ int main(int argc, char** argv) {
       throw invalid_input("--per-restart: adds every restart's values to --json, and no --json is given");
     if (app.count("--png-count") && st.png_path.empty())
       throw invalid_input("--png-count: sets the images of the --png grid, and no --png is given");
+    if (st.peak != 0 && st.peak < 1e-3)
+      throw invalid_input(
+          "--peak-gflops: a peak below 0.001 GFLOP/s is no machine's (0 measures it; the unit is GFLOP/s)");
     if (st.op == "fourier" && app.count("--measurements"))
       throw invalid_input(
           "--measurements: the DFT (--operator fourier) has as many measurements as pixels; "
@@ -178,6 +181,19 @@ int main(int argc, char** argv) {
     const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
     const fs::path &config_path = files.config, &weights_path = files.weights;
     const std::vector<MethodSpec> methods = parse_methods(st.methods, "--methods");
+    const auto family_listed = [&](std::initializer_list<MethodFamily> fs) {
+      return std::any_of(methods.begin(), methods.end(),
+                         [&](const MethodSpec& m) { return std::find(fs.begin(), fs.end(), m.family) != fs.end(); });
+    };
+    // more options that would do nothing for these methods
+    if (app.count("--ablation") && !family_listed({MethodFamily::prilo}))
+      throw invalid_input("--ablation " + st.ablation +
+                          ": switches PRILO's phases, and no PRILO method is in --methods");
+    if (!st.trace_path.empty() && !family_listed({MethodFamily::dpr, MethodFamily::prilo}))
+      throw invalid_input("--trace: records the latent solvers (DPR, PRILO), and none is in --methods");
+    if (app.count("--png-count") && st.png_count > st.count)
+      throw invalid_input("--png-count " + std::to_string(st.png_count) + ": more than the --count " +
+                          std::to_string(st.count) + " images reconstructed");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     for (const MethodSpec& m : methods) {  // a method the operator cannot run: before the header and any reading
       if (st.op == "fourier")

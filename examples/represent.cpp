@@ -77,6 +77,11 @@ PhaseOptions<T> parse_radius(const std::string& text, const PhaseOptions<T>& bas
     }
     if (tok.empty() || used != tok.size() || !(r >= 0))
       throw invalid_input("--radii: \"" + text + "\" is not a radius (a number >= 0, inf, or per-tensor radii a/b)");
+    // a finite radius must stay one in T: 1e39 became float's inf (no ball), 1e-50 its 0
+    if (tok != "inf" && (!std::isfinite(T(r)) || (r > 0 && T(r) == T(0))))
+      throw invalid_input("--radii: " + tok +
+                          " is beyond the range of the generator's scalar type (write inf for no "
+                          "ball, 0 for a point)");
     parts.push_back(T(r));
   }
   if (parts.empty()) throw invalid_input("--radii: empty radius");
@@ -205,6 +210,17 @@ int main(int argc, char** argv) {
       if (points.empty()) throw invalid_input("--split-points: no split points given");
     }
     std::sort(points.begin(), points.end());
+    // options that would do nothing here: an error, not ignored
+    if (points.empty())
+      for (const char* opt : {"--radii", "--split-steps", "--split-lr"})
+        if (app.count(opt))
+          throw invalid_input(std::string(opt) +
+                              ": sets the split-point fits, and there are none (the config's stages name no split "
+                              "point; give --split-points)");
+    if (st.rounds == 0)
+      for (const char* opt : {"--polish", "--polish-factor"})
+        if (app.count(opt))
+          throw invalid_input(std::string(opt) + ": sets the polish rounds, and --polish-rounds is 0");
     std::vector<analysis::SplitBall<T>> balls;
     auto add = [&](int layer, const PhaseOptions<T>& p) {
       for (const auto& b : balls)

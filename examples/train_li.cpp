@@ -202,6 +202,14 @@ int main(int argc, char** argv) {
     }
   }
   if (app.count("--output") == 0) st.out = io::li_encoder_file(st.dataset, st.op, st.generator);
+  // the critic's options with no critic to train: an error, not ignored
+  if (!(st.adversarial > 0))
+    for (const char* opt : {"--critic-lr", "--gradient-penalty", "--critic-hidden"})
+      if (app.count(opt)) {
+        std::fprintf(stderr, "prilo-train-li: error: %s: sets the critic, and --adversarial-weight %g trains none\n",
+                     opt, st.adversarial);
+        return 1;
+      }
   cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
   // FFTW plans chosen by timing (measure, patient) differ from run to run in their rounding, and
   // so would the encoder; estimate's plans do not ($PRILO_FFTW_EFFORT still chooses). The FFTs

@@ -37,11 +37,13 @@ int train_model(Model& vae, const Options& o, const io::Dataset<T>& train, const
   const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   nn::VaeTrainingCallbacks cb;
   cb.resumed = [&](int epoch) { std::printf("resumed from %s after epoch %d\n", ckpt.c_str(), epoch); };
+  double images_run = 0;  // images trained on by this process (a short last batch counts its own)
   cb.batch = [&](const nn::VaeBatchReport& r) {
+    images_run += double(r.images);
     if (r.batch % o.log_every != 0 && r.batch != r.batches) return;
     const double el = elapsed(), run = double(r.done - r.done_before);
     std::printf("epoch %3d/%d batch %4ld/%ld loss %8.3f (bce %7.3f kl %6.3f) %7.0f img/s  elapsed %5.0fs left %5.0fs\n",
-                r.epoch, r.epochs, r.batch, r.batches, r.loss, r.bce, r.kl, run * double(o.batch) / el, el,
+                r.epoch, r.epochs, r.batch, r.batches, r.loss, r.bce, r.kl, images_run / el, el,
                 el / run * double(r.total - r.done));
     std::fflush(stdout);
   };

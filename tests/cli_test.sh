@@ -119,8 +119,23 @@ expect_fail "--per-restart: adds every restart's values to --json, and no --json
   --count 1 --methods hio --quiet
 expect_fail "--png-count: sets the images of the --png grid, and no --png is given" "$recon" --png-count 4 --count 1 \
   --methods hio --quiet
-expect_fail "no -resolve method in --methods, so it would not be read" "$recon" --count 1 --methods prilo-mii --quiet \
+expect_fail "no -resolve method in --methods, so it would not be read" "$recon" --count 1 --methods dpr --quiet \
   --config <(printf '{"resolve": {"scorer_weight": 1}}') --placement-weights "$tmp/no-such-placement.prw"
+# options that would do nothing for the methods listed, and what the audit of 2026-12-06 found
+expect_fail "--ablation init-only: switches PRILO's phases, and no PRILO method is in --methods" "$recon" --count 1 \
+  --methods hio --ablation init-only --quiet
+expect_fail "--trace: records the latent solvers (DPR, PRILO), and none is in --methods" "$recon" --count 1 \
+  --methods hio --trace "$tmp/hio-trace.json" --quiet
+expect_fail "--png-count 5: more than the --count 2 images reconstructed" "$recon" --count 2 --methods hio \
+  --png "$tmp/five.png" --png-count 5 --quiet
+expect_fail "--peak-gflops: a peak below 0.001 GFLOP/s" "$recon" --peak-gflops 1e-320 --count 1 --methods hio --quiet
+expect_fail "method prilo-mii: the config has no \"prilo\" section" "$recon" --count 1 --methods hio,prilo-mii --quiet \
+  --config <(printf '{"hio": {"iterations": 5, "final_er": 1}}')
+out="$("$recon" --count 1 --methods hio,prilo-mii --quiet --peak-gflops 100 \
+  --config <(printf '{"prilo": {"stages": [{"layer": 1, "forward": {"radii": [10, 20]}}]}}') 2>&1)"; rc=$?
+if [ $rc -ne 0 ] && grep -q "the forward (A) phase gives 2 radii, the generator's state at layer 1 has 1 tensor" \
+  <<<"$out" && ! grep -q "PSNR" <<<"$out"; then passes=$((passes+1)); else
+  echo "FAIL: per-tensor radii of another count should fail before any method runs (rc=$rc): $out"; fails=$((fails+1)); fi
 # --fftw-wisdom in a missing folder fails up front and makes no folder; a file the program cannot
 # write (here $PRILO_FFTW_WISDOM's, not checked up front) is named in a warning, not claimed kept
 expect_fail "--fftw-wisdom $tmp/no-wisdom-dir/w.txt: the folder $tmp/no-wisdom-dir does not exist" "$recon" --count 1 \
@@ -152,6 +167,8 @@ if [ -n "$train_li" ]; then
     --epochs 1 --validation 100 --output "$tmp/li-dims.prw"
   expect_fail "--output: empty path" env -C "$tmp" "$train_li" --epochs 1 -o ""
   expect_fail "--lr: must be a finite number > 0, got 1e39" "$train_li" --epochs 1 --lr 1e39 -o "$tmp/li-big.prw"
+  expect_fail "--critic-lr: sets the critic, and --adversarial-weight 0 trains none" "$train_li" --epochs 1 \
+    --adversarial-weight 0 --critic-lr 5 -o "$tmp/li-nocritic.prw"
   expect_fail "--measurements: the DFT (--operator fourier) has as many measurements as pixels" "$train_li" \
     --measurements 300 --epochs 1 -o "$tmp/li-m.prw"
   # a learning rate that makes the weights infinite while the loss stays finite (a saturated sigmoid)
@@ -217,7 +234,7 @@ cat > "$tmp/quick-style.json" <<'JSON'
 JSON
 expect_ok "$recon" --generator conv --count 1 --restarts 1 --config "$tmp/quick-style.json" --methods dpr --quiet
 expect_ok "$recon" --generator style --count 1 --restarts 1 --config "$tmp/quick-style.json" --methods dpr,prilo-chain-mii --quiet
-expect_fail "2 block(s) but 1 radii" "$recon" --generator style --count 1 --restarts 1 --quiet --methods prilo-chain \
+expect_fail "the forward (A) phase gives 1 radii, the generator's state at layer 3 has 2 tensor(s)" "$recon" --generator style --count 1 --restarts 1 --quiet --methods prilo-chain \
   --config <(printf '{"prilo_chain": {"stages": [{"layer": 3, "forward": {"steps": 2, "radii": [5]}}]}}')
 # the chained reading, its -resolve, an ablation, every restart and the trace in the reports
 expect_ok "$recon" --count 2 --restarts 2 --threads 1 --config "$tmp/quick.json" --methods prilo-chain-mii,prilo-chain-mii-resolve \

@@ -144,6 +144,7 @@ TEST_CASE("every solver reads its options' token: ER, HIO, -resolve, the Gaussia
   // run_method passes MethodOptions::stop to each family's solver (and -resolve's scoring)
   const prilo::nn::Vae<T> vae(36, 24, 6, 3);
   prilo::ReconstructionConfig<T> cfg;
+  cfg.prilo.stages = {prilo::PriloStage<T>{.layer = 1}};  // PRILO needs a stage (a config's "prilo" section)
   prilo::MethodOptions<T> opt{.restart = {.restarts = 1}};
   opt.stop = stopped;
   const std::pair<const char*, const char*> fourier[] = {

@@ -450,6 +450,16 @@ TEST_CASE("train_li_encoder refuses bad options and data, naming them") {
   LiSpec other = tiny_fourier_spec();
   other.latent = 5;
   CHECK(msg(ok, images, other).find("encodes to a latent of 5, the generator's latent has 4") != std::string::npos);
+  // a batch beyond the 40 training images is one batch of all of them (it allocated 2^40 columns)
+  const auto trained = [&](Eigen::Index batch) {
+    LiEncoder<T> enc(tiny_fourier_spec(), 1);
+    auto o2 = ok;
+    o2.batch = batch;
+    o2.adversarial_weight = 0.1;
+    (void)train_li_encoder(enc, vae, F, images, o2);
+    return enc.encode(measure(F, images));
+  };
+  CHECK(trained(Eigen::Index(1) << 40) == trained(40));
 }
 
 TEST_CASE("the project's file names of a prior's LI encoder and placement scorer; the shipped encoders sit there") {

@@ -417,6 +417,27 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
   CHECK(error_of([&] {
           check_method<Fourier2d<T>>(parse_method("prilo-chain-mii"), empty);
         }).find("no \"prilo_chain\" section") != std::string::npos);
+  // so is PRILO without stages: its initial phase alone, named PRILO
+  CHECK(error_of([&] {
+          check_method<Fourier2d<T>>(parse_method("prilo-mii"), empty);
+        }).find("method prilo-mii: the config has no \"prilo\" section") != std::string::npos);
+  // per-tensor radii are counted against the decoder before any work (they failed when the
+  // phase was reached, after every earlier method had run): an MLP's state is one tensor
+  const nn::Vae<T> mlp(16, 8, 4, 1);
+  ReconstructionConfig<T> counted;
+  counted.prilo.stages = {PriloStage<T>{.layer = 1}};
+  counted.prilo.stages[0].forward.radii = {T(10), T(20)};
+  CHECK(error_of([&] {
+          check_stages(parse_method("prilo-mii"), counted, mlp);
+        }).find("the forward (A) phase gives 2 radii, the generator's state at layer 1 has 1 tensor(s)") !=
+        std::string::npos);
+  counted.prilo.stages[0].forward.enabled = false;  // a phase that does not run is not read
+  CHECK(error_of([&] { check_stages(parse_method("prilo-mii"), counted, mlp); }) == "(no error)");
+  counted.dpr.phase.radii = {T(1), T(2), T(3)};
+  CHECK(error_of([&] {
+          check_stages(parse_method("dpr-mii"), counted, mlp);
+        }).find("method dpr-mii: the config's dpr section for this decoder: dpr: the z0 phase gives 3 radii") !=
+        std::string::npos);
   CHECK_THROWS_AS(check_method<GaussianReal<T>>(parse_method("hio"), empty), invalid_input);
   CHECK_THROWS_AS(check_method<Fourier2d<T>>(parse_method("spectral"), empty), invalid_input);
   // LI's perturbation out of range (set in code: the config refuses it), for the -li methods only

@@ -178,7 +178,7 @@ TEST_CASE("PRILO on {z_i, z0} keeps each tensor in its own ball (PhaseOptions::r
   opt.stages[0].forward.radii.push_back(T(1));
   prilo::Rng r2(1);
   CHECK_THROWS_WITH_AS(prilo::prilo_solve(g, loss, rng.normal_matrix<T>(4, 3), opt, r2),
-                       doctest::Contains("2 block(s) but 3 radii"), prilo::invalid_input);
+                       doctest::Contains("phase gives 3 radii, the generator's state at layer"), prilo::invalid_input);
 }
 
 }  // namespace

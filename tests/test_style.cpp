@@ -394,8 +394,8 @@ TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and l
   CHECK(res.magnitude_error.sum() * T(op.output_size()) < start.sum());
   opt.stages[0].forward.radii = {T(2)};
   Rng r2(1);
-  CHECK_THROWS_WITH_AS(prilo::prilo_solve(g, loss, z0, opt, r2), doctest::Contains("2 block(s) but 1 radii"),
-                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(prilo::prilo_solve(g, loss, z0, opt, r2),
+                       doctest::Contains("phase gives 1 radii, the generator's state at layer"), prilo::invalid_input);
 }
 
 }  // namespace

@@ -270,12 +270,16 @@ struct ReconstructionConfig {
   void set_noise(const NoiseOptions& noise) { dpr.noise = prilo.noise = prilo_chain.noise = noise; }
 
   /// The PRILO options that a method runs (the reading's section, with the ablation applied);
-  /// invalid_input when that section has no stages.
+  /// invalid_input when that section has no stages: the method would run its initial phase
+  /// alone (DPR's) and report it as PRILO (Ablation::init_only is how to ask for that; stages
+  /// of 0 repetitions stay legal, e.g. for -polish's consensus of the starts).
   PriloOptions<T> prilo_options(const MethodSpec& m, Ablation ablation = Ablation::full) const {
     const bool chain = m.reading == PriloReading::chained;
-    if (chain && prilo_chain.stages.empty())
-      throw invalid_input("method " + m.name + ": the config has no \"prilo_chain\" section (no stages)");
-    PriloOptions<T> o = ablate(chain ? prilo_chain : prilo, ablation);
+    const PriloOptions<T>& section = chain ? prilo_chain : prilo;
+    const char* key = chain ? "prilo_chain" : "prilo";
+    if (section.stages.empty())
+      throw invalid_input("method " + m.name + ": the config has no \"" + key + "\" section (no stages)");
+    PriloOptions<T> o = ablate(section, ablation);
     if (m.range_extended) o.keep_best_range_extended = true;
     return o;
   }
@@ -410,15 +414,25 @@ void check_li(const MethodSpec& m, const Op& op, const V& vae, const LiEncoder<T
 
 /// invalid_input unless a PRILO method's stages (its reading's section of the config, with the
 /// ablation applied) split vae's decoder at its intermediate layers in an order the solve can
-/// run (check_prilo_stages); a no-op for the other methods. reconstruct() checks this before any
+/// run (check_prilo_stages), and a PRILO or DPR method's per-tensor radii are one per tensor of
+/// the decoder's state where each phase optimises (check_prilo_radii); a no-op for the other
+/// methods. reconstruct() checks this before any
 /// solving; a program that wants the config's file named calls it itself after loading its model.
 template <VaeModel V, class T>
 void check_stages(const MethodSpec& m, const ReconstructionConfig<T>& cfg, const V& vae,
                   Ablation ablation = Ablation::full) {
+  if (m.family == MethodFamily::dpr) {
+    try {
+      detail::check_phase_radii(vae.decoder(), 0, cfg.dpr.phase, "dpr", "z0");
+    } catch (const invalid_input& e) {
+      throw invalid_input("method " + m.name + ": the config's dpr section for this decoder: " + e.what());
+    }
+  }
   if (m.family != MethodFamily::prilo) return;
   const PriloOptions<T> o = cfg.prilo_options(m, ablation);
   try {
     check_prilo_stages(o, int(vae.decoder().depth()));
+    check_prilo_radii(o, vae.decoder());
   } catch (const invalid_input& e) {
     throw invalid_input("method " + m.name + ": the config's " +
                         (m.reading == PriloReading::chained ? "prilo_chain" : "prilo") + ".stages for this decoder (" +

@@ -165,9 +165,12 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
   Rng rng(o.seed + 3);
   std::vector<Eigen::Index> order(static_cast<std::size_t>(nt));
   std::iota(order.begin(), order.end(), Eigen::Index(0));
-  const long batches = long((nt + o.batch - 1) / o.batch);
+  // a batch beyond the data is one batch of all of it (allocated at that size, not o.batch's,
+  // and nt + o.batch − 1 cannot overflow)
+  const Eigen::Index bs = std::min<Eigen::Index>(o.batch, nt);
+  const long batches = long((nt + bs - 1) / bs);
   Mat<T> xb, fb, fake;
-  Vec<T> t(o.batch);
+  Vec<T> t(bs);
   LiTrainingResult result;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     rng.shuffle(order);
@@ -179,7 +182,7 @@ LiTrainingResult train_li_encoder(LiEncoder<T>& enc, const V& vae, const Op& op,
         best.restore();
         return result;
       }
-      const Eigen::Index j0 = b * o.batch, nb = std::min<Eigen::Index>(o.batch, nt - j0);
+      const Eigen::Index j0 = b * bs, nb = std::min<Eigen::Index>(bs, nt - j0);
       xb.resize(n, nb);
       fb.resize(feats.rows(), nb);
       for (Eigen::Index j = 0; j < nb; ++j) {

@@ -406,6 +406,16 @@ template <class T>
 void check_phase_steps(const PhaseOptions<T>& ph, const char* solver, const char* phase) {
   if (ph.steps < 0) fail(solver, ": the ", phase, " phase's steps must be >= 0, got ", ph.steps);
 }
+/// invalid_input unless the phase's per-tensor radii (when given) are one per tensor of the
+/// generator's state at `layer`: checked on entry, not when the phase is reached.
+template <Generator G, class T>
+void check_phase_radii(const G& gen, int layer, const PhaseOptions<T>& ph, const char* solver, const char* phase) {
+  if (ph.radii.empty()) return;
+  const std::size_t tensors = state_blocks(gen, layer).size();
+  if (ph.radii.size() != tensors)
+    fail(solver, ": the ", phase, " phase gives ", ph.radii.size(), " radii, the generator's state at layer ", layer,
+         " has ", tensors, " tensor(s)");
+}
 inline void check_noise_options(const NoiseOptions& n, const char* solver) {
   if (!n.enabled) return;
   if (!(std::isfinite(n.eta) && n.eta >= 0)) fail(solver, ": noise eta must be finite and >= 0, got ", n.eta);
@@ -427,6 +437,7 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   detail::check_phase_steps(opt.phase, "dpr", "z0");
+  detail::check_phase_radii(gen, 0, opt.phase, "dpr", "z0");
   detail::check_noise_options(opt.noise, "dpr");
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
@@ -465,6 +476,22 @@ void check_prilo_stages(const PriloOptions<T>& opt, int depth) {
   }
 }
 
+/// invalid_input unless every phase of `opt` that runs gives as many per-tensor radii as gen's
+/// state has tensors where the phase optimises (A: at its stage's layer; the initial phase, B
+/// and C: at z0). prilo_solve checks this first; a program can call it after loading its
+/// generator, before any work (prilo::check_stages does).
+template <Generator G, class T>
+void check_prilo_radii(const PriloOptions<T>& opt, const G& gen) {
+  const bool chained = opt.reading == PriloReading::chained;
+  detail::check_phase_radii(gen, 0, opt.initial, "prilo", "initial");
+  for (const auto& st : opt.stages) {
+    if (st.repetitions == 0) continue;
+    if (st.forward.enabled) detail::check_phase_radii(gen, st.layer, st.forward, "prilo", "forward (A)");
+    if (!chained && st.back.enabled) detail::check_phase_radii(gen, 0, st.back, "prilo", "back-projection (B)");
+    if (!chained && st.refine.enabled) detail::check_phase_radii(gen, 0, st.refine, "prilo", "refinement (C)");
+  }
+}
+
 /// PRILO: the initial optimisation of z0, then every stage in order, each repeated as
 /// configured. In the default reading (PriloReading::back_project_refine) a repetition is A
 /// (forward optimisation of z_i), B (back-projection) and C (refinement); any of them can be
@@ -487,6 +514,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
   check_prilo_stages(opt, gen.depth());
+  check_prilo_radii(opt, gen);
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
       res, 0, opt.history_stride, opt.progress, opt.observe, "prilo", {{callbacks...}}, opt.stop};
