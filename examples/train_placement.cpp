@@ -104,8 +104,23 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
   if (st.reconstructed > N - st.validation)
     throw invalid_input("--reconstructed " + std::to_string(st.reconstructed) + ": more than the " +
                         std::to_string(N - st.validation) + " training images outside the validation part");
-  if (st.reconstructed > 0) (void)parse_methods(st.method, "--method");  // an unknown method before any work
-  const Eigen::Index nv = st.validation, nt = N - nv;                    // held out: the last nv images of the split
+  if (st.reconstructed > 0) {  // the method and its config before any work (the decoding alone takes seconds)
+    MethodSpec m;
+    try {
+      m = parse_method(st.method);  // one method (a list is not)
+    } catch (const invalid_input& e) {
+      throw invalid_input(std::string("--method: ") + e.what());
+    }
+    const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
+    const auto cfg = io::load_reconstruction_config<T>(files.config);
+    try {
+      check_method<Fourier2d<T>>(m, cfg);
+      check_stages(m, cfg, vae);
+    } catch (const invalid_input& e) {
+      throw invalid_input("the config " + files.config.string() + ": " + e.what());
+    }
+  }
+  const Eigen::Index nv = st.validation, nt = N - nv;  // held out: the last nv images of the split
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   // positives: per training image its decoded posterior mean, itself, or both (two positives);

@@ -194,10 +194,17 @@ if [ -n "$train_placement" ]; then
   expect_ok_with "=style" "$train_placement" --help
   expect_fail "--output: empty path" env -C "$tmp" "$train_placement" --epochs 1 -o ""
   expect_fail "--pixel-noise: must be a finite number >= 0, got nan" "$train_placement" --pixel-noise nan -o "$tmp/p.prw"
+  # --method names one method, checked with its config before the training images are decoded
+  expect_fail "--method: unknown method \"hio,er\"" "$train_placement" --reconstructed 2 --method hio,er --epochs 1 \
+    -o "$tmp/p2.prw"
 fi
 represent="$(dirname "$recon")/prilo-represent"
 if [ -x "$represent" ]; then
   expect_fail "--lr: must be a finite number > 0, got nan" "$represent" --lr nan --count 1
+  expect_fail "--radii: 1e39 is beyond the range of the generator's scalar type" "$represent" --count 1 --radii 1e39 \
+    --split-points 1
+  expect_fail "--polish: sets the polish rounds, and --polish-rounds is 0" "$represent" --count 1 --polish-rounds 0 \
+    --polish 7
   expect_fail "--split-lr: must be a finite number > 0, got 1e39" "$represent" --split-lr 1e39 --count 1
   expect_fail "--polish-factor: must be a number from 1e-06 to 1, got nan" "$represent" --polish-factor nan --count 1
   expect_fail "--json: empty path" "$represent" --json "" --count 1
