@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
       ->check(prilo_cli::non_empty_path());
   app.add_option("--png", st.png_path, "Write a PNG grid: ground truth, measurements, each method")
       ->check(prilo_cli::non_empty_path());
-  app.add_option("--png-count", st.png_count, "Images shown in the PNG grid")
+  app.add_option("--png-count", st.png_count,
+                 "Images shown in the PNG grid (at most --count: the grid shows those there are)")
       ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
@@ -191,9 +192,12 @@ int main(int argc, char** argv) {
                           ": switches PRILO's phases, and no PRILO method is in --methods");
     if (!st.trace_path.empty() && !family_listed({MethodFamily::dpr, MethodFamily::prilo}))
       throw invalid_input("--trace: records the latent solvers (DPR, PRILO), and none is in --methods");
-    if (app.count("--png-count") && st.png_count > st.count)
-      throw invalid_input("--png-count " + std::to_string(st.png_count) + ": more than the --count " +
-                          std::to_string(st.count) + " images reconstructed");
+    if (st.per_restart && std::none_of(methods.begin(), methods.end(), [](const MethodSpec& m) {
+          return !m.resolve && !m.polish && !m.average && m.operator_kind() != OperatorKind::gaussian;
+        }))
+      throw invalid_input(
+          "--per-restart: writes the restarts of the methods that keep them, and none in --methods does (-avg, "
+          "-resolve, -polish and the Gaussian baselines keep none)");
     const auto cfg = io::load_reconstruction_config<T>(config_path);
     for (const MethodSpec& m : methods) {  // a method the operator cannot run: before the header and any reading
       if (st.op == "fourier")

@@ -126,8 +126,8 @@ expect_fail "--ablation init-only: switches PRILO's phases, and no PRILO method 
   --methods hio --ablation init-only --quiet
 expect_fail "--trace: records the latent solvers (DPR, PRILO), and none is in --methods" "$recon" --count 1 \
   --methods hio --trace "$tmp/hio-trace.json" --quiet
-expect_fail "--png-count 5: more than the --count 2 images reconstructed" "$recon" --count 2 --methods hio \
-  --png "$tmp/five.png" --png-count 5 --quiet
+expect_fail "--per-restart: writes the restarts of the methods that keep them, and none in --methods does" "$recon" \
+  --count 1 --methods prilo-chain-mii-avg --per-restart --json "$tmp/avg.json" --quiet
 expect_fail "--peak-gflops: a peak below 0.001 GFLOP/s" "$recon" --peak-gflops 1e-320 --count 1 --methods hio --quiet
 expect_fail "method prilo-mii: the config has no \"prilo\" section" "$recon" --count 1 --methods hio,prilo-mii --quiet \
   --config <(printf '{"hio": {"iterations": 5, "final_er": 1}}')

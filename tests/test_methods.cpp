@@ -298,6 +298,8 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
             "resolve.judges: weight must be finite and >= 0 (a)"},
            {R"({"resolve": {"judges": [{"model": "a", "wieght": 1}]}})", "resolve.judges: unknown key \"wieght\""},
            {R"({"resolve": {"judged_candidates": 0}})", "resolve: judged_candidates must be >= 1"},
+           {R"({"resolve": {"judged_candidates": 8}})",
+            "resolve: judged_candidates sets how many candidates the judges score, and the config names no judges"},
            {R"({"resolve": {"anchor_weight": -1}})", "resolve: anchor_weight must be finite and >= 0"},
            {R"({"resolve": {"scorer_weight": -0.5}})", "resolve: scorer_weight must be finite and >= 0"},
            {R"({"resolve": {"anchor_wieght": 1}})", "resolve: unknown key \"anchor_wieght\""},

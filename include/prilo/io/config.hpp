@@ -290,6 +290,9 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
         c.resolve_judges.push_back(std::move(f));
       }
     }
+    if (r.contains("judged_candidates") && c.resolve_judges.empty())
+      throw invalid_input(
+          "resolve: judged_candidates sets how many candidates the judges score, and the config names no judges");
   }
   if (j.contains("consensus")) {
     detail::check_keys(j.at("consensus"), "consensus", {"power"});

@@ -399,9 +399,8 @@ constexpr void check_latent_solver_arguments() {
                 "returning a ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
 }
 
-/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps) and
-/// the noise schedule's exponents are finite (a NaN γ gave NaN σ from the second step on,
-/// which the optimisers read as "no noise"): checked on entry, before any phase runs.
+/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps):
+/// checked on entry, before any phase runs.
 template <class T>
 void check_phase_steps(const PhaseOptions<T>& ph, const char* solver, const char* phase) {
   if (ph.steps < 0) fail(solver, ": the ", phase, " phase's steps must be >= 0, got ", ph.steps);
@@ -416,6 +415,8 @@ void check_phase_radii(const G& gen, int layer, const PhaseOptions<T>& ph, const
     fail(solver, ": the ", phase, " phase gives ", ph.radii.size(), " radii, the generator's state at layer ", layer,
          " has ", tensors, " tensor(s)");
 }
+/// invalid_input unless enabled noise has a finite η ≥ 0 and a finite γ (a NaN γ gave NaN σ
+/// from the second step on, which the optimisers read as "no noise"): checked on entry.
 inline void check_noise_options(const NoiseOptions& n, const char* solver) {
   if (!n.enabled) return;
   if (!(std::isfinite(n.eta) && n.eta >= 0)) fail(solver, ": noise eta must be finite and >= 0, got ", n.eta);
