@@ -149,6 +149,12 @@ TEST_CASE("representation_limit rejects bad input with messages that name it") {
   o = opt;
   o.random_starts = 0;
   CHECK(message(X, o).find("no starts") != std::string::npos);
+  for (const double factor : {0.0, -1.0, HUGE_VAL, std::nan("")}) {
+    o = opt;
+    o.polish_steps = 1;
+    o.polish_factor = factor;
+    CHECK(message(X, o).find("polish_factor: must be finite and > 0") != std::string::npos);
+  }
   Mat<double> bad = X;
   bad(0, 0) = std::nan("");
   CHECK(message(bad, opt).find("NaN") != std::string::npos);

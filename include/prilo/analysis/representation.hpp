@@ -409,7 +409,9 @@ RepresentationResult<T> representation_limit(const G& gen, const Mat<T>& X, cons
     fail("representation_limit: steps must be >= 0");
   if (opt.blocks.parts != 1)
     fail("representation_limit blocks: distributed parts are not supported (parts = ", opt.blocks.parts, ")");
-  if (!(opt.polish_factor > 0)) fail("representation_limit polish_factor: must be > 0, got ", opt.polish_factor);
+  // an infinite factor made the polish rounds' learning rate inf: Adam refused it without naming this option
+  if (!(opt.polish_factor > 0 && std::isfinite(opt.polish_factor)))
+    fail("representation_limit polish_factor: must be finite and > 0, got ", opt.polish_factor);
   for (const auto& b : opt.balls) {
     if (b.layer < 1 || b.layer >= k)
       fail("representation_limit ball: split point ", b.layer, " must be an intermediate split point in 1..", k - 1);
