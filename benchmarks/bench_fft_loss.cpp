@@ -21,6 +21,10 @@
 //    ratio_cpu: the same as ratio with process CPU time (all threads), robust on a loaded machine for
 //    single-thread rows (with 2 threads it also counts OpenMP's spin-waiting).
 //    Targets: ratio <= 1.3 at 64×64 and below, <= 1.15 at 256×256 and above.
+//  * "loss_lanes" rows: the same loss with FourierEngine::lanes (one image per SIMD lane,
+//    prilo/fft/lanes.hpp) on the batches of 1024; ratio and ratio_min against the bare pair as
+//    above, and ratio_fftw_min: alternating rounds of the FFTW loss and the lanes loss, fastest
+//    of each (below 1 the lanes are faster).
 //  * Sizes: 28×28, 64×64, 256×256, 1024×1024 (batch 1) and 1024 images of 28×28; threads 1, and
 //    also 2 for the batch (threads set with prilo::cpu::set_threads: OpenMP and Eigen).
 //  * All times are wall-clock (UseRealTime), because the batch runs on several OpenMP threads.
@@ -62,8 +66,11 @@ struct Problem {
   prilo::Mat<T> x, grad, out;
   prilo::CMat<T> half, zin, zout;
   std::unique_ptr<prilo::MagnitudeLoss<prilo::Fourier2d<T>>> loss;
+  prilo::Fourier2d<T> lanes_op;
+  std::unique_ptr<prilo::MagnitudeLoss<prilo::Fourier2d<T>>> lanes_loss;
 
-  Problem(int h, int w, Index b) : op(h, w) {
+  Problem(int h, int w, Index b)
+      : op(h, w), lanes_op(h, w, prilo::FourierScaling::unitary, prilo::FourierEngine::lanes) {
     prilo::Rng rng(1234 + std::uint64_t(h) * 7 + std::uint64_t(b));
     const Index n = Index(h) * w;
     x = prilo::Mat<T>(n, b);
@@ -71,6 +78,7 @@ struct Problem {
     for (Index i = 0; i < x.size(); ++i) x.data()[i] = T(rng.uniform());
     for (Index i = 0; i < truth.size(); ++i) truth.data()[i] = T(rng.uniform());
     loss = std::make_unique<prilo::MagnitudeLoss<prilo::Fourier2d<T>>>(op, prilo::measure(op, truth));
+    lanes_loss = std::make_unique<prilo::MagnitudeLoss<prilo::Fourier2d<T>>>(lanes_op, loss->measurements());
     grad = prilo::Mat<T>(n, b);
   }
 };
@@ -182,6 +190,39 @@ void bm_loss(benchmark::State& state, Config c, const char* tname) {
   set_items(state, c);
 }
 
+/// The fused loss on lanes (FourierEngine::lanes), against the bare pair and the FFTW loss.
+template <class T>
+void bm_loss_lanes(benchmark::State& state, Config c, const char* tname) {
+  prilo::cpu::set_threads(c.threads);
+  Problem<T>& p = problem<T>(c.h, c.w, c.batch);
+  benchmark::DoNotOptimize(p.lanes_loss->value_and_gradient(p.x, p.grad));  // warm-up
+  const Times t0 = now();
+  for (auto _ : state) {
+    auto l = p.lanes_loss->value_and_gradient(p.x, p.grad);
+    benchmark::DoNotOptimize(l.data());
+    benchmark::DoNotOptimize(p.grad.data());
+    benchmark::ClobberMemory();
+  }
+  const auto it = baseline_times().find(c.key(tname));
+  if (it != baseline_times().end() && state.iterations() > 0) {
+    const Times t = per_iteration(state, t0);
+    state.counters["ratio"] = t.wall / it->second.wall;
+    state.counters["ratio_min"] =
+        interleaved(
+            [&] {
+              p.op.forward_half(p.x, p.half);
+              p.op.backward_half(p.half, p.out);
+            },
+            [&] { benchmark::DoNotOptimize(p.lanes_loss->value_and_gradient(p.x, p.grad)); }, t.wall)
+            .ratio;
+    state.counters["ratio_fftw_min"] =
+        interleaved([&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); },
+                    [&] { benchmark::DoNotOptimize(p.lanes_loss->value_and_gradient(p.x, p.grad)); }, t.wall)
+            .ratio;
+  }
+  set_items(state, c);
+}
+
 template <class T>
 void register_type(const char* tname) {
   const Config configs[] = {{28, 28, 1, 1},     {64, 64, 1, 1},    {256, 256, 1, 1},
@@ -194,6 +235,10 @@ void register_type(const char* tname) {
     benchmark::RegisterBenchmark(("loss" + suffix).c_str(), [c, tname](benchmark::State& s) {
       bm_loss<T>(s, c, tname);
     })->UseRealTime();
+    if (c.batch >= 2 * prilo::lanes::lanes<T>)
+      benchmark::RegisterBenchmark(("loss_lanes" + suffix).c_str(), [c, tname](benchmark::State& s) {
+        bm_loss_lanes<T>(s, c, tname);
+      })->UseRealTime();
   }
 }
 

@@ -47,7 +47,7 @@ struct Settings {
               trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or patient
   std::string fftw_wisdom;  // empty: $PRILO_FFTW_WISDOM or the user's cache folder; "none": no file
-  std::string backend = "cpu", generator = "mlp";
+  std::string backend = "cpu", generator = "mlp", fft = "fftw";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
   double peak = 0;
   std::uint64_t seed = 0;
@@ -106,6 +106,10 @@ int main(int argc, char** argv) {
       ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
+  app.add_option("--fft", st.fft,
+                 "Transforms of the DFT loss on the CPU: fftw (default) or lanes (one image per SIMD lane; image sides "
+                 "that factor into 2, 3, 5 and 7; results differ in their last bits)")
+      ->check(CLI::IsMember({"fftw", "lanes"}));
   app.add_option("--fftw-effort", st.fftw_effort,
                  "FFTW planner: patient (default: the fastest transforms, its search kept in --fftw-wisdom), measure, "
                  "estimate (bit-reproducible runs, no wisdom); default $PRILO_FFTW_EFFORT or patient")
@@ -330,7 +334,7 @@ int main(int argc, char** argv) {
       std::visit([&](const auto& vae) { results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished); }, model);
     };
     if (st.op == "fourier")
-      run(Fourier2d<T>(h, w));
+      run(Fourier2d<T>(h, w, FourierScaling::unitary, st.fft == "lanes" ? FourierEngine::lanes : FourierEngine::fftw));
     else if (st.op == "gaussian-real")
       run(GaussianReal<T>(st.measurements, h * w, st.seed + 7));
     else

@@ -20,6 +20,8 @@
 #   -resolve); reports in docs/results/cuda/ instead. PRILO_RECONSTRUCT=<program>: a build made
 #   elsewhere (scripts/prepare.sh). PRILO_RESULTS=<folder>: where the reports go.
 #   PRILO_DATASETS=<comma list> (default mnist,fashion-mnist): run the parts for these data sets only.
+#   PRILO_FFT=lanes: prilo-reconstruct --fft lanes (the DFT loss's transforms one image per SIMD
+#   lane, FourierEngine::lanes; about 9 % faster MLP runs, results that differ in their last bits).
 set -euo pipefail
 datasets="${PRILO_DATASETS:-mnist,fashion-mnist}"
 for d in ${datasets//,/ }; do
@@ -33,9 +35,10 @@ else
   results="${PRILO_RESULTS:-docs/results}"; placement=(--threads 1); default_workers="$(nproc)"
 fi
 mkdir -p "$results"
+fft=(); [ -n "${PRILO_FFT:-}" ] && fft=(--fft "$PRILO_FFT")
 timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "wall %e s")  # the wall line in each log
 run() {  # run <dataset> <suffix> <methods> [more prilo-reconstruct options]
-  "${timer[@]}" $reconstruct --dataset "$1" --count "$count" --restarts 4 "${placement[@]}" \
+  "${timer[@]}" $reconstruct --dataset "$1" --count "$count" --restarts 4 "${placement[@]}" "${fft[@]}" \
     "${@:4}" --methods "$3" --json "$results/table1-$1$2.json" --png "$results/table1-$1$2.png" --png-count 12 \
     > "$results/table1-$1$2.log" 2>&1
 }

@@ -226,6 +226,166 @@ TEST_CASE_TEMPLATE("The fused pass's residual kernel equals its scalar form at e
   }
 }
 
+TEST_CASE_TEMPLATE("lanes::Dft2d matches a naive DFT in both directions, one image per lane", T, float, double) {
+  // every radix (4, 2, 3, 5, 7), one stage and several, sides of 1, and a different image in
+  // every lane (a lane mix-up would show)
+  using V = lanes::vec<T>;
+  constexpr int L = lanes::lanes<T>;
+  std::mt19937 gen(8);
+  std::normal_distribution<double> normal;
+  for (auto [h, w] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{4, 7}, std::pair{5, 5}, std::pair{7, 9},
+                      std::pair{16, 12}, std::pair{28, 28}, std::pair{1, 8}, std::pair{14, 1}, std::pair{30, 32}}) {
+    CAPTURE(h);
+    CAPTURE(w);
+    const int n = h * w;
+    lanes::Dft2d<T> dft(h, w);
+    std::vector<std::complex<double>> x(std::size_t(n) * L);
+    for (auto& v : x) v = {normal(gen), normal(gen)};
+    for (int inverse = 0; inverse < 2; ++inverse) {
+      std::vector<V> re(n), im(n), work(dft.work_size());
+      for (int p = 0; p < n; ++p)
+        for (int l = 0; l < L; ++l) {
+          re[p][l] = T(x[std::size_t(p) * L + l].real());
+          im[p][l] = T(x[std::size_t(p) * L + l].imag());
+        }
+      if (inverse)
+        dft.template run<true>(re.data(), im.data(), work.data());
+      else
+        dft.template run<false>(re.data(), im.data(), work.data());
+      const double sign = inverse ? 1.0 : -1.0;
+      double err = 0, norm = 0;
+      for (int l = 0; l < L; ++l)
+        for (int k1 = 0; k1 < h; ++k1)
+          for (int k2 = 0; k2 < w; ++k2) {
+            std::complex<double> acc = 0;
+            for (int r = 0; r < h; ++r)
+              for (int c = 0; c < w; ++c)
+                acc += x[std::size_t(r * w + c) * L + l] *
+                       std::polar(1.0,
+                                  sign * 2 * std::numbers::pi * (double((k1 * r) % h) / h + double((k2 * c) % w) / w));
+            const std::complex<double> got(re[k1 * w + k2][l], im[k1 * w + k2][l]);
+            err += std::norm(got - acc);
+            norm += std::norm(acc);
+          }
+      CAPTURE(inverse);
+      CHECK(std::sqrt(err) <= tol<T>() * std::sqrt(norm));
+    }
+  }
+  CHECK(lanes::supported_length(28));
+  CHECK(lanes::supported_length(2 * 3 * 5 * 7 * 4));
+  CHECK_FALSE(lanes::supported_length(29));
+  CHECK_FALSE(lanes::supported_length(22));
+  CHECK_FALSE(lanes::supported_length(0));
+}
+
+TEST_CASE_TEMPLATE("lanes' column transposes put every value in its lane and back, at every length", T, float, double) {
+  constexpr int L = lanes::lanes<T>;
+  for (std::ptrdiff_t n = 0; n <= 3 * L + 3; ++n) {
+    CAPTURE(n);
+    std::vector<std::vector<T>> cols(L, std::vector<T>(std::size_t(n)));
+    const T* in[L];
+    for (int l = 0; l < L; ++l) {
+      for (std::ptrdiff_t p = 0; p < n; ++p) cols[l][p] = T(1000 * l + p);
+      in[l] = cols[l].data();
+    }
+    std::vector<lanes::vec<T>> v(std::size_t(n) + 1);
+    lanes::gather_columns<T>(in, n, v.data());
+    bool placed = true;
+    for (std::ptrdiff_t p = 0; p < n; ++p)
+      for (int l = 0; l < L; ++l) placed = placed && v[p][l] == T(1000 * l + p);
+    CHECK(placed);
+    std::vector<std::vector<T>> back(L, std::vector<T>(std::size_t(n), T(-1)));
+    T* out[L];
+    for (int l = 0; l < L; ++l) out[l] = back[l].data();
+    lanes::scatter_columns<T>(v.data(), n, out);
+    CHECK(back == cols);
+  }
+}
+
+TEST_CASE_TEMPLATE("The fused DFT loss on lanes equals the generic definition and FFTW's", T, float, double) {
+  // whole blocks of 2·L columns on the lanes, the rest through FFTW: one block, a block and a
+  // remainder, several blocks per thread, fewer columns than a block; odd, even and unit sides
+  Rng rng(18);
+  constexpr int L = lanes::lanes<T>;
+  for (auto [h, w, batch] :
+       {std::tuple{28, 28, 2 * L}, std::tuple{28, 28, 2 * L + 5}, std::tuple{28, 28, 8 * L + 1}, std::tuple{28, 28, 3},
+        std::tuple{5, 6, 2 * L + 1}, std::tuple{7, 7, 4 * L}, std::tuple{1, 4, 2 * L}, std::tuple{9, 1, 2 * L}}) {
+    CAPTURE(h);
+    CAPTURE(w);
+    CAPTURE(batch);
+    Fourier2d<T> F(h, w), G(h, w, FourierScaling::unitary, FourierEngine::lanes);
+    REQUIRE(G.engine() == FourierEngine::lanes);
+    REQUIRE(G.lane_transform() != nullptr);
+    Mat<T> x = rng.normal_matrix<T>(h * w, batch);
+    Mat<T> y = rng.normal_matrix<T>(h * w, batch).cwiseAbs();
+    MagnitudeLoss<Fourier2d<T>> on_lanes(G, y), on_fftw(F, y);
+    Mat<T> g, gf;
+    const Vec<T> v = on_lanes.value_and_gradient(x, g), vf = on_fftw.value_and_gradient(x, gf);
+    const auto [want, gwant] = generic_dft_loss(F, x, y);
+    for (Eigen::Index j = 0; j < batch; ++j) {
+      CAPTURE(j);
+      CHECK(std::abs(v(j) - want(j)) <= tol<T>() * 100 * want(j));
+      CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
+      CHECK(std::abs(v(j) - vf(j)) <= tol<T>() * 100 * want(j));
+    }
+    CHECK(on_lanes.value(x) == v);
+  }
+  // the unscaled DFT too
+  Fourier2d<T> F(4, 6, FourierScaling::none), G(4, 6, FourierScaling::none, FourierEngine::lanes);
+  Mat<T> x = rng.normal_matrix<T>(24, 2 * L);
+  Mat<T> y = measure(F, Mat<T>(rng.normal_matrix<T>(24, 2 * L)));
+  Mat<T> g;
+  const Vec<T> v = MagnitudeLoss<Fourier2d<T>>(G, y).value_and_gradient(x, g);
+  const auto [want, gwant] = generic_dft_loss(F, x, y);
+  CHECK((v - want).norm() <= tol<T>() * 100 * want.norm());
+  CHECK((g - gwant).norm() <= tol<T>() * 100 * gwant.norm());
+}
+
+TEST_CASE("The fused DFT loss on lanes: gradients match finite differences") {
+  Rng rng(19);
+  check_loss_gradient(Fourier2d<double>(28, 28, FourierScaling::unitary, FourierEngine::lanes), rng,
+                      2 * lanes::lanes<double>);
+  check_loss_gradient(Fourier2d<double>(6, 10, FourierScaling::none, FourierEngine::lanes), rng,
+                      2 * lanes::lanes<double> + 1);
+}
+
+TEST_CASE_TEMPLATE("A non-finite column on lanes does not reach the column it shares a lane with", T, float, double) {
+  // lane l carries columns l and L + l: a NaN in column 0 and an inf in column L + 3 leave their
+  // partners L and 3, and every other column, as the generic formula has them
+  constexpr int L = lanes::lanes<T>;
+  Rng rng(20);
+  Fourier2d<T> F(28, 28), G(28, 28, FourierScaling::unitary, FourierEngine::lanes);
+  Mat<T> x = rng.normal_matrix<T>(784, 2 * L);
+  const Mat<T> y = rng.normal_matrix<T>(784, 2 * L).cwiseAbs();
+  x(100, 0) = std::numeric_limits<T>::quiet_NaN();
+  x(5, L + 3) = std::numeric_limits<T>::infinity();
+  MagnitudeLoss<Fourier2d<T>> fused(G, y);
+  Mat<T> g;
+  const Vec<T> v = fused.value_and_gradient(x, g);
+  CHECK_FALSE(std::isfinite(v(0)));
+  CHECK_FALSE(std::isfinite(v(L + 3)));
+  const auto [want, gwant] = generic_dft_loss(F, x, y);
+  for (Eigen::Index j = 1; j < 2 * L; ++j) {
+    if (j == L + 3) continue;
+    CAPTURE(j);
+    CHECK(std::abs(v(j) - want(j)) <= tol<T>() * 100 * want(j));
+    CHECK(g.col(j).allFinite());
+    CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
+  }
+}
+
+TEST_CASE("The lanes engine refuses image sides it cannot transform, by name") {
+  CHECK_THROWS_WITH_AS(Fourier2d<float>(29, 28, FourierScaling::unitary, FourierEngine::lanes),
+                       "Fourier2d: the lanes engine needs image sides that factor into 2, 3, 5 and 7, got 29x28 (use "
+                       "FourierEngine::fftw)",
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(lanes::Dft1d<double>(11), "lanes::Dft1d: length 11 does not factor into 2, 3, 5 and 7",
+                       invalid_input);
+  CHECK_THROWS_AS(Fourier2d<float>(28, 28, FourierScaling::unitary, FourierEngine(7)), invalid_input);
+  CHECK(Fourier2d<float>(29, 28).engine() == FourierEngine::fftw);
+  CHECK(Fourier2d<float>(29, 28).lane_transform() == nullptr);
+}
+
 TEST_CASE("The magnitude loss is safe where Ax = 0 and zero at the truth") {
   Fourier2d<double> F(4, 4);
   Mat<double> x = Mat<double>::Zero(16, 1);

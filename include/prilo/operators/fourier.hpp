@@ -9,6 +9,7 @@
 
 #include "../core.hpp"
 #include "../fft/fftw.hpp"
+#include "../fft/lanes.hpp"
 #include "../flops.hpp"
 #include "../parallel.hpp"
 
@@ -18,6 +19,17 @@ namespace prilo {
 /// Fᴴ = F⁻¹. `none`: F = DFT, (Fx)_k = Σ_m x_m e^{-2πi⟨k, m/N⟩} as in numpy.fft.fft2 and
 /// torch.fft.fft2, and Fᴴ = n·F⁻¹.
 enum class FourierScaling { unitary, none };
+
+/// Which transforms the fused DFT loss (MagnitudeLoss<Fourier2d>, the solvers' hot path) runs
+/// on the CPU. `fftw`: FFTW's batched plans, two images per complex transform. `lanes`: the
+/// transforms of prilo/fft/lanes.hpp, one image per SIMD lane (2 × lanes images per block;
+/// 32 in float with AVX-512), with the spectra's split, the residual and the merge on the
+/// same vectors; columns left over after the last whole block go through FFTW. Image sides
+/// must factor into 2, 3, 5 and 7. The two agree to rounding (both are within a few ε·‖x‖ of
+/// the exact DFT; tests/test_fourier.cpp checks both against a naive DFT); solvers' results
+/// differ in their last bits, and so may any figure that hangs on them. apply(), adjoint(),
+/// forward_half() and backward_half() use FFTW with either engine.
+enum class FourierEngine { fftw, lanes };
 
 /// The 2-D DFT F of an h×w image stored row-major in a column (pixel (r, c) at r·w + c),
 /// applied to every column of a batch. Output: the full n = h·w spectrum, frequency
@@ -29,14 +41,17 @@ class Fourier2d {
   using scalar = T;
   using C = std::complex<T>;
 
-  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary)
-      : h_(h), w_(w), scaling_(scaling), plans_(make_plans(h, w)) {}
+  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary, FourierEngine engine = FourierEngine::fftw)
+      : h_(h), w_(w), scaling_(scaling), engine_(engine), plans_(make_plans(h, w)), lanes_(make_lanes(h, w, engine)) {}
 
   int height() const { return h_; }
   int width() const { return w_; }
   Eigen::Index input_size() const { return Eigen::Index(h_) * w_; }
   Eigen::Index output_size() const { return input_size(); }
   FourierScaling scaling() const { return scaling_; }
+  FourierEngine engine() const { return engine_; }
+  /// The lane transform of FourierEngine::lanes (null with FFTW).
+  const lanes::Dft2d<T>* lane_transform() const { return lanes_.get(); }
   /// Factor s with F = s · DFT.
   T scale() const { return scaling_ == FourierScaling::unitary ? T(1) / std::sqrt(T(input_size())) : T(1); }
   Eigen::Index half_size() const { return Eigen::Index(h_) * (w_ / 2 + 1); }
@@ -124,6 +139,15 @@ class Fourier2d {
     return std::make_shared<const fftw::PlanCache<T>>(h, w);
   }
 
+  static std::shared_ptr<const lanes::Dft2d<T>> make_lanes(int h, int w, FourierEngine engine) {
+    if (engine == FourierEngine::fftw) return nullptr;
+    if (engine != FourierEngine::lanes) detail::fail("Fourier2d: unknown engine ", int(engine));
+    if (!lanes::Dft2d<T>::supported(h, w))
+      detail::fail("Fourier2d: the lanes engine needs image sides that factor into 2, 3, 5 and 7, got ", h, "x", w,
+                   " (use FourierEngine::fftw)");
+    return std::make_shared<const lanes::Dft2d<T>>(h, w);
+  }
+
   CMat<T> c2c(const CMat<T>& in, fftw::Kind kind, T s) const {
     CMat<T> out(in.rows(), in.cols());
     run_chunks(
@@ -146,7 +170,9 @@ class Fourier2d {
 
   int h_, w_;
   FourierScaling scaling_;
+  FourierEngine engine_;
   std::shared_ptr<const fftw::PlanCache<T>> plans_;
+  std::shared_ptr<const lanes::Dft2d<T>> lanes_;
 };
 
 }  // namespace prilo

@@ -418,6 +418,95 @@ void merge_pair_spectrum(const T* EIGEN_RESTRICT ra, const T* EIGEN_RESTRICT rb,
 }  // namespace detail
 
 namespace detail {
+/// half_spectrum_loss on one block of 2·L columns j0 … j0 + 2L − 1 with FourierEngine::lanes
+/// (L = lanes::lanes<T>): lane l carries column j0 + l as the real part and j0 + L + l as the
+/// imaginary part of one complex image, a + i·b; one forward 2-D transform of the block, then
+/// per bin of the half spectrum and all lanes at once split_pair_spectrum, residual_bin on
+/// each image and merge_pair_spectrum, one backward transform, and the real and imaginary
+/// parts back into the two columns' gradients. Returns whether every loss is finite (where one
+/// is not, the caller redoes the affected columns alone, as for FFTW's pairs).
+template <class T>
+bool lane_pair_block(const lanes::Dft2d<T>& dft, const Mat<T>& x, const Mat<T>& ybar, const Vec<T>& weight,
+                     const Vec<T>& offset, T s, Eigen::Index j0, Mat<T>* grad, Vec<T>& loss) {
+  using V = lanes::vec<T>;
+  constexpr int L = lanes::lanes<T>;
+  const int h = dft.height(), w = dft.width(), wh = w / 2 + 1;
+  const Eigen::Index n = Eigen::Index(h) * w, hn = Eigen::Index(h) * wh;
+  thread_local std::vector<V> buf;
+  const std::size_t need = 4 * std::size_t(n) + dft.work_size() + 2 * std::size_t(hn);
+  if (buf.size() < need) buf.resize(need);
+  V* zr = buf.data();  // the forward transform's planes, in place
+  V* zi = zr + n;
+  V* wr = zi + n;  // the merged residual spectrum, then the backward transform's output
+  V* wi = wr + n;
+  V* yba = wi + n;  // ȳ of the block's two column sets, lane-major
+  V* ybb = yba + hn;
+  V* work = ybb + hn;
+  // pack: lane l of pixel p is x(p, j0 + l) (real part) and x(p, j0 + L + l) (imaginary part)
+  {
+    const T* cols[4][L];
+    for (int l = 0; l < L; ++l) {
+      cols[0][l] = x.col(j0 + l).data();
+      cols[1][l] = x.col(j0 + L + l).data();
+      cols[2][l] = ybar.col(j0 + l).data();
+      cols[3][l] = ybar.col(j0 + L + l).data();
+    }
+    lanes::gather_columns<T>(cols[0], n, zr);
+    lanes::gather_columns<T>(cols[1], n, zi);
+    lanes::gather_columns<T>(cols[2], hn, yba);
+    lanes::gather_columns<T>(cols[3], hn, ybb);
+  }
+  dft.template run<false>(zr, zi, work);
+  const V zero = V{}, one = zero + T(1), half = zero + T(0.5), vs = zero + s, v2s = zero + T(2) * s;
+  V acca = zero, accb = zero;
+  // residual_bin on all lanes: r = 2s·(|sX| − ȳ)·sX/|sX| (0 where X = 0), acc += wt·(|sX| − ȳ)²
+  auto residual = [&](V& re, V& im, const V& yb, T wt, V& acc) {
+    re *= vs;
+    im *= vs;
+    const V a = lanes::sqrt(re * re + im * im);
+    const V res = a - yb;
+    acc += wt * res * res;
+    const auto pos = a > zero;
+    const V f0 = v2s * res / (pos ? a : one);
+    const V f = pos ? f0 : zero;
+    re *= f;
+    im *= f;
+  };
+  for (int k1 = 0; k1 < h; ++k1) {
+    const Eigen::Index row = Eigen::Index(k1) * w, mrow = Eigen::Index(k1 == 0 ? 0 : h - k1) * w;
+    for (int k2 = 0; k2 < wh; ++k2) {
+      const Eigen::Index k = row + k2, mk = mrow + (k2 == 0 ? 0 : w - k2), kh = Eigen::Index(k1) * wh + k2;
+      const V ur = zr[mk], ui = zi[mk];
+      V ar = (zr[k] + ur) * half, ai = (zi[k] - ui) * half;
+      V br = (zi[k] + ui) * half, bi = (ur - zr[k]) * half;
+      const T wt = weight[kh];
+      residual(ar, ai, yba[kh], wt, acca);
+      residual(br, bi, ybb[kh], wt, accb);
+      wr[k] = ar - bi;
+      wi[k] = ai + br;
+      wr[mk] = ar + bi;
+      wi[mk] = br - ai;
+    }
+  }
+  bool finite = true;
+  for (int l = 0; l < L; ++l) {
+    loss(j0 + l) = acca[l] + offset(j0 + l);
+    loss(j0 + L + l) = accb[l] + offset(j0 + L + l);
+    finite = finite && std::isfinite(loss(j0 + l)) && std::isfinite(loss(j0 + L + l));
+  }
+  if (grad) {
+    dft.template run<true>(wr, wi, work);
+    T* cols[2][L];
+    for (int l = 0; l < L; ++l) {
+      cols[0][l] = grad->col(j0 + l).data();
+      cols[1][l] = grad->col(j0 + L + l).data();
+    }
+    lanes::scatter_columns<T>(wr, n, cols[0]);
+    lanes::scatter_columns<T>(wi, n, cols[1]);
+  }
+  return finite;
+}
+
 /// The most column pairs half_spectrum_loss transforms per block.
 inline constexpr Eigen::Index max_pairs_per_block = 32;
 /// Column pairs per block of half_spectrum_loss for images of n pixels: the two pair spectra
@@ -458,16 +547,9 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
       cols,
       [&](Eigen::Index j0, Eigen::Index nb) {
         thread_local CMat<T> zin, zout, halves;
-        const Eigen::Index all_pairs = nb / 2;
-        zin.resize(n, std::min(block, std::max<Eigen::Index>(all_pairs, 1)));
-        zout.resize(n, zin.cols());
         halves.resize(hn, 2);
         T* za = reinterpret_cast<T*>(halves.col(0).data());
         T* zb = reinterpret_cast<T*>(halves.col(1).data());
-        // a block's pair columns are aligned like the workspaces' bases when a column's byte
-        // size is a multiple of 16; otherwise FFTW_UNALIGNED plans
-        const bool unaligned = (std::size_t(n) * sizeof(C)) % 16 != 0 || !fftw::Plan<T>::aligned(zin.data()) ||
-                               !fftw::Plan<T>::aligned(zout.data());
         // one column alone: r2c, the residual, c2r (a thread's odd column out, and both columns
         // of a pair that met a non-finite value, so that it cannot reach its partner)
         auto single = [&](Eigen::Index j) {
@@ -477,6 +559,24 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
           loss(j) = detail::half_spectrum_residual(za, ybar.col(j).data(), weight.data(), hn, s) + offset(j);
           if (grad) plans.get(fftw::Kind::c2r, 1, unaligned_one).execute(halves.col(0).data(), grad->col(j).data());
         };
+        // FourierEngine::lanes: whole blocks of 2·L columns on the lanes, the rest below
+        if (const auto* dft = op.lane_transform()) {
+          constexpr Eigen::Index L = lanes::lanes<T>;
+          for (; nb >= 2 * L; j0 += 2 * L, nb -= 2 * L)
+            if (!detail::lane_pair_block(*dft, x, ybar, weight, offset, s, j0, grad, loss))
+              for (Eigen::Index l = 0; l < L; ++l)
+                if (!std::isfinite(loss(j0 + l)) || !std::isfinite(loss(j0 + L + l))) {
+                  single(j0 + l);
+                  single(j0 + L + l);
+                }
+        }
+        const Eigen::Index all_pairs = nb / 2;
+        zin.resize(n, std::min(block, std::max<Eigen::Index>(all_pairs, 1)));
+        zout.resize(n, zin.cols());
+        // a block's pair columns are aligned like the workspaces' bases when a column's byte
+        // size is a multiple of 16; otherwise FFTW_UNALIGNED plans
+        const bool unaligned = (std::size_t(n) * sizeof(C)) % 16 != 0 || !fftw::Plan<T>::aligned(zin.data()) ||
+                               !fftw::Plan<T>::aligned(zout.data());
         for (Eigen::Index q0 = 0; q0 < all_pairs; q0 += block) {
           const Eigen::Index pairs = std::min(block, all_pairs - q0);
           const Eigen::Index b0 = j0 + 2 * q0;

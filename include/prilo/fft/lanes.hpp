@@ -1,0 +1,391 @@
+// Small 2-D DFTs computed across SIMD lanes: one image per lane, every lane the same
+// butterflies, so no shuffles and no strided codelets. For the fused DFT loss of many small
+// images (28×28 MNIST), where FFTW's codelets for non-powers of two run mostly scalar.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <numbers>
+#include <type_traits>
+#include <vector>
+
+#include "../core.hpp"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace prilo::lanes {
+
+// The vector width of the build: 512 bits with AVX-512, 256 with AVX, 128 otherwise (SSE2 and
+// NEON; GCC and Clang lower the generic vectors to what the target has). Matching the target
+// keeps the vectors in registers and their passing by value off the psABI's warnings.
+#if defined(__AVX512F__)
+#define PRILO_LANE_BYTES 64
+#elif defined(__AVX__)
+#define PRILO_LANE_BYTES 32
+#else
+#define PRILO_LANE_BYTES 16
+#endif
+
+template <class T>
+struct vector_of;
+template <>
+struct vector_of<float> {
+  typedef float type __attribute__((vector_size(PRILO_LANE_BYTES)));
+  typedef float unaligned __attribute__((vector_size(PRILO_LANE_BYTES), aligned(alignof(float)), may_alias));
+};
+template <>
+struct vector_of<double> {
+  typedef double type __attribute__((vector_size(PRILO_LANE_BYTES)));
+  typedef double unaligned __attribute__((vector_size(PRILO_LANE_BYTES), aligned(alignof(double)), may_alias));
+};
+namespace detail {
+// The permutes' index vectors: integers of the lanes' width.
+template <class V>
+struct mask_of;
+template <>
+struct mask_of<vector_of<float>::type> {
+  typedef std::int32_t type __attribute__((vector_size(PRILO_LANE_BYTES)));
+};
+template <>
+struct mask_of<vector_of<double>::type> {
+  typedef std::int64_t type __attribute__((vector_size(PRILO_LANE_BYTES)));
+};
+}  // namespace detail
+
+/// A vector of lanes<T> values of T, one per image.
+template <class T>
+using vec = typename vector_of<T>::type;
+/// Images per vector.
+template <class T>
+inline constexpr int lanes = PRILO_LANE_BYTES / int(sizeof(T));
+
+/// The square root of every lane (the target's instruction where there is one).
+template <class V>
+[[gnu::always_inline]] inline V sqrt(V v) {
+#if PRILO_LANE_BYTES == 64
+  if constexpr (std::is_same_v<V, vec<float>>) return V(_mm512_sqrt_ps(__m512(v)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(_mm512_sqrt_pd(__m512d(v)));
+#elif PRILO_LANE_BYTES == 32
+  if constexpr (std::is_same_v<V, vec<float>>) return V(_mm256_sqrt_ps(__m256(v)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(_mm256_sqrt_pd(__m256d(v)));
+#elif defined(__SSE2__)
+  if constexpr (std::is_same_v<V, vec<float>>) return V(_mm_sqrt_ps(__m128(v)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(_mm_sqrt_pd(__m128d(v)));
+#endif
+  V r = v;
+  for (int l = 0; l < int(sizeof(V) / sizeof(v[0])); ++l) r[l] = std::sqrt(v[l]);
+  return r;
+}
+
+namespace detail {
+// One step of Eklundh's transpose: rows a = r[i] and b = r[i + B] (bit B of i clear) swap
+// their B×B off-diagonal blocks: a[c] ← b[c − B] and b[c − B] ← a[c] for c with bit B set.
+// Constant two-source permutes (vpermt2ps with AVX-512). Clang's __builtin_shufflevector,
+// GCC's __builtin_shuffle (whose index vectors fold to constants at -O1 and above; nvcc's
+// front end passes it through, where it does not pass a pack expanded in the other).
+template <int B, class V>
+[[gnu::always_inline]] inline void swap_blocks(V& a, V& b) {
+  constexpr int L = int(sizeof(V) / sizeof(a[0]));
+#if defined(__clang__)
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    const V lo = __builtin_shufflevector(a, b, ((int(I) & B) ? int(I) - B + L : int(I))...);
+    const V hi = __builtin_shufflevector(a, b, ((int(I) & B) ? int(I) + L : int(I) + B)...);
+    a = lo;
+    b = hi;
+  }(std::make_index_sequence<L>{});
+#else
+  using M = typename mask_of<V>::type;
+  M lo, hi;
+  for (int c = 0; c < L; ++c) {
+    lo[c] = (c & B) ? c - B + L : c;
+    hi[c] = (c & B) ? c + L : c + B;
+  }
+  const V na = __builtin_shuffle(a, b, lo);
+  b = __builtin_shuffle(a, b, hi);
+  a = na;
+#endif
+}
+template <int B, class V, int L>
+[[gnu::always_inline]] inline void transpose_steps(V (&r)[L]) {
+  for (int i = 0; i < L; ++i)
+    if (!(i & B)) swap_blocks<B>(r[i], r[i + B]);
+  if constexpr (B > 1) transpose_steps<B / 2>(r);
+}
+}  // namespace detail
+
+/// r[i][c] ↔ r[c][i]: the L×L transpose of L vectors of L lanes, in registers (L·log₂L
+/// two-source permutes).
+template <class T>
+[[gnu::always_inline]] inline void transpose(vec<T> (&r)[lanes<T>]) {
+  if constexpr (lanes<T> > 1) detail::transpose_steps<lanes<T> / 2>(r);
+}
+
+/// out[p][l] = cols[l][p] for p < n, l < lanes<T>: L columns into lane-major vectors.
+template <class T>
+void gather_columns(const T* const* cols, std::ptrdiff_t n, vec<T>* out) {
+  constexpr int L = lanes<T>;
+  std::ptrdiff_t p = 0;
+  for (; p + L <= n; p += L) {
+    vec<T> r[L];
+    for (int l = 0; l < L; ++l) r[l] = *reinterpret_cast<const typename vector_of<T>::unaligned*>(cols[l] + p);
+    transpose<T>(r);
+    for (int c = 0; c < L; ++c) out[p + c] = r[c];
+  }
+  for (; p < n; ++p)
+    for (int l = 0; l < L; ++l) out[p][l] = cols[l][p];
+}
+
+/// cols[l][p] = in[p][l] for p < n, l < lanes<T>: gather_columns' inverse.
+template <class T>
+void scatter_columns(const vec<T>* in, std::ptrdiff_t n, T* const* cols) {
+  constexpr int L = lanes<T>;
+  std::ptrdiff_t p = 0;
+  for (; p + L <= n; p += L) {
+    vec<T> r[L];
+    for (int c = 0; c < L; ++c) r[c] = in[p + c];
+    transpose<T>(r);
+    for (int l = 0; l < L; ++l) *reinterpret_cast<typename vector_of<T>::unaligned*>(cols[l] + p) = r[l];
+  }
+  for (; p < n; ++p)
+    for (int l = 0; l < L; ++l) cols[l][p] = in[p][l];
+}
+
+/// Whether n factors into 2, 3, 5 and 7 (the radices with butterflies here).
+inline bool supported_length(int n) {
+  if (n < 1) return false;
+  for (int r : {2, 3, 5, 7})
+    while (n % r == 0) n /= r;
+  return n == 1;
+}
+
+/// One length-n DFT of complex vectors (real and imaginary parts in separate arrays), as a
+/// self-sorting (Stockham) decimation in frequency: each stage of radix r splits a length-l
+/// transform into r of length l/r, with twiddles e^{∓2πi·p·u/l}, and writes its outputs
+/// where the next stage reads them in natural order; no bit reversal. Radices 4 first, then
+/// 2, 3, 5, 7. Forward: e^{−2πi jk/n}, unscaled; inverse: e^{+2πi jk/n}, unscaled.
+template <class T>
+class Dft1d {
+ public:
+  using V = vec<T>;
+
+  explicit Dft1d(int n) : n_(n) {
+    if (!supported_length(n)) prilo::detail::fail("lanes::Dft1d: length ", n, " does not factor into 2, 3, 5 and 7");
+    int l = n, s = 1;
+    auto add = [&](int r) {
+      const int m = l / r;
+      stages_.push_back({r, m, s, tw_re_.size()});
+      for (int p = 0; p < m; ++p)
+        for (int u = 1; u < r; ++u) {
+          const double a = 2.0 * std::numbers::pi * double(p) * double(u) / double(l);
+          tw_re_.push_back(T(std::cos(a)));
+          tw_im_.push_back(T(std::sin(a)));  // e^{−ia} = cos a − i·sin a: the sign is applied per direction
+        }
+      l = m;
+      s *= r;
+    };
+    while (l % 4 == 0) add(4);
+    for (int r : {2, 3, 5, 7})
+      while (l % r == 0) add(r);
+  }
+
+  int size() const { return n_; }
+  /// Vectors of workspace run() needs (two buffers of n complex values).
+  std::size_t work_size() const { return 4 * std::size_t(n_); }
+
+  /// out = DFT(in), in at (ir, ii)[k·is], out at (or_, oi)[k·os], k = 0…n−1; in may be out
+  /// (every stage reads all its inputs before the last stage writes). work: work_size() vectors.
+  template <bool Inverse>
+  void run(const V* ir, const V* ii, std::ptrdiff_t is, V* or_, V* oi, std::ptrdiff_t os, V* work) const {
+    if (stages_.empty()) {  // n = 1
+      or_[0] = ir[0];
+      oi[0] = ii[0];
+      return;
+    }
+    V* bufs[2][2] = {{work, work + n_}, {work + 2 * n_, work + 3 * n_}};
+    const V *xr = ir, *xi = ii;
+    std::ptrdiff_t xs = is;
+    for (std::size_t k = 0; k < stages_.size(); ++k) {
+      const bool last = k + 1 == stages_.size();
+      V* yr = last ? or_ : bufs[k % 2][0];
+      V* yi = last ? oi : bufs[k % 2][1];
+      const std::ptrdiff_t ys = last ? os : 1;
+      const Stage& st = stages_[k];
+      switch (st.r) {
+        case 4: stage<4, Inverse>(st, xr, xi, xs, yr, yi, ys); break;
+        case 2: stage<2, Inverse>(st, xr, xi, xs, yr, yi, ys); break;
+        case 3: stage<3, Inverse>(st, xr, xi, xs, yr, yi, ys); break;
+        case 5: stage<5, Inverse>(st, xr, xi, xs, yr, yi, ys); break;
+        default: stage<7, Inverse>(st, xr, xi, xs, yr, yi, ys); break;
+      }
+      xr = yr;
+      xi = yi;
+      xs = ys;
+    }
+  }
+
+ private:
+  struct Stage {
+    int r, m, s;
+    std::size_t tw;  // the stage's first twiddle: m·(r−1) of them, p-major
+  };
+
+  // cos and sin of 2π·k/R, k = 0…R−1, for the odd radices' butterflies
+  template <int R>
+  struct Roots {
+    T c[R], s[R];
+    Roots() {
+      for (int k = 0; k < R; ++k) {
+        c[k] = T(std::cos(2.0 * std::numbers::pi * k / R));
+        s[k] = T(std::sin(2.0 * std::numbers::pi * k / R));
+      }
+    }
+  };
+
+  // The DFT of R complex vectors in place (forward: e^{−2πi tu/R}).
+  template <int R, bool Inverse>
+  [[gnu::always_inline]] static inline void butterfly(V (&ar)[R], V (&ai)[R]) {
+    if constexpr (R == 2) {
+      const V r0 = ar[0] + ar[1], i0 = ai[0] + ai[1];
+      ar[1] = ar[0] - ar[1];
+      ai[1] = ai[0] - ai[1];
+      ar[0] = r0;
+      ai[0] = i0;
+    } else if constexpr (R == 4) {
+      const V sr = ar[0] + ar[2], si = ai[0] + ai[2], dr = ar[0] - ar[2], di = ai[0] - ai[2];
+      const V tr = ar[1] + ar[3], ti = ai[1] + ai[3], er = ar[1] - ar[3], ei = ai[1] - ai[3];
+      ar[0] = sr + tr;
+      ai[0] = si + ti;
+      ar[2] = sr - tr;
+      ai[2] = si - ti;
+      // forward: b1 = d − i·e, b3 = d + i·e; inverse the other way round
+      if constexpr (!Inverse) {
+        ar[1] = dr + ei;
+        ai[1] = di - er;
+        ar[3] = dr - ei;
+        ai[3] = di + er;
+      } else {
+        ar[1] = dr - ei;
+        ai[1] = di + er;
+        ar[3] = dr + ei;
+        ai[3] = di - er;
+      }
+    } else {
+      // odd R: b_u = a0 + Σ_t cos(2πtu/R)(a_t + a_{R−t}) ∓ i·Σ_t sin(2πtu/R)(a_t − a_{R−t})
+      static const Roots<R> roots;
+      constexpr int H = (R - 1) / 2;
+      V sr[H], si[H], dr[H], di[H];
+      V b0r = ar[0], b0i = ai[0];
+      for (int t = 1; t <= H; ++t) {
+        sr[t - 1] = ar[t] + ar[R - t];
+        si[t - 1] = ai[t] + ai[R - t];
+        dr[t - 1] = ar[t] - ar[R - t];
+        di[t - 1] = ai[t] - ai[R - t];
+        b0r += sr[t - 1];
+        b0i += si[t - 1];
+      }
+      V outr[R], outi[R];
+      for (int u = 1; u <= H; ++u) {
+        V er = ar[0], ei = ai[0], fr = V{} , fi = V{};
+        for (int t = 1; t <= H; ++t) {
+          const int k = (t * u) % R;
+          er += roots.c[k] * sr[t - 1];
+          ei += roots.c[k] * si[t - 1];
+          fr += roots.s[k] * dr[t - 1];
+          fi += roots.s[k] * di[t - 1];
+        }
+        // forward: b_u = e − i·f, b_{R−u} = e + i·f
+        if constexpr (!Inverse) {
+          outr[u] = er + fi;
+          outi[u] = ei - fr;
+          outr[R - u] = er - fi;
+          outi[R - u] = ei + fr;
+        } else {
+          outr[u] = er - fi;
+          outi[u] = ei + fr;
+          outr[R - u] = er + fi;
+          outi[R - u] = ei - fr;
+        }
+      }
+      ar[0] = b0r;
+      ai[0] = b0i;
+      for (int u = 1; u < R; ++u) {
+        ar[u] = outr[u];
+        ai[u] = outi[u];
+      }
+    }
+  }
+
+  // One stage: for p < m, q < s: a_t = x[q + s(p + t·m)], b = DFT_R(a), y[q + s(R·p + u)] = b_u·w^{p·u}.
+  template <int R, bool Inverse>
+  void stage(const Stage& st, const V* xr, const V* xi, std::ptrdiff_t xs, V* yr, V* yi, std::ptrdiff_t ys) const {
+    const int m = st.m, s = st.s;
+    const T* twr = tw_re_.data() + st.tw;
+    const T* twi = tw_im_.data() + st.tw;
+    for (int p = 0; p < m; ++p) {
+      for (int q = 0; q < s; ++q) {
+        V ar[R], ai[R];
+        for (int t = 0; t < R; ++t) {
+          const std::ptrdiff_t e = (q + std::ptrdiff_t(s) * (p + std::ptrdiff_t(t) * m)) * xs;
+          ar[t] = xr[e];
+          ai[t] = xi[e];
+        }
+        butterfly<R, Inverse>(ar, ai);
+        const std::ptrdiff_t o = (q + std::ptrdiff_t(s) * R * p) * ys, os = std::ptrdiff_t(s) * ys;
+        yr[o] = ar[0];
+        yi[o] = ai[0];
+        if (p == 0) {
+          for (int u = 1; u < R; ++u) {
+            yr[o + u * os] = ar[u];
+            yi[o + u * os] = ai[u];
+          }
+        } else {
+          for (int u = 1; u < R; ++u) {
+            const T c = twr[p * (R - 1) + u - 1];
+            const T sn = Inverse ? twi[p * (R - 1) + u - 1] : -twi[p * (R - 1) + u - 1];
+            yr[o + u * os] = ar[u] * c - ai[u] * sn;
+            yi[o + u * os] = ar[u] * sn + ai[u] * c;
+          }
+        }
+      }
+    }
+  }
+
+  int n_;
+  std::vector<Stage> stages_;
+  std::vector<T> tw_re_, tw_im_;
+};
+
+/// The 2-D DFT of h×w complex images, one per lane, stored as planes: element (k1, k2) of
+/// every image at index k1·w + k2 of the real and the imaginary plane. In place, rows then
+/// columns; unscaled in both directions.
+template <class T>
+class Dft2d {
+ public:
+  using V = vec<T>;
+
+  Dft2d(int h, int w) : h_(h), w_(w), rows_(w), cols_(h) {}
+  static bool supported(int h, int w) { return supported_length(h) && supported_length(w); }
+  int height() const { return h_; }
+  int width() const { return w_; }
+  std::size_t work_size() const { return std::max(rows_.work_size(), cols_.work_size()); }
+
+  template <bool Inverse>
+  void run(V* re, V* im, V* work) const {
+    for (int k1 = 0; k1 < h_; ++k1) {
+      V* r = re + std::ptrdiff_t(k1) * w_;
+      V* i = im + std::ptrdiff_t(k1) * w_;
+      rows_.template run<Inverse>(r, i, 1, r, i, 1, work);
+    }
+    for (int k2 = 0; k2 < w_; ++k2) cols_.template run<Inverse>(re + k2, im + k2, w_, re + k2, im + k2, w_, work);
+  }
+
+ private:
+  int h_, w_;
+  Dft1d<T> rows_, cols_;
+};
+
+}  // namespace prilo::lanes
