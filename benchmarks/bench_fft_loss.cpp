@@ -153,15 +153,18 @@ void bm_fft_pair(benchmark::State& state, Config c, const char* tname) {
   set_items(state, c);
 }
 
-/// Fused magnitude loss and gradient.
+/// Fused magnitude loss and gradient; with `lanes` the loss on FourierEngine::lanes, also
+/// against the FFTW loss (ratio_fftw_min) instead of the loss's own transforms.
 template <class T>
-void bm_loss(benchmark::State& state, Config c, const char* tname) {
+void bm_loss(benchmark::State& state, Config c, const char* tname, bool lanes = false) {
   prilo::cpu::set_threads(c.threads);
   Problem<T>& p = problem<T>(c.h, c.w, c.batch);
-  benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad));  // warm-up
+  auto& loss = lanes ? *p.lanes_loss : *p.loss;
+  auto evaluate = [&] { benchmark::DoNotOptimize(loss.value_and_gradient(p.x, p.grad)); };
+  evaluate();  // warm-up
   const Times t0 = now();
   for (auto _ : state) {
-    auto l = p.loss->value_and_gradient(p.x, p.grad);
+    auto l = loss.value_and_gradient(p.x, p.grad);
     benchmark::DoNotOptimize(l.data());
     benchmark::DoNotOptimize(p.grad.data());
     benchmark::ClobberMemory();
@@ -171,54 +174,23 @@ void bm_loss(benchmark::State& state, Config c, const char* tname) {
     const Times t = per_iteration(state, t0);
     state.counters["ratio"] = t.wall / it->second.wall;
     state.counters["ratio_cpu"] = t.cpu / it->second.cpu;
-    state.counters["ratio_min"] =
-        interleaved(
-            [&] {
-              p.op.forward_half(p.x, p.half);
-              p.op.backward_half(p.half, p.out);
-            },
-            [&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, t.wall)
-            .ratio;
-    loss_transforms(p);  // sizes the pair buffers (and makes the plans)
-    p.zin.setZero();     // the bare transforms run on zeros: no inf or NaN from repeated unscaled passes
-    p.zout.setZero();
-    state.counters["ratio_c2c_min"] =
-        interleaved([&] { loss_transforms(p); },
-                    [&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, t.wall)
-            .ratio;
-  }
-  set_items(state, c);
-}
-
-/// The fused loss on lanes (FourierEngine::lanes), against the bare pair and the FFTW loss.
-template <class T>
-void bm_loss_lanes(benchmark::State& state, Config c, const char* tname) {
-  prilo::cpu::set_threads(c.threads);
-  Problem<T>& p = problem<T>(c.h, c.w, c.batch);
-  benchmark::DoNotOptimize(p.lanes_loss->value_and_gradient(p.x, p.grad));  // warm-up
-  const Times t0 = now();
-  for (auto _ : state) {
-    auto l = p.lanes_loss->value_and_gradient(p.x, p.grad);
-    benchmark::DoNotOptimize(l.data());
-    benchmark::DoNotOptimize(p.grad.data());
-    benchmark::ClobberMemory();
-  }
-  const auto it = baseline_times().find(c.key(tname));
-  if (it != baseline_times().end() && state.iterations() > 0) {
-    const Times t = per_iteration(state, t0);
-    state.counters["ratio"] = t.wall / it->second.wall;
-    state.counters["ratio_min"] =
-        interleaved(
-            [&] {
-              p.op.forward_half(p.x, p.half);
-              p.op.backward_half(p.half, p.out);
-            },
-            [&] { benchmark::DoNotOptimize(p.lanes_loss->value_and_gradient(p.x, p.grad)); }, t.wall)
-            .ratio;
-    state.counters["ratio_fftw_min"] =
-        interleaved([&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); },
-                    [&] { benchmark::DoNotOptimize(p.lanes_loss->value_and_gradient(p.x, p.grad)); }, t.wall)
-            .ratio;
+    state.counters["ratio_min"] = interleaved(
+                                      [&] {
+                                        p.op.forward_half(p.x, p.half);
+                                        p.op.backward_half(p.half, p.out);
+                                      },
+                                      evaluate, t.wall)
+                                      .ratio;
+    if (lanes) {
+      state.counters["ratio_fftw_min"] =
+          interleaved([&] { benchmark::DoNotOptimize(p.loss->value_and_gradient(p.x, p.grad)); }, evaluate, t.wall)
+              .ratio;
+    } else {
+      loss_transforms(p);  // sizes the pair buffers (and makes the plans)
+      p.zin.setZero();     // the bare transforms run on zeros: no inf or NaN from repeated unscaled passes
+      p.zout.setZero();
+      state.counters["ratio_c2c_min"] = interleaved([&] { loss_transforms(p); }, evaluate, t.wall).ratio;
+    }
   }
   set_items(state, c);
 }
@@ -237,7 +209,7 @@ void register_type(const char* tname) {
     })->UseRealTime();
     if (c.batch >= 2 * prilo::lanes::lanes<T>)
       benchmark::RegisterBenchmark(("loss_lanes" + suffix).c_str(), [c, tname](benchmark::State& s) {
-        bm_loss_lanes<T>(s, c, tname);
+        bm_loss<T>(s, c, tname, true);
       })->UseRealTime();
   }
 }

@@ -28,7 +28,8 @@
 //    programs run it: the decoder a copy with its weights packed (nn::Dense::pack_weights, as
 //    OnHost hands it to the solvers), the six bare products through onednn::PackedWeights,
 //    both under FlushDenormals (as prilo's parallel helpers and run_method run a solve); the
-//    ratios against the packed products.
+//    ratios against the packed products. dpr_step_packed_lanes: the same step with the loss on
+//    FourierEngine::lanes (prilo-reconstruct --fft lanes), ratios against the same products.
 //  * normal_block: Rng::normal_block, 512 N(0, 1) samples a call (items = samples).
 //    adam_noise: the CPU executor's adam_update with gradient noise (σ = 0.01, each sample
 //    drawn in the pass) on 3136 × 256 floats (a conv VAE's split point of 64 × 7 × 7 maps for
@@ -68,6 +69,7 @@ constexpr Index kLatent = 100, kHidden = 500, kData = 784;
 struct Model {
   prilo::nn::Vae<T> vae{kData, kHidden, kLatent, 1};
   Op op{28, 28};
+  Op lanes_op{28, 28, prilo::FourierScaling::unitary, prilo::FourierEngine::lanes};
 };
 Model& model() {
   static Model m;
@@ -88,13 +90,14 @@ const auto& packed_decoder() {
 /// Measurements of B random decoder outputs, and a loss over them.
 struct Problem {
   Index batch;
-  std::unique_ptr<Loss> loss;
+  std::unique_ptr<Loss> loss, lanes_loss;
   Mat z0;  // a start
   explicit Problem(Index b) : batch(b) {
     Model& m = model();
     prilo::Rng rng(100 + std::uint64_t(b));
     const Mat truth = m.vae.decoder()(rng.normal_matrix<T>(kLatent, b));
     loss = std::make_unique<Loss>(m.op, prilo::measure(m.op, truth));
+    lanes_loss = std::make_unique<Loss>(m.lanes_op, loss->measurements());
     z0 = rng.normal_matrix<T>(kLatent, b);
   }
 };
@@ -205,7 +208,7 @@ void bm_gemm_dpr(benchmark::State& state, Index b, int t, bool packed) {
 
 /// One magnitude-loss step at split point `layer` (DPR: layer 0; PRILO step A: layer 2), the
 /// body of detail::optimise_magnitude.
-void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer, bool packed = false) {
+void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer, bool packed = false, bool lanes = false) {
   prilo::cpu::set_threads(t);
 #if defined(PRILO_HAVE_ONEDNN)
   const auto& gen = packed ? packed_decoder() : std::as_const(model().vae.decoder());
@@ -227,7 +230,7 @@ void bm_magnitude_step(benchmark::State& state, Index b, int t, int layer, bool 
   prilo::Vec<T> l;
   auto step = [&] {
     gen.forward(layer, gen.depth(), z, tr);
-    l = p.loss->value_and_gradient(tr.output(), gx);
+    l = (lanes ? p.lanes_loss : p.loss)->value_and_gradient(tr.output(), gx);
     gz = gen.vjp_input(tr, gx);
     adam.step(z, gz, centre, rng);
   };
@@ -369,6 +372,9 @@ const bool registered = [] {
     })->UseRealTime();
     benchmark::RegisterBenchmark(("dpr_step_packed" + bs).c_str(), [t](benchmark::State& s) {
       bm_magnitude_step(s, 1024, t, 0, true);
+    })->UseRealTime();
+    benchmark::RegisterBenchmark(("dpr_step_packed_lanes" + bs).c_str(), [t](benchmark::State& s) {
+      bm_magnitude_step(s, 1024, t, 0, true, true);
     })->UseRealTime();
 #endif
     benchmark::RegisterBenchmark(("prilo_step_a_z2" + bs).c_str(), [t](benchmark::State& s) {

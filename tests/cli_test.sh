@@ -276,6 +276,21 @@ done
 expect_ok test -s "$tmp/repro2.json"
 timing='"(seconds|gflops|percent_of_peak|peak_gflops)"'
 expect_ok diff <(grep -Ev "$timing" "$tmp/repro1.json") <(grep -Ev "$timing" "$tmp/repro2.json")
+# --fft lanes: the DFT loss on SIMD lanes (16 images × 4 restarts on one thread: blocks of 2·L
+# columns with AVX-512, AVX or SSE2): the same methods as with FFTW's, close results
+expect_fail "--fft" "$recon" --fft cufft --count 1
+for e in fftw lanes; do
+  expect_ok "$recon" --fft "$e" --threads 1 --count 16 --restarts 4 --config "$tmp/quick.json" --methods dpr,prilo-mii \
+    --quiet --peak-gflops 100 --json "$tmp/fft-$e.json"
+done
+expect_ok python3 - "$tmp/fft-fftw.json" "$tmp/fft-lanes.json" <<'PY'
+import json, math, sys
+a, b = (json.load(open(f))["methods"] for f in sys.argv[1:])
+assert set(a) == set(b) == {"dpr", "prilo-mii"}, (a.keys(), b.keys())
+for m in a:
+    ea, eb = a[m]["magnitude_error"]["mean"], b[m]["magnitude_error"]["mean"]
+    assert math.isfinite(eb) and abs(ea - eb) <= 0.25 * ea, (m, ea, eb)  # rounding apart, the same solver
+PY
 # FFTW wisdom: the first run writes the file, the next reads it; a corrupt file is a miss that
 # is rewritten; planner effort estimate neither reads nor writes it
 w="$tmp/wisdom.txt"; rm -f "$w"

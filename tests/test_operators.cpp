@@ -1,6 +1,7 @@
 // Operators: adjoints, the DFT against a naive DFT, Parseval, magnitude-loss gradients.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <prilo/testing/checkers.hpp>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -303,33 +305,39 @@ TEST_CASE_TEMPLATE("lanes' column transposes put every value in its lane and bac
 }
 
 TEST_CASE_TEMPLATE("The fused DFT loss on lanes equals the generic definition and FFTW's", T, float, double) {
-  // whole blocks of 2·L columns on the lanes, the rest through FFTW: one block, a block and a
-  // remainder, several blocks per thread, fewer columns than a block; odd, even and unit sides
+  // blocks of 2·L columns on the lanes, a last one of L … 2·L − 1 columns with empty lanes, fewer
+  // through FFTW: one block, a block and a remainder of each kind, several blocks per thread, a
+  // lone partial block, fewer columns than half a block; odd, even and unit sides
   Rng rng(18);
   constexpr int L = lanes::lanes<T>;
-  for (auto [h, w, batch] :
-       {std::tuple{28, 28, 2 * L}, std::tuple{28, 28, 2 * L + 5}, std::tuple{28, 28, 8 * L + 1}, std::tuple{28, 28, 3},
-        std::tuple{5, 6, 2 * L + 1}, std::tuple{7, 7, 4 * L}, std::tuple{1, 4, 2 * L}, std::tuple{9, 1, 2 * L}}) {
-    CAPTURE(h);
-    CAPTURE(w);
-    CAPTURE(batch);
-    Fourier2d<T> F(h, w), G(h, w, FourierScaling::unitary, FourierEngine::lanes);
-    REQUIRE(G.engine() == FourierEngine::lanes);
-    REQUIRE(G.lane_transform() != nullptr);
-    Mat<T> x = rng.normal_matrix<T>(h * w, batch);
-    Mat<T> y = rng.normal_matrix<T>(h * w, batch).cwiseAbs();
-    MagnitudeLoss<Fourier2d<T>> on_lanes(G, y), on_fftw(F, y);
-    Mat<T> g, gf;
-    const Vec<T> v = on_lanes.value_and_gradient(x, g), vf = on_fftw.value_and_gradient(x, gf);
-    const auto [want, gwant] = generic_dft_loss(F, x, y);
-    for (Eigen::Index j = 0; j < batch; ++j) {
-      CAPTURE(j);
-      CHECK(std::abs(v(j) - want(j)) <= tol<T>() * 100 * want(j));
-      CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
-      CHECK(std::abs(v(j) - vf(j)) <= tol<T>() * 100 * want(j));
+  const test_support::ThreadGuard guard;
+  for (int threads : {1, 2})  // each thread's columns in blocks of their own
+    for (auto [h, w, batch] : {std::tuple{28, 28, 2 * L}, std::tuple{28, 28, 2 * L + 5}, std::tuple{28, 28, 3 * L + 1},
+                               std::tuple{28, 28, 8 * L + 1}, std::tuple{28, 28, L}, std::tuple{28, 28, L + 3},
+                               std::tuple{28, 28, L - 1}, std::tuple{28, 28, 3}, std::tuple{5, 6, 2 * L + 1},
+                               std::tuple{7, 7, 4 * L}, std::tuple{1, 4, 2 * L}, std::tuple{9, 1, 2 * L}}) {
+      CAPTURE(h);
+      CAPTURE(w);
+      CAPTURE(batch);
+      CAPTURE(threads);
+      cpu::set_threads(threads);
+      Fourier2d<T> F(h, w), G(h, w, FourierScaling::unitary, FourierEngine::lanes);
+      REQUIRE(G.engine() == FourierEngine::lanes);
+      REQUIRE(G.lane_transform() != nullptr);
+      Mat<T> x = rng.normal_matrix<T>(h * w, batch);
+      Mat<T> y = rng.normal_matrix<T>(h * w, batch).cwiseAbs();
+      MagnitudeLoss<Fourier2d<T>> on_lanes(G, y), on_fftw(F, y);
+      Mat<T> g, gf;
+      const Vec<T> v = on_lanes.value_and_gradient(x, g), vf = on_fftw.value_and_gradient(x, gf);
+      const auto [want, gwant] = generic_dft_loss(F, x, y);
+      for (Eigen::Index j = 0; j < batch; ++j) {
+        CAPTURE(j);
+        CHECK(std::abs(v(j) - want(j)) <= tol<T>() * 100 * want(j));
+        CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
+        CHECK(std::abs(v(j) - vf(j)) <= tol<T>() * 100 * want(j));
+      }
+      CHECK(on_lanes.value(x) == v);
     }
-    CHECK(on_lanes.value(x) == v);
-  }
   // the unscaled DFT too
   Fourier2d<T> F(4, 6, FourierScaling::none), G(4, 6, FourierScaling::none, FourierEngine::lanes);
   Mat<T> x = rng.normal_matrix<T>(24, 2 * L);
@@ -351,26 +359,38 @@ TEST_CASE("The fused DFT loss on lanes: gradients match finite differences") {
 
 TEST_CASE_TEMPLATE("A non-finite column on lanes does not reach the column it shares a lane with", T, float, double) {
   // lane l carries columns l and L + l: a NaN in column 0 and an inf in column L + 3 leave their
-  // partners L and 3, and every other column, as the generic formula has them
+  // partners L and 3, and every other column, as the generic formula has them; the same in the
+  // second, partial block (L + 2 columns: a NaN in its column 1, partner L + 1, and one in its
+  // column 5, whose lane has no partner)
   constexpr int L = lanes::lanes<T>;
   Rng rng(20);
   Fourier2d<T> F(28, 28), G(28, 28, FourierScaling::unitary, FourierEngine::lanes);
-  Mat<T> x = rng.normal_matrix<T>(784, 2 * L);
-  const Mat<T> y = rng.normal_matrix<T>(784, 2 * L).cwiseAbs();
+  const int cols = 3 * L + 2;
+  Mat<T> x = rng.normal_matrix<T>(784, cols);
+  const Mat<T> y = rng.normal_matrix<T>(784, cols).cwiseAbs();
   x(100, 0) = std::numeric_limits<T>::quiet_NaN();
   x(5, L + 3) = std::numeric_limits<T>::infinity();
+  x(7, 2 * L + 1) = std::numeric_limits<T>::quiet_NaN();
+  x(9, 2 * L + 5) = std::numeric_limits<T>::quiet_NaN();
   MagnitudeLoss<Fourier2d<T>> fused(G, y);
-  Mat<T> g;
-  const Vec<T> v = fused.value_and_gradient(x, g);
-  CHECK_FALSE(std::isfinite(v(0)));
-  CHECK_FALSE(std::isfinite(v(L + 3)));
   const auto [want, gwant] = generic_dft_loss(F, x, y);
-  for (Eigen::Index j = 1; j < 2 * L; ++j) {
-    if (j == L + 3) continue;
-    CAPTURE(j);
-    CHECK(std::abs(v(j) - want(j)) <= tol<T>() * 100 * want(j));
-    CHECK(g.col(j).allFinite());
-    CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
+  const std::vector<Eigen::Index> bad = {0, L + 3, 2 * L + 1, 2 * L + 5};
+  const test_support::ThreadGuard guard;
+  for (int threads : {1, 2}) {  // one thread: the blocks above; two: other blocks, the same property
+    CAPTURE(threads);
+    cpu::set_threads(threads);
+    Mat<T> g;
+    const Vec<T> v = fused.value_and_gradient(x, g);
+    for (Eigen::Index j = 0; j < cols; ++j) {
+      CAPTURE(j);
+      if (std::find(bad.begin(), bad.end(), j) != bad.end()) {
+        CHECK_FALSE(std::isfinite(v(j)));
+        continue;
+      }
+      CHECK(std::abs(v(j) - want(j)) <= tol<T>() * 100 * want(j));
+      CHECK(g.col(j).allFinite());
+      CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
+    }
   }
 }
 

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <numbers>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../core.hpp"
@@ -96,7 +96,8 @@ template <int B, class V>
     const V hi = __builtin_shufflevector(a, b, ((int(I) & B) ? int(I) + L : int(I) + B)...);
     a = lo;
     b = hi;
-  }(std::make_index_sequence<L>{});
+  }
+  (std::make_index_sequence<L>{});
 #else
   using M = typename mask_of<V>::type;
   M lo, hi;
@@ -121,7 +122,7 @@ template <int B, class V, int L>
 /// two-source permutes).
 template <class T>
 [[gnu::always_inline]] inline void transpose(vec<T> (&r)[lanes<T>]) {
-  if constexpr (lanes<T> > 1) detail::transpose_steps<lanes<T> / 2>(r);
+  if constexpr (lanes < T >> 1) detail::transpose_steps<lanes<T> / 2>(r);
 }
 
 /// out[p][l] = cols[l][p] for p < n, l < lanes<T>: L columns into lane-major vectors.
@@ -289,7 +290,7 @@ class Dft1d {
       }
       V outr[R], outi[R];
       for (int u = 1; u <= H; ++u) {
-        V er = ar[0], ei = ai[0], fr = V{} , fi = V{};
+        V er = ar[0], ei = ai[0], fr = V{}, fi = V{};
         for (int t = 1; t <= H; ++t) {
           const int k = (t * u) % R;
           er += roots.c[k] * sr[t - 1];

@@ -22,11 +22,12 @@ enum class FourierScaling { unitary, none };
 
 /// Which transforms the fused DFT loss (MagnitudeLoss<Fourier2d>, the solvers' hot path) runs
 /// on the CPU. `fftw`: FFTW's batched plans, two images per complex transform. `lanes`: the
-/// transforms of prilo/fft/lanes.hpp, one image per SIMD lane (2 × lanes images per block;
-/// 32 in float with AVX-512), with the spectra's split, the residual and the merge on the
-/// same vectors; columns left over after the last whole block go through FFTW. Image sides
-/// must factor into 2, 3, 5 and 7. The two agree to rounding (both are within a few ε·‖x‖ of
-/// the exact DFT; tests/test_fourier.cpp checks both against a naive DFT); solvers' results
+/// transforms of prilo/fft/lanes.hpp, one image per SIMD lane (blocks of 2·L images, L =
+/// lanes::lanes<T>: 32 floats with AVX-512), with the spectra's split, the residual and the
+/// merge on the same vectors; a last block of L … 2L − 1 columns runs with empty lanes, fewer
+/// columns go through FFTW. Image sides must factor into 2, 3, 5 and 7. The two agree to
+/// rounding (both are within a few ε·‖x‖ of the exact DFT; tests/test_operators.cpp checks
+/// both against a naive DFT and the generic loss); solvers' results
 /// differ in their last bits, and so may any figure that hangs on them. apply(), adjoint(),
 /// forward_half() and backward_half() use FFTW with either engine.
 enum class FourierEngine { fftw, lanes };

@@ -418,16 +418,17 @@ void merge_pair_spectrum(const T* EIGEN_RESTRICT ra, const T* EIGEN_RESTRICT rb,
 }  // namespace detail
 
 namespace detail {
-/// half_spectrum_loss on one block of 2·L columns j0 … j0 + 2L − 1 with FourierEngine::lanes
-/// (L = lanes::lanes<T>): lane l carries column j0 + l as the real part and j0 + L + l as the
-/// imaginary part of one complex image, a + i·b; one forward 2-D transform of the block, then
-/// per bin of the half spectrum and all lanes at once split_pair_spectrum, residual_bin on
-/// each image and merge_pair_spectrum, one backward transform, and the real and imaginary
-/// parts back into the two columns' gradients. Returns whether every loss is finite (where one
-/// is not, the caller redoes the affected columns alone, as for FFTW's pairs).
+/// half_spectrum_loss on one block of up to 2·L columns j0 … j0 + count − 1 with
+/// FourierEngine::lanes (L = lanes::lanes<T>): lane l carries column j0 + l as the real part and
+/// j0 + L + l as the imaginary part of one complex image, a + i·b (lanes without a column carry
+/// zeros, whose loss and gradient are dropped); one forward 2-D transform of the block, then per
+/// bin of the half spectrum and all lanes at once split_pair_spectrum, residual_bin on each image
+/// and merge_pair_spectrum, one backward transform, and the real and imaginary parts back into
+/// the columns' gradients. Returns whether every loss is finite (where one is not, the caller
+/// redoes the affected columns alone, as for FFTW's pairs).
 template <class T>
 bool lane_pair_block(const lanes::Dft2d<T>& dft, const Mat<T>& x, const Mat<T>& ybar, const Vec<T>& weight,
-                     const Vec<T>& offset, T s, Eigen::Index j0, Mat<T>* grad, Vec<T>& loss) {
+                     const Vec<T>& offset, T s, Eigen::Index j0, int count, Mat<T>* grad, Vec<T>& loss) {
   using V = lanes::vec<T>;
   constexpr int L = lanes::lanes<T>;
   const int h = dft.height(), w = dft.width(), wh = w / 2 + 1;
@@ -442,14 +443,22 @@ bool lane_pair_block(const lanes::Dft2d<T>& dft, const Mat<T>& x, const Mat<T>& 
   V* yba = wi + n;  // ȳ of the block's two column sets, lane-major
   V* ybb = yba + hn;
   V* work = ybb + hn;
+  // a block of fewer than 2·L columns reads zeros for the missing ones and writes their
+  // gradients into a sink
+  thread_local std::vector<T> zeros, sink;
+  if (count < 2 * L) {
+    if (zeros.size() < std::size_t(n)) zeros.assign(std::size_t(n), T(0));
+    if (grad && sink.size() < std::size_t(n)) sink.resize(std::size_t(n));
+  }
+  auto has = [&](int c) { return c < count; };
   // pack: lane l of pixel p is x(p, j0 + l) (real part) and x(p, j0 + L + l) (imaginary part)
   {
     const T* cols[4][L];
     for (int l = 0; l < L; ++l) {
-      cols[0][l] = x.col(j0 + l).data();
-      cols[1][l] = x.col(j0 + L + l).data();
-      cols[2][l] = ybar.col(j0 + l).data();
-      cols[3][l] = ybar.col(j0 + L + l).data();
+      cols[0][l] = has(l) ? x.col(j0 + l).data() : zeros.data();
+      cols[1][l] = has(L + l) ? x.col(j0 + L + l).data() : zeros.data();
+      cols[2][l] = has(l) ? ybar.col(j0 + l).data() : zeros.data();
+      cols[3][l] = has(L + l) ? ybar.col(j0 + L + l).data() : zeros.data();
     }
     lanes::gather_columns<T>(cols[0], n, zr);
     lanes::gather_columns<T>(cols[1], n, zi);
@@ -490,16 +499,21 @@ bool lane_pair_block(const lanes::Dft2d<T>& dft, const Mat<T>& x, const Mat<T>& 
   }
   bool finite = true;
   for (int l = 0; l < L; ++l) {
-    loss(j0 + l) = acca[l] + offset(j0 + l);
-    loss(j0 + L + l) = accb[l] + offset(j0 + L + l);
-    finite = finite && std::isfinite(loss(j0 + l)) && std::isfinite(loss(j0 + L + l));
+    if (has(l)) {
+      loss(j0 + l) = acca[l] + offset(j0 + l);
+      finite = finite && std::isfinite(loss(j0 + l));
+    }
+    if (has(L + l)) {
+      loss(j0 + L + l) = accb[l] + offset(j0 + L + l);
+      finite = finite && std::isfinite(loss(j0 + L + l));
+    }
   }
   if (grad) {
     dft.template run<true>(wr, wi, work);
     T* cols[2][L];
     for (int l = 0; l < L; ++l) {
-      cols[0][l] = grad->col(j0 + l).data();
-      cols[1][l] = grad->col(j0 + L + l).data();
+      cols[0][l] = has(l) ? grad->col(j0 + l).data() : sink.data();
+      cols[1][l] = has(L + l) ? grad->col(j0 + L + l).data() : sink.data();
     }
     lanes::scatter_columns<T>(wr, n, cols[0]);
     lanes::scatter_columns<T>(wi, n, cols[1]);
@@ -559,16 +573,24 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
           loss(j) = detail::half_spectrum_residual(za, ybar.col(j).data(), weight.data(), hn, s) + offset(j);
           if (grad) plans.get(fftw::Kind::c2r, 1, unaligned_one).execute(halves.col(0).data(), grad->col(j).data());
         };
-        // FourierEngine::lanes: whole blocks of 2·L columns on the lanes, the rest below
+        // FourierEngine::lanes: blocks of 2·L columns on the lanes, the last one partly empty
+        // when at least L columns are left for it (a block costs about what L/3 columns do
+        // through FFTW); fewer go through FFTW below
         if (const auto* dft = op.lane_transform()) {
           constexpr Eigen::Index L = lanes::lanes<T>;
-          for (; nb >= 2 * L; j0 += 2 * L, nb -= 2 * L)
-            if (!detail::lane_pair_block(*dft, x, ybar, weight, offset, s, j0, grad, loss))
-              for (Eigen::Index l = 0; l < L; ++l)
-                if (!std::isfinite(loss(j0 + l)) || !std::isfinite(loss(j0 + L + l))) {
+          while (nb >= L) {
+            const Eigen::Index c = std::min(nb, 2 * L);
+            if (!detail::lane_pair_block(*dft, x, ybar, weight, offset, s, j0, int(c), grad, loss))
+              for (Eigen::Index l = 0; l < L; ++l) {
+                const bool has_b = L + l < c;
+                if (!std::isfinite(loss(j0 + l)) || (has_b && !std::isfinite(loss(j0 + L + l)))) {
                   single(j0 + l);
-                  single(j0 + L + l);
+                  if (has_b) single(j0 + L + l);
                 }
+              }
+            j0 += c;
+            nb -= c;
+          }
         }
         const Eigen::Index all_pairs = nb / 2;
         zin.resize(n, std::min(block, std::max<Eigen::Index>(all_pairs, 1)));
