@@ -171,6 +171,8 @@ int main(int argc, char** argv) {
       throw invalid_input(
           "--measurements: the DFT (--operator fourier) has as many measurements as pixels; "
           "--measurements sets the Gaussian operators' m");
+    if (st.op != "fourier" && app.count("--fft"))
+      throw invalid_input("--fft: chooses the DFT's transforms (--operator fourier), and --operator is " + st.op);
     cpu::retain_freed_memory();  // per-call temporaries reuse freed pages (no fault per page)
     if (st.threads > 0) cpu::set_threads(st.threads);
     fftw::set_default_planner_effort(fftw::Effort::patient);  // the library's default is measure
@@ -345,6 +347,7 @@ int main(int argc, char** argv) {
                    {"seed", st.seed},         {"backend", st.backend},    {"threads", cpu::threads()},
                    {"ablation", st.ablation}, {"generator", st.generator}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
+    if (st.op == "fourier") report["fft"] = st.fft;
     const int threads = cpu::threads() * opt.run.parts();
     Peak peak{st.peak, "the FP32 FMA peak of " + std::to_string(threads) + " thread(s)"};
 #ifdef PRILO_RECONSTRUCT_CUDA

@@ -38,7 +38,7 @@ mkdir -p "$results"
 fft=(); [ -n "${PRILO_FFT:-}" ] && fft=(--fft "$PRILO_FFT")
 timer=(); [ -x /usr/bin/time ] && timer=(/usr/bin/time -f "wall %e s")  # the wall line in each log
 run() {  # run <dataset> <suffix> <methods> [more prilo-reconstruct options]
-  "${timer[@]}" $reconstruct --dataset "$1" --count "$count" --restarts 4 "${placement[@]}" "${fft[@]}" \
+  "${timer[@]}" $reconstruct --dataset "$1" --count "$count" --restarts 4 "${placement[@]}" ${fft[@]+"${fft[@]}"} \
     "${@:4}" --methods "$3" --json "$results/table1-$1$2.json" --png "$results/table1-$1$2.png" --png-count 12 \
     > "$results/table1-$1$2.log" 2>&1
 }

@@ -279,6 +279,7 @@ expect_ok diff <(grep -Ev "$timing" "$tmp/repro1.json") <(grep -Ev "$timing" "$t
 # --fft lanes: the DFT loss on SIMD lanes (16 images × 4 restarts on one thread: blocks of 2·L
 # columns with AVX-512, AVX or SSE2): the same methods as with FFTW's, close results
 expect_fail "--fft" "$recon" --fft cufft --count 1
+expect_fail "--fft: chooses the DFT's transforms" "$recon" --operator gaussian-real --fft lanes --count 1
 for e in fftw lanes; do
   expect_ok "$recon" --fft "$e" --threads 1 --count 16 --restarts 4 --config "$tmp/quick.json" --methods dpr,prilo-mii \
     --quiet --peak-gflops 100 --json "$tmp/fft-$e.json"

@@ -3,6 +3,7 @@
 // images (28×28 MNIST), where FFTW's codelets for non-powers of two run mostly scalar.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -17,18 +18,24 @@
 #include <immintrin.h>
 #endif
 
-namespace prilo::lanes {
-
 // The vector width of the build: 512 bits with AVX-512, 256 with AVX, 128 otherwise (SSE2 and
 // NEON; GCC and Clang lower the generic vectors to what the target has). Matching the target
-// keeps the vectors in registers and their passing by value off the psABI's warnings.
+// keeps the vectors in registers and their passing by value off the psABI's warnings. Each
+// width has its own inline namespace, so that translation units built for different targets
+// do not share (and the linker does not merge) definitions of different widths.
 #if defined(__AVX512F__)
 #define PRILO_LANE_BYTES 64
+#define PRILO_LANE_NAMESPACE w512
 #elif defined(__AVX__)
 #define PRILO_LANE_BYTES 32
+#define PRILO_LANE_NAMESPACE w256
 #else
 #define PRILO_LANE_BYTES 16
+#define PRILO_LANE_NAMESPACE w128
 #endif
+
+namespace prilo::lanes {
+inline namespace PRILO_LANE_NAMESPACE {
 
 template <class T>
 struct vector_of;
@@ -389,4 +396,5 @@ class Dft2d {
   Dft1d<T> rows_, cols_;
 };
 
+}  // namespace PRILO_LANE_NAMESPACE
 }  // namespace prilo::lanes

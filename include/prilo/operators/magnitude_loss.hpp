@@ -433,9 +433,17 @@ bool lane_pair_block(const lanes::Dft2d<T>& dft, const Mat<T>& x, const Mat<T>& 
   constexpr int L = lanes::lanes<T>;
   const int h = dft.height(), w = dft.width(), wh = w / 2 + 1;
   const Eigen::Index n = Eigen::Index(h) * w, hn = Eigen::Index(h) * wh;
+  // kept per thread for the small images the engine is for; a workspace above 16 MiB (images
+  // beyond about 180×180 pixels in float with AVX-512) is given back after the block
   thread_local std::vector<V> buf;
   const std::size_t need = 4 * std::size_t(n) + dft.work_size() + 2 * std::size_t(hn);
   if (buf.size() < need) buf.resize(need);
+  struct Release {
+    std::vector<V>& b;
+    ~Release() {
+      if (b.size() * sizeof(V) > (std::size_t(16) << 20)) std::vector<V>().swap(b);
+    }
+  } release{buf};
   V* zr = buf.data();  // the forward transform's planes, in place
   V* zi = zr + n;
   V* wr = zi + n;  // the merged residual spectrum, then the backward transform's output
