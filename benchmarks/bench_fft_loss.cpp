@@ -59,6 +59,12 @@ struct Config {
   }
 };
 
+/// Whether a batch gets a loss_lanes row: at least one whole block of 2·L columns.
+template <class T>
+bool has_lanes_row(Index batch) {
+  return batch >= 2 * prilo::lanes::lanes<T>;
+}
+
 /// Operator, loss and buffers of one configuration, built once (plans are created on first use).
 template <class T>
 struct Problem {
@@ -78,7 +84,8 @@ struct Problem {
     for (Index i = 0; i < x.size(); ++i) x.data()[i] = T(rng.uniform());
     for (Index i = 0; i < truth.size(); ++i) truth.data()[i] = T(rng.uniform());
     loss = std::make_unique<prilo::MagnitudeLoss<prilo::Fourier2d<T>>>(op, prilo::measure(op, truth));
-    lanes_loss = std::make_unique<prilo::MagnitudeLoss<prilo::Fourier2d<T>>>(lanes_op, loss->measurements());
+    if (has_lanes_row<T>(b))
+      lanes_loss = std::make_unique<prilo::MagnitudeLoss<prilo::Fourier2d<T>>>(lanes_op, loss->measurements());
     grad = prilo::Mat<T>(n, b);
   }
 };
@@ -207,7 +214,7 @@ void register_type(const char* tname) {
     benchmark::RegisterBenchmark(("loss" + suffix).c_str(), [c, tname](benchmark::State& s) {
       bm_loss<T>(s, c, tname);
     })->UseRealTime();
-    if (c.batch >= 2 * prilo::lanes::lanes<T>)
+    if (has_lanes_row<T>(c.batch))
       benchmark::RegisterBenchmark(("loss_lanes" + suffix).c_str(), [c, tname](benchmark::State& s) {
         bm_loss<T>(s, c, tname, true);
       })->UseRealTime();

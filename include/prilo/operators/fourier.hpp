@@ -43,14 +43,14 @@ class Fourier2d {
   using C = std::complex<T>;
 
   Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary, FourierEngine engine = FourierEngine::fftw)
-      : h_(h), w_(w), scaling_(scaling), engine_(engine), plans_(make_plans(h, w)), lanes_(make_lanes(h, w, engine)) {}
+      : h_(h), w_(w), scaling_(scaling), plans_(make_plans(h, w)), lanes_(make_lanes(h, w, engine)) {}
 
   int height() const { return h_; }
   int width() const { return w_; }
   Eigen::Index input_size() const { return Eigen::Index(h_) * w_; }
   Eigen::Index output_size() const { return input_size(); }
   FourierScaling scaling() const { return scaling_; }
-  FourierEngine engine() const { return engine_; }
+  FourierEngine engine() const { return lanes_ ? FourierEngine::lanes : FourierEngine::fftw; }
   /// The lane transform of FourierEngine::lanes (null with FFTW).
   const lanes::Dft2d<T>* lane_transform() const { return lanes_.get(); }
   /// Factor s with F = s · DFT.
@@ -171,7 +171,6 @@ class Fourier2d {
 
   int h_, w_;
   FourierScaling scaling_;
-  FourierEngine engine_;
   std::shared_ptr<const fftw::PlanCache<T>> plans_;
   std::shared_ptr<const lanes::Dft2d<T>> lanes_;
 };
