@@ -76,7 +76,8 @@ struct Problem {
   std::unique_ptr<prilo::MagnitudeLoss<prilo::Fourier2d<T>>> lanes_loss;
 
   Problem(int h, int w, Index b)
-      : op(h, w), lanes_op(h, w, prilo::FourierScaling::unitary, prilo::FourierEngine::lanes) {
+      : op(h, w, prilo::FourierScaling::unitary, prilo::FourierEngine::fftw),
+        lanes_op(h, w, prilo::FourierScaling::unitary, prilo::FourierEngine::lanes) {
     prilo::Rng rng(1234 + std::uint64_t(h) * 7 + std::uint64_t(b));
     const Index n = Index(h) * w;
     x = prilo::Mat<T>(n, b);
@@ -204,8 +205,10 @@ void bm_loss(benchmark::State& state, Config c, const char* tname, bool lanes = 
 
 template <class T>
 void register_type(const char* tname) {
-  const Config configs[] = {{28, 28, 1, 1},     {64, 64, 1, 1},    {256, 256, 1, 1},
-                            {1024, 1024, 1, 1}, {28, 28, 1024, 1}, {28, 28, 1024, 2}};
+  // the batches of larger images: where FourierEngine::automatic stops choosing the lanes
+  const Config configs[] = {{28, 28, 1, 1},    {64, 64, 1, 1},    {256, 256, 1, 1},  {1024, 1024, 1, 1},
+                            {28, 28, 1024, 1}, {28, 28, 1024, 2}, {32, 32, 1024, 1}, {48, 48, 512, 1},
+                            {64, 64, 256, 1},  {128, 128, 64, 1}};
   for (const Config& c : configs) {
     const std::string suffix = std::string("/").append(c.key(tname));  // not "/" + s: GCC 12 -Wrestrict bug
     benchmark::RegisterBenchmark(("fft_pair" + suffix).c_str(), [c, tname](benchmark::State& s) {

@@ -3,7 +3,8 @@
 //
 // Methodology:
 //  * Generator: prilo::nn::Vae<float>(784, 500, 100, 1).decoder(), randomly initialised (speed
-//    does not depend on training). Operator: Fourier2d<float>(28, 28), unitary; measurements
+//    does not depend on training). Operator: Fourier2d<float>(28, 28), unitary, FourierEngine::fftw
+//    (FFTW's transforms in the loss; the _lanes row: FourierEngine::lanes); measurements
 //    y = |F G(z_true)| of random latents; Adam with Welling–Teh noise (η = 0.02, γ = 0.55) and
 //    the L1Ball projection (l1::newton), built by prilo::detail::make_adam exactly as the solvers
 //    do. Every iteration is one step of the same code as detail::optimise_magnitude /
@@ -29,7 +30,8 @@
 //    OnHost hands it to the solvers), the six bare products through onednn::PackedWeights,
 //    both under FlushDenormals (as prilo's parallel helpers and run_method run a solve); the
 //    ratios against the packed products. dpr_step_packed_lanes: the same step with the loss on
-//    FourierEngine::lanes (prilo-reconstruct --fft lanes), ratios against the same products.
+//    FourierEngine::lanes (what FourierEngine::automatic, the default, takes for 28×28), ratios
+//    against the same products.
 //  * normal_block: Rng::normal_block, 512 N(0, 1) samples a call (items = samples).
 //    adam_noise: the CPU executor's adam_update with gradient noise (σ = 0.01, each sample
 //    drawn in the pass) on 3136 × 256 floats (a conv VAE's split point of 64 × 7 × 7 maps for
@@ -68,7 +70,8 @@ constexpr Index kLatent = 100, kHidden = 500, kData = 784;
 
 struct Model {
   prilo::nn::Vae<T> vae{kData, kHidden, kLatent, 1};
-  Op op{28, 28};
+  Op op{28, 28, prilo::FourierScaling::unitary,
+        prilo::FourierEngine::fftw};  // the rows' loss: FFTW's (automatic: lanes)
   Op lanes_op{28, 28, prilo::FourierScaling::unitary, prilo::FourierEngine::lanes};
 };
 Model& model() {

@@ -47,7 +47,7 @@ struct Settings {
               trace_path;
   std::string fftw_effort;  // empty: $PRILO_FFTW_EFFORT or patient
   std::string fftw_wisdom;  // empty: $PRILO_FFTW_WISDOM or the user's cache folder; "none": no file
-  std::string backend = "cpu", generator = "mlp", fft = "fftw";
+  std::string backend = "cpu", generator = "mlp", fft = "auto";
   int measurements = 200, first = 0, count = 32, restarts = 4, threads = 0, png_count = 8, blocks = 0;
   double peak = 0;
   std::uint64_t seed = 0;
@@ -106,10 +106,12 @@ int main(int argc, char** argv) {
       ->check(prilo_cli::integer_at_least<int>(1));
   app.add_option("--threads", st.threads, "Threads (0: all cores)")->check(CLI::Range(0, cpu::max_threads));
   app.add_flag("--quiet", st.quiet, "No progress output");
-  app.add_option("--fft", st.fft,
-                 "Transforms of the DFT loss on the CPU: fftw (default) or lanes (one image per SIMD lane; image sides "
-                 "that factor into 2, 3, 5 and 7; results differ in their last bits)")
-      ->check(CLI::IsMember({"fftw", "lanes"}));
+  app.add_option(
+         "--fft", st.fft,
+         "Transforms of the DFT loss on the CPU: auto (default: lanes for images under 64x64 pixels whose sides "
+         "factor into 2, 3, 5 and 7, fftw otherwise), fftw, or lanes (one image per SIMD lane); the two differ "
+         "in their results' last bits")
+      ->check(CLI::IsMember({"auto", "fftw", "lanes"}));
   app.add_option("--fftw-effort", st.fftw_effort,
                  "FFTW planner: patient (default: the fastest transforms, its search kept in --fftw-wisdom), measure, "
                  "estimate (bit-reproducible runs, no wisdom); default $PRILO_FFTW_EFFORT or patient")
@@ -335,9 +337,14 @@ int main(int argc, char** argv) {
 #endif
       std::visit([&](const auto& vae) { results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished); }, model);
     };
-    if (st.op == "fourier")
-      run(Fourier2d<T>(h, w, FourierScaling::unitary, st.fft == "lanes" ? FourierEngine::lanes : FourierEngine::fftw));
-    else if (st.op == "gaussian-real")
+    if (st.op == "fourier") {
+      const FourierEngine engine = st.fft == "lanes"  ? FourierEngine::lanes
+                                   : st.fft == "fftw" ? FourierEngine::fftw
+                                                      : FourierEngine::automatic;
+      Fourier2d<T> op(h, w, FourierScaling::unitary, engine);
+      st.fft = op.engine() == FourierEngine::lanes ? "lanes" : "fftw";  // what auto chose, for the JSON
+      run(op);
+    } else if (st.op == "gaussian-real")
       run(GaussianReal<T>(st.measurements, h * w, st.seed + 7));
     else
       run(GaussianComplex<T>(st.measurements, h * w, st.seed + 7));
@@ -347,7 +354,7 @@ int main(int argc, char** argv) {
                    {"seed", st.seed},         {"backend", st.backend},    {"threads", cpu::threads()},
                    {"ablation", st.ablation}, {"generator", st.generator}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
-    if (st.op == "fourier") report["fft"] = st.fft;
+    if (st.op == "fourier") report["fft"] = st.fft;  // the engine that ran (never "auto")
     const int threads = cpu::threads() * opt.run.parts();
     Peak peak{st.peak, "the FP32 FMA peak of " + std::to_string(threads) + " thread(s)"};
 #ifdef PRILO_RECONSTRUCT_CUDA

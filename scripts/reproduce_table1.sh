@@ -20,8 +20,10 @@
 #   -resolve); reports in docs/results/cuda/ instead. PRILO_RECONSTRUCT=<program>: a build made
 #   elsewhere (scripts/prepare.sh). PRILO_RESULTS=<folder>: where the reports go.
 #   PRILO_DATASETS=<comma list> (default mnist,fashion-mnist): run the parts for these data sets only.
-#   PRILO_FFT=lanes: prilo-reconstruct --fft lanes (the DFT loss's transforms one image per SIMD
-#   lane, FourierEngine::lanes; about 9 % faster MLP runs, results that differ in their last bits).
+#   PRILO_FFT=fftw|lanes|auto: prilo-reconstruct --fft (default: the program's, auto, which takes the
+#   lanes for 28x28 images: the DFT loss's transforms one image per SIMD lane, FourierEngine::lanes;
+#   PRILO_FFT=fftw: FFTW's, as the results made before the twenty-third round of
+#   benchmarks/README.md; the two differ in their last bits).
 set -euo pipefail
 datasets="${PRILO_DATASETS:-mnist,fashion-mnist}"
 for d in ${datasets//,/ }; do

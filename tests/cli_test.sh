@@ -277,16 +277,20 @@ expect_ok test -s "$tmp/repro2.json"
 timing='"(seconds|gflops|percent_of_peak|peak_gflops)"'
 expect_ok diff <(grep -Ev "$timing" "$tmp/repro1.json") <(grep -Ev "$timing" "$tmp/repro2.json")
 # --fft lanes: the DFT loss on SIMD lanes (16 images × 4 restarts on one thread: blocks of 2·L
-# columns with AVX-512, AVX or SSE2): the same methods as with FFTW's, close results
+# columns with AVX-512, AVX or SSE2): the same methods as with FFTW's, close results; the JSON
+# names the engine that ran
 expect_fail "--fft" "$recon" --fft cufft --count 1
 expect_fail "--fft: chooses the DFT's transforms" "$recon" --operator gaussian-real --fft lanes --count 1
 for e in fftw lanes; do
   expect_ok "$recon" --fft "$e" --threads 1 --count 16 --restarts 4 --config "$tmp/quick.json" --methods dpr,prilo-mii \
     --quiet --peak-gflops 100 --json "$tmp/fft-$e.json"
 done
-expect_ok python3 - "$tmp/fft-fftw.json" "$tmp/fft-lanes.json" <<'PY'
+expect_ok python3 - "$tmp/fft-fftw.json" "$tmp/fft-lanes.json" "$tmp/repro1.json" <<'PY'
 import json, math, sys
-a, b = (json.load(open(f))["methods"] for f in sys.argv[1:])
+reports = [json.load(open(f)) for f in sys.argv[1:]]
+# the engine that ran; --fft auto (the default) takes the lanes for 28x28 images
+assert [r["fft"] for r in reports] == ["fftw", "lanes", "lanes"], [r["fft"] for r in reports]
+a, b = (r["methods"] for r in reports[:2])
 assert set(a) == set(b) == {"dpr", "prilo-mii"}, (a.keys(), b.keys())
 for m in a:
     ea, eb = a[m]["magnitude_error"]["mean"], b[m]["magnitude_error"]["mean"]

@@ -141,7 +141,7 @@ TEST_CASE_TEMPLATE("The fused DFT loss equals the generic definition, also for a
     CAPTURE(h);
     CAPTURE(w);
     CAPTURE(batch);
-    Fourier2d<T> F(h, w);
+    Fourier2d<T> F(h, w, FourierScaling::unitary, FourierEngine::fftw);  // FourierEngine::lanes: below
     Mat<T> x = rng.normal_matrix<T>(h * w, batch);
     Mat<T> y = rng.normal_matrix<T>(h * w, batch).cwiseAbs();  // not the magnitudes of a real image
     MagnitudeLoss<Fourier2d<T>> fused(F, y);
@@ -163,8 +163,8 @@ TEST_CASE("The fused DFT loss keeps each column's accuracy when the columns of a
   // float its gradient is 1.5–2.3e-5 off (relative), against 3e-7 for columns alike; the bound
   // is 100 × 2e-6
   Rng rng(15);
-  Fourier2d<float> F(28, 28);
-  Fourier2d<double> Fd(28, 28);
+  Fourier2d<float> F(28, 28, FourierScaling::unitary, FourierEngine::fftw);
+  Fourier2d<double> Fd(28, 28, FourierScaling::unitary, FourierEngine::fftw);
   Mat<double> xd = rng.normal_matrix<double>(784, 6);
   for (Eigen::Index j = 1; j < 6; j += 2) xd.col(j) *= 100.0;
   Mat<double> yd = measure(Fd, Mat<double>(rng.normal_matrix<double>(784, 6)));
@@ -187,7 +187,7 @@ TEST_CASE_TEMPLATE("A non-finite column of the fused DFT loss does not reach the
   // columns go through the complex transforms in pairs (0, 1), (2, 3), …: a NaN in column 0 and
   // an inf in column 3 leave columns 1 and 2 as the generic formula has them
   Rng rng(17);
-  Fourier2d<T> F(28, 28);
+  Fourier2d<T> F(28, 28, FourierScaling::unitary, FourierEngine::fftw);
   Mat<T> x = rng.normal_matrix<T>(784, 4);
   const Mat<T> y = rng.normal_matrix<T>(784, 4).cwiseAbs();
   x(100, 0) = std::numeric_limits<T>::quiet_NaN();
@@ -321,7 +321,8 @@ TEST_CASE_TEMPLATE("The fused DFT loss on lanes equals the generic definition an
       CAPTURE(batch);
       CAPTURE(threads);
       cpu::set_threads(threads);
-      Fourier2d<T> F(h, w), G(h, w, FourierScaling::unitary, FourierEngine::lanes);
+      Fourier2d<T> F(h, w, FourierScaling::unitary, FourierEngine::fftw),
+          G(h, w, FourierScaling::unitary, FourierEngine::lanes);
       REQUIRE(G.engine() == FourierEngine::lanes);
       REQUIRE(G.lane_transform() != nullptr);
       Mat<T> x = rng.normal_matrix<T>(h * w, batch);
@@ -339,7 +340,7 @@ TEST_CASE_TEMPLATE("The fused DFT loss on lanes equals the generic definition an
       CHECK(on_lanes.value(x) == v);
     }
   // the unscaled DFT too
-  Fourier2d<T> F(4, 6, FourierScaling::none), G(4, 6, FourierScaling::none, FourierEngine::lanes);
+  Fourier2d<T> F(4, 6, FourierScaling::none, FourierEngine::fftw), G(4, 6, FourierScaling::none, FourierEngine::lanes);
   Mat<T> x = rng.normal_matrix<T>(24, 2 * L);
   Mat<T> y = measure(F, Mat<T>(rng.normal_matrix<T>(24, 2 * L)));
   Mat<T> g;
@@ -365,7 +366,8 @@ TEST_CASE_TEMPLATE("A non-finite column on lanes does not reach the column it sh
   // other column comes out as the generic formula has it. Any L ≥ 2 (double on SSE2 and NEON).
   constexpr int L = lanes::lanes<T>;
   Rng rng(20);
-  Fourier2d<T> F(28, 28), G(28, 28, FourierScaling::unitary, FourierEngine::lanes);
+  Fourier2d<T> F(28, 28, FourierScaling::unitary, FourierEngine::fftw),
+      G(28, 28, FourierScaling::unitary, FourierEngine::lanes);
   const int cols = 3 * L + 1;
   Mat<T> x = rng.normal_matrix<T>(784, cols);
   const Mat<T> y = rng.normal_matrix<T>(784, cols).cwiseAbs();
@@ -407,6 +409,17 @@ TEST_CASE("The lanes engine refuses image sides it cannot transform, by name") {
   CHECK_THROWS_AS(Fourier2d<float>(28, 28, FourierScaling::unitary, FourierEngine(7)), invalid_input);
   CHECK(Fourier2d<float>(29, 28).engine() == FourierEngine::fftw);
   CHECK(Fourier2d<float>(29, 28).lane_transform() == nullptr);
+}
+
+TEST_CASE("FourierEngine::automatic, the default, takes the lanes for small images whose sides they support") {
+  CHECK(Fourier2d<float>(28, 28).engine() == FourierEngine::lanes);
+  CHECK(Fourier2d<double>(28, 28, FourierScaling::none).engine() == FourierEngine::lanes);
+  CHECK(Fourier2d<float>(63, 64).engine() == FourierEngine::lanes);  // 4032 pixels
+  CHECK(Fourier2d<float>(64, 64).engine() == FourierEngine::fftw);   // automatic_lanes_pixels
+  CHECK(Fourier2d<float>(1, 4096).engine() == FourierEngine::fftw);
+  CHECK(Fourier2d<float>(29, 28).engine() == FourierEngine::fftw);  // 29: no lanes transform
+  CHECK(Fourier2d<float>(28, 28, FourierScaling::unitary, FourierEngine::fftw).engine() == FourierEngine::fftw);
+  CHECK(Fourier2d<float>(64, 64, FourierScaling::unitary, FourierEngine::lanes).engine() == FourierEngine::lanes);
 }
 
 TEST_CASE("The magnitude loss is safe where Ax = 0 and zero at the truth") {

@@ -29,8 +29,18 @@ enum class FourierScaling { unitary, none };
 /// rounding (both are within a few ε·‖x‖ of the exact DFT; tests/test_operators.cpp checks
 /// both against a naive DFT and the generic loss); solvers' results
 /// differ in their last bits, and so may any figure that hangs on them. apply(), adjoint(),
-/// forward_half() and backward_half() use FFTW with either engine.
-enum class FourierEngine { fftw, lanes };
+/// forward_half() and backward_half() use FFTW with either engine. `automatic` (the default):
+/// the lanes where they support the sides and the image has fewer than
+/// automatic_lanes_pixels pixels, FFTW otherwise; engine() says which was chosen.
+enum class FourierEngine { fftw, lanes, automatic };
+
+/// FourierEngine::automatic takes the lanes for images of fewer pixels than this (sides
+/// factoring into 2, 3, 5 and 7), FFTW's plans from 64×64 on. bench_fft_loss's batched rows
+/// (benchmarks/README.md, twenty-third round), lanes' loss against FFTW's, one thread, float,
+/// AVX-512 / AVX2 / SSE2 builds: 28×28 0.27 / 0.44 / 0.71×, 48×48 0.46 / 0.58 / 0.81×,
+/// 32×32 0.87 / 0.96 / 1.05×, 64×64 1.19 / 1.51 / 1.54×, 128×128 1.14× (AVX-512); double
+/// 28×28 0.45×, 32×32 0.97×, 64×64 1.22×.
+inline constexpr long automatic_lanes_pixels = 64 * 64;
 
 /// The 2-D DFT F of an h×w image stored row-major in a column (pixel (r, c) at r·w + c),
 /// applied to every column of a batch. Output: the full n = h·w spectrum, frequency
@@ -42,7 +52,8 @@ class Fourier2d {
   using scalar = T;
   using C = std::complex<T>;
 
-  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary, FourierEngine engine = FourierEngine::fftw)
+  Fourier2d(int h, int w, FourierScaling scaling = FourierScaling::unitary,
+            FourierEngine engine = FourierEngine::automatic)
       : h_(h), w_(w), scaling_(scaling), plans_(make_plans(h, w)), lanes_(make_lanes(h, w, engine)) {}
 
   int height() const { return h_; }
@@ -142,6 +153,10 @@ class Fourier2d {
 
   static std::shared_ptr<const lanes::Dft2d<T>> make_lanes(int h, int w, FourierEngine engine) {
     if (engine == FourierEngine::fftw) return nullptr;
+    if (engine == FourierEngine::automatic) {
+      if (!lanes::Dft2d<T>::supported(h, w) || long(h) * long(w) >= automatic_lanes_pixels) return nullptr;
+      return std::make_shared<const lanes::Dft2d<T>>(h, w);
+    }
     if (engine != FourierEngine::lanes) detail::fail("Fourier2d: unknown engine ", int(engine));
     if (!lanes::Dft2d<T>::supported(h, w))
       detail::fail("Fourier2d: the lanes engine needs image sides that factor into 2, 3, 5 and 7, got ", h, "x", w,
