@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <prilo/backend/cpu.hpp>
 #include <prilo/diagnostics.hpp>
 #include <prilo/io/config.hpp>
@@ -291,13 +292,22 @@ int main(int argc, char** argv) {
     const io::ResolveJudges<T> judges(resolve_methods ? cfg.resolve_judges : std::vector<JudgeFile>{}, h, w);
     const Mat<T>& x = data.images;
     const std::string m_text = st.op == "fourier" ? "" : " m=" + std::to_string(st.measurements);
+    std::optional<Fourier2d<T>> fourier;
+    if (st.op == "fourier") {
+      const FourierEngine engine = st.fft == "lanes"  ? FourierEngine::lanes
+                                   : st.fft == "fftw" ? FourierEngine::fftw
+                                                      : FourierEngine::automatic;
+      fourier.emplace(h, w, FourierScaling::unitary, engine);
+      st.fft = fourier->engine() == FourierEngine::lanes ? "lanes" : "fftw";  // what auto chose: header, JSON
+    }
     std::printf(
         "prilo-reconstruct: backend %s (%d threads), %s %s images %d..%d, operator %s%s, %d restarts, seed %llu\n",
         st.backend.c_str(), cpu::threads(), st.dataset.c_str(), st.split.c_str(), st.first, st.first + st.count - 1,
         st.op.c_str(), m_text.c_str(), st.restarts, (unsigned long long)st.seed);
     if (st.ablation != "full") std::printf("  ablation: %s (PRILO methods)\n", st.ablation.c_str());
-    std::printf("  config %s, weights %s, products: %s, FFTW planner: %s\n", config_path.string().c_str(),
-                weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort));
+    std::printf("  config %s, weights %s, products: %s, FFTW planner: %s%s\n", config_path.string().c_str(),
+                weights_path.string().c_str(), products_backend().c_str(), fftw::effort_name(effort),
+                fourier ? (", DFT loss on the CPU: " + st.fft).c_str() : "");
     std::printf("  %s\n", fftw::wisdom_note(wisdom.status(), wisdom.path()).c_str());
     if (li) std::printf("  LI encoder %s\n", li_path.string().c_str());
     if (scorer) std::printf("  placement scorer %s\n", scorer_path.string().c_str());
@@ -337,14 +347,9 @@ int main(int argc, char** argv) {
 #endif
       std::visit([&](const auto& vae) { results = reconstruct(methods, vae, op, y, cfg, opt, &unfinished); }, model);
     };
-    if (st.op == "fourier") {
-      const FourierEngine engine = st.fft == "lanes"  ? FourierEngine::lanes
-                                   : st.fft == "fftw" ? FourierEngine::fftw
-                                                      : FourierEngine::automatic;
-      Fourier2d<T> op(h, w, FourierScaling::unitary, engine);
-      st.fft = op.engine() == FourierEngine::lanes ? "lanes" : "fftw";  // what auto chose, for the JSON
-      run(op);
-    } else if (st.op == "gaussian-real")
+    if (st.op == "fourier")
+      run(*fourier);
+    else if (st.op == "gaussian-real")
       run(GaussianReal<T>(st.measurements, h * w, st.seed + 7));
     else
       run(GaussianComplex<T>(st.measurements, h * w, st.seed + 7));

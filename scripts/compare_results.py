@@ -18,11 +18,27 @@ import sys
 
 
 def methods(path):
-    with open(path) as f:
-        report = json.load(f)
-    if "methods" not in report:
-        sys.exit(f"compare_results: {path} has no 'methods' (not a prilo-reconstruct --json report)")
+    """The report's methods, or None (with a note) when the file is not a prilo-reconstruct report."""
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"compare_results: {path}: {e}")
+    if not isinstance(report, dict) or not isinstance(report.get("methods"), dict):
+        print(f"compare_results: skipping {path}: no 'methods' (not a prilo-reconstruct --json report)", file=sys.stderr)
+        return None
     return report["methods"]
+
+
+def summary(method, metric):
+    """(mean, ci95) of a method's metric, or None where the report has none or a non-finite one."""
+    m = method.get(metric)
+    if not isinstance(m, dict):
+        return None
+    mean, ci = m.get("mean"), m.get("ci95")
+    if not isinstance(mean, (int, float)) or not isinstance(ci, (int, float)):
+        return None  # null: nlohmann writes a NaN or an infinity as null
+    return float(mean), float(ci)
 
 
 def main():
@@ -30,21 +46,27 @@ def main():
     ap.add_argument("before")
     ap.add_argument("after")
     ap.add_argument("--pattern", default="*.json", help="file names to compare (glob, default *.json)")
-    ap.add_argument("--metric", default="psnr", help="psnr (default), ssim or magnitude_error")
+    ap.add_argument("--metric", default="psnr", choices=["psnr", "ssim", "magnitude_error"])
     a = ap.parse_args()
     for d in (a.before, a.after):
         if not os.path.isdir(d):
             sys.exit(f"compare_results: {d} is not a folder")
     names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(a.after, a.pattern)))
     names = [n for n in names if os.path.isfile(os.path.join(a.before, n))]
-    worst, rows = None, []
+    worst, rows, unmatched = None, [], []
     for n in names:
         b, c = methods(os.path.join(a.before, n)), methods(os.path.join(a.after, n))
+        if b is None or c is None:
+            continue
+        unmatched += [f"{n}: {m}" for m in sorted(set(b) ^ set(c))]
         for m in b:
-            if m not in c or a.metric not in b[m] or a.metric not in c[m]:
+            if m not in c:
                 continue
-            mb, ci = b[m][a.metric]["mean"], b[m][a.metric]["ci95"]
-            mc = c[m][a.metric]["mean"]
+            sb, sc = summary(b[m], a.metric), summary(c[m], a.metric)
+            if sb is None or sc is None:
+                unmatched.append(f"{n}: {m} (no finite {a.metric} on one side)")
+                continue
+            (mb, ci), (mc, _) = sb, sc
             frac = abs(mc - mb) / ci if ci > 0 else (0.0 if mc == mb else math.inf)
             if worst is None or frac > worst[0]:
                 worst = (frac, n, m)
@@ -55,6 +77,8 @@ def main():
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nlargest move: {worst[0]:.3f} of its interval ({worst[1]}, {worst[2]}); {len(rows)} methods compared")
+    if unmatched:
+        print("in one folder only, or not comparable: " + "; ".join(unmatched))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // solve_column_blocks: the batch split into column blocks, one per thread, and joined again.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <limits>
 #include <mutex>
@@ -62,6 +63,41 @@ TEST_CASE("parallel_for_dynamic: every item once, with its thread's index; an it
                          "item 5 failed", std::runtime_error);
     CHECK(ran.load() == count);
   }
+}
+
+TEST_CASE("for_column_chunks: ranges cover the columns once, at least min_cols wide, starting at whole granules") {
+  const test_support::ThreadGuard guard;
+  for (const int threads : {1, 2, 3})
+    for (const Eigen::Index cols : {Eigen::Index(1), Eigen::Index(15), Eigen::Index(34), Eigen::Index(97)})
+      for (const Eigen::Index granule : {Eigen::Index(1), Eigen::Index(2), Eigen::Index(32), Eigen::Index(200)}) {
+        CAPTURE(threads);
+        CAPTURE(cols);
+        CAPTURE(granule);
+        cpu::set_threads(threads);
+        std::mutex m;
+        std::vector<std::pair<Eigen::Index, Eigen::Index>> ranges;
+        for_column_chunks(
+            cols,
+            [&](Eigen::Index j0, Eigen::Index n) {
+              const std::lock_guard<std::mutex> lock(m);
+              ranges.emplace_back(j0, n);
+            },
+            8, granule);
+        std::sort(ranges.begin(), ranges.end());
+        Eigen::Index next = 0;
+        for (const auto& [j0, n] : ranges) {
+          CHECK(j0 == next);  // contiguous, in order, none twice
+          CHECK(n >= 1);
+          CHECK(j0 % granule == 0);
+          if (ranges.size() > 1 && (granule == 1 || j0 + n < cols)) CHECK(n >= 8);  // the last: what is left
+          next = j0 + n;
+        }
+        CHECK(next == cols);
+        // as many ranges as threads allow: min_cols and whole granules permitting
+        const Eigen::Index most =
+            std::min({Eigen::Index(threads), std::max<Eigen::Index>(1, cols / 8), (cols + granule - 1) / granule});
+        CHECK(Eigen::Index(ranges.size()) == most);
+      }
 }
 
 TEST_CASE("column blocks: blocks cover the batch in order and the results are joined in column order") {

@@ -311,7 +311,7 @@ TEST_CASE_TEMPLATE("The fused DFT loss on lanes equals the generic definition an
   Rng rng(18);
   constexpr int L = lanes::lanes<T>;
   const test_support::ThreadGuard guard;
-  for (int threads : {1, 2})  // each thread's columns in blocks of their own
+  for (int threads : {1, 2})  // threads' ranges start at whole blocks
     for (auto [h, w, batch] : {std::tuple{28, 28, 2 * L}, std::tuple{28, 28, 2 * L + 5}, std::tuple{28, 28, 3 * L + 1},
                                std::tuple{28, 28, 8 * L + 1}, std::tuple{28, 28, L}, std::tuple{28, 28, L + 3},
                                std::tuple{28, 28, L - 1}, std::tuple{28, 28, 3}, std::tuple{5, 6, 2 * L + 1},
@@ -379,8 +379,8 @@ TEST_CASE_TEMPLATE("A non-finite column on lanes does not reach the column it sh
   MagnitudeLoss<Fourier2d<T>> fused(G, y);
   const auto [want, gwant] = generic_dft_loss(F, x, y);
   const test_support::ThreadGuard guard;
-  // two threads split the columns only from 32 on (for_column_chunks' 16 a thread): other
-  // blocks there, the same property
+  // two threads split the columns only from 32 on (for_column_chunks' 16 a thread), and then at
+  // a whole block: the same blocks, the same property
   for (int threads : {1, 2}) {
     CAPTURE(threads);
     cpu::set_threads(threads);
@@ -397,6 +397,35 @@ TEST_CASE_TEMPLATE("A non-finite column on lanes does not reach the column it sh
       CHECK((g.col(j) - gwant.col(j)).norm() <= tol<T>() * 100 * gwant.col(j).norm());
     }
   }
+}
+
+TEST_CASE_TEMPLATE("The fused DFT loss gives the same bits at every thread count, with either engine", T, float,
+                   double) {
+  // threads' column ranges start at whole lane blocks (lanes) or pairs (FFTW), so every column
+  // keeps its partner: 1, 2 and 3 threads, batches that 2 or 3 threads would otherwise split
+  // inside a block or a pair (an odd half, a block and a half, a lone partial block)
+  constexpr int L = lanes::lanes<T>;
+  Rng rng(21);
+  const test_support::ThreadGuard guard;
+  for (FourierEngine engine : {FourierEngine::lanes, FourierEngine::fftw})
+    for (int batch : {34, 3 * L, 3 * L + 1, 5 * L + 3, 6 * L, 7 * L - 1}) {
+      CAPTURE(int(engine));
+      CAPTURE(batch);
+      Fourier2d<T> F(28, 28, FourierScaling::unitary, engine);
+      const Mat<T> x = rng.normal_matrix<T>(784, batch);
+      const MagnitudeLoss<Fourier2d<T>> loss(F, rng.normal_matrix<T>(784, batch).cwiseAbs());
+      cpu::set_threads(1);
+      Mat<T> g1;
+      const Vec<T> v1 = loss.value_and_gradient(x, g1);
+      for (int threads : {2, 3}) {
+        CAPTURE(threads);
+        cpu::set_threads(threads);
+        Mat<T> g;
+        const Vec<T> v = loss.value_and_gradient(x, g);
+        CHECK(v == v1);
+        CHECK(g == g1);
+      }
+    }
 }
 
 TEST_CASE("The lanes engine refuses image sides it cannot transform, by name") {

@@ -202,18 +202,25 @@ void parallel_for_dynamic(Eigen::Index count, int threads, F&& f) {
 
 /// Calls f(first_column, count) on contiguous column ranges covering [0, cols), one range
 /// per thread, in parallel. Ranges are at least `min_cols` wide so small batches stay on one
-/// thread. Exceptions thrown by f are rethrown on the calling thread. Under FlushDenormals.
+/// thread (with a `granule` above 1 the last range holds what is left and may be narrower),
+/// and every range starts at a multiple of `granule`: work that groups
+/// columns from a range's start (the DFT loss's pairs and lane blocks) then groups them the
+/// same way at every thread count, so its results do not depend on it. Exceptions thrown by f
+/// are rethrown on the calling thread. Under FlushDenormals.
 template <class F>
-void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8) {
+void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8, Eigen::Index granule = 1) {
   if (cols <= 0) return;
-  const Eigen::Index nt =
-      std::max<Eigen::Index>(1, std::min<Eigen::Index>(max_threads(), cols / std::max<Eigen::Index>(1, min_cols)));
+  granule = std::max<Eigen::Index>(1, granule);
+  const Eigen::Index units = (cols + granule - 1) / granule;  // the last one may be short
+  const Eigen::Index nt = std::max<Eigen::Index>(
+      1, std::min({Eigen::Index(max_threads()), cols / std::max<Eigen::Index>(1, min_cols), units}));
   if (nt == 1) {
     const FlushDenormals flush;
     return f(Eigen::Index(0), cols);
   }
-  parallel_for(nt, int(nt), [&](Eigen::Index t) {
-    const Eigen::Index j0 = cols * t / nt, j1 = cols * (t + 1) / nt;
+  parallel_for(nt, int(nt), [&](Eigen::Index t) {  // nt ≤ units: no range is empty
+    const Eigen::Index j0 = std::min(cols, units * t / nt * granule),
+                       j1 = std::min(cols, units * (t + 1) / nt * granule);
     f(j0, j1 - j0);
   });
 }

@@ -649,7 +649,8 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
         }
         if (nb % 2 == 1) single(j0 + nb - 1);
       },
-      16);
+      // threads' ranges start at whole lane blocks or pairs: the same partners at every thread count
+      16, op.lane_transform() ? 2 * Eigen::Index(lanes::lanes<T>) : 2);
 }
 
 /// MII's scores on the CPU: one r2c per candidate (per-thread workspaces: MII calls this chunk
