@@ -297,12 +297,16 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
   if (run.parts() == 1)
     return resolve_ambiguity(vae, MagnitudeLoss<Fourier2d<T>>(op, y), op.height(), op.width(), solutions, opt, unused,
                              anchor, scorer, judges);
-  ColumnPartition split;  // contiguous images per process
+  // contiguous images per process, each part starting at a whole block of the fused loss (lane
+  // blocks of 2·L columns, FFTW's pairs): a column's loss rounds with its block partners, so
+  // parts cut elsewhere would give other last bits than one process (a part may then be empty)
+  ColumnPartition split;
   split.blocks = run.parts();
-  const Eigen::Index B = y.cols();
+  const Eigen::Index B = y.cols(), granule = op.lane_transform() ? 2 * Eigen::Index(lanes::lanes<T>) : 2;
+  const Eigen::Index units = (B + granule - 1) / granule;
   for (int q = 0; q < run.parts(); ++q) {
-    split.first.push_back(B * q / run.parts());
-    split.count.push_back(B * (q + 1) / run.parts() - split.first.back());
+    split.first.push_back(std::min(B, units * q / run.parts() * granule));
+    split.count.push_back(std::min(B, units * (q + 1) / run.parts() * granule) - split.first.back());
   }
   const Eigen::Index j0 = split.first[std::size_t(run.part())], nj = split.count[std::size_t(run.part())];
   std::vector<Mat<T>> local;
