@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <utility>
 #include <vector>
 
 #include "core.hpp"
@@ -200,6 +201,17 @@ void parallel_for_dynamic(Eigen::Index count, int threads, F&& f) {
   if (error) std::rethrow_exception(error);
 }
 
+namespace detail {
+/// Range t of nt (t < nt ≤ the number of granules) of [0, cols), cut at multiples of `granule`
+/// (the last granule may be short): [first, end). for_column_chunks' threads and resolve's
+/// processes split columns by it.
+inline std::pair<Eigen::Index, Eigen::Index> granular_range(Eigen::Index cols, Eigen::Index granule, Eigen::Index t,
+                                                            Eigen::Index nt) {
+  const Eigen::Index units = (cols + granule - 1) / granule;
+  return {std::min(cols, units * t / nt * granule), std::min(cols, units * (t + 1) / nt * granule)};
+}
+}  // namespace detail
+
 /// Calls f(first_column, count) on contiguous column ranges covering [0, cols), one range
 /// per thread, in parallel. Ranges are at least `min_cols` wide so small batches stay on one
 /// thread (with a `granule` above 1 the last range holds what is left and may be narrower),
@@ -219,8 +231,7 @@ void for_column_chunks(Eigen::Index cols, F&& f, Eigen::Index min_cols = 8, Eige
     return f(Eigen::Index(0), cols);
   }
   parallel_for(nt, int(nt), [&](Eigen::Index t) {  // nt ≤ units: no range is empty
-    const Eigen::Index j0 = std::min(cols, units * t / nt * granule),
-                       j1 = std::min(cols, units * (t + 1) / nt * granule);
+    const auto [j0, j1] = detail::granular_range(cols, granule, t, nt);
     f(j0, j1 - j0);
   });
 }

@@ -302,11 +302,11 @@ SolveResult<T> resolve(const V& vae, const Fourier2d<T>& op, const Mat<T>& y,
   // parts cut elsewhere would give other last bits than one process (a part may then be empty)
   ColumnPartition split;
   split.blocks = run.parts();
-  const Eigen::Index B = y.cols(), granule = op.lane_transform() ? 2 * Eigen::Index(lanes::lanes<T>) : 2;
-  const Eigen::Index units = (B + granule - 1) / granule;
+  const Eigen::Index B = y.cols();
   for (int q = 0; q < run.parts(); ++q) {
-    split.first.push_back(std::min(B, units * q / run.parts() * granule));
-    split.count.push_back(std::min(B, units * (q + 1) / run.parts() * granule) - split.first.back());
+    const auto [first, end] = detail::granular_range(B, detail::fused_loss_granule(op), q, run.parts());
+    split.first.push_back(first);
+    split.count.push_back(end - first);
   }
   const Eigen::Index j0 = split.first[std::size_t(run.part())], nj = split.count[std::size_t(run.part())];
   std::vector<Mat<T>> local;

@@ -418,6 +418,15 @@ void merge_pair_spectrum(const T* EIGEN_RESTRICT ra, const T* EIGEN_RESTRICT rb,
 }  // namespace detail
 
 namespace detail {
+/// The columns the fused DFT loss transforms together from the start of a range: a lane block
+/// of 2·L with FourierEngine::lanes, a pair with FFTW. A column's last bits depend on its
+/// partners there, so whoever splits one batch (threads, processes) cuts at multiples of this:
+/// the same partners, the same bits, whatever the split.
+template <class T>
+Eigen::Index fused_loss_granule(const Fourier2d<T>& op) {
+  return op.lane_transform() ? 2 * Eigen::Index(lanes::lanes<T>) : 2;
+}
+
 /// half_spectrum_loss on one block of up to 2·L columns j0 … j0 + count − 1 with
 /// FourierEngine::lanes (L = lanes::lanes<T>): lane l carries column j0 + l as the real part and
 /// j0 + L + l as the imaginary part of one complex image, a + i·b (lanes without a column carry
@@ -649,8 +658,7 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
         }
         if (nb % 2 == 1) single(j0 + nb - 1);
       },
-      // threads' ranges start at whole lane blocks or pairs: the same partners at every thread count
-      16, op.lane_transform() ? 2 * Eigen::Index(lanes::lanes<T>) : 2);
+      16, detail::fused_loss_granule(op));
 }
 
 /// MII's scores on the CPU: one r2c per candidate (per-thread workspaces: MII calls this chunk
