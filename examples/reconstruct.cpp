@@ -359,7 +359,12 @@ int main(int argc, char** argv) {
                    {"seed", st.seed},         {"backend", st.backend},    {"threads", cpu::threads()},
                    {"ablation", st.ablation}, {"generator", st.generator}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
-    if (st.op == "fourier") report["fft"] = st.fft;  // the engine that ran (never "auto")
+    if (st.op == "fourier") {  // the engine that ran (never "auto")
+      // with --backend cuda the latent methods' loss ran on cuFFT; ER, HIO and -resolve's
+      // scoring stayed on the host's engine
+      report["fft"] = st.backend == "cuda" ? std::string("cufft") : st.fft;
+      if (st.backend == "cuda") report["fft_host"] = st.fft;
+    }
     const int threads = cpu::threads() * opt.run.parts();
     Peak peak{st.peak, "the FP32 FMA peak of " + std::to_string(threads) + " thread(s)"};
 #ifdef PRILO_RECONSTRUCT_CUDA

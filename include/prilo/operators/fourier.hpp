@@ -46,6 +46,14 @@ inline constexpr long automatic_lanes_pixels = 64 * 64;
 /// applied to every column of a batch. Output: the full n = h·w spectrum, frequency
 /// (k1, k2) at k1·w + k2. Real input uses r2c transforms, complex input c2c. Copies share
 /// one plan cache (plans are immutable and FFTW executes them thread-safely).
+///
+/// It holds the lane transform of the build's vector width, so it lives in that width's inline
+/// namespace (prilo/fft/lanes.hpp): translation units built for different targets (say one
+/// with -march=x86-64, one with AVX-512) and linked into one program each get their own
+/// Fourier2d, and with it their own MagnitudeLoss<Fourier2d<T>> and solvers, instead of sharing
+/// one definition whose lane transform has another width. (Eigen itself needs the same
+/// EIGEN_MAX_ALIGN_BYTES in all of them: it frees in one unit what another allocated.)
+inline namespace PRILO_LANE_NAMESPACE {
 template <class T>
 class Fourier2d {
  public:
@@ -189,5 +197,6 @@ class Fourier2d {
   std::shared_ptr<const fftw::PlanCache<T>> plans_;
   std::shared_ptr<const lanes::Dft2d<T>> lanes_;
 };
+}  // namespace PRILO_LANE_NAMESPACE
 
 }  // namespace prilo
