@@ -144,7 +144,8 @@ void check_layer_vjps(M& m, Index batch, Rng& rng) {
       return l;
     };
     auto gwf = [&](const Mat<T>&, Mat<T>& out) { out = gw; };
-    const auto rw = testing::check_gradient<T>(fw, gwf, w0, rng, 6, 1e-6, 1e-6);
+    // eps 1e-5 as for the input: at 1e-6 the rounding alone was 0.47 of the tolerance
+    const auto rw = testing::check_gradient<T>(fw, gwf, w0, rng, 6, 1e-5, 1e-6);
     INFO(p.name << " VJP relative error " << rw.max_rel_error);
     CHECK(rw.ok);
     // and a few single entries by central differences
