@@ -360,8 +360,8 @@ int main(int argc, char** argv) {
                    {"ablation", st.ablation}, {"generator", st.generator}};
     if (st.op != "fourier") report["measurements"] = st.measurements;
     if (st.op == "fourier") {  // the engine that ran (never "auto")
-      // with --backend cuda the latent methods' loss ran on cuFFT; ER, HIO and -resolve's
-      // scoring stayed on the host's engine
+      // with --backend cuda the latent methods' (DPR, PRILO, MII) loss runs on cuFFT; ER, HIO,
+      // -resolve's scoring, the -avg/-polish consensus and the --trace observer on the host's
       report["fft"] = st.backend == "cuda" ? std::string("cufft") : st.fft;
       if (st.backend == "cuda") report["fft_host"] = st.fft;
     }

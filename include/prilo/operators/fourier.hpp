@@ -48,11 +48,13 @@ inline constexpr long automatic_lanes_pixels = 64 * 64;
 /// one plan cache (plans are immutable and FFTW executes them thread-safely).
 ///
 /// It holds the lane transform of the build's vector width, so it lives in that width's inline
-/// namespace (prilo/fft/lanes.hpp): translation units built for different targets (say one
-/// with -march=x86-64, one with AVX-512) and linked into one program each get their own
-/// Fourier2d, and with it their own MagnitudeLoss<Fourier2d<T>> and solvers, instead of sharing
-/// one definition whose lane transform has another width. (Eigen itself needs the same
-/// EIGEN_MAX_ALIGN_BYTES in all of them: it frees in one unit what another allocated.)
+/// namespace (prilo/fft/lanes.hpp), as that transform does: translation units built for
+/// different targets (say one with -march=x86-64, one with AVX-512) get their own Fourier2d, and
+/// with it their own MagnitudeLoss<Fourier2d<T>> and whatever is templated on them, instead of
+/// sharing one definition whose lane transform has another width. That is all it separates:
+/// other width-dependent code (the direct conv kernels, Rng::normal_block, the l1 passes, Eigen's
+/// own kernels, which also need one EIGEN_MAX_ALIGN_BYTES) is still one definition per program,
+/// so linking units built for different targets is not supported.
 inline namespace PRILO_LANE_NAMESPACE {
 template <class T>
 class Fourier2d {

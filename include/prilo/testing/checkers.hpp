@@ -151,8 +151,9 @@ Conformance check_operator(const Op& op, Eigen::Index batch, Rng& rng, double to
   const MagnitudeLoss<Op> loss(op, measure(op, Mat<T>(rng.normal_matrix<T>(op.input_size(), batch))));
   auto f = [&](const Mat<T>& v) { return T(loss.value(v).sum()); };
   auto g = [&](const Mat<T>& v, Mat<T>& out) { loss.value_and_gradient(v, out); };
-  // a step of 1e-5: the rounding error of the central difference (ε·|loss|/step) stays well under
-  // the tolerance for losses of a few thousand; the loss is smooth away from zero magnitudes
+  // a step of 1e-5: the central difference's rounding error (about ε_mach·|loss|/step) stays well
+  // under the tolerance for losses of a few thousand, and its truncation error (step²) too, the
+  // loss being smooth away from zero magnitudes
   const auto gc = check_gradient<T>(f, g, x, rng, 6, T(1e-5), tolerance * 10);
   r.expect(
       gc.ok, gc.max_rel_error,
