@@ -362,8 +362,12 @@ int main(int argc, char** argv) {
     if (st.op == "fourier") {  // the engine that ran (never "auto")
       // with --backend cuda the latent methods' (DPR, PRILO, MII) loss runs on cuFFT; ER, HIO,
       // -resolve's scoring, the -avg/-polish consensus and the --trace observer on the host's
-      report["fft"] = st.backend == "cuda" ? std::string("cufft") : st.fft;
-      if (st.backend == "cuda") report["fft_host"] = st.fft;
+      if (st.backend == "cuda") {
+        report["fft"] = "cufft";
+        report["fft_host"] = st.fft;
+      } else {
+        report["fft"] = st.fft;
+      }
     }
     const int threads = cpu::threads() * opt.run.parts();
     Peak peak{st.peak, "the FP32 FMA peak of " + std::to_string(threads) + " thread(s)"};

@@ -202,9 +202,10 @@ void parallel_for_dynamic(Eigen::Index count, int threads, F&& f) {
 }
 
 namespace detail {
-/// Range t of nt (t < nt ≤ the number of granules) of [0, cols), cut at multiples of `granule`
-/// (the last granule may be short): [first, end). for_column_chunks' threads and resolve's
-/// processes split columns by it.
+/// Range t of nt (t < nt) of [0, cols), cut at multiples of `granule` (the last granule may be
+/// short): [first, end). for_column_chunks' threads split columns by it with nt ≤ the number of
+/// granules, so no range is empty; resolve's processes may be more than the granules, and then
+/// some ranges are empty (first == end).
 inline std::pair<Eigen::Index, Eigen::Index> granular_range(Eigen::Index cols, Eigen::Index granule, Eigen::Index t,
                                                             Eigen::Index nt) {
   const Eigen::Index units = (cols + granule - 1) / granule;

@@ -41,11 +41,10 @@ Index padded(Index n) {
 /// loads of the input packets into the FMAs as memory operands, one per FMA: 12 loads of the
 /// same 3 packets per step of the depth instead of 3 (most of them across two cache lines, the
 /// input's columns, one per channel, starting 196 floats apart in the conv VAE), and the kernel
-/// was load-bound: 2.6 µs for the
-/// conv VAE's 196×32 by 32×16 product, 1.2 µs with the packets kept (a scratch program, Zen 5).
-/// An empty asm that takes and returns v makes the compiler materialise it once; the arithmetic
-/// is unchanged. Not on AVX2 (the same time either way) nor SSE2 (12 % slower with it: the 16
-/// registers are all taken).
+/// was load-bound: 2.6 µs for the conv VAE's 196×32 by 32×16 product, 1.2 µs with the packets
+/// kept (a scratch program, Zen 5). An empty asm that takes and returns v makes the compiler
+/// materialise it once; the arithmetic is unchanged. Not on AVX2 (the same time either way) nor
+/// SSE2 (12 % slower with it: the 16 registers are all taken).
 template <class P>
 EIGEN_ALWAYS_INLINE void keep_in_register(P& v) {
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
