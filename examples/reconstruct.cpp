@@ -362,7 +362,8 @@ int main(int argc, char** argv) {
     if (st.op == "fourier") {  // the engine that ran (never "auto")
       // with --backend cuda the latent methods' (DPR, PRILO, MII) loss runs on cuFFT; ER, HIO,
       // -resolve's scoring, the -avg/-polish consensus and the --trace observer on the host's
-      if (st.backend == "cuda") {
+      // (with no latent method asked for, nothing ran on cuFFT)
+      if (st.backend == "cuda" && family_listed({MethodFamily::dpr, MethodFamily::prilo})) {
         report["fft"] = "cufft";
         report["fft_host"] = st.fft;
       } else {
