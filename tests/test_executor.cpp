@@ -6,6 +6,7 @@
 #include <prilo/optim/optimisers.hpp>
 #include <prilo/projection/l1_ball.hpp>
 
+#include <array>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -102,9 +103,9 @@ TEST_CASE_TEMPLATE("CPU adam_update: noise drawn in the pass equals noise added 
       Mat<T> gn = g;
       add_normal(ex, gn, sigma, r2);
       Mat<T> xr = x0, mr = m0, vr = v0;
-      for (Eigen::Index i = 0; i < xr.size(); ++i) {
-        mr(i) = c.beta1 * mr(i) + (T(1) - c.beta1) * gn(i);
-        vr(i) = c.beta2 * vr(i) + (T(1) - c.beta2) * gn(i) * gn(i);
+      for (Eigen::Index i = 0; i < xr.size(); ++i) {  // each a·b + c fused where the target has FMA
+        mr(i) = prilo::detail::fmadd(c.beta1, mr(i), (T(1) - c.beta1) * gn(i));
+        vr(i) = prilo::detail::fmadd(c.beta2, vr(i), (T(1) - c.beta2) * gn(i) * gn(i));
         xr(i) -= c.learning_rate * (mr(i) * c.c1) / (std::sqrt(vr(i) * c.c2) + c.epsilon);
       }
       CHECK(m == mr);
@@ -123,6 +124,42 @@ struct MatrixOnlyExecutor {  // names no vector type: vectors are one-column mat
   using matrix = Mat<T>;
 };
 static_assert(std::same_as<prilo::vector_t<MatrixOnlyExecutor, double>, Mat<double>>);
+
+TEST_CASE_TEMPLATE("AdamTrainer's step is the executor's update with σ = 0, bit for bit", T, float, double) {
+  // both run detail::adam_span; the trainer's bias corrections from its step count
+  prilo::Rng data(6);
+  Mat<T> w = data.normal_matrix<T>(37, 3), gw = data.normal_matrix<T>(37, 3);
+  const Mat<T> w0 = w;
+  prilo::nn::ParamList<T> params;
+  params.push_back({"w", Eigen::Map<Mat<T>>(w.data(), 37, 3), Eigen::Map<Mat<T>>(gw.data(), 37, 3)});
+  prilo::AdamTrainer<T> trainer({.learning_rate = T(0.01)});
+  Mat<T> x = w0, m = Mat<T>::Zero(37, 3), v = m, scratch;
+  prilo::Rng unused(1);
+  for (int k = 1; k <= 3; ++k) {
+    trainer.step(params);
+    const T c1 = T(1) / (T(1) - std::pow(T(0.9), T(k))), c2 = T(1) / (T(1) - std::pow(T(0.999), T(k)));
+    adam_update(CpuExecutor{}, x, m, v, gw, prilo::AdamStep<T>{T(0.9), T(0.999), c1, c2, T(0.01), T(1e-8)}, T(0),
+                unused, scratch);
+    CHECK(w == x);
+  }
+  CHECK(x != w0);
+}
+
+TEST_CASE("static_for: f(0), ..., f(N - 1) in order, each index a compile-time constant") {
+  std::vector<int> seen;
+  std::size_t sizes = 0;
+  prilo::static_for<5>([&](auto i) {
+    static_assert(decltype(i)::value >= 0 && decltype(i)::value < 5);
+    const std::array<int, decltype(i)::value + 1> a{};  // the index as a template argument
+    sizes += a.size();
+    seen.push_back(i);
+  });
+  CHECK(seen == std::vector<int>{0, 1, 2, 3, 4});
+  CHECK(sizes == 15u);
+  int calls = 0;
+  prilo::static_for<0>([&](auto) { ++calls; });
+  CHECK(calls == 0);
+}
 
 TEST_CASE_TEMPLATE("CPU gemm: every transposition, alpha and beta, against Eigen's own products", T, float, double) {
   const CpuExecutor ex;

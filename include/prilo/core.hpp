@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 /// On a function whose loops GCC vectorises: on an AVX-512 build, use 512-bit vectors there
 /// (GCC's -march=native prefers 256-bit ones on these CPUs, for the whole program). The
@@ -27,7 +28,46 @@
 #define PRILO_ALWAYS_INLINE
 #endif
 
+/// On a lambda given to static_for: inlined at every optimisation level (GCC and Clang).
+#if defined(__GNUC__) || defined(__clang__)
+#define PRILO_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define PRILO_INLINE_LAMBDA
+#endif
+
 namespace prilo {
+
+namespace detail {
+/// a·b + c rounded once where the target has FMA instructions (std::fma, one instruction
+/// there; what GCC's default contraction makes of a·b + c), else a·b + c rounded twice: the
+/// same bits at every optimisation level and -ffp-contract setting, where a plain a·b + c is
+/// fused or not at the compiler's choice (and in a·b + c·d, either product).
+template <class T>
+EIGEN_ALWAYS_INLINE T fmadd(T a, T b, T c) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+template <class F, int... I>
+EIGEN_ALWAYS_INLINE void static_for_each(F& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+}  // namespace detail
+
+/// f(0), f(1), …, f(N − 1), each index a std::integral_constant<int, i>: the loops of a
+/// register tile (accumulators acc[R][C]) written out by construction. GCC unrolls such loops
+/// of constant count and keeps the array in registers at -O3 only; at -O2 (CMake's
+/// RelWithDebInfo, users' own builds) the array stayed in memory, a load and a store around
+/// every FMA, and the conv kernels ran 3.5x slower (benchmarks/README.md, bench_user_flags).
+/// With static_for and PRILO_INLINE_LAMBDA every index is a constant after inlining at any
+/// level, the same operations in the same order (the same bits).
+template <int N, class F>
+EIGEN_ALWAYS_INLINE void static_for(F&& f) {
+  detail::static_for_each(f, std::make_integer_sequence<int, N>{});
+}
 
 /// Column-major dense matrix: the batch layout of the CPU backend (one column per sample).
 template <class T>

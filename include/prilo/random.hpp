@@ -203,7 +203,7 @@ class Rng {
       const int len = int(std::min<Eigen::Index>(kNormalBlock, n - i));
       normal_block(u, len);
       T* p = x + i;
-      for (int k = 0; k < len; ++k) p[k] += sigma * T(u[k]);
+      for (int k = 0; k < len; ++k) p[k] = detail::fmadd(sigma, T(u[k]), p[k]);  // adam_update's g + σ·u
     }
   }
 

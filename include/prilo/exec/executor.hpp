@@ -13,6 +13,7 @@
 
 #include "../backend/cpu.hpp"
 #include "../core.hpp"
+#include "../fft/lanes.hpp"
 #include "../random.hpp"
 
 namespace prilo {
@@ -151,6 +152,44 @@ void add_normal(const CpuExecutor&, Mat<T>& g, T sigma, Rng& rng) {
   if (sigma > T(0)) rng.add_normal(g.data(), g.size(), sigma);
 }
 
+namespace detail {
+/// Adam's update of n values: g ← g + σ·u (when u is given), m ← β₁m + (1−β₁)g,
+/// v ← β₂v + (1−β₂)g², x ← x − α (m·c₁)/(√(v·c₂) + ε), with g + σ·u, β₁m + (1−β₁)g and
+/// β₂v + ((1−β₂)g)·g each one fused multiply-add where the target has FMA (detail::fmadd: what
+/// GCC's default contraction made of the plain loop at -O3, so the same bits as before, now at
+/// every optimisation level and -ffp-contract setting). Written on the build's SIMD vectors
+/// (prilo/fft/lanes.hpp) with the target's square root: GCC vectorises the plain loop only
+/// with -fno-math-errno (sqrt may set errno) and, at -O2, only where it can rule out aliasing
+/// without run-time checks, so users who include these headers with their own flags got it
+/// scalar: up to 13x slower (benchmarks/README.md, bench_user_flags).
+template <class T>
+void adam_span(T* x, T* m, T* v, const T* g, const T* u, T sigma, Eigen::Index n, const AdamStep<T>& c) {
+  using V = lanes::vec<T>;
+  using U = typename lanes::vector_of<T>::unaligned;
+  constexpr int L = lanes::lanes<T>;
+  const T b1 = c.beta1, b2 = c.beta2, c1 = c.c1, c2 = c.c2, lr = c.learning_rate, eps = c.epsilon;
+  const T b1c = T(1) - b1, b2c = T(1) - b2;
+  const V vb1 = V{} + b1, vb2 = V{} + b2, vs = V{} + sigma;
+  Eigen::Index i = 0;
+  for (; i + L <= n; i += L) {
+    V gi = *reinterpret_cast<const U*>(g + i);
+    if (u) gi = lanes::fmadd(vs, V(*reinterpret_cast<const U*>(u + i)), gi);
+    const V mi = lanes::fmadd(vb1, V(*reinterpret_cast<const U*>(m + i)), b1c * gi);
+    const V vi = lanes::fmadd(vb2, V(*reinterpret_cast<const U*>(v + i)), (b2c * gi) * gi);
+    *reinterpret_cast<U*>(m + i) = mi;
+    *reinterpret_cast<U*>(v + i) = vi;
+    *reinterpret_cast<U*>(x + i) -= lr * (mi * c1) / (lanes::sqrt(vi * c2) + eps);
+  }
+  for (; i < n; ++i) {
+    const T gi = u ? fmadd(sigma, u[i], g[i]) : g[i];
+    const T mi = fmadd(b1, m[i], b1c * gi), vi = fmadd(b2, v[i], (b2c * gi) * gi);
+    m[i] = mi;
+    v[i] = vi;
+    x[i] -= lr * (mi * c1) / (std::sqrt(vi * c2) + eps);
+  }
+}
+}  // namespace detail
+
 /// One Adam update with gradient g + σ·u (u ~ N(0, I) from rng when σ > 0):
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², x ← x − α (m·c₁)/(√(v·c₂) + ε). One pass over the
 /// batch: the noise is drawn block by block (Rng::normal_block, add_normal's stream) and used
@@ -159,19 +198,13 @@ void add_normal(const CpuExecutor&, Mat<T>& g, T sigma, Rng& rng) {
 template <class T>
 void adam_update(const CpuExecutor&, Mat<T>& x, Mat<T>& m, Mat<T>& v, const Mat<T>& grad, const AdamStep<T>& c, T sigma,
                  Rng& rng, Mat<T>& /*scratch*/) {
-  const T b1 = c.beta1, b2 = c.beta2, c1 = c.c1, c2 = c.c2, lr = c.learning_rate, eps = c.epsilon;
   const Eigen::Index n = x.size();
   T* xd = x.data();
   T* md = m.data();
   T* vd = v.data();
   const T* gd = grad.data();
-  const auto update = [&](Eigen::Index i, T g) {
-    md[i] = b1 * md[i] + (T(1) - b1) * g;
-    vd[i] = b2 * vd[i] + (T(1) - b2) * g * g;
-    xd[i] -= lr * (md[i] * c1) / (std::sqrt(vd[i] * c2) + eps);
-  };
   if (!(sigma > T(0))) {
-    for (Eigen::Index i = 0; i < n; ++i) update(i, gd[i]);
+    detail::adam_span<T>(xd, md, vd, gd, nullptr, T(0), n, c);
     return;
   }
   alignas(64) float u[Rng::kNormalBlock];
@@ -179,7 +212,13 @@ void adam_update(const CpuExecutor&, Mat<T>& x, Mat<T>& m, Mat<T>& v, const Mat<
     const int len = int(std::min<Eigen::Index>(Rng::kNormalBlock, n - i0));
     rng.normal_block(u, len);
     // g + σ·u: the same expression as adding σ·u to a copy of the gradient first (bit for bit)
-    for (int k = 0; k < len; ++k) update(i0 + k, gd[i0 + k] + sigma * T(u[k]));
+    if constexpr (std::is_same_v<T, float>) {
+      detail::adam_span<T>(xd + i0, md + i0, vd + i0, gd + i0, u, sigma, len, c);
+    } else {
+      alignas(64) T ut[Rng::kNormalBlock];
+      for (int k = 0; k < len; ++k) ut[k] = T(u[k]);
+      detail::adam_span<T>(xd + i0, md + i0, vd + i0, gd + i0, ut, sigma, len, c);
+    }
   }
 }
 

@@ -88,6 +88,26 @@ template <class V>
   return r;
 }
 
+/// a·b + c in every lane: rounded once where the target has FMA instructions (what GCC's
+/// default contraction makes of a·b + c there), twice where it has none; the same whatever the
+/// optimisation level, -ffp-contract setting or compiler.
+template <class V>
+[[gnu::always_inline]] inline V fmadd(V a, V b, V c) {
+#if defined(__FMA__) && PRILO_LANE_BYTES == 64
+  if constexpr (std::is_same_v<V, vec<float>>) return V(_mm512_fmadd_ps(__m512(a), __m512(b), __m512(c)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(_mm512_fmadd_pd(__m512d(a), __m512d(b), __m512d(c)));
+#elif defined(__FMA__) && PRILO_LANE_BYTES == 32
+  if constexpr (std::is_same_v<V, vec<float>>) return V(_mm256_fmadd_ps(__m256(a), __m256(b), __m256(c)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(_mm256_fmadd_pd(__m256d(a), __m256d(b), __m256d(c)));
+#elif defined(__FMA__)
+  if constexpr (std::is_same_v<V, vec<float>>) return V(_mm_fmadd_ps(__m128(a), __m128(b), __m128(c)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(_mm_fmadd_pd(__m128d(a), __m128d(b), __m128d(c)));
+#endif
+  V r = c;
+  for (int l = 0; l < int(sizeof(V) / sizeof(a[0])); ++l) r[l] = prilo::detail::fmadd(a[l], b[l], c[l]);
+  return r;
+}
+
 namespace detail {
 // One step of Eklundh's transpose: rows a = r[i] and b = r[i + B] (bit B of i clear) swap
 // their B×B off-diagonal blocks: a[c] ← b[c − B] and b[c − B] ← a[c] for c with bit B set.

@@ -170,16 +170,8 @@ class AdamTrainer {
       require_shape(p.value, m_[q].rows(), m_[q].cols(), "AdamTrainer parameter");
       require_shape(v_[q], m_[q].rows(), m_[q].cols(), "AdamTrainer second moment");
       require_shape(p.grad, m_[q].rows(), m_[q].cols(), "AdamTrainer gradient");
-      const Eigen::Index n = p.value.size();
-      T* x = p.value.data();
-      const T* g = p.grad.data();
-      T* m = m_[q].data();
-      T* v = v_[q].data();
-      for (Eigen::Index i = 0; i < n; ++i) {
-        m[i] = b1 * m[i] + (T(1) - b1) * g[i];
-        v[i] = b2 * v[i] + (T(1) - b2) * g[i] * g[i];
-        x[i] -= opt_.learning_rate * (m[i] * c1) / (std::sqrt(v[i] * c2) + opt_.epsilon);
-      }
+      detail::adam_span<T>(p.value.data(), m_[q].data(), v_[q].data(), p.grad.data(), nullptr, T(0), p.value.size(),
+                           AdamStep<T>{b1, b2, c1, c2, opt_.learning_rate, opt_.epsilon});
     }
   }
   int iteration() const { return k_; }
