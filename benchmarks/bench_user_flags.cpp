@@ -4,7 +4,10 @@
 // (benchmarks/CMakeLists.txt). Under these flags GCC does not vectorise a plain loop that calls
 // std::sqrt (sqrt may set errno), and at -O2 it vectorises only loops it can prove free of
 // aliasing without run-time checks; the library writes such passes on explicit SIMD vectors
-// (prilo/fft/lanes.hpp) so that they keep their speed, and their bits, under any flags.
+// (prilo/fft/lanes.hpp) so that they keep their speed, and their bits, at any -O level and
+// -ffp-contract or -f(no-)math-errno setting (not under -ffast-math). The vectors are the
+// build's: -march=native here, as in prilo's own builds (AVX-512 on the machines measured);
+// a user who builds without -march gets 128-bit ones.
 //
 // Methodology:
 //  * adam/float/3136x256: the CPU executor's adam_update (σ = 0: read x, m, v, g, write x, m,

@@ -42,9 +42,11 @@ namespace detail {
 /// there; what GCC's default contraction makes of a·b + c), else a·b + c rounded twice: the
 /// same bits at every optimisation level and -ffp-contract setting, where a plain a·b + c is
 /// fused or not at the compiler's choice (and in a·b + c·d, either product).
+/// (__FP_FAST_FMA and __FP_FAST_FMAF: the targets with FMA that define neither of the others,
+/// where GCC would otherwise fuse a plain a·b + c.)
 template <class T>
 EIGEN_ALWAYS_INLINE T fmadd(T a, T b, T c) {
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(__FP_FAST_FMA) || defined(__FP_FAST_FMAF)
   return std::fma(a, b, c);
 #else
   return a * b + c;
@@ -61,7 +63,7 @@ EIGEN_ALWAYS_INLINE void static_for_each(F& f, std::integer_sequence<int, I...>)
 /// register tile (accumulators acc[R][C]) written out by construction. GCC unrolls such loops
 /// of constant count and keeps the array in registers at -O3 only; at -O2 (CMake's
 /// RelWithDebInfo, users' own builds) the array stayed in memory, a load and a store around
-/// every FMA, and the conv kernels ran 3.5x slower (benchmarks/README.md, bench_user_flags).
+/// every FMA, and the conv decoder ran 2.1-2.4x slower (benchmarks/README.md, bench_user_flags).
 /// With static_for and PRILO_INLINE_LAMBDA every index is a constant after inlining at any
 /// level, the same operations in the same order (the same bits).
 template <int N, class F>

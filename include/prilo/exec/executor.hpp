@@ -161,24 +161,27 @@ namespace detail {
 /// (prilo/fft/lanes.hpp) with the target's square root: GCC vectorises the plain loop only
 /// with -fno-math-errno (sqrt may set errno) and, at -O2, only where it can rule out aliasing
 /// without run-time checks, so users who include these headers with their own flags got it
-/// scalar: up to 13x slower (benchmarks/README.md, bench_user_flags).
+/// scalar: 13-14x slower on AVX-512 (benchmarks/README.md, bench_user_flags). Types without
+/// SIMD vectors here (other than float and double) take the scalar loop alone.
 template <class T>
 void adam_span(T* x, T* m, T* v, const T* g, const T* u, T sigma, Eigen::Index n, const AdamStep<T>& c) {
-  using V = lanes::vec<T>;
-  using U = typename lanes::vector_of<T>::unaligned;
-  constexpr int L = lanes::lanes<T>;
   const T b1 = c.beta1, b2 = c.beta2, c1 = c.c1, c2 = c.c2, lr = c.learning_rate, eps = c.epsilon;
   const T b1c = T(1) - b1, b2c = T(1) - b2;
-  const V vb1 = V{} + b1, vb2 = V{} + b2, vs = V{} + sigma;
   Eigen::Index i = 0;
-  for (; i + L <= n; i += L) {
-    V gi = *reinterpret_cast<const U*>(g + i);
-    if (u) gi = lanes::fmadd(vs, V(*reinterpret_cast<const U*>(u + i)), gi);
-    const V mi = lanes::fmadd(vb1, V(*reinterpret_cast<const U*>(m + i)), b1c * gi);
-    const V vi = lanes::fmadd(vb2, V(*reinterpret_cast<const U*>(v + i)), (b2c * gi) * gi);
-    *reinterpret_cast<U*>(m + i) = mi;
-    *reinterpret_cast<U*>(v + i) = vi;
-    *reinterpret_cast<U*>(x + i) -= lr * (mi * c1) / (lanes::sqrt(vi * c2) + eps);
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    using V = lanes::vec<T>;
+    using U = typename lanes::vector_of<T>::unaligned;
+    constexpr int L = lanes::lanes<T>;
+    const V vb1 = V{} + b1, vb2 = V{} + b2, vs = V{} + sigma;
+    for (; i + L <= n; i += L) {
+      V gi = *reinterpret_cast<const U*>(g + i);
+      if (u) gi = lanes::fmadd(vs, V(*reinterpret_cast<const U*>(u + i)), gi);
+      const V mi = lanes::fmadd(vb1, V(*reinterpret_cast<const U*>(m + i)), b1c * gi);
+      const V vi = lanes::fmadd(vb2, V(*reinterpret_cast<const U*>(v + i)), (b2c * gi) * gi);
+      *reinterpret_cast<U*>(m + i) = mi;
+      *reinterpret_cast<U*>(v + i) = vi;
+      *reinterpret_cast<U*>(x + i) -= lr * (mi * c1) / (lanes::sqrt(vi * c2) + eps);
+    }
   }
   for (; i < n; ++i) {
     const T gi = u ? fmadd(sigma, u[i], g[i]) : g[i];
