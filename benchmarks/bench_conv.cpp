@@ -48,6 +48,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "conv_workloads.hpp"
 #include "timing.hpp"
 
 #include <cstdio>
@@ -266,30 +267,6 @@ void bm_layer(benchmark::State& state, std::size_t c, Work w, int threads) {
   }
 }
 
-/// The whole conv VAE decoder (dense 100 → 64×7×7, ConvTranspose2d to 32×14×14 and 1×28×28) at
-/// batch 256: forward, forward + input VJP (the solvers' step), forward + input and weight VJPs
-/// (training) — the items compare_pytorch.py times PyTorch on ("conv_decoder/…").
-void bm_conv_decoder(benchmark::State& state, const char* work, int threads) {
-  prilo::cpu::set_threads(threads);
-  static prilo::nn::ConvVae<float> vae(prilo::nn::ConvVaeSizes{}, 3);
-  auto& dec = vae.decoder();
-  prilo::Rng rng(5);
-  const prilo::Mat<float> z = rng.normal_matrix<float>(100, 256);
-  const prilo::Mat<float> gy = rng.normal_matrix<float>(784, 256);
-  prilo::nn::Trace<float> tr;
-  const std::string w = work;
-  auto run = [&] {
-    dec.forward(0, dec.depth(), z, tr);
-    if (w == "vjp_input") benchmark::DoNotOptimize(dec.vjp_input(tr, gy));
-    if (w == "vjp_weights") benchmark::DoNotOptimize(dec.vjp_weights(tr, gy));
-  };
-  run();
-  for (auto _ : state) run();
-  const double f = dec.flops(0, dec.depth()) * 256.0 * (w == "forward" ? 1 : w == "vjp_input" ? 2 : 3);
-  state.counters["GFLOPS"] = benchmark::Counter(f, benchmark::Counter::kIsIterationInvariantRate);
-  dec.zero_grad();
-}
-
 /// The same Conv2d<LeakyRelu> (C_in×28×28 → C_out×14×14, k 4, s 2, p 1, batch 256) by both CPU
 /// algorithms (nn::ConvAlgorithm): the timed loop is the direct kernels; `direct_over_gemm` is
 /// the fastest-round ratio of 15 interleaved rounds against im2col + GEMM (below 1: direct
@@ -361,7 +338,7 @@ const bool registered = [] {
     const std::string ts = "/t" + std::to_string(t);
     for (const char* w : {"forward", "vjp_input", "vjp_weights"})
       benchmark::RegisterBenchmark(("conv_decoder/" + std::string(w) + "/float/b256" + ts).c_str(),
-                                   [w, t](benchmark::State& s) { bm_conv_decoder(s, w, t); })
+                                   [w, t](benchmark::State& s) { conv_decoder(s, w, t); })
           ->UseRealTime();
     for (auto [cin, cout] : {std::pair<Index, Index>{1, 32}, {2, 32}, {3, 32}, {4, 64}})
       for (Work w : {Work::forward, Work::vjp_input, Work::train})

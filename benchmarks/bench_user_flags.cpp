@@ -21,20 +21,25 @@
 //  * adam_noise/float/3136x256: the same with gradient noise drawn in the pass (σ = 0.01); the
 //    plain loop adds the same draws (Rng::normal_block) block by block.
 //  * conv_decoder/{forward,vjp_input}/float/b256/t1: the conv VAE's whole decoder at batch 256,
-//    one thread, as bench_conv's rows of the same name (which run with prilo's flags: compare
-//    the two binaries' GFLOPS in one sitting); its direct kernels keep their accumulators in
-//    registers through prilo::static_for, which at -O2 GCC's loops of constant count did not.
+//    one thread, the same function as bench_conv's rows of the same name (conv_workloads.hpp;
+//    bench_conv runs it with prilo's flags: compare the two binaries' GFLOPS in one sitting).
+//  * conv_enc1/{forward,train}/float/b256/t1: the conv VAE's first encoder layer, one thread
+//    (conv_workloads.hpp); compare bench_conv's layer/enc1_conv_1x28x28_to_32x14x14/… rows.
+//    The direct kernels keep their accumulators in registers through prilo::static_for, which
+//    at -O2 GCC's loops of constant count did not, and their in-register transposes inline
+//    (PRILO_FLATTEN), which at -O2 GCC called out of line.
 // Run: OMP_NUM_THREADS=1 ./bench_user_flags
 #include <prilo/backend/cpu.hpp>
 #include <prilo/exec/executor.hpp>
-#include <prilo/nn/conv_vae.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include "conv_workloads.hpp"
 #include "timing.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 namespace {
 
@@ -87,24 +92,6 @@ void bm_adam(benchmark::State& state, Index rows, Index cols, T sigma) {
   state.SetItemsProcessed(state.iterations() * rows * cols);
 }
 
-/// The conv VAE's decoder at batch 256 (bench_conv's bm_conv_decoder, one thread).
-void bm_conv_decoder(benchmark::State& state, bool vjp) {
-  prilo::cpu::set_threads(1);
-  static prilo::nn::ConvVae<float> vae(prilo::nn::ConvVaeSizes{}, 3);
-  auto& dec = vae.decoder();
-  prilo::Rng rng(5);
-  const Mat z = rng.normal_matrix<T>(100, 256), gy = rng.normal_matrix<T>(784, 256);
-  prilo::nn::Trace<T> tr;
-  auto run = [&] {
-    dec.forward(0, dec.depth(), z, tr);
-    if (vjp) benchmark::DoNotOptimize(dec.vjp_input(tr, gy));
-  };
-  run();
-  for (auto _ : state) run();
-  const double f = dec.flops(0, dec.depth()) * 256.0 * (vjp ? 2 : 1);
-  state.counters["GFLOPS"] = benchmark::Counter(f, benchmark::Counter::kIsIterationInvariantRate);
-}
-
 const bool registered = [] {
   benchmark::RegisterBenchmark("adam/float/3136x256/t1", [](benchmark::State& s) {
     bm_adam(s, 3136, 256, T(0));
@@ -112,12 +99,14 @@ const bool registered = [] {
   benchmark::RegisterBenchmark("adam_noise/float/3136x256/t1", [](benchmark::State& s) {
     bm_adam(s, 3136, 256, T(0.01));
   })->UseRealTime();
-  benchmark::RegisterBenchmark("conv_decoder/forward/float/b256/t1", [](benchmark::State& s) {
-    bm_conv_decoder(s, false);
-  })->UseRealTime();
-  benchmark::RegisterBenchmark("conv_decoder/vjp_input/float/b256/t1", [](benchmark::State& s) {
-    bm_conv_decoder(s, true);
-  })->UseRealTime();
+  for (const char* w : {"forward", "vjp_input"})
+    benchmark::RegisterBenchmark(("conv_decoder/" + std::string(w) + "/float/b256/t1").c_str(),
+                                 [w](benchmark::State& s) { conv_decoder(s, w, 1); })
+        ->UseRealTime();
+  for (const char* w : {"forward", "train"})
+    benchmark::RegisterBenchmark(("conv_enc1/" + std::string(w) + "/float/b256/t1").c_str(), [w](benchmark::State& s) {
+      conv_enc1(s, w, 1);
+    })->UseRealTime();
   return true;
 }();
 

@@ -283,6 +283,27 @@ TEST_CASE_TEMPLATE("activations' packet forms equal their scalar forms, NaN and 
   check(LeakyRelu{});
 }
 
+TEST_CASE_TEMPLATE("conv_detail::transpose_into transposes every shape exactly, in place of its packet tiles and edges",
+                   T, float, double) {
+  // sizes around the packet width (16 floats, 8 doubles with AVX-512): whole tiles, edges of
+  // rows and of columns, both; leading dimensions larger than the sizes
+  constexpr Index S = conv_detail::direct::lanes<T>;
+  for (Index rows : {Index(1), S - 1, S, S + 1, 2 * S + 3})
+    for (Index cols : {Index(1), S - 1, S, 3 * S, 3 * S + 2}) {
+      if (rows < 1 || cols < 1) continue;
+      const Index lds = rows + 3, ldd = cols + 5;
+      std::vector<T> src(std::size_t(lds * cols)), dst(std::size_t(ldd * rows), T(-1));
+      for (std::size_t i = 0; i < src.size(); ++i) src[i] = T(int(i % 1000) - 500);
+      conv_detail::transpose_into(src.data(), lds, rows, cols, dst.data(), ldd);
+      INFO(rows << " x " << cols);
+      bool ok = true;
+      for (Index i = 0; i < rows; ++i)
+        for (Index j = 0; j < ldd; ++j)
+          ok = ok && dst[std::size_t(j + i * ldd)] == (j < cols ? src[std::size_t(i + j * lds)] : T(-1));
+      CHECK(ok);  // every element moved, the padding between rows untouched
+    }
+}
+
 TEST_CASE_TEMPLATE("ConvTranspose2d matches a direct transposed convolution", T, float, double) {
   Rng rng(2);
   for (const auto& cs : cases) {

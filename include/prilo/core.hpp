@@ -14,25 +14,35 @@
 /// On a function whose loops GCC vectorises: on an AVX-512 build, use 512-bit vectors there
 /// (GCC's -march=native prefers 256-bit ones on these CPUs, for the whole program). The
 /// values are the same (the same operations per lane); only the loops' width changes. The
-/// function is not inlined: inlined, it would take its caller's preference. PRILO_ALWAYS_INLINE
-/// is for a lambda called inside such a function, which GCC may otherwise leave out of line
-/// (their target options differ). Both are no-ops on other compilers and instruction sets, and
-/// where PRILO_NO_WIDE_VECTORS is defined (for CPUs whose clock drops under 512-bit code, the
-/// reason GCC prefers 256 bits).
+/// function is not inlined: inlined, it would take its caller's preference (a lambda called
+/// inside such a function takes PRILO_INLINE_LAMBDA, which GCC may otherwise leave out of line,
+/// their target options differing). A no-op on other compilers and instruction sets, and where
+/// PRILO_NO_WIDE_VECTORS is defined (for CPUs whose clock drops under 512-bit code, the reason
+/// GCC prefers 256 bits).
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && defined(__AVX512F__) && \
     !defined(PRILO_NO_WIDE_VECTORS)
 #define PRILO_WIDE_VECTORS __attribute__((target("prefer-vector-width=512"), noinline))
-#define PRILO_ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define PRILO_WIDE_VECTORS
-#define PRILO_ALWAYS_INLINE
 #endif
 
-/// On a lambda given to static_for: inlined at every optimisation level (GCC and Clang).
+/// On a lambda that must be inlined at every optimisation level (GCC and Clang): those given
+/// to static_for, and those called inside a PRILO_WIDE_VECTORS function.
 #if defined(__GNUC__) || defined(__clang__)
 #define PRILO_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define PRILO_INLINE_LAMBDA
+#endif
+
+/// On a kernel whose callees must all be inlined into it (GCC and Clang: flatten), where the
+/// compiler would otherwise leave one out of line: Eigen's ptranspose of a 16-packet block,
+/// which GCC called out of line at -O2 and, at -O3, from the larger kernels (the block then went
+/// through memory). Only on the outermost function that is not itself inlined: GCC flattens a
+/// function's own body, not the copies inlined into others.
+#if defined(__GNUC__) || defined(__clang__)
+#define PRILO_FLATTEN __attribute__((flatten))
+#else
+#define PRILO_FLATTEN
 #endif
 
 namespace prilo {

@@ -129,7 +129,7 @@ class Rng {
     alignas(64) std::uint64_t draws[2][kChunk];
     int drawn = 0;
     // the state words s1 of the next steps (the outputs are made of them) into d[drawn, upto)
-    const auto take = [&](std::uint64_t* d, int upto) PRILO_ALWAYS_INLINE {
+    const auto take = [&](std::uint64_t* d, int upto) PRILO_INLINE_LAMBDA {
       for (; drawn < upto; ++drawn) {
         d[drawn] = s1;
         advance(s0, s1, s2, s3);

@@ -169,21 +169,15 @@ void col2im_add(const Geometry& g, const T* a, Index nb, T* xt) {
 
 /// dst = srcᵀ: src is rows × cols (column-major, leading dimension lds), dst cols × rows
 /// (leading dimension ldd). Square tiles of one SIMD packet are transposed in registers
-/// (Eigen's in-place transpose of a packet-sized matrix), the edges element by element.
+/// (direct::transpose_tile), the edges element by element.
 template <class T>
-void transpose_into(const T* src, Index lds, Index rows, Index cols, T* dst, Index ldd) {
-  constexpr int S = Eigen::internal::packet_traits<T>::size;
+PRILO_FLATTEN void transpose_into(const T* src, Index lds, Index rows, Index cols, T* dst, Index ldd) {
+  constexpr int S = int(direct::lanes<T>);
   Index i0 = 0;
   if constexpr (S > 1) {
-    using Tile = Eigen::Matrix<T, S, S>;
-    using Stride = Eigen::OuterStride<>;
     for (; i0 + S <= rows; i0 += S) {
       Index j0 = 0;
-      for (; j0 + S <= cols; j0 += S) {
-        Tile t = Eigen::Map<const Tile, 0, Stride>(src + i0 + j0 * lds, Stride(lds));
-        t.transposeInPlace();
-        Eigen::Map<Tile, 0, Stride>(dst + j0 + i0 * ldd, Stride(ldd)) = t;
-      }
+      for (; j0 + S <= cols; j0 += S) direct::transpose_tile(src + i0 + j0 * lds, lds, dst + j0 + i0 * ldd, ldd);
       for (; j0 < cols; ++j0)
         for (Index i = i0; i < i0 + S; ++i) dst[j0 + i * ldd] = src[i + j0 * lds];
     }

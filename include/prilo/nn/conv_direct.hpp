@@ -138,12 +138,25 @@ inline constexpr bool has_value_packet = requires(const Packet<T>& p) {
   Act::template value_packet<T>(p);
 };
 
-// PacketBlock of an x86 vector type: GCC warns that the type's attributes are dropped from the
-// template argument (harmless: Eigen's own ptranspose overloads take the same type)
+// PacketBlock of an x86 vector type (transpose_tile, the tiles): GCC warns that the type's
+// attributes are dropped from the template argument (harmless: Eigen's own ptranspose overloads
+// take the same type)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"
 #endif
+/// dst = srcᵀ for one S × S tile (S = lanes<T> > 1; column-major, leading dimensions lds, ldd),
+/// in registers (Eigen's ptranspose: its caller takes PRILO_FLATTEN).
+template <class T>
+EIGEN_ALWAYS_INLINE void transpose_tile(const T* src, Index lds, T* dst, Index ldd) {
+  using Pk = Packet<T>;
+  constexpr int S = int(lanes<T>);
+  ei::PacketBlock<Pk, S> b;  // b.packet[j]: column j of src, then row j
+  static_for<S>([&](auto j) PRILO_INLINE_LAMBDA { b.packet[j] = ei::ploadu<Pk>(src + j * lds); });
+  ei::ptranspose(b);
+  static_for<S>([&](auto j) PRILO_INLINE_LAMBDA { ei::pstoreu(dst + j * ldd, b.packet[j]); });
+}
+
 /// One tile of Conv2d's forward: S = lanes<T> output pixels of one output row from (oh, ow0)
 /// × CP packets of output channels from c0, the channels along the packets. Pixel i reads the
 /// frame at xr[i·s + off[t]] (xr: the frame at input row oh·s, column ow0·s; Stride: s when it
@@ -160,32 +173,33 @@ EIGEN_ALWAYS_INLINE void pixel_tile(const T* xr, Index s, const Index* off, Inde
   using Pk = Packet<T>;
   constexpr int S = int(lanes<T>);
   const Index step = Stride > 0 ? Index(Stride) : s;
-  // Plain loops, unlike tile and sample_tile: written with static_for, GCC's -O3 code for this
-  // tile (CP·S accumulators, 32 with AVX-512, spilled either way) ran enc1's forward 5 % slower
-  // (bench_conv's layer/enc1…/forward/float/b256/t1, four alternated pairs, Zen 5); not taken.
+  // On static_for, as tile and sample_tile: at -O2 GCC kept the plain loops' accumulators in
+  // memory (enc1's forward 2.3x slower). At -O3 the same speed as the plain loops, since
+  // pixel_product is flattened: before, GCC had called ptranspose out of line from the larger
+  // static_for code (5 % slower then).
   Pk acc[CP][S];
-  for (int c = 0; c < CP; ++c) {
+  static_for<CP>([&](auto c) PRILO_INLINE_LAMBDA {
     const Pk b0 = ei::ploadu<Pk>(bias + c * S);
-    for (int i = 0; i < S; ++i) acc[c][i] = b0;
-  }
+    static_for<S>([&](auto i) PRILO_INLINE_LAMBDA { acc[c][i] = b0; });
+  });
   for (Index t = 0; t < taps; ++t) {
     const T* wk = wt + t * ldw;
     const T* xt = xr + off[t];
     Pk wv[CP];
-    for (int c = 0; c < CP; ++c) wv[c] = ei::ploadu<Pk>(wk + c * S);
-    for (int i = 0; i < S; ++i) {
+    static_for<CP>([&](auto c) PRILO_INLINE_LAMBDA { wv[c] = ei::ploadu<Pk>(wk + c * S); });
+    static_for<S>([&](auto i) PRILO_INLINE_LAMBDA {
       const Pk xv = ei::pset1<Pk>(xt[i * step]);
-      for (int c = 0; c < CP; ++c) acc[c][i] = ei::pmadd(xv, wv[c], acc[c][i]);
-    }
+      static_for<CP>([&](auto c) PRILO_INLINE_LAMBDA { acc[c][i] = ei::pmadd(xv, wv[c], acc[c][i]); });
+    });
   }
-  for (int c = 0; c < CP; ++c) {
+  static_for<CP>([&](auto c) PRILO_INLINE_LAMBDA {
     ei::PacketBlock<Pk, S> block;
-    for (int i = 0; i < S; ++i) {
+    static_for<S>([&](auto i) PRILO_INLINE_LAMBDA {
       if constexpr (has_value_packet<Act, T>)
         block.packet[i] = Act::template value_packet<T>(acc[c][i]);
       else
         block.packet[i] = acc[c][i];
-    }
+    });
     if constexpr (S > 1) ei::ptranspose(block);
     const Index rows = std::min<Index>(S, channels_left - c * S);
     for (Index r = 0; r < rows; ++r) {
@@ -198,7 +212,7 @@ EIGEN_ALWAYS_INLINE void pixel_tile(const T* xr, Index s, const Index* off, Inde
         for (Index i = 0; i < pixels; ++i) yc[i] = part[i];
       }
     }
-  }
+  });
 }
 
 template <class Act, class T, int CP>
@@ -236,7 +250,7 @@ void pixel_product(const T* xp, Index row, Index out_h, Index out_w, Index s, co
   constexpr Index S = lanes<T>;
   constexpr int CP = S >= 8 ? 1 : int(8 / S);
   const Index P = out_h * out_w;
-  auto rows = [&](auto cp, Index c0) {
+  auto rows = [&](auto cp, Index c0) PRILO_FLATTEN {
     for (Index oh = 0; oh < out_h; ++oh)
       for (Index ow0 = 0; ow0 < out_w; ow0 += S) {
         const Index q0 = oh * out_w + ow0;
@@ -260,8 +274,7 @@ EIGEN_ALWAYS_INLINE void weight_tile(const T* xp, Index row, Index out_h, Index 
   using Pk = Packet<T>;
   constexpr Index S = lanes<T>;
   Pk sum[TT][CP];
-  for (int t = 0; t < TT; ++t)
-    for (int c = 0; c < CP; ++c) sum[t][c] = ei::pset1<Pk>(T(0));
+  static_for<TT * CP>([&](auto k) PRILO_INLINE_LAMBDA { sum[k / CP][k % CP] = ei::pset1<Pk>(T(0)); });
   const T* xt[TT];
   for (int t = 0; t < TT; ++t) xt[t] = xp + off[t];
   const T* gq = gt;
@@ -269,18 +282,17 @@ EIGEN_ALWAYS_INLINE void weight_tile(const T* xp, Index row, Index out_h, Index 
     Index idx = oh * s * row;
     for (Index ow = 0; ow < out_w; ++ow, idx += s, gq += ldg) {
       Pk gv[CP];
-      for (int c = 0; c < CP; ++c) gv[c] = ei::ploadu<Pk>(gq + c * S);
-      for (int t = 0; t < TT; ++t) {
+      static_for<CP>([&](auto c) PRILO_INLINE_LAMBDA { gv[c] = ei::ploadu<Pk>(gq + c * S); });
+      static_for<TT>([&](auto t) PRILO_INLINE_LAMBDA {
         const Pk xv = ei::pset1<Pk>(xt[t][idx]);
-        for (int c = 0; c < CP; ++c) sum[t][c] = ei::pmadd(xv, gv[c], sum[t][c]);
-      }
+        static_for<CP>([&](auto c) PRILO_INLINE_LAMBDA { sum[t][c] = ei::pmadd(xv, gv[c], sum[t][c]); });
+      });
     }
   }
-  for (int t = 0; t < TT; ++t)
-    for (int c = 0; c < CP; ++c) {
-      T* a = acc + t * lda + c * S;
-      ei::pstoreu(a, ei::padd(ei::ploadu<Pk>(a), sum[t][c]));
-    }
+  static_for<TT * CP>([&](auto k) PRILO_INLINE_LAMBDA {
+    T* a = acc + (k / CP) * lda + (k % CP) * S;
+    ei::pstoreu(a, ei::padd(ei::ploadu<Pk>(a), sum[k / CP][k % CP]));
+  });
 }
 
 template <class T, int CP>
@@ -412,7 +424,7 @@ struct SampleFrame {
   /// (one with cotangent_packet): g ⊙ act'(y) on the way, y (Act's outputs) of g's shape, ldy
   /// apart (a third pass fewer).
   template <class Act, class T>
-  void fill_columns(const T* g, Index ldg, const T* y, Index ldy, Index run, T* frame) const {
+  PRILO_FLATTEN void fill_columns(const T* g, Index ldg, const T* y, Index ldy, Index run, T* frame) const {
     using Pk = Packet<T>;
     constexpr int S = int(lanes<T>);
     constexpr bool copy = std::is_same_v<Act, Identity>;
@@ -443,7 +455,7 @@ struct SampleFrame {
           else
             b.packet[j] = Act::template cotangent_packet<T>(v, ei::ploadu<Pk>(y + i + (j0 + j) * ldy));
         }
-        if constexpr (S > 1) ei::ptranspose(b);
+        ei::ptranspose(b);
         for (int r = 0; r < S; ++r) ei::pstoreu(frame + dst[r] + j0, b.packet[r]);
       }
     }
