@@ -50,7 +50,8 @@ inline void conv_decoder(benchmark::State& state, const std::string& work, int t
 /// the direct kernels' pixel and weight tiles) at batch 256 on `threads` threads: work "forward"
 /// (the -resolve methods' and the LI starts' encoder) or "train" (forward, then the input and
 /// weight VJPs). GFLOPS counts the products, as bench_conv's rows
-/// layer/enc1_conv_1x28x28_to_32x14x14/….
+/// layer/enc1_conv_1x28x28_to_32x14x14/… (which also honour PRILO_CONV_BLOCK and
+/// PRILO_CONV_ALGORITHM; this layer takes its defaults: compare with those unset).
 inline void conv_enc1(benchmark::State& state, const std::string& work, int threads) {
   const int products = work == "forward" ? 1 : work == "train" ? 3 : 0;
   if (products == 0) {

@@ -1,8 +1,12 @@
 // Solvers end to end on real MNIST test images with the shipped weights (reduced steps).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <complex>
+#include <limits>
 #include <numeric>
+#include <vector>
 
 #include <prilo/prilo.hpp>
 
@@ -539,6 +543,78 @@ TEST_CASE("resolve: when an image has solutions that fit, only their transforms 
     if (j < 4) CHECK(part.chosen_restart[std::size_t(j)] == 0);
   }
   CHECK(part.x.leftCols(4) == fit.x.leftCols(4));  // the same candidates scored: the same pick
+}
+
+TEST_CASE_TEMPLATE(
+    "fienup's magnitude projection: each bin gets its target magnitude and keeps its phase, bit for "
+    "bit the scalar formula",
+    T, float, double) {
+  // lengths around the vector width (the vector body, its tail, both), zero bins included
+  Rng rng(17);
+  for (Eigen::Index hn = 0; hn <= 45; ++hn) {
+    std::vector<std::complex<T>> x(std::size_t(hn) + 1);
+    std::vector<T> y(std::size_t(hn) + 1);
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      x[k] = k % 7 == 3 ? std::complex<T>(0, 0) : std::complex<T>(T(rng.normal()), T(rng.normal()));
+      y[k] = T(rng.uniform());
+    }
+    const T inv_s = T(0.37);
+    auto out = x;
+    prilo::detail::project_magnitudes(out.data(), y.data(), inv_s, hn);
+    INFO("hn = " << hn);
+    bool same = true, magnitude = true, phase = true;
+    for (Eigen::Index k = 0; k < hn; ++k) {
+      const T re = x[std::size_t(k)].real(), im = x[std::size_t(k)].imag();
+      const T a = std::sqrt(prilo::detail::fmadd(re, re, im * im)), t = y[std::size_t(k)] * inv_s;
+      const std::complex<T> want = a > T(0) ? std::complex<T>(re * (t / a), im * (t / a)) : std::complex<T>(t, 0);
+      const std::complex<T> got = out[std::size_t(k)];
+      same = same && got == want;
+      magnitude = magnitude && std::abs(std::abs(got) - t) <= T(8) * std::numeric_limits<T>::epsilon() * (t + T(1));
+      // the phase kept: got · conj(x) is real and >= 0
+      const std::complex<T> c = got * std::conj(x[std::size_t(k)]);
+      phase = phase && (a == T(0) || (c.real() >= T(0) && std::abs(c.imag()) <= T(1e-5) * (std::abs(c.real()) + T(1))));
+    }
+    CHECK(same);
+    CHECK(magnitude);
+    CHECK(phase);
+    CHECK(out[std::size_t(hn)] == x[std::size_t(hn)]);  // nothing past the bins written
+  }
+}
+
+TEST_CASE_TEMPLATE(
+    "fienup's object step: ER's clamp and HIO's feedback, with and without a support, bit for bit "
+    "the scalar formula",
+    T, float, double) {
+  Rng rng(19);
+  const T inv_n = T(1) / T(784), lo = T(0), hi = T(1), beta = T(0.9);
+  for (Eigen::Index n = 0; n <= 45; ++n)
+    for (bool hio : {false, true})
+      for (bool with_support : {false, true}) {
+        std::vector<T> x(std::size_t(n) + 1), p(std::size_t(n) + 1), support(std::size_t(n) + 1);
+        for (std::size_t k = 0; k < x.size(); ++k) {
+          x[k] = T(rng.normal());
+          // below, inside and above the box (in units of the transform's 1/n), and exactly inside
+          p[k] = k % 5 == 2 ? T(392) : T(rng.normal() * 784.0);
+          support[k] = k % 3 == 0 ? T(0) : T(1);
+        }
+        auto out = x;
+        prilo::detail::object_step(out.data(), p.data(), with_support ? support.data() : nullptr, n, inv_n, lo, hi, hio,
+                                   beta);
+        INFO("n = " << n << ", hio " << hio << ", support " << with_support);
+        bool same = true, feasible_er = true;
+        for (Eigen::Index k = 0; k < n; ++k) {
+          const std::size_t u = std::size_t(k);
+          const T v = p[u] * inv_n;
+          const bool inside = !with_support || support[u] > T(0.5);
+          const T pv = inside ? std::clamp(v, lo, hi) : T(0);
+          const T want = (!hio || pv == v) ? pv : prilo::detail::fmadd(-beta, v - pv, x[u]);
+          same = same && out[u] == want;
+          feasible_er = feasible_er && (hio || (out[u] >= lo && out[u] <= hi && (inside || out[u] == T(0))));
+        }
+        CHECK(same);
+        CHECK(feasible_er);
+        CHECK(out[std::size_t(n)] == x[std::size_t(n)]);  // nothing past the column written
+      }
 }
 
 TEST_CASE("fienup, uniform_start and wirtinger_flow refuse settings that would run nothing or give NaN") {

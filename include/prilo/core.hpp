@@ -34,11 +34,13 @@
 #define PRILO_INLINE_LAMBDA
 #endif
 
-/// On a kernel whose callees must all be inlined into it (GCC and Clang: flatten), where the
-/// compiler would otherwise leave one out of line: Eigen's ptranspose of a 16-packet block,
-/// which GCC called out of line at -O2 and, at -O3, from the larger kernels (the block then went
-/// through memory). Only on the outermost function that is not itself inlined: GCC flattens a
-/// function's own body, not the copies inlined into others.
+/// On a kernel whose callees must all be inlined into it (GCC's flatten), where GCC would
+/// otherwise leave one out of line: Eigen's ptranspose of a block of packets (16 × 16 floats
+/// with AVX-512), which GCC called out of line at -O2 and, at -O3, from the larger kernels (the
+/// block then went through memory). Not on an always_inline function: GCC flattens a function's
+/// body as compiled on its own, and an always_inline one is inlined into its callers first (a
+/// flattened always_inline wrapper around ptranspose still left the call). Clang accepts the
+/// attribute but flattens only direct callees; it inlines these transposes by its own choice.
 #if defined(__GNUC__) || defined(__clang__)
 #define PRILO_FLATTEN __attribute__((flatten))
 #else

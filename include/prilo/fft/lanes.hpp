@@ -88,6 +88,40 @@ template <class V>
   return r;
 }
 
+namespace detail {
+/// r[c] = (a, b)[from(c)] for every lane c: a constant two-source permute (indices into a's lanes
+/// followed by b's).
+template <class V, class F>
+[[gnu::always_inline]] inline V shuffle2(V a, V b, F from) {
+  constexpr int L = int(sizeof(V) / sizeof(a[0]));
+#if defined(__clang__)
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return V(__builtin_shufflevector(a, b, F{}(int(I))...));
+  }
+  (std::make_index_sequence<L>{});
+#else
+  typename mask_of<V>::type m;
+  for (int c = 0; c < L; ++c) m[c] = from(c);
+  return __builtin_shuffle(a, b, m);
+#endif
+}
+}  // namespace detail
+
+/// Interleaved complex values (re, im pairs) in two vectors a, b → their real parts and their
+/// imaginary parts, each a vector (lanes in order: a's pairs, then b's).
+template <class V>
+[[gnu::always_inline]] inline void deinterleave(V a, V b, V& re, V& im) {
+  re = detail::shuffle2(a, b, [](int c) { return 2 * c; });
+  im = detail::shuffle2(a, b, [](int c) { return 2 * c + 1; });
+}
+/// deinterleave's inverse: real and imaginary parts → interleaved pairs in a, then b.
+template <class V>
+[[gnu::always_inline]] inline void interleave(V re, V im, V& a, V& b) {
+  constexpr int L = int(sizeof(V) / sizeof(re[0]));
+  a = detail::shuffle2(re, im, [](int c) { return (c & 1) ? L + c / 2 : c / 2; });
+  b = detail::shuffle2(re, im, [](int c) { return (c & 1) ? L + L / 2 + c / 2 : L / 2 + c / 2; });
+}
+
 /// a·b + c in every lane: rounded once where the target has FMA instructions (what GCC's
 /// default contraction makes of a·b + c there), twice where it has none; the same whatever the
 /// optimisation level, -ffp-contract setting or compiler.
