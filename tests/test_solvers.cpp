@@ -586,35 +586,36 @@ TEST_CASE_TEMPLATE(
     "the scalar formula",
     T, float, double) {
   Rng rng(19);
-  const T inv_n = T(1) / T(784), lo = T(0), hi = T(1), beta = T(0.9);
+  const T inv_n = T(1) / T(784), hi = T(1), beta = T(0.9);
   for (Eigen::Index n = 0; n <= 45; ++n)
-    for (bool hio : {false, true})
-      for (bool with_support : {false, true}) {
-        std::vector<T> x(std::size_t(n) + 1), p(std::size_t(n) + 1), support(std::size_t(n) + 1);
-        for (std::size_t k = 0; k < x.size(); ++k) {
-          x[k] = T(rng.normal());
-          // below, inside and above the box (in units of the transform's 1/n), and exactly inside
-          p[k] = k % 5 == 2 ? T(392) : T(rng.normal() * 784.0);
-          support[k] = k % 3 == 0 ? T(0) : T(1);
+    for (T lo : {T(0), -T(0)})  // a bound of −0 kept as −0 (std::clamp returns it)
+      for (bool hio : {false, true})
+        for (bool with_support : {false, true}) {
+          std::vector<T> x(std::size_t(n) + 1), p(std::size_t(n) + 1), support(std::size_t(n) + 1);
+          for (std::size_t k = 0; k < x.size(); ++k) {
+            x[k] = T(rng.normal());
+            // below, inside and above the box (in units of the transform's 1/n), and exactly inside
+            p[k] = k % 5 == 2 ? T(392) : T(rng.normal() * 784.0);
+            support[k] = k % 3 == 0 ? T(0) : T(1);
+          }
+          auto out = x;
+          prilo::detail::object_step(out.data(), p.data(), with_support ? support.data() : nullptr, n, inv_n, lo, hi,
+                                     hio, beta);
+          INFO("n = " << n << ", lo " << lo << ", hio " << hio << ", support " << with_support);
+          bool same = true, feasible_er = true;
+          for (Eigen::Index k = 0; k < n; ++k) {
+            const std::size_t u = std::size_t(k);
+            const T v = p[u] * inv_n;
+            const bool inside = !with_support || support[u] > T(0.5);
+            const T pv = inside ? std::clamp(v, lo, hi) : T(0);
+            const T want = (!hio || pv == v) ? pv : prilo::detail::fmadd(-beta, v - pv, x[u]);
+            same = same && out[u] == want && std::signbit(out[u]) == std::signbit(want);
+            feasible_er = feasible_er && (hio || (out[u] >= lo && out[u] <= hi && (inside || out[u] == T(0))));
+          }
+          CHECK(same);
+          CHECK(feasible_er);
+          CHECK(out[std::size_t(n)] == x[std::size_t(n)]);  // nothing past the column written
         }
-        auto out = x;
-        prilo::detail::object_step(out.data(), p.data(), with_support ? support.data() : nullptr, n, inv_n, lo, hi, hio,
-                                   beta);
-        INFO("n = " << n << ", hio " << hio << ", support " << with_support);
-        bool same = true, feasible_er = true;
-        for (Eigen::Index k = 0; k < n; ++k) {
-          const std::size_t u = std::size_t(k);
-          const T v = p[u] * inv_n;
-          const bool inside = !with_support || support[u] > T(0.5);
-          const T pv = inside ? std::clamp(v, lo, hi) : T(0);
-          const T want = (!hio || pv == v) ? pv : prilo::detail::fmadd(-beta, v - pv, x[u]);
-          same = same && out[u] == want;
-          feasible_er = feasible_er && (hio || (out[u] >= lo && out[u] <= hi && (inside || out[u] == T(0))));
-        }
-        CHECK(same);
-        CHECK(feasible_er);
-        CHECK(out[std::size_t(n)] == x[std::size_t(n)]);  // nothing past the column written
-      }
 }
 
 TEST_CASE("fienup, uniform_start and wirtinger_flow refuse settings that would run nothing or give NaN") {

@@ -92,7 +92,7 @@ namespace detail {
 /// r[c] = (a, b)[from(c)] for every lane c: a constant two-source permute (indices into a's lanes
 /// followed by b's).
 template <class V, class F>
-[[gnu::always_inline]] inline V shuffle2(V a, V b, F from) {
+[[gnu::always_inline]] inline V shuffle2(V a, V b, [[maybe_unused]] F from) {  // Clang: F{} instead
   constexpr int L = int(sizeof(V) / sizeof(a[0]));
 #if defined(__clang__)
   return [&]<std::size_t... I>(std::index_sequence<I...>) {

@@ -40,8 +40,9 @@ T project_object(T v, T lo, T hi, bool in_support) {
 /// X_k ← t_k·X_k/|X_k| with t_k = yb_k·inv_s, and X_k ← t_k where X_k = 0. |X_k| is
 /// √(fma(re, re, im·im)), re·re fused where the target has FMA (what GCC's contraction made of
 /// the plain loop this replaces, at -O2 and -O3: ER's and HIO's results are unchanged), now the
-/// same at every optimisation level and vectorised in every translation unit, under
-/// -fmath-errno too (GCC vectorised the plain loop in some and not in others): on the build's
+/// same at every optimisation level and, on x86, vectorised in every translation unit, under
+/// -fmath-errno too (GCC vectorised the plain loop in some and not in others; lanes::sqrt has no
+/// NEON branch yet): on the build's
 /// vectors (prilo/fft/lanes.hpp), the real and imaginary parts of L bins split into two vectors
 /// and joined again afterwards. The division sees 1 in place of a zero |X_k|, whose bins are
 /// then replaced, so no lane divides by zero.
@@ -91,7 +92,8 @@ void object_step(T* x, const T* p, const T* support, Eigen::Index n, T inv_n, T 
     using V = lanes::vec<T>;
     using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
-    const V zero = {}, vlo = zero + lo, vhi = zero + hi, half = zero + T(0.5), minus_beta = zero - beta;
+    // broadcasts by x − (+0) = x, exact for every x (x + (+0) would turn a bound of −0 into +0)
+    const V zero = {}, vlo = lo - zero, vhi = hi - zero, half = T(0.5) - zero, minus_beta = -beta - zero;
     for (; i + L <= n; i += L) {
       const V v = V(*reinterpret_cast<const U*>(p + i)) * inv_n;
       V pv = v < vlo ? vlo : (vhi < v ? vhi : v);  // std::clamp's order, lane by lane
