@@ -311,6 +311,41 @@ TEST_CASE_TEMPLATE("lanes' column transposes put every value in its lane and bac
   }
 }
 
+TEST_CASE_TEMPLATE("lanes' permutes and broadcast: every value where it belongs, the sign of -0 kept", T, float,
+                   double) {
+  constexpr int L = lanes::lanes<T>;
+  using V = lanes::vec<T>;
+  V r[L];
+  for (int i = 0; i < L; ++i)
+    for (int c = 0; c < L; ++c) r[i][c] = T(100 * i + c);
+  lanes::transpose<T>(r);
+  bool transposed = true;
+  for (int i = 0; i < L; ++i)
+    for (int c = 0; c < L; ++c) transposed = transposed && r[i][c] == T(100 * c + i);
+  CHECK(transposed);
+  V a, b, re, im;
+  for (int c = 0; c < L; ++c) {
+    a[c] = T(c % 2 ? -c : c);  // pairs (re, im) = (2k, -(2k + 1)), then b's from 100
+    b[c] = T(c % 2 ? -(100 + c) : 100 + c);
+  }
+  lanes::deinterleave(a, b, re, im);
+  bool split = true;
+  for (int c = 0; c < L; ++c) {
+    const int k = c < L / 2 ? 2 * c : 100 + 2 * (c - L / 2);
+    split = split && re[c] == T(k) && im[c] == T(-(k + 1));
+  }
+  CHECK(split);
+  V a2, b2;
+  lanes::interleave(re, im, a2, b2);
+  bool joined = true;
+  for (int c = 0; c < L; ++c) joined = joined && a2[c] == a[c] && b2[c] == b[c];
+  CHECK(joined);
+  const V z = lanes::broadcast<V>(T(-0.0)), x = lanes::broadcast<V>(T(2.5));
+  bool every = true;
+  for (int c = 0; c < L; ++c) every = every && z[c] == T(0) && std::signbit(z[c]) && x[c] == T(2.5);
+  CHECK(every);
+}
+
 TEST_CASE_TEMPLATE("The fused DFT loss on lanes equals the generic definition and FFTW's", T, float, double) {
   // blocks of 2·L columns on the lanes, a last one of L … 2·L − 1 columns with empty lanes, fewer
   // through FFTW: one block, a block and a remainder of each kind, several blocks per thread, a

@@ -172,7 +172,7 @@ void adam_span(T* x, T* m, T* v, const T* g, const T* u, T sigma, Eigen::Index n
     using V = lanes::vec<T>;
     using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
-    const V vb1 = V{} + b1, vb2 = V{} + b2, vs = V{} + sigma;
+    const V vb1 = lanes::broadcast<V>(b1), vb2 = lanes::broadcast<V>(b2), vs = lanes::broadcast<V>(sigma);
     for (; i + L <= n; i += L) {
       V gi = *reinterpret_cast<const U*>(g + i);
       if (u) gi = lanes::fmadd(vs, V(*reinterpret_cast<const U*>(u + i)), gi);

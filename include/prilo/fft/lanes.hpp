@@ -70,6 +70,14 @@ using vec = typename vector_of<T>::type;
 template <class T>
 inline constexpr int lanes = PRILO_LANE_BYTES / int(sizeof(T));
 
+/// A vector with x in every lane: x − (+0), exact for every x (−0 included, which x + 0 would
+/// turn into +0). The zero is named: nvcc 13's front end crashed on a V{} operand.
+template <class V, class T>
+[[gnu::always_inline]] inline V broadcast(T x) {
+  const V zero = {};
+  return x - zero;
+}
+
 /// The square root of every lane (the target's instruction where there is one).
 template <class V>
 [[gnu::always_inline]] inline V sqrt(V v) {
@@ -90,7 +98,9 @@ template <class V>
 
 namespace detail {
 /// r[c] = (a, b)[from(c)] for every lane c: a constant two-source permute (indices into a's lanes
-/// followed by b's).
+/// followed by b's; from a captureless lambda). Clang's __builtin_shufflevector, GCC's
+/// __builtin_shuffle (whose index vector folds to a constant at -O1 and above; nvcc's front end
+/// passes it through, where it does not pass a pack expanded in the other).
 template <class V, class F>
 [[gnu::always_inline]] inline V shuffle2(V a, V b, [[maybe_unused]] F from) {  // Clang: F{} instead
   constexpr int L = int(sizeof(V) / sizeof(a[0]));
@@ -145,31 +155,13 @@ template <class V>
 namespace detail {
 // One step of Eklundh's transpose: rows a = r[i] and b = r[i + B] (bit B of i clear) swap
 // their B×B off-diagonal blocks: a[c] ← b[c − B] and b[c − B] ← a[c] for c with bit B set.
-// Constant two-source permutes (vpermt2ps with AVX-512). Clang's __builtin_shufflevector,
-// GCC's __builtin_shuffle (whose index vectors fold to constants at -O1 and above; nvcc's
-// front end passes it through, where it does not pass a pack expanded in the other).
+// Two constant two-source permutes (shuffle2: vpermt2ps with AVX-512).
 template <int B, class V>
 [[gnu::always_inline]] inline void swap_blocks(V& a, V& b) {
   constexpr int L = int(sizeof(V) / sizeof(a[0]));
-#if defined(__clang__)
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    const V lo = __builtin_shufflevector(a, b, ((int(I) & B) ? int(I) - B + L : int(I))...);
-    const V hi = __builtin_shufflevector(a, b, ((int(I) & B) ? int(I) + L : int(I) + B)...);
-    a = lo;
-    b = hi;
-  }
-  (std::make_index_sequence<L>{});
-#else
-  using M = typename mask_of<V>::type;
-  M lo, hi;
-  for (int c = 0; c < L; ++c) {
-    lo[c] = (c & B) ? c - B + L : c;
-    hi[c] = (c & B) ? c + L : c + B;
-  }
-  const V na = __builtin_shuffle(a, b, lo);
-  b = __builtin_shuffle(a, b, hi);
-  a = na;
-#endif
+  const V lo = shuffle2(a, b, [](int c) { return (c & B) ? c - B + L : c; });
+  b = shuffle2(a, b, [](int c) { return (c & B) ? c + L : c + B; });
+  a = lo;
 }
 template <int B, class V, int L>
 [[gnu::always_inline]] inline void transpose_steps(V (&r)[L]) {

@@ -455,7 +455,7 @@ struct SampleFrame {
           else
             b.packet[j] = Act::template cotangent_packet<T>(v, ei::ploadu<Pk>(y + i + (j0 + j) * ldy));
         }
-        ei::ptranspose(b);
+        if constexpr (S > 1) ei::ptranspose(b);
         for (int r = 0; r < S; ++r) ei::pstoreu(frame + dst[r] + j0, b.packet[r]);
       }
     }

@@ -483,7 +483,8 @@ bool lane_pair_block(const lanes::Dft2d<T>& dft, const Mat<T>& x, const Mat<T>& 
     lanes::gather_columns<T>(cols[3], hn, ybb);
   }
   dft.template run<false>(zr, zi, work);
-  const V zero = V{}, one = zero + T(1), half = zero + T(0.5), vs = zero + s, v2s = zero + T(2) * s;
+  const V zero = {}, one = lanes::broadcast<V>(T(1)), half = lanes::broadcast<V>(T(0.5)), vs = lanes::broadcast<V>(s),
+          v2s = lanes::broadcast<V>(T(2) * s);
   V acca = zero, accb = zero;
   // residual_bin on all lanes: r = 2s·(|sX| − ȳ)·sX/|sX| (0 where X = 0), acc += wt·(|sX| − ȳ)²
   auto residual = [&](V& re, V& im, const V& yb, T wt, V& acc) {

@@ -54,7 +54,7 @@ void project_magnitudes(std::complex<T>* X, const T* yb, T inv_s, Eigen::Index h
     using V = lanes::vec<T>;
     using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
-    const V zero = {}, one = zero + T(1);  // named: nvcc 13's front end crashed on a V{} operand
+    const V zero = {}, one = lanes::broadcast<V>(T(1));
     for (; i + L <= hn; i += L) {
       U* q = reinterpret_cast<U*>(p + 2 * i);
       V re, im;
@@ -92,8 +92,8 @@ void object_step(T* x, const T* p, const T* support, Eigen::Index n, T inv_n, T 
     using V = lanes::vec<T>;
     using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
-    // broadcasts by x − (+0) = x, exact for every x (x + (+0) would turn a bound of −0 into +0)
-    const V zero = {}, vlo = lo - zero, vhi = hi - zero, half = T(0.5) - zero, minus_beta = -beta - zero;
+    const V zero = {}, vlo = lanes::broadcast<V>(lo), vhi = lanes::broadcast<V>(hi), half = lanes::broadcast<V>(T(0.5)),
+            minus_beta = lanes::broadcast<V>(-beta);
     for (; i + L <= n; i += L) {
       const V v = V(*reinterpret_cast<const U*>(p + i)) * inv_n;
       V pv = v < vlo ? vlo : (vhi < v ? vhi : v);  // std::clamp's order, lane by lane
