@@ -23,6 +23,11 @@
 //  * conv_decoder/{forward,vjp_input}/float/b256/t1: the conv VAE's whole decoder at batch 256,
 //    one thread, the same function as bench_conv's rows of the same name (conv_workloads.hpp;
 //    bench_conv runs it with prilo's flags: compare the two binaries' GFLOPS in one sitting).
+//  * mlp_decoder/{forward,vjp_input}/float/b1024/t1: the MLP VAE's decoder (100 → 500 → 500 →
+//    784, ReLU, ReLU, sigmoid) at batch 1024, one thread: compare bench_mlp's
+//    decoder/{forward,vjp_input}/float/b1024/t1 (the same network and batch; GFLOPS counts the
+//    products). Its dense layers' bias + ReLU (bias_activation) run in Eigen packets, which at
+//    -O2 GCC's plain loop did not (the output and the bias may alias).
 //  * conv_enc1/{forward,train}/float/b256/t1: the conv VAE's first encoder layer, one thread
 //    (conv_workloads.hpp); compare bench_conv's layer/enc1_conv_1x28x28_to_32x14x14/… rows.
 //    The direct kernels keep their accumulators in registers through prilo::static_for, which
@@ -31,6 +36,7 @@
 // Run: OMP_NUM_THREADS=1 ./bench_user_flags
 #include <prilo/backend/cpu.hpp>
 #include <prilo/exec/executor.hpp>
+#include <prilo/nn/vae.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -92,6 +98,26 @@ void bm_adam(benchmark::State& state, Index rows, Index cols, T sigma) {
   state.SetItemsProcessed(state.iterations() * rows * cols);
 }
 
+/// The MLP VAE's decoder at batch 1024, one thread: work "forward" or "vjp_input".
+void bm_mlp_decoder(benchmark::State& state, bool vjp) {
+  prilo::cpu::set_threads(1);
+  static prilo::nn::Vae<T> vae{784, 500, 100, 1};
+  auto& dec = vae.decoder();
+  prilo::Rng rng(7);
+  const Mat z = rng.normal_matrix<T>(100, 1024), gy = rng.normal_matrix<T>(784, 1024);
+  prilo::nn::Trace<T> tr;
+  auto run = [&] {
+    dec.forward(0, dec.depth(), z, tr);
+    if (vjp) benchmark::DoNotOptimize(dec.vjp_input(tr, gy));
+    benchmark::DoNotOptimize(tr.output().data());
+    benchmark::ClobberMemory();
+  };
+  run();
+  for (auto _ : state) run();
+  state.counters["GFLOPS"] = benchmark::Counter(dec.flops(0, dec.depth()) * 1024.0 * (vjp ? 2 : 1),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 const bool registered = [] {
   benchmark::RegisterBenchmark("adam/float/3136x256/t1", [](benchmark::State& s) {
     bm_adam(s, 3136, 256, T(0));
@@ -102,6 +128,10 @@ const bool registered = [] {
   for (const char* w : {"forward", "vjp_input"})
     benchmark::RegisterBenchmark(("conv_decoder/" + std::string(w) + "/float/b256/t1").c_str(),
                                  [w](benchmark::State& s) { conv_decoder(s, w, 1); })
+        ->UseRealTime();
+  for (const bool vjp : {false, true})
+    benchmark::RegisterBenchmark(vjp ? "mlp_decoder/vjp_input/float/b1024/t1" : "mlp_decoder/forward/float/b1024/t1",
+                                 [vjp](benchmark::State& s) { bm_mlp_decoder(s, vjp); })
         ->UseRealTime();
   for (const char* w : {"forward", "train"})
     benchmark::RegisterBenchmark(("conv_enc1/" + std::string(w) + "/float/b256/t1").c_str(), [w](benchmark::State& s) {

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -215,24 +216,37 @@ void check_layer_kernels(bool exact) {
   CAPTURE(act);
   const CpuExecutor ex;
   prilo::Rng rng(5);
-  const Mat<T> pre = rng.normal_matrix<T>(13, 7, 2.0);
-  const Vec<T> b = rng.normal_matrix<T>(13, 1).col(0);
+  // 37 rows: whole SIMD packets and a tail in every column (the packet loop of the exact
+  // activations), with -0, NaN and infinities among the exact ones' inputs
+  Mat<T> pre = rng.normal_matrix<T>(37, 7, 2.0);
+  Vec<T> b = rng.normal_matrix<T>(37, 1).col(0);
+  if (exact) {
+    const T inf = std::numeric_limits<T>::infinity();
+    pre(1, 0) = std::numeric_limits<T>::quiet_NaN();
+    pre(2, 1) = inf;
+    pre(20, 2) = -inf;
+    pre(3, 3) = T(-0.0);
+    b(3) = T(-0.0);  // -0 + -0 = -0
+    pre(36, 4) = -std::numeric_limits<T>::quiet_NaN();
+  }
   Mat<T> y = pre;
   bias_activation(ex, Act{}, y, b);
+  int differ = 0;
   for (Eigen::Index j = 0; j < y.cols(); ++j)
     for (Eigen::Index i = 0; i < y.rows(); ++i) {
       const T want = Act::value(T(pre(i, j) + b(i)));
       if (exact)
-        CHECK(y(i, j) == want);
+        differ += std::memcmp(&y(i, j), &want, sizeof(T)) != 0;  // bit for bit: NaN and -0 too
       else
         CHECK(double(y(i, j)) == doctest::Approx(double(want)).epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-14));
     }
+  CHECK(differ == 0);
   CHECK_THROWS_AS(bias_activation(ex, Act{}, y, Vec<T>(Vec<T>::Zero(12))), prilo::invalid_input);
 
-  const Mat<T> gy = rng.normal_matrix<T>(13, 7);
+  const Mat<T> gy = rng.normal_matrix<T>(37, 7);
   Mat<T> out(1, 1);
   activation_cotangent(ex, Act{}, y, gy, out);
-  REQUIRE(out.rows() == 13);
+  REQUIRE(out.rows() == 37);
   REQUIRE(out.cols() == 7);
   for (Eigen::Index k = 0; k < out.size(); ++k) CHECK(out(k) == gy(k) * Act::derivative_from_output(y(k)));
 }

@@ -70,11 +70,22 @@ void bias_activation(const CpuExecutor&, Act, std::type_identity_t<Eigen::Ref<Ma
       c = (c + b.array()).tanh();
     }
   } else {
+    // in Eigen packets where Act has value_packet (the same values as the scalar form): GCC
+    // vectorises the plain loop at -O3 but not at -O2, where the aliasing of c and b needs a
+    // run-time check (at -O2: 6.6 % of the MLP decoder's forward, 3.7 % of the conv decoder's)
+    namespace ei = Eigen::internal;
+    using P = typename ei::packet_traits<T>::type;
+    constexpr Eigen::Index S = ei::packet_traits<T>::size;
+    constexpr bool packets = ei::packet_traits<T>::Vectorizable && nn::has_value_packet<Act, T>;
     const Eigen::Index rows = y.rows();
     const T* bd = b.data();
     for (Eigen::Index j = 0; j < y.cols(); ++j) {
       T* c = y.col(j).data();
-      for (Eigen::Index i = 0; i < rows; ++i) c[i] = Act::value(c[i] + bd[i]);
+      Eigen::Index i = 0;
+      if constexpr (packets)
+        for (; i + S <= rows; i += S)
+          ei::pstoreu(c + i, Act::template value_packet<T>(ei::padd(ei::ploadu<P>(c + i), ei::ploadu<P>(bd + i))));
+      for (; i < rows; ++i) c[i] = Act::value(c[i] + bd[i]);
     }
   }
 }

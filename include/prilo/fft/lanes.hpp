@@ -70,8 +70,9 @@ using vec = typename vector_of<T>::type;
 template <class T>
 inline constexpr int lanes = PRILO_LANE_BYTES / int(sizeof(T));
 
-/// A vector with x in every lane: x − (+0), exact for every x (−0 included, which x + 0 would
-/// turn into +0). The zero is named: nvcc 13's front end crashed on a V{} operand.
+/// A vector with x in every lane: x − (+0), exact for every x in the default floating-point
+/// environment (−0 included, which x + 0 would turn into +0). The zero is named: nvcc 13's front
+/// end crashed on a V{} operand.
 template <class V, class T>
 [[gnu::always_inline]] inline V broadcast(T x) {
   const V zero = {};

@@ -143,6 +143,13 @@ T cotangent(T g, T y) {
   }
 }
 
+/// Whether Act has value_packet: act(v) on Eigen packets of T (the direct conv kernels apply
+/// it in their tiles' registers, bias_activation in its loop; otherwise the scalar form runs).
+template <class Act, class T>
+inline constexpr bool has_value_packet = requires(const typename Eigen::internal::packet_traits<T>::type& p) {
+  Act::template value_packet<T>(p);
+};
+
 /// Whether Act has cotangent_packet: g·act'(y) on Eigen packets of T (apply_cotangent and the
 /// conv layers' fills take it where it exists).
 template <class Act, class T>

@@ -392,7 +392,7 @@ void conv2d_forward_direct(const Geometry& g, const Mat<T>& w, const Vec<T>& b,
   const Mat<T> wt = taps_by_channels(w);
   Vec<T> bp = Vec<T>::Zero(wt.rows());
   bp.head(Co) = b;
-  constexpr bool fused = dk::has_value_packet<Act, T>;
+  constexpr bool fused = nn::has_value_packet<Act, T>;
   const int slots = direct_slots(n);
   Mat<T> frames = Mat<T>::Zero(f.allocation<T>(g), slots);  // their borders stay zero
   prilo::parallel_for(slots, slots, [&](Eigen::Index t) {
@@ -739,7 +739,7 @@ void conv_transpose2d_forward_samples(const Geometry& g, const Mat<T>& w, const 
       }
   Vec<T> bp = Vec<T>::Zero(ldw);
   bp.head(Co) = b;
-  constexpr bool fused = dk::has_value_packet<Act, T>;
+  constexpr bool fused = nn::has_value_packet<Act, T>;
   const int slots = cd::slots_for(n, run);
   const Eigen::Index frame = fp.frame.size(run);
   Mat<T> scratch(frame + (Ci * P + No) * run, slots);  // per slot: the frame, x interleaved, y interleaved

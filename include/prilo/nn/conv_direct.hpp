@@ -131,13 +131,6 @@ void small_product(const T* in, Index ldi, Index rows, Index depth, const T* w, 
   }
 }
 
-/// Whether Act has value_packet (the forward kernel applies it in registers; otherwise the
-/// caller applies the activation afterwards).
-template <class Act, class T>
-inline constexpr bool has_value_packet = requires(const Packet<T>& p) {
-  Act::template value_packet<T>(p);
-};
-
 // PacketBlock of an x86 vector type (transpose_tile, the tiles): GCC warns that the type's
 // attributes are dropped from the template argument (harmless: Eigen's own ptranspose overloads
 // take the same type)
