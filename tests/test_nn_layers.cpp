@@ -130,6 +130,41 @@ TEST_CASE_TEMPLATE("Sigmoid: the packet cotangent is g*(y*(1-y)) bit for bit, ta
   }
 }
 
+template <class Act, class S>
+void check_affine_activation() {
+  const auto same = [](S a, S b) { return std::memcmp(&a, &b, sizeof(S)) == 0; };
+  Rng rng(13);
+  const S a = S(1.3), b = S(-0.2);
+  for (Eigen::Index n = 0; n <= 41; ++n) {  // every tail length of every packet size
+    std::vector<S> x(n), out(n), in_place(n);
+    for (Eigen::Index i = 0; i < n; ++i) x[i] = S(rng.normal());
+    if (n > 5) {
+      x[1] = std::numeric_limits<S>::quiet_NaN();
+      x[2] = std::numeric_limits<S>::infinity();
+      x[3] = -std::numeric_limits<S>::infinity();
+      x[4] = b / a;  // a·x + b near 0, its sign the rounding's
+    }
+    apply_affine_activation<Act>(x.data(), a, b, out.data(), n);
+    in_place = x;
+    apply_affine_activation<Act>(in_place.data(), a, b, in_place.data(), n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      INFO("n = ", n, ", i = ", i, ", x = ", x[i]);
+      const S want = Act::value(prilo::detail::fmadd(a, x[i], b));
+      CHECK(same(out[i], want));
+      CHECK(same(in_place[i], want));
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("apply_affine_activation: act(a*x + b) with one fused multiply-add, bit for bit, tails and in place",
+                   S, float, double) {
+  // the style modulation's forward: packets for whole blocks (Eigen's pmadd), the scalar form
+  // for the tail; both fused where the target has FMA, as GCC's contraction made the plain loop
+  check_affine_activation<Identity, S>();
+  check_affine_activation<Relu, S>();
+  check_affine_activation<LeakyRelu, S>();
+}
+
 TEST_CASE("BatchNorm2d training mode: forward equals the per-channel batch loops") {
   Rng rng(1);
   const Shape3 s{3, 4, 5};

@@ -304,6 +304,70 @@ TEST_CASE_TEMPLATE("L1Ball's inlined Newton path gives the generic path's bits",
   }
 }
 
+/// The plain form of the l1 reductions: accumulator i mod L takes value i in order, then the
+/// pairwise sum of the L accumulators (l1::detail::reduce_lanes).
+template <class T, Index L, class F>
+T lane_sum(Index n, F&& term) {
+  T acc[L] = {};
+  for (Index i = 0; i < n; ++i) acc[i % L] += term(i);
+  return prilo::l1::detail::reduce_lanes(acc);
+}
+
+TEST_CASE_TEMPLATE("l1's passes on SIMD vectors give the plain loops' bits", T, float, double) {
+  // abs_sum, abs_diff_sum, sum_above, soft_threshold and L1Ball's two centre passes run on the
+  // build's vectors (so that -O2 builds get them vectorised too); each against its scalar form
+  // bit for bit, over lengths with whole blocks and every tail, -0 among the values
+  namespace ld = prilo::l1::detail;
+  constexpr Index L = ld::kLanes<T>, LM = ld::kMaskLanes;
+  std::mt19937 g(11);
+  std::normal_distribution<T> normal;
+  for (Index n = 0; n <= 200; n += (n < 100 ? 1 : 33)) {
+    CAPTURE(n);
+    std::vector<T> x(static_cast<std::size_t>(n)), c(static_cast<std::size_t>(n));
+    for (Index i = 0; i < n; ++i) {
+      x[std::size_t(i)] = i % 11 == 5 ? T(-0.0) : normal(g);
+      c[std::size_t(i)] = T(0.3) * normal(g);
+    }
+    const T* xp = x.data();
+    const T* cp = c.data();
+    const T s = ld::abs_sum(xp, n), want_s = lane_sum<T, L>(n, [&](Index i) { return std::abs(xp[i]); });
+    CHECK(std::memcmp(&s, &want_s, sizeof(T)) == 0);
+    const T d = ld::abs_diff_sum(xp, cp, n),
+            want_d = lane_sum<T, L>(n, [&](Index i) { return std::abs(xp[i] - cp[i]); });
+    CHECK(std::memcmp(&d, &want_d, sizeof(T)) == 0);
+    for (const T tau : {T(-0.0), T(0), T(0.2), T(1.5)}) {
+      CAPTURE(tau);
+      const auto [sum, count] = ld::sum_above(xp, n, tau);
+      const T want_sum = lane_sum<T, LM>(n, [&](Index i) { return std::abs(xp[i]) > tau ? std::abs(xp[i]) : T(0); });
+      Index want_count = 0;
+      for (Index i = 0; i < n; ++i) want_count += std::abs(xp[i]) > tau;
+      CHECK(std::memcmp(&sum, &want_sum, sizeof(T)) == 0);
+      CHECK(count == want_count);
+    }
+    std::vector<T> soft(static_cast<std::size_t>(n)), want_soft(static_cast<std::size_t>(n));
+    ld::soft_threshold(xp, soft.data(), n, T(0.4));
+    for (Index i = 0; i < n; ++i) want_soft[std::size_t(i)] = ld::soft(xp[i], T(0.4));
+    CHECK(same_bits(soft.data(), want_soft.data(), n));
+    // the policy: x − c, Newton's threshold on it, soft(·) + c (or + c after another algorithm)
+    if (n > 0) {
+      Mat<T> p = Eigen::Map<const Mat<T>>(xp, n, 1), pc = p;
+      const Mat<T> cm = Eigen::Map<const Mat<T>>(cp, n, 1);
+      const T r = T(0.25) * want_d;
+      prilo::L1Ball<T>{.radius = r}.project(p, cm);
+      prilo::L1Ball<T, &prilo::l1::condat<T>>{.radius = r}.project(pc, cm);
+      std::vector<T> shifted(static_cast<std::size_t>(n)), want(static_cast<std::size_t>(n)),
+          want_c(static_cast<std::size_t>(n));
+      for (Index i = 0; i < n; ++i) shifted[std::size_t(i)] = xp[i] - cp[i];
+      const T tau = ld::newton_tau(shifted.data(), n, r, want_d, ld::kNewtonMaxPasses);
+      for (Index i = 0; i < n; ++i) want[std::size_t(i)] = ld::soft(shifted[std::size_t(i)], tau) + cp[i];
+      prilo::l1::condat(shifted.data(), n, r);
+      for (Index i = 0; i < n; ++i) want_c[std::size_t(i)] = shifted[std::size_t(i)] + cp[i];
+      CHECK(same_bits(p.data(), want.data(), n));
+      CHECK(same_bits(pc.data(), want_c.data(), n));
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("L2Ball policy: closed form, inside untouched, overflow-safe", T, float, double) {
   std::mt19937 g(5);
   std::normal_distribution<T> normal;

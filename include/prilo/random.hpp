@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core.hpp"
+#include "fft/lanes.hpp"
 
 namespace prilo {
 
@@ -182,7 +183,20 @@ class Rng {
       }
       float* uc = u + 2 * c0;
       const int full = std::min(kChunk, (len - 2 * c0) / 2);  // pairs with both samples used
-      for (int k = 0; k < full; ++k) {
+      int k = 0;
+      if (full == kChunk) {  // a whole chunk: the pairs interleaved on vectors (GCC's -O2 kept the loop scalar)
+        using V = lanes::vec<float>;
+        using U = lanes::vector_of<float>::unaligned;
+        constexpr int L = lanes::lanes<float>;
+        static_for<kChunk / L>([&](auto v) PRILO_INLINE_LAMBDA {
+          V a, b;
+          lanes::interleave(*reinterpret_cast<const V*>(c + v * L), *reinterpret_cast<const V*>(sn + v * L), a, b);
+          *reinterpret_cast<U*>(uc + 2 * v * L) = a;
+          *reinterpret_cast<U*>(uc + 2 * v * L + L) = b;
+        });
+        k = kChunk;
+      }
+      for (; k < full; ++k) {
         uc[2 * k] = c[k];
         uc[2 * k + 1] = sn[k];
       }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <numbers>
 #include <type_traits>
 #include <utility>
@@ -55,11 +56,13 @@ template <class V>
 struct mask_of;
 template <>
 struct mask_of<vector_of<float>::type> {
-  typedef std::int32_t type __attribute__((vector_size(PRILO_LANE_BYTES)));
+  using element = std::int32_t;
+  typedef element type __attribute__((vector_size(PRILO_LANE_BYTES)));
 };
 template <>
 struct mask_of<vector_of<double>::type> {
-  typedef std::int64_t type __attribute__((vector_size(PRILO_LANE_BYTES)));
+  using element = std::int64_t;
+  typedef element type __attribute__((vector_size(PRILO_LANE_BYTES)));
 };
 }  // namespace detail
 
@@ -133,6 +136,24 @@ template <class V>
   b = detail::shuffle2(re, im, [](int c) { return (c & 1) ? L + L / 2 + c / 2 : L / 2 + c / 2; });
 }
 
+/// The lanes' bits as integers of their width (and back): a reinterpretation, not a conversion.
+template <class V>
+using bits_of = typename detail::mask_of<V>::type;
+/// |v| in every lane: the sign bit cleared, as std::abs does (NaN payloads kept).
+template <class V>
+[[gnu::always_inline]] inline V abs(V v) {
+  using M = bits_of<V>;
+  const M magnitude = broadcast<M>(std::numeric_limits<typename detail::mask_of<V>::element>::max());
+  return V(M(v) & magnitude);
+}
+/// std::copysign in every lane: m's magnitude with v's sign bit.
+template <class V>
+[[gnu::always_inline]] inline V copysign(V m, V v) {
+  using M = bits_of<V>;
+  const M magnitude = broadcast<M>(std::numeric_limits<typename detail::mask_of<V>::element>::max());
+  return V((M(m) & magnitude) | (M(v) & ~magnitude));
+}
+
 /// a·b + c in every lane: rounded once where the target has FMA instructions (what GCC's
 /// default contraction makes of a·b + c there), twice where it has none; the same whatever the
 /// optimisation level, -ffp-contract setting or compiler.
@@ -166,8 +187,9 @@ template <int B, class V>
 }
 template <int B, class V, int L>
 [[gnu::always_inline]] inline void transpose_steps(V (&r)[L]) {
-  for (int i = 0; i < L; ++i)
-    if (!(i & B)) swap_blocks<B>(r[i], r[i + B]);
+  static_for<L>([&](auto i) PRILO_INLINE_LAMBDA {
+    if constexpr (!(decltype(i)::value & B)) swap_blocks<B>(r[i], r[i + B]);
+  });
   if constexpr (B > 1) transpose_steps<B / 2>(r);
 }
 }  // namespace detail
@@ -186,9 +208,11 @@ void gather_columns(const T* const* cols, std::ptrdiff_t n, vec<T>* out) {
   std::ptrdiff_t p = 0;
   for (; p + L <= n; p += L) {
     vec<T> r[L];
-    for (int l = 0; l < L; ++l) r[l] = *reinterpret_cast<const typename vector_of<T>::unaligned*>(cols[l] + p);
+    static_for<L>([&](auto l) PRILO_INLINE_LAMBDA {
+      r[l] = *reinterpret_cast<const typename vector_of<T>::unaligned*>(cols[l] + p);
+    });
     transpose<T>(r);
-    for (int c = 0; c < L; ++c) out[p + c] = r[c];
+    static_for<L>([&](auto c) PRILO_INLINE_LAMBDA { out[p + c] = r[c]; });
   }
   for (; p < n; ++p)
     for (int l = 0; l < L; ++l) out[p][l] = cols[l][p];
@@ -201,9 +225,10 @@ void scatter_columns(const vec<T>* in, std::ptrdiff_t n, T* const* cols) {
   std::ptrdiff_t p = 0;
   for (; p + L <= n; p += L) {
     vec<T> r[L];
-    for (int c = 0; c < L; ++c) r[c] = in[p + c];
+    static_for<L>([&](auto c) PRILO_INLINE_LAMBDA { r[c] = in[p + c]; });
     transpose<T>(r);
-    for (int l = 0; l < L; ++l) *reinterpret_cast<typename vector_of<T>::unaligned*>(cols[l] + p) = r[l];
+    static_for<L>(
+        [&](auto l) PRILO_INLINE_LAMBDA { *reinterpret_cast<typename vector_of<T>::unaligned*>(cols[l] + p) = r[l]; });
   }
   for (; p < n; ++p)
     for (int l = 0; l < L; ++l) cols[l][p] = in[p][l];
@@ -334,24 +359,27 @@ class Dft1d {
       constexpr int H = (R - 1) / 2;
       V sr[H], si[H], dr[H], di[H];
       V b0r = ar[0], b0i = ai[0];
-      for (int t = 1; t <= H; ++t) {
+      static_for<H>([&](auto t1) PRILO_INLINE_LAMBDA {
+        constexpr int t = decltype(t1)::value + 1;
         sr[t - 1] = ar[t] + ar[R - t];
         si[t - 1] = ai[t] + ai[R - t];
         dr[t - 1] = ar[t] - ar[R - t];
         di[t - 1] = ai[t] - ai[R - t];
         b0r += sr[t - 1];
         b0i += si[t - 1];
-      }
+      });
       V outr[R], outi[R];
-      for (int u = 1; u <= H; ++u) {
-        V er = ar[0], ei = ai[0], fr = V{}, fi = V{};
-        for (int t = 1; t <= H; ++t) {
-          const int k = (t * u) % R;
+      const V zero = {};
+      static_for<H>([&](auto u1) PRILO_INLINE_LAMBDA {
+        constexpr int u = decltype(u1)::value + 1;
+        V er = ar[0], ei = ai[0], fr = zero, fi = zero;
+        static_for<H>([&](auto t1) PRILO_INLINE_LAMBDA {
+          constexpr int t = decltype(t1)::value + 1, k = (t * u) % R;
           er += roots.c[k] * sr[t - 1];
           ei += roots.c[k] * si[t - 1];
           fr += roots.s[k] * dr[t - 1];
           fi += roots.s[k] * di[t - 1];
-        }
+        });
         // forward: b_u = e − i·f, b_{R−u} = e + i·f
         if constexpr (!Inverse) {
           outr[u] = er + fi;
@@ -364,13 +392,13 @@ class Dft1d {
           outr[R - u] = er + fi;
           outi[R - u] = ei - fr;
         }
-      }
+      });
       ar[0] = b0r;
       ai[0] = b0i;
-      for (int u = 1; u < R; ++u) {
-        ar[u] = outr[u];
-        ai[u] = outi[u];
-      }
+      static_for<R - 1>([&](auto u1) PRILO_INLINE_LAMBDA {
+        ar[u1 + 1] = outr[u1 + 1];
+        ai[u1 + 1] = outi[u1 + 1];
+      });
     }
   }
 
@@ -383,27 +411,29 @@ class Dft1d {
     for (int p = 0; p < m; ++p) {
       for (int q = 0; q < s; ++q) {
         V ar[R], ai[R];
-        for (int t = 0; t < R; ++t) {
+        static_for<R>([&](auto t) PRILO_INLINE_LAMBDA {
           const std::ptrdiff_t e = (q + std::ptrdiff_t(s) * (p + std::ptrdiff_t(t) * m)) * xs;
           ar[t] = xr[e];
           ai[t] = xi[e];
-        }
+        });
         butterfly<R, Inverse>(ar, ai);
         const std::ptrdiff_t o = (q + std::ptrdiff_t(s) * R * p) * ys, os = std::ptrdiff_t(s) * ys;
         yr[o] = ar[0];
         yi[o] = ai[0];
         if (p == 0) {
-          for (int u = 1; u < R; ++u) {
+          static_for<R - 1>([&](auto u1) PRILO_INLINE_LAMBDA {
+            constexpr int u = decltype(u1)::value + 1;
             yr[o + u * os] = ar[u];
             yi[o + u * os] = ai[u];
-          }
+          });
         } else {
-          for (int u = 1; u < R; ++u) {
+          static_for<R - 1>([&](auto u1) PRILO_INLINE_LAMBDA {
+            constexpr int u = decltype(u1)::value + 1;
             const T c = twr[p * (R - 1) + u - 1];
             const T sn = Inverse ? twi[p * (R - 1) + u - 1] : -twi[p * (R - 1) + u - 1];
             yr[o + u * os] = ar[u] * c - ai[u] * sn;
             yi[o + u * os] = ar[u] * sn + ai[u] * c;
-          }
+          });
         }
       }
     }

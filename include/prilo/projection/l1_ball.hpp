@@ -3,6 +3,7 @@
 
 #include "../concepts/projection.hpp"
 #include "../core.hpp"
+#include "../fft/lanes.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -57,28 +58,79 @@ inline T reduce_lanes(T (&a)[L]) {
   return a[0];
 }
 
-/// ||x||_1 = sum_i |x_i| in one vectorised read pass.
-template <std::floating_point T>
-PRILO_WIDE_VECTORS T abs_sum(const T* x, Eigen::Index n) {
+/// The passes below run on the build's SIMD vectors (prilo/fft/lanes.hpp) for float and double:
+/// GCC vectorised their plain loops at -O3 but left them scalar at -O2, where a loop that needs
+/// a run-time aliasing check or a scalar epilogue is not vectorised (a project compiling the
+/// headers at -O2 ran conv PRILO-MII's projection about 6x slower). The reductions keep the
+/// plain form's lanes: accumulator j is lane j mod V of vector j / V (V values a vector), each
+/// added to in the same order, so the sums are the same bits; the element-wise passes are exact
+/// either way. Other types take the plain loops.
+template <class T>
+inline constexpr bool on_vectors = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+/// Runs body(i0, k) for k < K over the whole blocks of K vectors (L = K·V values) of [0, n),
+/// and returns where the tail begins.
+template <class T, int K, class F>
+[[gnu::always_inline]] inline Eigen::Index vector_blocks(Eigen::Index n, F&& body) {
+  constexpr Eigen::Index L = Eigen::Index(K) * lanes::lanes<T>;
+  Eigen::Index i = 0;
+  for (; i + L <= n; i += L) static_for<K>([&](auto k) PRILO_INLINE_LAMBDA { body(i + k * lanes::lanes<T>, k); });
+  return i;
+}
+/// The value at p as the build's vector (unaligned load), and the store.
+template <class T>
+[[gnu::always_inline]] inline lanes::vec<T> load(const T* p) {
+  return *reinterpret_cast<const typename lanes::vector_of<T>::unaligned*>(p);
+}
+template <class T>
+[[gnu::always_inline]] inline void store(T* p, lanes::vec<T> v) {
+  *reinterpret_cast<typename lanes::vector_of<T>::unaligned*>(p) = v;
+}
+/// The accumulators a[0..K) spilled into the plain form's lane array acc[0..K·V).
+template <class T, int K, class V>
+[[gnu::always_inline]] inline void spill(const V (&a)[K], T* acc) {
+  for (int k = 0; k < K; ++k)
+    for (int l = 0; l < lanes::lanes<T>; ++l) acc[k * lanes::lanes<T> + l] = a[k][l];
+}
+
+/// sum_i term(i) in the plain form's kLanes accumulators (value i into accumulator i mod kLanes,
+/// then their pairwise sum), the whole blocks on vectors: fv(at) is the terms at at … at + V − 1
+/// as a vector (a generic lambda, instantiated only for float and double), fs(i) the term at i.
+template <class T, class FV, class FS>
+[[gnu::always_inline]] inline T lane_sum(Eigen::Index n, FV&& fv, FS&& fs) {
   constexpr Eigen::Index L = kLanes<T>;
   T acc[L] = {};
   Eigen::Index i = 0;
-  for (; i + L <= n; i += L)
-    for (Eigen::Index j = 0; j < L; ++j) acc[j] += std::abs(x[i + j]);
-  for (Eigen::Index j = 0; i + j < n; ++j) acc[j] += std::abs(x[i + j]);
+  if constexpr (on_vectors<T>) {
+    using V = lanes::vec<T>;
+    constexpr int K = int(L / lanes::lanes<T>);
+    const V zero = {};
+    V a[K];
+    for (V& v : a) v = zero;
+    i = vector_blocks<T, K>(n, [&](Eigen::Index at, int k) PRILO_INLINE_LAMBDA { a[k] += fv(at); });
+    spill<T>(a, acc);
+  } else {
+    for (; i + L <= n; i += L)
+      for (Eigen::Index j = 0; j < L; ++j) acc[j] += fs(i + j);
+  }
+  for (Eigen::Index j = 0; i + j < n; ++j) acc[j] += fs(i + j);
   return reduce_lanes(acc);
+}
+
+/// ||x||_1 = sum_i |x_i| in one vectorised read pass.
+template <std::floating_point T>
+PRILO_WIDE_VECTORS T abs_sum(const T* x, Eigen::Index n) {
+  return lane_sum<T>(
+      n, [&](auto at) PRILO_INLINE_LAMBDA { return lanes::abs(load(x + at)); },
+      [&](Eigen::Index i) PRILO_INLINE_LAMBDA { return std::abs(x[i]); });
 }
 
 /// ||x - c||_1 in one read pass over both.
 template <std::floating_point T>
 PRILO_WIDE_VECTORS T abs_diff_sum(const T* x, const T* c, Eigen::Index n) {
-  constexpr Eigen::Index L = kLanes<T>;
-  T acc[L] = {};
-  Eigen::Index i = 0;
-  for (; i + L <= n; i += L)
-    for (Eigen::Index j = 0; j < L; ++j) acc[j] += std::abs(x[i + j] - c[i + j]);
-  for (Eigen::Index j = 0; i + j < n; ++j) acc[j] += std::abs(x[i + j] - c[i + j]);
-  return reduce_lanes(acc);
+  return lane_sum<T>(
+      n, [&](auto at) PRILO_INLINE_LAMBDA { return lanes::abs(load(x + at) - load(c + at)); },
+      [&](Eigen::Index i) PRILO_INLINE_LAMBDA { return std::abs(x[i] - c[i]); });
 }
 
 template <class T>
@@ -90,9 +142,8 @@ struct masked_sum {
 /// One branch-free pass: the sum and the number of the magnitudes strictly above tau (x finite).
 /// Works on the IEEE bit patterns: for non-negative finite values and tau >= 0, |x_i| > tau iff
 /// bits(|x_i|) > bits(tau) as integers, so the mask m = -(bits > tau_bits) is an all-ones/zero
-/// integer that selects |x_i| with a bitwise and and counts with a subtraction. Every operation is
-/// a plain integer or float op the compiler vectorises without branches (a bool-to-float select
-/// is if-converted unreliably by GCC and ends up as mispredicted branches).
+/// integer that selects |x_i| with a bitwise and and counts with a subtraction (on vectors, the
+/// comparison gives that mask directly).
 template <std::floating_point T>
 PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
   using C = count_t<T>;
@@ -102,13 +153,35 @@ PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
   T acc[L] = {};
   C cnt[L] = {};
   Eigen::Index i = 0;
-  for (; i + L <= n; i += L)
-    for (Eigen::Index j = 0; j < L; ++j) {
-      const C a = std::bit_cast<C>(x[i + j]) & abs_mask;
-      const C m = -C(a > tau_bits);
-      acc[j] += std::bit_cast<T>(C(a & m));
-      cnt[j] -= m;
+  if constexpr (on_vectors<T>) {
+    using V = lanes::vec<T>;
+    using M = lanes::bits_of<V>;
+    constexpr int K = int(L / lanes::lanes<T>);
+    const V zero = {};
+    const M none = {}, above = lanes::broadcast<M>(tau_bits), magnitude = lanes::broadcast<M>(abs_mask);
+    V a[K];
+    M c[K];
+    for (int k = 0; k < K; ++k) {
+      a[k] = zero;
+      c[k] = none;
     }
+    i = vector_blocks<T, K>(n, [&](Eigen::Index at, int k) PRILO_INLINE_LAMBDA {
+      const M b = M(load(x + at)) & magnitude;
+      const M m = b > above;  // -1 where |x| > tau, else 0
+      a[k] += V(b & m);
+      c[k] -= m;
+    });
+    spill<T>(a, acc);
+    spill<C>(c, cnt);
+  } else {
+    for (; i + L <= n; i += L)
+      for (Eigen::Index j = 0; j < L; ++j) {
+        const C a = std::bit_cast<C>(x[i + j]) & abs_mask;
+        const C m = -C(a > tau_bits);
+        acc[j] += std::bit_cast<T>(C(a & m));
+        cnt[j] -= m;
+      }
+  }
   for (Eigen::Index j = 0; i + j < n; ++j) {
     const C a = std::bit_cast<C>(x[i + j]) & abs_mask;
     const C m = -C(a > tau_bits);
@@ -125,11 +198,39 @@ template <std::floating_point T>
 inline T soft(T v, T tau) {
   return std::copysign(std::max(std::abs(v) - tau, T(0)), v);
 }
+/// soft() in every lane (std::max(d, 0) is d < 0 ? 0 : d).
+template <class V>
+[[gnu::always_inline]] inline V soft_lanes(V v, V tau, V zero) {
+  const V d = lanes::abs(v) - tau;
+  return lanes::copysign(d < zero ? zero : d, v);
+}
+
+/// dst_i = f(src_i) for i < n on vectors where T has them (fv on a vector, fs on a value; dst may
+/// alias src): the element-wise passes.
+template <class T, class FV, class FS>
+[[gnu::always_inline]] inline void map_values(const T* src, T* dst, Eigen::Index n, FV&& fv, FS&& fs) {
+  Eigen::Index i = 0;
+  if constexpr (on_vectors<T>) {
+    // the whole vectors' end computed first: with `i + V <= n` as the condition, GCC 12 warned
+    // (-Waggressive-loop-optimizations) of an overflowing iteration in the tail loop
+    const Eigen::Index whole = n > 0 ? n - n % lanes::lanes<T> : 0;
+    for (; i < whole; i += lanes::lanes<T>) store(dst + i, fv(load(src + i), i));
+  }
+  for (; i < n; ++i) dst[i] = fs(src[i], i);
+}
 
 /// dst_i = soft(src_i, tau)  (dst may alias src).
 template <std::floating_point T>
 PRILO_WIDE_VECTORS void soft_threshold(const T* src, T* dst, Eigen::Index n, T tau) {
-  for (Eigen::Index i = 0; i < n; ++i) dst[i] = soft(src[i], tau);
+  if constexpr (on_vectors<T>) {
+    using V = lanes::vec<T>;
+    const V zero = {}, t = lanes::broadcast<V>(tau);
+    map_values(
+        src, dst, n, [&](V v, Eigen::Index) PRILO_INLINE_LAMBDA { return soft_lanes(v, t, zero); },
+        [&](T v, Eigen::Index) PRILO_INLINE_LAMBDA { return soft(v, tau); });
+  } else {
+    for (Eigen::Index i = 0; i < n; ++i) dst[i] = soft(src[i], tau);
+  }
 }
 
 /// Per-thread scratch reused across calls (Duchi and Condat need O(n) work space).
@@ -351,6 +452,38 @@ template <std::floating_point T, void (*Algo)(T*, Eigen::Index, T) = &l1::newton
 struct L1Ball {
   T radius = std::numeric_limits<T>::quiet_NaN();
 
+  /// x_i ← x_i + c_i (sign 1) or x_i − c_i (sign −1), on vectors (l1::detail's passes).
+  static void shift(T* x, const T* c, Eigen::Index n, T sign) {
+    namespace ld = l1::detail;
+    if constexpr (ld::on_vectors<T>) {
+      using V = lanes::vec<T>;
+      if (sign > T(0))
+        ld::map_values(
+            x, x, n, [&](V v, Eigen::Index i) PRILO_INLINE_LAMBDA { return v + ld::load(c + i); },
+            [&](T v, Eigen::Index i) PRILO_INLINE_LAMBDA { return v + c[i]; });
+      else
+        ld::map_values(
+            x, x, n, [&](V v, Eigen::Index i) PRILO_INLINE_LAMBDA { return v - ld::load(c + i); },
+            [&](T v, Eigen::Index i) PRILO_INLINE_LAMBDA { return v - c[i]; });
+    } else {
+      for (Eigen::Index i = 0; i < n; ++i) x[i] = sign > T(0) ? x[i] + c[i] : x[i] - c[i];
+    }
+  }
+  /// x_i ← soft(x_i, tau) + c_i, on vectors.
+  static void soft_and_shift(T* x, const T* c, Eigen::Index n, T tau) {
+    namespace ld = l1::detail;
+    if constexpr (ld::on_vectors<T>) {
+      using V = lanes::vec<T>;
+      const V zero = {}, t = lanes::broadcast<V>(tau);
+      ld::map_values(
+          x, x, n,
+          [&](V v, Eigen::Index i) PRILO_INLINE_LAMBDA { return ld::soft_lanes(v, t, zero) + ld::load(c + i); },
+          [&](T v, Eigen::Index i) PRILO_INLINE_LAMBDA { return ld::soft(v, tau) + c[i]; });
+    } else {
+      for (Eigen::Index i = 0; i < n; ++i) x[i] = ld::soft(x[i], tau) + c[i];
+    }
+  }
+
   PRILO_WIDE_VECTORS void project(Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) const {
     detail::require_radius(radius, "L1Ball");
     detail::require_centre_shape(x, centre, "L1Ball");
@@ -365,17 +498,17 @@ struct L1Ball {
         std::copy(cj, cj + n, xj);
         continue;
       }
-      for (Eigen::Index i = 0; i < n; ++i) xj[i] -= cj[i];
+      shift(xj, cj, n, T(-1));  // xj − cj
       if constexpr (detail::same_l1_algorithm<T, Algo, &l1::newton<T>>::value) {
         // l1::newton inlined, two passes fewer with the same bits: the norm of xj − cj is `dist`
         // (abs_diff_sum adds |x_i − c_i| as abs_sum adds the stored differences, lane for lane),
         // so the prologue's read pass is skipped, and the soft threshold and the centre's add
         // are one pass (p_i + c_i, the same addition the separate pass made)
         const T tau = l1::detail::newton_tau(xj, n, radius, dist, l1::detail::kNewtonMaxPasses);
-        for (Eigen::Index i = 0; i < n; ++i) xj[i] = l1::detail::soft(xj[i], tau) + cj[i];
+        soft_and_shift(xj, cj, n, tau);
       } else {
         Algo(xj, n, radius);
-        for (Eigen::Index i = 0; i < n; ++i) xj[i] += cj[i];
+        shift(xj, cj, n, T(1));  // + cj
       }
     }
   }
