@@ -208,7 +208,9 @@ void apply_affine_activation(const T* src, T a, T b, T* dst, Eigen::Index n) {
       using P = typename ei::packet_traits<T>::type;
       constexpr Eigen::Index S = ei::packet_traits<T>::size;
       const P pa = ei::pset1<P>(a), pb = ei::pset1<P>(b);
-      for (; i + S <= n; i += S)
+      // the whole packets' end first (`i + S <= n` made GCC 12 warn of an overflowing tail
+      // iteration where n is a constant multiple of S)
+      for (const Eigen::Index whole = n > 0 ? n - n % S : 0; i < whole; i += S)
         ei::pstoreu(dst + i, Act::template value_packet<T>(ei::pmadd(pa, ei::ploadu<P>(src + i), pb)));
     }
     for (; i < n; ++i) dst[i] = Act::value(prilo::detail::fmadd(a, src[i], b));
