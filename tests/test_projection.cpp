@@ -48,7 +48,7 @@ void check_throws_naming(F&& f, std::initializer_list<const char*> parts) {
 
 template <class T>
 bool same_bits(const T* a, const T* b, Index n) {
-  return std::memcmp(a, b, std::size_t(n) * sizeof(T)) == 0;
+  return n == 0 || std::memcmp(a, b, std::size_t(n) * sizeof(T)) == 0;  // (an empty vector's data() may be null)
 }
 
 template <class T>
