@@ -83,6 +83,15 @@ EIGEN_ALWAYS_INLINE void static_for(F&& f) {
   detail::static_for_each(f, std::make_integer_sequence<int, N>{});
 }
 
+/// The end of the whole blocks of s values in [0, n) (n − n mod s; 0 for n <= 0): a vector
+/// loop runs to it and a scalar loop does the rest. Computed before the loop rather than tested
+/// as `i + s <= n`, with which GCC 12 warned (-Waggressive-loop-optimizations, on by default) of
+/// an overflowing tail iteration where n is a constant multiple of s: -Werror builds failed.
+template <class I>
+constexpr I whole_blocks(I n, I s) {
+  return n > 0 ? n - n % s : I(0);
+}
+
 /// Column-major dense matrix: the batch layout of the CPU backend (one column per sample).
 template <class T>
 using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;

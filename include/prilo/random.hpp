@@ -186,13 +186,12 @@ class Rng {
       int k = 0;
       if (full == kChunk) {  // a whole chunk: the pairs interleaved on vectors (GCC's -O2 kept the loop scalar)
         using V = lanes::vec<float>;
-        using U = lanes::vector_of<float>::unaligned;
         constexpr int L = lanes::lanes<float>;
         static_for<kChunk / L>([&](auto v) PRILO_INLINE_LAMBDA {
           V a, b;
-          lanes::interleave(*reinterpret_cast<const V*>(c + v * L), *reinterpret_cast<const V*>(sn + v * L), a, b);
-          *reinterpret_cast<U*>(uc + 2 * v * L) = a;
-          *reinterpret_cast<U*>(uc + 2 * v * L + L) = b;
+          lanes::interleave(lanes::load(c + v * L), lanes::load(sn + v * L), a, b);
+          lanes::store(uc + 2 * v * L, a);
+          lanes::store(uc + 2 * v * L + L, b);
         });
         k = kChunk;
       }

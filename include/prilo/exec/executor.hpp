@@ -170,17 +170,16 @@ void adam_span(T* x, T* m, T* v, const T* g, const T* u, T sigma, Eigen::Index n
   Eigen::Index i = 0;
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     using V = lanes::vec<T>;
-    using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
     const V vb1 = lanes::broadcast<V>(b1), vb2 = lanes::broadcast<V>(b2), vs = lanes::broadcast<V>(sigma);
-    for (; i + L <= n; i += L) {
-      V gi = *reinterpret_cast<const U*>(g + i);
-      if (u) gi = lanes::fmadd(vs, V(*reinterpret_cast<const U*>(u + i)), gi);
-      const V mi = lanes::fmadd(vb1, V(*reinterpret_cast<const U*>(m + i)), b1c * gi);
-      const V vi = lanes::fmadd(vb2, V(*reinterpret_cast<const U*>(v + i)), (b2c * gi) * gi);
-      *reinterpret_cast<U*>(m + i) = mi;
-      *reinterpret_cast<U*>(v + i) = vi;
-      *reinterpret_cast<U*>(x + i) -= lr * (mi * c1) / (lanes::sqrt(vi * c2) + eps);
+    for (const Eigen::Index whole = whole_blocks(n, Eigen::Index(L)); i < whole; i += L) {
+      V gi = lanes::load(g + i);
+      if (u) gi = lanes::fmadd(vs, lanes::load(u + i), gi);
+      const V mi = lanes::fmadd(vb1, lanes::load(m + i), b1c * gi);
+      const V vi = lanes::fmadd(vb2, lanes::load(v + i), (b2c * gi) * gi);
+      lanes::store(m + i, mi);
+      lanes::store(v + i, vi);
+      lanes::store(x + i, lanes::load(x + i) - lr * (mi * c1) / (lanes::sqrt(vi * c2) + eps));
     }
   }
   for (; i < n; ++i) {

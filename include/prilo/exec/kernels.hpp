@@ -82,9 +82,8 @@ void bias_activation(const CpuExecutor&, Act, std::type_identity_t<Eigen::Ref<Ma
     for (Eigen::Index j = 0; j < y.cols(); ++j) {
       T* c = y.col(j).data();
       Eigen::Index i = 0;
-      if constexpr (packets)  // the whole packets' end first (`i + S <= rows` made GCC 12 warn of an
-                              // overflowing tail iteration where rows is a constant multiple of S)
-        for (const Eigen::Index whole = rows - rows % S; i < whole; i += S)
+      if constexpr (packets)
+        for (const Eigen::Index whole = whole_blocks(rows, S); i < whole; i += S)
           ei::pstoreu(c + i, Act::template value_packet<T>(ei::padd(ei::ploadu<P>(c + i), ei::ploadu<P>(bd + i))));
       for (; i < rows; ++i) c[i] = Act::value(c[i] + bd[i]);
     }

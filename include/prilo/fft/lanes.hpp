@@ -17,6 +17,8 @@
 
 #if defined(__SSE2__)
 #include <immintrin.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 // The vector width of the build: 512 bits with AVX-512, 256 with AVX, 128 otherwise (SSE2 and
@@ -82,6 +84,17 @@ template <class V, class T>
   return x - zero;
 }
 
+/// The vector at p (any alignment of T), and the store: the one form of the lanes' unaligned
+/// accesses (may_alias, so any T* can be read or written through it).
+template <class T>
+[[gnu::always_inline]] inline vec<T> load(const T* p) {
+  return *reinterpret_cast<const typename vector_of<T>::unaligned*>(p);
+}
+template <class T>
+[[gnu::always_inline]] inline void store(T* p, vec<T> v) {
+  *reinterpret_cast<typename vector_of<T>::unaligned*>(p) = v;
+}
+
 /// The square root of every lane (the target's instruction where there is one).
 template <class V>
 [[gnu::always_inline]] inline V sqrt(V v) {
@@ -94,6 +107,9 @@ template <class V>
 #elif defined(__SSE2__)
   if constexpr (std::is_same_v<V, vec<float>>) return V(_mm_sqrt_ps(__m128(v)));
   if constexpr (std::is_same_v<V, vec<double>>) return V(_mm_sqrt_pd(__m128d(v)));
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+  if constexpr (std::is_same_v<V, vec<float>>) return V(vsqrtq_f32(float32x4_t(v)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(vsqrtq_f64(float64x2_t(v)));
 #endif
   V r = v;
   for (int l = 0; l < int(sizeof(V) / sizeof(v[0])); ++l) r[l] = std::sqrt(v[l]);
@@ -139,18 +155,23 @@ template <class V>
 /// The lanes' bits as integers of their width (and back): a reinterpretation, not a conversion.
 template <class V>
 using bits_of = typename detail::mask_of<V>::type;
+namespace detail {
+/// Every bit but the sign bit set, in every lane.
+template <class V>
+[[gnu::always_inline]] inline bits_of<V> magnitude_bits() {
+  return broadcast<bits_of<V>>(std::numeric_limits<typename mask_of<V>::element>::max());
+}
+}  // namespace detail
 /// |v| in every lane: the sign bit cleared, as std::abs does (NaN payloads kept).
 template <class V>
 [[gnu::always_inline]] inline V abs(V v) {
-  using M = bits_of<V>;
-  const M magnitude = broadcast<M>(std::numeric_limits<typename detail::mask_of<V>::element>::max());
-  return V(M(v) & magnitude);
+  return V(bits_of<V>(v) & detail::magnitude_bits<V>());
 }
 /// std::copysign in every lane: m's magnitude with v's sign bit.
 template <class V>
 [[gnu::always_inline]] inline V copysign(V m, V v) {
   using M = bits_of<V>;
-  const M magnitude = broadcast<M>(std::numeric_limits<typename detail::mask_of<V>::element>::max());
+  const M magnitude = detail::magnitude_bits<V>();
   return V((M(m) & magnitude) | (M(v) & ~magnitude));
 }
 
@@ -168,6 +189,9 @@ template <class V>
 #elif defined(__FMA__)
   if constexpr (std::is_same_v<V, vec<float>>) return V(_mm_fmadd_ps(__m128(a), __m128(b), __m128(c)));
   if constexpr (std::is_same_v<V, vec<double>>) return V(_mm_fmadd_pd(__m128d(a), __m128d(b), __m128d(c)));
+#elif defined(__aarch64__) && defined(__ARM_NEON)  // vfmaq(c, a, b) = c + a·b, rounded once
+  if constexpr (std::is_same_v<V, vec<float>>) return V(vfmaq_f32(float32x4_t(c), float32x4_t(a), float32x4_t(b)));
+  if constexpr (std::is_same_v<V, vec<double>>) return V(vfmaq_f64(float64x2_t(c), float64x2_t(a), float64x2_t(b)));
 #endif
   V r = c;
   for (int l = 0; l < int(sizeof(V) / sizeof(a[0])); ++l) r[l] = prilo::detail::fmadd(a[l], b[l], c[l]);
@@ -206,11 +230,9 @@ template <class T>
 void gather_columns(const T* const* cols, std::ptrdiff_t n, vec<T>* out) {
   constexpr int L = lanes<T>;
   std::ptrdiff_t p = 0;
-  for (; p + L <= n; p += L) {
+  for (const std::ptrdiff_t whole = whole_blocks(n, std::ptrdiff_t(L)); p < whole; p += L) {
     vec<T> r[L];
-    static_for<L>([&](auto l) PRILO_INLINE_LAMBDA {
-      r[l] = *reinterpret_cast<const typename vector_of<T>::unaligned*>(cols[l] + p);
-    });
+    static_for<L>([&](auto l) PRILO_INLINE_LAMBDA { r[l] = load(cols[l] + p); });
     transpose<T>(r);
     static_for<L>([&](auto c) PRILO_INLINE_LAMBDA { out[p + c] = r[c]; });
   }
@@ -223,12 +245,11 @@ template <class T>
 void scatter_columns(const vec<T>* in, std::ptrdiff_t n, T* const* cols) {
   constexpr int L = lanes<T>;
   std::ptrdiff_t p = 0;
-  for (; p + L <= n; p += L) {
+  for (const std::ptrdiff_t whole = whole_blocks(n, std::ptrdiff_t(L)); p < whole; p += L) {
     vec<T> r[L];
     static_for<L>([&](auto c) PRILO_INLINE_LAMBDA { r[c] = in[p + c]; });
     transpose<T>(r);
-    static_for<L>(
-        [&](auto l) PRILO_INLINE_LAMBDA { *reinterpret_cast<typename vector_of<T>::unaligned*>(cols[l] + p) = r[l]; });
+    static_for<L>([&](auto l) PRILO_INLINE_LAMBDA { store(cols[l] + p, r[l]); });
   }
   for (; p < n; ++p)
     for (int l = 0; l < L; ++l) cols[l][p] = in[p][l];

@@ -166,7 +166,7 @@ void apply_cotangent(const T* g, const T* y, T* dst, Eigen::Index n) {
   Eigen::Index i = 0;
   if constexpr (ei::packet_traits<T>::Vectorizable && has_cotangent_packet<Act, T>) {
     constexpr Eigen::Index S = ei::packet_traits<T>::size;
-    for (; i + S <= n; i += S)
+    for (const Eigen::Index whole = whole_blocks(n, S); i < whole; i += S)
       ei::pstoreu(dst + i, Act::template cotangent_packet<T>(ei::ploadu<P>(g + i), ei::ploadu<P>(y + i)));
   }
   for (; i < n; ++i) dst[i] = cotangent<Act>(g[i], y[i]);
@@ -208,9 +208,7 @@ void apply_affine_activation(const T* src, T a, T b, T* dst, Eigen::Index n) {
       using P = typename ei::packet_traits<T>::type;
       constexpr Eigen::Index S = ei::packet_traits<T>::size;
       const P pa = ei::pset1<P>(a), pb = ei::pset1<P>(b);
-      // the whole packets' end first (`i + S <= n` made GCC 12 warn of an overflowing tail
-      // iteration where n is a constant multiple of S)
-      for (const Eigen::Index whole = n > 0 ? n - n % S : 0; i < whole; i += S)
+      for (const Eigen::Index whole = whole_blocks(n, S); i < whole; i += S)
         ei::pstoreu(dst + i, Act::template value_packet<T>(ei::pmadd(pa, ei::ploadu<P>(src + i), pb)));
     }
     for (; i < n; ++i) dst[i] = Act::value(prilo::detail::fmadd(a, src[i], b));

@@ -73,18 +73,10 @@ inline constexpr bool on_vectors = std::is_same_v<T, float> || std::is_same_v<T,
 template <class T, int K, class F>
 [[gnu::always_inline]] inline Eigen::Index vector_blocks(Eigen::Index n, F&& body) {
   constexpr Eigen::Index L = Eigen::Index(K) * lanes::lanes<T>;
-  Eigen::Index i = 0;
-  for (; i + L <= n; i += L) static_for<K>([&](auto k) PRILO_INLINE_LAMBDA { body(i + k * lanes::lanes<T>, k); });
-  return i;
-}
-/// The value at p as the build's vector (unaligned load), and the store.
-template <class T>
-[[gnu::always_inline]] inline lanes::vec<T> load(const T* p) {
-  return *reinterpret_cast<const typename lanes::vector_of<T>::unaligned*>(p);
-}
-template <class T>
-[[gnu::always_inline]] inline void store(T* p, lanes::vec<T> v) {
-  *reinterpret_cast<typename lanes::vector_of<T>::unaligned*>(p) = v;
+  const Eigen::Index whole = whole_blocks(n, L);
+  for (Eigen::Index i = 0; i < whole; i += L)
+    static_for<K>([&](auto k) PRILO_INLINE_LAMBDA { body(i + k * lanes::lanes<T>, k); });
+  return whole;
 }
 /// The accumulators a[0..K) spilled into the plain form's lane array acc[0..K·V).
 template <class T, int K, class V>
@@ -121,7 +113,7 @@ template <class T, class FV, class FS>
 template <std::floating_point T>
 PRILO_WIDE_VECTORS T abs_sum(const T* x, Eigen::Index n) {
   return lane_sum<T>(
-      n, [&](auto at) PRILO_INLINE_LAMBDA { return lanes::abs(load(x + at)); },
+      n, [&](auto at) PRILO_INLINE_LAMBDA { return lanes::abs(lanes::load(x + at)); },
       [&](Eigen::Index i) PRILO_INLINE_LAMBDA { return std::abs(x[i]); });
 }
 
@@ -129,7 +121,7 @@ PRILO_WIDE_VECTORS T abs_sum(const T* x, Eigen::Index n) {
 template <std::floating_point T>
 PRILO_WIDE_VECTORS T abs_diff_sum(const T* x, const T* c, Eigen::Index n) {
   return lane_sum<T>(
-      n, [&](auto at) PRILO_INLINE_LAMBDA { return lanes::abs(load(x + at) - load(c + at)); },
+      n, [&](auto at) PRILO_INLINE_LAMBDA { return lanes::abs(lanes::load(x + at) - lanes::load(c + at)); },
       [&](Eigen::Index i) PRILO_INLINE_LAMBDA { return std::abs(x[i] - c[i]); });
 }
 
@@ -152,6 +144,12 @@ PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
   const C tau_bits = std::bit_cast<C>(tau > T(0) ? tau : T(0));  // -0.0 or tau < 0: compare with +0
   T acc[L] = {};
   C cnt[L] = {};
+  const auto add = [&](Eigen::Index i, Eigen::Index j) PRILO_INLINE_LAMBDA {  // value i into lane j
+    const C a = std::bit_cast<C>(x[i]) & abs_mask;
+    const C m = -C(a > tau_bits);
+    acc[j] += std::bit_cast<T>(C(a & m));
+    cnt[j] -= m;
+  };
   Eigen::Index i = 0;
   if constexpr (on_vectors<T>) {
     using V = lanes::vec<T>;
@@ -166,7 +164,7 @@ PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
       c[k] = none;
     }
     i = vector_blocks<T, K>(n, [&](Eigen::Index at, int k) PRILO_INLINE_LAMBDA {
-      const M b = M(load(x + at)) & magnitude;
+      const M b = M(lanes::load(x + at)) & magnitude;
       const M m = b > above;  // -1 where |x| > tau, else 0
       a[k] += V(b & m);
       c[k] -= m;
@@ -175,19 +173,9 @@ PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
     spill<C>(c, cnt);
   } else {
     for (; i + L <= n; i += L)
-      for (Eigen::Index j = 0; j < L; ++j) {
-        const C a = std::bit_cast<C>(x[i + j]) & abs_mask;
-        const C m = -C(a > tau_bits);
-        acc[j] += std::bit_cast<T>(C(a & m));
-        cnt[j] -= m;
-      }
+      for (Eigen::Index j = 0; j < L; ++j) add(i + j, j);
   }
-  for (Eigen::Index j = 0; i + j < n; ++j) {
-    const C a = std::bit_cast<C>(x[i + j]) & abs_mask;
-    const C m = -C(a > tau_bits);
-    acc[j] += std::bit_cast<T>(C(a & m));
-    cnt[j] -= m;
-  }
+  for (Eigen::Index j = 0; i + j < n; ++j) add(i + j, j);
   Eigen::Index k = 0;
   for (Eigen::Index j = 0; j < L; ++j) k += Eigen::Index(cnt[j]);
   return {reduce_lanes(acc), k};
@@ -198,39 +186,42 @@ template <std::floating_point T>
 inline T soft(T v, T tau) {
   return std::copysign(std::max(std::abs(v) - tau, T(0)), v);
 }
-/// soft() in every lane (std::max(d, 0) is d < 0 ? 0 : d).
-template <class V>
-[[gnu::always_inline]] inline V soft_lanes(V v, V tau, V zero) {
-  const V d = lanes::abs(v) - tau;
-  return lanes::copysign(d < zero ? zero : d, v);
-}
-
-/// dst_i = f(src_i) for i < n on vectors where T has them (fv on a vector, fs on a value; dst may
-/// alias src): the element-wise passes.
-template <class T, class FV, class FS>
-[[gnu::always_inline]] inline void map_values(const T* src, T* dst, Eigen::Index n, FV&& fv, FS&& fs) {
+/// dst_i = f(src_i, i) for i < n (dst may alias src): the element-wise passes, f a generic
+/// lambda called on the build's vectors (lanes::vec<T>: the values at i … i + V − 1) where T
+/// has them, and on single values of T for the rest (every value, for other types, where the
+/// vector call is not instantiated).
+template <class T, class F>
+[[gnu::always_inline]] inline void map_values(const T* src, T* dst, Eigen::Index n, F&& f) {
   Eigen::Index i = 0;
-  if constexpr (on_vectors<T>) {
-    // the whole vectors' end computed first: with `i + V <= n` as the condition, GCC 12 warned
-    // (-Waggressive-loop-optimizations) of an overflowing iteration in the tail loop
-    const Eigen::Index whole = n > 0 ? n - n % lanes::lanes<T> : 0;
-    for (; i < whole; i += lanes::lanes<T>) store(dst + i, fv(load(src + i), i));
+  if constexpr (on_vectors<T>)
+    for (const Eigen::Index whole = whole_blocks(n, Eigen::Index(lanes::lanes<T>)); i < whole; i += lanes::lanes<T>)
+      lanes::store(dst + i, f(lanes::load(src + i), i));
+  for (; i < n; ++i) dst[i] = f(src[i], i);
+}
+/// The values of the same type as v at c + i: a vector's worth, or one value.
+template <class X, class T>
+[[gnu::always_inline]] inline X values_at(const T* c, Eigen::Index i) {
+  if constexpr (std::is_same_v<X, T>)
+    return c[i];
+  else
+    return lanes::load(c + i);
+}
+/// soft(v, tau) for a value or in every lane of a vector (std::max(d, 0) as d < 0 ? 0 : d).
+template <class X, class T>
+[[gnu::always_inline]] inline X soft_of(X v, T tau) {
+  if constexpr (std::is_same_v<X, T>) {
+    return soft(v, tau);
+  } else {
+    const X zero = {};
+    const X d = lanes::abs(v) - lanes::broadcast<X>(tau);
+    return lanes::copysign(d < zero ? zero : d, v);
   }
-  for (; i < n; ++i) dst[i] = fs(src[i], i);
 }
 
 /// dst_i = soft(src_i, tau)  (dst may alias src).
 template <std::floating_point T>
 PRILO_WIDE_VECTORS void soft_threshold(const T* src, T* dst, Eigen::Index n, T tau) {
-  if constexpr (on_vectors<T>) {
-    using V = lanes::vec<T>;
-    const V zero = {}, t = lanes::broadcast<V>(tau);
-    map_values(
-        src, dst, n, [&](V v, Eigen::Index) PRILO_INLINE_LAMBDA { return soft_lanes(v, t, zero); },
-        [&](T v, Eigen::Index) PRILO_INLINE_LAMBDA { return soft(v, tau); });
-  } else {
-    for (Eigen::Index i = 0; i < n; ++i) dst[i] = soft(src[i], tau);
-  }
+  map_values(src, dst, n, [&](auto v, Eigen::Index) PRILO_INLINE_LAMBDA { return soft_of(v, tau); });
 }
 
 /// Per-thread scratch reused across calls (Duchi and Condat need O(n) work space).
@@ -456,34 +447,20 @@ struct L1Ball {
   template <bool Add>
   static void shift(T* x, const T* c, Eigen::Index n) {
     namespace ld = l1::detail;
-    if constexpr (ld::on_vectors<T>) {
-      using V = lanes::vec<T>;
-      ld::map_values(
-          x, x, n,
-          [&](V v, Eigen::Index i) PRILO_INLINE_LAMBDA {
-            if constexpr (Add)
-              return v + ld::load(c + i);
-            else
-              return v - ld::load(c + i);
-          },
-          [&](T v, Eigen::Index i) PRILO_INLINE_LAMBDA { return Add ? v + c[i] : v - c[i]; });
-    } else {
-      for (Eigen::Index i = 0; i < n; ++i) x[i] = Add ? x[i] + c[i] : x[i] - c[i];
-    }
+    ld::map_values(x, x, n, [&](auto v, Eigen::Index i) PRILO_INLINE_LAMBDA {
+      const auto ci = ld::values_at<decltype(v)>(c, i);
+      if constexpr (Add)
+        return v + ci;
+      else
+        return v - ci;
+    });
   }
   /// x_i ← soft(x_i, tau) + c_i, on vectors.
   static void soft_and_shift(T* x, const T* c, Eigen::Index n, T tau) {
     namespace ld = l1::detail;
-    if constexpr (ld::on_vectors<T>) {
-      using V = lanes::vec<T>;
-      const V zero = {}, t = lanes::broadcast<V>(tau);
-      ld::map_values(
-          x, x, n,
-          [&](V v, Eigen::Index i) PRILO_INLINE_LAMBDA { return ld::soft_lanes(v, t, zero) + ld::load(c + i); },
-          [&](T v, Eigen::Index i) PRILO_INLINE_LAMBDA { return ld::soft(v, tau) + c[i]; });
-    } else {
-      for (Eigen::Index i = 0; i < n; ++i) x[i] = ld::soft(x[i], tau) + c[i];
-    }
+    ld::map_values(x, x, n, [&](auto v, Eigen::Index i) PRILO_INLINE_LAMBDA {
+      return ld::soft_of(v, tau) + ld::values_at<decltype(v)>(c, i);
+    });
   }
 
   PRILO_WIDE_VECTORS void project(Eigen::Ref<Mat<T>> x, const Eigen::Ref<const Mat<T>>& centre) const {

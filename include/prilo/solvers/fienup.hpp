@@ -40,11 +40,10 @@ T project_object(T v, T lo, T hi, bool in_support) {
 /// X_k ← t_k·X_k/|X_k| with t_k = yb_k·inv_s, and X_k ← t_k where X_k = 0. |X_k| is
 /// √(fma(re, re, im·im)), re·re fused where the target has FMA (what GCC's contraction made of
 /// the plain loop this replaces, at -O2 and -O3: ER's and HIO's results are unchanged), now the
-/// same at every optimisation level and, on x86, vectorised in every translation unit, under
-/// -fmath-errno too (GCC vectorised the plain loop in some and not in others; lanes::sqrt has no
-/// NEON branch yet): on the build's
-/// vectors (prilo/fft/lanes.hpp), the real and imaginary parts of L bins split into two vectors
-/// and joined again afterwards. The division sees 1 in place of a zero |X_k|, whose bins are
+/// same at every optimisation level and, on x86 and AArch64, vectorised in every translation
+/// unit, under -fmath-errno too (GCC vectorised the plain loop in some and not in others): on
+/// the build's vectors (prilo/fft/lanes.hpp), the real and imaginary parts of L bins split into
+/// two vectors and joined again afterwards. The division sees 1 in place of a zero |X_k|, whose bins are
 /// then replaced, so no lane divides by zero.
 template <class T>
 void project_magnitudes(std::complex<T>* X, const T* yb, T inv_s, Eigen::Index hn) {
@@ -52,21 +51,20 @@ void project_magnitudes(std::complex<T>* X, const T* yb, T inv_s, Eigen::Index h
   Eigen::Index i = 0;
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     using V = lanes::vec<T>;
-    using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
     const V zero = {}, one = lanes::broadcast<V>(T(1));
-    for (; i + L <= hn; i += L) {
-      U* q = reinterpret_cast<U*>(p + 2 * i);
+    for (const Eigen::Index whole = whole_blocks(hn, Eigen::Index(L)); i < whole; i += L) {
+      T* q = p + 2 * i;
       V re, im;
-      lanes::deinterleave(V(q[0]), V(q[1]), re, im);
-      const V t = V(*reinterpret_cast<const U*>(yb + i)) * inv_s;
+      lanes::deinterleave(lanes::load(q), lanes::load(q + L), re, im);
+      const V t = lanes::load(yb + i) * inv_s;
       const V a = lanes::sqrt(lanes::fmadd(re, re, im * im));
       const auto pos = a > zero;  // lane masks: the vector extensions' ?: selects lane by lane
       const V f = t / (pos ? a : one);
       V a0, a1;
       lanes::interleave(pos ? re * f : t, pos ? im * f : zero, a0, a1);
-      q[0] = a0;
-      q[1] = a1;
+      lanes::store(q, a0);
+      lanes::store(q + L, a1);
     }
   }
   for (; i < hn; ++i) {
@@ -90,17 +88,15 @@ void object_step(T* x, const T* p, const T* support, Eigen::Index n, T inv_n, T 
   Eigen::Index i = 0;
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     using V = lanes::vec<T>;
-    using U = typename lanes::vector_of<T>::unaligned;
     constexpr int L = lanes::lanes<T>;
     const V zero = {}, vlo = lanes::broadcast<V>(lo), vhi = lanes::broadcast<V>(hi), half = lanes::broadcast<V>(T(0.5)),
             minus_beta = lanes::broadcast<V>(-beta);
-    for (; i + L <= n; i += L) {
-      const V v = V(*reinterpret_cast<const U*>(p + i)) * inv_n;
+    for (const Eigen::Index whole = whole_blocks(n, Eigen::Index(L)); i < whole; i += L) {
+      const V v = lanes::load(p + i) * inv_n;
       V pv = v < vlo ? vlo : (vhi < v ? vhi : v);  // std::clamp's order, lane by lane
-      if (support) pv = V(*reinterpret_cast<const U*>(support + i)) > half ? pv : zero;
-      U* xi = reinterpret_cast<U*>(x + i);
-      if (hio) pv = pv == v ? pv : lanes::fmadd(minus_beta, v - pv, V(*xi));
-      *xi = pv;
+      if (support) pv = lanes::load(support + i) > half ? pv : zero;
+      if (hio) pv = pv == v ? pv : lanes::fmadd(minus_beta, v - pv, lanes::load(x + i));
+      lanes::store(x + i, pv);
     }
   }
   for (; i < n; ++i) {
