@@ -271,6 +271,33 @@ TEST_CASE_TEMPLATE("L1Ball policy: batches, centres, broadcast, all algorithms",
   CHECK(z == c);
 }
 
+// long double has no masked pass (l1::newton needs IEEE bits as a 32- or 64-bit integer), but
+// the policy over Duchi or Condat compiles and projects: L1Ball<long double, l1::duchi> did not
+// compile before, as project() named l1::newton<long double> to compare algorithms.
+static_assert(prilo::ProjectionPolicy<prilo::L1Ball<long double, prilo::l1::duchi>, long double>);
+TEST_CASE("L1Ball with long double: Duchi and Condat give the double projection") {
+  using L = long double;
+  std::mt19937 g(5);
+  std::normal_distribution<double> normal;
+  const Index n = 37, m = 3;
+  Mat<double> xd(n, m), cd(n, m);
+  for (Index k = 0; k < xd.size(); ++k) xd.data()[k] = 3 * normal(g);
+  for (Index k = 0; k < cd.size(); ++k) cd.data()[k] = normal(g);
+  const double r = 10;
+  Mat<double> pd = xd;
+  prilo::L1Ball<double, prilo::l1::duchi>{.radius = r}.project(pd, cd);
+  const Mat<L> xl = xd.cast<L>(), cl = cd.cast<L>();
+  Mat<L> pl = xl, pc = xl;
+  prilo::L1Ball<L, prilo::l1::duchi>{.radius = L(r)}.project(pl, cl);
+  prilo::L1Ball<L, prilo::l1::condat>{.radius = L(r)}.project(pc, cl);
+  for (Index j = 0; j < m; ++j) {
+    CHECK(double((pl.col(j) - cl.col(j)).cwiseAbs().sum()) == doctest::Approx(r).epsilon(1e-15));
+    CHECK(double((pc.col(j) - cl.col(j)).cwiseAbs().sum()) == doctest::Approx(r).epsilon(1e-15));
+  }
+  CHECK((pl.cast<double>() - pd).cwiseAbs().maxCoeff() <= 1e-13);
+  CHECK((pc - pl).cwiseAbs().maxCoeff() <= L(1e-16));
+}
+
 /// l1::newton behind a function of its own: L1Ball over it takes the policy's generic path
 /// (subtract the centre, the algorithm, add the centre back) instead of the inlined one.
 template <class T>

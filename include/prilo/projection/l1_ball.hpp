@@ -102,7 +102,7 @@ template <class T, class FV, class FS>
     i = vector_blocks<T, K>(n, [&](Eigen::Index at, int k) PRILO_INLINE_LAMBDA { a[k] += fv(at); });
     spill<T>(a, acc);
   } else {
-    for (; i + L <= n; i += L)
+    for (const Eigen::Index whole = whole_blocks(n, L); i < whole; i += L)
       for (Eigen::Index j = 0; j < L; ++j) acc[j] += fs(i + j);
   }
   for (Eigen::Index j = 0; i + j < n; ++j) acc[j] += fs(i + j);
@@ -172,7 +172,7 @@ PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
     spill<T>(a, acc);
     spill<C>(c, cnt);
   } else {
-    for (; i + L <= n; i += L)
+    for (const Eigen::Index whole = whole_blocks(n, L); i < whole; i += L)
       for (Eigen::Index j = 0; j < L; ++j) add(i + j, j);
   }
   for (Eigen::Index j = 0; i + j < n; ++j) add(i + j, j);
@@ -429,6 +429,16 @@ template <class T, void (*A)(T*, Eigen::Index, T), void (*B)(T*, Eigen::Index, T
 struct same_l1_algorithm : std::false_type {};
 template <class T, void (*A)(T*, Eigen::Index, T)>
 struct same_l1_algorithm<T, A, A> : std::true_type {};
+/// Whether Algo is l1::newton<T>, without instantiating l1::newton for the types its masked
+/// pass (sum_above: IEEE bits as a 32- or 64-bit integer) does not take, such as long double,
+/// whose L1Ball with l1::duchi or l1::condat would otherwise not compile.
+template <class T, void (*Algo)(T*, Eigen::Index, T)>
+constexpr bool is_l1_newton() {
+  if constexpr (sizeof(T) == 4 || sizeof(T) == 8)
+    return same_l1_algorithm<T, Algo, &l1::newton<T>>::value;
+  else
+    return false;
+}
 }  // namespace detail
 
 /// Projection onto the l1 ball around each centre column c_j:
@@ -478,7 +488,7 @@ struct L1Ball {
         continue;
       }
       shift<false>(xj, cj, n);  // xj − cj
-      if constexpr (detail::same_l1_algorithm<T, Algo, &l1::newton<T>>::value) {
+      if constexpr (detail::is_l1_newton<T, Algo>()) {
         // l1::newton inlined, two passes fewer with the same bits: the norm of xj − cj is `dist`
         // (abs_diff_sum adds |x_i − c_i| as abs_sum adds the stored differences, lane for lane),
         // so the prologue's read pass is skipped, and the soft threshold and the centre's add
