@@ -33,12 +33,11 @@
 //    The direct kernels keep their accumulators in registers through prilo::static_for, which
 //    at -O2 GCC's loops of constant count did not, and their in-register transposes inline
 //    (PRILO_FLATTEN), which at -O2 GCC called out of line.
-//  * l1ball_centred/float/6272x128/r10/t1: the l1 policy L1Ball<float> (l1::newton inlined)
-//    projecting 128 columns of 6272 (a conv VAE's z1 for 128 image-restarts) onto balls around
-//    their centres, radius a tenth of the distance; compare bench_projection's
-//    l1ball_centred/newton_inlined/float/6272x128/r10 (the same workload with prilo's flags). Its
-//    passes run on the build's SIMD vectors (l1_ball.hpp), which at -O2 GCC's plain loops of
-//    run-time length did not (the centred projection was 7x slower).
+//  * l1ball_centred/newton_inlined/float/6272x128/r10: the l1 policy L1Ball<float> in place on
+//    128 columns of 6272 around their centres, the same function and data as bench_projection's
+//    row of the same name (projection_workloads.hpp; compare the two binaries' times in one
+//    sitting). Its passes run on the build's SIMD vectors (l1_ball.hpp), which at -O2 GCC's plain
+//    loops of run-time length did not (the centred projection was 7x slower).
 //  * loss_lanes/float/28x28/b1024/t1: the DFT magnitude loss and its gradient on
 //    FourierEngine::lanes for 1024 images of 28 x 28, one thread; compare bench_fft_loss's row of
 //    the same name. The lanes' butterflies and transposes are on prilo::static_for.
@@ -48,16 +47,15 @@
 #include <prilo/nn/vae.hpp>
 #include <prilo/operators/fourier.hpp>
 #include <prilo/operators/magnitude_loss.hpp>
-#include <prilo/projection/l1_ball.hpp>
 
 #include <benchmark/benchmark.h>
 
 #include "conv_workloads.hpp"
+#include "projection_workloads.hpp"
 #include "timing.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 
 namespace {
@@ -131,27 +129,6 @@ void bm_mlp_decoder(benchmark::State& state, bool vjp) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/// L1Ball<float> on 128 columns of 6272 around centres, radius a tenth of the first column's
-/// distance (every column outside its ball); the state refilled outside the timed region.
-void bm_l1ball_centred(benchmark::State& state) {
-  constexpr Index n = 6272, cols = 128;
-  std::mt19937_64 gen(7);
-  std::normal_distribution<T> normal(T(0), T(0.5));
-  Mat x0(n, cols), c(n, cols), x(n, cols);
-  for (Index k = 0; k < c.size(); ++k) c.data()[k] = normal(gen);
-  for (Index k = 0; k < x0.size(); ++k) x0.data()[k] = c.data()[k] + normal(gen);
-  const prilo::L1Ball<T> policy{.radius = T(0.1) * (x0 - c).col(0).cwiseAbs().sum()};
-  for (auto _ : state) {
-    state.PauseTiming();
-    x = x0;
-    state.ResumeTiming();
-    policy.project(x, c);
-    benchmark::DoNotOptimize(x.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations() * n * cols);
-}
-
 /// The DFT magnitude loss and its gradient on FourierEngine::lanes: 1024 images of 28 x 28.
 void bm_loss_lanes(benchmark::State& state) {
   prilo::cpu::set_threads(1);
@@ -191,7 +168,9 @@ const bool registered = [] {
     benchmark::RegisterBenchmark(("conv_enc1/" + std::string(w) + "/float/b256/t1").c_str(), [w](benchmark::State& s) {
       conv_enc1(s, w, 1);
     })->UseRealTime();
-  benchmark::RegisterBenchmark("l1ball_centred/float/6272x128/r10/t1", bm_l1ball_centred)->UseRealTime();
+  benchmark::RegisterBenchmark("l1ball_centred/newton_inlined/float/6272x128/r10", [](benchmark::State& s) {
+    prilo_bench::l1ball_centred<T, prilo::L1Ball<T>>(s, T(0.1));
+  })->UseRealTime();
   benchmark::RegisterBenchmark("loss_lanes/float/28x28/b1024/t1", bm_loss_lanes)->UseRealTime();
   return true;
 }();
