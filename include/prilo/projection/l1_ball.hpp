@@ -101,11 +101,8 @@ template <class T, class FV, class FS>
     for (V& v : a) v = zero;
     i = vector_blocks<T, K>(n, [&](Eigen::Index at, int k) PRILO_INLINE_LAMBDA { a[k] += fv(at); });
     spill<T>(a, acc);
-  } else {
-    for (const Eigen::Index whole = whole_blocks(n, L); i < whole; i += L)
-      for (Eigen::Index j = 0; j < L; ++j) acc[j] += fs(i + j);
   }
-  for (Eigen::Index j = 0; i + j < n; ++j) acc[j] += fs(i + j);
+  for (; i < n; ++i) acc[i % L] += fs(i);  // the tail (i starts at a multiple of L), or every term
   return reduce_lanes(acc);
 }
 
@@ -171,11 +168,8 @@ PRILO_WIDE_VECTORS masked_sum<T> sum_above(const T* x, Eigen::Index n, T tau) {
     });
     spill<T>(a, acc);
     spill<C>(c, cnt);
-  } else {
-    for (const Eigen::Index whole = whole_blocks(n, L); i < whole; i += L)
-      for (Eigen::Index j = 0; j < L; ++j) add(i + j, j);
   }
-  for (Eigen::Index j = 0; i + j < n; ++j) add(i + j, j);
+  for (; i < n; ++i) add(i, i % L);  // the tail (i starts at a multiple of L), or every value
   Eigen::Index k = 0;
   for (Eigen::Index j = 0; j < L; ++j) k += Eigen::Index(cnt[j]);
   return {reduce_lanes(acc), k};
