@@ -175,9 +175,10 @@ PRILO_FLATTEN void transpose_into(const T* src, Index lds, Index rows, Index col
   constexpr int S = int(direct::lanes<T>);
   Index i0 = 0;
   if constexpr (S > 1) {
-    for (; i0 + S <= rows; i0 += S) {
+    const Index tile_rows = whole_blocks(rows, Index(S)), tile_cols = whole_blocks(cols, Index(S));
+    for (; i0 < tile_rows; i0 += S) {
       Index j0 = 0;
-      for (; j0 + S <= cols; j0 += S) direct::transpose_tile(src + i0 + j0 * lds, lds, dst + j0 + i0 * ldd, ldd);
+      for (; j0 < tile_cols; j0 += S) direct::transpose_tile(src + i0 + j0 * lds, lds, dst + j0 + i0 * ldd, ldd);
       for (; j0 < cols; ++j0)
         for (Index i = i0; i < i0 + S; ++i) dst[j0 + i * ldd] = src[i + j0 * lds];
     }

@@ -311,7 +311,7 @@ void weight_product(const T* xp, Index row, Index out_h, Index out_w, Index s, c
                     const T* gt, Index ldg, T* acc) {
   constexpr Index S = lanes<T>;
   Index c = 0;
-  for (; c + 2 * S <= ldg; c += 2 * S)
+  for (const Index pairs = whole_blocks(ldg, 2 * S); c < pairs; c += 2 * S)
     weight_taps<T, 2>(xp, row, out_h, out_w, s, off, taps, gt + c, ldg, acc + c, ldg);
   for (; c < ldg; c += S) weight_taps<T, 1>(xp, row, out_h, out_w, s, off, taps, gt + c, ldg, acc + c, ldg);
 }
@@ -436,7 +436,7 @@ struct SampleFrame {
       return d;
     };
     Index i = 0;
-    for (; i + S <= rows; i += S) {
+    for (const Index whole = whole_blocks(rows, Index(S)); i < whole; i += S) {
       Index dst[S];
       for (int r = 0; r < S; ++r) dst[r] = place();
       for (Index j0 = 0; j0 < run; j0 += S) {
@@ -505,7 +505,7 @@ void sample_product(const SamplePlan& plan, const T* frame, Index run, const T* 
     const Index* oq = off.data() + g * plan.taps_max;
     const T* wq = w + g * wg;
     Index j = 0;
-    for (; j + 2 * S <= run; j += 2 * S)
+    for (const Index pairs = whole_blocks(run, 2 * S); j < pairs; j += 2 * S)
       for (Index c = 0; c < plan.channels; c += 8)
         sample_tile<Act, T, 2, 8>(xq + j, ldx, plan.depth, oq, taps, wq + c, ldw, bias ? bias + c : nullptr,
                                   out + (c * P + q) * run + j, ldo, plan.channels - c);

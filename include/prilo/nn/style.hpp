@@ -88,11 +88,11 @@ std::pair<T, T> modulate_channel_vjp(const T* g, const T* y, const T* u, T* out,
     if (out) ei::pstoreu(out + k, ei::pmul(v, sc));
   };
   Eigen::Index i = 0;
-  for (; i + 2 * S <= n; i += 2 * S) {
+  for (const Eigen::Index pairs = whole_blocks(n, 2 * S); i < pairs; i += 2 * S) {
     one(i, gu0, g0);
     one(i + S, gu1, g1);
   }
-  if (i + S <= n) {
+  if (i < whole_blocks(n, S)) {
     one(i, gu0, g0);
     i += S;
   }

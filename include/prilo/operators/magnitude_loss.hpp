@@ -358,11 +358,14 @@ T half_spectrum_residual(T* p, const T* yb, const T* wt, Eigen::Index hn, T s) {
       const P f = ei::pand(ei::pdiv(ei::pmul(p2s, res), ei::pselect(pos, a, one)), pos);
       ei::pstoreu(p + 2 * k, ei::pmul(v, f));
     };
-    for (; i + 2 * N <= hn; i += 2 * N) {
+    for (const Eigen::Index pairs = whole_blocks(hn, 2 * N); i < pairs; i += 2 * N) {
       bins(i, acc0);
       bins(i + N, acc1);
     }
-    for (; i + N <= hn; i += N) bins(i, acc0);
+    if (i < whole_blocks(hn, N)) {
+      bins(i, acc0);
+      i += N;
+    }
     acc = ei::predux(ei::padd(acc0, acc1)) / T(2);
   }
   for (; i < hn; ++i) residual_bin(p + 2 * i, yb[i], wt[i], s, two_s, acc);
