@@ -547,6 +547,16 @@ TEST_CASE("-li methods: names, parsing, and clear errors without a matching enco
   // the LI start as -resolve's anchor: G(E(y)), restart 0's start image
   const Mat<T> anchor = li_anchor(vae.decoder(), y, LearnedStart<T>{.encoder = &enc});
   CHECK(anchor == vae.decoder().forward_from(0, enc.encode(y)));
+  // the library's LI reconstructions check the operator as run_method does: the encoder was
+  // trained on the unitary DFT, the plain one is refused
+  const Fourier2d<T> plain_dft(8, 8, FourierScaling::none);
+  CHECK_THROWS_WITH_AS(reconstruct_dpr(vae.decoder(), plain_dft, y, LearnedStart<T>{.encoder = &enc}, cfg.dpr, rng,
+                                       RestartOptions{.restarts = 1}),
+                       doctest::Contains("reconstruct (LI start): trained on another measurement operator"),
+                       invalid_input);
+  CHECK(reconstruct_dpr(vae.decoder(), F, y, LearnedStart<T>{.encoder = &enc}, cfg.dpr, rng,
+                        RestartOptions{.restarts = 1})
+            .best.x.allFinite());
   CHECK_THROWS_WITH_AS(li_anchor(vae.decoder(), y, LearnedStart<T>{}),
                        doctest::Contains("li_anchor: LatentStart::li without an encoder"), invalid_input);
   CHECK_THROWS_WITH_AS(li_anchor(vae.decoder(), y, LearnedStart<T>{.encoder = &wrong_latent}),

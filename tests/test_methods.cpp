@@ -449,6 +449,41 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
           check_method<Fourier2d<T>>(parse_method("dpr-li"), wide);
         }).find("li.sigma must be in [0, 100]") != std::string::npos);
   check_method<Fourier2d<T>>(parse_method("dpr-mii"), wide);
+  // every section a method reads is checked before any solving (the solvers refused these only
+  // when reached, after the methods before them had run): HIO's settings for hio and -resolve,
+  // the phases' learning rates and radii, the noise
+  const auto staged = [] {
+    ReconstructionConfig<T> c;
+    c.prilo.stages = {{.layer = 1}};
+    c.prilo_chain.stages = {{.layer = 1}};
+    return c;
+  };
+  ReconstructionConfig<T> hio_short = staged();
+  hio_short.hio.iterations = 50;  // final_er stays 50: HIO would run no step of its own
+  for (const char* name : {"hio", "prilo-mii-resolve"})
+    CHECK(error_of([&] {
+            check_method<Fourier2d<T>>(parse_method(name), hio_short);
+          }).find(std::string("method ") + name + ": fienup: HIO's final_er (50)") != std::string::npos);
+  check_method<Fourier2d<T>>(parse_method("prilo-mii"), hio_short);
+  ReconstructionConfig<T> rate = staged();
+  rate.prilo.stages.back().refine.learning_rate = T(-0.1);
+  CHECK(error_of([&] {
+          check_method<Fourier2d<T>>(parse_method("prilo-mii"), rate);
+        }).find("method prilo-mii: prilo: the refinement (C) phase's learning rate must be finite and >= 0") !=
+        std::string::npos);
+  check_method<Fourier2d<T>>(parse_method("prilo-chain-mii"), rate);  // the chained reading's section is another
+  ReconstructionConfig<T> radius;
+  radius.dpr.phase.radius = std::numeric_limits<T>::quiet_NaN();
+  CHECK(error_of([&] {
+          check_method<Fourier2d<T>>(parse_method("dpr"), radius);
+        }).find("method dpr: dpr: the z0 phase's radius must be >= 0") != std::string::npos);
+  radius.dpr.phase.radius = std::numeric_limits<T>::infinity();  // no ball: allowed
+  check_method<Fourier2d<T>>(parse_method("dpr"), radius);
+  ReconstructionConfig<T> noise = staged();
+  noise.set_noise({.enabled = true, .eta = -1});
+  CHECK(error_of([&] {
+          check_method<Fourier2d<T>>(parse_method("prilo-chain-mii"), noise);
+        }).find("noise eta must be finite and >= 0") != std::string::npos);
 }
 
 TEST_CASE("run_method on two MNIST images: shapes, restarts, trace, and -resolve picks a transform of its inputs") {
@@ -488,6 +523,23 @@ TEST_CASE("run_method on two MNIST images: shapes, restarts, trace, and -resolve
   for (Eigen::Index j = 0; j < 2; ++j) CHECK(e.aligned->psnr_per_image(j) >= std::min(e.psnr_per_image(j), 100.0));
   CHECK(e.restart_psnr.rows() == 2);
   CHECK(e.restart_psnr.cols() == 3);
+  // a trace reference or a figure's sizes that do not fit are refused (they were read out of bounds)
+  const Mat<T> three = Mat<T>::Zero(784, 3), short_rows = Mat<T>::Zero(780, 2);
+  for (const Mat<T>* bad : {&three, &short_rows}) {
+    MethodOptions<T> b = opt;
+    b.progress = {};
+    b.trace_reference = bad;
+    CHECK(error_of([&] {
+            (void)run_method(parse_method("prilo-chain-mii"), vae, F, y, cfg, b);
+          }).find("MethodOptions::trace_reference") != std::string::npos);
+  }
+  const std::vector<MethodResult<T>> shown{chain};
+  CHECK(comparison_grid(x, y, shown, 28, 28, 2, true).cols() == 6);  // truth, measurements, the method
+  CHECK(error_of([&] { (void)comparison_grid(x, y, shown, 29, 28, 2, true); }).find("comparison_grid truth") !=
+        std::string::npos);
+  CHECK(error_of([&] {
+          (void)comparison_grid(x, Mat<T>(y.leftCols(1)), shown, 28, 28, 2, true);
+        }).find("y has 1 columns") != std::string::npos);
 
   // -resolve: per image, a circular shift or point reflection of the base method's or of HIO's
   // solution, with that solution's magnitude error (the DFT's magnitudes cannot tell them apart)

@@ -231,6 +231,12 @@ TEST_CASE("Restarts keep, per image, the lowest magnitude error") {
   CHECK(best.x(0, 0) == 3.0f);
   CHECK(best.x(0, 1) == 1.0f);
   CHECK(best.x(0, 2) == 5.0f);
+  // a NaN error never wins: not as restart 0 against a finite one, nor the other way round
+  all.magnitude_error << std::numeric_limits<float>::quiet_NaN(), 1, 9, 0.5f, 3,
+      std::numeric_limits<float>::quiet_NaN();
+  best = select_best(all, 3, 2);
+  CHECK(best.chosen_restart == std::vector<int>{1, 0, 0});
+  CHECK(best.magnitude_error(0) == 0.5f);
 }
 
 TEST_CASE("Solvers reject bad input with messages naming the problem") {
@@ -249,6 +255,42 @@ TEST_CASE("Solvers reject bad input with messages naming the problem") {
   CHECK_THROWS_WITH(fienup(loss, Mat<float>::Zero(16, 2), true, fo), doctest::Contains("iterations"));
   CHECK_THROWS_WITH(mii_latents(vae.decoder(), loss, 5, MiiOptions{.candidates = 3}, rng),
                     doctest::Contains("candidates"));
+  // a NaN start is refused by name (it used to surface as the l1 ball's error, also unconstrained)
+  Mat<float> nan_start = Mat<float>::Zero(4, 2);
+  nan_start(1, 1) = std::numeric_limits<float>::quiet_NaN();
+  DprOptions<float> unconstrained;
+  unconstrained.phase.constrain = false;
+  CHECK_THROWS_WITH_AS(dpr(vae.decoder(), loss, nan_start, unconstrained, rng),
+                       doctest::Contains("dpr start z0: contains NaN"), invalid_input);
+  o.stages = {PriloStage<float>{.layer = 1}};
+  CHECK_THROWS_WITH_AS(prilo_solve(vae.decoder(), loss, nan_start, o, rng),
+                       doctest::Contains("prilo start z0: contains NaN"), invalid_input);
+  CHECK_THROWS_WITH_AS(reconstruct_fienup(F, Mat<float>(Mat<float>::Ones(16, 2)), false, FienupOptions<float>{}, rng,
+                                          RestartOptions{.restarts = -3}),
+                       doctest::Contains("reconstruct_fienup: restarts must be >= 1, got -3"), invalid_input);
+}
+
+TEST_CASE("DPR with its phase switched off returns its start; Adam starts afresh on a new problem size") {
+  Rng rng(2);
+  nn::Vae<double> vae(16, 8, 4, 1);
+  Fourier2d<double> F(4, 4);
+  MagnitudeLoss<Fourier2d<double>> loss(F, Mat<double>::Ones(16, 2));
+  const Mat<double> z0 = rng.normal_matrix<double>(4, 2);
+  DprOptions<double> off;
+  off.phase.enabled = false;
+  const auto r = dpr(vae.decoder(), loss, z0, off, rng);
+  CHECK(r.z == z0);
+  CHECK(r.phases.empty());
+  CHECK(r.x == vae.decoder().forward_from(0, z0));
+  // Adam on a 3-vector, then on a 5-vector: the second problem's first step is its own first step
+  // (bias correction from k = 1), the same as a fresh optimiser's
+  Adam<double> used({.learning_rate = 0.1}), fresh({.learning_rate = 0.1});
+  Mat<double> a = Mat<double>::Ones(3, 1), b = Mat<double>::Ones(5, 1), c = b;
+  for (int k = 0; k < 4; ++k) used.step(a, Mat<double>::Constant(3, 1, 0.5), Mat<double>::Zero(3, 1), rng);
+  used.step(b, Mat<double>::Constant(5, 1, 0.5), Mat<double>::Zero(5, 1), rng);
+  fresh.step(c, Mat<double>::Constant(5, 1, 0.5), Mat<double>::Zero(5, 1), rng);
+  CHECK(used.iteration() == 1);
+  CHECK(b == c);
 }
 
 TEST_CASE("Placement prior: centre of mass, fitted prior and its Mahalanobis distance") {

@@ -337,7 +337,8 @@ struct MethodResult {
   SolveResult<T> best{};  ///< per image (B columns): x, magnitude_error, chosen_restart, phases, ...
   /// Every restart (B·R columns, restart r of image j in column r·B + j) with
   /// MethodOptions::restart.keep_all; empty for -resolve (it picks among transforms, not
-  /// restarts), for -polish (a mean) and for the Gaussian baselines (no restarts).
+  /// restarts), for -avg and -polish (a consensus of the restarts, a mean) and for the Gaussian
+  /// baselines (no restarts).
   SolveResult<T> all{};
   std::vector<TracePoint> trace{};  ///< with MethodOptions::trace_reference
   double seconds = 0;               ///< wall-clock time of the method
@@ -363,7 +364,10 @@ inline Rng method_rng(std::uint64_t seed, const std::string& name) {
   return Rng(seed * 1000003ull + std::hash<std::string>{}(name) % 1000003ull);
 }
 
-/// invalid_input unless the method can run on Op with this config (before any solving).
+/// invalid_input unless the method can run on Op with this config (before any solving): the
+/// operator kind, and the values of every config section the method reads (ER's or HIO's
+/// settings, also -resolve's HIO; DPR's or the PRILO reading's phases and noise), which the
+/// solvers would otherwise refuse only when reached, after the work before them.
 template <MeasurementOperator Op, class T>
 void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
   constexpr bool fourier = std::is_same_v<Op, Fourier2d<T>>;
@@ -371,7 +375,26 @@ void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
     throw invalid_input("method " + m.name + " needs the Fourier operator (Fourier2d)");
   if (m.operator_kind() == OperatorKind::gaussian && fourier)
     throw invalid_input("method " + m.name + " needs a Gaussian operator, not Fourier2d");
-  if (m.family == MethodFamily::prilo) (void)cfg.prilo_options(parse_method(m.base()));
+  try {
+    if (m.family == MethodFamily::er) detail::check_fienup_options(cfg.er, false);
+    if (m.family == MethodFamily::hio || m.resolve) detail::check_fienup_options(cfg.hio, true);
+    if (m.family == MethodFamily::dpr) {
+      detail::check_phase_options(cfg.dpr.phase, "dpr", "z0");
+      detail::check_noise_options(cfg.dpr.noise, "dpr");
+    }
+    if (m.family == MethodFamily::prilo) {
+      const PriloOptions<T> o = cfg.prilo_options(parse_method(m.base()));
+      detail::check_phase_options(o.initial, "prilo", "initial");
+      detail::check_noise_options(o.noise, "prilo");
+      for (const auto& st : o.stages) {
+        detail::check_phase_options(st.forward, "prilo", "forward (A)");
+        detail::check_phase_options(st.back, "prilo", "back-projection (B)");
+        detail::check_phase_options(st.refine, "prilo", "refinement (C)");
+      }
+    }
+  } catch (const invalid_input& e) {
+    throw invalid_input("method " + m.name + ": " + e.what());
+  }
   static_assert(max_start_sigma == 100, "the messages below name the bound");
   if (m.start == LatentStart::li && !(cfg.li_sigma >= 0 && cfg.li_sigma <= max_start_sigma))
     throw invalid_input("method " + m.name + ": li.sigma must be in [0, 100] (max_start_sigma)");
@@ -457,6 +480,7 @@ namespace detail {
 template <MeasurementOperator Op, class T>
 ObserverFn<T> trace_observer(const Op& op, const Mat<T>* reference, Eigen::Index B, std::vector<TracePoint>& trace) {
   if (!reference) return {};
+  require_shape(*reference, op.input_size(), B, "MethodOptions::trace_reference (one image per measurement column)");
   return [&op, reference, B, &trace](const Snapshot<T>& s) {
     std::vector<Eigen::Index> cols;
     for (Eigen::Index j = 0; j < s.x.cols(); ++j)
@@ -874,6 +898,14 @@ template <class T>
 Mat<T> comparison_grid(const Mat<T>& truth, const Mat<T>& y, const std::vector<MethodResult<T>>& results, int h, int w,
                        Eigen::Index count, bool fourier) {
   const Eigen::Index k = std::min<Eigen::Index>(count, truth.cols());
+  if (h < 1 || w < 1) detail::fail("comparison_grid: image sides must be >= 1, got ", h, "x", w);
+  require_shape(truth, Eigen::Index(h) * w, truth.cols(), "comparison_grid truth (h*w values an image)");
+  if (y.cols() < k) detail::fail("comparison_grid: ", k, " images shown, y has ", y.cols(), " columns");
+  if (fourier) require_shape(y, Eigen::Index(h) * w, y.cols(), "comparison_grid Fourier magnitudes y");
+  for (const auto& r : results)
+    if (r.best.x.rows() != Eigen::Index(h) * w || r.best.x.cols() < k)
+      detail::fail("comparison_grid: method ", r.method, " has ", r.best.x.rows(), "x", r.best.x.cols(),
+                   " images, expected ", Eigen::Index(h) * w, " rows and at least ", k, " columns");
   Mat<T> grid(Eigen::Index(h) * w, k * Eigen::Index(2 + results.size()));
   Eigen::Index c = 0;
   for (Eigen::Index j = 0; j < k; ++j) grid.col(c++) = truth.col(j);

@@ -186,6 +186,9 @@ RestartResult<T> reconstruct_latent(const G& gen, const Op& op, const Mat<T>& y,
   Flops f{};
   Mat<T> z0;
   if (start == LatentStart::li) {
+    detail::check_learned_start(gen, li, "reconstruct (LI start)");
+    // an encoder trained on another operator gives starts far from the images, with no error
+    if constexpr (MeasurementOperator<Op>) li.encoder->check_operator(op, "reconstruct (LI start)");
     z0 = latent_starts(gen, y, li, ro.restarts, rng);
     f.products = double(y.cols()) * li.encoder->flops_per_column();  // one encoding per image
   } else {
@@ -261,6 +264,7 @@ RestartResult<T> reconstruct_prilo(const G& gen, const Op& op, const Mat<T>& y, 
 template <MeasurementOperator Op, class Run = LocalRun, class T = typename Op::scalar>
 RestartResult<T> reconstruct_fienup(const Op& op, const Mat<T>& y, bool hio, const FienupOptions<T>& opt, Rng& rng,
                                     const RestartOptions& ro = {}, const Run& run = {}) {
+  if (ro.restarts < 1) detail::fail("reconstruct_fienup: restarts must be >= 1, got ", ro.restarts);
   const Mat<T> x0 = uniform_start<T>(op.input_size(), y.cols() * ro.restarts, rng);
   return solve_restarts(
       op, y, x0, opt, rng, ro,

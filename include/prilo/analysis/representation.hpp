@@ -43,6 +43,7 @@ class ImageDistance {
   ImageDistance(const ImageSpace& op, Mat<T> targets) : op_(&op), t_(std::move(targets)) {
     require_shape(t_, op.n, t_.cols(), "image distance targets");
   }
+  ImageDistance(const ImageSpace&&, Mat<T>) = delete;  ///< it keeps a pointer: not from a temporary
   Eigen::Index batch() const { return t_.cols(); }
   const ImageSpace& op() const { return *op_; }
   /// The target images (the name the column-block solver uses for a loss's data).

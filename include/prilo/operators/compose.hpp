@@ -9,10 +9,14 @@
 namespace prilo {
 
 /// The composition Outer ∘ Inner: apply(x) = Outer(Inner(x)), adjoint(u) = Innerᴴ(Outerᴴ(u)).
-/// Both operators are stored by value and called directly: no virtual dispatch.
+/// Both operators are stored by value and called directly: no virtual dispatch. apply and
+/// adjoint take only the batches the chain accepts (constrained, so that MeasurementOperator
+/// answers false for a chain that does not fit instead of failing inside it).
 template <class Outer, class Inner>
 class Composed {
  public:
+  static_assert(std::is_same_v<typename Outer::scalar, typename Inner::scalar>,
+                "compose: both operators must have the same scalar type (float or double)");
   using scalar = typename Inner::scalar;
   Composed(Outer outer, Inner inner) : outer_(std::move(outer)), inner_(std::move(inner)) {
     if (outer_.input_size() != inner_.output_size())
@@ -27,13 +31,11 @@ class Composed {
   Flops flops() const { return apply_flops(outer_) + apply_flops(inner_); }
 
   template <class X>
-  auto apply(const X& x) const {
-    return outer_.apply(inner_.apply(x));
-  }
+  requires requires(const Outer& o, const Inner& i, const X& x) { o.apply(i.apply(x)); }
+  auto apply(const X& x) const { return outer_.apply(inner_.apply(x)); }
   template <class U>
-  auto adjoint(const U& u) const {
-    return inner_.adjoint(outer_.adjoint(u));
-  }
+  requires requires(const Outer& o, const Inner& i, const U& u) { i.adjoint(o.adjoint(u)); }
+  auto adjoint(const U& u) const { return inner_.adjoint(outer_.adjoint(u)); }
 
  private:
   Outer outer_;
@@ -61,8 +63,10 @@ class ZeroPad {
   Eigen::Index output_size() const { return Eigen::Index(ph_) * pw_; }
   Flops flops() const { return {}; }  ///< a copy, no arithmetic
 
-  template <class S>
-  Mat<S> apply(const Mat<S>& x) const {
+  /// Any batch (a matrix, a block, a Map, an expression) of real or complex values.
+  template <class D>
+  Mat<typename D::Scalar> apply(const Eigen::MatrixBase<D>& x) const {
+    using S = typename D::Scalar;
     require_shape(x, input_size(), x.cols(), "ZeroPad::apply input");
     Mat<S> y = Mat<S>::Zero(output_size(), x.cols());
     for (Eigen::Index j = 0; j < x.cols(); ++j)
@@ -70,8 +74,9 @@ class ZeroPad {
         y.col(j).segment(Eigen::Index(r) * pw_, w_) = x.col(j).segment(Eigen::Index(r) * w_, w_);
     return y;
   }
-  template <class S>
-  Mat<S> adjoint(const Mat<S>& u) const {
+  template <class D>
+  Mat<typename D::Scalar> adjoint(const Eigen::MatrixBase<D>& u) const {
+    using S = typename D::Scalar;
     require_shape(u, output_size(), u.cols(), "ZeroPad::adjoint input");
     Mat<S> x(input_size(), u.cols());
     for (Eigen::Index j = 0; j < u.cols(); ++j)
@@ -102,8 +107,12 @@ class ComplexMask {
   const Vec<std::complex<T>>& mask() const { return mask_; }
   Flops flops() const { return {}; }  ///< element-wise, not counted
 
-  template <class S>
-  CMat<T> apply(const Mat<S>& x) const {
+  /// Any batch of real or complex values of the mask's precision.
+  template <class D>
+  CMat<T> apply(const Eigen::MatrixBase<D>& x) const {
+    using S = typename D::Scalar;
+    static_assert(std::is_same_v<S, T> || std::is_same_v<S, std::complex<T>>,
+                  "ComplexMask::apply: the batch's scalar must be the mask's precision, real or complex");
     require_shape(x, input_size(), x.cols(), "ComplexMask::apply input");
     return (x.template cast<std::complex<T>>().array().colwise() * mask_.array()).matrix();
   }

@@ -121,6 +121,11 @@ class Fourier2d {
     require_shape(x, input_size(), x.cols(), "Fourier2d::apply input");
     return c2c(x, fftw::Kind::c2c_forward, scale());
   }
+  /// Other expressions (blocks, Maps, columns, products), real or complex.
+  template <class D>
+  CMat<T> apply(const Eigen::MatrixBase<D>& x) const {
+    return apply(as_batch<T>(x));
+  }
 
   /// Fᴴu for a batch of full spectra (c2c backward, scaled): complex images.
   CMat<T> adjoint(const CMat<T>& u) const {

@@ -8,7 +8,9 @@
 namespace prilo {
 
 /// y = |A x| with A ∈ ℝ^{m×n}, A_ij ~ N(0, 1/m) i.i.d., drawn from a seeded Rng so that a
-/// seed reproduces the operator. apply and adjoint are single GEMMs over the batch.
+/// seed reproduces the operator. apply and adjoint are single GEMMs over the batch (two, one
+/// for each part, for complex batches: so that it composes with complex-valued operators on
+/// either side, compose(ComplexMask, GaussianReal) or compose(GaussianReal, ComplexMask)).
 template <class T>
 class GaussianReal {
  public:
@@ -33,14 +35,43 @@ class GaussianReal {
     y.noalias() = a_ * x;
     return y;
   }
+  CMat<T> apply(const CMat<T>& x) const {
+    require_shape(x, input_size(), x.cols(), "GaussianReal::apply input");
+    return parts(a_, x);
+  }
+  /// Other expressions (blocks, Maps, columns, products), real or complex.
+  template <class D>
+  auto apply(const Eigen::MatrixBase<D>& x) const {
+    return apply(as_batch<T>(x));
+  }
   Mat<T> adjoint(const Mat<T>& u) const {
     require_shape(u, output_size(), u.cols(), "GaussianReal::adjoint input");
     Mat<T> x(input_size(), u.cols());
     x.noalias() = a_.transpose() * u;
     return x;
   }
+  CMat<T> adjoint(const CMat<T>& u) const {
+    require_shape(u, output_size(), u.cols(), "GaussianReal::adjoint input");
+    return parts(a_.transpose(), u);
+  }
+  template <class D>
+  auto adjoint(const Eigen::MatrixBase<D>& u) const {
+    return adjoint(as_batch<T>(u));
+  }
 
  private:
+  // M·u for a real matrix and a complex batch: one real product for each part
+  template <class M>
+  static CMat<T> parts(const M& m, const CMat<T>& u) {
+    Mat<T> re(m.rows(), u.cols()), im(m.rows(), u.cols());
+    re.noalias() = m * u.real();
+    im.noalias() = m * u.imag();
+    CMat<T> out(m.rows(), u.cols());
+    out.real() = re;
+    out.imag() = im;
+    return out;
+  }
+
   Mat<T> a_;
 };
 
@@ -83,8 +114,13 @@ class GaussianComplex {
     require_shape(x, input_size(), x.cols(), "GaussianComplex::apply input");
     return matrix() * x;
   }
+  /// Other expressions (blocks, Maps, columns, products), real or complex.
+  template <class D>
+  CMat<T> apply(const Eigen::MatrixBase<D>& x) const {
+    return apply(as_batch<T>(x));
+  }
   CMat<T> adjoint(const CMat<T>& u) const {
-    require_shape(u, output_size(), u.cols(), "GaussianComplex::adjoint_real input");
+    require_shape(u, output_size(), u.cols(), "GaussianComplex::adjoint input");
     const Mat<T> ur = u.real(), ui = u.imag();
     CMat<T> x(input_size(), u.cols());
     x.real() = re_.transpose() * ur + im_.transpose() * ui;
@@ -93,7 +129,7 @@ class GaussianComplex {
   }
   /// Re(Aᴴ u) = A_reᵀ Re u + A_imᵀ Im u: the part of the adjoint a real-image gradient uses.
   Mat<T> adjoint_real(const CMat<T>& u) const {
-    require_shape(u, output_size(), u.cols(), "GaussianComplex::adjoint input");
+    require_shape(u, output_size(), u.cols(), "GaussianComplex::adjoint_real input");
     const Mat<T> ur = u.real(), ui = u.imag();
     Mat<T> x(input_size(), u.cols());
     x.noalias() = re_.transpose() * ur;

@@ -94,6 +94,10 @@ requires(ExecutorMeasurementOperator<Op> && !HalfSpectrumOperator<Op>) class Mag
     y_ = from_host(executor(), std::move(y));
   }
 
+  /// The loss keeps a pointer to the operator, which must outlive it: not from a temporary.
+  template <class Y>
+  MagnitudeLoss(const Op&&, Y) = delete;
+
   executor_type executor() const { return executor_of(*op_); }
   const matrix_type& measurements() const { return y_; }
   Eigen::Index batch() const { return y_.cols(); }
@@ -167,6 +171,10 @@ class MagnitudeLoss<Op> {
     init();
   }
 
+  /// The loss keeps a pointer to the operator, which must outlive it: not from a temporary.
+  template <class Y>
+  MagnitudeLoss(const Op&&, Y) = delete;
+
   executor_type executor() const { return executor_of(*op_); }
   const matrix_type& measurements() const { return y_; }
   Eigen::Index batch() const { return y_.cols(); }
@@ -212,6 +220,12 @@ class MagnitudeLoss<Op> {
   }
   void run(const matrix_type& x, matrix_type* grad, column_type& loss) const {
     require_shape(x, op_->input_size(), y_.cols(), "magnitude loss input x");
+    if (grad == &x) {  // the pass rereads x (a pair that met a non-finite value) after writing grad
+      matrix_type g;
+      half_spectrum_loss(executor(), *op_, x, ybar_, weight_, offset_, &g, loss, spec_);
+      *grad = std::move(g);
+      return;
+    }
     half_spectrum_loss(executor(), *op_, x, ybar_, weight_, offset_, grad, loss, spec_);
   }
   Vec<T> evaluate(const matrix_type& x, matrix_type* grad) const {
@@ -688,6 +702,9 @@ template <LossOperator Op>
 MagnitudeLoss<Op> make_loss(const Op& op, Mat<typename Op::scalar> y) {
   return MagnitudeLoss<Op>(op, std::move(y));
 }
+/// The loss keeps a pointer to op, which must outlive it: a temporary operator is refused.
+template <LossOperator Op>
+void make_loss(const Op&&, Mat<typename Op::scalar>) = delete;
 
 /// Measurements y = |Ax| of a batch of signals.
 template <MeasurementOperator Op>

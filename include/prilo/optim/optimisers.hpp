@@ -122,9 +122,10 @@ class Adam {
 
   void step(matrix& x, const matrix& grad, const matrix& centre, Rng& rng) {
     detail::check_step_inputs(x, grad, centre);
-    if (m_.rows() != x.rows() || m_.cols() != x.cols()) {
+    if (m_.rows() != x.rows() || m_.cols() != x.cols()) {  // a new problem: fresh moments, bias correction from step 1
       m_ = zeros<T>(ex_, x.rows(), x.cols());
       v_ = zeros<T>(ex_, x.rows(), x.cols());
+      k_ = 0;
     }
     T sigma = T(0);
     if constexpr (Noise::enabled) sigma = noise_.template sigma<T>(k_);

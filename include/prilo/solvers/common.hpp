@@ -1,6 +1,7 @@
 // Result, progress and restart handling shared by every solver.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -61,6 +62,13 @@ struct SolveResult {
 };
 
 namespace detail {
+/// Whether magnitude error a is lower than b, a NaN higher than every number (a restart or
+/// phase whose error is NaN never wins over a finite one, and a finite one replaces it).
+template <class T>
+bool lower_error(T a, T b) {
+  return a < b || (std::isnan(b) && !std::isnan(a));
+}
+
 /// y repeated R times column-block-wise: [y y … y] (B·R columns).
 template <class T>
 Mat<T> tile_columns(const Mat<T>& y, int repeats) {
@@ -79,7 +87,7 @@ void record(SolveResult<T>& res, int step, const Vec<T>& loss, int stride) {
 }  // namespace detail
 
 /// Keeps, for each of the B images, the restart (of R, stored as column blocks r·B + j) with
-/// the lowest magnitude error.
+/// the lowest magnitude error (a NaN error counts as the highest).
 template <class T>
 SolveResult<T> select_best(const SolveResult<T>& all, Eigen::Index B, int R) {
   if (R < 1 || B < 0) detail::fail("select_best: needs B >= 0 images and R >= 1 restarts, got B = ", B, ", R = ", R);
@@ -101,7 +109,7 @@ SolveResult<T> select_best(const SolveResult<T>& all, Eigen::Index B, int R) {
   for (Eigen::Index j = 0; j < B; ++j) {
     int best = 0;
     for (int r = 1; r < R; ++r)
-      if (all.magnitude_error(r * B + j) < all.magnitude_error(best * B + j)) best = r;
+      if (detail::lower_error(all.magnitude_error(r * B + j), all.magnitude_error(best * B + j))) best = r;
     const Eigen::Index c = best * B + j;
     out.x.col(j) = all.x.col(c);
     if (all.z.size()) out.z.col(j) = all.z.col(c);

@@ -105,6 +105,23 @@ void object_step(T* x, const T* p, const T* support, Eigen::Index n, T inv_n, T 
     x[i] = (!hio || pv == v) ? pv : fmadd(-beta, v - pv, x[i]);
   }
 }
+
+/// invalid_input unless ER's or HIO's settings can run: iterations >= 1, a box [lo, hi] that
+/// holds a finite value, HIO's beta finite and > 0, 0 <= final_er < iterations for HIO. fienup
+/// checks them first; check_method does for a whole method list before any solving.
+template <class T>
+void check_fienup_options(const FienupOptions<T>& opt, bool hio) {
+  if (opt.iterations < 1) fail("fienup: iterations must be >= 1, got ", opt.iterations);
+  if (!(opt.lo <= opt.hi)) fail("fienup: need lo <= hi, got ", opt.lo, " > ", opt.hi);
+  if (opt.lo == std::numeric_limits<T>::infinity() || opt.hi == -std::numeric_limits<T>::infinity())
+    fail("fienup: the box [lo, hi] = [", opt.lo, ", ", opt.hi, "] holds no finite value");
+  if (hio && (!(opt.beta > T(0)) || !std::isfinite(opt.beta)))
+    fail("fienup: HIO's beta must be finite and > 0, got ", opt.beta);
+  if (opt.final_er < 0) fail("fienup: final_er must be >= 0, got ", opt.final_er);
+  if (hio && opt.final_er >= opt.iterations)
+    fail("fienup: HIO's final_er (", opt.final_er, ") must be less than its iterations (", opt.iterations,
+         "), or HIO runs no step of its own");
+}
 }  // namespace detail
 
 /// ER (hio = false) or HIO (hio = true) for y = |F x| with F the unitary-or-not DFT of
@@ -119,16 +136,7 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
                       const FienupOptions<T>& opt) {
   const auto& F = loss.op();
   require_shape(x, F.input_size(), loss.batch(), "fienup start x0");
-  if (opt.iterations < 1) detail::fail("fienup: iterations must be >= 1, got ", opt.iterations);
-  if (!(opt.lo <= opt.hi)) detail::fail("fienup: need lo <= hi, got ", opt.lo, " > ", opt.hi);
-  if (opt.lo == std::numeric_limits<T>::infinity() || opt.hi == -std::numeric_limits<T>::infinity())
-    detail::fail("fienup: the box [lo, hi] = [", opt.lo, ", ", opt.hi, "] holds no finite value");
-  if (hio && (!(opt.beta > T(0)) || !std::isfinite(opt.beta)))
-    detail::fail("fienup: HIO's beta must be finite and > 0, got ", opt.beta);
-  if (opt.final_er < 0) detail::fail("fienup: final_er must be >= 0, got ", opt.final_er);
-  if (hio && opt.final_er >= opt.iterations)
-    detail::fail("fienup: HIO's final_er (", opt.final_er, ") must be less than its iterations (", opt.iterations,
-                 "), or HIO runs no step of its own");
+  detail::check_fienup_options(opt, hio);
   if (opt.support.size() && opt.support.size() != F.input_size())
     detail::fail("fienup: support mask has ", opt.support.size(), " entries, expected ", F.input_size());
   for (Eigen::Index i = 0; i < opt.support.size(); ++i)

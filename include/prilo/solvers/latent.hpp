@@ -105,7 +105,9 @@ struct PriloOptions {
   bool keep_best = true;
   /// Also consider the range-extended images G_{i+1}^k(z_i*) that the forward phases (A)
   /// reach: keep, per image, whichever image (from z0 or from an A phase) has the lowest
-  /// magnitude error. Off in the paper's method; measured in docs/results.md.
+  /// magnitude error. Off in the paper's method; measured in docs/results.md. With keep_best
+  /// off, the candidates are the forward phases' images and the last phase's (not the earlier
+  /// z0 images): the last phase's image unless a forward phase's is better.
   bool keep_best_range_extended = false;
   int history_stride = 10;
   ProgressFn progress = {};
@@ -235,12 +237,12 @@ class StepForward {
   Tr& tr_;
 };
 
-/// Columns j where l(j) < best(j), updating best.
+/// Columns j where l(j) is lower than best(j) (lower_error: a NaN best is replaced), updating best.
 template <class T>
 std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best) {
   std::vector<Eigen::Index> cols;
   for (Eigen::Index j = 0; j < l.size(); ++j)
-    if (l(j) < best(j)) {
+    if (lower_error(l(j), best(j))) {
       best(j) = l(j);
       cols.push_back(j);
     }
@@ -399,11 +401,19 @@ constexpr void check_latent_solver_arguments() {
                 "returning a ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
 }
 
-/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps):
-/// checked on entry, before any phase runs.
+/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps), its
+/// learning rate finite and >= 0, and (constrained) its radius and per-tensor radii >= 0 (+inf:
+/// no ball): checked on entry, before any phase runs (the optimiser and the ball would refuse
+/// them only when the phase is reached, after the work before it).
 template <class T>
-void check_phase_steps(const PhaseOptions<T>& ph, const char* solver, const char* phase) {
+void check_phase_options(const PhaseOptions<T>& ph, const char* solver, const char* phase) {
   if (ph.steps < 0) fail(solver, ": the ", phase, " phase's steps must be >= 0, got ", ph.steps);
+  if (!(std::isfinite(ph.learning_rate) && ph.learning_rate >= 0))
+    fail(solver, ": the ", phase, " phase's learning rate must be finite and >= 0, got ", ph.learning_rate);
+  if (!ph.constrain) return;
+  if (!(ph.radius >= 0)) fail(solver, ": the ", phase, " phase's radius must be >= 0 (or +inf), got ", ph.radius);
+  for (const T r : ph.radii)
+    if (!(r >= 0)) fail(solver, ": the ", phase, " phase's radii must be >= 0 (or +inf), got ", r);
 }
 /// invalid_input unless the phase's per-tensor radii (when given) are one per tensor of the
 /// generator's state at `layer`: checked on entry, not when the phase is reached.
@@ -437,14 +447,16 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
   using M = generator_matrix_t<G>;
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
-  detail::check_phase_steps(opt.phase, "dpr", "z0");
+  if constexpr (std::is_same_v<M, Mat<T>>) require_finite(z0, "dpr start z0");
+  detail::check_phase_options(opt.phase, "dpr", "z0");
   detail::check_phase_radii(gen, 0, opt.phase, "dpr", "z0");
   detail::check_noise_options(opt.noise, "dpr");
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
       res, 0, opt.history_stride, opt.progress, opt.observe, "dpr", {{callbacks...}}, opt.stop};
   const M zero = zeros<T>(ex, z0.rows(), 1);
-  detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
+  if (opt.phase.enabled)  // off: z0 as given, evaluated (an ablation's baseline)
+    detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.phase, opt.noise, rng, ctx, "z0", 'D');
   return detail::finish(gen, loss, std::move(z0), std::move(res));
 }
 
@@ -456,14 +468,14 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
 template <class T>
 void check_prilo_stages(const PriloOptions<T>& opt, int depth) {
   const bool chained = opt.reading == PriloReading::chained;
-  detail::check_phase_steps(opt.initial, "prilo", "initial");
+  detail::check_phase_options(opt.initial, "prilo", "initial");
   detail::check_noise_options(opt.noise, "prilo");
   // the split point the solve will be at before each stage
   int state_layer = 0;
   for (const auto& st : opt.stages) {
-    detail::check_phase_steps(st.forward, "prilo", "forward (A)");
-    detail::check_phase_steps(st.back, "prilo", "back-projection (B)");
-    detail::check_phase_steps(st.refine, "prilo", "refinement (C)");
+    detail::check_phase_options(st.forward, "prilo", "forward (A)");
+    detail::check_phase_options(st.back, "prilo", "back-projection (B)");
+    detail::check_phase_options(st.refine, "prilo", "refinement (C)");
     if (st.layer < 1 || st.layer >= depth)
       detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", depth - 1);
     if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
@@ -513,6 +525,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   using M = generator_matrix_t<G>;
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
+  if constexpr (std::is_same_v<M, Mat<T>>) require_finite(z0, "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
   check_prilo_stages(opt, gen.depth());
   check_prilo_radii(opt, gen);
@@ -524,9 +537,14 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
     detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
   M best_z = clone(ex, z0);
   M best_x = gen.forward_from(0, z0);
-  Vec<T> best_loss = loss.value(best_x);
   const Eigen::Index B = z0.cols();
-  res.flops += detail::evaluation_flops(gen, loss, 0, B);
+  // without keep_best the initial image is no candidate: only the forward phases' images (-rx,
+  // or a state that carries on) compete with the last phase's (prefer_last below)
+  Vec<T> best_loss = Vec<T>::Constant(B, std::numeric_limits<T>::infinity());
+  if (opt.keep_best) {
+    best_loss = loss.value(best_x);
+    res.flops += detail::evaluation_flops(gen, loss, 0, B);
+  }
   bool kept_range_extended = false;  // some best_x came from a forward phase, not from a z0
   auto keep_x = [&](const M& x, const M* z, int from) {
     res.flops += detail::evaluation_flops(gen, loss, from, B);
@@ -538,6 +556,20 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   };
   auto keep = [&] {
     if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0, 0);
+  };
+  // keep_best off: the last phase's image x (from z, or from a forward phase where z is null),
+  // unless a kept forward phase's image is strictly better
+  auto prefer_last = [&](const M& x, const M* z, int from) {
+    res.flops += detail::evaluation_flops(gen, loss, from, B);
+    const Vec<T> l = loss.value(x);
+    std::vector<Eigen::Index> last;
+    for (Eigen::Index j = 0; j < B; ++j)
+      if (!detail::lower_error(best_loss(j), l(j))) {
+        best_loss(j) = l(j);
+        last.push_back(j);
+      }
+    copy_columns(ex, best_x, x, last);
+    if (z) copy_columns(ex, best_z, *z, last);
   };
   // The state of the solve: z0 (at = 0) or an intermediate representation z_at that a
   // forward phase left without B or C after it.
@@ -586,6 +618,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   const T m = T(loss.op().output_size());
   if (at > 0) {
     if (opt.keep_best || opt.keep_best_range_extended) {
+      if (!opt.keep_best) prefer_last(gen.forward_from(at, z_at), nullptr, at);
       res.x = to_host(ex, std::move(best_x));
       res.magnitude_error = best_loss / m;
     } else {
@@ -601,6 +634,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   if (opt.keep_best_range_extended || kept_range_extended) {
     // the image may come from an A phase (no latent reproduces it exactly): z is the latent
     // kept for it by the z0 phases
+    if (!opt.keep_best) prefer_last(gen.forward_from(0, z0), &z0, 0);
     res.x = to_host(ex, std::move(best_x));
     res.magnitude_error = best_loss / m;
     res.z = to_host(ex, std::move(best_z));

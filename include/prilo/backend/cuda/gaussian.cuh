@@ -78,7 +78,7 @@ class GaussianComplex {
   }
   /// Re(Aᴴ u) = Sᵀ [Re u; Im u].
   DeviceMatrix<T> adjoint_real(const SplitComplex<T>& u) const {
-    require_shape(u.parts, s_.rows(), u.cols(), "gpu::GaussianComplex::adjoint input");
+    require_shape(u.parts, s_.rows(), u.cols(), "gpu::GaussianComplex::adjoint_real input");
     DeviceMatrix<T> x(input_size(), u.cols());
     gemm(ex_.handle(), true, false, T(1), s_, u.parts, T(0), x);
     return x;
