@@ -158,6 +158,8 @@ TEST_CASE_TEMPLATE("Operators take Eigen expressions: blocks, Maps, columns, sca
   CHECK(B.apply(x.leftCols(2)) == B.apply(Mat<T>(x.leftCols(2))));
   CHECK(B.apply(xc.col(0)) == B.apply(CMat<T>(xc.col(0))));
   CHECK(A.apply(x.col(2)) == A.apply(Mat<T>(x.col(2))));
+  CHECK(A.apply(x.array()) == A.apply(x));  // an Array too (GaussianReal took one before it had a complex apply)
+  CHECK(F.apply(x.array() * T(2)) == F.apply(Mat<T>(T(2) * x)));
   CHECK(A.adjoint(A.apply(x).leftCols(1)) == A.adjoint(Mat<T>(A.apply(x).leftCols(1))));
   CHECK(P.apply(x.col(0)) == P.apply(Mat<T>(x.col(0))));
   CHECK(P.apply(xc.col(0)) == P.apply(CMat<T>(xc.col(0))));

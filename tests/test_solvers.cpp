@@ -270,6 +270,16 @@ TEST_CASE("Solvers reject bad input with messages naming the problem") {
                        doctest::Contains("reconstruct_fienup: restarts must be >= 1, got -3"), invalid_input);
 }
 
+namespace {
+/// Whether make_magnitude_loss accepts a temporary operator (it must not: the loss keeps a pointer).
+template <class Op>
+concept magnitude_loss_from_temporary = requires(Mat<typename Op::scalar> y) {
+  make_magnitude_loss(Op(std::declval<Op>()), y);
+};
+}  // namespace
+static_assert(!magnitude_loss_from_temporary<GaussianReal<double>>);
+static_assert(!magnitude_loss_from_temporary<Fourier2d<float>>);
+
 TEST_CASE("DPR with its phase switched off returns its start; Adam starts afresh on a new problem size") {
   Rng rng(2);
   nn::Vae<double> vae(16, 8, 4, 1);

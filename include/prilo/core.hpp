@@ -100,12 +100,13 @@ using CMat = Mat<std::complex<T>>;
 template <class T>
 using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
-/// An Eigen expression of real or complex values (a block, a Map, a product, a column) as the
-/// batch type operators take: Mat<T> for T, CMat<T> for std::complex<T>. Operators whose apply
-/// has both a real and a complex overload take other expressions through it, since Eigen builds
-/// either matrix from a real expression and the two overloads would be ambiguous.
+/// An Eigen expression of real or complex values (a block, a Map, a product, a column, an
+/// Array) as the batch type operators take: Mat<T> for T, CMat<T> for std::complex<T>.
+/// Operators whose apply has both a real and a complex overload take other expressions through
+/// it, since Eigen builds either matrix from a real expression and the two overloads would be
+/// ambiguous.
 template <class T, class Derived>
-auto as_batch(const Eigen::MatrixBase<Derived>& x) {
+auto as_batch(const Eigen::DenseBase<Derived>& x) {
   using S = typename Derived::Scalar;
   static_assert(std::is_same_v<S, T> || std::is_same_v<S, std::complex<T>>,
                 "prilo operator: the batch's scalar type must be the operator's scalar or its complex type "

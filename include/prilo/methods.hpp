@@ -375,23 +375,17 @@ void check_method(const MethodSpec& m, const ReconstructionConfig<T>& cfg) {
     throw invalid_input("method " + m.name + " needs the Fourier operator (Fourier2d)");
   if (m.operator_kind() == OperatorKind::gaussian && fourier)
     throw invalid_input("method " + m.name + " needs a Gaussian operator, not Fourier2d");
-  try {
+  // (its own messages name the method)
+  const PriloOptions<T> prilo =
+      m.family == MethodFamily::prilo ? cfg.prilo_options(parse_method(m.base())) : PriloOptions<T>{};
+  try {  // the methods run the paper's policies: l1 balls
     if (m.family == MethodFamily::er) detail::check_fienup_options(cfg.er, false);
     if (m.family == MethodFamily::hio || m.resolve) detail::check_fienup_options(cfg.hio, true);
     if (m.family == MethodFamily::dpr) {
-      detail::check_phase_options(cfg.dpr.phase, "dpr", "z0");
+      detail::check_phase_options(cfg.dpr.phase, "dpr", "z0", true);
       detail::check_noise_options(cfg.dpr.noise, "dpr");
     }
-    if (m.family == MethodFamily::prilo) {
-      const PriloOptions<T> o = cfg.prilo_options(parse_method(m.base()));
-      detail::check_phase_options(o.initial, "prilo", "initial");
-      detail::check_noise_options(o.noise, "prilo");
-      for (const auto& st : o.stages) {
-        detail::check_phase_options(st.forward, "prilo", "forward (A)");
-        detail::check_phase_options(st.back, "prilo", "back-projection (B)");
-        detail::check_phase_options(st.refine, "prilo", "refinement (C)");
-      }
-    }
+    if (m.family == MethodFamily::prilo) detail::check_prilo_phases(prilo, true);
   } catch (const invalid_input& e) {
     throw invalid_input("method " + m.name + ": " + e.what());
   }
@@ -480,7 +474,6 @@ namespace detail {
 template <MeasurementOperator Op, class T>
 ObserverFn<T> trace_observer(const Op& op, const Mat<T>* reference, Eigen::Index B, std::vector<TracePoint>& trace) {
   if (!reference) return {};
-  require_shape(*reference, op.input_size(), B, "MethodOptions::trace_reference (one image per measurement column)");
   return [&op, reference, B, &trace](const Snapshot<T>& s) {
     std::vector<Eigen::Index> cols;
     for (Eigen::Index j = 0; j < s.x.cols(); ++j)
@@ -559,6 +552,21 @@ struct OnHost {
 };
 
 namespace detail {
+/// Every check of a method against its inputs that reconstruct() and run_method() make before
+/// any solving: the operator and config (check_method), the LI encoder (check_li), the judges
+/// (check_judges), the stages (check_stages) and the trace reference's shape.
+template <MeasurementOperator Op, VaeModel V, class T>
+void check_method_run(const MethodSpec& m, const V& vae, const Op& op, const Mat<T>& y,
+                      const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt) {
+  check_method<Op>(m, cfg);
+  check_li(m, op, vae, opt.li);
+  check_judges(m, cfg, opt);
+  check_stages(m, cfg, vae, opt.ablation);
+  if (opt.trace_reference)
+    require_shape(*opt.trace_reference, op.input_size(), y.cols(),
+                  "MethodOptions::trace_reference (one image per measurement column)");
+}
+
 /// Whether a placement can make the parts of the latent methods from decoder G and operator Op.
 template <class P, class G, class Op>
 concept can_place = requires(const P& p, const G& g, const Op& op) {
@@ -582,10 +590,7 @@ MethodResult<T> run_method(const Placement& place, const MethodSpec& m, const V&
                            ResolveInputs<T> inputs = {}) {
   static_assert(std::is_same_v<typename V::scalar, T>, "run_method: the model and the operator have other scalars");
   const FlushDenormals flush;  // the calling thread's share of the work (prilo/parallel.hpp)
-  check_method<Op>(m, cfg);
-  check_li(m, op, vae, opt.li);
-  check_judges(m, cfg, opt);
-  check_stages(m, cfg, vae, opt.ablation);
+  detail::check_method_run(m, vae, op, y, cfg, opt);
   const auto t0 = std::chrono::steady_clock::now();
   MethodResult<T> out{.method = m.name};
   auto progress = [&]() -> ProgressFn {
@@ -779,12 +784,7 @@ std::vector<MethodResult<T>> reconstruct(const Placement& place, const std::vect
                                          const Op& op, const Mat<T>& y, const ReconstructionConfig<T>& cfg,
                                          const MethodOptions<T>& opt = {},
                                          std::vector<std::string>* unfinished = nullptr) {
-  for (const auto& m : methods) {
-    check_method<Op>(m, cfg);
-    check_li(m, op, vae, opt.li);
-    check_judges(m, cfg, opt);
-    check_stages(m, cfg, vae, opt.ablation);
-  }
+  for (const auto& m : methods) detail::check_method_run(m, vae, op, y, cfg, opt);
   std::vector<MethodResult<T>> out;
   out.reserve(methods.size());
   auto earlier = [&](const std::string& name) -> const Mat<T>* {

@@ -60,6 +60,9 @@ template <LossOperator Op>
 MagnitudeLoss<Op> make_magnitude_loss(const Op& op, const Mat<typename Op::scalar>& y) {
   return MagnitudeLoss<Op>(op, y);
 }
+/// The loss keeps a pointer to op, which must outlive it: a temporary operator is refused.
+template <LossOperator Op>
+void make_magnitude_loss(const Op&&, const Mat<typename Op::scalar>&) = delete;
 
 /// Where the columns of a reconstruction are solved: all in this process (LocalRun, the
 /// default), or spread over processes (mpi::Collective, prilo/mpi.hpp), which solves a part

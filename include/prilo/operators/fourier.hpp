@@ -121,9 +121,9 @@ class Fourier2d {
     require_shape(x, input_size(), x.cols(), "Fourier2d::apply input");
     return c2c(x, fftw::Kind::c2c_forward, scale());
   }
-  /// Other expressions (blocks, Maps, columns, products), real or complex.
+  /// Other expressions (blocks, Maps, columns, products, Arrays), real or complex.
   template <class D>
-  CMat<T> apply(const Eigen::MatrixBase<D>& x) const {
+  CMat<T> apply(const Eigen::DenseBase<D>& x) const {
     return apply(as_batch<T>(x));
   }
 

@@ -39,9 +39,9 @@ class GaussianReal {
     require_shape(x, input_size(), x.cols(), "GaussianReal::apply input");
     return parts(a_, x);
   }
-  /// Other expressions (blocks, Maps, columns, products), real or complex.
+  /// Other expressions (blocks, Maps, columns, products, Arrays), real or complex.
   template <class D>
-  auto apply(const Eigen::MatrixBase<D>& x) const {
+  auto apply(const Eigen::DenseBase<D>& x) const {
     return apply(as_batch<T>(x));
   }
   Mat<T> adjoint(const Mat<T>& u) const {
@@ -55,7 +55,7 @@ class GaussianReal {
     return parts(a_.transpose(), u);
   }
   template <class D>
-  auto adjoint(const Eigen::MatrixBase<D>& u) const {
+  auto adjoint(const Eigen::DenseBase<D>& u) const {
     return adjoint(as_batch<T>(u));
   }
 
@@ -114,9 +114,9 @@ class GaussianComplex {
     require_shape(x, input_size(), x.cols(), "GaussianComplex::apply input");
     return matrix() * x;
   }
-  /// Other expressions (blocks, Maps, columns, products), real or complex.
+  /// Other expressions (blocks, Maps, columns, products, Arrays), real or complex.
   template <class D>
-  CMat<T> apply(const Eigen::MatrixBase<D>& x) const {
+  CMat<T> apply(const Eigen::DenseBase<D>& x) const {
     return apply(as_batch<T>(x));
   }
   CMat<T> adjoint(const CMat<T>& u) const {

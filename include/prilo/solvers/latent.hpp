@@ -401,16 +401,18 @@ constexpr void check_latent_solver_arguments() {
                 "returning a ProjectionPolicy and `static N noise(const NoiseOptions&)` returning a NoiseSchedule");
 }
 
-/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps), its
-/// learning rate finite and >= 0, and (constrained) its radius and per-tensor radii >= 0 (+inf:
-/// no ball): checked on entry, before any phase runs (the optimiser and the ball would refuse
-/// them only when the phase is reached, after the work before it).
+/// invalid_input unless the phase's step count is >= 0 (a negative one ran as 0 steps) and its
+/// learning rate finite and >= 0; with `l1_radii` (the paper's policies: l1 balls), unless
+/// its radius and per-tensor radii are >= 0 (+inf: no ball) where it is constrained (a user's
+/// policy gives the radius its own meaning and checks it itself). Checked on entry, before any
+/// phase runs (the optimiser and the ball would refuse them only when the phase is reached,
+/// after the work before it).
 template <class T>
-void check_phase_options(const PhaseOptions<T>& ph, const char* solver, const char* phase) {
+void check_phase_options(const PhaseOptions<T>& ph, const char* solver, const char* phase, bool l1_radii = false) {
   if (ph.steps < 0) fail(solver, ": the ", phase, " phase's steps must be >= 0, got ", ph.steps);
   if (!(std::isfinite(ph.learning_rate) && ph.learning_rate >= 0))
     fail(solver, ": the ", phase, " phase's learning rate must be finite and >= 0, got ", ph.learning_rate);
-  if (!ph.constrain) return;
+  if (!l1_radii || !ph.constrain) return;
   if (!(ph.radius >= 0)) fail(solver, ": the ", phase, " phase's radius must be >= 0 (or +inf), got ", ph.radius);
   for (const T r : ph.radii)
     if (!(r >= 0)) fail(solver, ": the ", phase, " phase's radii must be >= 0 (or +inf), got ", r);
@@ -433,6 +435,19 @@ inline void check_noise_options(const NoiseOptions& n, const char* solver) {
   if (!std::isfinite(n.gamma)) fail(solver, ": noise gamma must be finite, got ", n.gamma);
 }
 
+/// check_phase_options for every phase of a PRILO run (its initial phase and each stage's A,
+/// B and C) and check_noise_options for its noise.
+template <class T>
+void check_prilo_phases(const PriloOptions<T>& opt, bool l1_radii) {
+  check_phase_options(opt.initial, "prilo", "initial", l1_radii);
+  check_noise_options(opt.noise, "prilo");
+  for (const auto& st : opt.stages) {
+    check_phase_options(st.forward, "prilo", "forward (A)", l1_radii);
+    check_phase_options(st.back, "prilo", "back-projection (B)", l1_radii);
+    check_phase_options(st.refine, "prilo", "refinement (C)", l1_radii);
+  }
+}
+
 }  // namespace detail
 
 /// DPR (Hand, Leong & Voroninski 2018): projected Adam on z0 for ‖|A G(z0)| − y‖²; each
@@ -448,7 +463,7 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
   const auto ex = executor_of(gen);
   require_shape(z0, gen.dim(0), loss.batch(), "dpr start z0");
   if constexpr (std::is_same_v<M, Mat<T>>) require_finite(z0, "dpr start z0");
-  detail::check_phase_options(opt.phase, "dpr", "z0");
+  detail::check_phase_options(opt.phase, "dpr", "z0", std::is_same_v<Policies, PaperPolicies>);
   detail::check_phase_radii(gen, 0, opt.phase, "dpr", "z0");
   detail::check_noise_options(opt.noise, "dpr");
   SolveResult<T> res;
@@ -464,18 +479,15 @@ SolveResult<T> dpr(const G& gen, const L& loss, std::type_identity_t<generator_m
 /// intermediate layer (1..depth-1) with repetitions >= 0, in an order the solve can run: a
 /// forward phase without B and C after it (the chained reading, or both switched off) leaves the
 /// solve at z_i, from where no later stage can go back to a lower layer. prilo_solve checks this
-/// first; a program can call it after loading its generator, before any work.
+/// first; a program can call it after loading its generator, before any work. Every phase's
+/// options too (detail::check_prilo_phases; the radii with `l1_radii`, the paper's policies).
 template <class T>
-void check_prilo_stages(const PriloOptions<T>& opt, int depth) {
+void check_prilo_stages(const PriloOptions<T>& opt, int depth, bool l1_radii = false) {
   const bool chained = opt.reading == PriloReading::chained;
-  detail::check_phase_options(opt.initial, "prilo", "initial");
-  detail::check_noise_options(opt.noise, "prilo");
+  detail::check_prilo_phases(opt, l1_radii);
   // the split point the solve will be at before each stage
   int state_layer = 0;
   for (const auto& st : opt.stages) {
-    detail::check_phase_options(st.forward, "prilo", "forward (A)");
-    detail::check_phase_options(st.back, "prilo", "back-projection (B)");
-    detail::check_phase_options(st.refine, "prilo", "refinement (C)");
     if (st.layer < 1 || st.layer >= depth)
       detail::fail("prilo: stage layer ", st.layer, " must be an intermediate split point in 1..", depth - 1);
     if (st.repetitions < 0) detail::fail("prilo: stage repetitions must be >= 0, got ", st.repetitions);
@@ -527,7 +539,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   require_shape(z0, gen.dim(0), loss.batch(), "prilo start z0");
   if constexpr (std::is_same_v<M, Mat<T>>) require_finite(z0, "prilo start z0");
   const bool chained = opt.reading == PriloReading::chained;
-  check_prilo_stages(opt, gen.depth());
+  check_prilo_stages(opt, gen.depth(), std::is_same_v<Policies, PaperPolicies>);
   check_prilo_radii(opt, gen);
   SolveResult<T> res;
   detail::PhaseContext<T, std::remove_reference_t<Callbacks>...> ctx{
@@ -536,11 +548,13 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   if (opt.initial.enabled)
     detail::optimise_magnitude<Policies>(gen, 0, loss, z0, zero, opt.initial, opt.noise, rng, ctx, "initial z0", 'I');
   M best_z = clone(ex, z0);
-  M best_x = gen.forward_from(0, z0);
+  // the images kept (keep_best, keep_best_range_extended): none is kept without either
+  M best_x = opt.keep_best || opt.keep_best_range_extended ? gen.forward_from(0, z0) : M();
   const Eigen::Index B = z0.cols();
   // without keep_best the initial image is no candidate: only the forward phases' images (-rx,
-  // or a state that carries on) compete with the last phase's (prefer_last below)
-  Vec<T> best_loss = Vec<T>::Constant(B, std::numeric_limits<T>::infinity());
+  // or a state that carries on) compete with the last phase's (prefer_last below). NaN marks
+  // "none yet": any image's error, a NaN one included in prefer_last, replaces it
+  Vec<T> best_loss = Vec<T>::Constant(B, std::numeric_limits<T>::quiet_NaN());
   if (opt.keep_best) {
     best_loss = loss.value(best_x);
     res.flops += detail::evaluation_flops(gen, loss, 0, B);
