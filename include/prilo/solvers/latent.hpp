@@ -237,12 +237,14 @@ class StepForward {
   Tr& tr_;
 };
 
-/// Columns j where l(j) is lower than best(j) (lower_error: a NaN best is replaced), updating best.
+/// Columns j where l(j) is lower than best(j) (lower_error: a NaN best is replaced), or with
+/// `ties_to_new` where best(j) is not lower than l(j) (the new value wins ties, and a NaN best
+/// gives way even to a NaN), updating best.
 template <class T>
-std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best) {
+std::vector<Eigen::Index> improved_columns(const Vec<T>& l, Vec<T>& best, bool ties_to_new = false) {
   std::vector<Eigen::Index> cols;
   for (Eigen::Index j = 0; j < l.size(); ++j)
-    if (lower_error(l(j), best(j))) {
+    if (ties_to_new ? !lower_error(best(j), l(j)) : lower_error(l(j), best(j))) {
       best(j) = l(j);
       cols.push_back(j);
     }
@@ -552,17 +554,20 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   M best_x = opt.keep_best || opt.keep_best_range_extended ? gen.forward_from(0, z0) : M();
   const Eigen::Index B = z0.cols();
   // without keep_best the initial image is no candidate: only the forward phases' images (-rx,
-  // or a state that carries on) compete with the last phase's (prefer_last below). NaN marks
-  // "none yet": any image's error, a NaN one included in prefer_last, replaces it
+  // or a state that carries on) compete with the last phase's (keep_x's `last`). NaN marks
+  // "none yet": any image's error, a NaN one included for the last image, replaces it
   Vec<T> best_loss = Vec<T>::Constant(B, std::numeric_limits<T>::quiet_NaN());
   if (opt.keep_best) {
     best_loss = loss.value(best_x);
     res.flops += detail::evaluation_flops(gen, loss, 0, B);
   }
   bool kept_range_extended = false;  // some best_x came from a forward phase, not from a z0
-  auto keep_x = [&](const M& x, const M* z, int from) {
+  // x (from latent z, or from a forward phase where z is null) replaces the kept image of every
+  // column it improves; with `last` (keep_best off: the last phase's image) unless the kept one
+  // is strictly better
+  auto keep_x = [&](const M& x, const M* z, int from, bool last = false) {
     res.flops += detail::evaluation_flops(gen, loss, from, B);
-    const std::vector<Eigen::Index> better = detail::improved_columns(loss.value(x), best_loss);
+    const std::vector<Eigen::Index> better = detail::improved_columns(loss.value(x), best_loss, last);
     if (better.empty()) return;
     copy_columns(ex, best_x, x, better);
     if (z) copy_columns(ex, best_z, *z, better);
@@ -570,20 +575,6 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   };
   auto keep = [&] {
     if (opt.keep_best) keep_x(gen.forward_from(0, z0), &z0, 0);
-  };
-  // keep_best off: the last phase's image x (from z, or from a forward phase where z is null),
-  // unless a kept forward phase's image is strictly better
-  auto prefer_last = [&](const M& x, const M* z, int from) {
-    res.flops += detail::evaluation_flops(gen, loss, from, B);
-    const Vec<T> l = loss.value(x);
-    std::vector<Eigen::Index> last;
-    for (Eigen::Index j = 0; j < B; ++j)
-      if (!detail::lower_error(best_loss(j), l(j))) {
-        best_loss(j) = l(j);
-        last.push_back(j);
-      }
-    copy_columns(ex, best_x, x, last);
-    if (z) copy_columns(ex, best_z, *z, last);
   };
   // The state of the solve: z0 (at = 0) or an intermediate representation z_at that a
   // forward phase left without B or C after it.
@@ -632,7 +623,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   const T m = T(loss.op().output_size());
   if (at > 0) {
     if (opt.keep_best || opt.keep_best_range_extended) {
-      if (!opt.keep_best) prefer_last(gen.forward_from(at, z_at), nullptr, at);
+      if (!opt.keep_best) keep_x(gen.forward_from(at, z_at), nullptr, at, true);
       res.x = to_host(ex, std::move(best_x));
       res.magnitude_error = best_loss / m;
     } else {
@@ -648,7 +639,7 @@ SolveResult<T> prilo_solve(const G& gen, const L& loss, std::type_identity_t<gen
   if (opt.keep_best_range_extended || kept_range_extended) {
     // the image may come from an A phase (no latent reproduces it exactly): z is the latent
     // kept for it by the z0 phases
-    if (!opt.keep_best) prefer_last(gen.forward_from(0, z0), &z0, 0);
+    if (!opt.keep_best) keep_x(gen.forward_from(0, z0), &z0, 0, true);
     res.x = to_host(ex, std::move(best_x));
     res.magnitude_error = best_loss / m;
     res.z = to_host(ex, std::move(best_z));
