@@ -27,6 +27,7 @@ using namespace prilo;
 using namespace prilo::nn;
 using T = double;
 namespace fs = std::filesystem;
+using prilo::test_support::error_of;
 
 namespace {
 
@@ -114,6 +115,13 @@ TEST_CASE("ConvVae: weights saved and loaded by name, checkpoints round-trip, wr
   g.sizes[5] = 1000;
   io::save_weights(tmp("bad.prw"), g);
   CHECK_THROWS_WITH_AS(load_conv_vae<T>(tmp("bad.prw")), doctest::Contains("corrupt"), file_error);
+  // sizes whose count of values is beyond a long: the message states it, not a wrapped negative number
+  g.sizes[4] = g.sizes[5] = 0xFFFFFFFFu;
+  io::save_weights(tmp("huge.prw"), g);
+  const std::string huge = error_of([&] { (void)load_conv_vae<T>(tmp("huge.prw")); });
+  CHECK(huge.find("corrupt: the sizes 1, 8, 8, 3, 4294967295, 4294967295 need 590295810405950291968 values, the file "
+                  "holds 390") != std::string::npos);
+  CHECK(huge.find("need -") == std::string::npos);
   // a tensor the model does not take is named (not counted as surplus values)
   auto extra = f;
   extra.add("decoder.9.weight", Mat<T>::Zero(2, 2));

@@ -36,6 +36,7 @@
 namespace prilo_test_io {
 
 namespace fs = std::filesystem;
+using prilo::test_support::error_of;
 
 namespace {
 
@@ -695,6 +696,68 @@ TEST_CASE("io: PNG grid is written with a valid signature") {
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 28, 28, 2, 2), prilo::invalid_input);
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "x.png", imgs, 27, 28, 2, 5), prilo::invalid_input);
   CHECK_THROWS_AS(prilo::io::write_png_grid(dir / "no-such-dir" / "x.png", imgs, 28, 28), prilo::file_error);
+}
+
+TEST_CASE("io: PNG sizes whose products would wrap are refused by name; a matrix is not taken for an image") {
+  const auto dir = io_tmpdir("png_sizes");
+  const auto imgs = test_images(28, 28, 2);
+  const auto error = [&](std::size_t h, std::size_t w, std::size_t rows, std::size_t cols,
+                         const prilo::io::PngGridOptions& o) {
+    return error_of([&] { prilo::io::write_png_grid(dir / "x.png", imgs, h, w, rows, cols, o); });
+  };
+  // each used to wrap in size_t and pass the picture's side limit: a heap overflow, a wrong
+  // picture, a crash, an image count that matched
+  CHECK(error(28, 28, 1, 2, {std::size_t(-30), 1, 1.0}).find("padding: 18446744073709551586 is above the limit") !=
+        std::string::npos);
+  CHECK(error(28, 28, 1, 2, {std::size_t(-1), 1, 1.0}).find("padding: ") != std::string::npos);
+  CHECK(error(28, 28, 1, std::size_t(1) << 62, {0, 1, 1.0}).find("grid columns: 4611686018427387904 is above") !=
+        std::string::npos);
+  CHECK(error(28, 28, 1, 2, {2, std::size_t(1) << 32, 1.0}).find("scale: 4294967296 is above") != std::string::npos);
+  const prilo::Mat<double> none(0, 1);
+  CHECK(error_of([&] {
+          prilo::io::write_png_grid(dir / "x.png", none, std::size_t(1) << 32, std::size_t(1) << 32);
+        }).find("image height: 4294967296 is above the limit of 32768") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "x.png"));
+  // write_png takes one image as a vector of h*w values; a 28x28 matrix came out transposed
+  const prilo::Mat<double> square = imgs.col(0).reshaped(28, 28);
+  CHECK(error_of([&] {
+          prilo::io::write_png(dir / "m.png", square, 28, 28);
+        }).find("write_png: image: expected a vector of h*w values (pixel r*w + c), got a 28x28 matrix") !=
+        std::string::npos);
+  prilo::io::write_png(dir / "row.png", imgs.col(0).transpose(), 28, 28);  // a row vector is a vector
+  // Arrays and array expressions are images too
+  prilo::io::write_png(dir / "array.png", imgs.col(0).array() * 0.5, 28, 28);
+  prilo::io::write_png_grid(dir / "arrays.png", imgs.array().sqrt(), 28, 28);
+  prilo::io::write_idx_images(dir / "arrays.idx", imgs.array().square(), 28, 28);
+  CHECK(std::filesystem::file_size(dir / "array.png") > 0);
+  CHECK(prilo::io::read_idx_images<float>(dir / "arrays.idx").images.cols() == 2);
+}
+
+template <class W>
+concept finds = requires {
+  std::declval<W>().find("w");
+};
+
+TEST_CASE("io: a tensor of a temporary weights file is returned by value, not as a reference to freed memory") {
+  using F = prilo::io::WeightsFile<float>;
+  static_assert(std::is_same_v<decltype(std::declval<const F&>().at("w")), const prilo::Mat<float>&>);
+  static_assert(std::is_same_v<decltype(std::declval<F>().at("w")), prilo::Mat<float>>);
+  static_assert(std::is_same_v<decltype(std::declval<F>().at("w", 1, 1)), prilo::Mat<float>>);
+  static_assert(finds<const F&>);
+  static_assert(!finds<F>);  // a pointer into a temporary: refused
+  const auto dir = io_tmpdir("weights_temporary");
+  F f;
+  f.arch = "test";
+  f.add("w", prilo::Mat<float>::Constant(2, 3, 1.5f));
+  prilo::io::save_weights(dir / "w.prw", f);
+  const auto& w = prilo::io::load_weights<float>(dir / "w.prw").at("w");  // lifetime extended: a value
+  CHECK(w.rows() == 2);
+  CHECK(w(1, 2) == 1.5f);
+  // load_any_vae names every architecture it reads, not only the MLP VAE's
+  CHECK(error_of([&] {
+          (void)prilo::io::load_any_vae<float>(dir / "w.prw");
+        }).find("w.prw: \"test\" is not a VAE (expected \"vae-mlp\", \"vae-conv\" or \"vae-style\")") !=
+        std::string::npos);
 }
 
 TEST_CASE("print_results refuses a method named twice: its report is keyed by name and would keep one") {

@@ -228,6 +228,29 @@ TEST_CASE("LI encoder files: saved and loaded by name; the operator is checked; 
   e = error_of([&] { (void)load_li_encoder<T>(dir / "li-missing.prw"); });
   CHECK_MESSAGE(e.find("no tensor named \"encoder.0.weight\"") != std::string::npos, e);
   CHECK_THROWS_AS(LiEncoder<T>(LiSpec{.op = LiOperator::gaussian_real, .measurements = 0}, 1), invalid_input);
+
+  // an encoder never given its operator says so (it reported a 1e30 relative gap); a seed below
+  // 7 has no --seed that draws it (the hint wrapped around to 18446744073709551609)
+  LiEncoder<T> fresh({.op = LiOperator::gaussian_real,
+                      .height = 8,
+                      .width = 8,
+                      .measurements = 30,
+                      .operator_seed = 3,
+                      .hidden = 10,
+                      .latent = 4},
+                     4);
+  const GaussianReal<T> A3(30, 64, 3);
+  e = error_of([&] { fresh.check_operator(A3); });
+  CHECK_MESSAGE(e.find("LI encoder: the encoder records no measurement operator (set_operator was never called)") !=
+                    std::string::npos,
+                e);
+  fresh.set_operator(A3);
+  fresh.check_operator(A3);
+  e = error_of([&] { fresh.check_operator(GaussianReal<T>(30, 64, 4)); });
+  CHECK_MESSAGE(
+      (e.find("trained on the matrix drawn with seed 3; train an encoder for this seed") != std::string::npos &&
+       e.find("--seed") == std::string::npos),
+      e);
 }
 
 TEST_CASE("LI encoder files record the decoder they were trained through; another generator is refused") {

@@ -305,6 +305,8 @@ TEST_CASE("config: resolve's anchor and scorer weights; misspelt keys anywhere a
            {R"({"resolve": {"anchor_wieght": 1}})", "resolve: unknown key \"anchor_wieght\""},
            {R"({"resolve": 1})", "resolve: expected an object"},
            {R"({"mii": {"candidate": 10}})", "mii: unknown key \"candidate\" (known: candidates)"},
+           {R"({"mii": {"candidates": 2000000000}})", "mii.candidates must be in 1..1000000, got 2000000000"},
+           {R"({"mii": {"candidates": 0}})", "mii.candidates must be in 1..1000000, got 0"},
            {R"({"hio": {"betta": 0.5}})", "hio: unknown key \"betta\""},
            {R"({"er": {"iters": 5}})", "er: unknown key \"iters\""},
            {R"({"consensus": {"pow": 2}})", "consensus: unknown key \"pow\""},

@@ -256,6 +256,13 @@ TEST_CASE("metrics: apply_shift_reflect definition and group properties") {
       for (Index dx = 0; dx < w; ++dx)
         CHECK(all.col(1 + (refl * h + dy) * w + dx) == pm::apply_shift_reflect(x, h, w, dy, dx, refl == 1));
   CHECK_THROWS_AS(pm::all_shifts_reflections(x, h, w, all, 2), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(pm::all_shifts_reflections(x, h, w, all, -1),
+                       doctest::Contains("first column c0 must be >= 0, got -1"), prilo::invalid_input);
+  // into a block of a larger matrix (a writable expression)
+  Mat<double> wide = Mat<double>::Zero(h * w, 2 * h * w + 3);
+  pm::all_shifts_reflections(x, h, w, wide.rightCols(2 * h * w));
+  CHECK(wide.rightCols(2 * h * w) == all.rightCols(2 * h * w));
+  CHECK(wide.leftCols(3).isZero());
 }
 
 TEST_CASE("metrics: shifts and reflections leave DFT magnitudes unchanged") {

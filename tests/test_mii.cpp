@@ -3,11 +3,14 @@
 
 #include <prilo/prilo.hpp>
 
+#include "test_support.hpp"
+
 // Each test file in its own namespace, so that unity builds can combine them (tests/CMakeLists.txt).
 namespace prilo_test_mii {
 
 using namespace prilo;
 using T = double;
+using prilo::test_support::error_of;
 
 namespace {
 /// A small VAE over 8×8 images and the DFT magnitudes of `images` random non-negative images.
@@ -60,6 +63,28 @@ TEST_CASE("mii_latents and random_latents refuse counts below what they can draw
   CHECK(z.cols() == 6);
   CHECK_THROWS_WITH_AS(random_latents(gen, -1, rng), doctest::Contains("random_latents"), invalid_input);
   CHECK(random_latents(gen, 0, rng).cols() == 0);
+}
+
+TEST_CASE("MII checks the generator against the loss's operator and its chunk before drawing; takes expressions") {
+  Problem pr(6, 2);
+  const auto& gen = pr.vae.decoder();  // 64-pixel images
+  const Fourier2d<T> F7(7, 7);
+  const MagnitudeLoss<Fourier2d<T>> small(F7, Mat<T>::Ones(49, 2));
+  Rng rng(3), untouched(3);
+  // refused by name before any candidate is drawn or decoded (it surfaced as the loss's shape
+  // error after the first chunk): the generator keeps its stream
+  CHECK(error_of([&] {
+          (void)mii_latents(gen, small, 2, MiiOptions{.candidates = 20}, rng);
+        }).find("mii: the generator makes images of 64 values, the loss's operator takes 49") != std::string::npos);
+  CHECK(error_of([&] {
+          (void)mii_latents(gen, pr.loss, 2, MiiOptions{.candidates = 20, .chunk = 0}, rng);
+        }).find("mii: chunk must be >= 1, got 0") != std::string::npos);
+  CHECK(rng.next_u64() == untouched.next_u64());
+  // candidates as an expression of the generator's scalar: a block, a product
+  const Mat<T> cand = pr.rng.normal_matrix<T>(4, 9);
+  const Mat<T> all = mii_scores(gen, pr.loss, cand);
+  CHECK((mii_scores(gen, pr.loss, cand.leftCols(5)) - all.topRows(5)).norm() <= 1e-12 * all.norm());
+  CHECK((mii_scores(gen, pr.loss, 1.0 * cand, 4) - all).norm() <= 1e-12 * all.norm());
 }
 
 }  // namespace prilo_test_mii

@@ -470,4 +470,40 @@ TEST_CASE("Reshape moves no data and carries the shape") {
   CHECK(res.ok);
 }
 
+TEST_CASE("Sequential: vjp_input may write over its cotangent; flops counts no products for layers without any") {
+  Rng rng(1);
+  auto seq = make_sequential(3, Linear<T>(3, 5, rng), Linear<T>(5, 5, rng), ReLU<T>(), Linear<T>(5, 4, rng));
+  const Mat<T> z = rng.normal_matrix<T>(5, 2);
+  for (const auto& [i, j] : {std::pair{1, 2}, std::pair{1, 4}, std::pair{2, 3}}) {
+    INFO("layers " << i << ".." << j);
+    Trace<T> tr;
+    seq.forward(i, j, z, tr);
+    Mat<T> g = rng.normal_matrix<T>(seq.dim(j), 2);
+    const Mat<T> expect = seq.vjp_input(tr, g);
+    seq.vjp_input(tr, g, g);  // one square Linear: a wrong result (a heap overflow for a non-square one)
+    CHECK(g == expect);
+  }
+  // a ReLU, a Reshape, an upsampling and a batch norm have no products (they counted as dense
+  // layers of their sizes: the ReLU of 784 values as 1.23 MFLOP a sample)
+  auto img = make_sequential(100, Linear<float>(100, 784, rng), ReLU<float>(), Reshape<float>(784, Shape3{1, 28, 28}),
+                             BatchNorm2d<float>(Shape3{1, 28, 28}), Upsample2d<float>(Shape3{1, 28, 28}, 2));
+  CHECK(img.flops(0, 1) == 2.0 * 100 * 784);
+  for (int k = 1; k < img.depth(); ++k) CHECK(img.flops(k, k + 1) == 0);
+  CHECK(img.flops(0, img.depth()) == 2.0 * 100 * 784);
+}
+
+TEST_CASE("Dense's VJPs name an input or a cotangent of the wrong height (not the product's inner sizes)") {
+  Rng rng(2);
+  Dense<T, Tanh> dense(3, 4, rng);
+  const Mat<T> x = rng.normal_matrix<T>(3, 5), gy = rng.normal_matrix<T>(4, 5);
+  Mat<T> y, gx, work;
+  dense.forward(x, y);
+  CHECK_THROWS_WITH_AS(dense.backward(Mat<T>(rng.normal_matrix<T>(4, 5)), y, gy, &gx, true),
+                       doctest::Contains("Dense layer input: expected a 3x5 matrix, got 4x5"), invalid_input);
+  CHECK_THROWS_WITH_AS(dense.backward_input(x, y, Mat<T>(gy.topRows(3)), gx, work),
+                       doctest::Contains("Dense output cotangent gy: expected a 4x5 matrix, got 3x5"), invalid_input);
+  dense.backward_input(x, y, gy, gx, work);
+  CHECK(gx.rows() == 3);
+}
+
 }  // namespace prilo_test_nn_layers

@@ -701,6 +701,19 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
                        invalid_input);
 }
 
+TEST_CASE("user_cache_dir: $XDG_CACHE_HOME when absolute, else ~/.cache (a relative one is ignored, as XDG asks)") {
+  namespace fs = std::filesystem;
+  const test_support::EnvGuard home("HOME", "/home/someone");
+  const test_support::EnvGuard xdg("XDG_CACHE_HOME", "/var/cache/me");
+  CHECK(user_cache_dir() == fs::path("/var/cache/me/prilo"));
+  ::setenv("XDG_CACHE_HOME", "relative/cache", 1);  // would follow the working directory
+  CHECK(user_cache_dir() == fs::path("/home/someone/.cache/prilo"));
+  ::setenv("XDG_CACHE_HOME", "", 1);
+  CHECK(user_cache_dir() == fs::path("/home/someone/.cache/prilo"));
+  ::unsetenv("HOME");
+  CHECK(user_cache_dir().empty());
+}
+
 TEST_CASE("FFTW wisdom file: the file a choice names, and $PRILO_FFTW_WISDOM") {
   namespace fs = std::filesystem;
   // unset here, set below; its earlier value restored however the case ends

@@ -91,7 +91,12 @@ TEST_CASE("Optimisers refuse options under which every step writes NaN, and a re
                        doctest::Contains("GradientDescent: the learning rate"), invalid_input);
   CHECK_THROWS_WITH_AS(AdamTrainer<double>(AdamOptions<double>{.beta1 = -0.5}), doctest::Contains("AdamTrainer"),
                        invalid_input);
-  CHECK_NOTHROW(Adam<double>(AdamOptions<double>{.learning_rate = 0, .beta1 = 0, .beta2 = 0, .epsilon = 0}));
+  CHECK_NOTHROW(Adam<double>(AdamOptions<double>{.learning_rate = 0, .beta1 = 0, .beta2 = 0, .epsilon = 1e-300}));
+  // epsilon 0 turned every zero gradient entry (a dead ReLU's) into 0/0 = NaN
+  CHECK_THROWS_WITH_AS(Adam<double>(AdamOptions<double>{.epsilon = 0}),
+                       doctest::Contains("epsilon must be finite and > 0 (0 makes a zero gradient entry 0/0), got 0"),
+                       invalid_input);
+  CHECK_THROWS_AS(AdamTrainer<double>(AdamOptions<double>{.epsilon = 0}), invalid_input);
   // a restore whose moments do not match each other, the parameters or a count below 0
   Rng rng(2);
   nn::Linear<double> layer(5, 4, rng);
@@ -110,6 +115,35 @@ TEST_CASE("Optimisers refuse options under which every step writes NaN, and a re
   CHECK_THROWS_WITH_AS(t.step(params), doctest::Contains("AdamTrainer parameter"), invalid_input);
   t.restore(m, v, 3);
   CHECK_NOTHROW(t.step(params));
+  // another list after restored moments: it started fresh moments at step 4 (a first step
+  // about 2.5x the learning rate); a fresh trainer still takes any list
+  nn::ParamList<double> fewer(params.begin(), params.begin() + 1);
+  CHECK_THROWS_WITH_AS(t.step(fewer),
+                       doctest::Contains("AdamTrainer: the parameter list has 1 tensors, its moments 2 (at step 4)"),
+                       invalid_input);
+  AdamTrainer<double> restored_empty;
+  restored_empty.restore({}, {}, 7);
+  CHECK_THROWS_AS(restored_empty.step(params), invalid_input);
+  AdamTrainer<double> fresh;
+  CHECK_NOTHROW(fresh.step(fewer));
+}
+
+TEST_CASE("An optimiser step refuses a centre that does not fit before it moves anything") {
+  Rng rng(4);
+  Mat<double> x = Mat<double>::Ones(3, 2);
+  const Mat<double> g = Mat<double>::Constant(3, 2, 0.5), empty;
+  Adam<double> adam;
+  GradientDescent<double> gd;
+  CHECK_THROWS_WITH_AS(adam.step(x, g, empty, rng), doctest::Contains("optimiser centre: expected 3x2 or 3x1, got 0x0"),
+                       invalid_input);
+  CHECK_THROWS_AS(gd.step(x, g, Mat<double>::Zero(3, 3), rng), invalid_input);
+  CHECK(x == Mat<double>::Ones(3, 2));  // untouched: x, and the count
+  CHECK(adam.iteration() == 0);
+  CHECK(gd.iteration() == 0);
+  Mat<double> none(0, 0);
+  adam.step(none, none, empty, rng);  // an empty batch with an empty centre: nothing to do
+  adam.step(x, g, Mat<double>::Zero(3, 1), rng);
+  CHECK(adam.iteration() == 1);
 }
 
 TEST_CASE("Rng::shuffle is Fisher-Yates on its own stream: a permutation, the same draws as the explicit loop") {

@@ -472,8 +472,29 @@ TEST_CASE_TEMPLATE("bad input throws invalid_input naming the problem", T, float
     check_throws_naming([&] { prilo::NoProjection{}.project(x, *bad); }, {"NoProjection", "shape", got.c_str()});
   }
   x(1, 1) = nan;
-  check_throws_naming([&] { prilo::L1Ball<T>{.radius = 1}.project(x, c); }, {"L1Ball", "column 1", "NaN"});
-  check_throws_naming([&] { prilo::L2Ball<T>{.radius = 1}.project(x, c); }, {"L2Ball", "column 1", "NaN"});
+  check_throws_naming([&] { prilo::L1Ball<T>{.radius = 1}.project(x, c); }, {"L1Ball", "column 1 of x", "NaN"});
+  check_throws_naming([&] { prilo::L2Ball<T>{.radius = 1}.project(x, c); }, {"L2Ball", "column 1 of x", "NaN"});
+  x(1, 1) = 1;
+  Mat<T> cn = c;
+  cn(2, 2) = -std::numeric_limits<T>::infinity();
+  check_throws_naming([&] { prilo::L1Ball<T>{.radius = 1}.project(x, cn); },
+                      {"L1Ball", "column 2 of the centre", "NaN or infinite"});
+  check_throws_naming([&] { prilo::L2Ball<T>{.radius = 1}.project(x, cn); },
+                      {"L2Ball", "column 2 of the centre", "NaN or infinite"});
+  // finite values whose distance overflows are not called NaN
+  const T big = std::numeric_limits<T>::max();
+  Mat<T> far = x, cf = c;
+  far(0, 0) = big;
+  cf(0, 0) = -big;
+  for (const char* who : {"L1Ball", "L2Ball"}) {
+    const auto run = [&] {
+      if (std::string(who) == "L1Ball")
+        prilo::L1Ball<T>{.radius = 1}.project(far, cf);
+      else
+        prilo::L2Ball<T>{.radius = 1}.project(far, cf);
+    };
+    check_throws_naming(run, {who, "column 0 of x and its centre are finite but too far apart", "overflows"});
+  }
 }
 
 }  // namespace prilo_test_projection

@@ -158,6 +158,36 @@ TEST_CASE("representation_limit rejects bad input with messages that name it") {
   Mat<double> bad = X;
   bad(0, 0) = std::nan("");
   CHECK(message(bad, opt).find("NaN") != std::string::npos);
+  // every fit's options before any fit runs (a ball's radius or learning rate was refused only
+  // when that ball was reached, after the z0 fit), the last polish round's rate included
+  o = opt;
+  o.latent.steps = 100000;  // would take long if the check came after the fit
+  o.balls = {ball(1, -1.0)};
+  CHECK(message(X, o).find("representation_limit: the ball (split point 1) phase's radius must be >= 0") !=
+        std::string::npos);
+  o.balls = {{1, {.steps = 5, .radius = 1, .learning_rate = -0.01}}};
+  CHECK(message(X, o).find("the ball (split point 1) phase's learning rate must be finite and >= 0, got -0.01") !=
+        std::string::npos);
+  o.balls = {};
+  o.latent.learning_rate = HUGE_VAL;
+  CHECK(message(X, o).find("the z0 phase's learning rate must be finite") != std::string::npos);
+  o.latent.learning_rate = 0.01;
+  o.polish_steps = 1;
+  o.polish_rounds = 2;
+  o.polish_factor = 1e300;
+  CHECK(message(X, o).find("z0 fit: the last polish round's learning rate (0.01 x 1e+300^2) is not finite") !=
+        std::string::npos);
+}
+
+TEST_CASE("representation_limit takes its images and starts as expressions of the generator's scalar") {
+  const Gen gen = tiny_generator();
+  prilo::Rng rng(2);
+  const Mat<double> z = rng.normal_matrix<double>(4, 3);
+  const Mat<double> X = gen.forward_from(0, z);
+  RepresentationOptions<double> opt{.latent = {.steps = 3}, .random_starts = 1, .balls = {}};
+  const auto whole = representation_limit(gen, X, opt);
+  const auto left = representation_limit(gen, X.leftCols(3), opt, z.leftCols(0));
+  CHECK(left.x0 == whole.x0);
 }
 
 }  // namespace prilo_test_representation

@@ -398,6 +398,25 @@ TEST_CASE("PRILO on a style chain optimises {z_i, z0} with one radius each and l
                        doctest::Contains("phase gives 1 radii, the generator's state at layer"), prilo::invalid_input);
 }
 
+TEST_CASE("Modulate's VJP checks its output y; Carry refuses an inner module of no fixed size, by name") {
+  using T = double;
+  Rng rng(1);
+  Modulate<T, LeakyRelu> m(2, 9, 3, rng);
+  const Mat<T> x = rng.normal_matrix<T>(m.input_size(), 2);
+  Mat<T> y, gx, work;
+  m.forward(x, y);
+  const Mat<T> gy = rng.normal_matrix<T>(y.rows(), 2);
+  const Mat<T> short_y = y.topRows(3);  // read out of bounds before
+  CHECK_THROWS_WITH_AS(m.backward_input(x, short_y, gy, gx, work),
+                       doctest::Contains("Modulate output: expected a 21x2 matrix, got 3x2"), prilo::invalid_input);
+  m.backward_input(x, y, gy, gx, work);
+  CHECK(gx.rows() == x.rows());
+  // an activation takes any size (input_size() −1): it was taken for the feature rows
+  CHECK_THROWS_WITH_AS(Carry<LeakyReLU<T>>(LeakyReLU<T>(), 3),
+                       doctest::Contains("Carry: the inner module must have a fixed input size, got -1"),
+                       prilo::invalid_input);
+}
+
 }  // namespace
 
 }  // namespace prilo_test_style

@@ -181,6 +181,22 @@ TEST_CASE("train_vae with a batch larger than the data: one batch of all of it, 
   CHECK(a.decoder().module<0>().weight() == b.decoder().module<0>().weight());  // the same run
 }
 
+TEST_CASE("mean_negative_elbo and train_vae take blocks of a data set; a block size of 0 is refused, not a hang") {
+  const Mat<double> data = unit_images(12, 10, 3);
+  nn::Vae<double> a(12, 9, 4, 21), b(12, 9, 4, 21);
+  const Mat<double> first = data.leftCols(5);
+  CHECK(nn::mean_negative_elbo(a, data.leftCols(5), 7, 2) == nn::mean_negative_elbo(a, first, 7, 2));
+  CHECK_THROWS_WITH_AS(nn::mean_negative_elbo(a, data, 7, 0),
+                       doctest::Contains("mean_negative_elbo: block must be >= 1, got 0"), invalid_input);
+  CHECK_THROWS_WITH_AS(nn::mean_negative_elbo(a, Mat<double>(12, 0), 7),
+                       doctest::Contains("mean_negative_elbo: no images"), invalid_input);
+  const nn::VaeTrainingOptions o{.epochs = 1, .batch = 4, .seed = 5};
+  const Mat<double> train = data.leftCols(8), test = data.rightCols(2);
+  (void)nn::train_vae(a, data.leftCols(8), data.rightCols(2), o);
+  (void)nn::train_vae(b, train, test, o);
+  CHECK(a.decoder().module<0>().weight() == b.decoder().module<0>().weight());
+}
+
 TEST_CASE("train_vae runs prilo-train-vae's protocol draw for draw: shuffle, batches, noise, Adam, test loss") {
   const Mat<double> train = unit_images(12, 37, 3), test = unit_images(12, 9, 4);  // 37: a short last batch
   const nn::VaeTrainingOptions o{.epochs = 3, .batch = 10, .learning_rate = 3e-3, .seed = 5};
@@ -358,8 +374,42 @@ TEST_CASE("save_checkpoint refuses a training state its file cannot hold: a nega
   st.epoch = -1;  // a uint32 cast would have stored 4294967295, refused only on resuming
   CHECK(error_of([&] {
           nn::save_checkpoint(dir / "epoch.ckpt", vae, adam, st);
-        }).find("save_checkpoint: the epoch must be >= 0, got -1") != std::string::npos);
+        }).find("save_checkpoint: the epoch must be in 0..2147483646, got -1") != std::string::npos);
   CHECK_FALSE(fs::exists(dir / "epoch.ckpt"));
+  // the load refuses an epoch of INT_MAX (no epoch can follow it), so the save does too
+  st.epoch = std::numeric_limits<int>::max();
+  CHECK(error_of([&] {
+          nn::save_checkpoint(dir / "epoch.ckpt", vae, adam, st);
+        }).find("the epoch must be in 0..2147483646, got 2147483647") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "epoch.ckpt"));
+  // an order that is no permutation, and a generator state that only draws 0, were saved and
+  // then found corrupt on resuming
+  st.epoch = 3;
+  for (const std::vector<Eigen::Index>& bad : {std::vector<Eigen::Index>{0, 0, 7}, std::vector<Eigen::Index>{-1, 1}}) {
+    st.order = bad;
+    CHECK(error_of([&] {
+            nn::save_checkpoint(dir / "perm.ckpt", vae, adam, st);
+          }).find("save_checkpoint: the shuffle order is not a permutation of 0..") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(dir / "perm.ckpt"));
+  st.order = order;
+  st.rng = {0, 0, 0, 0, 0, 0};
+  CHECK(error_of([&] {
+          nn::save_checkpoint(dir / "rng.ckpt", vae, adam, st);
+        }).find("save_checkpoint: the random generator's state is all zero") != std::string::npos);
+  st.rng = Rng(1).state();
+  st.rng[4] = 2;
+  CHECK(error_of([&] {
+          nn::save_checkpoint(dir / "rng.ckpt", vae, adam, st);
+        }).find("the random generator's spare flag is 2, not 0 or 1") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "rng.ckpt"));
+  // the model is only read: a const VAE saves
+  st.rng = Rng(1).state();
+  const nn::Vae<float>& constant = vae;
+  nn::save_checkpoint(dir / "const.ckpt", constant, adam, st);
+  nn::save_vae(dir / "const.prw", constant);
+  CHECK(fs::exists(dir / "const.ckpt"));
+  CHECK(nn::load_vae<float>(dir / "const.prw").latent_dim() == 4);
   // float keeps the integers exactly up to 2^24: a longer order would round entries together
   st.epoch = 3;
   st.order.assign((std::size_t(1) << 24) + 1, 0);
@@ -412,6 +462,37 @@ TEST_CASE("a checkpoint whose training state is damaged is refused, never used: 
   CHECK(damaged("v", [&](auto& f) {
           tensor(f, "adam.v.0")(0) = -1;
         }).find("Adam's second moment 0 is negative or not finite") != std::string::npos);
+  // the Rng words (sizes 5..16: four xoshiro words, the spare flag, the spare's bits) are not
+  // under the checksum: a state that cannot come from a generator is refused
+  CHECK(damaged("zero-rng", [](auto& f) {
+          for (int i = 5; i < 13; ++i) f.sizes[std::size_t(i)] = 0;
+        }).find("corrupt checkpoint: the random generator's state is all zero") != std::string::npos);
+  CHECK(damaged("flag", [](auto& f) { f.sizes[13] = 3; }).find("the random generator's spare flag is 3, not 0 or 1") !=
+        std::string::npos);
+  CHECK(damaged("spare", [](auto& f) {
+          f.sizes[15] = 0x00000000u;
+          f.sizes[16] = 0x7FF80000u;  // a NaN's bits
+        }).find("the random generator's spare value is not finite") != std::string::npos);
+  // missing, extra and misshapen training tensors: named as the checkpoint's damage, with its path
+  const auto without = [](const std::string& name) {
+    return [name](auto& f) { std::erase_if(f.tensors, [&](const auto& t) { return t.name == name; }); };
+  };
+  CHECK(damaged("no-m", without("adam.m.1")).find("no-m.ckpt: corrupt checkpoint: no tensor \"adam.m.1\"") !=
+        std::string::npos);
+  CHECK(damaged("no-order", without("train.order"))
+            .find("no-order.ckpt: corrupt checkpoint: no tensor \"train.order\"") != std::string::npos);
+  CHECK(damaged("extra-m", [](auto& f) { f.add("adam.m.77", Mat<double>::Zero(2, 2)); })
+            .find("corrupt checkpoint: tensor \"adam.m.77\" belongs to no part of the training state") !=
+        std::string::npos);
+  CHECK(damaged("extra-train", [](auto& f) {
+          f.add("train.bogus", Mat<double>::Zero(1, 1));
+        }).find("tensor \"train.bogus\" belongs to no part of the training state") != std::string::npos);
+  CHECK(damaged("flat-order", [&](auto& f) {
+          tensor(f, "train.order") = Mat<double>::Zero(0, 5);
+        }).find("corrupt checkpoint: tensor \"train.order\" is 0x5, expected 0x1") != std::string::npos);
+  CHECK(damaged("m-shape", [&](auto& f) {
+          tensor(f, "adam.m.0") = Mat<double>::Zero(1, 1);
+        }).find("corrupt checkpoint: tensor \"adam.m.0\" is 1x1, expected ") != std::string::npos);
   // a step count that one epoch of 20 images cannot make (it would overflow Adam's counter)
   io::WeightsFile<double> big = good;
   big.sizes[4] = 0x7FFFFFFEu;

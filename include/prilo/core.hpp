@@ -158,14 +158,14 @@ template <class... Args>
 
 /// Throws invalid_input "<what>: expected R×C, got r×c" when the shape differs.
 template <class Derived>
-void require_shape(const Eigen::MatrixBase<Derived>& m, Eigen::Index rows, Eigen::Index cols, const char* what) {
+void require_shape(const Eigen::DenseBase<Derived>& m, Eigen::Index rows, Eigen::Index cols, const char* what) {
   if (m.rows() != rows || m.cols() != cols)
     detail::fail(what, ": expected a ", rows, "x", cols, " matrix, got ", m.rows(), "x", m.cols());
 }
 
 /// Throws invalid_input when any entry is NaN or infinite.
 template <class Derived>
-void require_finite(const Eigen::MatrixBase<Derived>& m, const char* what) {
+void require_finite(const Eigen::DenseBase<Derived>& m, const char* what) {
   if (!m.allFinite()) detail::fail(what, ": contains NaN or infinite values");
 }
 

@@ -103,7 +103,8 @@ struct RepresentationOptions {
   /// depend on the number of blocks through the random starts only.
   ColumnBlockOptions blocks{};
   /// Progress of block 0 (the calling thread), every 100 steps of a phase.
-  ProgressFn progress = {};  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
+  ProgressFn progress = {};
+  /// This call's own stop request (prilo/interrupt.hpp: a std::stop_source's token); the
   /// process-wide request_stop() stops every call.
   std::stop_token stop{};
 };
@@ -386,8 +387,9 @@ RepresentationResult<T> join(std::vector<RepresentationResult<T>>& parts, Eigen:
 /// Fits are Adam without gradient noise on the latent solvers' phases (`Policies`' projection);
 /// being local optimisations, they are upper bounds of the true minima. PSNR with data range 1.
 template <class Policies = PaperPolicies, Generator G, class T = typename G::scalar>
-RepresentationResult<T> representation_limit(const G& gen, const Mat<T>& X, const RepresentationOptions<T>& opt,
-                                             const Mat<T>& starts = Mat<T>()) {
+RepresentationResult<T> representation_limit(const G& gen, const std::type_identity_t<Mat<T>>& X,
+                                             const RepresentationOptions<T>& opt,
+                                             const std::type_identity_t<Mat<T>>& starts = Mat<T>()) {
   static_assert(std::is_same_v<generator_matrix_t<G>, Mat<T>>,
                 "representation_limit: the generator must run on the CPU (its matrix type prilo::Mat<T>)");
   static_assert(LatentPolicies<Policies, T>, "representation_limit: Policies must model prilo::LatentPolicies");
@@ -413,10 +415,22 @@ RepresentationResult<T> representation_limit(const G& gen, const Mat<T>& X, cons
   // an infinite factor made the polish rounds' learning rate inf: Adam refused it without naming this option
   if (!(opt.polish_factor > 0 && std::isfinite(opt.polish_factor)))
     fail("representation_limit polish_factor: must be finite and > 0, got ", opt.polish_factor);
+  // every fit's learning rate, radius and radii before any fit runs (Adam and the ball refused
+  // them only when that fit was reached, after the work before it), and the last polish
+  // round's rate finite
+  constexpr bool l1_radii = std::is_same_v<Policies, PaperPolicies>;
+  const auto check_fit = [&](const auto& phase, const std::string& what) {
+    prilo::detail::check_phase_options(phase, "representation_limit", what.c_str(), l1_radii);
+    if (opt.polish_steps > 0 &&
+        !std::isfinite(double(phase.learning_rate) * std::pow(opt.polish_factor, double(opt.polish_rounds))))
+      fail("representation_limit ", what, " fit: the last polish round's learning rate (", phase.learning_rate, " x ",
+           opt.polish_factor, "^", opt.polish_rounds, ") is not finite");
+  };
+  check_fit(opt.latent, "z0");
   for (const auto& b : opt.balls) {
     if (b.layer < 1 || b.layer >= k)
       fail("representation_limit ball: split point ", b.layer, " must be an intermediate split point in 1..", k - 1);
-    if (b.phase.steps < 0) fail("representation_limit ball at split point ", b.layer, ": steps must be >= 0");
+    check_fit(b.phase, "ball (split point " + std::to_string(b.layer) + ")");
     if (!b.phase.radii.empty() && b.phase.radii.size() != prilo::detail::state_blocks(gen, b.layer).size())
       fail("representation_limit ball at split point ", b.layer, ": the split state has ",
            prilo::detail::state_blocks(gen, b.layer).size(), " tensor(s) but ", b.phase.radii.size(),
@@ -454,7 +468,8 @@ RepresentationResult<T> representation_limit(const G& gen, const Mat<T>& X, cons
 /// every image as a start of the z0 fit (when the model has encode(x) → {μ, log σ²}, as the
 /// shipped VAEs do), beside opt.random_starts random ones.
 template <class Policies = PaperPolicies, VaeModel V, class T = typename V::scalar>
-RepresentationResult<T> representation_limit_vae(const V& vae, const Mat<T>& X, const RepresentationOptions<T>& opt) {
+RepresentationResult<T> representation_limit_vae(const V& vae, const std::type_identity_t<Mat<T>>& X,
+                                                 const RepresentationOptions<T>& opt) {
   if constexpr (requires { vae.encode(X).first; }) {
     if (X.rows() != vae.data_dim())
       detail::fail("representation_limit images: expected ", vae.data_dim(), " pixels per column, got ", X.rows());

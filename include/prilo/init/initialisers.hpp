@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <type_traits>
 
 #include "../concepts/generator.hpp"
 #include "../exec/executor.hpp"
@@ -22,13 +23,28 @@ struct MiiOptions {
   Eigen::Index chunk = 1024;       ///< candidates scored per block (bounds memory)
 };
 
+namespace detail {
+/// MII's checks before any work: the chunk, and the generator's images against the loss's
+/// operator (where the loss names it).
+template <class G, class Loss>
+void check_mii(const G& gen, const Loss& loss, Eigen::Index chunk) {
+  if (chunk < 1) fail("mii: chunk must be >= 1, got ", chunk);
+  if constexpr (requires { loss.op().input_size(); })
+    if (gen.dim(gen.depth()) != loss.op().input_size())
+      fail("mii: the generator makes images of ", gen.dim(gen.depth()), " values, the loss's operator takes ",
+           loss.op().input_size());
+}
+}  // namespace detail
+
 /// S(c, j) = ‖|A G(z_c)| − y_j‖² for every candidate latent z_c (columns of `candidates`)
 /// against every measurement column of `loss`: the candidates are decoded `chunk` at a time
 /// (bounding memory) into buffers reused from chunk to chunk, and scored by
-/// MagnitudeLoss::scores. The p×B matrix that MII selects from.
+/// MagnitudeLoss::scores. The p×B matrix that MII selects from. `candidates` may be any
+/// expression of the generator's scalar (evaluated once).
 template <Generator G, class Loss, class T = typename G::scalar>
-Mat<T> mii_scores(const G& gen, const Loss& loss, const Mat<T>& candidates, Eigen::Index chunk = 1024) {
-  if (chunk < 1) detail::fail("mii: chunk must be >= 1");
+Mat<T> mii_scores(const G& gen, const Loss& loss, const std::type_identity_t<Mat<T>>& candidates,
+                  Eigen::Index chunk = 1024) {
+  detail::check_mii(gen, loss, chunk);
   require_shape(candidates, gen.dim(0), candidates.cols(), "mii candidates");
   static_assert(
       requires(const generator_matrix_t<G>& x) {
@@ -58,6 +74,7 @@ Mat<T> mii_latents(const G& gen, const Loss& loss, int restarts, const MiiOption
   if (restarts < 1) detail::fail("mii: restarts must be >= 1, got ", restarts);
   if (opt.candidates < restarts)
     detail::fail("mii: need at least as many candidates (", opt.candidates, ") as restarts (", restarts, ")");
+  detail::check_mii(gen, loss, opt.chunk);  // before any draw: a refused call leaves rng as it was
   const Eigen::Index B = loss.batch(), p = opt.candidates;
   const Mat<T> cand = rng.normal_matrix<T>(gen.dim(0), p);
   const Mat<T> s = mii_scores(gen, loss, cand, opt.chunk);

@@ -210,13 +210,19 @@ class LiEncoder {
   template <MeasurementOperator Op>
   void check_operator(const Op& op, const std::string& what = "LI encoder") const {
     check_operator_shape(op, what);
+    if (probe_.size() == 0 || probe_.isZero(0))  // a new encoder: set_operator was never called
+      detail::fail(what, ": the encoder records no measurement operator (set_operator was never called)");
     const double gap = relative_gap(measure(op, probe_image()), probe_);
     if (!(gap <= 1e-4)) {
+      // the seed prilo-reconstruct would need (its operator is drawn with --seed + 7), when there is one
+      const std::string seed_hint = spec_.operator_seed >= 7 ? "; prilo-reconstruct draws it with --seed + 7, so run "
+                                                               "with --seed " +
+                                                                   std::to_string(spec_.operator_seed - 7) + " or"
+                                                             : ";";
       std::string hint = spec_.op == LiOperator::fourier
                              ? ""
                              : " (it was trained on the matrix drawn with seed " + std::to_string(spec_.operator_seed) +
-                                   "; prilo-reconstruct draws it with --seed + 7, so run with --seed " +
-                                   std::to_string(spec_.operator_seed - 7) + " or train an encoder for this seed)";
+                                   seed_hint + " train an encoder for this seed)";
       detail::fail(what, ": trained on another measurement operator: its probe magnitudes differ by ", gap,
                    " (relative)", hint);
     }
@@ -465,7 +471,8 @@ inline constexpr double max_start_sigma = 100;
 /// 1 … R−1 at E(y_j) + σ·ε with ε ~ N(0, I) (the paper's perturbation, σ = 0.05), so that
 /// restarts explore around it and one restart keeps the unperturbed prediction.
 template <class T>
-Mat<T> li_latents(const LiEncoder<T>& enc, const Mat<T>& y, int restarts, double sigma, Rng& rng) {
+Mat<T> li_latents(const LiEncoder<T>& enc, const std::type_identity_t<Mat<T>>& y, int restarts, double sigma,
+                  Rng& rng) {
   if (restarts < 1) detail::fail("li_latents: restarts must be >= 1, got ", restarts);
   if (!(sigma >= 0 && sigma <= max_start_sigma))
     detail::fail("li_latents: sigma must be in [0, ", max_start_sigma, "], got ", sigma);

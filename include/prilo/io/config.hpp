@@ -253,7 +253,11 @@ ReconstructionConfig<T> reconstruction_config_from_json(const nlohmann::json& j)
   if (j.contains("mii")) {
     detail::check_keys(j.at("mii"), "mii", {"candidates"});
     c.mii.candidates = detail::int_or(j.at("mii"), "candidates", 5000, "mii");
-    if (c.mii.candidates < 1) throw invalid_input("mii.candidates must be >= 1");
+    // each candidate is a latent held at once and a row of the p x B score matrix: beyond a
+    // million, gigabytes for a typo
+    if (c.mii.candidates < 1 || c.mii.candidates > 1'000'000)
+      throw invalid_input("mii.candidates must be in 1..1000000, got " + std::to_string(c.mii.candidates) +
+                          " (a larger count is taken for a mistake)");
   }
   if (j.contains("resolve")) {
     detail::check_keys(j.at("resolve"), "resolve",

@@ -398,7 +398,7 @@ inline std::vector<std::uint8_t> read_idx_labels(const std::filesystem::path& pa
 /// IDX image file; values are clamped to [0,1] and rounded to bytes (round(v*255)), so data
 /// read by read_idx_images round-trip exactly. `gzip` compresses the file.
 template <class Derived>
-void write_idx_images(const std::filesystem::path& path, const Eigen::MatrixBase<Derived>& images, std::size_t rows,
+void write_idx_images(const std::filesystem::path& path, const Eigen::DenseBase<Derived>& images, std::size_t rows,
                       std::size_t cols, bool gzip = false) {
   using S = typename Derived::Scalar;
   static_assert(std::is_floating_point_v<S>, "write_idx_images: the scalar type must be float or double");

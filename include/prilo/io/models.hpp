@@ -78,6 +78,9 @@ AnyVae<T> load_any_vae(const std::filesystem::path& weights) {
   const std::string arch = read_weights_info(weights).arch;
   if (arch == nn::conv_vae_arch_tag) return nn::load_conv_vae<T>(weights);
   if (arch == nn::style_vae_arch_tag) return nn::load_style_vae<T>(weights);
+  if (arch != nn::vae_arch_tag)
+    throw file_error(weights.string() + ": \"" + arch + "\" is not a VAE (expected \"" + nn::vae_arch_tag + "\", \"" +
+                     nn::conv_vae_arch_tag + "\" or \"" + nn::style_vae_arch_tag + "\")");
   return nn::load_vae<T>(weights);
 }
 

@@ -108,10 +108,19 @@ inline void png_collect(void* context, void* data, int size) {
 /// (shape, non-finite values, more images than tiles) and file_error when the file can't be
 /// written.
 template <class Derived>
-void write_png_grid(const std::filesystem::path& path, const Eigen::MatrixBase<Derived>& images, std::size_t h,
+void write_png_grid(const std::filesystem::path& path, const Eigen::DenseBase<Derived>& images, std::size_t h,
                     std::size_t w, std::size_t grid_rows = 0, std::size_t grid_cols = 0,
                     const PngGridOptions& opt = {}) {
   if (h == 0 || w == 0) prilo::detail::fail("write_png_grid: image size: expected h, w > 0, got ", h, "x", w);
+  // every factor of the picture's sides within the side limit, so no product below can wrap
+  constexpr std::size_t max_side = 1u << 15;
+  const auto check_side = [&](std::size_t v, const char* what) {
+    if (v > max_side) prilo::detail::fail("write_png_grid: ", what, ": ", v, " is above the limit of ", max_side);
+  };
+  check_side(h, "image height");
+  check_side(w, "image width");
+  check_side(opt.padding, "padding");
+  check_side(opt.scale, "scale");
   require_shape(images, static_cast<Eigen::Index>(h * w), images.cols(), "write_png_grid: images");
   require_finite(images, "write_png_grid: images");
   if (opt.scale == 0) prilo::detail::fail("write_png_grid: scale: must be at least 1");
@@ -126,13 +135,14 @@ void write_png_grid(const std::filesystem::path& path, const Eigen::MatrixBase<D
   } else if (grid_cols == 0) {
     grid_cols = std::max<std::size_t>(1, (n + grid_rows - 1) / grid_rows);
   }
+  check_side(grid_rows, "grid rows");
+  check_side(grid_cols, "grid columns");
   if (n > grid_rows * grid_cols)
     prilo::detail::fail("write_png_grid: images: ", n, " images do not fit a ", grid_rows, "x", grid_cols, " grid");
 
   const std::size_t s = opt.scale;
   const std::size_t width = (grid_cols * w + (grid_cols - 1) * opt.padding) * s;
   const std::size_t height = (grid_rows * h + (grid_rows - 1) * opt.padding) * s;
-  constexpr std::size_t max_side = 1u << 15;
   if (width > max_side || height > max_side)
     prilo::detail::fail("write_png_grid: the picture would be ", width, "x", height, " pixels (limit ", max_side,
                         " per side)");
@@ -159,10 +169,16 @@ void write_png_grid(const std::filesystem::path& path, const Eigen::MatrixBase<D
   detail::write_file_atomic(path, png.data(), png.size());
 }
 
-/// Writes one h x w image (a vector of h*w values, pixel r*w + c) as a grayscale PNG.
+/// Writes one h x w image (a vector of h*w values, pixel r*w + c) as a grayscale PNG. A matrix
+/// that is not a vector is refused (its column-major values would come out transposed).
 template <class Derived>
-void write_png(const std::filesystem::path& path, const Eigen::MatrixBase<Derived>& image, std::size_t h, std::size_t w,
+void write_png(const std::filesystem::path& path, const Eigen::DenseBase<Derived>& image, std::size_t h, std::size_t w,
                std::size_t scale = 1) {
+  if (image.rows() != 1 && image.cols() != 1)
+    prilo::detail::fail("write_png: image: expected a vector of h*w values (pixel r*w + c), got a ", image.rows(), "x",
+                        image.cols(), " matrix");
+  if (h > (1u << 15) || w > (1u << 15))
+    prilo::detail::fail("write_png: image size ", h, "x", w, " is above the limit of ", 1u << 15, " per side");
   if (image.size() != static_cast<Eigen::Index>(h * w))
     prilo::detail::fail("write_png: image: expected ", h * w, " values (", h, "x", w, "), got ", image.size());
   const auto column = image.reshaped(static_cast<Eigen::Index>(h * w), 1);

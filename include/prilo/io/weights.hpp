@@ -51,25 +51,31 @@ struct WeightsFile {
   /// Appends a tensor (names must be unique and non-empty; checked by save_weights).
   void add(std::string name, Mat<T> value) { tensors.push_back({std::move(name), std::move(value)}); }
 
-  /// Pointer to the tensor called `name`, or nullptr.
-  const Mat<T>* find(std::string_view name) const {
+  /// Pointer to the tensor called `name`, or nullptr. Not on a temporary file (the pointer
+  /// would dangle): keep the file in a variable, or take the tensor by value with at().
+  const Mat<T>* find(std::string_view name) const& {
     for (const auto& t : tensors)
       if (t.name == name) return &t.value;
     return nullptr;
   }
+  const Mat<T>* find(std::string_view name) const&& = delete;
   /// The tensor called `name`; throws invalid_input when there is none.
-  const Mat<T>& at(std::string_view name) const {
+  const Mat<T>& at(std::string_view name) const& {
     if (const auto* m = find(name)) return *m;
     prilo::detail::fail("weights: no tensor named \"", name, "\" (architecture \"", arch, "\", ", tensors.size(),
                         " tensors)");
   }
   /// Like at(), and also checks the shape: invalid_input "<name>: expected RxC, got rxc".
-  const Mat<T>& at(std::string_view name, Eigen::Index rows, Eigen::Index cols) const {
+  const Mat<T>& at(std::string_view name, Eigen::Index rows, Eigen::Index cols) const& {
     const auto& m = at(name);
     const std::string what = "weights: tensor \"" + std::string(name) + "\"";
     require_shape(m, rows, cols, what.c_str());
     return m;
   }
+  /// On a temporary file (load_weights(p).at("w")) the tensor is returned by value, so a
+  /// reference bound to the result keeps it alive instead of dangling.
+  Mat<T> at(std::string_view name) const&& { return at(name); }
+  Mat<T> at(std::string_view name, Eigen::Index rows, Eigen::Index cols) const&& { return at(name, rows, cols); }
 };
 
 /// Header fields of a weights file (read_weights_info reads only these).

@@ -14,6 +14,9 @@ namespace prilo::metrics {
 /// dy, dx may be any integers (taken mod h, w). All 2*h*w such transforms leave the
 /// non-oversampled DFT magnitudes of a real image unchanged, and they form a group: every
 /// composition of shifts and reflections is one of them. Any scalar type, complex included.
+/// The global sign (−x has x's magnitudes too) is not among them: the alignment here is for
+/// images known to be non-negative (prilo's reconstructions are clipped to [0, 1]); for signed
+/// images, align x and −x and keep the better.
 template <class D>
 Vec<typename D::Scalar> apply_shift_reflect(const Eigen::MatrixBase<D>& x, Eigen::Index h, Eigen::Index w,
                                             Eigen::Index dy, Eigen::Index dx, bool reflect) {
@@ -38,13 +41,15 @@ Vec<typename D::Scalar> apply_shift_reflect(const Eigen::MatrixBase<D>& x, Eigen
 /// Writes all 2·h·w transforms of x (h·w) into columns c0 … c0 + 2·h·w − 1 of `out`, in the
 /// order reflect = false then true, then dy = 0 … h − 1, then dx = 0 … w − 1 (column
 /// c0 + (reflect·h + dy)·w + dx holds apply_shift_reflect(x, h, w, dy, dx, reflect)); x itself
-/// is column c0.
+/// is column c0. `out` may be a matrix or a writable expression of one (a block, a Map).
 template <class D, class M>
-void all_shifts_reflections(const Eigen::MatrixBase<D>& x, Eigen::Index h, Eigen::Index w, Eigen::MatrixBase<M>& out,
-                            Eigen::Index c0 = 0) {
+void all_shifts_reflections(const Eigen::MatrixBase<D>& x, Eigen::Index h, Eigen::Index w,
+                            const Eigen::MatrixBase<M>& out_, Eigen::Index c0 = 0) {
+  auto& out = const_cast<Eigen::MatrixBase<M>&>(out_);  // Eigen's idiom for writable expressions taken by const&
   detail::require_vector(x, "all_shifts_reflections", "x");
   detail::require_dims(x.rows(), h, w, "all_shifts_reflections");
-  if (out.rows() != x.rows() || c0 < 0 || c0 + 2 * h * w > out.cols())
+  if (c0 < 0) prilo::detail::fail("all_shifts_reflections: first column c0 must be >= 0, got ", c0);
+  if (out.rows() != x.rows() || c0 + 2 * h * w > out.cols())
     prilo::detail::fail("all_shifts_reflections: output has ", out.rows(), "x", out.cols(), ", needs ", x.rows(),
                         " rows and ", c0 + 2 * h * w, " columns");
   Eigen::Index c = c0;

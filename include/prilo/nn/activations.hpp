@@ -221,6 +221,9 @@ struct Activation {
   using scalar = T;
   using function = Act;
   Eigen::Index output_size(Eigen::Index in) const { return in; }
+  /// No products (prilo/flops.hpp counts matrix products): Sequential::flops adds 0 here, not
+  /// the dense count it assumes for a module that does not say.
+  double flops_per_sample() const { return 0; }
   Eigen::Index input_size() const { return -1; }  // any
 
   void forward(const Mat<T>& x, Mat<T>& y) const {

@@ -64,6 +64,9 @@ class BatchNorm2d {
 
   Shape3 input_shape() const { return shape_; }
   Shape3 output_shape() const { return shape_; }
+  /// No products (prilo/flops.hpp counts matrix products): Sequential::flops adds 0 here, not
+  /// the dense count it assumes for a module that does not say.
+  double flops_per_sample() const { return 0; }
   Eigen::Index output_size(Eigen::Index in) const {
     if (in != shape_.size())
       detail::fail("BatchNorm2d: expects ", shape_.size(), " inputs (", shape_.channels, "x", shape_.height, "x",

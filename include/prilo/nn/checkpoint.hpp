@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <unordered_set>
 #include <vector>
 
 #include "../io/weights.hpp"
@@ -114,6 +115,27 @@ inline void check_training_key(const std::filesystem::path& path, const std::opt
 
 namespace checkpoint_detail {
 
+/// What is wrong with a training state's shuffle order and Rng state, or "" (the checks that
+/// save and load share: a state one refuses, the other never writes).
+inline std::string state_problem(const std::vector<Eigen::Index>& order, const std::array<std::uint64_t, 6>& rng) {
+  std::vector<bool> seen(order.size(), false);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const Eigen::Index v = order[i];
+    if (v < 0 || std::uint64_t(v) >= order.size() || seen[std::size_t(v)])
+      return "the shuffle order is not a permutation of 0.." + std::to_string(std::int64_t(order.size()) - 1) +
+             " (entry " + std::to_string(i) + ")";
+    seen[std::size_t(v)] = true;
+  }
+  // Rng::state(): four xoshiro words (never all zero: that state only ever draws 0), a flag for
+  // the Box-Muller spare (0 or 1) and the spare's bits (a finite double)
+  if ((rng[0] | rng[1] | rng[2] | rng[3]) == 0) return "the random generator's state is all zero";
+  if (rng[4] > 1) return "the random generator's spare flag is " + std::to_string(rng[4]) + ", not 0 or 1";
+  double spare = 0;
+  std::memcpy(&spare, &rng[5], sizeof spare);
+  if (!std::isfinite(spare)) return "the random generator's spare value is not finite";
+  return {};
+}
+
 /// The 64-bit values of a key, in the order the checkpoint keeps them.
 inline std::array<std::uint64_t, 4> key_words(const TrainingKey& k) {
   std::uint64_t lr = 0;
@@ -128,14 +150,17 @@ inline std::array<std::uint64_t, 4> key_words(const TrainingKey& k) {
 /// (a reader or a crash never sees half a file).
 template <class T, NamedTensors Model>
 void save_checkpoint_as(const std::filesystem::path& path, const char* tag, std::vector<std::uint32_t> model_sizes,
-                        Model& model, const AdamTrainer<T>& adam, const TrainingState& st) {
+                        const Model& model, const AdamTrainer<T>& adam, const TrainingState& st) {
   // what the file cannot hold is refused here, not found corrupt when the run resumes: the epoch
   // as a 32-bit word, the shuffle order as T (exact integers up to 2^digits)
-  if (st.epoch < 0) detail::fail("save_checkpoint: the epoch must be >= 0, got ", st.epoch);
+  if (st.epoch < 0 || st.epoch == std::numeric_limits<int>::max())
+    detail::fail("save_checkpoint: the epoch must be in 0..", std::numeric_limits<int>::max() - 1, ", got ", st.epoch);
   constexpr auto exact = std::uint64_t(1) << std::numeric_limits<T>::digits;
   if (std::uint64_t(st.order.size()) > exact)
     detail::fail("save_checkpoint: a shuffle order of ", st.order.size(), " entries cannot be kept in ",
                  sizeof(T) == 4 ? "float" : "double", " (at most ", exact, " training images)");
+  if (const auto problem = state_problem(st.order, st.rng); !problem.empty())
+    detail::fail("save_checkpoint: ", problem);
   io::WeightsFile<T> f;
   f.arch = tag;
   f.sizes = std::move(model_sizes);
@@ -198,14 +223,26 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
   for (const auto& t : f.tensors)
     if (t.name.rfind("adam.", 0) != 0 && t.name.rfind("train.", 0) != 0) state.add(t.name, t.value);
   read_state_from(path, state, model);
+  // the training tensors: each one expected, of its shape, and no other (a tensor the run
+  // would ignore is damage, not extra state)
+  std::unordered_set<std::string> used;
+  const auto tensor = [&](const std::string& name, Eigen::Index rows, Eigen::Index cols) -> const Mat<T>& {
+    const Mat<T>* t = f.find(name);
+    if (!t) throw corrupt("no tensor \"" + name + "\"");
+    if (t->rows() != rows || t->cols() != cols)
+      throw corrupt("tensor \"" + name + "\" is " + std::to_string(t->rows()) + "x" + std::to_string(t->cols()) +
+                    ", expected " + std::to_string(rows) + "x" + std::to_string(cols));
+    used.insert(name);
+    return *t;
+  };
   if (f.sizes[ms + 1] == 0 && !f.find("adam.m.0")) {  // saved before Adam's first step
     adam.restore({}, {}, 0);
   } else {
     const auto params = model.parameters();
     std::vector<Mat<T>> m, v;
     for (std::size_t k = 0; k < params.size(); ++k) {
-      m.push_back(f.at("adam.m." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
-      v.push_back(f.at("adam.v." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
+      m.push_back(tensor("adam.m." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
+      v.push_back(tensor("adam.v." + std::to_string(k), params[k].value.rows(), params[k].value.cols()));
       if (!m.back().allFinite()) throw corrupt("Adam's first moment " + std::to_string(k) + " is not finite");
       // the second moment is a running mean of squares: finite and >= 0
       if (!(v.back().array() >= T(0)).all() || !v.back().allFinite())
@@ -213,17 +250,21 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
     }
     adam.restore(std::move(m), std::move(v), int(f.sizes[ms + 1]));
   }
-  // the shuffle order must be a permutation of 0..n-1: its entries index the training images
-  const Mat<T>& order = f.at("train.order");
-  std::vector<bool> seen(static_cast<std::size_t>(order.size()), false);
-  for (Eigen::Index i = 0; i < order.size(); ++i) {
-    const T v = order(i);
-    if (!(v >= T(0) && v < T(order.size()) && v == std::floor(v)) || seen[std::size_t(v)])
-      throw corrupt("the shuffle order is not a permutation of 0.." + std::to_string(order.size() - 1) + " (entry " +
+  // the shuffle order (a column) must be a permutation of 0..n-1: its entries index the training images
+  const Mat<T>* order = f.find("train.order");
+  if (!order) throw corrupt("no tensor \"train.order\"");
+  tensor("train.order", order->size(), 1);
+  for (Eigen::Index i = 0; i < order->size(); ++i) {
+    const T v = (*order)(i);
+    if (!(v >= T(0) && v < T(order->size()) && v == std::floor(v)))
+      throw corrupt("the shuffle order is not a permutation of 0.." + std::to_string(order->size() - 1) + " (entry " +
                     std::to_string(i) + ")");
-    seen[std::size_t(v)] = true;
     st.order.push_back(Eigen::Index(v));
   }
+  if (const auto problem = state_problem(st.order, st.rng); !problem.empty()) throw corrupt(problem);
+  for (const auto& t : f.tensors)
+    if ((t.name.rfind("adam.", 0) == 0 || t.name.rfind("train.", 0) == 0) && !used.count(t.name))
+      throw corrupt("tensor \"" + t.name + "\" belongs to no part of the training state");
   return st;
 }
 
@@ -231,7 +272,7 @@ TrainingState load_checkpoint_as(const std::filesystem::path& path, const char* 
 
 /// Writes the checkpoint of the MLP VAE (atomically: a reader or a crash never sees half a file).
 template <class T>
-void save_checkpoint(const std::filesystem::path& path, Vae<T>& vae, const AdamTrainer<T>& adam,
+void save_checkpoint(const std::filesystem::path& path, const Vae<T>& vae, const AdamTrainer<T>& adam,
                      const TrainingState& st) {
   checkpoint_detail::save_checkpoint_as(
       path, vae_checkpoint_tag,

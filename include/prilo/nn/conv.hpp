@@ -508,8 +508,9 @@ void conv2d_vjp_direct(const Geometry& g, const Mat<T>& w, const nn::conv_detail
 /// short and its layout passes cost more than its products. X is read in place from the
 /// sample's column: each channel's last packet runs into the next channel's pixels (or, for
 /// the last channel, the next sample's column), rows the product computes and never stores;
-/// the batch's last sample, with nothing after it to read, is copied to scratch with each
-/// channel padded to whole packets.
+/// a sample with too little of the batch after it to read (the last one always; any one when
+/// the columns are shorter than a packet's overhang, as for 1×1 or 2×2 inputs) is copied to
+/// scratch with each channel padded to whole packets.
 template <class Act, class T>
 void conv_transpose2d_forward_thin(const Geometry& g, const Mat<T>& w, const Vec<T>& b,
                                    const nn::conv_detail::ConstColumns<T>& x, nn::conv_detail::Columns<T> y) {
@@ -531,7 +532,9 @@ void conv_transpose2d_forward_thin(const Geometry& g, const Mat<T>& w, const Vec
     for (Eigen::Index j = t; j < n; j += slots) {
       const T* xj = x.col(j).data();
       Eigen::Index ldx = P;
-      if (j + 1 == n) {  // nothing to read past the last channel of the batch's last sample
+      // the product reads (Ci − 1)·P + ld values from the sample's start: in place only where
+      // the batch's memory holds them
+      if ((n - 1 - j) * x.outerStride() + x.rows() < (Ci - 1) * P + ld) {
         for (Eigen::Index c = 0; c < Ci; ++c) std::copy(xj + c * P, xj + (c + 1) * P, xm + c * ld);
         xj = xm;
         ldx = ld;

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iomanip>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -66,9 +68,12 @@ Model load_sized_vae(const std::filesystem::path& path, const char* tag, const s
   double stored = 0;
   for (const auto& t : f.tensors) stored += double(t.value.size());
   const double needed = count(s);
-  if (stored < needed)  // more is read_state's to name: a tensor no parameter takes, or one of another shape
-    throw file_error(path.string() + ": corrupt: the sizes " + listed + " need " + std::to_string(long(needed)) +
-                     " values, the file holds " + std::to_string(long(stored)));
+  if (stored < needed) {     // more is read_state's to name: a tensor no parameter takes, or one of another shape
+    std::ostringstream msg;  // counts as doubles: sizes from a corrupt header can need more than a long holds
+    msg << std::fixed << std::setprecision(0) << path.string() << ": corrupt: the sizes " << listed << " need "
+        << needed << " values, the file holds " << stored;
+    throw file_error(msg.str());
+  }
   Model vae(s, 0);
   read_state_from(path, f, vae);
   return vae;
@@ -79,7 +84,7 @@ Model load_sized_vae(const std::filesystem::path& path, const char* tag, const s
 /// channels1, channels2}), each tensor under its name in vae.parameters(): "encoder.0.weight"
 /// … "decoder.2.bias".
 template <class T>
-void save_conv_vae(const std::filesystem::path& path, ConvVae<T>& vae) {
+void save_conv_vae(const std::filesystem::path& path, const ConvVae<T>& vae) {
   io::WeightsFile<T> f;
   f.arch = conv_vae_arch_tag;
   f.sizes = conv_vae_detail::conv_vae_header(vae.sizes());
@@ -100,7 +105,7 @@ ConvVae<T> load_conv_vae(const std::filesystem::path& path) {
 /// Writes a training checkpoint of a convolutional VAE (the format of save_checkpoint, tag
 /// "vae-conv-checkpoint").
 template <class T>
-void save_checkpoint(const std::filesystem::path& path, ConvVae<T>& vae, const AdamTrainer<T>& adam,
+void save_checkpoint(const std::filesystem::path& path, const ConvVae<T>& vae, const AdamTrainer<T>& adam,
                      const TrainingState& st) {
   checkpoint_detail::save_checkpoint_as(path, conv_vae_checkpoint_tag, conv_vae_detail::conv_vae_header(vae.sizes()),
                                         vae, adam, st);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "../core.hpp"
@@ -160,10 +161,13 @@ class EncoderDecoderVae {
 /// Mean negative ELBO of a data set, one reparameterisation sample per image, the noise
 /// drawn from Rng(seed) block by block: the fixed protocol behind the test-set losses that
 /// prilo-train-vae prints and docs/training.md records (nn::Vae, nn::ConvVae, nn::StyleVae and
-/// any other EncoderDecoderVae).
+/// any other EncoderDecoderVae). invalid_input for a block below 1 and for no images (the
+/// mean of nothing).
 template <class T, class E, class D>
-double mean_negative_elbo(const EncoderDecoderVae<T, E, D>& vae, const Mat<T>& x, std::uint64_t seed,
-                          Eigen::Index block = 1000) {
+double mean_negative_elbo(const EncoderDecoderVae<T, E, D>& vae, const std::type_identity_t<Mat<T>>& x,
+                          std::uint64_t seed, Eigen::Index block = 1000) {
+  if (block < 1) detail::fail("mean_negative_elbo: block must be >= 1, got ", block);
+  if (x.cols() == 0) detail::fail("mean_negative_elbo: no images (0 columns)");
   Rng rng(seed);
   double total = 0;
   for (Eigen::Index j = 0; j < x.cols(); j += block) {

@@ -154,6 +154,7 @@ class Dense : public WeightAndBias<T, Exec> {
   void backward(const matrix_type& x, const matrix_type& y, const matrix_type& gy, matrix_type* gx,
                 bool accumulate_weights) {
     require_constructed();
+    require_shape(x, w_.cols(), x.cols(), "Dense layer input");
     require_shape(gy, w_.rows(), x.cols(), "Dense output cotangent gy");
     const matrix_type& g = cotangent(y, gy, work_);
     if (accumulate_weights) {
@@ -167,6 +168,7 @@ class Dense : public WeightAndBias<T, Exec> {
   void backward_input(const matrix_type&, const matrix_type& y, const matrix_type& gy, matrix_type& gx,
                       matrix_type& work) const {
     require_constructed();
+    require_shape(gy, w_.rows(), gy.cols(), "Dense output cotangent gy");
     weight_product(true, cotangent(y, gy, work), gx);
   }
 

@@ -43,6 +43,9 @@ class Upsample2d {
   Shape3 output_shape() const { return out_; }
   int scale() const { return scale_; }
   Interpolation mode() const { return mode_; }
+  /// No products (prilo/flops.hpp counts matrix products): Sequential::flops adds 0 here, not
+  /// the dense count it assumes for a module that does not say.
+  double flops_per_sample() const { return 0; }
   Eigen::Index output_size(Eigen::Index in) const {
     if (in != in_.size())
       detail::fail("Upsample2d: expects ", in_.size(), " inputs (", in_.channels, "x", in_.height, "x", in_.width,
@@ -149,6 +152,9 @@ class Reshape {
   Reshape(Eigen::Index in, Shape3 out) : Reshape(out) { output_size(in); }
 
   Shape3 output_shape() const { return out_; }
+  /// No products (prilo/flops.hpp counts matrix products): Sequential::flops adds 0 here, not
+  /// the dense count it assumes for a module that does not say.
+  double flops_per_sample() const { return 0; }
   Eigen::Index output_size(Eigen::Index in) const {
     if (in != out_.size())
       detail::fail("Reshape: ", in, " inputs cannot form ", out_.channels, "x", out_.height, "x", out_.width, " = ",

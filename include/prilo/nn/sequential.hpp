@@ -105,7 +105,8 @@ class Sequential {
     return dims_[i];
   }
   /// Products of one forward pass through modules i … j−1 per column (prilo/flops.hpp): each
-  /// module's flops_per_sample() where it states it (convolutions), else the dense count
+  /// module's flops_per_sample() where it states it (convolutions; 0 for the modules without
+  /// products: activations, Reshape, Upsample2d, BatchNorm2d, Duplicate), else the dense count
   /// 2·dim(k)·dim(k+1).
   double flops(int i, int j) const {
     check_range(i, j);
@@ -200,7 +201,8 @@ class Sequential {
 
  public:
   /// Cotangent with respect to the range's input, given the output cotangent gy. Const and
-  /// thread-safe for the generator (the modules' backward_input); its scratch is tr's.
+  /// thread-safe for the generator (the modules' backward_input); its scratch is tr's. gx may
+  /// be gy (vjp_input(tr, g, g)): gy is then copied first.
   Mat<T> vjp_input(const Trace<T>& tr, const Mat<T>& gy) const {
     Mat<T> gx;
     backprop<false>(*this, tr, gy, gx);
@@ -257,6 +259,11 @@ class Sequential {
       detail::fail("Sequential VJP: the trace holds no forward pass of this network (", tr.acts.size(),
                    " activations, layers ", tr.first, "..", tr.last, ", depth ", self.depth(), ")");
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
+    if (&gy == &result && tr.first < tr.last) {  // vjp_input(tr, g, g): a module would resize its
+      const Mat<T> copy = gy;                    // output while it still reads its input
+      backprop<Weights>(self, tr, copy, result);
+      return;
+    }
     if (tr.first == tr.last) {
       result = gy;
       return;

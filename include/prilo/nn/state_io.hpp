@@ -30,11 +30,14 @@ concept NamedTensors =
 // clang-format on
 
 /// Appends every parameter, then every buffer, of `model` to f under "<prefix><name>"
-/// ("decoder." + "0.weight"). save_weights rejects empty and duplicate names.
+/// ("decoder." + "0.weight"). save_weights rejects empty and duplicate names. The model is
+/// only read: parameters() and buffers() list maps of its tensors without changing them, so a
+/// const model is saved through them too.
 template <class T, NamedTensors Model>
-void write_state(io::WeightsFile<T>& f, Model& model, const std::string& prefix = "") {
-  for (const auto& p : model.parameters()) f.add(prefix + p.name, Mat<T>(p.value.template cast<T>()));
-  for (const auto& b : buffers_of(model)) f.add(prefix + b.name, Mat<T>(b.value.template cast<T>()));
+void write_state(io::WeightsFile<T>& f, const Model& model, const std::string& prefix = "") {
+  auto& m = const_cast<Model&>(model);  // the lists are non-const maps; nothing is written through them
+  for (const auto& p : m.parameters()) f.add(prefix + p.name, Mat<T>(p.value.template cast<T>()));
+  for (const auto& b : buffers_of(m)) f.add(prefix + b.name, Mat<T>(b.value.template cast<T>()));
 }
 
 /// Sets every parameter and buffer of `model` from the tensor of f called "<prefix><name>",

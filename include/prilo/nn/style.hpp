@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -278,6 +279,12 @@ concept InPlaceRows = requires(M& m, const M& c, const Eigen::Ref<const Mat<T>>&
 /// pass each way), through staging buffers (nn::Staging).
 template <class Inner>
 class Carry {
+  static_assert(
+      requires(const Inner& m) {
+        { m.input_size() } -> std::convertible_to<Eigen::Index>;
+      },
+      "nn::Carry<Inner>: Inner must state its input size (input_size()), as Dense, Conv2d and ConvTranspose2d do");
+
  public:
   using scalar = typename Inner::scalar;
   using T = scalar;
@@ -288,6 +295,9 @@ class Carry {
   Carry(Inner inner, Eigen::Index style_dim) : inner_(std::move(inner)), d_(style_dim) {
     if (style_dim <= 0) detail::fail("Carry: the carried z0 must have positive size, got ", style_dim);
     in_ = inner_.input_size();
+    if (in_ <= 0)  // an activation's input_size() is −1: any size
+      detail::fail("Carry: the inner module must have a fixed input size, got ", in_,
+                   " (a module that takes any size cannot say which rows are the features)");
     out_ = inner_.output_size(in_);
   }
   /// Becomes a copy of a Carry on another executor (its inner module uploaded: Inner::upload).
@@ -566,6 +576,7 @@ class Modulate : public WeightAndBias<T, Exec> {
            staging_type& st) const {
     require_shape(x, input_size(), x.cols(), "Modulate input [u; z0]");
     require_shape(gy, output_size(), x.cols(), "Modulate output cotangent");
+    require_shape(y, output_size(), x.cols(), "Modulate output");
     modulate_vjp(ex_, Act{}, std::bool_constant<CarryStyle>{}, sh_, w_, b_, x, y, gy, gx, gs, st);
   }
 

@@ -34,7 +34,7 @@ inline double style_vae_parameter_count(const StyleVaeSizes& s) {
 /// channels1, channels2}), each tensor under its name in vae.parameters(): "encoder.0.weight"
 /// … "decoder.6.bias" (decoder modules 1, 3, 5: the layers; 2, 4, 6: the modulations).
 template <class T>
-void save_style_vae(const std::filesystem::path& path, StyleVae<T>& vae) {
+void save_style_vae(const std::filesystem::path& path, const StyleVae<T>& vae) {
   io::WeightsFile<T> f;
   f.arch = style_vae_arch_tag;
   f.sizes = conv_vae_detail::conv_vae_header(vae.sizes());
@@ -54,7 +54,7 @@ StyleVae<T> load_style_vae(const std::filesystem::path& path) {
 /// Writes a training checkpoint of a style VAE (the format of save_checkpoint, tag
 /// "vae-style-checkpoint").
 template <class T>
-void save_checkpoint(const std::filesystem::path& path, StyleVae<T>& vae, const AdamTrainer<T>& adam,
+void save_checkpoint(const std::filesystem::path& path, const StyleVae<T>& vae, const AdamTrainer<T>& adam,
                      const TrainingState& st) {
   checkpoint_detail::save_checkpoint_as(path, style_vae_checkpoint_tag, conv_vae_detail::conv_vae_header(vae.sizes()),
                                         vae, adam, st);

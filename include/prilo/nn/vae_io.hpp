@@ -17,7 +17,7 @@ inline constexpr const char* vae_arch_tag = "vae-mlp";
 /// Writes encoder and decoder weights (architecture "vae-mlp", sizes {data, hidden, latent}),
 /// each tensor under its name in vae.parameters(): "encoder.0.weight" … "decoder.2.bias".
 template <class T>
-void save_vae(const std::filesystem::path& path, Vae<T>& vae) {
+void save_vae(const std::filesystem::path& path, const Vae<T>& vae) {
   io::WeightsFile<T> f;
   f.arch = vae_arch_tag;
   f.sizes = {std::uint32_t(vae.data_dim()), std::uint32_t(vae.hidden_dim()), std::uint32_t(vae.latent_dim())};

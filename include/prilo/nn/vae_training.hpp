@@ -81,15 +81,15 @@ struct VaeTrainingResult {
 
 namespace vae_training_detail {
 template <class T>
-void save_weights(const std::filesystem::path& p, Vae<T>& vae) {
+void save_weights(const std::filesystem::path& p, const Vae<T>& vae) {
   save_vae(p, vae);
 }
 template <class T>
-void save_weights(const std::filesystem::path& p, ConvVae<T>& vae) {
+void save_weights(const std::filesystem::path& p, const ConvVae<T>& vae) {
   save_conv_vae(p, vae);
 }
 template <class T>
-void save_weights(const std::filesystem::path& p, StyleVae<T>& vae) {
+void save_weights(const std::filesystem::path& p, const StyleVae<T>& vae) {
   save_style_vae(p, vae);
 }
 }  // namespace vae_training_detail
@@ -101,10 +101,11 @@ void save_weights(const std::filesystem::path& p, StyleVae<T>& vae) {
 /// data are invalid_input naming them; a missing or foreign checkpoint on resume is file_error
 /// or invalid_input; a loss that is not finite stops the run with invalid_input naming the epoch
 /// and batch (the files keep the last finished epoch). Uses OpenMP's threads inside the layers.
-template <class Model, class T>
-VaeTrainingResult train_vae(Model& vae, const Mat<T>& train, const Mat<T>& test, const VaeTrainingOptions& o,
+/// The data are of the model's scalar type (any expression of it: a block of a larger set).
+template <class Model, class T = typename Model::scalar>
+VaeTrainingResult train_vae(Model& vae, const std::type_identity_t<Mat<T>>& train,
+                            const std::type_identity_t<Mat<T>>& test, const VaeTrainingOptions& o,
                             const VaeTrainingCallbacks& cb = {}) {
-  static_assert(std::is_same_v<typename Model::scalar, T>, "train_vae: the model and the data differ in precision");
   const Eigen::Index n = train.cols(), d = vae.data_dim();
   detail::check_training_schedule("train_vae", o.epochs, o.batch, o.learning_rate);
   check_learning_rate_fits<T>("train_vae", "learning rate", o.learning_rate);

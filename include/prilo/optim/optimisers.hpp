@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "../core.hpp"
 #include "../exec/executor.hpp"
@@ -26,10 +27,15 @@ struct AdamOptions {
 };
 
 namespace detail {
+/// The step's shapes, checked before the step moves x, the moments and the count: the gradient
+/// of x's shape; the centre x's rows by x's columns or 1, or, where `empty_centre` (the CUDA
+/// executor's Unconstrained takes none), empty. On the CPU every projection policy refuses an
+/// empty centre for a non-empty batch (ProjectionPolicy's contract), after the step had moved.
 template <class M>
-void check_step_inputs(const M& x, const M& grad, const M& centre) {
+void check_step_inputs(const M& x, const M& grad, const M& centre, bool empty_centre) {
   require_shape(grad, x.rows(), x.cols(), "optimiser gradient");
-  if (centre.size() != 0 && !(centre.rows() == x.rows() && (centre.cols() == x.cols() || centre.cols() == 1)))
+  if (!(centre.rows() == x.rows() && (centre.cols() == x.cols() || centre.cols() == 1)) &&
+      !(centre.size() == 0 && (empty_centre || x.size() == 0)))
     fail("optimiser centre: expected ", x.rows(), "x", x.cols(), " or ", x.rows(), "x1, got ", centre.rows(), "x",
          centre.cols());
 }
@@ -43,8 +49,9 @@ inline void check_training_schedule(const char* who, int epochs, Eigen::Index ba
     fail(who, ": the learning rate must be positive and finite, got ", learning_rate);
 }
 /// An optimiser's options: invalid_input unless the learning rate is finite and ≥ 0 and, for
-/// Adam, β₁ and β₂ are in [0, 1) and ε is finite and ≥ 0 (outside them every step writes NaN
-/// or inf, or the bias correction divides by zero).
+/// Adam, β₁ and β₂ are in [0, 1) and ε is finite and > 0 (outside them every step writes NaN
+/// or inf, or the bias correction divides by zero; with ε = 0 a zero gradient entry, as a dead
+/// ReLU gives, makes 0/0).
 template <class T>
 void check_options(const GradientDescentOptions<T>& o, const char* who) {
   if (!(o.learning_rate >= T(0)) || !std::isfinite(o.learning_rate))
@@ -55,8 +62,8 @@ void check_options(const AdamOptions<T>& o, const char* who) {
   check_options(GradientDescentOptions<T>{o.learning_rate}, who);
   if (!(o.beta1 >= T(0) && o.beta1 < T(1)) || !(o.beta2 >= T(0) && o.beta2 < T(1)))
     fail(who, ": beta1 and beta2 must be in [0, 1), got ", o.beta1, " and ", o.beta2);
-  if (!(o.epsilon >= T(0)) || !std::isfinite(o.epsilon))
-    fail(who, ": epsilon must be finite and >= 0, got ", o.epsilon);
+  if (!(o.epsilon > T(0)) || !std::isfinite(o.epsilon))
+    fail(who, ": epsilon must be finite and > 0 (0 makes a zero gradient entry 0/0), got ", o.epsilon);
 }
 }  // namespace detail
 
@@ -79,7 +86,7 @@ class GradientDescent {
   Projection& projection() { return proj_; }
 
   void step(matrix& x, const matrix& grad, const matrix& centre, Rng& rng) {
-    detail::check_step_inputs(x, grad, centre);
+    detail::check_step_inputs(x, grad, centre, !std::is_same_v<Exec, CpuExecutor>);
     T sigma = T(0);
     if constexpr (Noise::enabled) sigma = noise_.template sigma<T>(k_);
     gradient_step(ex_, x, grad, opt_.learning_rate, sigma, rng, g_);
@@ -121,7 +128,7 @@ class Adam {
   const matrix& second_moment() const { return v_; }
 
   void step(matrix& x, const matrix& grad, const matrix& centre, Rng& rng) {
-    detail::check_step_inputs(x, grad, centre);
+    detail::check_step_inputs(x, grad, centre, !std::is_same_v<Exec, CpuExecutor>);
     if (m_.rows() != x.rows() || m_.cols() != x.cols()) {  // a new problem: fresh moments, bias correction from step 1
       m_ = zeros<T>(ex_, x.rows(), x.cols());
       v_ = zeros<T>(ex_, x.rows(), x.cols());
@@ -155,6 +162,11 @@ class AdamTrainer {
   explicit AdamTrainer(AdamOptions<T> opt = {}) : opt_(opt) { detail::check_options(opt_, "AdamTrainer"); }
   void step(nn::ParamList<T>& params) {
     if (m_.size() != params.size()) {
+      // fresh moments only for a fresh trainer: restored or used moments of another list would
+      // be dropped while the step count (and so the bias correction) went on
+      if (!m_.empty() || k_ != 0)
+        detail::fail("AdamTrainer: the parameter list has ", params.size(), " tensors, its moments ", m_.size(),
+                     " (at step ", k_, "): the list must keep its tensors from step to step");
       m_.clear();
       v_.clear();
       for (auto& p : params) {

@@ -29,6 +29,7 @@ namespace prilo {
 /// outputs agree to the rounding of tau.  Each comes in two forms:
 ///   * in place:      `l1::newton(x, n, r)`           (x overwritten with its projection);
 ///   * out of place:  `l1::newton(src, dst, n, r)`    (src untouched; dst may equal src).
+/// T comes from the pointers: r may be any number that converts to it (`l1::newton(p, n, 1.0)` for float p).
 /// Common behaviour: ||x||_1 <= r leaves the values bit-for-bit unchanged (copied when out of
 /// place); r == 0 gives exactly 0; r < 0 or NaN, or a NaN/infinite input (or an l1 norm that
 /// overflows) throws `invalid_input`.
@@ -366,25 +367,25 @@ void newton_impl(const T* src, T* dst, Eigen::Index n, T r, int max_passes) {
 
 /// Reference algorithm (Duchi, Shalev-Shwartz, Singer, Chandra, ICML 2008): O(n log n) sort.
 template <std::floating_point T>
-void duchi(const T* src, T* dst, Eigen::Index n, T r) {
+void duchi(const T* src, T* dst, Eigen::Index n, std::type_identity_t<T> r) {
   const auto norm = detail::prologue(src, dst, n, r, "l1::duchi");
   if (!norm) return;
   detail::soft_threshold(src, dst, n, detail::duchi_tau(src, n, r));
 }
 template <std::floating_point T>
-void duchi(T* x, Eigen::Index n, T r) {
+void duchi(T* x, Eigen::Index n, std::type_identity_t<T> r) {
   duchi(static_cast<const T*>(x), x, n, r);
 }
 
 /// Condat (2016) fast exact algorithm: one streaming pass plus short clean-up passes, O(n) observed.
 template <std::floating_point T>
-void condat(const T* src, T* dst, Eigen::Index n, T r) {
+void condat(const T* src, T* dst, Eigen::Index n, std::type_identity_t<T> r) {
   const auto norm = detail::prologue(src, dst, n, r, "l1::condat");
   if (!norm) return;
   detail::soft_threshold(src, dst, n, detail::condat_tau(src, n, r, T(0)));
 }
 template <std::floating_point T>
-void condat(T* x, Eigen::Index n, T r) {
+void condat(T* x, Eigen::Index n, std::type_identity_t<T> r) {
   condat(static_cast<const T*>(x), x, n, r);
 }
 
@@ -405,11 +406,11 @@ void condat(T* x, Eigen::Index n, T r) {
 /// Safeguard: adversarial inputs can force O(n) passes; after kNewtonMaxPasses passes the
 /// remaining elements (|x_i| > tau_k, a superset of the final support) go to Condat's search.
 template <std::floating_point T>
-void newton(const T* src, T* dst, Eigen::Index n, T r) {
+void newton(const T* src, T* dst, Eigen::Index n, std::type_identity_t<T> r) {
   detail::newton_impl(src, dst, n, r, detail::kNewtonMaxPasses);
 }
 template <std::floating_point T>
-void newton(T* x, Eigen::Index n, T r) {
+void newton(T* x, Eigen::Index n, std::type_identity_t<T> r) {
   newton(static_cast<const T*>(x), x, n, r);
 }
 
@@ -475,7 +476,7 @@ struct L1Ball {
       T* xj = x.col(j).data();
       const T* cj = centre.col(detail::centre_column(centre, j)).data();
       const T dist = l1::detail::abs_diff_sum(xj, cj, n);
-      if (!std::isfinite(dist)) detail::fail("L1Ball: column ", j, " of x or centre contains NaN or infinite values");
+      if (!std::isfinite(dist)) detail::fail_nonfinite_column("L1Ball", j, xj, cj, n);
       if (dist <= radius) continue;  // inside: untouched
       if (radius == T(0)) {
         std::copy(cj, cj + n, xj);

@@ -38,7 +38,7 @@ struct L2Ball {
         finite = finite && std::isfinite(d);
         m = std::max(m, d);
       }
-      if (!finite) detail::fail("L2Ball: column ", j, " of x or centre contains NaN or infinite values");
+      if (!finite) detail::fail_nonfinite_column("L2Ball", j, xj, cj, n);
       if (m == T(0)) continue;  // x_j == c_j: inside every ball
       // Pass 2: ||d||_2 = 2^e * ||d / 2^e||_2 with 2^e ~ m (exact scaling).
       const int e = std::ilogb(m);
