@@ -42,6 +42,27 @@ struct Counter {
   void end_phase(const prilo::PhaseRecord&) { ++ends; }
 };
 
+TEST_CASE("an empty batch with callbacks and progress: nothing to solve, no mean of nothing read") {
+  const bodies::Problem<T> p(0);
+  const prilo::MagnitudeLoss<prilo::Fourier2d<T>> loss(p.op, p.y);
+  prilo::DprOptions<T> d;
+  d.phase.steps = 3;
+  int reports = 0;
+  d.progress = [&](const prilo::Progress& e) {
+    ++reports;
+    CHECK(std::isnan(e.mean_loss));  // NaN: no columns (Eigen's mean() of none read past them)
+  };
+  d.history_stride = 1;
+  prilo::callbacks::History history(1);
+  prilo::callbacks::EarlyStop stall(0, 2);
+  prilo::Rng rng(1);
+  const auto r = prilo::dpr(p.gen, loss, Mat<T>(6, 0), d, rng, history, stall);
+  CHECK(r.x.cols() == 0);
+  CHECK(reports > 0);
+  REQUIRE_FALSE(history.points.empty());
+  CHECK(std::isnan(history.points.front().mean_loss));
+}
+
 TEST_CASE("callbacks that only look leave dpr and prilo_solve bit-identical") {
   const bodies::Problem<T> p(3);
   const prilo::MagnitudeLoss<prilo::Fourier2d<T>> loss(p.op, p.y);

@@ -30,6 +30,7 @@ struct Problem {
   }
 };
 
+using test_support::error_of;
 using test_support::OnExit;
 using test_support::ThreadGuard;
 
@@ -144,6 +145,30 @@ TEST_CASE("column blocks: blocks cover the batch in order and the results are jo
       CHECK(r.magnitude_error(j) == T(b.index));
       CHECK(r.history(1, j) == T(b.first));
     }
+}
+
+TEST_CASE("column blocks: a block solver that returns another number of columns is named, not written past") {
+  Problem p(10);
+  MagnitudeLoss<Fourier2d<T>> loss(p.F, p.y);
+  Rng draw(3);
+  const Mat<T> start = draw.normal_matrix<T>(3, 10);
+  for (const int extra : {1, -1}) {
+    Rng rng(1);
+    const std::string e = error_of([&] {
+      (void)solve_column_blocks(loss, start, rng,
+                                [&](const MagnitudeLoss<Fourier2d<T>>& l, Mat<T> s, Rng&, const ColumnBlock& b) {
+                                  SolveResult<T> out;
+                                  const Eigen::Index n =
+                                      b.index == 0 ? s.cols() + extra : s.cols();  // block 0 miscounts
+                                  out.x = Mat<T>::Zero(l.op().input_size(), n);
+                                  out.magnitude_error = Vec<T>::Zero(n);
+                                  return out;
+                                },
+                                {.blocks = 3, .min_columns = 1});
+    });
+    CHECK_MESSAGE(e.find("solve_column_blocks: ") != std::string::npos, e);
+    CHECK_MESSAGE(e.find("columns") != std::string::npos, e);
+  }
 }
 
 TEST_CASE("column blocks: one block is a direct call with the caller's loss and random stream") {

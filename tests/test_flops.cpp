@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,10 @@ TEST_CASE("the measured FMA peak is a plausible rate") {
   CHECK(m2.gflops > 0.5);
   CHECK(m2.cpu_share > 0.0);
   CHECK(m2.cpu_share < 1.1);
+  // a duration never reached ran the doubling for hours
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()})
+    CHECK_THROWS_WITH_AS(prilo::measure_peak(1, bad), doctest::Contains("measure_peak: seconds must be finite"),
+                         prilo::invalid_input);
 }
 
 TEST_CASE("the cached peak is this machine's and build's: a figure under another key, or none, is measured again") {

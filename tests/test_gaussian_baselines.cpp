@@ -356,4 +356,23 @@ TEST_CASE("Gaussian baselines: truncated amplitude flow stays finite and lowers 
   }
 }
 
+TEST_CASE("Gaussian baselines: an empty batch with progress reports NaN means, not a read of nothing") {
+  const GaussianReal<T> A(40, 10, 3);
+  Rng rng(1);
+  const Mat<T> y0(40, 0);
+  std::vector<double> means;
+  const ProgressFn report = [&](const Progress& e) { means.push_back(e.mean_loss); };
+  SpectralOptions so;
+  so.iterations = 3;
+  so.progress = report;
+  CHECK(spectral_init(A, y0, so, rng).cols() == 0);
+  WirtingerFlowOptions<T> wo;
+  wo.iterations = 3;
+  wo.history_stride = 1;
+  wo.progress = report;
+  CHECK(wirtinger_flow(A, y0, Mat<T>(10, 0), wo).x.cols() == 0);
+  REQUIRE_FALSE(means.empty());
+  for (const double m : means) CHECK(std::isnan(m));
+}
+
 }  // namespace prilo_test_gaussian_baselines

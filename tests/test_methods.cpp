@@ -697,6 +697,17 @@ TEST_CASE("consensus (-avg): the restarts' weighted mean, each aligned to the ke
   const Mat<T> narrow = reference.leftCols(1);
   CHECK(error_of([&] { (void)consensus(loss, all, 2, 6, 5, {}, &narrow); }).find("consensus reference") !=
         std::string::npos);
+  // a loss of other images or columns: named before the alignments (it was the loss's own shape
+  // error after all of them)
+  const MagnitudeLoss<Fourier2d<T>> three(F, measure(F, uniform_start<T>(30, 3, rng)));
+  CHECK(error_of([&] {
+          (void)consensus(three, all, 2, 6, 5);
+        }).find("consensus: the loss holds 3 measurement columns, not 2") != std::string::npos);
+  const Fourier2d<T> G(6, 6);
+  const MagnitudeLoss<Fourier2d<T>> wider(G, measure(G, uniform_start<T>(36, 2, rng)));
+  CHECK(error_of([&] {
+          (void)consensus(wider, all, 2, 6, 5, {.align = false});
+        }).find("consensus: the loss's operator takes images of 36 values, not 30") != std::string::npos);
   // an exact fit among the restarts: only the exact ones count
   SolveResult<T> exact = all;
   exact.magnitude_error(3) = 0;

@@ -577,7 +577,8 @@ TEST_CASE(
   CHECK(fails(best, std::nan("")) ==
         "trainer: training diverged in epoch 3, batch 7: the loss is nan (try a smaller learning rate); best.prw was "
         "not written");
-  CHECK(ps[0].value(0, 0) == 1);  // no epoch kept: nothing to restore
+  CHECK(ps[0].value == w0);    // no epoch improved yet: the initial weights (epoch 0) back, not the first epoch's
+  ps[0].value.setConstant(1);  // epoch 1 trains on
   best.end_epoch(1, true, save);
   ps[0].value.setConstant(2);
   best.end_epoch(2, false, save);  // not improved: neither kept nor saved

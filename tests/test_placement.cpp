@@ -64,6 +64,8 @@ TEST_CASE("placement groups: x first, then distinct transforms of x, each with t
   for (int r = 0; r < h; ++r)
     for (int c = 0; c < w; ++c) CHECK(mid((h - 1 - r) * w + (w - 1 - c)) == x(r * w + c));
   CHECK_THROWS_AS(placement_group(x, h, w, radius, far, rng, out, 4), invalid_input);  // too few columns
+  CHECK_THROWS_WITH_AS(placement_group(x, h, w, radius, far, rng, out, -1),
+                       doctest::Contains("placement group: first column c0 must be >= 0, got -1"), invalid_input);
   CHECK_THROWS_AS(placement_window_size(-1), invalid_input);
   // a window wider than the image would repeat its shifts (x among its own negatives)
   CHECK_THROWS_WITH_AS(placement_window(x, h, w, 3, out, 0), doctest::Contains("radius 3 is too wide for 6x7"),
@@ -162,6 +164,25 @@ TEST_CASE("placement scorer files: saved and loaded by name; bad files name the 
   e = error_of([&] { (void)load_placement_scorer<T>(dir / "scorer-nan.prw"); });
   CHECK_MESSAGE(e.find("NaN") != std::string::npos, e);
   CHECK_THROWS_AS(PlacementScorer<T>(PlacementScorerSpec{.hidden = 0}, 1), invalid_input);
+
+  // a default-constructed scorer has no network: named (it read a 28x28 spec and failed deep
+  // inside the network), in logits and the loss
+  const PlacementScorer<T> none;
+  CHECK_FALSE(none.has_network());
+  CHECK(s.has_network());
+  e = error_of([&] { (void)none.logits(Mat<T>::Zero(784, 2)); });
+  CHECK_MESSAGE(
+      e.find("PlacementScorer::logits: the placement scorer was made by its default constructor") != std::string::npos,
+      e);
+  PlacementScorer<T> empty_loss_scorer;
+  e = error_of([&] { (void)placement_loss(empty_loss_scorer, Mat<T>::Zero(784, 4), 2, false); });
+  CHECK_MESSAGE(e.find("placement loss: the placement scorer was made by its default constructor") != std::string::npos,
+                e);
+  // no candidates: one or more groups (the loss of none was NaN)
+  e = error_of([&] { (void)placement_loss(s, Mat<T>::Zero(30, 0), 2, false); });
+  CHECK_MESSAGE(
+      e.find("placement loss: one or more groups of K >= 2 candidates, got K = 2 and 0 columns") != std::string::npos,
+      e);
 }
 
 TEST_CASE("a placement scorer trained on decoded Fashion-MNIST training images ranks held ones first") {

@@ -20,6 +20,12 @@ using test_support::data_dir;
 using T = float;
 
 namespace {
+/// Whether elbo_judge takes a V (a temporary is refused: the judge keeps a reference).
+template <class V>
+concept judged_by_elbo = requires(V&& v) {
+  elbo_judge(std::forward<V>(v));
+};
+
 struct Fixture {
   io::Dataset<T> data = io::load_dataset<T>(data_dir(), "mnist", "test", 0, 8);
   nn::Vae<T> vae = nn::load_vae<T>(std::string(PRILO_SOURCE_DIR) + "/models/vae-mnist.prw");
@@ -534,7 +540,10 @@ TEST_CASE("resolve: judges add their weighted scores to each image's best candid
     const auto a = metrics::align_to_reference(Vec<T>(sj.col(0)), Vec<T>(truth.col(j)), 28, 28);
     CHECK(rt.x.col(0) == a.aligned);
   }
-  // elbo_judge: another VAE's negative ELBO at ε = 0, its passes counted
+  // elbo_judge: another VAE's negative ELBO at ε = 0, its passes counted; it keeps a reference
+  // to the VAE, so a temporary one is refused (ASan: use after scope)
+  static_assert(!judged_by_elbo<nn::Vae<T>>);
+  static_assert(judged_by_elbo<const nn::Vae<T>&>);
   const PlacementJudge<T> e = elbo_judge(f.vae, 0.5, "mnist mlp");
   CHECK(e.weight == 0.5);
   CHECK(e.name == "mnist mlp");
@@ -737,6 +746,10 @@ TEST_CASE("resolve, select_best, the placement prior, the projections and the so
   // block 0 looped forever, a negative block failed an allocation
   CHECK(resolve_error({.block = 0}).find("block must be >= 1, got 0") != std::string::npos);
   CHECK(resolve_error({.block = -5}).find("block must be >= 1, got -5") != std::string::npos);
+  // a NaN threshold turned the consistency rule off without a word
+  CHECK(resolve_error({.consistency_threshold = std::nan("")})
+            .find("consistency_threshold must be >= 0 (or +inf), got nan") != std::string::npos);
+  CHECK(resolve_error({.consistency_threshold = -1}).find("consistency_threshold must be >= 0") != std::string::npos);
   CHECK(resolve_error({}, 4, 4, {&x, nullptr}).find("solution 1 is a null pointer") != std::string::npos);
   // other sides of the same pixel count: other shifts and reflections than the measured images'
   CHECK(resolve_error({}, 2, 8).find("h x w = 2x8 but the DFT's images are 4x4") != std::string::npos);

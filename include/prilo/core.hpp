@@ -5,6 +5,7 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -153,6 +154,12 @@ template <class... Args>
   std::ostringstream os;
   (os << ... << args);
   throw invalid_input(os.str());
+}
+/// The mean of a batch's per-column values, as progress reports and callbacks show it: NaN for
+/// an empty batch (Eigen's mean() of no values reads past them).
+template <class D>
+double batch_mean(const Eigen::DenseBase<D>& v) {
+  return v.size() == 0 ? std::numeric_limits<double>::quiet_NaN() : double(v.mean());
 }
 }  // namespace detail
 

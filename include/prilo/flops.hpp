@@ -167,6 +167,8 @@ struct PeakMeasurement {
 /// for about `seconds` (best of three trials). The same kernel as benchmarks/bench_peak.cpp.
 /// Other load on the machine lowers it: measure on an idle machine (cpu_share tells).
 inline PeakMeasurement measure_peak(int threads, double seconds = 0.3) {
+  // a NaN or infinite duration was never reached: the doubling ran for hours
+  if (!std::isfinite(seconds)) detail::fail("measure_peak: seconds must be finite, got ", seconds);
   threads = std::max(1, threads);
   constexpr int kChains = detail::kPeakVecChains;
   long rounds = 16;

@@ -126,11 +126,15 @@ void check_parameters_finite(const char* trainer, const ParamList<T>& ps, int e,
 /// keep that epoch (train_li_encoder, train_placement_scorer): end_epoch keeps the weights and
 /// saves them to `output` (if one is set) whenever an epoch improves; restore puts them back,
 /// when training ends, is interrupted, or diverges (check_loss, check_parameters). The model
-/// starts as epoch 0.
+/// starts as epoch 0: its initial weights are kept on construction, so a run that diverges or
+/// is interrupted before any epoch improved gives them back (it left the first epoch's partly
+/// trained, or NaN, weights).
 template <class T>
 class BestEpoch {
  public:
-  BestEpoch(ParamList<T>& params, std::filesystem::path output) : params_(params), output_(std::move(output)) {}
+  BestEpoch(ParamList<T>& params, std::filesystem::path output) : params_(params), output_(std::move(output)) {
+    snapshot_.take(params_);
+  }
 
   /// The epoch whose weights are kept (0: none; the model's initial weights stand).
   int epoch() const { return epoch_; }
@@ -142,7 +146,7 @@ class BestEpoch {
     snapshot_.take(params_);
     if (!output_.empty()) save(output_);
   }
-  /// Puts the kept weights back (nothing when none were kept).
+  /// Puts the kept weights back (the initial ones when no epoch improved).
   void restore() { snapshot_.restore(params_); }
   /// A loss that is not finite in batch b of epoch e: the kept weights back, then invalid_input
   /// "<trainer>: training diverged in epoch e, batch b: the loss is …", saying what the output

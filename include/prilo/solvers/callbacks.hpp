@@ -50,7 +50,7 @@ class EarlyStop {
   }
   template <class T>
   bool step_taken(const StepEvent<T>& e) {
-    const double m = double(e.loss.mean());
+    const double m = prilo::detail::batch_mean(e.loss);
     if (m < best_ * (1.0 - tolerance)) {
       best_ = m;
       since_ = 0;
@@ -77,7 +77,7 @@ struct History {
 
   template <class T>
   void step_taken(const StepEvent<T>& e) {
-    if (stride > 0 && e.step % stride == 0) points.push_back({e.phase.name, e.step, double(e.loss.mean())});
+    if (stride > 0 && e.step % stride == 0) points.push_back({e.phase.name, e.step, prilo::detail::batch_mean(e.loss)});
   }
 };
 
@@ -90,7 +90,7 @@ struct PrintProgress {
   void step_taken(const StepEvent<T>& e) {
     if (stride > 0 && e.step % stride == 0)
       std::fprintf(out, "  %-20s step %5d/%-5d mean loss %.6g\n", e.phase.name.c_str(), e.step, e.phase.steps,
-                   double(e.loss.mean()));
+                   prilo::detail::batch_mean(e.loss));
   }
   void end_phase(const PhaseRecord& p) { std::fprintf(out, "  %-20s done after %d steps\n", p.name.c_str(), p.steps); }
 };

@@ -92,6 +92,12 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
     const Eigen::Index n = p.x.cols();
     if (p.history.rows() != out.history.rows() || (p.z.size() != 0) != (p0.z.size() != 0))
       fail("solve_column_blocks: blocks returned results of different shapes");
+    // a block solver's result of another size would be written out of bounds or mixed in
+    if (p.x.rows() != p0.x.rows() || c + n > cols || p.magnitude_error.size() != n ||
+        (p.z.size() && (p.z.rows() != p0.z.rows() || p.z.cols() != n)) || (p.history.rows() && p.history.cols() != n))
+      fail("solve_column_blocks: a block returned ", p.x.rows(), "x", n, " images with ", p.magnitude_error.size(),
+           " errors; the blocks must return their columns' results (", cols, " columns in all, ", p0.x.rows(),
+           " rows)");
     out.x.middleCols(c, n) = p.x;
     if (p.z.size()) out.z.middleCols(c, n) = p.z;
     out.magnitude_error.segment(c, n) = p.magnitude_error;
@@ -99,6 +105,7 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
     out.chosen_restart.insert(out.chosen_restart.end(), p.chosen_restart.begin(), p.chosen_restart.end());
     c += n;
   }
+  if (c != cols) fail("solve_column_blocks: the blocks returned ", c, " columns in all, not ", cols);
   return out;
 }
 

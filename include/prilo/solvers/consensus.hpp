@@ -49,6 +49,11 @@ SolveResult<T> consensus(const Loss& loss, const SolveResult<T>& all, Eigen::Ind
   require_shape(all.magnitude_error, all.x.cols(), 1, "consensus magnitude errors");
   if (opt.align && Eigen::Index(h) * w != n) detail::fail("consensus: images of ", n, " pixels are not ", h, "x", w);
   if (!(opt.power >= 0)) detail::fail("consensus: power must be >= 0, got ", opt.power);
+  // the loss that scores the mean, before the B·R alignments (it refused only then, in its own words)
+  if (loss.batch() != B) detail::fail("consensus: the loss holds ", loss.batch(), " measurement columns, not ", B);
+  if constexpr (requires { loss.op().input_size(); })
+    if (loss.op().input_size() != n)
+      detail::fail("consensus: the loss's operator takes images of ", loss.op().input_size(), " values, not ", n);
   if (reference && opt.align) {
     require_shape(*reference, n, B, "consensus reference");
     require_finite(*reference, "consensus reference");

@@ -178,7 +178,7 @@ SolveResult<T> fienup(const MagnitudeLoss<Fourier2d<T>>& loss, std::type_identit
       Vec<T> l = loss.value(x);
       detail::record(res, it + 1, l, opt.history_stride);
       if (opt.progress)
-        opt.progress({hio ? "hio" : "er", hio_step ? "hio" : "er", it + 1, opt.iterations, double(l.mean())});
+        opt.progress({hio ? "hio" : "er", hio_step ? "hio" : "er", it + 1, opt.iterations, detail::batch_mean(l)});
     }
   }
   // the final object-domain projection makes the output feasible

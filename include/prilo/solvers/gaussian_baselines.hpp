@@ -158,7 +158,7 @@ Vec<T> power_iteration(const Op& op, const Mat<T>& w, Mat<T>& v, int iterations,
     }
     const bool last = it + 1 == iterations || (tolerance > 0 && converged);
     if (progress && ((stride > 0 && (it + 1) % stride == 0) || last))
-      progress({method, "power iteration", it + 1, iterations, double(lambda.mean())});
+      progress({method, "power iteration", it + 1, iterations, batch_mean(lambda)});
     if (tolerance > 0 && converged) break;
   }
   return lambda;
@@ -294,7 +294,7 @@ void flow_record(const MagnitudeLoss<Op>& loss, const Mat<T>& x, SolveResult<T>&
   if (stride <= 0 || it % stride != 0) return;
   const Vec<T> l = loss.value(x);
   record(res, it, l, stride);
-  if (progress) progress({method, method, it, iterations, double(l.mean())});
+  if (progress) progress({method, method, it, iterations, batch_mean(l)});
 }
 
 /// The safeguarded flows' state: x, u = Ax, the objective f = Σ_i r(u_i, y_i)² per column

@@ -313,7 +313,7 @@ Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M&
       ++ctx.step;
       ran = k + 1;
       record(ctx.res, ctx.step, l, ctx.stride);
-      if (ctx.progress && ctx.due(k)) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, double(l.mean())});
+      if (ctx.progress && ctx.due(k)) ctx.progress({ctx.method, rec.name, k + 1, ph.steps, detail::batch_mean(l)});
       if (ctx.step_taken(rec, k, ctx.step, l)) break;
     }
   });
@@ -349,7 +349,7 @@ void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0
       scaled_difference(ex, diff, tr.output(), target, T(2));
       Vec<T> dist;
       if (report || watched) dist = column_sq_norms(ex, diff) / T(4);
-      const double mean_sq = report ? double(dist.mean()) : 0.0;
+      const double mean_sq = report ? detail::batch_mean(dist) : 0.0;
       if (ctx.observe && ctx.due(k)) {
         const M x = gen.forward_from(0, z0);
         ctx.observe({rec, k + 1, ctx.step, to_host(ex, clone(ex, x)), loss.value(x)});

@@ -10,6 +10,7 @@
 #include <functional>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core.hpp"
@@ -54,11 +55,22 @@ class PlacementScorer {
   }
 
   const PlacementScorerSpec& spec() const { return spec_; }
+  /// Whether the scorer has its network (made from a spec or loaded); one made by the default
+  /// constructor has none, though its spec() reads a default image size.
+  bool has_network() const { return net_.template module<2>().weight().size() != 0; }
+  /// invalid_input naming `who` unless has_network().
+  void require_network(const char* who) const {
+    if (!has_network())
+      detail::fail(who,
+                   ": the placement scorer was made by its default constructor and has no network (construct "
+                   "it from a PlacementScorerSpec or load one)");
+  }
   Network& network() { return net_; }
   const Network& network() const { return net_; }
 
   /// s(x) per column of `images` (h·w × B): 1×B.
   Mat<T> logits(const Mat<T>& images) const {
+    require_network("PlacementScorer::logits");
     require_shape(images, spec_.image_size(), images.cols(), "placement scorer images");
     return net_(images);
   }
@@ -137,6 +149,7 @@ inline Eigen::Index placement_group_size(int radius, int far) {
 template <class T>
 void placement_group(const Vec<T>& x, int h, int w, int radius, int far, Rng& rng, Mat<T>& out, Eigen::Index c0) {
   const Eigen::Index K = placement_group_size(radius, far), W = placement_window_size(radius);
+  if (c0 < 0) detail::fail("placement group: first column c0 must be >= 0, got ", c0);
   if (out.cols() < c0 + K) detail::fail("placement group: output has ", out.cols(), " columns, needs ", c0 + K);
   placement_window(x, h, w, radius, out, c0);
   for (Eigen::Index c = c0 + W; c < c0 + K; ++c) {
@@ -161,10 +174,13 @@ struct PlacementLoss {
   T top1 = 0;
 };
 template <class T>
-PlacementLoss<T> placement_loss(PlacementScorer<T>& scorer, const Mat<T>& candidates, Eigen::Index K, bool accumulate) {
+PlacementLoss<T> placement_loss(PlacementScorer<T>& scorer, const std::type_identity_t<Mat<T>>& candidates,
+                                Eigen::Index K, bool accumulate) {
+  scorer.require_network("placement loss");
   require_shape(candidates, scorer.spec().image_size(), candidates.cols(), "placement loss candidates");
-  if (K < 2 || candidates.cols() % K != 0)
-    detail::fail("placement loss: groups of K >= 2 candidates, got K = ", K, " and ", candidates.cols(), " columns");
+  if (K < 2 || candidates.cols() % K != 0 || candidates.cols() == 0)
+    detail::fail("placement loss: one or more groups of K >= 2 candidates, got K = ", K, " and ", candidates.cols(),
+                 " columns");
   const Eigen::Index G = candidates.cols() / K;
   nn::Trace<T> tr;
   scorer.network().forward(0, scorer.network().depth(), candidates, tr);

@@ -121,7 +121,7 @@ double elbo_flops_per_column(const V& vae) {
 }  // namespace detail
 
 /// A judge that scores by the VAE's negative ELBO with the posterior mean (ε = 0, as -resolve's
-/// own model); `vae` must outlive the judge.
+/// own model); `vae` must outlive the judge (a temporary VAE is refused at compile time).
 template <VaeModel V, class T = typename V::scalar>
 PlacementJudge<T> elbo_judge(const V& vae, double weight = 1, std::string name = "vae") {
   return {.name = std::move(name),
@@ -131,6 +131,8 @@ PlacementJudge<T> elbo_judge(const V& vae, double weight = 1, std::string name =
           .weight = weight,
           .flops_per_column = detail::elbo_flops_per_column(vae)};
 }
+template <VaeModel V>
+void elbo_judge(const V&&, double = 1, std::string = "vae") = delete;
 
 /// A model that -resolve asks for a second opinion, as a config names it (config "resolve":
 /// {"judges": [{"model", "weight"}]}; io::ResolveJudges loads them): a VAE's weights file and
@@ -219,6 +221,8 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
       detail::fail("resolve_ambiguity: h x w = ", h, "x", w, " but the DFT's images are ", loss.op().height(), "x",
                    loss.op().width());
   if (opt.block < 1) detail::fail("resolve_ambiguity: block must be >= 1, got ", opt.block);
+  if (!(opt.consistency_threshold >= 0))  // NaN turned the rule off without a word
+    detail::fail("resolve_ambiguity: consistency_threshold must be >= 0 (or +inf), got ", opt.consistency_threshold);
   if (!(opt.placement_weight >= 0) || !std::isfinite(opt.placement_weight))
     detail::fail("resolve_ambiguity: placement_weight must be finite and >= 0, got ", opt.placement_weight);
   if (!(opt.anchor_weight >= 0) || !std::isfinite(opt.anchor_weight))
@@ -240,6 +244,7 @@ SolveResult<T> resolve_ambiguity(const V& vae, const MagnitudeLoss<Op>& loss, in
   if (scored_by_net && !scorer)
     detail::fail("resolve_ambiguity: scorer_weight ", opt.scorer_weight,
                  " with no placement scorer (train one with prilo-train-placement and pass it)");
+  if (scored_by_net) scorer->require_network("resolve_ambiguity");
   if (scored_by_net && (scorer->spec().height != h || scorer->spec().width != w))
     detail::fail("resolve_ambiguity: the placement scorer reads ", scorer->spec().height, "x", scorer->spec().width,
                  " images, the measurements are of ", h, "x", w);

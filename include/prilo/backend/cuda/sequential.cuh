@@ -269,8 +269,15 @@ class Sequential {
   /// The same into result, whose device buffer is reused when the shape repeats: a solver
   /// step after step allocates nothing (a fresh result per step was a cudaMalloc and a
   /// cudaFree, which waits for the device, per step).
+  /// result may be gy (vjp_input(tr, g, g)): gy is then copied first, as on the CPU.
   void vjp_input(const Trace<T>& tr, const DeviceMatrix<T>& gy, DeviceMatrix<T>& result) const {
     require_shape(gy, tr.output().rows(), tr.output().cols(), "gpu generator output cotangent");
+    if (&gy == &result) {  // a module would resize its output while it still reads its input
+      if (tr.first == tr.last) return;
+      const DeviceMatrix<T> copy = gy.clone(ex_.stream());
+      vjp_input(tr, copy, result);
+      return;
+    }
     if (tr.first == tr.last) {
       result.copy_from(gy, ex_.stream());
       return;
