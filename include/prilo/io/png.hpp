@@ -94,6 +94,8 @@ struct PngGridOptions {
 };
 
 namespace detail {
+/// The most pixels a written picture has per side, and so the most any factor of a side may be.
+inline constexpr std::size_t png_max_side = std::size_t(1) << 15;
 inline void png_collect(void* context, void* data, int size) {
   auto* out = static_cast<std::vector<unsigned char>*>(context);
   const auto* p = static_cast<const unsigned char*>(data);
@@ -113,7 +115,7 @@ void write_png_grid(const std::filesystem::path& path, const Eigen::DenseBase<De
                     const PngGridOptions& opt = {}) {
   if (h == 0 || w == 0) prilo::detail::fail("write_png_grid: image size: expected h, w > 0, got ", h, "x", w);
   // every factor of the picture's sides within the side limit, so no product below can wrap
-  constexpr std::size_t max_side = 1u << 15;
+  constexpr std::size_t max_side = detail::png_max_side;
   const auto check_side = [&](std::size_t v, const char* what) {
     if (v > max_side) prilo::detail::fail("write_png_grid: ", what, ": ", v, " is above the limit of ", max_side);
   };
@@ -177,8 +179,9 @@ void write_png(const std::filesystem::path& path, const Eigen::DenseBase<Derived
   if (image.rows() != 1 && image.cols() != 1)
     prilo::detail::fail("write_png: image: expected a vector of h*w values (pixel r*w + c), got a ", image.rows(), "x",
                         image.cols(), " matrix");
-  if (h > (1u << 15) || w > (1u << 15))
-    prilo::detail::fail("write_png: image size ", h, "x", w, " is above the limit of ", 1u << 15, " per side");
+  if (h > detail::png_max_side || w > detail::png_max_side)
+    prilo::detail::fail("write_png: image size ", h, "x", w, " is above the limit of ", detail::png_max_side,
+                        " per side");
   if (image.size() != static_cast<Eigen::Index>(h * w))
     prilo::detail::fail("write_png: image: expected ", h * w, " values (", h, "x", w, "), got ", image.size());
   const auto column = image.reshaped(static_cast<Eigen::Index>(h * w), 1);
