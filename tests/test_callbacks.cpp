@@ -128,6 +128,19 @@ TEST_CASE("EarlyStop ends a phase once the mean loss stalls, not before") {
   const double gap = double(stopped.magnitude_error.mean() - full.magnitude_error.mean()) * double(p.op.output_size());
   CHECK(gap < 0.05 * start);
   CHECK_THROWS_AS(prilo::callbacks::EarlyStop(-1.0, 3), prilo::invalid_input);
+  // a column that has turned NaN does not stop the phase of the columns still falling
+  prilo::callbacks::EarlyStop judge(1e-3, 3);
+  const prilo::PhaseRecord phase{};
+  judge.begin_phase(phase);
+  prilo::Vec<T> l(2);
+  for (int s = 1; s <= 10; ++s) {
+    l << std::numeric_limits<T>::quiet_NaN(), T(1) / T(s);
+    CHECK_FALSE(judge.step_taken(prilo::StepEvent<T>{phase, s, s, l}));
+  }
+  l.setConstant(std::numeric_limits<T>::quiet_NaN());  // nothing finite left: stops after `patience`
+  CHECK_FALSE(judge.step_taken(prilo::StepEvent<T>{phase, 11, 11, l}));
+  CHECK_FALSE(judge.step_taken(prilo::StepEvent<T>{phase, 12, 12, l}));
+  CHECK(judge.step_taken(prilo::StepEvent<T>{phase, 13, 13, l}));
   // a relative fall of 100 % never happens: such a tolerance ended every phase after `patience` steps
   for (const double tol : {1.0, 5.0, HUGE_VAL, std::nan("")})
     CHECK_THROWS_WITH_AS(prilo::callbacks::EarlyStop(tol, 3), doctest::Contains("tolerance must be in [0, 1)"),

@@ -525,6 +525,11 @@ TEST_CASE("io: damaged or mismatched weights files are rejected with clear messa
       write_bytes(p, std::vector<unsigned char>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(keep)));
       const auto msg = weights_error<double>(p);
       CHECK(contains(msg, p.string() + ": truncated"));
+      // the header alone is read_weights_info's: a cut payload is load_weights' to find
+      if (keep >= info.header_bytes)
+        CHECK(prilo::io::read_weights_info(p).header_bytes == info.header_bytes);
+      else
+        CHECK_THROWS_AS((void)prilo::io::read_weights_info(p), prilo::file_error);
     }
   }
   SUBCASE("trailing bytes") {
@@ -532,6 +537,18 @@ TEST_CASE("io: damaged or mismatched weights files are rejected with clear messa
     b.push_back(0);
     write_bytes(p, b);
     CHECK(contains(weights_error<double>(p), "trailing data"));
+    CHECK(prilo::io::read_weights_info(p).payload_bytes == info.payload_bytes);
+  }
+  SUBCASE("a header with a long architecture tag and many sizes, read alone") {
+    prilo::io::WeightsFile<float> w;
+    w.arch = std::string(4096, 'a');
+    w.sizes.assign(1u << 16, 7u);
+    w.add("t", prilo::Mat<float>::Ones(300, 300));  // a payload longer than the largest header
+    prilo::io::save_weights(p, w);
+    const auto big = prilo::io::read_weights_info(p);
+    CHECK(big.arch == w.arch);
+    CHECK(big.sizes == w.sizes);
+    CHECK(big.header_bytes + big.payload_bytes == fs::file_size(p));
   }
   SUBCASE("corrupted payload byte") {
     auto b = good;

@@ -398,6 +398,12 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
   CHECK_THROWS_WITH_AS((void)io::load_reconstruction_config<T>(wraps), doctest::Contains("repetitions"), invalid_input);
   const auto inf = write_temp("inf-rate.json", R"({"dpr": {"learning_rate": 1e300}})");
   CHECK_THROWS_AS((void)io::load_reconstruction_config<T>(inf), invalid_input);
+  // a number that is 0 in float is not taken as 0 (a radius of 0 is a meaning of its own)
+  const auto tiny = write_temp("tiny-radius.json", R"({"dpr": {"radius": 1e-50}})");
+  CHECK_THROWS_WITH_AS((void)io::load_reconstruction_config<float>(tiny),
+                       doctest::Contains("dpr.radius: 1e-50 is too small: it is 0 in the reader's scalar type"),
+                       invalid_input);
+  CHECK(io::load_reconstruction_config<double>(tiny).dpr.phase.radius == 1e-50);
   const auto no_stages = write_temp("no-stages.json", R"({"prilo": {"initial": {"steps": 5}}})");
   e = error_of([&] { (void)io::load_reconstruction_config<T>(no_stages); });
   CHECK_MESSAGE((e.find("no-stages.json: bad config") != std::string::npos && e.find("stages") != std::string::npos),

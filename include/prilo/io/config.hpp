@@ -47,6 +47,8 @@ T read_real(const json& v, const std::string& where) {
   const double d = v.get<double>();
   if (!std::isfinite(d) || std::abs(d) > double(std::numeric_limits<T>::max()))
     throw invalid_input(where + ": " + v.dump() + " is not a finite number in range");
+  if (d != 0 && T(d) == T(0))  // a radius of 1e-50 is not 0
+    throw invalid_input(where + ": " + v.dump() + " is too small: it is 0 in the reader's scalar type");
   return T(d);
 }
 /// invalid_input naming `where` unless obj is an object whose keys are among `known` (or

@@ -164,7 +164,14 @@ inline std::uint32_t weights_crc32(const unsigned char* data, std::size_t n) {
   return static_cast<std::uint32_t>(crc);
 }
 
-inline std::vector<unsigned char> weights_read_file(const std::filesystem::path& path) {
+/// The most bytes a header can take: magic, version, scalar type, the architecture tag, the
+/// layer sizes, the tensor count, the payload size and its checksum.
+inline constexpr std::size_t weights_max_header =
+    8 + 4 + 4 + (4 + weights_max_string) + 4 + 4 * std::size_t(weights_max_sizes) + 4 + 8 + 4;
+
+/// The file's bytes, or its first `limit` bytes when it is longer.
+inline std::vector<unsigned char> weights_read_file(const std::filesystem::path& path,
+                                                    std::size_t limit = std::size_t(-1)) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) weights_fail(path, "file not found");
   if (std::filesystem::is_directory(path, ec)) weights_fail(path, "is a directory, not a weights file");
@@ -181,8 +188,8 @@ inline std::vector<unsigned char> weights_read_file(const std::filesystem::path&
     weights_fail(path, "bad magic: not a prilo weights file (expected the bytes \"PRILOWTS\")");
   const bool regular = std::filesystem::is_regular_file(path, ec);
   constexpr std::size_t stream_limit = std::size_t(1) << 32;
-  while (f) {
-    f.read(buf, sizeof buf);
+  while (f && bytes.size() < limit) {
+    f.read(buf, static_cast<std::streamsize>(std::min<std::size_t>(sizeof buf, limit - bytes.size())));
     bytes.insert(bytes.end(), buf, buf + f.gcount());
     if (!regular && bytes.size() > stream_limit)
       weights_fail(path, "not a regular file, and more than 4 GiB long: not a weights file");
@@ -285,9 +292,10 @@ void save_weights(const std::filesystem::path& path, const WeightsFile<T>& w) {
   detail::weights_write_atomic(path, out);
 }
 
-/// Reads only the header of a weights file (checked: magic, version, scalar type, sizes).
+/// Reads only the header of a weights file (checked: magic, version, scalar type, sizes); the
+/// payload is neither read nor checked (load_weights does that).
 inline WeightsInfo read_weights_info(const std::filesystem::path& path) {
-  const auto bytes = detail::weights_read_file(path);
+  const auto bytes = detail::weights_read_file(path, detail::weights_max_header);
   detail::WeightsCursor c(path, bytes.data(), bytes.size(), "truncated");
   return detail::weights_parse_header(path, c);
 }

@@ -33,7 +33,9 @@ struct StepEvent {
 namespace callbacks {
 
 /// Stops a phase once the batch's mean loss has not fallen by a relative `tolerance` for
-/// `patience` consecutive steps (each phase judged on its own).
+/// `patience` consecutive steps (each phase judged on its own). The mean is over the columns
+/// whose loss is finite: a column that has turned NaN does not stop the others' phase (and a
+/// batch with no finite column stops after `patience` steps).
 class EarlyStop {
  public:
   explicit EarlyStop(double tolerance = 1e-4, int patience = 20) : tolerance(tolerance), patience(patience) {
@@ -50,7 +52,14 @@ class EarlyStop {
   }
   template <class T>
   bool step_taken(const StepEvent<T>& e) {
-    const double m = prilo::detail::batch_mean(e.loss);
+    double sum = 0;
+    Eigen::Index finite = 0;
+    for (Eigen::Index j = 0; j < e.loss.size(); ++j)
+      if (std::isfinite(double(e.loss[j]))) {
+        sum += double(e.loss[j]);
+        ++finite;
+      }
+    const double m = finite ? sum / double(finite) : std::numeric_limits<double>::quiet_NaN();
     if (m < best_ * (1.0 - tolerance)) {
       best_ = m;
       since_ = 0;

@@ -122,7 +122,10 @@ SolveResult<T> join_column_blocks(std::vector<SolveResult<T>>& parts, Eigen::Ind
 /// Random numbers: with one block, `solve` gets `rng` itself (results are those of calling
 /// the solver directly); with several, block b draws from the b-th rng.split() (taken in
 /// block order before the blocks start), so a result depends on the seed and on the number of blocks. Fix
-/// ColumnBlockOptions::blocks to get the same result with every thread count.
+/// ColumnBlockOptions::blocks to get the same result with every thread count. Afterwards
+/// `rng` is in the same state on every process of a distributed run except with a single
+/// block, which the owning process solves with `rng` itself (the others leave it untouched):
+/// split a stream before the call if later draws must agree across processes.
 ///
 /// Progress callbacks should be given to block 0 only (block.index == 0): it runs on the
 /// calling thread, and its mean loss stands for the batch's.
