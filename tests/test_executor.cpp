@@ -67,9 +67,15 @@ TEST_CASE_TEMPLATE("CPU customisation points keep their contracts", T, float, do
   CHECK(dst.col(3) == a.col(3));
   CHECK(dst.col(0).isZero());
   CHECK_THROWS_AS(copy_columns(ex, dst, Mat<T>(Mat<T>::Zero(5, 3)), cols), prilo::invalid_input);
+  // a column outside the matrix: named, as on the CUDA executor (it read and wrote past them)
+  const std::vector<Eigen::Index> outside{1, 4};
+  CHECK_THROWS_WITH_AS(copy_columns(ex, dst, a, outside), "copy_columns: column 4 outside 0..3", prilo::invalid_input);
   Mat<T> part;
   copy_from_host(ex, part, a, 1, 2);
   CHECK(part == a.middleCols(1, 2));
+  CHECK_THROWS_WITH_AS(copy_from_host(ex, part, a, 3, 2), "copy_from_host: columns 3..5 outside 0..4",
+                       prilo::invalid_input);
+  CHECK_THROWS_AS(copy_from_host(ex, part, a, -1, 1), prilo::invalid_input);
   // noise: σ = 0 draws nothing, σ > 0 draws from the given stream reproducibly
   prilo::Rng r1(9), r2(9);
   Mat<T> g1 = Mat<T>::Zero(50, 40), g2 = g1;
@@ -267,6 +273,16 @@ TEST_CASE_TEMPLATE("CPU layer kernels: bias + activation, its cotangent, row sum
   for (Eigen::Index i = 0; i < 8; ++i) CHECK(double(gb(i)) == doctest::Approx(double(gb0(i) + g.row(i).sum())));
   add_row_sums(ex, Mat<T>(8, 0), gb);  // no columns: nothing added
   CHECK(gb.isApprox(gb0 + g.rowwise().sum()));
+  Vec<T> short_gb(7);
+  CHECK_THROWS_WITH_AS(add_row_sums(ex, g, short_gb), doctest::Contains("add_row_sums gb"), prilo::invalid_input);
+  Mat<T> out;  // y narrower than gy: named (it read past y)
+  CHECK_THROWS_WITH_AS(activation_cotangent<T>(ex, prilo::nn::Relu{}, Mat<T>(g.leftCols(29)), g, out),
+                       doctest::Contains("activation_cotangent y"), prilo::invalid_input);
+  // C given as A or B: refused (the product read what it had already written)
+  Mat<T> sq = rng.normal_matrix<T>(8, 8), other = sq;
+  CHECK_THROWS_WITH_AS(gemm(ex, false, false, T(1), sq, other, T(0), sq), doctest::Contains("C is also an input"),
+                       prilo::invalid_input);
+  CHECK_THROWS_AS(gemm(ex, false, true, T(1), other, sq, T(1), sq), prilo::invalid_input);
   Mat<T> m = g;
   set_zero(ex, m);
   CHECK(m.rows() == 8);

@@ -701,6 +701,33 @@ TEST_CASE("FFTW planner effort: every effort gives the same transform, unknown v
                        invalid_input);
 }
 
+TEST_CASE("FFTW plans refuse what FFTW would get wrong: in place, misaligned arrays, no plan, senseless sizes") {
+  using C = std::complex<float>;
+  const fftw::Plan<float> p(fftw::Kind::c2c_forward, 4, 6, 2);
+  CMat<float> a = CMat<float>::Ones(24, 2), b(24, 2);
+  p.execute(a.data(), b.data());
+  CHECK(std::abs(b(0, 0) - C(24, 0)) < 1e-5f);  // the DC bin of ones
+  CHECK_THROWS_WITH_AS(p.execute(a.data(), a.data()), doctest::Contains("the output is the input"), invalid_input);
+  // one complex value (8 bytes) in: FFTW's SIMD plans crashed or read wrong values there
+  CMat<float> wide = CMat<float>::Ones(49, 1), out(49, 1);
+  CHECK_THROWS_WITH_AS(p.execute(wide.data() + 1, b.data()), doctest::Contains("without FFTW's SIMD alignment"),
+                       invalid_input);
+  const fftw::Plan<float> u(fftw::Kind::c2c_forward, 4, 6, 2, /*unaligned=*/true);
+  u.execute(wide.data() + 1, out.data() + 1);  // an unaligned plan takes them
+  CHECK(std::abs(out(1, 0) - C(24, 0)) < 1e-5f);
+  const fftw::Plan<float> none;
+  CHECK_THROWS_WITH_AS(none.execute(a.data(), b.data()), doctest::Contains("without a plan"), invalid_input);
+  Mat<float> r(24, 2);
+  const fftw::Plan<float> r2c(fftw::Kind::r2c, 4, 6, 2);
+  CHECK_THROWS_WITH_AS(r2c.execute(a.data(), r.data()), doctest::Contains("r2c plan executed as c2r"), invalid_input);
+  CHECK_THROWS_WITH_AS(fftw::Plan<float>(fftw::Kind::r2c, 0, 6, 1),
+                       doctest::Contains("FFTW r2c plan of 1 0x6 image(s) in float: the sides must be >= 1"),
+                       invalid_input);
+  CHECK_THROWS_WITH_AS(fftw::Plan<double>(fftw::Kind::c2r, 65536, 65537, 1), doctest::Contains("pixels an image"),
+                       invalid_input);
+  CHECK_THROWS_AS(fftw::Plan<float>(fftw::Kind::c2c_backward, 4, 4, -1), invalid_input);
+}
+
 TEST_CASE("user_cache_dir: $XDG_CACHE_HOME when absolute, else ~/.cache (a relative one is ignored, as XDG asks)") {
   namespace fs = std::filesystem;
   const test_support::EnvGuard home("HOME", "/home/someone");

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdio>
 #include <exception>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -99,9 +100,10 @@ class Collective {
     int root = 0;
     while (root < size_ && split.count[std::size_t(root)] == 0) ++root;
     if (root == size_) return;  // nothing anywhere
-    share_layout(r, root);
+    share_layout(r, root, mine);
+    check_shapes(r, mine, root);
     r.x = gather(r.x, split);
-    if (r.z.rows() > 0 || has_z_) r.z = gather(r.z, split);
+    if (rows_z_ > 0) r.z = gather(r.z, split);
     r.history = gather(r.history, split);
     Mat<T> err = r.magnitude_error.transpose();
     if (err.rows() == 0) err.resize(1, 0);
@@ -112,18 +114,21 @@ class Collective {
   }
 
  private:
-  /// Every process learns the shapes (rows of x, z, history) and the phase list of `root`.
+  /// Every process learns the shapes (rows of x, z, history) and the phase list of `root`; a
+  /// process without columns takes root's shapes with none.
   template <class T>
-  void share_layout(SolveResult<T>& r, int root) const {
+  void share_layout(SolveResult<T>& r, int root, Eigen::Index columns) const {
     long long dims[3] = {r.x.rows(), r.z.rows(), r.history.rows()};
     MPI_Bcast(dims, 3, MPI_LONG_LONG, root, comm_);
     rows_x_ = dims[0];
     rows_z_ = dims[1];
     rows_h_ = dims[2];
-    has_z_ = rows_z_ > 0;
-    if (r.x.rows() == 0) r.x.resize(rows_x_, 0);
-    if (r.z.rows() == 0 && has_z_) r.z.resize(rows_z_, 0);
-    if (r.history.rows() == 0) r.history.resize(rows_h_, 0);
+    if (columns == 0) {
+      r.x.resize(rows_x_, 0);
+      r.z.resize(rows_z_, 0);
+      r.history.resize(rows_h_, 0);
+      r.magnitude_error.resize(0);
+    }
     // phases and history steps, as text: name \x1f kind \x1f layer \x1f steps \x1f first \x1e ...
     std::string text;
     if (rank_ == root) {
@@ -165,6 +170,33 @@ class Collective {
     }
   }
 
+  /// Every process's part has root's shapes (rows of x, z and history, a column each, an error
+  /// each), or every process throws, naming the first process whose part does not: MPI would
+  /// otherwise take a short part and leave the rest of the joined matrix uninitialised.
+  template <class T>
+  void check_shapes(const SolveResult<T>& r, Eigen::Index mine, int root) const {
+    std::ostringstream why;
+    const auto shape = [&](const char* what, const auto& m, Eigen::Index rows) {  // no rows: no columns to send
+      if (m.rows() != rows || (rows > 0 && m.cols() != mine))
+        why << (why.tellp() ? ", " : "") << what << " is " << m.rows() << "x" << m.cols() << ", expected " << rows
+            << "x" << mine;
+    };
+    shape("x", r.x, rows_x_);
+    shape("z", r.z, rows_z_);
+    shape("history", r.history, rows_h_);
+    if (r.magnitude_error.size() != mine)
+      why << (why.tellp() ? ", " : "") << "magnitude_error has " << r.magnitude_error.size() << " entries, expected "
+          << mine;
+    const int me = why.tellp() ? rank_ : size_;
+    int first = size_;
+    MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, comm_);
+    if (first == size_) return;
+    if (first == rank_)
+      detail::fail("mpi join: rank ", rank_, "'s result does not have the shapes of rank ", root, "'s: ", why.str());
+    detail::fail("mpi join: rank ", first, "'s result does not have the shapes of rank ", root,
+                 "'s (that rank's message names them)");
+  }
+
   template <class T>
   Mat<T> gather(const Mat<T>& local, const ColumnPartition& split) const {
     const Eigen::Index rows = local.rows();
@@ -173,7 +205,9 @@ class Collective {
     for (int q = 0; q < size_; ++q) {
       const long long c = (long long)rows * split.count[std::size_t(q)],
                       d = (long long)rows * split.first[std::size_t(q)];
-      if (c > INT_MAX || d > INT_MAX) detail::fail("mpi join: a part of ", c, " values exceeds MPI's int counts");
+      if (c > INT_MAX || d > INT_MAX)
+        detail::fail("mpi join: part ", q, " (", c, " values from value ", d,
+                     ") is beyond MPI's int counts and offsets");
       counts.push_back(int(c));
       displs.push_back(int(d));
       total += split.count[std::size_t(q)];
@@ -187,6 +221,9 @@ class Collective {
     std::vector<int> counts, displs;
     std::size_t total = 0;
     for (int q = 0; q < size_; ++q) {
+      if (split.count[std::size_t(q)] > INT_MAX || split.first[std::size_t(q)] > INT_MAX)
+        detail::fail("mpi join: part ", q, " (", split.count[std::size_t(q)], " columns from column ",
+                     split.first[std::size_t(q)], ") is beyond MPI's int counts and offsets");
       counts.push_back(int(split.count[std::size_t(q)]));
       displs.push_back(int(split.first[std::size_t(q)]));
       total += std::size_t(split.count[std::size_t(q)]);
@@ -212,7 +249,6 @@ class Collective {
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
   mutable Eigen::Index rows_x_ = 0, rows_z_ = 0, rows_h_ = 0;
-  mutable bool has_z_ = false;
 };
 
 /// The collective as a pipeline Run chosen at run time (MethodOptions::run).

@@ -78,6 +78,31 @@ int main(int argc, char** argv) {
       threw = std::string(e.what()).find("fixed number of blocks") != std::string::npos;
     }
     expect(threw || world.parts() == 1, "the unfixed-blocks error", rank);
+
+    // a part of other shapes than the first part's (here: no history on the last process) is
+    // refused on every process, naming that process; MPI took the short part and left the
+    // joined history uninitialised
+    if (world.parts() > 1) {
+      prilo::ColumnPartition split;
+      for (int q = 0; q < world.parts(); ++q) {
+        split.first.push_back(2 * q);
+        split.count.push_back(2);
+      }
+      prilo::SolveResult<T> r;
+      r.x = Mat<T>::Constant(4, 2, T(rank));
+      r.magnitude_error = prilo::Vec<T>::Constant(2, T(rank));
+      r.history = Mat<T>::Zero(3, rank == world.parts() - 1 ? 0 : 2);
+      std::string msg;
+      try {
+        world.join(r, split);
+      } catch (const prilo::invalid_input& e) {
+        msg = e.what();
+      }
+      const std::string last = "rank " + std::to_string(world.parts() - 1) + "'s result does not have the shapes";
+      expect(msg.find(last) != std::string::npos, "the mismatched-part error", rank);
+      if (rank == world.parts() - 1)
+        expect(msg.find("history is 3x0, expected 3x2") != std::string::npos, "the mismatched part's shapes", rank);
+    }
   });
   int all = 0;
   MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, world.comm());

@@ -125,6 +125,8 @@ Vec<T> column_sq_norms(const CpuExecutor&, const Mat<T>& m) {
 template <class T>
 void copy_columns(const CpuExecutor&, Mat<T>& dst, const Mat<T>& src, std::span<const Eigen::Index> cols) {
   require_shape(src, dst.rows(), dst.cols(), "copy_columns source");
+  for (const Eigen::Index j : cols)
+    if (j < 0 || j >= dst.cols()) detail::fail("copy_columns: column ", j, " outside 0..", dst.cols() - 1);
   for (const Eigen::Index j : cols) dst.col(j) = src.col(j);
 }
 
@@ -143,6 +145,8 @@ Mat<T> from_host(const CpuExecutor&, const Mat<T>& m) {
 /// its buffer reused when the shape repeats).
 template <class T>
 void copy_from_host(const CpuExecutor&, Mat<T>& dst, const Mat<T>& host, Eigen::Index first, Eigen::Index cols) {
+  if (first < 0 || cols < 0 || first > host.cols() - cols)
+    detail::fail("copy_from_host: columns ", first, "..", first + cols, " outside 0..", host.cols());
   dst = host.middleCols(first, cols);
 }
 

@@ -14,8 +14,8 @@ namespace prilo {
 
 /// C ← α·op(A)·op(B) + β·C, op = transpose when trans_*. With β = 0, C is resized to
 /// op(A).rows × op(B).cols and its old contents are ignored (no NaN leaks through); otherwise
-/// its shape must already match. On the CPU: Eigen's noalias() products, with no scaling pass
-/// when α or β is 1 (so C += A·Bᵀ is one product, exactly as written in Eigen).
+/// its shape must already match. C must be another matrix than A and B (refused). On the CPU: Eigen's noalias()
+/// products, with no scaling pass when α or β is 1 (so C += A·Bᵀ is one product, exactly as written in Eigen).
 template <class T>
 void gemm(const CpuExecutor&, bool trans_a, bool trans_b, T alpha, const Mat<T>& a, const Mat<T>& b, T beta,
           Mat<T>& c) {
@@ -24,6 +24,7 @@ void gemm(const CpuExecutor&, bool trans_a, bool trans_b, T alpha, const Mat<T>&
   const Eigen::Index kb = trans_b ? b.cols() : b.rows();
   const Eigen::Index n = trans_b ? b.rows() : b.cols();
   if (k != kb) detail::fail("gemm: inner dimensions differ: op(A) is ", m, "x", k, ", op(B) is ", kb, "x", n);
+  if (&c == &a || &c == &b) detail::fail("gemm: the output C is also an input (A or B): give another matrix");
   if (beta == T(0))
     c.resize(m, n);
   else
@@ -96,6 +97,7 @@ void bias_activation(const CpuExecutor&, Act, std::type_identity_t<Eigen::Ref<Ma
 template <class T, class Act>
 void activation_cotangent(const CpuExecutor&, Act, const std::type_identity_t<Eigen::Ref<const Mat<T>>>& y,
                           const std::type_identity_t<Eigen::Ref<const Mat<T>>>& gy, Mat<T>& out) {
+  require_shape(y, gy.rows(), gy.cols(), "activation_cotangent y");
   out.resize(gy.rows(), gy.cols());
   nn::apply_cotangent_columns<Act>(gy, y, out.data());
 }
@@ -103,6 +105,7 @@ void activation_cotangent(const CpuExecutor&, Act, const std::type_identity_t<Ei
 /// gb_i ← gb_i + Σ_j g_ij (gb has g.rows() entries).
 template <class T>
 void add_row_sums(const CpuExecutor&, const Mat<T>& g, Vec<T>& gb) {
+  require_shape(gb, g.rows(), 1, "add_row_sums gb");
   gb += g.rowwise().sum();
 }
 

@@ -4,6 +4,7 @@
 #include <fftw3.h>
 
 #include <atomic>
+#include <climits>
 #include <complex>
 #include <cstdlib>
 #include <filesystem>
@@ -163,7 +164,8 @@ enum class Kind { r2c, c2r, c2c_forward, c2c_backward };
 
 /// One FFTW plan for `howmany` contiguous h×w row-major images. Move-only: the plan is
 /// destroyed exactly once. Executed with FFTW's new-array interface, so one plan serves every
-/// buffer of the same layout and alignment (FFTW guarantees thread-safe execution).
+/// buffer of the same layout and alignment (FFTW guarantees thread-safe execution). Plans are
+/// made out of place: execute() refuses an output that is its input.
 template <class T>
 class Plan {
  public:
@@ -171,19 +173,32 @@ class Plan {
   using C = std::complex<T>;
 
   Plan() = default;
-  Plan(Kind kind, int h, int w, int howmany, bool unaligned = false) : kind_(kind) {
+  Plan(Kind kind, int h, int w, int howmany, bool unaligned = false) : kind_(kind), unaligned_(unaligned) {
+    const auto what = [&] {
+      std::ostringstream os;
+      os << "FFTW " << kind_name(kind) << " plan of " << howmany << " " << h << "x" << w << " image(s) in " << A::name;
+      return os.str();
+    };
+    if (h < 1 || w < 1 || howmany < 0) prilo::detail::fail(what(), ": the sides must be >= 1 and the image count >= 0");
+    if ((long long)h * w > INT_MAX)
+      prilo::detail::fail(what(), ": more than ", INT_MAX, " pixels an image (FFTW's int sizes)");
     const int n[2] = {h, w};
     const int real_n = h * w;
     const int half_n = h * (w / 2 + 1);
     const int in_n = (kind == Kind::r2c) ? real_n : (kind == Kind::c2r ? half_n : real_n);
     const int out_n = (kind == Kind::r2c) ? half_n : real_n;
+    // FFTW_UNALIGNED plans run on arrays of any alignment (at some SIMD cost). The flags first:
+    // planner_effort() throws for an unknown $PRILO_FFTW_EFFORT.
+    const unsigned flags = planner_flags(planner_effort()) | (unaligned ? FFTW_UNALIGNED : 0u);
     // Plan on scratch arrays of FFTW's alignment: FFTW_MEASURE and FFTW_PATIENT overwrite them.
     const std::size_t in_bytes = std::size_t(in_n) * howmany * (kind == Kind::r2c ? sizeof(T) : sizeof(C));
     const std::size_t out_bytes = std::size_t(out_n) * howmany * (kind == Kind::c2r ? sizeof(T) : sizeof(C));
-    void* in = A::malloc(in_bytes);
-    void* out = A::malloc(out_bytes);
-    // FFTW_UNALIGNED plans run on arrays of any alignment (at some SIMD cost).
-    const unsigned flags = planner_flags(planner_effort()) | (unaligned ? FFTW_UNALIGNED : 0u);
+    const auto release = [](void* p) { A::free(p); };
+    const std::unique_ptr<void, decltype(release)> in_buf(A::malloc(in_bytes), release),
+        out_buf(A::malloc(out_bytes), release);
+    if (howmany > 0 && (!in_buf || !out_buf)) prilo::detail::fail(what(), ": out of memory for the planner's arrays");
+    void* in = in_buf.get();
+    void* out = out_buf.get();
     {
       std::lock_guard lock(planner_mutex());
       switch (kind) {
@@ -205,37 +220,56 @@ class Plan {
           break;
       }
     }
-    A::free(in);
-    A::free(out);
-    if (!plan_) throw std::runtime_error("FFTW could not create a plan");
+    if (!plan_) throw std::runtime_error(what() + ": FFTW could not create it");
     ++detail::plans_made<T>();
   }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
-  Plan(Plan&& o) noexcept : plan_(std::exchange(o.plan_, nullptr)), kind_(o.kind_) {}
+  Plan(Plan&& o) noexcept : plan_(std::exchange(o.plan_, nullptr)), kind_(o.kind_), unaligned_(o.unaligned_) {}
   Plan& operator=(Plan&& o) noexcept {
     if (this != &o) {
       reset();
       plan_ = std::exchange(o.plan_, nullptr);
       kind_ = o.kind_;
+      unaligned_ = o.unaligned_;
     }
     return *this;
   }
   ~Plan() { reset(); }
 
-  /// Executes on new arrays. FFTW requires them to have the alignment the plan was made
-  /// with (FFTW's SIMD alignment, which Eigen's heap allocations satisfy); callers with
-  /// other pointers must copy through an aligned buffer (see aligned()).
+  /// Executes on new arrays, another for the output than the input. Unless the plan was made
+  /// `unaligned`, FFTW requires them to have FFTW's SIMD alignment (which Eigen's heap
+  /// allocations satisfy; refused otherwise); callers with other pointers copy through an
+  /// aligned buffer (see aligned()) or use an unaligned plan. The arrays' sizes are not known
+  /// here: they must hold howmany images of the plan's layout.
   void execute(const T* in, C* out) const {
+    check(Kind::r2c, in, out);
     A::r2c(plan_, const_cast<T*>(in), reinterpret_cast<typename A::cplx*>(out));
   }
-  void execute(C* in, T* out) const { A::c2r(plan_, reinterpret_cast<typename A::cplx*>(in), out); }
+  void execute(C* in, T* out) const {
+    check(Kind::c2r, in, out);
+    A::c2r(plan_, reinterpret_cast<typename A::cplx*>(in), out);
+  }
   void execute(const C* in, C* out) const {
+    check(kind_ == Kind::c2c_backward ? Kind::c2c_backward : Kind::c2c_forward, in, out);
     A::c2c(plan_, reinterpret_cast<typename A::cplx*>(const_cast<C*>(in)), reinterpret_cast<typename A::cplx*>(out));
   }
   static bool aligned(const void* p) { return A::alignment_of(const_cast<void*>(p)) == 0; }
 
  private:
+  static const char* kind_name(Kind k) {
+    return k == Kind::r2c ? "r2c" : k == Kind::c2r ? "c2r" : k == Kind::c2c_forward ? "forward c2c" : "backward c2c";
+  }
+  void check(Kind k, const void* in, const void* out) const {
+    if (!plan_) prilo::detail::fail("FFTW plan: executed without a plan (default-constructed or moved from)");
+    if (k != kind_) prilo::detail::fail("FFTW plan: a ", kind_name(kind_), " plan executed as ", kind_name(k));
+    if (in == out)
+      prilo::detail::fail("FFTW ", kind_name(kind_), " plan: the output is the input (plans are out of place)");
+    if (!unaligned_ && (!aligned(in) || !aligned(out)))
+      prilo::detail::fail(
+          "FFTW ", kind_name(kind_),
+          " plan: an array without FFTW's SIMD alignment (use an unaligned plan, or copy to an aligned buffer)");
+  }
   void reset() {
     if (plan_) {
       std::lock_guard lock(planner_mutex());
@@ -245,6 +279,7 @@ class Plan {
   }
   typename A::plan plan_ = nullptr;
   Kind kind_ = Kind::r2c;
+  bool unaligned_ = false;
 };
 
 /// A cache of plans for one image size, keyed by (kind, howmany); plans are created on first

@@ -264,10 +264,12 @@ void gradient_step(const CudaExecutor& ex, DeviceMatrix<T>& x, const DeviceMatri
 
 // -- the layers' customisation points (prilo/exec/kernels.hpp) --
 
-/// C ← α·op(A)·op(B) + β·C with cuBLAS on the executor's handle (C resized when β = 0).
+/// C ← α·op(A)·op(B) + β·C with cuBLAS on the executor's handle (C resized when β = 0; C
+/// another matrix than A and B, as on the CPU).
 template <class T>
 void gemm(const CudaExecutor& ex, bool trans_a, bool trans_b, T alpha, const DeviceMatrix<T>& a,
           const DeviceMatrix<T>& b, T beta, DeviceMatrix<T>& c) {
+  if (&c == &a || &c == &b) ::prilo::detail::fail("gemm: the output C is also an input (A or B): give another matrix");
   gemm(ex.handle(), trans_a, trans_b, alpha, a, b, beta, c);
 }
 
