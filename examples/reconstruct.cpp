@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   Settings st;
   CLI::App app{
       "prilo-reconstruct: phase retrieval with generative priors (PRILO and baselines) on MNIST / Fashion-MNIST"};
+  app.option_defaults()->always_capture_default();  // --help shows what a bare run does
   app.add_option("--dataset", st.dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--operator", st.op, "fourier (28x28 DFT, no oversampling), gaussian-real, gaussian-complex")
       ->check(CLI::IsMember({"fourier", "gaussian-real", "gaussian-complex"}));
@@ -199,6 +200,13 @@ int main(int argc, char** argv) {
     if (app.count("--ablation") && !family_listed({MethodFamily::prilo}))
       throw invalid_input("--ablation " + st.ablation +
                           ": switches PRILO's phases, and no PRILO method is in --methods");
+    if ((st.ablation == "a-only" || st.ablation == "a-b") &&
+        std::none_of(methods.begin(), methods.end(), [](const MethodSpec& m) {
+          return m.family == MethodFamily::prilo && m.reading == PriloReading::back_project_refine;
+        }))  // the chained reading has no B or C phases to leave out
+      throw invalid_input("--ablation " + st.ablation +
+                          ": leaves out B or C phases, which only the prilo[-mii|-li] methods run (the prilo-chain "
+                          "ones run forward phases only)");
     if (!st.trace_path.empty() && !family_listed({MethodFamily::dpr, MethodFamily::prilo}))
       throw invalid_input("--trace: records the latent solvers (DPR, PRILO), and none is in --methods");
     if (st.per_restart && std::none_of(methods.begin(), methods.end(), [](const MethodSpec& m) {
@@ -271,13 +279,20 @@ int main(int argc, char** argv) {
                                                   {"--fftw-wisdom", wisdom.path().string()}},
                                                  io::dataset_files(st.data_dir, st.dataset), "data set's"),
                                       judge_files, "-resolve judge"));
-    const std::size_t available = st.split == "test" ? 10000 : 60000;
+    const std::size_t available = io::dataset_size(st.data_dir, st.dataset, st.split);
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +
                           std::to_string(static_cast<long long>(st.first) + st.count - 1) + " are outside the " +
                           st.split + " split (" + std::to_string(available) + " images)");
     const auto data = io::load_dataset<T>(st.data_dir, st.dataset, st.split, st.first, st.count);
     const int h = int(data.rows), w = int(data.cols);
+    const io::PngGridOptions png_layout{.padding = 2, .scale = 3};
+    if (!st.png_path.empty()) try {  // the picture's size before the work (it failed after it)
+        (void)io::png_grid_size(h, w, 2 + methods.size(), std::size_t(std::min(st.png_count, st.count)), png_layout);
+      } catch (const invalid_input& e) {
+        throw invalid_input("--png-count " + std::to_string(st.png_count) + " with " + std::to_string(methods.size()) +
+                            " method(s): " + e.what() + "; show fewer images");
+      }
     const io::AnyVae<T> model = io::load_any_vae<T>(weights_path, st.generator, h, w);
     for (const MethodSpec& m : methods)  // the stages against the decoder's layers: the config named, before any work
       std::visit(
@@ -402,8 +417,9 @@ int main(int argc, char** argv) {
     if (!st.png_path.empty() && opt.run.part() == 0) {
       const Eigen::Index k = std::min<Eigen::Index>(st.png_count, x.cols());
       io::write_png_grid(st.png_path, comparison_grid(x, y, results, h, w, k, st.op == "fourier"), h, w,
-                         2 + results.size(), k, io::PngGridOptions{.padding = 2, .scale = 3});
-      std::printf("wrote %s (rows: truth, |Fx| (log, centred), then", st.png_path.c_str());
+                         2 + results.size(), k, png_layout);
+      std::printf("wrote %s (rows: truth, %s, then", st.png_path.c_str(),
+                  st.op == "fourier" ? "|Fx| (log, centred)" : "the first h*w measurements y");
       for (const auto& r : results) std::printf(" %s", r.method.c_str());
       std::printf(")\n");
     }

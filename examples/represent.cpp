@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "prilo-represent: the representation limit of a VAE prior (analysis, uses the ground truth): the best fits "
       "of test images through z0 and through z_i in l1 balls"};
+  app.option_defaults()->always_capture_default();  // --help shows what a bare run does
   app.add_option("--dataset", st.dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--generator", st.generator,
                  "The VAE whose decoder is the prior: mlp, conv or style; picks the default --weights and --config")
@@ -163,7 +164,7 @@ int main(int argc, char** argv) {
     check_distinct_outputs({{"--json", st.json_path}},
                            with_files({{"--config", files.config.string()}, {"--weights", files.weights.string()}},
                                       io::dataset_files(st.data_dir, st.dataset), "data set's"));
-    const std::size_t available = st.split == "test" ? 10000 : 60000;
+    const std::size_t available = io::dataset_size(st.data_dir, st.dataset, st.split);
     if (std::size_t(st.first) + std::size_t(st.count) > available)
       throw invalid_input("--first/--count: images " + std::to_string(st.first) + ".." +
                           std::to_string(static_cast<long long>(st.first) + st.count - 1) + " are outside the " +
@@ -178,8 +179,15 @@ int main(int argc, char** argv) {
     std::vector<int> points;
     std::vector<std::pair<int, PhaseOptions<T>>> from_config;
     for (const PriloOptions<T>* o : {&cfg.prilo, &cfg.prilo_chain})
-      for (const auto& s : o->stages) {
+      for (std::size_t k = 0; k < o->stages.size(); ++k) {
+        const auto& s = o->stages[k];
         if (s.repetitions < 1 || !s.forward.enabled) continue;
+        if (!app.count("--split-points") && (s.layer < 1 || s.layer >= depth))
+          throw invalid_input("the config " + files.config.string() + ": " +
+                              (o->reading == PriloReading::chained ? "prilo_chain" : "prilo") + ".stages[" +
+                              std::to_string(k) + "].layer " + std::to_string(s.layer) +
+                              " is not a split point of the " + st.generator + " decoder (1.." +
+                              std::to_string(depth - 1) + ")");
         PhaseOptions<T> p = base;
         p.radius = s.forward.radius;
         p.radii = s.forward.radii;
@@ -192,7 +200,7 @@ int main(int argc, char** argv) {
         }
         if (std::find(points.begin(), points.end(), s.layer) == points.end()) points.push_back(s.layer);
       }
-    if (!st.split_points.empty()) {
+    if (app.count("--split-points")) {  // given empty: an error below, not the config's points
       points.clear();
       for (const std::string& tok : split_list(st.split_points)) {
         std::size_t used = 0;
@@ -228,7 +236,7 @@ int main(int argc, char** argv) {
       balls.push_back({layer, p});
     };
     for (const int i : points) {
-      if (!st.radii.empty()) {
+      if (app.count("--radii")) {  // given empty: an error, not the config's balls
         const std::vector<std::string> radii = split_list(st.radii);
         if (radii.empty()) throw invalid_input("--radii: \"" + st.radii + "\" lists no radius");
         for (const std::string& tok : radii) add(i, parse_radius(tok, base));

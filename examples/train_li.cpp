@@ -71,15 +71,20 @@ int train(const Settings& st, const Op& op, LiSpec spec, const V& vae, const fs:
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   LiTrainingCallbacks cb;
   cb.start = [&](const LiValidation& v0) {
+    char text[160] = " (no critic)";
+    if (adv)
+      std::snprintf(text, sizeof text, " (critic %ld-%d-%d-1, lr %g, gradient penalty %g)", long(n), st.critic_hidden,
+                    st.critic_hidden, st.critic_lr, st.gp);
+    const std::string critic = text;
     std::printf(
         "prilo-train-li: %s, operator %s%s, input %s half spectrum/magnitudes (%ld), encoder %ld-%d-%d-%ld, decoder "
         "%s (frozen)\n  %ld training and %ld held-out training images, %d epochs, batch %d, lr %g, adversarial "
-        "weight %g (critic %ld-%d-%d-1, lr %g, gradient penalty %g), seed %llu, %d threads\n",
+        "weight %g%s, seed %llu, %d threads\n",
         st.dataset.c_str(), st.op.c_str(),
         spec.op == LiOperator::fourier ? "" : (" m=" + std::to_string(spec.measurements)).c_str(),
         li_transform_name(spec.transform), long(enc.input_size()), long(enc.input_size()), st.hidden, st.hidden,
         long(spec.latent), vae_path.string().c_str(), long(nt), long(nv), st.epochs, st.batch, st.lr, st.adversarial,
-        long(n), st.critic_hidden, st.critic_hidden, st.critic_lr, st.gp, (unsigned long long)st.seed, cpu::threads());
+        critic.c_str(), (unsigned long long)st.seed, cpu::threads());
     std::printf("epoch   0: validation mse %.5f, start magnitude error %.5f\n", v0.mse, v0.magnitude);
     std::fflush(stdout);
   };
@@ -118,6 +123,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "prilo-train-li: train the learned initialisation (an encoder from magnitudes to the VAE's latent, through the "
       "frozen decoder: image MSE + WGAN-GP adversarial term; the paper's LPIPS term is left out)"};
+  app.option_defaults()->always_capture_default();  // --help shows what a bare run does
   app.add_option("--dataset", st.dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--operator", st.op, "fourier (28x28 DFT), gaussian-real, gaussian-complex")
       ->check(CLI::IsMember({"fourier", "gaussian-real", "gaussian-complex"}));

@@ -116,10 +116,18 @@ int train(const Settings& st, const V& vae, const fs::path& vae_path) {
     try {
       check_method<Fourier2d<T>>(m, cfg);
       check_stages(m, cfg, vae);
+      // this program trains the scorer: its runs have none to weigh
+      if (m.resolve && cfg.resolve.scorer_weight > 0)
+        throw invalid_input("resolve.scorer_weight is " + prilo_cli::detail::number_text(cfg.resolve.scorer_weight) +
+                            ", and --reconstructed's runs have no placement scorer (this program trains one): "
+                            "set it to 0 for them");
     } catch (const invalid_input& e) {
       throw invalid_input("the config " + files.config.string() + ": " + e.what());
     }
+    if (!st.li_weights.empty() && m.start != LatentStart::li)
+      throw invalid_input("--li-weights: read by the -li methods only, and --method is " + st.method);
   }
+
   const Eigen::Index nv = st.validation, nt = N - nv;  // held out: the last nv images of the split
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -185,15 +193,13 @@ int main(int argc, char** argv) {
   CLI::App app{
       "prilo-train-placement: train the learned placement scorer of -resolve (ranks an image above its own circular "
       "shifts and point reflections; listwise cross-entropy over groups of transforms)"};
-  // defaults unlike the other programs' (mnist, mlp): the case docs/tuning.md studied the scorer on, shown in --help
-  app.add_option("--dataset", st.dataset, "mnist or fashion-mnist")
-      ->check(CLI::IsMember({"mnist", "fashion-mnist"}))
-      ->capture_default_str();
+  app.option_defaults()->always_capture_default();  // --help shows what a bare run does
+  // defaults unlike the other programs' (mnist, mlp): the case docs/tuning.md studied the scorer on
+  app.add_option("--dataset", st.dataset, "mnist or fashion-mnist")->check(CLI::IsMember({"mnist", "fashion-mnist"}));
   app.add_option("--generator", st.generator,
                  "The VAE whose decoded posterior means are the positives: mlp, conv or style (picks the default "
                  "--weights and --output)")
-      ->check(CLI::IsMember({"mlp", "conv", "style"}))
-      ->capture_default_str();
+      ->check(CLI::IsMember({"mlp", "conv", "style"}));
   app.add_option("--weights", st.weights,
                  "VAE weights (default models/vae-<dataset>.prw, models/<generator>vae-<dataset>.prw with "
                  "--generator conv or style)")
@@ -267,6 +273,9 @@ int main(int argc, char** argv) {
       for (const char* name : {"--method", "--restarts", "--config", "--li-weights"})
         if (app.count(name))
           throw invalid_input(std::string(name) + ": applies to --reconstructed's runs, and --reconstructed is 0");
+    if (app.count("--validation-top1") && st.validation_top1 > st.validation)  // (its default is cut to --validation)
+      throw invalid_input("--validation-top1 " + std::to_string(st.validation_top1) + ": more than the " +
+                          std::to_string(st.validation) + " held-out images (--validation)");
     check_output_path(st.out, "--output");
     install_interrupt_handler();
     const io::PriorFiles files = io::prior_files(st.dataset, st.generator, st.weights, st.config, PRILO_SOURCE_DIR);
@@ -277,6 +286,9 @@ int main(int argc, char** argv) {
                                        {"--li-weights", st.li_weights}},
                                       io::dataset_files(st.data_dir, st.dataset), "data set's"));
     return std::visit([&](const auto& vae) { return train(st, vae, vae_path); }, io::load_any_vae<T>(vae_path));
+  } catch (const prilo::interrupted&) {  // while --reconstructed's runs made the positives
+    std::printf("interrupted before the training: nothing written\n");
+    return 130;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prilo-train-placement: error: %s\n",
                  error_text(e, "--train-limit, --batch-size, --hidden, --far, --reconstructed").c_str());

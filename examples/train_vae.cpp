@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Train the paper's VAE (784-500-500-100, Bernoulli likelihood, Adam 1e-3), or a convolutional VAE with a "
       "DCGAN-like decoder (--arch conv), or with a decoder that feeds z0 into every layer (--arch style), with prilo"};
+  app.option_defaults()->always_capture_default();  // --help shows what a bare run does
   std::string dataset = "mnist", out, data_dir = io::default_data_dir(), arch = "mlp";
   int epochs = 100, batch = 100, threads = 0, log_every = 100;
   std::uint64_t seed = 1;

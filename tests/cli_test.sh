@@ -25,6 +25,7 @@ cd "$repo"
 # tests' load, it must not become the machine's cached figure
 export XDG_CACHE_HOME="$tmp/cache"
 expect_fail "--bogus" "$recon" --bogus
+expect_ok_with "=32" "$recon" --help  # the defaults a bare run uses (--count 32)
 expect_fail "unknown method \"foo\"" "$recon" --methods hio,foo
 expect_fail "outside the test split" "$recon" --first 9990 --count 20
 expect_fail "--dataset" "$recon" --dataset cifar
@@ -119,6 +120,20 @@ expect_fail "--per-restart: adds every restart's values to --json, and no --json
   --count 1 --methods hio --quiet
 expect_fail "--png-count: sets the images of the --png grid, and no --png is given" "$recon" --png-count 4 --count 1 \
   --methods hio --quiet
+# a grid too wide for a PNG is refused before the run (it failed after it), as are a relative
+# name and its ./ spelling for two outputs (the PNG replaced the JSON) and a pipe as an output
+# (the rename replaced it, or /dev/null as root, with a regular file)
+expect_fail "--png-count 400 with 1 method(s): write_png_grid: the picture would be 35994x264 pixels" "$recon" \
+  --count 400 --png-count 400 --png "$tmp/big.png" --methods hio --quiet
+cd "$tmp"
+rm -f q.json
+expect_fail "--json and --png name the same file" "$recon" --count 1 --methods hio --quiet --json q.json --png ./q.json
+cd "$repo"
+expect_fail "--ablation a-only: leaves out B or C phases" "$recon" --count 1 --methods prilo-chain-mii --quiet \
+  --ablation a-only
+rm -f "$tmp/pipe.json" && mkfifo "$tmp/pipe.json"
+expect_fail "--json $tmp/pipe.json: exists and is not a regular file" "$recon" --count 1 --methods hio --quiet \
+  --json "$tmp/pipe.json"
 expect_fail "no -resolve method in --methods, so it would not be read" "$recon" --count 1 --methods dpr --quiet \
   --config <(printf '{"resolve": {"scorer_weight": 1}}') --placement-weights "$tmp/no-such-placement.prw"
 # options that would do nothing for the methods listed, and what the audit of 2026-12-06 found
@@ -208,6 +223,11 @@ if [ -x "$represent" ]; then
   expect_fail "--split-lr: must be a finite number > 0, got 1e39" "$represent" --split-lr 1e39 --count 1
   expect_fail "--polish-factor: must be a number from 1e-06 to 1, got nan" "$represent" --polish-factor nan --count 1
   expect_fail "--json: empty path" "$represent" --json "" --count 1
+  # given empty, they are errors, not the config's split points and balls
+  expect_fail "--split-points: no split points given" "$represent" --split-points "" --count 1
+  expect_fail "--radii: \"\" lists no radius" "$represent" --radii "" --count 1
+  expect_fail "the config $tmp/deep.json: prilo.stages[0].layer 9 is not a split point of the mlp decoder" \
+    "$represent" --config "$tmp/deep.json" --count 1
 fi
 cat > "$tmp/quick.json" <<'JSON'
 {"hio": {"iterations": 50, "final_er": 10}, "dpr": {"steps": 20}, "mii": {"candidates": 50},

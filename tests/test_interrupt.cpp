@@ -8,6 +8,10 @@
 #include <prilo/nn/vae_training.hpp>
 #include <prilo/operators/gaussian.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -28,6 +32,27 @@ using T = float;
 template <class F>
 std::string interruption_of(F&& f) {
   return prilo::test_support::error_of<prilo::interrupted>(f);
+}
+
+TEST_CASE(
+    "the signal handler: a signal requests a stop, a second one of either kind ends the process, clear_stop re-arms") {
+  // in a child process: the handlers and the process-wide flag are the test runner's otherwise
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    prilo::install_interrupt_handler();
+    std::raise(SIGINT);
+    if (!prilo::stop_requested()) ::_exit(2);
+    prilo::clear_stop();  // the next Ctrl-C stops the next call again (it ended the process)
+    std::raise(SIGINT);
+    if (!prilo::stop_requested()) ::_exit(3);
+    std::raise(SIGTERM);  // a second signal, of the other kind: the process ends
+    ::_exit(4);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK_MESSAGE(WIFSIGNALED(status), "the child exited with " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM));
 }
 
 TEST_CASE("a stop request ends dpr at its next step, and is cleared") {

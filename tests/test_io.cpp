@@ -1,5 +1,7 @@
 // Tests of prilo/io: IDX reading/writing, weights files and PNG grids.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <prilo/init/li.hpp>
 #include <prilo/io/config.hpp>
@@ -311,6 +313,11 @@ TEST_CASE("io: load_dataset finds raw or gz files and checks that image and labe
   CHECK(test.count() == 4);
   CHECK(test.labels == std::vector<std::uint8_t>{9, 8, 7, 6});
   CHECK(contains(test.images_path, ".gz"));
+  // the counts by the headers alone (what the programs bound --first/--count with)
+  CHECK(prilo::io::dataset_size(dir, "mnist", "train") == 6);
+  CHECK(prilo::io::dataset_size(dir, "fashion-mnist", "test") == 4);
+  CHECK_THROWS_WITH_AS((void)prilo::io::dataset_size(dir, "cifar", "train"),
+                       doctest::Contains("dataset_size: name: expected"), prilo::invalid_input);
 
   // a missing split names the file tried
   try {
@@ -331,6 +338,7 @@ TEST_CASE("io: load_dataset finds raw or gz files and checks that image and labe
   } catch (const prilo::file_error& e) {
     const std::string msg = e.what();
     CHECK(contains(msg, "mismatch"));
+    CHECK(error_of([&] { (void)prilo::io::dataset_size(dir, "mnist", "train"); }) == msg);
     CHECK(contains(msg, "train-images-idx3-ubyte has 6 images"));
     CHECK(contains(msg, "train-labels-idx1-ubyte has 3 labels"));
   }
@@ -683,6 +691,41 @@ TEST_CASE("io: a VAE is checked against its generator name and its images; outpu
   CHECK_THROWS_WITH_AS(
       prilo::check_distinct_outputs({{"--png", data[1].string()}}, prilo::with_files({}, data, "data set's")),
       doctest::Contains("is the data set's file the program reads"), prilo::file_error);
+  // "q.json" and "./q.json" before either exists: weakly_canonical left the first relative
+  const std::string fresh = "prilo-test-distinct-" + std::to_string(::getpid()) + ".json";
+  REQUIRE_FALSE(fs::exists(fresh));
+  CHECK_THROWS_WITH_AS(prilo::check_distinct_outputs({{"--json", fresh}, {"--png", "./" + fresh}}, {}),
+                       doctest::Contains("--json and --png name the same file"), prilo::file_error);
+  CHECK_THROWS_AS(
+      prilo::check_distinct_outputs({{"--json", fresh}, {"--trace", (fs::current_path() / fresh).string()}}, {}),
+      prilo::file_error);
+}
+
+TEST_CASE("io: a write to a device, pipe or socket is refused; to a symbolic link, it replaces the link's target") {
+  const auto dir = io_tmpdir("write_targets");
+  const fs::path fifo = dir / "pipe";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const unsigned char bytes[3] = {1, 2, 3};
+  // the rename replaced the pipe (or, as root, /dev/null) with a regular file
+  CHECK_THROWS_WITH_AS(prilo::io::detail::write_file_atomic(fifo, bytes, 3),
+                       doctest::Contains("pipe: cannot write: not a regular file"), prilo::file_error);
+  CHECK(fs::is_fifo(fifo));
+  CHECK_THROWS_WITH_AS(prilo::check_output_path(fifo.string(), "--json"),
+                       doctest::Contains(("--json " + fifo.string() + ": exists and is not a regular file").c_str()),
+                       prilo::file_error);
+  const fs::path link = dir / "link.json", target = dir / "target.json", to_pipe = dir / "to_pipe";
+  fs::create_symlink("target.json", link);  // relative, as ln -s makes it
+  prilo::io::detail::write_file_atomic(link, bytes, 3);
+  CHECK(fs::is_symlink(fs::symlink_status(link)));
+  CHECK(read_bytes(target) == std::vector<unsigned char>{1, 2, 3});
+  fs::create_symlink(fifo, to_pipe);
+  CHECK_THROWS_WITH_AS(prilo::io::detail::write_file_atomic(to_pipe, bytes, 3),
+                       doctest::Contains("named by a symbolic link"), prilo::file_error);
+  CHECK(fs::is_symlink(fs::symlink_status(to_pipe)));
+  const fs::path loop = dir / "loop";
+  fs::create_symlink("loop", loop);
+  CHECK_THROWS_WITH_AS(prilo::io::detail::write_file_atomic(loop, bytes, 3),
+                       doctest::Contains("too many levels of symbolic links"), prilo::file_error);
 }
 
 TEST_CASE("io: PNG grid is written with a valid signature") {

@@ -258,6 +258,24 @@ TEST_CASE("config: a judge's relative file is read from the config file's folder
   CHECK_NOTHROW(check_judges(parse_method("prilo-chain-mii"), mnist, opt));  // not a -resolve method
   opt.judges = judges.judges();
   CHECK_NOTHROW(check_judges(parse_method("prilo-chain-mii-resolve"), mnist, opt));
+  // a config that weighs the placement scorer, without one, or with one for other images: refused
+  // before any method runs (resolve_ambiguity refused it after the base method and HIO)
+  mnist.resolve.scorer_weight = 1;
+  CHECK_THROWS_WITH_AS(reconstruct(parse_methods("hio,prilo-chain-mii-resolve"), vae, F, y, mnist, opt),
+                       doctest::Contains("method prilo-chain-mii-resolve: the config's resolve.scorer_weight is 1 and "
+                                         "MethodOptions::placement_scorer is null"),
+                       invalid_input);
+  CHECK(reported == 0);
+  const PlacementScorer<T> none, small(PlacementScorerSpec{.height = 14, .width = 14}, 1);
+  opt.placement_scorer = &none;
+  CHECK_THROWS_WITH_AS(check_scorer(parse_method("prilo-mii-resolve"), F, mnist, opt),
+                       doctest::Contains("default constructor"), invalid_input);
+  opt.placement_scorer = &small;
+  CHECK_THROWS_WITH_AS(check_scorer(parse_method("prilo-mii-resolve"), F, mnist, opt),
+                       doctest::Contains("reads images of 196 pixels, the operator's have 784"), invalid_input);
+  CHECK_NOTHROW(check_scorer(parse_method("prilo-mii"), F, mnist, opt));  // not a -resolve method
+  opt.placement_scorer = nullptr;
+  mnist.resolve.scorer_weight = 0;
   // a missing file, a model for other images: clear errors naming them
   CHECK_THROWS_WITH_AS(io::ResolveJudges<T>({{dir / "none.prw", 1.0}}, 28, 28),
                        doctest::Contains("none.prw: file not found"), file_error);
@@ -399,6 +417,13 @@ TEST_CASE("config: broken files give errors that name the file, the section and 
   const auto inf = write_temp("inf-rate.json", R"({"dpr": {"learning_rate": 1e300}})");
   CHECK_THROWS_AS((void)io::load_reconstruction_config<T>(inf), invalid_input);
   // a number that is 0 in float is not taken as 0 (a radius of 0 is a meaning of its own)
+  // B and C phases in a chained stage, which runs forward phases only: refused, not ignored
+  const auto chain_back =
+      write_temp("chain-back.json", R"({"prilo_chain": {"stages": [{"layer": 1, "refine": {"steps": 10}}]}})");
+  CHECK_THROWS_WITH_AS(
+      (void)io::load_reconstruction_config<T>(chain_back),
+      doctest::Contains("prilo_chain.stages[0]: \"refine\": the chained reading runs forward phases only"),
+      invalid_input);
   const auto tiny = write_temp("tiny-radius.json", R"({"dpr": {"radius": 1e-50}})");
   CHECK_THROWS_WITH_AS((void)io::load_reconstruction_config<float>(tiny),
                        doctest::Contains("dpr.radius: 1e-50 is too small: it is 0 in the reader's scalar type"),

@@ -556,6 +556,14 @@ TEST_CASE(
   CHECK(losses[1] < losses[0]);
   CHECK(losses[2] < losses[1]);
   CHECK(res.test_loss < 0.6 * before);
+
+  // a learning rate of 100: the training loss stays finite through the epoch, the test loss
+  // does not; such a model was saved and reported as trained
+  nn::Vae<float> wild(784, 128, 16, 5);
+  CHECK_THROWS_WITH_AS(
+      nn::train_vae(wild, Mat<float>(train.images.leftCols(100)), Mat<float>(test.images.leftCols(100)),
+                    {.epochs = 1, .batch = 64, .learning_rate = 100, .seed = 1}),
+      doctest::Contains("after epoch 1 (try a smaller learning rate)"), invalid_input);
 }
 
 }  // namespace prilo_test_vae

@@ -22,33 +22,7 @@ namespace {
 
 using prilo::Mat;
 using prilo::gpu::DeviceMatrix;
-
-/// A pair of CUDA events timing work queued on one stream.
-class EventTimer {
- public:
-  EventTimer() {
-    PRILO_CUDA_CHECK(cudaEventCreate(&start_));
-    PRILO_CUDA_CHECK(cudaEventCreate(&stop_));
-  }
-  EventTimer(const EventTimer&) = delete;
-  EventTimer& operator=(const EventTimer&) = delete;
-  ~EventTimer() {
-    (void)cudaEventDestroy(start_);
-    (void)cudaEventDestroy(stop_);
-  }
-  void start(cudaStream_t s = nullptr) { PRILO_CUDA_CHECK(cudaEventRecord(start_, s)); }
-  /// Seconds since start(), after waiting for the work.
-  double stop(cudaStream_t s = nullptr) {
-    PRILO_CUDA_CHECK(cudaEventRecord(stop_, s));
-    PRILO_CUDA_CHECK(cudaEventSynchronize(stop_));
-    float ms = 0;
-    PRILO_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
-    return double(ms) * 1e-3;
-  }
-
- private:
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
-};
+using prilo::gpu::EventTimer;
 
 template <class T>
 Mat<T> randn(Eigen::Index r, Eigen::Index c, std::uint64_t seed, double sigma = 1.0) {

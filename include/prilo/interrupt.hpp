@@ -25,9 +25,20 @@ inline std::atomic<int>& stop_flag() noexcept {
   static std::atomic<int> flag{0};  // lock-free: safe to set from a signal handler
   return flag;
 }
-extern "C" inline void prilo_on_interrupt(int sig) {
+/// Whether install_interrupt_handler() was called (clear_stop() then arms it again).
+inline std::atomic<bool>& handler_installed() noexcept {
+  static std::atomic<bool> installed{false};
+  return installed;
+}
+extern "C" inline void prilo_on_interrupt(int) {
   stop_flag().store(1, std::memory_order_relaxed);
-  std::signal(sig, SIG_DFL);  // a second signal ends the process at once
+  // a second signal, of either kind, ends the process at once (signal() is async-signal-safe)
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+inline void arm_interrupt_handler() noexcept {
+  std::signal(SIGINT, prilo_on_interrupt);
+  std::signal(SIGTERM, prilo_on_interrupt);
 }
 }  // namespace detail
 
@@ -39,9 +50,11 @@ inline void request_stop() noexcept {
 inline bool stop_requested() noexcept {
   return detail::stop_flag().load(std::memory_order_relaxed) != 0;
 }
-/// Forgets a stop request.
+/// Forgets a stop request; with install_interrupt_handler()'s handler, the next SIGINT or
+/// SIGTERM requests a stop again (instead of ending the process).
 inline void clear_stop() noexcept {
   detail::stop_flag().store(0, std::memory_order_relaxed);
+  if (detail::handler_installed().load()) detail::arm_interrupt_handler();
 }
 /// Whether this call must stop: the process-wide request, or the call's own token's.
 inline bool stop_requested(const std::stop_token& token) noexcept {
@@ -53,10 +66,11 @@ inline void throw_if_stopped(const char* where, const std::stop_token& token = {
   if (stop_requested(token)) throw interrupted(std::string(where) + ": interrupted");
 }
 
-/// SIGINT and SIGTERM request a stop instead of ending the process; a second one ends it.
+/// SIGINT and SIGTERM request a stop instead of ending the process; a second one (of either
+/// kind) before clear_stop() ends it.
 inline void install_interrupt_handler() {
-  std::signal(SIGINT, detail::prilo_on_interrupt);
-  std::signal(SIGTERM, detail::prilo_on_interrupt);
+  detail::handler_installed().store(true);
+  detail::arm_interrupt_handler();
 }
 
 }  // namespace prilo

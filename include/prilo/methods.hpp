@@ -278,7 +278,7 @@ struct ReconstructionConfig {
     const PriloOptions<T>& section = chain ? prilo_chain : prilo;
     const char* key = chain ? "prilo_chain" : "prilo";
     if (section.stages.empty())
-      throw invalid_input("method " + m.name + ": the config has no \"" + key + "\" section (no stages)");
+      throw invalid_input("method " + m.name + ": the config has no \"" + key + "\" section, or its \"stages\" are []");
     PriloOptions<T> o = ablate(section, ablation);
     if (m.range_extended) o.keep_best_range_extended = true;
     return o;
@@ -469,6 +469,27 @@ void check_judges(const MethodSpec& m, const ReconstructionConfig<T>& cfg, const
                       "and set opt.judges = judges.judges(), or clear ReconstructionConfig::resolve_judges");
 }
 
+/// invalid_input for a -resolve method whose config weighs the learned placement scorer
+/// (resolve.scorer_weight > 0) when MethodOptions::placement_scorer is missing, has no network
+/// or reads images of another size than the operator's: resolve_ambiguity would refuse it only
+/// after the base method and HIO have run. A no-op for the other methods.
+template <MeasurementOperator Op, class T>
+void check_scorer(const MethodSpec& m, const Op& op, const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt) {
+  const double w = cfg.resolve.scorer_weight;
+  if (!m.resolve || !(w > 0)) return;
+  const PlacementScorer<T>* scorer = opt.placement_scorer;
+  if (!scorer)
+    detail::fail("method ", m.name, ": the config's resolve.scorer_weight is ", w,
+                 " and MethodOptions::placement_scorer is null: load a scorer (load_placement_scorer; "
+                 "prilo-reconstruct --placement-weights) or set resolve.scorer_weight to 0");
+  if (!scorer->has_network())
+    detail::fail("method ", m.name, ": the config's resolve.scorer_weight is ", w,
+                 " and the placement scorer was made by its default constructor (no network)");
+  if (scorer->spec().image_size() != op.input_size())
+    detail::fail("method ", m.name, ": the placement scorer reads images of ", scorer->spec().image_size(),
+                 " pixels, the operator's have ", op.input_size());
+}
+
 namespace detail {
 /// A trace observer over the finite columns (a diverging column must not end the run).
 template <MeasurementOperator Op, class T>
@@ -554,13 +575,14 @@ struct OnHost {
 namespace detail {
 /// Every check of a method against its inputs that reconstruct() and run_method() make before
 /// any solving: the operator and config (check_method), the LI encoder (check_li), the judges
-/// (check_judges), the stages (check_stages) and the trace reference's shape.
+/// (check_judges), the placement scorer (check_scorer), the stages (check_stages) and the trace reference's shape.
 template <MeasurementOperator Op, VaeModel V, class T>
 void check_method_run(const MethodSpec& m, const V& vae, const Op& op, const Mat<T>& y,
                       const ReconstructionConfig<T>& cfg, const MethodOptions<T>& opt) {
   check_method<Op>(m, cfg);
   check_li(m, op, vae, opt.li);
   check_judges(m, cfg, opt);
+  check_scorer(m, op, cfg, opt);
   check_stages(m, cfg, vae, opt.ablation);
   if (opt.trace_reference)
     require_shape(*opt.trace_reference, op.input_size(), y.cols(),

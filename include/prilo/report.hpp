@@ -24,7 +24,8 @@ namespace prilo {
 
 /// Fails (file_error naming the option and the path) unless a file could be written at
 /// `path` at the end of a run: its folder exists and is writable, and the path is not a
-/// folder. Empty paths pass. Call it before any work, so a bad path costs nothing.
+/// folder, a device, a pipe or a socket (links are followed). Empty paths pass. Call it before
+/// any work, so a bad path costs nothing.
 inline void check_output_path(const std::string& path, const std::string& option) {
   namespace fs = std::filesystem;
   if (path.empty()) return;
@@ -33,6 +34,8 @@ inline void check_output_path(const std::string& path, const std::string& option
   const std::string what = option + " " + path + ": ";
   if (!fs::is_directory(dir, ec)) throw file_error(what + "the folder " + dir.string() + " does not exist");
   if (fs::is_directory(p, ec)) throw file_error(what + "is a folder, not a file");
+  if (const fs::file_status st = fs::status(p, ec); fs::exists(st) && !fs::is_regular_file(st))
+    throw file_error(what + "exists and is not a regular file (a device, pipe or socket): writing would replace it");
   if (::access(dir.c_str(), W_OK) != 0) throw file_error(what + "the folder " + dir.string() + " is not writable");
 }
 
@@ -44,10 +47,19 @@ using NamedPaths = std::vector<std::pair<std::string, std::string>>;
 /// input. Paths are compared after resolving them (./a and a, links to one file).
 inline void check_distinct_outputs(const NamedPaths& outputs, const NamedPaths& inputs) {
   namespace fs = std::filesystem;
-  auto same = [](const std::string& a, const std::string& b) {
-    std::error_code e1, e2;
-    const fs::path pa = fs::weakly_canonical(a, e1), pb = fs::weakly_canonical(b, e2);
-    return (!e1 && !e2) ? pa == pb : fs::path(a).lexically_normal() == fs::path(b).lexically_normal();
+  // absolute first: weakly_canonical leaves "a" relative when nothing of it exists yet, but
+  // makes "./a" absolute (so "a" and "./a" compared unequal)
+  auto resolved = [](const std::string& a, bool& ok) {
+    std::error_code ec;
+    fs::path p = fs::absolute(a, ec);
+    if (!ec) p = fs::weakly_canonical(p, ec);
+    ok = ok && !ec;
+    return p;
+  };
+  auto same = [&](const std::string& a, const std::string& b) {
+    bool ok = true;
+    const fs::path pa = resolved(a, ok), pb = resolved(b, ok);
+    return ok ? pa == pb : fs::path(a).lexically_normal() == fs::path(b).lexically_normal();
   };
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     if (outputs[i].second.empty()) continue;

@@ -14,6 +14,8 @@
 #include "device_checks.cuh"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 
 // Each test file in its own namespace, so that unity builds can combine them (tests/cuda/CMakeLists.txt).
@@ -71,6 +73,19 @@ TEST_CASE_TEMPLATE("DeviceMatrix round trips real and complex batches", T, float
   CHECK(empty.download().cols() == 9);
 }
 
+TEST_CASE("DeviceMatrix refuses a shape whose byte count overflows, before allocating") {
+  const Eigen::Index big = Eigen::Index(1) << 40;
+  CHECK_THROWS_WITH_AS(DeviceMatrix<float>(big, big), doctest::Contains("overflows the size in bytes"),
+                       prilo::invalid_input);
+  DeviceMatrix<double> m;
+  CHECK_THROWS_AS(m.resize(std::numeric_limits<Eigen::Index>::max() / 8 + 1, 1), prilo::invalid_input);
+  CHECK_THROWS_AS(m.resize(big, -1), prilo::invalid_input);
+  CHECK(m.empty());
+  CHECK(m.data() == nullptr);
+  m.resize(big, 0);  // no bytes at all
+  CHECK(m.rows() == big);
+}
+
 TEST_CASE("errors name the failing call") {
   void* p = nullptr;
   try {
@@ -114,6 +129,33 @@ TEST_CASE_TEMPLATE("gemm agrees with Eigen for every transpose", T, float, doubl
   DeviceMatrix<T> a(3, 4), b(5, 2), c;
   CHECK_THROWS_AS(prilo::gpu::gemm(prilo::gpu::default_blas_handle(), false, false, T(1), a, b, T(0), c),
                   prilo::invalid_input);
+  // C may not be A or B on any entry point (β = 0 would resize C, i.e. free A, before cuBLAS reads it)
+  DeviceMatrix<T> sq = DeviceMatrix<T>::zeros(4, 4), other = DeviceMatrix<T>::zeros(4, 4);
+  const T* before = sq.data();
+  prilo::gpu::BlasHandle h;
+  CHECK_THROWS_WITH_AS(prilo::gpu::gemm(h, false, false, T(1), sq, other, T(0), sq), doctest::Contains("also an input"),
+                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(prilo::cuda::gemm(false, true, T(1), other, sq, T(1), sq), doctest::Contains("also an input"),
+                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(gemm(prilo::gpu::CudaExecutor{}, true, false, T(1), sq, other, T(0), sq),
+                       doctest::Contains("also an input"), prilo::invalid_input);
+  CHECK(sq.data() == before);
+  CHECK(sq.rows() == 4);
+}
+
+TEST_CASE_TEMPLATE("max_abs_diff does not hide a NaN, wherever it is", T, float, double) {
+  prilo::Rng rng(9);
+  const Mat<T> a = randn<T>(rng, 257, 9);
+  const DeviceMatrix<T> da(a);
+  CHECK(prilo::gpu::max_abs_diff(da, da) == T(0));
+  for (const Eigen::Index at : {Eigen::Index(0), Eigen::Index(1), Eigen::Index(1000), a.size() - 1}) {
+    CAPTURE(at);
+    Mat<T> b = a;
+    b.data()[at] = std::numeric_limits<T>::quiet_NaN();
+    const DeviceMatrix<T> db(b);
+    CHECK(std::isnan(prilo::gpu::max_abs_diff(da, db)));
+    CHECK(std::isnan(prilo::gpu::max_abs_diff(db, da)));
+  }
 }
 
 template <class T, class Act>
@@ -193,6 +235,64 @@ TEST_CASE_TEMPLATE("Dense forward/backward agree with prilo::nn::Dense", T, floa
   SUBCASE("leaky relu") {
     check_dense<T, prilo::nn::LeakyRelu>(7);
   }
+}
+
+/// A ReLU module's input VJP with an infinite output cotangent at its dead units (y ≤ 0 in the
+/// first act_rows rows of y, those the activation produced): the CPU's select gives 0 there, so
+/// gx is finite, where gy·act'(y) would give inf·0 = NaN. The device must agree.
+template <class Host, class Device>
+void check_dead_relu_units(const Host& host, const Device& dev, Eigen::Index in_rows, Eigen::Index act_rows) {
+  using T = typename Host::scalar;
+  prilo::Rng rng(31);
+  const Mat<T> x = randn<T>(rng, in_rows, 6);
+  Mat<T> y, gx, work;
+  host.forward(x, y);
+  Mat<T> gy = randn<T>(rng, y.rows(), y.cols());
+  int dead = 0;
+  for (Eigen::Index j = 0; j < y.cols(); ++j)
+    for (Eigen::Index i = 0; i < act_rows; ++i)
+      if (!(y(i, j) > T(0))) {
+        gy(i, j) = std::numeric_limits<T>::infinity();
+        ++dead;
+      }
+  REQUIRE(dead > 0);
+  host.backward_input(x, y, gy, gx, work);
+  REQUIRE(gx.allFinite());
+  DeviceMatrix<T> dgx, dwork;
+  dev.backward_input(DeviceMatrix<T>(x), DeviceMatrix<T>(y), DeviceMatrix<T>(gy), dgx, dwork);
+  const Mat<T> got = dgx.download();
+  CHECK(got.allFinite());
+  CHECK(rel_err(got, gx) < tol<T>());
+}
+
+TEST_CASE_TEMPLATE("a dead ReLU unit passes no cotangent back, infinite or NaN, as on the CPU", T, float, double) {
+  namespace nn = prilo::nn;
+  prilo::Rng rng(30);
+  SUBCASE("Dense") {
+    const nn::Dense<T, nn::Relu> h(7, 9, rng);
+    check_dead_relu_units(h, prilo::gpu::Dense<T, nn::Relu>(h), 7, 9);
+  }
+  SUBCASE("Conv2d") {
+    const nn::Conv2d<T, nn::Relu> h(nn::Shape3{2, 6, 6}, 3, 3, 1, 1, rng);
+    check_dead_relu_units(h, prilo::gpu::Conv2d<T, nn::Relu>(h), 72, h.output_size(72));
+  }
+  SUBCASE("ConvTranspose2d") {
+    const nn::ConvTranspose2d<T, nn::Relu> h(nn::Shape3{3, 2, 2}, 2, 4, 2, 1, 0, rng);
+    check_dead_relu_units(h, prilo::gpu::ConvTranspose2d<T, nn::Relu>(h), 12, h.output_size(12));
+  }
+  SUBCASE("Modulate") {
+    nn::Modulate<T, nn::Relu, false> h(3, 5, 4, rng);
+    h.bias().setRandom();
+    check_dead_relu_units(h, prilo::gpu::Modulate<T, nn::Relu, false>(h), 15 + 4, 15);
+  }
+}
+
+TEST_CASE("gpu::Fourier2d refuses images of more than INT_MAX pixels, as the CPU operator does") {
+  CHECK_THROWS_WITH_AS(prilo::Fourier2d<float>(65536, 65536), doctest::Contains("more than 2147483647 pixels"),
+                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(prilo::gpu::Fourier2d<float>(65536, 65536), doctest::Contains("more than 2147483647 pixels"),
+                       prilo::invalid_input);
+  CHECK(prilo::gpu::Fourier2d<double>(46340, 46340).input_size() == Eigen::Index(46340) * 46340);
 }
 
 template <class T>
@@ -296,6 +396,28 @@ TEST_CASE_TEMPLATE("Adam + l1 projection agrees with prilo::Adam without noise",
   CHECK(rel_err(dx.download(), x) < 10 * tol<T>());
 }
 
+TEST_CASE_TEMPLATE("gpu::L1Ball as the optimiser's projection reports non-finite columns to finish_phase", T, float,
+                   double) {
+  prilo::Rng rng(14);
+  Mat<T> g = randn<T>(rng, 30, 4);
+  g(2, 1) = std::numeric_limits<T>::quiet_NaN();
+  const prilo::gpu::CudaExecutor ex;
+  DeviceMatrix<T> dx(randn<T>(rng, 30, 4)), dg(g), dc = DeviceMatrix<T>::zeros(30, 1);
+  prilo::gpu::Adam<T, prilo::gpu::L1Ball<T>> adam({.learning_rate = T(0.1)}, {.radius = T(1)}, {}, ex);
+  prilo::Rng unused(1);
+  adam.step(dx, dg, dc, unused);  // column 1 becomes NaN: counted on the device, as prilo::L1Ball's
+  CHECK_THROWS_WITH_AS(finish_phase(ex, "phase"), doctest::Contains("phase: 1 column(s) became non-finite"),
+                       prilo::invalid_input);
+  finish_phase(ex, "next phase");  // the count was read and cleared
+  const prilo::BlockProjection<T, prilo::gpu::L1Ball<T>> blocks{{10, 20}, {{.radius = T(1)}, {.radius = T(1)}}};
+  project(ex, blocks, dx, dc);  // its parts count likewise
+  CHECK_THROWS_AS(finish_phase(ex, "block phase"), prilo::invalid_input);
+  // a phase that ended by an exception leaves its count: the next phase's start_phase drops it
+  project(ex, prilo::L1Ball<T>{.radius = T(1)}, dx, dc);
+  start_phase(ex);
+  finish_phase(ex, "a fresh phase");
+}
+
 TEST_CASE("Adam gradient noise is seeded, N(0, sigma^2), and reproducible") {
   using T = double;
   const Eigen::Index n = 1000, batch = 200;
@@ -320,6 +442,27 @@ TEST_CASE("Adam gradient noise is seeded, N(0, sigma^2), and reproducible") {
   CHECK(var == doctest::Approx(sigma * sigma).epsilon(0.02));
 }
 
+TEST_CASE("gpu::Sequential's VJPs refuse a trace without a forward pass of the network, as nn::Sequential's do") {
+  prilo::gpu::Sequential<float, prilo::nn::Relu> dev;
+  prilo::nn::Sequential<float, prilo::nn::Dense<float, prilo::nn::Relu>> host;
+  const DeviceMatrix<float> gy;
+  const prilo::gpu::Trace<float> none;  // default-constructed: no activations
+  CHECK_THROWS_WITH_AS(host.vjp_input(prilo::nn::Trace<float>{}, Mat<float>()),
+                       doctest::Contains("the trace holds no forward pass of this network"), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(dev.vjp_input(none, gy), doctest::Contains("the trace holds no forward pass of this network"),
+                       prilo::invalid_input);
+  DeviceMatrix<float> out;
+  CHECK_THROWS_AS(dev.vjp_input(none, gy, out), prilo::invalid_input);
+  CHECK_THROWS_AS(dev.vjp_weights(none, gy), prilo::invalid_input);
+  prilo::gpu::Trace<float> deeper;  // a trace of a two-module network: layers 0..2 of depth 1
+  deeper.acts.resize(3);
+  deeper.last = 2;
+  CHECK_THROWS_WITH_AS(dev.vjp_input(deeper, gy), doctest::Contains("layers 0..2, depth 1"), prilo::invalid_input);
+  deeper.first = 2;
+  deeper.last = 1;
+  CHECK_THROWS_AS(dev.vjp_weights(deeper, gy), prilo::invalid_input);
+}
+
 TEST_CASE("the GPU's measured FMA peak: the kernel did its work, the rate is under the chip's bound") {
   const prilo::gpu::PeakMeasurement m = prilo::gpu::measure_peak();
   CHECK(!m.device.empty());
@@ -337,6 +480,9 @@ TEST_CASE("the GPU's measured FMA peak: the kernel did its work, the rate is und
   MESSAGE("GPU FP32 FMA peak: " << m.gflops << " GFLOP/s measured on " << m.device << ", bound " << bound);
   CHECK(m.gflops > 0);
   CHECK(m.gflops <= 1.02 * bound);
+  prilo::gpu::EventTimer timer;  // the timer it measured with (and benchmarks/cuda's)
+  timer.start();
+  CHECK(timer.stop() >= 0.0);
 }
 
 }  // namespace prilo_test_cuda

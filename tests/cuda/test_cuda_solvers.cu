@@ -108,6 +108,43 @@ TEST_CASE("BlockProjection on CUDA matches the CPU (per-block l1 balls of a spli
   finish_phase(ex, "block projection");  // the CUDA form, by argument-dependent lookup
   p.project(x, c);
   CHECK((dx.download() - x).cwiseAbs().maxCoeff() < 1e-12);
+
+  // the CPU form's checks, with its messages (a negative size passed the sum check before)
+  const prilo::BlockProjection<T, prilo::L1Ball<T>> negative{{7, -2}, {{.radius = 1.0}, {.radius = 1.0}}};
+  DeviceMatrix<T> d5 = DeviceMatrix<T>::zeros(5, 3), c5 = DeviceMatrix<T>::zeros(5, 1);
+  Mat<T> h5 = Mat<T>::Zero(5, 3);
+  CHECK_THROWS_WITH_AS(negative.project(h5, Mat<T>::Zero(5, 1)), doctest::Contains("block 1 has a negative size -2"),
+                       prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(project(ex, negative, d5, c5), doctest::Contains("block 1 has a negative size -2"),
+                       prilo::invalid_input);
+  const prilo::BlockProjection<T, prilo::L1Ball<T>> short_sum{{3, 1}, {{.radius = 1.0}, {.radius = 1.0}}};
+  CHECK_THROWS_WITH_AS(project(ex, short_sum, d5, c5), doctest::Contains("sum to 4 but the state has 5 rows"),
+                       prilo::invalid_input);
+}
+
+TEST_CASE("solve_blocks on CUDA checks its ColumnBlockOptions before solving, as the CPU does") {
+  struct Batch {  // solve_blocks reads only the batch size before solving
+    Eigen::Index batch() const { return 8; }
+  };
+  const prilo::gpu::CudaExecutor ex;
+  const Mat<double> start = Mat<double>::Zero(3, 8);
+  prilo::Rng rng(1);
+  bool solved = false;
+  auto solve = [&](const Batch&, const DeviceMatrix<double>&, prilo::Rng&, prilo::ColumnBlock) {
+    solved = true;
+    return prilo::SolveResult<double>{};
+  };
+  auto run = [&](prilo::ColumnBlockOptions opt) {
+    return prilo::gpu::solve_blocks(ex, Batch{}, start, rng, solve, opt);
+  };
+  CHECK_THROWS_WITH_AS(run({.parts = 0}), doctest::Contains("part 0 of 0 is not a valid part"), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(run({.blocks = -1}), doctest::Contains("blocks must be >= 0"), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(run({.min_columns = 0}), doctest::Contains("min_columns must be >= 1"), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(run({.part = 1}), doctest::Contains("part 1 of 1 is not a valid part"), prilo::invalid_input);
+  CHECK_THROWS_WITH_AS(run({.blocks = 2, .part = 1, .parts = 2}), doctest::Contains("CPU-only"), prilo::invalid_input);
+  CHECK(!solved);
+  run({.blocks = 3});  // a block count is no error: the device solves the batch as one
+  CHECK(solved);
 }
 
 }  // namespace

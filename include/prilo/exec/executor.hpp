@@ -249,6 +249,9 @@ void project(const CpuExecutor&, const P& policy, Mat<T>& x, const Mat<T>& centr
 /// raises what its kernels flagged (e.g. a non-finite column met by the projection), so both
 /// executors throw invalid_input for the same inputs.
 inline void finish_phase(const CpuExecutor&, const char*) {}
+/// Begins a phase of work: a device executor forgets what an earlier phase, ended by an
+/// exception before its finish_phase, left flagged; nothing on the CPU.
+inline void start_phase(const CpuExecutor&) {}
 
 }  // namespace prilo
 

@@ -3,12 +3,14 @@
 
 #include <fftw3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <complex>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -21,6 +23,7 @@
 
 #include "../cache.hpp"
 #include "../core.hpp"
+#include "../io/file.hpp"
 
 namespace prilo::fftw {
 
@@ -255,6 +258,15 @@ class Plan {
     A::c2c(plan_, reinterpret_cast<typename A::cplx*>(const_cast<C*>(in)), reinterpret_cast<typename A::cplx*>(out));
   }
   static bool aligned(const void* p) { return A::alignment_of(const_cast<void*>(p)) == 0; }
+  /// Whether every column of batches with these bases and column byte sizes starts with
+  /// FFTW's alignment (so an aligned plan may run on blocks of columns): each base aligned and
+  /// each column size a multiple of 16 bytes (FFTW's SIMD alignment). Otherwise plans made
+  /// FFTW_UNALIGNED are needed.
+  static bool aligned_columns(std::initializer_list<std::size_t> column_bytes,
+                              std::initializer_list<const void*> bases) {
+    return std::all_of(column_bytes.begin(), column_bytes.end(), [](std::size_t b) { return b % 16 == 0; }) &&
+           std::all_of(bases.begin(), bases.end(), [](const void* p) { return aligned(p); });
+  }
 
  private:
   static const char* kind_name(Kind k) {
@@ -407,18 +419,9 @@ class WisdomFile {
     if (const fs::path cache = user_cache_dir();
         !cache.empty() && file_.has_parent_path() && file_.parent_path().lexically_normal() == cache.lexically_normal())
       fs::create_directories(file_.parent_path(), ec);
-    fs::path tmp = file_;
-    tmp += ".tmp" + std::to_string(std::random_device{}());
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!(out << text) || !out.flush()) {
-        fs::remove(tmp, ec);
-        return false;
-      }
-    }
-    fs::rename(tmp, file_, ec);
-    if (ec) {
-      fs::remove(tmp, ec);
+    try {
+      io::detail::write_file_atomic(file_, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    } catch (const file_error&) {
       return false;
     }
     written_ = std::move(text);

@@ -69,7 +69,8 @@ inline constexpr long long max_config_steps = 10'000'000;
 inline void check_count(long long value, long long least, const std::string& what) {
   if (value < least || value > max_config_steps)
     throw invalid_input(what + " must be in " + std::to_string(least) + ".." + std::to_string(max_config_steps) +
-                        ", got " + std::to_string(value) + " (a larger count is taken for a mistake)");
+                        ", got " + std::to_string(value) +
+                        (value > max_config_steps ? " (a larger count is taken for a mistake)" : ""));
 }
 /// obj[key] read with read_int / read_real when present, `def` otherwise.
 inline int int_or(const json& obj, const char* key, int def, const std::string& where) {
@@ -171,6 +172,10 @@ PriloOptions<T> read_prilo(const json& p, PriloReading reading, const std::strin
   int i = 0;
   for (const auto& s : p.at("stages")) {
     const std::string at = where + ".stages[" + std::to_string(i++) + "]";
+    if (reading == PriloReading::chained && (s.contains("back") || s.contains("refine")))
+      throw invalid_input(at + ": \"" + (s.contains("back") ? "back" : "refine") +
+                          "\": the chained reading runs forward phases only (back and refine are the "
+                          "\"prilo\" section's)");
     check_keys(s, at, {"layer", "repetitions", "forward", "back", "refine"});
     PriloStage<T> st;
     if (!s.contains("layer")) throw invalid_input(at + ": no \"layer\"");

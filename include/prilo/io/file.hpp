@@ -31,9 +31,34 @@ inline void commit_temporary(const std::filesystem::path& tmp, const std::filesy
   }
 }
 
-/// Writes `size` bytes to a temporary file next to `path`, then renames it over `path`, so
-/// a reader never sees a half-written file. Throws file_error naming the file on failure.
-inline void write_file_atomic(const std::filesystem::path& path, const unsigned char* data, std::size_t size) {
+/// The file an atomic write of `path` replaces: `path`, or the file a symbolic link there
+/// names (followed link by link, so the link stays a link and its target gets the contents).
+/// file_error when that file exists and is not a regular file: renaming over a device, a pipe
+/// or a socket (/dev/null, as root) would replace it with a regular file.
+inline std::filesystem::path write_target(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path target = path;
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(target, ec)); ++hops) {
+    if (hops == 40) throw file_error(path.string() + ": cannot write: too many levels of symbolic links");
+    const fs::path next = fs::read_symlink(target, ec);
+    if (ec) throw file_error(path.string() + ": cannot write: cannot read the symbolic link: " + ec.message());
+    target = next.is_absolute() ? next : target.parent_path() / next;
+  }
+  const fs::file_status st = fs::status(target, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st))
+    throw file_error(path.string() + ": cannot write: " +
+                     (fs::is_directory(st) ? std::string("is a folder")
+                                           : std::string("not a regular file (a device, pipe or socket)")) +
+                     (target == path ? "" : ", named by a symbolic link: " + target.string()));
+  return target;
+}
+
+/// Writes `size` bytes to a temporary file next to `path` (or next to the file a symbolic
+/// link at `path` names: write_target), then renames it over that file, so a reader never
+/// sees a half-written file. Throws file_error naming the file on failure.
+inline void write_file_atomic(const std::filesystem::path& path_or_link, const unsigned char* data, std::size_t size) {
+  const auto path = write_target(path_or_link);
   const auto tmp = temporary_sibling(path);
   bool ok = false;
   int err = 0;

@@ -336,8 +336,10 @@ inline std::vector<unsigned char> idx_read(const std::filesystem::path& path, st
 }
 
 /// Writes `bytes` (header + data) raw or gzip-compressed, via a temporary file and a rename.
-inline void idx_write_bytes(const std::filesystem::path& path, const std::vector<unsigned char>& bytes, bool gzip) {
-  if (!gzip) return write_file_atomic(path, bytes.data(), bytes.size());
+inline void idx_write_bytes(const std::filesystem::path& path_or_link, const std::vector<unsigned char>& bytes,
+                            bool gzip) {
+  if (!gzip) return write_file_atomic(path_or_link, bytes.data(), bytes.size());
+  const auto path = write_target(path_or_link);
   const auto tmp = temporary_sibling(path);
   bool ok = false;
   gzFile f = gzopen(tmp.string().c_str(), "wb6");
@@ -472,6 +474,39 @@ inline std::vector<std::filesystem::path> dataset_files(const std::filesystem::p
   return out;
 }
 
+namespace detail {
+struct DatasetPaths {
+  std::filesystem::path images, labels;
+};
+inline DatasetPaths dataset_paths(const std::filesystem::path& data_dir, const std::string& name,
+                                  const std::string& split, const char* who) {
+  if (name != "mnist" && name != "fashion-mnist")
+    prilo::detail::fail(who, ": name: expected \"mnist\" or \"fashion-mnist\", got \"", name, "\"");
+  if (split != "train" && split != "test")
+    prilo::detail::fail(who, ": split: expected \"train\" or \"test\", got \"", split, "\"");
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  const auto dir = data_dir / name;
+  return {idx_locate(dir / (prefix + "-images-idx3-ubyte")), idx_locate(dir / (prefix + "-labels-idx1-ubyte"))};
+}
+/// The images in a split by the files' headers, which must agree on the count.
+inline std::size_t dataset_count(const DatasetPaths& p) {
+  const auto n_images = idx_peek_count(p.images, idx_images_magic, 2);
+  const auto n_labels = idx_peek_count(p.labels, idx_labels_magic, 0);
+  if (n_images != n_labels)
+    throw file_error("load_dataset: count mismatch: " + p.images.string() + " has " + std::to_string(n_images) +
+                     " images but " + p.labels.string() + " has " + std::to_string(n_labels) + " labels");
+  return std::size_t(n_images);
+}
+}  // namespace detail
+
+/// The number of images in split "train" or "test" of data set "mnist" or "fashion-mnist",
+/// read from the files' headers (which must agree with each other): the bound of
+/// load_dataset's `first + count`, known before any image is read.
+inline std::size_t dataset_size(const std::filesystem::path& data_dir, const std::string& name,
+                                const std::string& split) {
+  return detail::dataset_count(detail::dataset_paths(data_dir, name, split, "dataset_size"));
+}
+
 /// Loads split "train" or "test" of data set "mnist" or "fashion-mnist" from
 /// `<data_dir>/<name>/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` (the plain file is
 /// preferred when both exist), items [first, first+count). The image and label counts must match,
@@ -479,21 +514,10 @@ inline std::vector<std::filesystem::path> dataset_files(const std::filesystem::p
 template <class T = double>
 Dataset<T> load_dataset(const std::filesystem::path& data_dir, const std::string& name, const std::string& split,
                         std::size_t first = 0, std::size_t count = idx_all) {
-  if (name != "mnist" && name != "fashion-mnist")
-    prilo::detail::fail("load_dataset: name: expected \"mnist\" or \"fashion-mnist\", got \"", name, "\"");
-  if (split != "train" && split != "test")
-    prilo::detail::fail("load_dataset: split: expected \"train\" or \"test\", got \"", split, "\"");
-  const std::string prefix = split == "train" ? "train" : "t10k";
-  const auto dir = data_dir / name;
-  const auto images_path = detail::idx_locate(dir / (prefix + "-images-idx3-ubyte"));
-  const auto labels_path = detail::idx_locate(dir / (prefix + "-labels-idx1-ubyte"));
-
-  // Compare the full counts first, so a subset read cannot hide a mismatch.
-  const auto n_images = detail::idx_peek_count(images_path, idx_images_magic, 2);
-  const auto n_labels = detail::idx_peek_count(labels_path, idx_labels_magic, 0);
-  if (n_images != n_labels)
-    throw file_error("load_dataset: count mismatch: " + images_path.string() + " has " + std::to_string(n_images) +
-                     " images but " + labels_path.string() + " has " + std::to_string(n_labels) + " labels");
+  const detail::DatasetPaths paths = detail::dataset_paths(data_dir, name, split, "load_dataset");
+  const auto& images_path = paths.images;
+  const auto& labels_path = paths.labels;
+  (void)detail::dataset_count(paths);  // the full counts first, so a subset read cannot hide a mismatch
 
   Dataset<T> out;
   auto imgs = read_idx_images<T>(images_path, first, count);

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 // stb_image_write, compiled privately: its functions are `static` inside
@@ -103,6 +104,35 @@ inline void png_collect(void* context, void* data, int size) {
 }
 }  // namespace detail
 
+/// The sides {width, height} of the picture write_png_grid makes of a `grid_rows` x
+/// `grid_cols` grid of h x w tiles with `opt`'s padding and scale; invalid_input naming the
+/// factor or the side beyond the limit (32768 pixels a side). A program can call it before
+/// the work whose images it will draw.
+inline std::pair<std::size_t, std::size_t> png_grid_size(std::size_t h, std::size_t w, std::size_t grid_rows,
+                                                         std::size_t grid_cols, const PngGridOptions& opt = {}) {
+  // every factor within the side limit first, so no product below can wrap
+  constexpr std::size_t max_side = detail::png_max_side;
+  const auto check_side = [&](std::size_t v, const char* what) {
+    if (v > max_side) prilo::detail::fail("write_png_grid: ", what, ": ", v, " is above the limit of ", max_side);
+  };
+  check_side(h, "image height");
+  check_side(w, "image width");
+  check_side(opt.padding, "padding");
+  check_side(opt.scale, "scale");
+  check_side(grid_rows, "grid rows");
+  check_side(grid_cols, "grid columns");
+  if (h == 0 || w == 0) prilo::detail::fail("write_png_grid: image size: expected h, w > 0, got ", h, "x", w);
+  if (opt.scale == 0) prilo::detail::fail("write_png_grid: scale: must be at least 1");
+  if (grid_rows == 0 || grid_cols == 0)
+    prilo::detail::fail("write_png_grid: grid: expected at least one row and column, got ", grid_rows, "x", grid_cols);
+  const std::size_t width = (grid_cols * w + (grid_cols - 1) * opt.padding) * opt.scale;
+  const std::size_t height = (grid_rows * h + (grid_rows - 1) * opt.padding) * opt.scale;
+  if (width > max_side || height > max_side)
+    prilo::detail::fail("write_png_grid: the picture would be ", width, "x", height, " pixels (limit ", max_side,
+                        " per side)");
+  return {width, height};
+}
+
 /// Writes a grayscale PNG of `grid_rows` x `grid_cols` tiles: column k of `images` is an h x w
 /// image (pixel (r, c) at index r*w + c, as read by read_idx_images), values clamped to
 /// [0,1], placed at tile (k / grid_cols, k % grid_cols). A grid dimension of 0 is chosen
@@ -113,19 +143,9 @@ template <class Derived>
 void write_png_grid(const std::filesystem::path& path, const Eigen::DenseBase<Derived>& images, std::size_t h,
                     std::size_t w, std::size_t grid_rows = 0, std::size_t grid_cols = 0,
                     const PngGridOptions& opt = {}) {
-  if (h == 0 || w == 0) prilo::detail::fail("write_png_grid: image size: expected h, w > 0, got ", h, "x", w);
-  // every factor of the picture's sides within the side limit, so no product below can wrap
-  constexpr std::size_t max_side = detail::png_max_side;
-  const auto check_side = [&](std::size_t v, const char* what) {
-    if (v > max_side) prilo::detail::fail("write_png_grid: ", what, ": ", v, " is above the limit of ", max_side);
-  };
-  check_side(h, "image height");
-  check_side(w, "image width");
-  check_side(opt.padding, "padding");
-  check_side(opt.scale, "scale");
+  (void)png_grid_size(h, w, 1, 1, opt);  // the tile's factors, before h * w
   require_shape(images, static_cast<Eigen::Index>(h * w), images.cols(), "write_png_grid: images");
   require_finite(images, "write_png_grid: images");
-  if (opt.scale == 0) prilo::detail::fail("write_png_grid: scale: must be at least 1");
   if (!(opt.background >= 0.0 && opt.background <= 1.0))
     prilo::detail::fail("write_png_grid: background: expected a value in [0,1], got ", opt.background);
   const std::size_t n = static_cast<std::size_t>(images.cols());
@@ -137,17 +157,11 @@ void write_png_grid(const std::filesystem::path& path, const Eigen::DenseBase<De
   } else if (grid_cols == 0) {
     grid_cols = std::max<std::size_t>(1, (n + grid_rows - 1) / grid_rows);
   }
-  check_side(grid_rows, "grid rows");
-  check_side(grid_cols, "grid columns");
+  const auto [width, height] = png_grid_size(h, w, grid_rows, grid_cols, opt);
   if (n > grid_rows * grid_cols)
     prilo::detail::fail("write_png_grid: images: ", n, " images do not fit a ", grid_rows, "x", grid_cols, " grid");
 
   const std::size_t s = opt.scale;
-  const std::size_t width = (grid_cols * w + (grid_cols - 1) * opt.padding) * s;
-  const std::size_t height = (grid_rows * h + (grid_rows - 1) * opt.padding) * s;
-  if (width > max_side || height > max_side)
-    prilo::detail::fail("write_png_grid: the picture would be ", width, "x", height, " pixels (limit ", max_side,
-                        " per side)");
 
   auto to_byte = [](double v) { return static_cast<unsigned char>(std::lround(std::clamp(v, 0.0, 1.0) * 255.0)); };
   std::vector<unsigned char> pixels(width * height, to_byte(opt.background));

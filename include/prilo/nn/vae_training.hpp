@@ -161,6 +161,12 @@ VaeTrainingResult train_vae(Model& vae, const std::type_identity_t<Mat<T>>& trai
   const long done_before = long(result.epochs_done) * batches;
   long done = done_before;
   Mat<T> xb(d, std::min<Eigen::Index>(o.batch, n));  // a batch never holds more than the data
+  // what the files hold, for the errors below
+  const auto files = [&] {
+    return o.weights.empty() && o.checkpoint.empty() ? std::string()
+           : result.epochs_done > 0                  ? "; the files hold epoch " + std::to_string(result.epochs_done)
+                                                     : "; no file was written";
+  };
   for (int epoch = result.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     rng.shuffle(order);
     double sum = 0;
@@ -176,12 +182,6 @@ VaeTrainingResult train_vae(Model& vae, const std::type_identity_t<Mat<T>>& trai
       const Mat<T> eps = rng.normal_matrix<T>(vae.latent_dim(), nb);
       vae.zero_grad();
       const auto l = vae.loss(xb, eps, true);
-      // what the files hold, for the errors below
-      const auto files = [&] {
-        return o.weights.empty() && o.checkpoint.empty() ? std::string()
-               : result.epochs_done > 0 ? "; the files hold epoch " + std::to_string(result.epochs_done)
-                                        : "; no file was written";
-      };
       if (!std::isfinite(double(l.total)))
         detail::fail("train_vae: the loss is ", double(l.total), " in epoch ", epoch, ", batch ", b + 1,
                      " (try a smaller learning rate)", files());
@@ -204,6 +204,11 @@ VaeTrainingResult train_vae(Model& vae, const std::type_identity_t<Mat<T>>& trai
                   .kl = double(l.kl)});
     }
     result.test_loss = mean_negative_elbo(vae, test, o.seed + 2);
+    // finite weights can still decode a test image to a pixel of exactly 0 or 1 against its
+    // value: a model with an infinite test loss is not saved as a result
+    if (!std::isfinite(result.test_loss))
+      detail::fail("train_vae: the test loss is ", result.test_loss, " after epoch ", epoch,
+                   " (try a smaller learning rate)", files());
     if (!o.weights.empty()) vae_training_detail::save_weights(o.weights, vae);
     if (!o.checkpoint.empty()) save_checkpoint(o.checkpoint, vae, adam, {epoch, order, rng.state(), key});
     result.epochs_done = epoch;

@@ -85,10 +85,8 @@ class Fourier2d {
   /// (real and half-spectrum) is a multiple of 16; otherwise (odd image sizes, Eigen blocks,
   /// unaligned bases) FFTW_UNALIGNED plans are used.
   bool needs_unaligned_plans(std::initializer_list<const void*> bases) const {
-    const bool cols_aligned =
-        (std::size_t(input_size()) * sizeof(T)) % 16 == 0 && (std::size_t(half_size()) * sizeof(T)) % 16 == 0;
-    return !(cols_aligned &&
-             std::all_of(bases.begin(), bases.end(), [](const void* p) { return fftw::Plan<T>::aligned(p); }));
+    return !fftw::Plan<T>::aligned_columns(
+        {std::size_t(input_size()) * sizeof(T), std::size_t(half_size()) * sizeof(T)}, bases);
   }
 
   /// Full spectrum of real images: r2c into the half spectrum, then the Hermitian extension.

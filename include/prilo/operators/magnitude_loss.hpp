@@ -632,8 +632,7 @@ void half_spectrum_loss(const CpuExecutor&, const Fourier2d<T>& op, const Mat<T>
         zout.resize(n, zin.cols());
         // a block's pair columns are aligned like the workspaces' bases when a column's byte
         // size is a multiple of 16; otherwise FFTW_UNALIGNED plans
-        const bool unaligned = (std::size_t(n) * sizeof(C)) % 16 != 0 || !fftw::Plan<T>::aligned(zin.data()) ||
-                               !fftw::Plan<T>::aligned(zout.data());
+        const bool unaligned = !fftw::Plan<T>::aligned_columns({std::size_t(n) * sizeof(C)}, {zin.data(), zout.data()});
         for (Eigen::Index q0 = 0; q0 < all_pairs; q0 += block) {
           const Eigen::Index pairs = std::min(block, all_pairs - q0);
           const Eigen::Index b0 = j0 + 2 * q0;

@@ -292,6 +292,7 @@ template <class Policies, Generator G, class L, class Ctx, class T = typename G:
 Vec<T> optimise_magnitude(const G& gen, int layer, const L& loss, M& z, const M& centre, const PhaseOptions<T>& ph,
                           const NoiseOptions& noise, Rng& rng, Ctx& ctx, std::string name, char kind) {
   const auto ex = executor_of(gen);
+  start_phase(ex);  // (a device executor drops a count an interrupted phase left)
   PhaseRecord& rec = ctx.begin(std::move(name), kind, layer, ph.steps);
   typename G::trace_type tr;
   M gx, gz;
@@ -334,6 +335,7 @@ template <class Policies, Generator G, class L, class Ctx, class T = typename G:
 void back_project(const G& gen, int layer, const L& loss, const M& target, M& z0, const PhaseOptions<T>& ph,
                   const NoiseOptions& noise, Rng& rng, Ctx& ctx, std::string name) {
   const auto ex = executor_of(gen);
+  start_phase(ex);  // (a device executor drops a count an interrupted phase left)
   PhaseRecord& rec = ctx.begin(std::move(name), 'B', layer, ph.steps);
   constexpr bool watched = !decltype(ctx.callbacks)::empty;
   int ran = 0;

@@ -6,7 +6,6 @@
 
 #include "config.cuh"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cub/block/block_reduce.cuh>
 
@@ -15,6 +14,7 @@
 #include <type_traits>
 
 #include "../../nn/conv.hpp"
+#include "blas.cuh"
 #include "device_matrix.cuh"
 #include "elementwise.cuh"
 #include "error.cuh"
@@ -120,7 +120,7 @@ __global__ void stack_cotangent(const T* __restrict__ gy, const T* __restrict__ 
   PRILO_GRID_STRIDE(idx, n) {
     const std::int64_t r = idx % rows, c = idx / rows, j = r / P, q = r % P;
     const std::int64_t at = j * ld + c * P + q;
-    g[idx] = gy[at] * DeviceActivation<Act>::derivative_from_output(y[at]);
+    g[idx] = DeviceActivation<Act>::cotangent(gy[at], y[at]);
   }
 }
 
@@ -161,27 +161,14 @@ inline std::int64_t block_samples(std::int64_t n, std::int64_t scratch_per_sampl
                                   std::max<std::int64_t>(1, n));
 }
 
-/// A cuBLAS dimension: fails when it exceeds int.
-inline int blas_int(std::int64_t v, const char* what) {
-  if (v < 0 || v > std::int64_t(0x7fffffff)) ::prilo::detail::fail(what, ": dimension ", v, " exceeds cuBLAS's int");
-  return int(v);
-}
-
 /// C ← α·op(A)·op(B) + β·C on raw column-major device arrays (op(A) m × k, op(B) k × n), on the
-/// executor's cuBLAS handle and stream.
+/// executor's cuBLAS handle and stream (gpu::detail::blas_gemm: dimensions checked).
 template <class T>
 void gemm(const CudaExecutor& ex, bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
           const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "gemm: float or double");
   if (m == 0 || n == 0 || k == 0) ::prilo::detail::fail("conv gemm: empty product ", m, "x", k, " by ", k, "x", n);
-  const cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const int im = blas_int(m, "conv gemm"), in = blas_int(n, "conv gemm"), ik = blas_int(k, "conv gemm");
-  const int ilda = blas_int(lda, "conv gemm"), ildb = blas_int(ldb, "conv gemm"), ildc = blas_int(ldc, "conv gemm");
-  if constexpr (std::is_same_v<T, float>)
-    PRILO_CUBLAS_CHECK(cublasSgemm(ex.handle().get(), ta, tb, im, in, ik, &alpha, a, ilda, b, ildb, &beta, c, ildc));
-  else
-    PRILO_CUBLAS_CHECK(cublasDgemm(ex.handle().get(), ta, tb, im, in, ik, &alpha, a, ilda, b, ildb, &beta, c, ildc));
+  ::prilo::gpu::detail::blas_gemm(ex.handle().get(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                  "conv gemm");
 }
 
 /// Launches a grid-stride kernel over n entries on the executor's stream and checks the launch.

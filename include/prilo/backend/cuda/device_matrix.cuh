@@ -7,6 +7,7 @@
 
 #include <complex>
 #include <cstddef>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -63,8 +64,12 @@ class DeviceMatrix {
   const T* col(index j) const { return data_ + j * rows_; }
 
   /// Sets the shape; reallocates only when the buffer is too small (contents are then undefined).
+  /// A negative shape, or one whose byte count overflows, is refused (invalid_input).
   void resize(index rows, index cols) {
     if (rows < 0 || cols < 0) ::prilo::detail::fail("DeviceMatrix: negative shape ", rows, "x", cols);
+    if (cols > 0 && rows > std::numeric_limits<index>::max() / index(sizeof(T)) / cols)
+      ::prilo::detail::fail("DeviceMatrix: shape ", rows, "x", cols, " of ", sizeof(T),
+                            "-byte scalars overflows the size in bytes");
     const std::size_t need = std::size_t(rows) * std::size_t(cols);
     if (need > capacity_) {
       release();

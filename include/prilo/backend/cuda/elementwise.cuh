@@ -44,9 +44,17 @@ struct abs_diff_at {
   const T* b;
   __host__ __device__ T operator()(std::int64_t i) const { return a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]; }
 };
+/// The larger of a and b, or a NaN when either is one (thrust::maximum, lhs < rhs ? rhs : lhs,
+/// drops a NaN right-hand operand, so a reduction's result would depend on its order).
+template <class T>
+struct nan_max_op {
+  __host__ __device__ T operator()(T a, T b) const { return a != a ? a : (b != b || a < b) ? b : a; }
+};
 }  // namespace detail
 
-/// Device versions of the activations of prilo/nn/activations.hpp (same formulas).
+/// Device versions of the activations of prilo/nn/activations.hpp (same formulas), with
+/// cotangent(g, y) = g·act'(y) as nn::cotangent computes it: a select for Identity, ReLU and
+/// LeakyReLU (a dead ReLU unit gives 0 for every g, NaN and infinite included).
 template <class Act>
 struct DeviceActivation;
 template <>
@@ -59,6 +67,10 @@ struct DeviceActivation<nn::Identity> {
   __host__ __device__ static T derivative_from_output(T) {
     return T(1);
   }
+  template <class T>
+  __host__ __device__ static T cotangent(T g, T) {
+    return g;
+  }
 };
 template <>
 struct DeviceActivation<nn::Relu> {
@@ -69,6 +81,10 @@ struct DeviceActivation<nn::Relu> {
   template <class T>
   __host__ __device__ static T derivative_from_output(T y) {
     return y > T(0) ? T(1) : T(0);
+  }
+  template <class T>
+  __host__ __device__ static T cotangent(T g, T y) {
+    return y > T(0) ? g : T(0);
   }
 };
 template <>
@@ -81,6 +97,10 @@ struct DeviceActivation<nn::LeakyRelu> {
   __host__ __device__ static T derivative_from_output(T y) {
     return y > T(0) ? T(1) : T(nn::LeakyRelu::slope);
   }
+  template <class T>
+  __host__ __device__ static T cotangent(T g, T y) {
+    return y > T(0) ? g : T(nn::LeakyRelu::slope) * g;
+  }
 };
 template <>
 struct DeviceActivation<nn::Sigmoid> {
@@ -92,6 +112,10 @@ struct DeviceActivation<nn::Sigmoid> {
   __host__ __device__ static T derivative_from_output(T y) {
     return y * (T(1) - y);
   }
+  template <class T>
+  __host__ __device__ static T cotangent(T g, T y) {
+    return g * derivative_from_output(y);
+  }
 };
 template <>
 struct DeviceActivation<nn::Tanh> {
@@ -102,6 +126,10 @@ struct DeviceActivation<nn::Tanh> {
   template <class T>
   __host__ __device__ static T derivative_from_output(T y) {
     return T(1) - y * y;
+  }
+  template <class T>
+  __host__ __device__ static T cotangent(T g, T y) {
+    return g * derivative_from_output(y);
   }
 };
 
@@ -136,7 +164,8 @@ T squared_norm(const DeviceMatrix<T>& m, cudaStream_t stream = nullptr) {
                                   T(0), thrust::plus<T>());
 }
 
-/// max_i |a_i − b_i| (synchronises the stream): handy for comparing device results.
+/// max_i |a_i − b_i| (synchronises the stream): handy for comparing device results. NaN when
+/// any difference is NaN.
 template <class T>
 T max_abs_diff(const DeviceMatrix<T>& a, const DeviceMatrix<T>& b, cudaStream_t stream = nullptr) {
   require_shape(b, a.rows(), a.cols(), "max_abs_diff b");
@@ -145,7 +174,7 @@ T max_abs_diff(const DeviceMatrix<T>& a, const DeviceMatrix<T>& b, cudaStream_t 
   const T* ap = a.data();
   return thrust::transform_reduce(thrust::cuda::par.on(stream), thrust::counting_iterator<std::int64_t>(0),
                                   thrust::counting_iterator<std::int64_t>(a.size()), detail::abs_diff_at<T>{ap, bp},
-                                  T(0), thrust::maximum<T>());
+                                  T(0), detail::nan_max_op<T>{});
 }
 
 }  // namespace prilo::gpu

@@ -1,5 +1,7 @@
-// Error checking for the CUDA runtime, cuBLAS and cuFFT: every failing call throws
-// prilo::gpu::cuda_error (a std::runtime_error) whose message names the call and its status.
+// Error checking for the CUDA runtime, cuBLAS, cuFFT and cuRAND: every failing call checked by
+// these macros throws prilo::gpu::cuda_error (a std::runtime_error) whose message names the
+// call and its status. The Thrust helpers of elementwise.cuh (fill, axpy, sum, squared_norm,
+// max_abs_diff) throw Thrust's thrust::system_error instead.
 #pragma once
 
 #include "config.cuh"

@@ -126,13 +126,13 @@ __global__ void bias_activation(T* __restrict__ y, const T* __restrict__ b, std:
     y[k] = DeviceActivation<Act>::value(y[k] + b[k % rows]);
 }
 
-/// g ← gy ⊙ act'(y) (derivative written in terms of the output).
+/// g ← gy ⊙ act'(y) (derivative written in terms of the output; nn::cotangent's selects).
 template <class T, class Act>
 __global__ void activation_cotangent(const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ g,
                                      std::int64_t n) {
   for (std::int64_t k = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < n;
        k += std::int64_t(gridDim.x) * blockDim.x)
-    g[k] = gy[k] * DeviceActivation<Act>::derivative_from_output(y[k]);
+    g[k] = DeviceActivation<Act>::cotangent(gy[k], y[k]);
 }
 
 /// gb_i ← gb_i + Σ_j g_ij. A block covers kRowTile consecutive rows (threadIdx.x: one row, so
@@ -264,12 +264,11 @@ void gradient_step(const CudaExecutor& ex, DeviceMatrix<T>& x, const DeviceMatri
 
 // -- the layers' customisation points (prilo/exec/kernels.hpp) --
 
-/// C ← α·op(A)·op(B) + β·C with cuBLAS on the executor's handle (C resized when β = 0; C
-/// another matrix than A and B, as on the CPU).
+/// C ← α·op(A)·op(B) + β·C with cuBLAS on the executor's handle (gpu::gemm: C resized when
+/// β = 0; C another matrix than A and B, as on the CPU).
 template <class T>
 void gemm(const CudaExecutor& ex, bool trans_a, bool trans_b, T alpha, const DeviceMatrix<T>& a,
           const DeviceMatrix<T>& b, T beta, DeviceMatrix<T>& c) {
-  if (&c == &a || &c == &b) ::prilo::detail::fail("gemm: the output C is also an input (A or B): give another matrix");
   gemm(ex.handle(), trans_a, trans_b, alpha, a, b, beta, c);
 }
 
@@ -321,6 +320,11 @@ void project(const CudaExecutor& ex, const ::prilo::L1Ball<T>& policy, DeviceMat
              const DeviceMatrix<T>& centre) {
   gpu::L1Ball<T>{.radius = policy.radius}.project(x, centre, ex.stream(), ex.nonfinite_counter());
 }
+/// The device l1 ball likewise: its non-finite columns counted for finish_phase.
+template <class T>
+void project(const CudaExecutor& ex, const gpu::L1Ball<T>& policy, DeviceMatrix<T>& x, const DeviceMatrix<T>& centre) {
+  policy.project(x, centre, ex.stream(), ex.nonfinite_counter());
+}
 /// No constraint.
 template <class T>
 void project(const CudaExecutor&, const ::prilo::NoProjection&, DeviceMatrix<T>&, const DeviceMatrix<T>&) {}
@@ -351,8 +355,9 @@ template <class Loss, class T, class Solve>
 SolveResult<T> solve_blocks(const CudaExecutor& ex, const Loss& loss, const Mat<T>& start, Rng& rng, Solve&& solve,
                             const ColumnBlockOptions& opt = {}) {
   require_shape(start, start.rows(), loss.batch(), "solve_blocks start");
-  if (opt.parts != 1)
+  if (opt.parts > 1)
     ::prilo::detail::fail("solve_blocks: distributed runs (", opt.parts, " parts) are CPU-only for now");
+  (void)::prilo::column_partition(loss.batch(), opt);  // the CPU's checks of opt, before the solve
   return solve(loss, from_host(ex, start), rng, ColumnBlock{0, 1, 0, loss.batch()});
 }
 
@@ -366,6 +371,9 @@ void project(const CudaExecutor& ex, const ::prilo::BlockProjection<T, P>& polic
   if (policy.sizes.size() != policy.parts.size())
     ::prilo::detail::fail("BlockProjection: ", policy.sizes.size(), " block sizes but ", policy.parts.size(),
                           " projections");
+  for (std::size_t k = 0; k < policy.sizes.size(); ++k)
+    if (policy.sizes[k] < 0)
+      ::prilo::detail::fail("BlockProjection: block ", k, " has a negative size ", policy.sizes[k]);
   Eigen::Index total = 0;
   for (const Eigen::Index n : policy.sizes) total += n;
   if (total != x.rows())
@@ -398,8 +406,17 @@ inline void finish_phase(const CudaExecutor& ex, const char* what) {
   if (const int n = ex.take_nonfinite(); n != 0)
     ::prilo::detail::fail(what, ": ", n, " column(s) became non-finite (NaN or infinite) during the phase");
 }
+/// Begins a phase of work: drops what an earlier phase on a copy of this executor left flagged
+/// when it ended by an exception (finish_phase never ran for it), so that finish_phase reports
+/// only this phase's columns. Synchronises the stream when the flag exists.
+inline void start_phase(const CudaExecutor& ex) {
+  (void)ex.take_nonfinite();
+}
 
-/// prilo::Adam on the CUDA executor (one fused kernel per step plus the projection).
+/// prilo::Adam on the CUDA executor (one fused kernel per step plus the projection). With an l1
+/// ball (prilo::L1Ball or gpu::L1Ball) a column that becomes non-finite is only counted on the
+/// device: a caller that runs step() itself calls finish_phase(executor, what) after its steps
+/// to have it raised (the solvers do at the end of each phase).
 template <class T, class Projection = ::prilo::NoProjection, class Noise = NoNoise>
 using Adam = ::prilo::Adam<T, Projection, Noise, CudaExecutor>;
 /// prilo::GradientDescent on the CUDA executor.

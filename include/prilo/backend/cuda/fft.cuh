@@ -7,6 +7,8 @@
 #include <cufft.h>
 
 #include <complex>
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -159,6 +161,10 @@ class Fourier2d {
  private:
   static std::shared_ptr<FftPlanCache<T>> make_plans(int h, int w) {
     if (h <= 0 || w <= 0) ::prilo::detail::fail("gpu::Fourier2d: image size must be positive, got ", h, "x", w);
+    // as on the CPU: pixel and bin indices are ints (cuFFT's plans, the loss's kernels)
+    if (std::int64_t(h) * std::int64_t(w) > std::numeric_limits<int>::max())
+      ::prilo::detail::fail("gpu::Fourier2d: image size ", h, "x", w, " has more than ",
+                            std::numeric_limits<int>::max(), " pixels");
     return std::make_shared<FftPlanCache<T>>(h, w);
   }
 

@@ -1,6 +1,6 @@
 // The FP32 fused-multiply-add peak of a GPU, measured: the figure a run on the CUDA executor
 // is compared with (prilo-reconstruct-cuda's work table), as prilo::measure_peak_gflops is on
-// the CPU.
+// the CPU; and the CUDA-event timer it (and benchmarks/cuda) times with.
 #pragma once
 
 #include "config.cuh"
@@ -55,6 +55,31 @@ inline float peak_chain_sum(float a, float b, int rounds, int lane) {
   return s;
 }
 
+/// A pair of CUDA events timing work queued on one stream (measure_peak's timer, and the CUDA
+/// benchmarks'). Each event is destroyed by its own member, also when creating the other fails.
+class EventTimer {
+ public:
+  void start(cudaStream_t s = nullptr) { PRILO_CUDA_CHECK(cudaEventRecord(start_.e, s)); }
+  /// Seconds since start(), after waiting for the work.
+  double stop(cudaStream_t s = nullptr) {
+    PRILO_CUDA_CHECK(cudaEventRecord(stop_.e, s));
+    PRILO_CUDA_CHECK(cudaEventSynchronize(stop_.e));
+    float ms = 0;
+    PRILO_CUDA_CHECK(cudaEventElapsedTime(&ms, start_.e, stop_.e));
+    return double(ms) * 1e-3;
+  }
+
+ private:
+  struct Event {  // owns one cudaEvent_t
+    cudaEvent_t e = nullptr;
+    Event() { PRILO_CUDA_CHECK(cudaEventCreate(&e)); }
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+    ~Event() { (void)cudaEventDestroy(e); }
+  };
+  Event start_, stop_;
+};
+
 /// A measurement of measure_peak.
 struct PeakMeasurement {
   double gflops = 0;
@@ -75,22 +100,16 @@ inline PeakMeasurement measure_peak(cudaStream_t stream = nullptr) {
   PRILO_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));  // its name and multiprocessor count
   const int blocks = std::max(1, prop.multiProcessorCount) * detail::kPeakBlocksPerSm;
   DeviceMatrix<float> out(detail::kPeakThreads, blocks);
-  cudaEvent_t start = nullptr, stop = nullptr;
-  PRILO_CUDA_CHECK(cudaEventCreate(&start));
-  PRILO_CUDA_CHECK(cudaEventCreate(&stop));
+  EventTimer timer;
   const float a = 0.99999994f, b = 1e-7f;
   auto launch = [&](int rounds) {
     detail::fma_chains_kernel<float><<<blocks, detail::kPeakThreads, 0, stream>>>(a, b, rounds, out.data());
     PRILO_CUDA_CHECK_LAUNCH();
   };
   auto timed_ms = [&](int rounds) {
-    PRILO_CUDA_CHECK(cudaEventRecord(start, stream));
+    timer.start(stream);
     launch(rounds);
-    PRILO_CUDA_CHECK(cudaEventRecord(stop, stream));
-    PRILO_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    PRILO_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    return double(ms);
+    return timer.stop(stream) * 1e3;
   };
   PeakMeasurement m;
   m.device = prop.name;
@@ -99,8 +118,6 @@ inline PeakMeasurement measure_peak(cudaStream_t stream = nullptr) {
   while (timed_ms(rounds) < 1.0 && rounds < (1 << 20)) rounds *= 2;
   double best_ms = 1e300;
   for (int t = 0; t < 5; ++t) best_ms = std::min(best_ms, timed_ms(rounds));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   const double flop = 2.0 * detail::kPeakChains * 64.0 * double(rounds) * double(blocks) * detail::kPeakThreads;
   m.gflops = flop / (best_ms * 1e-3) / 1e9;
   m.rounds = rounds;

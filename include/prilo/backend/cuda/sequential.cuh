@@ -271,6 +271,7 @@ class Sequential {
   /// cudaFree, which waits for the device, per step).
   /// result may be gy (vjp_input(tr, g, g)): gy is then copied first, as on the CPU.
   void vjp_input(const Trace<T>& tr, const DeviceMatrix<T>& gy, DeviceMatrix<T>& result) const {
+    check_trace(tr);
     require_shape(gy, tr.output().rows(), tr.output().cols(), "gpu generator output cotangent");
     if (&gy == &result) {  // a module would resize its output while it still reads its input
       if (tr.first == tr.last) return;
@@ -299,6 +300,7 @@ class Sequential {
   }
   /// As vjp_input, and adds the weight gradients of the range's modules to their buffers.
   DeviceMatrix<T> vjp_weights(const Trace<T>& tr, const DeviceMatrix<T>& gy) {
+    check_trace(tr);
     require_shape(gy, tr.output().rows(), tr.output().cols(), "gpu generator output cotangent");
     if (tr.first == tr.last) return gy.clone(ex_.stream());
     DeviceMatrix<T> result;
@@ -335,6 +337,12 @@ class Sequential {
     check_split(i, "forward");
     check_split(j, "forward");
     if (i > j) ::prilo::detail::fail("gpu generator forward: range start ", i, " after its end ", j);
+  }
+  /// The VJPs' check that tr holds a forward pass of this network (nn::Sequential's, same message).
+  void check_trace(const Trace<T>& tr) const {
+    if (tr.first < 0 || tr.first > tr.last || tr.last >= int(tr.acts.size()) || tr.last > depth())
+      ::prilo::detail::fail("Sequential VJP: the trace holds no forward pass of this network (", tr.acts.size(),
+                            " activations, layers ", tr.first, "..", tr.last, ", depth ", depth(), ")");
   }
   template <class F>
   void for_each_layer(F&& f) const {

@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kVjpThreads)
     const T scale = T(1) + s[j * 2 * C + c];
     T a = T(0), g = T(0);
     for (std::int64_t q = c * P + threadIdx.x; q < (c + 1) * P; q += kVjpThreads) {
-      const T gv = gy[j * gy_rows + q] * DeviceActivation<Act>::derivative_from_output(y[j * y_rows + q]);
+      const T gv = DeviceActivation<Act>::cotangent(gy[j * gy_rows + q], y[j * y_rows + q]);
       a += gv * x[j * x_rows + q];
       g += gv;
       if (gx) gx[j * gx_rows + q] = gv * scale;
