@@ -45,21 +45,6 @@ struct Settings {
   bool quiet = false;
 };
 
-/// A ball's label: "10", "40/10" (one radius per tensor), "inf".
-std::string radius_label(const PhaseOptions<T>& p) {
-  auto one = [](T r) {
-    if (std::isinf(r)) return std::string("inf");
-    std::ostringstream s;
-    s << r;
-    return s.str();
-  };
-  if (!p.constrain) return "inf";
-  if (p.radii.empty()) return one(p.radius);
-  std::string out;
-  for (std::size_t b = 0; b < p.radii.size(); ++b) out += (b ? "/" : "") + one(p.radii[b]);
-  return out;
-}
-
 /// "10", "inf", "40/10" → the phase's radius or per-tensor radii.
 PhaseOptions<T> parse_radius(const std::string& text, const PhaseOptions<T>& base) {
   PhaseOptions<T> p = base;
@@ -99,11 +84,6 @@ std::vector<std::string> split_list(const std::string& s) {
   while (std::getline(in, tok, ','))
     if (!tok.empty()) out.push_back(tok);
   return out;
-}
-
-/// Whether two balls are the same set (same radius, or same per-tensor radii).
-bool same_ball(const PhaseOptions<T>& a, const PhaseOptions<T>& b) {
-  return radius_label(a) == radius_label(b);
 }
 
 }  // namespace
@@ -172,36 +152,19 @@ int main(int argc, char** argv) {
     const io::AnyVae<T> model = io::load_any_vae<T>(files.weights);
     const int depth = std::visit([](const auto& v) { return v.decoder().depth(); }, model);
 
-    // the balls: the config's forward radii (both readings) at each split point; for a chained
-    // stage of R > 1 repetitions (each re-centring its ball) also R times its radius, the
-    // ball those repetitions can reach from the stage's first centre; then inf
+    // the balls: by default the config's forward balls (both readings) at the split points its
+    // stages name (analysis::config_balls); --split-points and --radii choose others
     const PhaseOptions<T> base{.steps = st.split_steps, .radius = T(0), .learning_rate = T(st.split_lr)};
+    const std::vector<analysis::NamedPriloSection<T>> sections{{"prilo", &cfg.prilo},
+                                                               {"prilo_chain", &cfg.prilo_chain}};
     std::vector<int> points;
-    std::vector<std::pair<int, PhaseOptions<T>>> from_config;
-    for (const PriloOptions<T>* o : {&cfg.prilo, &cfg.prilo_chain})
-      for (std::size_t k = 0; k < o->stages.size(); ++k) {
-        const auto& s = o->stages[k];
-        if (s.repetitions < 1 || !s.forward.enabled) continue;
-        if (!app.count("--split-points") && (s.layer < 1 || s.layer >= depth))
-          throw invalid_input("the config " + files.config.string() + ": " +
-                              (o->reading == PriloReading::chained ? "prilo_chain" : "prilo") + ".stages[" +
-                              std::to_string(k) + "].layer " + std::to_string(s.layer) +
-                              " is not a split point of the " + st.generator + " decoder (1.." +
-                              std::to_string(depth - 1) + ")");
-        PhaseOptions<T> p = base;
-        p.radius = s.forward.radius;
-        p.radii = s.forward.radii;
-        p.constrain = s.forward.constrain;
-        from_config.push_back({s.layer, p});
-        if (o->reading == PriloReading::chained && s.repetitions > 1 && p.constrain) {
-          p.radius *= T(s.repetitions);
-          for (T& r : p.radii) r *= T(s.repetitions);
-          from_config.push_back({s.layer, p});
-        }
-        if (std::find(points.begin(), points.end(), s.layer) == points.end()) points.push_back(s.layer);
+    if (!app.count("--split-points")) try {
+        points = analysis::config_split_points(sections, depth);
+      } catch (const invalid_input& e) {
+        throw invalid_input("the config " + files.config.string() + ": " + e.what() + " (the " + st.generator +
+                            " decoder)");
       }
-    if (app.count("--split-points")) {  // given empty: an error below, not the config's points
-      points.clear();
+    else {  // given empty: an error below, not the config's points
       for (const std::string& tok : split_list(st.split_points)) {
         std::size_t used = 0;
         int i = -1;
@@ -230,29 +193,19 @@ int main(int argc, char** argv) {
         if (app.count(opt))
           throw invalid_input(std::string(opt) + ": sets the polish rounds, and --polish-rounds is 0");
     std::vector<analysis::SplitBall<T>> balls;
-    auto add = [&](int layer, const PhaseOptions<T>& p) {
-      for (const auto& b : balls)
-        if (b.layer == layer && same_ball(b.phase, p)) return;
-      balls.push_back({layer, p});
-    };
-    for (const int i : points) {
-      if (app.count("--radii")) {  // given empty: an error, not the config's balls
-        const std::vector<std::string> radii = split_list(st.radii);
-        if (radii.empty()) throw invalid_input("--radii: \"" + st.radii + "\" lists no radius");
-        for (const std::string& tok : radii) add(i, parse_radius(tok, base));
-      } else {
-        std::vector<PhaseOptions<T>> here;
-        for (const auto& [layer, p] : from_config)
-          if (layer == i) here.push_back(p);
-        std::stable_sort(here.begin(), here.end(), [](const PhaseOptions<T>& a, const PhaseOptions<T>& b) {
-          const T ra = a.radii.empty() ? a.radius : a.radii[0], rb = b.radii.empty() ? b.radius : b.radii[0];
-          return ra < rb;
-        });
-        for (const auto& p : here) add(i, p);
-        PhaseOptions<T> unconstrained = base;
-        unconstrained.radius = std::numeric_limits<T>::infinity();
-        add(i, unconstrained);
-      }
+    if (!app.count("--radii"))
+      balls = analysis::config_balls(sections, points, base);
+    else {  // given empty: an error, not the config's balls
+      const std::vector<std::string> radii = split_list(st.radii);
+      if (radii.empty()) throw invalid_input("--radii: \"" + st.radii + "\" lists no radius");
+      for (const int i : points)
+        for (const std::string& tok : radii) {
+          const PhaseOptions<T> p = parse_radius(tok, base);
+          if (std::none_of(balls.begin(), balls.end(), [&](const analysis::SplitBall<T>& b) {
+                return b.layer == i && analysis::ball_label(b.phase) == analysis::ball_label(p);
+              }))
+            balls.push_back({i, p});
+        }
     }
     analysis::RepresentationOptions<T> opt{
         .latent = {.steps = st.steps, .radius = T(100), .learning_rate = T(st.lr)},
@@ -312,10 +265,10 @@ int main(int argc, char** argv) {
     json fits = json::array();
     fits.push_back(row("z0", "0", "100 (around 0)", res.psnr0, res.error0));
     for (const auto& f : res.balls)
-      fits.push_back(
-          row("z" + std::to_string(f.ball.layer), std::to_string(f.ball.layer),
-              radius_label(f.ball.phase) + (radius_label(f.ball.phase) == "inf" ? "" : " (around G_0^i(z0*))"), f.psnr,
-              f.error));
+      fits.push_back(row("z" + std::to_string(f.ball.layer), std::to_string(f.ball.layer),
+                         analysis::ball_label(f.ball.phase) +
+                             (analysis::ball_label(f.ball.phase) == "inf" ? "" : " (around G_0^i(z0*))"),
+                         f.psnr, f.error));
     int from_encoder = 0;
     for (int s : res.start0) from_encoder += s == 0;
     std::printf("\n%d of %d z0 fits kept the encoder's start (the others a random one); %.1f s (%.2f s per image)\n",

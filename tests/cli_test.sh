@@ -226,7 +226,7 @@ if [ -x "$represent" ]; then
   # given empty, they are errors, not the config's split points and balls
   expect_fail "--split-points: no split points given" "$represent" --split-points "" --count 1
   expect_fail "--radii: \"\" lists no radius" "$represent" --radii "" --count 1
-  expect_fail "the config $tmp/deep.json: prilo.stages[0].layer 9 is not a split point of the mlp decoder" \
+  expect_fail "the config $tmp/deep.json: prilo.stages[0].layer 9 is not a split point of a decoder of" \
     "$represent" --config "$tmp/deep.json" --count 1
 fi
 cat > "$tmp/quick.json" <<'JSON'

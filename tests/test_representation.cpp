@@ -190,4 +190,33 @@ TEST_CASE("representation_limit takes its images and starts as expressions of th
   CHECK(left.x0 == whole.x0);
 }
 
+TEST_CASE("config_balls: the forward balls of a config's stages per split point, R times a chained stage's, then inf") {
+  using P = prilo::PhaseOptions<double>;
+  prilo::PriloOptions<double> paper, chain;
+  chain.reading = prilo::PriloReading::chained;
+  paper.stages = {{.layer = 2, .forward = {.radius = 10}}, {.layer = 1, .forward = {.radius = 20}}};
+  chain.stages = {{.layer = 1, .repetitions = 3, .forward = {.radius = 5}},
+                  {.layer = 2, .repetitions = 1, .forward = {.radius = 10}},  // the same ball as prilo's: once
+                  {.layer = 1, .repetitions = 0, .forward = {.radius = 7}},   // runs nothing: no ball
+                  {.layer = 2, .forward = {.radius = 3, .enabled = false}}};  // likewise
+  const std::vector<NamedPriloSection<double>> sections{{"prilo", &paper}, {"prilo_chain", &chain}};
+  const auto points = config_split_points(sections, 4);
+  CHECK(points == std::vector<int>{1, 2});
+  const P base{.steps = 50, .radius = 0, .learning_rate = 0.02};
+  const auto balls = config_balls(sections, points, base);
+  std::vector<std::string> got;
+  for (const auto& b : balls) {
+    got.push_back(std::to_string(b.layer) + ":" + ball_label(b.phase));
+    CHECK(b.phase.steps == 50);
+    CHECK(b.phase.learning_rate == 0.02);
+  }
+  CHECK(got == std::vector<std::string>{"1:5", "1:15", "1:20", "1:inf", "2:10", "2:inf"});
+  // per-tensor radii, scaled alike; a stage beyond the decoder named with its section
+  chain.stages = {{.layer = 1, .repetitions = 2, .forward = {.radii = {40, 10}}}};
+  CHECK(ball_label(config_balls(sections, {1}, base)[2].phase) == "80/20");  // after 20 and 40/10
+  CHECK_THROWS_WITH_AS(config_split_points(sections, 2),
+                       "prilo.stages[0].layer 2 is not a split point of a decoder of 2 layers (1..1)",
+                       prilo::invalid_input);
+}
+
 }  // namespace prilo_test_representation

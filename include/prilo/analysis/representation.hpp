@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -75,6 +76,94 @@ struct SplitBall {
   int layer = 1;
   PhaseOptions<T> phase{.steps = 500, .radius = T(10), .learning_rate = T(0.01)};
 };
+
+/// A ball's label: "10", "40/10" (one radius per tensor), "inf" (no ball); two balls with the
+/// same label are the same set.
+template <class T>
+std::string ball_label(const PhaseOptions<T>& p) {
+  auto one = [](T r) {
+    if (std::isinf(r)) return std::string("inf");
+    std::ostringstream s;
+    s << r;
+    return s.str();
+  };
+  if (!p.constrain) return "inf";
+  if (p.radii.empty()) return one(p.radius);
+  std::string out;
+  for (std::size_t b = 0; b < p.radii.size(); ++b) out += (b ? "/" : "") + one(p.radii[b]);
+  return out;
+}
+
+/// A reconstruction config's PRILO section, named for errors ("prilo", "prilo_chain").
+template <class T>
+struct NamedPriloSection {
+  std::string name;
+  const PriloOptions<T>* options = nullptr;
+};
+
+/// The split points the stages of `sections` name (stages that run: repetitions ≥ 1, forward
+/// phase enabled), in increasing order, each once; invalid_input naming the section and stage
+/// whose layer is not a split point of a decoder of `depth` layers (1 … depth − 1).
+template <class T>
+std::vector<int> config_split_points(const std::vector<NamedPriloSection<T>>& sections, int depth) {
+  std::vector<int> points;
+  for (const auto& [name, o] : sections)
+    for (std::size_t k = 0; k < o->stages.size(); ++k) {
+      const auto& s = o->stages[k];
+      if (s.repetitions < 1 || !s.forward.enabled) continue;
+      if (s.layer < 1 || s.layer >= depth)
+        detail::fail(name, ".stages[", k, "].layer ", s.layer, " is not a split point of a decoder of ", depth,
+                     " layers (1..", depth - 1, ")");
+      if (std::find(points.begin(), points.end(), s.layer) == points.end()) points.push_back(s.layer);
+    }
+  std::sort(points.begin(), points.end());
+  return points;
+}
+
+/// The balls PRILO's forward phases search at each of `points`, as prilo-represent fits them by
+/// default: each running stage's forward ball at its layer; for a chained stage of R > 1
+/// repetitions (each re-centring its ball) also R times its radius, the ball those repetitions
+/// can reach from the stage's first centre; at every point, in increasing radius, then the
+/// whole space (radius +∞). Each ball once a point. `base` gives every fit's steps and
+/// learning rate (its radius is replaced).
+template <class T>
+std::vector<SplitBall<T>> config_balls(const std::vector<NamedPriloSection<T>>& sections,
+                                       const std::vector<int>& points, const PhaseOptions<T>& base) {
+  std::vector<std::pair<int, PhaseOptions<T>>> found;
+  for (const auto& section : sections)
+    for (const auto& s : section.options->stages) {
+      if (s.repetitions < 1 || !s.forward.enabled) continue;
+      PhaseOptions<T> p = base;
+      p.radius = s.forward.radius;
+      p.radii = s.forward.radii;
+      p.constrain = s.forward.constrain;
+      found.push_back({s.layer, p});
+      if (section.options->reading == PriloReading::chained && s.repetitions > 1 && p.constrain) {
+        p.radius *= T(s.repetitions);
+        for (T& r : p.radii) r *= T(s.repetitions);
+        found.push_back({s.layer, p});
+      }
+    }
+  std::vector<SplitBall<T>> balls;
+  auto add = [&](int layer, const PhaseOptions<T>& p) {
+    for (const auto& b : balls)
+      if (b.layer == layer && ball_label(b.phase) == ball_label(p)) return;
+    balls.push_back({layer, p});
+  };
+  for (const int i : points) {
+    std::vector<PhaseOptions<T>> here;
+    for (const auto& [layer, p] : found)
+      if (layer == i) here.push_back(p);
+    std::stable_sort(here.begin(), here.end(), [](const PhaseOptions<T>& a, const PhaseOptions<T>& b) {
+      return (a.radii.empty() ? a.radius : a.radii[0]) < (b.radii.empty() ? b.radius : b.radii[0]);
+    });
+    for (const auto& p : here) add(i, p);
+    PhaseOptions<T> unconstrained = base;
+    unconstrained.radius = std::numeric_limits<T>::infinity();
+    add(i, unconstrained);
+  }
+  return balls;
+}
 
 /// The options of representation_limit.
 template <class T>

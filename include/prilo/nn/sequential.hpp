@@ -71,6 +71,13 @@ constexpr bool sequential_check_module() {
                 "Sequential: a module's buffers() must return nn::BufferList<T> (or be left out: no buffers)");
   return true;
 }
+/// invalid_input unless a trace of layers first..last with `activations` stored can be a
+/// forward pass of a network of `depth` layers (the VJPs' check, CPU and CUDA).
+inline void sequential_check_trace(int first, int last, std::size_t activations, int depth) {
+  if (first < 0 || first > last || last >= int(activations) || last > depth)
+    fail("Sequential VJP: the trace holds no forward pass of this network (", activations, " activations, layers ",
+         first, "..", last, ", depth ", depth, ")");
+}
 }  // namespace prilo::detail
 
 namespace prilo::nn {
@@ -255,9 +262,7 @@ class Sequential {
   // backward_input, the weight VJP their mutating backward.
   template <bool Weights, class Self>
   static void backprop(Self& self, const Trace<T>& tr, const Mat<T>& gy, Mat<T>& result) {
-    if (tr.first < 0 || tr.first > tr.last || tr.last >= int(tr.acts.size()) || tr.last > self.depth())
-      detail::fail("Sequential VJP: the trace holds no forward pass of this network (", tr.acts.size(),
-                   " activations, layers ", tr.first, "..", tr.last, ", depth ", self.depth(), ")");
+    detail::sequential_check_trace(tr.first, tr.last, tr.acts.size(), self.depth());
     require_shape(gy, tr.acts[tr.last].rows(), tr.acts[tr.last].cols(), "generator output cotangent");
     if (&gy == &result && tr.first < tr.last) {  // vjp_input(tr, g, g): a module would resize its
       const Mat<T> copy = gy;                    // output while it still reads its input

@@ -338,11 +338,9 @@ class Sequential {
     check_split(j, "forward");
     if (i > j) ::prilo::detail::fail("gpu generator forward: range start ", i, " after its end ", j);
   }
-  /// The VJPs' check that tr holds a forward pass of this network (nn::Sequential's, same message).
+  /// The VJPs' check that tr holds a forward pass of this network (nn::Sequential's).
   void check_trace(const Trace<T>& tr) const {
-    if (tr.first < 0 || tr.first > tr.last || tr.last >= int(tr.acts.size()) || tr.last > depth())
-      ::prilo::detail::fail("Sequential VJP: the trace holds no forward pass of this network (", tr.acts.size(),
-                            " activations, layers ", tr.first, "..", tr.last, ", depth ", depth(), ")");
+    ::prilo::detail::sequential_check_trace(tr.first, tr.last, tr.acts.size(), depth());
   }
   template <class F>
   void for_each_layer(F&& f) const {
