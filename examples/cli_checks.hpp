@@ -5,9 +5,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <prilo/io/idx.hpp>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -110,6 +113,16 @@ CLI::Validator integer_at_least(long long lo) {
         return {};
       },
       "INT >= " + std::to_string(lo));
+}
+
+/// invalid_input naming --train-limit when it asks for more images than the train split of
+/// `dataset` holds (its files' headers say how many), before any image is read.
+inline void check_train_limit(long long limit, const std::filesystem::path& data_dir, const std::string& dataset) {
+  if (limit <= 0) return;
+  const std::size_t n = prilo::io::dataset_size(data_dir, dataset, "train");
+  if (static_cast<unsigned long long>(limit) > n)
+    throw prilo::invalid_input("--train-limit " + std::to_string(limit) + ": the train split of " + dataset + " has " +
+                               std::to_string(n) + " images");
 }
 
 }  // namespace prilo_cli

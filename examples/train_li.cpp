@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
           "--measurements: the DFT (--operator fourier) has as many measurements as pixels; "
           "--measurements sets the Gaussian operators' m");
     // the images' sides from the data (load_dataset checks them against the data set's)
+    prilo_cli::check_train_limit(st.limit, st.data_dir, st.dataset);
     const auto data =
         io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
     const int h = int(data.rows), w = int(data.cols);

@@ -92,6 +92,7 @@ Mat<T> reconstructed(const Settings& st, const V& vae, const Mat<T>& x, int h, i
 
 template <class V>
 int train(const Settings& st, const V& vae, const fs::path& vae_path) {
+  prilo_cli::check_train_limit(st.limit, st.data_dir, st.dataset);
   const auto data =
       io::load_dataset<T>(st.data_dir, st.dataset, "train", 0, st.limit > 0 ? std::size_t(st.limit) : io::idx_all);
   const Eigen::Index N = data.images.cols(), n = data.images.rows();

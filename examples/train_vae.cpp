@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
     check_distinct_outputs({{"--output", out}, {"--output's checkpoint", out + ".ckpt"}},
                            with_files({}, io::dataset_files(data_dir, dataset), "data set's"));
     install_interrupt_handler();  // SIGINT: stop at the next batch; the last epoch's checkpoint stays
+    prilo_cli::check_train_limit(limit, data_dir, dataset);
     auto train = io::load_dataset<T>(data_dir, dataset, "train", 0, limit > 0 ? std::size_t(limit) : io::idx_all);
     auto test = io::load_dataset<T>(data_dir, dataset, "test");
     const Eigen::Index n = train.images.cols(), d = train.images.rows();

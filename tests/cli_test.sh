@@ -47,6 +47,9 @@ if [ $rc -eq 0 ] && grep -qE "± +n/a" <<<"$out" && ! grep -qiw "nan" <<<"$out";
   echo "FAIL: --count 1 should print n/a for the confidence intervals (rc=$rc): $out"; fails=$((fails+1)); fi
 PRILO_FFTW_EFFORT=exhaustive expect_fail "unknown value \"exhaustive\"" "$recon" --count 1 --methods hio --quiet
 expect_fail "--epochs" "$train" --epochs 0
+# more training images than the split holds: the option named, before any reading
+expect_fail "--train-limit 70000: the train split of mnist has 60000 images" "$train" --train-limit 70000 --epochs 1 \
+  -o "$tmp/limit.prw"
 # output paths are checked before any solving (no banner, no table)
 expect_fail "--png $tmp/no-such-dir/x.png: the folder $tmp/no-such-dir does not exist" "$recon" --count 1 --png "$tmp/no-such-dir/x.png"
 out="$("$recon" --count 1 --json "$tmp" 2>&1)"
