@@ -199,13 +199,7 @@ int main(int argc, char** argv) {
       const std::vector<std::string> radii = split_list(st.radii);
       if (radii.empty()) throw invalid_input("--radii: \"" + st.radii + "\" lists no radius");
       for (const int i : points)
-        for (const std::string& tok : radii) {
-          const PhaseOptions<T> p = parse_radius(tok, base);
-          if (std::none_of(balls.begin(), balls.end(), [&](const analysis::SplitBall<T>& b) {
-                return b.layer == i && analysis::ball_label(b.phase) == analysis::ball_label(p);
-              }))
-            balls.push_back({i, p});
-        }
+        for (const std::string& tok : radii) analysis::add_ball(balls, i, parse_radius(tok, base));
     }
     analysis::RepresentationOptions<T> opt{
         .latent = {.steps = st.steps, .radius = T(100), .learning_rate = T(st.lr)},

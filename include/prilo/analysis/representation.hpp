@@ -94,6 +94,21 @@ std::string ball_label(const PhaseOptions<T>& p) {
   return out;
 }
 
+/// Appends the ball {layer, p} to `balls` unless the same ball (same layer and label) is there.
+template <class T>
+void add_ball(std::vector<SplitBall<T>>& balls, int layer, const PhaseOptions<T>& p) {
+  for (const auto& b : balls)
+    if (b.layer == layer && ball_label(b.phase) == ball_label(p)) return;
+  balls.push_back({layer, p});
+}
+
+/// Whether a PRILO stage runs a forward phase (repetitions ≥ 1, forward phase enabled): the
+/// stages whose balls config_split_points and config_balls read.
+template <class T>
+bool runs_forward_phase(const PriloStage<T>& s) {
+  return s.repetitions >= 1 && s.forward.enabled;
+}
+
 /// A reconstruction config's PRILO section, named for errors ("prilo", "prilo_chain").
 template <class T>
 struct NamedPriloSection {
@@ -110,7 +125,7 @@ std::vector<int> config_split_points(const std::vector<NamedPriloSection<T>>& se
   for (const auto& [name, o] : sections)
     for (std::size_t k = 0; k < o->stages.size(); ++k) {
       const auto& s = o->stages[k];
-      if (s.repetitions < 1 || !s.forward.enabled) continue;
+      if (!runs_forward_phase(s)) continue;
       if (s.layer < 1 || s.layer >= depth)
         detail::fail(name, ".stages[", k, "].layer ", s.layer, " is not a split point of a decoder of ", depth,
                      " layers (1..", depth - 1, ")");
@@ -132,7 +147,7 @@ std::vector<SplitBall<T>> config_balls(const std::vector<NamedPriloSection<T>>& 
   std::vector<std::pair<int, PhaseOptions<T>>> found;
   for (const auto& section : sections)
     for (const auto& s : section.options->stages) {
-      if (s.repetitions < 1 || !s.forward.enabled) continue;
+      if (!runs_forward_phase(s)) continue;
       PhaseOptions<T> p = base;
       p.radius = s.forward.radius;
       p.radii = s.forward.radii;
@@ -145,11 +160,6 @@ std::vector<SplitBall<T>> config_balls(const std::vector<NamedPriloSection<T>>& 
       }
     }
   std::vector<SplitBall<T>> balls;
-  auto add = [&](int layer, const PhaseOptions<T>& p) {
-    for (const auto& b : balls)
-      if (b.layer == layer && ball_label(b.phase) == ball_label(p)) return;
-    balls.push_back({layer, p});
-  };
   for (const int i : points) {
     std::vector<PhaseOptions<T>> here;
     for (const auto& [layer, p] : found)
@@ -157,10 +167,10 @@ std::vector<SplitBall<T>> config_balls(const std::vector<NamedPriloSection<T>>& 
     std::stable_sort(here.begin(), here.end(), [](const PhaseOptions<T>& a, const PhaseOptions<T>& b) {
       return (a.radii.empty() ? a.radius : a.radii[0]) < (b.radii.empty() ? b.radius : b.radii[0]);
     });
-    for (const auto& p : here) add(i, p);
+    for (const auto& p : here) add_ball(balls, i, p);
     PhaseOptions<T> unconstrained = base;
     unconstrained.radius = std::numeric_limits<T>::infinity();
-    add(i, unconstrained);
+    add_ball(balls, i, unconstrained);
   }
   return balls;
 }
